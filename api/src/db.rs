@@ -1,0 +1,114 @@
+//! Database connection pool, creation of the database, and migrations.
+
+use diesel::prelude::*;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+
+pub type DbPool = Pool<AsyncPgConnection>;
+pub type DbConn = Object<AsyncPgConnection>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbSetupError {
+    #[error("invalid database URL {0:?}")]
+    InvalidUrl(String),
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migrations failed: {0}")]
+    Migrations(String),
+    #[error("connection pool error: {0}")]
+    Pool(String),
+}
+
+/// Split a PostgreSQL URL into the URL of the `postgres` maintenance database and the name of
+/// the database it names.
+pub fn maintenance_url(database_url: &str) -> Result<(String, String), DbSetupError> {
+    let mut url =
+        url::Url::parse(database_url).map_err(|_| DbSetupError::InvalidUrl(database_url.into()))?;
+    let name = url.path().trim_start_matches('/').to_string();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(DbSetupError::InvalidUrl(database_url.into()));
+    }
+    url.set_path("/postgres");
+    Ok((url.to_string(), name))
+}
+
+#[derive(QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    exists: bool,
+}
+
+/// Create the database if it does not exist yet.
+pub async fn create_database(database_url: &str) -> Result<(), DbSetupError> {
+    let (admin_url, name) = maintenance_url(database_url)?;
+    let mut conn = AsyncPgConnection::establish(&admin_url).await?;
+    let found: Exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<diesel::sql_types::Text, _>(&name)
+            .get_result(&mut conn)
+            .await?;
+    if !found.exists {
+        match diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+        {
+            Ok(_) => tracing::info!(database = %name, "created the database"),
+            // Another process created it at the same moment.
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("already exists") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Drop a database (tests use one per test).
+pub async fn drop_database(database_url: &str) -> Result<(), DbSetupError> {
+    let (admin_url, name) = maintenance_url(database_url)?;
+    let mut conn = AsyncPgConnection::establish(&admin_url).await?;
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// Apply pending migrations. Needs the multi-threaded tokio runtime.
+pub async fn migrate(database_url: &str) -> Result<Vec<String>, DbSetupError> {
+    let conn = AsyncPgConnection::establish(database_url).await?;
+    let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+    let applied = harness
+        .run_pending_migrations(MIGRATIONS)
+        .map_err(|e| DbSetupError::Migrations(e.to_string()))?
+        .into_iter()
+        .map(|v| v.to_string())
+        .collect();
+    Ok(applied)
+}
+
+pub fn pool(database_url: &str, size: usize) -> Result<DbPool, DbSetupError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    Pool::builder(manager)
+        .max_size(size)
+        .build()
+        .map_err(|e| DbSetupError::Pool(e.to_string()))
+}
+
+/// Create, migrate and connect.
+pub async fn setup(database_url: &str) -> Result<DbPool, DbSetupError> {
+    create_database(database_url).await?;
+    let applied = migrate(database_url).await?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "applied migrations");
+    }
+    pool(database_url, 16)
+}

@@ -1,0 +1,68 @@
+// @generated-style diesel schema, kept by hand in step with migrations/.
+
+diesel::table! {
+    requests (id) {
+        id -> Int8,
+        repo -> Text,
+        #[sql_name = "ref"]
+        git_ref -> Text,
+        pkg_managers -> Array<Text>,
+        packages -> Jsonb,
+        flags -> Array<Text>,
+        dependency_replacements -> Jsonb,
+        user_name -> Nullable<Text>,
+        submitted_by -> Nullable<Text>,
+        created -> Timestamp,
+        state -> Text,
+        state_reason -> Text,
+        updated -> Timestamp,
+        error_origin -> Nullable<Text>,
+        error_type -> Nullable<Text>,
+        packages_count -> Nullable<Int4>,
+        dependencies_count -> Nullable<Int4>,
+        packages_data -> Nullable<Jsonb>,
+        environment_variables -> Jsonb,
+        token_salt -> Text,
+        dispatched_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    request_states (id) {
+        id -> Int8,
+        request_id -> Int8,
+        state -> Text,
+        state_reason -> Text,
+        updated -> Timestamp,
+    }
+}
+
+diesel::table! {
+    configuration_files (request_id, path) {
+        request_id -> Int8,
+        path -> Text,
+        content -> Bytea,
+    }
+}
+
+diesel::table! {
+    artifacts (request_id, pm, name, filename) {
+        request_id -> Int8,
+        pm -> Text,
+        name -> Text,
+        version -> Text,
+        filename -> Text,
+        store_key -> Text,
+        meta -> Jsonb,
+    }
+}
+
+diesel::joinable!(request_states -> requests (request_id));
+diesel::joinable!(configuration_files -> requests (request_id));
+diesel::joinable!(artifacts -> requests (request_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    requests,
+    request_states,
+    configuration_files,
+    artifacts
+);

@@ -1,0 +1,341 @@
+//! A request's sub-resources: bundle download, logs, environment variables, configuration
+//! files, packages, content manifest, and the worker's reports of them.
+
+use crate::auth;
+use crate::error::{ApiError, ApiResult};
+use crate::models::cachito_packages;
+use crate::schema::{artifacts, configuration_files, requests};
+use crate::v1::requests::find;
+use crate::AppState;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine;
+use common::{Artifact, ConfigFileBase64, PackagesData};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use futures_util::stream;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+
+const CHUNK: usize = 64 * 1024;
+
+/// Stream a file from the store, counting the bytes served.
+pub fn stream_file(
+    file: tokio::fs::File,
+    counter: Arc<std::sync::atomic::AtomicU64>,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> {
+    stream::unfold((file, counter), |(mut file, counter)| async move {
+        let mut buf = vec![0u8; CHUNK];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                counter.fetch_add(n as u64, Ordering::Relaxed);
+                Some((Ok(web::Bytes::from(buf)), (file, counter)))
+            }
+            Err(e) => Some((Err(e), (file, counter))),
+        }
+    })
+}
+
+pub async fn download(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    let row = find(&mut conn, *id).await?;
+    drop(conn);
+    if row.state != "complete" {
+        return Err(ApiError::bad_request(
+            "The request must be in the \"complete\" state before downloading the archive",
+        ));
+    }
+    let path = state.store.path(&common::store::bundle_key(row.id))?;
+    let recorded = std::fs::read_to_string(
+        state
+            .store
+            .path(&common::store::bundle_checksum_key(row.id))?,
+    )
+    .map_err(|_| {
+        ApiError::internal(format!(
+            "The bundle archive of request {} is missing",
+            row.id
+        ))
+    })?;
+    // Every byte served is re-verified against the checksum recorded when the bundle was made.
+    let hash_path = path.clone();
+    let (digest, size) = web::block(move || -> std::io::Result<([u8; 32], u64)> {
+        let mut file = std::fs::File::open(&hash_path)?;
+        let mut hasher = Sha256::new();
+        let size = std::io::copy(&mut file, &mut hasher)?;
+        Ok((hasher.finalize().into(), size))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|_| {
+        ApiError::internal(format!(
+            "The bundle archive of request {} is missing",
+            row.id
+        ))
+    })?;
+    if hex::encode(digest) != recorded.trim() {
+        return Err(ApiError::internal(format!(
+            "Checksum of bundle archive {}.tar.gz has changed.",
+            row.id
+        )));
+    }
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/gzip")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=larder-{}.tar.gz", row.id),
+        ))
+        .insert_header((
+            "Digest",
+            format!(
+                "sha-256={}",
+                base64::engine::general_purpose::STANDARD.encode(digest)
+            ),
+        ))
+        .no_chunking(size)
+        .streaming(stream_file(file, state.bytes_downloaded.clone())))
+}
+
+pub async fn logs(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    let row = find(&mut conn, *id).await?;
+    drop(conn);
+    let path = state.store.path(&common::store::log_key(row.id))?;
+    match tokio::fs::File::open(&path).await {
+        Ok(file) => Ok(HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .streaming(stream_file(file, state.bytes_downloaded.clone()))),
+        Err(_) => match row.state.as_str() {
+            "stale" => Err(ApiError::gone(format!(
+                "The logs for the Larder request {} no longer exist",
+                row.id
+            ))),
+            "in_progress" => Ok(HttpResponse::Ok()
+                .content_type("text/plain; charset=utf-8")
+                .finish()),
+            _ => Err(ApiError::not_found()),
+        },
+    }
+}
+
+pub async fn environment_variables(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    let row = find(&mut conn, *id).await?;
+    Ok(HttpResponse::Ok().json(row.env_vars()))
+}
+
+pub async fn get_configuration_files(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    let row = find(&mut conn, *id).await?;
+    let files: Vec<(String, Vec<u8>)> = configuration_files::table
+        .filter(configuration_files::request_id.eq(row.id))
+        .order(configuration_files::path)
+        .select((configuration_files::path, configuration_files::content))
+        .load(&mut conn)
+        .await?;
+    let body: Vec<ConfigFileBase64> = files
+        .into_iter()
+        .map(|(path, content)| ConfigFileBase64 {
+            content: base64::engine::general_purpose::STANDARD.encode(content),
+            path,
+            kind: "base64".into(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+pub async fn add_configuration_files(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
+    auth::require_worker(&req)?;
+    let items = body
+        .as_array()
+        .ok_or_else(|| ApiError::bad_request("The input data must be a JSON array"))?;
+    let mut files = Vec::new();
+    for item in items {
+        let obj = item.as_object().ok_or_else(|| {
+            ApiError::bad_request("The input data must be a JSON array of objects")
+        })?;
+        let keys = ["content", "path", "type"];
+        let missing: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| !obj.contains_key(*k))
+            .collect();
+        let extra: Vec<&str> = obj
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !keys.contains(k))
+            .collect();
+        if !missing.is_empty() || !extra.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "The following keys for the base64 configuration file are missing: {}; invalid: {}",
+                missing.join(", "),
+                extra.join(", ")
+            )));
+        }
+        for k in keys {
+            if !obj[k].is_string() {
+                return Err(ApiError::bad_request(format!(
+                    "The base64 configuration file key of \"{k}\" must be a string"
+                )));
+            }
+        }
+        if obj["type"] != "base64" {
+            return Err(ApiError::bad_request(format!(
+                "The configuration type of \"{}\" is invalid",
+                obj["type"].as_str().unwrap_or_default()
+            )));
+        }
+        let path = obj["path"].as_str().unwrap_or_default().to_string();
+        if crate::v1::validation::normalize_relative(&path).as_deref() != Some(path.as_str())
+            || !path.starts_with("app/")
+        {
+            return Err(ApiError::bad_request(format!("The configuration file path \"{path}\" must be a normalized relative path under app/")));
+        }
+        let content = base64::engine::general_purpose::STANDARD
+            .decode(obj["content"].as_str().unwrap_or_default())
+            .map_err(|_| {
+                ApiError::bad_request(format!("The content of \"{path}\" is not valid base64"))
+            })?;
+        files.push((path, content));
+    }
+    let mut conn = state.pool.get().await?;
+    let row = find(&mut conn, *id).await?;
+    for (path, content) in files {
+        diesel::insert_into(configuration_files::table)
+            .values((
+                configuration_files::request_id.eq(row.id),
+                configuration_files::path.eq(path),
+                configuration_files::content.eq(content),
+            ))
+            .on_conflict((configuration_files::request_id, configuration_files::path))
+            .do_update()
+            .set(
+                configuration_files::content
+                    .eq(diesel::upsert::excluded(configuration_files::content)),
+            )
+            .execute(&mut conn)
+            .await?;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn get_packages(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    let row = find(&mut conn, *id).await?;
+    let data: PackagesData = match &row.packages_data {
+        Some(v) if row.state != "stale" => {
+            serde_json::from_value(v.clone()).map_err(|e| ApiError::internal(e.to_string()))?
+        }
+        _ => return Err(ApiError::not_found()),
+    };
+    let deps: Vec<Value> = data
+        .merged_dependencies()
+        .iter()
+        .map(crate::models::cachito_dependency)
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"packages": cachito_packages(&data), "dependencies": deps})))
+}
+
+/// Worker-only: the packages data of a request (Larder keeps it in the database).
+pub async fn put_packages(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<PackagesData>,
+) -> ApiResult<HttpResponse> {
+    auth::require_worker(&req)?;
+    let mut conn = state.pool.get().await?;
+    let row = find(&mut conn, *id).await?;
+    let value = serde_json::to_value(&*body).expect("serializable");
+    diesel::update(requests::table.find(row.id))
+        .set(requests::packages_data.eq(value))
+        .execute(&mut conn)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Worker-only: the files this request's repositories serve (replaces what was recorded).
+pub async fn put_artifacts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<Vec<Artifact>>,
+) -> ApiResult<HttpResponse> {
+    auth::require_worker(&req)?;
+    for a in body.iter() {
+        if state.store.path(&a.store_key).is_err() {
+            return Err(ApiError::bad_request(format!(
+                "Invalid store key {:?}",
+                a.store_key
+            )));
+        }
+    }
+    let mut conn = state.pool.get().await?;
+    let row = find(&mut conn, *id).await?;
+    let items = body.into_inner();
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        diesel::delete(artifacts::table.filter(artifacts::request_id.eq(row.id)))
+            .execute(conn)
+            .await?;
+        for chunk in items.chunks(1000) {
+            let values: Vec<_> = chunk
+                .iter()
+                .map(|a| {
+                    (
+                        artifacts::request_id.eq(row.id),
+                        artifacts::pm.eq(&a.pm),
+                        artifacts::name.eq(&a.name),
+                        artifacts::version.eq(&a.version),
+                        artifacts::filename.eq(&a.filename),
+                        artifacts::store_key.eq(&a.store_key),
+                        artifacts::meta.eq(&a.meta),
+                    )
+                })
+                .collect();
+            diesel::insert_into(artifacts::table)
+                .values(values)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn content_manifest(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    let row = find(&mut conn, *id).await?;
+    if row.state != "complete" && row.state != "stale" {
+        return Err(ApiError::bad_request("Content manifests are only available for requests in the \"complete\" or \"stale\" states"));
+    }
+    Ok(HttpResponse::Ok().json(common::manifest::content_manifest(
+        row.packages_data().as_ref(),
+    )))
+}

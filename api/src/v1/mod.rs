@@ -1,0 +1,4 @@
+pub mod files;
+pub mod requests;
+pub mod status;
+pub mod validation;

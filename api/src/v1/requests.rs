@@ -1,0 +1,661 @@
+//! `/api/v1/requests`: create, list, show, latest, and the worker's updates.
+
+use crate::auth;
+use crate::error::{ApiError, ApiResult};
+use crate::models::{render_request, RequestRow, StateRow};
+use crate::publisher;
+use crate::schema::{request_states, requests};
+use crate::v1::validation::{is_commit_id, validate_new_request};
+use crate::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use common::{EnvVar, ErrorOrigin, Job, PackageManager, RequestState};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+pub const INITIATED: &str = "The request was initiated";
+
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
+    let caller = auth::require_user(&req)?;
+    let new = validate_new_request(&body, state.config.allow_local_repos)?;
+    let (owner, submitted_by) = match (&new.user, &caller) {
+        (Some(_), None) => {
+            return Err(ApiError::bad_request(
+                "Cannot set \"user\" when authentication is disabled",
+            ))
+        }
+        (Some(user), Some(id)) => {
+            if id.role != common::config::Role::Representative {
+                return Err(ApiError::forbidden(
+                    "You are not authorized to create a request on behalf of another user",
+                ));
+            }
+            (Some(user.clone()), Some(id.user.clone()))
+        }
+        (None, caller) => (caller.as_ref().map(|c| c.user.clone()), None),
+    };
+    let now = chrono::Utc::now().naive_utc();
+    let mut conn = state.pool.get().await?;
+    let row: RequestRow = conn
+        .transaction::<_, diesel::result::Error, _>(async |conn| {
+            let row: RequestRow = diesel::insert_into(requests::table)
+                .values((
+                    requests::repo.eq(&new.repo),
+                    requests::git_ref.eq(&new.git_ref),
+                    requests::pkg_managers.eq(new
+                        .pkg_managers
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()),
+                    requests::packages
+                        .eq(serde_json::to_value(&new.packages).expect("serializable")),
+                    requests::flags.eq(&new.flags),
+                    requests::dependency_replacements
+                        .eq(serde_json::to_value(&new.dependency_replacements)
+                            .expect("serializable")),
+                    requests::user_name.eq(owner),
+                    requests::submitted_by.eq(submitted_by),
+                    requests::created.eq(now),
+                    requests::state.eq(RequestState::InProgress.as_str()),
+                    requests::state_reason.eq(INITIATED),
+                    requests::updated.eq(now),
+                    requests::token_salt.eq(common::token::new_salt()),
+                ))
+                .returning(RequestRow::as_returning())
+                .get_result(conn)
+                .await?;
+            diesel::insert_into(request_states::table)
+                .values((
+                    request_states::request_id.eq(row.id),
+                    request_states::state.eq(RequestState::InProgress.as_str()),
+                    request_states::state_reason.eq(INITIATED),
+                    request_states::updated.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(row)
+        })
+        .await?;
+    tracing::info!(request_id = row.id, repo = %row.repo, git_ref = %row.git_ref, "request created");
+    // A failed publish loses nothing: the dispatcher sends the job once the broker is back.
+    if let Err(e) = publisher::dispatch(&state.pool, &state.publisher, row.id).await {
+        tracing::warn!(request_id = row.id, error = %e, "could not publish the job now; the dispatcher will retry");
+    }
+    let history = load_history(&mut conn, row.id).await?;
+    Ok(HttpResponse::Created().json(render_request(
+        &row,
+        true,
+        Some(&history),
+        &state.config.public_url,
+    )))
+}
+
+pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    let row = find(&mut conn, *id).await?;
+    let history = load_history(&mut conn, row.id).await?;
+    Ok(HttpResponse::Ok().json(render_request(
+        &row,
+        true,
+        Some(&history),
+        &state.config.public_url,
+    )))
+}
+
+pub async fn find(conn: &mut crate::db::DbConn, id: i64) -> ApiResult<RequestRow> {
+    Ok(requests::table
+        .find(id)
+        .select(RequestRow::as_select())
+        .first(conn)
+        .await?)
+}
+
+async fn load_history(conn: &mut crate::db::DbConn, id: i64) -> ApiResult<Vec<StateRow>> {
+    Ok(request_states::table
+        .filter(request_states::request_id.eq(id))
+        .order(request_states::id.desc())
+        .select(StateRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Filters of the list endpoint, validated.
+#[derive(Default)]
+struct ListQuery {
+    page: i64,
+    per_page: i64,
+    verbose: bool,
+    state: Option<RequestState>,
+    repo: Option<String>,
+    git_ref: Option<String>,
+    pkg_managers: Vec<String>,
+}
+
+impl ListQuery {
+    fn parse(pairs: &[(String, String)]) -> ApiResult<Self> {
+        let mut q = ListQuery {
+            page: 1,
+            per_page: 10,
+            ..Default::default()
+        };
+        let int = |name: &str, v: &str| -> ApiResult<i64> {
+            v.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "The \"{name}\" parameter must be an integer of at least 1"
+                ))
+            })
+        };
+        let mut invalid = Vec::new();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "page" => q.page = int("page", v)?,
+                "per_page" => q.per_page = int("per_page", v)?.min(100),
+                "verbose" => {
+                    q.verbose = match v.to_ascii_lowercase().as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(ApiError::bad_request("The \"verbose\" parameter must be true or false")),
+                    }
+                }
+                "state" => {
+                    q.state = Some(v.parse().map_err(|_| {
+                        ApiError::bad_request(format!("{v} is not a valid request state. Valid states are: complete, failed, in_progress, stale"))
+                    })?)
+                }
+                "repo" => {
+                    if v.len() >= 200 {
+                        return Err(ApiError::bad_request("The \"repo\" parameter must be shorter than 200 characters"));
+                    }
+                    q.repo = Some(v.clone());
+                }
+                "ref" => {
+                    if !is_commit_id(v) {
+                        return Err(ApiError::bad_request("The \"ref\" parameter must be a 40 character hex string"));
+                    }
+                    q.git_ref = Some(v.clone());
+                }
+                "pkg_manager" => {
+                    if v.is_empty() {
+                        continue;
+                    }
+                    if v.parse::<PackageManager>().is_err() {
+                        return Err(ApiError::bad_request(format!("Cachito does not have package manager {v}.")));
+                    }
+                    if !q.pkg_managers.contains(v) {
+                        q.pkg_managers.push(v.clone());
+                    }
+                }
+                other => invalid.push(other.to_string()),
+            }
+        }
+        if !invalid.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "The following query parameters are invalid: {}",
+                invalid.join(", ")
+            )));
+        }
+        Ok(q)
+    }
+
+    fn filtered(&self) -> requests::BoxedQuery<'static, Pg> {
+        let mut query = requests::table.into_boxed();
+        if let Some(s) = self.state {
+            query = query.filter(requests::state.eq(s.as_str()));
+        }
+        if let Some(repo) = &self.repo {
+            query = query.filter(requests::repo.eq(repo.clone()));
+        }
+        if let Some(r) = &self.git_ref {
+            query = query.filter(requests::git_ref.eq(r.clone()));
+        }
+        if !self.pkg_managers.is_empty() {
+            query = query.filter(requests::pkg_managers.contains(self.pkg_managers.clone()));
+        }
+        query
+    }
+
+    /// A link to `page` that keeps every filter.
+    fn link(&self, base: &str, page: i64) -> String {
+        let mut url =
+            url::Url::parse(&format!("{base}/api/v1/requests")).expect("public URL is valid");
+        {
+            let mut qp = url.query_pairs_mut();
+            qp.append_pair("page", &page.to_string())
+                .append_pair("per_page", &self.per_page.to_string());
+            if let Some(s) = self.state {
+                qp.append_pair("state", s.as_str());
+            }
+            if let Some(r) = &self.repo {
+                qp.append_pair("repo", r);
+            }
+            if let Some(r) = &self.git_ref {
+                qp.append_pair("ref", r);
+            }
+            for pm in &self.pkg_managers {
+                qp.append_pair("pkg_manager", pm);
+            }
+            qp.append_pair("verbose", if self.verbose { "true" } else { "false" });
+        }
+        url.to_string()
+    }
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<Vec<(String, String)>>,
+) -> ApiResult<HttpResponse> {
+    let q = ListQuery::parse(&query)?;
+    let mut conn = state.pool.get().await?;
+    let total: i64 = q.filtered().count().get_result(&mut conn).await?;
+    let rows: Vec<RequestRow> = q
+        .filtered()
+        .order(requests::id.desc())
+        .offset((q.page - 1) * q.per_page)
+        .limit(q.per_page)
+        .select(RequestRow::as_select())
+        .load(&mut conn)
+        .await?;
+    if rows.is_empty() && q.page > 1 {
+        return Err(ApiError::not_found());
+    }
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let history = if q.verbose {
+            Some(load_history(&mut conn, row.id).await?)
+        } else {
+            None
+        };
+        items.push(render_request(
+            row,
+            q.verbose,
+            history.as_deref(),
+            &state.config.public_url,
+        ));
+    }
+    let pages = ((total + q.per_page - 1) / q.per_page).max(1);
+    let base = state.config.public_url.trim_end_matches('/');
+    let meta = json!({
+        "first": q.link(base, 1),
+        "last": q.link(base, pages),
+        "next": (q.page < pages).then(|| q.link(base, q.page + 1)),
+        "previous": (q.page > 1).then(|| q.link(base, (q.page - 1).min(pages))),
+        "page": q.page,
+        "pages": pages,
+        "per_page": q.per_page,
+        "total": total,
+    });
+    Ok(HttpResponse::Ok().json(json!({"items": items, "meta": meta})))
+}
+
+pub async fn latest(
+    state: web::Data<AppState>,
+    query: web::Query<Vec<(String, String)>>,
+) -> ApiResult<HttpResponse> {
+    let mut repo_name = None;
+    let mut git_ref = None;
+    for (k, v) in query.iter() {
+        match k.as_str() {
+            "repo_name" => repo_name = Some(v.clone()),
+            "ref" => git_ref = Some(v.clone()),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "The following query parameters are invalid: {other}"
+                )))
+            }
+        }
+    }
+    let (Some(repo_name), Some(git_ref)) = (repo_name, git_ref) else {
+        return Err(ApiError::bad_request(
+            "The \"repo_name\" and \"ref\" query parameters are required",
+        ));
+    };
+    let name_ok = (3..=200).contains(&repo_name.len())
+        && repo_name.contains('/')
+        && !repo_name.contains("://");
+    if !name_ok {
+        return Err(ApiError::bad_request(
+            "The \"repo_name\" parameter must be a repository path like namespace/name",
+        ));
+    }
+    if !is_commit_id(&git_ref) {
+        return Err(ApiError::bad_request(
+            "The \"ref\" parameter must be a 40 character hex string",
+        ));
+    }
+    let mut conn = state.pool.get().await?;
+    let rows: Vec<RequestRow> = requests::table
+        .filter(requests::git_ref.eq(&git_ref))
+        .filter(
+            requests::repo
+                .like(format!("%{repo_name}"))
+                .or(requests::repo.like(format!("%{repo_name}.git"))),
+        )
+        .order(requests::id.desc())
+        .select(RequestRow::as_select())
+        .load(&mut conn)
+        .await?;
+    let found = rows.iter().find(|row| {
+        common::purl::host_and_path(&row.repo)
+            .map(|(_, path)| path)
+            .or_else(|| Some(row.repo.clone()))
+            .is_some_and(|path| {
+                path.trim_matches('/')
+                    .trim_end_matches(".git")
+                    .trim_matches('/')
+                    == repo_name.trim_matches('/')
+            })
+    });
+    let row = found.ok_or_else(ApiError::not_found)?;
+    Ok(HttpResponse::Ok().json(render_request(row, false, None, &state.config.public_url)))
+}
+
+const PATCH_KEYS: &[&str] = &[
+    "dependencies_count",
+    "environment_variables",
+    "error_origin",
+    "error_type",
+    "packages_count",
+    "state",
+    "state_reason",
+];
+
+/// The worker's (and cleanup's) update of a request.
+pub async fn patch(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
+    auth::require_worker(&req)?;
+    let id = *id;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("The input data must be a JSON object"))?;
+    if obj.is_empty() {
+        return Err(ApiError::bad_request(
+            "At least one key must be specified to update the request",
+        ));
+    }
+    let invalid: Vec<&str> = obj
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !PATCH_KEYS.contains(k))
+        .collect();
+    if !invalid.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "The following keys are not allowed: {}",
+            invalid.join(", ")
+        )));
+    }
+    let update = PatchBody::parse(obj)?;
+    let mut conn = state.pool.get().await?;
+    let new_state = conn
+        .transaction::<_, ApiError, _>(async |conn| apply_patch(conn, id, update).await)
+        .await?;
+    if new_state == Some(RequestState::Stale) {
+        remove_stale_files(&state.store, id);
+    }
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// A stale request keeps its row and history; its bundle and log go. Sources and dependencies
+/// stay: they are permanent.
+pub fn remove_stale_files(store: &common::Store, id: i64) {
+    for key in [
+        common::store::bundle_key(id),
+        common::store::bundle_checksum_key(id),
+        common::store::log_key(id),
+    ] {
+        if let Err(e) = store.remove(&key) {
+            tracing::warn!(request_id = id, error = %e, "could not delete a stale request's file");
+        }
+    }
+}
+
+pub const EXPIRED: &str = "The request has expired";
+
+/// Mark one request stale (the cleanup job).
+pub async fn expire(conn: &mut crate::db::DbConn, store: &common::Store, id: i64) -> ApiResult<()> {
+    let update = PatchBody {
+        state: Some((RequestState::Stale, EXPIRED.to_string())),
+        env: BTreeMap::new(),
+        packages_count: None,
+        dependencies_count: None,
+        error: None,
+    };
+    let changed = conn
+        .transaction::<_, ApiError, _>(async |conn| apply_patch(conn, id, update).await)
+        .await?;
+    if changed == Some(RequestState::Stale) {
+        remove_stale_files(store, id);
+    }
+    Ok(())
+}
+
+struct PatchBody {
+    state: Option<(RequestState, String)>,
+    env: BTreeMap<String, EnvVar>,
+    packages_count: Option<i32>,
+    dependencies_count: Option<i32>,
+    error: Option<(ErrorOrigin, String)>,
+}
+
+impl PatchBody {
+    fn parse(obj: &Map<String, Value>) -> ApiResult<Self> {
+        let state = match (obj.get("state"), obj.get("state_reason")) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ApiError::bad_request(
+                    "The \"state_reason\" key is required when \"state\" is supplied",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "The \"state\" key is required when \"state_reason\" is supplied",
+                ))
+            }
+            (Some(s), Some(r)) => {
+                let s = s
+                    .as_str()
+                    .ok_or_else(|| ApiError::bad_request("The \"state\" key must be a string"))?;
+                let r = r.as_str().ok_or_else(|| {
+                    ApiError::bad_request("The \"state_reason\" key must be a string")
+                })?;
+                let st: RequestState = s.parse().map_err(|_| {
+                    ApiError::bad_request(format!("The state \"{s}\" is invalid. It must be one of: complete, failed, in_progress, stale"))
+                })?;
+                Some((st, r.to_string()))
+            }
+        };
+        let mut env = BTreeMap::new();
+        if let Some(v) = obj.get("environment_variables") {
+            let vars = v.as_object().ok_or_else(|| {
+                ApiError::bad_request("The value for \"environment_variables\" must be an object")
+            })?;
+            for (name, info) in vars {
+                let info: EnvVar = serde_json::from_value(info.clone()).map_err(|_| {
+                    ApiError::bad_request(format!("The following keys must be set in the info of the environment variable {name}: kind, value"))
+                })?;
+                if info.kind != "path" && info.kind != "literal" {
+                    return Err(ApiError::bad_request(format!(
+                        "The environment variable kind, {}, is not supported",
+                        info.kind
+                    )));
+                }
+                env.insert(name.clone(), info);
+            }
+        }
+        let count = |key: &str| -> ApiResult<Option<i32>> {
+            match obj.get(key) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_i64()
+                    .filter(|n| (0..=i32::MAX as i64).contains(n))
+                    .map(|n| Some(n as i32))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "The value for \"{key}\" must be a non-negative integer"
+                        ))
+                    }),
+            }
+        };
+        let error = match (obj.get("error_origin"), obj.get("error_type")) {
+            (Some(o), Some(t)) => {
+                let origin = match o.as_str() {
+                    Some("client") => ErrorOrigin::Client,
+                    Some("server") => ErrorOrigin::Server,
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "The \"error_origin\" key must be client or server",
+                        ))
+                    }
+                };
+                let t = t.as_str().ok_or_else(|| {
+                    ApiError::bad_request("The \"error_type\" key must be a string")
+                })?;
+                Some((origin, t.to_string()))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "The \"error_origin\" and \"error_type\" keys must be supplied together",
+                ))
+            }
+        };
+        Ok(Self {
+            state,
+            env,
+            packages_count: count("packages_count")?,
+            dependencies_count: count("dependencies_count")?,
+            error,
+        })
+    }
+}
+
+async fn apply_patch(
+    conn: &mut diesel_async::AsyncPgConnection,
+    id: i64,
+    update: PatchBody,
+) -> ApiResult<Option<RequestState>> {
+    let row: RequestRow = requests::table
+        .find(id)
+        .select(RequestRow::as_select())
+        .for_update()
+        .first(conn)
+        .await?;
+    let current: RequestState = row
+        .state
+        .parse()
+        .map_err(|_| ApiError::internal("corrupt request state"))?;
+    let now = chrono::Utc::now().naive_utc();
+    let mut new_state = None;
+    if let Some((next, reason)) = &update.state {
+        let same = current == *next && row.state_reason == *reason;
+        if !same {
+            if !current.can_become(*next) {
+                return Err(ApiError::bad_request(format!(
+                    "State transition is not allowed from {current} to {next}."
+                )));
+            }
+            diesel::insert_into(request_states::table)
+                .values((
+                    request_states::request_id.eq(id),
+                    request_states::state.eq(next.as_str()),
+                    request_states::state_reason.eq(reason),
+                    request_states::updated.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::update(requests::table.find(id))
+                .set((
+                    requests::state.eq(next.as_str()),
+                    requests::state_reason.eq(reason),
+                    requests::updated.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+            new_state = Some(*next);
+        }
+        if *next == RequestState::Failed {
+            if let Some((origin, kind)) = &update.error {
+                diesel::update(requests::table.find(id))
+                    .set((
+                        requests::error_origin.eq(origin.as_str()),
+                        requests::error_type.eq(kind),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+        }
+    }
+    if !update.env.is_empty() {
+        let mut env: BTreeMap<String, EnvVar> =
+            serde_json::from_value(row.environment_variables.clone()).unwrap_or_default();
+        env.extend(update.env);
+        diesel::update(requests::table.find(id))
+            .set(
+                requests::environment_variables
+                    .eq(serde_json::to_value(env).expect("serializable")),
+            )
+            .execute(conn)
+            .await?;
+    }
+    if let Some(n) = update.packages_count {
+        diesel::update(requests::table.find(id))
+            .set(requests::packages_count.eq(n))
+            .execute(conn)
+            .await?;
+    }
+    if let Some(n) = update.dependencies_count {
+        diesel::update(requests::table.find(id))
+            .set(requests::dependencies_count.eq(n))
+            .execute(conn)
+            .await?;
+    }
+    Ok(new_state)
+}
+
+/// Worker-only: what the worker needs to process a request.
+pub async fn job(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    auth::require_worker(&req)?;
+    let mut conn = state.pool.get().await?;
+    let row = find(&mut conn, *id).await?;
+    let token = state.secret.repo_token(row.id, &row.token_salt);
+    let job = Job {
+        id: row.id,
+        repo: row.repo.clone(),
+        git_ref: row.git_ref.clone(),
+        state: row
+            .state
+            .parse()
+            .map_err(|_| ApiError::internal("corrupt request state"))?,
+        pkg_managers: row
+            .pkg_managers
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
+        packages: serde_json::from_value(row.packages.clone())
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+        flags: row.flags.clone(),
+        dependency_replacements: serde_json::from_value(row.dependency_replacements.clone())
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+        repository_url: format!(
+            "{}/repos/{}/t/{}/",
+            state.config.public_url.trim_end_matches('/'),
+            row.id,
+            token
+        ),
+        repository_token: token,
+    };
+    Ok(HttpResponse::Ok().json(job))
+}

@@ -1,0 +1,124 @@
+//! `larder`: the service (serve, api, worker, migrate, cleanup) and its command-line client.
+
+mod client;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use common::Config;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "larder",
+    version,
+    about = "Source and dependency bundling service (Cachito-compatible)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the api and a worker in one process (creates and migrates the database).
+    Serve {
+        /// Development mode: allow local repositories and run without authentication.
+        #[arg(long)]
+        dev: bool,
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Run only the api.
+    Api {
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Run only a worker (several may share one queue).
+    Worker {
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Create the database if missing and apply migrations.
+    Migrate {
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Mark requests past their lifetime stale (run it periodically, e.g. from cron).
+    Cleanup {
+        #[command(flatten)]
+        config: Config,
+    },
+    #[command(flatten)]
+    Client(client::ClientCommand),
+}
+
+fn init_tracing(data_dir: Option<&std::path::Path>) {
+    let filter = EnvFilter::try_from_env("LARDER_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,actix_server=warn"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    match data_dir {
+        Some(dir) => registry.with(worker::request_log::layer(dir)).init(),
+        None => registry.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { dev, mut config } => {
+            if dev {
+                config.allow_local_repos = true;
+                config.api_tokens = None;
+                eprintln!("WARNING: development mode: local repositories are allowed and authentication is OFF");
+            }
+            init_tracing(Some(&config.data_dir));
+            if config.api_url.is_none() {
+                config.api_url = Some(format!(
+                    "http://{}",
+                    config.listen.replace("0.0.0.0", "127.0.0.1")
+                ));
+            }
+            if config.identities()?.is_some() && config.worker_token.is_none() {
+                // The in-process worker gets a token of its own.
+                let token = common::token::new_salt();
+                config.api_tokens = Some(format!(
+                    "{},{token}=larder-worker:worker",
+                    config.api_tokens.as_deref().unwrap_or_default()
+                ));
+                config.worker_token = Some(token);
+            }
+            let server = api::start(config.clone()).await?;
+            tokio::spawn(worker::run(config));
+            server.await.context("the api stopped")?;
+        }
+        Command::Api { config } => {
+            init_tracing(None);
+            api::start(config).await?.await.context("the api stopped")?;
+        }
+        Command::Worker { config } => {
+            init_tracing(Some(&config.data_dir));
+            worker::run(config).await;
+        }
+        Command::Migrate { config } => {
+            init_tracing(None);
+            api::db::create_database(&config.database_url).await?;
+            let applied = api::db::migrate(&config.database_url).await?;
+            println!("applied {} migration(s)", applied.len());
+        }
+        Command::Cleanup { config } => {
+            init_tracing(None);
+            let pool = api::db::setup(&config.database_url).await?;
+            let store = common::Store::new(&config.data_dir);
+            let ids = api::cleanup::run(&pool, &store, config.request_lifetime_days)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            println!("{} request(s) marked stale", ids.len());
+        }
+        Command::Client(cmd) => std::process::exit(client::run(cmd).await?),
+    }
+    Ok(())
+}

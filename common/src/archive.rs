@@ -1,0 +1,422 @@
+//! The one checked routine that unpacks archives, and the deterministic tarball writer.
+
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use flate2::{Compression, GzBuilder};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("the archive entry {0:?} has an unsafe path")]
+    UnsafePath(String),
+    #[error("the archive entry {0:?} is a link that points outside the archive")]
+    UnsafeLink(String),
+    #[error("the archive entry {0:?} has an unsupported type")]
+    UnsupportedEntry(String),
+    #[error("the archive entry {path:?} is larger than the limit of {limit} bytes")]
+    TooLarge { path: String, limit: u64 },
+    #[error("the archive unpacks to more than {0} bytes")]
+    TotalTooLarge(u64),
+    #[error("the archive could not be read: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// What an unpacked archive may contain.
+#[derive(Clone, Copy, Debug)]
+pub struct UnpackLimits {
+    pub max_entry_bytes: u64,
+    pub max_total_bytes: u64,
+    /// Keep symlinks (whatever their target) for a later check; otherwise links must stay inside.
+    pub keep_any_symlink: bool,
+}
+
+impl Default for UnpackLimits {
+    fn default() -> Self {
+        Self {
+            max_entry_bytes: 4 << 30,
+            max_total_bytes: 16 << 30,
+            keep_any_symlink: false,
+        }
+    }
+}
+
+/// A relative path made only of normal components (a leading `./` is dropped).
+pub fn safe_relative(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+/// Lexically resolve `target` of a link living at `link` (both relative to the same root);
+/// `None` when it climbs above the root or is absolute.
+pub fn resolve_link_target(link: &Path, target: &Path) -> Option<PathBuf> {
+    if target.is_absolute() {
+        return None;
+    }
+    let mut parts: Vec<_> = link
+        .parent()
+        .map(|p| p.components().collect())
+        .unwrap_or_default();
+    for c in target.components() {
+        match c {
+            Component::Normal(_) => parts.push(c),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            _ => return None,
+        }
+    }
+    Some(parts.iter().collect())
+}
+
+/// Unpack a `.tar.gz` into `dest` (created if missing).
+pub fn unpack_tar_gz(
+    archive: &Path,
+    dest: &Path,
+    limits: UnpackLimits,
+) -> Result<(), ArchiveError> {
+    let file = File::open(archive)?;
+    unpack_tar(GzDecoder::new(io::BufReader::new(file)), dest, limits)
+}
+
+/// Unpack a tar stream into `dest`, refusing absolute paths, `..`, writes through links,
+/// links leaving `dest` (unless kept for a later check), devices and oversized entries.
+pub fn unpack_tar(
+    reader: impl Read,
+    dest: &Path,
+    limits: UnpackLimits,
+) -> Result<(), ArchiveError> {
+    fs::create_dir_all(dest)?;
+    let mut archive = tar::Archive::new(reader);
+    let mut total = 0u64;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let raw = entry.path()?.into_owned();
+        let name = raw.to_string_lossy().into_owned();
+        let Some(rel) = safe_relative(&raw) else {
+            if raw.components().all(|c| matches!(c, Component::CurDir)) {
+                continue;
+            }
+            return Err(ArchiveError::UnsafePath(name));
+        };
+        ensure_no_link_ancestor(dest, &rel, &name)?;
+        let out = dest.join(&rel);
+        let kind = entry.header().entry_type();
+        match kind {
+            tar::EntryType::Directory => {
+                fs::create_dir_all(&out)?;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                let size = entry.header().size()?;
+                if size > limits.max_entry_bytes {
+                    return Err(ArchiveError::TooLarge {
+                        path: name,
+                        limit: limits.max_entry_bytes,
+                    });
+                }
+                total += size;
+                if total > limits.max_total_bytes {
+                    return Err(ArchiveError::TotalTooLarge(limits.max_total_bytes));
+                }
+                if let Some(parent) = out.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                remove_existing(&out)?;
+                let mut file = File::create(&out)?;
+                let copied = io::copy(
+                    &mut (&mut entry).take(limits.max_entry_bytes + 1),
+                    &mut file,
+                )?;
+                if copied > limits.max_entry_bytes {
+                    return Err(ArchiveError::TooLarge {
+                        path: name,
+                        limit: limits.max_entry_bytes,
+                    });
+                }
+                let mode = entry.header().mode().unwrap_or(0o644);
+                set_mode(&out, if mode & 0o111 != 0 { 0o755 } else { 0o644 })?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()?
+                    .ok_or_else(|| ArchiveError::UnsafeLink(name.clone()))?;
+                if !limits.keep_any_symlink && resolve_link_target(&rel, &target).is_none() {
+                    return Err(ArchiveError::UnsafeLink(name));
+                }
+                if let Some(parent) = out.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                remove_existing(&out)?;
+                symlink(&target, &out)?;
+            }
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
+            _ => return Err(ArchiveError::UnsupportedEntry(name)),
+        }
+    }
+    Ok(())
+}
+
+fn ensure_no_link_ancestor(dest: &Path, rel: &Path, name: &str) -> Result<(), ArchiveError> {
+    let mut current = dest.to_path_buf();
+    let mut components = rel.components().peekable();
+    while let Some(c) = components.next() {
+        if components.peek().is_none() {
+            break;
+        }
+        current.push(c);
+        if let Ok(meta) = fs::symlink_metadata(&current) {
+            if meta.file_type().is_symlink() {
+                return Err(ArchiveError::UnsafePath(name.to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_existing(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, link: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+/// A writer that hashes what passes through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
+    }
+    pub fn finish(self) -> (W, [u8; 32], u64) {
+        (self.inner, self.hasher.finalize().into(), self.written)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes a byte-reproducible `.tar.gz`: sorted entries, fixed owners and times, streamed.
+pub struct TarGzWriter<W: Write> {
+    builder: tar::Builder<GzEncoder<HashingWriter<BufWriter<W>>>>,
+}
+
+impl<W: Write> TarGzWriter<W> {
+    pub fn new(out: W) -> Self {
+        let gz = GzBuilder::new()
+            .mtime(0)
+            .write(HashingWriter::new(BufWriter::new(out)), Compression::new(6));
+        let mut builder = tar::Builder::new(gz);
+        builder.mode(tar::HeaderMode::Deterministic);
+        builder.follow_symlinks(false);
+        Self { builder }
+    }
+
+    /// Append the tree at `dir` under the archive name `prefix`, in sorted order.
+    /// `skip` decides, per relative path, whether to leave an entry (and what is below it) out.
+    pub fn append_tree(
+        &mut self,
+        prefix: &str,
+        dir: &Path,
+        skip: &dyn Fn(&Path) -> bool,
+    ) -> io::Result<()> {
+        self.append_dir_entry(prefix, dir)?;
+        self.append_children(prefix, dir, Path::new(""), skip)
+    }
+
+    fn append_children(
+        &mut self,
+        prefix: &str,
+        root: &Path,
+        rel: &Path,
+        skip: &dyn Fn(&Path) -> bool,
+    ) -> io::Result<()> {
+        let mut names: Vec<_> = fs::read_dir(root.join(rel))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()?;
+        names.sort();
+        for name in names {
+            let child_rel = rel.join(&name);
+            if skip(&child_rel) {
+                continue;
+            }
+            let full = root.join(&child_rel);
+            let archive_name = format!("{prefix}/{}", child_rel.to_string_lossy());
+            let meta = fs::symlink_metadata(&full)?;
+            if meta.is_dir() {
+                self.append_dir_entry(&archive_name, &full)?;
+                self.append_children(prefix, root, &child_rel, skip)?;
+            } else {
+                self.builder.append_path_with_name(&full, &archive_name)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn append_dir_entry(&mut self, name: &str, dir: &Path) -> io::Result<()> {
+        self.builder.append_path_with_name(dir, name)
+    }
+
+    /// An empty directory entry.
+    pub fn append_empty_dir(&mut self, name: &str) -> io::Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_mtime(1_153_704_088);
+        header.set_size(0);
+        self.builder.append_data(&mut header, name, io::empty())
+    }
+
+    /// Finish the archive; returns the writer, the SHA-256 of the `.tar.gz` and its size.
+    pub fn finish(self) -> io::Result<(W, [u8; 32], u64)> {
+        let gz = self.builder.into_inner()?;
+        let hashing = gz.finish()?;
+        let (buf, digest, size) = hashing.finish();
+        let inner = buf.into_inner().map_err(|e| e.into_error())?;
+        Ok((inner, digest, size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_with(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind, data, link) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            // set_path refuses `..`, so write the raw name bytes.
+            let name = &mut h.as_gnu_mut().unwrap().name;
+            name[..path.len()].copy_from_slice(path.as_bytes());
+            if let Some(l) = link {
+                h.set_link_name(l).unwrap();
+            }
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn refuses_escapes() {
+        let cases: Vec<Vec<u8>> = vec![
+            tar_with(&[("../evil", tar::EntryType::Regular, b"x", None)]),
+            tar_with(&[("/abs", tar::EntryType::Regular, b"x", None)]),
+            tar_with(&[("l", tar::EntryType::Symlink, b"", Some("../../etc"))]),
+            tar_with(&[("l", tar::EntryType::Symlink, b"", Some("/etc"))]),
+            tar_with(&[("d", tar::EntryType::Char, b"", None)]),
+        ];
+        for tar in cases {
+            let dir = tempfile::tempdir().unwrap();
+            assert!(unpack_tar(&tar[..], dir.path(), UnpackLimits::default()).is_err());
+        }
+    }
+
+    #[test]
+    fn refuses_write_through_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = tar_with(&[
+            ("a", tar::EntryType::Symlink, b"", Some(".")),
+            ("a/b", tar::EntryType::Regular, b"x", None),
+        ]);
+        let limits = UnpackLimits {
+            keep_any_symlink: true,
+            ..Default::default()
+        };
+        assert!(matches!(
+            unpack_tar(&tar[..], dir.path(), limits),
+            Err(ArchiveError::UnsafePath(_))
+        ));
+    }
+
+    #[test]
+    fn limits_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = tar_with(&[("big", tar::EntryType::Regular, &[0u8; 100], None)]);
+        let limits = UnpackLimits {
+            max_entry_bytes: 10,
+            ..Default::default()
+        };
+        assert!(matches!(
+            unpack_tar(&tar[..], dir.path(), limits),
+            Err(ArchiveError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn tarball_is_reproducible_and_round_trips() {
+        let src = tempfile::tempdir().unwrap();
+        fs::create_dir_all(src.path().join("b/c")).unwrap();
+        fs::write(src.path().join("b/c/f.txt"), "hi").unwrap();
+        fs::write(src.path().join("a.txt"), "a").unwrap();
+        fs::create_dir_all(src.path().join(".git")).unwrap();
+        let build = || {
+            let mut w = TarGzWriter::new(Vec::new());
+            w.append_tree("app", src.path(), &|p: &Path| {
+                p.file_name().is_some_and(|n| n == ".git")
+            })
+            .unwrap();
+            w.append_empty_dir("deps").unwrap();
+            w.finish().unwrap()
+        };
+        let (one, digest_one, _) = build();
+        let (two, digest_two, _) = build();
+        assert_eq!(one, two);
+        assert_eq!(digest_one, digest_two);
+        assert_eq!(digest_one, <[u8; 32]>::from(Sha256::digest(&one)));
+        let out = tempfile::tempdir().unwrap();
+        unpack_tar(
+            GzDecoder::new(&one[..]),
+            out.path(),
+            UnpackLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            fs::read_to_string(out.path().join("app/b/c/f.txt")).unwrap(),
+            "hi"
+        );
+        assert!(!out.path().join("app/.git").exists());
+        assert!(out.path().join("deps").is_dir());
+    }
+}

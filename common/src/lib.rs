@@ -1,0 +1,18 @@
+//! Types and building blocks shared by Larder's api, worker and CLI.
+
+pub mod archive;
+pub mod config;
+pub mod manifest;
+pub mod model;
+pub mod purl;
+pub mod store;
+pub mod token;
+
+pub use config::Config;
+pub use model::*;
+pub use store::Store;
+
+/// Cachito's timestamp format: naive UTC with microseconds and no zone suffix.
+pub fn format_time(t: &chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}

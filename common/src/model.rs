@@ -1,0 +1,342 @@
+//! The wire model: what a request asks for and what its package managers report.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PackageManager {
+    Gomod,
+    Npm,
+    Pip,
+    Cargo,
+    GitSubmodule,
+    Yarn,
+    Rubygems,
+}
+
+impl PackageManager {
+    pub const ALL: [PackageManager; 7] = [
+        Self::Cargo,
+        Self::GitSubmodule,
+        Self::Gomod,
+        Self::Npm,
+        Self::Pip,
+        Self::Rubygems,
+        Self::Yarn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gomod => "gomod",
+            Self::Npm => "npm",
+            Self::Pip => "pip",
+            Self::Cargo => "cargo",
+            Self::GitSubmodule => "git-submodule",
+            Self::Yarn => "yarn",
+            Self::Rubygems => "rubygems",
+        }
+    }
+
+    /// Package managers whose `packages` entries the request may configure.
+    pub fn takes_packages(self) -> bool {
+        !matches!(self, Self::GitSubmodule)
+    }
+
+    /// Whether this build of Larder can process requests for this package manager.
+    pub fn implemented(self) -> bool {
+        matches!(self, Self::GitSubmodule)
+    }
+}
+
+impl fmt::Display for PackageManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PackageManager {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|pm| pm.as_str() == s).ok_or(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    InProgress,
+    Complete,
+    Failed,
+    Stale,
+}
+
+impl RequestState {
+    pub const ALL: [RequestState; 4] =
+        [Self::Complete, Self::Failed, Self::InProgress, Self::Stale];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Complete => "complete",
+            Self::Failed => "failed",
+            Self::Stale => "stale",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::InProgress)
+    }
+
+    /// Cachito's state machine: `stale` is terminal, `complete` and `failed` only go stale.
+    pub fn can_become(self, next: RequestState) -> bool {
+        use RequestState::*;
+        match next {
+            InProgress | Complete | Failed => self == InProgress,
+            Stale => self != Stale,
+        }
+    }
+}
+
+impl fmt::Display for RequestState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RequestState {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s).ok_or(())
+    }
+}
+
+/// Flags a request may carry.
+pub const FLAGS: &[&str] = &[
+    "cgo-disable",
+    "force-gomod-tidy",
+    "gomod-vendor",
+    "gomod-vendor-check",
+    "include-git-dir",
+    "pip-allow-binary",
+    "remove-unsafe-symlinks",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorOrigin {
+    Client,
+    Server,
+}
+
+impl ErrorOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Server => "server",
+        }
+    }
+}
+
+/// Why a request failed: becomes its `state_reason`, `error_origin` and `error_type`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub origin: ErrorOrigin,
+    pub error_type: &'static str,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn client(error_type: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            origin: ErrorOrigin::Client,
+            error_type,
+            message: message.into(),
+        }
+    }
+    pub fn server(error_type: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            origin: ErrorOrigin::Server,
+            error_type,
+            message: message.into(),
+        }
+    }
+}
+
+/// A dependency as Cachito reports it, plus the purl Larder computes for manifests.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Dependency {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<bool>,
+    #[serde(default)]
+    pub replaces: Option<Replaced>,
+    pub purl: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Replaced {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub version: Option<String>,
+}
+
+/// One package found in the repository.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Package {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub version: String,
+    /// Relative path inside the repository; `None` for the repository root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub dependencies: Vec<Dependency>,
+    pub purl: String,
+}
+
+/// An environment variable handed back; kind `path` is relative to the bundle root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvVar {
+    pub value: String,
+    pub kind: String,
+}
+
+impl EnvVar {
+    pub fn literal(value: impl Into<String>) -> Self {
+        Self {
+            value: value.into(),
+            kind: "literal".into(),
+        }
+    }
+    pub fn path(value: impl Into<String>) -> Self {
+        Self {
+            value: value.into(),
+            kind: "path".into(),
+        }
+    }
+}
+
+pub type EnvVars = BTreeMap<String, EnvVar>;
+
+/// A configuration file handed back; `path` is relative to the bundle root (`app/...`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigFile {
+    pub path: String,
+    pub content: Vec<u8>,
+}
+
+/// Cachito's wire form of a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFileBase64 {
+    pub content: String,
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// One file a per-request repository serves; recorded by the worker, looked up by the api.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub pm: String,
+    pub name: String,
+    pub version: String,
+    pub filename: String,
+    pub store_key: String,
+    #[serde(default)]
+    pub meta: serde_json::Value,
+}
+
+/// One `packages.<pm>` entry of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageSpec {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements_files: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements_build_files: Option<Vec<String>>,
+}
+
+impl Default for PackageSpec {
+    fn default() -> Self {
+        Self {
+            path: ".".into(),
+            requirements_files: None,
+            requirements_build_files: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DependencyReplacement {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_name: Option<String>,
+}
+
+/// The message on the queue: everything else the worker asks the api for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub request_id: i64,
+}
+
+/// What a worker needs to process a request (worker-only `GET /api/v1/requests/{id}/job`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: i64,
+    pub repo: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub state: RequestState,
+    pub pkg_managers: Vec<PackageManager>,
+    #[serde(default)]
+    pub packages: BTreeMap<PackageManager, Vec<PackageSpec>>,
+    #[serde(default)]
+    pub flags: Vec<String>,
+    #[serde(default)]
+    pub dependency_replacements: Vec<DependencyReplacement>,
+    /// Base URL of this request's repositories, token included: `<public>/repos/<id>/t/<token>/`.
+    pub repository_url: String,
+    /// The request's repository token, for clients that take it apart from the URL.
+    pub repository_token: String,
+}
+
+/// The packages data of a finished request (Cachito's packages file).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackagesData {
+    pub packages: Vec<Package>,
+}
+
+impl PackagesData {
+    /// All packages' dependencies, deduplicated on (name, type, version, dev) and sorted by
+    /// (type, dev, name, version) as Cachito does.
+    pub fn merged_dependencies(&self) -> Vec<Dependency> {
+        let mut deps: Vec<Dependency> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for dep in self.packages.iter().flat_map(|p| &p.dependencies) {
+            if seen.insert((&dep.name, &dep.kind, &dep.version, dep.dev)) {
+                deps.push(dep.clone());
+            }
+        }
+        deps.sort_by(|a, b| {
+            (&a.kind, a.dev.unwrap_or(false), &a.name, &a.version).cmp(&(
+                &b.kind,
+                b.dev.unwrap_or(false),
+                &b.name,
+                &b.version,
+            ))
+        });
+        deps
+    }
+}

@@ -1,0 +1,194 @@
+//! The worker's calls to the api (workers hold no database credentials).
+
+use base64::Engine;
+use common::{
+    Artifact, ConfigFile, ConfigFileBase64, EnvVars, Failure, Job, PackagesData, RequestState,
+};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiClientError {
+    #[error("the api answered {status} to {what}: {body}")]
+    Status {
+        what: String,
+        status: u16,
+        body: String,
+    },
+    #[error("the api could not be reached for {what}: {source}")]
+    Http {
+        what: String,
+        source: reqwest::Error,
+    },
+}
+
+impl ApiClientError {
+    /// A 4xx answer will not change on retry.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Status { status, .. } if (400..500).contains(status) && *status != 408 && *status != 429)
+    }
+}
+
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+const ATTEMPTS: u32 = 6;
+
+impl ApiClient {
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("TLS backend initializes");
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, ApiClientError> {
+        let what = format!("{method} {path}");
+        let mut delay = Duration::from_millis(500);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base));
+            if let Some(token) = &self.token {
+                req = req.bearer_auth(token);
+            }
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let err = match req.send().await {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let body = resp.text().await.unwrap_or_default();
+                    ApiClientError::Status {
+                        what: what.clone(),
+                        status,
+                        body,
+                    }
+                }
+                Err(source) => ApiClientError::Http {
+                    what: what.clone(),
+                    source,
+                },
+            };
+            if err.is_permanent() || attempt >= ATTEMPTS {
+                return Err(err);
+            }
+            tracing::warn!(error = %err, attempt, "api call failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    pub async fn job(&self, id: i64) -> Result<Job, ApiClientError> {
+        let resp = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/requests/{id}/job"),
+                None,
+            )
+            .await?;
+        resp.json().await.map_err(|source| ApiClientError::Http {
+            what: "the job".into(),
+            source,
+        })
+    }
+
+    async fn patch(&self, id: i64, body: Value) -> Result<(), ApiClientError> {
+        self.call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/requests/{id}"),
+            Some(&body),
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn progress(&self, id: i64, reason: &str) -> Result<(), ApiClientError> {
+        tracing::info!(reason, "progress");
+        self.patch(
+            id,
+            json!({"state": RequestState::InProgress, "state_reason": reason}),
+        )
+        .await
+    }
+
+    pub async fn complete(&self, id: i64) -> Result<(), ApiClientError> {
+        self.patch(
+            id,
+            json!({"state": RequestState::Complete, "state_reason": "Completed successfully"}),
+        )
+        .await
+    }
+
+    pub async fn fail(&self, id: i64, failure: &Failure) -> Result<(), ApiClientError> {
+        self.patch(
+            id,
+            json!({"state": RequestState::Failed, "state_reason": failure.message, "error_origin": failure.origin, "error_type": failure.error_type}),
+        )
+        .await
+    }
+
+    pub async fn report(
+        &self,
+        id: i64,
+        env: &EnvVars,
+        data: &PackagesData,
+        artifacts: &[Artifact],
+        files: &[ConfigFile],
+    ) -> Result<(), ApiClientError> {
+        let data_json = serde_json::to_value(data).expect("serializable");
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/requests/{id}/packages"),
+            Some(&data_json),
+        )
+        .await?;
+        let artifacts_json = serde_json::to_value(artifacts).expect("serializable");
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/requests/{id}/artifacts"),
+            Some(&artifacts_json),
+        )
+        .await?;
+        if !files.is_empty() {
+            let files: Vec<ConfigFileBase64> = files
+                .iter()
+                .map(|f| ConfigFileBase64 {
+                    content: base64::engine::general_purpose::STANDARD.encode(&f.content),
+                    path: f.path.clone(),
+                    kind: "base64".into(),
+                })
+                .collect();
+            let files_json = serde_json::to_value(files).expect("serializable");
+            self.call(
+                reqwest::Method::POST,
+                &format!("/api/v1/requests/{id}/configuration-files"),
+                Some(&files_json),
+            )
+            .await?;
+        }
+        let dependencies = data.merged_dependencies().len();
+        self.patch(
+            id,
+            json!({"environment_variables": env, "packages_count": data.packages.len(), "dependencies_count": dependencies}),
+        )
+        .await
+    }
+}

@@ -1,0 +1,115 @@
+//! Larder's worker: consumes jobs from RabbitMQ and processes requests.
+
+pub mod api_client;
+pub mod bundle;
+pub mod pipeline;
+pub mod pkg_managers;
+pub mod request_log;
+pub mod sandbox;
+pub mod source;
+
+use api_client::ApiClient;
+use common::{Config, JobMessage, Store};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
+use pipeline::Outcome;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("broker error: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("the broker closed the consumer")]
+    ConsumerClosed,
+}
+
+/// Consume jobs forever, reconnecting to the broker whenever the connection drops.
+pub async fn run(config: Config) {
+    let config = Arc::new(config);
+    let store = Store::new(&config.data_dir);
+    let api = ApiClient::new(config.api_url(), config.worker_token.clone());
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match consume(config.clone(), store.clone(), api.clone()).await {
+            Ok(()) => delay = Duration::from_millis(500),
+            Err(e) => {
+                tracing::warn!(error = %e, "lost the broker; reconnecting");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn consume(config: Arc<Config>, store: Store, api: ApiClient) -> Result<(), WorkerError> {
+    let conn = Connection::connect(&config.amqp_url, ConnectionProperties::default()).await?;
+    let channel = conn.create_channel().await?;
+    channel
+        .queue_declare(
+            config.queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    // One unacknowledged job per request slot: a job is acked only once its request is final.
+    channel
+        .basic_qos(config.worker_concurrency.max(1), BasicQosOptions::default())
+        .await?;
+    let tag = format!("larder-worker-{}", std::process::id());
+    let mut consumer = channel
+        .basic_consume(
+            config.queue.as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(queue = %config.queue, concurrency = config.worker_concurrency, "worker consuming");
+    while let Some(delivery) = consumer.next().await {
+        let delivery = delivery?;
+        let (config, store, api) = (config.clone(), store.clone(), api.clone());
+        tokio::spawn(async move {
+            let Ok(job) = serde_json::from_slice::<JobMessage>(&delivery.data) else {
+                tracing::error!("dropping a malformed job message");
+                let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+                return;
+            };
+            let span = tracing::info_span!("request", request_id = job.request_id);
+            async {
+                match pipeline::process(&config, &store, &api, job.request_id).await {
+                    Ok(Outcome::Complete | Outcome::Failed | Outcome::Skipped) => {
+                        let _ = delivery.ack(BasicAckOptions::default()).await;
+                    }
+                    Err(e) if e_is_permanent(&e) => {
+                        tracing::error!(error = %e, "the api refused this job; dropping it");
+                        let _ = delivery.ack(BasicAckOptions::default()).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not finish the request; it goes back on the queue");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        let _ = delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+                    }
+                }
+            }
+            .instrument(span)
+            .await
+        });
+    }
+    Err(WorkerError::ConsumerClosed)
+}
+
+fn e_is_permanent(e: &pipeline::PipelineError) -> bool {
+    match e {
+        pipeline::PipelineError::Api(api) => api.is_permanent(),
+    }
+}

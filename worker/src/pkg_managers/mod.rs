@@ -1,0 +1,89 @@
+//! Package managers: each one reads its lockfiles from the unpacked source, makes sure every
+//! dependency is in the store (verified), lays out `deps/<pm>/`, and reports what it found.
+
+pub mod git_submodule;
+
+use crate::api_client::ApiClient;
+use common::{
+    Artifact, Config, ConfigFile, EnvVars, Failure, Job, Package, PackageManager, PackageSpec,
+    Store,
+};
+use std::path::Path;
+
+/// What a package manager works with for one request.
+pub struct PmContext<'a> {
+    pub job: &'a Job,
+    /// The unpacked source (`app/` in the bundle).
+    pub app_dir: &'a Path,
+    /// `deps/` in the bundle.
+    pub deps_dir: &'a Path,
+    pub store: &'a Store,
+    pub config: &'a Config,
+    pub api: &'a ApiClient,
+}
+
+impl PmContext<'_> {
+    /// The request's `packages.<pm>` entries, or the repository root.
+    pub fn specs(&self, pm: PackageManager) -> Vec<PackageSpec> {
+        self.job
+            .packages
+            .get(&pm)
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .unwrap_or_else(|| vec![PackageSpec::default()])
+    }
+
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.job.flags.iter().any(|f| f == flag)
+    }
+
+    /// Report progress; it moves the request's `updated`, which clients watch for liveness.
+    pub async fn progress(&self, reason: &str) {
+        if let Err(e) = self.api.progress(self.job.id, reason).await {
+            tracing::warn!(error = %e, "could not report progress");
+        }
+    }
+}
+
+/// What a package manager found and made.
+#[derive(Default)]
+pub struct PmOutput {
+    pub packages: Vec<Package>,
+    pub env: EnvVars,
+    pub config_files: Vec<ConfigFile>,
+    pub artifacts: Vec<Artifact>,
+}
+
+impl PmOutput {
+    pub fn merge(&mut self, other: PmOutput) {
+        self.packages.extend(other.packages);
+        self.env.extend(other.env);
+        self.config_files.extend(other.config_files);
+        self.artifacts.extend(other.artifacts);
+    }
+}
+
+/// The order package managers run in.
+pub const ORDER: [PackageManager; 7] = [
+    PackageManager::Gomod,
+    PackageManager::Npm,
+    PackageManager::Pip,
+    PackageManager::Cargo,
+    PackageManager::Rubygems,
+    PackageManager::GitSubmodule,
+    PackageManager::Yarn,
+];
+
+pub fn not_implemented(pm: PackageManager) -> Failure {
+    Failure::client(
+        "UnsupportedFeature",
+        format!("The {pm} package manager is not supported by this Larder deployment yet"),
+    )
+}
+
+pub async fn run(pm: PackageManager, ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
+    match pm {
+        PackageManager::GitSubmodule => git_submodule::run(ctx).await,
+        other => Err(not_implemented(other)),
+    }
+}

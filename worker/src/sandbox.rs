@@ -1,0 +1,108 @@
+//! The symlink check on an unpacked repository: no link may lead outside it.
+
+use common::Failure;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Fail (or, with `remove`, delete the link) for every symlink under `root` whose destination is
+/// outside `root`. Links into `.git` internals are not followed; link loops are skipped.
+pub fn check_symlinks(root: &Path, remove: bool) -> Result<Vec<PathBuf>, Failure> {
+    let canonical_root =
+        fs::canonicalize(root).map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+    let mut removed = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries =
+            fs::read_dir(&dir).map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+            let path = entry.path();
+            let kind = entry
+                .file_type()
+                .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+            if kind.is_dir() {
+                if path.file_name().is_some_and(|n| n != ".git") {
+                    stack.push(path);
+                }
+                continue;
+            }
+            if !kind.is_symlink() {
+                continue;
+            }
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            if escapes(&canonical_root, root, &rel) {
+                if remove {
+                    fs::remove_file(&path)
+                        .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+                    tracing::info!(link = %rel.display(), "removed a symlink that points outside the repository");
+                    removed.push(rel);
+                } else {
+                    return Err(Failure::client(
+                        "ValidationError",
+                        format!(
+                            "The destination of '{}' is outside of cloned repository",
+                            rel.display()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+fn escapes(canonical_root: &Path, root: &Path, rel: &Path) -> bool {
+    match fs::canonicalize(root.join(rel)) {
+        Ok(target) => !target.starts_with(canonical_root),
+        Err(e) if e.raw_os_error() == Some(40) => false, // ELOOP: a loop leads nowhere
+        Err(_) => {
+            // Dangling: judge the link text itself, hop by hop.
+            let mut current = rel.to_path_buf();
+            for _ in 0..40 {
+                let Ok(target) = fs::read_link(root.join(&current)) else {
+                    return false;
+                };
+                match common::archive::resolve_link_target(&current, &target) {
+                    None => return true,
+                    Some(next) => {
+                        if fs::symlink_metadata(root.join(&next))
+                            .is_ok_and(|m| m.file_type().is_symlink())
+                        {
+                            current = next;
+                        } else {
+                            return false;
+                        }
+                    }
+                }
+            }
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn finds_escaping_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("app");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("file"), "x").unwrap();
+        symlink("../file", root.join("sub/ok")).unwrap();
+        symlink("loop", root.join("loop")).unwrap();
+        check_symlinks(&root, false).unwrap();
+        symlink("../../etc/passwd", root.join("sub/bad")).unwrap();
+        let err = check_symlinks(&root, false).unwrap_err();
+        assert_eq!(
+            err.message,
+            "The destination of 'sub/bad' is outside of cloned repository"
+        );
+        symlink("/nonexistent/x", root.join("dangling")).unwrap();
+        let removed = check_symlinks(&root, true).unwrap();
+        assert_eq!(removed.len(), 2);
+        assert!(root.join("sub/ok").exists());
+    }
+}
