@@ -1,0 +1,406 @@
+//! End to end: submit real git repositories to a real Larder and check what comes back.
+
+mod support;
+
+use base64::Engine;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use support::*;
+
+/// `git archive` of a commit, as path -> content.
+fn git_archive(repo: &GitRepo, commit: &str) -> BTreeMap<String, Option<Vec<u8>>> {
+    let out = std::process::Command::new("git")
+        .args(["archive", "--format=tar.gz", "--prefix=app/", commit])
+        .current_dir(&repo.dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    untar(&out.stdout)
+}
+
+fn files_only(tree: &BTreeMap<String, Option<Vec<u8>>>, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    tree.iter()
+        .filter(|(p, _)| p.starts_with(prefix))
+        .filter_map(|(p, c)| c.clone().map(|c| (p.clone(), c)))
+        .collect()
+}
+
+#[tokio::test]
+async fn bundle_matches_git_archive_and_survives_the_repository() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let repo = GitRepo::new(work.path().join("repo"));
+    repo.write("README.md", "# demo\n")
+        .write("src/main.c", "int main() { return 0; }\n")
+        .symlink("docs/readme", "../README.md");
+    repo.commit("first");
+    repo.write("src/main.c", "int main() { return 1; }\n");
+    let commit = repo.commit("second");
+
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "complete", "{done}");
+    assert_eq!(done["state_reason"], "Completed successfully");
+    assert!(done.get("error_origin").is_none());
+    let reasons: Vec<&str> = done["state_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state_reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.contains(&"Fetching the application source"),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons.last(), Some(&"The request was initiated"));
+
+    let (bytes, digest) = larder.download(id).await;
+    let expected = format!(
+        "sha-256={}",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&bytes))
+    );
+    assert_eq!(digest, expected);
+    let bundle = untar(&bytes);
+    assert_eq!(
+        files_only(&bundle, "app/"),
+        files_only(&git_archive(&repo, &commit), "app/")
+    );
+    assert!(bundle.contains_key("deps"), "bundle has deps/");
+    assert!(
+        !bundle.keys().any(|p| p.starts_with("app/.git")),
+        ".git is left out by default"
+    );
+
+    // The same commit again, with the repository gone: served from the source cache.
+    std::fs::remove_dir_all(&repo.dir).unwrap();
+    let again = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    let done = larder.wait(again).await;
+    assert_eq!(done["state"], "complete", "{done}");
+    let (bytes2, _) = larder.download(again).await;
+    assert_eq!(bytes, bytes2, "bundles are byte-reproducible");
+
+    // Logs name the request's work.
+    let logs = larder
+        .http
+        .get(format!("{}/api/v1/requests/{again}/logs", larder.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(logs.contains("reusing the cached source archive"), "{logs}");
+}
+
+#[tokio::test]
+async fn include_git_dir_keeps_git() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let repo = GitRepo::new(work.path().join("repo"));
+    repo.write("a.txt", "a");
+    let commit = repo.commit("c");
+    let id = larder.submit(json!({"repo": format!("file://{}", repo.url()), "ref": commit, "pkg_managers": [], "flags": ["include-git-dir"]})).await;
+    assert_eq!(larder.wait(id).await["state"], "complete");
+    let bundle = untar(&larder.download(id).await.0);
+    assert!(bundle.contains_key("app/.git/HEAD"));
+    let head = String::from_utf8(bundle["app/.git/HEAD"].clone().unwrap()).unwrap();
+    assert_eq!(
+        head.trim(),
+        commit,
+        "HEAD is the requested commit, detached"
+    );
+}
+
+#[tokio::test]
+async fn escaping_symlink_fails_or_is_removed() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let repo = GitRepo::new(work.path().join("repo"));
+    repo.write("a.txt", "a")
+        .symlink("sub/evil", "../../../../../etc/passwd");
+    let commit = repo.commit("c");
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "failed");
+    assert_eq!(done["error_origin"], "client");
+    assert_eq!(
+        done["state_reason"],
+        "The destination of 'sub/evil' is outside of cloned repository"
+    );
+
+    let id = larder.submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": [], "flags": ["remove-unsafe-symlinks"]})).await;
+    assert_eq!(larder.wait(id).await["state"], "complete");
+    let bundle = untar(&larder.download(id).await.0);
+    assert!(bundle.contains_key("app/a.txt"));
+    assert!(!bundle.contains_key("app/sub/evil"));
+}
+
+#[tokio::test]
+async fn unknown_commit_fails_clearly() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let repo = GitRepo::new(work.path().join("repo"));
+    repo.write("a.txt", "a");
+    repo.commit("c");
+    let missing = "0123456789abcdef0123456789abcdef01234567";
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": missing, "pkg_managers": []}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "failed");
+    assert_eq!(done["error_origin"], "client");
+    assert_eq!(done["error_type"], "InvalidRequestData");
+    assert_eq!(
+        done["state_reason"],
+        format!("Failed on checking out the Git repository. Please verify the supplied reference of \"{missing}\" is valid.")
+    );
+    let (status, body) = larder.get(&format!("/api/v1/requests/{id}/download")).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"],
+        "The request must be in the \"complete\" state before downloading the archive"
+    );
+
+    // A repository that does not exist at all.
+    let id = larder.submit(json!({"repo": work.path().join("nope").to_string_lossy(), "ref": missing, "pkg_managers": []})).await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "failed");
+    assert!(
+        done["state_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Failed cloning the Git repository"),
+        "{done}"
+    );
+}
+
+#[tokio::test]
+async fn git_submodules_are_fetched_and_reported() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let lib = GitRepo::new(work.path().join("lib"));
+    lib.write("lib.txt", "library v1");
+    let lib_commit = lib.commit("lib");
+    let app = GitRepo::new(work.path().join("app"));
+    app.write("main.txt", "main");
+    git(
+        &app.dir,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            &lib.url(),
+            "vendor/lib",
+        ],
+    );
+    let commit = app.commit("with submodule");
+    lib.write("lib.txt", "library v2");
+    lib.commit("moved on");
+
+    let id = larder
+        .submit(json!({"repo": app.url(), "ref": commit, "pkg_managers": ["git-submodule"]}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "complete", "{done}");
+    assert_eq!(
+        done["packages"],
+        json!([{"name": "vendor/lib", "type": "git-submodule", "version": format!("{}#{lib_commit}", lib.url()), "path": "vendor/lib", "dependencies": []}])
+    );
+    let bundle = untar(&larder.download(id).await.0);
+    assert_eq!(
+        bundle["app/vendor/lib/lib.txt"].as_deref(),
+        Some(&b"library v1"[..]),
+        "the submodule at its recorded commit"
+    );
+    let (_, manifest) = larder
+        .get(&format!("/api/v1/requests/{id}/content-manifest"))
+        .await;
+    assert_eq!(manifest["image_contents"].as_array().unwrap().len(), 1);
+    assert_eq!(manifest["image_contents"][0]["dependencies"], json!([]));
+    assert_eq!(manifest["metadata"]["icm_version"], 1);
+}
+
+#[tokio::test]
+async fn unimplemented_package_manager_fails_as_client_error() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let repo = GitRepo::new(work.path().join("repo"));
+    repo.write("Gemfile", "source 'https://rubygems.org'\n");
+    let commit = repo.commit("c");
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["rubygems"]}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "failed");
+    assert_eq!(done["error_origin"], "client");
+    assert_eq!(done["error_type"], "UnsupportedFeature");
+    assert!(done["state_reason"].as_str().unwrap().contains("rubygems"));
+}
+
+#[tokio::test]
+async fn listing_filters_paginate_and_keep_filters() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let repo = GitRepo::new(work.path().join("repo"));
+    repo.write("a.txt", "a");
+    let commit = repo.commit("c");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            larder
+                .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+                .await,
+        );
+    }
+    let other = larder.submit(json!({"repo": repo.url(), "ref": "0123456789abcdef0123456789abcdef01234567", "pkg_managers": []})).await;
+    for id in ids.iter().chain([&other]) {
+        larder.wait(*id).await;
+    }
+    let (status, page) = larder
+        .get(&format!(
+            "/api/v1/requests?state=complete&ref={commit}&per_page=2"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["meta"]["total"], 3);
+    assert_eq!(page["meta"]["pages"], 2);
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["id"], ids[2], "newest first");
+    assert!(
+        items[0]["packages"].is_number() || items[0]["packages"].is_null(),
+        "non-verbose items carry counts"
+    );
+    let next = page["meta"]["next"].as_str().unwrap();
+    assert!(
+        next.contains(&format!("ref={commit}")) && next.contains("state=complete"),
+        "{next}"
+    );
+    let next_page: serde_json::Value = larder
+        .http
+        .get(next)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next_page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(next_page["items"][0]["id"], ids[0]);
+    let (_, failed) = larder
+        .get("/api/v1/requests?state=failed&verbose=true")
+        .await;
+    assert_eq!(failed["items"][0]["id"], other);
+    let (_, by_id) = larder.get(&format!("/api/v1/requests/{other}")).await;
+    assert_eq!(failed["items"][0], by_id, "verbose items equal GET by id");
+    let (status, _) = larder.get("/api/v1/requests?page=9").await;
+    assert_eq!(status, 404);
+
+    // latest: by repository path and ref.
+    let repo_name = repo.url().trim_start_matches('/').to_string();
+    let (status, latest) = larder
+        .get(&format!(
+            "/api/v1/requests/latest?repo_name={repo_name}&ref={commit}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{latest}");
+    assert_eq!(latest["id"], ids[2]);
+    assert!(
+        latest.get("configuration_files").is_none(),
+        "latest is non-verbose"
+    );
+}
+
+#[tokio::test]
+async fn cleanup_makes_requests_stale() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let repo = GitRepo::new(work.path().join("repo"));
+    repo.write("a.txt", "a");
+    let commit = repo.commit("c");
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    assert_eq!(larder.wait(id).await["state"], "complete");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("cleanup")
+        .envs(&larder.env)
+        .env("LARDER_REQUEST_LIFETIME_DAYS", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, r) = larder.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(r["state"], "stale");
+    assert_eq!(r["state_reason"], "The request has expired");
+    let (status, _) = larder.get(&format!("/api/v1/requests/{id}/download")).await;
+    assert_eq!(status, 400);
+    let (status, _) = larder.get(&format!("/api/v1/requests/{id}/logs")).await;
+    assert_eq!(status, 410);
+    assert!(!larder
+        .data
+        .path()
+        .join(format!("bundles/{id}.tar.gz"))
+        .exists());
+    let (_, manifest) = larder
+        .get(&format!("/api/v1/requests/{id}/content-manifest"))
+        .await;
+    assert_eq!(manifest["image_contents"], json!([]));
+}
+
+#[tokio::test]
+async fn cli_submits_a_checkout_and_fetches_results() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let repo = GitRepo::new(work.path().join("repo"));
+    repo.write("hello.txt", "hi");
+    let commit = repo.commit("c");
+    let bundle = work.path().join("bundle.tar.gz");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(["submit", "--repo", ".", "--ref", "HEAD", "--download"])
+        .arg(&bundle)
+        .current_dir(&repo.dir)
+        .env("LARDER_URL", &larder.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id: i64 = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let (_, r) = larder.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(r["ref"], commit);
+    assert_eq!(r["state"], "complete");
+    let tree = untar(&std::fs::read(&bundle).unwrap());
+    assert_eq!(tree["app/hello.txt"].as_deref(), Some(&b"hi"[..]));
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(["status", &id.to_string()])
+        .env("LARDER_URL", &larder.url)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("complete"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(["list", "--state", "complete"])
+        .env("LARDER_URL", &larder.url)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&commit[..12]));
+}

@@ -1,0 +1,482 @@
+//! Test support: a real Larder (the `larder` binary) against the real PostgreSQL and RabbitMQ,
+//! with a fresh database, queue and store per test; git fixtures; a TCP proxy the test controls.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}_{}_{nanos}_{}", std::process::id(), free_port())
+}
+
+/// A Larder deployment for one test.
+pub struct Larder {
+    pub url: String,
+    pub data: tempfile::TempDir,
+    pub database_url: String,
+    pub queue: String,
+    pub env: BTreeMap<String, String>,
+    children: Vec<(String, Child)>,
+    pub http: reqwest::Client,
+    pub token: Option<String>,
+}
+
+impl Larder {
+    /// A deployment's configuration without any process started.
+    pub fn new() -> Self {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let data = tempfile::tempdir().unwrap();
+        let database_url = format!(
+            "postgres://postgres@127.0.0.1:5432/{}",
+            unique("larder_test")
+        );
+        let queue = unique("larder_test");
+        let mut env = BTreeMap::new();
+        env.insert("LARDER_DATABASE_URL".into(), database_url.clone());
+        env.insert("LARDER_AMQP_URL".into(), AMQP.into());
+        env.insert("LARDER_QUEUE".into(), queue.clone());
+        env.insert(
+            "LARDER_DATA_DIR".into(),
+            data.path().to_string_lossy().into_owned(),
+        );
+        env.insert("LARDER_LISTEN".into(), format!("127.0.0.1:{port}"));
+        env.insert("LARDER_PUBLIC_URL".into(), url.clone());
+        env.insert("LARDER_ALLOW_LOCAL_REPOS".into(), "true".into());
+        env.insert("LARDER_LOG".into(), "info,lapin=warn".into());
+        Self {
+            url,
+            data,
+            database_url,
+            queue,
+            env,
+            children: Vec::new(),
+            http: reqwest::Client::new(),
+            token: None,
+        }
+    }
+
+    /// `larder serve` (api + worker) and wait until it answers.
+    pub async fn start() -> Self {
+        let mut larder = Self::new();
+        larder.spawn("serve", &[]);
+        larder.wait_healthy().await;
+        larder
+    }
+
+    /// Start `larder <cmd>` with this deployment's environment plus `extra`.
+    pub fn spawn(&mut self, cmd: &str, extra: &[(&str, &str)]) -> usize {
+        let log = std::fs::File::create(
+            self.data
+                .path()
+                .join(format!("{cmd}-{}.log", self.children.len())),
+        )
+        .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_larder"));
+        command
+            .arg(cmd)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.data.path());
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let child = command
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push((cmd.to_string(), child));
+        self.children.len() - 1
+    }
+
+    /// SIGKILL a process started with `spawn`.
+    pub fn kill(&mut self, index: usize) {
+        let (_, child) = &mut self.children[index];
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    pub async fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(resp) = self.http.get(format!("{}/healthz", self.url)).send().await {
+                if resp.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("larder did not become healthy; logs:\n{}", self.logs());
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(self.data.path()).unwrap().flatten() {
+            if entry.path().extension().is_some_and(|e| e == "log") {
+                out.push_str(&format!(
+                    "== {}\n{}\n",
+                    entry.path().display(),
+                    std::fs::read_to_string(entry.path()).unwrap_or_default()
+                ));
+            }
+        }
+        out
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .auth(self.http.get(format!("{}{path}", self.url)))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .auth(self.http.post(format!("{}{path}", self.url)))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Submit; panics unless the api answers 201.
+    pub async fn submit(&self, body: Value) -> i64 {
+        let (status, created) = self.post("/api/v1/requests", &body).await;
+        assert_eq!(status, 201, "{created}");
+        created["id"].as_i64().unwrap()
+    }
+
+    /// Poll until the request is final.
+    pub async fn wait(&self, id: i64) -> Value {
+        self.wait_until(id, Duration::from_secs(120), |r| {
+            r["state"] != "in_progress"
+        })
+        .await
+    }
+
+    pub async fn wait_until(
+        &self,
+        id: i64,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, r) = self.get(&format!("/api/v1/requests/{id}")).await;
+            assert_eq!(status, 200, "{r}");
+            if done(&r) {
+                return r;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "request {id} did not get there in time: {r}\nlogs:\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Download the bundle; returns (bytes, Digest header).
+    pub async fn download(&self, id: i64) -> (Vec<u8>, String) {
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/requests/{id}/download", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let digest = resp.headers()["Digest"].to_str().unwrap().to_string();
+        (resp.bytes().await.unwrap().to_vec(), digest)
+    }
+}
+
+impl Drop for Larder {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let (db, queue) = (self.database_url.clone(), self.queue.clone());
+        // Drop runs inside the test's runtime: clean up on a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let _ = api::db::drop_database(&db).await;
+                if let Ok(conn) =
+                    lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default()).await
+                {
+                    if let Ok(ch) = conn.create_channel().await {
+                        let _ = ch
+                            .queue_delete(
+                                queue.as_str().into(),
+                                lapin::options::QueueDeleteOptions::default(),
+                            )
+                            .await;
+                    }
+                }
+            })
+        })
+        .join();
+    }
+}
+
+/// A git repository built by the test with the real `git`.
+pub struct GitRepo {
+    pub dir: PathBuf,
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Larder Test",
+            "-c",
+            "user.email=test@larder.invalid",
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "protocol.file.allow=always",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+impl GitRepo {
+    pub fn new(dir: PathBuf) -> Self {
+        std::fs::create_dir_all(&dir).unwrap();
+        git(&dir, &["init", "-q"]);
+        Self { dir }
+    }
+
+    pub fn write(&self, path: &str, content: &str) -> &Self {
+        let p = self.dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+        self
+    }
+
+    pub fn symlink(&self, path: &str, target: &str) -> &Self {
+        let p = self.dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, p).unwrap();
+        self
+    }
+
+    /// Commit everything; returns the commit id.
+    pub fn commit(&self, message: &str) -> String {
+        git(&self.dir, &["add", "-A"]);
+        git(&self.dir, &["commit", "-q", "--allow-empty", "-m", message]);
+        git(&self.dir, &["rev-parse", "HEAD"])
+    }
+
+    pub fn url(&self) -> String {
+        self.dir.to_string_lossy().into_owned()
+    }
+}
+
+/// Unpack a `.tar.gz` into a map of path -> content (directories as None).
+pub fn untar(bytes: &[u8]) -> BTreeMap<String, Option<Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_string();
+        let content = match entry.header().entry_type() {
+            tar::EntryType::Directory => None,
+            tar::EntryType::Symlink => {
+                Some(format!("-> {}", entry.link_name().unwrap().unwrap().display()).into_bytes())
+            }
+            _ => {
+                let mut buf = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut buf).unwrap();
+                Some(buf)
+            }
+        };
+        assert!(
+            out.insert(path.clone(), content).is_none(),
+            "duplicate member {path}"
+        );
+    }
+    out
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyMode {
+    Open,
+    /// Connections stay up but no byte moves.
+    Paused,
+    /// Every connection is closed and new ones are refused.
+    Cut,
+}
+
+/// A TCP proxy the test controls, so it can break one client's connection to a shared server.
+pub struct TcpProxy {
+    pub port: u16,
+    mode: Arc<watch::Sender<ProxyMode>>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, _) = watch::channel(ProxyMode::Open);
+        let mode = Arc::new(tx);
+        let target = target.to_string();
+        let accept_mode = mode.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if *accept_mode.borrow() == ProxyMode::Cut {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pipe(cr, sw, accept_mode.subscribe()));
+                tokio::spawn(pipe(sr, cw, accept_mode.subscribe()));
+            }
+        });
+        Self { port, mode }
+    }
+
+    pub fn set(&self, mode: ProxyMode) {
+        self.mode.send_replace(mode);
+    }
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut mode: watch::Receiver<ProxyMode>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let current = *mode.borrow_and_update();
+        match current {
+            ProxyMode::Cut => return,
+            ProxyMode::Paused => {
+                if mode.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            ProxyMode::Open => {}
+        }
+        tokio::select! {
+            read = from.read(&mut buf) => {
+                let n = match read { Ok(0) | Err(_) => return, Ok(n) => n };
+                // Hold data that arrives just as the proxy pauses.
+                while *mode.borrow() == ProxyMode::Paused {
+                    if mode.changed().await.is_err() { return; }
+                }
+                if *mode.borrow() == ProxyMode::Cut || to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+            changed = mode.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// `git daemon` serving the repositories under `base` over git://.
+pub struct GitDaemon {
+    pub port: u16,
+    child: Child,
+}
+
+impl GitDaemon {
+    pub async fn start(base: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--listen=127.0.0.1",
+                &format!("--port={port}"),
+                &format!("--base-path={}", base.display()),
+            ])
+            .arg(base)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(Instant::now() < deadline, "git daemon did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { port, child }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
