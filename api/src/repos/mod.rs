@@ -193,11 +193,8 @@ async fn dispatch(
     pm: &str,
     tail: &str,
 ) -> ApiResult<HttpResponse> {
-    let _ = (req, tail);
-    let served = match pm {
-        _ => Served::NotFound,
-    };
-    repo.respond(served).await
+    let _ = (req, pm, tail);
+    repo.respond(Served::NotFound).await
 }
 
 /// `/repos/{id}/t/{token}/{pm}/{tail}`: the capability-URL form (the token is in the path).
@@ -218,11 +215,6 @@ pub async fn serve_with_header_token(
     path: web::Path<(i64, String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (id, pm, tail) = path.into_inner();
-    let repo = check(&req, state, id, None, &pm).await.map_err(|e| {
-        if e.status == actix_web::http::StatusCode::UNAUTHORIZED {
-            tracing::debug!(request_id = id, "repository read without a valid token");
-        }
-        e
-    })?;
+    let repo = check(&req, state, id, None, &pm).await?;
     dispatch(repo, &req, &pm, &tail).await
 }
