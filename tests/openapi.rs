@@ -19,11 +19,17 @@ fn every_route_is_documented_and_every_documented_path_is_routed() {
         .unwrap()
         .iter()
         .flat_map(|(path, ops)| {
-            ops.as_object().unwrap().keys().filter(|m| *m != "parameters").map(move |m| (m.to_uppercase(), path.clone()))
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| *m != "parameters")
+                .map(move |m| (m.to_uppercase(), path.clone()))
         })
         .collect();
-    let routed: BTreeSet<(String, String)> =
-        api::ROUTES.iter().map(|(m, p)| (m.to_uppercase(), p.replace("{tail:.*}", "{tail}"))).collect();
+    let routed: BTreeSet<(String, String)> = api::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_uppercase(), p.replace("{tail:.*}", "{tail}")))
+        .collect();
     assert_eq!(documented, routed);
 }
 
@@ -43,7 +49,10 @@ fn check(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), St
         }
     }
     if let Some(any) = schema["anyOf"].as_array() {
-        let errors: Vec<String> = any.iter().filter_map(|s| check(spec, s, value, at).err()).collect();
+        let errors: Vec<String> = any
+            .iter()
+            .filter_map(|s| check(spec, s, value, at).err())
+            .collect();
         if errors.len() == any.len() {
             return Err(format!("{at}: matches no anyOf branch: {errors:?}"));
         }
@@ -98,9 +107,13 @@ fn check_response(spec: &Value, method: &str, path: &str, status: u16, body: &Va
     let op = &spec["paths"][path][method];
     assert!(op.is_object(), "{method} {path} is not documented");
     let mut response = &op["responses"][status.to_string()];
-    assert!(response.is_object(), "{method} {path} answered {status}, which is not documented");
+    assert!(
+        response.is_object(),
+        "{method} {path} answered {status}, which is not documented"
+    );
     if let Some(r) = response["$ref"].as_str() {
-        response = &spec["components"]["responses"][r.trim_start_matches("#/components/responses/")];
+        response =
+            &spec["components"]["responses"][r.trim_start_matches("#/components/responses/")];
     }
     if let Some(schema) = response["content"]["application/json"].get("schema") {
         if let Err(e) = check(spec, schema, body, "$") {
@@ -119,10 +132,26 @@ async fn live_responses_match_their_schemas() {
     lib.commit("lib");
     let repo = GitRepo::new(work.path().join("repo"));
     repo.write("a", "a");
-    git(&repo.dir, &["-c", "protocol.file.allow=always", "submodule", "add", "-q", &lib.url(), "lib"]);
+    git(
+        &repo.dir,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            &lib.url(),
+            "lib",
+        ],
+    );
     let commit = repo.commit("c");
 
-    let (status, created) = larder.post("/api/v1/requests", &json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["git-submodule"]})).await;
+    let (status, created) = larder
+        .post(
+            "/api/v1/requests",
+            &json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["git-submodule"]}),
+        )
+        .await;
     check_response(&spec, "post", "/api/v1/requests", status, &created);
     let id = created["id"].as_i64().unwrap();
     let done = larder.wait(id).await;
@@ -134,20 +163,59 @@ async fn live_responses_match_their_schemas() {
     let calls = [
         ("/api/v1/status", "/api/v1/status".to_string()),
         ("/api/v1/requests", "/api/v1/requests".to_string()),
-        ("/api/v1/requests", "/api/v1/requests?verbose=true".to_string()),
-        ("/api/v1/requests", "/api/v1/requests?state=bogus".to_string()),
-        ("/api/v1/requests/latest", format!("/api/v1/requests/latest?repo_name={repo_name}&ref={commit}")),
+        (
+            "/api/v1/requests",
+            "/api/v1/requests?verbose=true".to_string(),
+        ),
+        (
+            "/api/v1/requests",
+            "/api/v1/requests?state=bogus".to_string(),
+        ),
+        (
+            "/api/v1/requests/latest",
+            format!("/api/v1/requests/latest?repo_name={repo_name}&ref={commit}"),
+        ),
         ("/api/v1/requests/{id}", format!("/api/v1/requests/{id}")),
-        ("/api/v1/requests/{id}", format!("/api/v1/requests/{failed}")),
-        ("/api/v1/requests/{id}", "/api/v1/requests/99999".to_string()),
-        ("/api/v1/requests/{id}/job", format!("/api/v1/requests/{id}/job")),
-        ("/api/v1/requests/{id}/environment-variables", format!("/api/v1/requests/{id}/environment-variables")),
-        ("/api/v1/requests/{id}/configuration-files", format!("/api/v1/requests/{id}/configuration-files")),
-        ("/api/v1/requests/{id}/content-manifest", format!("/api/v1/requests/{id}/content-manifest")),
-        ("/api/v1/requests/{id}/content-manifest", format!("/api/v1/requests/{failed}/content-manifest")),
-        ("/api/v1/requests/{id}/packages", format!("/api/v1/requests/{id}/packages")),
-        ("/api/v1/requests/{id}/download", format!("/api/v1/requests/{failed}/download")),
-        ("/repos/{id}/{pm}/{tail}", format!("/repos/{id}/npm/left-pad")),
+        (
+            "/api/v1/requests/{id}",
+            format!("/api/v1/requests/{failed}"),
+        ),
+        (
+            "/api/v1/requests/{id}",
+            "/api/v1/requests/99999".to_string(),
+        ),
+        (
+            "/api/v1/requests/{id}/job",
+            format!("/api/v1/requests/{id}/job"),
+        ),
+        (
+            "/api/v1/requests/{id}/environment-variables",
+            format!("/api/v1/requests/{id}/environment-variables"),
+        ),
+        (
+            "/api/v1/requests/{id}/configuration-files",
+            format!("/api/v1/requests/{id}/configuration-files"),
+        ),
+        (
+            "/api/v1/requests/{id}/content-manifest",
+            format!("/api/v1/requests/{id}/content-manifest"),
+        ),
+        (
+            "/api/v1/requests/{id}/content-manifest",
+            format!("/api/v1/requests/{failed}/content-manifest"),
+        ),
+        (
+            "/api/v1/requests/{id}/packages",
+            format!("/api/v1/requests/{id}/packages"),
+        ),
+        (
+            "/api/v1/requests/{id}/download",
+            format!("/api/v1/requests/{failed}/download"),
+        ),
+        (
+            "/repos/{id}/{pm}/{tail}",
+            format!("/repos/{id}/npm/left-pad"),
+        ),
     ];
     for (template, path) in calls {
         let (status, body) = larder.get(&path).await;
@@ -158,6 +226,14 @@ async fn live_responses_match_their_schemas() {
     assert_eq!(created_at.len(), 26, "{created_at}");
     assert_eq!(&created_at[19..20], ".");
     // The documentation page renders.
-    let page = larder.http.get(&larder.url).send().await.unwrap().text().await.unwrap();
+    let page = larder
+        .http
+        .get(&larder.url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("/api/v1/requests/{id}/download"));
 }

@@ -24,7 +24,11 @@ async fn a_killed_workers_request_is_finished_by_another() {
     // The first worker gets stuck fetching the repository, then dies.
     proxy.set(ProxyMode::Paused);
     let id = larder.submit(json!({"repo": format!("git://127.0.0.1:{}/project", proxy.port), "ref": commit, "pkg_managers": []})).await;
-    larder.wait_until(id, Duration::from_secs(60), |r| r["state_reason"] == "Fetching the application source").await;
+    larder
+        .wait_until(id, Duration::from_secs(60), |r| {
+            r["state_reason"] == "Fetching the application source"
+        })
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     larder.kill(first);
     let (_, r) = larder.get(&format!("/api/v1/requests/{id}")).await;
@@ -36,14 +40,23 @@ async fn a_killed_workers_request_is_finished_by_another() {
     let done = larder.wait(id).await;
     assert_eq!(done["state"], "complete", "{done}");
     let bundle = untar(&larder.download(id).await.0);
-    assert_eq!(bundle["app/README"].as_deref(), Some(&b"survives a crash\n"[..]));
+    assert_eq!(
+        bundle["app/README"].as_deref(),
+        Some(&b"survives a crash\n"[..])
+    );
 }
 
 #[tokio::test]
 async fn a_request_submitted_while_the_broker_is_unreachable_completes_later() {
     let proxy = TcpProxy::start("127.0.0.1:5672").await;
     let mut larder = Larder::new();
-    larder.spawn("api", &[("LARDER_AMQP_URL", &format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port))]);
+    larder.spawn(
+        "api",
+        &[(
+            "LARDER_AMQP_URL",
+            &format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port),
+        )],
+    );
     larder.wait_healthy().await;
     larder.spawn("worker", &[]);
     let work = tempfile::tempdir().unwrap();
@@ -52,18 +65,28 @@ async fn a_request_submitted_while_the_broker_is_unreachable_completes_later() {
     let commit = repo.commit("c");
 
     // Warm path: the api is connected.
-    let id = larder.submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []})).await;
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
     assert_eq!(larder.wait(id).await["state"], "complete");
 
     // Cut the api's broker connection: it still answers and records the request.
     proxy.set(ProxyMode::Cut);
     let started = std::time::Instant::now();
-    let id = larder.submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []})).await;
-    assert!(started.elapsed() < Duration::from_secs(15), "submission must not hang on the broker");
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "submission must not hang on the broker"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (_, r) = larder.get(&format!("/api/v1/requests/{id}")).await;
     assert_eq!(r["state"], "in_progress");
-    assert_eq!(r["state_reason"], "The request was initiated", "no worker saw it yet");
+    assert_eq!(
+        r["state_reason"], "The request was initiated",
+        "no worker saw it yet"
+    );
     let (_, status) = larder.get("/api/v1/status").await;
     assert_eq!(status["services"][1]["ok"], false, "{status}");
 
@@ -86,13 +109,22 @@ async fn workers_share_one_queue() {
     let commit = repo.commit("c");
     let mut ids = Vec::new();
     for _ in 0..6 {
-        ids.push(larder.submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []})).await);
+        ids.push(
+            larder
+                .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+                .await,
+        );
     }
     for id in ids {
         let done = larder.wait(id).await;
         assert_eq!(done["state"], "complete", "{done}");
         // Each request went through exactly one pipeline run.
-        let runs = done["state_history"].as_array().unwrap().iter().filter(|s| s["state_reason"] == "Fetching the application source").count();
+        let runs = done["state_history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["state_reason"] == "Fetching the application source")
+            .count();
         assert_eq!(runs, 1, "{done}");
     }
 }

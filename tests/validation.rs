@@ -10,7 +10,10 @@ const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 async fn expect_400(larder: &Larder, body: Value, message: &str) {
     let (status, answer) = larder.post("/api/v1/requests", &body).await;
     assert_eq!(status, 400, "{body} -> {answer}");
-    assert!(answer["error"].as_str().unwrap().contains(message), "{body}: expected {message:?}, got {answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains(message),
+        "{body}: expected {message:?}, got {answer}"
+    );
 }
 
 #[tokio::test]
@@ -50,7 +53,14 @@ async fn every_validation_rule_answers_400() {
         expect_400(&larder, body, message).await;
     }
     // Not JSON at all.
-    let resp = larder.http.post(format!("{}/api/v1/requests", larder.url)).header("content-type", "application/json").body("{nope").send().await.unwrap();
+    let resp = larder
+        .http
+        .post(format!("{}/api/v1/requests", larder.url))
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().await.unwrap();
     assert!(body["error"].is_string());
@@ -76,14 +86,32 @@ async fn every_validation_rule_answers_400() {
 #[tokio::test]
 async fn local_repositories_need_the_setting() {
     let mut larder = Larder::new();
-    larder.env.insert("LARDER_ALLOW_LOCAL_REPOS".into(), "false".into());
+    larder
+        .env
+        .insert("LARDER_ALLOW_LOCAL_REPOS".into(), "false".into());
     larder.spawn("serve", &[]);
     larder.wait_healthy().await;
     for repo in ["/srv/git/repo", "file:///srv/git/repo"] {
-        expect_400(&larder, json!({"repo": repo, "ref": SHA}), "local repositories are not allowed").await;
+        expect_400(
+            &larder,
+            json!({"repo": repo, "ref": SHA}),
+            "local repositories are not allowed",
+        )
+        .await;
     }
-    for repo in ["https://github.com/o/r", "http://h/r.git", "git://h/r", "ssh://git@h/r.git", "git@github.com:o/r.git"] {
-        let (status, body) = larder.post("/api/v1/requests", &json!({"repo": repo, "ref": SHA, "pkg_managers": []})).await;
+    for repo in [
+        "https://github.com/o/r",
+        "http://h/r.git",
+        "git://h/r",
+        "ssh://git@h/r.git",
+        "git@github.com:o/r.git",
+    ] {
+        let (status, body) = larder
+            .post(
+                "/api/v1/requests",
+                &json!({"repo": repo, "ref": SHA, "pkg_managers": []}),
+            )
+            .await;
         assert_eq!(status, 201, "{repo}: {body}");
     }
 }
@@ -91,14 +119,30 @@ async fn local_repositories_need_the_setting() {
 #[tokio::test]
 async fn unknown_ids_and_unfinished_downloads() {
     let larder = Larder::start().await;
-    for path in ["/api/v1/requests/424242", "/api/v1/requests/424242/download", "/api/v1/requests/424242/logs", "/api/v1/requests/424242/environment-variables", "/api/v1/requests/424242/configuration-files", "/api/v1/requests/424242/content-manifest", "/api/v1/requests/abc", "/no/such/route"] {
+    for path in [
+        "/api/v1/requests/424242",
+        "/api/v1/requests/424242/download",
+        "/api/v1/requests/424242/logs",
+        "/api/v1/requests/424242/environment-variables",
+        "/api/v1/requests/424242/configuration-files",
+        "/api/v1/requests/424242/content-manifest",
+        "/api/v1/requests/abc",
+        "/no/such/route",
+    ] {
         let (status, body) = larder.get(path).await;
         assert_eq!(status, 404, "{path}");
-        assert_eq!(body["error"], "The requested resource was not found", "{path}");
+        assert_eq!(
+            body["error"], "The requested resource was not found",
+            "{path}"
+        );
     }
     // A request that cannot finish soon: its repository host does not answer.
-    let id = larder.submit(json!({"repo": "https://127.0.0.1:9/none.git", "ref": SHA, "pkg_managers": []})).await;
-    let (status, body) = larder.get(&format!("/api/v1/requests/{id}/content-manifest")).await;
+    let id = larder
+        .submit(json!({"repo": "https://127.0.0.1:9/none.git", "ref": SHA, "pkg_managers": []}))
+        .await;
+    let (status, body) = larder
+        .get(&format!("/api/v1/requests/{id}/content-manifest"))
+        .await;
     if status == 400 {
         assert_eq!(body["error"], "Content manifests are only available for requests in the \"complete\" or \"stale\" states");
     }
@@ -106,14 +150,22 @@ async fn unknown_ids_and_unfinished_downloads() {
     assert_eq!(done["state"], "failed");
     let (status, body) = larder.get(&format!("/api/v1/requests/{id}/download")).await;
     assert_eq!(status, 400);
-    assert_eq!(body["error"], "The request must be in the \"complete\" state before downloading the archive");
+    assert_eq!(
+        body["error"],
+        "The request must be in the \"complete\" state before downloading the archive"
+    );
 }
 
 #[tokio::test]
 async fn auth_guards_submission_and_worker_endpoints() {
     let mut larder = Larder::new();
-    larder.env.insert("LARDER_API_TOKENS".into(), "usertok=alice,reptok=osbs:representative,worktok=bot:worker".into());
-    larder.env.insert("LARDER_WORKER_TOKEN".into(), "worktok".into());
+    larder.env.insert(
+        "LARDER_API_TOKENS".into(),
+        "usertok=alice,reptok=osbs:representative,worktok=bot:worker".into(),
+    );
+    larder
+        .env
+        .insert("LARDER_WORKER_TOKEN".into(), "worktok".into());
     larder.spawn("serve", &[]);
     larder.wait_healthy().await;
     let work = tempfile::tempdir().unwrap();
@@ -132,7 +184,10 @@ async fn auth_guards_submission_and_worker_endpoints() {
     larder.token = Some("usertok".into());
     let id = larder.submit(body.clone()).await;
     let done = larder.wait(id).await;
-    assert_eq!(done["state"], "complete", "the in-process worker authenticates with its token");
+    assert_eq!(
+        done["state"], "complete",
+        "the in-process worker authenticates with its token"
+    );
     assert_eq!(done["user"], "alice");
 
     // On behalf of someone else: only representatives.
@@ -140,7 +195,10 @@ async fn auth_guards_submission_and_worker_endpoints() {
     on_behalf["user"] = json!("bob");
     let (status, answer) = larder.post("/api/v1/requests", &on_behalf).await;
     assert_eq!(status, 403);
-    assert_eq!(answer["error"], "You are not authorized to create a request on behalf of another user");
+    assert_eq!(
+        answer["error"],
+        "You are not authorized to create a request on behalf of another user"
+    );
     larder.token = Some("reptok".into());
     let id2 = larder.submit(on_behalf).await;
     let (_, r) = larder.get(&format!("/api/v1/requests/{id2}")).await;
@@ -150,21 +208,50 @@ async fn auth_guards_submission_and_worker_endpoints() {
     // Worker endpoints: 401 without a token, 403 with a user token, allowed for workers.
     let patch = json!({"state": "in_progress", "state_reason": "poke"});
     let worker_calls: Vec<(reqwest::Method, String, Value)> = vec![
-        (reqwest::Method::PATCH, format!("/api/v1/requests/{id}"), patch.clone()),
-        (reqwest::Method::POST, format!("/api/v1/requests/{id}/configuration-files"), json!([])),
-        (reqwest::Method::GET, format!("/api/v1/requests/{id}/job"), Value::Null),
-        (reqwest::Method::PUT, format!("/api/v1/requests/{id}/artifacts"), json!([])),
+        (
+            reqwest::Method::PATCH,
+            format!("/api/v1/requests/{id}"),
+            patch.clone(),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/requests/{id}/configuration-files"),
+            json!([]),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/api/v1/requests/{id}/job"),
+            Value::Null,
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("/api/v1/requests/{id}/artifacts"),
+            json!([]),
+        ),
     ];
     for (method, path, payload) in &worker_calls {
         let url = format!("{}{path}", larder.url);
         let req = || larder.http.request(method.clone(), &url).json(payload);
-        assert_eq!(req().send().await.unwrap().status(), 401, "{method} {path} without a token");
+        assert_eq!(
+            req().send().await.unwrap().status(),
+            401,
+            "{method} {path} without a token"
+        );
         let resp = req().bearer_auth("usertok").send().await.unwrap();
         assert_eq!(resp.status(), 403, "{method} {path} with a user token");
         let answer: Value = resp.json().await.unwrap();
-        assert_eq!(answer["error"], "This API endpoint is restricted to Cachito workers");
+        assert_eq!(
+            answer["error"],
+            "This API endpoint is restricted to Cachito workers"
+        );
     }
-    let resp = larder.http.get(format!("{}/api/v1/requests/{id}/job", larder.url)).bearer_auth("worktok").send().await.unwrap();
+    let resp = larder
+        .http
+        .get(format!("{}/api/v1/requests/{id}/job", larder.url))
+        .bearer_auth("worktok")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     // A worker cannot submit.
     larder.token = Some("worktok".into());
@@ -181,7 +268,9 @@ async fn patch_follows_the_state_machine() {
     let repo = GitRepo::new(work.path().join("repo"));
     repo.write("a", "a");
     let commit = repo.commit("c");
-    let id = larder.submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []})).await;
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
     larder.wait(id).await;
     let patch = |body: Value| {
         let url = format!("{}/api/v1/requests/{id}", larder.url);
@@ -193,25 +282,71 @@ async fn patch_follows_the_state_machine() {
         }
     };
     for (body, message) in [
-        (json!({}), "At least one key must be specified to update the request"),
-        (json!({"color": "x"}), "The following keys are not allowed: color"),
-        (json!({"state": "complete"}), "The \"state_reason\" key is required when \"state\" is supplied"),
-        (json!({"state": "done", "state_reason": "x"}), "The state \"done\" is invalid"),
-        (json!({"state": "in_progress", "state_reason": "again"}), "State transition is not allowed from complete to in_progress."),
-        (json!({"environment_variables": {"A": {"value": "x", "kind": "weird"}}}), "The environment variable kind, weird, is not supported"),
+        (
+            json!({}),
+            "At least one key must be specified to update the request",
+        ),
+        (
+            json!({"color": "x"}),
+            "The following keys are not allowed: color",
+        ),
+        (
+            json!({"state": "complete"}),
+            "The \"state_reason\" key is required when \"state\" is supplied",
+        ),
+        (
+            json!({"state": "done", "state_reason": "x"}),
+            "The state \"done\" is invalid",
+        ),
+        (
+            json!({"state": "in_progress", "state_reason": "again"}),
+            "State transition is not allowed from complete to in_progress.",
+        ),
+        (
+            json!({"environment_variables": {"A": {"value": "x", "kind": "weird"}}}),
+            "The environment variable kind, weird, is not supported",
+        ),
     ] {
         let (status, answer) = patch(body.clone()).await;
         assert_eq!(status, 400, "{body}");
-        assert!(answer["error"].as_str().unwrap().contains(message), "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(message),
+            "{body}: {answer}"
+        );
     }
     // Repeating the current state and reason is accepted without a new history row.
-    assert_eq!(patch(json!({"state": "complete", "state_reason": "Completed successfully"})).await.0, 200);
+    assert_eq!(
+        patch(json!({"state": "complete", "state_reason": "Completed successfully"}))
+            .await
+            .0,
+        200
+    );
     let (_, r) = larder.get(&format!("/api/v1/requests/{id}")).await;
-    assert_eq!(r["state_history"].as_array().unwrap().iter().filter(|s| s["state"] == "complete").count(), 1);
-    assert_eq!(patch(json!({"environment_variables": {"FOO": {"value": "bar", "kind": "literal"}}})).await.0, 200);
-    let (_, env) = larder.get(&format!("/api/v1/requests/{id}/environment-variables")).await;
+    assert_eq!(
+        r["state_history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["state"] == "complete")
+            .count(),
+        1
+    );
+    assert_eq!(
+        patch(json!({"environment_variables": {"FOO": {"value": "bar", "kind": "literal"}}}))
+            .await
+            .0,
+        200
+    );
+    let (_, env) = larder
+        .get(&format!("/api/v1/requests/{id}/environment-variables"))
+        .await;
     assert_eq!(env["FOO"], json!({"value": "bar", "kind": "literal"}));
-    assert_eq!(patch(json!({"state": "stale", "state_reason": "The request has expired"})).await.0, 200);
+    assert_eq!(
+        patch(json!({"state": "stale", "state_reason": "The request has expired"}))
+            .await
+            .0,
+        200
+    );
     let (status, _) = patch(json!({"state": "complete", "state_reason": "back"})).await;
     assert_eq!(status, 400, "stale is terminal");
 }

@@ -2,6 +2,8 @@
 
 pub mod api_client;
 pub mod bundle;
+pub mod fetch;
+pub mod git_deps;
 pub mod pipeline;
 pub mod pkg_managers;
 pub mod request_log;

@@ -1,0 +1,71 @@
+//! Git dependencies (npm, pip, cargo): fetched once per commit into
+//! `deps/git/<host>/<path>/<commit>.tar.gz`, reused without the network, checked out on demand.
+
+use crate::pipeline::blocking;
+use common::archive::UnpackLimits;
+use common::{Failure, Store};
+use std::path::{Path, PathBuf};
+
+pub fn git_dep_key(url: &str, commit: &str) -> Result<String, Failure> {
+    let key = crate::source::source_key(url, commit, false)?;
+    Ok(format!("deps/git/{}", key.trim_start_matches("sources/")))
+}
+
+/// Make sure the store holds `url` at `commit` (a full 40-hex id) and unpack it into `dest`
+/// (which will contain the repository's files and `.git`). Returns the store key.
+pub async fn checkout(
+    store: &Store,
+    url: &str,
+    commit: &str,
+    allow_local: bool,
+    dest: &Path,
+) -> Result<String, Failure> {
+    if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Failure::client(
+            "InvalidRequestData",
+            format!("The git dependency {url} must name a full commit id, not {commit:?}"),
+        ));
+    }
+    if !crate::source::url_allowed(url, allow_local) {
+        return Err(Failure::client(
+            "InvalidRequestData",
+            format!("The git dependency URL {url} is not allowed"),
+        ));
+    }
+    let key = git_dep_key(url, commit)?;
+    let (store, k, url, commit, dest): (Store, String, String, String, PathBuf) = (
+        store.clone(),
+        key.clone(),
+        url.into(),
+        commit.into(),
+        dest.into(),
+    );
+    blocking(move || {
+        crate::source::ensure_source(&store, &k, &url, &commit, false, allow_local)?;
+        let archive = store
+            .path(&k)
+            .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+        let tmp = tempfile::tempdir_in(dest.parent().unwrap_or(Path::new("/tmp")))
+            .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+        common::archive::unpack_tar_gz(
+            &archive,
+            tmp.path(),
+            UnpackLimits {
+                keep_any_symlink: true,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| {
+            Failure::server(
+                "FileAccessError",
+                format!("The cached git dependency {k} is damaged: {e}"),
+            )
+        })?;
+        std::fs::rename(tmp.path().join("app"), &dest)
+            .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+        crate::sandbox::check_symlinks(&dest, false)?;
+        Ok(())
+    })
+    .await?;
+    Ok(key)
+}
