@@ -480,3 +480,130 @@ impl Drop for GitDaemon {
         let _ = self.child.wait();
     }
 }
+
+/// A static file server standing in for an upstream registry: serves `root` (a directory's
+/// `index.json` or `index.html` for a directory path), logs every request path, and can be
+/// edited on disk by the test (to tamper with a file, say).
+pub struct StaticServer {
+    pub url: String,
+    pub root: PathBuf,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl StaticServer {
+    pub async fn start(root: &Path) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (root_dir, log_in) = (root.to_path_buf(), log.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (root, log) = (root_dir.clone(), log_in.clone());
+                tokio::spawn(async move {
+                    let _ = serve_static(stream, &root, &log).await;
+                });
+            }
+        });
+        Self {
+            url,
+            root: root.to_path_buf(),
+            log,
+        }
+    }
+
+    /// Paths requested so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.log.lock().unwrap().clear();
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn serve_static(
+    mut stream: TcpStream,
+    root: &Path,
+    log: &std::sync::Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    loop {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte).await? == 0 {
+                return Ok(());
+            }
+            head.push(byte[0]);
+            if head.len() > 64 * 1024 {
+                return Ok(());
+            }
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let mut parts = text.split_whitespace();
+        let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+        let path = target.split('?').next().unwrap_or("/").to_string();
+        log.lock().unwrap().push(path.clone());
+        let rel = percent_decode(path.trim_start_matches('/'));
+        let safe = !rel.split('/').any(|c| c == "..");
+        let mut file = root.join(&rel);
+        if file.is_dir() {
+            file = ["index.json", "index.html"]
+                .iter()
+                .map(|i| file.join(i))
+                .find(|f| f.is_file())
+                .unwrap_or(file);
+        }
+        let (status, body, ctype) = match (safe && method == "GET", std::fs::read(&file)) {
+            (true, Ok(body)) => {
+                let ctype = match file.extension().and_then(|e| e.to_str()) {
+                    Some("json") => "application/json",
+                    Some("html") => "text/html",
+                    Some("tgz") | Some("gz") => "application/octet-stream",
+                    _ => "application/octet-stream",
+                };
+                ("200 OK", body, ctype)
+            }
+            _ => ("404 Not Found", b"not found".to_vec(), "text/plain"),
+        };
+        let header = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: {ctype}\r\nConnection: keep-alive\r\n\r\n", body.len());
+        stream.write_all(header.as_bytes()).await?;
+        stream.write_all(&body).await?;
+    }
+}
+
+/// A command for a real package client, isolated from this machine's own client configuration
+/// (`PIP_*`, `npm_config_*`, `CARGO_*`, `GO*`, `~/.npmrc`, `/etc/pip.conf`), as on a clean machine.
+pub fn clean_command(program: &str, home: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear();
+    for keep in ["PATH", "LANG", "TERM", "TMPDIR"] {
+        if let Ok(v) = std::env::var(keep) {
+            cmd.env(keep, v);
+        }
+    }
+    cmd.env("HOME", home)
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env("npm_config_userconfig", home.join(".npmrc-empty"));
+    cmd
+}
