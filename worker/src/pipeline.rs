@@ -150,6 +150,7 @@ async fn run(
     std::fs::create_dir_all(&deps)
         .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
 
+    let fetcher = crate::fetch::Fetcher::new(store.clone(), config.download_concurrency);
     let ctx = PmContext {
         job,
         app_dir: &app,
@@ -157,6 +158,7 @@ async fn run(
         store,
         config,
         api,
+        fetcher: &fetcher,
     };
     let mut output = PmOutput::default();
     for pm in pkg_managers::ORDER

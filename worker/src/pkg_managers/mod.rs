@@ -4,6 +4,7 @@
 pub mod git_submodule;
 
 use crate::api_client::ApiClient;
+use crate::fetch::Fetcher;
 use common::{
     Artifact, Config, ConfigFile, EnvVars, Failure, Job, Package, PackageManager, PackageSpec,
     Store,
@@ -20,6 +21,8 @@ pub struct PmContext<'a> {
     pub store: &'a Store,
     pub config: &'a Config,
     pub api: &'a ApiClient,
+    /// Verified downloads into the store, bounded by `LARDER_DOWNLOAD_CONCURRENCY`.
+    pub fetcher: &'a Fetcher,
 }
 
 impl PmContext<'_> {
@@ -31,6 +34,11 @@ impl PmContext<'_> {
             .filter(|s| !s.is_empty())
             .cloned()
             .unwrap_or_else(|| vec![PackageSpec::default()])
+    }
+
+    /// This request's repository for `pm`, token included: `<public>/repos/<id>/t/<token>/<pm>/`.
+    pub fn repository_url(&self, pm: &str) -> String {
+        format!("{}{pm}/", self.job.repository_url)
     }
 
     pub fn has_flag(&self, flag: &str) -> bool {
