@@ -72,6 +72,20 @@ impl Store {
         Ok(dest)
     }
 
+    /// Like `persist`, for a temporary file already synced and closed.
+    pub fn persist_path(&self, temp: tempfile::TempPath, key: &str) -> Result<PathBuf, StoreError> {
+        let dest = self.path(key)?;
+        let io = |source| StoreError::Io {
+            key: key.to_string(),
+            source,
+        };
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io)?;
+        }
+        temp.persist(&dest).map_err(|e| io(e.error))?;
+        Ok(dest)
+    }
+
     /// Atomically write `bytes` to `key`.
     pub fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
         let io = |source| StoreError::Io {

@@ -80,6 +80,20 @@ pub fn verify(expected: &Expected, digests: &Digests, label: &str) -> Result<(),
     }
 }
 
+/// A format-specific check of a downloaded file, run before it is kept.
+pub type Check = Box<dyn Fn(&Path) -> Result<(), Failure> + Send + Sync>;
+
+/// No check beyond the digest.
+pub fn no_check(_: &Download) -> Check {
+    Box::new(|_| Ok(()))
+}
+
+/// A verified file waiting to be moved into the store (`temp` is None when it already is).
+pub struct Staged {
+    pub fetched: Fetched,
+    temp: Option<tempfile::TempPath>,
+}
+
 /// A file in the store, with how it got there.
 #[derive(Clone, Debug)]
 pub struct Fetched {
@@ -170,27 +184,24 @@ impl Fetcher {
 
     /// Make sure `download` is in the store and verified.
     pub async fn fetch(&self, download: &Download) -> Result<Fetched, Failure> {
-        self.fetch_with(download, |_| Ok(())).await
+        let staged = self.stage(download, no_check(download)).await?;
+        let fetcher = self.clone();
+        let mut fetched = crate::pipeline::blocking(move || fetcher.commit(vec![staged])).await?;
+        Ok(fetched.remove(0))
     }
 
-    /// Like `fetch`, with an extra check of the file (run before a downloaded file is kept,
-    /// and on a file already in the store).
-    pub async fn fetch_with(
-        &self,
-        download: &Download,
-        check: impl Fn(&Path) -> Result<(), Failure> + Send + Sync + 'static,
-    ) -> Result<Fetched, Failure> {
+    /// Verify a file already in the store, or download and verify it into a staged temporary
+    /// file that `commit` moves into the store.
+    pub async fn stage(&self, download: &Download, check: Check) -> Result<Staged, Failure> {
         let path = self
             .store
             .path(&download.store_key)
             .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
-        let check = std::sync::Arc::new(check);
         if path.is_file() {
-            let (expected, label, p, check) = (
+            let (expected, label, p) = (
                 download.expected.clone(),
                 download.label.clone(),
                 path.clone(),
-                check.clone(),
             );
             let digests = crate::pipeline::blocking(move || {
                 let digests = digest_file(&p).map_err(|e| {
@@ -204,13 +215,57 @@ impl Fetcher {
                 Ok(digests)
             })
             .await?;
-            return Ok(Fetched {
+            let fetched = Fetched {
                 store_key: download.store_key.clone(),
                 path,
                 digests,
                 from_network: false,
+            };
+            return Ok(Staged {
+                fetched,
+                temp: None,
             });
         }
+        let (temp, digests) = self.download_verified(download).await?;
+        let temp = crate::pipeline::blocking(move || {
+            check(temp.path())?;
+            temp.as_file()
+                .sync_all()
+                .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+            Ok(temp.into_temp_path())
+        })
+        .await?;
+        let fetched = Fetched {
+            store_key: download.store_key.clone(),
+            path,
+            digests,
+            from_network: true,
+        };
+        Ok(Staged {
+            fetched,
+            temp: Some(temp),
+        })
+    }
+
+    /// Move staged files into the store.
+    pub fn commit(&self, staged: Vec<Staged>) -> Result<Vec<Fetched>, Failure> {
+        staged
+            .into_iter()
+            .map(|s| {
+                if let Some(temp) = s.temp {
+                    self.store.persist_path(temp, &s.fetched.store_key).map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+                    tracing::debug!(key = %s.fetched.store_key, size = s.fetched.digests.size, "stored");
+                }
+                Ok(s.fetched)
+            })
+            .collect()
+    }
+
+    /// Download with retries into a temporary file and check its digest.
+    async fn download_verified(
+        &self,
+        download: &Download,
+    ) -> Result<(tempfile::NamedTempFile, Digests), Failure> {
         let mut delay = Duration::from_millis(300);
         let mut attempt = 0;
         let (temp, digests) = loop {
@@ -243,25 +298,7 @@ impl Fetcher {
             }
         };
         verify(&download.expected, &digests, &download.label)?;
-        let (store, key, check_path) = (
-            self.store.clone(),
-            download.store_key.clone(),
-            temp.path().to_path_buf(),
-        );
-        crate::pipeline::blocking(move || {
-            check(&check_path)?;
-            store
-                .persist(temp, &key)
-                .map_err(|e| Failure::server("FileAccessError", e.to_string()))
-        })
-        .await?;
-        tracing::debug!(key = %download.store_key, size = digests.size, "stored");
-        Ok(Fetched {
-            store_key: download.store_key.clone(),
-            path,
-            digests,
-            from_network: true,
-        })
+        Ok((temp, digests))
     }
 
     async fn download_to_temp(
