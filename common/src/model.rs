@@ -42,7 +42,7 @@ impl PackageManager {
 
     /// Package managers whose `packages` entries the request may configure.
     pub fn takes_packages(self) -> bool {
-        !matches!(self, Self::GitSubmodule)
+        !matches!(self, Self::GitSubmodule | Self::Npm)
     }
 
     /// Whether this build of Larder can process requests for this package manager.

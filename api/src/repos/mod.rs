@@ -13,6 +13,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use subtle::ConstantTimeEq;
 
+pub mod npm;
+
 /// What a package manager's repository answers for one path.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Served {
@@ -193,8 +195,10 @@ async fn dispatch(
     pm: &str,
     tail: &str,
 ) -> ApiResult<HttpResponse> {
-    let _ = (req, pm, tail);
-    repo.respond(Served::NotFound).await
+    match pm {
+        "npm" => npm::handle(&repo, req, tail).await,
+        _ => repo.respond(Served::NotFound).await,
+    }
 }
 
 /// `/repos/{id}/t/{token}/{pm}/{tail}`: the capability-URL form (the token is in the path).

@@ -1,0 +1,416 @@
+//! The per-request npm registry as a pure router over the request's npm [`Artifact`]s.
+//!
+//! Routes (path below `/repos/{id}/.../npm/`, already stripped of the base):
+//! - `<name>`, `@scope%2fname`, `@scope/name`: packument listing only the request's registry
+//!   versions (artifacts with `meta.source == "registry"`, or no source), full
+//!   (`application/json`) or abbreviated (`application/vnd.npm.install-v1+json`, when the Accept
+//!   header asks for it), `dist.tarball` on the per-request registry, `dist-tags.latest` = the
+//!   highest version (semver precedence, releases over pre-releases);
+//! - `<name>/-/<file>.tgz` (also after any extra path prefix, as `replace-registry-host=always`
+//!   produces): the artifact's stored file;
+//! - everything else: NotFound.
+
+use super::{RepoRequest, Served};
+use crate::error::ApiResult;
+use actix_web::{http::header, HttpRequest, HttpResponse};
+use common::Artifact;
+use serde_json::{json, Map, Value};
+use std::cmp::Ordering;
+
+pub const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
+pub const JSON: &str = "application/json";
+pub const TARBALL: &str = "application/octet-stream";
+
+
+fn pct_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Does the client prefer the abbreviated document?
+pub fn wants_abbreviated(accept: Option<&str>) -> bool {
+    let Some(a) = accept else { return false };
+    let mut best: Option<(f32, bool)> = None;
+    for part in a.split(',') {
+        let mut it = part.split(';');
+        let mt = it.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = it
+            .filter_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+            })
+            .next()
+            .unwrap_or(1.0);
+        let is_abbr = mt == ABBREVIATED;
+        if (is_abbr || mt == JSON || mt == "*/*") && best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, is_abbr));
+        }
+    }
+    best.is_some_and(|(_, a)| a)
+}
+
+/// Compare two semver strings (unparseable ones sort first, lexically).
+pub fn cmp_semver(a: &str, b: &str) -> Ordering {
+    fn parse(v: &str) -> Option<(Vec<u64>, Option<Vec<String>>)> {
+        let v = v.trim_start_matches('v');
+        let v = v.split('+').next()?;
+        let (core, pre) = match v.split_once('-') {
+            Some((c, p)) => (c, Some(p.split('.').map(String::from).collect())),
+            None => (v, None),
+        };
+        let nums: Option<Vec<u64>> = core.split('.').map(|x| x.parse().ok()).collect();
+        let nums = nums?;
+        (nums.len() == 3).then_some((nums, pre))
+    }
+    match (parse(a), parse(b)) {
+        (Some((na, pa)), Some((nb, pb))) => na.cmp(&nb).then_with(|| match (pa, pb) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(_), None) => Ordering::Less,
+            (Some(x), Some(y)) => {
+                for (i, j) in x.iter().zip(y.iter()) {
+                    let o = match (i.parse::<u64>(), j.parse::<u64>()) {
+                        (Ok(p), Ok(q)) => p.cmp(&q),
+                        (Ok(_), Err(_)) => Ordering::Less,
+                        (Err(_), Ok(_)) => Ordering::Greater,
+                        _ => i.cmp(j),
+                    };
+                    if o != Ordering::Equal {
+                        return o;
+                    }
+                }
+                x.len().cmp(&y.len())
+            }
+        }),
+        (Some(_), None) => Ordering::Greater,
+        (None, Some(_)) => Ordering::Less,
+        (None, None) => a.cmp(b),
+    }
+}
+
+fn is_registry(a: &Artifact) -> bool {
+    a.pm == "npm"
+        && a.meta
+            .get("source")
+            .and_then(|s| s.as_str())
+            .is_none_or(|s| s == "registry")
+}
+
+/// Build a packument for `name` (None if the request has no registry version of it).
+pub fn packument(
+    artifacts: &[Artifact],
+    repo_url: &str,
+    name: &str,
+    abbreviated: bool,
+) -> Option<Value> {
+    let base = if repo_url.ends_with('/') {
+        repo_url.to_string()
+    } else {
+        format!("{repo_url}/")
+    };
+    let mut mine: Vec<&Artifact> = artifacts
+        .iter()
+        .filter(|a| is_registry(a) && a.name == name)
+        .collect();
+    if mine.is_empty() {
+        return None;
+    }
+    mine.sort_by(|a, b| cmp_semver(&a.version, &b.version));
+    let latest = mine
+        .iter()
+        .rev()
+        .find(|a| !a.version.contains('-'))
+        .or(mine.last())
+        .map(|a| a.version.clone())
+        .unwrap_or_default();
+    let mut versions = Map::new();
+    for a in &mine {
+        let mut m = match &a.meta {
+            Value::Object(o) => o.clone(),
+            _ => Map::new(),
+        };
+        m.remove("source");
+        if abbreviated {
+            m.remove("license");
+        }
+        m.insert("name".into(), Value::String(a.name.clone()));
+        m.insert("version".into(), Value::String(a.version.clone()));
+        let mut dist = m
+            .get("dist")
+            .and_then(|d| d.as_object())
+            .cloned()
+            .unwrap_or_default();
+        dist.insert(
+            "tarball".into(),
+            Value::String(format!("{base}{}/-/{}", a.name, a.filename)),
+        );
+        m.insert("dist".into(), Value::Object(dist));
+        if !abbreviated {
+            m.insert(
+                "_id".into(),
+                Value::String(format!("{}@{}", a.name, a.version)),
+            );
+        }
+        versions.insert(a.version.clone(), Value::Object(m));
+    }
+    let mut doc = json!({
+        "name": name,
+        "dist-tags": {"latest": latest},
+        "versions": versions,
+    });
+    if abbreviated {
+        doc["modified"] = Value::String("1985-10-26T08:15:00.000Z".into());
+    } else {
+        doc["_id"] = Value::String(name.to_string());
+    }
+    Some(doc)
+}
+
+/// The package names a path can be about (a tarball's `<name>/-/<file>` may be scoped or not).
+pub fn candidate_names(path: &str) -> Vec<String> {
+    let path = path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('/');
+    if let Some(idx) = path.rfind("/-/") {
+        let Some(before) = pct_decode(&path[..idx]) else {
+            return Vec::new();
+        };
+        let segs: Vec<&str> = before.split('/').collect();
+        let mut names = Vec::new();
+        if let Some(last) = segs.last() {
+            names.push(last.to_string());
+        }
+        if segs.len() >= 2 && segs[segs.len() - 2].starts_with('@') {
+            names.push(format!("{}/{}", segs[segs.len() - 2], segs[segs.len() - 1]));
+        }
+        return names;
+    }
+    pct_decode(path)
+        .map(|n| vec![n.trim_end_matches('/').to_string()])
+        .unwrap_or_default()
+}
+
+/// `GET /repos/{id}/npm/<tail>`: load only the artifacts of the package asked for, then route.
+pub async fn handle(repo: &RepoRequest, req: &HttpRequest, tail: &str) -> ApiResult<HttpResponse> {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let mut artifacts = Vec::new();
+    for name in candidate_names(tail) {
+        artifacts.extend(repo.artifacts("npm", Some(&name)).await?);
+    }
+    let served = serve(&artifacts, &repo.base_url, tail, accept);
+    repo.respond(served).await
+}
+
+/// Route one request. `path` is below the per-request base (leading `/` optional, may be
+/// percent-encoded); `accept` the Accept header.
+pub fn serve(artifacts: &[Artifact], repo_url: &str, path: &str, accept: Option<&str>) -> Served {
+    let path = path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('/');
+    if path.is_empty() || path.len() > 4096 {
+        return Served::NotFound;
+    }
+    // tarball: .../<name>/-/<file>.tgz where <name> is `n` or `@s/n`
+    if let Some(idx) = path.rfind("/-/") {
+        let file = &path[idx + 3..];
+        let before = &path[..idx];
+        if file.is_empty() || file.contains('/') {
+            return Served::NotFound;
+        }
+        let Some(file) = pct_decode(file) else {
+            return Served::NotFound;
+        };
+        let Some(before) = pct_decode(before) else {
+            return Served::NotFound;
+        };
+        let segs: Vec<&str> = before.split('/').collect();
+        let mut candidates = Vec::new();
+        if let Some(last) = segs.last() {
+            candidates.push(last.to_string());
+        }
+        if segs.len() >= 2 && segs[segs.len() - 2].starts_with('@') {
+            candidates.push(format!("{}/{}", segs[segs.len() - 2], segs[segs.len() - 1]));
+        }
+        for name in candidates {
+            if let Some(a) = artifacts
+                .iter()
+                .find(|a| a.pm == "npm" && a.name == name && a.filename == file)
+            {
+                return Served::File {
+                    store_key: a.store_key.clone(),
+                    content_type: TARBALL,
+                };
+            }
+        }
+        return Served::NotFound;
+    }
+    let Some(name) = pct_decode(path) else {
+        return Served::NotFound;
+    };
+    let name = name.trim_end_matches('/');
+    let valid = match name.strip_prefix('@') {
+        Some(rest) => rest.split('/').count() == 2,
+        None => !name.contains('/'),
+    };
+    if !valid {
+        return Served::NotFound;
+    }
+    let abbr = wants_abbreviated(accept);
+    match packument(artifacts, repo_url, name, abbr) {
+        Some(doc) => Served::Body {
+            bytes: serde_json::to_vec(&doc).unwrap_or_default(),
+            content_type: if abbr { ABBREVIATED } else { JSON },
+        },
+        None => Served::NotFound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn art(name: &str, version: &str, source: &str) -> Artifact {
+        let base = name.rsplit('/').next().unwrap();
+        Artifact {
+            pm: "npm".into(),
+            name: name.into(),
+            version: version.into(),
+            filename: format!("{base}-{version}.tgz"),
+            store_key: format!("deps/npm/{name}/-/{base}-{version}.tgz"),
+            meta: json!({"name": name, "version": version, "dependencies": {"x": "^1"}, "license": "MIT",
+                         "dist": {"integrity": "sha512-a", "shasum": "ab"}, "source": source}),
+        }
+    }
+
+    const R: &str = "http://h:1/repos/7/npm/";
+
+    #[test]
+    fn tarballs() {
+        let a = vec![
+            art("lodash", "4.17.21", "registry"),
+            art("@s/n", "1.0.0", "registry"),
+        ];
+        let f = |p: &str| serve(&a, R, p, None);
+        assert_eq!(
+            f("lodash/-/lodash-4.17.21.tgz"),
+            Served::File {
+                store_key: "deps/npm/lodash/-/lodash-4.17.21.tgz".into(),
+                content_type: TARBALL
+            }
+        );
+        assert!(matches!(f("/@s/n/-/n-1.0.0.tgz"), Served::File { .. }));
+        assert!(matches!(f("@s%2fn/-/n-1.0.0.tgz"), Served::File { .. }));
+        assert!(matches!(
+            f("artifactory/api/npm/lodash/-/lodash-4.17.21.tgz"),
+            Served::File { .. }
+        ));
+        assert_eq!(f("lodash/-/lodash-4.17.20.tgz"), Served::NotFound);
+        assert_eq!(f("other/-/lodash-4.17.21.tgz"), Served::NotFound);
+        assert_eq!(f("lodash/-/../lodash-4.17.21.tgz"), Served::NotFound);
+        assert_eq!(f(""), Served::NotFound);
+        assert_eq!(f("-/npm/v1/security/advisories/bulk"), Served::NotFound);
+        assert_eq!(f("%zz"), Served::NotFound);
+    }
+
+    #[test]
+    fn packuments() {
+        let a = vec![
+            art("@s/n", "1.0.0", "registry"),
+            art("@s/n", "1.10.0", "registry"),
+            art("@s/n", "2.0.0-beta.1", "registry"),
+            art("@s/n", "1.2.0", "git"),
+        ];
+        for p in ["@s%2fn", "@s%2Fn", "@s/n", "/@s/n/"] {
+            let Served::Body {
+                bytes,
+                content_type,
+            } = serve(
+                &a,
+                R,
+                p,
+                Some("application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"),
+            )
+            else {
+                panic!("{p}")
+            };
+            assert_eq!(content_type, ABBREVIATED);
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(v["dist-tags"]["latest"], "1.10.0");
+            assert_eq!(
+                v["versions"].as_object().unwrap().len(),
+                3,
+                "git artifacts are not listed"
+            );
+            assert_eq!(
+                v["versions"]["1.0.0"]["dist"]["tarball"],
+                "http://h:1/repos/7/npm/@s/n/-/n-1.0.0.tgz"
+            );
+            assert_eq!(v["versions"]["1.0.0"]["dist"]["integrity"], "sha512-a");
+            assert!(v["versions"]["1.0.0"].get("source").is_none());
+        }
+        let Served::Body {
+            content_type,
+            bytes,
+        } = serve(&a, R, "@s%2fn", Some("application/json"))
+        else {
+            panic!()
+        };
+        assert_eq!(content_type, JSON);
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["_id"], "@s/n");
+        assert_eq!(serve(&a, R, "lodash", None), Served::NotFound);
+        assert_eq!(serve(&a, R, "@s", None), Served::NotFound);
+        assert_eq!(serve(&a, R, "a/b", None), Served::NotFound);
+    }
+
+    #[test]
+    fn semver_order() {
+        let mut v = vec![
+            "1.0.0",
+            "1.0.0-rc.1",
+            "1.0.0-alpha",
+            "0.9.10",
+            "0.9.9",
+            "1.0.0-alpha.2",
+            "x",
+        ];
+        v.sort_by(|a, b| cmp_semver(a, b));
+        assert_eq!(
+            v,
+            vec![
+                "x",
+                "0.9.9",
+                "0.9.10",
+                "1.0.0-alpha",
+                "1.0.0-alpha.2",
+                "1.0.0-rc.1",
+                "1.0.0"
+            ]
+        );
+        assert!(!wants_abbreviated(Some("application/json")));
+        assert!(!wants_abbreviated(None));
+        assert!(wants_abbreviated(Some(
+            "application/vnd.npm.install-v1+json"
+        )));
+    }
+}

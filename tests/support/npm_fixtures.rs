@@ -1,0 +1,400 @@
+//! Test fixtures: npm tarballs with real sha512 integrity, a static registry tree (packuments +
+//! tarballs) that `python3 -m http.server` (or any static server) can serve, and lockfiles
+//! v1/v2/v3 for a given installed tree. Used by end-to-end tests and the benchmark.
+
+use crate::classify::{basename, tarball_path};
+use crate::integrity::{sha1_hex, sri_sha512};
+use crate::pack::{write_tgz, TgzEntry};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+#[derive(Clone, Debug, Default)]
+pub struct FixturePackage {
+    pub name: String,
+    pub version: String,
+    pub dependencies: BTreeMap<String, String>,
+    /// extra files below `package/` (package.json is generated)
+    pub files: Vec<(String, Vec<u8>)>,
+    /// extra package.json fields (scripts, bin, os, ...)
+    pub extra: Map<String, Value>,
+}
+
+impl FixturePackage {
+    pub fn new(name: &str, version: &str) -> Self {
+        FixturePackage {
+            name: name.into(),
+            version: version.into(),
+            ..Default::default()
+        }
+    }
+    pub fn dep(mut self, name: &str, range: &str) -> Self {
+        self.dependencies.insert(name.into(), range.into());
+        self
+    }
+    pub fn manifest(&self) -> Value {
+        let mut m = self.extra.clone();
+        m.insert("name".into(), json!(self.name));
+        m.insert("version".into(), json!(self.version));
+        if !self.dependencies.is_empty() {
+            m.insert("dependencies".into(), json!(self.dependencies));
+        }
+        Value::Object(m)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct BuiltPackage {
+    pub name: String,
+    pub version: String,
+    pub tgz: Vec<u8>,
+    pub integrity: String,
+    pub shasum: String,
+    pub manifest: Value,
+}
+
+impl BuiltPackage {
+    pub fn tarball_path(&self) -> String {
+        tarball_path(&self.name, &self.version)
+    }
+}
+
+pub fn build(p: &FixturePackage) -> BuiltPackage {
+    let manifest = p.manifest();
+    let pj = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    let index = format!(
+        "module.exports = {:?};\n",
+        format!("{}@{}", p.name, p.version)
+    )
+    .into_bytes();
+    let mut entries = vec![TgzEntry {
+        path: "package/package.json".into(),
+        data: &pj,
+        executable: false,
+    }];
+    let has_index = p.files.iter().any(|(f, _)| f == "index.js");
+    if !has_index {
+        entries.push(TgzEntry {
+            path: "package/index.js".into(),
+            data: &index,
+            executable: false,
+        });
+    }
+    for (f, d) in &p.files {
+        entries.push(TgzEntry {
+            path: format!("package/{f}"),
+            data: d,
+            executable: false,
+        });
+    }
+    let tgz = write_tgz(&entries).unwrap_or_default();
+    BuiltPackage {
+        name: p.name.clone(),
+        version: p.version.clone(),
+        integrity: sri_sha512(&tgz),
+        shasum: sha1_hex(&tgz),
+        tgz,
+        manifest,
+    }
+}
+
+/// Write `<dir>/<name>/-/<basename>-<version>.tgz` and the full packument as
+/// `<dir>/<name>/index.json` and `<dir>/<name>/index.html` (so `python3 -m http.server`
+/// answers `GET /<name>` via its directory redirect), tarball URLs under `base_url`.
+pub fn write_registry(dir: &Path, base_url: &str, pkgs: &[BuiltPackage]) -> io::Result<()> {
+    let base = if base_url.ends_with('/') {
+        base_url.to_string()
+    } else {
+        format!("{base_url}/")
+    };
+    let mut by_name: BTreeMap<&str, Vec<&BuiltPackage>> = BTreeMap::new();
+    for p in pkgs {
+        by_name.entry(&p.name).or_default().push(p);
+        let f = dir.join(p.tarball_path());
+        if let Some(parent) = f.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(f, &p.tgz)?;
+    }
+    for (name, list) in by_name {
+        let mut versions = Map::new();
+        let mut latest = String::new();
+        for p in &list {
+            let mut m = p.manifest.as_object().cloned().unwrap_or_default();
+            m.insert("_id".into(), json!(format!("{}@{}", p.name, p.version)));
+            m.insert(
+                "dist".into(),
+                json!({"tarball": format!("{base}{}", p.tarball_path()), "integrity": p.integrity, "shasum": p.shasum}),
+            );
+            versions.insert(p.version.clone(), Value::Object(m));
+            if crate::serve::cmp_semver(&p.version, &latest).is_gt() {
+                latest = p.version.clone();
+            }
+        }
+        let doc = json!({"_id": name, "name": name, "dist-tags": {"latest": latest}, "versions": versions});
+        let d = dir.join(name);
+        fs::create_dir_all(&d)?;
+        let bytes = serde_json::to_vec(&doc).unwrap_or_default();
+        fs::write(d.join("index.json"), &bytes)?;
+        fs::write(d.join("index.html"), &bytes)?;
+    }
+    Ok(())
+}
+
+/// One installed node of the tree.
+#[derive(Clone, Debug)]
+pub struct TreeEntry {
+    /// `node_modules/a` or `node_modules/a/node_modules/b`
+    pub location: String,
+    pub pkg: BuiltPackage,
+    pub dev: bool,
+    pub optional: bool,
+}
+
+/// The root project of a generated lockfile.
+#[derive(Clone, Debug, Default)]
+pub struct RootProject {
+    pub name: String,
+    pub version: String,
+    pub dependencies: BTreeMap<String, String>,
+    pub dev_dependencies: BTreeMap<String, String>,
+}
+
+impl RootProject {
+    pub fn package_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(self.name));
+        m.insert("version".into(), json!(self.version));
+        if !self.dependencies.is_empty() {
+            m.insert("dependencies".into(), json!(self.dependencies));
+        }
+        if !self.dev_dependencies.is_empty() {
+            m.insert("devDependencies".into(), json!(self.dev_dependencies));
+        }
+        Value::Object(m)
+    }
+}
+
+fn resolved(base: &str, p: &BuiltPackage) -> String {
+    let base = if base.ends_with('/') {
+        base.to_string()
+    } else {
+        format!("{base}/")
+    };
+    format!("{base}{}", p.tarball_path())
+}
+
+/// A lockfile (version 1, 2 or 3) for `root` and the installed `tree`, `resolved` URLs under
+/// `registry` (use `https://registry.npmjs.org/` for what npm would write).
+pub fn lockfile(version: u32, root: &RootProject, tree: &[TreeEntry], registry: &str) -> Value {
+    let mut doc = Map::new();
+    doc.insert("name".into(), json!(root.name));
+    doc.insert("version".into(), json!(root.version));
+    doc.insert("lockfileVersion".into(), json!(version));
+    doc.insert("requires".into(), json!(true));
+    if version >= 2 {
+        let mut pkgs = Map::new();
+        pkgs.insert("".into(), root.package_json());
+        for t in tree {
+            let mut e = Map::new();
+            e.insert("version".into(), json!(t.pkg.version));
+            e.insert("resolved".into(), json!(resolved(registry, &t.pkg)));
+            e.insert("integrity".into(), json!(t.pkg.integrity));
+            if t.dev {
+                e.insert("dev".into(), json!(true));
+            }
+            if t.optional {
+                e.insert("optional".into(), json!(true));
+            }
+            for k in [
+                "dependencies",
+                "optionalDependencies",
+                "peerDependencies",
+                "bin",
+                "engines",
+                "os",
+                "cpu",
+            ] {
+                if let Some(v) = t.pkg.manifest.get(k) {
+                    e.insert(k.into(), v.clone());
+                }
+            }
+            pkgs.insert(t.location.clone(), Value::Object(e));
+        }
+        doc.insert("packages".into(), Value::Object(pkgs));
+    }
+    if version <= 2 {
+        // nested v1 `dependencies`
+        let mut rootdeps = Map::new();
+        let mut sorted: Vec<&TreeEntry> = tree.iter().collect();
+        sorted.sort_by_key(|t| t.location.matches("node_modules/").count());
+        for t in sorted {
+            let parts: Vec<&str> = t
+                .location
+                .split("node_modules/")
+                .filter(|s| !s.is_empty())
+                .map(|s| s.trim_end_matches('/'))
+                .collect();
+            let mut e = Map::new();
+            e.insert("version".into(), json!(t.pkg.version));
+            e.insert("resolved".into(), json!(resolved(registry, &t.pkg)));
+            e.insert("integrity".into(), json!(t.pkg.integrity));
+            if t.dev {
+                e.insert("dev".into(), json!(true));
+            }
+            if t.optional {
+                e.insert("optional".into(), json!(true));
+            }
+            if let Some(d) = t.pkg.manifest.get("dependencies") {
+                e.insert("requires".into(), d.clone());
+            }
+            insert_nested(&mut rootdeps, &parts, Value::Object(e));
+        }
+        doc.insert("dependencies".into(), Value::Object(rootdeps));
+    }
+    Value::Object(doc)
+}
+
+fn insert_nested(map: &mut Map<String, Value>, parts: &[&str], e: Value) {
+    match parts {
+        [] => {}
+        [last] => {
+            map.insert((*last).to_string(), e);
+        }
+        [first, rest @ ..] => {
+            if let Some(node) = map.get_mut(*first).and_then(|n| n.as_object_mut()) {
+                let deps = node.entry("dependencies").or_insert_with(|| json!({}));
+                if let Some(d) = deps.as_object_mut() {
+                    insert_nested(d, rest, e);
+                }
+            }
+        }
+    }
+}
+
+/// A synthetic flat tree of `n` packages (`pkg-<i>` 1.0.<i>, each depending on up to two
+/// earlier ones; every 10th is scoped `@fx/pkg-<i>`), the root depending on all of them.
+pub fn synthetic(n: usize) -> (RootProject, Vec<TreeEntry>) {
+    let name = |i: usize| {
+        if i % 10 == 3 {
+            format!("@fx/pkg-{i}")
+        } else {
+            format!("pkg-{i}")
+        }
+    };
+    let mut root = RootProject {
+        name: "bench-app".into(),
+        version: "1.0.0".into(),
+        ..Default::default()
+    };
+    let mut tree = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut p = FixturePackage::new(&name(i), &format!("1.0.{i}"));
+        if i >= 1 {
+            p = p.dep(&name(i / 2), &format!("^1.0.{}", i / 2));
+        }
+        if i >= 3 {
+            p = p.dep(&name(i - 3), &format!("1.0.{}", i - 3));
+        }
+        let b = build(&p);
+        root.dependencies
+            .insert(b.name.clone(), format!("^{}", b.version));
+        tree.push(TreeEntry {
+            location: format!("node_modules/{}", b.name),
+            pkg: b,
+            dev: false,
+            optional: false,
+        });
+    }
+    (root, tree)
+}
+
+/// The basename used in tarball file names.
+pub fn file_name(p: &BuiltPackage) -> String {
+    format!("{}-{}.tgz", basename(&p.name), p.version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lockfile::{parse_lockfile, PACKAGE_LOCK};
+
+    #[test]
+    fn build_is_deterministic_and_readable() {
+        let p = FixturePackage::new("@s/a", "1.0.0").dep("b", "^1");
+        let a = build(&p);
+        let b = build(&p);
+        assert_eq!(a.tgz, b.tgz);
+        assert!(a.integrity.starts_with("sha512-"));
+        let m = crate::layout::read_manifest_from_tgz_bytes(&a.tgz, "a").unwrap();
+        assert_eq!(m["dependencies"]["b"], "^1");
+    }
+
+    #[test]
+    fn lockfiles_round_trip() {
+        let b = build(&FixturePackage::new("b", "1.0.0"));
+        let a = build(&FixturePackage::new("@s/a", "1.0.0").dep("b", "^2"));
+        let b2 = build(&FixturePackage::new("b", "2.0.0"));
+        let tree = vec![
+            TreeEntry {
+                location: "node_modules/@s/a".into(),
+                pkg: a,
+                dev: false,
+                optional: false,
+            },
+            TreeEntry {
+                location: "node_modules/b".into(),
+                pkg: b,
+                dev: true,
+                optional: false,
+            },
+            TreeEntry {
+                location: "node_modules/@s/a/node_modules/b".into(),
+                pkg: b2,
+                dev: false,
+                optional: false,
+            },
+        ];
+        let root = RootProject {
+            name: "r".into(),
+            version: "1.0.0".into(),
+            ..Default::default()
+        };
+        for v in 1..=3 {
+            let l = lockfile(v, &root, &tree, "https://registry.npmjs.org/");
+            let parsed = parse_lockfile(&serde_json::to_vec(&l).unwrap(), PACKAGE_LOCK).unwrap();
+            assert_eq!(parsed.entries.len(), 3, "v{v}");
+            let nested = parsed
+                .entries
+                .iter()
+                .find(|e| e.location == "node_modules/@s/a/node_modules/b")
+                .unwrap();
+            assert_eq!(nested.version.as_deref(), Some("2.0.0"));
+            assert!(
+                parsed
+                    .entries
+                    .iter()
+                    .find(|e| e.location == "node_modules/b")
+                    .unwrap()
+                    .dev
+            );
+        }
+    }
+
+    #[test]
+    fn registry_tree() {
+        let t = tempfile::tempdir().unwrap();
+        let (_, tree) = synthetic(20);
+        let pkgs: Vec<_> = tree.iter().map(|t| t.pkg.clone()).collect();
+        write_registry(t.path(), "http://x/", &pkgs).unwrap();
+        assert!(t.path().join("@fx/pkg-3/-/pkg-3-1.0.3.tgz").is_file());
+        let doc: Value =
+            serde_json::from_slice(&fs::read(t.path().join("pkg-5/index.json")).unwrap()).unwrap();
+        assert_eq!(
+            doc["versions"]["1.0.5"]["dist"]["tarball"],
+            "http://x/pkg-5/-/pkg-5-1.0.5.tgz"
+        );
+    }
+}

@@ -1,0 +1,1126 @@
+//! Bundle layout, packages report, env vars, config files (`.npmrc`, rewritten lockfile and
+//! package.json) and the per-request registry's artifacts.
+//!
+//! Two lockfile variants are produced from the original:
+//! - **registry** (handed back as a config file `app/<path>/<lockfile>`): every fetched entry's
+//!   `resolved` is `<repo_url><name>/-/<file>` on the per-request registry;
+//! - **offline** (written into the bundle's `app/<path>/<lockfile>`): every fetched entry's
+//!   `resolved` is `file:<relative path to ../deps/npm/...>`, so
+//!   `npm ci --offline --ignore-scripts --no-audit --no-fund` in the unpacked bundle installs
+//!   with no registry at all (verified with npm 11.19.1).
+//!
+//! Non-registry dependencies (git, https, file tarballs) are also rewritten in the package.json
+//! files that declare them, so `npm ci` finds lockfile and package.json in sync (as Cachito does).
+
+use crate::pkg_managers::npm::classify::Kind;
+use crate::pkg_managers::npm::integrity::{Digests, Integrity};
+use crate::pkg_managers::npm::lockfile::{Project, PACKAGE_LOCK, SHRINKWRAP};
+use common::{Artifact, ConfigFile, Dependency, EnvVar, EnvVars, Failure, Package};
+use crate::pkg_managers::npm::plan::{Plan, PlannedDep};
+use base64::Engine;
+use serde::ser::{SerializeMap, Serializer as _};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+pub const MAX_TGZ_SCAN_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+pub const MAX_TGZ_ENTRIES: usize = 200_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("The tarball of {label} is not a valid npm package: {reason}")]
+    BadTarball { label: String, reason: String },
+    #[error("The tarball of {label} has no package/package.json")]
+    NoManifest { label: String },
+    #[error("The file of {label} was not fetched (store key {store_key})")]
+    Missing { label: String, store_key: String },
+    #[error("The tarball of {label} does not match the lockfile: {reason}")]
+    Mismatch { label: String, reason: String },
+    #[error("Could not rewrite {file}: {reason}")]
+    Rewrite { file: String, reason: String },
+    #[error("Could not read {file}: {reason}")]
+    Io { file: String, reason: String },
+}
+
+impl LayoutError {
+    pub fn failure(&self) -> Failure {
+        let m = self.to_string();
+        match self {
+            LayoutError::BadTarball { .. }
+            | LayoutError::NoManifest { .. }
+            | LayoutError::Mismatch { .. } => Failure::client("InvalidFileFormat", m),
+            LayoutError::Rewrite { .. } => Failure::client("InvalidFileFormat", m),
+            LayoutError::Missing { .. } | LayoutError::Io { .. } => {
+                Failure::server("FileAccessError", m)
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// tarball manifest
+
+/// Read `<top>/package.json` (npm strips the first path component, normally `package/`) from an
+/// npm tarball, bounded: at most [`MAX_TGZ_ENTRIES`] entries and [`MAX_TGZ_SCAN_BYTES`]
+/// decompressed bytes are scanned, the manifest may be at most [`MAX_MANIFEST_BYTES`].
+pub fn read_manifest_from_tgz(path: &Path, label: &str) -> Result<Value, LayoutError> {
+    let f = fs::File::open(path).map_err(|e| LayoutError::Io {
+        file: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    read_manifest_from_reader(std::io::BufReader::new(f), label)
+}
+
+pub fn read_manifest_from_tgz_bytes(bytes: &[u8], label: &str) -> Result<Value, LayoutError> {
+    read_manifest_from_reader(bytes, label)
+}
+
+fn read_manifest_from_reader(r: impl Read, label: &str) -> Result<Value, LayoutError> {
+    let bad = |e: std::io::Error| LayoutError::BadTarball {
+        label: label.into(),
+        reason: e.to_string(),
+    };
+    let gz = flate2::read::GzDecoder::new(r);
+    let mut ar = tar::Archive::new(gz.take(MAX_TGZ_SCAN_BYTES));
+    let mut found: Option<(usize, Value)> = None;
+    for (n, entry) in ar.entries().map_err(bad)?.enumerate() {
+        if n >= MAX_TGZ_ENTRIES {
+            break;
+        }
+        let mut entry = entry.map_err(bad)?;
+        let p = entry
+            .path()
+            .map_err(bad)?
+            .to_string_lossy()
+            .replace('\\', "/");
+        let parts: Vec<&str> = p
+            .trim_start_matches("./")
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        if parts.len() != 2 || parts[1] != "package.json" || !entry.header().entry_type().is_file()
+        {
+            continue;
+        }
+        // prefer `package/package.json`; else the first top-level dir's
+        let rank = if parts[0] == "package" { 0 } else { 1 };
+        if found.as_ref().is_some_and(|(r, _)| *r <= rank) {
+            continue;
+        }
+        if entry.size() > MAX_MANIFEST_BYTES {
+            return Err(LayoutError::BadTarball {
+                label: label.into(),
+                reason: "package.json is too large".into(),
+            });
+        }
+        let mut buf = Vec::with_capacity(entry.size() as usize);
+        (&mut entry)
+            .take(MAX_MANIFEST_BYTES)
+            .read_to_end(&mut buf)
+            .map_err(bad)?;
+        let v: Value = serde_json::from_slice(&buf).map_err(|e| LayoutError::BadTarball {
+            label: label.into(),
+            reason: format!("package.json: {e}"),
+        })?;
+        if !v.is_object() {
+            return Err(LayoutError::BadTarball {
+                label: label.into(),
+                reason: "package.json is not an object".into(),
+            });
+        }
+        found = Some((rank, v));
+        if rank == 0 {
+            break;
+        }
+    }
+    found
+        .map(|(_, v)| v)
+        .ok_or_else(|| LayoutError::NoManifest {
+            label: label.into(),
+        })
+}
+
+/// The packument manifest fields npm needs, plus `dist` (integrity, shasum). `hasInstallScript`
+/// is derived from `scripts` (preinstall/install/postinstall).
+pub fn manifest_meta(manifest: &Value, integrity: &str, shasum: &str) -> Value {
+    let mut m = Map::new();
+    for k in [
+        "name",
+        "version",
+        "dependencies",
+        "optionalDependencies",
+        "peerDependencies",
+        "peerDependenciesMeta",
+        "bundleDependencies",
+        "bundledDependencies",
+        "bin",
+        "directories",
+        "engines",
+        "os",
+        "cpu",
+        "deprecated",
+        "license",
+    ] {
+        if let Some(v) = manifest.get(k) {
+            m.insert(k.to_string(), v.clone());
+        }
+    }
+    if let Some(v) = m.remove("bundledDependencies") {
+        m.entry("bundleDependencies").or_insert(v);
+    }
+    let has_install = manifest
+        .get("scripts")
+        .and_then(|s| s.as_object())
+        .is_some_and(|s| {
+            ["preinstall", "install", "postinstall"]
+                .iter()
+                .any(|k| s.contains_key(*k))
+        });
+    if has_install {
+        m.insert("hasInstallScript".into(), Value::Bool(true));
+    }
+    if manifest.get("_hasShrinkwrap").and_then(|v| v.as_bool()) == Some(true) {
+        m.insert("_hasShrinkwrap".into(), Value::Bool(true));
+    }
+    m.insert(
+        "dist".into(),
+        json!({"integrity": integrity, "shasum": shasum}),
+    );
+    Value::Object(m)
+}
+
+// ---------------------------------------------------------------------------------------------
+// purls
+
+fn quote(s: &str, safe: &str) -> String {
+    let mut o = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) || safe.as_bytes().contains(&b) {
+            o.push(b as char);
+        } else {
+            o.push_str(&format!("%{b:02X}"));
+        }
+    }
+    o
+}
+
+/// Cachito's npm dependency purl for `name` and its reported `version`.
+pub fn dep_purl(name: &str, version: &str) -> String {
+    let qn = quote(name, "/");
+    if let Some(p) = version.strip_prefix("file:") {
+        return format!("pkg:generic/{qn}?file={}", quote(p, ""));
+    }
+    for forge in ["github", "gitlab", "bitbucket"] {
+        if let Some(rest) = version.strip_prefix(&format!("{forge}:")) {
+            if !rest.contains("//") {
+                let (path, r) = rest.split_once('#').unwrap_or((rest, ""));
+                let path = path.trim_end_matches(".git");
+                return if r.is_empty() {
+                    format!("pkg:{forge}/{path}")
+                } else {
+                    format!("pkg:{forge}/{path}@{r}")
+                };
+            }
+        }
+    }
+    if version.starts_with("git+") || version.starts_with("git://") {
+        return format!("pkg:generic/{qn}?vcs_url={}", quote(version, ""));
+    }
+    if version.starts_with("http://") || version.starts_with("https://") {
+        return format!("pkg:generic/{qn}?download_url={}", quote(version, ""));
+    }
+    format!("pkg:npm/{qn}@{}", quote(version, ""))
+}
+
+/// VCS purl of the request's repository (top-level package), `#<path>` when not at the root.
+pub fn vcs_purl(repo: &str, reference: &str, name: &str, path: &str) -> String {
+    let sub = if path == "." || path.is_empty() {
+        String::new()
+    } else {
+        format!("#{path}")
+    };
+    let parsed = url::Url::parse(repo).ok();
+    let host = parsed
+        .as_ref()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    let upath = parsed
+        .as_ref()
+        .map(|u| {
+            u.path()
+                .trim_matches('/')
+                .trim_end_matches(".git")
+                .to_string()
+        })
+        .unwrap_or_default();
+    match host.as_str() {
+        "github.com" | "bitbucket.org" if upath.matches('/').count() == 1 => {
+            let forge = if host == "github.com" {
+                "github"
+            } else {
+                "bitbucket"
+            };
+            format!(
+                "pkg:{forge}/{}@{reference}{sub}",
+                upath.to_ascii_lowercase()
+            )
+        }
+        _ => format!(
+            "pkg:generic/{}?vcs_url={}{sub}",
+            quote(name, "/"),
+            quote(&format!("{repo}@{reference}"), "")
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// layout
+
+/// Inputs the foundation knows.
+#[derive(Clone, Debug)]
+pub struct LayoutContext {
+    /// per-request registry base URL, e.g. `http://127.0.0.1:8080/repos/7/npm/` (a trailing `/`
+    /// is added if missing)
+    pub repo_url: String,
+    /// the per-request token written into `.npmrc` as `_authToken`
+    pub token: String,
+    /// the request's repository URL and commit (top-level purls)
+    pub source_repo: String,
+    pub source_ref: String,
+}
+
+/// What `layout` returns for one project path.
+#[derive(Clone, Debug, Default)]
+pub struct LayoutOutput {
+    pub package: Option<Package>,
+    pub artifacts: Vec<Artifact>,
+    pub config_files: Vec<ConfigFile>,
+    /// Cachito's npm defaults (set them once per request)
+    pub env_vars: EnvVars,
+    /// bundle-relative path (`deps/npm/...`) -> store file to hardlink/copy there
+    pub bundle_files: BTreeMap<String, PathBuf>,
+    /// bundle-relative path (`app/<path>/...`) -> new content (offline lockfile, package.json)
+    pub bundle_overrides: BTreeMap<String, Vec<u8>>,
+}
+
+/// Cachito's default npm environment variables.
+pub fn default_env_vars() -> EnvVars {
+    let mut m = BTreeMap::new();
+    for (k, v) in [
+        ("CHROMEDRIVER_SKIP_DOWNLOAD", "true"),
+        ("CYPRESS_INSTALL_BINARY", "0"),
+        ("GECKODRIVER_SKIP_DOWNLOAD", "true"),
+        ("SKIP_SASS_BINARY_DOWNLOAD_FOR_CI", "true"),
+    ] {
+        m.insert(
+            k.to_string(),
+            EnvVar {
+                value: v.to_string(),
+                kind: "literal".into(),
+            },
+        );
+    }
+    m
+}
+
+/// `.npmrc` for the per-request registry (token scoped to the registry URL, "nerf-darted").
+pub fn npmrc(repo_url: &str, token: &str) -> String {
+    let base = with_slash(repo_url);
+    let nerf = match url::Url::parse(&base) {
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("//{}{port}{}", u.host_str().unwrap_or_default(), u.path())
+        }
+        Err(_) => base
+            .trim_start_matches("https:")
+            .trim_start_matches("http:")
+            .to_string(),
+    };
+    format!(
+        "registry={base}\n{nerf}:_authToken={token}\naudit=false\nfund=false\nupdate-notifier=false\nfetch-retries=5\nfetch-retry-factor=2\n"
+    )
+}
+
+fn with_slash(s: &str) -> String {
+    if s.ends_with('/') {
+        s.to_string()
+    } else {
+        format!("{s}/")
+    }
+}
+
+fn reported_version(d: &PlannedDep) -> Option<String> {
+    match &d.kind {
+        Kind::Registry { version, .. } => Some(version.clone()),
+        Kind::Git { original, .. } => Some(original.clone()),
+        Kind::HttpsTarball { url, .. } => Some(url.clone()),
+        Kind::FileTarball { original, .. } => Some(original.clone()),
+        // as the lockfile says it, relative to the package directory
+        Kind::Link { path } => {
+            let r = d.entry.resolved.clone().unwrap_or_else(|| path.clone());
+            Some(format!("file:{}", r.strip_prefix("file:").unwrap_or(&r)))
+        }
+        Kind::Bundled => None,
+    }
+}
+
+/// The packages report entry of one project.
+pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Package {
+    let mut seen: BTreeMap<(String, String), bool> = BTreeMap::new();
+    for d in &plan.deps {
+        if d.entry.local_dir || d.kind == Kind::Bundled {
+            continue;
+        }
+        let Some(v) = reported_version(d) else {
+            continue;
+        };
+        let dev = d.entry.is_dev();
+        seen.entry((d.entry.name.clone(), v))
+            .and_modify(|x| *x = *x && dev)
+            .or_insert(dev);
+    }
+    let mut deps: Vec<Dependency> = seen
+        .into_iter()
+        .map(|((name, version), dev)| Dependency {
+            kind: "npm".into(),
+            purl: dep_purl(&name, &version),
+            name,
+            version: Some(version),
+            dev: Some(dev),
+            replaces: None,
+        })
+        .collect();
+    deps.sort_by(|a, b| (a.dev, &a.name, &a.version).cmp(&(b.dev, &b.name, &b.version)));
+    let name = project.name();
+    Package {
+        kind: "npm".into(),
+        purl: vcs_purl(&ctx.source_repo, &ctx.source_ref, &name, &project.path),
+        name,
+        version: project.version(),
+        path: if project.path == "." {
+            None
+        } else {
+            Some(project.path.clone())
+        },
+        dependencies: deps,
+    }
+}
+
+/// Per fetched tarball: hash it, read its manifest, check name/version against the lockfile
+/// (registry deps), and describe it as an [`Artifact`].
+pub fn artifact_for(d: &PlannedDep, file: &Path) -> Result<Artifact, LayoutError> {
+    let label = d.entry.label();
+    let store_key = d.store_key.clone().unwrap_or_default();
+    let mut f = fs::File::open(file).map_err(|e| LayoutError::Io {
+        file: file.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut dg = Digests::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| LayoutError::Io {
+            file: file.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        if n == 0 {
+            break;
+        }
+        dg.update(&buf[..n]);
+    }
+    let fin = dg.finish();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let integrity = format!("sha512-{}", b64.encode(&fin.sha512));
+    // re-check against the lockfile (the foundation already did; this keeps meta honest)
+    if let Some(iv) = &d.entry.integrity {
+        if !matches!(d.kind, Kind::Git { .. }) {
+            let i = Integrity::parse(iv, &label).map_err(|e| LayoutError::Mismatch {
+                label: label.clone(),
+                reason: e.to_string(),
+            })?;
+            i.verify_digests(
+                &label,
+                Some(&fin.sha1),
+                Some(&fin.sha256),
+                Some(&fin.sha384),
+                Some(&fin.sha512),
+            )
+            .map_err(|e| LayoutError::Mismatch {
+                label: label.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    let manifest = read_manifest_from_tgz(file, &label)?;
+    let mname = manifest
+        .get("name")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let mversion = manifest
+        .get("version")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    if let Kind::Registry { name, version, .. } = &d.kind {
+        if &mname != name || &mversion != version {
+            return Err(LayoutError::Mismatch {
+                label,
+                reason: format!("its package.json says {mname}@{mversion}"),
+            });
+        }
+    }
+    let mut meta = manifest_meta(&manifest, &integrity, &hex::encode(&fin.sha1));
+    let source = match d.kind {
+        Kind::Registry { .. } => "registry",
+        Kind::Git { .. } => "git",
+        Kind::HttpsTarball { .. } => "url",
+        _ => "file",
+    };
+    if let Some(o) = meta.as_object_mut() {
+        o.insert("source".into(), Value::String(source.into()));
+    }
+    Ok(Artifact {
+        pm: "npm".into(),
+        name: d.entry.name.clone(),
+        version: if mversion.is_empty() {
+            d.entry.version.clone().unwrap_or_default()
+        } else {
+            mversion
+        },
+        filename: d.filename().unwrap_or_default(),
+        store_key,
+        meta,
+    })
+}
+
+fn depth_prefix(path: &str) -> String {
+    let depth = if path == "." {
+        0
+    } else {
+        path.split('/').count()
+    };
+    "../".repeat(depth + 1)
+}
+
+/// Layout of one project. `fetched` maps each store key of the plan to the file in the store.
+pub fn layout(
+    project: &Project,
+    plan: &Plan,
+    fetched: &BTreeMap<String, PathBuf>,
+    ctx: &LayoutContext,
+) -> Result<LayoutOutput, LayoutError> {
+    let repo_url = with_slash(&ctx.repo_url);
+    let mut out = LayoutOutput {
+        env_vars: default_env_vars(),
+        ..Default::default()
+    };
+    let mut arts: BTreeMap<String, Artifact> = BTreeMap::new();
+    // location -> (registry resolved, offline resolved, integrity)
+    let mut rewrites: BTreeMap<String, Rewrite> = BTreeMap::new();
+    let up = depth_prefix(&project.path);
+    for d in &plan.deps {
+        let Some(key) = &d.store_key else { continue };
+        let file = fetched.get(key).ok_or_else(|| LayoutError::Missing {
+            label: d.entry.label(),
+            store_key: key.clone(),
+        })?;
+        if !arts.contains_key(key) {
+            let a = artifact_for(d, file)?;
+            out.bundle_files.insert(key.clone(), file.clone());
+            arts.insert(key.clone(), a);
+        }
+        let a = &arts[key];
+        let integrity = a.meta["dist"]["integrity"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        rewrites.insert(
+            d.entry.location.clone(),
+            Rewrite {
+                registry: format!("{repo_url}{}/-/{}", d.entry.name, a.filename),
+                offline: format!("file:{up}{key}"),
+                integrity,
+                non_registry: !matches!(d.kind, Kind::Registry { .. }),
+                version: a.version.clone(),
+            },
+        );
+    }
+    out.artifacts = arts.into_values().collect();
+    out.package = Some(package_report(project, plan, ctx));
+    let app_rel = if project.path == "." {
+        "app".to_string()
+    } else {
+        format!("app/{}", project.path)
+    };
+    out.config_files.push(ConfigFile {
+        path: format!("{app_rel}/.npmrc"),
+        content: npmrc(&repo_url, &ctx.token).into_bytes(),
+    });
+
+    let lock_name = project.lockfile.file_name;
+    let lock_path = project.dir.join(lock_name);
+    let text = read_text(&lock_path, lock_name)?;
+    let reg = rewrite_lock(&text, &rewrites, Variant::Registry, lock_name)?;
+    let off = rewrite_lock(&text, &rewrites, Variant::Offline, lock_name)?;
+    drop(text);
+    out.config_files.push(ConfigFile {
+        path: format!("{app_rel}/{lock_name}"),
+        content: reg,
+    });
+    out.bundle_overrides
+        .insert(format!("{app_rel}/{lock_name}"), off);
+
+    // package.json files declaring non-registry deps: the root and each local dir entry
+    let mut pj_dirs: BTreeSet<String> = BTreeSet::new();
+    pj_dirs.insert(String::new());
+    for d in &plan.deps {
+        if d.entry.local_dir {
+            pj_dirs.insert(d.entry.location.clone());
+        }
+    }
+    for dir in pj_dirs {
+        let rel_dir = if dir.is_empty() {
+            project.path.clone()
+        } else {
+            format!("{}/{dir}", project.path)
+        };
+        let pj_file = if dir.is_empty() {
+            project.dir.join("package.json")
+        } else {
+            project.dir.join(&dir).join("package.json")
+        };
+        if !pj_file.is_file() {
+            continue;
+        }
+        let pj = read_json(&pj_file, "package.json")?;
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let extra_up = if dir.is_empty() {
+            String::new()
+        } else {
+            "../".repeat(dir.split('/').count())
+        };
+        let (reg_pj, changed) =
+            rewrite_package_json(&pj, &prefix, &rewrites, Variant::Registry, "");
+        if changed {
+            let (off_pj, _) =
+                rewrite_package_json(&pj, &prefix, &rewrites, Variant::Offline, &extra_up);
+            let norm = crate::pkg_managers::npm::lockfile::normalize_rel_path(&rel_dir).unwrap_or(rel_dir.clone());
+            let app = if norm == "." {
+                "app".to_string()
+            } else {
+                format!("app/{norm}")
+            };
+            out.config_files.push(ConfigFile {
+                path: format!("{app}/package.json"),
+                content: to_bytes(&reg_pj),
+            });
+            out.bundle_overrides
+                .insert(format!("{app}/package.json"), to_bytes(&off_pj));
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Clone, Debug)]
+struct Rewrite {
+    registry: String,
+    offline: String,
+    integrity: String,
+    non_registry: bool,
+    version: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Registry,
+    Offline,
+}
+
+fn read_text(p: &Path, display: &str) -> Result<String, LayoutError> {
+    let f = fs::File::open(p).map_err(|e| LayoutError::Io {
+        file: display.into(),
+        reason: e.to_string(),
+    })?;
+    let mut s = String::new();
+    f.take(crate::pkg_managers::npm::lockfile::MAX_LOCKFILE_BYTES)
+        .read_to_string(&mut s)
+        .map_err(|e| LayoutError::Rewrite {
+            file: display.into(),
+            reason: e.to_string(),
+        })?;
+    Ok(s)
+}
+
+fn read_json(p: &Path, display: &str) -> Result<Value, LayoutError> {
+    let f = fs::File::open(p).map_err(|e| LayoutError::Io {
+        file: display.into(),
+        reason: e.to_string(),
+    })?;
+    serde_json::from_reader(std::io::BufReader::new(f)).map_err(|e| LayoutError::Rewrite {
+        file: display.into(),
+        reason: e.to_string(),
+    })
+}
+
+fn to_bytes(v: &Value) -> Vec<u8> {
+    let mut s = serde_json::to_vec_pretty(v).unwrap_or_default();
+    s.push(b'\n');
+    s
+}
+
+/// Key/value pairs of a JSON object in document order, values kept as raw text borrowed from
+/// the input (so a lockfile is never held as a whole `serde_json::Value`).
+struct OrderedRaw<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for OrderedRaw<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = OrderedRaw<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut v = Vec::new();
+                while let Some((k, raw)) = m.next_entry::<String, &'de RawValue>()? {
+                    v.push((k, raw));
+                }
+                Ok(OrderedRaw(v))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// Serializes a raw object entry by entry, each value rewritten on the fly by `f` (one entry's
+/// `Value` alive at a time).
+type EntryFn<'a> = &'a dyn Fn(&str, &RawValue) -> Value;
+
+struct LazyMap<'a> {
+    items: &'a [(String, &'a RawValue)],
+    f: EntryFn<'a>,
+}
+
+impl Serialize for LazyMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.items.len()))?;
+        for (k, raw) in self.items {
+            m.serialize_entry(k, &(self.f)(k, raw))?;
+        }
+        m.end()
+    }
+}
+
+enum TopValue<'a> {
+    Raw(&'a RawValue),
+    Lazy(LazyMap<'a>),
+}
+
+impl Serialize for TopValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TopValue::Raw(r) => r.serialize(s),
+            TopValue::Lazy(m) => m.serialize(s),
+        }
+    }
+}
+
+fn parse_entry(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+}
+
+fn rewrite_packages_entry(
+    loc: &str,
+    mut entry: Value,
+    rw: &BTreeMap<String, Rewrite>,
+    variant: Variant,
+) -> Value {
+    if let (Some(r), Some(o)) = (rw.get(loc), entry.as_object_mut()) {
+        let url = if variant == Variant::Registry {
+            &r.registry
+        } else {
+            &r.offline
+        };
+        o.insert("resolved".into(), Value::String(url.clone()));
+        o.insert("integrity".into(), Value::String(r.integrity.clone()));
+        if r.non_registry && !o.contains_key("version") {
+            o.insert("version".into(), Value::String(r.version.clone()));
+        }
+    }
+    if loc.is_empty() {
+        // the root entry's declared specs must match the rewritten package.json
+        rewrite_dep_maps(&mut entry, "", rw, variant, "");
+    } else if !loc.contains("node_modules/") {
+        let extra_up = "../".repeat(loc.split('/').count());
+        rewrite_dep_maps(&mut entry, &format!("{loc}/"), rw, variant, &extra_up);
+    }
+    entry
+}
+
+/// Rewrite a lockfile text (v1/v2/v3) for `variant`, entry by entry; the output is
+/// pretty-printed with two-space indentation like npm's.
+fn rewrite_lock(
+    text: &str,
+    rw: &BTreeMap<String, Rewrite>,
+    variant: Variant,
+    file: &str,
+) -> Result<Vec<u8>, LayoutError> {
+    let bad = |e: serde_json::Error| LayoutError::Rewrite {
+        file: file.into(),
+        reason: e.to_string(),
+    };
+    let top: OrderedRaw<'_> = serde_json::from_str(text).map_err(bad)?;
+    let mut sub: Vec<(String, Option<OrderedRaw<'_>>)> = Vec::new();
+    for (k, raw) in &top.0 {
+        let inner = if k == "packages" || k == "dependencies" {
+            Some(serde_json::from_str::<OrderedRaw<'_>>(raw.get()).map_err(bad)?)
+        } else {
+            None
+        };
+        sub.push((k.clone(), inner));
+    }
+    let fp = |loc: &str, raw: &RawValue| rewrite_packages_entry(loc, parse_entry(raw), rw, variant);
+    let fd = |key: &str, raw: &RawValue| {
+        let mut one = Map::new();
+        one.insert(key.to_string(), parse_entry(raw));
+        rewrite_v1(&mut one, "", rw, variant);
+        one.remove(key).unwrap_or(Value::Null)
+    };
+    let mut out = Vec::with_capacity(text.len() + text.len() / 4);
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        serde_json::ser::PrettyFormatter::with_indent(b"  "),
+    );
+    let mut m = ser.serialize_map(Some(top.0.len())).map_err(bad)?;
+    for ((k, raw), (_, inner)) in top.0.iter().zip(sub.iter()) {
+        let v = match (k.as_str(), inner) {
+            ("packages", Some(o)) => TopValue::Lazy(LazyMap {
+                items: &o.0,
+                f: &fp,
+            }),
+            ("dependencies", Some(o)) => TopValue::Lazy(LazyMap {
+                items: &o.0,
+                f: &fd,
+            }),
+            _ => TopValue::Raw(raw),
+        };
+        m.serialize_entry(k, &v).map_err(bad)?;
+    }
+    m.end().map_err(bad)?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+fn rewrite_v1(
+    deps: &mut Map<String, Value>,
+    prefix: &str,
+    rw: &BTreeMap<String, Rewrite>,
+    variant: Variant,
+) {
+    for (k, e) in deps.iter_mut() {
+        let loc = format!("{prefix}node_modules/{k}");
+        if let Some(o) = e.as_object_mut() {
+            if let Some(r) = rw.get(&loc) {
+                let url = if variant == Variant::Registry {
+                    &r.registry
+                } else {
+                    &r.offline
+                };
+                o.insert("resolved".into(), Value::String(url.clone()));
+                o.insert("integrity".into(), Value::String(r.integrity.clone()));
+                if r.non_registry {
+                    // npm 7+ reads v1 `version` as the installed version; a URL there makes
+                    // `npm ci` report the lockfile out of sync (verified with npm 11.19.1)
+                    o.insert("version".into(), Value::String(r.version.clone()));
+                    o.remove("from");
+                }
+            }
+            if let Some(n) = o.get_mut("dependencies").and_then(|d| d.as_object_mut()) {
+                rewrite_v1(n, &format!("{loc}/"), rw, variant);
+            }
+        }
+    }
+}
+
+/// Rewrite the specs of non-registry deps in a package.json-like object (package.json itself or
+/// a lockfile's root/workspace entry). `prefix` is that package's location (`""` or
+/// `packages/w/`); `extra_up` the `../` needed to climb from it to the project dir.
+fn rewrite_dep_maps(
+    obj: &mut Value,
+    prefix: &str,
+    rw: &BTreeMap<String, Rewrite>,
+    variant: Variant,
+    extra_up: &str,
+) -> bool {
+    let mut changed = false;
+    for field in [
+        "dependencies",
+        "devDependencies",
+        "optionalDependencies",
+        "peerDependencies",
+    ] {
+        let Some(m) = obj.get_mut(field).and_then(|d| d.as_object_mut()) else {
+            continue;
+        };
+        for (k, spec) in m.iter_mut() {
+            let r = rw
+                .get(&format!("{prefix}node_modules/{k}"))
+                .or_else(|| rw.get(&format!("node_modules/{k}")));
+            let Some(r) = r else { continue };
+            if !r.non_registry {
+                continue;
+            }
+            let new = match variant {
+                Variant::Registry => r.registry.clone(),
+                Variant::Offline => r.offline.replacen("file:", &format!("file:{extra_up}"), 1),
+            };
+            if spec.as_str() != Some(new.as_str()) {
+                *spec = Value::String(new);
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+fn rewrite_package_json(
+    pj: &Value,
+    prefix: &str,
+    rw: &BTreeMap<String, Rewrite>,
+    variant: Variant,
+    extra_up: &str,
+) -> (Value, bool) {
+    let mut v = pj.clone();
+    let changed = rewrite_dep_maps(&mut v, prefix, rw, variant, extra_up);
+    (v, changed)
+}
+
+/// Hardlink (else copy) `bundle_files` under `bundle_root` and write `bundle_overrides`.
+/// Paths come from [`layout`] (store keys and `app/...`); each is checked to be relative and
+/// free of `..` before use.
+pub fn write_bundle(out: &LayoutOutput, bundle_root: &Path) -> Result<(), LayoutError> {
+    let check = |rel: &str| -> Result<PathBuf, LayoutError> {
+        let p = Path::new(rel);
+        if p.is_absolute()
+            || p.components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(LayoutError::Io {
+                file: rel.into(),
+                reason: "unsafe bundle path".into(),
+            });
+        }
+        Ok(bundle_root.join(p))
+    };
+    let io = |f: &Path, e: std::io::Error| LayoutError::Io {
+        file: f.display().to_string(),
+        reason: e.to_string(),
+    };
+    for (rel, src) in &out.bundle_files {
+        let dst = check(rel)?;
+        if let Some(parent) = dst.parent() {
+            fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        if dst.exists() {
+            continue;
+        }
+        if fs::hard_link(src, &dst).is_err() {
+            fs::copy(src, &dst).map_err(|e| io(&dst, e))?;
+        }
+    }
+    for (rel, content) in &out.bundle_overrides {
+        let dst = check(rel)?;
+        if let Some(parent) = dst.parent() {
+            fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        // replace, never write through a symlink planted in the repository
+        let _ = fs::remove_file(&dst);
+        fs::write(&dst, content).map_err(|e| io(&dst, e))?;
+    }
+    Ok(())
+}
+
+pub fn is_lockfile_name(n: &str) -> bool {
+    n == PACKAGE_LOCK || n == SHRINKWRAP
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purls() {
+        assert_eq!(dep_purl("@s/n", "1.0.0"), "pkg:npm/%40s/n@1.0.0");
+        assert_eq!(
+            dep_purl("a", "file:vendor/a.tgz"),
+            "pkg:generic/a?file=vendor%2Fa.tgz"
+        );
+        assert_eq!(dep_purl("a", "github:u/r#abc"), "pkg:github/u/r@abc");
+        assert_eq!(
+            dep_purl("a", "git+https://h/u/r.git#abc"),
+            "pkg:generic/a?vcs_url=git%2Bhttps%3A%2F%2Fh%2Fu%2Fr.git%23abc"
+        );
+        assert_eq!(
+            dep_purl("a", "https://h/a.tgz"),
+            "pkg:generic/a?download_url=https%3A%2F%2Fh%2Fa.tgz"
+        );
+        assert_eq!(
+            vcs_purl("https://github.com/Org/Repo.git", "abc", "x", "."),
+            "pkg:github/org/repo@abc"
+        );
+        assert_eq!(
+            vcs_purl("https://github.com/o/r", "abc", "x", "sub/d"),
+            "pkg:github/o/r@abc#sub/d"
+        );
+        assert!(vcs_purl("https://git.example/o/r", "abc", "x", ".")
+            .starts_with("pkg:generic/x?vcs_url=https%3A"));
+    }
+
+    #[test]
+    fn npmrc_scoped() {
+        let s = npmrc("http://127.0.0.1:8080/repos/7/npm", "tok");
+        assert!(s.starts_with("registry=http://127.0.0.1:8080/repos/7/npm/\n"));
+        assert!(s.contains("\n//127.0.0.1:8080/repos/7/npm/:_authToken=tok\n"));
+        assert!(
+            s.contains("audit=false")
+                && s.contains("fund=false")
+                && s.contains("update-notifier=false")
+        );
+        let s = npmrc("https://larder.example/repos/7/t/x/npm/", "tok");
+        assert!(s.contains("//larder.example/repos/7/t/x/npm/:_authToken=tok"));
+    }
+
+    #[test]
+    fn env_defaults() {
+        let e = default_env_vars();
+        assert_eq!(e.len(), 4);
+        assert_eq!(e["CYPRESS_INSTALL_BINARY"].value, "0");
+        assert!(e.values().all(|v| v.kind == "literal"));
+    }
+
+    #[test]
+    fn manifest_reading_is_bounded() {
+        assert!(read_manifest_from_tgz_bytes(b"not gzip", "x").is_err());
+        let empty = crate::pkg_managers::npm::pack::write_tgz(&[]).unwrap();
+        assert!(matches!(
+            read_manifest_from_tgz_bytes(&empty, "x").unwrap_err(),
+            LayoutError::NoManifest { .. }
+        ));
+        let t = crate::pkg_managers::npm::pack::write_tgz(&[
+            crate::pkg_managers::npm::pack::TgzEntry {
+                path: "other/package.json".into(),
+                data: br#"{"name":"o"}"#,
+                executable: false,
+            },
+            crate::pkg_managers::npm::pack::TgzEntry {
+                path: "package/package.json".into(),
+                data: br#"{"name":"p","scripts":{"install":"x"}}"#,
+                executable: false,
+            },
+            crate::pkg_managers::npm::pack::TgzEntry {
+                path: "package/x/package.json".into(),
+                data: b"{",
+                executable: false,
+            },
+        ])
+        .unwrap();
+        let m = read_manifest_from_tgz_bytes(&t, "x").unwrap();
+        assert_eq!(m["name"], "p");
+        let meta = manifest_meta(&m, "sha512-x", "ab");
+        assert_eq!(meta["hasInstallScript"], true);
+        assert_eq!(meta["dist"]["shasum"], "ab");
+        let t = crate::pkg_managers::npm::pack::write_tgz(&[crate::pkg_managers::npm::pack::TgzEntry {
+            path: "package/package.json".into(),
+            data: b"[1]",
+            executable: false,
+        }])
+        .unwrap();
+        assert!(read_manifest_from_tgz_bytes(&t, "x").is_err());
+    }
+}
+
+#[cfg(test)]
+mod rewrite_tests {
+    use super::*;
+
+    fn rw() -> BTreeMap<String, Rewrite> {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "node_modules/g".to_string(),
+            Rewrite {
+                registry: "http://r/npm/g/-/g-external-gitcommit-abc.tgz".into(),
+                offline: "file:../deps/npm/h/u/g/g-external-gitcommit-abc.tgz".into(),
+                integrity: "sha512-new".into(),
+                non_registry: true,
+                version: "1.0.0".into(),
+            },
+        );
+        m
+    }
+
+    #[test]
+    fn keeps_order_and_unknown_fields() {
+        let text = r#"{"name":"x","lockfileVersion":3,"zzz":{"keep":[1,2]},"requires":true,"packages":{
+          "":{"name":"x","dependencies":{"g":"github:u/g#abc","r":"^1"}},
+          "node_modules/g":{"version":"1.0.0","resolved":"git+ssh://git@github.com/u/g.git#abc","license":"MIT"},
+          "node_modules/r":{"version":"1.0.0","resolved":"https://registry.npmjs.org/r/-/r-1.0.0.tgz"}}}"#;
+        let out = rewrite_lock(text, &rw(), Variant::Registry, "package-lock.json").unwrap();
+        let s = String::from_utf8(out).unwrap();
+        let pos = |k: &str| s.find(k).unwrap();
+        assert!(
+            pos("\"name\"") < pos("\"lockfileVersion\"") && pos("\"zzz\"") < pos("\"requires\"")
+        );
+        let v: Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["zzz"]["keep"][1], 2);
+        assert_eq!(
+            v["packages"]["node_modules/g"]["resolved"],
+            "http://r/npm/g/-/g-external-gitcommit-abc.tgz"
+        );
+        assert_eq!(v["packages"]["node_modules/g"]["integrity"], "sha512-new");
+        assert_eq!(v["packages"]["node_modules/g"]["license"], "MIT");
+        assert_eq!(
+            v["packages"][""]["dependencies"]["g"],
+            "http://r/npm/g/-/g-external-gitcommit-abc.tgz"
+        );
+        assert_eq!(v["packages"][""]["dependencies"]["r"], "^1");
+        let off = rewrite_lock(text, &rw(), Variant::Offline, "package-lock.json").unwrap();
+        let v: Value = serde_json::from_slice(&off).unwrap();
+        assert_eq!(
+            v["packages"][""]["dependencies"]["g"],
+            "file:../deps/npm/h/u/g/g-external-gitcommit-abc.tgz"
+        );
+    }
+
+    #[test]
+    fn v1_and_malformed() {
+        let text = r#"{"lockfileVersion":1,"dependencies":{"a":{"version":"1.0.0","dependencies":{"g":{"version":"git+ssh://x#abc","from":"github:u/g"}}},
+          "g":{"version":"git+ssh://x#abc","from":"github:u/g"}}}"#;
+        let out = rewrite_lock(text, &rw(), Variant::Registry, "npm-shrinkwrap.json").unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["dependencies"]["g"]["version"], "1.0.0");
+        assert!(v["dependencies"]["g"].get("from").is_none());
+        // nested entry at another location is untouched
+        assert_eq!(
+            v["dependencies"]["a"]["dependencies"]["g"]["version"],
+            "git+ssh://x#abc"
+        );
+        for bad in ["", "[]", "{\"packages\":[1]}", "{\"a\":"] {
+            assert!(
+                rewrite_lock(bad, &rw(), Variant::Registry, "package-lock.json").is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

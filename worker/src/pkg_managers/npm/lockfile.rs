@@ -1,0 +1,709 @@
+//! Reading a package directory: `package.json` and `npm-shrinkwrap.json` (wins) or
+//! `package-lock.json`, lockfile versions 1, 2 and 3, into a flat list of [`LockEntry`].
+//!
+//! Parsing uses typed serde structs from a `BufReader` (unknown fields are skipped, never held),
+//! so memory is proportional to the number of entries, not to the JSON tree.
+
+use common::Failure;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Component, Path, PathBuf};
+
+pub const SHRINKWRAP: &str = "npm-shrinkwrap.json";
+pub const PACKAGE_LOCK: &str = "package-lock.json";
+/// Lockfiles larger than this are refused (a 3,000-package lockfile is ~2 MiB).
+pub const MAX_LOCKFILE_BYTES: u64 = 256 * 1024 * 1024;
+pub const MAX_PACKAGE_JSON_BYTES: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockfileError {
+    #[error("The {0} file must be present for the npm package manager")]
+    MissingLockfile(String),
+    #[error("The {0} file must be present for the npm package manager")]
+    MissingPackageJson(String),
+    #[error("The {0} directory cannot be present in the source repository")]
+    NodeModulesPresent(String),
+    #[error(
+        "The package path {0:?} is invalid: it must be relative and stay inside the repository"
+    )]
+    InvalidPath(String),
+    #[error("The destination of '{0}' is outside of cloned repository")]
+    OutsideRepository(String),
+    #[error("The file {file} is not valid JSON for npm: {reason}")]
+    InvalidJson { file: String, reason: String },
+    #[error("The file {file} has lockfileVersion {version}; only lockfile versions 1, 2 and 3 are supported")]
+    UnsupportedVersion { file: String, version: String },
+    #[error("The file {file} is larger than the {limit} bytes allowed")]
+    TooLarge { file: String, limit: u64 },
+    #[error("Could not read {file}: {reason}")]
+    Io { file: String, reason: String },
+}
+
+impl LockfileError {
+    pub fn failure(&self) -> Failure {
+        let m = self.to_string();
+        match self {
+            LockfileError::MissingLockfile(_)
+            | LockfileError::MissingPackageJson(_)
+            | LockfileError::NodeModulesPresent(_) => Failure::client("InvalidRepoStructure", m),
+            LockfileError::InvalidPath(_) => Failure::client("InvalidRequestData", m),
+            LockfileError::OutsideRepository(_) => Failure::client("ValidationError", m),
+            LockfileError::InvalidJson { .. }
+            | LockfileError::UnsupportedVersion { .. }
+            | LockfileError::TooLarge { .. } => Failure::client("InvalidFileFormat", m),
+            LockfileError::Io { .. } => Failure::server("FileAccessError", m),
+        }
+    }
+}
+
+/// One installed package of the lockfile.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LockEntry {
+    /// install location: `node_modules/a/node_modules/@s/b`; for v1 synthesized the same way;
+    /// for workspace/link targets the folder (`packages/x`).
+    pub location: String,
+    /// the real package name (alias resolved)
+    pub name: String,
+    /// the name it is installed under when it is an alias (`"foo": "npm:bar@1"` -> Some("foo"))
+    pub alias: Option<String>,
+    pub version: Option<String>,
+    pub resolved: Option<String>,
+    pub integrity: Option<String>,
+    pub dev: bool,
+    pub optional: bool,
+    pub dev_optional: bool,
+    pub peer: bool,
+    pub in_bundle: bool,
+    pub link: bool,
+    /// a `packages` key that is not under node_modules (workspace or `file:` directory)
+    pub local_dir: bool,
+    pub has_install_script: bool,
+}
+
+impl LockEntry {
+    /// `dev` as reported: only packages strictly in the dev tree. `devOptional` packages are
+    /// also optional dependencies of the production tree (npm installs them with
+    /// `--omit=dev`), so they are not dev.
+    pub fn is_dev(&self) -> bool {
+        self.dev
+    }
+    pub fn label(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{}@{}", self.name, v),
+            None => self.name.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lockfile {
+    /// "npm-shrinkwrap.json" or "package-lock.json"
+    pub file_name: &'static str,
+    pub lockfile_version: u32,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub entries: Vec<LockEntry>,
+}
+
+/// The `package.json` fields we use.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct PackageJson {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub scripts: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub files: Option<Vec<String>>,
+}
+
+/// One requested npm package directory, read and validated.
+#[derive(Clone, Debug)]
+pub struct Project {
+    /// the request's path as given, normalized ("." for the root)
+    pub path: String,
+    /// absolute, canonical directory
+    pub dir: PathBuf,
+    pub package_json: PackageJson,
+    pub lockfile: Lockfile,
+}
+
+impl Project {
+    pub fn name(&self) -> String {
+        self.package_json
+            .name
+            .clone()
+            .or_else(|| self.lockfile.name.clone())
+            .unwrap_or_else(|| "unnamed".into())
+    }
+    pub fn version(&self) -> String {
+        self.package_json
+            .version
+            .clone()
+            .or_else(|| self.lockfile.version.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Normalize a request package path: relative, no `..`, no absolute; "." for the root.
+pub fn normalize_rel_path(p: &str) -> Result<String, LockfileError> {
+    let mut parts = Vec::new();
+    if p.contains('\0') {
+        return Err(LockfileError::InvalidPath(p.into()));
+    }
+    for c in Path::new(p).components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            _ => return Err(LockfileError::InvalidPath(p.into())),
+        }
+    }
+    Ok(if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    })
+}
+
+/// Join `rel` below `root`, resolving symlinks; the result must stay inside `root`.
+/// `display` names the path in the error.
+pub fn resolve_inside(root: &Path, rel: &Path, display: &str) -> Result<PathBuf, LockfileError> {
+    let croot = root.canonicalize().map_err(|e| LockfileError::Io {
+        file: root.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    // lexical check first (works for paths that do not exist)
+    let mut lex = croot.clone();
+    for c in rel.components() {
+        match c {
+            Component::Normal(s) => lex.push(s),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !lex.pop() || !lex.starts_with(&croot) {
+                    return Err(LockfileError::OutsideRepository(display.into()));
+                }
+            }
+            _ => return Err(LockfileError::OutsideRepository(display.into())),
+        }
+    }
+    if !lex.starts_with(&croot) {
+        return Err(LockfileError::OutsideRepository(display.into()));
+    }
+    match lex.canonicalize() {
+        Ok(real) if real.starts_with(&croot) => Ok(real),
+        Ok(_) => Err(LockfileError::OutsideRepository(display.into())),
+        Err(_) => {
+            // does not exist (yet): make sure no existing ancestor escapes
+            let mut anc = lex.clone();
+            while !anc.exists() {
+                if !anc.pop() {
+                    break;
+                }
+            }
+            match anc.canonicalize() {
+                Ok(real) if real.starts_with(&croot) => Ok(lex),
+                _ => Err(LockfileError::OutsideRepository(display.into())),
+            }
+        }
+    }
+}
+
+fn rel_display(path: &str, file: &str) -> String {
+    if path == "." {
+        file.to_string()
+    } else {
+        format!("{path}/{file}")
+    }
+}
+
+/// Read and validate one requested package directory (Cachito's checks, in Cachito's order:
+/// lockfile, package.json, node_modules).
+pub fn read_project(app_dir: &Path, path: &str) -> Result<Project, LockfileError> {
+    let path = normalize_rel_path(path)?;
+    let dir = resolve_inside(app_dir, Path::new(&path), &path)?;
+    let shrink = dir.join(SHRINKWRAP);
+    let lock = dir.join(PACKAGE_LOCK);
+    let (lock_path, file_name) = if shrink.is_file() {
+        (shrink, SHRINKWRAP)
+    } else if lock.is_file() {
+        (lock, PACKAGE_LOCK)
+    } else {
+        return Err(LockfileError::MissingLockfile(format!(
+            "{} or {}",
+            rel_display(&path, SHRINKWRAP),
+            rel_display(&path, PACKAGE_LOCK)
+        )));
+    };
+    let pj_path = dir.join("package.json");
+    if !pj_path.is_file() {
+        return Err(LockfileError::MissingPackageJson(rel_display(
+            &path,
+            "package.json",
+        )));
+    }
+    if dir.join("node_modules").symlink_metadata().is_ok() {
+        return Err(LockfileError::NodeModulesPresent(rel_display(
+            &path,
+            "node_modules",
+        )));
+    }
+    // the lockfile and package.json themselves must not be symlinks out of the repository
+    resolve_inside(
+        app_dir,
+        &Path::new(&path).join(file_name),
+        &rel_display(&path, file_name),
+    )?;
+    resolve_inside(
+        app_dir,
+        &Path::new(&path).join("package.json"),
+        &rel_display(&path, "package.json"),
+    )?;
+    let package_json = read_package_json(&pj_path, &rel_display(&path, "package.json"))?;
+    let lockfile = read_lockfile(&lock_path, file_name, &rel_display(&path, file_name))?;
+    Ok(Project {
+        path,
+        dir,
+        package_json,
+        lockfile,
+    })
+}
+
+fn open_limited(p: &Path, display: &str, limit: u64) -> Result<BufReader<File>, LockfileError> {
+    let f = File::open(p).map_err(|e| LockfileError::Io {
+        file: display.into(),
+        reason: e.to_string(),
+    })?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > limit {
+        return Err(LockfileError::TooLarge {
+            file: display.into(),
+            limit,
+        });
+    }
+    Ok(BufReader::with_capacity(64 * 1024, f))
+}
+
+pub fn read_package_json(p: &Path, display: &str) -> Result<PackageJson, LockfileError> {
+    let r = open_limited(p, display, MAX_PACKAGE_JSON_BYTES)?;
+    serde_json::from_reader(r).map_err(|e| LockfileError::InvalidJson {
+        file: display.into(),
+        reason: e.to_string(),
+    })
+}
+
+pub fn read_lockfile(
+    p: &Path,
+    file_name: &'static str,
+    display: &str,
+) -> Result<Lockfile, LockfileError> {
+    let r = open_limited(p, display, MAX_LOCKFILE_BYTES)?;
+    let raw: RawLock = serde_json::from_reader(r).map_err(|e| LockfileError::InvalidJson {
+        file: display.into(),
+        reason: e.to_string(),
+    })?;
+    from_raw(raw, file_name, display)
+}
+
+/// Parse lockfile bytes (tests, fixtures).
+pub fn parse_lockfile(bytes: &[u8], file_name: &'static str) -> Result<Lockfile, LockfileError> {
+    let raw: RawLock = serde_json::from_slice(bytes).map_err(|e| LockfileError::InvalidJson {
+        file: file_name.into(),
+        reason: e.to_string(),
+    })?;
+    from_raw(raw, file_name, file_name)
+}
+
+#[derive(Deserialize)]
+struct RawLock {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default, rename = "lockfileVersion")]
+    lockfile_version: Option<serde_json::Number>,
+    #[serde(default)]
+    packages: Option<BTreeMap<String, RawPkg>>,
+    #[serde(default)]
+    dependencies: Option<BTreeMap<String, RawV1>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawPkg {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    resolved: Option<String>,
+    #[serde(default)]
+    integrity: Option<String>,
+    #[serde(default)]
+    link: bool,
+    #[serde(default)]
+    dev: bool,
+    #[serde(default)]
+    optional: bool,
+    #[serde(default)]
+    dev_optional: bool,
+    #[serde(default)]
+    peer: bool,
+    #[serde(default)]
+    in_bundle: bool,
+    #[serde(default)]
+    has_install_script: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct RawV1 {
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    resolved: Option<String>,
+    #[serde(default)]
+    integrity: Option<String>,
+    #[serde(default)]
+    dev: bool,
+    #[serde(default)]
+    optional: bool,
+    #[serde(default)]
+    bundled: bool,
+    #[serde(default)]
+    dependencies: Option<BTreeMap<String, RawV1>>,
+}
+
+fn from_raw(
+    raw: RawLock,
+    file_name: &'static str,
+    display: &str,
+) -> Result<Lockfile, LockfileError> {
+    let version = match &raw.lockfile_version {
+        Some(n) => match n.as_u64() {
+            Some(v @ 1..=3) => v as u32,
+            _ => {
+                return Err(LockfileError::UnsupportedVersion {
+                    file: display.into(),
+                    version: n.to_string(),
+                })
+            }
+        },
+        None => {
+            return Err(LockfileError::UnsupportedVersion {
+                file: display.into(),
+                version: "(absent)".into(),
+            })
+        }
+    };
+    let mut entries = Vec::new();
+    match (version, raw.packages) {
+        (2 | 3, Some(pkgs)) => {
+            for (key, p) in pkgs {
+                if key.is_empty() {
+                    continue;
+                }
+                let after_nm = key
+                    .rfind("node_modules/")
+                    .map(|i| &key[i + "node_modules/".len()..]);
+                let local_dir = after_nm.is_none();
+                let install_name = after_nm.unwrap_or(&key).to_string();
+                let (name, alias) = match p.name {
+                    Some(n) if n != install_name && !local_dir => (n, Some(install_name)),
+                    Some(n) => (n, None),
+                    None => (install_name, None),
+                };
+                entries.push(LockEntry {
+                    location: key,
+                    name,
+                    alias,
+                    version: p.version,
+                    resolved: p.resolved,
+                    integrity: p.integrity,
+                    dev: p.dev,
+                    optional: p.optional,
+                    dev_optional: p.dev_optional,
+                    peer: p.peer,
+                    in_bundle: p.in_bundle,
+                    link: p.link,
+                    local_dir,
+                    has_install_script: p.has_install_script,
+                });
+            }
+        }
+        (3, None) => {}
+        _ => {
+            if let Some(deps) = raw.dependencies {
+                flatten_v1(deps, "", &mut entries, 0).map_err(|reason| {
+                    LockfileError::InvalidJson {
+                        file: display.into(),
+                        reason,
+                    }
+                })?;
+            }
+        }
+    }
+    Ok(Lockfile {
+        file_name,
+        lockfile_version: version,
+        name: raw.name,
+        version: raw.version,
+        entries,
+    })
+}
+
+fn is_tarball_path(s: &str) -> bool {
+    let s = s.split(['?', '#']).next().unwrap_or(s);
+    s.ends_with(".tgz") || s.ends_with(".tar.gz") || s.ends_with(".tar")
+}
+
+fn flatten_v1(
+    deps: BTreeMap<String, RawV1>,
+    prefix: &str,
+    out: &mut Vec<LockEntry>,
+    depth: usize,
+) -> Result<(), String> {
+    if depth > 200 {
+        return Err("the dependencies are nested too deeply".into());
+    }
+    for (key, d) in deps {
+        let location = format!("{prefix}node_modules/{key}");
+        let mut e = LockEntry {
+            location: location.clone(),
+            name: key.clone(),
+            integrity: d.integrity,
+            dev: d.dev,
+            optional: d.optional,
+            in_bundle: d.bundled,
+            ..Default::default()
+        };
+        let v = d.version.unwrap_or_default();
+        if let Some(rest) = v.strip_prefix("npm:") {
+            // alias: npm:real@1.2.3 (real may be scoped)
+            let at = rest.rfind('@').filter(|&i| i > 0);
+            match at {
+                Some(i) => {
+                    e.name = rest[..i].to_string();
+                    e.version = Some(rest[i + 1..].to_string());
+                }
+                None => e.name = rest.to_string(),
+            }
+            e.alias = Some(key.clone());
+            e.resolved = d.resolved;
+        } else if v.starts_with("file:") && !is_tarball_path(&v) {
+            e.link = true;
+            e.resolved = Some(v);
+        } else if v.contains(':') || (v.contains('/') && !v.starts_with('@')) {
+            // git URL, github shorthand, tarball URL or file tarball carried in `version`
+            e.resolved = Some(d.resolved.unwrap_or(v));
+        } else {
+            e.version = if v.is_empty() { None } else { Some(v) };
+            e.resolved = d.resolved;
+        }
+        out.push(e);
+        if let Some(nested) = d.dependencies {
+            flatten_v1(nested, &format!("{location}/"), out, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    const V3: &str = r#"{"name":"app","version":"1.0.0","lockfileVersion":3,"requires":true,
+      "packages":{
+        "":{"name":"app","version":"1.0.0","workspaces":["packages/*"],"dependencies":{"a":"^1"}},
+        "node_modules/a":{"version":"1.0.0","resolved":"https://registry.npmjs.org/a/-/a-1.0.0.tgz","integrity":"sha512-x","unknown":{"deep":[1,2,3]}},
+        "node_modules/a/node_modules/@s/b":{"version":"2.0.0","resolved":"https://r/@s/b/-/b-2.0.0.tgz","dev":true},
+        "node_modules/foo":{"name":"bar","version":"3.0.0","devOptional":true,"optional":true},
+        "node_modules/w":{"resolved":"packages/w","link":true},
+        "packages/w":{"name":"w","version":"0.1.0"},
+        "node_modules/c":{"version":"1.0.0","inBundle":true,"peer":true}
+      }}"#;
+
+    #[test]
+    fn v3_entries() {
+        let l = parse_lockfile(V3.as_bytes(), PACKAGE_LOCK).unwrap();
+        assert_eq!(l.lockfile_version, 3);
+        assert_eq!(l.entries.len(), 6);
+        let by = |loc: &str| {
+            l.entries
+                .iter()
+                .find(|e| e.location == loc)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(by("node_modules/a/node_modules/@s/b").name, "@s/b");
+        assert!(by("node_modules/a/node_modules/@s/b").dev);
+        let foo = by("node_modules/foo");
+        assert_eq!(
+            (foo.name.as_str(), foo.alias.as_deref()),
+            ("bar", Some("foo"))
+        );
+        assert!(foo.dev_optional && !foo.is_dev());
+        assert!(by("node_modules/w").link);
+        assert!(by("packages/w").local_dir);
+        assert_eq!(by("packages/w").alias, None);
+        let c = by("node_modules/c");
+        assert!(c.in_bundle && c.peer);
+    }
+
+    #[test]
+    fn v2_ignores_dependencies() {
+        let s = r#"{"lockfileVersion":2,"packages":{"node_modules/a":{"version":"1.0.0"}},
+          "dependencies":{"zzz":{"version":"9.9.9"}}}"#;
+        let l = parse_lockfile(s.as_bytes(), PACKAGE_LOCK).unwrap();
+        assert_eq!(l.entries.len(), 1);
+        assert_eq!(l.entries[0].name, "a");
+    }
+
+    #[test]
+    fn v1_nested_alias_git_file() {
+        let s = r#"{"name":"app","version":"1.0.0","lockfileVersion":1,"dependencies":{
+          "a":{"version":"1.0.0","resolved":"https://registry.npmjs.org/a/-/a-1.0.0.tgz","integrity":"sha1-x",
+               "dependencies":{"b":{"version":"2.0.0","dev":true,"bundled":true}}},
+          "foo":{"version":"npm:@s/bar@3.0.0","resolved":"https://registry.npmjs.org/@s/bar/-/bar-3.0.0.tgz"},
+          "g":{"version":"git+https://github.com/u/r.git#0123456789abcdef0123456789abcdef01234567","from":"git+https://github.com/u/r.git"},
+          "l":{"version":"file:packages/l"},
+          "t":{"version":"file:vendor/t-1.0.0.tgz","integrity":"sha512-x"}
+        }}"#;
+        let l = parse_lockfile(s.as_bytes(), SHRINKWRAP).unwrap();
+        let by = |loc: &str| {
+            l.entries
+                .iter()
+                .find(|e| e.location == loc)
+                .unwrap()
+                .clone()
+        };
+        let b = by("node_modules/a/node_modules/b");
+        assert!(b.dev && b.in_bundle);
+        let foo = by("node_modules/foo");
+        assert_eq!(foo.name, "@s/bar");
+        assert_eq!(foo.version.as_deref(), Some("3.0.0"));
+        assert_eq!(foo.alias.as_deref(), Some("foo"));
+        let g = by("node_modules/g");
+        assert!(g.resolved.unwrap().starts_with("git+https://"));
+        assert_eq!(g.version, None);
+        assert!(by("node_modules/l").link);
+        let t = by("node_modules/t");
+        assert!(!t.link);
+        assert_eq!(t.resolved.as_deref(), Some("file:vendor/t-1.0.0.tgz"));
+    }
+
+    #[test]
+    fn bad_versions_and_json() {
+        for s in [
+            r#"{"lockfileVersion":4}"#,
+            r#"{"lockfileVersion":"x"}"#,
+            r#"{}"#,
+            r#"{"lockfileVersion":0}"#,
+        ] {
+            let e = parse_lockfile(s.as_bytes(), PACKAGE_LOCK).unwrap_err();
+            assert_eq!(e.failure().error_type, "InvalidFileFormat", "{s}: {e}");
+        }
+        for s in [
+            "",
+            "[",
+            "{\"lockfileVersion\":3,\"packages\":{\"a\":{\"version\":1}}}",
+            "nul\0",
+        ] {
+            let e = parse_lockfile(s.as_bytes(), PACKAGE_LOCK).unwrap_err();
+            assert!(e.to_string().contains(PACKAGE_LOCK));
+        }
+        // deep nesting does not overflow the stack
+        let mut s = String::from(r#"{"lockfileVersion":1,"dependencies":"#);
+        for _ in 0..5000 {
+            s.push_str(r#"{"a":{"dependencies":"#);
+        }
+        assert!(parse_lockfile(s.as_bytes(), PACKAGE_LOCK).is_err());
+    }
+
+    #[test]
+    fn project_checks_in_cachito_order() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        fs::create_dir_all(root.join("client")).unwrap();
+        let e = read_project(root, ".").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "The npm-shrinkwrap.json or package-lock.json file must be present for the npm package manager"
+        );
+        let f = e.failure();
+        assert_eq!(
+            (f.origin, f.error_type),
+            (common::ErrorOrigin::Client, "InvalidRepoStructure")
+        );
+        let e = read_project(root, "client").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "The client/npm-shrinkwrap.json or client/package-lock.json file must be present for the npm package manager"
+        );
+        fs::write(root.join("client/package-lock.json"), V3).unwrap();
+        let e = read_project(root, "client/").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "The client/package.json file must be present for the npm package manager"
+        );
+        fs::write(
+            root.join("client/package.json"),
+            r#"{"name":"c","version":"2.0.0"}"#,
+        )
+        .unwrap();
+        fs::create_dir(root.join("client/node_modules")).unwrap();
+        let e = read_project(root, "client").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "The client/node_modules directory cannot be present in the source repository"
+        );
+        fs::remove_dir(root.join("client/node_modules")).unwrap();
+        let p = read_project(root, "./client").unwrap();
+        assert_eq!(
+            (p.name(), p.version(), p.path.as_str()),
+            ("c".into(), "2.0.0".into(), "client")
+        );
+        assert_eq!(p.lockfile.file_name, PACKAGE_LOCK);
+        // shrinkwrap wins
+        fs::write(
+            root.join("client/npm-shrinkwrap.json"),
+            r#"{"lockfileVersion":3,"packages":{}}"#,
+        )
+        .unwrap();
+        let p = read_project(root, "client").unwrap();
+        assert_eq!(p.lockfile.file_name, SHRINKWRAP);
+        assert!(p.lockfile.entries.is_empty());
+    }
+
+    #[test]
+    fn paths_must_stay_inside() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = t.path();
+        for bad in ["../x", "/etc", "a/../../b"] {
+            assert!(read_project(root, bad).is_err(), "{bad}");
+        }
+        std::os::unix::fs::symlink(outside.path(), root.join("link")).unwrap();
+        let e = read_project(root, "link").unwrap_err();
+        assert_eq!(e.failure().error_type, "ValidationError");
+        assert!(resolve_inside(root, Path::new("link/x"), "link/x").is_err());
+        assert!(resolve_inside(root, Path::new("a/../b"), "b").is_ok());
+        assert_eq!(normalize_rel_path("./a//b/").unwrap(), "a/b");
+        assert_eq!(normalize_rel_path("").unwrap(), ".");
+    }
+
+    #[test]
+    fn big_lockfile_parses() {
+        let mut s = String::from(r#"{"lockfileVersion":3,"packages":{"":{}"#);
+        for i in 0..5000 {
+            s.push_str(&format!(
+                r#","node_modules/p{i}":{{"version":"1.0.{i}","resolved":"https://registry.npmjs.org/p{i}/-/p{i}-1.0.{i}.tgz","integrity":"sha512-AA=="}}"#
+            ));
+        }
+        s.push_str("}}");
+        let l = parse_lockfile(s.as_bytes(), PACKAGE_LOCK).unwrap();
+        assert_eq!(l.entries.len(), 5000);
+    }
+}

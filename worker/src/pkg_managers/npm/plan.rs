@@ -1,0 +1,293 @@
+//! Per requested path: the exact files to fetch (`Download`s), git dependencies, and local
+//! tarballs, with their store keys.
+//!
+//! Store keys (all under `deps/npm/`, so the bundle path equals the store key):
+//! - registry: `deps/npm/<name>/-/<basename>-<version>.tgz`
+//! - https tarball: `deps/npm/external/<host>/<name>/<basename>-external-<algo>-<hex digest>.tgz`
+//!   (content-addressed by the lockfile's strongest integrity value: the same key always means
+//!   the same bytes, two URLs with different content never share a key)
+//! - git (packed by `pack.rs`): `deps/npm/<host>/<repo path>/<repo>-external-gitcommit-<sha>.tgz`
+//!   (Cachito's layout; packing is deterministic so the key is stable)
+//! - `file:` tarball inside the repository: `deps/npm/file/<name>/<basename>-file-<algo>-<hex>.tgz`
+
+use crate::pkg_managers::npm::classify::{basename, classify, download_url, tarball_path, ClassifyError, Kind};
+use crate::pkg_managers::npm::integrity::{Integrity, IntegrityError};
+use crate::pkg_managers::npm::lockfile::{LockEntry, Project};
+use common::{Download, Expected, Failure};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Classify(#[from] ClassifyError),
+    #[error(transparent)]
+    Integrity(#[from] IntegrityError),
+    #[error("The local tarball dependency {label} has no integrity value in the lockfile")]
+    LocalWithoutIntegrity { label: String },
+}
+
+impl PlanError {
+    pub fn failure(&self) -> Failure {
+        match self {
+            PlanError::Classify(e) => e.failure(),
+            PlanError::Integrity(e) => e.failure(),
+            PlanError::LocalWithoutIntegrity { .. } => {
+                Failure::client("InvalidChecksum", self.to_string())
+            }
+        }
+    }
+}
+
+/// A git dependency the foundation must fetch (git2) at `commit`, then hand to
+/// [`crate::pkg_managers::npm::pack::pack_dir`]; the packed tarball goes to `store_key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GitDep {
+    pub name: String,
+    pub url: String,
+    pub commit: String,
+    pub host: String,
+    pub repo_path: String,
+    pub store_key: String,
+    pub label: String,
+}
+
+/// A `file:` tarball inside the repository, to copy into the store after verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalTarball {
+    pub source: PathBuf,
+    pub store_key: String,
+    pub integrity: String,
+    pub label: String,
+}
+
+/// One lockfile entry with its classification and where its tarball lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedDep {
+    pub entry: LockEntry,
+    pub kind: Kind,
+    /// None for links/workspaces and bundled entries
+    pub store_key: Option<String>,
+}
+
+impl PlannedDep {
+    /// The file name the per-request registry serves it as (`<name>/-/<file>`).
+    pub fn filename(&self) -> Option<String> {
+        self.store_key
+            .as_ref()
+            .map(|k| k.rsplit('/').next().unwrap_or(k).to_string())
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub path: String,
+    pub downloads: Vec<Download>,
+    pub git: Vec<GitDep>,
+    pub local: Vec<LocalTarball>,
+    pub deps: Vec<PlannedDep>,
+}
+
+pub fn registry_store_key(name: &str, version: &str) -> String {
+    format!("deps/npm/{}", tarball_path(name, version))
+}
+
+pub fn git_store_key(host: &str, repo_path: &str, commit: &str) -> String {
+    let repo = repo_path.rsplit('/').next().unwrap_or(repo_path);
+    format!(
+        "deps/npm/{}/{repo_path}/{repo}-external-gitcommit-{commit}.tgz",
+        safe_host(host)
+    )
+}
+
+fn safe_host(h: &str) -> String {
+    h.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn strongest(i: &Integrity) -> (String, String) {
+    let h = i.strongest()[0];
+    (h.algo.name().to_string(), h.hex())
+}
+
+/// Build the plan of one project. `upstream` is `LARDER_NPM_REGISTRY`.
+pub fn plan(app_dir: &Path, project: &Project, upstream: &str) -> Result<Plan, PlanError> {
+    let mut out = Plan {
+        path: project.path.clone(),
+        ..Default::default()
+    };
+    let mut seen = BTreeSet::new();
+    for e in &project.lockfile.entries {
+        let kind = classify(app_dir, &project.path, e)?;
+        let label = e.label();
+        let store_key = match &kind {
+            Kind::Registry {
+                name,
+                version,
+                integrity,
+            } => {
+                let key = registry_store_key(name, version);
+                let expected = match integrity {
+                    Some(i) => Integrity::parse(i, &label)?.expected(),
+                    None => Expected::None,
+                };
+                if seen.insert(key.clone()) {
+                    out.downloads.push(Download {
+                        url: download_url(upstream, name, version),
+                        store_key: key.clone(),
+                        expected,
+                        label: format!("{name}@{version}"),
+                    });
+                }
+                Some(key)
+            }
+            Kind::HttpsTarball { url, integrity } => {
+                let i = Integrity::parse(integrity, &label)?;
+                let (algo, hex) = strongest(&i);
+                let host = url::Url::parse(url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(safe_host))
+                    .unwrap_or_default();
+                let key = format!(
+                    "deps/npm/external/{host}/{}/{}-external-{algo}-{hex}.tgz",
+                    e.name,
+                    basename(&e.name)
+                );
+                if seen.insert(key.clone()) {
+                    out.downloads.push(Download {
+                        url: url.clone(),
+                        store_key: key.clone(),
+                        expected: i.expected(),
+                        label: label.clone(),
+                    });
+                }
+                Some(key)
+            }
+            Kind::Git {
+                url,
+                commit,
+                host,
+                repo_path,
+                ..
+            } => {
+                let key = git_store_key(host, repo_path, commit);
+                if seen.insert(key.clone()) {
+                    out.git.push(GitDep {
+                        name: e.name.clone(),
+                        url: url.clone(),
+                        commit: commit.clone(),
+                        host: host.clone(),
+                        repo_path: repo_path.clone(),
+                        store_key: key.clone(),
+                        label: format!("{}@{url}#{commit}", e.name),
+                    });
+                }
+                Some(key)
+            }
+            Kind::FileTarball {
+                path, integrity, ..
+            } => {
+                let Some(iv) = integrity else {
+                    return Err(PlanError::LocalWithoutIntegrity { label });
+                };
+                let i = Integrity::parse(iv, &label)?;
+                let (algo, hex) = strongest(&i);
+                let key = format!(
+                    "deps/npm/file/{}/{}-file-{algo}-{hex}.tgz",
+                    e.name,
+                    basename(&e.name)
+                );
+                if seen.insert(key.clone()) {
+                    out.local.push(LocalTarball {
+                        source: app_dir.join(path),
+                        store_key: key.clone(),
+                        integrity: iv.clone(),
+                        label: label.clone(),
+                    });
+                }
+                Some(key)
+            }
+            Kind::Link { .. } | Kind::Bundled => None,
+        };
+        out.deps.push(PlannedDep {
+            entry: e.clone(),
+            kind,
+            store_key,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pkg_managers::npm::integrity::sri_sha512;
+    use crate::pkg_managers::npm::lockfile::read_project;
+
+    #[test]
+    fn plan_all_kinds() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        std::fs::create_dir_all(root.join("vendor")).unwrap();
+        std::fs::write(root.join("vendor/f-1.0.0.tgz"), b"f").unwrap();
+        let i = sri_sha512(b"x");
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let lock = format!(
+            r#"{{"lockfileVersion":3,"packages":{{"":{{"name":"app","version":"1.0.0"}},
+            "node_modules/a":{{"version":"1.0.0","resolved":"https://registry.npmjs.org/a/-/a-1.0.0.tgz","integrity":"{i}"}},
+            "node_modules/x/node_modules/a":{{"version":"1.0.0","resolved":"https://registry.npmjs.org/a/-/a-1.0.0.tgz","integrity":"{i}"}},
+            "node_modules/@s/b":{{"version":"2.0.0","resolved":"https://registry.npmjs.org/@s/b/-/b-2.0.0.tgz","integrity":"{i}","dev":true}},
+            "node_modules/t":{{"version":"1.0.0","resolved":"https://cdn.example.com:8443/t.tgz","integrity":"{i}"}},
+            "node_modules/g":{{"version":"1.0.0","resolved":"git+ssh://git@github.com/u/r.git#{sha}"}},
+            "node_modules/f":{{"version":"1.0.0","resolved":"file:vendor/f-1.0.0.tgz","integrity":"{i}"}},
+            "node_modules/bb":{{"version":"1.0.0","inBundle":true}}
+            }}}}"#
+        );
+        std::fs::write(root.join("package-lock.json"), lock).unwrap();
+        std::fs::write(
+            root.join("package.json"),
+            r#"{"name":"app","version":"1.0.0"}"#,
+        )
+        .unwrap();
+        let p = read_project(root, ".").unwrap();
+        let pl = plan(root, &p, "http://up.example/npm/").unwrap();
+        let keys: Vec<_> = pl
+            .downloads
+            .iter()
+            .map(|d| (d.url.as_str(), d.store_key.as_str()))
+            .collect();
+        assert!(keys.contains(&(
+            "http://up.example/npm/a/-/a-1.0.0.tgz",
+            "deps/npm/a/-/a-1.0.0.tgz"
+        )));
+        assert!(keys.contains(&(
+            "http://up.example/npm/@s/b/-/b-2.0.0.tgz",
+            "deps/npm/@s/b/-/b-2.0.0.tgz"
+        )));
+        assert_eq!(pl.downloads.len(), 3, "a is deduplicated");
+        let t = pl.downloads.iter().find(|d| d.url.contains("cdn")).unwrap();
+        assert!(t
+            .store_key
+            .starts_with("deps/npm/external/cdn.example.com/t/t-external-sha512-"));
+        assert!(matches!(t.expected, Expected::Sha512(_)));
+        assert_eq!(pl.git.len(), 1);
+        assert_eq!(
+            pl.git[0].store_key,
+            format!("deps/npm/github.com/u/r/r-external-gitcommit-{sha}.tgz")
+        );
+        assert_eq!(pl.local.len(), 1);
+        assert!(pl.local[0].source.ends_with("vendor/f-1.0.0.tgz"));
+        assert_eq!(pl.deps.len(), 7);
+        assert!(pl
+            .deps
+            .iter()
+            .any(|d| d.kind == Kind::Bundled && d.store_key.is_none()));
+    }
+}
