@@ -42,12 +42,12 @@ impl PackageManager {
 
     /// Package managers whose `packages` entries the request may configure.
     pub fn takes_packages(self) -> bool {
-        !matches!(self, Self::GitSubmodule | Self::Npm)
+        !matches!(self, Self::GitSubmodule)
     }
 
     /// Whether this build of Larder can process requests for this package manager.
     pub fn implemented(self) -> bool {
-        matches!(self, Self::GitSubmodule)
+        matches!(self, Self::GitSubmodule | Self::Npm)
     }
 }
 

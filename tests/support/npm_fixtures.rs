@@ -1,11 +1,13 @@
-//! Test fixtures: npm tarballs with real sha512 integrity, a static registry tree (packuments +
+//! npm test fixtures: npm tarballs with real sha512 integrity, a static registry tree (packuments +
 //! tarballs) that `python3 -m http.server` (or any static server) can serve, and lockfiles
 //! v1/v2/v3 for a given installed tree. Used by end-to-end tests and the benchmark.
 
-use crate::classify::{basename, tarball_path};
-use crate::integrity::{sha1_hex, sri_sha512};
-use crate::pack::{write_tgz, TgzEntry};
+#![allow(dead_code)]
+
 use serde_json::{json, Map, Value};
+use worker::pkg_managers::npm::classify::{basename, tarball_path};
+use worker::pkg_managers::npm::integrity::{sha1_hex, sri_sha512};
+use worker::pkg_managers::npm::pack::{write_tgz, TgzEntry};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
@@ -129,7 +131,7 @@ pub fn write_registry(dir: &Path, base_url: &str, pkgs: &[BuiltPackage]) -> io::
                 json!({"tarball": format!("{base}{}", p.tarball_path()), "integrity": p.integrity, "shasum": p.shasum}),
             );
             versions.insert(p.version.clone(), Value::Object(m));
-            if crate::serve::cmp_semver(&p.version, &latest).is_gt() {
+            if api::repos::npm::cmp_semver(&p.version, &latest).is_gt() {
                 latest = p.version.clone();
             }
         }
@@ -314,87 +316,4 @@ pub fn synthetic(n: usize) -> (RootProject, Vec<TreeEntry>) {
 /// The basename used in tarball file names.
 pub fn file_name(p: &BuiltPackage) -> String {
     format!("{}-{}.tgz", basename(&p.name), p.version)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::lockfile::{parse_lockfile, PACKAGE_LOCK};
-
-    #[test]
-    fn build_is_deterministic_and_readable() {
-        let p = FixturePackage::new("@s/a", "1.0.0").dep("b", "^1");
-        let a = build(&p);
-        let b = build(&p);
-        assert_eq!(a.tgz, b.tgz);
-        assert!(a.integrity.starts_with("sha512-"));
-        let m = crate::layout::read_manifest_from_tgz_bytes(&a.tgz, "a").unwrap();
-        assert_eq!(m["dependencies"]["b"], "^1");
-    }
-
-    #[test]
-    fn lockfiles_round_trip() {
-        let b = build(&FixturePackage::new("b", "1.0.0"));
-        let a = build(&FixturePackage::new("@s/a", "1.0.0").dep("b", "^2"));
-        let b2 = build(&FixturePackage::new("b", "2.0.0"));
-        let tree = vec![
-            TreeEntry {
-                location: "node_modules/@s/a".into(),
-                pkg: a,
-                dev: false,
-                optional: false,
-            },
-            TreeEntry {
-                location: "node_modules/b".into(),
-                pkg: b,
-                dev: true,
-                optional: false,
-            },
-            TreeEntry {
-                location: "node_modules/@s/a/node_modules/b".into(),
-                pkg: b2,
-                dev: false,
-                optional: false,
-            },
-        ];
-        let root = RootProject {
-            name: "r".into(),
-            version: "1.0.0".into(),
-            ..Default::default()
-        };
-        for v in 1..=3 {
-            let l = lockfile(v, &root, &tree, "https://registry.npmjs.org/");
-            let parsed = parse_lockfile(&serde_json::to_vec(&l).unwrap(), PACKAGE_LOCK).unwrap();
-            assert_eq!(parsed.entries.len(), 3, "v{v}");
-            let nested = parsed
-                .entries
-                .iter()
-                .find(|e| e.location == "node_modules/@s/a/node_modules/b")
-                .unwrap();
-            assert_eq!(nested.version.as_deref(), Some("2.0.0"));
-            assert!(
-                parsed
-                    .entries
-                    .iter()
-                    .find(|e| e.location == "node_modules/b")
-                    .unwrap()
-                    .dev
-            );
-        }
-    }
-
-    #[test]
-    fn registry_tree() {
-        let t = tempfile::tempdir().unwrap();
-        let (_, tree) = synthetic(20);
-        let pkgs: Vec<_> = tree.iter().map(|t| t.pkg.clone()).collect();
-        write_registry(t.path(), "http://x/", &pkgs).unwrap();
-        assert!(t.path().join("@fx/pkg-3/-/pkg-3-1.0.3.tgz").is_file());
-        let doc: Value =
-            serde_json::from_slice(&fs::read(t.path().join("pkg-5/index.json")).unwrap()).unwrap();
-        assert_eq!(
-            doc["versions"]["1.0.5"]["dist"]["tarball"],
-            "http://x/pkg-5/-/pkg-5-1.0.5.tgz"
-        );
-    }
 }

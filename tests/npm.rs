@@ -1,0 +1,529 @@
+//! npm end to end: a real Larder, a fixture npm registry (StaticServer over tarballs the test
+//! builds, real sha512 integrity), and the real `npm ci --ignore-scripts` against the
+//! per-request registry and offline from the unpacked bundle.
+
+mod support;
+#[path = "support/npm_fixtures.rs"]
+mod npm_fixtures;
+
+use base64::Engine;
+use npm_fixtures::{build, write_registry, FixturePackage, RootProject, TreeEntry};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use support::*;
+
+/// The upstream registry and a repository whose lockfile (version `v`) uses every kind of
+/// dependency: registry (nested, scoped, dev, optional, alias), a workspace (v2/v3), a git
+/// dependency, an http(s) tarball and a `file:` tarball inside the repository.
+struct Fixture {
+    tmp: tempfile::TempDir,
+    upstream: StaticServer,
+    repo: GitRepo,
+    commit: String,
+    /// `location@version` of every package npm must install
+    tree: Vec<String>,
+}
+
+fn write(p: &Path, bytes: impl AsRef<[u8]>) {
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, bytes).unwrap();
+}
+
+fn entry(location: &str, pkg: &npm_fixtures::BuiltPackage, dev: bool, optional: bool) -> TreeEntry {
+    TreeEntry {
+        location: location.into(),
+        pkg: pkg.clone(),
+        dev,
+        optional,
+    }
+}
+
+async fn fixture(v: u32, extras: bool) -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let up_dir = tmp.path().join("upstream");
+    fs::create_dir_all(&up_dir).unwrap();
+    let upstream = StaticServer::start(&up_dir).await;
+    let b1 = build(&FixturePackage::new("b", "1.1.0"));
+    let b2 = build(&FixturePackage::new("b", "2.0.0"));
+    let a = build(&FixturePackage::new("a", "1.0.0").dep("b", "^1.0.0"));
+    let c = build(&FixturePackage::new("@s/c", "2.0.0").dep("b", "^2.0.0"));
+    let d = build(&FixturePackage::new("d", "1.0.0"));
+    let left_pad = build(&FixturePackage::new("left-pad", "1.3.0"));
+    write_registry(
+        &up_dir,
+        &upstream.url,
+        &[a.clone(), b1.clone(), b2.clone(), c.clone(), d.clone(), left_pad],
+    )
+    .unwrap();
+    let mut root = RootProject {
+        name: "e2e-app".into(),
+        version: "1.2.3".into(),
+        ..Default::default()
+    };
+    root.dependencies.insert("a".into(), "^1.0.0".into());
+    root.dev_dependencies.insert("@s/c".into(), "^2.0.0".into());
+    let tree = vec![
+        entry("node_modules/a", &a, false, false),
+        entry("node_modules/b", &b1, false, false),
+        entry("node_modules/@s/c", &c, true, false),
+        entry("node_modules/@s/c/node_modules/b", &b2, true, false),
+        entry("node_modules/d", &d, false, true),
+    ];
+    let mut expect: Vec<String> = tree
+        .iter()
+        .map(|t| format!("{}@{}", t.location, t.pkg.version))
+        .collect();
+    let mut lock = npm_fixtures::lockfile(v, &root, &tree, "https://registry.npmjs.org/");
+    let mut pj = root.package_json();
+    pj["optionalDependencies"] = json!({"d": "^1.0.0"});
+    if v >= 2 {
+        lock["packages"][""]["optionalDependencies"] = json!({"d": "^1.0.0"});
+    }
+    let repo = GitRepo::new(tmp.path().join("repo"));
+    if extras {
+        // an http(s) tarball on another host than the registry
+        let t = build(&FixturePackage::new("t", "1.0.0"));
+        write(&up_dir.join("dl/t-1.0.0.tgz"), &t.tgz);
+        let turl = format!("{}/dl/t-1.0.0.tgz", upstream.url);
+        // a file: tarball inside the repository
+        let f = build(&FixturePackage::new("f", "1.0.0"));
+        write(&repo.dir.join("vendor/f-1.0.0.tgz"), &f.tgz);
+        // a git dependency (a local repository: LARDER_ALLOW_LOCAL_REPOS=true)
+        let g = GitRepo::new(tmp.path().join("gdep"));
+        g.write(
+            "package.json",
+            r#"{"name":"gdep","version":"0.3.0","main":"index.js"}"#,
+        )
+        .write("index.js", "module.exports = 'gdep';\n")
+        .write("test/t.js", "x")
+        .write(".npmignore", "test/\n");
+        let gsha = g.commit("gdep");
+        let gspec = format!("git+file://{}#{gsha}", g.url());
+        pj["dependencies"]["t"] = json!(turl);
+        pj["dependencies"]["f"] = json!("file:vendor/f-1.0.0.tgz");
+        pj["dependencies"]["gdep"] = json!(gspec);
+        pj["dependencies"]["al"] = json!("npm:b@^1.0.0");
+        expect.extend(
+            [
+                "node_modules/t@1.0.0",
+                "node_modules/f@1.0.0",
+                "node_modules/gdep@0.3.0",
+                "node_modules/al@1.1.0",
+            ]
+            .map(String::from),
+        );
+        if v == 1 {
+            let deps = lock["dependencies"].as_object_mut().unwrap();
+            deps.insert("t".into(), json!({"version": turl, "integrity": t.integrity}));
+            deps.insert(
+                "f".into(),
+                json!({"version": "file:vendor/f-1.0.0.tgz", "integrity": f.integrity}),
+            );
+            deps.insert("al".into(), json!({"version": "npm:b@1.1.0", "resolved": "https://registry.npmjs.org/b/-/b-1.1.0.tgz", "integrity": b1.integrity}));
+            deps.insert(
+                "gdep".into(),
+                json!({"version": gspec, "from": gspec}),
+            );
+        } else {
+            repo.write(
+                "packages/w/package.json",
+                r#"{"name":"w","version":"0.1.0","dependencies":{"a":"^1.0.0"}}"#,
+            )
+            .write("packages/w/index.js", "module.exports = 'w';\n");
+            pj["workspaces"] = json!(["packages/w"]);
+            let p = lock["packages"].as_object_mut().unwrap();
+            p[""] = pj.clone();
+            p.insert(
+                "node_modules/t".into(),
+                json!({"version": "1.0.0", "resolved": turl, "integrity": t.integrity}),
+            );
+            p.insert("node_modules/f".into(), json!({"version": "1.0.0", "resolved": "file:vendor/f-1.0.0.tgz", "integrity": f.integrity}));
+            p.insert("node_modules/al".into(), json!({"name": "b", "version": "1.1.0", "resolved": "https://registry.npmjs.org/b/-/b-1.1.0.tgz", "integrity": b1.integrity}));
+            p.insert(
+                "node_modules/gdep".into(),
+                json!({"version": "0.3.0", "resolved": gspec}),
+            );
+            p.insert(
+                "node_modules/w".into(),
+                json!({"resolved": "packages/w", "link": true}),
+            );
+            p.insert(
+                "packages/w".into(),
+                json!({"name": "w", "version": "0.1.0", "dependencies": {"a": "^1.0.0"}}),
+            );
+            if v == 2 {
+                let deps = lock["dependencies"].as_object_mut().unwrap();
+                deps.insert("t".into(), json!({"version": turl, "integrity": t.integrity}));
+                deps.insert(
+                    "f".into(),
+                    json!({"version": "file:vendor/f-1.0.0.tgz", "integrity": f.integrity}),
+                );
+                deps.insert("al".into(), json!({"version": "npm:b@1.1.0", "resolved": "https://registry.npmjs.org/b/-/b-1.1.0.tgz", "integrity": b1.integrity}));
+                deps.insert("gdep".into(), json!({"version": gspec, "from": gspec}));
+                deps.insert("w".into(), json!({"version": "file:packages/w"}));
+            }
+        }
+    }
+    expect.sort();
+    repo.write("package.json", &serde_json::to_string_pretty(&pj).unwrap())
+        .write(
+            "package-lock.json",
+            &serde_json::to_string_pretty(&lock).unwrap(),
+        );
+    let commit = repo.commit("npm app");
+    Fixture {
+        tmp,
+        upstream,
+        repo,
+        commit,
+        tree: expect,
+    }
+}
+
+async fn larder_for(upstream: &StaticServer) -> Larder {
+    let mut larder = Larder::new();
+    larder
+        .env
+        .insert("LARDER_NPM_REGISTRY".into(), upstream.url.clone());
+    larder.spawn("serve", &[]);
+    larder.wait_healthy().await;
+    larder
+}
+
+fn npm(dir: &Path, home: &Path, args: &[&str]) -> (bool, String) {
+    fs::create_dir_all(home).unwrap();
+    let out = clean_command("npm", home)
+        .args(args)
+        .current_dir(dir)
+        .env("npm_config_cache", home.join("cache"))
+        .output()
+        .expect("npm runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `location@version` of what npm installed (its hidden lockfile), links and workspaces left out.
+fn installed(dir: &Path) -> Vec<String> {
+    let v: Value =
+        serde_json::from_slice(&fs::read(dir.join("node_modules/.package-lock.json")).unwrap())
+            .unwrap();
+    let mut out: Vec<String> = v["packages"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, e)| k.starts_with("node_modules/") && e.get("link").is_none())
+        .map(|(k, e)| format!("{k}@{}", e["version"].as_str().unwrap_or("?")))
+        .collect();
+    out.sort();
+    out
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap();
+    for e in fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() == ".git" {
+            continue;
+        }
+        let t = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().unwrap().is_dir() {
+                out.extend(files_under(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+async fn config_files(larder: &Larder, id: i64) -> BTreeMap<String, Vec<u8>> {
+    let (status, files) = larder
+        .get(&format!("/api/v1/requests/{id}/configuration-files"))
+        .await;
+    assert_eq!(status, 200, "{files}");
+    files
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                base64::engine::general_purpose::STANDARD
+                    .decode(f["content"].as_str().unwrap())
+                    .unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The whole journey for lockfile version `v`: prefetch, report, bundle, the real `npm ci`
+/// from the per-request registry and offline from the bundle.
+async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
+    let fx = fixture(v, extras).await;
+    let larder = larder_for(&fx.upstream).await;
+    let id = larder
+        .submit(json!({"repo": fx.repo.url(), "ref": fx.commit, "pkg_managers": ["npm"]}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "complete", "{done}\n{}", larder.logs());
+
+    // the report: one npm package, its dependencies with `dev`
+    assert_eq!(done["packages"].as_array().unwrap().len(), 1, "{done}");
+    let pkg = &done["packages"][0];
+    assert_eq!((pkg["name"].as_str(), pkg["version"].as_str()), (Some("e2e-app"), Some("1.2.3")));
+    let dep = |n: &str| -> Vec<Value> {
+        pkg["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["name"] == n)
+            .cloned()
+            .collect()
+    };
+    assert_eq!(dep("b").len(), 2, "{pkg}");
+    assert_eq!(dep("@s/c")[0]["dev"], true);
+    assert_eq!(dep("a")[0]["dev"], false);
+    assert_eq!(dep("d").len(), 1);
+    if extras {
+        assert_eq!(dep("gdep").len(), 1, "{pkg}");
+        assert_eq!(dep("t").len(), 1);
+        assert_eq!(dep("f").len(), 1);
+    }
+    let (_, manifest) = larder
+        .get(&format!("/api/v1/requests/{id}/content-manifest"))
+        .await;
+    let purls = manifest.to_string();
+    assert!(purls.contains("pkg:npm/%40s/c@2.0.0"), "{manifest}");
+    assert!(purls.contains("pkg:npm/b@1.1.0"), "{manifest}");
+    let (_, env) = larder
+        .get(&format!("/api/v1/requests/{id}/environment-variables"))
+        .await;
+    assert_eq!(env["CHROMEDRIVER_SKIP_DOWNLOAD"]["value"], "true", "{env}");
+
+    let cfg = config_files(&larder, id).await;
+    assert!(cfg.contains_key("app/.npmrc"), "{:?}", cfg.keys());
+    assert!(cfg.contains_key("app/package-lock.json"));
+    let reg_lock = String::from_utf8(cfg["app/package-lock.json"].clone()).unwrap();
+    assert!(!reg_lock.contains("registry.npmjs.org"), "{reg_lock}");
+    assert!(!reg_lock.contains("git+file"), "{reg_lock}");
+
+    // the bundle: deps/npm/… and the offline lockfile in app/
+    let bundle_bytes = larder.download(id).await.0;
+    let bundle = untar(&bundle_bytes);
+    assert!(bundle.contains_key("deps/npm/@s/c/-/c-2.0.0.tgz"), "{:?}", bundle.keys());
+    assert!(bundle.contains_key("deps/npm/b/-/b-2.0.0.tgz"));
+    let off_lock = String::from_utf8(bundle["app/package-lock.json"].clone().unwrap()).unwrap();
+    assert!(off_lock.contains("file:../deps/npm/a/-/a-1.0.0.tgz"), "{off_lock}");
+
+    // registry route: the configuration files over a checkout, then the real client
+    let work = fx.tmp.path().join("work");
+    copy_dir(&fx.repo.dir, &work);
+    for (p, c) in &cfg {
+        write(&work.join(p.strip_prefix("app/").unwrap()), c);
+    }
+    let (ok, out) = npm(
+        &work,
+        &fx.tmp.path().join("home-registry"),
+        &["ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+    );
+    assert!(ok, "npm ci against the per-request registry failed:\n{out}\n{}", larder.logs());
+    let got = installed(&work);
+    assert_eq!(got, fx.tree, "npm installs exactly the lockfile's tree");
+    if extras {
+        assert!(work.join("node_modules/gdep/index.js").is_file());
+        assert!(!work.join("node_modules/gdep/test").exists(), ".npmignore honoured");
+        let al: Value =
+            serde_json::from_slice(&fs::read(work.join("node_modules/al/package.json")).unwrap())
+                .unwrap();
+        assert_eq!(al["name"], "b");
+    }
+
+    // offline route: the unpacked bundle, an empty cache and no registry at all
+    let unpacked = fx.tmp.path().join("bundle");
+    tar::Archive::new(flate2::read::GzDecoder::new(&bundle_bytes[..]))
+        .unpack(&unpacked)
+        .unwrap();
+    let (ok, out) = npm(
+        &unpacked.join("app"),
+        &fx.tmp.path().join("home-offline"),
+        &[
+            "ci",
+            "--offline",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            "--registry",
+            "http://127.0.0.1:9/",
+        ],
+    );
+    assert!(ok, "offline npm ci from the bundle failed:\n{out}");
+    assert_eq!(installed(&unpacked.join("app")), fx.tree);
+    (larder, fx, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_lockfile_v3_all_kinds_real_client_and_reuse() {
+    let (larder, fx, id) = journey(3, true).await;
+    let work = fx.tmp.path().join("work");
+
+    // a package the lockfile does not declare cannot be installed (it exists upstream)
+    let (ok, out) = npm(
+        &work,
+        &fx.tmp.path().join("home-registry"),
+        &["install", "--ignore-scripts", "--no-audit", "--no-fund", "left-pad"],
+    );
+    assert!(!ok, "an undeclared package was installed:\n{out}");
+    assert!(out.contains("404"), "{out}");
+
+    // the per-request registry: packuments (scoped, abbreviated) list only the request's
+    // versions; wrong token 401
+    let base = format!("{}/repos/{id}/npm/", larder.url);
+    let token = String::from_utf8(config_files(&larder, id).await["app/.npmrc"].clone())
+        .unwrap()
+        .lines()
+        .find_map(|l| l.split_once(":_authToken=").map(|(_, t)| t.trim().to_string()))
+        .expect("the .npmrc carries the token");
+    let get = |path: &str, token: &str, accept: &str| {
+        larder
+            .http
+            .get(format!("{base}{path}"))
+            .bearer_auth(token)
+            .header("Accept", accept)
+            .send()
+    };
+    let resp = get("@s%2fc", &token, "application/vnd.npm.install-v1+json").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let doc: Value = resp.json().await.unwrap();
+    assert_eq!(doc["versions"].as_object().unwrap().len(), 1, "{doc}");
+    let doc: Value = get("b", &token, "application/json").await.unwrap().json().await.unwrap();
+    let mut versions: Vec<&String> = doc["versions"].as_object().unwrap().keys().collect();
+    versions.sort();
+    assert_eq!(versions, ["1.1.0", "2.0.0"]);
+    assert_eq!(get("left-pad", &token, "application/json").await.unwrap().status(), 404);
+    assert_eq!(get("b/-/b-1.1.0.tgz", &token, "*/*").await.unwrap().status(), 200);
+    assert_eq!(get("b/-/b-1.1.0.tgz", "wrong", "*/*").await.unwrap().status(), 401);
+
+    // a second request for the same packages makes no upstream request
+    fx.upstream.clear_requests();
+    let id2 = larder
+        .submit(json!({"repo": fx.repo.url(), "ref": fx.commit, "pkg_managers": ["npm"]}))
+        .await;
+    let done = larder.wait(id2).await;
+    assert_eq!(done["state"], "complete", "{done}");
+    assert_eq!(fx.upstream.requests(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_lockfile_v2_all_kinds_real_client() {
+    journey(2, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_lockfile_v1_all_kinds_real_client() {
+    journey(1, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_tampered_tarball_fails_naming_the_package_and_stores_nothing() {
+    let fx = fixture(3, false).await;
+    let tarball = fx.tmp.path().join("upstream/b/-/b-2.0.0.tgz");
+    let mut bytes = fs::read(&tarball).unwrap();
+    bytes.push(0);
+    fs::write(&tarball, bytes).unwrap();
+    let larder = larder_for(&fx.upstream).await;
+    let id = larder
+        .submit(json!({"repo": fx.repo.url(), "ref": fx.commit, "pkg_managers": ["npm"]}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "failed", "{done}");
+    assert_eq!(done["error_origin"], "client", "{done}");
+    let reason = done["state_reason"].as_str().unwrap();
+    assert!(reason.contains("b@2.0.0"), "{reason}");
+    let stored = files_under(&larder.data.path().join("deps/npm"));
+    assert_eq!(stored, Vec::<PathBuf>::new(), "nothing is stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_file_dependencies_inside_ok_outside_fails() {
+    let fx = fixture(3, false).await;
+    let larder = larder_for(&fx.upstream).await;
+    let f = build(&FixturePackage::new("f", "1.0.0"));
+    let lock_for = |spec: &str| {
+        let mut lock: Value =
+            serde_json::from_slice(&fs::read(fx.repo.dir.join("package-lock.json")).unwrap())
+                .unwrap();
+        lock["packages"][""]["dependencies"]["f"] = json!(spec);
+        lock["packages"]["node_modules/f"] =
+            json!({"version": "1.0.0", "resolved": spec, "integrity": f.integrity});
+        let mut pj: Value =
+            serde_json::from_slice(&fs::read(fx.repo.dir.join("package.json")).unwrap()).unwrap();
+        pj["dependencies"]["f"] = json!(spec);
+        (lock, pj)
+    };
+    write(&fx.tmp.path().join("outside/f-1.0.0.tgz"), &f.tgz);
+    write(&fx.repo.dir.join("sub/vendor/f-1.0.0.tgz"), &f.tgz);
+    for (spec, ok) in [
+        ("file:sub/vendor/f-1.0.0.tgz", true),
+        ("file:../outside/f-1.0.0.tgz", false),
+    ] {
+        let (lock, pj) = lock_for(spec);
+        fx.repo
+            .write("package-lock.json", &serde_json::to_string_pretty(&lock).unwrap())
+            .write("package.json", &serde_json::to_string_pretty(&pj).unwrap());
+        let commit = fx.repo.commit(spec);
+        let id = larder
+            .submit(json!({"repo": fx.repo.url(), "ref": commit, "pkg_managers": ["npm"]}))
+            .await;
+        let done = larder.wait(id).await;
+        if ok {
+            assert_eq!(done["state"], "complete", "{done}");
+            let bundle = untar(&larder.download(id).await.0);
+            assert!(
+                bundle.keys().any(|k| k.starts_with("deps/npm/file/f/")),
+                "{:?}",
+                bundle.keys()
+            );
+        } else {
+            assert_eq!(done["state"], "failed", "{done}");
+            assert_eq!(done["error_origin"], "client", "{done}");
+            assert!(done["state_reason"].as_str().unwrap().contains("f@"), "{done}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_missing_lockfile_fails_as_client_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = StaticServer::start(tmp.path()).await;
+    let larder = larder_for(&upstream).await;
+    let repo = GitRepo::new(tmp.path().join("repo"));
+    repo.write("package.json", r#"{"name":"x","version":"1.0.0"}"#);
+    let commit = repo.commit("no lockfile");
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["npm"]}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "failed", "{done}");
+    assert_eq!(done["error_origin"], "client", "{done}");
+    assert!(done["state_reason"].as_str().unwrap().contains("package-lock.json"), "{done}");
+}
