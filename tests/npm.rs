@@ -2,9 +2,9 @@
 //! builds, real sha512 integrity), and the real `npm ci --ignore-scripts` against the
 //! per-request registry and offline from the unpacked bundle.
 
-mod support;
 #[path = "support/npm_fixtures.rs"]
 mod npm_fixtures;
+mod support;
 
 use base64::Engine;
 use npm_fixtures::{build, write_registry, FixturePackage, RootProject, TreeEntry};
@@ -54,7 +54,14 @@ async fn fixture(v: u32, extras: bool) -> Fixture {
     write_registry(
         &up_dir,
         &upstream.url,
-        &[a.clone(), b1.clone(), b2.clone(), c.clone(), d.clone(), left_pad],
+        &[
+            a.clone(),
+            b1.clone(),
+            b2.clone(),
+            c.clone(),
+            d.clone(),
+            left_pad,
+        ],
     )
     .unwrap();
     let mut root = RootProject {
@@ -116,16 +123,16 @@ async fn fixture(v: u32, extras: bool) -> Fixture {
         );
         if v == 1 {
             let deps = lock["dependencies"].as_object_mut().unwrap();
-            deps.insert("t".into(), json!({"version": turl, "integrity": t.integrity}));
+            deps.insert(
+                "t".into(),
+                json!({"version": turl, "integrity": t.integrity}),
+            );
             deps.insert(
                 "f".into(),
                 json!({"version": "file:vendor/f-1.0.0.tgz", "integrity": f.integrity}),
             );
             deps.insert("al".into(), json!({"version": "npm:b@1.1.0", "resolved": "https://registry.npmjs.org/b/-/b-1.1.0.tgz", "integrity": b1.integrity}));
-            deps.insert(
-                "gdep".into(),
-                json!({"version": gspec, "from": gspec}),
-            );
+            deps.insert("gdep".into(), json!({"version": gspec, "from": gspec}));
         } else {
             repo.write(
                 "packages/w/package.json",
@@ -155,7 +162,10 @@ async fn fixture(v: u32, extras: bool) -> Fixture {
             );
             if v == 2 {
                 let deps = lock["dependencies"].as_object_mut().unwrap();
-                deps.insert("t".into(), json!({"version": turl, "integrity": t.integrity}));
+                deps.insert(
+                    "t".into(),
+                    json!({"version": turl, "integrity": t.integrity}),
+                );
                 deps.insert(
                     "f".into(),
                     json!({"version": "file:vendor/f-1.0.0.tgz", "integrity": f.integrity}),
@@ -290,7 +300,10 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
     // the report: one npm package, its dependencies with `dev`
     assert_eq!(done["packages"].as_array().unwrap().len(), 1, "{done}");
     let pkg = &done["packages"][0];
-    assert_eq!((pkg["name"].as_str(), pkg["version"].as_str()), (Some("e2e-app"), Some("1.2.3")));
+    assert_eq!(
+        (pkg["name"].as_str(), pkg["version"].as_str()),
+        (Some("e2e-app"), Some("1.2.3"))
+    );
     let dep = |n: &str| -> Vec<Value> {
         pkg["dependencies"]
             .as_array()
@@ -330,10 +343,17 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
     // the bundle: deps/npm/… and the offline lockfile in app/
     let bundle_bytes = larder.download(id).await.0;
     let bundle = untar(&bundle_bytes);
-    assert!(bundle.contains_key("deps/npm/@s/c/-/c-2.0.0.tgz"), "{:?}", bundle.keys());
+    assert!(
+        bundle.contains_key("deps/npm/@s/c/-/c-2.0.0.tgz"),
+        "{:?}",
+        bundle.keys()
+    );
     assert!(bundle.contains_key("deps/npm/b/-/b-2.0.0.tgz"));
     let off_lock = String::from_utf8(bundle["app/package-lock.json"].clone().unwrap()).unwrap();
-    assert!(off_lock.contains("file:../deps/npm/a/-/a-1.0.0.tgz"), "{off_lock}");
+    assert!(
+        off_lock.contains("file:../deps/npm/a/-/a-1.0.0.tgz"),
+        "{off_lock}"
+    );
 
     // registry route: the configuration files over a checkout, then the real client
     let work = fx.tmp.path().join("work");
@@ -346,12 +366,19 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
         &fx.tmp.path().join("home-registry"),
         &["ci", "--ignore-scripts", "--no-audit", "--no-fund"],
     );
-    assert!(ok, "npm ci against the per-request registry failed:\n{out}\n{}", larder.logs());
+    assert!(
+        ok,
+        "npm ci against the per-request registry failed:\n{out}\n{}",
+        larder.logs()
+    );
     let got = installed(&work);
     assert_eq!(got, fx.tree, "npm installs exactly the lockfile's tree");
     if extras {
         assert!(work.join("node_modules/gdep/index.js").is_file());
-        assert!(!work.join("node_modules/gdep/test").exists(), ".npmignore honoured");
+        assert!(
+            !work.join("node_modules/gdep/test").exists(),
+            ".npmignore honoured"
+        );
         let al: Value =
             serde_json::from_slice(&fs::read(work.join("node_modules/al/package.json")).unwrap())
                 .unwrap();
@@ -390,7 +417,13 @@ async fn npm_lockfile_v3_all_kinds_real_client_and_reuse() {
     let (ok, out) = npm(
         &work,
         &fx.tmp.path().join("home-registry"),
-        &["install", "--ignore-scripts", "--no-audit", "--no-fund", "left-pad"],
+        &[
+            "install",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            "left-pad",
+        ],
     );
     assert!(!ok, "an undeclared package was installed:\n{out}");
     assert!(out.contains("404"), "{out}");
@@ -401,7 +434,10 @@ async fn npm_lockfile_v3_all_kinds_real_client_and_reuse() {
     let token = String::from_utf8(config_files(&larder, id).await["app/.npmrc"].clone())
         .unwrap()
         .lines()
-        .find_map(|l| l.split_once(":_authToken=").map(|(_, t)| t.trim().to_string()))
+        .find_map(|l| {
+            l.split_once(":_authToken=")
+                .map(|(_, t)| t.trim().to_string())
+        })
         .expect("the .npmrc carries the token");
     let get = |path: &str, token: &str, accept: &str| {
         larder
@@ -411,17 +447,42 @@ async fn npm_lockfile_v3_all_kinds_real_client_and_reuse() {
             .header("Accept", accept)
             .send()
     };
-    let resp = get("@s%2fc", &token, "application/vnd.npm.install-v1+json").await.unwrap();
+    let resp = get("@s%2fc", &token, "application/vnd.npm.install-v1+json")
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let doc: Value = resp.json().await.unwrap();
     assert_eq!(doc["versions"].as_object().unwrap().len(), 1, "{doc}");
-    let doc: Value = get("b", &token, "application/json").await.unwrap().json().await.unwrap();
+    let doc: Value = get("b", &token, "application/json")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let mut versions: Vec<&String> = doc["versions"].as_object().unwrap().keys().collect();
     versions.sort();
     assert_eq!(versions, ["1.1.0", "2.0.0"]);
-    assert_eq!(get("left-pad", &token, "application/json").await.unwrap().status(), 404);
-    assert_eq!(get("b/-/b-1.1.0.tgz", &token, "*/*").await.unwrap().status(), 200);
-    assert_eq!(get("b/-/b-1.1.0.tgz", "wrong", "*/*").await.unwrap().status(), 401);
+    assert_eq!(
+        get("left-pad", &token, "application/json")
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        get("b/-/b-1.1.0.tgz", &token, "*/*")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        get("b/-/b-1.1.0.tgz", "wrong", "*/*")
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 
     // a second request for the same packages makes no upstream request
     fx.upstream.clear_requests();
@@ -488,7 +549,10 @@ async fn npm_file_dependencies_inside_ok_outside_fails() {
     ] {
         let (lock, pj) = lock_for(spec);
         fx.repo
-            .write("package-lock.json", &serde_json::to_string_pretty(&lock).unwrap())
+            .write(
+                "package-lock.json",
+                &serde_json::to_string_pretty(&lock).unwrap(),
+            )
             .write("package.json", &serde_json::to_string_pretty(&pj).unwrap());
         let commit = fx.repo.commit(spec);
         let id = larder
@@ -506,7 +570,10 @@ async fn npm_file_dependencies_inside_ok_outside_fails() {
         } else {
             assert_eq!(done["state"], "failed", "{done}");
             assert_eq!(done["error_origin"], "client", "{done}");
-            assert!(done["state_reason"].as_str().unwrap().contains("f@"), "{done}");
+            assert!(
+                done["state_reason"].as_str().unwrap().contains("f@"),
+                "{done}"
+            );
         }
     }
 }
@@ -525,5 +592,11 @@ async fn npm_missing_lockfile_fails_as_client_error() {
     let done = larder.wait(id).await;
     assert_eq!(done["state"], "failed", "{done}");
     assert_eq!(done["error_origin"], "client", "{done}");
-    assert!(done["state_reason"].as_str().unwrap().contains("package-lock.json"), "{done}");
+    assert!(
+        done["state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("package-lock.json"),
+        "{done}"
+    );
 }

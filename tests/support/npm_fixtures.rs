@@ -5,13 +5,13 @@
 #![allow(dead_code)]
 
 use serde_json::{json, Map, Value};
-use worker::pkg_managers::npm::classify::{basename, tarball_path};
-use worker::pkg_managers::npm::integrity::{sha1_hex, sri_sha512};
-use worker::pkg_managers::npm::pack::{write_tgz, TgzEntry};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::Path;
+use worker::pkg_managers::npm::classify::{basename, tarball_path};
+use worker::pkg_managers::npm::integrity::{sha1_hex, sri_sha512};
+use worker::pkg_managers::npm::pack::{write_tgz, TgzEntry};
 
 #[derive(Clone, Debug, Default)]
 pub struct FixturePackage {

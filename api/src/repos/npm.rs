@@ -21,7 +21,6 @@ pub const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
 pub const JSON: &str = "application/json";
 pub const TARBALL: &str = "application/octet-stream";
 
-
 fn pct_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

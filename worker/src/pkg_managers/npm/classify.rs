@@ -508,6 +508,9 @@ mod tests {
         // local repositories parse (the git fetcher refuses them unless LARDER_ALLOW_LOCAL_REPOS)
         assert!(parse_git("git+file:///srv/../etc#a").is_none());
         let (url, _, host, path) = parse_git("git+file:///srv/r.git#a").unwrap();
-        assert_eq!((url.as_str(), host.as_str(), path.as_str()), ("file:///srv/r.git", "local", "srv/r"));
+        assert_eq!(
+            (url.as_str(), host.as_str(), path.as_str()),
+            ("file:///srv/r.git", "local", "srv/r")
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! W3C Subresource Integrity (`integrity` in npm lockfiles): parse, pick the strongest value,
 //! verify bytes or precomputed digests, convert to the foundation's [`Expected`].
 
-use common::{ErrorOrigin, Expected, Failure};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use common::{ErrorOrigin, Expected, Failure};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use std::io::Read;
@@ -362,7 +362,10 @@ mod tests {
         let s = format!("sha384-{}", STANDARD.encode(Sha384::digest(data)));
         let i = Integrity::parse(&s, "p").unwrap();
         assert!(!i.needs_full_verify());
-        assert_eq!(i.expected(), Expected::Sha384(hex::encode(Sha384::digest(data))));
+        assert_eq!(
+            i.expected(),
+            Expected::Sha384(hex::encode(Sha384::digest(data)))
+        );
         i.verify_bytes("p", data).unwrap();
     }
 

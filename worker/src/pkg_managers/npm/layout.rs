@@ -15,9 +15,9 @@
 use crate::pkg_managers::npm::classify::Kind;
 use crate::pkg_managers::npm::integrity::{Digests, Integrity};
 use crate::pkg_managers::npm::lockfile::{Project, PACKAGE_LOCK, SHRINKWRAP};
-use common::{Artifact, ConfigFile, Dependency, EnvVar, EnvVars, Failure, Package};
 use crate::pkg_managers::npm::plan::{Plan, PlannedDep};
 use base64::Engine;
+use common::{Artifact, ConfigFile, Dependency, EnvVar, EnvVars, Failure, Package};
 use serde::ser::{SerializeMap, Serializer as _};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -613,7 +613,8 @@ pub fn layout(
         if changed {
             let (off_pj, _) =
                 rewrite_package_json(&pj, &prefix, &rewrites, Variant::Offline, &extra_up);
-            let norm = crate::pkg_managers::npm::lockfile::normalize_rel_path(&rel_dir).unwrap_or(rel_dir.clone());
+            let norm = crate::pkg_managers::npm::lockfile::normalize_rel_path(&rel_dir)
+                .unwrap_or(rel_dir.clone());
             let app = if norm == "." {
                 "app".to_string()
             } else {
@@ -1041,11 +1042,13 @@ mod tests {
         let meta = manifest_meta(&m, "sha512-x", "ab");
         assert_eq!(meta["hasInstallScript"], true);
         assert_eq!(meta["dist"]["shasum"], "ab");
-        let t = crate::pkg_managers::npm::pack::write_tgz(&[crate::pkg_managers::npm::pack::TgzEntry {
-            path: "package/package.json".into(),
-            data: b"[1]",
-            executable: false,
-        }])
+        let t = crate::pkg_managers::npm::pack::write_tgz(&[
+            crate::pkg_managers::npm::pack::TgzEntry {
+                path: "package/package.json".into(),
+                data: b"[1]",
+                executable: false,
+            },
+        ])
         .unwrap();
         assert!(read_manifest_from_tgz_bytes(&t, "x").is_err());
     }

@@ -126,12 +126,13 @@ async fn run_path(
                 ctx.progress(&format!("{what} ({n}/{total})")).await;
             }
             Ok::<_, Failure>(staged)
-        }) as futures_util::future::BoxFuture<'_, Result<Staged, Failure>>);
+        })
+            as futures_util::future::BoxFuture<'_, Result<Staged, Failure>>);
     }
     let staged: Vec<Staged> = stream::iter(jobs)
-    .buffered(ctx.config.download_concurrency.max(1))
-    .try_collect()
-    .await?;
+        .buffered(ctx.config.download_concurrency.max(1))
+        .try_collect()
+        .await?;
 
     // git dependencies: fetched once per commit (deps/git/…), packed as npm packs them
     let mut to_put: Vec<(String, Vec<u8>)> = Vec::new();
@@ -201,10 +202,8 @@ async fn run_path(
     .await;
     tracing::info!(path, total, from_network, "npm dependencies in the store");
 
-    let mut files: BTreeMap<String, PathBuf> = fetched
-        .into_iter()
-        .map(|f| (f.store_key, f.path))
-        .collect();
+    let mut files: BTreeMap<String, PathBuf> =
+        fetched.into_iter().map(|f| (f.store_key, f.path)).collect();
     for key in plan
         .git
         .iter()

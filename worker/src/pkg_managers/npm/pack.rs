@@ -471,7 +471,8 @@ mod tests {
         let p2 = pack_dir(t.path(), "g@git").unwrap();
         assert_eq!(p.bytes, p2.bytes, "deterministic");
         assert!(p.integrity.starts_with("sha512-"));
-        let m = crate::pkg_managers::npm::layout::read_manifest_from_tgz_bytes(&p.bytes, "g").unwrap();
+        let m =
+            crate::pkg_managers::npm::layout::read_manifest_from_tgz_bytes(&p.bytes, "g").unwrap();
         assert_eq!(m["name"], "g");
     }
 

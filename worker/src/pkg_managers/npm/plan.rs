@@ -10,7 +10,9 @@
 //!   (Cachito's layout; packing is deterministic so the key is stable)
 //! - `file:` tarball inside the repository: `deps/npm/file/<name>/<basename>-file-<algo>-<hex>.tgz`
 
-use crate::pkg_managers::npm::classify::{basename, classify, download_url, tarball_path, ClassifyError, Kind};
+use crate::pkg_managers::npm::classify::{
+    basename, classify, download_url, tarball_path, ClassifyError, Kind,
+};
 use crate::pkg_managers::npm::integrity::{Integrity, IntegrityError};
 use crate::pkg_managers::npm::lockfile::{LockEntry, Project};
 use common::{Download, Expected, Failure};

@@ -1,0 +1,189 @@
+//! npm benchmark (not run by CI): `cargo bench --bench npm` (`LARDER_NPM_BENCH_N` packages,
+//! default 1000). A synthetic lockfile through a real Larder (cold, then warm: submit →
+//! complete), next to the real `npm ci --ignore-scripts` installing the same tree from the same
+//! fixture registry into an empty cache, and the `larder serve` process's peak RSS.
+
+#[path = "../tests/support/npm_fixtures.rs"]
+mod npm_fixtures;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use base64::Engine;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::*;
+
+fn npm_ci(dir: &Path, home: &Path) -> Duration {
+    std::fs::create_dir_all(home).unwrap();
+    let t = Instant::now();
+    let out = clean_command("npm", home)
+        .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .env("npm_config_cache", home.join("cache"))
+        .output()
+        .expect("npm runs");
+    let took = t.elapsed();
+    assert!(
+        out.status.success(),
+        "npm ci failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run());
+}
+
+async fn run() {
+    let n: usize = std::env::var("LARDER_NPM_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let tmp = tempfile::tempdir().unwrap();
+    let up_dir = tmp.path().join("upstream");
+    std::fs::create_dir_all(&up_dir).unwrap();
+    let upstream = StaticServer::start(&up_dir).await;
+    let (root, tree) = npm_fixtures::synthetic(n);
+    let pkgs: Vec<_> = tree.iter().map(|e| e.pkg.clone()).collect();
+    npm_fixtures::write_registry(&up_dir, &upstream.url, &pkgs).unwrap();
+    let repo = GitRepo::new(tmp.path().join("repo"));
+    let lock = npm_fixtures::lockfile(3, &root, &tree, "https://registry.npmjs.org/");
+    repo.write(
+        "package.json",
+        &serde_json::to_string_pretty(&root.package_json()).unwrap(),
+    )
+    .write(
+        "package-lock.json",
+        &serde_json::to_string_pretty(&lock).unwrap(),
+    );
+    let commit = repo.commit("bench");
+
+    let mut larder = Larder::new();
+    larder
+        .env
+        .insert("LARDER_NPM_REGISTRY".into(), upstream.url.clone());
+    let serve = larder.spawn("serve", &[]);
+    larder.wait_healthy().await;
+    let rss_idle = vm_hwm_kib(larder.pid(serve));
+
+    let mut prefetch = |label: &'static str| {
+        let larder = &larder;
+        let (repo_url, commit) = (repo.url(), commit.clone());
+        async move {
+            let t = Instant::now();
+            let id = larder
+                .submit(json!({"repo": repo_url, "ref": commit, "pkg_managers": ["npm"]}))
+                .await;
+            let done = larder
+                .wait_until(id, Duration::from_secs(1800), |r| {
+                    r["state"] != "in_progress"
+                })
+                .await;
+            assert_eq!(done["state"], "complete", "{label}: {done}");
+            (id, t.elapsed())
+        }
+    };
+    upstream.clear_requests();
+    let (_, cold) = prefetch("cold").await;
+    let cold_requests = upstream.requests().len();
+    upstream.clear_requests();
+    let (id, warm) = prefetch("warm").await;
+    let warm_requests = upstream.requests().len();
+    let rss_peak = vm_hwm_kib(larder.pid(serve));
+
+    // the real client, same fixture registry, empty cache
+    let direct = tmp.path().join("direct");
+    std::fs::create_dir_all(&direct).unwrap();
+    let lock_up = npm_fixtures::lockfile(3, &root, &tree, &upstream.url);
+    std::fs::write(
+        direct.join("package.json"),
+        serde_json::to_vec_pretty(&root.package_json()).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        direct.join("package-lock.json"),
+        serde_json::to_vec_pretty(&lock_up).unwrap(),
+    )
+    .unwrap();
+    let home = tmp.path().join("home-direct");
+    let npm_direct = tokio::task::spawn_blocking(move || npm_ci(&direct, &home))
+        .await
+        .unwrap();
+
+    // the real client against the per-request registry (the returned configuration files)
+    let (_, files) = larder
+        .get(&format!("/api/v1/requests/{id}/configuration-files"))
+        .await;
+    let via = tmp.path().join("via-larder");
+    std::fs::create_dir_all(&via).unwrap();
+    std::fs::write(
+        via.join("package.json"),
+        serde_json::to_vec_pretty(&root.package_json()).unwrap(),
+    )
+    .unwrap();
+    for f in files.as_array().unwrap() {
+        let rel = f["path"].as_str().unwrap().strip_prefix("app/").unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(f["content"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(via.join(rel), bytes).unwrap();
+    }
+    let home = tmp.path().join("home-via");
+    let npm_via = tokio::task::spawn_blocking(move || npm_ci(&via, &home))
+        .await
+        .unwrap();
+    let rss_after_serving = vm_hwm_kib(larder.pid(serve));
+
+    let installed: Value = serde_json::from_slice(
+        &std::fs::read(
+            tmp.path()
+                .join("via-larder/node_modules/.package-lock.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(installed["packages"].as_object().unwrap().len(), n);
+
+    println!("npm benchmark: {n} packages (lockfile v3, fixture registry on 127.0.0.1)");
+    println!("| what | time | upstream requests |");
+    println!("| --- | --- | --- |");
+    println!(
+        "| Larder prefetch, cold (submit → complete) | {:.2?} | {cold_requests} |",
+        cold
+    );
+    println!(
+        "| Larder prefetch, warm (submit → complete) | {:.2?} | {warm_requests} |",
+        warm
+    );
+    println!(
+        "| `npm ci --ignore-scripts`, fixture registry, empty cache | {:.2?} | |",
+        npm_direct
+    );
+    println!(
+        "| `npm ci --ignore-scripts`, per-request registry, empty cache | {:.2?} | |",
+        npm_via
+    );
+    println!(
+        "| `larder serve` peak RSS (VmHWM): idle {} MiB, after prefetches {} MiB, after serving npm ci {} MiB | | |",
+        rss_idle / 1024,
+        rss_peak / 1024,
+        rss_after_serving / 1024
+    );
+}
