@@ -83,7 +83,7 @@ async fn run() {
     larder.wait_healthy().await;
     let rss_idle = vm_hwm_kib(larder.pid(serve));
 
-    let mut prefetch = |label: &'static str| {
+    let prefetch = |label: &'static str| {
         let larder = &larder;
         let (repo_url, commit) = (repo.url(), commit.clone());
         async move {
