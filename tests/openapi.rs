@@ -164,6 +164,15 @@ async fn live_responses_match_their_schemas() {
         ("/api/v1/status", "/api/v1/status".to_string()),
         ("/api/v1/requests", "/api/v1/requests".to_string()),
         (
+            "/api/v1/content-manifest",
+            format!("/api/v1/content-manifest?requests={id}"),
+        ),
+        (
+            "/api/v1/content-manifest",
+            format!("/api/v1/content-manifest?requests={failed}"),
+        ),
+        ("/api/v1/sbom", format!("/api/v1/sbom?requests={id}")),
+        (
             "/api/v1/requests",
             "/api/v1/requests?verbose=true".to_string(),
         ),

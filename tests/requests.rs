@@ -404,3 +404,93 @@ async fn cli_submits_a_checkout_and_fetches_results() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(&commit[..12]));
 }
+
+#[tokio::test]
+async fn merged_manifests_and_sboms_of_several_requests() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let lib = GitRepo::new(work.path().join("lib"));
+    lib.write("x", "x");
+    let lib_commit = lib.commit("lib");
+    let app = GitRepo::new(work.path().join("app"));
+    app.write("a", "a");
+    git(
+        &app.dir,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            &lib.url(),
+            "sub",
+        ],
+    );
+    let commit = app.commit("c");
+    let one = larder
+        .submit(json!({"repo": app.url(), "ref": commit, "pkg_managers": ["git-submodule"]}))
+        .await;
+    let two = larder
+        .submit(json!({"repo": app.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    let bad = larder.submit(json!({"repo": app.url(), "ref": "0123456789abcdef0123456789abcdef01234567", "pkg_managers": []})).await;
+    for id in [one, two, bad] {
+        larder.wait(id).await;
+    }
+    let purl = format!(
+        "pkg:generic/sub?vcs_url={}",
+        common::purl::quote(&format!("{}@{lib_commit}", lib.url()))
+    );
+
+    let (status, icm) = larder
+        .get(&format!(
+            "/api/v1/content-manifest?requests={one},{two},,{one}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{icm}");
+    assert_eq!(
+        icm["image_contents"],
+        json!([{"purl": purl, "dependencies": [], "sources": []}])
+    );
+    let (_, empty) = larder.get("/api/v1/content-manifest").await;
+    assert_eq!(empty["image_contents"], json!([]));
+    let (status, err) = larder.get("/api/v1/content-manifest?requests=1,x").await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (400, Some("x is not an integer."))
+    );
+    let (status, err) = larder.get("/api/v1/content-manifest?requests=99999").await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (400, Some("Cannot find request(s) 99999."))
+    );
+    let (status, err) = larder
+        .get(&format!("/api/v1/content-manifest?requests={bad}"))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        err["error"],
+        format!("Request {bad} is in state failed, not in {{'complete'}}.")
+    );
+
+    let (status, bom) = larder
+        .get(&format!("/api/v1/sbom?requests={one},{two}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(bom["bomFormat"], "CycloneDX");
+    assert_eq!(
+        bom["components"],
+        json!([{"type": "library", "name": "sub", "version": format!("{}#{lib_commit}", lib.url()), "purl": purl}])
+    );
+    let (status, spdx) = larder
+        .get(&format!("/api/v1/sbom?requests={one}&format=spdx"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
+    assert_eq!(
+        spdx["packages"][0]["externalRefs"][0]["referenceLocator"],
+        purl
+    );
+    let (status, _) = larder.get(&format!("/api/v1/sbom?requests={bad}")).await;
+    assert_eq!(status, 400);
+}
