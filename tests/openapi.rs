@@ -132,18 +132,7 @@ async fn live_responses_match_their_schemas() {
     lib.commit("lib");
     let repo = GitRepo::new(work.path().join("repo"));
     repo.write("a", "a");
-    git(
-        &repo.dir,
-        &[
-            "-c",
-            "protocol.file.allow=always",
-            "submodule",
-            "add",
-            "-q",
-            &lib.url(),
-            "lib",
-        ],
-    );
+    repo.add_submodule(&lib, "lib");
     let commit = repo.commit("c");
 
     let (status, created) = larder

@@ -101,9 +101,7 @@ async fn bundle_matches_git_archive_and_survives_the_repository() {
 async fn include_git_dir_keeps_git() {
     let larder = Larder::start().await;
     let work = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("a.txt", "a");
-    let commit = repo.commit("c");
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "a.txt", "a");
     let id = larder.submit(json!({"repo": format!("file://{}", repo.url()), "ref": commit, "pkg_managers": [], "flags": ["include-git-dir"]})).await;
     assert_eq!(larder.wait(id).await["state"], "complete");
     let bundle = untar(&larder.download(id).await.0);
@@ -190,18 +188,7 @@ async fn git_submodules_are_fetched_and_reported() {
     let lib_commit = lib.commit("lib");
     let app = GitRepo::new(work.path().join("app"));
     app.write("main.txt", "main");
-    git(
-        &app.dir,
-        &[
-            "-c",
-            "protocol.file.allow=always",
-            "submodule",
-            "add",
-            "-q",
-            &lib.url(),
-            "vendor/lib",
-        ],
-    );
+    app.add_submodule(&lib, "vendor/lib");
     let commit = app.commit("with submodule");
     lib.write("lib.txt", "library v2");
     lib.commit("moved on");
@@ -233,9 +220,11 @@ async fn git_submodules_are_fetched_and_reported() {
 async fn unimplemented_package_manager_fails_as_client_error() {
     let larder = Larder::start().await;
     let work = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("Gemfile", "source 'https://rubygems.org'\n");
-    let commit = repo.commit("c");
+    let (repo, commit) = GitRepo::with_file(
+        work.path().join("repo"),
+        "Gemfile",
+        "source 'https://rubygems.org'\n",
+    );
     let id = larder
         .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["rubygems"]}))
         .await;
@@ -250,9 +239,7 @@ async fn unimplemented_package_manager_fails_as_client_error() {
 async fn listing_filters_paginate_and_keep_filters() {
     let larder = Larder::start().await;
     let work = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("a.txt", "a");
-    let commit = repo.commit("c");
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "a.txt", "a");
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(
@@ -324,9 +311,7 @@ async fn listing_filters_paginate_and_keep_filters() {
 async fn cleanup_makes_requests_stale() {
     let larder = Larder::start().await;
     let work = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("a.txt", "a");
-    let commit = repo.commit("c");
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "a.txt", "a");
     let id = larder
         .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
         .await;
@@ -364,9 +349,7 @@ async fn cleanup_makes_requests_stale() {
 async fn cli_submits_a_checkout_and_fetches_results() {
     let larder = Larder::start().await;
     let work = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("hello.txt", "hi");
-    let commit = repo.commit("c");
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "hello.txt", "hi");
     let bundle = work.path().join("bundle.tar.gz");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
         .args(["submit", "--repo", ".", "--ref", "HEAD", "--download"])
@@ -414,18 +397,7 @@ async fn merged_manifests_and_sboms_of_several_requests() {
     let lib_commit = lib.commit("lib");
     let app = GitRepo::new(work.path().join("app"));
     app.write("a", "a");
-    git(
-        &app.dir,
-        &[
-            "-c",
-            "protocol.file.allow=always",
-            "submodule",
-            "add",
-            "-q",
-            &lib.url(),
-            "sub",
-        ],
-    );
+    app.add_submodule(&lib, "sub");
     let commit = app.commit("c");
     let one = larder
         .submit(json!({"repo": app.url(), "ref": commit, "pkg_managers": ["git-submodule"]}))
