@@ -116,6 +116,12 @@ impl Larder {
         self.children.len() - 1
     }
 
+    /// The pid of a process started with `spawn` (for /proc/<pid>/status in benchmarks).
+    #[allow(dead_code)]
+    pub fn pid(&self, index: usize) -> u32 {
+        self.children[index].1.id()
+    }
+
     /// SIGKILL a process started with `spawn`.
     pub fn kill(&mut self, index: usize) {
         let (_, child) = &mut self.children[index];
