@@ -1,6 +1,8 @@
 //! Per-request repositories under `/repos/{id}/…`: the token check shared by every package
 //! manager, then one module per package manager serves its protocol.
 
+pub mod gomod;
+
 use crate::error::{ApiError, ApiResult};
 use crate::schema::artifacts;
 use crate::v1::requests::find;
@@ -193,8 +195,11 @@ async fn dispatch(
     pm: &str,
     tail: &str,
 ) -> ApiResult<HttpResponse> {
-    let _ = (req, pm, tail);
-    repo.respond(Served::NotFound).await
+    let _ = req;
+    match pm {
+        "gomod" => gomod::serve(&repo, tail).await,
+        _ => repo.respond(Served::NotFound).await,
+    }
 }
 
 /// `/repos/{id}/t/{token}/{pm}/{tail}`: the capability-URL form (the token is in the path).
