@@ -120,7 +120,7 @@ async fn fetch_verified(
         let s = result?;
         from_network += usize::from(s.fetched.from_network);
         staged.push(s);
-        if staged.len() % step == 0 && staged.len() < total {
+        if staged.len().is_multiple_of(step) && staged.len() < total {
             ctx.progress(&format!("{what} ({}/{total})", staged.len()))
                 .await;
         }
