@@ -393,10 +393,10 @@ pub fn synthetic_graph(n: usize) -> (Vec<FixtureCrate>, Vec<(String, String)>) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn crate_is_deterministic_and_indexed() {
+        use super::*;
         let c = FixtureCrate::new("foo-bar", "1.0.0", &[("baz", "0.1.0")]);
         let a = build_crate(&c);
         let b = build_crate(&c);
@@ -409,6 +409,7 @@ mod tests {
 
     #[test]
     fn registry_and_workspace() {
+        use super::*;
         let d = tempfile::tempdir().unwrap();
         let (graph, roots) = synthetic_graph(30);
         let built: Vec<BuiltCrate> = graph.iter().map(build_crate).collect();

@@ -116,8 +116,7 @@ impl Larder {
         self.children.len() - 1
     }
 
-    /// The pid of a process started with `spawn` (for /proc/<pid>/status in benchmarks).
-    #[allow(dead_code)]
+    /// The process id of a process started with `spawn` (for /proc/<pid>/status in benchmarks).
     pub fn pid(&self, index: usize) -> u32 {
         self.children[index].1.id()
     }

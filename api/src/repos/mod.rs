@@ -2,6 +2,7 @@
 //! manager, then one module per package manager serves its protocol.
 
 pub mod cargo;
+pub mod gomod;
 
 use crate::error::{ApiError, ApiResult};
 use crate::schema::artifacts;
@@ -198,6 +199,7 @@ async fn dispatch(
     let _ = req;
     match pm {
         "cargo" => cargo::handle(&repo, tail).await,
+        "gomod" => gomod::serve(&repo, tail).await,
         _ => repo.respond(Served::NotFound).await,
     }
 }

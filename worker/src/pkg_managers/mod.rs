@@ -3,6 +3,7 @@
 
 pub mod cargo;
 pub mod git_submodule;
+pub mod gomod;
 
 use crate::api_client::ApiClient;
 use crate::fetch::Fetcher;
@@ -94,6 +95,7 @@ pub async fn run(pm: PackageManager, ctx: &PmContext<'_>) -> Result<PmOutput, Fa
     match pm {
         PackageManager::Cargo => cargo::run(ctx).await,
         PackageManager::GitSubmodule => git_submodule::run(ctx).await,
+        PackageManager::Gomod => gomod::run(ctx).await,
         other => Err(not_implemented(other)),
     }
 }
