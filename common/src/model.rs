@@ -47,7 +47,7 @@ impl PackageManager {
 
     /// Whether this build of Larder can process requests for this package manager.
     pub fn implemented(self) -> bool {
-        matches!(self, Self::GitSubmodule)
+        matches!(self, Self::GitSubmodule | Self::Pip)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Per-request repositories under `/repos/{id}/…`: the token check shared by every package
 //! manager, then one module per package manager serves its protocol.
 
+pub mod pip;
+
 use crate::error::{ApiError, ApiResult};
 use crate::schema::artifacts;
 use crate::v1::requests::find;
@@ -193,8 +195,10 @@ async fn dispatch(
     pm: &str,
     tail: &str,
 ) -> ApiResult<HttpResponse> {
-    let _ = (req, pm, tail);
-    repo.respond(Served::NotFound).await
+    match pm {
+        "pypi" => pip::handle(&repo, req, tail).await,
+        _ => repo.respond(Served::NotFound).await,
+    }
 }
 
 /// `/repos/{id}/t/{token}/{pm}/{tail}`: the capability-URL form (the token is in the path).

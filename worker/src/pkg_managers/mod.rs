@@ -2,6 +2,7 @@
 //! dependency is in the store (verified), lays out `deps/<pm>/`, and reports what it found.
 
 pub mod git_submodule;
+pub mod pip;
 
 use crate::api_client::ApiClient;
 use crate::fetch::Fetcher;
@@ -92,6 +93,7 @@ pub fn not_implemented(pm: PackageManager) -> Failure {
 pub async fn run(pm: PackageManager, ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
     match pm {
         PackageManager::GitSubmodule => git_submodule::run(ctx).await,
+        PackageManager::Pip => pip::run(ctx).await,
         other => Err(not_implemented(other)),
     }
 }
