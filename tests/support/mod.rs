@@ -116,6 +116,11 @@ impl Larder {
         self.children.len() - 1
     }
 
+    /// The process id of a process started with `spawn`.
+    pub fn pid(&self, index: usize) -> u32 {
+        self.children[index].1.id()
+    }
+
     /// SIGKILL a process started with `spawn`.
     pub fn kill(&mut self, index: usize) {
         let (_, child) = &mut self.children[index];
