@@ -318,20 +318,6 @@ pub fn write_simple_index(root: &Path, files: &[FixtureFile]) -> io::Result<()> 
     std::fs::write(simple.join("index.html"), rootpage)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64() {
-        assert_eq!(b64_urlsafe_nopad(b""), "");
-        assert_eq!(b64_urlsafe_nopad(b"f"), "Zg");
-        assert_eq!(b64_urlsafe_nopad(b"fo"), "Zm8");
-        assert_eq!(b64_urlsafe_nopad(b"foo"), "Zm9v");
-        assert_eq!(b64_urlsafe_nopad(&[0xfb, 0xff]), "-_8");
-    }
-}
-
 /// A benchmark project: `n` packages `bench-pkg-<i>` 1.0.<i> (sdists; with `wheels` also a
 /// wheel each) written to `dir`, and a fully hashed requirements.txt text pinning all of them.
 pub fn benchmark_set(dir: &Path, n: usize, wheels: bool) -> io::Result<(Vec<FixtureFile>, String)> {
@@ -354,4 +340,16 @@ pub fn benchmark_set(dir: &Path, n: usize, wheels: bool) -> io::Result<(Vec<Fixt
         req.push('\n');
     }
     Ok((files, req))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64() {
+        assert_eq!(super::b64_urlsafe_nopad(b""), "");
+        assert_eq!(super::b64_urlsafe_nopad(b"f"), "Zg");
+        assert_eq!(super::b64_urlsafe_nopad(b"fo"), "Zm8");
+        assert_eq!(super::b64_urlsafe_nopad(b"foo"), "Zm9v");
+        assert_eq!(super::b64_urlsafe_nopad(&[0xfb, 0xff]), "-_8");
+    }
 }

@@ -333,7 +333,7 @@ async fn stage_all(ctx: &PmContext<'_>, plan: &Plan) -> Result<Vec<Staged>, Fail
             async move {
                 let staged = ctx.fetcher.stage(&download, check).await?;
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % step == 0 || n == total {
+                if n.is_multiple_of(step) || n == total {
                     ctx.progress(&format!("Fetching the pip dependencies ({n}/{total})"))
                         .await;
                 }
