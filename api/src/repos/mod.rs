@@ -3,6 +3,7 @@
 
 pub mod cargo;
 pub mod gomod;
+pub mod pip;
 
 use crate::error::{ApiError, ApiResult};
 use crate::schema::artifacts;
@@ -196,10 +197,10 @@ async fn dispatch(
     pm: &str,
     tail: &str,
 ) -> ApiResult<HttpResponse> {
-    let _ = req;
     match pm {
         "cargo" => cargo::handle(&repo, tail).await,
         "gomod" => gomod::serve(&repo, tail).await,
+        "pypi" => pip::handle(&repo, req, tail).await,
         _ => repo.respond(Served::NotFound).await,
     }
 }

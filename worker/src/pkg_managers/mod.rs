@@ -4,6 +4,7 @@
 pub mod cargo;
 pub mod git_submodule;
 pub mod gomod;
+pub mod pip;
 
 use crate::api_client::ApiClient;
 use crate::fetch::Fetcher;
@@ -96,6 +97,7 @@ pub async fn run(pm: PackageManager, ctx: &PmContext<'_>) -> Result<PmOutput, Fa
         PackageManager::Cargo => cargo::run(ctx).await,
         PackageManager::GitSubmodule => git_submodule::run(ctx).await,
         PackageManager::Gomod => gomod::run(ctx).await,
+        PackageManager::Pip => pip::run(ctx).await,
         other => Err(not_implemented(other)),
     }
 }
