@@ -58,6 +58,11 @@ pub struct Config {
     )]
     pub goproxy: String,
 
+    /// Fail gomod requests whose repository has a `vendor/` directory unless they set the
+    /// `gomod-vendor` or `gomod-vendor-check` flag (Cachito's `cachito_gomod_strict_vendor`).
+    #[arg(long, env = "LARDER_GOMOD_STRICT_VENDOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub gomod_strict_vendor: bool,
+
     /// Upstream npm registry.
     #[arg(
         long,

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod config;
+pub mod gomod;
 pub mod manifest;
 pub mod model;
 pub mod purl;

@@ -1,6 +1,11 @@
 //! Per-request repositories under `/repos/{id}/…`: the token check shared by every package
 //! manager, then one module per package manager serves its protocol.
 
+pub mod cargo;
+pub mod gomod;
+pub mod npm;
+pub mod pip;
+
 use crate::error::{ApiError, ApiResult};
 use crate::schema::artifacts;
 use crate::v1::requests::find;
@@ -12,8 +17,6 @@ use common::Artifact;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use subtle::ConstantTimeEq;
-
-pub mod npm;
 
 /// What a package manager's repository answers for one path.
 #[derive(Debug, PartialEq, Eq)]
@@ -196,7 +199,10 @@ async fn dispatch(
     tail: &str,
 ) -> ApiResult<HttpResponse> {
     match pm {
+        "cargo" => cargo::handle(&repo, tail).await,
         "npm" => npm::handle(&repo, req, tail).await,
+        "gomod" => gomod::serve(&repo, tail).await,
+        "pypi" => pip::handle(&repo, req, tail).await,
         _ => repo.respond(Served::NotFound).await,
     }
 }

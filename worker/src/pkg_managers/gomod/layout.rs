@@ -1,0 +1,443 @@
+//! Bundle layout: the Go module download cache under `deps/gomod/pkg/mod/cache/download`,
+//! vendoring, rewritten go.mod/go.sum, and the packages/env vars/artifacts report.
+
+use super::plan::{
+    DepSource, ExpectedH1, GoFileKind, Plan, PlanError, RewrittenFile, VendorMode, STORE_PREFIX,
+};
+use super::vendor::{generate_vendor, VendorError, VendorInput, VendorSource};
+use common::gomod::{escape_path, escape_version, EscapeError};
+use common::{Artifact, Dependency, EnvVar, EnvVars, Failure, Package};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+pub const CACHE_DIR: &str = "deps/gomod/pkg/mod/cache/download";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("Cannot write {path} into the bundle: {source}.")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("The stored file {store_key} of {label} is missing or unreadable: {source}.")]
+    Store {
+        store_key: String,
+        label: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("The h1 checksum of {label} is unknown; the download was not verified.")]
+    MissingH1 { label: String },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Vendor(#[from] VendorError),
+    #[error(transparent)]
+    Escape(#[from] EscapeError),
+}
+
+impl LayoutError {
+    pub fn failure(&self) -> Failure {
+        match self {
+            LayoutError::Plan(e) => e.failure(),
+            LayoutError::Vendor(e) => e.failure(),
+            LayoutError::Escape(e) => e.failure(),
+            _ => Failure::server("FileAccessError", self.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutOutput {
+    pub packages: Vec<Package>,
+    pub env_vars: EnvVars,
+    pub artifacts: Vec<Artifact>,
+    /// go.mod/go.sum files overwritten in `app/` (dependency_replacements), already written.
+    pub rewritten: Vec<RewrittenFile>,
+}
+
+/// Inputs of [`write_layout`].
+pub struct LayoutInput<'a> {
+    /// Bundle working dir holding `app/`; `deps/gomod/...` is created below it.
+    pub bundle_root: &'a Path,
+    pub plan: &'a Plan,
+    /// store key -> h1 returned by `verify_download` for `ExpectedH1::Record` downloads
+    /// (missing entries are recomputed from the stored file).
+    pub recorded: &'a BTreeMap<String, String>,
+    /// store key -> path of the stored file (local store).
+    pub store_path: &'a dyn Fn(&str) -> PathBuf,
+    /// version reported for the main module(s) (from git: tag or pseudo-version).
+    pub main_version: &'a str,
+    /// this request's GOPROXY URL (with its token), returned as `GOPROXY`.
+    pub repo_url: &'a str,
+}
+
+pub use common::gomod::compare_versions;
+
+/// Python `urllib.parse.quote(s, safe="")`.
+fn pct(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Cachito's Go purl: `pkg:golang/<quoted name>@<version>` (no `@` without a version).
+pub fn go_purl(name: &str, version: Option<&str>) -> String {
+    match version {
+        Some(v) => format!("pkg:golang/{}@{}", pct(name), v),
+        None => format!("pkg:golang/{}", pct(name)),
+    }
+}
+
+/// POSIX `os.path.normpath` for relative paths.
+fn normpath(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if matches!(out.last(), Some(l) if *l != "..") {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            x => out.push(x),
+        }
+    }
+    if out.is_empty() {
+        ".".into()
+    } else {
+        out.join("/")
+    }
+}
+
+/// Purl of a local (path-replaced) dependency: the parent module's purl plus `#<path>`.
+pub fn local_purl(parent_purl: &str, rel_version: &str) -> String {
+    let sub = normpath(rel_version);
+    if sub == "." {
+        parent_purl.to_string()
+    } else {
+        format!("{parent_purl}#{sub}")
+    }
+}
+
+fn cache_rel(store_key: &str) -> String {
+    let rest = store_key
+        .strip_prefix(STORE_PREFIX)
+        .unwrap_or(store_key)
+        .trim_start_matches('/');
+    format!("{CACHE_DIR}/{rest}")
+}
+
+fn copy_file(src: &Path, dest: &Path) -> std::io::Result<()> {
+    if let Some(p) = dest.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    let _ = std::fs::remove_file(dest);
+    if std::fs::hard_link(src, dest).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(src, dest).map(|_| ())
+}
+
+/// Write the bundle's gomod part and report packages, env vars and artifacts.
+pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
+    let root = inp.bundle_root;
+    let io = |p: &Path, e: std::io::Error| LayoutError::Io {
+        path: p.display().to_string(),
+        source: e,
+    };
+    let cache = root.join(CACHE_DIR);
+    std::fs::create_dir_all(&cache).map_err(|e| io(&cache, e))?;
+
+    // h1 of `Record` downloads: from the fetch, or recomputed from the store when the file
+    // was already there (warm store: the foundation skipped the download and its verify call).
+    let mut recorded = inp.recorded.clone();
+    for d in &inp.plan.downloads {
+        if d.h1 == ExpectedH1::Record && !recorded.contains_key(&d.download.store_key) {
+            let src = (inp.store_path)(&d.download.store_key);
+            let h = super::plan::verify_download(d, &src)
+                .map_err(|e| LayoutError::Store {
+                    store_key: d.download.store_key.clone(),
+                    label: d.download.label.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?
+                .ok_or_else(|| LayoutError::MissingH1 {
+                    label: d.download.label.clone(),
+                })?;
+            recorded.insert(d.download.store_key.clone(), h);
+        }
+    }
+    let mut artifacts = Vec::new();
+    let mut lists: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for d in &inp.plan.downloads {
+        let key = &d.download.store_key;
+        let src = (inp.store_path)(key);
+        let dest = root.join(cache_rel(key));
+        copy_file(&src, &dest).map_err(|e| LayoutError::Store {
+            store_key: key.clone(),
+            label: d.download.label.clone(),
+            source: e,
+        })?;
+        let h1 = match &d.h1 {
+            ExpectedH1::Verify(h) => Some(h.clone()),
+            ExpectedH1::Record => {
+                Some(
+                    recorded
+                        .get(key)
+                        .cloned()
+                        .ok_or_else(|| LayoutError::MissingH1 {
+                            label: d.download.label.clone(),
+                        })?,
+                )
+            }
+            ExpectedH1::None => None,
+        };
+        let meta = match d.kind {
+            GoFileKind::Info => {
+                let b = std::fs::read(&src).map_err(|e| LayoutError::Store {
+                    store_key: key.clone(),
+                    label: d.download.label.clone(),
+                    source: e,
+                })?;
+                serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null)
+            }
+            _ => serde_json::json!({ "h1": h1 }),
+        };
+        if d.kind == GoFileKind::Zip {
+            let h = h1.clone().unwrap_or_default();
+            let zh = dest.with_extension("ziphash");
+            std::fs::write(&zh, h.as_bytes()).map_err(|e| io(&zh, e))?;
+        }
+        if d.kind == GoFileKind::Mod {
+            lists
+                .entry(escape_path(&d.module)?)
+                .or_default()
+                .insert(d.version.clone());
+        }
+        artifacts.push(Artifact {
+            pm: "gomod".into(),
+            name: d.module.clone(),
+            version: d.version.clone(),
+            filename: format!("{}.{}", d.version, d.kind.ext()),
+            store_key: key.clone(),
+            meta,
+        });
+    }
+    for (ep, versions) in lists {
+        let p = cache.join(&ep).join("@v").join("list");
+        let mut all: Vec<String> = versions.into_iter().collect();
+        if let Ok(old) = std::fs::read_to_string(&p) {
+            all.extend(
+                old.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_string),
+            );
+        }
+        all.sort_by(|a, b| compare_versions(a, b));
+        all.dedup();
+        let mut text = all.join("\n");
+        text.push('\n');
+        std::fs::write(&p, text).map_err(|e| io(&p, e))?;
+    }
+
+    // rewritten go.mod / go.sum (dependency_replacements)
+    let read_store = |k: &str| std::fs::read((inp.store_path)(k));
+    let rewritten = inp.plan.rewritten_files(&recorded, &read_store)?;
+    for f in &rewritten {
+        let p = root.join("app").join(&f.path);
+        std::fs::write(&p, &f.content).map_err(|e| io(&p, e))?;
+    }
+
+    // vendoring
+    let zip_keys: BTreeSet<&str> = inp
+        .plan
+        .downloads
+        .iter()
+        .filter(|d| d.kind == GoFileKind::Zip)
+        .map(|d| d.download.store_key.as_str())
+        .collect();
+    for m in &inp.plan.modules {
+        if m.vendor != VendorMode::Generate {
+            continue;
+        }
+        let mut inputs = Vec::new();
+        for d in &m.deps {
+            let source = match &d.source {
+                DepSource::Local { repo_rel, .. } => {
+                    VendorSource::Dir(root.join("app").join(repo_rel))
+                }
+                DepSource::Module { path, version } => {
+                    let key = format!(
+                        "{STORE_PREFIX}/{}/@v/{}.zip",
+                        escape_path(path)?,
+                        escape_version(path, version)?
+                    );
+                    if zip_keys.contains(key.as_str()) {
+                        VendorSource::Zip {
+                            path: (inp.store_path)(&key),
+                            module: path.clone(),
+                            version: version.clone(),
+                        }
+                    } else {
+                        VendorSource::None
+                    }
+                }
+            };
+            inputs.push(VendorInput {
+                path: d.required_path.clone(),
+                version: d.required_version.clone(),
+                explicit: d.explicit,
+                source,
+            });
+        }
+        let dir = if m.path == "." {
+            root.join("app")
+        } else {
+            root.join("app").join(&m.path)
+        };
+        generate_vendor(&dir, &m.gomod, &inputs)?;
+    }
+
+    // packages
+    let mut packages = Vec::new();
+    for m in &inp.plan.modules {
+        let purl = go_purl(&m.gomod.module, Some(inp.main_version));
+        let mut deps: Vec<Dependency> = m
+            .deps
+            .iter()
+            .map(|d| match &d.source {
+                DepSource::Module { path, version } => Dependency {
+                    kind: "gomod".into(),
+                    name: path.clone(),
+                    version: Some(version.clone()),
+                    dev: None,
+                    replaces: d.replaces.clone(),
+                    purl: go_purl(path, Some(version)),
+                },
+                DepSource::Local { path, .. } => Dependency {
+                    kind: "gomod".into(),
+                    name: d.required_path.clone(),
+                    version: Some(path.clone()),
+                    dev: None,
+                    replaces: d.replaces.clone(),
+                    purl: local_purl(&purl, path),
+                },
+            })
+            .collect();
+        deps.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+        deps.dedup();
+        packages.push(Package {
+            kind: "gomod".into(),
+            name: m.gomod.module.clone(),
+            version: inp.main_version.to_string(),
+            path: if m.path == "." {
+                None
+            } else {
+                Some(m.path.clone())
+            },
+            dependencies: deps,
+            purl,
+        });
+    }
+
+    Ok(LayoutOutput {
+        packages,
+        env_vars: env_vars(inp.repo_url),
+        artifacts,
+        rewritten,
+    })
+}
+
+/// Environment variables handed back for gomod.
+pub fn env_vars(repo_url: &str) -> EnvVars {
+    let mut e = EnvVars::new();
+    let path = |v: &str| EnvVar {
+        value: v.into(),
+        kind: "path".into(),
+    };
+    let lit = |v: &str| EnvVar {
+        value: v.into(),
+        kind: "literal".into(),
+    };
+    e.insert("GOMODCACHE".into(), path("deps/gomod/pkg/mod"));
+    e.insert("GOPATH".into(), path("deps/gomod"));
+    e.insert("GOCACHE".into(), path("deps/gomod/cache"));
+    e.insert("GOSUMDB".into(), lit("off"));
+    e.insert("GOTOOLCHAIN".into(), lit("local"));
+    e.insert("GOFLAGS".into(), lit("-mod=mod"));
+    e.insert("GOPROXY".into(), lit(repo_url));
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_order() {
+        let mut v = vec![
+            "v1.10.0",
+            "v1.2.0",
+            "v1.2.0-rc.1",
+            "v1.2.0-beta.2",
+            "v1.2.0-beta.11",
+            "v0.0.0-20200101000000-abcdefabcdef",
+            "v2.0.0+incompatible",
+            "junk",
+            "v1.2.0-alpha",
+        ];
+        v.sort_by(|a, b| compare_versions(a, b));
+        assert_eq!(
+            v,
+            vec![
+                "v0.0.0-20200101000000-abcdefabcdef",
+                "v1.2.0-alpha",
+                "v1.2.0-beta.2",
+                "v1.2.0-beta.11",
+                "v1.2.0-rc.1",
+                "v1.2.0",
+                "v1.10.0",
+                "v2.0.0+incompatible",
+                "junk"
+            ]
+        );
+    }
+
+    #[test]
+    fn purls() {
+        assert_eq!(
+            go_purl("github.com/Azure/go-autorest", Some("v14.2.0+incompatible")),
+            "pkg:golang/github.com%2FAzure%2Fgo-autorest@v14.2.0+incompatible"
+        );
+        assert_eq!(go_purl("example.com/x", None), "pkg:golang/example.com%2Fx");
+        let parent = go_purl("example.com/app", Some("v1.0.0"));
+        assert_eq!(
+            local_purl(&parent, "./lib"),
+            "pkg:golang/example.com%2Fapp@v1.0.0#lib"
+        );
+        assert_eq!(
+            local_purl(&parent, "../lib/"),
+            "pkg:golang/example.com%2Fapp@v1.0.0#../lib"
+        );
+        assert_eq!(local_purl(&parent, "./"), parent);
+    }
+
+    #[test]
+    fn env() {
+        let e = env_vars("http://127.0.0.1:8080/repos/7/t/tok/gomod/");
+        assert_eq!(e["GOMODCACHE"].kind, "path");
+        assert_eq!(e["GOCACHE"].value, "deps/gomod/cache");
+        assert_eq!(e["GOFLAGS"].value, "-mod=mod");
+        assert_eq!(e["GOPROXY"].kind, "literal");
+        assert_eq!(e.len(), 7);
+    }
+}

@@ -1,0 +1,1260 @@
+//! Download planning: read go.mod/go.sum at each requested path, apply request-level
+//! `dependency_replacements`, check local replaces and vendoring, and list the exact files to
+//! fetch from the upstream GOPROXY with the `h1:` each one must match.
+
+use super::dirhash::{hash_gomod, validate_zip, DirhashError};
+use super::gomod_file::{
+    apply_replace_edits, parse_go_mod, GoMod, GoModError, ReplaceEdit, ReplaceTarget,
+};
+use super::gosum::{format_go_sum, parse_go_sum, GoSum, GoSumError, GoSumLine};
+use super::vendor::{self, VendorError};
+use common::gomod::{escape_path, escape_version, EscapeError};
+use common::{Download, Expected, Failure, Replaced};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+
+pub const STORE_PREFIX: &str = "deps/gomod/cache/download";
+const MAX_INFO: u64 = 64 << 10;
+const MAX_MOD: u64 = 16 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("The package path {path:?} is invalid: it must be a relative path inside the repository without \"..\".")]
+    BadPackagePath { path: String },
+    #[error("The {file} file must be present for the gomod package manager")]
+    MissingGoMod { file: String },
+    #[error("Cannot read {file}: {source}.")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file} is not valid UTF-8.")]
+    NotUtf8 { file: String },
+    #[error(transparent)]
+    GoMod(#[from] GoModError),
+    #[error(transparent)]
+    GoSum(#[from] GoSumError),
+    #[error(transparent)]
+    Escape(#[from] EscapeError),
+    #[error(transparent)]
+    Vendor(#[from] VendorError),
+    #[error("The module {module}@{version} required by {gomod} has no line in {gosum}; run `go mod tidy` and commit go.sum.")]
+    MissingGoSumLine {
+        module: String,
+        version: String,
+        gomod: String,
+        gosum: String,
+    },
+    #[error("The file {file} is a symbolic link pointing outside the repository.")]
+    FileOutside { file: String },
+    #[error("The local file dependency path {path} is outside the repository")]
+    LocalOutside { path: String },
+    #[error(
+        "The local replacement {path} of {module} in {gomod} does not exist or has no go.mod file."
+    )]
+    LocalMissing {
+        path: String,
+        module: String,
+        gomod: String,
+    },
+    #[error("Dependency replacements are only supported for a single go module path.")]
+    ReplacementsMultiplePaths,
+    #[error("The dependency replacement of {name} has type {kind:?}; only \"gomod\" replacements are supported.")]
+    ReplacementKind { name: String, kind: String },
+    #[error("{files} disagree on the {what} hash of {label} ({hashes}).")]
+    SumConflict {
+        /// module@version
+        label: String,
+        what: &'static str,
+        /// "a/go.sum and b/go.sum"
+        files: String,
+        /// "h1:... vs h1:..."
+        hashes: String,
+    },
+    #[error("The dependency replacement {new}@{version} requires {req}@{req_version}, which {gosum} does not list, so Larder cannot verify it. Add the replacement to go.mod yourself, run `go mod tidy` and commit go.sum, or choose a version whose requirements are already in go.sum.")]
+    ReplacementNeedsSums {
+        new: String,
+        version: String,
+        req: String,
+        req_version: String,
+        gosum: String,
+    },
+    #[error("The checksum of {store_key} was not recorded after download; the replacement {label} cannot be added to go.sum.")]
+    NotRecorded { store_key: String, label: String },
+}
+
+impl PlanError {
+    pub fn failure(&self) -> Failure {
+        match self {
+            PlanError::GoMod(e) => e.failure(),
+            PlanError::GoSum(e) => e.failure(),
+            PlanError::Escape(e) => e.failure(),
+            PlanError::Vendor(e) => e.failure(),
+            PlanError::Io { .. } | PlanError::NotRecorded { .. } => {
+                Failure::server("FileAccessError", self.to_string())
+            }
+            PlanError::MissingGoMod { .. } | PlanError::NotUtf8 { .. } => {
+                Failure::client("InvalidRepoStructure", self.to_string())
+            }
+            PlanError::BadPackagePath { .. }
+            | PlanError::ReplacementsMultiplePaths
+            | PlanError::ReplacementKind { .. } => {
+                Failure::client("InvalidRequestData", self.to_string())
+            }
+            PlanError::LocalOutside { .. }
+            | PlanError::LocalMissing { .. }
+            | PlanError::FileOutside { .. } => Failure::client("ValidationError", self.to_string()),
+            PlanError::MissingGoSumLine { .. }
+            | PlanError::SumConflict { .. }
+            | PlanError::ReplacementNeedsSums { .. } => {
+                Failure::client("GoModError", self.to_string())
+            }
+        }
+    }
+}
+
+pub use common::DependencyReplacement;
+
+/// Request flags relevant to gomod.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub gomod_vendor: bool,
+    pub gomod_vendor_check: bool,
+    /// deployment setting (Cachito's `cachito_gomod_strict_vendor`)
+    pub strict_vendor: bool,
+}
+
+impl Flags {
+    pub fn from_names<S: AsRef<str>>(flags: &[S], strict_vendor: bool) -> Self {
+        let has = |n: &str| flags.iter().any(|f| f.as_ref() == n);
+        Self {
+            gomod_vendor: has("gomod-vendor"),
+            gomod_vendor_check: has("gomod-vendor-check"),
+            strict_vendor,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GoFileKind {
+    Info,
+    Mod,
+    Zip,
+}
+
+impl GoFileKind {
+    pub fn ext(self) -> &'static str {
+        match self {
+            GoFileKind::Info => "info",
+            GoFileKind::Mod => "mod",
+            GoFileKind::Zip => "zip",
+        }
+    }
+}
+
+/// What the fetched file must hash to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpectedH1 {
+    /// `.info`: not authenticated (only its Version field is checked).
+    None,
+    /// go.sum's `h1:`; a mismatch fails the request.
+    Verify(String),
+    /// Module introduced by a request `dependency_replacements` with no go.sum line: the hash is
+    /// computed from the fetched file (trust on first use) and appended to the bundle's go.sum.
+    Record,
+}
+
+/// One Go proxy file to fetch, with the check [`verify_download`] performs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoDownload {
+    pub download: Download,
+    pub module: String,
+    pub version: String,
+    pub kind: GoFileKind,
+    pub h1: ExpectedH1,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VendorMode {
+    /// No vendoring: the module cache is used.
+    None,
+    /// `vendor/` exists and is consistent with go.mod: keep it as is.
+    UseExisting,
+    /// Write `vendor/` from the fetched zips (see [`super::vendor::generate_vendor`]).
+    Generate,
+}
+
+/// Where a dependency's code comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DepSource {
+    Module {
+        path: String,
+        version: String,
+    },
+    /// Relative path from the go.mod's directory, as written in go.mod; `repo_rel` is the
+    /// normalized path relative to the repository root.
+    Local {
+        path: String,
+        repo_rel: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedDep {
+    /// Module path as required in go.mod.
+    pub required_path: String,
+    pub required_version: String,
+    pub indirect: bool,
+    /// Listed in go.mod's `require` (false: found only through go.sum, see [`plan`]).
+    pub explicit: bool,
+    pub source: DepSource,
+    /// Set when a request `dependency_replacements` item replaced this module.
+    pub replaces: Option<Replaced>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModulePlan {
+    /// Requested path, normalized ("." for the root).
+    pub path: String,
+    pub gomod: GoMod,
+    pub gosum: GoSum,
+    /// go.sum text as found in the repository (empty when absent).
+    pub gosum_text: String,
+    /// New go.mod text when `dependency_replacements` changed it.
+    pub gomod_rewritten: Option<String>,
+    pub vendor: VendorMode,
+    pub deps: Vec<PlannedDep>,
+}
+
+impl ModulePlan {
+    pub fn file(&self, name: &str) -> String {
+        rel_file(&self.path, name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub modules: Vec<ModulePlan>,
+    /// Deduplicated by store key, sorted.
+    pub downloads: Vec<GoDownload>,
+    /// zip h1 per (module, version) known from go.sum (for `.ziphash`).
+    pub zip_h1: BTreeMap<(String, String), String>,
+}
+
+fn rel_file(path: &str, name: &str) -> String {
+    if path == "." {
+        name.to_string()
+    } else {
+        format!("{path}/{name}")
+    }
+}
+
+/// Lexically normalize a relative path; None if it leaves the root or is absolute.
+pub(crate) fn normalize_rel(p: &Path) -> Option<PathBuf> {
+    let mut out: Vec<String> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop()?;
+            }
+            Component::Normal(s) => out.push(s.to_str()?.to_string()),
+            _ => return None,
+        }
+    }
+    Some(out.iter().collect())
+}
+
+fn path_string(p: &Path) -> String {
+    let s = p.to_string_lossy().replace('\\', "/");
+    if s.is_empty() {
+        ".".into()
+    } else {
+        s
+    }
+}
+
+fn read_text(repo: &Path, rel: &str, limit: u64) -> Result<Option<String>, PlanError> {
+    let p = repo.join(rel);
+    let meta = match std::fs::metadata(&p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(PlanError::Io {
+                file: rel.to_string(),
+                source: e,
+            })
+        }
+    };
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    if meta.len() > limit {
+        return Err(PlanError::Io {
+            file: rel.to_string(),
+            source: std::io::Error::other("file too large"),
+        });
+    }
+    // refuse a symlinked file leading out of the repository
+    inside_repo(repo, &p).map_err(|_| PlanError::FileOutside {
+        file: rel.to_string(),
+    })?;
+    let bytes = std::fs::read(&p).map_err(|e| PlanError::Io {
+        file: rel.to_string(),
+        source: e,
+    })?;
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| PlanError::NotUtf8 {
+            file: rel.to_string(),
+        })
+}
+
+/// Canonical path of `p`, which must exist and stay inside `repo` after resolving symlinks.
+fn inside_repo(repo: &Path, p: &Path) -> Result<PathBuf, ()> {
+    let root = repo.canonicalize().map_err(|_| ())?;
+    let c = p.canonicalize().map_err(|_| ())?;
+    if c.starts_with(&root) {
+        Ok(c)
+    } else {
+        Err(())
+    }
+}
+
+fn store_key(module: &str, version: &str, kind: GoFileKind) -> Result<String, EscapeError> {
+    Ok(format!(
+        "{STORE_PREFIX}/{}/@v/{}.{}",
+        escape_path(module)?,
+        escape_version(module, version)?,
+        kind.ext()
+    ))
+}
+
+fn go_download(
+    upstream: &str,
+    module: &str,
+    version: &str,
+    kind: GoFileKind,
+    h1: ExpectedH1,
+) -> Result<GoDownload, EscapeError> {
+    let ep = escape_path(module)?;
+    let ev = escape_version(module, version)?;
+    Ok(GoDownload {
+        download: Download {
+            url: format!("{upstream}/{ep}/@v/{ev}.{}", kind.ext()),
+            store_key: format!("{STORE_PREFIX}/{ep}/@v/{ev}.{}", kind.ext()),
+            expected: Expected::None,
+            label: format!("{module}@{version}"),
+        },
+        module: module.to_string(),
+        version: version.to_string(),
+        kind,
+        h1,
+    })
+}
+
+/// Build the plan. `repo` is the unpacked source dir (`app/`), `paths` the requested package
+/// paths (empty = ["."]), `upstream` the GOPROXY base URL (e.g. `https://proxy.golang.org`).
+pub fn plan(
+    repo: &Path,
+    paths: &[String],
+    replacements: &[DependencyReplacement],
+    flags: Flags,
+    upstream: &str,
+) -> Result<Plan, PlanError> {
+    let upstream = upstream.trim_end_matches('/');
+    let default = [".".to_string()];
+    let paths = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
+    if !replacements.is_empty() && paths.len() > 1 {
+        return Err(PlanError::ReplacementsMultiplePaths);
+    }
+    for r in replacements {
+        if r.kind != "gomod" {
+            return Err(PlanError::ReplacementKind {
+                name: r.name.clone(),
+                kind: r.kind.clone(),
+            });
+        }
+    }
+    let mut downloads: BTreeMap<String, (GoDownload, String)> = BTreeMap::new();
+    let mut zip_h1 = BTreeMap::new();
+    let mut modules = Vec::new();
+    let mut seen_paths = BTreeSet::new();
+    for raw in paths {
+        if raw.starts_with('/') || raw.contains("..") || raw.contains('\\') || raw.contains('\0') {
+            return Err(PlanError::BadPackagePath { path: raw.clone() });
+        }
+        let norm = normalize_rel(Path::new(raw))
+            .ok_or_else(|| PlanError::BadPackagePath { path: raw.clone() })?;
+        let path = path_string(&norm);
+        if !seen_paths.insert(path.clone()) {
+            continue;
+        }
+        let dir = repo.join(&norm);
+        if inside_repo(repo, &dir).is_err() {
+            if dir.exists() {
+                return Err(PlanError::BadPackagePath { path: raw.clone() });
+            }
+            return Err(PlanError::MissingGoMod {
+                file: format!("{path}/go.mod"),
+            });
+        }
+        let gomod_file = rel_file(&path, "go.mod");
+        let gosum_file = rel_file(&path, "go.sum");
+        let text =
+            read_text(repo, &gomod_file, MAX_MOD)?.ok_or_else(|| PlanError::MissingGoMod {
+                file: format!("{path}/go.mod"),
+            })?;
+        let mut gomod = parse_go_mod(&gomod_file, &text)?;
+        let sum_text = read_text(repo, &gosum_file, 64 << 20)?.unwrap_or_default();
+        let gosum = parse_go_sum(&gosum_file, &sum_text)?;
+
+        // request-level replacements
+        let mut gomod_rewritten = None;
+        let mut replaced_by_request: BTreeMap<String, ()> = BTreeMap::new();
+        if !replacements.is_empty() {
+            let edits: Vec<ReplaceEdit> = replacements
+                .iter()
+                .map(|r| ReplaceEdit {
+                    name: r.name.clone(),
+                    new_name: r.new_name.clone().unwrap_or_else(|| r.name.clone()),
+                    version: r.version.clone(),
+                })
+                .collect();
+            let new_text = apply_replace_edits(&gomod_file, &text, &edits)?;
+            gomod = parse_go_mod(&gomod_file, &new_text)?;
+            gomod_rewritten = Some(new_text);
+            for r in replacements {
+                replaced_by_request.insert(r.name.clone(), ());
+            }
+        }
+
+        // vendoring
+        let vendor_dir = dir.join("vendor");
+        let vendor_exists = vendor_dir.is_dir();
+        let vendor_mode = if !flags.gomod_vendor && !flags.gomod_vendor_check {
+            if vendor_exists && flags.strict_vendor {
+                return Err(VendorError::StrictVendor.into());
+            }
+            VendorMode::None
+        } else if vendor_exists {
+            let mt_file = rel_file(&path, "vendor/modules.txt");
+            let check = match read_text(repo, &mt_file, 64 << 20)? {
+                Some(mt) => vendor::parse_modules_txt(&mt_file, &mt)
+                    .map_err(PlanError::from)
+                    .and_then(|parsed| {
+                        vendor::check_consistency(&gomod, &parsed).map_err(PlanError::from)
+                    }),
+                None => Err(VendorError::Inconsistent {
+                    details: vec![format!("{mt_file} is missing")],
+                }
+                .into()),
+            };
+            match check {
+                Ok(()) => VendorMode::UseExisting,
+                Err(e) if flags.gomod_vendor_check => return Err(e),
+                Err(_) => VendorMode::Generate,
+            }
+        } else {
+            VendorMode::Generate
+        };
+
+        // dependencies
+        let mut deps = Vec::new();
+        for r in &gomod.require {
+            let rep = gomod.replacement_for(&r.path, &r.version);
+            let replaces = if replaced_by_request.contains_key(&r.path) {
+                Some(Replaced {
+                    kind: "gomod".into(),
+                    name: r.path.clone(),
+                    version: Some(r.version.clone()),
+                })
+            } else {
+                None
+            };
+            let source = match rep.map(|x| &x.new) {
+                None => DepSource::Module {
+                    path: r.path.clone(),
+                    version: r.version.clone(),
+                },
+                Some(ReplaceTarget::Module {
+                    path: p,
+                    version: v,
+                }) => DepSource::Module {
+                    path: p.clone(),
+                    version: v.clone(),
+                },
+                Some(ReplaceTarget::Local { path: lp }) => {
+                    let joined = norm.join(lp.replace('\\', "/"));
+                    let rel = normalize_rel(&joined)
+                        .ok_or_else(|| PlanError::LocalOutside { path: lp.clone() })?;
+                    let abs = repo.join(&rel);
+                    if !abs.exists() {
+                        return Err(PlanError::LocalMissing {
+                            path: lp.clone(),
+                            module: r.path.clone(),
+                            gomod: gomod_file.clone(),
+                        });
+                    }
+                    inside_repo(repo, &abs)
+                        .map_err(|_| PlanError::LocalOutside { path: lp.clone() })?;
+                    if !abs.join("go.mod").is_file() {
+                        return Err(PlanError::LocalMissing {
+                            path: lp.clone(),
+                            module: r.path.clone(),
+                            gomod: gomod_file.clone(),
+                        });
+                    }
+                    inside_repo(repo, &abs.join("go.mod"))
+                        .map_err(|_| PlanError::LocalOutside { path: lp.clone() })?;
+                    DepSource::Local {
+                        path: lp.clone(),
+                        repo_rel: path_string(&rel),
+                    }
+                }
+            };
+            if let DepSource::Module {
+                path: p,
+                version: v,
+            } = &source
+            {
+                let by_request = replaces.is_some();
+                if !by_request && gosum.mod_h1(p, v).is_none() && gosum.zip_h1(p, v).is_none() {
+                    return Err(PlanError::MissingGoSumLine {
+                        module: p.clone(),
+                        version: v.clone(),
+                        gomod: gomod_file.clone(),
+                        gosum: gosum_file.clone(),
+                    });
+                }
+            }
+            deps.push(PlannedDep {
+                required_path: r.path.clone(),
+                required_version: r.version.clone(),
+                indirect: r.indirect,
+                explicit: true,
+                source,
+                replaces,
+            });
+        }
+        // Before go 1.17, go.mod need not list indirect dependencies. Modules whose zip hash is
+        // in go.sum provided packages, so report them too (highest version with a zip line).
+        if gomod.go_version() < (1, 17) {
+            let known: BTreeSet<String> = deps
+                .iter()
+                .flat_map(|d| {
+                    let mut v = vec![d.required_path.clone()];
+                    if let DepSource::Module { path, .. } = &d.source {
+                        v.push(path.clone());
+                    }
+                    v
+                })
+                .collect();
+            let mut extra: BTreeMap<String, String> = BTreeMap::new();
+            for l in gosum.lines.iter().filter(|l| !l.is_gomod) {
+                if known.contains(&l.module) || l.module == gomod.module {
+                    continue;
+                }
+                let e = extra
+                    .entry(l.module.clone())
+                    .or_insert_with(|| l.version.clone());
+                if super::layout::compare_versions(&l.version, e) == std::cmp::Ordering::Greater {
+                    *e = l.version.clone();
+                }
+            }
+            for (p, v) in extra {
+                deps.push(PlannedDep {
+                    required_path: p.clone(),
+                    required_version: v.clone(),
+                    indirect: true,
+                    explicit: false,
+                    source: DepSource::Module {
+                        path: p,
+                        version: v,
+                    },
+                    replaces: None,
+                });
+            }
+        }
+
+        // downloads from go.sum
+        let mut add = |d: GoDownload, file: &str| -> Result<(), PlanError> {
+            match downloads.get(&d.download.store_key) {
+                Some((prev, prev_file)) => {
+                    if let (ExpectedH1::Verify(a), ExpectedH1::Verify(b)) = (&prev.h1, &d.h1) {
+                        if a != b {
+                            return Err(PlanError::SumConflict {
+                                label: format!("{}@{}", d.module, d.version),
+                                what: if d.kind == GoFileKind::Zip {
+                                    "zip"
+                                } else {
+                                    "go.mod"
+                                },
+                                files: format!("{prev_file} and {file}"),
+                                hashes: format!("{a} vs {b}"),
+                            });
+                        }
+                    }
+                    if prev.h1 == ExpectedH1::Record && matches!(d.h1, ExpectedH1::Verify(_)) {
+                        downloads.insert(d.download.store_key.clone(), (d, file.to_string()));
+                    }
+                }
+                None => {
+                    downloads.insert(d.download.store_key.clone(), (d, file.to_string()));
+                }
+            }
+            Ok(())
+        };
+        for l in &gosum.lines {
+            let kind = if l.is_gomod {
+                GoFileKind::Mod
+            } else {
+                GoFileKind::Zip
+            };
+            add(
+                go_download(
+                    upstream,
+                    &l.module,
+                    &l.version,
+                    kind,
+                    ExpectedH1::Verify(l.h1.clone()),
+                )?,
+                &gosum_file,
+            )?;
+            add(
+                go_download(
+                    upstream,
+                    &l.module,
+                    &l.version,
+                    GoFileKind::Info,
+                    ExpectedH1::None,
+                )?,
+                &gosum_file,
+            )?;
+            if !l.is_gomod {
+                zip_h1.insert((l.module.clone(), l.version.clone()), l.h1.clone());
+            }
+        }
+        // modules introduced by request replacements
+        for d in &deps {
+            if d.replaces.is_none() {
+                continue;
+            }
+            let DepSource::Module {
+                path: p,
+                version: v,
+            } = &d.source
+            else {
+                continue;
+            };
+            let mod_h1 = gosum
+                .mod_h1(p, v)
+                .map(|h| ExpectedH1::Verify(h.to_string()))
+                .unwrap_or(ExpectedH1::Record);
+            add(
+                go_download(upstream, p, v, GoFileKind::Mod, mod_h1)?,
+                &gosum_file,
+            )?;
+            add(
+                go_download(upstream, p, v, GoFileKind::Info, ExpectedH1::None)?,
+                &gosum_file,
+            )?;
+            let needs_zip = gosum
+                .zip_h1(&d.required_path, &d.required_version)
+                .is_some()
+                || gosum.zip_h1(p, v).is_some();
+            if needs_zip {
+                let zh = gosum
+                    .zip_h1(p, v)
+                    .map(|h| ExpectedH1::Verify(h.to_string()))
+                    .unwrap_or(ExpectedH1::Record);
+                if let ExpectedH1::Verify(h) = &zh {
+                    zip_h1.insert((p.clone(), v.clone()), h.clone());
+                }
+                add(
+                    go_download(upstream, p, v, GoFileKind::Zip, zh)?,
+                    &gosum_file,
+                )?;
+            }
+        }
+        modules.push(ModulePlan {
+            path,
+            gomod,
+            gosum,
+            gosum_text: sum_text,
+            gomod_rewritten,
+            vendor: vendor_mode,
+            deps,
+        });
+    }
+    Ok(Plan {
+        modules,
+        downloads: downloads.into_values().map(|(d, _)| d).collect(),
+        zip_h1,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Hash(#[from] DirhashError),
+    #[error("The {what} file of {label} is invalid: {reason}.")]
+    Invalid {
+        label: String,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("Cannot read the downloaded {what} file of {label}: {source}.")]
+    Io {
+        label: String,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl VerifyError {
+    pub fn failure(&self) -> Failure {
+        match self {
+            VerifyError::Hash(e) => e.failure(),
+            VerifyError::Invalid { .. } => Failure::client("ValidationError", self.to_string()),
+            VerifyError::Io { .. } => Failure::server("FileAccessError", self.to_string()),
+        }
+    }
+}
+
+fn read_limited(
+    path: &Path,
+    limit: u64,
+    label: &str,
+    what: &'static str,
+) -> Result<Vec<u8>, VerifyError> {
+    let io = |e| VerifyError::Io {
+        label: label.to_string(),
+        what,
+        source: e,
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > limit {
+        return Err(VerifyError::Invalid {
+            label: label.to_string(),
+            what,
+            reason: format!("{len} bytes is larger than the {limit} byte limit"),
+        });
+    }
+    std::fs::read(path).map_err(io)
+}
+
+/// Check a fetched file (before it is kept in the store). Returns the computed h1 for `.mod` and
+/// `.zip` files (callers keep it for [`ExpectedH1::Record`] downloads).
+pub fn verify_download(d: &GoDownload, file: &Path) -> Result<Option<String>, VerifyError> {
+    let label = d.download.label.as_str();
+    match d.kind {
+        GoFileKind::Info => {
+            let b = read_limited(file, MAX_INFO, label, ".info")?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&b).map_err(|e| VerifyError::Invalid {
+                    label: label.to_string(),
+                    what: ".info",
+                    reason: format!("not JSON: {e}"),
+                })?;
+            if v.get("Version").and_then(|x| x.as_str()) != Some(d.version.as_str()) {
+                return Err(VerifyError::Invalid {
+                    label: label.to_string(),
+                    what: ".info",
+                    reason: format!("its Version is not {:?}", d.version),
+                });
+            }
+            Ok(None)
+        }
+        GoFileKind::Mod => {
+            let b = read_limited(file, MAX_MOD, label, "go.mod")?;
+            let h = hash_gomod(&b);
+            if let ExpectedH1::Verify(e) = &d.h1 {
+                if *e != h {
+                    return Err(DirhashError::Mismatch {
+                        label: label.to_string(),
+                        what: "go.mod",
+                        expected: e.clone(),
+                        actual: h,
+                    }
+                    .into());
+                }
+            }
+            Ok(Some(h))
+        }
+        GoFileKind::Zip => {
+            let s = validate_zip(file, &d.module, &d.version)?;
+            if let ExpectedH1::Verify(e) = &d.h1 {
+                if *e != s.h1 {
+                    return Err(DirhashError::Mismatch {
+                        label: label.to_string(),
+                        what: "the module zip",
+                        expected: e.clone(),
+                        actual: s.h1,
+                    }
+                    .into());
+                }
+            }
+            Ok(Some(s.h1))
+        }
+    }
+}
+
+/// A file of the repository the bundle must carry with new content (path relative to `app/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewrittenFile {
+    pub path: String,
+    pub content: Vec<u8>,
+}
+
+impl Plan {
+    /// After all downloads succeeded: the go.mod/go.sum files to overwrite in the bundle for
+    /// `dependency_replacements`. `recorded` maps the store key of every [`ExpectedH1::Record`]
+    /// download to the h1 [`verify_download`] returned; `read_store(key)` returns a stored file.
+    /// Fails when a replacement module requires modules go.sum cannot vouch for.
+    pub fn rewritten_files(
+        &self,
+        recorded: &BTreeMap<String, String>,
+        read_store: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
+    ) -> Result<Vec<RewrittenFile>, PlanError> {
+        let mut out = Vec::new();
+        for m in &self.modules {
+            let Some(text) = &m.gomod_rewritten else {
+                continue;
+            };
+            let gosum_file = m.file("go.sum");
+            let mut lines: Vec<GoSumLine> = Vec::new();
+            for d in &m.deps {
+                if d.replaces.is_none() {
+                    continue;
+                }
+                let DepSource::Module {
+                    path: p,
+                    version: v,
+                } = &d.source
+                else {
+                    continue;
+                };
+                for kind in [GoFileKind::Mod, GoFileKind::Zip] {
+                    let is_gomod = kind == GoFileKind::Mod;
+                    let known = if is_gomod {
+                        m.gosum.mod_h1(p, v)
+                    } else {
+                        m.gosum.zip_h1(p, v)
+                    };
+                    if known.is_some() {
+                        continue;
+                    }
+                    let key = store_key(p, v, kind)?;
+                    if !self.downloads.iter().any(|x| x.download.store_key == key) {
+                        continue;
+                    }
+                    let h1 = recorded.get(&key).ok_or_else(|| PlanError::NotRecorded {
+                        store_key: key.clone(),
+                        label: format!("{p}@{v}"),
+                    })?;
+                    lines.push(GoSumLine {
+                        module: p.clone(),
+                        version: v.clone(),
+                        is_gomod,
+                        h1: h1.clone(),
+                    });
+                }
+                // the replacement's own requirements must already be vouched for by go.sum
+                let key = store_key(p, v, GoFileKind::Mod)?;
+                let bytes = read_store(&key).map_err(|e| PlanError::Io {
+                    file: key.clone(),
+                    source: e,
+                })?;
+                let text = String::from_utf8_lossy(&bytes);
+                let dep_mod = parse_go_mod(&format!("{p}@{v}/go.mod"), &text)?;
+                for req in &dep_mod.require {
+                    if m.gomod.replacement_for(&req.path, &req.version).is_some() {
+                        continue;
+                    }
+                    if m.gosum.mod_h1(&req.path, &req.version).is_none() {
+                        return Err(PlanError::ReplacementNeedsSums {
+                            new: p.clone(),
+                            version: v.clone(),
+                            req: req.path.clone(),
+                            req_version: req.version.clone(),
+                            gosum: gosum_file.clone(),
+                        });
+                    }
+                }
+            }
+            out.push(RewrittenFile {
+                path: m.file("go.mod"),
+                content: text.clone().into_bytes(),
+            });
+            if !lines.is_empty() {
+                let mut sum = m.gosum_text.clone();
+                if !sum.is_empty() && !sum.ends_with('\n') {
+                    sum.push('\n');
+                }
+                sum.push_str(&format_go_sum(&lines));
+                out.push(RewrittenFile {
+                    path: gosum_file,
+                    content: sum.into_bytes(),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{build_module, gosum_text, BuiltModule, FixtureModule};
+    use super::*;
+
+    fn m(path: &str, v: &str) -> BuiltModule {
+        build_module(
+            &FixtureModule::new(path, v)
+                .gomod("1.19", &[])
+                .file("x.go", "package x\n"),
+        )
+        .unwrap()
+    }
+
+    fn write(dir: &Path, rel: &str, content: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    const UP: &str = "https://proxy.example/";
+
+    #[test]
+    fn plans_downloads_from_gosum() {
+        let a = m("github.com/Azure/a", "v1.0.0");
+        let b = m("example.com/b", "v0.1.0");
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "go.mod",
+            "module example.com/app\ngo 1.19\nrequire (\n\tgithub.com/Azure/a v1.0.0\n\texample.com/b v0.1.0 // indirect\n)\n",
+        );
+        write(d.path(), "go.sum", &gosum_text(&[&a], &[&b]));
+        let p = plan(d.path(), &[], &[], Flags::default(), UP).unwrap();
+        assert_eq!(p.modules.len(), 1);
+        assert_eq!(p.modules[0].path, ".");
+        assert_eq!(p.modules[0].vendor, VendorMode::None);
+        let keys: Vec<&str> = p
+            .downloads
+            .iter()
+            .map(|d| d.download.store_key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                "deps/gomod/cache/download/example.com/b/@v/v0.1.0.info",
+                "deps/gomod/cache/download/example.com/b/@v/v0.1.0.mod",
+                "deps/gomod/cache/download/github.com/!azure/a/@v/v1.0.0.info",
+                "deps/gomod/cache/download/github.com/!azure/a/@v/v1.0.0.mod",
+                "deps/gomod/cache/download/github.com/!azure/a/@v/v1.0.0.zip",
+            ]
+        );
+        let z = &p.downloads[4];
+        assert_eq!(
+            z.download.url,
+            "https://proxy.example/github.com/!azure/a/@v/v1.0.0.zip"
+        );
+        assert_eq!(z.download.label, "github.com/Azure/a@v1.0.0");
+        assert_eq!(z.h1, ExpectedH1::Verify(a.h1.clone()));
+        assert_eq!(p.downloads[0].h1, ExpectedH1::None);
+        assert_eq!(p.zip_h1.len(), 1);
+    }
+
+    #[test]
+    fn missing_gosum_line() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "go.mod",
+            "module example.com/app\ngo 1.19\nrequire example.com/b v0.1.0\n",
+        );
+        let e = plan(d.path(), &[], &[], Flags::default(), UP).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "The module example.com/b@v0.1.0 required by go.mod has no line in go.sum; run `go mod tidy` and commit go.sum."
+        );
+        assert_eq!(e.failure().origin, common::ErrorOrigin::Client);
+    }
+
+    #[test]
+    fn missing_gomod() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        let e = plan(d.path(), &["sub".into()], &[], Flags::default(), UP).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "The sub/go.mod file must be present for the gomod package manager"
+        );
+        let e = plan(d.path(), &[], &[], Flags::default(), UP).unwrap_err();
+        assert_eq!(e.failure().error_type, "InvalidRepoStructure");
+    }
+
+    #[test]
+    fn bad_package_paths() {
+        let d = tempfile::tempdir().unwrap();
+        for p in ["../x", "/etc", "a/../../b", "a\\b"] {
+            let e = plan(d.path(), &[p.into()], &[], Flags::default(), UP).unwrap_err();
+            assert!(matches!(e, PlanError::BadPackagePath { .. }), "{p}: {e}");
+        }
+    }
+
+    #[test]
+    fn local_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path().join("repo");
+        write(&r, "lib/go.mod", "module example.com/lib\n");
+        write(
+            &r,
+            "svc/go.mod",
+            "module example.com/svc\ngo 1.19\nrequire example.com/lib v0.0.0\nreplace example.com/lib => ../lib\n",
+        );
+        let p = plan(&r, &["svc".into()], &[], Flags::default(), UP).unwrap();
+        assert_eq!(
+            p.modules[0].deps[0].source,
+            DepSource::Local {
+                path: "../lib".into(),
+                repo_rel: "lib".into()
+            }
+        );
+        assert!(p.downloads.is_empty());
+        // outside the repository (lexically)
+        write(
+            &r,
+            "svc/go.mod",
+            "module example.com/svc\nrequire example.com/lib v0.0.0\nreplace example.com/lib => ../../lib\n",
+        );
+        write(d.path(), "lib/go.mod", "module example.com/lib\n");
+        let e = plan(&r, &["svc".into()], &[], Flags::default(), UP).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "The local file dependency path ../../lib is outside the repository"
+        );
+        // outside through a symlink
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(d.path().join("lib"), r.join("evil")).unwrap();
+            write(
+                &r,
+                "svc/go.mod",
+                "module example.com/svc\nrequire example.com/lib v0.0.0\nreplace example.com/lib => ../evil\n",
+            );
+            let e = plan(&r, &["svc".into()], &[], Flags::default(), UP).unwrap_err();
+            assert!(matches!(e, PlanError::LocalOutside { .. }), "{e}");
+        }
+        // missing dir
+        write(
+            &r,
+            "svc/go.mod",
+            "module example.com/svc\nrequire example.com/lib v0.0.0\nreplace example.com/lib => ./nope\n",
+        );
+        let e = plan(&r, &["svc".into()], &[], Flags::default(), UP).unwrap_err();
+        assert!(matches!(e, PlanError::LocalMissing { .. }), "{e}");
+        // absolute
+        write(
+            &r,
+            "svc/go.mod",
+            "module example.com/svc\nrequire example.com/lib v0.0.0\nreplace example.com/lib => /lib\n",
+        );
+        let e = plan(&r, &["svc".into()], &[], Flags::default(), UP).unwrap_err();
+        assert_eq!(e.failure().error_type, "UnsupportedFeature");
+    }
+
+    #[test]
+    fn module_replace_and_multi_path_merge() {
+        let a = m("example.com/a", "v1.0.0");
+        let fork = m("example.com/fork", "v1.1.0");
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "go.mod",
+            "module example.com/app\ngo 1.19\nrequire example.com/a v1.0.0\nreplace example.com/a => example.com/fork v1.1.0\n",
+        );
+        write(d.path(), "go.sum", &gosum_text(&[&fork], &[]));
+        write(
+            d.path(),
+            "sub/go.mod",
+            "module example.com/sub\ngo 1.19\nrequire example.com/a v1.0.0\n",
+        );
+        write(d.path(), "sub/go.sum", &gosum_text(&[&a, &fork], &[]));
+        let p = plan(
+            d.path(),
+            &[".".into(), "sub".into(), "./sub/".into()],
+            &[],
+            Flags::default(),
+            UP,
+        )
+        .unwrap();
+        assert_eq!(p.modules.len(), 2);
+        assert_eq!(
+            p.modules[0].deps[0].source,
+            DepSource::Module {
+                path: "example.com/fork".into(),
+                version: "v1.1.0".into()
+            }
+        );
+        assert_eq!(p.modules[0].deps[0].replaces, None);
+        assert_eq!(p.downloads.len(), 6);
+        // conflicting sums between paths
+        let evil = m("example.com/fork", "v1.1.0");
+        let mut evil = evil;
+        evil.h1 = a.h1.clone();
+        write(d.path(), "sub/go.sum", &gosum_text(&[&a, &evil], &[]));
+        let e = plan(
+            d.path(),
+            &[".".into(), "sub".into()],
+            &[],
+            Flags::default(),
+            UP,
+        )
+        .unwrap_err();
+        assert!(matches!(e, PlanError::SumConflict { .. }), "{e}");
+    }
+
+    #[test]
+    fn request_replacements() {
+        let a = m("example.com/a", "v1.0.0");
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "go.mod",
+            "module example.com/app\ngo 1.19\nrequire example.com/a v1.0.0\n",
+        );
+        write(d.path(), "go.sum", &gosum_text(&[&a], &[]));
+        let reps = vec![DependencyReplacement {
+            kind: "gomod".into(),
+            name: "example.com/a".into(),
+            version: "v1.2.0".into(),
+            new_name: None,
+        }];
+        let p = plan(d.path(), &[], &reps, Flags::default(), UP).unwrap();
+        let m0 = &p.modules[0];
+        assert!(m0
+            .gomod_rewritten
+            .as_deref()
+            .unwrap()
+            .ends_with("\nreplace example.com/a => example.com/a v1.2.0\n"));
+        assert_eq!(
+            m0.deps[0].replaces,
+            Some(Replaced {
+                kind: "gomod".into(),
+                name: "example.com/a".into(),
+                version: Some("v1.0.0".into())
+            })
+        );
+        let rec: Vec<_> = p
+            .downloads
+            .iter()
+            .filter(|d| d.h1 == ExpectedH1::Record)
+            .collect();
+        assert_eq!(rec.len(), 2); // .mod and .zip of v1.2.0
+                                  // two paths -> Cachito's error
+        let e = plan(
+            d.path(),
+            &[".".into(), "x".into()],
+            &reps,
+            Flags::default(),
+            UP,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Dependency replacements are only supported for a single go module path."
+        );
+        let mut bad = reps.clone();
+        bad[0].kind = "npm".into();
+        assert!(plan(d.path(), &[], &bad, Flags::default(), UP).is_err());
+    }
+
+    #[test]
+    fn strict_vendor_and_check() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "go.mod", "module example.com/app\ngo 1.19\n");
+        write(d.path(), "vendor/modules.txt", "");
+        let strict = Flags {
+            strict_vendor: true,
+            ..Flags::default()
+        };
+        let e = plan(d.path(), &[], &[], strict, UP).unwrap_err();
+        assert_eq!(e.failure().message, super::vendor::STRICT_VENDOR_MESSAGE);
+        assert!(plan(d.path(), &[], &[], Flags::default(), UP).is_ok());
+        let check = Flags::from_names(&["gomod-vendor-check"], true);
+        assert_eq!(
+            plan(d.path(), &[], &[], check, UP).unwrap().modules[0].vendor,
+            VendorMode::UseExisting
+        );
+        write(
+            d.path(),
+            "vendor/modules.txt",
+            "# example.com/x v1.0.0\n## explicit\nexample.com/x\n",
+        );
+        let e = plan(d.path(), &[], &[], check, UP).unwrap_err();
+        assert_eq!(e.failure().message, super::vendor::INCONSISTENT_MESSAGE);
+        let vend = Flags::from_names(&["gomod-vendor"], true);
+        assert_eq!(
+            plan(d.path(), &[], &[], vend, UP).unwrap().modules[0].vendor,
+            VendorMode::Generate
+        );
+        std::fs::remove_dir_all(d.path().join("vendor")).unwrap();
+        assert_eq!(
+            plan(d.path(), &[], &[], check, UP).unwrap().modules[0].vendor,
+            VendorMode::Generate
+        );
+    }
+
+    #[test]
+    fn verify_downloads() {
+        let a = m("example.com/a", "v1.0.0");
+        let d = tempfile::tempdir().unwrap();
+        let dl = |kind, h1| go_download(UP, "example.com/a", "v1.0.0", kind, h1).unwrap();
+        let zp = d.path().join("a.zip");
+        std::fs::write(&zp, &a.zip).unwrap();
+        assert_eq!(
+            verify_download(&dl(GoFileKind::Zip, ExpectedH1::Verify(a.h1.clone())), &zp).unwrap(),
+            Some(a.h1.clone())
+        );
+        let e = verify_download(
+            &dl(GoFileKind::Zip, ExpectedH1::Verify(a.gomod_h1.clone())),
+            &zp,
+        )
+        .unwrap_err();
+        assert_eq!(e.failure().error_type, "InvalidChecksum");
+        assert!(e.to_string().contains("example.com/a@v1.0.0"));
+        let mp = d.path().join("a.mod");
+        std::fs::write(&mp, &a.gomod).unwrap();
+        assert!(verify_download(
+            &dl(GoFileKind::Mod, ExpectedH1::Verify(a.gomod_h1.clone())),
+            &mp
+        )
+        .is_ok());
+        std::fs::write(&mp, b"module evil\n").unwrap();
+        assert!(verify_download(
+            &dl(GoFileKind::Mod, ExpectedH1::Verify(a.gomod_h1.clone())),
+            &mp
+        )
+        .is_err());
+        assert!(
+            verify_download(&dl(GoFileKind::Mod, ExpectedH1::Record), &mp)
+                .unwrap()
+                .is_some()
+        );
+        let ip = d.path().join("a.info");
+        std::fs::write(&ip, &a.info).unwrap();
+        assert!(verify_download(&dl(GoFileKind::Info, ExpectedH1::None), &ip).is_ok());
+        std::fs::write(&ip, br#"{"Version":"v6.6.6"}"#).unwrap();
+        assert!(verify_download(&dl(GoFileKind::Info, ExpectedH1::None), &ip).is_err());
+        std::fs::write(&ip, b"nope").unwrap();
+        assert!(verify_download(&dl(GoFileKind::Info, ExpectedH1::None), &ip).is_err());
+    }
+}
