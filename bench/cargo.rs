@@ -5,7 +5,6 @@
 //! Needs PostgreSQL and RabbitMQ like the tests.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 #[path = "../tests/support/cargo_fixtures.rs"]

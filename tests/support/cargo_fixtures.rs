@@ -393,6 +393,7 @@ pub fn synthetic_graph(n: usize) -> (Vec<FixtureCrate>, Vec<(String, String)>) {
 
 #[cfg(test)]
 mod tests {
+    #[allow(unused_imports)]
     use super::*;
 
     #[test]
