@@ -371,6 +371,18 @@ async fn workspace_with_git_and_path_deps_builds_offline_and_serves_a_registry()
             .unwrap();
         assert_eq!(resp.status().as_u16(), want, "token {auth}");
     }
+    let cfg: serde_json::Value = larder
+        .http
+        .get(format!("{base}config.json"))
+        .header("Authorization", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cfg["dl"], format!("{base}api/v1/crates"));
+    assert_eq!(cfg["auth-required"], true);
     let resp = larder
         .http
         .get(format!("{base}le/af/leaf"))

@@ -195,9 +195,8 @@ async fn dispatch(
     pm: &str,
     tail: &str,
 ) -> ApiResult<HttpResponse> {
-    let _ = req;
     match pm {
-        "cargo" => cargo::handle(&repo, tail).await,
+        "cargo" => cargo::handle(&repo, req, tail).await,
         _ => repo.respond(Served::NotFound).await,
     }
 }
