@@ -33,9 +33,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Concurrent upstream index file requests.
-const INDEX_CONCURRENCY: usize = 8;
-
 fn display_path(path: &str) -> &str {
     if path.is_empty() {
         "."
@@ -152,7 +149,7 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
         })
         .collect();
     let fetched_lines: Vec<Vec<(String, String, String, bool)>> = stream::iter(index_futures)
-        .buffer_unordered(INDEX_CONCURRENCY)
+        .buffer_unordered(ctx.config.download_concurrency.max(1))
         .try_collect()
         .await?;
 
