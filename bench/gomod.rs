@@ -5,10 +5,10 @@
 //!
 //! `cargo bench --bench gomod` (needs PostgreSQL, RabbitMQ and `go`).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
 #[path = "../tests/support/gomod_fixtures.rs"]
 mod gomod_fixtures;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use gomod_fixtures::*;
 use serde_json::json;
@@ -94,7 +94,9 @@ async fn main() {
     println!("| run | time | upstream requests |");
     println!("| --- | ---: | ---: |");
     println!("| Larder cold (empty store), submit -> complete | {cold:.2?} | {cold_requests} |");
-    println!("| Larder warm (same deps in store), submit -> complete | {warm:.2?} | {warm_requests} |");
+    println!(
+        "| Larder warm (same deps in store), submit -> complete | {warm:.2?} | {warm_requests} |"
+    );
     println!("| go mod download (Go 1.19, empty module cache, same upstream) | {client:.2?} | - |");
     println!("| go build ./... from the bundle, GOPROXY=off (build cache cold) | {offline_build:.2?} | 0 |");
     println!(
@@ -117,7 +119,9 @@ async fn timed(larder: &Larder, body: &serde_json::Value) -> (i64, Duration) {
     let t = Instant::now();
     let id = larder.submit(body.clone()).await;
     let r = larder
-        .wait_until(id, Duration::from_secs(1800), |r| r["state"] != "in_progress")
+        .wait_until(id, Duration::from_secs(1800), |r| {
+            r["state"] != "in_progress"
+        })
         .await;
     assert_eq!(r["state"], "complete", "{r}");
     (id, t.elapsed())

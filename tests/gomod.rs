@@ -298,6 +298,23 @@ async fn transitive_deps_build_offline_and_via_the_request_goproxy() {
     assert_complete(&r2);
     assert_eq!(s.upstream.requests(), Vec::<String>::new());
     make_writable(&root);
+
+    // a stale request's proxy is gone
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("cleanup")
+        .envs(&s.larder.env)
+        .env("LARDER_REQUEST_LIFETIME_DAYS", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        status(format!("{goproxy}/example.com/b/@v/list")).await,
+        410
+    );
 }
 
 #[tokio::test]
@@ -335,10 +352,7 @@ async fn tampered_upstream_fails_and_stores_nothing() {
     let commit = repo.commit("drop b from go.sum");
     let (_, r) = s.submit(&repo, &commit, json!({})).await;
     assert_failed_with(&r, &["example.com/b@v1.1.0", "go.sum"]);
-    assert_eq!(
-        r["error_type"].as_str().unwrap_or("GoModError"),
-        "GoModError"
-    );
+    assert_eq!(r["error_type"], "GoModError", "{r}");
 }
 
 #[tokio::test]
