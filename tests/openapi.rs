@@ -132,18 +132,7 @@ async fn live_responses_match_their_schemas() {
     lib.commit("lib");
     let repo = GitRepo::new(work.path().join("repo"));
     repo.write("a", "a");
-    git(
-        &repo.dir,
-        &[
-            "-c",
-            "protocol.file.allow=always",
-            "submodule",
-            "add",
-            "-q",
-            &lib.url(),
-            "lib",
-        ],
-    );
+    repo.add_submodule(&lib, "lib");
     let commit = repo.commit("c");
 
     let (status, created) = larder
@@ -163,6 +152,15 @@ async fn live_responses_match_their_schemas() {
     let calls = [
         ("/api/v1/status", "/api/v1/status".to_string()),
         ("/api/v1/requests", "/api/v1/requests".to_string()),
+        (
+            "/api/v1/content-manifest",
+            format!("/api/v1/content-manifest?requests={id}"),
+        ),
+        (
+            "/api/v1/content-manifest",
+            format!("/api/v1/content-manifest?requests={failed}"),
+        ),
+        ("/api/v1/sbom", format!("/api/v1/sbom?requests={id}")),
         (
             "/api/v1/requests",
             "/api/v1/requests?verbose=true".to_string(),

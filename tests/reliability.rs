@@ -60,9 +60,7 @@ async fn a_request_submitted_while_the_broker_is_unreachable_completes_later() {
     larder.wait_healthy().await;
     larder.spawn("worker", &[]);
     let work = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("a.txt", "a");
-    let commit = repo.commit("c");
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "a.txt", "a");
 
     // Warm path: the api is connected.
     let id = larder
@@ -104,9 +102,7 @@ async fn workers_share_one_queue() {
     larder.spawn("worker", &[("LARDER_WORKER_CONCURRENCY", "1")]);
     larder.spawn("worker", &[("LARDER_WORKER_CONCURRENCY", "1")]);
     let work = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("a.txt", "a");
-    let commit = repo.commit("c");
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "a.txt", "a");
     let mut ids = Vec::new();
     for _ in 0..6 {
         ids.push(

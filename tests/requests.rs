@@ -101,9 +101,7 @@ async fn bundle_matches_git_archive_and_survives_the_repository() {
 async fn include_git_dir_keeps_git() {
     let larder = Larder::start().await;
     let work = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("a.txt", "a");
-    let commit = repo.commit("c");
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "a.txt", "a");
     let id = larder.submit(json!({"repo": format!("file://{}", repo.url()), "ref": commit, "pkg_managers": [], "flags": ["include-git-dir"]})).await;
     assert_eq!(larder.wait(id).await["state"], "complete");
     let bundle = untar(&larder.download(id).await.0);
@@ -190,18 +188,7 @@ async fn git_submodules_are_fetched_and_reported() {
     let lib_commit = lib.commit("lib");
     let app = GitRepo::new(work.path().join("app"));
     app.write("main.txt", "main");
-    git(
-        &app.dir,
-        &[
-            "-c",
-            "protocol.file.allow=always",
-            "submodule",
-            "add",
-            "-q",
-            &lib.url(),
-            "vendor/lib",
-        ],
-    );
+    app.add_submodule(&lib, "vendor/lib");
     let commit = app.commit("with submodule");
     lib.write("lib.txt", "library v2");
     lib.commit("moved on");
@@ -233,9 +220,11 @@ async fn git_submodules_are_fetched_and_reported() {
 async fn unimplemented_package_manager_fails_as_client_error() {
     let larder = Larder::start().await;
     let work = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("Gemfile", "source 'https://rubygems.org'\n");
-    let commit = repo.commit("c");
+    let (repo, commit) = GitRepo::with_file(
+        work.path().join("repo"),
+        "Gemfile",
+        "source 'https://rubygems.org'\n",
+    );
     let id = larder
         .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["rubygems"]}))
         .await;
@@ -250,9 +239,7 @@ async fn unimplemented_package_manager_fails_as_client_error() {
 async fn listing_filters_paginate_and_keep_filters() {
     let larder = Larder::start().await;
     let work = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("a.txt", "a");
-    let commit = repo.commit("c");
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "a.txt", "a");
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(
@@ -324,9 +311,7 @@ async fn listing_filters_paginate_and_keep_filters() {
 async fn cleanup_makes_requests_stale() {
     let larder = Larder::start().await;
     let work = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("a.txt", "a");
-    let commit = repo.commit("c");
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "a.txt", "a");
     let id = larder
         .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
         .await;
@@ -364,9 +349,7 @@ async fn cleanup_makes_requests_stale() {
 async fn cli_submits_a_checkout_and_fetches_results() {
     let larder = Larder::start().await;
     let work = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("hello.txt", "hi");
-    let commit = repo.commit("c");
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "hello.txt", "hi");
     let bundle = work.path().join("bundle.tar.gz");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
         .args(["submit", "--repo", ".", "--ref", "HEAD", "--download"])
@@ -403,4 +386,83 @@ async fn cli_submits_a_checkout_and_fetches_results() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(&commit[..12]));
+}
+
+#[tokio::test]
+async fn merged_manifests_and_sboms_of_several_requests() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let lib = GitRepo::new(work.path().join("lib"));
+    lib.write("x", "x");
+    let lib_commit = lib.commit("lib");
+    let app = GitRepo::new(work.path().join("app"));
+    app.write("a", "a");
+    app.add_submodule(&lib, "sub");
+    let commit = app.commit("c");
+    let one = larder
+        .submit(json!({"repo": app.url(), "ref": commit, "pkg_managers": ["git-submodule"]}))
+        .await;
+    let two = larder
+        .submit(json!({"repo": app.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    let bad = larder.submit(json!({"repo": app.url(), "ref": "0123456789abcdef0123456789abcdef01234567", "pkg_managers": []})).await;
+    for id in [one, two, bad] {
+        larder.wait(id).await;
+    }
+    let purl = format!(
+        "pkg:generic/sub?vcs_url={}",
+        common::purl::quote(&format!("{}@{lib_commit}", lib.url()))
+    );
+
+    let (status, icm) = larder
+        .get(&format!(
+            "/api/v1/content-manifest?requests={one},{two},,{one}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{icm}");
+    assert_eq!(
+        icm["image_contents"],
+        json!([{"purl": purl, "dependencies": [], "sources": []}])
+    );
+    let (_, empty) = larder.get("/api/v1/content-manifest").await;
+    assert_eq!(empty["image_contents"], json!([]));
+    let (status, err) = larder.get("/api/v1/content-manifest?requests=1,x").await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (400, Some("x is not an integer."))
+    );
+    let (status, err) = larder.get("/api/v1/content-manifest?requests=99999").await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (400, Some("Cannot find request(s) 99999."))
+    );
+    let (status, err) = larder
+        .get(&format!("/api/v1/content-manifest?requests={bad}"))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        err["error"],
+        format!("Request {bad} is in state failed, not in {{'complete'}}.")
+    );
+
+    let (status, bom) = larder
+        .get(&format!("/api/v1/sbom?requests={one},{two}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(bom["bomFormat"], "CycloneDX");
+    assert_eq!(
+        bom["components"],
+        json!([{"type": "library", "name": "sub", "version": format!("{}#{lib_commit}", lib.url()), "purl": purl}])
+    );
+    let (status, spdx) = larder
+        .get(&format!("/api/v1/sbom?requests={one}&format=spdx"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
+    assert_eq!(
+        spdx["packages"][0]["externalRefs"][0]["referenceLocator"],
+        purl
+    );
+    let (status, _) = larder.get(&format!("/api/v1/sbom?requests={bad}")).await;
+    assert_eq!(status, 400);
 }

@@ -169,9 +169,7 @@ async fn auth_guards_submission_and_worker_endpoints() {
     larder.spawn("serve", &[]);
     larder.wait_healthy().await;
     let work = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("a", "a");
-    let commit = repo.commit("c");
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "a", "a");
     let body = json!({"repo": repo.url(), "ref": commit, "pkg_managers": []});
 
     // No token, a wrong token: 401.
@@ -265,9 +263,7 @@ async fn auth_guards_submission_and_worker_endpoints() {
 async fn patch_follows_the_state_machine() {
     let larder = Larder::start().await;
     let work = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("a", "a");
-    let commit = repo.commit("c");
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "a", "a");
     let id = larder
         .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
         .await;

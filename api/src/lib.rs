@@ -64,6 +64,8 @@ routes! {
     get "/healthz" => v1::status::healthz,
     get "/metrics" => v1::status::metrics,
     get "/api/v1/status" => v1::status::status,
+    get "/api/v1/content-manifest" => v1::manifests::content_manifest,
+    get "/api/v1/sbom" => v1::manifests::sbom,
     get "/api/v1/requests" => v1::requests::list,
     post "/api/v1/requests" => v1::requests::create,
     get "/api/v1/requests/latest" => v1::requests::latest,

@@ -31,3 +31,109 @@ pub fn content_manifest(data: Option<&PackagesData>) -> Value {
         "image_contents": contents,
     })
 }
+
+/// Merge the manifests of several requests: contents concatenated; with more than one request
+/// the whole document is sorted by purl (recursively), as Cachito does.
+pub fn merged_content_manifest(data: &[Option<PackagesData>]) -> Value {
+    let mut contents = Vec::new();
+    for d in data {
+        if let Value::Array(items) = content_manifest(d.as_ref())["image_contents"].take() {
+            contents.extend(items);
+        }
+    }
+    if data.len() > 1 {
+        sort_by_purl(&mut contents);
+        for item in &mut contents {
+            for key in ["dependencies", "sources"] {
+                if let Some(Value::Array(list)) = item.get_mut(key) {
+                    sort_by_purl(list);
+                    list.dedup();
+                }
+            }
+        }
+        contents.dedup();
+    }
+    json!({
+        "metadata": {"icm_version": 1, "icm_spec": ICM_SPEC, "image_layer_index": -1},
+        "image_contents": contents,
+    })
+}
+
+fn sort_by_purl(items: &mut [Value]) {
+    items.sort_by(|a, b| a["purl"].as_str().cmp(&b["purl"].as_str()));
+}
+
+/// One SBOM component: every package and every dependency, deduplicated.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Component {
+    purl: String,
+    name: String,
+    version: Option<String>,
+}
+
+fn components(data: &[PackagesData]) -> Vec<Component> {
+    let mut out = std::collections::BTreeSet::new();
+    for d in data {
+        for p in &d.packages {
+            out.insert(Component {
+                purl: p.purl.clone(),
+                name: p.name.clone(),
+                version: Some(p.version.clone()),
+            });
+            for dep in &p.dependencies {
+                out.insert(Component {
+                    purl: dep.purl.clone(),
+                    name: dep.name.clone(),
+                    version: dep.version.clone(),
+                });
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// CycloneDX 1.6 JSON listing every package and dependency as a library component.
+pub fn cyclonedx(data: &[PackagesData]) -> Value {
+    let components: Vec<Value> = components(data)
+        .into_iter()
+        .map(|c| {
+            let mut obj = json!({"type": "library", "name": c.name, "purl": c.purl});
+            if let Some(v) = c.version {
+                obj["version"] = json!(v);
+            }
+            obj
+        })
+        .collect();
+    json!({"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1, "components": components})
+}
+
+/// SPDX 2.3 JSON: one package per component, described by the document.
+pub fn spdx(data: &[PackagesData], namespace: &str, created: &str) -> Value {
+    let packages: Vec<Value> = components(data)
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            json!({
+                "SPDXID": format!("SPDXRef-Package-{i}"),
+                "name": c.name,
+                "versionInfo": c.version.unwrap_or_default(),
+                "downloadLocation": "NOASSERTION",
+                "filesAnalyzed": false,
+                "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": c.purl}],
+            })
+        })
+        .collect();
+    let relationships: Vec<Value> = (0..packages.len())
+        .map(|i| json!({"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": format!("SPDXRef-Package-{i}")}))
+        .collect();
+    json!({
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": "larder-sbom",
+        "documentNamespace": namespace,
+        "creationInfo": {"created": created, "creators": ["Tool: larder"]},
+        "packages": packages,
+        "relationships": relationships,
+    })
+}

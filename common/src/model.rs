@@ -47,7 +47,10 @@ impl PackageManager {
 
     /// Whether this build of Larder can process requests for this package manager.
     pub fn implemented(self) -> bool {
-        matches!(self, Self::GitSubmodule | Self::Gomod)
+        matches!(
+            self,
+            Self::GitSubmodule | Self::Gomod | Self::Cargo | Self::Pip
+        )
     }
 }
 

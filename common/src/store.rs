@@ -3,7 +3,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -29,14 +29,16 @@ impl Store {
 
     /// The file path of a key. Keys are relative, normalized paths.
     pub fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
-        let rel = Path::new(key);
         let valid = !key.is_empty()
-            && rel.components().all(|c| matches!(c, Component::Normal(_)))
-            && !key.contains('\\');
+            && !key.contains('\\')
+            && !key.contains('\0')
+            && key
+                .split('/')
+                .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
         if !valid {
             return Err(StoreError::InvalidKey(key.to_string()));
         }
-        Ok(self.root.join(rel))
+        Ok(self.root.join(key))
     }
 
     pub fn contains(&self, key: &str) -> bool {

@@ -116,7 +116,7 @@ impl Larder {
         self.children.len() - 1
     }
 
-    /// The process id of a process started with `spawn`.
+    /// The process id of a process started with `spawn` (for /proc/<pid>/status in benchmarks).
     pub fn pid(&self, index: usize) -> u32 {
         self.children[index].1.id()
     }
@@ -329,6 +329,20 @@ impl GitRepo {
 
     pub fn url(&self) -> String {
         self.dir.to_string_lossy().into_owned()
+    }
+
+    /// Add `other` (at its current commit) as a submodule at `path`.
+    pub fn add_submodule(&self, other: &GitRepo, path: &str) -> &Self {
+        git(&self.dir, &["submodule", "add", "-q", &other.url(), path]);
+        self
+    }
+
+    /// A repository under `dir` with one committed file; returns it and the commit id.
+    pub fn with_file(dir: PathBuf, path: &str, content: &str) -> (Self, String) {
+        let repo = Self::new(dir);
+        repo.write(path, content);
+        let commit = repo.commit("initial");
+        (repo, commit)
     }
 }
 

@@ -1,7 +1,9 @@
 //! Per-request repositories under `/repos/{id}/…`: the token check shared by every package
 //! manager, then one module per package manager serves its protocol.
 
+pub mod cargo;
 pub mod gomod;
+pub mod pip;
 
 use crate::error::{ApiError, ApiResult};
 use crate::schema::artifacts;
@@ -195,9 +197,10 @@ async fn dispatch(
     pm: &str,
     tail: &str,
 ) -> ApiResult<HttpResponse> {
-    let _ = req;
     match pm {
+        "cargo" => cargo::handle(&repo, req, tail).await,
         "gomod" => gomod::serve(&repo, tail).await,
+        "pypi" => pip::handle(&repo, req, tail).await,
         _ => repo.respond(Served::NotFound).await,
     }
 }

@@ -1,4 +1,5 @@
 pub mod files;
+pub mod manifests;
 pub mod requests;
 pub mod status;
 pub mod validation;

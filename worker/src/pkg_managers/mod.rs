@@ -1,8 +1,10 @@
 //! Package managers: each one reads its lockfiles from the unpacked source, makes sure every
 //! dependency is in the store (verified), lays out `deps/<pm>/`, and reports what it found.
 
+pub mod cargo;
 pub mod git_submodule;
 pub mod gomod;
+pub mod pip;
 
 use crate::api_client::ApiClient;
 use crate::fetch::Fetcher;
@@ -92,8 +94,10 @@ pub fn not_implemented(pm: PackageManager) -> Failure {
 
 pub async fn run(pm: PackageManager, ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
     match pm {
+        PackageManager::Cargo => cargo::run(ctx).await,
         PackageManager::GitSubmodule => git_submodule::run(ctx).await,
         PackageManager::Gomod => gomod::run(ctx).await,
+        PackageManager::Pip => pip::run(ctx).await,
         other => Err(not_implemented(other)),
     }
 }

@@ -1,0 +1,329 @@
+//! Package report, artifacts and the bundle's `deps/cargo/` tree.
+//!
+//! Purls: registry and path crates `pkg:cargo/<name>@<version>`; git crates
+//! `pkg:cargo/<name>@<version>?vcs_url=<percent-encoded "git+<url>@<commit>">` (purl spec's
+//! `vcs_url` qualifier: the type stays `cargo` so SBOM tools recognise the crate, the qualifier
+//! pins the exact source; Cachito's `pkg:github/...` style would lose the crate name inside a
+//! multi-crate repository).
+
+use crate::pkg_managers::cargo::index::{check_line, IndexError};
+use crate::pkg_managers::cargo::lockfile::{CargoLock, LockedPackage, Source};
+use crate::pkg_managers::cargo::plan::crate_store_key;
+use crate::pkg_managers::cargo::util::pct_encode;
+use crate::pkg_managers::cargo::vendor::{
+    vendor_git_crate, vendor_registry_crate, Limits, VendorError,
+};
+use common::{Artifact, Dependency, Failure, Package};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("The upstream index line of {0} is missing from the store")]
+    MissingIndexLine(String),
+    #[error("The crate {0} is locked from two different sources; they cannot share one vendor directory")]
+    DuplicateCrate(String),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Vendor(#[from] VendorError),
+}
+
+impl LayoutError {
+    pub fn failure(&self) -> Failure {
+        match self {
+            Self::MissingIndexLine(_) => Failure::server("FileAccessError", self.to_string()),
+            Self::DuplicateCrate(_) => Failure::client("UnsupportedFeature", self.to_string()),
+            Self::Index(e) => e.failure(),
+            Self::Vendor(e) => e.failure(),
+        }
+    }
+}
+
+pub fn purl(p: &LockedPackage) -> String {
+    let base = format!("pkg:cargo/{}@{}", p.name, p.version);
+    match &p.source {
+        Source::Git { url, commit, .. } => format!(
+            "{base}?vcs_url={}",
+            pct_encode(&format!("git+{url}@{commit}"))
+        ),
+        _ => base,
+    }
+}
+
+pub fn dependency(p: &LockedPackage) -> Dependency {
+    Dependency {
+        kind: "cargo".into(),
+        name: p.name.clone(),
+        version: Some(p.version.clone()),
+        dev: None,
+        replaces: None,
+        purl: purl(p),
+    }
+}
+
+/// One `cargo` package per workspace member; dependencies = everything reachable from the
+/// member in the lockfile graph (registry, git and path crates), sorted.
+pub fn packages(lock: &CargoLock) -> Vec<Package> {
+    let mut out = Vec::new();
+    for m in &lock.members {
+        let Some(start) = lock.member_index(m) else {
+            continue;
+        };
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            if !seen.insert(i) {
+                continue;
+            }
+            if let Some(p) = lock.packages.get(i) {
+                stack.extend(p.dependencies.iter().copied());
+            }
+        }
+        seen.remove(&start);
+        let mut deps: Vec<Dependency> = seen
+            .iter()
+            .filter_map(|&i| lock.packages.get(i))
+            .map(dependency)
+            .collect();
+        deps.sort_by(|a, b| (&a.name, &a.version, &a.purl).cmp(&(&b.name, &b.version, &b.purl)));
+        deps.dedup();
+        out.push(Package {
+            kind: "cargo".into(),
+            name: m.name.clone(),
+            version: m.version.clone(),
+            path: if m.path.is_empty() {
+                None
+            } else {
+                Some(m.path.clone())
+            },
+            dependencies: deps,
+            purl: format!("pkg:cargo/{}@{}", m.name, m.version),
+        });
+    }
+    out
+}
+
+/// One artifact per registry crate. `lines` maps (name, version) to the verbatim upstream index
+/// line (as stored under `plan::index_line_store_key`); each is re-checked against the lockfile.
+pub fn artifacts(
+    lock: &CargoLock,
+    lines: &BTreeMap<(String, String), String>,
+) -> Result<Vec<Artifact>, LayoutError> {
+    let mut out = Vec::new();
+    for (p, checksum) in lock.registry() {
+        let key = (p.name.clone(), p.version.clone());
+        let line = lines
+            .get(&key)
+            .ok_or_else(|| LayoutError::MissingIndexLine(format!("{}@{}", p.name, p.version)))?;
+        let line = line.trim_end_matches(['\n', '\r']);
+        check_line(&p.name, &p.version, checksum, line)?;
+        out.push(Artifact {
+            pm: "cargo".into(),
+            name: p.name.clone(),
+            version: p.version.clone(),
+            filename: format!("{}-{}.crate", p.name, p.version),
+            store_key: crate_store_key(&p.name, &p.version),
+            meta: serde_json::json!({"index_line": line, "cksum": checksum}),
+        });
+    }
+    Ok(out)
+}
+
+/// Write `deps_cargo` (the bundle's `deps/cargo/`): every registry crate (from `crate_file`,
+/// the store path of its `.crate`) and every git crate (from `git_checkout(url, commit)`, a
+/// checkout at the locked commit).
+pub fn vendor_all(
+    lock: &CargoLock,
+    deps_cargo: &Path,
+    crate_file: &dyn Fn(&str, &str) -> PathBuf,
+    git_checkout: &dyn Fn(&str, &str) -> PathBuf,
+    limits: &Limits,
+) -> Result<Vec<PathBuf>, LayoutError> {
+    let mut seen = BTreeSet::new();
+    for p in lock
+        .packages
+        .iter()
+        .filter(|p| !matches!(p.source, Source::Path { .. }))
+    {
+        if !seen.insert((p.name.clone(), p.version.clone())) {
+            return Err(LayoutError::DuplicateCrate(format!(
+                "{}@{}",
+                p.name, p.version
+            )));
+        }
+    }
+    let mut out = Vec::new();
+    for p in &lock.packages {
+        match &p.source {
+            Source::Registry { checksum } => out.push(vendor_registry_crate(
+                &crate_file(&p.name, &p.version),
+                &p.name,
+                &p.version,
+                checksum,
+                deps_cargo,
+                limits,
+            )?),
+            Source::Git { url, commit, .. } => out.push(vendor_git_crate(
+                &git_checkout(url, commit),
+                &p.name,
+                &p.version,
+                deps_cargo,
+            )?),
+            Source::Path { .. } => {}
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pkg_managers::cargo::lockfile::{GitRef, Member};
+
+    fn lp(name: &str, source: Source, deps: Vec<usize>) -> LockedPackage {
+        LockedPackage {
+            name: name.into(),
+            version: "1.0.0".into(),
+            source,
+            dependencies: deps,
+        }
+    }
+
+    fn sample() -> CargoLock {
+        CargoLock {
+            version: 4,
+            packages: vec![
+                lp(
+                    "app",
+                    Source::Path {
+                        path: String::new(),
+                    },
+                    vec![1, 3],
+                ),
+                lp(
+                    "serde",
+                    Source::Registry {
+                        checksum: "aa".into(),
+                    },
+                    vec![2],
+                ),
+                lp(
+                    "serde_derive",
+                    Source::Registry {
+                        checksum: "bb".into(),
+                    },
+                    vec![],
+                ),
+                lp(
+                    "g",
+                    Source::Git {
+                        url: "https://github.com/o/r".into(),
+                        source_id: "git+https://github.com/o/r".into(),
+                        reference: GitRef::DefaultBranch,
+                        commit: "a".repeat(40),
+                    },
+                    vec![1],
+                ),
+                lp(
+                    "other",
+                    Source::Path {
+                        path: "other".into(),
+                    },
+                    vec![2],
+                ),
+            ],
+            members: vec![
+                Member {
+                    name: "app".into(),
+                    version: "1.0.0".into(),
+                    path: String::new(),
+                },
+                Member {
+                    name: "other".into(),
+                    version: "1.0.0".into(),
+                    path: "other".into(),
+                },
+            ],
+            package_path: String::new(),
+        }
+    }
+
+    #[test]
+    fn packages_and_purls() {
+        let p = packages(&sample());
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].path, None);
+        assert_eq!(p[0].purl, "pkg:cargo/app@1.0.0");
+        let names: Vec<_> = p[0].dependencies.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, vec!["g", "serde", "serde_derive"]);
+        let g = &p[0].dependencies[0];
+        assert_eq!(
+            g.purl,
+            format!(
+                "pkg:cargo/g@1.0.0?vcs_url=git%2Bhttps%3A%2F%2Fgithub.com%2Fo%2Fr%40{}",
+                "a".repeat(40)
+            )
+        );
+        assert_eq!(p[1].path.as_deref(), Some("other"));
+        assert_eq!(p[1].dependencies.len(), 1);
+    }
+
+    #[test]
+    fn duplicate_crate_from_two_sources() {
+        let mut l = sample();
+        let mut dup = lp(
+            "g",
+            Source::Registry {
+                checksum: "cc".into(),
+            },
+            vec![],
+        );
+        dup.version = "1.0.0".into();
+        l.packages.push(dup);
+        let e = vendor_all(
+            &l,
+            Path::new("/nonexistent"),
+            &|_, _| PathBuf::new(),
+            &|_, _| PathBuf::new(),
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, LayoutError::DuplicateCrate(ref c) if c == "g@1.0.0"),
+            "{e}"
+        );
+        assert_eq!(e.failure().error_type, "UnsupportedFeature");
+    }
+
+    #[test]
+    fn artifacts_need_matching_lines() {
+        let l = sample();
+        let mut lines = BTreeMap::new();
+        lines.insert(
+            ("serde".to_string(), "1.0.0".to_string()),
+            r#"{"name":"serde","vers":"1.0.0","cksum":"aa"}"#.to_string(),
+        );
+        assert!(matches!(
+            artifacts(&l, &lines),
+            Err(LayoutError::MissingIndexLine(_))
+        ));
+        lines.insert(
+            ("serde_derive".to_string(), "1.0.0".to_string()),
+            r#"{"name":"serde_derive","vers":"1.0.0","cksum":"cc"}"#.to_string(),
+        );
+        assert!(matches!(artifacts(&l, &lines), Err(LayoutError::Index(_))));
+        lines.insert(
+            ("serde_derive".to_string(), "1.0.0".to_string()),
+            r#"{"name":"serde_derive","vers":"1.0.0","cksum":"bb"}"#.to_string(),
+        );
+        let a = artifacts(&l, &lines).unwrap();
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0].filename, "serde-1.0.0.crate");
+        assert_eq!(a[0].store_key, "deps/cargo/serde/serde-1.0.0.crate");
+        assert_eq!(
+            a[0].meta["index_line"],
+            r#"{"name":"serde","vers":"1.0.0","cksum":"aa"}"#
+        );
+    }
+}

@@ -1,0 +1,878 @@
+//! Read a `Cargo.lock` (v1–v4) and the workspace's `Cargo.toml`s at a package path, and classify
+//! every locked package as registry (crates.io), git (pinned commit) or path (inside the repo).
+//!
+//! Nothing here touches the network; all paths are checked to stay inside the repository after
+//! resolving symlinks.
+
+use crate::pkg_managers::cargo::util::{glob_match, is_valid_crate_name};
+use cargo_lock::package::{GitReference, SourceKind};
+use common::Failure;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+/// The crates.io index as written in every lockfile (git form, even when cargo talks sparse).
+pub const CRATES_IO_REGISTRY: &str = "registry+https://github.com/rust-lang/crates.io-index";
+/// The crates.io sparse index id (accepted as the same registry).
+pub const CRATES_IO_SPARSE: &str = "sparse+https://index.crates.io/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockfileError {
+    #[error("The Cargo.lock file is missing at {0}: commit a Cargo.lock (run `cargo generate-lockfile`) for the cargo package manager")]
+    MissingLockfile(String),
+    #[error("The Cargo.toml file is missing at {0}")]
+    MissingManifest(String),
+    #[error("The file {path} could not be read: {reason}")]
+    Read { path: String, reason: String },
+    #[error("The file {path} is not a valid Cargo.lock: {reason}")]
+    InvalidLockfile { path: String, reason: String },
+    #[error("The file {path} is not a valid Cargo.toml: {reason}")]
+    InvalidManifest { path: String, reason: String },
+    #[error("The package {name}@{version} comes from the registry {source_id}; only crates.io is supported")]
+    UnsupportedRegistry {
+        name: String,
+        version: String,
+        source_id: String,
+    },
+    #[error("The package {name}@{version} uses an unsupported source {source_id}")]
+    UnsupportedSource {
+        name: String,
+        version: String,
+        source_id: String,
+    },
+    #[error("The registry package {name}@{version} has no checksum in Cargo.lock; regenerate the lockfile with a current cargo")]
+    MissingChecksum { name: String, version: String },
+    #[error("The git package {name}@{version} is not pinned to a full 40-hex commit in Cargo.lock (source {source_id})")]
+    GitNotPinned {
+        name: String,
+        version: String,
+        source_id: String,
+    },
+    #[error("The crate name {0:?} is not valid")]
+    InvalidName(String),
+    #[error("The path {path:?} declared in {manifest} is outside the repository")]
+    PathOutside { path: String, manifest: String },
+    #[error("The path {path:?} declared in {manifest} does not exist in the repository")]
+    PathMissing { path: String, manifest: String },
+    #[error("The package path {0:?} is not a relative path inside the repository")]
+    InvalidPackagePath(String),
+    #[error("The path package {name}@{version} in Cargo.lock is neither a workspace member nor a path dependency inside the repository")]
+    UnknownPathPackage { name: String, version: String },
+}
+
+impl LockfileError {
+    pub fn failure(&self) -> Failure {
+        let t = match self {
+            Self::Read { .. } => return Failure::server("FileAccessError", self.to_string()),
+            Self::MissingLockfile(_) | Self::MissingManifest(_) => "InvalidRepoStructure",
+            Self::InvalidLockfile { .. } | Self::InvalidManifest { .. } => "InvalidFileFormat",
+            Self::UnsupportedRegistry { .. } | Self::UnsupportedSource { .. } => {
+                "UnsupportedFeature"
+            }
+            Self::MissingChecksum { .. } => "ValidationError",
+            Self::GitNotPinned { .. } | Self::InvalidName(_) => "ValidationError",
+            Self::PathOutside { .. } | Self::PathMissing { .. } | Self::InvalidPackagePath(_) => {
+                "InvalidRepoStructure"
+            }
+            Self::UnknownPathPackage { .. } => "InvalidRepoStructure",
+        };
+        Failure::client(t, self.to_string())
+    }
+}
+
+/// How a git source names the commit it follows (as in the lockfile query string).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GitRef {
+    DefaultBranch,
+    Branch(String),
+    Tag(String),
+    Rev(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// crates.io; `checksum` = lowercase sha256 hex of the `.crate`.
+    Registry { checksum: String },
+    /// `source_id` is the lockfile source string without the `#<commit>` fragment
+    /// (the key of the `[source."..."]` replacement block); `url` the repository URL.
+    Git {
+        url: String,
+        source_id: String,
+        reference: GitRef,
+        commit: String,
+    },
+    /// A workspace member or a path dependency; `path` is relative to the repository root
+    /// ("" for the root).
+    Path { path: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockedPackage {
+    pub name: String,
+    pub version: String,
+    pub source: Source,
+    /// Indexes into `CargoLock::packages` of this package's dependencies.
+    pub dependencies: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Member {
+    pub name: String,
+    pub version: String,
+    /// relative to the repository root, "" for the root
+    pub path: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct CargoLock {
+    /// Lockfile format version 1–4.
+    pub version: u32,
+    pub packages: Vec<LockedPackage>,
+    /// Workspace members (sorted by path).
+    pub members: Vec<Member>,
+    /// The requested package path relative to the repository root ("" for the root).
+    pub package_path: String,
+}
+
+impl CargoLock {
+    pub fn registry(&self) -> impl Iterator<Item = (&LockedPackage, &str)> {
+        self.packages.iter().filter_map(|p| match &p.source {
+            Source::Registry { checksum } => Some((p, checksum.as_str())),
+            _ => None,
+        })
+    }
+    pub fn git(&self) -> impl Iterator<Item = &LockedPackage> {
+        self.packages
+            .iter()
+            .filter(|p| matches!(p.source, Source::Git { .. }))
+    }
+    /// Index of the lockfile package for a member.
+    pub fn member_index(&self, m: &Member) -> Option<usize> {
+        self.packages.iter().position(|p| {
+            p.name == m.name && p.version == m.version && matches!(p.source, Source::Path { .. })
+        })
+    }
+}
+
+/// Normalize a requested package path ("." / "" = root) and refuse `..` and absolute paths.
+pub fn normalize_package_path(p: &str) -> Result<String, LockfileError> {
+    let mut parts = Vec::new();
+    for c in Path::new(p).components() {
+        match c {
+            Component::CurDir => {}
+            Component::Normal(s) => match s.to_str() {
+                Some(s) => parts.push(s.to_string()),
+                None => return Err(LockfileError::InvalidPackagePath(p.into())),
+            },
+            _ => return Err(LockfileError::InvalidPackagePath(p.into())),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn read(path: &Path, shown: &str) -> Result<String, LockfileError> {
+    fs::read_to_string(path).map_err(|e| LockfileError::Read {
+        path: shown.into(),
+        reason: e.to_string(),
+    })
+}
+
+fn rel_display(rel: &str, file: &str) -> String {
+    if rel.is_empty() {
+        file.to_string()
+    } else {
+        format!("{rel}/{file}")
+    }
+}
+
+/// Resolve `base_rel/path` inside `root` (canonical), following symlinks; return the path
+/// relative to the root.
+fn resolve_inside(
+    root: &Path,
+    base_rel: &str,
+    path: &str,
+    manifest: &str,
+) -> Result<String, LockfileError> {
+    let joined = if base_rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(base_rel)
+    };
+    let target = joined.join(path);
+    if Path::new(path).is_absolute() {
+        return Err(LockfileError::PathOutside {
+            path: path.into(),
+            manifest: manifest.into(),
+        });
+    }
+    let canon = match target.canonicalize() {
+        Ok(c) => c,
+        Err(_) => {
+            // Lexically outside is reported as outside, otherwise as missing.
+            let lexical = lexical_normalize(&Path::new(base_rel).join(path));
+            return Err(match lexical {
+                None => LockfileError::PathOutside {
+                    path: path.into(),
+                    manifest: manifest.into(),
+                },
+                Some(_) => LockfileError::PathMissing {
+                    path: path.into(),
+                    manifest: manifest.into(),
+                },
+            });
+        }
+    };
+    match canon.strip_prefix(root) {
+        Ok(rel) => Ok(rel.to_string_lossy().replace('\\', "/")),
+        Err(_) => Err(LockfileError::PathOutside {
+            path: path.into(),
+            manifest: manifest.into(),
+        }),
+    }
+}
+
+fn lexical_normalize(p: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::Normal(s) => out.push(s),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// A parsed Cargo.toml (only what we need).
+#[derive(Debug, Default)]
+struct Manifest {
+    package: Option<(String, VersionSpec)>,
+    workspace_version: Option<String>,
+    members: Vec<String>,
+    exclude: Vec<String>,
+    is_workspace: bool,
+    /// `path = ...` values of all dependency tables (incl. target.*, workspace.dependencies, patch).
+    path_deps: Vec<String>,
+}
+
+#[derive(Debug)]
+enum VersionSpec {
+    Literal(String),
+    Workspace,
+    Missing,
+}
+
+fn parse_manifest(text: &str, shown: &str) -> Result<Manifest, LockfileError> {
+    let v: toml::Table = toml::from_str(text).map_err(|e| LockfileError::InvalidManifest {
+        path: shown.into(),
+        reason: e.to_string(),
+    })?;
+    let bad = |reason: &str| LockfileError::InvalidManifest {
+        path: shown.into(),
+        reason: reason.into(),
+    };
+    let mut m = Manifest::default();
+    if let Some(pkg) = v.get("package") {
+        let pkg = pkg
+            .as_table()
+            .ok_or_else(|| bad("[package] is not a table"))?;
+        let name = pkg
+            .get("name")
+            .and_then(|n| n.as_str())
+            .ok_or_else(|| bad("[package] has no name"))?
+            .to_string();
+        let version = match pkg.get("version") {
+            None => VersionSpec::Missing,
+            Some(toml::Value::String(s)) => VersionSpec::Literal(s.clone()),
+            Some(toml::Value::Table(t))
+                if t.get("workspace").and_then(|w| w.as_bool()) == Some(true) =>
+            {
+                VersionSpec::Workspace
+            }
+            Some(_) => {
+                return Err(bad(
+                    "[package] version is neither a string nor `workspace = true`",
+                ))
+            }
+        };
+        m.package = Some((name, version));
+    }
+    let mut collect = |deps: Option<&toml::Value>| {
+        if let Some(t) = deps.and_then(|d| d.as_table()) {
+            for (_, d) in t {
+                if let Some(p) = d.get("path").and_then(|p| p.as_str()) {
+                    m.path_deps.push(p.to_string());
+                }
+            }
+        }
+    };
+    for key in [
+        "dependencies",
+        "dev-dependencies",
+        "dev_dependencies",
+        "build-dependencies",
+        "build_dependencies",
+    ] {
+        collect(v.get(key));
+    }
+    if let Some(targets) = v.get("target").and_then(|t| t.as_table()) {
+        for (_, t) in targets {
+            for key in ["dependencies", "dev-dependencies", "build-dependencies"] {
+                collect(t.get(key));
+            }
+        }
+    }
+    if let Some(patch) = v.get("patch").and_then(|t| t.as_table()) {
+        for (_, t) in patch {
+            collect(Some(t));
+        }
+    }
+    if let Some(ws) = v.get("workspace") {
+        let ws = ws
+            .as_table()
+            .ok_or_else(|| bad("[workspace] is not a table"))?;
+        m.is_workspace = true;
+        let strs = |k: &str| -> Vec<String> {
+            ws.get(k)
+                .and_then(|a| a.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        m.members = strs("members");
+        m.exclude = strs("exclude");
+        m.workspace_version = ws
+            .get("package")
+            .and_then(|p| p.get("version"))
+            .and_then(|v| v.as_str())
+            .map(String::from);
+        collect(ws.get("dependencies"));
+    }
+    Ok(m)
+}
+
+/// Expand a workspace `members` glob (relative to the root dir, `*`/`?` per segment).
+fn expand_member_glob(root: &Path, base_rel: &str, pattern: &str) -> Vec<String> {
+    if !pattern.contains(['*', '?', '[']) {
+        return vec![pattern.to_string()];
+    }
+    let mut current: Vec<String> = vec![String::new()];
+    for seg in pattern.split('/').filter(|s| !s.is_empty() && *s != ".") {
+        let mut next = Vec::new();
+        for prefix in &current {
+            if !seg.contains(['*', '?', '[']) {
+                next.push(join_rel(prefix, seg));
+                continue;
+            }
+            let dir = root.join(base_rel).join(prefix);
+            let Ok(rd) = fs::read_dir(&dir) else { continue };
+            let mut names: Vec<String> = rd
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().to_str().map(String::from))
+                .filter(|n| glob_match(seg, n))
+                .collect();
+            names.sort();
+            next.extend(names.into_iter().map(|n| join_rel(prefix, &n)));
+        }
+        current = next;
+    }
+    current
+}
+
+fn join_rel(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else if b.is_empty() {
+        a.to_string()
+    } else {
+        format!("{a}/{b}")
+    }
+}
+
+/// Parse `Cargo.lock` + workspace manifests at `package_path` (relative to `repo_root`).
+pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, LockfileError> {
+    let pkg_rel = normalize_package_path(package_path)?;
+    let root = repo_root.canonicalize().map_err(|e| LockfileError::Read {
+        path: repo_root.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    // The package directory itself must stay inside (symlinks resolved).
+    let pkg_rel = if pkg_rel.is_empty() {
+        pkg_rel
+    } else {
+        resolve_inside(&root, "", &pkg_rel, "the request")?
+    };
+    let lock_shown = rel_display(&pkg_rel, "Cargo.lock");
+    let lock_path = root.join(&pkg_rel).join("Cargo.lock");
+    if !lock_path.is_file() {
+        return Err(LockfileError::MissingLockfile(lock_shown));
+    }
+    // Cargo.lock must not be a symlink out of the repository.
+    resolve_inside(&root, &pkg_rel, "Cargo.lock", &lock_shown)?;
+    let lock_text = read(&lock_path, &lock_shown)?;
+    let lock: cargo_lock::Lockfile =
+        lock_text
+            .parse()
+            .map_err(|e: cargo_lock::Error| LockfileError::InvalidLockfile {
+                path: lock_shown.clone(),
+                reason: e.to_string(),
+            })?;
+    let raw_sources = raw_git_sources(&lock_text);
+
+    // --- workspace manifests
+    let root_manifest_shown = rel_display(&pkg_rel, "Cargo.toml");
+    let root_manifest_path = root.join(&pkg_rel).join("Cargo.toml");
+    if !root_manifest_path.is_file() {
+        return Err(LockfileError::MissingManifest(root_manifest_shown));
+    }
+    resolve_inside(&root, &pkg_rel, "Cargo.toml", &root_manifest_shown)?;
+    let root_manifest = parse_manifest(
+        &read(&root_manifest_path, &root_manifest_shown)?,
+        &root_manifest_shown,
+    )?;
+    let ws_version = root_manifest.workspace_version.clone();
+
+    let mut members: BTreeSet<Member> = BTreeSet::new();
+    // (name, version) of path packages -> their directory relative to the repository root
+    let mut known_paths: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut queue: Vec<(String, bool)> = Vec::new(); // (dir rel to repo root, is member)
+    let mut visited: BTreeSet<String> = BTreeSet::new();
+    queue.push((pkg_rel.clone(), true));
+    let excluded: Vec<String> = root_manifest
+        .exclude
+        .iter()
+        .filter_map(|e| lexical_normalize(&Path::new(&pkg_rel).join(e)))
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .collect();
+    for pattern in &root_manifest.members {
+        for m in expand_member_glob(&root, &pkg_rel, pattern) {
+            let rel = resolve_inside(&root, &pkg_rel, &m, &root_manifest_shown)?;
+            if excluded
+                .iter()
+                .any(|e| rel == *e || rel.starts_with(&format!("{e}/")))
+            {
+                continue;
+            }
+            queue.push((rel, true));
+        }
+    }
+    while let Some((dir, is_member)) = queue.pop() {
+        if !visited.insert(dir.clone()) {
+            continue;
+        }
+        let shown = rel_display(&dir, "Cargo.toml");
+        let mpath = root.join(&dir).join("Cargo.toml");
+        if !mpath.is_file() {
+            return Err(LockfileError::MissingManifest(shown));
+        }
+        resolve_inside(&root, &dir, "Cargo.toml", &shown)?;
+        let manifest = if dir == pkg_rel {
+            None
+        } else {
+            Some(parse_manifest(&read(&mpath, &shown)?, &shown)?)
+        };
+        let manifest = manifest.as_ref().unwrap_or(&root_manifest);
+        if let Some((name, vspec)) = &manifest.package {
+            let version = match vspec {
+                VersionSpec::Literal(v) => v.clone(),
+                VersionSpec::Missing => "0.0.0".to_string(),
+                VersionSpec::Workspace => ws_version.clone().ok_or_else(|| LockfileError::InvalidManifest {
+                    path: shown.clone(),
+                    reason: "`version.workspace = true` but the workspace root has no [workspace.package] version".into(),
+                })?,
+            };
+            if !is_valid_crate_name(name) {
+                return Err(LockfileError::InvalidName(name.clone()));
+            }
+            known_paths.insert((name.clone(), version.clone()), dir.clone());
+            if is_member {
+                members.insert(Member {
+                    name: name.clone(),
+                    version,
+                    path: dir.clone(),
+                });
+            }
+        }
+        for p in &manifest.path_deps {
+            let rel = resolve_inside(&root, &dir, p, &shown)?;
+            // A path dependency inside the workspace root dir is an implicit member.
+            let implicit_member =
+                (pkg_rel.is_empty() || rel == pkg_rel || rel.starts_with(&format!("{pkg_rel}/")))
+                    && !excluded
+                        .iter()
+                        .any(|e| rel == *e || rel.starts_with(&format!("{e}/")));
+            queue.push((rel, implicit_member && root_manifest.is_workspace));
+        }
+    }
+
+    // --- classify lockfile packages
+    let version = lock.version as u32;
+    let mut packages = Vec::with_capacity(lock.packages.len());
+    for p in &lock.packages {
+        let name = p.name.as_str().to_string();
+        let version = p.version.to_string();
+        if !is_valid_crate_name(&name) {
+            return Err(LockfileError::InvalidName(name));
+        }
+        let source = match &p.source {
+            None => {
+                let Some(path) = known_paths.get(&(name.clone(), version.clone())).cloned() else {
+                    return Err(LockfileError::UnknownPathPackage { name, version });
+                };
+                Source::Path { path }
+            }
+            Some(s) => {
+                let sid = s.to_string();
+                match s.kind() {
+                    SourceKind::Registry | SourceKind::SparseRegistry => {
+                        if !(s.is_default_registry()
+                            || sid == CRATES_IO_REGISTRY
+                            || sid == CRATES_IO_SPARSE)
+                        {
+                            return Err(LockfileError::UnsupportedRegistry {
+                                name,
+                                version,
+                                source_id: sid,
+                            });
+                        }
+                        let checksum = match &p.checksum {
+                            Some(c) => c.as_sha256().map(hex::encode),
+                            None => None,
+                        }
+                        .ok_or_else(|| LockfileError::MissingChecksum {
+                            name: name.clone(),
+                            version: version.clone(),
+                        })?;
+                        Source::Registry { checksum }
+                    }
+                    SourceKind::Git(r) => {
+                        let commit = s.precise().unwrap_or("").to_string();
+                        if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+                            return Err(LockfileError::GitNotPinned {
+                                name,
+                                version,
+                                source_id: sid,
+                            });
+                        }
+                        let reference = match r {
+                            GitReference::DefaultBranch => GitRef::DefaultBranch,
+                            GitReference::Branch(b) => GitRef::Branch(b.clone()),
+                            GitReference::Tag(t) => GitRef::Tag(t.clone()),
+                            GitReference::Rev(r) => GitRef::Rev(r.clone()),
+                        };
+                        let raw = raw_sources
+                            .get(&(name.clone(), version.clone()))
+                            .cloned()
+                            .unwrap_or_else(|| sid.clone());
+                        let source_id = raw.split('#').next().unwrap_or(&raw).to_string();
+                        let mut url = s.url().clone();
+                        url.set_query(None);
+                        url.set_fragment(None);
+                        Source::Git {
+                            url: url.to_string(),
+                            source_id,
+                            reference,
+                            commit: commit.to_lowercase(),
+                        }
+                    }
+                    _ => {
+                        return Err(LockfileError::UnsupportedSource {
+                            name,
+                            version,
+                            source_id: sid,
+                        })
+                    }
+                }
+            }
+        };
+        packages.push(LockedPackage {
+            name,
+            version,
+            source,
+            dependencies: Vec::new(),
+        });
+    }
+    // dependency edges
+    for (i, p) in lock.packages.iter().enumerate() {
+        let mut deps = Vec::new();
+        for d in &p.dependencies {
+            let hit = lock.packages.iter().enumerate().position(|(_, q)| {
+                d.matches(q)
+                    && match (&d.source, &q.source) {
+                        (Some(a), Some(b)) => a == b,
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                    }
+            });
+            if let Some(j) = hit {
+                deps.push(j);
+            }
+        }
+        packages[i].dependencies = deps;
+    }
+    Ok(CargoLock {
+        version,
+        packages,
+        members: members.into_iter().collect(),
+        package_path: pkg_rel,
+    })
+}
+
+/// Map (name, version) -> raw `source` string for git packages, straight from the TOML text.
+fn raw_git_sources(text: &str) -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    if let Ok(t) = toml::from_str::<toml::Table>(text) {
+        if let Some(pkgs) = t.get("package").and_then(|p| p.as_array()) {
+            for p in pkgs {
+                let (Some(n), Some(v), Some(s)) = (
+                    p.get("name").and_then(|x| x.as_str()),
+                    p.get("version").and_then(|x| x.as_str()),
+                    p.get("source").and_then(|x| x.as_str()),
+                ) else {
+                    continue;
+                };
+                if s.starts_with("git+") {
+                    out.insert((n.to_string(), v.to_string()), s.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    const CK: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+
+    fn write(dir: &Path, rel: &str, content: &str) {
+        let p = dir.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+
+    fn ws() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "Cargo.toml", "[workspace]\nmembers = [\"crates/*\"]\nexclude = [\"crates/skip\"]\n[workspace.package]\nversion = \"1.2.3\"\n");
+        write(d.path(), "crates/a/Cargo.toml", "[package]\nname = \"a\"\nversion.workspace = true\n[dependencies]\nb = { path = \"../b\" }\nlocal = { path = \"../../libs/local\" }\n");
+        write(
+            d.path(),
+            "crates/b/Cargo.toml",
+            "[package]\nname = \"b\"\nversion = \"0.1.0\"\n",
+        );
+        write(
+            d.path(),
+            "crates/skip/Cargo.toml",
+            "[package]\nname = \"skip\"\nversion = \"0.1.0\"\n",
+        );
+        write(
+            d.path(),
+            "libs/local/Cargo.toml",
+            "[package]\nname = \"local\"\nversion = \"0.5.0\"\n",
+        );
+        d
+    }
+
+    fn lock(extra: &str) -> String {
+        format!(
+            "version = 4\n\n[[package]]\nname = \"a\"\nversion = \"1.2.3\"\ndependencies = [\"b\", \"local\", \"serde\"]\n\n[[package]]\nname = \"b\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"local\"\nversion = \"0.5.0\"\n\n[[package]]\nname = \"serde\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{CK}\"\n{extra}"
+        )
+    }
+
+    #[test]
+    fn parses_workspace_members_and_sources() {
+        let d = ws();
+        let git = "\n[[package]]\nname = \"g\"\nversion = \"0.1.0\"\nsource = \"git+https://github.com/o/r?branch=dev#0123456789abcdef0123456789abcdef01234567\"\n";
+        write(d.path(), "Cargo.lock", &lock(git));
+        let l = parse(d.path(), ".").unwrap();
+        assert_eq!(l.version, 4);
+        let names: Vec<_> = l
+            .members
+            .iter()
+            .map(|m| (m.name.as_str(), m.version.as_str(), m.path.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("a", "1.2.3", "crates/a"),
+                ("b", "0.1.0", "crates/b"),
+                ("local", "0.5.0", "libs/local")
+            ]
+        );
+        assert_eq!(l.registry().count(), 1);
+        let g = l.git().next().unwrap();
+        match &g.source {
+            Source::Git {
+                url,
+                source_id,
+                reference,
+                commit,
+            } => {
+                assert_eq!(url, "https://github.com/o/r");
+                assert_eq!(source_id, "git+https://github.com/o/r?branch=dev");
+                assert_eq!(reference, &GitRef::Branch("dev".into()));
+                assert_eq!(commit, "0123456789abcdef0123456789abcdef01234567");
+            }
+            _ => panic!(),
+        }
+        let a = &l.packages[0];
+        assert_eq!(a.dependencies, vec![1, 2, 3]);
+        assert_eq!(
+            l.packages[2].source,
+            Source::Path {
+                path: "libs/local".into()
+            }
+        );
+    }
+
+    #[test]
+    fn missing_lockfile() {
+        let d = ws();
+        let e = parse(d.path(), ".").unwrap_err();
+        assert!(matches!(e, LockfileError::MissingLockfile(_)));
+        assert_eq!(e.failure().error_type, "InvalidRepoStructure");
+    }
+
+    #[test]
+    fn other_registry_unsupported() {
+        let d = ws();
+        write(d.path(), "Cargo.lock", &lock(&format!("\n[[package]]\nname = \"x\"\nversion = \"0.1.0\"\nsource = \"sparse+https://example.com/index/\"\nchecksum = \"{CK}\"\n")));
+        let e = parse(d.path(), ".").unwrap_err();
+        assert_eq!(e.failure().error_type, "UnsupportedFeature");
+        assert!(e.to_string().contains("x@0.1.0"));
+    }
+
+    #[test]
+    fn sparse_crates_io_accepted() {
+        let d = ws();
+        write(d.path(), "Cargo.lock", &lock(&format!("\n[[package]]\nname = \"x\"\nversion = \"0.1.0\"\nsource = \"sparse+https://index.crates.io/\"\nchecksum = \"{CK}\"\n")));
+        assert_eq!(parse(d.path(), ".").unwrap().registry().count(), 2);
+    }
+
+    #[test]
+    fn registry_without_checksum_fails() {
+        let d = ws();
+        write(d.path(), "Cargo.lock", &lock("\n[[package]]\nname = \"x\"\nversion = \"0.1.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n"));
+        let e = parse(d.path(), ".").unwrap_err();
+        assert!(matches!(e, LockfileError::MissingChecksum { .. }), "{e}");
+        assert_eq!(e.failure().origin, common::ErrorOrigin::Client);
+    }
+
+    #[test]
+    fn git_short_commit_fails() {
+        let d = ws();
+        write(d.path(), "Cargo.lock", &lock("\n[[package]]\nname = \"g\"\nversion = \"0.1.0\"\nsource = \"git+https://github.com/o/r#abc123\"\n"));
+        assert!(matches!(
+            parse(d.path(), ".").unwrap_err(),
+            LockfileError::GitNotPinned { .. }
+        ));
+    }
+
+    #[test]
+    fn path_outside_repo_fails() {
+        let outer = tempfile::tempdir().unwrap();
+        let repo = outer.path().join("repo");
+        write(
+            outer.path(),
+            "elsewhere/Cargo.toml",
+            "[package]\nname = \"elsewhere\"\nversion = \"0.1.0\"\n",
+        );
+        write(&repo, "Cargo.toml", "[package]\nname = \"app\"\nversion = \"0.1.0\"\n[dependencies]\nelsewhere = { path = \"../elsewhere\" }\n");
+        write(
+            &repo,
+            "Cargo.lock",
+            "version = 4\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n",
+        );
+        let e = parse(&repo, ".").unwrap_err();
+        assert!(matches!(e, LockfileError::PathOutside { .. }), "{e}");
+        assert!(e.to_string().contains("../elsewhere"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_path_dep_outside_fails() {
+        let outer = tempfile::tempdir().unwrap();
+        let repo = outer.path().join("repo");
+        write(
+            outer.path(),
+            "elsewhere/Cargo.toml",
+            "[package]\nname = \"elsewhere\"\nversion = \"0.1.0\"\n",
+        );
+        write(&repo, "Cargo.toml", "[package]\nname = \"app\"\nversion = \"0.1.0\"\n[dependencies]\nelsewhere = { path = \"link\" }\n");
+        write(
+            &repo,
+            "Cargo.lock",
+            "version = 4\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n",
+        );
+        std::os::unix::fs::symlink(outer.path().join("elsewhere"), repo.join("link")).unwrap();
+        assert!(matches!(
+            parse(&repo, ".").unwrap_err(),
+            LockfileError::PathOutside { .. }
+        ));
+        // and the lockfile itself as a symlink out
+        fs::remove_file(repo.join("Cargo.lock")).unwrap();
+        fs::write(outer.path().join("Cargo.lock"), "version = 4\n").unwrap();
+        std::os::unix::fs::symlink(outer.path().join("Cargo.lock"), repo.join("Cargo.lock"))
+            .unwrap();
+        assert!(parse(&repo, ".").is_err());
+    }
+
+    #[test]
+    fn unknown_path_package_fails() {
+        let d = ws();
+        write(
+            d.path(),
+            "Cargo.lock",
+            &lock("\n[[package]]\nname = \"ghost\"\nversion = \"0.1.0\"\n"),
+        );
+        assert!(matches!(
+            parse(d.path(), ".").unwrap_err(),
+            LockfileError::UnknownPathPackage { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_package_path_and_garbage() {
+        let d = ws();
+        assert!(matches!(
+            parse(d.path(), "../x").unwrap_err(),
+            LockfileError::InvalidPackagePath(_)
+        ));
+        assert!(matches!(
+            parse(d.path(), "/etc").unwrap_err(),
+            LockfileError::InvalidPackagePath(_)
+        ));
+        write(d.path(), "Cargo.lock", "this is [[ not toml");
+        assert!(matches!(
+            parse(d.path(), ".").unwrap_err(),
+            LockfileError::InvalidLockfile { .. }
+        ));
+    }
+
+    #[test]
+    fn v1_lockfile_with_metadata_checksums() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "Cargo.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\n",
+        );
+        write(d.path(), "Cargo.lock", &format!("[[package]]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\n \"serde 1.0.0 (registry+https://github.com/rust-lang/crates.io-index)\",\n]\n\n[[package]]\nname = \"serde\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n\n[metadata]\n\"checksum serde 1.0.0 (registry+https://github.com/rust-lang/crates.io-index)\" = \"{CK}\"\n"));
+        let l = parse(d.path(), ".").unwrap();
+        assert_eq!(l.version, 1);
+        assert_eq!(l.registry().next().unwrap().1, CK);
+        assert_eq!(l.members[0].path, "");
+        assert_eq!(l.packages[0].dependencies, vec![1]);
+    }
+}
