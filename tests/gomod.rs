@@ -438,6 +438,12 @@ async fn local_parent_replace_in_a_multi_module_request() {
     make_writable(&root);
 }
 
+/// `-mod=vendor` with an empty module cache: only `vendor/` can provide the packages.
+fn vendored(env: &[(String, String)], empty: &Path) -> Vec<(String, String)> {
+    let env = with(env, "GOFLAGS", "-mod=vendor");
+    with(&env, "GOMODCACHE", &empty.display().to_string())
+}
+
 const MODULES_TXT: &str = "# example.com/b v1.1.0\n## explicit; go 1.19\nexample.com/b\n# github.com/Fix/Upper v1.0.0\n## explicit; go 1.19\ngithub.com/Fix/Upper\n";
 
 #[tokio::test]
@@ -475,8 +481,7 @@ async fn vendored_repository_with_and_without_the_flags() {
         std::fs::read_to_string(root.join("app/vendor/modules.txt")).unwrap(),
         MODULES_TXT
     );
-    let vendor_env = with(&env, "GOFLAGS", "-mod=vendor");
-    let out = run_offline(&root, &vendor_env, ".", &home);
+    let out = run_offline(&root, &vendored(&env, &s.dir("empty1")), ".", &home);
     assert!(out.contains("ab"), "{out}");
     make_writable(&root);
 
@@ -500,7 +505,7 @@ async fn vendored_repository_with_and_without_the_flags() {
         std::fs::read_to_string(root.join("app/vendor/modules.txt")).unwrap(),
         MODULES_TXT
     );
-    let out = run_offline(&root, &with(&env, "GOFLAGS", "-mod=vendor"), ".", &home);
+    let out = run_offline(&root, &vendored(&env, &s.dir("empty2")), ".", &home);
     assert!(out.contains("ab"), "{out}");
     make_writable(&root);
 
