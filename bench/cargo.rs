@@ -136,6 +136,9 @@ async fn run() {
     assert_eq!(r["state"], "complete", "{r}");
     let warm_upstream = up.requests().len();
     let hwm = vm_hwm_kib(pid);
+    if let Some(p) = std::env::var_os("LARDER_BENCH_LOGS") {
+        std::fs::write(p, larder.logs()).unwrap();
+    }
 
     // the real client on the same lockfile and the same fixture registry
     let home = t.join("home-cargo");

@@ -30,10 +30,19 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(250);
+    scenario(n, false).await;
+    scenario(n, true).await;
+}
+
+/// `wheels: false`: sdists only; Larder and `pip download --no-deps` fetch the same 250 sdists
+/// (pip also prepares each sdist's metadata, running its build backend). `wheels: true`: each
+/// pin also has a wheel; Larder runs with `pip-allow-binary` (sdist + wheel of each pin), pip
+/// with `--only-binary :all:` (the wheels: a pure download).
+async fn scenario(n: usize, wheels: bool) {
     let work = tempfile::tempdir().unwrap();
     let dist = work.path().join("dist");
     std::fs::create_dir_all(&dist).unwrap();
-    let (files, requirements) = pip_fixtures::benchmark_set(&dist, n, false).unwrap();
+    let (files, requirements) = pip_fixtures::benchmark_set(&dist, n, wheels).unwrap();
     let total_bytes: u64 = files.iter().map(|f| f.size).sum();
     let root = work.path().join("upstream");
     pip_fixtures::write_simple_index(&root, &files).unwrap();
@@ -61,7 +70,12 @@ async fn main() {
     )
     .write("requirements.txt", &requirements);
     let commit = repo.commit("bench");
-    let body = json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["pip"]});
+    let flags: Vec<&str> = if wheels {
+        vec!["pip-allow-binary"]
+    } else {
+        vec![]
+    };
+    let body = json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["pip"], "flags": flags});
 
     let mut rows = Vec::new();
     for label in ["cold", "warm"] {
@@ -91,18 +105,22 @@ async fn main() {
     let dest = work.path().join("pip-download");
     upstream.clear_requests();
     let start = Instant::now();
-    let out = clean_command("python3", &home)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--disable-pip-version-check",
-            "--no-cache-dir",
-            "--no-deps",
-            "--index-url",
-            &index,
-            "-d",
-        ])
+    let mut pip = clean_command("python3", &home);
+    pip.args([
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--no-cache-dir",
+        "--no-deps",
+        "--index-url",
+        &index,
+    ]);
+    if wheels {
+        pip.args(["--only-binary", ":all:"]);
+    }
+    let out = pip
+        .arg("-d")
         .arg(&dest)
         .arg("-r")
         .arg(&req_file)
@@ -114,14 +132,26 @@ async fn main() {
         "pip download failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let fetched = std::fs::read_dir(&dest).unwrap().count();
+    let what = if wheels {
+        "pip download --no-deps --only-binary :all:"
+    } else {
+        "pip download --no-deps"
+    };
     rows.push((
-        "pip download --no-deps".into(),
+        format!("{what} ({fetched} files)"),
         took,
         upstream.requests().len(),
     ));
 
+    let kind = if wheels {
+        "an sdist and a wheel each, larder with pip-allow-binary"
+    } else {
+        "sdists only"
+    };
     println!(
-        "\npip benchmark: {n} hashed requirements, {n} sdists, {:.1} MiB",
+        "\npip benchmark: {n} hashed requirements, {} files ({kind}), {:.1} MiB",
+        files.len(),
         total_bytes as f64 / 1048576.0
     );
     println!("| run | time | upstream requests |");

@@ -371,6 +371,18 @@ async fn workspace_with_git_and_path_deps_builds_offline_and_serves_a_registry()
             .unwrap();
         assert_eq!(resp.status().as_u16(), want, "token {auth}");
     }
+    let cfg: serde_json::Value = larder
+        .http
+        .get(format!("{base}config.json"))
+        .header("Authorization", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cfg["dl"], format!("{base}api/v1/crates"));
+    assert_eq!(cfg["auth-required"], true);
     let resp = larder
         .http
         .get(format!("{base}le/af/leaf"))
@@ -440,6 +452,27 @@ async fn workspace_with_git_and_path_deps_builds_offline_and_serves_a_registry()
             .collect()
     };
     assert_eq!(deps_of(&bytes), deps_of(&bytes2));
+
+    // 6. a stale request's registry is gone: 410
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("cleanup")
+        .envs(&larder.env)
+        .env("LARDER_REQUEST_LIFETIME_DAYS", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resp = larder
+        .http
+        .get(format!("{base}config.json"))
+        .header("Authorization", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 410);
 }
 
 /// A single-member repository with a Cargo.lock written by the fixtures.

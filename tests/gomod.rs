@@ -298,6 +298,23 @@ async fn transitive_deps_build_offline_and_via_the_request_goproxy() {
     assert_complete(&r2);
     assert_eq!(s.upstream.requests(), Vec::<String>::new());
     make_writable(&root);
+
+    // a stale request's proxy is gone
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("cleanup")
+        .envs(&s.larder.env)
+        .env("LARDER_REQUEST_LIFETIME_DAYS", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        status(format!("{goproxy}/example.com/b/@v/list")).await,
+        410
+    );
 }
 
 #[tokio::test]
@@ -335,10 +352,7 @@ async fn tampered_upstream_fails_and_stores_nothing() {
     let commit = repo.commit("drop b from go.sum");
     let (_, r) = s.submit(&repo, &commit, json!({})).await;
     assert_failed_with(&r, &["example.com/b@v1.1.0", "go.sum"]);
-    assert_eq!(
-        r["error_type"].as_str().unwrap_or("GoModError"),
-        "GoModError"
-    );
+    assert_eq!(r["error_type"], "GoModError", "{r}");
 }
 
 #[tokio::test]
@@ -424,6 +438,12 @@ async fn local_parent_replace_in_a_multi_module_request() {
     make_writable(&root);
 }
 
+/// `-mod=vendor` with an empty module cache: only `vendor/` can provide the packages.
+fn vendored(env: &[(String, String)], empty: &Path) -> Vec<(String, String)> {
+    let env = with(env, "GOFLAGS", "-mod=vendor");
+    with(&env, "GOMODCACHE", &empty.display().to_string())
+}
+
 const MODULES_TXT: &str = "# example.com/b v1.1.0\n## explicit; go 1.19\nexample.com/b\n# github.com/Fix/Upper v1.0.0\n## explicit; go 1.19\ngithub.com/Fix/Upper\n";
 
 #[tokio::test]
@@ -461,8 +481,7 @@ async fn vendored_repository_with_and_without_the_flags() {
         std::fs::read_to_string(root.join("app/vendor/modules.txt")).unwrap(),
         MODULES_TXT
     );
-    let vendor_env = with(&env, "GOFLAGS", "-mod=vendor");
-    let out = run_offline(&root, &vendor_env, ".", &home);
+    let out = run_offline(&root, &vendored(&env, &s.dir("empty1")), ".", &home);
     assert!(out.contains("ab"), "{out}");
     make_writable(&root);
 
@@ -486,7 +505,7 @@ async fn vendored_repository_with_and_without_the_flags() {
         std::fs::read_to_string(root.join("app/vendor/modules.txt")).unwrap(),
         MODULES_TXT
     );
-    let out = run_offline(&root, &with(&env, "GOFLAGS", "-mod=vendor"), ".", &home);
+    let out = run_offline(&root, &vendored(&env, &s.dir("empty2")), ".", &home);
     assert!(out.contains("ab"), "{out}");
     make_writable(&root);
 

@@ -2,12 +2,11 @@
 //! and only then moved into place. A file already in the store is re-verified, never re-fetched.
 
 use common::{Download, Expected, Failure, Store};
-use futures_util::{stream, StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Digests of a file, computed in one pass.
@@ -107,24 +106,19 @@ pub struct Fetched {
 pub struct Fetcher {
     http: reqwest::Client,
     store: Store,
-    concurrency: usize,
 }
 
 const ATTEMPTS: u32 = 4;
 
 impl Fetcher {
-    pub fn new(store: Store, concurrency: usize) -> Self {
+    pub fn new(store: Store) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(120))
             .user_agent(concat!("larder/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("TLS backend initializes");
-        Self {
-            http,
-            store,
-            concurrency: concurrency.max(1),
-        }
+        Self { http, store }
     }
 
     pub fn store(&self) -> &Store {
@@ -321,28 +315,6 @@ impl Fetcher {
             temp.write_all(&chunk).map_err(|e| other(&e))?;
         }
         Ok((temp, hashers.finish()))
-    }
-
-    /// Fetch many files with bounded concurrency; reports progress as `<what> (n/total)`.
-    pub async fn fetch_all(
-        &self,
-        downloads: &[Download],
-        progress: impl Fn(usize, usize) + Send + Sync,
-    ) -> Result<Vec<Fetched>, Failure> {
-        let done = AtomicUsize::new(0);
-        let total = downloads.len();
-        stream::iter(downloads.iter().map(|d| {
-            let done = &done;
-            let progress = &progress;
-            async move {
-                let fetched = self.fetch(d).await?;
-                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-                Ok::<_, Failure>(fetched)
-            }
-        }))
-        .buffered(self.concurrency)
-        .try_collect()
-        .await
     }
 }
 

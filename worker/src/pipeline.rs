@@ -150,7 +150,7 @@ async fn run(
     std::fs::create_dir_all(&deps)
         .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
 
-    let fetcher = crate::fetch::Fetcher::new(store.clone(), config.download_concurrency);
+    let fetcher = crate::fetch::Fetcher::new(store.clone());
     let ctx = PmContext {
         job,
         app_dir: &app,

@@ -12,13 +12,22 @@
 
 use super::{RepoRequest, Served};
 use crate::error::ApiResult;
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 use common::Artifact;
 
 /// Serve `tail` (the path below the request's cargo base) from the request's artifacts; index
 /// files and downloads load only the artifacts of the crate they name.
-pub async fn handle(repo: &RepoRequest, tail: &str) -> ApiResult<HttpResponse> {
-    let base = repo.base_url.clone();
+pub async fn handle(repo: &RepoRequest, req: &HttpRequest, tail: &str) -> ApiResult<HttpResponse> {
+    // a client that sends the token in `Authorization` gets download URLs without it
+    let header_form = format!("/repos/{}/cargo/", repo.request_id);
+    let base = if req.path().starts_with(&header_form) {
+        format!(
+            "{}{header_form}",
+            repo.state.config.public_url.trim_end_matches('/')
+        )
+    } else {
+        repo.base_url.clone()
+    };
     let segs: Vec<&str> = tail.trim_start_matches('/').split('/').collect();
     let name = match segs.as_slice() {
         ["config.json"] => None,

@@ -199,7 +199,7 @@ async fn dispatch(
     tail: &str,
 ) -> ApiResult<HttpResponse> {
     match pm {
-        "cargo" => cargo::handle(&repo, tail).await,
+        "cargo" => cargo::handle(&repo, req, tail).await,
         "npm" => npm::handle(&repo, req, tail).await,
         "gomod" => gomod::serve(&repo, tail).await,
         "pypi" => pip::handle(&repo, req, tail).await,

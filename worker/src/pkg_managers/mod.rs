@@ -8,12 +8,14 @@ pub mod npm;
 pub mod pip;
 
 use crate::api_client::ApiClient;
-use crate::fetch::Fetcher;
+use crate::fetch::{Check, Fetched, Fetcher, Staged};
 use common::{
     Artifact, Config, ConfigFile, EnvVars, Failure, Job, Package, PackageManager, PackageSpec,
     Store,
 };
+use futures_util::{stream, StreamExt, TryStreamExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What a package manager works with for one request.
 pub struct PmContext<'a> {
@@ -47,6 +49,44 @@ impl PmContext<'_> {
 
     pub fn has_flag(&self, flag: &str) -> bool {
         self.job.flags.iter().any(|f| f == flag)
+    }
+
+    /// Verify (store hits) or download every file with bounded concurrency, reporting
+    /// `<what> (n/total)` about every tenth. Nothing enters the store until `commit`, so one
+    /// bad file leaves the store unchanged.
+    pub async fn stage_all(
+        &self,
+        items: Vec<(common::Download, Check)>,
+        what: &str,
+    ) -> Result<Vec<Staged>, Failure> {
+        let total = items.len();
+        let step = (total / 10).max(1);
+        let done = AtomicUsize::new(0);
+        // Collected first: a lazily mapped stream of borrowing futures trips the `Send` check.
+        let futures: Vec<_> = items
+            .into_iter()
+            .map(|(download, check)| {
+                let done = &done;
+                async move {
+                    let staged = self.fetcher.stage(&download, check).await?;
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n.is_multiple_of(step) || n == total {
+                        self.progress(&format!("{what} ({n}/{total})")).await;
+                    }
+                    Ok::<_, Failure>(staged)
+                }
+            })
+            .collect();
+        stream::iter(futures)
+            .buffer_unordered(self.config.download_concurrency.max(1))
+            .try_collect()
+            .await
+    }
+
+    /// Move staged files into the store.
+    pub async fn commit(&self, staged: Vec<Staged>) -> Result<Vec<Fetched>, Failure> {
+        let fetcher = self.fetcher.clone();
+        crate::pipeline::blocking(move || fetcher.commit(staged)).await
     }
 
     /// Report progress; it moves the request's `updated`, which clients watch for liveness.

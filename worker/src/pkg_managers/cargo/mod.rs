@@ -23,18 +23,15 @@ pub mod vendor;
 pub mod fixtures;
 
 use super::{PmContext, PmOutput};
-use crate::fetch::{no_check, Staged};
+use crate::fetch::no_check;
 use crate::pipeline::blocking;
 use common::{Failure, PackageManager};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use lockfile::CargoLock;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
-/// Concurrent upstream index file requests.
-const INDEX_CONCURRENCY: usize = 8;
+use std::sync::Arc;
 
 fn display_path(path: &str) -> &str {
     if path.is_empty() {
@@ -152,43 +149,19 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
         })
         .collect();
     let fetched_lines: Vec<Vec<(String, String, String, bool)>> = stream::iter(index_futures)
-        .buffer_unordered(INDEX_CONCURRENCY)
+        .buffer_unordered(ctx.config.download_concurrency.max(1))
         .try_collect()
         .await?;
 
     // 3b. crates: stage (download + verify, or re-verify a store hit) everything, then commit
-    let total = plan.downloads.len();
-    let done = Arc::new(AtomicUsize::new(0));
-    let last_report = Arc::new(AtomicUsize::new(0));
-    let crate_futures: Vec<_> = plan
+    let items = plan
         .downloads
         .iter()
-        .map(|d| {
-            let (done, last_report, what) = (done.clone(), last_report.clone(), what.clone());
-            async move {
-                let s = ctx.fetcher.stage(d, no_check(d)).await?;
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                // report about every 10%, without flooding the api
-                let step = (total / 10).max(1);
-                let prev = last_report.load(Ordering::Relaxed);
-                if (n == total || n >= prev + step)
-                    && last_report
-                        .compare_exchange(prev, n, Ordering::Relaxed, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    ctx.progress(&format!("{what} ({n}/{total} crates)")).await;
-                }
-                Ok::<_, Failure>(s)
-            }
-        })
+        .map(|d| (d.clone(), no_check(d)))
         .collect();
-    let staged: Vec<Staged> = stream::iter(crate_futures)
-        .buffer_unordered(ctx.config.download_concurrency.max(1))
-        .try_collect()
-        .await?;
+    let staged = ctx.stage_all(items, &format!("{what} (crates)")).await?;
     let fetched_from_network = staged.iter().filter(|s| s.fetched.from_network).count();
-    let fetcher = ctx.fetcher.clone();
-    blocking(move || fetcher.commit(staged).map(|_| ())).await?;
+    ctx.commit(staged).await?;
     let mut lines: BTreeMap<(String, String), String> = BTreeMap::new();
     for (name, version, line, new) in fetched_lines.into_iter().flatten() {
         if new {
@@ -202,7 +175,7 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
         lines.insert((name, version), line);
     }
     tracing::info!(
-        crates = total,
+        crates = plan.downloads.len(),
         fetched = fetched_from_network,
         "cargo registry crates are in the store"
     );

@@ -15,10 +15,9 @@ pub mod plan;
 pub mod vendor;
 
 use super::{PmContext, PmOutput};
-use crate::fetch::{Check, Staged};
+use crate::fetch::Check;
 use crate::pipeline::blocking;
 use common::{Failure, PackageManager};
-use futures_util::{stream, StreamExt};
 use plan::{ExpectedH1, Flags, GoDownload};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -101,35 +100,18 @@ async fn fetch_verified(
     what: &str,
 ) -> Result<BTreeMap<String, String>, Failure> {
     let recorded: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
-    let total = downloads.len();
-    let step = (total / 10).max(1);
-    let mut staged: Vec<Staged> = Vec::with_capacity(total);
-    let futures: Vec<_> = downloads
+    let items = downloads
         .iter()
-        .map(|d| {
-            let check = h1_check(d.clone(), recorded.clone());
-            let (fetcher, download) = (ctx.fetcher.clone(), d.download.clone());
-            async move { fetcher.stage(&download, check).await }
-        })
+        .map(|d| (d.download.clone(), h1_check(d.clone(), recorded.clone())))
         .collect();
-    let mut results =
-        stream::iter(futures).buffer_unordered(ctx.config.download_concurrency.max(1));
-    let mut from_network = 0;
-    while let Some(result) = results.next().await {
-        // Dropping the stream on error drops the other staged temporary files: nothing is kept.
-        let s = result?;
-        from_network += usize::from(s.fetched.from_network);
-        staged.push(s);
-        if staged.len().is_multiple_of(step) && staged.len() < total {
-            ctx.progress(&format!("{what} ({}/{total})", staged.len()))
-                .await;
-        }
-    }
-    drop(results);
-    tracing::info!(files = total, from_network, "gomod dependencies verified");
-    let fetcher = ctx.fetcher.clone();
-    blocking(move || fetcher.commit(staged)).await?;
-    ctx.progress(&format!("{what} ({total}/{total})")).await;
+    let staged = ctx.stage_all(items, what).await?;
+    let from_network = staged.iter().filter(|s| s.fetched.from_network).count();
+    tracing::info!(
+        files = downloads.len(),
+        from_network,
+        "gomod dependencies verified"
+    );
+    ctx.commit(staged).await?;
     let recorded = recorded.lock().expect("not poisoned").clone();
     Ok(recorded)
 }

@@ -17,12 +17,10 @@ use super::{PmContext, PmOutput};
 use crate::fetch::{Check, Fetched, Staged};
 use crate::pipeline::blocking;
 use common::{Failure, PackageManager};
-use futures_util::{stream, StreamExt, TryStreamExt};
 use integrity::Integrity;
 use layout::LayoutContext;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn io_failure(e: impl std::fmt::Display) -> Failure {
     Failure::server("FileAccessError", e.to_string())
@@ -99,40 +97,29 @@ async fn run_path(
     }
 
     let total = plan.downloads.len() + plan.git.len() + plan.local.len();
-    let done = AtomicUsize::new(0);
-    let step = (total / 20).max(25);
-    let mut jobs = Vec::with_capacity(plan.downloads.len());
-    for d in &plan.downloads {
-        let check: Check = match integrity_of.get(&d.store_key) {
-            Some(sri) => {
-                let (sri, label) = (sri.clone(), d.label.clone());
-                Box::new(move |p: &std::path::Path| {
-                    let i = Integrity::parse(&sri, &label).map_err(|e| e.failure())?;
-                    if !i.needs_full_verify() {
-                        return Ok(());
-                    }
-                    let f = std::fs::File::open(p).map_err(io_failure)?;
-                    i.verify_reader(&label, std::io::BufReader::new(f))
-                        .map_err(|e| e.failure())
-                })
-            }
-            None => crate::fetch::no_check(d),
-        };
-        let (done, what) = (&done, &what);
-        jobs.push(Box::pin(async move {
-            let staged = ctx.fetcher.stage(d, check).await?;
-            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if n % step == 0 {
-                ctx.progress(&format!("{what} ({n}/{total})")).await;
-            }
-            Ok::<_, Failure>(staged)
+    let items: Vec<(common::Download, Check)> = plan
+        .downloads
+        .iter()
+        .map(|d| {
+            let check: Check = match integrity_of.get(&d.store_key) {
+                Some(sri) => {
+                    let (sri, label) = (sri.clone(), d.label.clone());
+                    Box::new(move |p: &std::path::Path| {
+                        let i = Integrity::parse(&sri, &label).map_err(|e| e.failure())?;
+                        if !i.needs_full_verify() {
+                            return Ok(());
+                        }
+                        let f = std::fs::File::open(p).map_err(io_failure)?;
+                        i.verify_reader(&label, std::io::BufReader::new(f))
+                            .map_err(|e| e.failure())
+                    })
+                }
+                None => crate::fetch::no_check(d),
+            };
+            (d.clone(), check)
         })
-            as futures_util::future::BoxFuture<'_, Result<Staged, Failure>>);
-    }
-    let staged: Vec<Staged> = stream::iter(jobs)
-        .buffered(ctx.config.download_concurrency.max(1))
-        .try_collect()
-        .await?;
+        .collect();
+    let staged: Vec<Staged> = ctx.stage_all(items, &what).await?;
 
     // git dependencies: fetched once per commit (deps/git/…), packed as npm packs them
     let mut to_put: Vec<(String, Vec<u8>)> = Vec::new();
@@ -183,18 +170,17 @@ async fn run_path(
     }
 
     // everything verified: only now does anything new enter the store
-    let fetched: Vec<Fetched> = {
-        let fetcher = ctx.fetcher.clone();
+    let fetched: Vec<Fetched> = ctx.commit(staged).await?;
+    {
         let store = ctx.store.clone();
         blocking(move || {
-            let fetched = fetcher.commit(staged)?;
             for (key, bytes) in &to_put {
                 store.put_bytes(key, bytes).map_err(io_failure)?;
             }
-            Ok(fetched)
+            Ok(())
         })
-        .await?
-    };
+        .await?;
+    }
     let from_network = fetched.iter().filter(|f| f.from_network).count();
     ctx.progress(&format!(
         "{what} ({total}/{total}, {from_network} downloaded)"

@@ -27,8 +27,6 @@ use layout::{PackageInput, RepoRef, ServeInfo};
 use plan::{FileKind, Plan};
 use requirements::{ParsedRequirements, Requirement, Source};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 /// Where the files of one pinned version, as the index listed them, are kept: a second
 /// request with the same pins needs no upstream request at all.
@@ -142,8 +140,7 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
         .await?;
     }
     drop(checkout_root);
-    let fetcher = ctx.fetcher.clone();
-    let fetched = blocking(move || fetcher.commit(staged)).await?;
+    let fetched = ctx.commit(staged).await?;
     let from_network = fetched.iter().filter(|f| f.from_network).count();
     tracing::info!(
         files = fetched.len(),
@@ -322,27 +319,5 @@ async fn stage_all(ctx: &PmContext<'_>, plan: &Plan) -> Result<Vec<Staged>, Fail
         );
         work.push((u.download.clone(), check));
     }
-    let total = work.len();
-    let done = Arc::new(AtomicUsize::new(0));
-    let step = (total / 10).max(1);
-    let concurrency = ctx.config.download_concurrency.max(1);
-    let futures: Vec<_> = work
-        .into_iter()
-        .map(|(download, check)| {
-            let done = done.clone();
-            async move {
-                let staged = ctx.fetcher.stage(&download, check).await?;
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_multiple_of(step) || n == total {
-                    ctx.progress(&format!("Fetching the pip dependencies ({n}/{total})"))
-                        .await;
-                }
-                Ok::<_, Failure>(staged)
-            }
-        })
-        .collect();
-    stream::iter(futures)
-        .buffer_unordered(concurrency)
-        .try_collect()
-        .await
+    ctx.stage_all(work, "Fetching the pip dependencies").await
 }
