@@ -8,7 +8,6 @@ mod support;
 #[path = "support/cargo_fixtures.rs"]
 mod cargo_fixtures;
 
-use base64::Engine;
 use cargo_fixtures::*;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -109,26 +108,6 @@ fn unpack(bytes: &[u8], dir: &Path) {
             }
         }
     }
-}
-
-async fn config_files(larder: &Larder, id: i64) -> Vec<(String, Vec<u8>)> {
-    let (status, files) = larder
-        .get(&format!("/api/v1/requests/{id}/configuration-files"))
-        .await;
-    assert_eq!(status, 200, "{files}");
-    files
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["path"].as_str().unwrap().to_string(),
-                base64::engine::general_purpose::STANDARD
-                    .decode(f["content"].as_str().unwrap())
-                    .unwrap(),
-            )
-        })
-        .collect()
 }
 
 fn store_files_under(root: &Path, prefix: &str) -> Vec<String> {
@@ -281,8 +260,8 @@ async fn workspace_with_git_and_path_deps_builds_offline_and_serves_a_registry()
     assert!(!bundle.join("deps/cargo/undeclared-1.0.0").exists());
 
     // the returned configuration: offline + registry variants
-    let files = config_files(&larder, id).await;
-    let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    let files = larder.config_files(id).await;
+    let paths: Vec<&str> = files.keys().map(String::as_str).collect();
     assert_eq!(
         paths,
         vec!["app/.cargo/config.registry.toml", "app/.cargo/config.toml"]
@@ -454,17 +433,7 @@ async fn workspace_with_git_and_path_deps_builds_offline_and_serves_a_registry()
     assert_eq!(deps_of(&bytes), deps_of(&bytes2));
 
     // 6. a stale request's registry is gone: 410
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
-        .arg("cleanup")
-        .envs(&larder.env)
-        .env("LARDER_REQUEST_LIFETIME_DAYS", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    larder.expire_all();
     let resp = larder
         .http
         .get(format!("{base}config.json"))

@@ -300,17 +300,7 @@ async fn transitive_deps_build_offline_and_via_the_request_goproxy() {
     make_writable(&root);
 
     // a stale request's proxy is gone
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
-        .arg("cleanup")
-        .envs(&s.larder.env)
-        .env("LARDER_REQUEST_LIFETIME_DAYS", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.larder.expire_all();
     assert_eq!(
         status(format!("{goproxy}/example.com/b/@v/list")).await,
         410

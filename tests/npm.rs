@@ -6,10 +6,8 @@
 mod npm_fixtures;
 mod support;
 
-use base64::Engine;
 use npm_fixtures::{build, write_registry, FixturePackage, RootProject, TreeEntry};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use support::*;
@@ -266,26 +264,6 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-async fn config_files(larder: &Larder, id: i64) -> BTreeMap<String, Vec<u8>> {
-    let (status, files) = larder
-        .get(&format!("/api/v1/requests/{id}/configuration-files"))
-        .await;
-    assert_eq!(status, 200, "{files}");
-    files
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["path"].as_str().unwrap().to_string(),
-                base64::engine::general_purpose::STANDARD
-                    .decode(f["content"].as_str().unwrap())
-                    .unwrap(),
-            )
-        })
-        .collect()
-}
-
 /// The whole journey for lockfile version `v`: prefetch, report, bundle, the real `npm ci`
 /// from the per-request registry and offline from the bundle.
 async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
@@ -333,7 +311,7 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
         .await;
     assert_eq!(env["CHROMEDRIVER_SKIP_DOWNLOAD"]["value"], "true", "{env}");
 
-    let cfg = config_files(&larder, id).await;
+    let cfg = larder.config_files(id).await;
     assert!(cfg.contains_key("app/.npmrc"), "{:?}", cfg.keys());
     assert!(cfg.contains_key("app/package-lock.json"));
     let reg_lock = String::from_utf8(cfg["app/package-lock.json"].clone()).unwrap();
@@ -431,7 +409,7 @@ async fn npm_lockfile_v3_all_kinds_real_client_and_reuse() {
     // the per-request registry: packuments (scoped, abbreviated) list only the request's
     // versions; wrong token 401
     let base = format!("{}/repos/{id}/npm/", larder.url);
-    let token = String::from_utf8(config_files(&larder, id).await["app/.npmrc"].clone())
+    let token = String::from_utf8(larder.config_files(id).await["app/.npmrc"].clone())
         .unwrap()
         .lines()
         .find_map(|l| {

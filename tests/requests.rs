@@ -316,17 +316,7 @@ async fn cleanup_makes_requests_stale() {
         .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
         .await;
     assert_eq!(larder.wait(id).await["state"], "complete");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
-        .arg("cleanup")
-        .envs(&larder.env)
-        .env("LARDER_REQUEST_LIFETIME_DAYS", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    larder.expire_all();
     let (_, r) = larder.get(&format!("/api/v1/requests/{id}")).await;
     assert_eq!(r["state"], "stale");
     assert_eq!(r["state_reason"], "The request has expired");

@@ -6,6 +6,7 @@ pub mod gomod;
 pub mod manifest;
 pub mod model;
 pub mod purl;
+pub mod pypi;
 pub mod store;
 pub mod token;
 

@@ -221,6 +221,41 @@ impl Larder {
         }
     }
 
+    /// A request's configuration files: path -> decoded content.
+    pub async fn config_files(&self, id: i64) -> BTreeMap<String, Vec<u8>> {
+        use base64::Engine;
+        let (status, files) = self
+            .get(&format!("/api/v1/requests/{id}/configuration-files"))
+            .await;
+        assert_eq!(status, 200, "{files}");
+        files
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let content = base64::engine::general_purpose::STANDARD
+                    .decode(f["content"].as_str().unwrap())
+                    .unwrap();
+                (f["path"].as_str().unwrap().to_string(), content)
+            })
+            .collect()
+    }
+
+    /// `larder cleanup` with a lifetime of 0 days: every finished request becomes stale.
+    pub fn expire_all(&self) {
+        let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+            .arg("cleanup")
+            .envs(&self.env)
+            .env("LARDER_REQUEST_LIFETIME_DAYS", "0")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Download the bundle; returns (bytes, Digest header).
     pub async fn download(&self, id: i64) -> (Vec<u8>, String) {
         let resp = self

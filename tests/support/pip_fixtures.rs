@@ -9,23 +9,7 @@ use sha2::Digest;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// PEP 503 normalization.
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_sep = false;
-    for c in name.trim().chars() {
-        if c == '-' || c == '_' || c == '.' {
-            if !in_sep {
-                out.push('-');
-            }
-            in_sep = true;
-        } else {
-            out.extend(c.to_lowercase());
-            in_sep = false;
-        }
-    }
-    out
-}
+pub use common::pypi::normalize_name;
 
 pub fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")

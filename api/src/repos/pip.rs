@@ -15,23 +15,7 @@ use std::collections::BTreeMap;
 pub const JSON_CONTENT_TYPE: &str = "application/vnd.pypi.simple.v1+json";
 pub const HTML_CONTENT_TYPE: &str = "application/vnd.pypi.simple.v1+html";
 
-/// PEP 503 normalization: lowercase, runs of `-`, `_`, `.` become one `-`.
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_sep = false;
-    for c in name.trim().chars() {
-        if c == '-' || c == '_' || c == '.' {
-            if !in_sep {
-                out.push('-');
-            }
-            in_sep = true;
-        } else {
-            out.extend(c.to_lowercase());
-            in_sep = false;
-        }
-    }
-    out
-}
+pub use common::pypi::normalize_name;
 
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

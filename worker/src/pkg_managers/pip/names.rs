@@ -26,23 +26,7 @@ impl NamesError {
     }
 }
 
-/// PEP 503 normalization: lowercase, runs of `-`, `_`, `.` collapse to one `-`.
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_sep = false;
-    for c in name.trim().chars() {
-        if c == '-' || c == '_' || c == '.' {
-            if !in_sep {
-                out.push('-');
-            }
-            in_sep = true;
-        } else {
-            out.extend(c.to_lowercase());
-            in_sep = false;
-        }
-    }
-    out
-}
+pub use common::pypi::normalize_name;
 
 /// PEP 508 name rule: ASCII letters/digits, with `.`, `_`, `-` inside.
 pub fn is_valid_name(name: &str) -> bool {
