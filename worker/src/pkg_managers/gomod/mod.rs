@@ -7,6 +7,7 @@
 
 pub mod dirhash;
 /// Proxy-compatible module files with real `h1:` sums, for tests and benchmarks.
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod gomod_file;
 pub mod gosum;
