@@ -67,8 +67,9 @@ pub struct LayoutInput<'a> {
     pub recorded: &'a BTreeMap<String, String>,
     /// store key -> path of the stored file (local store).
     pub store_path: &'a dyn Fn(&str) -> PathBuf,
-    /// version reported for the main module(s) (from git: tag or pseudo-version).
-    pub main_version: &'a str,
+    /// requested path ("." for the root) -> version reported for that main module (from git:
+    /// tag or pseudo-version, see `version::main_module_version`).
+    pub main_versions: &'a BTreeMap<String, String>,
     /// this request's GOPROXY URL (with its token), returned as `GOPROXY`.
     pub repo_url: &'a str,
 }
@@ -310,7 +311,12 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
     // packages
     let mut packages = Vec::new();
     for m in &inp.plan.modules {
-        let purl = go_purl(&m.gomod.module, Some(inp.main_version));
+        let main_version = inp
+            .main_versions
+            .get(&m.path)
+            .map(String::as_str)
+            .unwrap_or_default();
+        let purl = go_purl(&m.gomod.module, Some(main_version));
         let mut deps: Vec<Dependency> = m
             .deps
             .iter()
@@ -338,7 +344,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
         packages.push(Package {
             kind: "gomod".into(),
             name: m.gomod.module.clone(),
-            version: inp.main_version.to_string(),
+            version: main_version.to_string(),
             path: if m.path == "." {
                 None
             } else {

@@ -14,6 +14,7 @@ pub mod gosum;
 pub mod layout;
 pub mod plan;
 pub mod vendor;
+pub mod version;
 
 use super::{PmContext, PmOutput};
 use crate::fetch::Check;
@@ -65,7 +66,25 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
         .parent()
         .ok_or_else(|| Failure::server("FileAccessError", "The bundle has no root"))?
         .to_path_buf();
-    let main_version = main_version(ctx.app_dir, &ctx.job.git_ref);
+    let main_versions: BTreeMap<String, String> = {
+        let (app, git_ref) = (ctx.app_dir.to_path_buf(), ctx.job.git_ref.clone());
+        let modules: Vec<(String, String)> = plan
+            .modules
+            .iter()
+            .map(|m| (m.path.clone(), m.gomod.module.clone()))
+            .collect();
+        blocking(move || {
+            Ok(modules
+                .into_iter()
+                .map(|(path, module)| {
+                    let sub = (path != ".").then_some(path.as_str());
+                    let v = version::main_version_or_fallback(&app, &git_ref, &module, sub);
+                    (path, v)
+                })
+                .collect())
+        })
+        .await?
+    };
     let repo_url = ctx
         .repository_url("gomod")
         .trim_end_matches('/')
@@ -78,7 +97,7 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
             plan: &plan,
             recorded: &recorded,
             store_path: &store_path,
-            main_version: &main_version,
+            main_versions: &main_versions,
             repo_url: &repo_url,
         })
         .map_err(|e| e.failure())
@@ -129,49 +148,4 @@ fn h1_check(d: GoDownload, recorded: Arc<Mutex<BTreeMap<String, String>>>) -> Ch
         }
         Ok(())
     })
-}
-
-/// The main module's version: a semver tag on the commit, else a v0.0.0 pseudo-version.
-fn main_version(app_dir: &Path, git_ref: &str) -> String {
-    let short: String = git_ref.chars().take(12).collect();
-    let Ok(repo) = git2::Repository::open(app_dir) else {
-        return format!("v0.0.0-19700101000000-{short}");
-    };
-    let Ok(commit) = repo.head().and_then(|h| h.peel_to_commit()) else {
-        return format!("v0.0.0-19700101000000-{short}");
-    };
-    let id = commit.id();
-    let mut tags: Vec<String> = Vec::new();
-    if let Ok(names) = repo.tag_names(Some("v*")) {
-        for name in (0..names.len()).filter_map(|i| names.get(i).ok().flatten()) {
-            let target = repo
-                .revparse_single(&format!("refs/tags/{name}"))
-                .and_then(|o| o.peel_to_commit());
-            if target.is_ok_and(|c| c.id() == id) && is_release(name) {
-                tags.push(name.to_string());
-            }
-        }
-    }
-    tags.sort_by(|a, b| common::gomod::compare_versions(a, b));
-    if let Some(tag) = tags.pop() {
-        return tag;
-    }
-    let time = chrono::DateTime::from_timestamp(commit.time().seconds(), 0)
-        .unwrap_or_default()
-        .format("%Y%m%d%H%M%S");
-    let short: String = id.to_string().chars().take(12).collect();
-    format!("v0.0.0-{time}-{short}")
-}
-
-/// `vMAJOR.MINOR.PATCH`, optionally with a `-pre` suffix.
-fn is_release(tag: &str) -> bool {
-    let Some(v) = tag.strip_prefix('v') else {
-        return false;
-    };
-    let core = v.split(['-', '+']).next().unwrap_or_default();
-    let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
