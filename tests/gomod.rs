@@ -181,6 +181,17 @@ async fn transitive_deps_build_offline_and_via_the_request_goproxy() {
         ]
     );
     assert_eq!(r["packages"][0]["name"], "example.com/app");
+    // No tags reach the worker (the source is fetched by commit id, without tags), so the
+    // main module gets Cachito's no-tag pseudo-version v0.0.0-<committer time UTC>-<sha12>.
+    let main_version = r["packages"][0]["version"].as_str().unwrap();
+    let ts = main_version
+        .strip_prefix("v0.0.0-")
+        .and_then(|v| v.strip_suffix(&format!("-{}", &commit[..12])))
+        .unwrap_or_else(|| panic!("unexpected main version {main_version}"));
+    assert!(
+        ts.len() == 14 && ts.bytes().all(|b| b.is_ascii_digit()) && !ts.starts_with("1970"),
+        "{main_version}"
+    );
     let (_, manifest) = s
         .larder
         .get(&format!("/api/v1/requests/{id}/content-manifest"))
@@ -189,7 +200,7 @@ async fn transitive_deps_build_offline_and_via_the_request_goproxy() {
     for purl in [
         "pkg:golang/github.com%2FFix%2FUpper@v1.0.0",
         "pkg:golang/example.com%2Fb@v1.1.0",
-        "pkg:golang/example.com%2Fapp@v0.0.0-",
+        &format!("pkg:golang/example.com%2Fapp@{main_version}"),
     ] {
         assert!(manifest.contains(purl), "{purl} not in {manifest}");
     }
