@@ -79,7 +79,31 @@ async fn run() {
     larder
         .env
         .insert("LARDER_NPM_REGISTRY".into(), upstream.url.clone());
-    let serve = larder.spawn("serve", &[]);
+    // measurement knobs for the served process (the harness clears its environment):
+    // LARDER_NPM_BENCH_CHILD_<VAR>=value sets <VAR> (e.g. MALLOC_ARENA_MAX, LD_PRELOAD)
+    for (k, v) in std::env::vars() {
+        if let Some(var) = k.strip_prefix("LARDER_NPM_BENCH_CHILD_") {
+            larder.env.insert(var.into(), v);
+        }
+    }
+    // LARDER_NPM_BENCH_SPLIT: `larder api` + `larder worker` as two processes, to tell their
+    // memory apart (prefetch-only runs)
+    let split = std::env::var_os("LARDER_NPM_BENCH_SPLIT").is_some();
+    let (serve, worker) = if split {
+        let api = larder.spawn("api", &[]);
+        larder.wait_healthy().await;
+        // LARDER_NPM_BENCH_WORKER_<VAR>=value: env for the worker process only
+        let worker_env: Vec<(String, String)> = std::env::vars()
+            .filter_map(|(k, v)| Some((k.strip_prefix("LARDER_NPM_BENCH_WORKER_")?.to_string(), v)))
+            .collect();
+        let worker_env: Vec<(&str, &str)> = worker_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        (api, Some(larder.spawn("worker", &worker_env)))
+    } else {
+        (larder.spawn("serve", &[]), None)
+    };
     larder.wait_healthy().await;
     let rss_idle = vm_hwm_kib(larder.pid(serve));
 
@@ -107,6 +131,56 @@ async fn run() {
     let (id, warm) = prefetch("warm").await;
     let warm_requests = upstream.requests().len();
     let rss_peak = vm_hwm_kib(larder.pid(serve));
+    if std::env::var_os("LARDER_NPM_BENCH_SKIP_NPM_CI").is_some() {
+        // memory/prefetch only: no `npm ci` runs
+        println!(
+            "npm benchmark: {n} packages; cold {cold:.2?} ({cold_requests} upstream requests), warm {warm:.2?} ({warm_requests}); `larder serve` VmHWM idle {} MiB, after prefetches {} MiB",
+            rss_idle / 1024,
+            rss_peak / 1024
+        );
+        let _ = id;
+        if let Some(w) = worker {
+            println!(
+                "split: `larder api` VmHWM {} MiB, `larder worker` VmHWM {} MiB",
+                vm_hwm_kib(larder.pid(serve)) / 1024,
+                vm_hwm_kib(larder.pid(w)) / 1024
+            );
+        }
+        if std::env::var_os("LARDER_NPM_BENCH_PROC").is_some() {
+            let pid = larder.pid(worker.unwrap_or(serve));
+            let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+            let mut cur = String::new();
+            let mut maps = vec![];
+            for l in smaps.lines() {
+                if let Some(rss) = l.strip_prefix("Rss:") {
+                    let kb: u64 = rss
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse()
+                        .unwrap_or(0);
+                    maps.push((kb, cur.clone()));
+                } else if l
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|w| w.contains('-') && !w.ends_with(':'))
+                {
+                    cur = l.to_string();
+                }
+            }
+            maps.sort();
+            for (kb, m) in maps.iter().rev().take(15) {
+                println!("{kb:>8} kB {m}");
+            }
+            for f in ["status", "smaps_rollup"] {
+                println!(
+                    "{}",
+                    std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap_or_default()
+                );
+            }
+        }
+        return;
+    }
 
     // the real client, same fixture registry, empty cache
     let direct = tmp.path().join("direct");

@@ -55,7 +55,7 @@ impl ApiClient {
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&[u8]>,
     ) -> Result<reqwest::Response, ApiClientError> {
         let what = format!("{method} {path}");
         let mut delay = Duration::from_millis(500);
@@ -69,7 +69,9 @@ impl ApiClient {
                 req = req.bearer_auth(token);
             }
             if let Some(body) = body {
-                req = req.json(body);
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_vec());
             }
             let err = match req.send().await {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
@@ -114,7 +116,7 @@ impl ApiClient {
         self.call(
             reqwest::Method::PATCH,
             &format!("/api/v1/requests/{id}"),
-            Some(&body),
+            Some(&json_bytes(&body)),
         )
         .await
         .map(drop)
@@ -153,14 +155,16 @@ impl ApiClient {
         artifacts: &[Artifact],
         files: &[ConfigFile],
     ) -> Result<(), ApiClientError> {
-        let data_json = serde_json::to_value(data).expect("serializable");
+        // serialized straight to bytes: a serde_json::Value of thousands of artifacts costs
+        // several times the body (and fragments the heap)
+        let data_json = json_bytes(data);
         self.call(
             reqwest::Method::PUT,
             &format!("/api/v1/requests/{id}/packages"),
             Some(&data_json),
         )
         .await?;
-        let artifacts_json = serde_json::to_value(artifacts).expect("serializable");
+        let artifacts_json = json_bytes(artifacts);
         self.call(
             reqwest::Method::PUT,
             &format!("/api/v1/requests/{id}/artifacts"),
@@ -176,7 +180,7 @@ impl ApiClient {
                     kind: "base64".into(),
                 })
                 .collect();
-            let files_json = serde_json::to_value(files).expect("serializable");
+            let files_json = json_bytes(&files);
             self.call(
                 reqwest::Method::POST,
                 &format!("/api/v1/requests/{id}/configuration-files"),
@@ -191,4 +195,9 @@ impl ApiClient {
         )
         .await
     }
+}
+
+/// A JSON request body, serialized once (retries resend the same bytes).
+fn json_bytes<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("serializable")
 }
