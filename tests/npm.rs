@@ -121,16 +121,14 @@ async fn fixture(v: u32, extras: bool) -> Fixture {
         );
         if v == 1 {
             let deps = lock["dependencies"].as_object_mut().unwrap();
-            deps.insert(
-                "t".into(),
-                json!({"version": turl, "integrity": t.integrity}),
+            legacy_non_registry_deps(
+                deps,
+                &turl,
+                &t.integrity,
+                &f.integrity,
+                &b1.integrity,
+                &gspec,
             );
-            deps.insert(
-                "f".into(),
-                json!({"version": "file:vendor/f-1.0.0.tgz", "integrity": f.integrity}),
-            );
-            deps.insert("al".into(), json!({"version": "npm:b@1.1.0", "resolved": "https://registry.npmjs.org/b/-/b-1.1.0.tgz", "integrity": b1.integrity}));
-            deps.insert("gdep".into(), json!({"version": gspec, "from": gspec}));
         } else {
             repo.write(
                 "packages/w/package.json",
@@ -160,16 +158,14 @@ async fn fixture(v: u32, extras: bool) -> Fixture {
             );
             if v == 2 {
                 let deps = lock["dependencies"].as_object_mut().unwrap();
-                deps.insert(
-                    "t".into(),
-                    json!({"version": turl, "integrity": t.integrity}),
+                legacy_non_registry_deps(
+                    deps,
+                    &turl,
+                    &t.integrity,
+                    &f.integrity,
+                    &b1.integrity,
+                    &gspec,
                 );
-                deps.insert(
-                    "f".into(),
-                    json!({"version": "file:vendor/f-1.0.0.tgz", "integrity": f.integrity}),
-                );
-                deps.insert("al".into(), json!({"version": "npm:b@1.1.0", "resolved": "https://registry.npmjs.org/b/-/b-1.1.0.tgz", "integrity": b1.integrity}));
-                deps.insert("gdep".into(), json!({"version": gspec, "from": gspec}));
                 deps.insert("w".into(), json!({"version": "file:packages/w"}));
             }
         }
@@ -576,5 +572,33 @@ async fn npm_missing_lockfile_fails_as_client_error() {
             .unwrap()
             .contains("package-lock.json"),
         "{done}"
+    );
+}
+
+/// The legacy `dependencies` entries (lockfile v1, and mirrored in v2) of the non-registry
+/// dependencies: an http tarball, a `file:` tarball, an alias and a git dependency.
+fn legacy_non_registry_deps(
+    deps: &mut serde_json::Map<String, serde_json::Value>,
+    tarball_url: &str,
+    t_integrity: &str,
+    f_integrity: &str,
+    b1_integrity: &str,
+    git_spec: &str,
+) {
+    deps.insert(
+        "t".into(),
+        json!({"version": tarball_url, "integrity": t_integrity}),
+    );
+    deps.insert(
+        "f".into(),
+        json!({"version": "file:vendor/f-1.0.0.tgz", "integrity": f_integrity}),
+    );
+    deps.insert(
+        "al".into(),
+        json!({"version": "npm:b@1.1.0", "resolved": "https://registry.npmjs.org/b/-/b-1.1.0.tgz", "integrity": b1_integrity}),
+    );
+    deps.insert(
+        "gdep".into(),
+        json!({"version": git_spec, "from": git_spec}),
     );
 }

@@ -303,7 +303,11 @@ pub fn classify(
         });
     }
     let version = e.version.clone().unwrap_or_default();
-    if resolved.is_empty() {
+    let is_http = resolved.starts_with("https://") || resolved.starts_with("http://");
+    // No `resolved` means the registry; so does a registry-shaped tarball URL on any host.
+    if resolved.is_empty()
+        || (is_http && !version.is_empty() && is_registry_url(&resolved, &e.name, &version))
+    {
         if version.is_empty() {
             return Err(ClassifyError::MissingVersion { label });
         }
@@ -316,17 +320,7 @@ pub fn classify(
             integrity: e.integrity.clone(),
         });
     }
-    if resolved.starts_with("https://") || resolved.starts_with("http://") {
-        if !version.is_empty() && is_registry_url(&resolved, &e.name, &version) {
-            if !valid_version(&version) {
-                return Err(ClassifyError::InvalidName { label });
-            }
-            return Ok(Kind::Registry {
-                name: e.name.clone(),
-                version,
-                integrity: e.integrity.clone(),
-            });
-        }
+    if is_http {
         if url::Url::parse(&resolved)
             .ok()
             .and_then(|u| u.host_str().map(|_| ()))
