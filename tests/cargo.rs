@@ -236,8 +236,9 @@ async fn workspace_with_git_and_path_deps_builds_offline_and_serves_a_registry()
         );
     }
 
-    // the bundle: vendored crates as `cargo vendor` lays them out
+    // the bundle: app/ is the commit; vendored crates as `cargo vendor` lays them out
     let (bytes, _) = larder.download(id).await;
+    assert_app_is_commit(&bytes, &repo.dir, &commit);
     let bundle = t.join("bundle");
     unpack(&bytes, &bundle);
     for d in [
@@ -259,14 +260,20 @@ async fn workspace_with_git_and_path_deps_builds_offline_and_serves_a_registry()
     }
     assert!(!bundle.join("deps/cargo/undeclared-1.0.0").exists());
 
-    // the returned configuration: offline + registry variants
+    // the returned configuration: offline + registry variants; the offline one is also in the
+    // bundle's app overlay, so the bundle alone builds offline
     let files = larder.config_files(id).await;
     let paths: Vec<&str> = files.keys().map(String::as_str).collect();
     assert_eq!(
         paths,
         vec!["app/.cargo/config.registry.toml", "app/.cargo/config.toml"]
     );
-    for (p, c) in &files {
+    assert_eq!(
+        std::fs::read(bundle.join("deps/app-overlay/.cargo/config.toml")).unwrap(),
+        files["app/.cargo/config.toml"]
+    );
+    apply_app_overlay(&bundle);
+    for (p, c) in files.iter().filter(|(p, _)| p.ends_with("registry.toml")) {
         std::fs::create_dir_all(bundle.join(p).parent().unwrap()).unwrap();
         std::fs::write(bundle.join(p), c).unwrap();
     }

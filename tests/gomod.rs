@@ -205,6 +205,7 @@ async fn transitive_deps_build_offline_and_via_the_request_goproxy() {
         assert!(manifest.contains(purl), "{purl} not in {manifest}");
     }
 
+    assert_app_is_commit(&s.larder.download(id).await.0, &repo.dir, &commit);
     let (root, env) = s.bundle(id, "bundle").await;
     let goproxy = get_env(&env, "GOPROXY").to_string();
     assert!(
@@ -565,5 +566,78 @@ async fn dependency_replacements_rewrite_go_mod() {
     assert!(out.contains("ab2"), "{out}");
     let out = run_via_proxy(&root.join("app"), &env, &s.dir("fresh"), &home);
     assert!(out.contains("ab2"), "{out}");
+    make_writable(&root);
+
+    // a replacement of a module the build does not use fails clearly (as Cachito does)
+    let (_, r) = s
+        .submit(
+            &repo,
+            &commit,
+            json!({"dependency_replacements": [
+                {"type": "gomod", "name": "example.com/b", "version": "v1.2.0"},
+                {"type": "gomod", "name": "example.com/pizza", "version": "v1.0.0"}]}),
+        )
+        .await;
+    assert_failed_with(
+        &r,
+        &["The following gomod dependency replacements don't apply: example.com/pizza"],
+    );
+    assert_eq!(r["error_origin"], "client", "{r}");
+}
+
+#[tokio::test]
+async fn every_module_whose_source_ships_is_reported() {
+    let s = Setup::start(&[]).await;
+    // a test dependency of a dependency: go.sum vouches for its zip, the build list has no room
+    // for it (go 1.19: go.mod lists the whole build list)
+    let testonly = lib(
+        "example.com/testonly",
+        "v1.0.0",
+        "testonly",
+        &[],
+        "package testonly\n",
+    );
+    write_proxy_tree(&s.proxy(), std::slice::from_ref(&testonly)).unwrap();
+    let repo = s.app_repo("repo");
+    repo.write(
+        "go.sum",
+        &gosum_text(&[&s.fx.upper, &s.fx.b, &testonly], &[]),
+    );
+    let commit = repo.commit("app");
+    let (id, r) = s.submit(&repo, &commit, json!({})).await;
+    assert_complete(&r);
+    let dev: Vec<(String, Value)> = r["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["name"].as_str().unwrap().to_string(), d["dev"].clone()))
+        .collect();
+    assert!(
+        dev.contains(&("example.com/testonly".to_string(), json!(true))),
+        "{r}"
+    );
+    assert!(
+        dev.iter()
+            .filter(|(n, _)| n != "example.com/testonly")
+            .all(|(_, d)| d != &json!(true)),
+        "{r}"
+    );
+    let purl = "pkg:golang/example.com%2Ftestonly@v1.0.0";
+    let (_, manifest) = s
+        .larder
+        .get(&format!("/api/v1/requests/{id}/content-manifest"))
+        .await;
+    let entry = &manifest["image_contents"][0];
+    assert!(entry["sources"].to_string().contains(purl), "{manifest}");
+    assert!(
+        !entry["dependencies"].to_string().contains(purl),
+        "{manifest}"
+    );
+    let (_, sbom) = s.larder.get(&format!("/api/v1/sbom?requests={id}")).await;
+    assert!(sbom.to_string().contains(purl), "{sbom}");
+    let (root, _) = s.bundle(id, "bundle").await;
+    assert!(root
+        .join("deps/gomod/pkg/mod/cache/download/example.com/testonly/@v/v1.0.0.zip")
+        .is_file());
     make_writable(&root);
 }

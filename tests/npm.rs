@@ -49,6 +49,10 @@ async fn fixture(v: u32, extras: bool) -> Fixture {
     let c = build(&FixturePackage::new("@s/c", "2.0.0").dep("b", "^2.0.0"));
     let d = build(&FixturePackage::new("d", "1.0.0"));
     let left_pad = build(&FixturePackage::new("left-pad", "1.3.0"));
+    // a scoped and an unscoped package whose tarballs share one file name (any Jest project)
+    let expect = build(&FixturePackage::new("expect", "29.7.0"));
+    let jest_expect =
+        build(&FixturePackage::new("@jest/expect", "29.7.0").dep("expect", "^29.7.0"));
     write_registry(
         &up_dir,
         &upstream.url,
@@ -59,6 +63,8 @@ async fn fixture(v: u32, extras: bool) -> Fixture {
             c.clone(),
             d.clone(),
             left_pad,
+            expect.clone(),
+            jest_expect.clone(),
         ],
     )
     .unwrap();
@@ -69,12 +75,16 @@ async fn fixture(v: u32, extras: bool) -> Fixture {
     };
     root.dependencies.insert("a".into(), "^1.0.0".into());
     root.dev_dependencies.insert("@s/c".into(), "^2.0.0".into());
+    root.dependencies
+        .insert("@jest/expect".into(), "^29.7.0".into());
     let tree = vec![
         entry("node_modules/a", &a, false, false),
         entry("node_modules/b", &b1, false, false),
         entry("node_modules/@s/c", &c, true, false),
         entry("node_modules/@s/c/node_modules/b", &b2, true, false),
         entry("node_modules/d", &d, false, true),
+        entry("node_modules/@jest/expect", &jest_expect, false, false),
+        entry("node_modules/expect", &expect, false, false),
     ];
     let mut expect: Vec<String> = tree
         .iter()
@@ -314,8 +324,9 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
     assert!(!reg_lock.contains("registry.npmjs.org"), "{reg_lock}");
     assert!(!reg_lock.contains("git+file"), "{reg_lock}");
 
-    // the bundle: deps/npm/… and the offline lockfile in app/
+    // the bundle: app/ is the commit; deps/npm/… and the offline lockfile in the app overlay
     let bundle_bytes = larder.download(id).await.0;
+    assert_app_is_commit(&bundle_bytes, &fx.repo.dir, &fx.commit);
     let bundle = untar(&bundle_bytes);
     assert!(
         bundle.contains_key("deps/npm/@s/c/-/c-2.0.0.tgz"),
@@ -323,7 +334,14 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
         bundle.keys()
     );
     assert!(bundle.contains_key("deps/npm/b/-/b-2.0.0.tgz"));
-    let off_lock = String::from_utf8(bundle["app/package-lock.json"].clone().unwrap()).unwrap();
+    assert!(bundle.contains_key("deps/npm/expect/-/expect-29.7.0.tgz"));
+    assert!(bundle.contains_key("deps/npm/@jest/expect/-/expect-29.7.0.tgz"));
+    let off_lock = String::from_utf8(
+        bundle["deps/app-overlay/package-lock.json"]
+            .clone()
+            .unwrap(),
+    )
+    .unwrap();
     assert!(
         off_lock.contains("file:../deps/npm/a/-/a-1.0.0.tgz"),
         "{off_lock}"
@@ -359,11 +377,52 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
         assert_eq!(al["name"], "b");
     }
 
-    // offline route: the unpacked bundle, an empty cache and no registry at all
+    // a tarball of the per-request registry goes out as stored (never gzipped again), with its
+    // length, for the scoped one of the pair sharing a file name too
+    let npmrc = String::from_utf8(cfg["app/.npmrc"].clone()).unwrap();
+    let token = npmrc
+        .lines()
+        .find_map(|l| l.split_once(":_authToken=").map(|(_, t)| t.to_string()))
+        .unwrap();
+    for name in ["expect", "@jest/expect"] {
+        let resp = larder
+            .http
+            .get(format!(
+                "{}/repos/{id}/npm/{name}/-/expect-29.7.0.tgz",
+                larder.url
+            ))
+            .bearer_auth(&token)
+            .header("Accept-Encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().get("content-encoding").is_none());
+        let len: usize = resp.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = resp.bytes().await.unwrap();
+        assert_eq!(body.len(), len);
+        assert_eq!(
+            body.to_vec(),
+            fs::read(
+                fx.tmp
+                    .path()
+                    .join(format!("upstream/{name}/-/expect-29.7.0.tgz"))
+            )
+            .unwrap()
+        );
+    }
+
+    // offline route: the unpacked bundle with its app overlay applied (README's command), an
+    // empty cache and no registry at all
     let unpacked = fx.tmp.path().join("bundle");
     tar::Archive::new(flate2::read::GzDecoder::new(&bundle_bytes[..]))
         .unpack(&unpacked)
         .unwrap();
+    apply_app_overlay(&unpacked);
     let (ok, out) = npm(
         &unpacked.join("app"),
         &fx.tmp.path().join("home-offline"),

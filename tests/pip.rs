@@ -312,8 +312,9 @@ async fn plain_pins_build_requirements_real_pip_offline_and_cached_second_reques
     assert_eq!(dependency(&packages, "builddep")["dev"], true);
     assert_eq!(dependency(&packages, "htmlonly")["version"], "1.0");
 
-    // The bundle: sdists, the wheel (pip-allow-binary), the find-links page.
+    // The bundle: app/ is the commit; sdists, the wheel (pip-allow-binary), the find-links page.
     let (bytes, _) = larder.download(id).await;
+    assert_app_is_commit(&bytes, &repo.dir, &commit);
     let bundle = untar(&bytes);
     for f in [
         "deps/pip/alpha/alpha-1.0.tar.gz",
@@ -727,4 +728,54 @@ async fn unpinned_file_and_escaping_requirements_fail_with_clear_reasons() {
         "{done}"
     );
     assert_eq!(store_files(&larder, "deps/pip"), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn application_without_project_metadata_is_named_after_its_repository() {
+    let upstream = Upstream::start().await;
+    let larder = larder(&upstream).await;
+    let work = tempfile::tempdir().unwrap();
+    // no pyproject.toml, setup.cfg or setup.py: only pinned requirements, as most apps have
+    let repo = GitRepo::new(work.path().join("My_App.git"));
+    repo.write("requirements.txt", "alpha==1.0\n")
+        .write("tools/requirements.txt", "beta==2.0\n");
+    let commit = repo.commit("requirements only");
+    let id = larder
+        .submit(
+            json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["pip"],
+            "packages": {"pip": [{"path": "."}, {"path": "tools"}]}}),
+        )
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "complete", "{done}\n{}", larder.logs());
+    let version = format!("0.0.0+{}", &commit[..7]);
+    let packages: Vec<(String, String, Value)> = done["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+                p["path"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        packages,
+        vec![
+            ("my-app".to_string(), version.clone(), Value::Null),
+            ("my-app-tools".to_string(), version, json!("tools")),
+        ]
+    );
+    let logs = larder
+        .http
+        .get(format!("{}/api/v1/requests/{id}/logs", larder.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(logs.contains("using the repository's name"), "{logs}");
 }

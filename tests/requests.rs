@@ -95,6 +95,11 @@ async fn bundle_matches_git_archive_and_survives_the_repository() {
         .await
         .unwrap();
     assert!(logs.contains("reusing the cached source archive"), "{logs}");
+    // plain text: no terminal colour codes in the request log or the redirected stderr
+    assert!(!logs.contains('\x1b'), "{logs:?}");
+    let stderr = larder.logs();
+    assert!(stderr.contains("request created"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
 }
 
 #[tokio::test]
@@ -217,7 +222,7 @@ async fn git_submodules_are_fetched_and_reported() {
 }
 
 #[tokio::test]
-async fn unimplemented_package_manager_fails_as_client_error() {
+async fn package_manager_this_deployment_cannot_process_is_refused_at_submission() {
     let larder = Larder::start().await;
     let work = tempfile::tempdir().unwrap();
     let (repo, commit) = GitRepo::with_file(
@@ -225,14 +230,107 @@ async fn unimplemented_package_manager_fails_as_client_error() {
         "Gemfile",
         "source 'https://rubygems.org'\n",
     );
-    let id = larder
-        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["rubygems"]}))
+    let (status, body) = larder
+        .post(
+            "/api/v1/requests",
+            &json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["npm", "rubygems"]}),
+        )
         .await;
-    let done = larder.wait(id).await;
-    assert_eq!(done["state"], "failed");
-    assert_eq!(done["error_origin"], "client");
-    assert_eq!(done["error_type"], "UnsupportedFeature");
-    assert!(done["state_reason"].as_str().unwrap().contains("rubygems"));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"],
+        "The following package managers are not enabled: rubygems"
+    );
+    let (_, list) = larder.get("/api/v1/requests").await;
+    assert_eq!(list["meta"]["total"], 0, "nothing was recorded");
+    // what /status says it can process agrees
+    let (_, status) = larder.get("/api/v1/status").await;
+    assert_eq!(status["can_process"]["rubygems"], false, "{status}");
+
+    // a 201 body agrees with itself: its state is its newest history entry
+    for _ in 0..5 {
+        let (status, created) = larder
+            .post(
+                "/api/v1/requests",
+                &json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let newest = &created["state_history"][0];
+        assert_eq!(created["state"], newest["state"], "{created}");
+        assert_eq!(created["state_reason"], newest["state_reason"], "{created}");
+        assert_eq!(created["updated"], newest["updated"], "{created}");
+    }
+}
+
+#[tokio::test]
+async fn stored_files_go_out_as_stored_with_their_length_and_answer_head() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "a.txt", "a");
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    assert_eq!(larder.wait(id).await["state"], "complete");
+    let (bytes, digest) = larder.download(id).await;
+    let url = format!("{}/api/v1/requests/{id}/download", larder.url);
+    // every `requests` client and browser sends this; the bundle must not be gzipped again
+    let resp = larder
+        .http
+        .get(&url)
+        .header("Accept-Encoding", "gzip, deflate, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers().get("content-encoding").is_none(),
+        "{:?}",
+        resp.headers()
+    );
+    assert_eq!(
+        resp.headers()["content-length"].to_str().unwrap(),
+        bytes.len().to_string()
+    );
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), bytes);
+    let head = larder
+        .http
+        .head(&url)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["digest"].to_str().unwrap(), digest);
+    assert_eq!(
+        head.headers()["content-length"].to_str().unwrap(),
+        bytes.len().to_string()
+    );
+    assert!(head.bytes().await.unwrap().is_empty());
+    // JSON is still compressed for clients that ask
+    let json = larder
+        .http
+        .get(format!("{}/api/v1/requests/{id}", larder.url))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.headers()["content-encoding"], "gzip");
+    // HEAD works wherever GET does
+    for path in [
+        format!("/api/v1/requests/{id}"),
+        "/api/v1/requests".to_string(),
+        format!("/api/v1/requests/{id}/logs"),
+        "/healthz".to_string(),
+    ] {
+        let resp = larder
+            .http
+            .head(format!("{}{path}", larder.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "HEAD {path}");
+    }
 }
 
 #[tokio::test]

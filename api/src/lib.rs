@@ -53,9 +53,40 @@ macro_rules! routes {
         pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
 
         pub fn configure(cfg: &mut web::ServiceConfig) {
-            $(cfg.route($path, web::$method().to($handler));)*
+            $(cfg.route($path, method_route(stringify!($method)).to($handler));)*
         }
     };
+}
+
+/// `HEAD` answers wherever `GET` does (actix sends the headers, Content-Length included, and no
+/// body).
+fn method_route(method: &str) -> actix_web::Route {
+    use actix_web::guard;
+    match method {
+        "get" => web::route().guard(guard::Any(guard::Get()).or(guard::Head())),
+        "post" => web::post(),
+        "put" => web::put(),
+        "patch" => web::patch(),
+        other => unreachable!("no route uses the method {other}"),
+    }
+}
+
+/// Stored files (bundles, tarballs, crates, zips, wheels) go out as stored, with their
+/// Content-Length: their handlers mark them `Content-Encoding: identity`, which keeps
+/// `Compress` off them, and this strips the marker on the way out.
+async fn strip_identity_marker(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    let headers = res.headers_mut();
+    if headers
+        .get(actix_web::http::header::CONTENT_ENCODING)
+        .is_some_and(|v| v == "identity")
+    {
+        headers.remove(actix_web::http::header::CONTENT_ENCODING);
+    }
+    Ok(res)
 }
 
 routes! {
@@ -132,6 +163,7 @@ pub async fn start(config: Config) -> Result<actix_web::dev::Server, StartError>
                 error::ApiError::bad_request(format!("Invalid query: {e}")).into()
             }))
             .wrap(actix_web::middleware::Compress::default())
+            .wrap(actix_web::middleware::from_fn(strip_identity_marker))
             .configure(configure)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(error::ApiError::not_found())

@@ -85,13 +85,18 @@ pub enum ClientCommand {
         #[arg(long, default_value = ".")]
         bundle_dir: PathBuf,
     },
-    /// Write a request's configuration files under DIR (the unpacked bundle's root).
+    /// Write a request's configuration files under DIR (the unpacked bundle's root). With
+    /// `--offline`, copy the bundle's own `deps/app-overlay/` over `DIR/app` instead (rewritten
+    /// lockfiles and configuration for an offline build; no api needed).
     ConfigFiles {
         #[command(flatten)]
         server: Server,
-        id: i64,
+        #[arg(required_unless_present = "offline")]
+        id: Option<i64>,
         #[arg(long)]
         dir: PathBuf,
+        #[arg(long)]
+        offline: bool,
     },
     /// List requests.
     List {
@@ -304,6 +309,45 @@ async fn download(api: &Api, id: i64, output: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Copy `<bundle>/deps/app-overlay/` over `<bundle>/app/`, refusing to follow a symlink of the
+/// repository out of `app/`.
+fn apply_overlay(bundle: &Path) -> Result<()> {
+    let overlay = bundle.join(worker::bundle::APP_OVERLAY);
+    let app = bundle.join("app");
+    if !app.is_dir() {
+        bail!("{} is not an unpacked bundle (no app/)", bundle.display());
+    }
+    if !overlay.is_dir() {
+        eprintln!("{} has no app overlay: nothing to apply", bundle.display());
+        return Ok(());
+    }
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for entry in std::fs::read_dir(overlay.join(&rel))? {
+            let entry = entry?;
+            let rel = rel.join(entry.file_name());
+            let target = app.join(&rel);
+            if entry.file_type()?.is_dir() {
+                if target.is_symlink() {
+                    bail!(
+                        "refusing to write through the symlink app/{}",
+                        rel.display()
+                    );
+                }
+                std::fs::create_dir_all(&target)?;
+                stack.push(rel);
+            } else {
+                if target.is_symlink() {
+                    std::fs::remove_file(&target)?;
+                }
+                std::fs::copy(entry.path(), &target)?;
+                eprintln!("wrote {}", target.display());
+            }
+        }
+    }
+    Ok(())
+}
+
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
@@ -403,7 +447,16 @@ pub async fn run(cmd: ClientCommand) -> Result<i32> {
             }
             Ok(0)
         }
-        ClientCommand::ConfigFiles { server, id, dir } => {
+        ClientCommand::ConfigFiles {
+            dir, offline: true, ..
+        } => {
+            apply_overlay(&dir)?;
+            Ok(0)
+        }
+        ClientCommand::ConfigFiles {
+            server, id, dir, ..
+        } => {
+            let id = id.ok_or_else(|| anyhow!("a request id is required"))?;
             let files = Api::new(&server)
                 .get(&format!("/api/v1/requests/{id}/configuration-files"))
                 .await?;

@@ -57,7 +57,11 @@ enum Command {
 fn init_tracing(data_dir: Option<&std::path::Path>) {
     let filter = EnvFilter::try_from_env("LARDER_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,actix_server=warn"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    // colour only on a terminal: redirected logs and log files stay plain text
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let registry = tracing_subscriber::registry().with(filter).with(fmt);
     match data_dir {
         Some(dir) => registry.with(worker::request_log::layer(dir)).init(),

@@ -412,6 +412,83 @@ pub fn untar(bytes: &[u8]) -> BTreeMap<String, Option<Vec<u8>>> {
     out
 }
 
+/// Regular files and symlinks of a tar stream below `prefix`: path -> (executable, content or
+/// `-> target`). Directories are left out (git archive and a bundle differ only there).
+fn tar_files(reader: impl std::io::Read, prefix: &str) -> BTreeMap<String, (bool, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let Some(rel) = path.strip_prefix(prefix) else {
+            continue;
+        };
+        let kind = entry.header().entry_type();
+        let exec = entry.header().mode().unwrap() & 0o111 != 0;
+        let content = match kind {
+            tar::EntryType::Symlink => {
+                format!("-> {}", entry.link_name().unwrap().unwrap().display()).into_bytes()
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mut buf = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut buf).unwrap();
+                buf
+            }
+            _ => continue,
+        };
+        let exec = exec && kind != tar::EntryType::Symlink;
+        out.insert(rel.to_string(), (exec, content));
+    }
+    out
+}
+
+/// The bundle's `app/` is byte for byte `git archive` of the commit: the same files with the
+/// same contents, executable bits and symlinks.
+pub fn assert_app_is_commit(bundle: &[u8], repo: &Path, commit: &str) {
+    let out = Command::new("git")
+        .args(["archive", "--format=tar", commit])
+        .current_dir(repo)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = tar_files(&out.stdout[..], "");
+    let got = tar_files(flate2::read::GzDecoder::new(bundle), "app/");
+    let want_paths: Vec<&String> = want.keys().collect();
+    let got_paths: Vec<&String> = got.keys().collect();
+    assert_eq!(
+        got_paths, want_paths,
+        "the bundle's app/ holds other files than the commit"
+    );
+    for (path, (exec, content)) in &want {
+        let (got_exec, got_content) = &got[path];
+        assert!(got_content == content, "app/{path} differs from the commit");
+        assert_eq!(
+            got_exec, exec,
+            "app/{path}: executable bit differs from the commit"
+        );
+    }
+}
+
+/// README's offline step: `larder config-files --offline --dir <unpacked bundle>`, which
+/// copies `deps/app-overlay/` over `app/`.
+pub fn apply_app_overlay(unpacked: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(["config-files", "--offline", "--dir"])
+        .arg(unpacked)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "larder config-files --offline: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProxyMode {
     Open,

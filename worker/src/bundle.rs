@@ -4,6 +4,37 @@ use common::archive::TarGzWriter;
 use common::{Failure, Store};
 use std::path::Path;
 
+/// Where the bundle keeps files an offline build needs over `app/` (rewritten lockfiles, client
+/// configuration), laid out as `app/` is: `cp -r deps/app-overlay/. app/`. `app/` itself stays
+/// byte for byte the commit.
+pub const APP_OVERLAY: &str = "deps/app-overlay";
+
+/// The overlay path of a bundle path under `app/` (`app/web/package-lock.json` →
+/// `deps/app-overlay/web/package-lock.json`).
+pub fn overlay_path(app_path: &str) -> String {
+    let rel = app_path.strip_prefix("app/").unwrap_or(app_path);
+    format!("{APP_OVERLAY}/{rel}")
+}
+
+/// Write `content` at the overlay path of `app_path` under the bundle's root.
+pub fn write_overlay_file(
+    bundle_root: &Path,
+    app_path: &str,
+    content: &[u8],
+) -> Result<(), Failure> {
+    let rel = overlay_path(app_path);
+    let safe = common::archive::safe_relative(Path::new(&rel)).ok_or_else(|| {
+        Failure::server("FileAccessError", format!("Unsafe overlay path {rel:?}"))
+    })?;
+    let dest = bundle_root.join(safe);
+    let io =
+        |e: std::io::Error| Failure::server("FileAccessError", format!("Cannot write {rel}: {e}"));
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    std::fs::write(&dest, content).map_err(io)
+}
+
 /// Write `bundles/<id>.tar.gz` and its `.sha256`; returns the hex digest.
 pub fn write_bundle(
     store: &Store,

@@ -106,13 +106,14 @@ impl RepoRequest {
                     .await
                     .map_err(|e| ApiError::internal(e.to_string()))?
                     .len();
-                Ok(HttpResponse::Ok()
-                    .content_type(content_type)
-                    .no_chunking(size)
-                    .streaming(crate::v1::files::stream_file(
-                        file,
-                        self.state.bytes_downloaded.clone(),
-                    )))
+                let mut builder = HttpResponse::Ok();
+                builder.content_type(content_type);
+                Ok(crate::v1::files::stored_file(
+                    builder,
+                    file,
+                    size,
+                    self.state.bytes_downloaded.clone(),
+                ))
             }
         }
     }

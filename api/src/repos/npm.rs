@@ -178,30 +178,47 @@ pub fn packument(
     Some(doc)
 }
 
-/// The package names a path can be about (a tarball's `<name>/-/<file>` may be scoped or not).
-pub fn candidate_names(path: &str) -> Vec<String> {
+/// What a registry path names: a packument or one tarball of one package.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NpmPath {
+    Packument(String),
+    Tarball { name: String, file: String },
+}
+
+/// Parse a path below the per-request base (leading `/` optional, may be percent-encoded).
+/// A tarball is `…/<name>/-/<file>`; its name is scoped exactly when the segment before the
+/// name starts with `@`, so `@jest/expect/-/expect-29.7.0.tgz` can never serve `expect`'s
+/// tarball, nor `expect/-/expect-29.7.0.tgz` the scoped one.
+pub fn parse_path(path: &str) -> Option<NpmPath> {
     let path = path
         .split(['?', '#'])
         .next()
         .unwrap_or("")
         .trim_start_matches('/');
-    if let Some(idx) = path.rfind("/-/") {
-        let Some(before) = pct_decode(&path[..idx]) else {
-            return Vec::new();
-        };
-        let segs: Vec<&str> = before.split('/').collect();
-        let mut names = Vec::new();
-        if let Some(last) = segs.last() {
-            names.push(last.to_string());
-        }
-        if segs.len() >= 2 && segs[segs.len() - 2].starts_with('@') {
-            names.push(format!("{}/{}", segs[segs.len() - 2], segs[segs.len() - 1]));
-        }
-        return names;
+    if path.is_empty() || path.len() > 4096 {
+        return None;
     }
-    pct_decode(path)
-        .map(|n| vec![n.trim_end_matches('/').to_string()])
-        .unwrap_or_default()
+    if let Some(idx) = path.rfind("/-/") {
+        let file = pct_decode(&path[idx + 3..])?;
+        let before = pct_decode(&path[..idx])?;
+        if file.is_empty() || file.contains('/') {
+            return None;
+        }
+        let segs: Vec<&str> = before.split('/').collect();
+        let last = *segs.last()?;
+        let name = match segs.len().checked_sub(2).map(|i| segs[i]) {
+            Some(scope) if scope.starts_with('@') => format!("{scope}/{last}"),
+            _ => last.to_string(),
+        };
+        return Some(NpmPath::Tarball { name, file });
+    }
+    let name = pct_decode(path)?;
+    let name = name.trim_end_matches('/');
+    let valid = match name.strip_prefix('@') {
+        Some(rest) => rest.split('/').count() == 2,
+        None => !name.contains('/'),
+    };
+    valid.then(|| NpmPath::Packument(name.to_string()))
 }
 
 /// `GET /repos/{id}/npm/<tail>`: load only the artifacts of the package asked for, then route.
@@ -210,10 +227,12 @@ pub async fn handle(repo: &RepoRequest, req: &HttpRequest, tail: &str) -> ApiRes
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    let mut artifacts = Vec::new();
-    for name in candidate_names(tail) {
-        artifacts.extend(repo.artifacts("npm", Some(&name)).await?);
-    }
+    let artifacts = match parse_path(tail) {
+        Some(NpmPath::Packument(name) | NpmPath::Tarball { name, .. }) => {
+            repo.artifacts("npm", Some(&name)).await?
+        }
+        None => Vec::new(),
+    };
     let served = serve(&artifacts, &repo.base_url, tail, accept);
     repo.respond(served).await
 }
@@ -221,66 +240,25 @@ pub async fn handle(repo: &RepoRequest, req: &HttpRequest, tail: &str) -> ApiRes
 /// Route one request. `path` is below the per-request base (leading `/` optional, may be
 /// percent-encoded); `accept` the Accept header.
 pub fn serve(artifacts: &[Artifact], repo_url: &str, path: &str, accept: Option<&str>) -> Served {
-    let path = path
-        .split(['?', '#'])
-        .next()
-        .unwrap_or("")
-        .trim_start_matches('/');
-    if path.is_empty() || path.len() > 4096 {
-        return Served::NotFound;
-    }
-    // tarball: .../<name>/-/<file>.tgz where <name> is `n` or `@s/n`
-    if let Some(idx) = path.rfind("/-/") {
-        let file = &path[idx + 3..];
-        let before = &path[..idx];
-        if file.is_empty() || file.contains('/') {
-            return Served::NotFound;
-        }
-        let Some(file) = pct_decode(file) else {
-            return Served::NotFound;
-        };
-        let Some(before) = pct_decode(before) else {
-            return Served::NotFound;
-        };
-        let segs: Vec<&str> = before.split('/').collect();
-        let mut candidates = Vec::new();
-        if let Some(last) = segs.last() {
-            candidates.push(last.to_string());
-        }
-        if segs.len() >= 2 && segs[segs.len() - 2].starts_with('@') {
-            candidates.push(format!("{}/{}", segs[segs.len() - 2], segs[segs.len() - 1]));
-        }
-        for name in candidates {
-            if let Some(a) = artifacts
-                .iter()
-                .find(|a| a.pm == "npm" && a.name == name && a.filename == file)
-            {
-                return Served::File {
-                    store_key: a.store_key.clone(),
-                    content_type: TARBALL,
-                };
+    match parse_path(path) {
+        None => Served::NotFound,
+        Some(NpmPath::Tarball { name, file }) => artifacts
+            .iter()
+            .find(|a| a.pm == "npm" && a.name == name && a.filename == file)
+            .map_or(Served::NotFound, |a| Served::File {
+                store_key: a.store_key.clone(),
+                content_type: TARBALL,
+            }),
+        Some(NpmPath::Packument(name)) => {
+            let abbr = wants_abbreviated(accept);
+            match packument(artifacts, repo_url, &name, abbr) {
+                Some(doc) => Served::Body {
+                    bytes: serde_json::to_vec(&doc).unwrap_or_default(),
+                    content_type: if abbr { ABBREVIATED } else { JSON },
+                },
+                None => Served::NotFound,
             }
         }
-        return Served::NotFound;
-    }
-    let Some(name) = pct_decode(path) else {
-        return Served::NotFound;
-    };
-    let name = name.trim_end_matches('/');
-    let valid = match name.strip_prefix('@') {
-        Some(rest) => rest.split('/').count() == 2,
-        None => !name.contains('/'),
-    };
-    if !valid {
-        return Served::NotFound;
-    }
-    let abbr = wants_abbreviated(accept);
-    match packument(artifacts, repo_url, name, abbr) {
-        Some(doc) => Served::Body {
-            bytes: serde_json::to_vec(&doc).unwrap_or_default(),
-            content_type: if abbr { ABBREVIATED } else { JSON },
-        },
-        None => Served::NotFound,
     }
 }
 
@@ -329,6 +307,41 @@ mod tests {
         assert_eq!(f(""), Served::NotFound);
         assert_eq!(f("-/npm/v1/security/advisories/bulk"), Served::NotFound);
         assert_eq!(f("%zz"), Served::NotFound);
+    }
+
+    #[test]
+    fn scoped_and_unscoped_tarballs_of_the_same_file_name() {
+        let a = vec![
+            art("expect", "29.7.0", "registry"),
+            art("@jest/expect", "29.7.0", "registry"),
+        ];
+        let key = |p: &str| match serve(&a, R, p, None) {
+            Served::File { store_key, .. } => store_key,
+            other => panic!("{p}: {other:?}"),
+        };
+        assert_eq!(
+            key("@jest/expect/-/expect-29.7.0.tgz"),
+            "deps/npm/@jest/expect/-/expect-29.7.0.tgz"
+        );
+        assert_eq!(
+            key("@jest%2fexpect/-/expect-29.7.0.tgz"),
+            "deps/npm/@jest/expect/-/expect-29.7.0.tgz"
+        );
+        assert_eq!(
+            key("expect/-/expect-29.7.0.tgz"),
+            "deps/npm/expect/-/expect-29.7.0.tgz"
+        );
+        // only the unscoped package: a scoped path must not fall back to it, nor the reverse
+        let only_unscoped = vec![art("expect", "29.7.0", "registry")];
+        assert_eq!(
+            serve(&only_unscoped, R, "@jest/expect/-/expect-29.7.0.tgz", None),
+            Served::NotFound
+        );
+        let only_scoped = vec![a[1].clone()];
+        assert_eq!(
+            serve(&only_scoped, R, "expect/-/expect-29.7.0.tgz", None),
+            Served::NotFound
+        );
     }
 
     #[test]

@@ -41,6 +41,19 @@ pub fn stream_file(
     })
 }
 
+/// A response streaming a stored file as it is: never compressed again, with its length.
+pub fn stored_file(
+    mut builder: actix_web::HttpResponseBuilder,
+    file: tokio::fs::File,
+    size: u64,
+    counter: Arc<std::sync::atomic::AtomicU64>,
+) -> HttpResponse {
+    builder
+        .insert_header(header::ContentEncoding::Identity)
+        .no_chunking(size)
+        .streaming(stream_file(file, counter))
+}
+
 pub async fn download(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
     let row = find(&mut conn, *id).await?;
@@ -87,7 +100,8 @@ pub async fn download(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResu
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(HttpResponse::Ok()
+    let mut builder = HttpResponse::Ok();
+    builder
         .content_type("application/gzip")
         .insert_header((
             header::CONTENT_DISPOSITION,
@@ -99,9 +113,13 @@ pub async fn download(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResu
                 "sha-256={}",
                 base64::engine::general_purpose::STANDARD.encode(digest)
             ),
-        ))
-        .no_chunking(size)
-        .streaming(stream_file(file, state.bytes_downloaded.clone())))
+        ));
+    Ok(stored_file(
+        builder,
+        file,
+        size,
+        state.bytes_downloaded.clone(),
+    ))
 }
 
 pub async fn logs(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {

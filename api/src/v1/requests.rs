@@ -42,7 +42,7 @@ pub async fn create(
     };
     let now = chrono::Utc::now().naive_utc();
     let mut conn = state.pool.get().await?;
-    let row: RequestRow = conn
+    let (row, first_state): (RequestRow, StateRow) = conn
         .transaction::<_, diesel::result::Error, _>(async |conn| {
             let row: RequestRow = diesel::insert_into(requests::table)
                 .values((
@@ -70,28 +70,31 @@ pub async fn create(
                 .returning(RequestRow::as_returning())
                 .get_result(conn)
                 .await?;
-            diesel::insert_into(request_states::table)
+            let first_state: StateRow = diesel::insert_into(request_states::table)
                 .values((
                     request_states::request_id.eq(row.id),
                     request_states::state.eq(RequestState::InProgress.as_str()),
                     request_states::state_reason.eq(INITIATED),
                     request_states::updated.eq(now),
                 ))
-                .execute(conn)
+                .returning(StateRow::as_returning())
+                .get_result(conn)
                 .await?;
-            Ok(row)
+            Ok((row, first_state))
         })
         .await?;
+    drop(conn);
     tracing::info!(request_id = row.id, repo = %row.repo, git_ref = %row.git_ref, "request created");
     // A failed publish loses nothing: the dispatcher sends the job once the broker is back.
     if let Err(e) = publisher::dispatch(&state.pool, &state.publisher, row.id).await {
         tracing::warn!(request_id = row.id, error = %e, "could not publish the job now; the dispatcher will retry");
     }
-    let history = load_history(&mut conn, row.id).await?;
+    // The request as created: a worker may already have moved it on, but the body agrees with
+    // itself (its state is its newest history entry).
     Ok(HttpResponse::Created().json(render_request(
         &row,
         true,
-        Some(&history),
+        Some(&[first_state]),
         &state.config.public_url,
     )))
 }

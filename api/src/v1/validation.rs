@@ -112,6 +112,17 @@ pub fn validate_new_request(body: &Value, allow_local_repos: bool) -> Result<New
         Some(Value::String(u)) if !u.is_empty() => Some(u.clone()),
         Some(_) => return Err(bad("The \"user\" parameter must be a non-empty string")),
     };
+    let not_enabled: Vec<&str> = pkg_managers
+        .iter()
+        .filter(|pm| !pm.implemented())
+        .map(|pm| pm.as_str())
+        .collect();
+    if !not_enabled.is_empty() {
+        return Err(bad(format!(
+            "The following package managers are not enabled: {}",
+            not_enabled.join(", ")
+        )));
+    }
     Ok(NewRequest {
         repo,
         git_ref,
@@ -448,6 +459,10 @@ mod tests {
         assert_eq!(
             err(json!({"repo": "https://x/y", "ref": SHA, "pkg_managers": ["pip"], "packages": {"pip": [{"path": ".", "requirements_files": ["/etc/passwd"]}]}})),
             "The \"requirements_files\" values in the \"packages.pip\" value must be to a relative path in the source repository"
+        );
+        assert_eq!(
+            err(json!({"repo": "https://x/y", "ref": SHA, "pkg_managers": ["rubygems", "npm"]})),
+            "The following package managers are not enabled: rubygems"
         );
         assert_eq!(
             err(

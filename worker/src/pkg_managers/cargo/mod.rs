@@ -233,17 +233,20 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
     .await?;
 
     let repo_url = registry_url(ctx);
+    let bundle_root = ctx
+        .app_dir
+        .parent()
+        .ok_or_else(|| Failure::server("FileAccessError", "The bundle has no root"))?;
     let mut out = PmOutput::default();
     let mut seen = std::collections::BTreeSet::new();
     for lock in locks.iter() {
         out.packages.extend(layout::packages(lock));
         let git = config::git_sources(lock);
-        for cf in [
-            config::offline_config(&lock.package_path, &git).map_err(|e| e.failure())?,
-            config::registry_config(&lock.package_path, &repo_url).map_err(|e| e.failure())?,
-        ] {
-            out.config_files.push(cf);
-        }
+        let offline = config::offline_config(&lock.package_path, &git).map_err(|e| e.failure())?;
+        crate::bundle::write_overlay_file(bundle_root, &offline.path, &offline.content)?;
+        out.config_files.push(offline);
+        out.config_files
+            .push(config::registry_config(&lock.package_path, &repo_url).map_err(|e| e.failure())?);
         for a in layout::artifacts(lock, &lines).map_err(|e| e.failure())? {
             if seen.insert((a.name.clone(), a.version.clone())) {
                 out.artifacts.push(a);

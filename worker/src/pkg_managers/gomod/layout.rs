@@ -339,6 +339,32 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                 },
             })
             .collect();
+        // Every module whose source ships in the bundle is reported: go.sum zip lines outside the
+        // build list (test dependencies of dependencies, older versions MVS did not pick) are
+        // `dev`.
+        let built: BTreeSet<(&str, &str)> = m
+            .deps
+            .iter()
+            .filter_map(|d| match &d.source {
+                DepSource::Module { path, version } => Some((path.as_str(), version.as_str())),
+                DepSource::Local { .. } => None,
+            })
+            .collect();
+        for line in m.gosum.lines.iter().filter(|l| !l.is_gomod) {
+            if line.module == m.gomod.module
+                || built.contains(&(line.module.as_str(), line.version.as_str()))
+            {
+                continue;
+            }
+            deps.push(Dependency {
+                kind: "gomod".into(),
+                name: line.module.clone(),
+                version: Some(line.version.clone()),
+                dev: Some(true),
+                replaces: None,
+                purl: go_purl(&line.module, Some(&line.version)),
+            });
+        }
         deps.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
         deps.dedup();
         packages.push(Package {

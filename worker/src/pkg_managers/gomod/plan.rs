@@ -60,6 +60,8 @@ pub enum PlanError {
     },
     #[error("Dependency replacements are only supported for a single go module path.")]
     ReplacementsMultiplePaths,
+    #[error("The following gomod dependency replacements don't apply: {names}")]
+    ReplacementsDontApply { names: String },
     #[error("The dependency replacement of {name} has type {kind:?}; only \"gomod\" replacements are supported.")]
     ReplacementKind { name: String, kind: String },
     #[error("{files} disagree on the {what} hash of {label} ({hashes}).")]
@@ -99,6 +101,7 @@ impl PlanError {
             }
             PlanError::BadPackagePath { .. }
             | PlanError::ReplacementsMultiplePaths
+            | PlanError::ReplacementsDontApply { .. }
             | PlanError::ReplacementKind { .. } => {
                 Failure::client("InvalidRequestData", self.to_string())
             }
@@ -540,6 +543,21 @@ pub fn plan(
                 explicit: true,
                 source,
                 replaces,
+            });
+        }
+        // a replacement of a module the build does not require would silently do nothing
+        let unused: BTreeSet<&str> = replacements
+            .iter()
+            .map(|r| r.name.as_str())
+            .filter(|name| {
+                !deps
+                    .iter()
+                    .any(|d| d.replaces.is_some() && d.required_path == *name)
+            })
+            .collect();
+        if !unused.is_empty() {
+            return Err(PlanError::ReplacementsDontApply {
+                names: unused.into_iter().collect::<Vec<_>>().join(", "),
             });
         }
         // Before go 1.17, go.mod need not list indirect dependencies. Modules whose zip hash is
@@ -1175,6 +1193,20 @@ mod tests {
         let mut bad = reps.clone();
         bad[0].kind = "npm".into();
         assert!(plan(d.path(), &[], &bad, Flags::default(), UP).is_err());
+        // a replacement of a module go.mod does not require fails, naming it (Cachito's message)
+        let mut unused = reps.clone();
+        unused.push(DependencyReplacement {
+            kind: "gomod".into(),
+            name: "example.com/pizza".into(),
+            version: "v1.0.0".into(),
+            new_name: None,
+        });
+        let e = plan(d.path(), &[], &unused, Flags::default(), UP).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "The following gomod dependency replacements don't apply: example.com/pizza"
+        );
+        assert_eq!(e.failure().origin, common::ErrorOrigin::Client);
     }
 
     #[test]

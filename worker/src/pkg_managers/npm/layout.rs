@@ -4,14 +4,16 @@
 //! Two lockfile variants are produced from the original:
 //! - **registry** (handed back as a config file `app/<path>/<lockfile>`): every fetched entry's
 //!   `resolved` is `<repo_url><name>/-/<file>` on the per-request registry;
-//! - **offline** (written into the bundle's `app/<path>/<lockfile>`): every fetched entry's
-//!   `resolved` is `file:<relative path to ../deps/npm/...>`, so
-//!   `npm ci --offline --ignore-scripts --no-audit --no-fund` in the unpacked bundle installs
-//!   with no registry at all (verified with npm 11.19.1).
+//! - **offline** (written into the bundle's app overlay, `deps/app-overlay/<path>/<lockfile>`):
+//!   every fetched entry's `resolved` is `file:<relative path to ../deps/npm/...>`, so once the
+//!   overlay is copied over `app/`, `npm ci --offline --ignore-scripts --no-audit --no-fund`
+//!   installs with no registry at all (verified with npm 11.19.1). `app/` itself stays the
+//!   commit.
 //!
 //! Non-registry dependencies (git, https, file tarballs) are also rewritten in the package.json
 //! files that declare them, so `npm ci` finds lockfile and package.json in sync (as Cachito does).
 
+use crate::bundle::overlay_path;
 use crate::pkg_managers::npm::classify::Kind;
 use crate::pkg_managers::npm::integrity::{Digests, Integrity};
 use crate::pkg_managers::npm::lockfile::{Project, PACKAGE_LOCK, SHRINKWRAP};
@@ -304,8 +306,9 @@ pub struct LayoutOutput {
     pub env_vars: EnvVars,
     /// bundle-relative path (`deps/npm/...`) -> store file to hardlink/copy there
     pub bundle_files: BTreeMap<String, PathBuf>,
-    /// bundle-relative path (`app/<path>/...`) -> new content (offline lockfile, package.json)
-    pub bundle_overrides: BTreeMap<String, Vec<u8>>,
+    /// bundle-relative path in the app overlay (`deps/app-overlay/<path>/...`) -> content
+    /// (offline lockfile, package.json)
+    pub overlay_files: BTreeMap<String, Vec<u8>>,
 }
 
 /// Cachito's default npm environment variables.
@@ -572,8 +575,8 @@ pub fn layout(
         path: format!("{app_rel}/{lock_name}"),
         content: reg,
     });
-    out.bundle_overrides
-        .insert(format!("{app_rel}/{lock_name}"), off);
+    out.overlay_files
+        .insert(overlay_path(&format!("{app_rel}/{lock_name}")), off);
 
     // package.json files declaring non-registry deps: the root and each local dir entry
     let mut pj_dirs: BTreeSet<String> = BTreeSet::new();
@@ -624,8 +627,10 @@ pub fn layout(
                 path: format!("{app}/package.json"),
                 content: to_bytes(&reg_pj),
             });
-            out.bundle_overrides
-                .insert(format!("{app}/package.json"), to_bytes(&off_pj));
+            out.overlay_files.insert(
+                overlay_path(&format!("{app}/package.json")),
+                to_bytes(&off_pj),
+            );
         }
     }
     Ok(out)
@@ -908,7 +913,7 @@ fn rewrite_package_json(
     (v, changed)
 }
 
-/// Hardlink (else copy) `bundle_files` under `bundle_root` and write `bundle_overrides`.
+/// Hardlink (else copy) `bundle_files` under `bundle_root` and write `overlay_files`.
 /// Paths come from [`layout`] (store keys and `app/...`); each is checked to be relative and
 /// free of `..` before use.
 pub fn write_bundle(out: &LayoutOutput, bundle_root: &Path) -> Result<(), LayoutError> {
@@ -941,13 +946,11 @@ pub fn write_bundle(out: &LayoutOutput, bundle_root: &Path) -> Result<(), Layout
             fs::copy(src, &dst).map_err(|e| io(&dst, e))?;
         }
     }
-    for (rel, content) in &out.bundle_overrides {
+    for (rel, content) in &out.overlay_files {
         let dst = check(rel)?;
         if let Some(parent) = dst.parent() {
             fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
         }
-        // replace, never write through a symlink planted in the repository
-        let _ = fs::remove_file(&dst);
         fs::write(&dst, content).map_err(|e| io(&dst, e))?;
     }
     Ok(())

@@ -677,8 +677,16 @@ mod tests {
         let plan =
             crate::pkg_managers::pip::plan::plan(&[(&rt, false), (&bt, true)], &pages, false)
                 .unwrap();
-        let md =
-            crate::pkg_managers::pip::metadata::project_metadata(&app.join("sub"), "sub").unwrap();
+        let md = crate::pkg_managers::pip::metadata::project_metadata(
+            &app.join("sub"),
+            "sub",
+            &crate::pkg_managers::pip::metadata::Fallback::from_repository(
+                "https://github.com/me/proj",
+                SHA,
+                "sub",
+            ),
+        )
+        .unwrap();
         let serve = ServeInfo {
             base_url: "http://127.0.0.1:8080/repos/7/pypi/".into(),
             token: "tok".into(),

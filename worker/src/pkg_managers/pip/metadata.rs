@@ -301,9 +301,44 @@ pub fn from_setup_py(src: &str) -> (Option<String>, Option<String>) {
     (name, version)
 }
 
-/// Read a project's name and version from `dir` (pyproject.toml, then setup.cfg, then setup.py).
-/// `display_path` is used in messages (repository-relative).
-pub fn project_metadata(dir: &Path, display_path: &str) -> Result<ProjectMetadata, MetadataError> {
+/// The name and version of a project that declares none: most applications pinned with
+/// `requirements.txt` have no pyproject.toml, setup.cfg or setup.py.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    pub name: String,
+    pub version: String,
+}
+
+impl Fallback {
+    /// The repository's name (the last segment of its URL without `.git`, PEP 503-normalized;
+    /// `-<subpath>` added for a package below the root, so two packages never share a name)
+    /// and `0.0.0+<first 7 hex digits of the commit>`.
+    pub fn from_repository(repo_url: &str, commit: &str, package_path: &str) -> Self {
+        let trimmed = repo_url.trim_end_matches('/');
+        let trimmed = trimmed.strip_suffix(".git").unwrap_or(trimmed);
+        let mut name = trimmed
+            .rsplit(['/', ':'])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if package_path != "." && !package_path.is_empty() {
+            name = format!("{name}-{}", package_path.replace('/', "-"));
+        }
+        Self {
+            name: normalize_name(&name),
+            version: format!("0.0.0+{}", &commit[..commit.len().min(7)]),
+        }
+    }
+}
+
+/// Read a project's name and version from `dir` (pyproject.toml, then setup.cfg, then setup.py),
+/// taking what none of them declares from `fallback`. `display_path` is used in messages
+/// (repository-relative).
+pub fn project_metadata(
+    dir: &Path,
+    display_path: &str,
+    fallback: &Fallback,
+) -> Result<ProjectMetadata, MetadataError> {
     let mut name = None;
     let mut version = None;
     let mut name_file = String::new();
@@ -330,6 +365,23 @@ pub fn project_metadata(dir: &Path, display_path: &str) -> Result<ProjectMetadat
     if let Some(t) = read_small(&dir.join("setup.py")) {
         let (n, v) = from_setup_py(&t);
         take(n, v, "setup.py");
+    }
+    if name.is_none() && is_valid_name(&fallback.name) {
+        tracing::info!(
+            path = display_path,
+            name = %fallback.name,
+            "no package name in pyproject.toml, setup.cfg or setup.py: using the repository's name"
+        );
+        name = Some(fallback.name.clone());
+        name_file = "the repository URL".into();
+    }
+    if version.is_none() {
+        tracing::info!(
+            path = display_path,
+            version = %fallback.version,
+            "no package version in pyproject.toml, setup.cfg or setup.py: using 0.0.0+<commit>"
+        );
+        version = Some(fallback.version.clone());
     }
     let mut missing = Vec::new();
     if name.is_none() {
@@ -579,12 +631,46 @@ setuptools.setup(
     }
 
     #[test]
-    fn project_dir() {
+    fn fallback_from_the_repository() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let f = Fallback::from_repository("https://github.com/Org/My_App.git", sha, ".");
+        assert_eq!(f.name, "my-app");
+        assert_eq!(f.version, "0.0.0+0123456");
+        assert_eq!(
+            Fallback::from_repository("git@host:org/svc.git/", sha, "tools/py").name,
+            "svc-tools-py"
+        );
+        assert_eq!(
+            Fallback::from_repository("/srv/repos/app", sha, ".").name,
+            "app"
+        );
         let d = tempfile::tempdir().unwrap();
-        let e = project_metadata(d.path(), ".").unwrap_err();
+        assert_eq!(
+            project_metadata(d.path(), ".", &f).unwrap(),
+            ProjectMetadata {
+                name: "my-app".into(),
+                version: "0.0.0+0123456".into()
+            }
+        );
+        // a name the repository URL cannot give is still an error
+        let bad = Fallback {
+            name: "-".into(),
+            version: "1".into(),
+        };
+        let e = project_metadata(d.path(), ".", &bad).unwrap_err();
         assert!(e
             .to_string()
-            .starts_with("Could not resolve package metadata: name, version"));
+            .starts_with("Could not resolve package metadata: name"));
+    }
+
+    #[test]
+    fn project_dir() {
+        let d = tempfile::tempdir().unwrap();
+        let f = Fallback {
+            name: "repo".into(),
+            version: "0.0.0+abc".into(),
+        };
+        let project_metadata = |dir: &Path, p: &str| project_metadata(dir, p, &f);
         std::fs::write(
             d.path().join("pyproject.toml"),
             "[project]\nname='p'\ndynamic=['version']\n",

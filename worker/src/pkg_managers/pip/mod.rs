@@ -59,7 +59,8 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
         ))
         .await;
         let app = ctx.app_dir.to_path_buf();
-        inputs.push(blocking(move || parse_package(&app, &spec)).await?);
+        let (repo_url, commit) = (ctx.job.repo.clone(), ctx.job.git_ref.clone());
+        inputs.push(blocking(move || parse_package(&app, &spec, &repo_url, &commit)).await?);
     }
     let all_sets: Vec<(&ParsedRequirements, bool)> = inputs
         .iter()
@@ -209,6 +210,8 @@ fn pip_base_url(ctx: &PmContext<'_>) -> String {
 fn parse_package(
     app: &std::path::Path,
     spec: &common::PackageSpec,
+    repo_url: &str,
+    commit: &str,
 ) -> Result<PackageInput, Failure> {
     let (runtime_files, build_files) =
         requirements::files_for_package(app, spec).map_err(|e| e.failure())?;
@@ -230,7 +233,8 @@ fn parse_package(
     } else {
         app.join(&path)
     };
-    let metadata = metadata::project_metadata(&dir, &path).map_err(|e| e.failure())?;
+    let fallback = metadata::Fallback::from_repository(repo_url, commit, &path);
+    let metadata = metadata::project_metadata(&dir, &path, &fallback).map_err(|e| e.failure())?;
     Ok(PackageInput {
         path,
         metadata,
