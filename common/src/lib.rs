@@ -8,6 +8,7 @@ pub mod model;
 pub mod purl;
 pub mod pypi;
 pub mod store;
+pub mod text;
 pub mod token;
 
 pub use config::Config;

@@ -153,18 +153,20 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// Messages quote repositories and upstreams: they are cleaned and bounded here, once, so
+    /// no failure can carry a NUL or megabytes into the database or a log.
     pub fn client(error_type: &'static str, message: impl Into<String>) -> Self {
         Self {
             origin: ErrorOrigin::Client,
             error_type,
-            message: message.into(),
+            message: crate::text::clean(&message.into(), crate::text::MAX_REASON_BYTES),
         }
     }
     pub fn server(error_type: &'static str, message: impl Into<String>) -> Self {
         Self {
             origin: ErrorOrigin::Server,
             error_type,
-            message: message.into(),
+            message: crate::text::clean(&message.into(), crate::text::MAX_REASON_BYTES),
         }
     }
 }
