@@ -183,10 +183,6 @@ async fn live_responses_match_their_schemas() {
             "/api/v1/requests/99999".to_string(),
         ),
         (
-            "/api/v1/requests/{id}/job",
-            format!("/api/v1/requests/{id}/job"),
-        ),
-        (
             "/api/v1/requests/{id}/environment-variables",
             format!("/api/v1/requests/{id}/environment-variables"),
         ),
@@ -219,6 +215,15 @@ async fn live_responses_match_their_schemas() {
         let (status, body) = larder.get(&path).await;
         check_response(&spec, "get", template, status, &body);
     }
+    // a worker's claim of a final request is refused, and says why
+    let (status, body) = larder
+        .post(
+            &format!("/api/v1/requests/{id}/claim"),
+            &json!({"worker": "test-1"}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    check_response(&spec, "post", "/api/v1/requests/{id}/claim", status, &body);
     // Timestamps are naive UTC with microseconds.
     let created_at = done["created"].as_str().unwrap();
     assert_eq!(created_at.len(), 26, "{created_at}");

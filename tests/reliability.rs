@@ -1,6 +1,8 @@
 //! Nothing is lost when a worker dies or the api loses the broker. Connections are broken
 //! through a TCP proxy the test controls, so the shared RabbitMQ keeps running.
 
+#[path = "support/gomod_fixtures.rs"]
+mod gomod_fixtures;
 mod support;
 
 use serde_json::json;
@@ -123,4 +125,258 @@ async fn workers_share_one_queue() {
             .count();
         assert_eq!(runs, 1, "{done}");
     }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// A repository served through a proxy the test can pause, so a worker hangs fetching it.
+async fn stalled_repository(base: &std::path::Path) -> (GitDaemon, TcpProxy, String, String) {
+    let repo = GitRepo::new(base.join("project"));
+    repo.write("README", "slow\n");
+    let commit = repo.commit("c");
+    let daemon = GitDaemon::start(base).await;
+    let proxy = TcpProxy::start(&format!("127.0.0.1:{}", daemon.port)).await;
+    let url = format!("git://127.0.0.1:{}/project", proxy.port);
+    (daemon, proxy, url, commit)
+}
+
+async fn wait_for_log(larder: &Larder, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !larder.logs().contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle:?} never logged:\n{}",
+            larder.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn reasons(r: &serde_json::Value) -> Vec<String> {
+    r["state_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state_reason"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_silent_workers_request_is_taken_over_and_the_old_attempt_changes_nothing() {
+    let base = tempfile::tempdir().unwrap();
+    let (_daemon, proxy, url, commit) = stalled_repository(base.path()).await;
+    let mut larder = Larder::new();
+    larder
+        .env
+        .insert("LARDER_HEARTBEAT_TIMEOUT".into(), "2s".into());
+    larder.spawn("api", &[]);
+    larder.wait_healthy().await;
+    let one = [("LARDER_WORKER_CONCURRENCY", "1")];
+    let first = larder.spawn("worker", &one);
+    proxy.set(ProxyMode::Paused);
+    let id = larder
+        .submit(json!({"repo": url, "ref": commit, "pkg_managers": []}))
+        .await;
+    larder
+        .wait_until(id, Duration::from_secs(60), |r| {
+            r["state_reason"] == "Fetching the application source"
+        })
+        .await;
+    // the worker hangs without dying: its broker connection stays open, so only the lease
+    // (heartbeats) can tell
+    signal(larder.pid(first), "-STOP");
+    larder.spawn("worker", &one);
+    proxy.set(ProxyMode::Open);
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "complete", "{done}\n{}", larder.logs());
+    // the old attempt wakes up, finishes its fetch, and is refused everything it sends
+    signal(larder.pid(first), "-CONT");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_, after) = larder.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(after["state"], "complete", "{after}");
+    assert_eq!(after["state_history"], done["state_history"], "{after}");
+    let completions = reasons(&after)
+        .iter()
+        .filter(|r| *r == "Completed successfully")
+        .count();
+    assert_eq!(completions, 1, "{after}");
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_fails_and_frees_the_worker() {
+    let base = tempfile::tempdir().unwrap();
+    let (_daemon, proxy, url, commit) = stalled_repository(base.path()).await;
+    let mut larder = Larder::new();
+    larder
+        .env
+        .insert("LARDER_REQUEST_TIMEOUT".into(), "3s".into());
+    larder.spawn("serve", &[("LARDER_WORKER_CONCURRENCY", "1")]);
+    larder.wait_healthy().await;
+    proxy.set(ProxyMode::Paused);
+    let id = larder
+        .submit(json!({"repo": url, "ref": commit, "pkg_managers": []}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "failed", "{done}");
+    assert_eq!(done["error_origin"], "server", "{done}");
+    assert_eq!(done["error_type"], "RequestTimeout", "{done}");
+    assert_eq!(
+        done["state_reason"],
+        "The request did not finish within 3s (LARDER_REQUEST_TIMEOUT)"
+    );
+    // the only worker slot is free again
+    let (repo, commit) = GitRepo::with_file(base.path().join("quick"), "a.txt", "a");
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    assert_eq!(larder.wait(id).await["state"], "complete");
+}
+
+#[tokio::test]
+async fn a_request_whose_workers_keep_dying_fails_after_its_deliveries() {
+    let base = tempfile::tempdir().unwrap();
+    let (_daemon, proxy, url, commit) = stalled_repository(base.path()).await;
+    let mut larder = Larder::new();
+    larder
+        .env
+        .insert("LARDER_MAX_DELIVERIES".into(), "2".into());
+    larder.spawn("api", &[]);
+    larder.wait_healthy().await;
+    proxy.set(ProxyMode::Paused);
+    let id = larder
+        .submit(json!({"repo": url, "ref": commit, "pkg_managers": []}))
+        .await;
+    for attempt in 1..=2 {
+        let w = larder.spawn("worker", &[("LARDER_WORKER_CONCURRENCY", "1")]);
+        wait_for_log(
+            &larder,
+            &format!("request claimed request_id={id} attempt={attempt}"),
+        )
+        .await;
+        larder.kill(w);
+    }
+    // a poison request does not hold the next worker: the third delivery fails it
+    let _w = larder.spawn("worker", &[("LARDER_WORKER_CONCURRENCY", "1")]);
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "failed", "{done}");
+    assert_eq!(done["error_origin"], "server", "{done}");
+    assert_eq!(done["error_type"], "TooManyAttempts", "{done}");
+    assert!(
+        done["state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("LARDER_MAX_DELIVERIES"),
+        "{done}"
+    );
+    proxy.set(ProxyMode::Open);
+    let (repo, commit) = GitRepo::with_file(base.path().join("quick"), "a.txt", "a");
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    assert_eq!(larder.wait(id).await["state"], "complete");
+}
+
+/// Files under `dir`, relative, sorted.
+fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_worker_killed_20_times_at_random_points_converges() {
+    use rand::Rng;
+    let work = tempfile::tempdir().unwrap();
+    let proxy_dir = work.path().join("proxy");
+    let fx = gomod_fixtures::transitive(&proxy_dir);
+    let upstream = StaticServer::start(&proxy_dir).await;
+    let repo = GitRepo::new(work.path().join("app"));
+    repo.write("go.mod", gomod_fixtures::APP_GOMOD).write(
+        "go.sum",
+        &gomod_fixtures::gosum_text(&[&fx.upper, &fx.b], &[]),
+    );
+    let mut larder = Larder::new();
+    larder
+        .env
+        .insert("LARDER_GOPROXY".into(), upstream.url.clone());
+    larder
+        .env
+        .insert("LARDER_MAX_DELIVERIES".into(), "100".into());
+    larder
+        .env
+        .insert("LARDER_HEARTBEAT_TIMEOUT".into(), "2s".into());
+    larder.spawn("api", &[]);
+    larder.wait_healthy().await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        repo.write(
+            "main.go",
+            &gomod_fixtures::main_go(&["github.com/Fix/Upper"], &format!("upper.A() + \"{i}\"")),
+        );
+        let commit = repo.commit(&format!("app {i}"));
+        ids.push(
+            larder
+                .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["gomod"]}))
+                .await,
+        );
+    }
+    let mut rng = rand::rng();
+    let mut kills = Vec::new();
+    for _ in 0..20 {
+        let w = larder.spawn("worker", &[("LARDER_WORKER_CONCURRENCY", "2")]);
+        let after = Duration::from_millis(rng.random_range(50..1500));
+        tokio::time::sleep(after).await;
+        larder.kill(w);
+        kills.push(after.as_millis());
+    }
+    larder.spawn("worker", &[("LARDER_WORKER_CONCURRENCY", "2")]);
+    for id in &ids {
+        let done = larder.wait(*id).await;
+        assert_eq!(done["state"], "complete", "killed at {kills:?} ms: {done}");
+        let completions = reasons(&done)
+            .iter()
+            .filter(|r| *r == "Completed successfully")
+            .count();
+        assert_eq!(completions, 1, "{done}");
+        assert_eq!(done["dependencies"].as_array().unwrap().len(), 2, "{done}");
+        let bundle = untar(&larder.download(*id).await.0);
+        assert!(
+            bundle.contains_key("deps/gomod/pkg/mod/cache/download/example.com/b/@v/v1.1.0.zip"),
+            "{:?}",
+            bundle.keys()
+        );
+    }
+    // nothing stored twice, nothing left behind: one bundle per request, each module file once,
+    // no work directory of a finished request
+    let data = larder.data.path();
+    let mut bundles = files(&data.join("bundles"));
+    bundles.retain(|f| f.ends_with(".tar.gz"));
+    assert_eq!(bundles.len(), ids.len(), "{bundles:?}");
+    let deps = files(&data.join("deps/gomod"));
+    let unique: std::collections::BTreeSet<&String> = deps.iter().collect();
+    assert_eq!(unique.len(), deps.len());
+    assert_eq!(deps.len(), 6, "{deps:?}");
+    let leftovers: Vec<String> = files(&data.join("tmp"))
+        .into_iter()
+        .filter(|f| f.starts_with("work-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    eprintln!("killed the worker at {kills:?} ms after its start");
 }

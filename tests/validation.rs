@@ -217,9 +217,14 @@ async fn auth_guards_submission_and_worker_endpoints() {
             json!([]),
         ),
         (
-            reqwest::Method::GET,
-            format!("/api/v1/requests/{id}/job"),
-            Value::Null,
+            reqwest::Method::POST,
+            format!("/api/v1/requests/{id}/claim"),
+            json!({"worker": "w-1"}),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/requests/{id}/heartbeat"),
+            json!({"attempt": 1}),
         ),
         (
             reqwest::Method::PUT,
@@ -243,14 +248,18 @@ async fn auth_guards_submission_and_worker_endpoints() {
             "This API endpoint is restricted to Cachito workers"
         );
     }
+    // a worker may claim; this request is complete, so the claim is refused for that reason
     let resp = larder
         .http
-        .get(format!("{}/api/v1/requests/{id}/job", larder.url))
+        .post(format!("{}/api/v1/requests/{id}/claim", larder.url))
+        .json(&json!({"worker": "w-1"}))
         .bearer_auth("worktok")
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.status(), 409);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["error"], format!("Request {id} is complete"));
     // A worker cannot submit.
     larder.token = Some("worktok".into());
     assert_eq!(larder.post("/api/v1/requests", &body).await.0, 403);

@@ -35,6 +35,12 @@ impl ApiError {
             message: message.into(),
         }
     }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+        }
+    }
     pub fn gone(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::GONE,

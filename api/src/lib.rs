@@ -10,6 +10,7 @@ pub mod models;
 pub mod publisher;
 pub mod repos;
 pub mod schema;
+pub mod sweeper;
 pub mod v1;
 
 use actix_web::{web, App, HttpServer};
@@ -102,7 +103,8 @@ routes! {
     get "/api/v1/requests/latest" => v1::requests::latest,
     get "/api/v1/requests/{id}" => v1::requests::get,
     patch "/api/v1/requests/{id}" => v1::requests::patch,
-    get "/api/v1/requests/{id}/job" => v1::requests::job,
+    post "/api/v1/requests/{id}/claim" => v1::leases::claim,
+    post "/api/v1/requests/{id}/heartbeat" => v1::leases::heartbeat,
     get "/api/v1/requests/{id}/download" => v1::files::download,
     get "/api/v1/requests/{id}/logs" => v1::files::logs,
     get "/api/v1/requests/{id}/environment-variables" => v1::files::environment_variables,
@@ -151,6 +153,13 @@ pub async fn start(config: Config) -> Result<actix_web::dev::Server, StartError>
         state.pool.clone(),
         state.publisher.clone(),
         Duration::from_secs(2),
+    ));
+    tokio::spawn(sweeper::run(
+        state.pool.clone(),
+        state.publisher.clone(),
+        state.config.clone(),
+        (state.config.heartbeat_timeout / 4)
+            .clamp(Duration::from_millis(200), Duration::from_secs(15)),
     ));
     let addr = state.config.listen.clone();
     let app_state = state.clone();

@@ -30,6 +30,10 @@ pub struct RequestRow {
     pub environment_variables: Value,
     pub token_salt: String,
     pub dispatched_at: Option<chrono::NaiveDateTime>,
+    pub attempts: i32,
+    pub started_at: Option<chrono::NaiveDateTime>,
+    pub heartbeat_at: Option<chrono::NaiveDateTime>,
+    pub worker: Option<String>,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable)]

@@ -24,6 +24,10 @@ diesel::table! {
         environment_variables -> Jsonb,
         token_salt -> Text,
         dispatched_at -> Nullable<Timestamp>,
+        attempts -> Int4,
+        started_at -> Nullable<Timestamp>,
+        heartbeat_at -> Nullable<Timestamp>,
+        worker -> Nullable<Text>,
     }
 }
 

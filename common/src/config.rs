@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
@@ -106,6 +107,20 @@ pub struct Config {
     /// Days after which a complete request becomes stale (failed ones: 7).
     #[arg(long, env = "LARDER_REQUEST_LIFETIME_DAYS", default_value_t = 1)]
     pub request_lifetime_days: u32,
+
+    /// How long a request may run, from the moment a worker first takes it (`90s`, `30m`, `1h`);
+    /// then it fails with `error_origin: server`.
+    #[arg(long, env = "LARDER_REQUEST_TIMEOUT", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// How many times a request may be taken by a worker (redeliveries after a crash, takeovers
+    /// of a silent worker) before it fails with `error_origin: server`.
+    #[arg(long, env = "LARDER_MAX_DELIVERIES", default_value_t = 5)]
+    pub max_deliveries: u32,
+
+    /// A worker that has not sent a heartbeat for this long has lost its request to another.
+    #[arg(long, env = "LARDER_HEARTBEAT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub heartbeat_timeout: Duration,
 }
 
 /// What a caller of the api may do.

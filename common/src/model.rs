@@ -153,6 +153,17 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// The request ran past `LARDER_REQUEST_TIMEOUT`.
+    pub fn timed_out(timeout: std::time::Duration) -> Self {
+        Self::server(
+            "RequestTimeout",
+            format!(
+                "The request did not finish within {} (LARDER_REQUEST_TIMEOUT)",
+                humantime::format_duration(timeout)
+            ),
+        )
+    }
+
     /// Messages quote repositories and upstreams: they are cleaned and bounded here, once, so
     /// no failure can carry a NUL or megabytes into the database or a log.
     pub fn client(error_type: &'static str, message: impl Into<String>) -> Self {
@@ -315,7 +326,17 @@ pub struct Job {
     pub repository_url: String,
     /// The request's repository token, for clients that take it apart from the URL.
     pub repository_token: String,
+    /// This worker's attempt at the request: sent back with every report (`X-Larder-Attempt`)
+    /// and heartbeat, so a superseded attempt can change nothing.
+    pub attempt: i32,
+    /// When the request must be final (`LARDER_REQUEST_TIMEOUT` after its first claim).
+    pub deadline: chrono::NaiveDateTime,
+    /// How often the worker renews its lease (`POST …/heartbeat`).
+    pub heartbeat_seconds: u64,
 }
+
+/// The header a worker's reports carry: the attempt its claim returned.
+pub const ATTEMPT_HEADER: &str = "X-Larder-Attempt";
 
 /// The packages data of a finished request (Cachito's packages file).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

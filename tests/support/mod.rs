@@ -73,7 +73,12 @@ impl Larder {
             queue,
             env,
             children: Vec::new(),
-            http: reqwest::Client::new(),
+            // idle connections are dropped before the server's keep-alive (5 s) can close one
+            // under a request being sent
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(2))
+                .build()
+                .unwrap(),
             token: None,
         }
     }

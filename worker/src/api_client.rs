@@ -27,6 +27,17 @@ impl ApiClientError {
     pub fn is_permanent(&self) -> bool {
         matches!(self, Self::Status { status, .. } if (400..500).contains(status) && *status != 408 && *status != 429)
     }
+
+    /// 409: the request is final, or another attempt holds it.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Status { status: 409, .. })
+    }
+}
+
+/// What a claim got: the job for a new attempt, or why not.
+pub enum Claim {
+    Granted(Box<Job>),
+    Refused(String),
 }
 
 #[derive(Clone)]
@@ -34,6 +45,8 @@ pub struct ApiClient {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// The attempt this client reports for (`X-Larder-Attempt`), once a claim granted one.
+    attempt: Option<i32>,
 }
 
 const ATTEMPTS: u32 = 6;
@@ -48,6 +61,15 @@ impl ApiClient {
             http,
             base: base.trim_end_matches('/').to_string(),
             token,
+            attempt: None,
+        }
+    }
+
+    /// A client whose reports carry `attempt`, so the api refuses them once it is superseded.
+    pub fn for_attempt(&self, attempt: i32) -> Self {
+        Self {
+            attempt: Some(attempt),
+            ..self.clone()
         }
     }
 
@@ -56,6 +78,16 @@ impl ApiClient {
         method: reqwest::Method,
         path: &str,
         body: Option<&[u8]>,
+    ) -> Result<reqwest::Response, ApiClientError> {
+        self.call_with(method, path, body, ATTEMPTS).await
+    }
+
+    async fn call_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&[u8]>,
+        tries: u32,
     ) -> Result<reqwest::Response, ApiClientError> {
         let what = format!("{method} {path}");
         let mut delay = Duration::from_millis(500);
@@ -67,6 +99,9 @@ impl ApiClient {
                 .request(method.clone(), format!("{}{path}", self.base));
             if let Some(token) = &self.token {
                 req = req.bearer_auth(token);
+            }
+            if let Some(n) = self.attempt {
+                req = req.header(common::ATTEMPT_HEADER, n.to_string());
             }
             if let Some(body) = body {
                 req = req
@@ -89,7 +124,7 @@ impl ApiClient {
                     source,
                 },
             };
-            if err.is_permanent() || attempt >= ATTEMPTS {
+            if err.is_permanent() || attempt >= tries {
                 return Err(err);
             }
             tracing::warn!(error = %err, attempt, "api call failed; retrying");
@@ -98,18 +133,53 @@ impl ApiClient {
         }
     }
 
-    pub async fn job(&self, id: i64) -> Result<Job, ApiClientError> {
-        let resp = self
+    /// Take the request for a new attempt.
+    pub async fn claim(
+        &self,
+        id: i64,
+        worker: &str,
+        redelivered: bool,
+    ) -> Result<Claim, ApiClientError> {
+        let body = json_bytes(&json!({"worker": worker, "redelivered": redelivered}));
+        let resp = match self
             .call(
-                reqwest::Method::GET,
-                &format!("/api/v1/requests/{id}/job"),
-                None,
+                reqwest::Method::POST,
+                &format!("/api/v1/requests/{id}/claim"),
+                Some(&body),
             )
-            .await?;
-        resp.json().await.map_err(|source| ApiClientError::Http {
-            what: "the job".into(),
-            source,
-        })
+            .await
+        {
+            Ok(resp) => resp,
+            Err(ApiClientError::Status {
+                status: 409, body, ..
+            }) => {
+                let reason = serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["error"].as_str().map(str::to_string))
+                    .unwrap_or(body);
+                return Ok(Claim::Refused(reason));
+            }
+            Err(e) => return Err(e),
+        };
+        resp.json()
+            .await
+            .map(|job| Claim::Granted(Box::new(job)))
+            .map_err(|source| ApiClientError::Http {
+                what: "the job".into(),
+                source,
+            })
+    }
+
+    /// Renew this attempt's lease (one try: the next beat comes soon enough).
+    pub async fn heartbeat(&self, id: i64, attempt: i32) -> Result<(), ApiClientError> {
+        self.call_with(
+            reqwest::Method::POST,
+            &format!("/api/v1/requests/{id}/heartbeat"),
+            Some(&json_bytes(&json!({ "attempt": attempt }))),
+            1,
+        )
+        .await
+        .map(drop)
     }
 
     async fn patch(&self, id: i64, body: Value) -> Result<(), ApiClientError> {

@@ -37,6 +37,7 @@ pub async fn run(config: Config) {
     let config = Arc::new(config);
     let store = Store::new(&config.data_dir);
     let api = ApiClient::new(config.api_url(), config.worker_token.clone());
+    pipeline::remove_stale_temp(&store, config.request_timeout + config.heartbeat_timeout);
     let mut delay = Duration::from_millis(500);
     loop {
         match consume(config.clone(), store.clone(), api.clone()).await {
@@ -88,8 +89,9 @@ async fn consume(config: Arc<Config>, store: Store, api: ApiClient) -> Result<()
             };
             let span = tracing::info_span!("request", request_id = job.request_id);
             async {
-                match pipeline::process(&config, &store, &api, job.request_id).await {
-                    Ok(Outcome::Complete | Outcome::Failed | Outcome::Skipped) => {
+                let redelivered = delivery.redelivered;
+                match pipeline::process(&config, &store, &api, job.request_id, redelivered).await {
+                    Ok(Outcome::Complete | Outcome::Failed | Outcome::Skipped | Outcome::Superseded) => {
                         let _ = delivery.ack(BasicAckOptions::default()).await;
                     }
                     Err(e) if e_is_permanent(&e) => {

@@ -1,11 +1,13 @@
 //! One request, start to finish: source, package managers, bundle, report.
 
+use crate::api_client::Claim;
 use crate::api_client::{ApiClient, ApiClientError};
 use crate::pkg_managers::{self, PmContext, PmOutput};
 use crate::{bundle, sandbox, source};
 use common::archive::UnpackLimits;
-use common::{Config, Failure, Job, PackageManager, PackagesData, RequestState, Store};
+use common::{Config, Failure, Job, PackageManager, PackagesData, Store};
 use std::path::Path;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -17,8 +19,10 @@ pub enum PipelineError {
 pub enum Outcome {
     Complete,
     Failed,
-    /// The request was already final (a redelivered or duplicate job).
+    /// The request was final or held by a live attempt (a redelivered or duplicate job).
     Skipped,
+    /// Another attempt took the request over while this one ran; this one stopped.
+    Superseded,
 }
 
 /// Run `f` on the blocking pool, inside the current tracing span.
@@ -36,18 +40,123 @@ pub async fn blocking<T: Send + 'static>(
         })
 }
 
+/// `host-pid`, as the api shows who holds a request.
+pub fn worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "worker".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Claim the request, run it under its deadline while renewing the lease, and report. A
+/// superseded attempt stops as soon as a heartbeat is refused; nothing it sends counts.
 pub async fn process(
     config: &Config,
     store: &Store,
     api: &ApiClient,
     request_id: i64,
+    redelivered: bool,
 ) -> Result<Outcome, PipelineError> {
-    let job = api.job(request_id).await?;
-    if job.state != RequestState::InProgress {
-        tracing::info!(state = %job.state, "request is already final; nothing to do");
-        return Ok(Outcome::Skipped);
+    let job = match api.claim(request_id, &worker_name(), redelivered).await? {
+        Claim::Granted(job) => *job,
+        Claim::Refused(reason) => {
+            tracing::info!(%reason, "not taking the request");
+            return Ok(Outcome::Skipped);
+        }
+    };
+    tracing::info!(attempt = job.attempt, "request claimed");
+    let api = &api.for_attempt(job.attempt);
+    remove_earlier_attempts(store, request_id, job.attempt);
+    let remaining = (job.deadline - chrono::Utc::now().naive_utc())
+        .to_std()
+        .unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + remaining;
+    let work = tokio::time::timeout_at(deadline, attempt(config, store, api, &job));
+    tokio::select! {
+        outcome = work => match outcome {
+            Ok(outcome) => outcome,
+            Err(_) => fail(api, request_id, Failure::timed_out(config.request_timeout)).await,
+        },
+        () = keep_alive(api, &job) => {
+            tracing::warn!("another attempt took the request over; this one stops");
+            Ok(Outcome::Superseded)
+        }
     }
-    let work = match store.temp_dir(&format!("work-{request_id}-")) {
+}
+
+/// Renew the lease until the api refuses it (superseded, or the request is final).
+async fn keep_alive(api: &ApiClient, job: &Job) {
+    let every = Duration::from_secs(job.heartbeat_seconds.max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        match api.heartbeat(job.id, job.attempt).await {
+            Ok(()) => {}
+            Err(e) if e.is_conflict() => return,
+            Err(e) => tracing::warn!(error = %e, "could not renew the lease"),
+        }
+    }
+}
+
+/// Temporary files and work directories older than any live attempt can be (left behind by
+/// workers that died).
+pub fn remove_stale_temp(store: &Store, older_than: Duration) {
+    let Ok(entries) = std::fs::read_dir(store.root().join("tmp")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > older_than);
+        if stale {
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => tracing::info!(path = %path.display(), "removed a stale temporary file"),
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %path.display(), "could not remove a stale temporary file")
+                }
+            }
+        }
+    }
+}
+
+/// Work directories of attempts a newer claim has fenced off (their workers died or stopped).
+fn remove_earlier_attempts(store: &Store, request_id: i64, attempt: i32) {
+    let prefix = format!("work-{request_id}-a");
+    let Ok(entries) = std::fs::read_dir(store.root().join("tmp")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let earlier = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|n| n.parse::<i32>().ok())
+            .is_some_and(|n| n < attempt);
+        if earlier {
+            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                tracing::warn!(error = %e, path = %entry.path().display(), "could not remove an earlier attempt's work directory");
+            }
+        }
+    }
+}
+
+async fn attempt(
+    config: &Config,
+    store: &Store,
+    api: &ApiClient,
+    job: &Job,
+) -> Result<Outcome, PipelineError> {
+    let request_id = job.id;
+    let work = match store.temp_dir(&format!("work-{request_id}-a{}-", job.attempt)) {
         Ok(dir) => dir,
         Err(e) => {
             return fail(
@@ -61,7 +170,7 @@ pub async fn process(
             .await
         }
     };
-    let result = run(config, store, api, &job, work.path()).await;
+    let result = run(config, store, api, job, work.path()).await;
     match result {
         Ok(()) => {
             api.complete(request_id).await?;

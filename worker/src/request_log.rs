@@ -87,7 +87,10 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for RequestLogLayer {
             meta.target()
         ));
         event.record(&mut line);
-        line.0.push('\n');
+        // lines quote repositories and upstreams: no control character reaches the file, and
+        // one event stays one line
+        let mut line = common::text::clean(&line.0.replace('\n', "\\n"), 64 * 1024);
+        line.push('\n');
         let _ = std::fs::create_dir_all(&self.dir);
         let path = self.dir.join(format!("{request_id}.log"));
         if let Ok(mut file) = std::fs::OpenOptions::new()
@@ -95,7 +98,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for RequestLogLayer {
             .append(true)
             .open(path)
         {
-            let _ = file.write_all(line.0.as_bytes());
+            let _ = file.write_all(line.as_bytes());
         }
     }
 }

@@ -235,24 +235,29 @@ pub async fn add_configuration_files(
             })?;
         files.push((path, content));
     }
+    let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
-    let row = find(&mut conn, *id).await?;
-    for (path, content) in files {
-        diesel::insert_into(configuration_files::table)
-            .values((
-                configuration_files::request_id.eq(row.id),
-                configuration_files::path.eq(path),
-                configuration_files::content.eq(content),
-            ))
-            .on_conflict((configuration_files::request_id, configuration_files::path))
-            .do_update()
-            .set(
-                configuration_files::content
-                    .eq(diesel::upsert::excluded(configuration_files::content)),
-            )
-            .execute(&mut conn)
-            .await?;
-    }
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        let row = crate::v1::leases::lock_for_report(conn, attempt, *id).await?;
+        for (path, content) in files {
+            diesel::insert_into(configuration_files::table)
+                .values((
+                    configuration_files::request_id.eq(row.id),
+                    configuration_files::path.eq(path),
+                    configuration_files::content.eq(content),
+                ))
+                .on_conflict((configuration_files::request_id, configuration_files::path))
+                .do_update()
+                .set(
+                    configuration_files::content
+                        .eq(diesel::upsert::excluded(configuration_files::content)),
+                )
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -284,13 +289,18 @@ pub async fn put_packages(
     body: web::Json<PackagesData>,
 ) -> ApiResult<HttpResponse> {
     auth::require_worker(&req)?;
-    let mut conn = state.pool.get().await?;
-    let row = find(&mut conn, *id).await?;
     let value = serde_json::to_value(&*body).expect("serializable");
-    diesel::update(requests::table.find(row.id))
-        .set(requests::packages_data.eq(value))
-        .execute(&mut conn)
-        .await?;
+    let attempt = crate::v1::leases::attempt_header(&req)?;
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        let row = crate::v1::leases::lock_for_report(conn, attempt, *id).await?;
+        diesel::update(requests::table.find(row.id))
+            .set(requests::packages_data.eq(value))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -310,10 +320,11 @@ pub async fn put_artifacts(
             )));
         }
     }
+    let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
-    let row = find(&mut conn, *id).await?;
     let items = body.into_inner();
-    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        let row = crate::v1::leases::lock_for_report(conn, attempt, *id).await?;
         diesel::delete(artifacts::table.filter(artifacts::request_id.eq(row.id)))
             .execute(conn)
             .await?;

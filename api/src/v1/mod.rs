@@ -1,4 +1,5 @@
 pub mod files;
+pub mod leases;
 pub mod manifests;
 pub mod requests;
 pub mod status;

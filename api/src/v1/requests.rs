@@ -8,7 +8,7 @@ use crate::schema::{request_states, requests};
 use crate::v1::validation::{is_commit_id, validate_new_request};
 use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use common::{EnvVar, ErrorOrigin, Job, PackageManager, RequestState};
+use common::{EnvVar, ErrorOrigin, PackageManager, RequestState};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -397,9 +397,10 @@ pub async fn patch(
         )));
     }
     let update = PatchBody::parse(obj)?;
+    let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
     let new_state = conn
-        .transaction::<_, ApiError, _>(async |conn| apply_patch(conn, id, update).await)
+        .transaction::<_, ApiError, _>(async |conn| apply_patch(conn, id, update, attempt).await)
         .await?;
     if new_state == Some(RequestState::Stale) {
         remove_stale_files(&state.store, id);
@@ -425,15 +426,9 @@ pub const EXPIRED: &str = "The request has expired";
 
 /// Mark one request stale (the cleanup job).
 pub async fn expire(conn: &mut crate::db::DbConn, store: &common::Store, id: i64) -> ApiResult<()> {
-    let update = PatchBody {
-        state: Some((RequestState::Stale, EXPIRED.to_string())),
-        env: BTreeMap::new(),
-        packages_count: None,
-        dependencies_count: None,
-        error: None,
-    };
+    let update = PatchBody::state(RequestState::Stale, EXPIRED.to_string(), None);
     let changed = conn
-        .transaction::<_, ApiError, _>(async |conn| apply_patch(conn, id, update).await)
+        .transaction::<_, ApiError, _>(async |conn| apply_patch(conn, id, update, None).await)
         .await?;
     if changed == Some(RequestState::Stale) {
         remove_stale_files(store, id);
@@ -441,12 +436,29 @@ pub async fn expire(conn: &mut crate::db::DbConn, store: &common::Store, id: i64
     Ok(())
 }
 
-struct PatchBody {
-    state: Option<(RequestState, String)>,
-    env: BTreeMap<String, EnvVar>,
-    packages_count: Option<i32>,
-    dependencies_count: Option<i32>,
-    error: Option<(ErrorOrigin, String)>,
+pub(crate) struct PatchBody {
+    pub state: Option<(RequestState, String)>,
+    pub env: BTreeMap<String, EnvVar>,
+    pub packages_count: Option<i32>,
+    pub dependencies_count: Option<i32>,
+    pub error: Option<(ErrorOrigin, String)>,
+}
+
+impl PatchBody {
+    /// Only a new state (and, for `failed`, its error).
+    pub fn state(
+        state: RequestState,
+        reason: String,
+        error: Option<(ErrorOrigin, String)>,
+    ) -> Self {
+        Self {
+            state: Some((state, reason)),
+            env: BTreeMap::new(),
+            packages_count: None,
+            dependencies_count: None,
+            error,
+        }
+    }
 }
 
 impl PatchBody {
@@ -541,10 +553,13 @@ impl PatchBody {
     }
 }
 
-async fn apply_patch(
+/// Apply an update under the request's row lock. `attempt` is the worker's claim
+/// (`X-Larder-Attempt`): a superseded attempt changes nothing, a current one renews its lease.
+pub(crate) async fn apply_patch(
     conn: &mut diesel_async::AsyncPgConnection,
     id: i64,
     update: PatchBody,
+    attempt: Option<i32>,
 ) -> ApiResult<Option<RequestState>> {
     let row: RequestRow = requests::table
         .find(id)
@@ -557,6 +572,13 @@ async fn apply_patch(
         .parse()
         .map_err(|_| ApiError::internal("corrupt request state"))?;
     let now = chrono::Utc::now().naive_utc();
+    if let Some(attempt) = attempt {
+        crate::v1::leases::check_attempt(&row, attempt)?;
+        diesel::update(requests::table.find(id))
+            .set(requests::heartbeat_at.eq(now))
+            .execute(conn)
+            .await?;
+    }
     let mut new_state = None;
     if let Some((next, reason)) = &update.state {
         let same = current == *next && row.state_reason == *reason;
@@ -622,43 +644,4 @@ async fn apply_patch(
             .await?;
     }
     Ok(new_state)
-}
-
-/// Worker-only: what the worker needs to process a request.
-pub async fn job(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> ApiResult<HttpResponse> {
-    auth::require_worker(&req)?;
-    let mut conn = state.pool.get().await?;
-    let row = find(&mut conn, *id).await?;
-    let token = state.secret.repo_token(row.id, &row.token_salt);
-    let job = Job {
-        id: row.id,
-        repo: row.repo.clone(),
-        git_ref: row.git_ref.clone(),
-        state: row
-            .state
-            .parse()
-            .map_err(|_| ApiError::internal("corrupt request state"))?,
-        pkg_managers: row
-            .pkg_managers
-            .iter()
-            .filter_map(|p| p.parse().ok())
-            .collect(),
-        packages: serde_json::from_value(row.packages.clone())
-            .map_err(|e| ApiError::internal(e.to_string()))?,
-        flags: row.flags.clone(),
-        dependency_replacements: serde_json::from_value(row.dependency_replacements.clone())
-            .map_err(|e| ApiError::internal(e.to_string()))?,
-        repository_url: format!(
-            "{}/repos/{}/t/{}/",
-            state.config.public_url.trim_end_matches('/'),
-            row.id,
-            token
-        ),
-        repository_token: token,
-    };
-    Ok(HttpResponse::Ok().json(job))
 }

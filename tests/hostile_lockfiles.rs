@@ -1,0 +1,157 @@
+//! Hostile lockfiles: NUL bytes, terminal escapes and megabytes of text in every lockfile format
+//! end in a clear `failed` request whose reason is clean and bounded, and never in a request that
+//! stays `in_progress` or a worker that stops taking work.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::*;
+
+/// A Larder whose upstreams all answer 404 (nothing leaves the machine).
+async fn larder(dead: &StaticServer) -> Larder {
+    let mut larder = Larder::new();
+    for var in ["LARDER_NPM_REGISTRY", "LARDER_PYPI_INDEX", "LARDER_GOPROXY"] {
+        larder.env.insert(var.into(), dead.url.clone());
+    }
+    larder.env.insert(
+        "LARDER_CRATES_INDEX".into(),
+        format!("sparse+{}/", dead.url),
+    );
+    larder.spawn("serve", &[("LARDER_WORKER_CONCURRENCY", "1")]);
+    larder.wait_healthy().await;
+    larder
+}
+
+fn assert_clean_failure(r: &Value) {
+    assert_eq!(r["state"], "failed", "{r}");
+    let reason = r["state_reason"].as_str().unwrap();
+    assert!(
+        !reason
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "{reason:?}"
+    );
+    assert!(
+        reason.len() <= common::text::MAX_REASON_BYTES + 64,
+        "{} bytes",
+        reason.len()
+    );
+    assert!(r["error_origin"].is_string(), "{r}");
+    let history = r["state_history"].as_array().unwrap();
+    assert!(history.len() < 12, "a bounded history: {r}");
+}
+
+struct Case {
+    name: &'static str,
+    pm: &'static str,
+    files: Vec<(&'static str, Vec<u8>)>,
+}
+
+fn cases() -> Vec<Case> {
+    let nul_npm = json!({
+        "name": "app", "version": "1.0.0", "lockfileVersion": 3, "requires": true,
+        "packages": {
+            "": {"name": "app", "version": "1.0.0", "dependencies": {"evil\u{0}pkg": "1.0.0"}},
+            "node_modules/evil\u{0}pkg": {"version": "1.0.0\u{1b}[31m",
+                "resolved": "https://registry.npmjs.org/evil/-/evil-1.0.0.tgz",
+                "integrity": "sha512-AAAA"}
+        }
+    });
+    let cargo_lock = "version = 3\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\"evil\\u0000crate\"]\n\n[[package]]\nname = \"evil\\u0000crate\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"0000000000000000000000000000000000000000000000000000000000000000\"\n";
+    let cargo_toml =
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n";
+    vec![
+        Case {
+            name: "npm key and version with NUL and ESC",
+            pm: "npm",
+            files: vec![
+                ("package.json", br#"{"name":"app","version":"1.0.0"}"#.to_vec()),
+                ("package-lock.json", serde_json::to_vec(&nul_npm).unwrap()),
+            ],
+        },
+        Case {
+            name: "requirements line with NUL",
+            pm: "pip",
+            files: vec![("requirements.txt", b"alpha\0==1.0\n\x1b]0;pwned\x07beta==2.0\n".to_vec())],
+        },
+        Case {
+            name: "17 MiB requirements line",
+            pm: "pip",
+            files: vec![(
+                "requirements.txt",
+                [b"x".repeat(17 << 20), b" >= 1\n".to_vec()].concat(),
+            )],
+        },
+        Case {
+            name: "3 MiB requirement quoted in its failure",
+            pm: "pip",
+            files: vec![(
+                "requirements.txt",
+                [b"alpha\0".to_vec(), b"y".repeat(3 << 20), b"==1.0\n".to_vec()].concat(),
+            )],
+        },
+        Case {
+            name: "Cargo.lock package name with NUL",
+            pm: "cargo",
+            files: vec![
+                ("Cargo.toml", cargo_toml.as_bytes().to_vec()),
+                ("src/lib.rs", b"".to_vec()),
+                ("Cargo.lock", cargo_lock.as_bytes().to_vec()),
+            ],
+        },
+        Case {
+            name: "go.mod and go.sum with NUL",
+            pm: "gomod",
+            files: vec![
+                (
+                    "go.mod",
+                    b"module example.com/app\n\ngo 1.19\n\nrequire example.com/evil\0mod v1.0.0\n"
+                        .to_vec(),
+                ),
+                (
+                    "go.sum",
+                    b"example.com/evil\0mod v1.0.0 h1:AAAA\x1b[2J=\nexample.com/evil\0mod v1.0.0/go.mod h1:AAAA=\n"
+                        .to_vec(),
+                ),
+            ],
+        },
+    ]
+}
+
+#[tokio::test]
+async fn nul_bytes_escapes_and_huge_lines_in_every_lockfile_end_in_a_clean_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dead = StaticServer::start(&tmp.path().join("empty")).await;
+    let larder = larder(&dead).await;
+    let mut ids = Vec::new();
+    for (i, case) in cases().into_iter().enumerate() {
+        let repo = GitRepo::new(tmp.path().join(format!("repo{i}")));
+        for (path, content) in &case.files {
+            let p = repo.dir.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        let commit = repo.commit(case.name);
+        let id = larder
+            .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": [case.pm]}))
+            .await;
+        ids.push((case.name, id));
+    }
+    for (name, id) in ids {
+        let done = larder.wait(id).await;
+        let reason = done["state_reason"].as_str().unwrap();
+        eprintln!("{name}: {}", &reason[..reason.len().min(300)]);
+        assert_clean_failure(&done);
+        if name.starts_with("3 MiB") {
+            assert!(reason.ends_with("more bytes cut]"), "{}", reason.len());
+        }
+    }
+    // the single worker slot was never held: a trivial request still completes
+    let (repo, commit) = GitRepo::with_file(tmp.path().join("ok"), "a.txt", "a");
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    assert_eq!(larder.wait(id).await["state"], "complete");
+    let logs = larder.logs();
+    assert!(!logs.contains('\0'), "a NUL reached the log");
+}
