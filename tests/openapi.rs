@@ -229,14 +229,6 @@ async fn live_responses_match_their_schemas() {
     assert_eq!(created_at.len(), 26, "{created_at}");
     assert_eq!(&created_at[19..20], ".");
     // The documentation page renders.
-    let page = larder
-        .http
-        .get(&larder.url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = larder.text("/").await;
     assert!(page.contains("/api/v1/requests/{id}/download"));
 }

@@ -768,14 +768,6 @@ async fn application_without_project_metadata_is_named_after_its_repository() {
             ("my-app-tools".to_string(), version, json!("tools")),
         ]
     );
-    let logs = larder
-        .http
-        .get(format!("{}/api/v1/requests/{id}/logs", larder.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let logs = larder.text(&format!("/api/v1/requests/{id}/logs")).await;
     assert!(logs.contains("using the repository's name"), "{logs}");
 }

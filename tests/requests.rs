@@ -85,15 +85,7 @@ async fn bundle_matches_git_archive_and_survives_the_repository() {
     assert_eq!(bytes, bytes2, "bundles are byte-reproducible");
 
     // Logs name the request's work.
-    let logs = larder
-        .http
-        .get(format!("{}/api/v1/requests/{again}/logs", larder.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let logs = larder.text(&format!("/api/v1/requests/{again}/logs")).await;
     assert!(logs.contains("reusing the cached source archive"), "{logs}");
     // plain text: no terminal colour codes in the request log or the redirected stderr
     assert!(!logs.contains('\x1b'), "{logs:?}");

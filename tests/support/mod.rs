@@ -248,17 +248,23 @@ impl Larder {
 
     /// `larder cleanup` with a lifetime of 0 days: every finished request becomes stale.
     pub fn expire_all(&self) {
-        let out = Command::new(env!("CARGO_BIN_EXE_larder"))
-            .arg("cleanup")
-            .envs(&self.env)
-            .env("LARDER_REQUEST_LIFETIME_DAYS", "0")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new(env!("CARGO_BIN_EXE_larder"))
+                .arg("cleanup")
+                .envs(&self.env)
+                .env("LARDER_REQUEST_LIFETIME_DAYS", "0"),
         );
+    }
+
+    /// A text resource (a request's log, the docs page), whatever its status.
+    pub async fn text(&self, path: &str) -> String {
+        self.auth(self.http.get(format!("{}{path}", self.url)))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Download the bundle; returns (bytes, Digest header).
@@ -306,6 +312,17 @@ impl Drop for Larder {
         })
         .join();
     }
+}
+
+/// Run `cmd` to completion; panics with its stderr unless it succeeds. Returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// A git repository built by the test with the real `git`.
@@ -450,18 +467,13 @@ fn tar_files(reader: impl std::io::Read, prefix: &str) -> BTreeMap<String, (bool
 /// The bundle's `app/` is byte for byte `git archive` of the commit: the same files with the
 /// same contents, executable bits and symlinks.
 pub fn assert_app_is_commit(bundle: &[u8], repo: &Path, commit: &str) {
-    let out = Command::new("git")
-        .args(["archive", "--format=tar", commit])
-        .current_dir(repo)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let archive = run_ok(
+        Command::new("git")
+            .args(["archive", "--format=tar", commit])
+            .current_dir(repo)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null"),
     );
-    let want = tar_files(&out.stdout[..], "");
+    let want = tar_files(&archive[..], "");
     let got = tar_files(flate2::read::GzDecoder::new(bundle), "app/");
     let want_paths: Vec<&String> = want.keys().collect();
     let got_paths: Vec<&String> = got.keys().collect();
@@ -482,15 +494,10 @@ pub fn assert_app_is_commit(bundle: &[u8], repo: &Path, commit: &str) {
 /// README's offline step: `larder config-files --offline --dir <unpacked bundle>`, which
 /// copies `deps/app-overlay/` over `app/`.
 pub fn apply_app_overlay(unpacked: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
-        .args(["config-files", "--offline", "--dir"])
-        .arg(unpacked)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "larder config-files --offline: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_larder"))
+            .args(["config-files", "--offline", "--dir"])
+            .arg(unpacked),
     );
 }
 

@@ -8,7 +8,7 @@ use crate::auth;
 use crate::error::{ApiError, ApiResult};
 use crate::models::RequestRow;
 use crate::schema::requests;
-use crate::v1::requests::{apply_patch, PatchBody};
+use crate::v1::requests::{apply_patch, lock, PatchBody};
 use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use common::{ErrorOrigin, Failure, Job, RequestState, ATTEMPT_HEADER};
@@ -57,12 +57,7 @@ pub async fn lock_for_report(
     attempt: Option<i32>,
     id: i64,
 ) -> ApiResult<RequestRow> {
-    let row: RequestRow = requests::table
-        .find(id)
-        .select(RequestRow::as_select())
-        .for_update()
-        .first(conn)
-        .await?;
+    let row = lock(conn, id).await?;
     if let Some(attempt) = attempt {
         check_attempt(&row, attempt)?;
     }
@@ -105,12 +100,7 @@ pub async fn claim(
     let mut conn = state.pool.get().await?;
     let outcome = conn
         .transaction::<_, ApiError, _>(async |conn| {
-            let row: RequestRow = requests::table
-                .find(id)
-                .select(RequestRow::as_select())
-                .for_update()
-                .first(conn)
-                .await?;
+            let row = lock(conn, id).await?;
             if row.state != RequestState::InProgress.as_str() {
                 return Ok(Claim::Refused(format!("Request {id} is {}", row.state)));
             }
@@ -226,12 +216,7 @@ pub async fn heartbeat(
     let id = *id;
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async |conn| {
-        let row: RequestRow = requests::table
-            .find(id)
-            .select(RequestRow::as_select())
-            .for_update()
-            .first(conn)
-            .await?;
+        let row = lock(conn, id).await?;
         check_attempt(&row, body.attempt)?;
         diesel::update(requests::table.find(id))
             .set(requests::heartbeat_at.eq(chrono::Utc::now().naive_utc()))

@@ -111,6 +111,16 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<Ht
     )))
 }
 
+/// The request's row, locked until the transaction ends.
+pub async fn lock(conn: &mut diesel_async::AsyncPgConnection, id: i64) -> ApiResult<RequestRow> {
+    Ok(requests::table
+        .find(id)
+        .select(RequestRow::as_select())
+        .for_update()
+        .first(conn)
+        .await?)
+}
+
 pub async fn find(conn: &mut crate::db::DbConn, id: i64) -> ApiResult<RequestRow> {
     Ok(requests::table
         .find(id)
@@ -561,12 +571,7 @@ pub(crate) async fn apply_patch(
     update: PatchBody,
     attempt: Option<i32>,
 ) -> ApiResult<Option<RequestState>> {
-    let row: RequestRow = requests::table
-        .find(id)
-        .select(RequestRow::as_select())
-        .for_update()
-        .first(conn)
-        .await?;
+    let row = lock(conn, id).await?;
     let current: RequestState = row
         .state
         .parse()
