@@ -4,6 +4,7 @@ pub mod api_client;
 pub mod bundle;
 pub mod fetch;
 pub mod git_deps;
+pub mod outbound;
 pub mod pipeline;
 pub mod pkg_managers;
 pub mod request_log;
