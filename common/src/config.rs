@@ -271,20 +271,33 @@ mod tests {
 
     #[test]
     fn allowed_hosts_match_exactly_or_below_a_wildcard() {
-        let list = HostList::parse(" Registry.Example.com, *.corp.example ,10.0.0.5,[FD00::1],").unwrap();
+        let list =
+            HostList::parse(" Registry.Example.com, *.corp.example ,10.0.0.5,[FD00::1],").unwrap();
         assert!(list.allows("registry.example.com"));
         assert!(list.allows("REGISTRY.example.com."));
         assert!(!list.allows("evil-registry.example.com"));
         assert!(!list.allows("sub.registry.example.com"));
         assert!(list.allows("npm.corp.example"));
         assert!(list.allows("a.b.corp.example"));
-        assert!(!list.allows("corp.example"), "the wildcard is for subdomains only");
+        assert!(
+            !list.allows("corp.example"),
+            "the wildcard is for subdomains only"
+        );
         assert!(!list.allows("evilcorp.example"));
         assert!(list.allows("10.0.0.5"));
         assert!(list.allows("[fd00::1]"));
-        for bad in ["https://x.example", "x.example:443", "*.10.0.0.1", "a b", "x/y"] {
+        for bad in [
+            "https://x.example",
+            "x.example:443",
+            "*.10.0.0.1",
+            "a b",
+            "x/y",
+        ] {
             assert!(HostList::parse(bad).is_err(), "{bad}");
         }
-        assert!(HostList::parse(" , ").is_err(), "an empty list would refuse everything");
+        assert!(
+            HostList::parse(" , ").is_err(),
+            "an empty list would refuse everything"
+        );
     }
 }

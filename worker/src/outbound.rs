@@ -235,14 +235,12 @@ impl OutboundPolicy {
     /// the allowed hosts, and IP literals. Names are checked again once resolved.
     pub fn check_host(&self, host: &str) -> Result<(), Refusal> {
         check_name(host)?;
-        if let Some(list) = &self.allowed_hosts {
-            if !list.allows(host) {
-                return Err(Refusal::HostNotAllowed(host.to_string()));
-            }
+        if let Some(ip) = ip_literal(host) {
+            self.check_ip(None, ip)?;
         }
-        match ip_literal(host) {
-            Some(ip) => self.check_ip(None, ip),
-            None => Ok(()),
+        match &self.allowed_hosts {
+            Some(list) if !list.allows(host) => Err(Refusal::HostNotAllowed(host.to_string())),
+            _ => Ok(()),
         }
     }
 
@@ -338,9 +336,8 @@ impl Resolve for PolicyResolver {
         Box::pin(async move {
             // the allowed hosts were checked on the URL: this may be a proxy's name
             check_name(&host)?;
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refused = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
@@ -385,11 +382,24 @@ impl DownloadLimits {
     }
 }
 
+/// What a response body is, for its size limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// A file kept in the store (`LARDER_MAX_ARTIFACT_SIZE`).
+    Artifact,
+    /// An index page or configuration document, held in memory (also `MAX_DOCUMENT`).
+    Document,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LimitExceeded {
     #[error("is larger than the limit of {0} bytes for one download (LARDER_MAX_ARTIFACT_SIZE)")]
     Artifact(u64),
-    #[error("takes the request past its limit of {0} bytes of downloads (LARDER_MAX_REQUEST_DOWNLOAD)")]
+    #[error("is larger than the limit of {0} bytes for an index document (64 MiB, or LARDER_MAX_ARTIFACT_SIZE when smaller)")]
+    Document(u64),
+    #[error(
+        "takes the request past its limit of {0} bytes of downloads (LARDER_MAX_REQUEST_DOWNLOAD)"
+    )]
     Request(u64),
 }
 
@@ -433,11 +443,21 @@ impl Outbound {
         self.limits
     }
 
-    /// Whether `size` more bytes fit in one download (`so_far` of it already received) and
-    /// in the request's total; `charge` counts them.
-    pub fn check_size(&self, so_far: u64, size: u64) -> Result<(), LimitExceeded> {
-        if so_far.saturating_add(size) > self.limits.max_artifact {
-            return Err(LimitExceeded::Artifact(self.limits.max_artifact));
+    /// Whether `size` more bytes fit in one body of `kind` (`so_far` of it already received)
+    /// and in the request's total; `charge` counts them.
+    pub fn check_size(&self, kind: BodyKind, so_far: u64, size: u64) -> Result<(), LimitExceeded> {
+        let (max, exceeded) = match kind {
+            BodyKind::Artifact => (
+                self.limits.max_artifact,
+                LimitExceeded::Artifact(self.limits.max_artifact),
+            ),
+            BodyKind::Document => {
+                let max = MAX_DOCUMENT.min(self.limits.max_artifact);
+                (max, LimitExceeded::Document(max))
+            }
+        };
+        if so_far.saturating_add(size) > max {
+            return Err(exceeded);
         }
         if self.downloaded().saturating_add(size) > self.limits.max_request {
             return Err(LimitExceeded::Request(self.limits.max_request));
@@ -578,7 +598,9 @@ mod tests {
         for a in ["169.254.169.254", "fd00:ec2::254", "0.0.0.0", "fe80::1"] {
             assert!(open.check_ip(None, ip(a)).is_err(), "{a}");
         }
-        let e = strict.check_ip(Some("db.internal"), ip("10.0.0.7")).unwrap_err();
+        let e = strict
+            .check_ip(Some("db.internal"), ip("10.0.0.7"))
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "db.internal resolves to 10.0.0.7, a private (RFC 1918) address, and this deployment does not allow private upstreams (LARDER_ALLOW_PRIVATE_UPSTREAMS)"
@@ -649,7 +671,9 @@ mod tests {
         ] {
             assert!(strict.resolve_git_url(bad).is_err(), "{bad}");
         }
-        let e = strict.resolve_git_url("https://localhost/r.git").unwrap_err();
+        let e = strict
+            .resolve_git_url("https://localhost/r.git")
+            .unwrap_err();
         assert!(
             matches!(&e, Refusal::Address { host: Some(h), .. } if h == "localhost"),
             "{e:?}"
@@ -674,12 +698,19 @@ mod tests {
         let outbound = Outbound::new(policy(false, None), limits);
         let other = outbound.clone();
         assert_eq!(
-            outbound.check_size(0, 101),
+            outbound.check_size(BodyKind::Artifact, 0, 101),
             Err(LimitExceeded::Artifact(100))
         );
-        assert!(outbound.check_size(0, 100).is_ok());
+        assert_eq!(
+            outbound.check_size(BodyKind::Document, 90, 11),
+            Err(LimitExceeded::Document(100))
+        );
+        assert!(outbound.check_size(BodyKind::Artifact, 0, 100).is_ok());
         outbound.charge(100).unwrap();
-        assert_eq!(other.check_size(0, 60), Err(LimitExceeded::Request(150)));
+        assert_eq!(
+            other.check_size(BodyKind::Artifact, 0, 60),
+            Err(LimitExceeded::Request(150))
+        );
         assert_eq!(other.charge(60), Err(LimitExceeded::Request(150)));
         assert_eq!(outbound.downloaded(), 160);
     }

@@ -115,16 +115,13 @@ async fn run(
     let submodules = job.pkg_managers.contains(&PackageManager::GitSubmodule);
     let key = source::source_key(&job.repo, &job.git_ref, submodules)?;
     let app = work.join("app");
+    let outbound = crate::outbound::Outbound::for_request(config);
     {
         let (store, key, app) = (store.clone(), key.clone(), app.clone());
-        let (url, commit, allow_local) = (
-            job.repo.clone(),
-            job.git_ref.clone(),
-            config.allow_local_repos,
-        );
+        let (url, commit, outbound) = (job.repo.clone(), job.git_ref.clone(), outbound.clone());
         let remove_links = job.flags.iter().any(|f| f == "remove-unsafe-symlinks");
         blocking(move || {
-            source::ensure_source(&store, &key, &url, &commit, submodules, allow_local)?;
+            source::ensure_source(&store, &key, &url, &commit, submodules, &outbound)?;
             let archive = store
                 .path(&key)
                 .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
@@ -150,7 +147,7 @@ async fn run(
     std::fs::create_dir_all(&deps)
         .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
 
-    let fetcher = crate::fetch::Fetcher::new(store.clone());
+    let fetcher = crate::fetch::Fetcher::new(store.clone(), outbound);
     let ctx = PmContext {
         job,
         app_dir: &app,

@@ -399,6 +399,11 @@ pub(crate) mod tests {
         let p = write_zip(d.path(), &[("a.com/m@v1.0.0/x.go", b"package evil\n")]);
         let e = verify_zip(&p, "a.com/m", "v1.0.0", &good).unwrap_err();
         assert!(e.to_string().contains("a.com/m@v1.0.0"), "{e}");
+        let served = validate_zip(&p, "a.com/m", "v1.0.0").unwrap().h1;
+        assert!(
+            !e.to_string().contains(&served),
+            "the h1 of what was served is not echoed: {e}"
+        );
         assert_eq!(e.failure().error_type, "InvalidChecksum");
         let e = verify_gomod(
             b"module evil\n",

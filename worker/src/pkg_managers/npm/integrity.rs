@@ -328,6 +328,10 @@ mod tests {
         i.verify_bytes("x@1", data).unwrap();
         let e = i.verify_bytes("x@1", b"tampered").unwrap_err();
         assert!(e.to_string().contains("x@1"));
+        assert!(
+            !e.to_string().contains(&sri_sha512(b"tampered")),
+            "the digest of what was served is not echoed: {e}"
+        );
         assert_eq!(e.failure().error_type, "InvalidChecksum");
         match i.expected() {
             Expected::Sha512(h) => assert_eq!(h, hex::encode(Sha512::digest(data))),
