@@ -1,7 +1,7 @@
 //! The application source: fetched once per commit with git2 and kept permanently in the
 //! store as `sources/<host>/<path>/<commit>.tar.gz` (with `.git` inside).
 
-use crate::outbound::{BodyKind, LimitExceeded, Outbound};
+use crate::outbound::{BodyKind, Outbound};
 use common::archive::TarGzWriter;
 use common::{Failure, Store};
 use git2::{AutotagOption, FetchOptions, Oid, RemoteCallbacks, RemoteRedirect, Repository};
@@ -63,13 +63,6 @@ pub fn is_local(repo_url: &str) -> bool {
     repo_url.starts_with('/') || repo_url.starts_with("file://")
 }
 
-/// Why a git fetch was stopped from its progress callback.
-#[derive(Clone, Copy)]
-enum Stop {
-    TooLarge(LimitExceeded),
-    Deadline,
-}
-
 /// Fetch `commit` of `url` into a fresh repository at `dir` and check it out: only once the
 /// outbound policy allows the URL's resolved addresses, following no redirect, within the
 /// request's size limits and `LARDER_DOWNLOAD_TIMEOUT`. Blocking.
@@ -102,78 +95,10 @@ pub fn fetch_commit(
             format!("Cannot create a git repository: {e}"),
         )
     })?;
-    {
-        // The progress callback is the only place libgit2 lets a fetch be stopped: it runs as
-        // pack data arrives (a server that sends nothing is ended by the server timeout set
-        // at worker start).
-        let deadline = Instant::now() + outbound.limits().timeout;
-        let stopped: Cell<Option<Stop>> = Cell::new(None);
-        let received = Cell::new(0u64);
-        let options = |tags: AutotagOption| {
-            let mut callbacks = RemoteCallbacks::new();
-            callbacks.transfer_progress(|progress| {
-                let bytes = progress.received_bytes() as u64;
-                received.set(bytes);
-                if let Err(e) = outbound.check_size(BodyKind::Artifact, 0, bytes) {
-                    stopped.set(Some(Stop::TooLarge(e)));
-                } else if Instant::now() > deadline {
-                    stopped.set(Some(Stop::Deadline));
-                }
-                stopped.get().is_none()
-            });
-            let mut options = FetchOptions::new();
-            options
-                .remote_callbacks(callbacks)
-                .download_tags(tags)
-                .follow_redirects(RemoteRedirect::None);
-            options
-        };
-        let stop_failure = |stop: Stop| {
-            match stop {
-            Stop::TooLarge(e) => e.failure(&format!("The git repository {url}")),
-            Stop::Deadline => Failure::server(
-                "NetworkError",
-                format!(
-                    "The git repository {url} did not download within {} seconds (LARDER_DOWNLOAD_TIMEOUT)",
-                    outbound.limits().timeout.as_secs()
-                ),
-            ),
-        }
-        };
-        let charge = |bytes: u64| {
-            outbound
-                .charge(bytes)
-                .map_err(|e| e.failure(&format!("The git repository {url}")))
-        };
-        let mut remote = repo.remote_anonymous(url).map_err(access)?;
-        let mut by_id = options(AutotagOption::None);
-        if !is_local(url) {
-            by_id.depth(1);
-        }
-        let by_id_result = remote.fetch(&[commit], Some(&mut by_id), None);
-        charge(received.take())?;
-        if let Err(e) = by_id_result {
-            if let Some(stop) = stopped.take() {
-                return Err(stop_failure(stop));
-            }
-            // Servers that refuse to hand out an unadvertised commit: fetch every branch and tag.
-            tracing::debug!(error = %e, "fetch by commit id refused; fetching all refs");
-            let mut all = options(AutotagOption::All);
-            let all_result = remote.fetch(
-                &[
-                    "+refs/heads/*:refs/remotes/origin/*",
-                    "+refs/tags/*:refs/tags/*",
-                ],
-                Some(&mut all),
-                None,
-            );
-            charge(received.take())?;
-            if let Some(stop) = stopped.take() {
-                return Err(stop_failure(stop));
-            }
-            all_result.map_err(access)?;
-        }
-    }
+    fetch_within_limits(&repo, url, commit, outbound).map_err(|e| match e {
+        FetchError::Git(e) => access(e),
+        FetchError::Stopped(failure) => failure,
+    })?;
     {
         let found = repo.find_commit(oid).map_err(|_| bad_ref())?;
         repo.set_head_detached(found.id()).map_err(|_| bad_ref())?;
@@ -190,6 +115,82 @@ pub fn fetch_commit(
         })?;
     }
     Ok(repo)
+}
+
+enum FetchError {
+    Git(git2::Error),
+    /// Stopped at a limit, or the request's total is spent.
+    Stopped(Failure),
+}
+
+/// Fetch `commit` into `repo` (all branches and tags when the server refuses to hand out an
+/// unadvertised commit), following no redirect, stopped at the request's size limits and
+/// `LARDER_DOWNLOAD_TIMEOUT`. The progress callback is the only place libgit2 lets a fetch be
+/// stopped, and it runs as pack data arrives: a server that sends nothing is ended by the
+/// server timeout set at worker start.
+fn fetch_within_limits(
+    repo: &Repository,
+    url: &str,
+    commit: &str,
+    outbound: &Outbound,
+) -> Result<(), FetchError> {
+    let deadline = Instant::now() + outbound.limits().timeout;
+    let stopped: Cell<Option<Failure>> = Cell::new(None);
+    let received = Cell::new(0u64);
+    let what = format!("The git repository {url}");
+    let options = |tags: AutotagOption| {
+        let mut callbacks = RemoteCallbacks::new();
+        callbacks.transfer_progress(|progress| {
+            let bytes = progress.received_bytes() as u64;
+            received.set(bytes);
+            if let Err(e) = outbound.check_size(BodyKind::Artifact, 0, bytes) {
+                stopped.set(Some(e.failure(&what)));
+                return false;
+            }
+            if Instant::now() > deadline {
+                stopped.set(Some(Failure::server(
+                    "NetworkError",
+                    format!(
+                        "{what} did not download within {} seconds (LARDER_DOWNLOAD_TIMEOUT)",
+                        outbound.limits().timeout.as_secs()
+                    ),
+                )));
+                return false;
+            }
+            true
+        });
+        let mut options = FetchOptions::new();
+        options
+            .remote_callbacks(callbacks)
+            .download_tags(tags)
+            .follow_redirects(RemoteRedirect::None);
+        options
+    };
+    // every fetch counts into the request's total, and a stop is final
+    let settle = |result: Result<(), git2::Error>| {
+        outbound
+            .charge(received.take())
+            .map_err(|e| FetchError::Stopped(e.failure(&what)))?;
+        match stopped.take() {
+            Some(failure) => Err(FetchError::Stopped(failure)),
+            None => Ok(result),
+        }
+    };
+    let mut remote = repo.remote_anonymous(url).map_err(FetchError::Git)?;
+    let mut by_id = options(AutotagOption::None);
+    if !is_local(url) {
+        by_id.depth(1);
+    }
+    let Err(e) = settle(remote.fetch(&[commit], Some(&mut by_id), None))? else {
+        return Ok(());
+    };
+    tracing::debug!(error = %e, "fetch by commit id refused; fetching all refs");
+    let mut all = options(AutotagOption::All);
+    let refspecs = [
+        "+refs/heads/*:refs/remotes/origin/*",
+        "+refs/tags/*:refs/tags/*",
+    ];
+    settle(remote.fetch(&refspecs, Some(&mut all), None))?.map_err(FetchError::Git)
 }
 
 /// Resolve a submodule URL relative to its superproject's URL.
