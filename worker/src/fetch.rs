@@ -140,7 +140,7 @@ impl Fetcher {
         &self.outbound
     }
 
-    /// `url` if the policy lets it be requested; `what` names it in the failure.
+    /// Whether the policy lets `url` be requested; `what` names it in the failure.
     fn checked_url(&self, url: &str, what: &str) -> Result<(), Failure> {
         let parsed = url::Url::parse(url).map_err(|e| {
             Failure::client(
@@ -177,7 +177,7 @@ impl Fetcher {
         let mut delay = Duration::from_millis(300);
         for attempt in 1..=ATTEMPTS {
             let err = match self.get_document(url, accept).await {
-                Ok(found) => return Ok(found),
+                Ok(found) => return Ok(Some(found)),
                 Err(DownloadError::NotFound) => return Ok(None),
                 Err(DownloadError::Final(failure)) => return Err(failure),
                 Err(DownloadError::Transient(err)) => err,
@@ -198,7 +198,7 @@ impl Fetcher {
         &self,
         url: &str,
         accept: Option<&str>,
-    ) -> Result<Option<(Vec<u8>, Option<String>)>, DownloadError> {
+    ) -> Result<(Vec<u8>, Option<String>), DownloadError> {
         let mut req = self.http.get(url);
         if let Some(a) = accept {
             req = req.header(reqwest::header::ACCEPT, a);
@@ -226,7 +226,7 @@ impl Fetcher {
             Ok(())
         })
         .await?;
-        Ok(Some((body, content_type)))
+        Ok((body, content_type))
     }
 
     /// Hand a response body to `sink` chunk by chunk, within the size limit of `kind` and the
