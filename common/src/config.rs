@@ -121,6 +121,75 @@ pub struct Config {
     /// A worker that has not sent a heartbeat for this long has lost its request to another.
     #[arg(long, env = "LARDER_HEARTBEAT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub heartbeat_timeout: Duration,
+
+    /// Let dependency and source URLs reach loopback, private (RFC 1918, ULA) and CGNAT
+    /// addresses (for internal registries); cloud metadata addresses stay refused.
+    #[arg(long, env = "LARDER_ALLOW_PRIVATE_UPSTREAMS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_private_upstreams: bool,
+
+    /// The only hosts dependency and source URLs may name (comma separated; `*.example.com`
+    /// matches every subdomain of example.com, not example.com itself). Unset: any host.
+    #[arg(long, env = "LARDER_ALLOWED_HOSTS", value_parser = HostList::parse)]
+    pub allowed_hosts: Option<HostList>,
+
+    /// Largest single download (bytes).
+    #[arg(long, env = "LARDER_MAX_ARTIFACT_SIZE", default_value_t = 2 << 30)]
+    pub max_artifact_size: u64,
+
+    /// Most one request may download in all (bytes).
+    #[arg(long, env = "LARDER_MAX_REQUEST_DOWNLOAD", default_value_t = 20 << 30)]
+    pub max_request_download: u64,
+
+    /// How long one download (or git fetch) may take from start to end, retries included.
+    #[arg(long, env = "LARDER_DOWNLOAD_TIMEOUT", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub download_timeout: Duration,
+}
+
+/// `LARDER_ALLOWED_HOSTS`, parsed: host names (IDNA-normalized, lowercase) and IP literals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostList(pub Vec<HostPattern>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostPattern {
+    /// This host only.
+    Exact(String),
+    /// Any host below this domain (`*.example.com`), not the domain itself.
+    Subdomains(String),
+}
+
+impl HostList {
+    pub fn parse(list: &str) -> Result<HostList, String> {
+        let mut patterns = Vec::new();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let bad = |why: &str| format!("invalid LARDER_ALLOWED_HOSTS entry {entry:?}: {why}");
+            let (wildcard, host) = match entry.strip_prefix("*.") {
+                Some(rest) => (true, rest),
+                None => (false, entry),
+            };
+            let parsed = url::Host::parse(host.trim_end_matches('.'))
+                .map_err(|e| bad(&format!("{e} (give a host name, without scheme or port)")))?;
+            patterns.push(match parsed {
+                url::Host::Domain(domain) if wildcard => HostPattern::Subdomains(domain),
+                _ if wildcard => return Err(bad("`*.` needs a domain name after it")),
+                host => HostPattern::Exact(host.to_string()),
+            });
+        }
+        if patterns.is_empty() {
+            return Err("LARDER_ALLOWED_HOSTS lists no host".into());
+        }
+        Ok(HostList(patterns))
+    }
+
+    /// Whether `host` (as `url::Url::host_str` gives it) is on the list.
+    pub fn allows(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.0.iter().any(|p| match p {
+            HostPattern::Exact(h) => *h == host,
+            HostPattern::Subdomains(domain) => host
+                .strip_suffix(domain.as_str())
+                .is_some_and(|prefix| prefix.len() > 1 && prefix.ends_with('.')),
+        })
+    }
 }
 
 /// What a caller of the api may do.
@@ -213,5 +282,37 @@ mod tests {
         assert!(config.identities().is_err());
         config.api_tokens = None;
         assert!(config.identities().unwrap().is_none());
+    }
+
+    #[test]
+    fn allowed_hosts_match_exactly_or_below_a_wildcard() {
+        let list =
+            HostList::parse(" Registry.Example.com, *.corp.example ,10.0.0.5,[FD00::1],").unwrap();
+        assert!(list.allows("registry.example.com"));
+        assert!(list.allows("REGISTRY.example.com."));
+        assert!(!list.allows("evil-registry.example.com"));
+        assert!(!list.allows("sub.registry.example.com"));
+        assert!(list.allows("npm.corp.example"));
+        assert!(list.allows("a.b.corp.example"));
+        assert!(
+            !list.allows("corp.example"),
+            "the wildcard is for subdomains only"
+        );
+        assert!(!list.allows("evilcorp.example"));
+        assert!(list.allows("10.0.0.5"));
+        assert!(list.allows("[fd00::1]"));
+        for bad in [
+            "https://x.example",
+            "x.example:443",
+            "*.10.0.0.1",
+            "a b",
+            "x/y",
+        ] {
+            assert!(HostList::parse(bad).is_err(), "{bad}");
+        }
+        assert!(
+            HostList::parse(" , ").is_err(),
+            "an empty list would refuse everything"
+        );
     }
 }

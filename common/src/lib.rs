@@ -11,7 +11,7 @@ pub mod store;
 pub mod text;
 pub mod token;
 
-pub use config::Config;
+pub use config::{Config, HostList, HostPattern};
 pub use model::*;
 pub use store::Store;
 

@@ -65,6 +65,8 @@ impl Larder {
         env.insert("LARDER_LISTEN".into(), format!("127.0.0.1:{port}"));
         env.insert("LARDER_PUBLIC_URL".into(), url.clone());
         env.insert("LARDER_ALLOW_LOCAL_REPOS".into(), "true".into());
+        // fixture upstreams listen on loopback; tests of the outbound policy turn this off
+        env.insert("LARDER_ALLOW_PRIVATE_UPSTREAMS".into(), "true".into());
         env.insert("LARDER_LOG".into(), "info,lapin=warn".into());
         Self {
             url,

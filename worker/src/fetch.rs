@@ -1,6 +1,7 @@
 //! Downloads into the permanent store: streamed to a temporary file while hashing, verified,
 //! and only then moved into place. A file already in the store is re-verified, never re-fetched.
 
+use crate::outbound::{BodyKind, LimitExceeded, Outbound, Refusal};
 use common::{Download, Expected, Failure, Store};
 use futures_util::StreamExt;
 use sha1::Sha1;
@@ -74,7 +75,9 @@ pub fn verify(expected: &Expected, digests: &Digests, label: &str) -> Result<(),
     } else {
         Err(Failure::client(
             "InvalidChecksum",
-            format!("The {algo} checksum of {label} does not match: expected {want}, got {got}"),
+            // what was computed is never shown: it would hand out the digest of any content
+            // a URL serves
+            format!("The {algo} checksum of {label} does not match the expected {algo} {want}"),
         ))
     }
 }
@@ -102,67 +105,82 @@ pub struct Fetched {
     pub from_network: bool,
 }
 
+/// Downloads of one request: through the outbound policy, within its size and time limits.
 #[derive(Clone)]
 pub struct Fetcher {
     http: reqwest::Client,
     store: Store,
+    outbound: Outbound,
 }
 
 const ATTEMPTS: u32 = 4;
 
 impl Fetcher {
-    pub fn new(store: Store) -> Self {
-        let http = reqwest::Client::builder()
+    pub fn new(store: Store, outbound: Outbound) -> Self {
+        let http = outbound
+            .http_client()
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(120))
             .user_agent(concat!("larder/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("TLS backend initializes");
-        Self { http, store }
+        Self {
+            http,
+            store,
+            outbound,
+        }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    /// The request's outbound policy and download budget (git fetches share it).
+    pub fn outbound(&self) -> &Outbound {
+        &self.outbound
     }
 
-    /// GET a small document (an index page, a config), with retries on transient errors.
+    /// Whether the policy lets `url` be requested; `what` names it in the failure.
+    fn checked_url(&self, url: &str, what: &str) -> Result<(), Failure> {
+        let parsed = url::Url::parse(url).map_err(|e| {
+            Failure::client(
+                "InvalidRequestData",
+                format!("{what} is not a valid URL: {e}"),
+            )
+        })?;
+        self.outbound
+            .policy()
+            .check_http_url(&parsed)
+            .map_err(|r| r.failure(what))
+    }
+
+    /// GET a small document (an index page, a config), with retries on transient errors,
+    /// bounded in size (`BodyKind::Document`) and time (`LARDER_DOWNLOAD_TIMEOUT`).
     /// `Ok(None)` for 404/410.
     pub async fn get_bytes(
         &self,
         url: &str,
         accept: Option<&str>,
     ) -> Result<Option<(Vec<u8>, Option<String>)>, Failure> {
+        self.checked_url(url, url)?;
+        let timeout = self.outbound.limits().timeout;
+        tokio::time::timeout(timeout, self.get_bytes_retrying(url, accept))
+            .await
+            .unwrap_or_else(|_| Err(deadline_failure(url, timeout)))
+    }
+
+    async fn get_bytes_retrying(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, Failure> {
         let mut delay = Duration::from_millis(300);
         for attempt in 1..=ATTEMPTS {
-            let mut req = self.http.get(url);
-            if let Some(a) = accept {
-                req = req.header(reqwest::header::ACCEPT, a);
-            }
-            let err = match req.send().await {
-                Ok(resp) if resp.status().is_success() => {
-                    let content_type = resp
-                        .headers()
-                        .get(reqwest::header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    match resp.bytes().await {
-                        Ok(b) => return Ok(Some((b.to_vec(), content_type))),
-                        Err(e) => e.to_string(),
-                    }
-                }
-                Ok(resp) if matches!(resp.status().as_u16(), 404 | 410) => return Ok(None),
-                Ok(resp) if resp.status().is_client_error() && resp.status().as_u16() != 429 => {
-                    return Err(Failure::server(
-                        "NetworkError",
-                        format!("Fetching {url} failed: HTTP {}", resp.status()),
-                    ));
-                }
-                Ok(resp) => format!("HTTP {}", resp.status()),
-                Err(e) => e.to_string(),
+            let err = match self.get_document(url, accept).await {
+                Ok(found) => return Ok(Some(found)),
+                Err(DownloadError::NotFound) => return Ok(None),
+                Err(DownloadError::Final(failure)) => return Err(failure),
+                Err(DownloadError::Transient(err)) => err,
             };
             if attempt == ATTEMPTS {
                 return Err(Failure::server(
@@ -174,6 +192,71 @@ impl Fetcher {
             delay *= 2;
         }
         unreachable!("the loop returns")
+    }
+
+    async fn get_document(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<(Vec<u8>, Option<String>), DownloadError> {
+        let mut req = self.http.get(url);
+        if let Some(a) = accept {
+            req = req.header(reqwest::header::ACCEPT, a);
+        }
+        let resp = req.send().await.map_err(|e| send_error(&e, url))?;
+        match resp.status() {
+            s if s.is_success() => {}
+            s if matches!(s.as_u16(), 404 | 410) => return Err(DownloadError::NotFound),
+            s if s.is_client_error() && s.as_u16() != 429 => {
+                return Err(DownloadError::Final(Failure::server(
+                    "NetworkError",
+                    format!("Fetching {url} failed: HTTP {s}"),
+                )));
+            }
+            s => return Err(DownloadError::Transient(format!("HTTP {s}"))),
+        }
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut body = Vec::new();
+        self.stream_body(resp, BodyKind::Document, url, |chunk| {
+            body.extend_from_slice(chunk);
+            Ok(())
+        })
+        .await?;
+        Ok((body, content_type))
+    }
+
+    /// Hand a response body to `sink` chunk by chunk, within the size limit of `kind` and the
+    /// request's total (both checked against Content-Length first, when there is one).
+    async fn stream_body(
+        &self,
+        resp: reqwest::Response,
+        kind: BodyKind,
+        what: &str,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(), DownloadError> {
+        let too_large = |e: LimitExceeded| DownloadError::Final(e.failure(what));
+        if let Some(length) = resp.content_length() {
+            self.outbound
+                .check_size(kind, 0, length)
+                .map_err(too_large)?;
+        }
+        let mut received = 0u64;
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| DownloadError::Transient(describe(&e)))?;
+            let n = chunk.len() as u64;
+            self.outbound
+                .check_size(kind, received, n)
+                .map_err(too_large)?;
+            self.outbound.charge(n).map_err(too_large)?;
+            received += n;
+            sink(&chunk).map_err(|e| DownloadError::Transient(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Make sure `download` is in the store and verified.
@@ -255,17 +338,34 @@ impl Fetcher {
             .collect()
     }
 
-    /// Download with retries into a temporary file and check its digest.
+    /// Download with retries into a temporary file and check its digest; the whole of it
+    /// (retries included) within `LARDER_DOWNLOAD_TIMEOUT`. A temporary file is deleted as
+    /// soon as its download fails.
     async fn download_verified(
         &self,
         download: &Download,
     ) -> Result<(tempfile::NamedTempFile, Digests), Failure> {
+        let what = describe_download(download);
+        self.checked_url(&download.url, &what)?;
+        let timeout = self.outbound.limits().timeout;
+        let (temp, digests) = tokio::time::timeout(timeout, self.download_retrying(download))
+            .await
+            .unwrap_or_else(|_| Err(deadline_failure(&what, timeout)))?;
+        verify(&download.expected, &digests, &download.label)?;
+        Ok((temp, digests))
+    }
+
+    async fn download_retrying(
+        &self,
+        download: &Download,
+    ) -> Result<(tempfile::NamedTempFile, Digests), Failure> {
+        let what = describe_download(download);
         let mut delay = Duration::from_millis(300);
         let mut attempt = 0;
-        let (temp, digests) = loop {
+        loop {
             attempt += 1;
-            match self.download_to_temp(&download.url).await {
-                Ok(done) => break done,
+            match self.download_to_temp(&download.url, &what).await {
+                Ok(done) => return Ok(done),
                 Err(DownloadError::NotFound) => {
                     return Err(Failure::client(
                         "NetworkError",
@@ -275,52 +375,99 @@ impl Fetcher {
                         ),
                     ));
                 }
-                Err(DownloadError::Other(msg)) if attempt >= ATTEMPTS => {
+                Err(DownloadError::Final(failure)) => return Err(failure),
+                Err(DownloadError::Transient(msg)) if attempt >= ATTEMPTS => {
                     return Err(Failure::server(
                         "NetworkError",
-                        format!(
-                            "Downloading {} from {} failed: {msg}",
-                            download.label, download.url
-                        ),
+                        format!("Downloading {what} failed: {msg}"),
                     ));
                 }
-                Err(DownloadError::Other(msg)) => {
+                Err(DownloadError::Transient(msg)) => {
                     tracing::warn!(url = %download.url, error = %msg, attempt, "download failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
             }
-        };
-        verify(&download.expected, &digests, &download.label)?;
-        Ok((temp, digests))
+        }
     }
 
     async fn download_to_temp(
         &self,
         url: &str,
+        what: &str,
     ) -> Result<(tempfile::NamedTempFile, Digests), DownloadError> {
-        let other = |e: &dyn std::fmt::Display| DownloadError::Other(e.to_string());
-        let resp = self.http.get(url).send().await.map_err(|e| other(&e))?;
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| send_error(&e, what))?;
         match resp.status().as_u16() {
             200..=299 => {}
             404 | 410 => return Err(DownloadError::NotFound),
-            s => return Err(DownloadError::Other(format!("HTTP {s}"))),
+            s => return Err(DownloadError::Transient(format!("HTTP {s}"))),
         }
-        let mut temp = self.store.temp_file().map_err(|e| other(&e))?;
+        let mut temp = self
+            .store
+            .temp_file()
+            .map_err(|e| DownloadError::Transient(e.to_string()))?;
         let mut hashers = Hashers::default();
-        let mut body = resp.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| other(&e))?;
-            hashers.update(&chunk);
-            temp.write_all(&chunk).map_err(|e| other(&e))?;
-        }
+        self.stream_body(resp, BodyKind::Artifact, what, |chunk| {
+            hashers.update(chunk);
+            temp.write_all(chunk)
+        })
+        .await?;
         Ok((temp, hashers.finish()))
     }
 }
 
 enum DownloadError {
     NotFound,
-    Other(String),
+    /// Retrying cannot help (a refused URL, a size limit): the request fails with this.
+    Final(Failure),
+    Transient(String),
+}
+
+/// A failed request: the policy's refusal (from the resolver or the redirect policy) is
+/// final, anything else may be retried.
+fn send_error(e: &reqwest::Error, what: &str) -> DownloadError {
+    match Refusal::find(e) {
+        Some(refusal) => DownloadError::Final(refusal.failure(what)),
+        None => DownloadError::Transient(describe(e)),
+    }
+}
+
+/// An error with its causes (reqwest's own message rarely says what went wrong).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The download's label, with its URL unless the label already says it.
+fn describe_download(download: &Download) -> String {
+    if download.label.contains(&download.url) {
+        download.label.clone()
+    } else {
+        format!("{} ({})", download.label, download.url)
+    }
+}
+
+fn deadline_failure(what: &str, timeout: Duration) -> Failure {
+    Failure::server(
+        "NetworkError",
+        format!(
+            "{what} did not download within {} (LARDER_DOWNLOAD_TIMEOUT)",
+            humantime::format_duration(timeout)
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -341,5 +488,14 @@ mod tests {
         let err = verify(&Expected::Sha1("00".into()), &d, "left-pad@1.0.0").unwrap_err();
         assert!(err.message.contains("left-pad@1.0.0"));
         assert_eq!(err.error_type, "InvalidChecksum");
+        let err = verify(&Expected::Sha256("0".repeat(64)), &d, "x").unwrap_err();
+        assert_eq!(
+            err.message,
+            format!(
+                "The sha256 checksum of x does not match the expected sha256 {}",
+                "0".repeat(64)
+            ),
+            "the digest of what was served is never echoed"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Git dependencies (npm, pip, cargo): fetched once per commit into
 //! `deps/git/<host>/<path>/<commit>.tar.gz`, reused without the network, checked out on demand.
 
+use crate::outbound::Outbound;
 use crate::pipeline::blocking;
 use common::archive::UnpackLimits;
 use common::{Failure, Store};
@@ -15,9 +16,9 @@ pub fn git_dep_key(url: &str, commit: &str) -> Result<String, Failure> {
 /// (which will contain the repository's files and `.git`). Returns the store key.
 pub async fn checkout(
     store: &Store,
+    outbound: &Outbound,
     url: &str,
     commit: &str,
-    allow_local: bool,
     dest: &Path,
 ) -> Result<String, Failure> {
     if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -26,13 +27,12 @@ pub async fn checkout(
             format!("The git dependency {url} must name a full commit id, not {commit:?}"),
         ));
     }
-    if !crate::source::url_allowed(url, allow_local) {
-        return Err(Failure::client(
-            "InvalidRequestData",
-            format!("The git dependency URL {url} is not allowed"),
-        ));
-    }
+    outbound
+        .policy()
+        .check_git_url(url)
+        .map_err(|r| r.failure(&format!("the git dependency {url}")))?;
     let key = git_dep_key(url, commit)?;
+    let outbound = outbound.clone();
     let (store, k, url, commit, dest): (Store, String, String, String, PathBuf) = (
         store.clone(),
         key.clone(),
@@ -41,7 +41,7 @@ pub async fn checkout(
         dest.into(),
     );
     blocking(move || {
-        crate::source::ensure_source(&store, &k, &url, &commit, false, allow_local)?;
+        crate::source::ensure_source(&store, &k, &url, &commit, false, &outbound)?;
         let archive = store
             .path(&k)
             .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;

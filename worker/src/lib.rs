@@ -4,6 +4,7 @@ pub mod api_client;
 pub mod bundle;
 pub mod fetch;
 pub mod git_deps;
+pub mod outbound;
 pub mod pipeline;
 pub mod pkg_managers;
 pub mod request_log;
@@ -34,6 +35,7 @@ pub enum WorkerError {
 
 /// Consume jobs forever, reconnecting to the broker whenever the connection drops.
 pub async fn run(config: Config) {
+    set_git_timeouts();
     let config = Arc::new(config);
     let store = Store::new(&config.data_dir);
     let api = ApiClient::new(config.api_url(), config.worker_token.clone());
@@ -110,6 +112,21 @@ async fn consume(config: Arc<Config>, store: Store, api: ApiClient) -> Result<()
         });
     }
     Err(WorkerError::ConsumerClosed)
+}
+
+/// libgit2's socket timeouts: a git server that stops sending is given up on, as the HTTP
+/// client does (libgit2 has none by default, and its progress callback, which enforces the
+/// download deadline, only runs while data arrives).
+fn set_git_timeouts() {
+    // SAFETY: libgit2 options are process globals written without synchronization; this runs
+    // at worker start, before any job, so before any git operation of this process.
+    let result = unsafe {
+        git2::opts::set_server_connect_timeout_in_milliseconds(30_000)
+            .and_then(|()| git2::opts::set_server_timeout_in_milliseconds(120_000))
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not set the git server timeouts");
+    }
 }
 
 fn e_is_permanent(e: &pipeline::PipelineError) -> bool {

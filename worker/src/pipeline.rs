@@ -171,15 +171,36 @@ async fn attempt(
         }
     };
     let result = run(config, store, api, job, work.path()).await;
-    match result {
-        Ok(()) => {
-            api.complete(request_id).await?;
-            tracing::info!("request complete");
-            Ok(Outcome::Complete)
-        }
-        Err(Step::Failed(failure)) => fail(api, request_id, failure).await,
-        Err(Step::Api(e)) => Err(e.into()),
+    // the bundle is in the store: the work directory goes before the request can end, so a
+    // worker killed from here on leaves nothing behind
+    drop(work);
+    let output = match result {
+        Ok(output) => output,
+        Err(Step::Failed(failure)) => return fail(api, request_id, failure).await,
+        Err(Step::Api(e)) => return Err(e.into()),
+    };
+    report(api, job, output).await?;
+    api.complete(request_id).await?;
+    tracing::info!("request complete");
+    Ok(Outcome::Complete)
+}
+
+async fn report(api: &ApiClient, job: &Job, output: PmOutput) -> Result<(), ApiClientError> {
+    api.progress(job.id, "Aggregating packages data").await?;
+    let mut data = PackagesData {
+        packages: output.packages,
+    };
+    for package in &mut data.packages {
+        package.dependencies.sort();
     }
+    api.report(
+        job.id,
+        &output.env,
+        &data,
+        &output.artifacts,
+        &output.config_files,
+    )
+    .await
 }
 
 async fn fail(
@@ -215,7 +236,7 @@ async fn run(
     api: &ApiClient,
     job: &Job,
     work: &Path,
-) -> Result<(), Step> {
+) -> Result<PmOutput, Step> {
     if let Some(pm) = job.pkg_managers.iter().find(|pm| !pm.implemented()) {
         return Err(pkg_managers::not_implemented(*pm).into());
     }
@@ -224,16 +245,13 @@ async fn run(
     let submodules = job.pkg_managers.contains(&PackageManager::GitSubmodule);
     let key = source::source_key(&job.repo, &job.git_ref, submodules)?;
     let app = work.join("app");
+    let outbound = crate::outbound::Outbound::for_request(config);
     {
         let (store, key, app) = (store.clone(), key.clone(), app.clone());
-        let (url, commit, allow_local) = (
-            job.repo.clone(),
-            job.git_ref.clone(),
-            config.allow_local_repos,
-        );
+        let (url, commit, outbound) = (job.repo.clone(), job.git_ref.clone(), outbound.clone());
         let remove_links = job.flags.iter().any(|f| f == "remove-unsafe-symlinks");
         blocking(move || {
-            source::ensure_source(&store, &key, &url, &commit, submodules, allow_local)?;
+            source::ensure_source(&store, &key, &url, &commit, submodules, &outbound)?;
             let archive = store
                 .path(&key)
                 .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
@@ -259,7 +277,7 @@ async fn run(
     std::fs::create_dir_all(&deps)
         .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
 
-    let fetcher = crate::fetch::Fetcher::new(store.clone());
+    let fetcher = crate::fetch::Fetcher::new(store.clone(), outbound);
     let ctx = PmContext {
         job,
         app_dir: &app,
@@ -285,22 +303,7 @@ async fn run(
         let include_git = job.flags.iter().any(|f| f == "include-git-dir");
         blocking(move || bundle::write_bundle(&store, id, &work, include_git).map(drop)).await?;
     }
-    api.progress(job.id, "Aggregating packages data").await?;
-    let mut data = PackagesData {
-        packages: output.packages,
-    };
-    for package in &mut data.packages {
-        package.dependencies.sort();
-    }
-    api.report(
-        job.id,
-        &output.env,
-        &data,
-        &output.artifacts,
-        &output.config_files,
-    )
-    .await?;
-    Ok(())
+    Ok(output)
 }
 
 fn check_duplicates(output: &PmOutput) -> Result<(), Failure> {

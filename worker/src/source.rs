@@ -1,10 +1,13 @@
 //! The application source: fetched once per commit with git2 and kept permanently in the
 //! store as `sources/<host>/<path>/<commit>.tar.gz` (with `.git` inside).
 
+use crate::outbound::{BodyKind, Outbound};
 use common::archive::TarGzWriter;
 use common::{Failure, Store};
-use git2::{AutotagOption, FetchOptions, Oid, Repository};
+use git2::{AutotagOption, FetchOptions, Oid, RemoteCallbacks, RemoteRedirect, Repository};
+use std::cell::Cell;
 use std::path::{Component, Path};
+use std::time::Instant;
 
 /// The store key of a repository's source at a commit. The host is part of the key, so two
 /// hosts with the same repository path never share a slot.
@@ -60,8 +63,19 @@ pub fn is_local(repo_url: &str) -> bool {
     repo_url.starts_with('/') || repo_url.starts_with("file://")
 }
 
-/// Fetch `commit` of `url` into a fresh repository at `dir` and check it out.
-pub fn fetch_commit(url: &str, commit: &str, dir: &Path) -> Result<Repository, Failure> {
+/// Fetch `commit` of `url` into a fresh repository at `dir` and check it out: only once the
+/// outbound policy allows the URL's resolved addresses, following no redirect, within the
+/// request's size limits and `LARDER_DOWNLOAD_TIMEOUT`. Blocking.
+pub fn fetch_commit(
+    url: &str,
+    commit: &str,
+    dir: &Path,
+    outbound: &Outbound,
+) -> Result<Repository, Failure> {
+    outbound
+        .policy()
+        .resolve_git_url(url)
+        .map_err(|r| r.failure(&format!("the git repository {url}")))?;
     let access = |e: git2::Error| {
         Failure::client(
             "RepositoryAccessError",
@@ -81,30 +95,10 @@ pub fn fetch_commit(url: &str, commit: &str, dir: &Path) -> Result<Repository, F
             format!("Cannot create a git repository: {e}"),
         )
     })?;
-    {
-        let mut remote = repo.remote_anonymous(url).map_err(access)?;
-        let mut by_id = FetchOptions::new();
-        by_id.download_tags(AutotagOption::None);
-        if !is_local(url) {
-            by_id.depth(1);
-        }
-        if let Err(e) = remote.fetch(&[commit], Some(&mut by_id), None) {
-            // Servers that refuse to hand out an unadvertised commit: fetch every branch and tag.
-            tracing::debug!(error = %e, "fetch by commit id refused; fetching all refs");
-            let mut all = FetchOptions::new();
-            all.download_tags(AutotagOption::All);
-            remote
-                .fetch(
-                    &[
-                        "+refs/heads/*:refs/remotes/origin/*",
-                        "+refs/tags/*:refs/tags/*",
-                    ],
-                    Some(&mut all),
-                    None,
-                )
-                .map_err(access)?;
-        }
-    }
+    fetch_within_limits(&repo, url, commit, outbound).map_err(|e| match e {
+        FetchError::Git(e) => access(e),
+        FetchError::Stopped(failure) => failure,
+    })?;
     {
         let found = repo.find_commit(oid).map_err(|_| bad_ref())?;
         repo.set_head_detached(found.id()).map_err(|_| bad_ref())?;
@@ -121,6 +115,82 @@ pub fn fetch_commit(url: &str, commit: &str, dir: &Path) -> Result<Repository, F
         })?;
     }
     Ok(repo)
+}
+
+enum FetchError {
+    Git(git2::Error),
+    /// Stopped at a limit, or the request's total is spent.
+    Stopped(Failure),
+}
+
+/// Fetch `commit` into `repo` (all branches and tags when the server refuses to hand out an
+/// unadvertised commit), following no redirect, stopped at the request's size limits and
+/// `LARDER_DOWNLOAD_TIMEOUT`. The progress callback is the only place libgit2 lets a fetch be
+/// stopped, and it runs as pack data arrives: a server that sends nothing is ended by the
+/// server timeout set at worker start.
+fn fetch_within_limits(
+    repo: &Repository,
+    url: &str,
+    commit: &str,
+    outbound: &Outbound,
+) -> Result<(), FetchError> {
+    let deadline = Instant::now() + outbound.limits().timeout;
+    let stopped: Cell<Option<Failure>> = Cell::new(None);
+    let received = Cell::new(0u64);
+    let what = format!("The git repository {url}");
+    let options = |tags: AutotagOption| {
+        let mut callbacks = RemoteCallbacks::new();
+        callbacks.transfer_progress(|progress| {
+            let bytes = progress.received_bytes() as u64;
+            received.set(bytes);
+            if let Err(e) = outbound.check_size(BodyKind::Artifact, 0, bytes) {
+                stopped.set(Some(e.failure(&what)));
+                return false;
+            }
+            if Instant::now() > deadline {
+                stopped.set(Some(Failure::server(
+                    "NetworkError",
+                    format!(
+                        "{what} did not download within {} (LARDER_DOWNLOAD_TIMEOUT)",
+                        humantime::format_duration(outbound.limits().timeout)
+                    ),
+                )));
+                return false;
+            }
+            true
+        });
+        let mut options = FetchOptions::new();
+        options
+            .remote_callbacks(callbacks)
+            .download_tags(tags)
+            .follow_redirects(RemoteRedirect::None);
+        options
+    };
+    // every fetch counts into the request's total, and a stop is final
+    let settle = |result: Result<(), git2::Error>| {
+        outbound
+            .charge(received.take())
+            .map_err(|e| FetchError::Stopped(e.failure(&what)))?;
+        match stopped.take() {
+            Some(failure) => Err(FetchError::Stopped(failure)),
+            None => Ok(result),
+        }
+    };
+    let mut remote = repo.remote_anonymous(url).map_err(FetchError::Git)?;
+    let mut by_id = options(AutotagOption::None);
+    if !is_local(url) {
+        by_id.depth(1);
+    }
+    let Err(e) = settle(remote.fetch(&[commit], Some(&mut by_id), None))? else {
+        return Ok(());
+    };
+    tracing::debug!(error = %e, "fetch by commit id refused; fetching all refs");
+    let mut all = options(AutotagOption::All);
+    let refspecs = [
+        "+refs/heads/*:refs/remotes/origin/*",
+        "+refs/tags/*:refs/tags/*",
+    ];
+    settle(remote.fetch(&refspecs, Some(&mut all), None))?.map_err(FetchError::Git)
 }
 
 /// Resolve a submodule URL relative to its superproject's URL.
@@ -146,7 +216,7 @@ pub fn fetch_submodules(
     repo: &Repository,
     parent_url: &str,
     dir: &Path,
-    allow_local: bool,
+    outbound: &Outbound,
 ) -> Result<(), Failure> {
     let submodules = repo.submodules().map_err(|e| {
         Failure::client(
@@ -166,15 +236,10 @@ pub fn fetch_submodules(
             ));
         };
         let url = resolve_submodule_url(parent_url, sub.url().ok().flatten().unwrap_or_default());
-        if !url_allowed(&url, allow_local) {
-            return Err(Failure::client(
-                "InvalidRepoStructure",
-                format!(
-                    "The submodule {} has a URL that is not allowed: {url}",
-                    path.display()
-                ),
-            ));
-        }
+        outbound
+            .policy()
+            .check_git_url(&url)
+            .map_err(|r| r.failure(&format!("the submodule {} ({url})", path.display())))?;
         let Some(commit) = sub.head_id() else {
             return Err(Failure::client(
                 "InvalidRepoStructure",
@@ -184,20 +249,9 @@ pub fn fetch_submodules(
         let target = dir.join(&rel);
         std::fs::create_dir_all(&target)
             .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
-        fetch_commit(&url, &commit.to_string(), &target)?;
+        fetch_commit(&url, &commit.to_string(), &target, outbound)?;
     }
     Ok(())
-}
-
-/// The same scheme rules the api applies to the request's repository.
-pub fn url_allowed(url: &str, allow_local: bool) -> bool {
-    if is_local(url) {
-        return allow_local;
-    }
-    match url::Url::parse(url) {
-        Ok(u) => matches!(u.scheme(), "https" | "http" | "git" | "ssh"),
-        Err(_) => common::purl::host_and_path(url).is_some(),
-    }
 }
 
 /// Make sure the store holds the source archive; fetch it from the repository if not.
@@ -208,8 +262,13 @@ pub fn ensure_source(
     url: &str,
     commit: &str,
     submodules: bool,
-    allow_local: bool,
+    outbound: &Outbound,
 ) -> Result<bool, Failure> {
+    // a cached copy is only handed out while the policy would still fetch it
+    outbound
+        .policy()
+        .check_git_url(url)
+        .map_err(|r| r.failure(&format!("the git repository {url}")))?;
     if store.contains(key) {
         tracing::info!(key, "reusing the cached source archive");
         return Ok(false);
@@ -223,9 +282,9 @@ pub fn ensure_source(
     let tmp = store.temp_dir("clone-").map_err(io)?;
     let app = tmp.path().join("app");
     tracing::info!(url, commit, "fetching the repository");
-    let repo = fetch_commit(url, commit, &app)?;
+    let repo = fetch_commit(url, commit, &app, outbound)?;
     if submodules {
-        fetch_submodules(&repo, url, &app, allow_local)?;
+        fetch_submodules(&repo, url, &app, outbound)?;
     }
     drop(repo);
     let temp = store.temp_file().map_err(io)?;

@@ -192,14 +192,7 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
         ))
         .await;
         let dest = git_tmp.path().join(i.to_string());
-        crate::git_deps::checkout(
-            store,
-            &g.url,
-            &g.commit,
-            ctx.config.allow_local_repos,
-            &dest,
-        )
-        .await?;
+        crate::git_deps::checkout(store, ctx.fetcher.outbound(), &g.url, &g.commit, &dest).await?;
         checkouts.insert((g.url.clone(), g.commit.clone()), dest);
     }
 

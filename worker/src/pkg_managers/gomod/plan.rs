@@ -799,7 +799,6 @@ pub fn verify_download(d: &GoDownload, file: &Path) -> Result<Option<String>, Ve
                         label: label.to_string(),
                         what: "go.mod",
                         expected: e.clone(),
-                        actual: h,
                     }
                     .into());
                 }
@@ -814,7 +813,6 @@ pub fn verify_download(d: &GoDownload, file: &Path) -> Result<Option<String>, Ve
                         label: label.to_string(),
                         what: "the module zip",
                         expected: e.clone(),
-                        actual: s.h1,
                     }
                     .into());
                 }
