@@ -57,6 +57,34 @@ fn cases() -> Vec<Case> {
                 "integrity": "sha512-AAAA"}
         }
     });
+    let registry_entry = |integrity: Option<&str>| {
+        let mut e =
+            json!({"version": "1.0.0", "resolved": "https://registry.npmjs.org/a/-/a-1.0.0.tgz"});
+        if let Some(i) = integrity {
+            e["integrity"] = json!(i);
+        }
+        e
+    };
+    let lock = |packages: Value| {
+        let mut doc = json!({"name": "app", "version": "1.0.0", "lockfileVersion": 3,
+            "packages": {"": {"name": "app", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}}});
+        for (k, v) in packages.as_object().unwrap() {
+            doc["packages"][k] = v.clone();
+        }
+        serde_json::to_vec(&doc).unwrap()
+    };
+    let sha512 = |b: u8| {
+        use base64::Engine;
+        format!(
+            "sha512-{}",
+            base64::engine::general_purpose::STANDARD.encode([b; 64])
+        )
+    };
+    let no_integrity = lock(json!({"node_modules/a": registry_entry(None)}));
+    let ambiguous = lock(json!({
+        "node_modules/a": registry_entry(Some(&sha512(1))),
+        "node_modules/b/node_modules/a": registry_entry(Some(&sha512(2))),
+    }));
     let cargo_lock = "version = 3\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\"evil\\u0000crate\"]\n\n[[package]]\nname = \"evil\\u0000crate\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"0000000000000000000000000000000000000000000000000000000000000000\"\n";
     let cargo_toml =
         "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n";
@@ -67,6 +95,22 @@ fn cases() -> Vec<Case> {
             files: vec![
                 ("package.json", br#"{"name":"app","version":"1.0.0"}"#.to_vec()),
                 ("package-lock.json", serde_json::to_vec(&nul_npm).unwrap()),
+            ],
+        },
+        Case {
+            name: "npm registry package without integrity",
+            pm: "npm",
+            files: vec![
+                ("package.json", br#"{"name":"app","version":"1.0.0"}"#.to_vec()),
+                ("package-lock.json", no_integrity),
+            ],
+        },
+        Case {
+            name: "npm package twice with different integrity",
+            pm: "npm",
+            files: vec![
+                ("package.json", br#"{"name":"app","version":"1.0.0"}"#.to_vec()),
+                ("package-lock.json", ambiguous),
             ],
         },
         Case {
@@ -144,6 +188,15 @@ async fn nul_bytes_escapes_and_huge_lines_in_every_lockfile_end_in_a_clean_failu
         assert_clean_failure(&done);
         if name.starts_with("3 MiB") {
             assert!(reason.ends_with("more bytes cut]"), "{}", reason.len());
+        }
+        if name.starts_with("npm registry") {
+            assert!(reason.contains("has no integrity value"), "{reason}");
+        }
+        if name.starts_with("npm package twice") {
+            assert!(
+                reason.contains("ambiguous") && reason.contains("node_modules/b/node_modules/a"),
+                "{reason}"
+            );
         }
     }
     // the single worker slot was never held: a trivial request still completes

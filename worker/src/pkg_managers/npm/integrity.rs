@@ -95,6 +95,17 @@ pub struct Integrity {
 }
 
 impl Integrity {
+    /// Whether both name the same digests (in any order).
+    pub fn same_hashes(&self, other: &Integrity) -> bool {
+        let set = |i: &Integrity| {
+            i.hashes
+                .iter()
+                .map(|h| (h.algo, h.digest.clone()))
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        set(self) == set(other)
+    }
+
     /// Parse an SRI string; `label` names the package in error messages.
     pub fn parse(value: &str, label: &str) -> Result<Self, IntegrityError> {
         let mut hashes = Vec::new();

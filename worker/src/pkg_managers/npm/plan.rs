@@ -15,8 +15,8 @@ use crate::pkg_managers::npm::classify::{
 };
 use crate::pkg_managers::npm::integrity::{Integrity, IntegrityError};
 use crate::pkg_managers::npm::lockfile::{LockEntry, Project};
-use common::{Download, Expected, Failure};
-use std::collections::BTreeSet;
+use common::{Download, Failure};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,14 @@ pub enum PlanError {
     Integrity(#[from] IntegrityError),
     #[error("The local tarball dependency {label} has no integrity value in the lockfile")]
     LocalWithoutIntegrity { label: String },
+    #[error("The registry dependency {label} has no integrity value in the lockfile; Larder verifies every tarball against the lockfile (a current npm records it: run `npm install` and commit the lockfile)")]
+    RegistryWithoutIntegrity { label: String },
+    #[error("The lockfile is ambiguous: {first} and {second} are both {name_version} with different integrity values")]
+    Ambiguous {
+        name_version: String,
+        first: String,
+        second: String,
+    },
 }
 
 impl PlanError {
@@ -34,9 +42,11 @@ impl PlanError {
         match self {
             PlanError::Classify(e) => e.failure(),
             PlanError::Integrity(e) => e.failure(),
-            PlanError::LocalWithoutIntegrity { .. } => {
+            PlanError::LocalWithoutIntegrity { .. }
+            | PlanError::RegistryWithoutIntegrity { .. } => {
                 Failure::client("InvalidChecksum", self.to_string())
             }
+            PlanError::Ambiguous { .. } => Failure::client("InvalidFileFormat", self.to_string()),
         }
     }
 }
@@ -126,6 +136,8 @@ pub fn plan(app_dir: &Path, project: &Project, upstream: &str) -> Result<Plan, P
         ..Default::default()
     };
     let mut seen = BTreeSet::new();
+    // name@version -> (integrity, the entry that named it first)
+    let mut registry: BTreeMap<String, (Integrity, String)> = BTreeMap::new();
     for e in &project.lockfile.entries {
         let kind = classify(app_dir, &project.path, e)?;
         let label = e.label();
@@ -136,10 +148,25 @@ pub fn plan(app_dir: &Path, project: &Project, upstream: &str) -> Result<Plan, P
                 integrity,
             } => {
                 let key = registry_store_key(name, version);
-                let expected = match integrity {
-                    Some(i) => Integrity::parse(i, &label)?.expected(),
-                    None => Expected::None,
+                let Some(integrity) = integrity else {
+                    return Err(PlanError::RegistryWithoutIntegrity { label });
                 };
+                let parsed = Integrity::parse(integrity, &label)?;
+                let name_version = format!("{name}@{version}");
+                match registry.get(&name_version) {
+                    Some((first, first_entry)) if !first.same_hashes(&parsed) => {
+                        return Err(PlanError::Ambiguous {
+                            name_version,
+                            first: first_entry.clone(),
+                            second: e.location.clone(),
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        registry.insert(name_version, (parsed.clone(), e.location.clone()));
+                    }
+                }
+                let expected = parsed.expected();
                 if seen.insert(key.clone()) {
                     out.downloads.push(Download {
                         url: download_url(upstream, name, version),
@@ -232,6 +259,53 @@ mod tests {
     use super::*;
     use crate::pkg_managers::npm::integrity::sri_sha512;
     use crate::pkg_managers::npm::lockfile::read_project;
+    use common::Expected;
+
+    fn plan_of(packages: &str) -> Result<Plan, PlanError> {
+        let t = tempfile::tempdir().unwrap();
+        let lock = format!(
+            r#"{{"lockfileVersion":3,"packages":{{"":{{"name":"app","version":"1.0.0"}},{packages}}}}}"#
+        );
+        std::fs::write(t.path().join("package-lock.json"), lock).unwrap();
+        std::fs::write(
+            t.path().join("package.json"),
+            r#"{"name":"app","version":"1.0.0"}"#,
+        )
+        .unwrap();
+        let p = read_project(t.path(), ".").unwrap();
+        plan(t.path(), &p, "http://up.example/npm/")
+    }
+
+    #[test]
+    fn registry_tarballs_need_one_integrity() {
+        let (i, j) = (sri_sha512(b"x"), sri_sha512(b"y"));
+        let r = "https://registry.npmjs.org/a/-/a-1.0.0.tgz";
+        let e = plan_of(&format!(
+            r#""node_modules/a":{{"version":"1.0.0","resolved":"{r}"}}"#
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(e, PlanError::RegistryWithoutIntegrity { .. }),
+            "{e}"
+        );
+        assert_eq!(e.failure().origin, common::ErrorOrigin::Client);
+        // the same name@version twice with a different integrity: neither may be dropped
+        let e = plan_of(&format!(
+            r#""node_modules/a":{{"version":"1.0.0","resolved":"{r}","integrity":"{i}"}},
+            "node_modules/x/node_modules/a":{{"version":"1.0.0","resolved":"{r}","integrity":"{j}"}}"#
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "The lockfile is ambiguous: node_modules/a and node_modules/x/node_modules/a are both a@1.0.0 with different integrity values",
+        );
+        // the same one twice is fine
+        assert!(plan_of(&format!(
+            r#""node_modules/a":{{"version":"1.0.0","resolved":"{r}","integrity":"{i}"}},
+            "node_modules/x/node_modules/a":{{"version":"1.0.0","resolved":"{r}","integrity":"{i}"}}"#
+        ))
+        .is_ok());
+    }
 
     #[test]
     fn plan_all_kinds() {
