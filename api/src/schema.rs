@@ -24,6 +24,7 @@ diesel::table! {
         environment_variables -> Jsonb,
         token_salt -> Text,
         dispatched_at -> Nullable<Timestamp>,
+        dispatch_lease_until -> Nullable<Timestamp>,
     }
 }
 

@@ -1,0 +1,3 @@
+//! Hostile input to the api: every bad byte, size and key ends in a 4xx.
+
+mod support;
