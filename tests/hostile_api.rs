@@ -21,11 +21,10 @@ async fn api_only(extra: &[(&str, &str)]) -> Larder {
     larder
 }
 
-async fn send(larder: &Larder, req: reqwest::RequestBuilder) -> (u16, Value) {
+async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    let _ = larder;
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
@@ -135,7 +134,7 @@ async fn control_characters_in_bodies_queries_and_paths_are_client_errors() {
             .http
             .get(format!("{}{path}", larder.url))
             .bearer_auth(&token);
-        let (status, body) = send(&larder, req).await;
+        let (status, body) = send(req).await;
         assert_client_error(path, status, &body);
     }
 
@@ -161,7 +160,7 @@ async fn control_characters_in_bodies_queries_and_paths_are_client_errors() {
             .http
             .get(format!("{}{path}", larder.url))
             .bearer_auth(&token);
-        let (status, body) = send(&larder, req).await;
+        let (status, body) = send(req).await;
         assert!(status < 500, "{path}: {status} {body}");
     }
     assert_healthy(&larder).await;
@@ -179,26 +178,20 @@ async fn worker_updates_are_cleaned_and_bounded() {
             .patch(format!("{}/api/v1/requests/{id}", larder.url))
             .json(&body)
     };
-    let (status, body) = send(
-        &larder,
-        patch(
-            json!({"environment_variables": {"BAD\u{0}NAME": {"value": "x", "kind": "literal"}}}),
-        ),
-    )
+    let (status, body) = send(patch(
+        json!({"environment_variables": {"BAD\u{0}NAME": {"value": "x", "kind": "literal"}}}),
+    ))
     .await;
     assert_client_error("NUL in a variable name", status, &body);
 
     let long = "y".repeat(100_000);
-    let (status, body) = send(
-        &larder,
-        patch(json!({
-            "state": "failed",
-            "state_reason": format!("broken\u{0}reason \u{1b}[31m{long}"),
-            "error_origin": "client",
-            "error_type": "Bad\u{0}Type",
-            "environment_variables": {"GOFLAGS": {"value": "-mod=mod\u{0}", "kind": "literal"}},
-        })),
-    )
+    let (status, body) = send(patch(json!({
+        "state": "failed",
+        "state_reason": format!("broken\u{0}reason \u{1b}[31m{long}"),
+        "error_origin": "client",
+        "error_type": "Bad\u{0}Type",
+        "environment_variables": {"GOFLAGS": {"value": "-mod=mod\u{0}", "kind": "literal"}},
+    })))
     .await;
     assert_eq!(status, 200, "{body}");
     let (_, request) = larder.get(&format!("/api/v1/requests/{id}")).await;
@@ -221,7 +214,6 @@ async fn worker_updates_are_cleaned_and_bounded() {
             .json(&body)
     };
     let (status, body) = send(
-        &larder,
         put(
             "packages",
             json!({"packages": [{"name": "a\u{0}", "type": "npm", "version": "1", "dependencies": [], "purl": "pkg:npm/a@1"}]}),
@@ -230,7 +222,6 @@ async fn worker_updates_are_cleaned_and_bounded() {
     .await;
     assert_client_error("NUL in the packages data", status, &body);
     let (status, body) = send(
-        &larder,
         put(
             "artifacts",
             json!([{"pm": "npm", "name": "a", "version": "1.0.0", "filename": "a-1.0.0.tgz", "store_key": "deps/npm/a/-/a-1.0.0.tgz", "meta": {"description": "x\u{0}"}}]),
@@ -239,7 +230,6 @@ async fn worker_updates_are_cleaned_and_bounded() {
     .await;
     assert_client_error("NUL in artifact metadata", status, &body);
     let (status, body) = send(
-        &larder,
         larder
             .http
             .post(format!(
@@ -284,10 +274,11 @@ async fn artifact_store_keys_stay_inside_their_package_managers_files() {
             .put(format!("{}/api/v1/requests/{id}/artifacts", larder.url))
             .json(&artifacts)
     };
-    let (status, body) = send(
-        &larder,
-        put(json!([artifact("ok", "npm", "deps/npm/ok/-/ok-1.0.0.tgz")])),
-    )
+    let (status, body) = send(put(json!([artifact(
+        "ok",
+        "npm",
+        "deps/npm/ok/-/ok-1.0.0.tgz"
+    )])))
     .await;
     assert_eq!(status, 204, "{body}");
 
@@ -307,13 +298,10 @@ async fn artifact_store_keys_stay_inside_their_package_managers_files() {
         ("gomod", "deps/npm/ok/-/ok-1.0.0.tgz"),
         ("git-submodule", "deps/git/github.com/org/repo/x.tar.gz"),
     ] {
-        let (status, body) = send(
-            &larder,
-            put(json!([
-                artifact("ok", "npm", "deps/npm/ok/-/ok-1.0.0.tgz"),
-                artifact("evil", pm, key)
-            ])),
-        )
+        let (status, body) = send(put(json!([
+            artifact("ok", "npm", "deps/npm/ok/-/ok-1.0.0.tgz"),
+            artifact("evil", pm, key)
+        ])))
         .await;
         assert_eq!(status, 400, "{pm} {key}: {body}");
         assert!(body["error"].is_string(), "{body}");
@@ -381,7 +369,6 @@ async fn oversized_bodies_headers_and_uris_and_overflowing_integers_are_refused(
     assert_eq!(status, 413, "{body}");
     assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
     let (status, body) = send(
-        &larder,
         larder
             .http
             .patch(format!("{}/api/v1/requests/{id}", larder.url))
@@ -393,7 +380,6 @@ async fn oversized_bodies_headers_and_uris_and_overflowing_integers_are_refused(
     let chunks =
         futures_util::stream::iter((0..64).map(|_| Ok::<_, std::io::Error>(vec![b' '; 16 << 10])));
     let (status, body) = send(
-        &larder,
         larder
             .http
             .post(format!("{}/api/v1/requests", larder.url))
@@ -415,7 +401,6 @@ async fn oversized_bodies_headers_and_uris_and_overflowing_integers_are_refused(
     let report = serde_json::to_vec(&artifacts).unwrap();
     assert!(report.len() > 20_000_000, "{}", report.len());
     let (status, body) = send(
-        &larder,
         larder
             .http
             .put(format!("{}/api/v1/requests/{id}/artifacts", larder.url))
@@ -429,12 +414,11 @@ async fn oversized_bodies_headers_and_uris_and_overflowing_integers_are_refused(
     let long_path = format!("/repos/{id}/npm/{}", "a".repeat(9 << 10));
     let long_query = format!("/api/v1/requests?repo={}", "a".repeat(9 << 10));
     for path in [long_path, long_query] {
-        let (status, body) = send(&larder, larder.http.get(format!("{}{path}", larder.url))).await;
+        let (status, body) = send(larder.http.get(format!("{}{path}", larder.url))).await;
         assert_eq!(status, 414, "{body}");
         assert!(body["error"].is_string(), "{body}");
     }
     let (status, body) = send(
-        &larder,
         larder
             .http
             .get(format!("{}/api/v1/requests", larder.url))
@@ -483,7 +467,6 @@ async fn oversized_bodies_headers_and_uris_and_overflowing_integers_are_refused(
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["meta"]["per_page"], 100);
     let (status, body) = send(
-        &larder,
         larder
             .http
             .patch(format!("{}/api/v1/requests/{id}", larder.url))
