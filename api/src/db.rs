@@ -5,6 +5,7 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::time::Duration;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 
@@ -95,20 +96,32 @@ pub async fn migrate(database_url: &str) -> Result<Vec<String>, DbSetupError> {
     Ok(applied)
 }
 
+/// How long a handler waits for a free pooled connection before the api answers 503: a burst
+/// queues for this long at most instead of piling up without end.
+pub const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Opening a new connection, and checking an idle one before it is handed out again.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A bounded pool: at most `size` connections; waiting for one, opening one and recycling one
+/// all time out (a timeout is answered 503, see `error.rs`).
 pub fn pool(database_url: &str, size: usize) -> Result<DbPool, DbSetupError> {
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
     Pool::builder(manager)
         .max_size(size)
+        .wait_timeout(Some(POOL_WAIT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| DbSetupError::Pool(e.to_string()))
 }
 
-/// Create, migrate and connect.
-pub async fn setup(database_url: &str) -> Result<DbPool, DbSetupError> {
+/// Create, migrate and connect with a pool of `pool_size` connections.
+pub async fn setup(database_url: &str, pool_size: usize) -> Result<DbPool, DbSetupError> {
     create_database(database_url).await?;
     let applied = migrate(database_url).await?;
     if !applied.is_empty() {
         tracing::info!(?applied, "applied migrations");
     }
-    pool(database_url, 16)
+    pool(database_url, pool_size)
 }

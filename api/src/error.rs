@@ -47,6 +47,22 @@ impl ApiError {
             message: message.into(),
         }
     }
+    /// The api is saturated or the database is unreachable: the client should retry (the
+    /// response carries `Retry-After`). Nothing was recorded.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        let message = message.into();
+        tracing::warn!(%message, "answered 503");
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message,
+        }
+    }
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("The request body is larger than the limit of {limit} bytes"),
+        }
+    }
     pub fn internal(message: impl Into<String>) -> Self {
         let message = message.into();
         tracing::error!(%message, "internal error");
@@ -62,7 +78,14 @@ impl ResponseError for ApiError {
         self.status
     }
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(serde_json::json!({ "error": self.message }))
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((
+                actix_web::http::header::RETRY_AFTER,
+                RETRY_AFTER_SECONDS.to_string(),
+            ));
+        }
+        response.json(serde_json::json!({ "error": self.message }))
     }
 }
 
@@ -75,9 +98,21 @@ impl From<diesel::result::Error> for ApiError {
     }
 }
 
+/// What a 503 asks the client to wait before retrying.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
     fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
-        Self::internal(format!("database unavailable: {e}"))
+        use deadpool::managed::PoolError;
+        match e {
+            PoolError::Timeout(deadpool::managed::TimeoutType::Wait) => Self::unavailable(
+                "The service is busy: no database connection became free in time; retry later",
+            ),
+            PoolError::Timeout(_) | PoolError::Backend(_) | PoolError::Closed => {
+                Self::unavailable(format!("The database is unavailable: {e}; retry later"))
+            }
+            e => Self::internal(format!("database connection pool error: {e}")),
+        }
     }
 }
 
@@ -87,12 +122,27 @@ impl From<common::store::StoreError> for ApiError {
     }
 }
 
-/// JSON and query extractors answer malformed input with a 400 in Cachito's shape.
-pub fn json_config() -> actix_web::web::JsonConfig {
+/// The largest submission body (`POST /api/v1/requests`): a request is a few hundred bytes.
+pub const SUBMISSION_BODY_LIMIT: usize = 256 << 10;
+/// The largest body of a worker's update of a request (`PATCH`): state, reason, variables.
+pub const WORKER_UPDATE_BODY_LIMIT: usize = 1 << 20;
+/// The largest worker report (packages, artifacts, configuration files): a lockfile of 50,000
+/// dependencies gives tens of MB.
+pub const WORKER_REPORT_BODY_LIMIT: usize = 128 << 20;
+
+/// JSON bodies of at most `limit` bytes (decompressed); malformed input is a 400 and an
+/// oversized body a 413, in Cachito's shape.
+pub fn json_config(limit: usize) -> actix_web::web::JsonConfig {
+    use actix_web::error::JsonPayloadError;
     actix_web::web::JsonConfig::default()
-        .limit(16 << 20)
-        .error_handler(|err, _| {
-            ApiError::bad_request(format!("The request body is not valid JSON: {err}")).into()
+        .limit(limit)
+        .error_handler(move |err, _| match err {
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                ApiError::payload_too_large(limit).into()
+            }
+            err => {
+                ApiError::bad_request(format!("The request body is not valid JSON: {err}")).into()
+            }
         })
 }
 

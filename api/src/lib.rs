@@ -6,6 +6,7 @@ pub mod cleanup;
 pub mod db;
 pub mod docs;
 pub mod error;
+pub mod health;
 pub mod models;
 pub mod publisher;
 pub mod repos;
@@ -30,6 +31,7 @@ pub struct AppState {
     pub secret: TokenSecret,
     pub identities: Option<BTreeMap<String, Identity>>,
     pub bytes_downloaded: Arc<AtomicU64>,
+    pub database_health: Arc<health::DatabaseHealth>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,29 +49,82 @@ pub enum StartError {
     },
 }
 
-/// Registers every route from one table, which the OpenAPI test reads too.
+/// Registers every route from one table, which the OpenAPI test reads too. Each route is its
+/// own resource, guarded by its method, with the JSON body limit of its endpoint.
 macro_rules! routes {
     ($($method:ident $path:literal => $handler:path),* $(,)?) => {
         /// Every route of the api: (method, path).
         pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
 
         pub fn configure(cfg: &mut web::ServiceConfig) {
-            $(cfg.route($path, method_route(stringify!($method)).to($handler));)*
+            $(cfg.service(
+                web::resource($path)
+                    .guard(method_guard(stringify!($method)))
+                    .app_data(error::json_config(json_body_limit(stringify!($method), $path)))
+                    .route(web::route().to($handler)),
+            );)*
         }
     };
 }
 
 /// `HEAD` answers wherever `GET` does (actix sends the headers, Content-Length included, and no
 /// body).
-fn method_route(method: &str) -> actix_web::Route {
+fn method_guard(method: &str) -> actix_web::guard::AnyGuard {
     use actix_web::guard;
     match method {
-        "get" => web::route().guard(guard::Any(guard::Get()).or(guard::Head())),
-        "post" => web::post(),
-        "put" => web::put(),
-        "patch" => web::patch(),
+        "get" => guard::Any(guard::Get()).or(guard::Head()),
+        "post" => guard::Any(guard::Post()),
+        "put" => guard::Any(guard::Put()),
+        "patch" => guard::Any(guard::Patch()),
         other => unreachable!("no route uses the method {other}"),
     }
+}
+
+/// Submissions are small; a worker's reports of a large lockfile are not.
+fn json_body_limit(method: &str, path: &str) -> usize {
+    match (method, path) {
+        ("post", "/api/v1/requests") => error::SUBMISSION_BODY_LIMIT,
+        ("patch", _) => error::WORKER_UPDATE_BODY_LIMIT,
+        ("put" | "post", _) => error::WORKER_REPORT_BODY_LIMIT,
+        _ => error::SUBMISSION_BODY_LIMIT,
+    }
+}
+
+/// The longest path and query string the api reads (the longest real one, a deep npm or Go
+/// module path, is a few hundred bytes).
+pub const MAX_URI_BYTES: usize = 8 << 10;
+/// The most header bytes (names and values) the api reads.
+pub const MAX_HEADER_BYTES: usize = 32 << 10;
+
+/// Refuse request heads beyond the bounds above with Cachito's error body (actix itself closes
+/// the connection with an empty 431 past 128 KiB or 96 headers).
+async fn bound_request_head(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::http::StatusCode;
+    let uri = req.uri();
+    let uri_bytes = uri.path().len() + uri.query().map_or(0, |q| q.len() + 1);
+    if uri_bytes > MAX_URI_BYTES {
+        return Err(error::ApiError {
+            status: StatusCode::URI_TOO_LONG,
+            message: format!("The request URI is longer than {MAX_URI_BYTES} bytes"),
+        }
+        .into());
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err(error::ApiError {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            message: format!("The request headers are larger than {MAX_HEADER_BYTES} bytes"),
+        }
+        .into());
+    }
+    next.call(req).await
 }
 
 /// Stored files (bundles, tarballs, crates, zips, wheels) go out as stored, with their
@@ -124,7 +179,8 @@ impl AppState {
         if identities.is_none() {
             tracing::warn!("LARDER_API_TOKENS is not set: authentication is OFF, anyone can submit requests and act as a worker");
         }
-        let pool = db::setup(&config.database_url).await?;
+        let pool = db::setup(&config.database_url, config.db_pool_size.into()).await?;
+        let database_health = Arc::new(health::DatabaseHealth::new(&config.database_url));
         let store = Store::new(&config.data_dir);
         let secret = TokenSecret::load_or_create(&config.data_dir.join("secret.key"))
             .map_err(StartError::Secret)?;
@@ -137,9 +193,17 @@ impl AppState {
             secret,
             identities,
             bytes_downloaded: Arc::new(AtomicU64::new(0)),
+            database_health,
         })
     }
 }
+
+/// Connections the kernel queues before the api accepts them.
+const BACKLOG: u32 = 2048;
+/// Open connections per server thread (4 threads); past it, new ones wait in the backlog.
+const MAX_CONNECTIONS_PER_WORKER: usize = 2048;
+/// A client has this long to send its request head.
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Start the api: listen, and run the dispatcher beside it. Returns the server to await.
 pub async fn start(config: Config) -> Result<actix_web::dev::Server, StartError> {
@@ -149,6 +213,10 @@ pub async fn start(config: Config) -> Result<actix_web::dev::Server, StartError>
             "RabbitMQ is not reachable now; requests are recorded and their jobs sent once it is"
         );
     }
+    // The first check before listening, so /healthz is right from the first answer.
+    let mut health_conn = None;
+    state.database_health.check(&mut health_conn).await;
+    tokio::spawn(state.database_health.clone().run(health_conn));
     tokio::spawn(publisher::run_dispatcher(
         state.pool.clone(),
         state.publisher.clone(),
@@ -166,19 +234,23 @@ pub async fn start(config: Config) -> Result<actix_web::dev::Server, StartError>
     let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
-            .app_data(error::json_config())
             .app_data(error::path_config())
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 error::ApiError::bad_request(format!("Invalid query: {e}")).into()
             }))
             .wrap(actix_web::middleware::Compress::default())
             .wrap(actix_web::middleware::from_fn(strip_identity_marker))
+            .wrap(actix_web::middleware::from_fn(bound_request_head))
             .configure(configure)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(error::ApiError::not_found())
             }))
     })
     .workers(4)
+    .backlog(BACKLOG)
+    .max_connections(MAX_CONNECTIONS_PER_WORKER)
+    .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+    .client_disconnect_timeout(Duration::from_secs(2))
     .bind(&addr)
     .map_err(|source| StartError::Bind {
         addr: addr.clone(),

@@ -5,11 +5,12 @@ use crate::db::DbPool;
 use crate::schema::requests;
 use common::JobMessage;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,6 +23,8 @@ pub enum PublishError {
     Timeout,
     #[error("the broker refused the message")]
     Nacked,
+    #[error("the broker was unreachable a moment ago")]
+    Unreachable,
 }
 
 /// Declare the durable job queue (api and workers declare it the same way).
@@ -38,10 +41,32 @@ pub async fn declare_queue(channel: &Channel, queue: &str) -> Result<lapin::Queu
         .await
 }
 
+/// One broker connection and its confirm-mode channel, shared by every publish.
+struct Link {
+    conn: Connection,
+    channel: Channel,
+}
+
+impl Link {
+    fn usable(&self) -> bool {
+        self.conn.status().connected() && self.channel.status().connected()
+    }
+}
+
+#[derive(Default)]
+struct LinkState {
+    link: Option<Arc<Link>>,
+    /// When connecting last failed: for `RECONNECT_BACKOFF` after it, publishing fails at once
+    /// instead of every caller waiting for its own connection attempt in turn.
+    failed_at: Option<Instant>,
+}
+
+const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
+
 pub struct Publisher {
     amqp_url: String,
     queue: String,
-    channel: Mutex<Option<(Connection, Channel)>>,
+    state: Mutex<LinkState>,
 }
 
 impl Publisher {
@@ -49,11 +74,11 @@ impl Publisher {
         Self {
             amqp_url: amqp_url.to_string(),
             queue: queue.to_string(),
-            channel: Mutex::new(None),
+            state: Mutex::new(LinkState::default()),
         }
     }
 
-    async fn connect(&self) -> Result<(Connection, Channel), PublishError> {
+    async fn connect(&self) -> Result<Link, PublishError> {
         let connect = async {
             let conn = Connection::connect(&self.amqp_url, ConnectionProperties::default()).await?;
             let channel = conn.create_channel().await?;
@@ -61,28 +86,56 @@ impl Publisher {
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
             declare_queue(&channel, &self.queue).await?;
-            Ok::<_, lapin::Error>((conn, channel))
+            Ok::<_, lapin::Error>(Link { conn, channel })
         };
         Ok(tokio::time::timeout(BROKER_TIMEOUT, connect)
             .await
             .map_err(|_| PublishError::Timeout)??)
     }
 
-    /// Publish one job and wait for the broker's confirmation. A broken connection is dropped
-    /// and re-made on the next call.
-    pub async fn publish(&self, request_id: i64) -> Result<(), PublishError> {
-        let mut guard = self.channel.lock().await;
-        if guard
-            .as_ref()
-            .is_none_or(|(conn, ch)| !conn.status().connected() || !ch.status().connected())
-        {
-            *guard = None;
-            *guard = Some(self.connect().await?);
+    /// The current link, connecting if there is none. The lock is held only to look at or
+    /// replace the link, never while a message waits for its confirmation.
+    async fn link(&self) -> Result<Arc<Link>, PublishError> {
+        let mut state = self.state.lock().await;
+        if let Some(link) = state.link.as_ref().filter(|l| l.usable()) {
+            return Ok(link.clone());
         }
-        let (_, channel) = guard.as_ref().expect("connected above");
+        state.link = None;
+        if state
+            .failed_at
+            .is_some_and(|at| at.elapsed() < RECONNECT_BACKOFF)
+        {
+            return Err(PublishError::Unreachable);
+        }
+        match self.connect().await {
+            Ok(link) => {
+                let link = Arc::new(link);
+                state.link = Some(link.clone());
+                state.failed_at = None;
+                Ok(link)
+            }
+            Err(e) => {
+                state.failed_at = Some(Instant::now());
+                Err(e)
+            }
+        }
+    }
+
+    /// Drop `link` (if it is still the current one) so the next call reconnects.
+    async fn forget(&self, link: &Arc<Link>) {
+        let mut state = self.state.lock().await;
+        if state.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
+            state.link = None;
+        }
+    }
+
+    /// Publish one job and wait for the broker's confirmation. Publishes run concurrently on
+    /// the shared channel; a broken connection is dropped and re-made on the next call.
+    pub async fn publish(&self, request_id: i64) -> Result<(), PublishError> {
+        let link = self.link().await?;
         let payload = serde_json::to_vec(&JobMessage { request_id }).expect("job serializes");
         let publish = async {
-            channel
+            link.channel
                 .basic_publish(
                     "".into(),
                     self.queue.as_str().into(),
@@ -102,37 +155,20 @@ impl Publisher {
             Err(_) => Err(PublishError::Timeout),
         };
         if result.is_err() {
-            *guard = None;
+            self.forget(&link).await;
         }
         result
     }
 
     /// Whether the broker can be reached now.
     pub async fn check(&self) -> bool {
-        let mut guard = self.channel.lock().await;
-        if guard
-            .as_ref()
-            .is_some_and(|(conn, _)| conn.status().connected())
-        {
-            return true;
-        }
-        match self.connect().await {
-            Ok(pair) => {
-                *guard = Some(pair);
-                true
-            }
-            Err(_) => false,
-        }
+        self.link().await.is_ok()
     }
 
     /// Number of consumers (workers) on the queue, if the broker answers.
     pub async fn consumer_count(&self) -> Option<u32> {
-        if !self.check().await {
-            return None;
-        }
-        let guard = self.channel.lock().await;
-        let (_, channel) = guard.as_ref()?;
-        let declare = channel.queue_declare(
+        let link = self.link().await.ok()?;
+        let declare = link.channel.queue_declare(
             self.queue.as_str().into(),
             QueueDeclareOptions {
                 passive: true,
@@ -147,24 +183,28 @@ impl Publisher {
     }
 }
 
-/// Publish one request's job and record that it went out.
+/// Publish one request's job and record that it went out. No database connection is held
+/// while the broker confirms.
 pub async fn dispatch(
     pool: &DbPool,
     publisher: &Publisher,
     request_id: i64,
 ) -> Result<(), PublishError> {
     publisher.publish(request_id).await?;
-    if let Ok(mut conn) = pool.get().await {
-        let _ = diesel::update(requests::table.find(request_id))
-            .set(requests::dispatched_at.eq(diesel::dsl::now))
-            .execute(&mut conn)
-            .await;
+    if let Err(e) = mark_dispatched(pool, &[request_id]).await {
+        // at least once: the dispatcher publishes it again, and a worker skips a final request
+        tracing::warn!(request_id, error = %e, "published, but could not record it");
     }
     Ok(())
 }
 
 /// How long the api that created a request has to publish it before a dispatcher steps in.
 const DISPATCH_GRACE: Duration = Duration::from_secs(5);
+/// How long a dispatcher holds the requests it claimed; if it dies meanwhile, another
+/// dispatcher sends them once this has passed.
+const DISPATCH_LEASE: Duration = Duration::from_secs(60);
+/// Requests claimed at a time.
+const DISPATCH_BATCH: i64 = 100;
 
 /// Forever: publish the jobs of in-progress requests whose job never reached the broker.
 pub async fn run_dispatcher(
@@ -181,7 +221,7 @@ pub async fn run_dispatcher(
 }
 
 #[derive(Debug, thiserror::Error)]
-enum DispatchError {
+pub enum DispatchError {
     #[error("database error: {0}")]
     Db(#[from] diesel::result::Error),
     #[error("database unavailable: {0}")]
@@ -190,34 +230,99 @@ enum DispatchError {
     Publish(#[from] PublishError),
 }
 
-async fn dispatch_pending(pool: &DbPool, publisher: &Publisher) -> Result<(), DispatchError> {
+fn now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+fn delta(duration: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(duration).expect("a few seconds")
+}
+
+#[derive(QueryableByName)]
+struct ClaimedId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+/// Claim up to a batch of undispatched requests past their grace time whose lease (if any) has
+/// ended, in one statement: their rows are locked only while it runs.
+async fn claim_undispatched(pool: &DbPool) -> Result<Vec<i64>, DispatchError> {
+    use diesel::sql_types::{BigInt, Timestamp};
+    let now = now();
     let mut conn = pool.get().await?;
-    conn.transaction::<_, DispatchError, _>(async |conn| {
-        let grace = chrono::Utc::now().naive_utc()
-            - chrono::Duration::from_std(DISPATCH_GRACE).expect("small");
-        let ids: Vec<i64> = requests::table
-            .select(requests::id)
-            .filter(requests::dispatched_at.is_null())
-            .filter(requests::state.eq("in_progress"))
-            .filter(requests::created.lt(grace))
-            .order(requests::id)
-            .limit(100)
-            .for_update()
-            .skip_locked()
-            .load(conn)
-            .await?;
-        for id in ids {
-            publisher.publish(id).await?;
-            tracing::info!(
-                request_id = id,
-                "dispatched a request whose job had not reached the broker"
-            );
-            diesel::update(requests::table.find(id))
-                .set(requests::dispatched_at.eq(diesel::dsl::now))
-                .execute(conn)
-                .await?;
+    let claimed: Vec<ClaimedId> = diesel::sql_query(
+        "UPDATE requests SET dispatch_lease_until = $1 WHERE id IN (\
+           SELECT id FROM requests \
+           WHERE dispatched_at IS NULL AND state = 'in_progress' AND created < $2 \
+             AND (dispatch_lease_until IS NULL OR dispatch_lease_until < $3) \
+           ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+         RETURNING id",
+    )
+    .bind::<Timestamp, _>(now + delta(DISPATCH_LEASE))
+    .bind::<Timestamp, _>(now - delta(DISPATCH_GRACE))
+    .bind::<Timestamp, _>(now)
+    .bind::<BigInt, _>(DISPATCH_BATCH)
+    .load(&mut conn)
+    .await?;
+    let mut ids: Vec<i64> = claimed.into_iter().map(|c| c.id).collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+async fn mark_dispatched(pool: &DbPool, ids: &[i64]) -> Result<(), DispatchError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut conn = pool.get().await?;
+    diesel::update(requests::table.filter(requests::id.eq_any(ids)))
+        .set((
+            requests::dispatched_at.eq(now()),
+            requests::dispatch_lease_until.eq(None::<chrono::NaiveDateTime>),
+        ))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// Give back claimed requests that were not published, so the next round retries them.
+async fn release(pool: &DbPool, ids: &[i64]) -> Result<(), DispatchError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut conn = pool.get().await?;
+    diesel::update(requests::table.filter(requests::id.eq_any(ids)))
+        .set(requests::dispatch_lease_until.eq(None::<chrono::NaiveDateTime>))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// One round of the dispatcher: claim, publish without holding a connection, record.
+pub async fn dispatch_pending(pool: &DbPool, publisher: &Publisher) -> Result<(), DispatchError> {
+    let ids = claim_undispatched(pool).await?;
+    let mut published = Vec::with_capacity(ids.len());
+    let mut failure = None;
+    for &id in &ids {
+        match publisher.publish(id).await {
+            Ok(()) => {
+                tracing::info!(
+                    request_id = id,
+                    "dispatched a request whose job had not reached the broker"
+                );
+                published.push(id);
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
         }
-        Ok(())
-    })
-    .await
+    }
+    mark_dispatched(pool, &published).await?;
+    match failure {
+        Some(e) => {
+            release(pool, &ids[published.len()..]).await?;
+            Err(e.into())
+        }
+        None => Ok(()),
+    }
 }

@@ -28,6 +28,7 @@ diesel::table! {
         started_at -> Nullable<Timestamp>,
         heartbeat_at -> Nullable<Timestamp>,
         worker -> Nullable<Text>,
+        dispatch_lease_until -> Nullable<Timestamp>,
     }
 }
 

@@ -115,7 +115,7 @@ async fn main() -> Result<()> {
         }
         Command::Cleanup { config } => {
             init_tracing(None);
-            let pool = api::db::setup(&config.database_url).await?;
+            let pool = api::db::setup(&config.database_url, config.db_pool_size.into()).await?;
             let store = common::Store::new(&config.data_dir);
             let ids = api::cleanup::run(&pool, &store, config.request_lifetime_days)
                 .await

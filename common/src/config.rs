@@ -104,6 +104,11 @@ pub struct Config {
     #[arg(long, env = "LARDER_DOWNLOAD_CONCURRENCY", default_value_t = 16)]
     pub download_concurrency: usize,
 
+    /// Database connections the api keeps at most; a handler waits up to 2 s for one, then the
+    /// api answers 503 with `Retry-After`.
+    #[arg(long, env = "LARDER_DB_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub db_pool_size: u16,
+
     /// Days after which a complete request becomes stale (failed ones: 7).
     #[arg(long, env = "LARDER_REQUEST_LIFETIME_DAYS", default_value_t = 1)]
     pub request_lifetime_days: u32,

@@ -9,6 +9,7 @@ pub mod pip;
 use crate::error::{ApiError, ApiResult};
 use crate::schema::artifacts;
 use crate::v1::requests::find;
+use crate::v1::validation::has_control;
 use crate::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -35,6 +36,43 @@ pub enum Served {
     NotFound,
 }
 
+/// Whether the per-request repository of package manager `pm` may serve the stored file `key`:
+/// only files of the kinds that package manager's worker code reports as artifacts, never the
+/// token secret, bundles, logs, sources, index metadata or another package manager's files.
+pub fn servable_store_key(pm: &str, key: &str) -> bool {
+    let normal = !key.is_empty()
+        && !has_control(key)
+        && !key.contains('\\')
+        && key
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+    normal
+        && match pm {
+            // worker/src/pkg_managers/gomod/plan.rs STORE_PREFIX: .info, .mod and .zip files
+            "gomod" => key.starts_with("deps/gomod/cache/download/"),
+            // registry, git, URL and file: tarballs (npm/plan.rs)
+            "npm" => key.starts_with("deps/npm/") && key.ends_with(".tgz"),
+            // index files and URL requirements under deps/pip/, VCS requirements as the shared
+            // git archive of their commit (pip/plan.rs git_store_key)
+            "pip" => key.starts_with("deps/pip/") || is_git_archive(key),
+            // registry crates only (cargo/plan.rs crate_store_key)
+            "cargo" => key.starts_with("deps/cargo/") && key.ends_with(".crate"),
+            _ => false,
+        }
+}
+
+/// `deps/git/<host>/<path>/<40-hex commit>.tar.gz`
+fn is_git_archive(key: &str) -> bool {
+    key.strip_prefix("deps/git/")
+        .and_then(|rest| rest.strip_suffix(".tar.gz"))
+        .and_then(|rest| rest.rsplit_once('/'))
+        .is_some_and(|(repo, commit)| {
+            repo.contains('/')
+                && commit.len() == 40
+                && commit.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}
+
 /// The request whose repository is being read, once its token has been checked.
 pub struct RepoRequest {
     pub request_id: i64,
@@ -46,6 +84,10 @@ pub struct RepoRequest {
 impl RepoRequest {
     /// Artifacts of this request's package manager `pm`, optionally only those named `name`.
     pub async fn artifacts(&self, pm: &str, name: Option<&str>) -> ApiResult<Vec<Artifact>> {
+        if name.is_some_and(has_control) {
+            // no artifact is named so (they are refused when reported)
+            return Ok(Vec::new());
+        }
         let mut conn = self.state.pool.get().await?;
         let mut query = artifacts::table
             .filter(artifacts::request_id.eq(self.request_id))
@@ -67,6 +109,14 @@ impl RepoRequest {
             .await?;
         Ok(rows
             .into_iter()
+            .filter(|(pm, _, _, _, store_key, _)| {
+                // recorded before keys were checked when reported
+                let servable = servable_store_key(pm, store_key);
+                if !servable {
+                    tracing::warn!(request_id = self.request_id, %pm, %store_key, "not serving an artifact outside its package manager's files");
+                }
+                servable
+            })
             .map(|(pm, name, version, filename, store_key, meta)| Artifact {
                 pm,
                 name,
@@ -215,6 +265,9 @@ pub async fn serve_with_path_token(
     path: web::Path<(i64, String, String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (id, token, pm, tail) = path.into_inner();
+    if [&token, &pm, &tail].iter().any(|s| has_control(s)) {
+        return Err(ApiError::not_found());
+    }
     let repo = check(&req, state, id, Some(&token), &pm).await?;
     dispatch(repo, &req, &pm, &tail).await
 }
@@ -226,6 +279,61 @@ pub async fn serve_with_header_token(
     path: web::Path<(i64, String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (id, pm, tail) = path.into_inner();
+    if has_control(&pm) || has_control(&tail) {
+        return Err(ApiError::not_found());
+    }
     let repo = check(&req, state, id, None, &pm).await?;
     dispatch(repo, &req, &pm, &tail).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::servable_store_key;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    #[test]
+    fn only_each_package_managers_own_files_are_servable() {
+        for (pm, key) in [
+            (
+                "gomod",
+                "deps/gomod/cache/download/golang.org/x/text/@v/v0.3.0.zip",
+            ),
+            ("npm", "deps/npm/@s/b/-/b-2.0.0.tgz"),
+            (
+                "npm",
+                "deps/npm/github.com/o/r/r-external-gitcommit-abc.tgz",
+            ),
+            ("pip", "deps/pip/foo/foo-1.0.tar.gz"),
+            ("pip", "deps/pip/external-bar/bar-external-sha256-00.whl"),
+            ("pip", &format!("deps/git/github.com/org/repo/{SHA}.tar.gz")),
+            ("cargo", "deps/cargo/serde/serde-1.0.0.crate"),
+        ] {
+            assert!(servable_store_key(pm, key), "{pm} {key}");
+        }
+        for (pm, key) in [
+            ("npm", "secret.key"),
+            ("npm", "bundles/1.tar.gz"),
+            ("npm", "logs/1.log"),
+            ("npm", "../x"),
+            ("npm", "deps/npm/../../secret.key"),
+            ("npm", "deps/npm/./x.tgz"),
+            ("npm", "deps/npm//x.tgz"),
+            ("npm", "/deps/npm/x.tgz"),
+            ("npm", "deps/npm/x.tgz\0"),
+            ("npm", "deps/pip/foo/foo-1.0.tar.gz"),
+            ("npm", "deps/npm/x.json"),
+            ("gomod", "deps/gomod/other/x.zip"),
+            ("pip", "deps/pip-index/foo/1.0.json"),
+            ("pip", "deps/git/github.com/org/repo/main.tar.gz"),
+            ("pip", &format!("deps/git/{SHA}.tar.gz")),
+            ("pip", "sources/github.com/org/repo/x.tar.gz"),
+            ("cargo", "deps/cargo/serde/serde-1.0.0.index-line"),
+            ("cargo", "deps/npm/a/-/a-1.0.0.tgz"),
+            ("git-submodule", "deps/git/github.com/org/repo/x.tar.gz"),
+            ("", "deps/npm/a/-/a-1.0.0.tgz"),
+        ] {
+            assert!(!servable_store_key(pm, key), "{pm} {key}");
+        }
+    }
 }

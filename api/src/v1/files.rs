@@ -6,6 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::models::cachito_packages;
 use crate::schema::{artifacts, configuration_files, requests};
 use crate::v1::requests::find;
+use crate::v1::validation::{any_string, has_control};
 use crate::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -225,8 +226,9 @@ pub async fn add_configuration_files(
         let path = obj["path"].as_str().unwrap_or_default().to_string();
         if crate::v1::validation::normalize_relative(&path).as_deref() != Some(path.as_str())
             || !path.starts_with("app/")
+            || has_control(&path)
         {
-            return Err(ApiError::bad_request(format!("The configuration file path \"{path}\" must be a normalized relative path under app/")));
+            return Err(ApiError::bad_request(format!("The configuration file path {path:?} must be a normalized relative path under app/")));
         }
         let content = base64::engine::general_purpose::STANDARD
             .decode(obj["content"].as_str().unwrap_or_default())
@@ -290,6 +292,11 @@ pub async fn put_packages(
 ) -> ApiResult<HttpResponse> {
     auth::require_worker(&req)?;
     let value = serde_json::to_value(&*body).expect("serializable");
+    if any_string(&value, &|s| s.contains('\0')) {
+        return Err(ApiError::bad_request(
+            "The packages data must not contain NUL characters",
+        ));
+    }
     let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async |conn| {
@@ -313,10 +320,21 @@ pub async fn put_artifacts(
 ) -> ApiResult<HttpResponse> {
     auth::require_worker(&req)?;
     for a in body.iter() {
-        if state.store.path(&a.store_key).is_err() {
+        if [&a.pm, &a.name, &a.version, &a.filename]
+            .iter()
+            .any(|text| has_control(text))
+            || any_string(&a.meta, &|s| s.contains('\0'))
+        {
             return Err(ApiError::bad_request(format!(
-                "Invalid store key {:?}",
-                a.store_key
+                "The artifact {:?} of {:?} contains control characters",
+                a.filename, a.name
+            )));
+        }
+        if !crate::repos::servable_store_key(&a.pm, &a.store_key) {
+            tracing::warn!(request_id = *id, pm = %a.pm, store_key = %a.store_key, "refused an artifact whose store key lies outside its package manager's files");
+            return Err(ApiError::bad_request(format!(
+                "The store key {:?} is not a {} file this request's repository may serve",
+                a.store_key, a.pm
             )));
         }
     }

@@ -5,10 +5,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::models::{render_request, RequestRow, StateRow};
 use crate::publisher;
 use crate::schema::{request_states, requests};
-use crate::v1::validation::{is_commit_id, validate_new_request};
+use crate::v1::validation::{check_text, has_control, is_commit_id, validate_new_request};
 use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use common::{EnvVar, ErrorOrigin, PackageManager, RequestState};
+use common::{text, EnvVar, ErrorOrigin, PackageManager, RequestState};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -182,6 +182,7 @@ impl ListQuery {
                     })?)
                 }
                 "repo" => {
+                    check_text("repo", v)?;
                     if v.len() >= 200 {
                         return Err(ApiError::bad_request("The \"repo\" parameter must be shorter than 200 characters"));
                     }
@@ -264,12 +265,16 @@ pub async fn list(
     query: web::Query<Vec<(String, String)>>,
 ) -> ApiResult<HttpResponse> {
     let q = ListQuery::parse(&query)?;
+    // a page whose first item lies beyond any possible offset does not exist
+    let offset = (q.page - 1)
+        .checked_mul(q.per_page)
+        .ok_or_else(ApiError::not_found)?;
     let mut conn = state.pool.get().await?;
     let total: i64 = q.filtered().count().get_result(&mut conn).await?;
     let rows: Vec<RequestRow> = q
         .filtered()
         .order(requests::id.desc())
-        .offset((q.page - 1) * q.per_page)
+        .offset(offset)
         .limit(q.per_page)
         .select(RequestRow::as_select())
         .load(&mut conn)
@@ -328,6 +333,7 @@ pub async fn latest(
             "The \"repo_name\" and \"ref\" query parameters are required",
         ));
     };
+    check_text("repo_name", &repo_name)?;
     let name_ok = (3..=200).contains(&repo_name.len())
         && repo_name.contains('/')
         && !repo_name.contains("://");
@@ -446,6 +452,11 @@ pub async fn expire(conn: &mut crate::db::DbConn, store: &common::Store, id: i64
     Ok(())
 }
 
+/// Bounds of what a worker reports (reasons: `common::text::MAX_REASON_BYTES`).
+const MAX_ERROR_TYPE_BYTES: usize = 256;
+const MAX_ENV_NAME_BYTES: usize = 256;
+const MAX_ENV_VALUE_BYTES: usize = 64 * 1024;
+
 pub(crate) struct PatchBody {
     pub state: Option<(RequestState, String)>,
     pub env: BTreeMap<String, EnvVar>,
@@ -469,9 +480,7 @@ impl PatchBody {
             error,
         }
     }
-}
 
-impl PatchBody {
     fn parse(obj: &Map<String, Value>) -> ApiResult<Self> {
         let state = match (obj.get("state"), obj.get("state_reason")) {
             (None, None) => None,
@@ -495,7 +504,8 @@ impl PatchBody {
                 let st: RequestState = s.parse().map_err(|_| {
                     ApiError::bad_request(format!("The state \"{s}\" is invalid. It must be one of: complete, failed, in_progress, stale"))
                 })?;
-                Some((st, r.to_string()))
+                // the worker cleans its reasons too, but the api does not count on it
+                Some((st, text::clean(r, text::MAX_REASON_BYTES)))
             }
         };
         let mut env = BTreeMap::new();
@@ -513,6 +523,15 @@ impl PatchBody {
                         info.kind
                     )));
                 }
+                if name.is_empty() || name.len() > MAX_ENV_NAME_BYTES || has_control(name) {
+                    return Err(ApiError::bad_request(format!(
+                        "The environment variable name {name:?} is invalid"
+                    )));
+                }
+                let info = EnvVar {
+                    value: text::clean(&info.value, MAX_ENV_VALUE_BYTES),
+                    kind: info.kind,
+                };
                 env.insert(name.clone(), info);
             }
         }
@@ -544,7 +563,7 @@ impl PatchBody {
                 let t = t.as_str().ok_or_else(|| {
                     ApiError::bad_request("The \"error_type\" key must be a string")
                 })?;
-                Some((origin, t.to_string()))
+                Some((origin, text::clean(t, MAX_ERROR_TYPE_BYTES)))
             }
             (None, None) => None,
             _ => {

@@ -36,10 +36,46 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::bad_request(msg)
 }
 
+/// Whether `text` has a control character (NUL included): no URL, commit, path, name or flag
+/// has one, and PostgreSQL cannot store a NUL.
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
+/// Whether any key or string inside `value` satisfies `bad`.
+pub fn any_string(value: &Value, bad: &impl Fn(&str) -> bool) -> bool {
+    match value {
+        Value::String(s) => bad(s),
+        Value::Array(items) => items.iter().any(|v| any_string(v, bad)),
+        Value::Object(obj) => obj.iter().any(|(k, v)| bad(k) || any_string(v, bad)),
+        _ => false,
+    }
+}
+
+/// A query parameter or path segment that must not hold control characters.
+pub fn check_text(name: &str, value: &str) -> Result<(), ApiError> {
+    if has_control(value) {
+        return Err(bad(format!(
+            "The \"{name}\" parameter must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
 pub fn validate_new_request(body: &Value, allow_local_repos: bool) -> Result<NewRequest, ApiError> {
     let obj = body
         .as_object()
         .ok_or_else(|| bad("The input data must be a JSON object"))?;
+    for (key, value) in obj {
+        if has_control(key) {
+            return Err(bad("Parameter names must not contain control characters"));
+        }
+        if any_string(value, &has_control) {
+            return Err(bad(format!(
+                "The \"{key}\" parameter must not contain control characters"
+            )));
+        }
+    }
     let missing: Vec<&str> = ["ref", "repo"]
         .into_iter()
         .filter(|k| !obj.contains_key(*k))
@@ -469,6 +505,40 @@ mod tests {
                 json!({"repo": "https://x/y", "ref": SHA, "pkg_managers": ["npm"], "dependency_replacements": [{"type": "npm", "name": "a", "version": "1"}]})
             ),
             "Dependency replacements are not yet supported for the npm package manager"
+        );
+    }
+
+    #[test]
+    fn control_characters_anywhere_are_refused() {
+        let cases = [
+            (json!({"repo": "/tmp/x\u{0}", "ref": SHA}), "\"repo\""),
+            (
+                json!({"repo": "https://x/y", "ref": SHA, "user": "a\u{0}b"}),
+                "\"user\"",
+            ),
+            (
+                json!({"repo": "https://x/y", "ref": SHA, "dependency_replacements": [{"name": "a\u{0}", "type": "gomod", "version": "v1"}]}),
+                "\"dependency_replacements\"",
+            ),
+            (
+                json!({"repo": "https://x/y", "ref": SHA, "pkg_managers": ["npm"], "packages": {"npm": [{"path": "a\nb"}]}}),
+                "\"packages\"",
+            ),
+            (
+                json!({"repo": "https://x/y", "ref": SHA, "flags": ["\u{1b}[31m"]}),
+                "\"flags\"",
+            ),
+        ];
+        for (body, name) in cases {
+            let message = err(body.clone());
+            assert!(
+                message.contains(name) && message.contains("must not contain control characters"),
+                "{body}: {message}"
+            );
+        }
+        assert_eq!(
+            err(json!({"repo": "https://x/y", "ref": SHA, "x\u{0}": 1})),
+            "Parameter names must not contain control characters"
         );
     }
 

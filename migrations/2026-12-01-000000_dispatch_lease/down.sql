@@ -1,0 +1,1 @@
+ALTER TABLE requests DROP COLUMN dispatch_lease_until;
