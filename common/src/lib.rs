@@ -1,12 +1,14 @@
 //! Types and building blocks shared by Larder's api, worker and CLI.
 
 pub mod archive;
+pub mod commit;
 pub mod config;
 pub mod gomod;
 pub mod manifest;
 pub mod model;
 pub mod purl;
 pub mod pypi;
+pub mod repo_path;
 pub mod store;
 pub mod text;
 pub mod token;
