@@ -133,6 +133,12 @@ pub fn not_implemented(pm: PackageManager) -> Failure {
     )
 }
 
+/// Whether `pm` opens the request's repository (`app/.git`): gomod reads tags for the main
+/// module's version, git-submodule reads the submodules. Other requests get `app/` without it.
+pub fn reads_git_dir(pm: PackageManager) -> bool {
+    matches!(pm, PackageManager::Gomod | PackageManager::GitSubmodule)
+}
+
 pub async fn run(pm: PackageManager, ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
     match pm {
         PackageManager::Cargo => cargo::run(ctx).await,
