@@ -82,6 +82,8 @@ fn disk_usage(dir: &Path) -> u64 {
 struct Sampler {
     temp_peak: Arc<AtomicU64>,
     anon_peak: Arc<AtomicU64>,
+    /// milliseconds after the start when the anonymous RSS peaked
+    anon_peak_at: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -90,11 +92,21 @@ impl Sampler {
     fn start(tmp: PathBuf, pid: u32) -> Self {
         let temp_peak = Arc::new(AtomicU64::new(0));
         let anon_peak = Arc::new(AtomicU64::new(0));
+        let anon_peak_at = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (t, a, s) = (temp_peak.clone(), anon_peak.clone(), stop.clone());
+        let (t, a, at, s) = (
+            temp_peak.clone(),
+            anon_peak.clone(),
+            anon_peak_at.clone(),
+            stop.clone(),
+        );
+        let start = Instant::now();
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                a.fetch_max(status_kib(pid, "RssAnon:"), Ordering::Relaxed);
+                let anon = status_kib(pid, "RssAnon:");
+                if anon > a.fetch_max(anon, Ordering::Relaxed) {
+                    at.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+                }
                 t.fetch_max(disk_usage(&tmp), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -102,13 +114,14 @@ impl Sampler {
         Self {
             temp_peak,
             anon_peak,
+            anon_peak_at,
             stop,
             thread: Some(thread),
         }
     }
 
-    /// (peak temp bytes, peak anonymous RSS KiB)
-    fn finish(mut self) -> (u64, u64) {
+    /// (peak temp bytes, peak anonymous RSS KiB, when it peaked)
+    fn finish(mut self) -> (u64, u64, Duration) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -116,6 +129,7 @@ impl Sampler {
         (
             self.temp_peak.load(Ordering::Relaxed),
             self.anon_peak.load(Ordering::Relaxed),
+            Duration::from_millis(self.anon_peak_at.load(Ordering::Relaxed)),
         )
     }
 }
@@ -137,6 +151,7 @@ struct Row {
     what: String,
     rss_mib: u64,
     anon_mib: u64,
+    peak_step: String,
     temp_mib: u64,
     wall: Duration,
     fixture: Duration,
@@ -174,16 +189,17 @@ async fn run() {
     }
     println!();
     println!("memory benchmark: one request per case through a fresh `larder serve`, loopback fixture upstreams");
-    println!("| case | fixture | peak RSS of `larder serve` (VmHWM) | goal | peak anonymous RSS (sampled) | peak temp disk (`<data>/tmp`, sampled) | request wall time | fixture built in |");
+    println!("| case | fixture | peak RSS of `larder serve` (VmHWM) | goal | peak anonymous RSS (sampled), during | peak temp disk (`<data>/tmp`, sampled) | request wall time | fixture built in |");
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in &rows {
         println!(
-            "| {} | {} | {} MiB | {GOAL_MIB} MiB{} | {} MiB | {} MiB | {:.1?} | {:.1?} |",
+            "| {} | {} | {} MiB | {GOAL_MIB} MiB{} | {} MiB, {} | {} MiB | {:.1?} | {:.1?} |",
             r.case,
             r.what,
             r.rss_mib,
             if r.rss_mib <= GOAL_MIB { "" } else { " (over)" },
             r.anon_mib,
+            r.peak_step,
             r.temp_mib,
             r.wall,
             r.fixture
@@ -208,13 +224,29 @@ async fn measure(case: &str, fixture: Fixture) -> Row {
     let sampler = Sampler::start(larder.data.path().join("tmp"), pid);
     let t = Instant::now();
     let id = larder.submit(fixture.body.clone()).await;
-    let done = larder
-        .wait_until(id, Duration::from_secs(3600), |r| {
-            r["state"] != "in_progress"
-        })
-        .await;
+    // the request's steps as they were seen, to tell when the memory peaked
+    let mut steps: Vec<(Duration, String)> = Vec::new();
+    let done = loop {
+        let (status, r) = larder.get(&format!("/api/v1/requests/{id}")).await;
+        assert_eq!(status, 200, "{r}");
+        let reason = r["state_reason"].as_str().unwrap_or_default().to_string();
+        if steps.last().is_none_or(|(_, last)| *last != reason) {
+            steps.push((t.elapsed(), reason));
+        }
+        if r["state"] != "in_progress" {
+            break r;
+        }
+        assert!(t.elapsed() < Duration::from_secs(3600), "{case}: too slow");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let wall = t.elapsed();
-    let (temp_peak, anon_peak) = sampler.finish();
+    let (temp_peak, anon_peak, anon_peak_at) = sampler.finish();
+    let peak_step = steps
+        .iter()
+        .rev()
+        .find(|(at, _)| *at <= anon_peak_at)
+        .map(|(_, step)| step.clone())
+        .unwrap_or_default();
     assert_eq!(done["state"], "complete", "{case}: {done}");
 
     // the api streams (and re-hashes) the bundle: part of the process's peak
@@ -234,6 +266,7 @@ async fn measure(case: &str, fixture: Fixture) -> Row {
         what: fixture.what,
         rss_mib: rss / 1024,
         anon_mib: anon_peak / 1024,
+        peak_step,
         temp_mib: temp_peak >> 20,
         wall,
         fixture: fixture.built_in,

@@ -32,6 +32,39 @@ pub struct RequestRow {
     pub dispatched_at: Option<chrono::NaiveDateTime>,
 }
 
+/// `query.select(...)` of a [`RequestRow`] with `packages_data` left out (NULL in its place):
+/// that column holds every dependency of the request (megabytes for a large lockfile), and only
+/// the handlers that render dependencies need it.
+#[macro_export]
+macro_rules! select_request_without_packages_data {
+    ($query:expr) => {{
+        use $crate::schema::requests::dsl as r;
+        $query.select((
+            r::id,
+            r::repo,
+            r::git_ref,
+            r::pkg_managers,
+            r::packages,
+            r::flags,
+            r::dependency_replacements,
+            r::user_name,
+            r::submitted_by,
+            r::created,
+            r::state,
+            r::state_reason,
+            r::updated,
+            r::error_origin,
+            r::error_type,
+            r::packages_count,
+            r::dependencies_count,
+            diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Jsonb>>("NULL"),
+            r::environment_variables,
+            r::token_salt,
+            r::dispatched_at,
+        ))
+    }};
+}
+
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = request_states)]
 pub struct StateRow {

@@ -4,8 +4,8 @@
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
 use crate::models::cachito_packages;
-use crate::schema::{artifacts, configuration_files, requests};
-use crate::v1::requests::find;
+use crate::schema::{artifacts, configuration_files};
+use crate::v1::requests::{find, find_with_packages_data};
 use crate::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -261,7 +261,7 @@ pub async fn get_packages(
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
-    let row = find(&mut conn, *id).await?;
+    let row = find_with_packages_data(&mut conn, *id).await?;
     let data: PackagesData = match &row.packages_data {
         Some(v) if row.state != "stale" => {
             serde_json::from_value(v.clone()).map_err(|e| ApiError::internal(e.to_string()))?
@@ -286,9 +286,11 @@ pub async fn put_packages(
     auth::require_worker(&req)?;
     let mut conn = state.pool.get().await?;
     let row = find(&mut conn, *id).await?;
-    let value = serde_json::to_value(&*body).expect("serializable");
-    diesel::update(requests::table.find(row.id))
-        .set(requests::packages_data.eq(value))
+    // bound as text: a serde_json::Value of every dependency costs several times the body
+    let json = serde_json::to_string(&*body).expect("serializable");
+    diesel::sql_query("UPDATE requests SET packages_data = $1::jsonb WHERE id = $2")
+        .bind::<diesel::sql_types::Text, _>(json)
+        .bind::<diesel::sql_types::Int8, _>(row.id)
         .execute(&mut conn)
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -301,8 +303,29 @@ pub async fn put_artifacts(
     id: web::Path<i64>,
     body: web::Json<Vec<Artifact>>,
 ) -> ApiResult<HttpResponse> {
+    record_artifacts(req, state, *id, body.into_inner(), true).await
+}
+
+/// Worker-only: more files this request's repositories serve (added to what was recorded): a
+/// request with many files reports them in several bodies, each parsed whole here.
+pub async fn add_artifacts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<Vec<Artifact>>,
+) -> ApiResult<HttpResponse> {
+    record_artifacts(req, state, *id, body.into_inner(), false).await
+}
+
+async fn record_artifacts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: i64,
+    items: Vec<Artifact>,
+    replace: bool,
+) -> ApiResult<HttpResponse> {
     auth::require_worker(&req)?;
-    for a in body.iter() {
+    for a in &items {
         if state.store.path(&a.store_key).is_err() {
             return Err(ApiError::bad_request(format!(
                 "Invalid store key {:?}",
@@ -311,12 +334,13 @@ pub async fn put_artifacts(
         }
     }
     let mut conn = state.pool.get().await?;
-    let row = find(&mut conn, *id).await?;
-    let items = body.into_inner();
+    let row = find(&mut conn, id).await?;
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-        diesel::delete(artifacts::table.filter(artifacts::request_id.eq(row.id)))
-            .execute(conn)
-            .await?;
+        if replace {
+            diesel::delete(artifacts::table.filter(artifacts::request_id.eq(row.id)))
+                .execute(conn)
+                .await?;
+        }
         for chunk in items.chunks(1000) {
             let values: Vec<_> = chunk
                 .iter()
@@ -349,7 +373,7 @@ pub async fn content_manifest(
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
-    let row = find(&mut conn, *id).await?;
+    let row = find_with_packages_data(&mut conn, *id).await?;
     if row.state != "complete" && row.state != "stale" {
         return Err(ApiError::bad_request("Content manifests are only available for requests in the \"complete\" or \"stale\" states"));
     }

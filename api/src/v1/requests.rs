@@ -101,7 +101,15 @@ pub async fn create(
 
 pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
-    let row = find(&mut conn, *id).await?;
+    let mut row = find(&mut conn, *id).await?;
+    // rendered only once the request is complete (as Cachito)
+    if row.state == "complete" {
+        row.packages_data = requests::table
+            .find(row.id)
+            .select(requests::packages_data)
+            .first(&mut conn)
+            .await?;
+    }
     let history = load_history(&mut conn, row.id).await?;
     Ok(HttpResponse::Ok().json(render_request(
         &row,
@@ -111,7 +119,20 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<Ht
     )))
 }
 
+/// The request, without its `packages_data` (see [`find_with_packages_data`]).
 pub async fn find(conn: &mut crate::db::DbConn, id: i64) -> ApiResult<RequestRow> {
+    Ok(
+        crate::select_request_without_packages_data!(requests::table.find(id))
+            .first(conn)
+            .await?,
+    )
+}
+
+/// The whole request, with every dependency it reported.
+pub async fn find_with_packages_data(
+    conn: &mut crate::db::DbConn,
+    id: i64,
+) -> ApiResult<RequestRow> {
     Ok(requests::table
         .find(id)
         .select(RequestRow::as_select())
@@ -546,9 +567,7 @@ async fn apply_patch(
     id: i64,
     update: PatchBody,
 ) -> ApiResult<Option<RequestState>> {
-    let row: RequestRow = requests::table
-        .find(id)
-        .select(RequestRow::as_select())
+    let row: RequestRow = crate::select_request_without_packages_data!(requests::table.find(id))
         .for_update()
         .first(conn)
         .await?;
