@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use common::{
-    Artifact, ConfigFile, ConfigFileBase64, EnvVars, Failure, Job, PackagesData, RequestState,
+    ArtifactReport, ConfigFile, ConfigFileBase64, EnvVars, Failure, Job, PackagesData, RequestState,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -152,7 +152,7 @@ impl ApiClient {
         id: i64,
         env: &EnvVars,
         data: &PackagesData,
-        artifacts: &[Artifact],
+        artifacts: &[ArtifactReport],
         files: &[ConfigFile],
     ) -> Result<(), ApiClientError> {
         // serialized straight to bytes: a serde_json::Value of thousands of artifacts costs
@@ -194,7 +194,7 @@ impl ApiClient {
     async fn report_artifacts(
         &self,
         id: i64,
-        artifacts: &[Artifact],
+        artifacts: &[ArtifactReport],
     ) -> Result<(), ApiClientError> {
         let path = format!("/api/v1/requests/{id}/artifacts");
         let mut method = reqwest::Method::PUT;
@@ -217,7 +217,7 @@ const ARTIFACTS_BODY_BYTES: usize = 2 << 20;
 /// JSON arrays of consecutive artifacts, each at most `limit` bytes unless one artifact alone
 /// is larger; at least one (empty) array.
 struct ArtifactBodies<'a> {
-    items: &'a [Artifact],
+    items: &'a [ArtifactReport],
     limit: usize,
     first: bool,
 }
@@ -259,8 +259,8 @@ fn json_bytes<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn artifact(i: usize) -> Artifact {
-        Artifact {
+    fn artifact(i: usize) -> ArtifactReport {
+        common::Artifact {
             pm: "npm".into(),
             name: format!("pkg-{i}"),
             version: "1.0.0".into(),
@@ -268,11 +268,12 @@ mod tests {
             store_key: format!("deps/npm/pkg-{i}/-/pkg-{i}-1.0.0.tgz"),
             meta: json!({"integrity": "sha512-x".repeat(i % 7)}),
         }
+        .into()
     }
 
     #[test]
     fn artifacts_are_cut_into_bounded_json_arrays() {
-        let all: Vec<Artifact> = (0..500).map(artifact).collect();
+        let all: Vec<ArtifactReport> = (0..500).map(artifact).collect();
         let limit = 4096;
         let bodies: Vec<Vec<u8>> = ArtifactBodies {
             items: &all,
@@ -284,8 +285,9 @@ mod tests {
         let mut again = Vec::new();
         for body in &bodies {
             assert!(body.len() <= limit, "{}", body.len());
-            again.extend(serde_json::from_slice::<Vec<Artifact>>(body).unwrap());
+            again.extend(serde_json::from_slice::<Vec<common::Artifact>>(body).unwrap());
         }
+        let again: Vec<ArtifactReport> = again.into_iter().map(Into::into).collect();
         assert_eq!(again, all);
 
         let none: Vec<Vec<u8>> = ArtifactBodies {

@@ -10,8 +10,8 @@ pub mod pip;
 use crate::api_client::ApiClient;
 use crate::fetch::{Check, Fetched, Fetcher, Staged};
 use common::{
-    Artifact, Config, ConfigFile, EnvVars, Failure, Job, Package, PackageManager, PackageSpec,
-    Store,
+    ArtifactReport, Config, ConfigFile, EnvVars, Failure, Job, Package, PackageManager,
+    PackageSpec, Store,
 };
 use futures_util::{stream, StreamExt, TryStreamExt};
 use std::path::Path;
@@ -103,7 +103,7 @@ pub struct PmOutput {
     pub packages: Vec<Package>,
     pub env: EnvVars,
     pub config_files: Vec<ConfigFile>,
-    pub artifacts: Vec<Artifact>,
+    pub artifacts: Vec<ArtifactReport>,
 }
 
 impl PmOutput {
