@@ -4,6 +4,7 @@
 pub mod cargo;
 pub mod git_submodule;
 pub mod gomod;
+pub mod limits;
 pub mod npm;
 pub mod pip;
 
