@@ -198,12 +198,12 @@ impl ApiClient {
     ) -> Result<(), ApiClientError> {
         let path = format!("/api/v1/requests/{id}/artifacts");
         let mut method = reqwest::Method::PUT;
-        let mut bodies = ArtifactBodies {
+        let bodies = ArtifactBodies {
             items: artifacts,
             limit: ARTIFACTS_BODY_BYTES,
             first: true,
         };
-        while let Some(body) = bodies.next() {
+        for body in bodies {
             self.call(method.clone(), &path, Some(&body)).await?;
             method = reqwest::Method::POST;
         }
