@@ -13,7 +13,7 @@ use base64::Engine;
 use common::{Artifact, ConfigFileBase64, PackagesData};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
@@ -176,13 +176,32 @@ pub async fn get_configuration_files(
     Ok(HttpResponse::Ok().json(body))
 }
 
+/// A configuration-files body may hold one rewritten lockfile (lockfiles are at most 64 MiB,
+/// `worker/src/pkg_managers/limits.rs`) in base64: more than the 16 MiB of other JSON bodies.
+const CONFIGURATION_FILES_BODY_BYTES: usize = 96 << 20;
+
 pub async fn add_configuration_files(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<i64>,
-    body: web::Json<Value>,
+    mut payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     auth::require_worker(&req)?;
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(format!("The request body could not be read: {e}"))
+        })?;
+        if bytes.len() + chunk.len() > CONFIGURATION_FILES_BODY_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "The request body is larger than the {CONFIGURATION_FILES_BODY_BYTES} bytes allowed"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("The request body is not valid JSON: {e}")))?;
+    drop(bytes);
     let items = body
         .as_array()
         .ok_or_else(|| ApiError::bad_request("The input data must be a JSON array"))?;
@@ -235,6 +254,7 @@ pub async fn add_configuration_files(
             })?;
         files.push((path, content));
     }
+    drop(body);
     let mut conn = state.pool.get().await?;
     let row = find(&mut conn, *id).await?;
     for (path, content) in files {
