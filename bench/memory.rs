@@ -26,6 +26,11 @@ mod npm_fixtures;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+// glibc's malloc fragments this harness's heap while it builds 50,000 fixture crates (each
+// build frees a large zlib state under a small survivor): gigabytes for nothing
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -185,7 +190,12 @@ async fn run() {
         };
         fixture.built_in = t.elapsed();
         eprintln!("{case}: fixture built in {:.1?}", fixture.built_in);
-        rows.push(measure(case, fixture).await);
+        let row = measure(case, fixture).await;
+        eprintln!(
+            "{case}: VmHWM {} MiB, peak anonymous {} MiB during {:?}, peak temp {} MiB, {:.1?}",
+            row.rss_mib, row.anon_mib, row.peak_step, row.temp_mib, row.wall
+        );
+        rows.push(row);
     }
     println!();
     println!("memory benchmark: one request per case through a fresh `larder serve`, loopback fixture upstreams");
