@@ -66,7 +66,8 @@ pub fn is_local(repo_url: &str) -> bool {
 }
 
 /// How much of a pack file libgit2 maps at once (its defaults, 1 GiB windows and up to 8 GiB
-/// mapped, put a whole large pack into the process's resident set while it is indexed).
+/// mapped, keep a whole large pack in the process's resident set). Its final pass over a
+/// freshly fetched pack holds every window until the pass ends, whatever the limit.
 const MWINDOW_BYTES: usize = 16 << 20;
 const MWINDOW_MAPPED_LIMIT_BYTES: usize = 64 << 20;
 
