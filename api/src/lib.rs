@@ -169,6 +169,7 @@ routes! {
     get "/api/v1/requests/{id}/packages" => v1::files::get_packages,
     put "/api/v1/requests/{id}/packages" => v1::files::put_packages,
     put "/api/v1/requests/{id}/artifacts" => v1::files::put_artifacts,
+    post "/api/v1/requests/{id}/artifacts" => v1::files::add_artifacts,
     get "/repos/{id}/t/{token}/{pm}/{tail:.*}" => repos::serve_with_path_token,
     get "/repos/{id}/{pm}/{tail:.*}" => repos::serve_with_header_token,
 }

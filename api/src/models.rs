@@ -26,7 +26,6 @@ pub struct RequestRow {
     pub error_type: Option<String>,
     pub packages_count: Option<i32>,
     pub dependencies_count: Option<i32>,
-    pub packages_data: Option<Value>,
     pub environment_variables: Value,
     pub token_salt: String,
     pub dispatched_at: Option<chrono::NaiveDateTime>,
@@ -47,16 +46,6 @@ pub struct StateRow {
 impl RequestRow {
     pub fn env_vars(&self) -> BTreeMap<String, EnvVar> {
         serde_json::from_value(self.environment_variables.clone()).unwrap_or_default()
-    }
-
-    /// Packages data, only while the request is complete (as Cachito).
-    pub fn packages_data(&self) -> Option<PackagesData> {
-        if self.state != "complete" {
-            return None;
-        }
-        self.packages_data
-            .as_ref()
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
     }
 }
 
@@ -98,10 +87,12 @@ pub fn cachito_packages(data: &PackagesData) -> Value {
     Value::Array(packages)
 }
 
+/// A request in Cachito's shape; `data` is its packages data (verbose, complete requests).
 pub fn render_request(
     row: &RequestRow,
     verbose: bool,
     history: Option<&[StateRow]>,
+    data: Option<&PackagesData>,
     public_url: &str,
 ) -> Value {
     let base = public_url.trim_end_matches('/');
@@ -130,8 +121,7 @@ pub fn render_request(
         obj.insert("error_type".into(), json!(kind));
     }
     if verbose {
-        let data = row.packages_data();
-        let (packages, dependencies) = match &data {
+        let (packages, dependencies) = match data {
             Some(d) => (
                 cachito_packages(d),
                 Value::Array(

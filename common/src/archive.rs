@@ -31,6 +31,9 @@ pub struct UnpackLimits {
     pub max_total_bytes: u64,
     /// Keep symlinks (whatever their target) for a later check; otherwise links must stay inside.
     pub keep_any_symlink: bool,
+    /// Leave out every `.git` directory (and what is below it): a repository's objects are a
+    /// second copy of its files that only some consumers need.
+    pub without_git_dirs: bool,
 }
 
 impl Default for UnpackLimits {
@@ -39,6 +42,7 @@ impl Default for UnpackLimits {
             max_entry_bytes: 4 << 30,
             max_total_bytes: 16 << 30,
             keep_any_symlink: false,
+            without_git_dirs: false,
         }
     }
 }
@@ -109,6 +113,9 @@ pub fn unpack_tar(
             }
             return Err(ArchiveError::UnsafePath(name));
         };
+        if limits.without_git_dirs && rel.components().any(|c| c.as_os_str() == ".git") {
+            continue;
+        }
         ensure_no_link_ancestor(dest, &rel, &name)?;
         let out = dest.join(&rel);
         let kind = entry.header().entry_type();
@@ -234,6 +241,46 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// Per relative path, the content standing in for a placeholder file: (exact size, reader).
+pub type Substitutions<'a> = dyn Fn(&Path) -> Option<io::Result<(u64, Box<dyn Read>)>> + 'a;
+
+/// Yields exactly `remaining` bytes of `inner`, or an error: the tar writer pads a short entry
+/// with zeros and would otherwise write a damaged archive without a word.
+struct ExactSize {
+    inner: Box<dyn Read>,
+    remaining: u64,
+}
+
+impl Read for ExactSize {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.remaining == 0 {
+            let mut extra = [0u8; 1];
+            return match self.inner.read(&mut extra)? {
+                0 => Ok(0),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "an archive entry is longer than its size",
+                )),
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "an archive entry is shorter than its size",
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
 /// Writes a byte-reproducible `.tar.gz`: sorted entries, fixed owners and times, streamed.
 pub struct TarGzWriter<W: Write> {
     builder: tar::Builder<GzEncoder<HashingWriter<BufWriter<W>>>>,
@@ -258,8 +305,22 @@ impl<W: Write> TarGzWriter<W> {
         dir: &Path,
         skip: &dyn Fn(&Path) -> bool,
     ) -> io::Result<()> {
+        self.append_tree_substituted(prefix, dir, skip, &|_| None)
+    }
+
+    /// [`append_tree`](Self::append_tree), where `substitute` may give, per relative path of a
+    /// regular file, the content that stands in for it: its exact size and a reader (the file
+    /// on disk is then only a placeholder for the path and mode). A reader that yields another
+    /// number of bytes is an error.
+    pub fn append_tree_substituted(
+        &mut self,
+        prefix: &str,
+        dir: &Path,
+        skip: &dyn Fn(&Path) -> bool,
+        substitute: &Substitutions<'_>,
+    ) -> io::Result<()> {
         self.append_dir_entry(prefix, dir)?;
-        self.append_children(prefix, dir, Path::new(""), skip)
+        self.append_children(prefix, dir, Path::new(""), skip, substitute)
     }
 
     fn append_children(
@@ -268,6 +329,7 @@ impl<W: Write> TarGzWriter<W> {
         root: &Path,
         rel: &Path,
         skip: &dyn Fn(&Path) -> bool,
+        substitute: &Substitutions<'_>,
     ) -> io::Result<()> {
         let mut names: Vec<_> = fs::read_dir(root.join(rel))?
             .map(|e| e.map(|e| e.file_name()))
@@ -283,7 +345,18 @@ impl<W: Write> TarGzWriter<W> {
             let meta = fs::symlink_metadata(&full)?;
             if meta.is_dir() {
                 self.append_dir_entry(&archive_name, &full)?;
-                self.append_children(prefix, root, &child_rel, skip)?;
+                self.append_children(prefix, root, &child_rel, skip, substitute)?;
+            } else if let Some(content) = meta.is_file().then(|| substitute(&child_rel)).flatten() {
+                let (size, reader) = content?;
+                let mut header = tar::Header::new_gnu();
+                header.set_metadata_in_mode(&meta, tar::HeaderMode::Deterministic);
+                header.set_size(size);
+                let exact = ExactSize {
+                    inner: reader,
+                    remaining: size,
+                };
+                self.builder
+                    .append_data(&mut header, &archive_name, exact)?;
             } else {
                 self.builder.append_path_with_name(&full, &archive_name)?;
             }
@@ -418,5 +491,73 @@ mod tests {
         );
         assert!(!out.path().join("app/.git").exists());
         assert!(out.path().join("deps").is_dir());
+    }
+
+    #[test]
+    fn substituted_content_round_trips_and_must_have_its_size() {
+        let src = tempfile::tempdir().unwrap();
+        fs::create_dir_all(src.path().join("d")).unwrap();
+        fs::write(src.path().join("d/big"), "").unwrap();
+        set_mode(&src.path().join("d/big"), 0o755).unwrap();
+        fs::write(src.path().join("small"), "s").unwrap();
+        let content = b"streamed content".to_vec();
+        let build = |size: u64| {
+            let content = content.clone();
+            let mut w = TarGzWriter::new(Vec::new());
+            w.append_tree_substituted("app", src.path(), &|_| false, &move |rel: &Path| {
+                (rel == Path::new("d/big")).then(|| {
+                    Ok((
+                        size,
+                        Box::new(io::Cursor::new(content.clone())) as Box<dyn Read>,
+                    ))
+                })
+            })
+            .and_then(|()| w.finish())
+        };
+        let (bytes, _, _) = build(content.len() as u64).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        unpack_tar(
+            GzDecoder::new(&bytes[..]),
+            out.path(),
+            UnpackLimits::default(),
+        )
+        .unwrap();
+        let big = out.path().join("app/d/big");
+        assert_eq!(fs::read(&big).unwrap(), content);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&big).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        assert_eq!(fs::read(out.path().join("app/small")).unwrap(), b"s");
+        // a reader shorter or longer than the size it was given never makes an archive
+        assert!(build(content.len() as u64 + 1).is_err());
+        assert!(build(content.len() as u64 - 1).is_err());
+    }
+
+    #[test]
+    fn git_dirs_can_be_left_out() {
+        let tar = tar_with(&[
+            (
+                "app/.git/objects/pack/p.pack",
+                tar::EntryType::Regular,
+                b"pack",
+                None,
+            ),
+            ("app/sub/.git/HEAD", tar::EntryType::Regular, b"h", None),
+            ("app/file", tar::EntryType::Regular, b"f", None),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let limits = UnpackLimits {
+            without_git_dirs: true,
+            ..Default::default()
+        };
+        unpack_tar(&tar[..], dir.path(), limits).unwrap();
+        assert!(dir.path().join("app/file").is_file());
+        assert!(!dir.path().join("app/.git").exists());
+        assert!(!dir.path().join("app/sub/.git").exists());
+        let all = tempfile::tempdir().unwrap();
+        unpack_tar(&tar[..], all.path(), UnpackLimits::default()).unwrap();
+        assert!(all.path().join("app/.git/objects/pack/p.pack").is_file());
     }
 }

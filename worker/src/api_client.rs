@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use common::{
-    Artifact, ConfigFile, ConfigFileBase64, EnvVars, Failure, Job, PackagesData, RequestState,
+    ArtifactReport, ConfigFile, ConfigFileBase64, EnvVars, Failure, Job, PackagesData, RequestState,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -222,7 +222,7 @@ impl ApiClient {
         id: i64,
         env: &EnvVars,
         data: &PackagesData,
-        artifacts: &[Artifact],
+        artifacts: &[ArtifactReport],
         files: &[ConfigFile],
     ) -> Result<(), ApiClientError> {
         // serialized straight to bytes: a serde_json::Value of thousands of artifacts costs
@@ -234,27 +234,18 @@ impl ApiClient {
             Some(&data_json),
         )
         .await?;
-        let artifacts_json = json_bytes(artifacts);
-        self.call(
-            reqwest::Method::PUT,
-            &format!("/api/v1/requests/{id}/artifacts"),
-            Some(&artifacts_json),
-        )
-        .await?;
-        if !files.is_empty() {
-            let files: Vec<ConfigFileBase64> = files
-                .iter()
-                .map(|f| ConfigFileBase64 {
-                    content: base64::engine::general_purpose::STANDARD.encode(&f.content),
-                    path: f.path.clone(),
-                    kind: "base64".into(),
-                })
-                .collect();
-            let files_json = json_bytes(&files);
+        self.report_artifacts(id, artifacts).await?;
+        // one file per body: a rewritten lockfile is as large as the lockfile
+        for f in files {
+            let body = json_bytes(&[ConfigFileBase64 {
+                content: base64::engine::general_purpose::STANDARD.encode(&f.content),
+                path: f.path.clone(),
+                kind: "base64".into(),
+            }]);
             self.call(
                 reqwest::Method::POST,
                 &format!("/api/v1/requests/{id}/configuration-files"),
-                Some(&files_json),
+                Some(&body),
             )
             .await?;
         }
@@ -267,7 +258,122 @@ impl ApiClient {
     }
 }
 
+impl ApiClient {
+    /// The artifacts in JSON bodies of about [`ARTIFACTS_BODY_BYTES`]: the first replaces what
+    /// was recorded (`PUT`, so a redelivered job starts over), the others add to it (`POST`).
+    async fn report_artifacts(
+        &self,
+        id: i64,
+        artifacts: &[ArtifactReport],
+    ) -> Result<(), ApiClientError> {
+        let path = format!("/api/v1/requests/{id}/artifacts");
+        let mut method = reqwest::Method::PUT;
+        let bodies = ArtifactBodies {
+            items: artifacts,
+            limit: ARTIFACTS_BODY_BYTES,
+            first: true,
+        };
+        for body in bodies {
+            self.call(method.clone(), &path, Some(&body)).await?;
+            method = reqwest::Method::POST;
+        }
+        Ok(())
+    }
+}
+
+/// The size the artifacts' report bodies are cut to (the api parses each one whole).
+const ARTIFACTS_BODY_BYTES: usize = 2 << 20;
+
+/// JSON arrays of consecutive artifacts, each at most `limit` bytes unless one artifact alone
+/// is larger; at least one (empty) array.
+struct ArtifactBodies<'a> {
+    items: &'a [ArtifactReport],
+    limit: usize,
+    first: bool,
+}
+
+impl Iterator for ArtifactBodies<'_> {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if self.items.is_empty() && !std::mem::take(&mut self.first) {
+            return None;
+        }
+        self.first = false;
+        let mut body = vec![b'['];
+        let mut taken = 0;
+        for a in self.items {
+            let start = body.len();
+            if taken > 0 {
+                body.push(b',');
+            }
+            serde_json::to_writer(&mut body, a).expect("serializable");
+            if taken > 0 && body.len() + 1 > self.limit {
+                body.truncate(start);
+                break;
+            }
+            taken += 1;
+        }
+        self.items = &self.items[taken..];
+        body.push(b']');
+        Some(body)
+    }
+}
+
 /// A JSON request body, serialized once (retries resend the same bytes).
 fn json_bytes<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("serializable")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact(i: usize) -> ArtifactReport {
+        common::Artifact {
+            pm: "npm".into(),
+            name: format!("pkg-{i}"),
+            version: "1.0.0".into(),
+            filename: format!("pkg-{i}-1.0.0.tgz"),
+            store_key: format!("deps/npm/pkg-{i}/-/pkg-{i}-1.0.0.tgz"),
+            meta: json!({"integrity": "sha512-x".repeat(i % 7)}),
+        }
+        .into()
+    }
+
+    #[test]
+    fn artifacts_are_cut_into_bounded_json_arrays() {
+        let all: Vec<ArtifactReport> = (0..500).map(artifact).collect();
+        let limit = 4096;
+        let bodies: Vec<Vec<u8>> = ArtifactBodies {
+            items: &all,
+            limit,
+            first: true,
+        }
+        .collect();
+        assert!(bodies.len() > 10, "{}", bodies.len());
+        let mut again = Vec::new();
+        for body in &bodies {
+            assert!(body.len() <= limit, "{}", body.len());
+            again.extend(serde_json::from_slice::<Vec<common::Artifact>>(body).unwrap());
+        }
+        let again: Vec<ArtifactReport> = again.into_iter().map(Into::into).collect();
+        assert_eq!(again, all);
+
+        let none: Vec<Vec<u8>> = ArtifactBodies {
+            items: &[],
+            limit,
+            first: true,
+        }
+        .collect();
+        assert_eq!(none, [b"[]".to_vec()]);
+        // one artifact larger than the limit still goes, alone
+        let one: Vec<Vec<u8>> = ArtifactBodies {
+            items: &all[..2],
+            limit: 10,
+            first: true,
+        }
+        .collect();
+        assert_eq!(one.len(), 2);
+    }
 }

@@ -12,8 +12,9 @@ pub fn git_dep_key(url: &str, commit: &str) -> Result<String, Failure> {
     Ok(format!("deps/git/{}", key.trim_start_matches("sources/")))
 }
 
-/// Make sure the store holds `url` at `commit` (a full 40-hex id) and unpack it into `dest`
-/// (which will contain the repository's files and `.git`). Returns the store key.
+/// Make sure the store holds `url` at `commit` (a full 40-hex id) and unpack its files into
+/// `dest` (without `.git`: the package managers pack or vendor the files only). Returns the
+/// store key.
 pub async fn checkout(
     store: &Store,
     outbound: &Outbound,
@@ -52,6 +53,7 @@ pub async fn checkout(
             tmp.path(),
             UnpackLimits {
                 keep_any_symlink: true,
+                without_git_dirs: true,
                 ..Default::default()
             },
         )

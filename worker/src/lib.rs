@@ -4,6 +4,7 @@ pub mod api_client;
 pub mod bundle;
 pub mod fetch;
 pub mod git_deps;
+pub mod git_pack;
 pub mod outbound;
 pub mod pipeline;
 pub mod pkg_managers;
@@ -36,6 +37,7 @@ pub enum WorkerError {
 /// Consume jobs forever, reconnecting to the broker whenever the connection drops.
 pub async fn run(config: Config) {
     set_git_timeouts();
+    source::limit_libgit2_mappings();
     let config = Arc::new(config);
     let store = Store::new(&config.data_dir);
     let api = ApiClient::new(config.api_url(), config.worker_token.clone());

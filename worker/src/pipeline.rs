@@ -250,6 +250,11 @@ async fn run(
         let (store, key, app) = (store.clone(), key.clone(), app.clone());
         let (url, commit, outbound) = (job.repo.clone(), job.git_ref.clone(), outbound.clone());
         let remove_links = job.flags.iter().any(|f| f == "remove-unsafe-symlinks");
+        let needs_git_dir = job.flags.iter().any(|f| f == "include-git-dir")
+            || job
+                .pkg_managers
+                .iter()
+                .any(|pm| pkg_managers::reads_git_dir(*pm));
         blocking(move || {
             source::ensure_source(&store, &key, &url, &commit, submodules, &outbound)?;
             let archive = store
@@ -257,6 +262,7 @@ async fn run(
                 .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
             let limits = UnpackLimits {
                 keep_any_symlink: true,
+                without_git_dirs: !needs_git_dir,
                 ..Default::default()
             };
             let unpack_to = app.parent().expect("app has a parent");

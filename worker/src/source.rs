@@ -1,12 +1,19 @@
 //! The application source: fetched once per commit with git2 and kept permanently in the
 //! store as `sources/<host>/<path>/<commit>.tar.gz` (with `.git` inside).
 
+use crate::git_pack::{self, Packed, PackedBlob};
 use crate::outbound::{BodyKind, Outbound};
 use common::archive::TarGzWriter;
 use common::{Failure, Store};
-use git2::{AutotagOption, FetchOptions, Oid, RemoteCallbacks, RemoteRedirect, Repository};
+use git2::{
+    AttrValue, AutotagOption, FetchOptions, Oid, RemoteCallbacks, RemoteRedirect, Repository,
+};
 use std::cell::Cell;
-use std::path::{Component, Path};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
 /// The store key of a repository's source at a commit. The host is part of the key, so two
@@ -63,15 +70,54 @@ pub fn is_local(repo_url: &str) -> bool {
     repo_url.starts_with('/') || repo_url.starts_with("file://")
 }
 
-/// Fetch `commit` of `url` into a fresh repository at `dir` and check it out: only once the
-/// outbound policy allows the URL's resolved addresses, following no redirect, within the
-/// request's size limits and `LARDER_DOWNLOAD_TIMEOUT`. Blocking.
+/// How much of a pack file libgit2 maps at once (its defaults, 1 GiB windows and up to 8 GiB
+/// mapped, keep a whole large pack in the process's resident set). Its final pass over a
+/// freshly fetched pack holds every window until the pass ends, whatever the limit.
+const MWINDOW_BYTES: usize = 16 << 20;
+const MWINDOW_MAPPED_LIMIT_BYTES: usize = 64 << 20;
+
+/// Bound libgit2's mappings of pack files. Call once, before any other use of git2.
+pub fn limit_libgit2_mappings() {
+    // SAFETY: libgit2's global options are set before any thread uses libgit2.
+    let set = unsafe {
+        git2::opts::set_mwindow_size(MWINDOW_BYTES)
+            .and_then(|()| git2::opts::set_mwindow_mapped_limit(MWINDOW_MAPPED_LIMIT_BYTES))
+    };
+    if let Err(e) = set {
+        tracing::warn!(error = %e, "cannot limit libgit2's pack mappings");
+    }
+}
+
+/// Blobs at least this large are not checked out by libgit2 (which inflates a whole blob into
+/// memory) when they are stored whole in a pack: they are streamed from it instead.
+pub const STREAM_BLOB_BYTES: usize = 1 << 20;
+
+/// A file the checkout left as an empty placeholder (path and mode only): its content is
+/// streamed from the pack where the tree is archived.
+#[derive(Clone, Debug)]
+pub struct StreamedFile {
+    /// Relative to the root of the checkout.
+    pub path: PathBuf,
+    pub executable: bool,
+    pub blob: PackedBlob,
+}
+
+/// A fetched and checked-out repository.
+pub struct Checkout {
+    pub repo: Repository,
+    pub streamed: Vec<StreamedFile>,
+}
+
+/// Fetch `commit` of `url` into a fresh repository at `dir` and check it out, large blobs left
+/// as placeholders (see [`Checkout::streamed`]): only once the outbound policy allows the URL's
+/// resolved addresses, following no redirect, within the request's size limits and
+/// `LARDER_DOWNLOAD_TIMEOUT`. Blocking.
 pub fn fetch_commit(
     url: &str,
     commit: &str,
     dir: &Path,
     outbound: &Outbound,
-) -> Result<Repository, Failure> {
+) -> Result<Checkout, Failure> {
     outbound
         .policy()
         .resolve_git_url(url)
@@ -99,22 +145,28 @@ pub fn fetch_commit(
         FetchError::Git(e) => access(e),
         FetchError::Stopped(failure) => failure,
     })?;
-    {
+    let streamed = {
         let found = repo.find_commit(oid).map_err(|_| bad_ref())?;
         repo.set_head_detached(found.id()).map_err(|_| bad_ref())?;
-        let mut checkout = git2::build::CheckoutBuilder::new();
-        checkout.force();
-        repo.checkout_head(Some(&mut checkout)).map_err(|e| {
-            Failure::client(
+        checkout(&repo, &found, dir).map_err(|e| match e {
+            CheckoutError::Git(e) => Failure::client(
                 "InvalidRequestData",
                 format!(
                     "Failed on checking out the Git repository at {commit}: {}",
                     e.message()
                 ),
-            )
-        })?;
-    }
-    Ok(repo)
+            ),
+            CheckoutError::Pack(e) => Failure::server(
+                "FileAccessError",
+                format!("Cannot read the fetched repository at {commit}: {e}"),
+            ),
+            CheckoutError::Io(e) => Failure::server(
+                "FileAccessError",
+                format!("Cannot write the checkout of {commit}: {e}"),
+            ),
+        })?
+    };
+    Ok(Checkout { repo, streamed })
 }
 
 enum FetchError {
@@ -193,6 +245,136 @@ fn fetch_within_limits(
     settle(remote.fetch(&refspecs, Some(&mut all), None))?.map_err(FetchError::Git)
 }
 
+#[derive(Debug, thiserror::Error)]
+enum CheckoutError {
+    #[error(transparent)]
+    Git(#[from] git2::Error),
+    #[error(transparent)]
+    Pack(#[from] crate::git_pack::PackError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Check out `commit` at `dir` (the repository's work tree, empty) and write the index. Blobs
+/// that [`streamable`] picks are left as empty placeholders with their mode.
+fn checkout(
+    repo: &Repository,
+    commit: &git2::Commit<'_>,
+    dir: &Path,
+) -> Result<Vec<StreamedFile>, CheckoutError> {
+    let tree = commit.tree()?;
+    let mut index = repo.index()?;
+    index.read_tree(&tree)?;
+    let streamed = streamable(repo, &index)?;
+    for s in &streamed {
+        index.remove_path(&s.path)?;
+    }
+    let mut options = git2::build::CheckoutBuilder::new();
+    options.force();
+    repo.checkout_index(Some(&mut index), Some(&mut options))?;
+    for s in &streamed {
+        let file = dir.join(&s.path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::File::create(&file)?;
+        std::fs::set_permissions(
+            &file,
+            std::fs::Permissions::from_mode(if s.executable { 0o755 } else { 0o644 }),
+        )?;
+        // no stat data: git compares the content the first time it looks
+        index.add(&git2::IndexEntry {
+            ctime: git2::IndexTime::new(0, 0),
+            mtime: git2::IndexTime::new(0, 0),
+            dev: 0,
+            ino: 0,
+            mode: if s.executable { 0o100755 } else { 0o100644 },
+            uid: 0,
+            gid: 0,
+            file_size: u32::try_from(s.blob.size).unwrap_or(u32::MAX),
+            id: Oid::from_bytes(&s.blob.id)?,
+            flags: 0,
+            flags_extended: 0,
+            path: s.path.as_os_str().as_bytes().to_vec(),
+        })?;
+    }
+    index.write()?;
+    if !streamed.is_empty() {
+        let bytes: u64 = streamed.iter().map(|s| s.blob.size).sum();
+        tracing::info!(
+            files = streamed.len(),
+            bytes,
+            "large files are streamed from the pack"
+        );
+    }
+    Ok(streamed)
+}
+
+/// The index entries to stream: regular files of at least [`STREAM_BLOB_BYTES`] stored whole in
+/// a pack that no git attribute or `core.autocrlf` converts on checkout (those stay with
+/// libgit2, which converts them).
+fn streamable(repo: &Repository, index: &git2::Index) -> Result<Vec<StreamedFile>, CheckoutError> {
+    let odb = repo.odb()?;
+    let autocrlf = repo
+        .config()?
+        .get_string("core.autocrlf")
+        .is_ok_and(|v| !v.eq_ignore_ascii_case("false"));
+    let mut out = Vec::new();
+    for entry in index.iter() {
+        let executable = match entry.mode {
+            0o100644 => false,
+            0o100755 => true,
+            _ => continue,
+        };
+        let (size, kind) = odb.read_header(entry.id)?;
+        if kind != git2::ObjectType::Blob || size < STREAM_BLOB_BYTES {
+            continue;
+        }
+        let path = PathBuf::from(OsStr::from_bytes(&entry.path));
+        if converted_on_checkout(repo, &path, autocrlf)? {
+            tracing::info!(path = %path.display(), size, "a git attribute converts this large file: it is checked out in memory");
+            continue;
+        }
+        match git_pack::find_blob(repo.path(), entry.id.as_bytes())? {
+            Packed::Whole(blob) => out.push(StreamedFile {
+                path,
+                executable,
+                blob,
+            }),
+            Packed::Delta | Packed::Absent => {
+                tracing::info!(path = %path.display(), size, "this large file is stored as a delta: it is checked out in memory");
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether libgit2's checkout would change the blob at `path` (end-of-line conversion, `ident`,
+/// a filter driver), judged from the attributes in the index and the configuration.
+fn converted_on_checkout(
+    repo: &Repository,
+    path: &Path,
+    autocrlf: bool,
+) -> Result<bool, git2::Error> {
+    let flags = git2::AttrCheckFlags::INDEX_ONLY;
+    let attr = |name: &str| -> Result<AttrValue<'_>, git2::Error> {
+        Ok(AttrValue::from_string(repo.get_attr(path, name, flags)?))
+    };
+    if attr("ident")? == AttrValue::True || attr("filter")? != AttrValue::Unspecified {
+        return Ok(true);
+    }
+    let (text, crlf) = (attr("text")?, attr("crlf")?);
+    if text == AttrValue::False || crlf == AttrValue::False {
+        // binary: never converted
+        return Ok(false);
+    }
+    let eol = attr("eol")?;
+    Ok(autocrlf
+        || [text, crlf, eol]
+            .iter()
+            .any(|v| *v != AttrValue::Unspecified))
+}
+
 /// Resolve a submodule URL relative to its superproject's URL.
 pub fn resolve_submodule_url(parent: &str, url: &str) -> String {
     if !(url.starts_with("./") || url.starts_with("../")) {
@@ -212,12 +394,14 @@ pub fn resolve_submodule_url(parent: &str, url: &str) -> String {
 }
 
 /// Fetch the submodules (one level) recorded in the checked-out tree at their recorded commits.
+/// Returns their streamed files, relative to `dir`.
 pub fn fetch_submodules(
     repo: &Repository,
     parent_url: &str,
     dir: &Path,
     outbound: &Outbound,
-) -> Result<(), Failure> {
+) -> Result<Vec<StreamedFile>, Failure> {
+    let mut streamed = Vec::new();
     let submodules = repo.submodules().map_err(|e| {
         Failure::client(
             "InvalidRepoStructure",
@@ -249,9 +433,13 @@ pub fn fetch_submodules(
         let target = dir.join(&rel);
         std::fs::create_dir_all(&target)
             .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
-        fetch_commit(&url, &commit.to_string(), &target, outbound)?;
+        let checkout = fetch_commit(&url, &commit.to_string(), &target, outbound)?;
+        streamed.extend(checkout.streamed.into_iter().map(|s| StreamedFile {
+            path: rel.join(&s.path),
+            ..s
+        }));
     }
-    Ok(())
+    Ok(streamed)
 }
 
 /// Make sure the store holds the source archive; fetch it from the repository if not.
@@ -282,15 +470,25 @@ pub fn ensure_source(
     let tmp = store.temp_dir("clone-").map_err(io)?;
     let app = tmp.path().join("app");
     tracing::info!(url, commit, "fetching the repository");
-    let repo = fetch_commit(url, commit, &app, outbound)?;
+    let Checkout { repo, mut streamed } = fetch_commit(url, commit, &app, outbound)?;
     if submodules {
-        fetch_submodules(&repo, url, &app, outbound)?;
+        streamed.extend(fetch_submodules(&repo, url, &app, outbound)?);
     }
     drop(repo);
+    let streamed: HashMap<PathBuf, PackedBlob> =
+        streamed.into_iter().map(|s| (s.path, s.blob)).collect();
     let temp = store.temp_file().map_err(io)?;
     let file = temp.reopen().map_err(io)?;
     let mut writer = TarGzWriter::new(file);
-    writer.append_tree("app", &app, &|_| false).map_err(io)?;
+    writer
+        .append_tree_substituted("app", &app, &|_| false, &|rel: &Path| {
+            let blob = streamed.get(rel)?;
+            Some(
+                blob.open()
+                    .map(|r| (blob.size, Box::new(r) as Box<dyn std::io::Read>)),
+            )
+        })
+        .map_err(io)?;
     writer.finish().map_err(io)?;
     store
         .persist(temp, key)
@@ -301,6 +499,99 @@ pub fn ensure_source(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s as u8
+            })
+            .collect()
+    }
+
+    /// A repository at `dir` with `files` (path, content, executable) in one commit.
+    fn commit_files(dir: &Path, files: &[(&str, &[u8], bool)]) -> String {
+        let repo = Repository::init(dir).unwrap();
+        let mut index = repo.index().unwrap();
+        for (path, data, executable) in files {
+            let full = dir.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(&full, data).unwrap();
+            let mode = if *executable { 0o755 } else { 0o644 };
+            std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode)).unwrap();
+            index.add_path(Path::new(path)).unwrap();
+        }
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::new("t", "t@t", &git2::Time::new(0, 0)).unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn large_files_are_streamed_from_the_pack_into_the_source_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = noise(STREAM_BLOB_BYTES + 12_345, 3);
+        let text: Vec<u8> = "a line of text\n"
+            .repeat(STREAM_BLOB_BYTES / 10)
+            .into_bytes();
+        let src = dir.path().join("src");
+        let commit = commit_files(
+            &src,
+            &[
+                (".gitattributes", b"conv/*.txt text eol=crlf\n", false),
+                ("bin/big.bin", &big, true),
+                ("conv/big.txt", &text, false),
+                ("small", b"small", false),
+            ],
+        );
+        let url = src.to_str().unwrap();
+
+        // what the checkout leaves to the pack: the big binary, not the converted text
+        let mut config = common::Config::from_env();
+        config.allow_local_repos = true;
+        let outbound = Outbound::for_request(&config);
+        let checkout = fetch_commit(url, &commit, &dir.path().join("clone"), &outbound).unwrap();
+        let streamed: Vec<&Path> = checkout.streamed.iter().map(|s| s.path.as_path()).collect();
+        assert_eq!(streamed, [Path::new("bin/big.bin")]);
+        assert!(checkout.streamed[0].executable);
+
+        let store = Store::new(dir.path().join("store"));
+        let key = source_key(url, &commit, false).unwrap();
+        assert!(ensure_source(&store, &key, url, &commit, false, &outbound).unwrap());
+        let out = dir.path().join("out");
+        common::archive::unpack_tar_gz(
+            &store.path(&key).unwrap(),
+            &out,
+            common::archive::UnpackLimits::default(),
+        )
+        .unwrap();
+        let app = out.join("app");
+        assert!(std::fs::read(app.join("bin/big.bin")).unwrap() == big);
+        let mode = std::fs::metadata(app.join("bin/big.bin"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111);
+        let converted = std::fs::read(app.join("conv/big.txt")).unwrap();
+        assert!(converted.starts_with(b"a line of text\r\n"));
+        assert_eq!(converted.len(), text.len() + STREAM_BLOB_BYTES / 10);
+        assert_eq!(std::fs::read(app.join("small")).unwrap(), b"small");
+        // the archived repository's index matches its files
+        let repo = Repository::open(&app).unwrap();
+        let mut options = git2::StatusOptions::new();
+        options.include_untracked(true);
+        let statuses = repo.statuses(Some(&mut options)).unwrap();
+        let dirty: Vec<String> = statuses
+            .iter()
+            .map(|s| format!("{:?} {:?}", s.path(), s.status()))
+            .collect();
+        assert!(dirty.is_empty(), "{dirty:?}");
+    }
 
     #[test]
     fn keys_include_host() {

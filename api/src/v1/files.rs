@@ -4,8 +4,8 @@
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
 use crate::models::cachito_packages;
-use crate::schema::{artifacts, configuration_files, requests};
-use crate::v1::requests::find;
+use crate::schema::{artifacts, configuration_files};
+use crate::v1::requests::{find, packages_data, shown_packages_data};
 use crate::v1::validation::{any_string, has_control};
 use crate::AppState;
 use actix_web::http::header;
@@ -14,7 +14,7 @@ use base64::Engine;
 use common::{Artifact, ConfigFileBase64, PackagesData};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
@@ -177,13 +177,32 @@ pub async fn get_configuration_files(
     Ok(HttpResponse::Ok().json(body))
 }
 
+/// A configuration-files body may hold one rewritten lockfile (lockfiles are at most 64 MiB,
+/// `worker/src/pkg_managers/limits.rs`) in base64: more than the 16 MiB of other JSON bodies.
+const CONFIGURATION_FILES_BODY_BYTES: usize = 96 << 20;
+
 pub async fn add_configuration_files(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<i64>,
-    body: web::Json<Value>,
+    mut payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     auth::require_worker(&req)?;
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(format!("The request body could not be read: {e}"))
+        })?;
+        if bytes.len() + chunk.len() > CONFIGURATION_FILES_BODY_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "The request body is larger than the {CONFIGURATION_FILES_BODY_BYTES} bytes allowed"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("The request body is not valid JSON: {e}")))?;
+    drop(bytes);
     let items = body
         .as_array()
         .ok_or_else(|| ApiError::bad_request("The input data must be a JSON array"))?;
@@ -237,6 +256,7 @@ pub async fn add_configuration_files(
             })?;
         files.push((path, content));
     }
+    drop(body);
     let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async |conn| {
@@ -269,12 +289,12 @@ pub async fn get_packages(
 ) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
     let row = find(&mut conn, *id).await?;
-    let data: PackagesData = match &row.packages_data {
-        Some(v) if row.state != "stale" => {
-            serde_json::from_value(v.clone()).map_err(|e| ApiError::internal(e.to_string()))?
-        }
-        _ => return Err(ApiError::not_found()),
-    };
+    if row.state == "stale" {
+        return Err(ApiError::not_found());
+    }
+    let data: PackagesData = packages_data(&mut conn, row.id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     let deps: Vec<Value> = data
         .merged_dependencies()
         .iter()
@@ -291,8 +311,11 @@ pub async fn put_packages(
     body: web::Json<PackagesData>,
 ) -> ApiResult<HttpResponse> {
     auth::require_worker(&req)?;
-    let value = serde_json::to_value(&*body).expect("serializable");
-    if any_string(&value, &|s| s.contains('\0')) {
+    // bound as text: a serde_json::Value of every dependency costs several times the body
+    let json = serde_json::to_string(&*body).expect("serializable");
+    drop(body);
+    // serde_json writes a NUL in a string as this escape, and PostgreSQL refuses it in jsonb
+    if json.contains("\\u0000") {
         return Err(ApiError::bad_request(
             "The packages data must not contain NUL characters",
         ));
@@ -301,8 +324,9 @@ pub async fn put_packages(
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async |conn| {
         let row = crate::v1::leases::lock_for_report(conn, attempt, *id).await?;
-        diesel::update(requests::table.find(row.id))
-            .set(requests::packages_data.eq(value))
+        diesel::sql_query("UPDATE requests SET packages_data = $1::jsonb WHERE id = $2")
+            .bind::<diesel::sql_types::Text, _>(json)
+            .bind::<diesel::sql_types::Int8, _>(row.id)
             .execute(conn)
             .await?;
         Ok(())
@@ -318,8 +342,29 @@ pub async fn put_artifacts(
     id: web::Path<i64>,
     body: web::Json<Vec<Artifact>>,
 ) -> ApiResult<HttpResponse> {
+    record_artifacts(req, state, *id, body.into_inner(), true).await
+}
+
+/// Worker-only: more files this request's repositories serve (added to what was recorded): a
+/// request with many files reports them in several bodies, each parsed whole here.
+pub async fn add_artifacts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<Vec<Artifact>>,
+) -> ApiResult<HttpResponse> {
+    record_artifacts(req, state, *id, body.into_inner(), false).await
+}
+
+async fn record_artifacts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: i64,
+    items: Vec<Artifact>,
+    replace: bool,
+) -> ApiResult<HttpResponse> {
     auth::require_worker(&req)?;
-    for a in body.iter() {
+    for a in &items {
         if [&a.pm, &a.name, &a.version, &a.filename]
             .iter()
             .any(|text| has_control(text))
@@ -331,7 +376,7 @@ pub async fn put_artifacts(
             )));
         }
         if !crate::repos::servable_store_key(&a.pm, &a.store_key) {
-            tracing::warn!(request_id = *id, pm = %a.pm, store_key = %a.store_key, "refused an artifact whose store key lies outside its package manager's files");
+            tracing::warn!(request_id = id, pm = %a.pm, store_key = %a.store_key, "refused an artifact whose store key lies outside its package manager's files");
             return Err(ApiError::bad_request(format!(
                 "The store key {:?} is not a {} file this request's repository may serve",
                 a.store_key, a.pm
@@ -340,12 +385,13 @@ pub async fn put_artifacts(
     }
     let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
-    let items = body.into_inner();
     conn.transaction::<_, ApiError, _>(async |conn| {
-        let row = crate::v1::leases::lock_for_report(conn, attempt, *id).await?;
-        diesel::delete(artifacts::table.filter(artifacts::request_id.eq(row.id)))
-            .execute(conn)
-            .await?;
+        let row = crate::v1::leases::lock_for_report(conn, attempt, id).await?;
+        if replace {
+            diesel::delete(artifacts::table.filter(artifacts::request_id.eq(row.id)))
+                .execute(conn)
+                .await?;
+        }
         for chunk in items.chunks(1000) {
             let values: Vec<_> = chunk
                 .iter()
@@ -382,7 +428,6 @@ pub async fn content_manifest(
     if row.state != "complete" && row.state != "stale" {
         return Err(ApiError::bad_request("Content manifests are only available for requests in the \"complete\" or \"stale\" states"));
     }
-    Ok(HttpResponse::Ok().json(common::manifest::content_manifest(
-        row.packages_data().as_ref(),
-    )))
+    let data = shown_packages_data(&mut conn, &row).await?;
+    Ok(HttpResponse::Ok().json(common::manifest::content_manifest(data.as_ref())))
 }

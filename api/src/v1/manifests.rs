@@ -68,11 +68,15 @@ async fn complete_requests(
     if !unfinished.is_empty() {
         return Err(ApiError::bad_request(unfinished.join("\n")));
     }
-    Ok(ids
-        .iter()
-        .filter_map(|id| rows.iter().find(|r| r.id == *id))
-        .map(|r| r.packages_data().unwrap_or_default())
-        .collect())
+    let mut data = Vec::with_capacity(ids.len());
+    for id in &ids {
+        data.push(
+            crate::v1::requests::packages_data(&mut conn, *id)
+                .await?
+                .unwrap_or_default(),
+        );
+    }
+    Ok(data)
 }
 
 pub async fn content_manifest(

@@ -8,7 +8,7 @@ use crate::schema::{request_states, requests};
 use crate::v1::validation::{check_text, has_control, is_commit_id, validate_new_request};
 use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use common::{text, EnvVar, ErrorOrigin, PackageManager, RequestState};
+use common::{text, EnvVar, ErrorOrigin, PackageManager, PackagesData, RequestState};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -95,6 +95,7 @@ pub async fn create(
         &row,
         true,
         Some(&[first_state]),
+        None,
         &state.config.public_url,
     )))
 }
@@ -102,11 +103,13 @@ pub async fn create(
 pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
     let row = find(&mut conn, *id).await?;
+    let data = shown_packages_data(&mut conn, &row).await?;
     let history = load_history(&mut conn, row.id).await?;
     Ok(HttpResponse::Ok().json(render_request(
         &row,
         true,
         Some(&history),
+        data.as_ref(),
         &state.config.public_url,
     )))
 }
@@ -121,12 +124,43 @@ pub async fn lock(conn: &mut diesel_async::AsyncPgConnection, id: i64) -> ApiRes
         .await?)
 }
 
+/// The request (its dependencies, megabytes for a large lockfile, are loaded apart: see
+/// [`packages_data`]).
 pub async fn find(conn: &mut crate::db::DbConn, id: i64) -> ApiResult<RequestRow> {
     Ok(requests::table
         .find(id)
         .select(RequestRow::as_select())
         .first(conn)
         .await?)
+}
+
+/// Every package and dependency the worker reported, read as text (a `serde_json::Value` of
+/// them costs several times their size).
+pub async fn packages_data(
+    conn: &mut crate::db::DbConn,
+    id: i64,
+) -> ApiResult<Option<PackagesData>> {
+    let text: Option<String> = requests::table
+        .find(id)
+        .select(diesel::dsl::sql::<
+            diesel::sql_types::Nullable<diesel::sql_types::Text>,
+        >("packages_data::text"))
+        .first(conn)
+        .await?;
+    text.map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| ApiError::internal(format!("corrupt packages data of request {id}: {e}")))
+}
+
+/// The packages data a request shows: only while it is complete (as Cachito).
+pub async fn shown_packages_data(
+    conn: &mut crate::db::DbConn,
+    row: &RequestRow,
+) -> ApiResult<Option<PackagesData>> {
+    if row.state != RequestState::Complete.as_str() {
+        return Ok(None);
+    }
+    packages_data(conn, row.id).await
 }
 
 async fn load_history(conn: &mut crate::db::DbConn, id: i64) -> ApiResult<Vec<StateRow>> {
@@ -284,15 +318,19 @@ pub async fn list(
     }
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
-        let history = if q.verbose {
-            Some(load_history(&mut conn, row.id).await?)
+        let (history, data) = if q.verbose {
+            (
+                Some(load_history(&mut conn, row.id).await?),
+                shown_packages_data(&mut conn, row).await?,
+            )
         } else {
-            None
+            (None, None)
         };
         items.push(render_request(
             row,
             q.verbose,
             history.as_deref(),
+            data.as_ref(),
             &state.config.public_url,
         ));
     }
@@ -371,7 +409,13 @@ pub async fn latest(
             })
     });
     let row = found.ok_or_else(ApiError::not_found)?;
-    Ok(HttpResponse::Ok().json(render_request(row, false, None, &state.config.public_url)))
+    Ok(HttpResponse::Ok().json(render_request(
+        row,
+        false,
+        None,
+        None,
+        &state.config.public_url,
+    )))
 }
 
 const PATCH_KEYS: &[&str] = &[

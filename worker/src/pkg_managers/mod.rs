@@ -4,14 +4,15 @@
 pub mod cargo;
 pub mod git_submodule;
 pub mod gomod;
+pub mod limits;
 pub mod npm;
 pub mod pip;
 
 use crate::api_client::ApiClient;
 use crate::fetch::{Check, Fetched, Fetcher, Staged};
 use common::{
-    Artifact, Config, ConfigFile, EnvVars, Failure, Job, Package, PackageManager, PackageSpec,
-    Store,
+    ArtifactReport, Config, ConfigFile, EnvVars, Failure, Job, Package, PackageManager,
+    PackageSpec, Store,
 };
 use futures_util::{stream, StreamExt, TryStreamExt};
 use std::path::Path;
@@ -103,7 +104,7 @@ pub struct PmOutput {
     pub packages: Vec<Package>,
     pub env: EnvVars,
     pub config_files: Vec<ConfigFile>,
-    pub artifacts: Vec<Artifact>,
+    pub artifacts: Vec<ArtifactReport>,
 }
 
 impl PmOutput {
@@ -131,6 +132,12 @@ pub fn not_implemented(pm: PackageManager) -> Failure {
         "UnsupportedFeature",
         format!("The {pm} package manager is not supported by this Larder deployment yet"),
     )
+}
+
+/// Whether `pm` opens the request's repository (`app/.git`): gomod reads tags for the main
+/// module's version, git-submodule reads the submodules. Other requests get `app/` without it.
+pub fn reads_git_dir(pm: PackageManager) -> bool {
+    matches!(pm, PackageManager::Gomod | PackageManager::GitSubmodule)
 }
 
 pub async fn run(pm: PackageManager, ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {

@@ -5,6 +5,7 @@
 //! resolving symlinks.
 
 use crate::pkg_managers::cargo::util::{glob_match, is_valid_crate_name};
+use crate::pkg_managers::limits;
 use cargo_lock::package::{GitReference, SourceKind};
 use common::Failure;
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +25,8 @@ pub enum LockfileError {
     MissingManifest(String),
     #[error("The file {path} could not be read: {reason}")]
     Read { path: String, reason: String },
+    #[error(transparent)]
+    Limit(#[from] crate::pkg_managers::limits::LimitError),
     #[error("The file {path} is not a valid Cargo.lock: {reason}")]
     InvalidLockfile { path: String, reason: String },
     #[error("The file {path} is not a valid Cargo.toml: {reason}")]
@@ -64,6 +67,7 @@ impl LockfileError {
     pub fn failure(&self) -> Failure {
         let t = match self {
             Self::Read { .. } => return Failure::server("FileAccessError", self.to_string()),
+            Self::Limit(e) => return e.failure(),
             Self::MissingLockfile(_) | Self::MissingManifest(_) => "InvalidRepoStructure",
             Self::InvalidLockfile { .. } | Self::InvalidManifest { .. } => "InvalidFileFormat",
             Self::UnsupportedRegistry { .. } | Self::UnsupportedSource { .. } => {
@@ -418,6 +422,13 @@ pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, Lockfile
     }
     // Cargo.lock must not be a symlink out of the repository.
     resolve_inside(&root, &pkg_rel, "Cargo.lock", &lock_shown)?;
+    let len = fs::metadata(&lock_path)
+        .map_err(|e| LockfileError::Read {
+            path: lock_shown.clone(),
+            reason: e.to_string(),
+        })?
+        .len();
+    limits::check_size(&lock_shown, len)?;
     let lock_text = read(&lock_path, &lock_shown)?;
     let lock: cargo_lock::Lockfile =
         lock_text
@@ -426,6 +437,7 @@ pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, Lockfile
                 path: lock_shown.clone(),
                 reason: e.to_string(),
             })?;
+    limits::check_entries(&lock_shown, lock.packages.len())?;
     let raw_sources = raw_git_sources(&lock_text);
 
     // --- workspace manifests

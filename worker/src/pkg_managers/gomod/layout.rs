@@ -6,7 +6,7 @@ use super::plan::{
 };
 use super::vendor::{generate_vendor, VendorError, VendorInput, VendorSource};
 use common::gomod::{escape_path, escape_version, EscapeError};
-use common::{Artifact, Dependency, EnvVar, EnvVars, Failure, Package};
+use common::{Artifact, ArtifactReport, Dependency, EnvVar, EnvVars, Failure, Package};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -52,7 +52,7 @@ impl LayoutError {
 pub struct LayoutOutput {
     pub packages: Vec<Package>,
     pub env_vars: EnvVars,
-    pub artifacts: Vec<Artifact>,
+    pub artifacts: Vec<ArtifactReport>,
     /// go.mod/go.sum files overwritten in `app/` (dependency_replacements), already written.
     pub rewritten: Vec<RewrittenFile>,
 }
@@ -224,14 +224,17 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                 .or_default()
                 .insert(d.version.clone());
         }
-        artifacts.push(Artifact {
-            pm: "gomod".into(),
-            name: d.module.clone(),
-            version: d.version.clone(),
-            filename: format!("{}.{}", d.version, d.kind.ext()),
-            store_key: key.clone(),
-            meta,
-        });
+        artifacts.push(
+            Artifact {
+                pm: "gomod".into(),
+                name: d.module.clone(),
+                version: d.version.clone(),
+                filename: format!("{}.{}", d.version, d.kind.ext()),
+                store_key: key.clone(),
+                meta,
+            }
+            .into(),
+        );
     }
     for (ep, versions) in lists {
         let p = cache.join(&ep).join("@v").join("list");

@@ -8,6 +8,7 @@ use super::gomod_file::{
 };
 use super::gosum::{format_go_sum, parse_go_sum, GoSum, GoSumError, GoSumLine};
 use super::vendor::{self, VendorError};
+use crate::pkg_managers::limits;
 use common::gomod::{escape_path, escape_version, EscapeError};
 use common::{Download, Expected, Failure, Replaced};
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +32,8 @@ pub enum PlanError {
     },
     #[error("{file} is not valid UTF-8.")]
     NotUtf8 { file: String },
+    #[error(transparent)]
+    Limit(#[from] crate::pkg_managers::limits::LimitError),
     #[error(transparent)]
     GoMod(#[from] GoModError),
     #[error(transparent)]
@@ -93,6 +96,7 @@ impl PlanError {
             PlanError::GoSum(e) => e.failure(),
             PlanError::Escape(e) => e.failure(),
             PlanError::Vendor(e) => e.failure(),
+            PlanError::Limit(e) => e.failure(),
             PlanError::Io { .. } | PlanError::NotRecorded { .. } => {
                 Failure::server("FileAccessError", self.to_string())
             }
@@ -414,7 +418,12 @@ pub fn plan(
                 file: format!("{path}/go.mod"),
             })?;
         let mut gomod = parse_go_mod(&gomod_file, &text)?;
-        let sum_text = read_text(repo, &gosum_file, 64 << 20)?.unwrap_or_default();
+        if let Ok(meta) = std::fs::metadata(repo.join(&gosum_file)) {
+            limits::check_size(&gosum_file, meta.len())?;
+        }
+        let sum_text =
+            read_text(repo, &gosum_file, limits::MAX_LOCKFILE_BYTES)?.unwrap_or_default();
+        limits::check_entries(&gosum_file, sum_text.lines().count())?;
         let gosum = parse_go_sum(&gosum_file, &sum_text)?;
 
         // request-level replacements

@@ -19,7 +19,7 @@ use crate::pkg_managers::npm::integrity::{Digests, Integrity};
 use crate::pkg_managers::npm::lockfile::{Project, PACKAGE_LOCK, SHRINKWRAP};
 use crate::pkg_managers::npm::plan::{Plan, PlannedDep};
 use base64::Engine;
-use common::{Artifact, ConfigFile, Dependency, EnvVar, EnvVars, Failure, Package};
+use common::{Artifact, ArtifactReport, ConfigFile, Dependency, EnvVar, EnvVars, Failure, Package};
 use serde::ser::{SerializeMap, Serializer as _};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -300,7 +300,7 @@ pub struct LayoutContext {
 #[derive(Clone, Debug, Default)]
 pub struct LayoutOutput {
     pub package: Option<Package>,
-    pub artifacts: Vec<Artifact>,
+    pub artifacts: Vec<ArtifactReport>,
     pub config_files: Vec<ConfigFile>,
     /// Cachito's npm defaults (set them once per request)
     pub env_vars: EnvVars,
@@ -522,7 +522,8 @@ pub fn layout(
         env_vars: default_env_vars(),
         ..Default::default()
     };
-    let mut arts: BTreeMap<String, Artifact> = BTreeMap::new();
+    // (artifact, its integrity): metadata kept as JSON text, one package at a time
+    let mut arts: BTreeMap<String, (ArtifactReport, String)> = BTreeMap::new();
     // location -> (registry resolved, offline resolved, integrity)
     let mut rewrites: BTreeMap<String, Rewrite> = BTreeMap::new();
     let up = depth_prefix(&project.path);
@@ -534,14 +535,15 @@ pub fn layout(
         })?;
         if !arts.contains_key(key) {
             let a = artifact_for(d, file)?;
+            let integrity = a.meta["dist"]["integrity"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             out.bundle_files.insert(key.clone(), file.clone());
-            arts.insert(key.clone(), a);
+            arts.insert(key.clone(), (a.into(), integrity));
         }
-        let a = &arts[key];
-        let integrity = a.meta["dist"]["integrity"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let (a, integrity) = &arts[key];
+        let integrity = integrity.clone();
         rewrites.insert(
             d.entry.location.clone(),
             Rewrite {
@@ -553,7 +555,7 @@ pub fn layout(
             },
         );
     }
-    out.artifacts = arts.into_values().collect();
+    out.artifacts = arts.into_values().map(|(a, _)| a).collect();
     out.package = Some(package_report(project, plan, ctx));
     let app_rel = if project.path == "." {
         "app".to_string()

@@ -13,8 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 pub const SHRINKWRAP: &str = "npm-shrinkwrap.json";
 pub const PACKAGE_LOCK: &str = "package-lock.json";
-/// Lockfiles larger than this are refused (a 3,000-package lockfile is ~2 MiB).
-pub const MAX_LOCKFILE_BYTES: u64 = 256 * 1024 * 1024;
+pub use crate::pkg_managers::limits::{MAX_LOCKFILE_BYTES, MAX_LOCKFILE_ENTRIES};
 pub const MAX_PACKAGE_JSON_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +36,8 @@ pub enum LockfileError {
     UnsupportedVersion { file: String, version: String },
     #[error("The file {file} is larger than the {limit} bytes allowed")]
     TooLarge { file: String, limit: u64 },
+    #[error(transparent)]
+    Limit(#[from] crate::pkg_managers::limits::LimitError),
     #[error("Could not read {file}: {reason}")]
     Io { file: String, reason: String },
 }
@@ -53,6 +54,7 @@ impl LockfileError {
             LockfileError::InvalidJson { .. }
             | LockfileError::UnsupportedVersion { .. }
             | LockfileError::TooLarge { .. } => Failure::client("InvalidFileFormat", m),
+            LockfileError::Limit(e) => e.failure(),
             LockfileError::Io { .. } => Failure::server("FileAccessError", m),
         }
     }
@@ -444,6 +446,7 @@ fn from_raw(
             }
         }
     }
+    crate::pkg_managers::limits::check_entries(display, entries.len())?;
     Ok(Lockfile {
         file_name,
         lockfile_version: version,
@@ -705,5 +708,26 @@ mod tests {
         s.push_str("}}");
         let l = parse_lockfile(s.as_bytes(), PACKAGE_LOCK).unwrap();
         assert_eq!(l.entries.len(), 5000);
+    }
+
+    #[test]
+    fn too_many_entries_fail_clearly() {
+        let mut s = String::from(r#"{"lockfileVersion":3,"packages":{"":{}"#);
+        for i in 0..=MAX_LOCKFILE_ENTRIES {
+            s.push_str(&format!(r#","node_modules/p{i}":{{}}"#));
+        }
+        s.push_str("}}");
+        let f = parse_lockfile(s.as_bytes(), PACKAGE_LOCK)
+            .unwrap_err()
+            .failure();
+        assert_eq!(f.error_type, "InvalidFileFormat");
+        assert!(
+            f.message.starts_with(&format!(
+                "The file package-lock.json has {} entries, more than the",
+                MAX_LOCKFILE_ENTRIES + 1
+            )),
+            "{}",
+            f.message
+        );
     }
 }

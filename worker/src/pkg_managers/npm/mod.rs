@@ -73,8 +73,10 @@ async fn run_path(
     let (project, plan) = {
         let (app, path) = (app.clone(), path.to_string());
         blocking(move || {
-            let project = lockfile::read_project(&app, &path).map_err(|e| e.failure())?;
+            let mut project = lockfile::read_project(&app, &path).map_err(|e| e.failure())?;
             let plan = plan::plan(&app, &project, &upstream).map_err(|e| e.failure())?;
+            // every entry now lives in the plan: one copy of a large lockfile, not two
+            project.lockfile.entries = Vec::new();
             Ok((project, plan))
         })
         .await?
@@ -119,6 +121,7 @@ async fn run_path(
             (d.clone(), check)
         })
         .collect();
+    drop(integrity_of);
     let staged: Vec<Staged> = ctx.stage_all(items, &what).await?;
 
     // git dependencies: fetched once per commit (deps/git/…), packed as npm packs them
