@@ -86,6 +86,14 @@ fn cases() -> Vec<Case> {
         "node_modules/b/node_modules/a": registry_entry(Some(&sha512(2))),
     }));
     let cargo_lock = "version = 3\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\"evil\\u0000crate\"]\n\n[[package]]\nname = \"evil\\u0000crate\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"0000000000000000000000000000000000000000000000000000000000000000\"\n";
+    let crate_entry = |checksum: char| {
+        format!("\n[[package]]\nname = \"serde\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{}\"\n", checksum.to_string().repeat(64))
+    };
+    let cargo_twice = format!(
+        "version = 3\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\"serde\"]\n{}{}",
+        crate_entry('0'),
+        crate_entry('1')
+    );
     let cargo_toml =
         "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n";
     vec![
@@ -111,6 +119,26 @@ fn cases() -> Vec<Case> {
             files: vec![
                 ("package.json", br#"{"name":"app","version":"1.0.0"}"#.to_vec()),
                 ("package-lock.json", ambiguous),
+            ],
+        },
+        Case {
+            name: "npm lockfile naming one entry twice",
+            pm: "npm",
+            files: vec![
+                ("package.json", br#"{"name":"app","version":"1.0.0"}"#.to_vec()),
+                (
+                    "package-lock.json",
+                    br#"{"name":"app","lockfileVersion":3,"packages":{"":{"name":"app"},"node_modules/a":{"version":"1.0.0","resolved":"https://registry.npmjs.org/a/-/a-1.0.0.tgz","integrity":"sha512-AAAA"},"node_modules/a":{"version":"2.0.0","resolved":"https://registry.npmjs.org/a/-/a-2.0.0.tgz","integrity":"sha512-BBBB"}}}"#.to_vec(),
+                ),
+            ],
+        },
+        Case {
+            name: "Cargo.lock naming one crate twice",
+            pm: "cargo",
+            files: vec![
+                ("Cargo.toml", cargo_toml.as_bytes().to_vec()),
+                ("src/lib.rs", b"".to_vec()),
+                ("Cargo.lock", cargo_twice.into_bytes()),
             ],
         },
         Case {
@@ -191,6 +219,9 @@ async fn nul_bytes_escapes_and_huge_lines_in_every_lockfile_end_in_a_clean_failu
         }
         if name.starts_with("npm registry") {
             assert!(reason.contains("has no integrity value"), "{reason}");
+        }
+        if name.contains("twice") && !name.starts_with("npm package twice") {
+            assert!(reason.contains("ambiguous"), "{reason}");
         }
         if name.starts_with("npm package twice") {
             assert!(

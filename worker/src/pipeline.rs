@@ -179,7 +179,18 @@ async fn attempt(
         Err(Step::Failed(failure)) => return fail(api, request_id, failure).await,
         Err(Step::Api(e)) => return Err(e.into()),
     };
-    report(api, job, output).await?;
+    match report(api, job, output).await {
+        Ok(()) => {}
+        // the api will refuse the same report every time: say so rather than drop the job
+        Err(e) if e.is_permanent() && !e.is_conflict() => {
+            let failure = Failure::server(
+                "ReportRefused",
+                format!("The api refused the request's results: {e}"),
+            );
+            return fail(api, request_id, failure).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
     api.complete(request_id).await?;
     tracing::info!("request complete");
     Ok(Outcome::Complete)

@@ -7,6 +7,7 @@ pub mod gomod;
 pub mod limits;
 pub mod npm;
 pub mod pip;
+pub mod unique_map;
 
 use crate::api_client::ApiClient;
 use crate::fetch::{Check, Fetched, Fetcher, Staged};

@@ -8,7 +8,7 @@ use crate::pkg_managers::cargo::util::{glob_match, is_valid_crate_name};
 use crate::pkg_managers::limits;
 use cargo_lock::package::{GitReference, SourceKind};
 use common::Failure;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
@@ -53,6 +53,12 @@ pub enum LockfileError {
     },
     #[error("The crate name {0:?} is not valid")]
     InvalidName(String),
+    #[error("Cargo.lock is ambiguous: it lists {name}@{version} from {source_id} twice")]
+    Duplicate {
+        name: String,
+        version: String,
+        source_id: String,
+    },
     #[error("The path {path:?} declared in {manifest} is outside the repository")]
     PathOutside { path: String, manifest: String },
     #[error("The path {path:?} declared in {manifest} does not exist in the repository")]
@@ -69,7 +75,9 @@ impl LockfileError {
             Self::Read { .. } => return Failure::server("FileAccessError", self.to_string()),
             Self::Limit(e) => return e.failure(),
             Self::MissingLockfile(_) | Self::MissingManifest(_) => "InvalidRepoStructure",
-            Self::InvalidLockfile { .. } | Self::InvalidManifest { .. } => "InvalidFileFormat",
+            Self::InvalidLockfile { .. }
+            | Self::InvalidManifest { .. }
+            | Self::Duplicate { .. } => "InvalidFileFormat",
             Self::UnsupportedRegistry { .. } | Self::UnsupportedSource { .. } => {
                 "UnsupportedFeature"
             }
@@ -529,6 +537,7 @@ pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, Lockfile
     // --- classify lockfile packages
     let version = lock.version as u32;
     let mut packages = Vec::with_capacity(lock.packages.len());
+    let mut identities = HashSet::with_capacity(lock.packages.len());
     for p in &lock.packages {
         let name = p.name.as_str().to_string();
         let version = p.version.to_string();
@@ -606,6 +615,18 @@ pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, Lockfile
                 }
             }
         };
+        // cargo itself refuses such a lockfile; keeping either entry would pick a checksum
+        let source_id = p
+            .source
+            .as_ref()
+            .map_or_else(|| "a path".to_string(), |s| s.to_string());
+        if !identities.insert((name.clone(), version.clone(), source_id.clone())) {
+            return Err(LockfileError::Duplicate {
+                name,
+                version,
+                source_id,
+            });
+        }
         packages.push(LockedPackage {
             name,
             version,
@@ -613,18 +634,28 @@ pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, Lockfile
             dependencies: Vec::new(),
         });
     }
-    // dependency edges
+    // dependency edges, through an index by name (a scan per edge is quadratic in the lockfile)
+    let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (j, q) in lock.packages.iter().enumerate() {
+        by_name.entry(q.name.as_str()).or_default().push(j);
+    }
     for (i, p) in lock.packages.iter().enumerate() {
         let mut deps = Vec::new();
         for d in &p.dependencies {
-            let hit = lock.packages.iter().enumerate().position(|(_, q)| {
-                d.matches(q)
-                    && match (&d.source, &q.source) {
-                        (Some(a), Some(b)) => a == b,
-                        (None, _) => true,
-                        (Some(_), None) => false,
-                    }
-            });
+            let hit = by_name
+                .get(d.name.as_str())
+                .into_iter()
+                .flatten()
+                .copied()
+                .find(|&j| {
+                    let q = &lock.packages[j];
+                    d.matches(q)
+                        && match (&d.source, &q.source) {
+                            (Some(a), Some(b)) => a == b,
+                            (None, _) => true,
+                            (Some(_), None) => false,
+                        }
+                });
             if let Some(j) = hit {
                 deps.push(j);
             }
@@ -778,6 +809,16 @@ mod tests {
         write(d.path(), "Cargo.lock", &lock("\n[[package]]\nname = \"x\"\nversion = \"0.1.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n"));
         let e = parse(d.path(), ".").unwrap_err();
         assert!(matches!(e, LockfileError::MissingChecksum { .. }), "{e}");
+        assert_eq!(e.failure().origin, common::ErrorOrigin::Client);
+    }
+
+    #[test]
+    fn one_crate_twice_with_different_checksums_is_ambiguous() {
+        let d = ws();
+        let other = "1".repeat(64);
+        write(d.path(), "Cargo.lock", &lock(&format!("\n[[package]]\nname = \"serde\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{other}\"\n")));
+        let e = parse(d.path(), ".").unwrap_err();
+        assert!(e.to_string().contains("serde"), "{e}");
         assert_eq!(e.failure().origin, common::ErrorOrigin::Client);
     }
 

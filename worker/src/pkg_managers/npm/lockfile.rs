@@ -4,6 +4,7 @@
 //! Parsing uses typed serde structs from a `BufReader` (unknown fields are skipped, never held),
 //! so memory is proportional to the number of entries, not to the JSON tree.
 
+use crate::pkg_managers::unique_map::UniqueMap;
 use common::Failure;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -327,9 +328,9 @@ struct RawLock {
     #[serde(default, rename = "lockfileVersion")]
     lockfile_version: Option<serde_json::Number>,
     #[serde(default)]
-    packages: Option<BTreeMap<String, RawPkg>>,
+    packages: Option<UniqueMap<RawPkg>>,
     #[serde(default)]
-    dependencies: Option<BTreeMap<String, RawV1>>,
+    dependencies: Option<UniqueMap<RawV1>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -374,7 +375,7 @@ struct RawV1 {
     #[serde(default)]
     bundled: bool,
     #[serde(default)]
-    dependencies: Option<BTreeMap<String, RawV1>>,
+    dependencies: Option<UniqueMap<RawV1>>,
 }
 
 fn from_raw(
@@ -462,7 +463,7 @@ fn is_tarball_path(s: &str) -> bool {
 }
 
 fn flatten_v1(
-    deps: BTreeMap<String, RawV1>,
+    deps: UniqueMap<RawV1>,
     prefix: &str,
     out: &mut Vec<LockEntry>,
     depth: usize,

@@ -278,13 +278,15 @@ async fn fetch_pages(
 fn check_for(
     filename: String,
     label: String,
-    accept: Vec<requirements::FileHash>,
+    accept: Vec<Vec<requirements::FileHash>>,
     verify: bool,
     sdist: Option<(String, String)>,
 ) -> Check {
     Box::new(move |path| {
         if verify {
-            plan::verify_file_named(path, &filename, &label, &accept).map_err(|e| e.failure())?;
+            for list in &accept {
+                plan::verify_file_named(path, &filename, &label, list).map_err(|e| e.failure())?;
+            }
         }
         if let Some((name, version)) = &sdist {
             metadata::check_sdist_named(path, &filename, name, version).map_err(|e| e.failure())?;
@@ -302,7 +304,9 @@ async fn stage_all(ctx: &PmContext<'_>, plan: &Plan) -> Result<Vec<Staged>, Fail
         let check = check_for(
             f.filename.clone(),
             f.download.label.clone(),
-            f.accept.clone(),
+            std::iter::once(f.accept.clone())
+                .chain(f.also_accept.iter().cloned())
+                .collect(),
             f.verify_after,
             sdist,
         );
@@ -312,7 +316,7 @@ async fn stage_all(ctx: &PmContext<'_>, plan: &Plan) -> Result<Vec<Staged>, Fail
         let check = check_for(
             u.filename.clone(),
             u.download.label.clone(),
-            vec![u.hash.clone()],
+            vec![vec![u.hash.clone()]],
             u.verify_after,
             None,
         );

@@ -96,6 +96,9 @@ pub struct PlannedFile {
     pub download: Download,
     /// hashes the file may match (the requirement's `--hash` values, or the index sha256)
     pub accept: Vec<FileHash>,
+    /// the hashes of every other requirement naming the same file: it must match one of each
+    /// list too (two requirements never silently weaken each other)
+    pub also_accept: Vec<Vec<FileHash>>,
     /// call [`verify_file`] after downloading (the `Expected` alone does not prove `accept`)
     pub verify_after: bool,
     pub requires_python: Option<String>,
@@ -280,6 +283,7 @@ pub fn plan_index_requirement(
                 label: format!("{}=={} ({})", req.normalized, version, f.filename),
             },
             accept,
+            also_accept: Vec::new(),
             verify_after,
             requires_python: f.requires_python.clone(),
             size: f.size,
@@ -383,7 +387,16 @@ pub fn plan(
                         .ok_or_else(|| PlanError::MissingPage(req.normalized.clone()))?;
                     for f in plan_index_requirement(req, files, allow_binary, *dev)? {
                         match seen_files.get(&f.download.store_key) {
-                            Some(&i) => plan.files[i].dev &= f.dev,
+                            Some(&i) => {
+                                let known = &mut plan.files[i];
+                                known.dev &= f.dev;
+                                if known.accept != f.accept
+                                    && !known.also_accept.contains(&f.accept)
+                                {
+                                    known.also_accept.push(f.accept);
+                                    known.verify_after = true;
+                                }
+                            }
                             None => {
                                 seen_files.insert(f.download.store_key.clone(), plan.files.len());
                                 plan.files.push(f);
@@ -572,6 +585,26 @@ mod tests {
         assert_eq!(f.download.url, "https://files.example/Foo-1.0.tar.gz");
         assert!(!f.verify_after && !f.dev);
         assert_eq!(pages_needed([&r]), vec!["foo"]);
+    }
+
+    #[test]
+    fn two_requirements_of_one_file_must_both_hold() {
+        let plain = reqs("foo==1.0");
+        let hashed = reqs(&format!("foo==1.0 --hash=sha512:{}", "9".repeat(128)));
+        let p = plan(&[(&plain, false), (&hashed, true)], &pages(), false).unwrap();
+        assert_eq!(p.files.len(), 1);
+        let f = &p.files[0];
+        assert_eq!(f.accept[0].hex, h('a'));
+        assert_eq!(f.also_accept.len(), 1);
+        assert_eq!(f.also_accept[0][0].hex, "9".repeat(128));
+        assert!(
+            f.verify_after,
+            "the second requirement's hash is checked too"
+        );
+        assert!(!f.dev);
+        // the same requirement twice adds nothing
+        let p = plan(&[(&plain, false), (&plain, true)], &pages(), false).unwrap();
+        assert!(p.files[0].also_accept.is_empty() && !p.files[0].verify_after);
     }
 
     #[test]
