@@ -7,7 +7,7 @@ use crate::db::DbPool;
 use crate::publisher::{PublishError, Publisher};
 use crate::schema::requests;
 use crate::v1::requests::{apply_patch, PatchBody};
-use common::{Config, ErrorOrigin, Failure, RequestState};
+use common::{Config, Failure, RequestState};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use std::sync::Arc;
@@ -54,12 +54,7 @@ async fn sweep(pool: &DbPool, publisher: &Publisher, config: &Config) -> Result<
         .load(&mut conn)
         .await?;
     for id in late {
-        let failure = Failure::timed_out(config.request_timeout);
-        let update = PatchBody::state(
-            RequestState::Failed,
-            failure.message,
-            Some((ErrorOrigin::Server, failure.error_type.to_string())),
-        );
+        let update = PatchBody::failed(Failure::timed_out(config.request_timeout));
         // already final (its worker got there first): nothing to do
         if conn
             .transaction::<_, crate::error::ApiError, _>(async |conn| {

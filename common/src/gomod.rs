@@ -2,7 +2,7 @@
 //! (golang.org/x/mod/module `EscapePath`, `CheckPath`, `CheckFilePath`), and version order.
 //! Shared by the worker's `gomod` package manager and the api's per-request GOPROXY.
 
-use crate::model::Failure;
+use crate::{ErrorKind, Failure};
 use std::cmp::Ordering;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,7 +23,7 @@ pub enum EscapeError {
 
 impl EscapeError {
     pub fn failure(&self) -> Failure {
-        Failure::client("InvalidRequestData", self.to_string())
+        Failure::new(ErrorKind::InvalidRequestData, self.to_string())
     }
 }
 

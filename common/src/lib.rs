@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod commit;
 pub mod config;
+pub mod failure;
 pub mod gomod;
 pub mod manifest;
 pub mod model;
@@ -14,6 +15,7 @@ pub mod text;
 pub mod token;
 
 pub use config::{Config, HostList, HostPattern};
+pub use failure::{Classify, ErrorKind, ErrorOrigin, Failure};
 pub use model::*;
 pub use store::Store;
 

@@ -127,61 +127,6 @@ pub const FLAGS: &[&str] = &[
     "remove-unsafe-symlinks",
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ErrorOrigin {
-    Client,
-    Server,
-}
-
-impl ErrorOrigin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Client => "client",
-            Self::Server => "server",
-        }
-    }
-}
-
-/// Why a request failed: becomes its `state_reason`, `error_origin` and `error_type`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Failure {
-    pub origin: ErrorOrigin,
-    pub error_type: &'static str,
-    pub message: String,
-}
-
-impl Failure {
-    /// The request ran past `LARDER_REQUEST_TIMEOUT`.
-    pub fn timed_out(timeout: std::time::Duration) -> Self {
-        Self::server(
-            "RequestTimeout",
-            format!(
-                "The request did not finish within {} (LARDER_REQUEST_TIMEOUT)",
-                humantime::format_duration(timeout)
-            ),
-        )
-    }
-
-    /// Messages quote repositories and upstreams: they are cleaned and bounded here, once, so
-    /// no failure can carry a NUL or megabytes into the database or a log.
-    pub fn client(error_type: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            origin: ErrorOrigin::Client,
-            error_type,
-            message: crate::text::clean(&message.into(), crate::text::MAX_REASON_BYTES),
-        }
-    }
-    pub fn server(error_type: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            origin: ErrorOrigin::Server,
-            error_type,
-            message: crate::text::clean(&message.into(), crate::text::MAX_REASON_BYTES),
-        }
-    }
-}
-
 /// A dependency as Cachito reports it, plus the purl Larder computes for manifests.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Dependency {

@@ -212,7 +212,7 @@ impl ApiClient {
     pub async fn fail(&self, id: i64, failure: &Failure) -> Result<(), ApiClientError> {
         self.patch(
             id,
-            json!({"state": RequestState::Failed, "state_reason": failure.message, "error_origin": failure.origin, "error_type": failure.error_type}),
+            json!({"state": RequestState::Failed, "state_reason": failure.message, "error_origin": failure.origin(), "error_type": failure.error_type()}),
         )
         .await
     }

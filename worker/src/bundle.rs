@@ -1,7 +1,7 @@
 //! The request's bundle: `app/` + `deps/`, byte-reproducible, streamed to the store.
 
 use common::archive::TarGzWriter;
-use common::{Failure, Store};
+use common::{ErrorKind, Failure, Store};
 use std::path::Path;
 
 /// Where the bundle keeps files an offline build needs over `app/` (rewritten lockfiles, client
@@ -24,11 +24,18 @@ pub fn write_overlay_file(
 ) -> Result<(), Failure> {
     let rel = overlay_path(app_path);
     let safe = common::archive::safe_relative(Path::new(&rel)).ok_or_else(|| {
-        Failure::server("FileAccessError", format!("Unsafe overlay path {rel:?}"))
+        Failure::new(
+            ErrorKind::FileAccessError,
+            format!("Unsafe overlay path {rel:?}"),
+        )
     })?;
     let dest = bundle_root.join(safe);
-    let io =
-        |e: std::io::Error| Failure::server("FileAccessError", format!("Cannot write {rel}: {e}"));
+    let io = |e: std::io::Error| {
+        Failure::new(
+            ErrorKind::FileAccessError,
+            format!("Cannot write {rel}: {e}"),
+        )
+    };
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
@@ -43,7 +50,10 @@ pub fn write_bundle(
     include_git: bool,
 ) -> Result<String, Failure> {
     let io = |e: std::io::Error| {
-        Failure::server("FileAccessError", format!("Cannot write the bundle: {e}"))
+        Failure::new(
+            ErrorKind::FileAccessError,
+            format!("Cannot write the bundle: {e}"),
+        )
     };
     let temp = store.temp_file().map_err(io)?;
     let mut writer = TarGzWriter::new(temp.reopen().map_err(io)?);
@@ -61,13 +71,13 @@ pub fn write_bundle(
     let digest = hex::encode(digest);
     store
         .persist(temp, &common::store::bundle_key(request_id))
-        .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+        .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
     store
         .put_bytes(
             &common::store::bundle_checksum_key(request_id),
             digest.as_bytes(),
         )
-        .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+        .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
     tracing::info!(size, sha256 = %digest, "bundle written");
     Ok(digest)
 }

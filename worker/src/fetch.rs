@@ -2,7 +2,7 @@
 //! and only then moved into place. A file already in the store is re-verified, never re-fetched.
 
 use crate::outbound::{BodyKind, LimitExceeded, Outbound, Refusal};
-use common::{Download, Expected, Failure, Store};
+use common::{Download, ErrorKind, Expected, Failure, Store};
 use futures_util::StreamExt;
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
@@ -73,8 +73,8 @@ pub fn verify(expected: &Expected, digests: &Digests, label: &str) -> Result<(),
     if want.eq_ignore_ascii_case(got) {
         Ok(())
     } else {
-        Err(Failure::client(
-            "InvalidChecksum",
+        Err(Failure::new(
+            ErrorKind::InvalidChecksum,
             // what was computed is never shown: it would hand out the digest of any content
             // a URL serves
             format!("The {algo} checksum of {label} does not match the expected {algo} {want}"),
@@ -143,8 +143,8 @@ impl Fetcher {
     /// Whether the policy lets `url` be requested; `what` names it in the failure.
     fn checked_url(&self, url: &str, what: &str) -> Result<(), Failure> {
         let parsed = url::Url::parse(url).map_err(|e| {
-            Failure::client(
-                "InvalidRequestData",
+            Failure::new(
+                ErrorKind::InvalidRequestData,
                 format!("{what} is not a valid URL: {e}"),
             )
         })?;
@@ -183,8 +183,8 @@ impl Fetcher {
                 Err(DownloadError::Transient(err)) => err,
             };
             if attempt == ATTEMPTS {
-                return Err(Failure::server(
-                    "NetworkError",
+                return Err(Failure::new(
+                    ErrorKind::NetworkError,
                     format!("Fetching {url} failed: {err}"),
                 ));
             }
@@ -208,8 +208,8 @@ impl Fetcher {
             s if s.is_success() => {}
             s if matches!(s.as_u16(), 404 | 410) => return Err(DownloadError::NotFound),
             s if s.is_client_error() && s.as_u16() != 429 => {
-                return Err(DownloadError::Final(Failure::server(
-                    "NetworkError",
+                return Err(DownloadError::Final(Failure::new(
+                    ErrorKind::NetworkError,
                     format!("Fetching {url} failed: HTTP {s}"),
                 )));
             }
@@ -273,7 +273,7 @@ impl Fetcher {
         let path = self
             .store
             .path(&download.store_key)
-            .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         if path.is_file() {
             let (expected, label, p) = (
                 download.expected.clone(),
@@ -282,8 +282,8 @@ impl Fetcher {
             );
             let digests = crate::pipeline::blocking(move || {
                 let digests = digest_file(&p).map_err(|e| {
-                    Failure::server(
-                        "FileAccessError",
+                    Failure::new(
+                        ErrorKind::FileAccessError,
                         format!("Cannot read {}: {e}", p.display()),
                     )
                 })?;
@@ -308,7 +308,7 @@ impl Fetcher {
             check(temp.path())?;
             temp.as_file()
                 .sync_all()
-                .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+                .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
             Ok(temp.into_temp_path())
         })
         .await?;
@@ -330,7 +330,7 @@ impl Fetcher {
             .into_iter()
             .map(|s| {
                 if let Some(temp) = s.temp {
-                    self.store.persist_path(temp, &s.fetched.store_key).map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+                    self.store.persist_path(temp, &s.fetched.store_key).map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
                     tracing::debug!(key = %s.fetched.store_key, size = s.fetched.digests.size, "stored");
                 }
                 Ok(s.fetched)
@@ -367,8 +367,8 @@ impl Fetcher {
             match self.download_to_temp(&download.url, &what).await {
                 Ok(done) => return Ok(done),
                 Err(DownloadError::NotFound) => {
-                    return Err(Failure::client(
-                        "NetworkError",
+                    return Err(Failure::new(
+                        ErrorKind::MissingUpstream,
                         format!(
                             "{} was not found upstream at {}",
                             download.label, download.url
@@ -377,8 +377,8 @@ impl Fetcher {
                 }
                 Err(DownloadError::Final(failure)) => return Err(failure),
                 Err(DownloadError::Transient(msg)) if attempt >= ATTEMPTS => {
-                    return Err(Failure::server(
-                        "NetworkError",
+                    return Err(Failure::new(
+                        ErrorKind::NetworkError,
                         format!("Downloading {what} failed: {msg}"),
                     ));
                 }
@@ -461,8 +461,8 @@ fn describe_download(download: &Download) -> String {
 }
 
 fn deadline_failure(what: &str, timeout: Duration) -> Failure {
-    Failure::server(
-        "NetworkError",
+    Failure::new(
+        ErrorKind::NetworkError,
         format!(
             "{what} did not download within {} (LARDER_DOWNLOAD_TIMEOUT)",
             humantime::format_duration(timeout)
@@ -487,7 +487,7 @@ mod tests {
         assert!(verify(&Expected::Sha256(d.sha256.to_uppercase()), &d, "x").is_ok());
         let err = verify(&Expected::Sha1("00".into()), &d, "left-pad@1.0.0").unwrap_err();
         assert!(err.message.contains("left-pad@1.0.0"));
-        assert_eq!(err.error_type, "InvalidChecksum");
+        assert_eq!(err.error_type(), "InvalidChecksum");
         let err = verify(&Expected::Sha256("0".repeat(64)), &d, "x").unwrap_err();
         assert_eq!(
             err.message,

@@ -4,7 +4,7 @@
 use crate::outbound::Outbound;
 use crate::pipeline::blocking;
 use common::archive::UnpackLimits;
-use common::{Failure, Store};
+use common::{ErrorKind, Failure, Store};
 use std::path::{Path, PathBuf};
 
 pub fn git_dep_key(url: &str, commit: &str) -> Result<String, Failure> {
@@ -23,8 +23,8 @@ pub async fn checkout(
     dest: &Path,
 ) -> Result<String, Failure> {
     if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Failure::client(
-            "InvalidRequestData",
+        return Err(Failure::new(
+            ErrorKind::InvalidRequestData,
             format!("The git dependency {url} must name a full commit id, not {commit:?}"),
         ));
     }
@@ -45,9 +45,9 @@ pub async fn checkout(
         crate::source::ensure_source(&store, &k, &url, &commit, false, &outbound)?;
         let archive = store
             .path(&k)
-            .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         let tmp = tempfile::tempdir_in(dest.parent().unwrap_or(Path::new("/tmp")))
-            .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         common::archive::unpack_tar_gz(
             &archive,
             tmp.path(),
@@ -58,13 +58,13 @@ pub async fn checkout(
             },
         )
         .map_err(|e| {
-            Failure::server(
-                "FileAccessError",
+            Failure::new(
+                ErrorKind::FileAccessError,
                 format!("The cached git dependency {k} is damaged: {e}"),
             )
         })?;
         std::fs::rename(tmp.path().join("app"), &dest)
-            .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         crate::sandbox::check_symlinks(&dest, false)?;
         Ok(())
     })

@@ -7,7 +7,7 @@
 //! again by the redirect policy. Git (`source.rs`): the host is resolved and checked before
 //! libgit2 connects, and libgit2 follows no redirect.
 
-use common::{Config, Failure, HostList};
+use common::{Config, ErrorKind, Failure, HostList};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -182,10 +182,10 @@ impl Refusal {
     /// repository <url>") and why.
     pub fn failure(&self, what: &str) -> Failure {
         let kind = match self {
-            Refusal::Unresolvable { .. } => "RepositoryAccessError",
-            _ => "InvalidRequestData",
+            Refusal::Unresolvable { .. } => ErrorKind::RepositoryAccessError,
+            _ => ErrorKind::InvalidRequestData,
         };
-        Failure::client(kind, format!("Refusing to fetch {what}: {self}"))
+        Failure::new(kind, format!("Refusing to fetch {what}: {self}"))
     }
 
     /// The refusal somewhere in an error's source chain (the resolver's and the redirect
@@ -407,7 +407,7 @@ impl LimitExceeded {
     /// `what` (e.g. "x (https://…/x.tgz)") did not fit: a client error, the request asked
     /// for it.
     pub fn failure(&self, what: &str) -> Failure {
-        Failure::client("PackageRejected", format!("{what} {self}"))
+        Failure::new(ErrorKind::PackageRejected, format!("{what} {self}"))
     }
 }
 

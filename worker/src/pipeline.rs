@@ -5,7 +5,7 @@ use crate::api_client::{ApiClient, ApiClientError};
 use crate::pkg_managers::{self, PmContext, PmOutput};
 use crate::{bundle, sandbox, source};
 use common::archive::UnpackLimits;
-use common::{Config, Failure, Job, PackageManager, PackagesData, Store};
+use common::{Config, ErrorKind, Failure, Job, PackageManager, PackagesData, Store};
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,8 +33,8 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
         .unwrap_or_else(|e| {
-            Err(Failure::server(
-                "UnknownError",
+            Err(Failure::new(
+                ErrorKind::UnknownError,
                 format!("An unknown error occurred: {e}"),
             ))
         })
@@ -162,8 +162,8 @@ async fn attempt(
             return fail(
                 api,
                 request_id,
-                Failure::server(
-                    "FileAccessError",
+                Failure::new(
+                    ErrorKind::FileAccessError,
                     format!("Cannot create a work directory: {e}"),
                 ),
             )
@@ -183,8 +183,8 @@ async fn attempt(
         Ok(()) => {}
         // the api will refuse the same report every time: say so rather than drop the job
         Err(e) if e.is_permanent() && !e.is_conflict() => {
-            let failure = Failure::server(
-                "ReportRefused",
+            let failure = Failure::new(
+                ErrorKind::ReportRefused,
                 format!("The api refused the request's results: {e}"),
             );
             return fail(api, request_id, failure).await;
@@ -219,7 +219,7 @@ async fn fail(
     request_id: i64,
     failure: Failure,
 ) -> Result<Outcome, PipelineError> {
-    tracing::warn!(reason = %failure.message, origin = failure.origin.as_str(), "request failed");
+    tracing::warn!(reason = %failure.message, origin = failure.origin().as_str(), "request failed");
     api.fail(request_id, &failure).await?;
     Ok(Outcome::Failed)
 }
@@ -270,7 +270,7 @@ async fn run(
             source::ensure_source(&store, &key, &url, &commit, submodules, &outbound)?;
             let archive = store
                 .path(&key)
-                .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+                .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
             let limits = UnpackLimits {
                 keep_any_symlink: true,
                 without_git_dirs: !needs_git_dir,
@@ -280,8 +280,8 @@ async fn run(
             if let Err(e) = common::archive::unpack_tar_gz(&archive, unpack_to, limits) {
                 // A damaged cache entry is dropped so the next attempt fetches it again.
                 let _ = store.remove(&key);
-                return Err(Failure::server(
-                    "FileAccessError",
+                return Err(Failure::new(
+                    ErrorKind::FileAccessError,
                     format!("The cached source archive is damaged and was removed: {e}"),
                 ));
             }
@@ -292,7 +292,7 @@ async fn run(
     }
     let deps = work.join("deps");
     std::fs::create_dir_all(&deps)
-        .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+        .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
 
     let fetcher = crate::fetch::Fetcher::new(store.clone(), outbound);
     let ctx = PmContext {
@@ -327,8 +327,8 @@ fn check_duplicates(output: &PmOutput) -> Result<(), Failure> {
     let mut seen = std::collections::HashSet::new();
     for p in &output.packages {
         if !seen.insert((&p.name, &p.kind, &p.version)) {
-            return Err(Failure::client(
-                "InvalidRequestData",
+            return Err(Failure::new(
+                ErrorKind::InvalidRequestData,
                 format!("Duplicate package: {} {} {}", p.kind, p.name, p.version),
             ));
         }

@@ -1,25 +1,26 @@
 //! The symlink check on an unpacked repository: no link may lead outside it.
 
-use common::Failure;
+use common::{ErrorKind, Failure};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Fail (or, with `remove`, delete the link) for every symlink under `root` whose destination is
 /// outside `root`. Links into `.git` internals are not followed; link loops are skipped.
 pub fn check_symlinks(root: &Path, remove: bool) -> Result<Vec<PathBuf>, Failure> {
-    let canonical_root =
-        fs::canonicalize(root).map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+    let canonical_root = fs::canonicalize(root)
+        .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
     let mut removed = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let entries =
-            fs::read_dir(&dir).map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+        let entries = fs::read_dir(&dir)
+            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         for entry in entries {
-            let entry = entry.map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+            let entry =
+                entry.map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
             let path = entry.path();
             let kind = entry
                 .file_type()
-                .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+                .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
             if kind.is_dir() {
                 if path.file_name().is_some_and(|n| n != ".git") {
                     stack.push(path);
@@ -33,12 +34,12 @@ pub fn check_symlinks(root: &Path, remove: bool) -> Result<Vec<PathBuf>, Failure
             if escapes(&canonical_root, root, &rel) {
                 if remove {
                     fs::remove_file(&path)
-                        .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+                        .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
                     tracing::info!(link = %rel.display(), "removed a symlink that points outside the repository");
                     removed.push(rel);
                 } else {
-                    return Err(Failure::client(
-                        "ValidationError",
+                    return Err(Failure::new(
+                        ErrorKind::ValidationError,
                         format!(
                             "The destination of '{}' is outside of cloned repository",
                             rel.display()

@@ -4,7 +4,7 @@
 use crate::git_pack::{self, Packed, PackedBlob};
 use crate::outbound::{BodyKind, Outbound};
 use common::archive::TarGzWriter;
-use common::{Failure, Store};
+use common::{ErrorKind, Failure, Store};
 use git2::{
     AttrValue, AutotagOption, FetchOptions, Oid, RemoteCallbacks, RemoteRedirect, Repository,
 };
@@ -36,8 +36,8 @@ pub fn source_key(repo_url: &str, commit: &str, with_submodules: bool) -> Result
             Component::Normal(p) => parts.push(sanitize(&p.to_string_lossy())),
             Component::CurDir => {}
             _ => {
-                return Err(Failure::client(
-                    "InvalidRequestData",
+                return Err(Failure::new(
+                    ErrorKind::InvalidRequestData,
                     format!("The repository URL {repo_url} has an unusable path"),
                 ))
             }
@@ -123,21 +123,20 @@ pub fn fetch_commit(
         .resolve_git_url(url)
         .map_err(|r| r.failure(&format!("the git repository {url}")))?;
     let access = |e: git2::Error| {
-        Failure::client(
-            "RepositoryAccessError",
+        Failure::new(
+            ErrorKind::RepositoryAccessError,
             format!("Failed cloning the Git repository {url}: {}", e.message()),
         )
     };
     let bad_ref = || {
-        Failure::client(
-            "InvalidRequestData",
+        Failure::new(ErrorKind::InvalidRequestData,
             format!("Failed on checking out the Git repository. Please verify the supplied reference of \"{commit}\" is valid."),
         )
     };
     let oid = Oid::from_str(commit).map_err(|_| bad_ref())?;
     let repo = Repository::init(dir).map_err(|e| {
-        Failure::server(
-            "FileAccessError",
+        Failure::new(
+            ErrorKind::FileAccessError,
             format!("Cannot create a git repository: {e}"),
         )
     })?;
@@ -149,19 +148,19 @@ pub fn fetch_commit(
         let found = repo.find_commit(oid).map_err(|_| bad_ref())?;
         repo.set_head_detached(found.id()).map_err(|_| bad_ref())?;
         checkout(&repo, &found, dir).map_err(|e| match e {
-            CheckoutError::Git(e) => Failure::client(
-                "InvalidRequestData",
+            CheckoutError::Git(e) => Failure::new(
+                ErrorKind::InvalidRequestData,
                 format!(
                     "Failed on checking out the Git repository at {commit}: {}",
                     e.message()
                 ),
             ),
-            CheckoutError::Pack(e) => Failure::server(
-                "FileAccessError",
+            CheckoutError::Pack(e) => Failure::new(
+                ErrorKind::FileAccessError,
                 format!("Cannot read the fetched repository at {commit}: {e}"),
             ),
-            CheckoutError::Io(e) => Failure::server(
-                "FileAccessError",
+            CheckoutError::Io(e) => Failure::new(
+                ErrorKind::FileAccessError,
                 format!("Cannot write the checkout of {commit}: {e}"),
             ),
         })?
@@ -200,8 +199,8 @@ fn fetch_within_limits(
                 return false;
             }
             if Instant::now() > deadline {
-                stopped.set(Some(Failure::server(
-                    "NetworkError",
+                stopped.set(Some(Failure::new(
+                    ErrorKind::NetworkError,
                     format!(
                         "{what} did not download within {} (LARDER_DOWNLOAD_TIMEOUT)",
                         humantime::format_duration(outbound.limits().timeout)
@@ -403,16 +402,16 @@ pub fn fetch_submodules(
 ) -> Result<Vec<StreamedFile>, Failure> {
     let mut streamed = Vec::new();
     let submodules = repo.submodules().map_err(|e| {
-        Failure::client(
-            "InvalidRepoStructure",
+        Failure::new(
+            ErrorKind::InvalidRepoStructure,
             format!("Cannot read .gitmodules: {e}"),
         )
     })?;
     for sub in submodules {
         let path = sub.path().to_path_buf();
         let Some(rel) = common::archive::safe_relative(&path) else {
-            return Err(Failure::client(
-                "InvalidRepoStructure",
+            return Err(Failure::new(
+                ErrorKind::InvalidRepoStructure,
                 format!(
                     "The submodule path {} is outside the repository",
                     path.display()
@@ -425,14 +424,14 @@ pub fn fetch_submodules(
             .check_git_url(&url)
             .map_err(|r| r.failure(&format!("the submodule {} ({url})", path.display())))?;
         let Some(commit) = sub.head_id() else {
-            return Err(Failure::client(
-                "InvalidRepoStructure",
+            return Err(Failure::new(
+                ErrorKind::InvalidRepoStructure,
                 format!("The submodule {} has no commit recorded", path.display()),
             ));
         };
         let target = dir.join(&rel);
         std::fs::create_dir_all(&target)
-            .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         let checkout = fetch_commit(&url, &commit.to_string(), &target, outbound)?;
         streamed.extend(checkout.streamed.into_iter().map(|s| StreamedFile {
             path: rel.join(&s.path),
@@ -462,8 +461,8 @@ pub fn ensure_source(
         return Ok(false);
     }
     let io = |e: std::io::Error| {
-        Failure::server(
-            "FileAccessError",
+        Failure::new(
+            ErrorKind::FileAccessError,
             format!("Cannot write the source archive: {e}"),
         )
     };
@@ -492,7 +491,7 @@ pub fn ensure_source(
     writer.finish().map_err(io)?;
     store
         .persist(temp, key)
-        .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+        .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
     Ok(true)
 }
 

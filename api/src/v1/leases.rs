@@ -11,12 +11,10 @@ use crate::schema::requests;
 use crate::v1::requests::{apply_patch, lock, PatchBody};
 use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use common::{ErrorOrigin, Failure, Job, RequestState, ATTEMPT_HEADER};
+use common::{ErrorKind, Failure, Job, RequestState, ATTEMPT_HEADER};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::Deserialize;
-
-pub const TOO_MANY_ATTEMPTS: &str = "TooManyAttempts";
 
 /// The attempt a worker's report carries, if any (Cachito's own clients send none).
 pub fn attempt_header(req: &HttpRequest) -> ApiResult<Option<i32>> {
@@ -113,16 +111,10 @@ pub async fn claim(
                     row.attempts
                 )));
             }
-            if let Some(reason) = exhausted(&row, now, timeout, max, config) {
-                let error = Some((ErrorOrigin::Server, reason.0.to_string()));
-                apply_patch(
-                    conn,
-                    id,
-                    PatchBody::state(RequestState::Failed, reason.1.clone(), error),
-                    None,
-                )
-                .await?;
-                return Ok(Claim::Refused(reason.1));
+            if let Some(failure) = exhausted(&row, now, timeout, max, config) {
+                let reason = failure.message.clone();
+                apply_patch(conn, id, PatchBody::failed(failure), None).await?;
+                return Ok(Claim::Refused(reason));
             }
             let row: RequestRow = diesel::update(requests::table.find(id))
                 .set((
@@ -174,28 +166,26 @@ pub async fn claim(
     Ok(HttpResponse::Ok().json(job))
 }
 
-/// Why a request may not run again, if it may not: (error type, reason).
+/// Why a request may not run again, if it may not.
 fn exhausted(
     row: &RequestRow,
     now: chrono::NaiveDateTime,
     timeout: chrono::Duration,
     max: i32,
     config: &common::Config,
-) -> Option<(&'static str, String)> {
+) -> Option<Failure> {
     if row.started_at.is_some_and(|s| now - s >= timeout) {
-        let failure = Failure::timed_out(config.request_timeout);
-        return Some((failure.error_type, failure.message));
+        return Some(Failure::timed_out(config.request_timeout));
     }
-    if row.attempts >= max {
-        return Some((
-            TOO_MANY_ATTEMPTS,
+    (row.attempts >= max).then(|| {
+        Failure::new(
+            ErrorKind::TooManyAttempts,
             format!(
                 "The request was taken by a worker {} times without finishing: its worker stopped or stopped answering each time (LARDER_MAX_DELIVERIES)",
                 row.attempts
             ),
-        ));
-    }
-    None
+        )
+    })
 }
 
 #[derive(Deserialize)]

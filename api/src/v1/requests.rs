@@ -510,6 +510,12 @@ pub(crate) struct PatchBody {
 }
 
 impl PatchBody {
+    /// The request failed (the api's own verdict: a deadline, too many attempts).
+    pub fn failed(failure: common::Failure) -> Self {
+        let error = Some((failure.origin(), failure.error_type().to_string()));
+        Self::state(RequestState::Failed, failure.message, error)
+    }
+
     /// Only a new state (and, for `failed`, its error).
     pub fn state(
         state: RequestState,

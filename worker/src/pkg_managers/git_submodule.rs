@@ -1,19 +1,19 @@
 //! `git-submodule`: the submodules were fetched with the source (one level); report them.
 
 use super::{PmContext, PmOutput};
-use common::{Failure, Package};
+use common::{ErrorKind, Failure, Package};
 
 pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
     ctx.progress("Processing the git submodules").await;
     let repo = git2::Repository::open(ctx.app_dir).map_err(|e| {
-        Failure::server(
-            "FileAccessError",
+        Failure::new(
+            ErrorKind::FileAccessError,
             format!("Cannot open the repository: {e}"),
         )
     })?;
     let submodules = repo.submodules().map_err(|e| {
-        Failure::client(
-            "InvalidRepoStructure",
+        Failure::new(
+            ErrorKind::InvalidRepoStructure,
             format!("Cannot read .gitmodules: {e}"),
         )
     })?;

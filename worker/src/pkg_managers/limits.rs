@@ -2,7 +2,7 @@
 //! message naming the file and the limit, before the worker holds more of it. A 50,000-package
 //! lockfile is 3 (go.sum) to 20 (package-lock.json) MiB.
 
-use common::Failure;
+use common::{ErrorKind, Failure};
 
 /// package-lock.json / npm-shrinkwrap.json, Cargo.lock, go.sum.
 pub const MAX_LOCKFILE_BYTES: u64 = 64 << 20;
@@ -24,7 +24,7 @@ pub enum LimitError {
 
 impl LimitError {
     pub fn failure(&self) -> Failure {
-        Failure::client("InvalidFileFormat", self.to_string())
+        Failure::new(ErrorKind::InvalidFileFormat, self.to_string())
     }
 }
 
@@ -61,7 +61,7 @@ mod tests {
         let f = check_size("web/package-lock.json", MAX_LOCKFILE_BYTES + 1)
             .unwrap_err()
             .failure();
-        assert_eq!(f.error_type, "InvalidFileFormat");
+        assert_eq!(f.error_type(), "InvalidFileFormat");
         assert_eq!(
             f.message,
             format!("The file web/package-lock.json is larger than the {MAX_LOCKFILE_BYTES} bytes allowed")

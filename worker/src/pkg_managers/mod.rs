@@ -12,7 +12,7 @@ pub mod unique_map;
 use crate::api_client::ApiClient;
 use crate::fetch::{Check, Fetched, Fetcher, Staged};
 use common::{
-    ArtifactReport, Config, ConfigFile, EnvVars, Failure, Job, Package, PackageManager,
+    ArtifactReport, Config, ConfigFile, EnvVars, ErrorKind, Failure, Job, Package, PackageManager,
     PackageSpec, Store,
 };
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -129,8 +129,8 @@ pub const ORDER: [PackageManager; 7] = [
 ];
 
 pub fn not_implemented(pm: PackageManager) -> Failure {
-    Failure::client(
-        "UnsupportedFeature",
+    Failure::new(
+        ErrorKind::UnsupportedFeature,
         format!("The {pm} package manager is not supported by this Larder deployment yet"),
     )
 }

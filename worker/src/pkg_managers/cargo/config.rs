@@ -15,7 +15,7 @@
 //! containing `.cargo/` (VERIFIED with cargo 1.95), i.e. `app/<path>/`.
 
 use crate::pkg_managers::cargo::lockfile::{CargoLock, GitRef, Source};
-use common::{ConfigFile, EnvVar, EnvVars, Failure};
+use common::{ConfigFile, EnvVar, EnvVars, ErrorKind, Failure};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -33,8 +33,8 @@ pub enum ConfigError {
 impl ConfigError {
     pub fn failure(&self) -> Failure {
         match self {
-            Self::BadPath(_) => Failure::client("InvalidRequestData", self.to_string()),
-            Self::BadRepoUrl(_) => Failure::server("InvalidRequestData", self.to_string()),
+            Self::BadPath(_) => Failure::new(ErrorKind::InvalidRequestData, self.to_string()),
+            Self::BadRepoUrl(_) => Failure::new(ErrorKind::Misconfigured, self.to_string()),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! the verbatim upstream index lines for the locked versions.
 
 use crate::pkg_managers::cargo::util::{is_safe_version, is_valid_crate_name};
-use common::Failure;
+use common::{ErrorKind, Failure};
 use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,12 +29,16 @@ pub enum IndexError {
 impl IndexError {
     pub fn failure(&self) -> Failure {
         match self {
-            Self::InvalidName(_) => Failure::client("ValidationError", self.to_string()),
+            Self::InvalidName(_) => Failure::new(ErrorKind::ValidationError, self.to_string()),
             Self::InvalidConfig(_) | Self::InvalidIndexFile { .. } => {
-                Failure::server("NetworkError", self.to_string())
+                Failure::new(ErrorKind::NetworkError, self.to_string())
             }
-            Self::MissingVersion { .. } => Failure::client("ValidationError", self.to_string()),
-            Self::ChecksumMismatch { .. } => Failure::client("InvalidChecksum", self.to_string()),
+            Self::MissingVersion { .. } => {
+                Failure::new(ErrorKind::ValidationError, self.to_string())
+            }
+            Self::ChecksumMismatch { .. } => {
+                Failure::new(ErrorKind::InvalidChecksum, self.to_string())
+            }
         }
     }
 }
@@ -290,7 +294,7 @@ mod tests {
         ));
         let e = filter_index_lines("foo", FILE.as_bytes(), &[("1.0.0", "ff")]).unwrap_err();
         assert!(matches!(e, IndexError::ChecksumMismatch { .. }));
-        assert_eq!(e.failure().error_type, "InvalidChecksum");
+        assert_eq!(e.failure().error_type(), "InvalidChecksum");
         assert!(filter_index_lines("foo", &[0xff, 0xfe], &[("1.0.0", "aa")]).is_err());
         assert!(filter_index_lines("bar", FILE.as_bytes(), &[("1.0.0", "aa")]).is_err());
         assert!(check_line("foo", "1.0.0", "aa", FILE.lines().next().unwrap()).is_ok());

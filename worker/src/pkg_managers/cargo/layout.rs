@@ -13,7 +13,7 @@ use crate::pkg_managers::cargo::util::pct_encode;
 use crate::pkg_managers::cargo::vendor::{
     vendor_git_crate, vendor_registry_crate, Limits, VendorError,
 };
-use common::{Artifact, ArtifactReport, Dependency, Failure, Package};
+use common::{Artifact, ArtifactReport, Dependency, ErrorKind, Failure, Package};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -32,8 +32,10 @@ pub enum LayoutError {
 impl LayoutError {
     pub fn failure(&self) -> Failure {
         match self {
-            Self::MissingIndexLine(_) => Failure::server("FileAccessError", self.to_string()),
-            Self::DuplicateCrate(_) => Failure::client("UnsupportedFeature", self.to_string()),
+            Self::MissingIndexLine(_) => Failure::new(ErrorKind::FileAccessError, self.to_string()),
+            Self::DuplicateCrate(_) => {
+                Failure::new(ErrorKind::UnsupportedFeature, self.to_string())
+            }
             Self::Index(e) => e.failure(),
             Self::Vendor(e) => e.failure(),
         }
@@ -296,7 +298,7 @@ mod tests {
             matches!(e, LayoutError::DuplicateCrate(ref c) if c == "g@1.0.0"),
             "{e}"
         );
-        assert_eq!(e.failure().error_type, "UnsupportedFeature");
+        assert_eq!(e.failure().error_type(), "UnsupportedFeature");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use crate::pkg_managers::cargo::util::{glob_match, is_valid_crate_name};
 use crate::pkg_managers::limits;
 use cargo_lock::package::{GitReference, SourceKind};
-use common::Failure;
+use common::{ErrorKind, Failure};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -72,23 +72,23 @@ pub enum LockfileError {
 impl LockfileError {
     pub fn failure(&self) -> Failure {
         let t = match self {
-            Self::Read { .. } => return Failure::server("FileAccessError", self.to_string()),
+            Self::Read { .. } => return Failure::new(ErrorKind::FileAccessError, self.to_string()),
             Self::Limit(e) => return e.failure(),
-            Self::MissingLockfile(_) | Self::MissingManifest(_) => "InvalidRepoStructure",
+            Self::MissingLockfile(_) | Self::MissingManifest(_) => ErrorKind::InvalidRepoStructure,
             Self::InvalidLockfile { .. }
             | Self::InvalidManifest { .. }
-            | Self::Duplicate { .. } => "InvalidFileFormat",
+            | Self::Duplicate { .. } => ErrorKind::InvalidFileFormat,
             Self::UnsupportedRegistry { .. } | Self::UnsupportedSource { .. } => {
-                "UnsupportedFeature"
+                ErrorKind::UnsupportedFeature
             }
-            Self::MissingChecksum { .. } => "ValidationError",
-            Self::GitNotPinned { .. } | Self::InvalidName(_) => "ValidationError",
+            Self::MissingChecksum { .. } => ErrorKind::ValidationError,
+            Self::GitNotPinned { .. } | Self::InvalidName(_) => ErrorKind::ValidationError,
             Self::PathOutside { .. } | Self::PathMissing { .. } | Self::InvalidPackagePath(_) => {
-                "InvalidRepoStructure"
+                ErrorKind::InvalidRepoStructure
             }
-            Self::UnknownPathPackage { .. } => "InvalidRepoStructure",
+            Self::UnknownPathPackage { .. } => ErrorKind::InvalidRepoStructure,
         };
-        Failure::client(t, self.to_string())
+        Failure::new(t, self.to_string())
     }
 }
 
@@ -784,7 +784,7 @@ mod tests {
         let d = ws();
         let e = parse(d.path(), ".").unwrap_err();
         assert!(matches!(e, LockfileError::MissingLockfile(_)));
-        assert_eq!(e.failure().error_type, "InvalidRepoStructure");
+        assert_eq!(e.failure().error_type(), "InvalidRepoStructure");
     }
 
     #[test]
@@ -792,7 +792,7 @@ mod tests {
         let d = ws();
         write(d.path(), "Cargo.lock", &lock(&format!("\n[[package]]\nname = \"x\"\nversion = \"0.1.0\"\nsource = \"sparse+https://example.com/index/\"\nchecksum = \"{CK}\"\n")));
         let e = parse(d.path(), ".").unwrap_err();
-        assert_eq!(e.failure().error_type, "UnsupportedFeature");
+        assert_eq!(e.failure().error_type(), "UnsupportedFeature");
         assert!(e.to_string().contains("x@0.1.0"));
     }
 
@@ -809,7 +809,7 @@ mod tests {
         write(d.path(), "Cargo.lock", &lock("\n[[package]]\nname = \"x\"\nversion = \"0.1.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n"));
         let e = parse(d.path(), ".").unwrap_err();
         assert!(matches!(e, LockfileError::MissingChecksum { .. }), "{e}");
-        assert_eq!(e.failure().origin, common::ErrorOrigin::Client);
+        assert_eq!(e.failure().origin(), common::ErrorOrigin::Client);
     }
 
     #[test]
@@ -819,7 +819,7 @@ mod tests {
         write(d.path(), "Cargo.lock", &lock(&format!("\n[[package]]\nname = \"serde\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{other}\"\n")));
         let e = parse(d.path(), ".").unwrap_err();
         assert!(e.to_string().contains("serde"), "{e}");
-        assert_eq!(e.failure().origin, common::ErrorOrigin::Client);
+        assert_eq!(e.failure().origin(), common::ErrorOrigin::Client);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub mod fixtures;
 use super::{PmContext, PmOutput};
 use crate::fetch::no_check;
 use crate::pipeline::blocking;
-use common::{Failure, PackageManager};
+use common::{ErrorKind, Failure, PackageManager};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use lockfile::CargoLock;
 use std::collections::BTreeMap;
@@ -90,8 +90,8 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
             .get_bytes(&url, Some("application/json"))
             .await?
             .ok_or_else(|| {
-                Failure::server(
-                    "NetworkError",
+                Failure::new(
+                    ErrorKind::NetworkError,
                     format!("The cargo index {url} was not found"),
                 )
             })?;
@@ -115,8 +115,8 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
                     .await?
                     .map(|(b, _)| b)
                     .ok_or_else(|| {
-                        Failure::client(
-                            "ValidationError",
+                        Failure::new(
+                            ErrorKind::ValidationError,
                             format!(
                                 "The crate {} is not in the upstream index ({})",
                                 f.name, f.url
@@ -138,9 +138,9 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
                 } else {
                     let p = store
                         .path(&l.store_key)
-                        .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+                        .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
                     let line = tokio::fs::read_to_string(&p).await.map_err(|e| {
-                        Failure::server("FileAccessError", format!("{}: {e}", l.store_key))
+                        Failure::new(ErrorKind::FileAccessError, format!("{}: {e}", l.store_key))
                     })?;
                     out.push((f.name.clone(), l.version.clone(), line, false));
                 }
@@ -170,7 +170,7 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
                     &plan::index_line_store_key(&name, &version),
                     line.as_bytes(),
                 )
-                .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+                .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         }
         lines.insert((name, version), line);
     }
@@ -183,7 +183,7 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
     // 3c. git dependencies, once per (url, commit)
     let git_tmp = store
         .temp_dir("cargo-git-")
-        .map_err(|e| Failure::server("FileAccessError", e.to_string()))?;
+        .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
     let mut checkouts: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     for (i, g) in plan.git.iter().enumerate() {
         ctx.progress(&format!(
@@ -229,7 +229,7 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
     let bundle_root = ctx
         .app_dir
         .parent()
-        .ok_or_else(|| Failure::server("FileAccessError", "The bundle has no root"))?;
+        .ok_or_else(|| Failure::new(ErrorKind::FileAccessError, "The bundle has no root"))?;
     let mut out = PmOutput::default();
     let mut seen = std::collections::BTreeSet::new();
     for lock in locks.iter() {

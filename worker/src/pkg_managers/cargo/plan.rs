@@ -12,7 +12,7 @@
 
 use crate::pkg_managers::cargo::index::{index_file_url, IndexConfig, IndexError};
 use crate::pkg_managers::cargo::lockfile::{CargoLock, Source};
-use common::{Download, Expected, Failure};
+use common::{Download, ErrorKind, Expected, Failure};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ impl PlanError {
         match self {
             Self::Index(e) => e.failure(),
             Self::ConflictingChecksums { .. } => {
-                Failure::client("InvalidChecksum", self.to_string())
+                Failure::new(ErrorKind::InvalidChecksum, self.to_string())
             }
         }
     }
@@ -252,6 +252,6 @@ mod tests {
         let a = lock(vec![reg("serde", "1.0.0", "aa")]);
         let b = lock(vec![reg("serde", "1.0.0", "ab")]);
         let e = plan(&[&a, &b], "sparse+https://x/", &cfg).unwrap_err();
-        assert_eq!(e.failure().error_type, "InvalidChecksum");
+        assert_eq!(e.failure().error_type(), "InvalidChecksum");
     }
 }

@@ -8,7 +8,7 @@
 use crate::pkg_managers::cargo::util::{
     glob_match, is_safe_version, is_valid_crate_name, sha256_hex,
 };
-use common::Failure;
+use common::{ErrorKind, Failure};
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -41,15 +41,15 @@ impl VendorError {
     pub fn failure(&self) -> Failure {
         let m = self.to_string();
         match self {
-            Self::ChecksumMismatch { .. } => Failure::client("InvalidChecksum", m),
+            Self::ChecksumMismatch { .. } => Failure::new(ErrorKind::InvalidChecksum, m),
             Self::UnsafeArchive { .. } | Self::TooLarge { .. } => {
-                Failure::client("InvalidFileFormat", m)
+                Failure::new(ErrorKind::InvalidFileFormat, m)
             }
             Self::GitCrateNotFound { .. } | Self::UnsafeGitTree { .. } => {
-                Failure::client("InvalidRepoStructure", m)
+                Failure::new(ErrorKind::InvalidRepoStructure, m)
             }
-            Self::InvalidName(_) => Failure::client("ValidationError", m),
-            Self::Io { .. } => Failure::server("FileAccessError", m),
+            Self::InvalidName(_) => Failure::new(ErrorKind::ValidationError, m),
+            Self::Io { .. } => Failure::new(ErrorKind::FileAccessError, m),
         }
     }
 }
@@ -903,7 +903,7 @@ mod tests {
             &Limits::default(),
         )
         .unwrap_err();
-        assert_eq!(e.failure().error_type, "InvalidChecksum");
+        assert_eq!(e.failure().error_type(), "InvalidChecksum");
         assert!(!d.path().join("vendor2/foo-1.0.0").exists());
     }
 
@@ -926,7 +926,7 @@ mod tests {
             let r = try_vendor(&raw_tar(&entries));
             assert!(r.is_err(), "{what} accepted");
             assert_eq!(
-                r.unwrap_err().failure().origin,
+                r.unwrap_err().failure().origin(),
                 common::ErrorOrigin::Client,
                 "{what}"
             );

@@ -5,7 +5,7 @@
 
 use super::dirhash::{hash_files, hash_gomod};
 use common::gomod::{escape_path, escape_version, EscapeError};
-use common::Failure;
+use common::{ErrorKind, Failure};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -26,7 +26,7 @@ pub enum FixtureError {
 
 impl FixtureError {
     pub fn failure(&self) -> Failure {
-        Failure::server("FileAccessError", self.to_string())
+        Failure::new(ErrorKind::FileAccessError, self.to_string())
     }
 }
 

@@ -1,7 +1,7 @@
 //! go.mod parser (golang.org/x/mod/modfile subset) and a byte-preserving `replace` rewriter.
 
 use common::gomod::{check_main_module_path, check_module_path, check_version};
-use common::Failure;
+use common::{ErrorKind, Failure};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GoModError {
@@ -32,12 +32,12 @@ impl GoModError {
     pub fn failure(&self) -> Failure {
         match self {
             GoModError::Unsupported { .. } => {
-                Failure::client("UnsupportedFeature", self.to_string())
+                Failure::new(ErrorKind::UnsupportedFeature, self.to_string())
             }
             GoModError::BadReplacement { .. } => {
-                Failure::client("InvalidRequestData", self.to_string())
+                Failure::new(ErrorKind::InvalidRequestData, self.to_string())
             }
-            _ => Failure::client("InvalidFileFormat", self.to_string()),
+            _ => Failure::new(ErrorKind::InvalidFileFormat, self.to_string()),
         }
     }
 }
@@ -741,16 +741,16 @@ weird future directive
         }
         let e = parse_go_mod("sub/go.mod", "module x\nrequire a.com/b\n").unwrap_err();
         assert!(e.to_string().starts_with("sub/go.mod:2:"), "{e}");
-        assert_eq!(e.failure().error_type, "InvalidFileFormat");
+        assert_eq!(e.failure().error_type(), "InvalidFileFormat");
     }
 
     #[test]
     fn absolute_replace_is_unsupported() {
         let e = parse_go_mod("go.mod", "module x\nreplace a.com/b => /abs/b\n").unwrap_err();
-        assert_eq!(e.failure().error_type, "UnsupportedFeature");
+        assert_eq!(e.failure().error_type(), "UnsupportedFeature");
         assert!(e.to_string().contains("a.com/b"));
         let e = parse_go_mod("go.mod", "module x\nreplace a.com/b => C:\\b\n").unwrap_err();
-        assert_eq!(e.failure().error_type, "UnsupportedFeature");
+        assert_eq!(e.failure().error_type(), "UnsupportedFeature");
     }
 
     #[test]
@@ -842,6 +842,6 @@ weird future directive
             }],
         )
         .unwrap_err();
-        assert_eq!(e.failure().error_type, "InvalidRequestData");
+        assert_eq!(e.failure().error_type(), "InvalidRequestData");
     }
 }

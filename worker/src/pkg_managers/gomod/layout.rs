@@ -6,7 +6,7 @@ use super::plan::{
 };
 use super::vendor::{generate_vendor, VendorError, VendorInput, VendorSource};
 use common::gomod::{escape_path, escape_version, EscapeError};
-use common::{Artifact, ArtifactReport, Dependency, EnvVar, EnvVars, Failure, Package};
+use common::{Artifact, ArtifactReport, Dependency, EnvVar, EnvVars, ErrorKind, Failure, Package};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -43,7 +43,7 @@ impl LayoutError {
             LayoutError::Plan(e) => e.failure(),
             LayoutError::Vendor(e) => e.failure(),
             LayoutError::Escape(e) => e.failure(),
-            _ => Failure::server("FileAccessError", self.to_string()),
+            _ => Failure::new(ErrorKind::FileAccessError, self.to_string()),
         }
     }
 }

@@ -19,7 +19,7 @@ pub mod version;
 use super::{PmContext, PmOutput};
 use crate::fetch::Check;
 use crate::pipeline::blocking;
-use common::{Failure, PackageManager};
+use common::{ErrorKind, Failure, PackageManager};
 use plan::{ExpectedH1, Flags, GoDownload};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -64,7 +64,7 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
     let bundle_root = ctx
         .app_dir
         .parent()
-        .ok_or_else(|| Failure::server("FileAccessError", "The bundle has no root"))?
+        .ok_or_else(|| Failure::new(ErrorKind::FileAccessError, "The bundle has no root"))?
         .to_path_buf();
     let main_versions: BTreeMap<String, String> = {
         let (app, git_ref) = (ctx.app_dir.to_path_buf(), ctx.job.git_ref.clone());

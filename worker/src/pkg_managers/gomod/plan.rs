@@ -10,7 +10,7 @@ use super::gosum::{format_go_sum, parse_go_sum, GoSum, GoSumError, GoSumLine};
 use super::vendor::{self, VendorError};
 use crate::pkg_managers::limits;
 use common::gomod::{escape_path, escape_version, EscapeError};
-use common::{Download, Expected, Failure, Replaced};
+use common::{Download, ErrorKind, Expected, Failure, Replaced};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
@@ -98,24 +98,26 @@ impl PlanError {
             PlanError::Vendor(e) => e.failure(),
             PlanError::Limit(e) => e.failure(),
             PlanError::Io { .. } | PlanError::NotRecorded { .. } => {
-                Failure::server("FileAccessError", self.to_string())
+                Failure::new(ErrorKind::FileAccessError, self.to_string())
             }
             PlanError::MissingGoMod { .. } | PlanError::NotUtf8 { .. } => {
-                Failure::client("InvalidRepoStructure", self.to_string())
+                Failure::new(ErrorKind::InvalidRepoStructure, self.to_string())
             }
             PlanError::BadPackagePath { .. }
             | PlanError::ReplacementsMultiplePaths
             | PlanError::ReplacementsDontApply { .. }
             | PlanError::ReplacementKind { .. } => {
-                Failure::client("InvalidRequestData", self.to_string())
+                Failure::new(ErrorKind::InvalidRequestData, self.to_string())
             }
             PlanError::LocalOutside { .. }
             | PlanError::LocalMissing { .. }
-            | PlanError::FileOutside { .. } => Failure::client("ValidationError", self.to_string()),
+            | PlanError::FileOutside { .. } => {
+                Failure::new(ErrorKind::ValidationError, self.to_string())
+            }
             PlanError::MissingGoSumLine { .. }
             | PlanError::SumConflict { .. }
             | PlanError::ReplacementNeedsSums { .. } => {
-                Failure::client("GoModError", self.to_string())
+                Failure::new(ErrorKind::GoModError, self.to_string())
             }
         }
     }
@@ -749,8 +751,10 @@ impl VerifyError {
     pub fn failure(&self) -> Failure {
         match self {
             VerifyError::Hash(e) => e.failure(),
-            VerifyError::Invalid { .. } => Failure::client("ValidationError", self.to_string()),
-            VerifyError::Io { .. } => Failure::server("FileAccessError", self.to_string()),
+            VerifyError::Invalid { .. } => {
+                Failure::new(ErrorKind::ValidationError, self.to_string())
+            }
+            VerifyError::Io { .. } => Failure::new(ErrorKind::FileAccessError, self.to_string()),
         }
     }
 }
@@ -1010,7 +1014,7 @@ mod tests {
             e.to_string(),
             "The module example.com/b@v0.1.0 required by go.mod has no line in go.sum; run `go mod tidy` and commit go.sum."
         );
-        assert_eq!(e.failure().origin, common::ErrorOrigin::Client);
+        assert_eq!(e.failure().origin(), common::ErrorOrigin::Client);
     }
 
     #[test]
@@ -1023,7 +1027,7 @@ mod tests {
             "The sub/go.mod file must be present for the gomod package manager"
         );
         let e = plan(d.path(), &[], &[], Flags::default(), UP).unwrap_err();
-        assert_eq!(e.failure().error_type, "InvalidRepoStructure");
+        assert_eq!(e.failure().error_type(), "InvalidRepoStructure");
     }
 
     #[test]
@@ -1093,7 +1097,7 @@ mod tests {
             "module example.com/svc\nrequire example.com/lib v0.0.0\nreplace example.com/lib => /lib\n",
         );
         let e = plan(&r, &["svc".into()], &[], Flags::default(), UP).unwrap_err();
-        assert_eq!(e.failure().error_type, "UnsupportedFeature");
+        assert_eq!(e.failure().error_type(), "UnsupportedFeature");
     }
 
     #[test]
@@ -1213,7 +1217,7 @@ mod tests {
             e.to_string(),
             "The following gomod dependency replacements don't apply: example.com/pizza"
         );
-        assert_eq!(e.failure().origin, common::ErrorOrigin::Client);
+        assert_eq!(e.failure().origin(), common::ErrorOrigin::Client);
     }
 
     #[test]
@@ -1268,7 +1272,7 @@ mod tests {
             &zp,
         )
         .unwrap_err();
-        assert_eq!(e.failure().error_type, "InvalidChecksum");
+        assert_eq!(e.failure().error_type(), "InvalidChecksum");
         assert!(e.to_string().contains("example.com/a@v1.0.0"));
         let mp = d.path().join("a.mod");
         std::fs::write(&mp, &a.gomod).unwrap();

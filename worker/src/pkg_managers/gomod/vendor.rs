@@ -3,7 +3,7 @@
 
 use super::gomod_file::{parse_go_mod, parse_go_version, GoMod, ReplaceTarget};
 use common::gomod::{check_file_path, check_module_path};
-use common::Failure;
+use common::{ErrorKind, Failure};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::BufReader;
@@ -39,14 +39,20 @@ pub enum VendorError {
 impl VendorError {
     pub fn failure(&self) -> Failure {
         match self {
-            VendorError::StrictVendor => Failure::client("ValidationError", STRICT_VENDOR_MESSAGE),
+            VendorError::StrictVendor => {
+                Failure::new(ErrorKind::ValidationError, STRICT_VENDOR_MESSAGE)
+            }
             // Cachito's exact text; the details are in Display (for logs).
             VendorError::Inconsistent { .. } => {
-                Failure::client("ValidationError", INCONSISTENT_MESSAGE)
+                Failure::new(ErrorKind::ValidationError, INCONSISTENT_MESSAGE)
             }
-            VendorError::Malformed { .. } => Failure::client("ValidationError", self.to_string()),
-            VendorError::Source { .. } => Failure::client("ValidationError", self.to_string()),
-            VendorError::Io { .. } => Failure::server("FileAccessError", self.to_string()),
+            VendorError::Malformed { .. } => {
+                Failure::new(ErrorKind::ValidationError, self.to_string())
+            }
+            VendorError::Source { .. } => {
+                Failure::new(ErrorKind::ValidationError, self.to_string())
+            }
+            VendorError::Io { .. } => Failure::new(ErrorKind::FileAccessError, self.to_string()),
         }
     }
 }

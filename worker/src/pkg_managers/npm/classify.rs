@@ -1,7 +1,7 @@
 //! What each lockfile entry is and where it comes from.
 
 use crate::pkg_managers::npm::lockfile::{resolve_inside, LockEntry, LockfileError};
-use common::Failure;
+use common::{ErrorKind, Failure};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -29,14 +29,14 @@ impl ClassifyError {
         let m = self.to_string();
         match self {
             ClassifyError::GitNotPinned { .. } | ClassifyError::Unsupported { .. } => {
-                Failure::client("UnsupportedFeature", m)
+                Failure::new(ErrorKind::UnsupportedFeature, m)
             }
-            ClassifyError::MissingIntegrity { .. } => Failure::client("InvalidChecksum", m),
-            ClassifyError::FileOutside { .. } => Failure::client("ValidationError", m),
+            ClassifyError::MissingIntegrity { .. } => Failure::new(ErrorKind::InvalidChecksum, m),
+            ClassifyError::FileOutside { .. } => Failure::new(ErrorKind::ValidationError, m),
             ClassifyError::InvalidName { .. } | ClassifyError::MissingVersion { .. } => {
-                Failure::client("InvalidFileFormat", m)
+                Failure::new(ErrorKind::InvalidFileFormat, m)
             }
-            ClassifyError::Io { .. } => Failure::server("FileAccessError", m),
+            ClassifyError::Io { .. } => Failure::new(ErrorKind::FileAccessError, m),
         }
     }
 }
@@ -434,7 +434,7 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.to_string().contains("40-character"));
-        assert_eq!(e.failure().origin, common::ErrorOrigin::Client);
+        assert_eq!(e.failure().origin(), common::ErrorOrigin::Client);
         let e = c(&entry(
             "t",
             Some("1.0.0"),

@@ -3,7 +3,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::{ErrorOrigin, Expected, Failure};
+use common::{ErrorKind, ErrorOrigin, Expected, Failure};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use std::io::Read;
@@ -24,13 +24,17 @@ pub enum IntegrityError {
 impl IntegrityError {
     pub fn failure(&self) -> Failure {
         match self {
-            IntegrityError::Mismatch { .. } => Failure::client("InvalidChecksum", self.to_string()),
-            IntegrityError::Read { .. } => Failure::server("FileAccessError", self.to_string()),
-            _ => Failure::client("InvalidFileFormat", self.to_string()),
+            IntegrityError::Mismatch { .. } => {
+                Failure::new(ErrorKind::InvalidChecksum, self.to_string())
+            }
+            IntegrityError::Read { .. } => {
+                Failure::new(ErrorKind::FileAccessError, self.to_string())
+            }
+            _ => Failure::new(ErrorKind::InvalidFileFormat, self.to_string()),
         }
     }
     pub fn origin(&self) -> ErrorOrigin {
-        self.failure().origin
+        self.failure().origin()
     }
 }
 
@@ -343,7 +347,7 @@ mod tests {
             !e.to_string().contains(&sri_sha512(b"tampered")),
             "the digest of what was served is not echoed: {e}"
         );
-        assert_eq!(e.failure().error_type, "InvalidChecksum");
+        assert_eq!(e.failure().error_type(), "InvalidChecksum");
         match i.expected() {
             Expected::Sha512(h) => assert_eq!(h, hex::encode(Sha512::digest(data))),
             other => panic!("{other:?}"),
@@ -381,7 +385,7 @@ mod tests {
         for bad in ["", "   ", "sha512", "sha512-!!!", "sha512-AAAA", "md5-AAAA"] {
             let e = Integrity::parse(bad, "pkg@1").unwrap_err();
             assert!(e.to_string().contains("pkg@1"), "{e}");
-            assert_eq!(e.failure().origin, ErrorOrigin::Client);
+            assert_eq!(e.failure().origin(), ErrorOrigin::Client);
         }
         // unknown algorithm next to a known one is ignored
         let good = sri_sha512(b"z");

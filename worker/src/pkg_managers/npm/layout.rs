@@ -19,7 +19,9 @@ use crate::pkg_managers::npm::integrity::{Digests, Integrity};
 use crate::pkg_managers::npm::lockfile::{Project, PACKAGE_LOCK, SHRINKWRAP};
 use crate::pkg_managers::npm::plan::{Plan, PlannedDep};
 use base64::Engine;
-use common::{Artifact, ArtifactReport, ConfigFile, Dependency, EnvVar, EnvVars, Failure, Package};
+use common::{
+    Artifact, ArtifactReport, ConfigFile, Dependency, EnvVar, EnvVars, ErrorKind, Failure, Package,
+};
 use serde::ser::{SerializeMap, Serializer as _};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -55,10 +57,10 @@ impl LayoutError {
         match self {
             LayoutError::BadTarball { .. }
             | LayoutError::NoManifest { .. }
-            | LayoutError::Mismatch { .. } => Failure::client("InvalidFileFormat", m),
-            LayoutError::Rewrite { .. } => Failure::client("InvalidFileFormat", m),
+            | LayoutError::Mismatch { .. } => Failure::new(ErrorKind::InvalidFileFormat, m),
+            LayoutError::Rewrite { .. } => Failure::new(ErrorKind::InvalidFileFormat, m),
             LayoutError::Missing { .. } | LayoutError::Io { .. } => {
-                Failure::server("FileAccessError", m)
+                Failure::new(ErrorKind::FileAccessError, m)
             }
         }
     }

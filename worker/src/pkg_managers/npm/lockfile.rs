@@ -5,7 +5,7 @@
 //! so memory is proportional to the number of entries, not to the JSON tree.
 
 use crate::pkg_managers::unique_map::UniqueMap;
-use common::Failure;
+use common::{ErrorKind, Failure};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -49,14 +49,16 @@ impl LockfileError {
         match self {
             LockfileError::MissingLockfile(_)
             | LockfileError::MissingPackageJson(_)
-            | LockfileError::NodeModulesPresent(_) => Failure::client("InvalidRepoStructure", m),
-            LockfileError::InvalidPath(_) => Failure::client("InvalidRequestData", m),
-            LockfileError::OutsideRepository(_) => Failure::client("ValidationError", m),
+            | LockfileError::NodeModulesPresent(_) => {
+                Failure::new(ErrorKind::InvalidRepoStructure, m)
+            }
+            LockfileError::InvalidPath(_) => Failure::new(ErrorKind::InvalidRequestData, m),
+            LockfileError::OutsideRepository(_) => Failure::new(ErrorKind::ValidationError, m),
             LockfileError::InvalidJson { .. }
             | LockfileError::UnsupportedVersion { .. }
-            | LockfileError::TooLarge { .. } => Failure::client("InvalidFileFormat", m),
+            | LockfileError::TooLarge { .. } => Failure::new(ErrorKind::InvalidFileFormat, m),
             LockfileError::Limit(e) => e.failure(),
-            LockfileError::Io { .. } => Failure::server("FileAccessError", m),
+            LockfileError::Io { .. } => Failure::new(ErrorKind::FileAccessError, m),
         }
     }
 }
@@ -607,7 +609,7 @@ mod tests {
             r#"{"lockfileVersion":0}"#,
         ] {
             let e = parse_lockfile(s.as_bytes(), PACKAGE_LOCK).unwrap_err();
-            assert_eq!(e.failure().error_type, "InvalidFileFormat", "{s}: {e}");
+            assert_eq!(e.failure().error_type(), "InvalidFileFormat", "{s}: {e}");
         }
         for s in [
             "",
@@ -638,7 +640,7 @@ mod tests {
         );
         let f = e.failure();
         assert_eq!(
-            (f.origin, f.error_type),
+            (f.origin(), f.error_type()),
             (common::ErrorOrigin::Client, "InvalidRepoStructure")
         );
         let e = read_project(root, "client").unwrap_err();
@@ -691,7 +693,7 @@ mod tests {
         }
         std::os::unix::fs::symlink(outside.path(), root.join("link")).unwrap();
         let e = read_project(root, "link").unwrap_err();
-        assert_eq!(e.failure().error_type, "ValidationError");
+        assert_eq!(e.failure().error_type(), "ValidationError");
         assert!(resolve_inside(root, Path::new("link/x"), "link/x").is_err());
         assert!(resolve_inside(root, Path::new("a/../b"), "b").is_ok());
         assert_eq!(normalize_rel_path("./a//b/").unwrap(), "a/b");
@@ -721,7 +723,7 @@ mod tests {
         let f = parse_lockfile(s.as_bytes(), PACKAGE_LOCK)
             .unwrap_err()
             .failure();
-        assert_eq!(f.error_type, "InvalidFileFormat");
+        assert_eq!(f.error_type(), "InvalidFileFormat");
         assert!(
             f.message.starts_with(&format!(
                 "The file package-lock.json has {} entries, more than the",

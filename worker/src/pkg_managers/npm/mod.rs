@@ -16,14 +16,14 @@ pub mod plan;
 use super::{PmContext, PmOutput};
 use crate::fetch::{Check, Fetched, Staged};
 use crate::pipeline::blocking;
-use common::{Failure, PackageManager};
+use common::{ErrorKind, Failure, PackageManager};
 use integrity::Integrity;
 use layout::LayoutContext;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 fn io_failure(e: impl std::fmt::Display) -> Failure {
-    Failure::server("FileAccessError", e.to_string())
+    Failure::new(ErrorKind::FileAccessError, e.to_string())
 }
 
 /// The per-request registry in its header-token form (`<public>/repos/<id>/npm/`): `.npmrc`
@@ -152,8 +152,8 @@ async fn run_path(
         }
         let bytes = blocking(move || {
             let bytes = std::fs::read(&l.source).map_err(|e| {
-                Failure::client(
-                    "InvalidRepoStructure",
+                Failure::new(
+                    ErrorKind::InvalidRepoStructure,
                     format!("Cannot read the tarball of {}: {e}", l.label),
                 )
             })?;

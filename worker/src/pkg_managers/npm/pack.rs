@@ -5,7 +5,7 @@
 //! scripts are rejected, as Cachito does.
 
 use crate::pkg_managers::npm::integrity::{sha1_hex, sri_sha512};
-use common::Failure;
+use common::{ErrorKind, Failure};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -34,9 +34,9 @@ impl PackError {
     pub fn failure(&self) -> Failure {
         let m = self.to_string();
         match self {
-            PackError::Io { .. } => Failure::server("FileAccessError", m),
-            PackError::Script { .. } => Failure::client("UnsupportedFeature", m),
-            _ => Failure::client("InvalidRepoStructure", m),
+            PackError::Io { .. } => Failure::new(ErrorKind::FileAccessError, m),
+            PackError::Script { .. } => Failure::new(ErrorKind::UnsupportedFeature, m),
+            _ => Failure::new(ErrorKind::InvalidRepoStructure, m),
         }
     }
 }
@@ -523,7 +523,7 @@ mod tests {
         let e = pack_dir(t.path(), "g@git+https://h/u/r#abc").unwrap_err();
         assert!(e.to_string().contains("\"prepare\""));
         assert!(e.to_string().contains("g@git+https://h/u/r#abc"));
-        assert_eq!(e.failure().error_type, "UnsupportedFeature");
+        assert_eq!(e.failure().error_type(), "UnsupportedFeature");
     }
 
     #[test]

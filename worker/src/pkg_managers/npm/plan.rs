@@ -15,7 +15,7 @@ use crate::pkg_managers::npm::classify::{
 };
 use crate::pkg_managers::npm::integrity::{Integrity, IntegrityError};
 use crate::pkg_managers::npm::lockfile::{LockEntry, Project};
-use common::{Download, Failure};
+use common::{Download, ErrorKind, Failure};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -44,9 +44,11 @@ impl PlanError {
             PlanError::Integrity(e) => e.failure(),
             PlanError::LocalWithoutIntegrity { .. }
             | PlanError::RegistryWithoutIntegrity { .. } => {
-                Failure::client("InvalidChecksum", self.to_string())
+                Failure::new(ErrorKind::InvalidChecksum, self.to_string())
             }
-            PlanError::Ambiguous { .. } => Failure::client("InvalidFileFormat", self.to_string()),
+            PlanError::Ambiguous { .. } => {
+                Failure::new(ErrorKind::InvalidFileFormat, self.to_string())
+            }
         }
     }
 }
@@ -288,7 +290,7 @@ mod tests {
             matches!(e, PlanError::RegistryWithoutIntegrity { .. }),
             "{e}"
         );
-        assert_eq!(e.failure().origin, common::ErrorOrigin::Client);
+        assert_eq!(e.failure().origin(), common::ErrorOrigin::Client);
         // the same name@version twice with a different integrity: neither may be dropped
         let e = plan_of(&format!(
             r#""node_modules/a":{{"version":"1.0.0","resolved":"{r}","integrity":"{i}"}},

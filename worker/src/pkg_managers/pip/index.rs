@@ -1,7 +1,7 @@
 //! Upstream simple-repository API project pages: PEP 691 JSON (preferred) and PEP 503 HTML.
 
 use crate::pkg_managers::pip::names::normalize_name;
-use common::Failure;
+use common::{ErrorKind, Failure};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -29,8 +29,8 @@ pub enum IndexError {
 impl IndexError {
     pub fn failure(&self) -> Failure {
         match self {
-            IndexError::BadName(_) => Failure::client("InvalidRequestData", self.to_string()),
-            _ => Failure::server("NetworkError", self.to_string()),
+            IndexError::BadName(_) => Failure::new(ErrorKind::InvalidRequestData, self.to_string()),
+            _ => Failure::new(ErrorKind::NetworkError, self.to_string()),
         }
     }
 }

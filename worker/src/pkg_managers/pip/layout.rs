@@ -7,7 +7,7 @@ use crate::pkg_managers::pip::plan::Plan;
 use crate::pkg_managers::pip::requirements::{
     resolve_in_repo, ParsedRequirements, Requirement, Source,
 };
-use common::{Artifact, ConfigFile, Dependency, EnvVar, EnvVars, Failure, Package};
+use common::{Artifact, ConfigFile, Dependency, EnvVar, EnvVars, ErrorKind, Failure, Package};
 use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -34,8 +34,10 @@ pub enum LayoutError {
 impl LayoutError {
     pub fn failure(&self) -> Failure {
         match self {
-            LayoutError::Reread(_) => Failure::client("InvalidRepoStructure", self.to_string()),
-            _ => Failure::server("FileAccessError", self.to_string()),
+            LayoutError::Reread(_) => {
+                Failure::new(ErrorKind::InvalidRepoStructure, self.to_string())
+            }
+            _ => Failure::new(ErrorKind::FileAccessError, self.to_string()),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Static project metadata (never executing code) and sdist `PKG-INFO` reading.
 
 use crate::pkg_managers::pip::names::{is_valid_name, normalize_name, Version};
-use common::Failure;
+use common::{ErrorKind, Failure};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -41,9 +41,9 @@ impl MetadataError {
             MetadataError::Missing { .. }
             | MetadataError::InvalidName { .. }
             | MetadataError::Unparsable { .. } => {
-                Failure::client("InvalidRepoStructure", self.to_string())
+                Failure::new(ErrorKind::InvalidRepoStructure, self.to_string())
             }
-            _ => Failure::client("InvalidFileFormat", self.to_string()),
+            _ => Failure::new(ErrorKind::InvalidFileFormat, self.to_string()),
         }
     }
 }

@@ -20,7 +20,7 @@ mod fixtures;
 use super::{PmContext, PmOutput};
 use crate::fetch::{Check, Staged};
 use crate::pipeline::blocking;
-use common::{Download, Failure, PackageManager};
+use common::{Download, ErrorKind, Failure, PackageManager};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use index::IndexFile;
 use layout::{PackageInput, RepoRef, ServeInfo};
@@ -42,7 +42,7 @@ fn pin_of(req: &Requirement) -> Option<(String, String)> {
 }
 
 fn io_failure(e: impl std::fmt::Display) -> Failure {
-    Failure::server("FileAccessError", e.to_string())
+    Failure::new(ErrorKind::FileAccessError, e.to_string())
 }
 
 pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
@@ -254,8 +254,8 @@ async fn fetch_pages(
                 let Some((body, content_type)) =
                     ctx.fetcher.get_bytes(&url, Some(index::ACCEPT)).await?
                 else {
-                    return Err(Failure::client(
-                        "InvalidRequestData",
+                    return Err(Failure::new(
+                        ErrorKind::InvalidRequestData,
                         format!("The package {name} was not found in the package index ({url})"),
                     ));
                 };

@@ -1,7 +1,7 @@
 //! Python package names (PEP 503/508), versions (PEP 440) and distribution file names
 //! (sdists, PEP 427 wheels).
 
-use common::Failure;
+use common::{ErrorKind, Failure};
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -19,9 +19,9 @@ impl NamesError {
     pub fn failure(&self) -> Failure {
         match self {
             NamesError::InvalidFilename(_) => {
-                Failure::client("InvalidFileFormat", self.to_string())
+                Failure::new(ErrorKind::InvalidFileFormat, self.to_string())
             }
-            _ => Failure::client("InvalidRequestData", self.to_string()),
+            _ => Failure::new(ErrorKind::InvalidRequestData, self.to_string()),
         }
     }
 }

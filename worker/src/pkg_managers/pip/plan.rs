@@ -15,7 +15,7 @@ use crate::pkg_managers::pip::names::{
 use crate::pkg_managers::pip::requirements::{
     FileHash, HashAlg, ParsedRequirements, Requirement, Source,
 };
-use common::{Download, Expected, Failure};
+use common::{Download, ErrorKind, Expected, Failure};
 use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -69,11 +69,15 @@ impl PlanError {
     pub fn failure(&self) -> Failure {
         match self {
             PlanError::MissingPage(_) | PlanError::Io { .. } => {
-                Failure::server("FileAccessError", self.to_string())
+                Failure::new(ErrorKind::FileAccessError, self.to_string())
             }
-            PlanError::HashMismatch { .. } => Failure::client("InvalidChecksum", self.to_string()),
-            PlanError::BadVcsUrl(_) => Failure::client("InvalidRequestData", self.to_string()),
-            _ => Failure::client("InvalidRequestData", self.to_string()),
+            PlanError::HashMismatch { .. } => {
+                Failure::new(ErrorKind::InvalidChecksum, self.to_string())
+            }
+            PlanError::BadVcsUrl(_) => {
+                Failure::new(ErrorKind::InvalidRequestData, self.to_string())
+            }
+            _ => Failure::new(ErrorKind::InvalidRequestData, self.to_string()),
         }
     }
 }
@@ -763,6 +767,6 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("x.tar.gz"));
-        assert_eq!(e.failure().error_type, "InvalidChecksum");
+        assert_eq!(e.failure().error_type(), "InvalidChecksum");
     }
 }

@@ -18,7 +18,7 @@
 use crate::pkg_managers::pip::names::{
     checked_name, is_valid_name, normalize_name, sdist_extension, Version,
 };
-use common::Failure;
+use common::{ErrorKind, Failure};
 use std::path::{Component, Path, PathBuf};
 
 /// Largest requirements file read (bytes).
@@ -123,19 +123,19 @@ impl RequirementsError {
         use RequirementsError::*;
         let t = match self {
             InvalidPath(_) | Cycle { .. } | TooManyFiles(_) | TooLarge(_) | NotUtf8(_) => {
-                "InvalidRepoStructure"
+                ErrorKind::InvalidRepoStructure
             }
-            Unreadable(..) => "InvalidRepoStructure",
+            Unreadable(..) => ErrorKind::InvalidRepoStructure,
             RefusedOption { .. }
             | Editable { .. }
             | FileScheme { .. }
             | Vcs { .. }
             | Url { .. }
-            | EnvVar { .. } => "UnsupportedFeature",
-            MissingHash { .. } => "ValidationError",
-            _ => "InvalidRequestData",
+            | EnvVar { .. } => ErrorKind::UnsupportedFeature,
+            MissingHash { .. } => ErrorKind::ValidationError,
+            _ => ErrorKind::InvalidRequestData,
         };
-        Failure::client(t, self.to_string())
+        Failure::new(t, self.to_string())
     }
 }
 
@@ -1195,7 +1195,7 @@ mod tests {
             let e = one(l).unwrap_err();
             assert!(matches!(e, RequirementsError::NotPinned { .. }), "{l}: {e}");
             assert!(e.to_string().contains(l), "{e}");
-            assert_eq!(e.failure().origin, common::ErrorOrigin::Client);
+            assert_eq!(e.failure().origin(), common::ErrorOrigin::Client);
         }
         assert!(matches!(
             one("foo==notaversion").unwrap_err(),
