@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod commit;
 pub mod config;
+pub mod digest;
 pub mod failure;
 pub mod gomod;
 pub mod manifest;

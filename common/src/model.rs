@@ -360,24 +360,12 @@ impl PackagesData {
     }
 }
 
-/// The digest a file to download must have. Formats that need more than a plain digest (Go's
-/// `h1:` dirhash) are checked by their package manager before the file is stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Expected {
-    Sha256(String),
-    Sha384(String),
-    Sha512(String),
-    Sha1(String),
-    /// Checked by the caller (see `Fetcher::fetch_with`).
-    None,
-}
-
 /// One file a request needs in the store: fetched from `url` unless `store_key` is there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Download {
     pub url: String,
     pub store_key: String,
-    pub expected: Expected,
+    pub expected: crate::digest::Expected,
     /// Names the file in messages: `lodash@4.17.21`.
     pub label: String,
 }

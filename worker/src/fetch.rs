@@ -2,84 +2,25 @@
 //! and only then moved into place. A file already in the store is re-verified, never re-fetched.
 
 use crate::outbound::{BodyKind, LimitExceeded, Outbound, Refusal};
-use common::{Download, ErrorKind, Expected, Failure, Store};
+use common::digest::{Expected, FileDigests, Hasher};
+use common::{Download, ErrorKind, Failure, Store};
 use futures_util::StreamExt;
-use sha1::Sha1;
-use sha2::{Digest, Sha256, Sha384, Sha512};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Digests of a file, computed in one pass.
-#[derive(Clone, Debug)]
-pub struct Digests {
-    pub size: u64,
-    pub sha1: String,
-    pub sha256: String,
-    pub sha384: String,
-    pub sha512: String,
-}
-
-#[derive(Default)]
-struct Hashers {
-    size: u64,
-    sha1: Sha1,
-    sha256: Sha256,
-    sha384: Sha384,
-    sha512: Sha512,
-}
-
-impl Hashers {
-    fn update(&mut self, chunk: &[u8]) {
-        self.size += chunk.len() as u64;
-        self.sha1.update(chunk);
-        self.sha256.update(chunk);
-        self.sha384.update(chunk);
-        self.sha512.update(chunk);
-    }
-    fn finish(self) -> Digests {
-        Digests {
-            size: self.size,
-            sha1: hex::encode(self.sha1.finalize()),
-            sha256: hex::encode(self.sha256.finalize()),
-            sha384: hex::encode(self.sha384.finalize()),
-            sha512: hex::encode(self.sha512.finalize()),
-        }
-    }
-}
-
-pub fn digest_file(path: &Path) -> std::io::Result<Digests> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hashers = Hashers::default();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hashers.finish());
-        }
-        hashers.update(&buf[..n]);
-    }
-}
-
 /// Whether `digests` satisfy `expected`; the message names `label` when they do not.
-pub fn verify(expected: &Expected, digests: &Digests, label: &str) -> Result<(), Failure> {
-    let (algo, want, got) = match expected {
-        Expected::Sha256(h) => ("sha256", h, &digests.sha256),
-        Expected::Sha384(h) => ("sha384", h, &digests.sha384),
-        Expected::Sha512(h) => ("sha512", h, &digests.sha512),
-        Expected::Sha1(h) => ("sha1", h, &digests.sha1),
-        Expected::None => return Ok(()),
-    };
-    if want.eq_ignore_ascii_case(got) {
-        Ok(())
-    } else {
-        Err(Failure::new(
-            ErrorKind::InvalidChecksum,
-            // what was computed is never shown: it would hand out the digest of any content
-            // a URL serves
-            format!("The {algo} checksum of {label} does not match the expected {algo} {want}"),
-        ))
+pub fn verify(expected: &Expected, digests: &FileDigests, label: &str) -> Result<(), Failure> {
+    if expected.is_met_by(digests) {
+        return Ok(());
     }
+    let algorithm = expected.0.first().map_or("", |d| d.algorithm.name());
+    Err(Failure::new(
+        ErrorKind::InvalidChecksum,
+        // what was computed is never shown: it would hand out the digest of any content a URL
+        // serves
+        format!("The {algorithm} checksum of {label} does not match the expected {expected}"),
+    ))
 }
 
 /// A format-specific check of a downloaded file, run before it is kept.
@@ -101,7 +42,7 @@ pub struct Staged {
 pub struct Fetched {
     pub store_key: String,
     pub path: PathBuf,
-    pub digests: Digests,
+    pub digests: FileDigests,
     pub from_network: bool,
 }
 
@@ -281,7 +222,7 @@ impl Fetcher {
                 path.clone(),
             );
             let digests = crate::pipeline::blocking(move || {
-                let digests = digest_file(&p).map_err(|e| {
+                let digests = FileDigests::of_file(&p).map_err(|e| {
                     Failure::new(
                         ErrorKind::FileAccessError,
                         format!("Cannot read {}: {e}", p.display()),
@@ -344,7 +285,7 @@ impl Fetcher {
     async fn download_verified(
         &self,
         download: &Download,
-    ) -> Result<(tempfile::NamedTempFile, Digests), Failure> {
+    ) -> Result<(tempfile::NamedTempFile, FileDigests), Failure> {
         let what = describe_download(download);
         self.checked_url(&download.url, &what)?;
         let timeout = self.outbound.limits().timeout;
@@ -358,7 +299,7 @@ impl Fetcher {
     async fn download_retrying(
         &self,
         download: &Download,
-    ) -> Result<(tempfile::NamedTempFile, Digests), Failure> {
+    ) -> Result<(tempfile::NamedTempFile, FileDigests), Failure> {
         let what = describe_download(download);
         let mut delay = Duration::from_millis(300);
         let mut attempt = 0;
@@ -395,7 +336,7 @@ impl Fetcher {
         &self,
         url: &str,
         what: &str,
-    ) -> Result<(tempfile::NamedTempFile, Digests), DownloadError> {
+    ) -> Result<(tempfile::NamedTempFile, FileDigests), DownloadError> {
         let resp = self
             .http
             .get(url)
@@ -411,7 +352,7 @@ impl Fetcher {
             .store
             .temp_file()
             .map_err(|e| DownloadError::Transient(e.to_string()))?;
-        let mut hashers = Hashers::default();
+        let mut hashers = Hasher::default();
         self.stream_body(resp, BodyKind::Artifact, what, |chunk| {
             hashers.update(chunk);
             temp.write_all(chunk)
@@ -476,23 +417,18 @@ mod tests {
 
     #[test]
     fn verify_names_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
-        std::fs::write(&p, b"hello").unwrap();
-        let d = digest_file(&p).unwrap();
-        assert_eq!(
-            d.sha256,
-            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-        );
-        assert!(verify(&Expected::Sha256(d.sha256.to_uppercase()), &d, "x").is_ok());
-        let err = verify(&Expected::Sha1("00".into()), &d, "left-pad@1.0.0").unwrap_err();
+        use common::digest::{Digest, HashAlgorithm};
+        let d = FileDigests::of_reader(&b"hello"[..]).unwrap();
+        let good = d.get(HashAlgorithm::Sha256);
+        assert!(verify(&Expected::one(good), &d, "x").is_ok());
+        let zeros = Digest::from_hex(HashAlgorithm::Sha256, &"0".repeat(64)).unwrap();
+        let err = verify(&Expected::one(zeros), &d, "left-pad@1.0.0").unwrap_err();
         assert!(err.message.contains("left-pad@1.0.0"));
         assert_eq!(err.error_type(), "InvalidChecksum");
-        let err = verify(&Expected::Sha256("0".repeat(64)), &d, "x").unwrap_err();
         assert_eq!(
             err.message,
             format!(
-                "The sha256 checksum of x does not match the expected sha256 {}",
+                "The sha256 checksum of left-pad@1.0.0 does not match the expected sha256:{}",
                 "0".repeat(64)
             ),
             "the digest of what was served is never echoed"

@@ -12,13 +12,20 @@
 
 use crate::pkg_managers::cargo::index::{index_file_url, IndexConfig, IndexError};
 use crate::pkg_managers::cargo::lockfile::{CargoLock, Source};
-use common::{Download, ErrorKind, Expected, Failure};
+use common::digest::{BadDigest, Digest, Expected, HashAlgorithm};
+use common::{Download, ErrorKind, Failure};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error("The Cargo.lock checksum of {label} is not valid: {source}")]
+    BadChecksum {
+        label: String,
+        #[source]
+        source: BadDigest,
+    },
     #[error("The package {name}@{version} is locked twice with different checksums ({a} and {b})")]
     ConflictingChecksums {
         name: String,
@@ -32,7 +39,7 @@ impl PlanError {
     pub fn failure(&self) -> Failure {
         match self {
             Self::Index(e) => e.failure(),
-            Self::ConflictingChecksums { .. } => {
+            Self::ConflictingChecksums { .. } | Self::BadChecksum { .. } => {
                 Failure::new(ErrorKind::InvalidChecksum, self.to_string())
             }
         }
@@ -144,7 +151,12 @@ pub fn plan(
         out.downloads.push(Download {
             url: config.download_url(name, version, checksum)?,
             store_key: crate_store_key(name, version),
-            expected: Expected::Sha256(checksum.clone()),
+            expected: Expected::one(Digest::from_hex(HashAlgorithm::Sha256, checksum).map_err(
+                |source| PlanError::BadChecksum {
+                    label: format!("{name}@{version}"),
+                    source,
+                },
+            )?),
             label: format!("{name}@{version}"),
         });
         by_name.entry(name.clone()).or_default().push(WantedLine {
@@ -189,7 +201,10 @@ mod tests {
         LockedPackage {
             name: n.into(),
             version: v.into(),
-            source: Source::Registry { checksum: c.into() },
+            // a two-digit pattern spelled out to a sha256
+            source: Source::Registry {
+                checksum: c.repeat(32),
+            },
             dependencies: vec![],
         }
     }
@@ -230,7 +245,10 @@ mod tests {
             "https://static.crates.io/crates/serde/1.0.0/download"
         );
         assert_eq!(d.store_key, "deps/cargo/serde/serde-1.0.0.crate");
-        assert_eq!(d.expected, Expected::Sha256("aa".into()));
+        assert_eq!(
+            d.expected.to_string(),
+            format!("sha256:{}", "aa".repeat(32))
+        );
         assert_eq!(p.index.len(), 2);
         let s = p.index.iter().find(|i| i.name == "serde").unwrap();
         assert_eq!(s.url, "https://index.crates.io/se/rd/serde");

@@ -9,8 +9,9 @@ use super::gomod_file::{
 use super::gosum::{format_go_sum, parse_go_sum, GoSum, GoSumError, GoSumLine};
 use super::vendor::{self, VendorError};
 use crate::pkg_managers::limits;
+use common::digest::Expected;
 use common::gomod::{escape_path, escape_version, EscapeError};
-use common::{Download, ErrorKind, Expected, Failure, Replaced};
+use common::{Download, ErrorKind, Failure, Replaced};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
@@ -353,7 +354,7 @@ fn go_download(
         download: Download {
             url: format!("{upstream}/{ep}/@v/{ev}.{}", kind.ext()),
             store_key: format!("{STORE_PREFIX}/{ep}/@v/{ev}.{}", kind.ext()),
-            expected: Expected::None,
+            expected: Expected::none(),
             label: format!("{module}@{version}"),
         },
         module: module.to_string(),

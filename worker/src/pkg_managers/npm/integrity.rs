@@ -3,7 +3,8 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::{ErrorKind, ErrorOrigin, Expected, Failure};
+use common::digest::{Expected, HashAlgorithm};
+use common::{ErrorKind, ErrorOrigin, Failure};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use std::io::Read;
@@ -176,18 +177,18 @@ impl Integrity {
     /// [`Integrity::verify_digests`] or [`Integrity::verify_reader`];
     /// [`Integrity::needs_full_verify`] says so.
     pub fn expected(&self) -> Expected {
-        let pick = |a: Algo| self.hashes.iter().find(|h| h.algo == a).map(Hash::hex);
-        if let Some(h) = pick(Algo::Sha512) {
-            Expected::Sha512(h)
-        } else if let Some(h) = pick(Algo::Sha384) {
-            Expected::Sha384(h)
-        } else if let Some(h) = pick(Algo::Sha256) {
-            Expected::Sha256(h)
-        } else if let Some(h) = pick(Algo::Sha1) {
-            Expected::Sha1(h)
-        } else {
-            Expected::None
-        }
+        let algorithm = |a: Algo| match a {
+            Algo::Sha1 => HashAlgorithm::Sha1,
+            Algo::Sha256 => HashAlgorithm::Sha256,
+            Algo::Sha384 => HashAlgorithm::Sha384,
+            Algo::Sha512 => HashAlgorithm::Sha512,
+        };
+        Expected(
+            self.strongest()
+                .into_iter()
+                .filter_map(|h| common::digest::Digest::new(algorithm(h.algo), &h.digest).ok())
+                .collect(),
+        )
     }
 
     pub fn needs_full_verify(&self) -> bool {
@@ -348,10 +349,10 @@ mod tests {
             "the digest of what was served is not echoed: {e}"
         );
         assert_eq!(e.failure().error_type(), "InvalidChecksum");
-        match i.expected() {
-            Expected::Sha512(h) => assert_eq!(h, hex::encode(Sha512::digest(data))),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(
+            i.expected().to_string(),
+            format!("sha512:{}", hex::encode(Sha512::digest(data)))
+        );
     }
 
     #[test]
@@ -364,7 +365,12 @@ mod tests {
         assert!(i.verify_bytes("p", data).is_err());
         let i = Integrity::parse(&s1, "p").unwrap();
         i.verify_bytes("p", data).unwrap();
-        assert!(matches!(i.expected(), Expected::Sha1(_)));
+        let expected = i.expected();
+        assert!(!expected.is_none());
+        assert!(expected
+            .0
+            .iter()
+            .all(|d| d.algorithm == HashAlgorithm::Sha1));
     }
 
     #[test]
@@ -374,8 +380,8 @@ mod tests {
         let i = Integrity::parse(&s, "p").unwrap();
         assert!(!i.needs_full_verify());
         assert_eq!(
-            i.expected(),
-            Expected::Sha384(hex::encode(Sha384::digest(data)))
+            i.expected().to_string(),
+            format!("sha384:{}", hex::encode(Sha384::digest(data)))
         );
         i.verify_bytes("p", data).unwrap();
     }

@@ -15,7 +15,8 @@ use crate::pkg_managers::pip::names::{
 use crate::pkg_managers::pip::requirements::{
     FileHash, HashAlg, ParsedRequirements, Requirement, Source,
 };
-use common::{Download, ErrorKind, Expected, Failure};
+use common::digest::{Digest as FileDigest, Expected, HashAlgorithm};
+use common::{Download, ErrorKind, Failure};
 use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -63,6 +64,8 @@ pub enum PlanError {
     Io { filename: String, reason: String },
     #[error("The VCS URL {0} cannot be mapped to a storage path")]
     BadVcsUrl(String),
+    #[error("The hash {hash} given for {filename} is not a valid digest")]
+    InvalidHash { filename: String, hash: String },
 }
 
 impl PlanError {
@@ -158,12 +161,19 @@ pub fn pages_needed<'a>(sets: impl IntoIterator<Item = &'a ParsedRequirements>) 
     names.into_iter().collect()
 }
 
-fn expected_of(h: &FileHash) -> Expected {
-    match h.alg {
-        HashAlg::Sha256 => Expected::Sha256(h.hex.clone()),
-        HashAlg::Sha512 => Expected::Sha512(h.hex.clone()),
-        HashAlg::Sha384 => Expected::Sha384(h.hex.clone()),
-    }
+/// What a file with hash `h` must hash to; `filename` names it when `h` is malformed.
+fn expected_of(h: &FileHash, filename: &str) -> Result<Expected, PlanError> {
+    let algorithm = match h.alg {
+        HashAlg::Sha256 => HashAlgorithm::Sha256,
+        HashAlg::Sha512 => HashAlgorithm::Sha512,
+        HashAlg::Sha384 => HashAlgorithm::Sha384,
+    };
+    FileDigest::from_hex(algorithm, &h.hex)
+        .map(Expected::one)
+        .map_err(|_| PlanError::InvalidHash {
+            filename: filename.to_string(),
+            hash: format!("{}:{}", h.alg.name(), h.hex),
+        })
 }
 
 /// The files of `files` that belong to the version an index requirement pins (yanked ones
@@ -260,15 +270,15 @@ pub fn plan_index_requirement(
             };
             let h = FileHash {
                 alg: HashAlg::Sha256,
-                hex: sha.clone(),
+                hex: sha.to_ascii_lowercase(),
             };
-            (Expected::Sha256(sha.clone()), vec![h], false)
+            (expected_of(&h, &f.filename)?, vec![h], false)
         } else {
             match &f.sha256 {
                 // The requirement's hashes are "any of": the worker checks them with
                 // `verify_file` once the file is downloaded.
                 Some(sha) if only_sha256 && !req_sha256.contains(&sha.as_str()) => continue,
-                _ => (Expected::None, req.hashes.clone(), true),
+                _ => (Expected::none(), req.hashes.clone(), true),
             }
         };
         out.push(PlannedFile {
@@ -440,14 +450,14 @@ pub fn plan(
                         continue;
                     }
                     seen_url.insert(key.clone(), plan.urls.len());
-                    let expected = expected_of(hash);
                     let filename = key.rsplit('/').next().unwrap_or_default().to_string();
+                    let expected = expected_of(hash, &filename)?;
                     plan.urls.push(UrlDep {
                         name: req.normalized.clone(),
                         url: url.clone(),
                         hash: hash.clone(),
                         filename,
-                        verify_after: expected == Expected::None,
+                        verify_after: expected.is_none(),
                         download: Download {
                             url: url.clone(),
                             store_key: key,
@@ -585,7 +595,10 @@ mod tests {
         let f = &p.files[0];
         assert_eq!(f.filename, "Foo-1.0.tar.gz");
         assert_eq!(f.download.store_key, "deps/pip/foo/Foo-1.0.tar.gz");
-        assert_eq!(f.download.expected, Expected::Sha256(h('a')));
+        assert_eq!(
+            f.download.expected.to_string(),
+            format!("sha256:{}", h('a'))
+        );
         assert_eq!(f.download.url, "https://files.example/Foo-1.0.tar.gz");
         assert!(!f.verify_after && !f.dev);
         assert_eq!(pages_needed([&r]), vec!["foo"]);
@@ -690,7 +703,7 @@ mod tests {
         // ... but a requirement hash is enough
         let r = reqs(&format!("n==1 --hash=sha256:{}", h('7')));
         let p = plan(&[(&r, false)], &n, false).unwrap();
-        assert_eq!(p.files[0].download.expected, Expected::None);
+        assert!(p.files[0].download.expected.is_none());
         assert!(p.files[0].verify_after);
         assert_eq!(p.files[0].accept[0].hex, h('7'));
         let r = reqs("other==1");
@@ -742,7 +755,10 @@ mod tests {
             p.urls[0].download.store_key,
             format!("deps/pip/external-b/b-external-sha256-{}.tar.gz", h('a'))
         );
-        assert_eq!(p.urls[0].download.expected, Expected::Sha256(h('a')));
+        assert_eq!(
+            p.urls[0].download.expected.to_string(),
+            format!("sha256:{}", h('a'))
+        );
         assert!(vcs_bundle_path("https://h/", sha).is_err());
         assert!(vcs_bundle_path("https://h/a/b%2Fc", sha).is_err());
     }

@@ -1,0 +1,296 @@
+//! Digests of files: the algorithms lockfiles name, one digest, every digest of a file computed
+//! in one pass while it streams, and what a file to download must hash to.
+
+use base64::Engine;
+use sha1::Sha1;
+use sha2::{Digest as _, Sha256, Sha384, Sha512};
+use std::fmt;
+use std::io::Read;
+
+/// The algorithms lockfiles use, weakest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HashAlgorithm {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl HashAlgorithm {
+    pub const ALL: [HashAlgorithm; 4] = [Self::Sha1, Self::Sha256, Self::Sha384, Self::Sha512];
+
+    /// As lockfiles spell it: `sha256`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha1 => "sha1",
+            Self::Sha256 => "sha256",
+            Self::Sha384 => "sha384",
+            Self::Sha512 => "sha512",
+        }
+    }
+
+    /// `sha256`, `SHA256`, … (`None` for an algorithm Larder does not verify).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Bytes of a digest.
+    pub fn digest_len(self) -> usize {
+        match self {
+            Self::Sha1 => 20,
+            Self::Sha256 => 32,
+            Self::Sha384 => 48,
+            Self::Sha512 => 64,
+        }
+    }
+}
+
+impl fmt::Display for HashAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One digest: an algorithm and its bytes.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest {
+    pub algorithm: HashAlgorithm,
+    bytes: Box<[u8]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a {algorithm} digest")]
+pub struct BadDigest {
+    pub algorithm: HashAlgorithm,
+    pub value: String,
+}
+
+impl Digest {
+    pub fn new(algorithm: HashAlgorithm, bytes: &[u8]) -> Result<Self, BadDigest> {
+        if bytes.len() != algorithm.digest_len() {
+            return Err(BadDigest {
+                algorithm,
+                value: hex::encode(bytes),
+            });
+        }
+        Ok(Self {
+            algorithm,
+            bytes: bytes.into(),
+        })
+    }
+
+    /// From hex, either case (`Cargo.lock` checksums, pip `--hash`, go's `.ziphash` aside).
+    pub fn from_hex(algorithm: HashAlgorithm, text: &str) -> Result<Self, BadDigest> {
+        let bad = || BadDigest {
+            algorithm,
+            value: text.into(),
+        };
+        let bytes = hex::decode(text).map_err(|_| bad())?;
+        Self::new(algorithm, &bytes).map_err(|_| bad())
+    }
+
+    /// From standard base64 (SRI values, PyPI's JSON `hashes` aside).
+    pub fn from_base64(algorithm: HashAlgorithm, text: &str) -> Result<Self, BadDigest> {
+        let bad = || BadDigest {
+            algorithm,
+            value: text.into(),
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|_| bad())?;
+        Self::new(algorithm, &bytes).map_err(|_| bad())
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn hex(&self) -> String {
+        hex::encode(&self.bytes)
+    }
+
+    pub fn base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.bytes)
+    }
+
+    /// Subresource Integrity form: `sha512-<base64>`.
+    pub fn sri(&self) -> String {
+        format!("{}-{}", self.algorithm, self.base64())
+    }
+}
+
+impl fmt::Display for Digest {
+    /// `sha256:<hex>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.algorithm, self.hex())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+/// Every digest of one file and its size, computed in one pass (kept as bytes: 164 of them).
+#[derive(Clone, PartialEq, Eq)]
+pub struct FileDigests {
+    pub size: u64,
+    sha1: [u8; 20],
+    sha256: [u8; 32],
+    sha384: [u8; 48],
+    sha512: [u8; 64],
+}
+
+impl FileDigests {
+    /// The file's digest in `algorithm`.
+    pub fn get(&self, algorithm: HashAlgorithm) -> Digest {
+        let bytes: &[u8] = match algorithm {
+            HashAlgorithm::Sha1 => &self.sha1,
+            HashAlgorithm::Sha256 => &self.sha256,
+            HashAlgorithm::Sha384 => &self.sha384,
+            HashAlgorithm::Sha512 => &self.sha512,
+        };
+        Digest {
+            algorithm,
+            bytes: bytes.into(),
+        }
+    }
+
+    pub fn matches(&self, digest: &Digest) -> bool {
+        self.get(digest.algorithm).bytes == digest.bytes
+    }
+
+    /// Read `reader` to its end.
+    pub fn of_reader(mut reader: impl Read) -> std::io::Result<Self> {
+        let mut hasher = Hasher::default();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                return Ok(hasher.finish());
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+
+    pub fn of_file(path: &std::path::Path) -> std::io::Result<Self> {
+        Self::of_reader(std::fs::File::open(path)?)
+    }
+}
+
+impl fmt::Debug for FileDigests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "FileDigests({} bytes, sha256:{})",
+            self.size,
+            hex::encode(self.sha256)
+        )
+    }
+}
+
+/// All four digests of a stream, fed in chunks.
+#[derive(Default, Clone)]
+pub struct Hasher {
+    size: u64,
+    sha1: Sha1,
+    sha256: Sha256,
+    sha384: Sha384,
+    sha512: Sha512,
+}
+
+impl Hasher {
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.size += chunk.len() as u64;
+        self.sha1.update(chunk);
+        self.sha256.update(chunk);
+        self.sha384.update(chunk);
+        self.sha512.update(chunk);
+    }
+
+    pub fn finish(self) -> FileDigests {
+        FileDigests {
+            size: self.size,
+            sha1: self.sha1.finalize().into(),
+            sha256: self.sha256.finalize().into(),
+            sha384: self.sha384.finalize().into(),
+            sha512: self.sha512.finalize().into(),
+        }
+    }
+}
+
+/// What a file must hash to: any one of these digests (an SRI string's values of its strongest
+/// algorithm, pip's `--hash` options). Empty: the file's own format is checked instead (Go's
+/// `h1:` of a module zip), by the caller.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Expected(pub Vec<Digest>);
+
+impl Expected {
+    pub fn one(digest: Digest) -> Self {
+        Self(vec![digest])
+    }
+
+    pub fn none() -> Self {
+        Self(Vec::new())
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn is_met_by(&self, digests: &FileDigests) -> bool {
+        self.0.is_empty() || self.0.iter().any(|d| digests.matches(d))
+    }
+}
+
+impl fmt::Display for Expected {
+    /// `sha256:<hex>` or `sha512:<hex> or sha512:<hex>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all: Vec<String> = self.0.iter().map(Digest::to_string).collect();
+        f.write_str(&all.join(" or "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_pass_every_algorithm() {
+        let d = FileDigests::of_reader(&b"hello"[..]).unwrap();
+        assert_eq!(d.size, 5);
+        assert_eq!(
+            d.get(HashAlgorithm::Sha256).hex(),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert_eq!(
+            d.get(HashAlgorithm::Sha1).hex(),
+            "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"
+        );
+        let upper = Digest::from_hex(
+            HashAlgorithm::Sha256,
+            "2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824",
+        )
+        .unwrap();
+        assert!(d.matches(&upper));
+        let sha512 = d.get(HashAlgorithm::Sha512);
+        assert_eq!(
+            Digest::from_base64(HashAlgorithm::Sha512, &sha512.base64()).unwrap(),
+            sha512
+        );
+        assert!(sha512.sri().starts_with("sha512-"));
+        let wrong = Digest::from_hex(HashAlgorithm::Sha256, &"0".repeat(64)).unwrap();
+        assert!(!Expected::one(wrong.clone()).is_met_by(&d));
+        assert!(Expected(vec![wrong, upper]).is_met_by(&d));
+        assert!(Expected::none().is_met_by(&d));
+        assert!(Digest::from_hex(HashAlgorithm::Sha256, "abc").is_err());
+        assert_eq!(
+            HashAlgorithm::from_name("SHA384"),
+            Some(HashAlgorithm::Sha384)
+        );
+        assert_eq!(HashAlgorithm::from_name("md5"), None);
+    }
+}
