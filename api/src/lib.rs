@@ -17,7 +17,7 @@ pub mod v1;
 use actix_web::{web, App, HttpServer};
 use common::config::Identity;
 use common::token::TokenSecret;
-use common::{Config, Store};
+use common::{Catalogue, Config, Store};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -32,6 +32,8 @@ pub struct AppState {
     pub identities: Option<BTreeMap<String, Identity>>,
     pub bytes_downloaded: Arc<AtomicU64>,
     pub database_health: Arc<health::DatabaseHealth>,
+    /// The package managers this deployment processes (the worker's registry).
+    pub catalogue: Catalogue,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,7 +177,7 @@ routes! {
 }
 
 impl AppState {
-    pub async fn new(config: Config) -> Result<Self, StartError> {
+    pub async fn new(config: Config, catalogue: Catalogue) -> Result<Self, StartError> {
         let identities = config.identities()?;
         if identities.is_none() {
             tracing::warn!("LARDER_API_TOKENS is not set: authentication is OFF, anyone can submit requests and act as a worker");
@@ -195,6 +197,7 @@ impl AppState {
             identities,
             bytes_downloaded: Arc::new(AtomicU64::new(0)),
             database_health,
+            catalogue,
         })
     }
 }
@@ -206,9 +209,13 @@ const MAX_CONNECTIONS_PER_WORKER: usize = 2048;
 /// A client has this long to send its request head.
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Start the api: listen, and run the dispatcher beside it. Returns the server to await.
-pub async fn start(config: Config) -> Result<actix_web::dev::Server, StartError> {
-    let state = web::Data::new(AppState::new(config).await?);
+/// Start the api: listen, and run the dispatcher beside it. `catalogue` is what the workers
+/// process (`worker::pkg_managers::catalogue()`). Returns the server to await.
+pub async fn start(
+    config: Config,
+    catalogue: Catalogue,
+) -> Result<actix_web::dev::Server, StartError> {
+    let state = web::Data::new(AppState::new(config, catalogue).await?);
     if !state.publisher.check().await {
         tracing::warn!(
             "RabbitMQ is not reachable now; requests are recorded and their jobs sent once it is"

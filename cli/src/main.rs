@@ -102,13 +102,16 @@ async fn main() -> Result<()> {
                 ));
                 config.worker_token = Some(token);
             }
-            let server = api::start(config.clone()).await?;
+            let server = api::start(config.clone(), worker::pkg_managers::catalogue()).await?;
             tokio::spawn(worker::run(config));
             server.await.context("the api stopped")?;
         }
         Command::Api { config } => {
             init_tracing(None);
-            api::start(config).await?.await.context("the api stopped")?;
+            api::start(config, worker::pkg_managers::catalogue())
+                .await?
+                .await
+                .context("the api stopped")?;
         }
         Command::Worker { config } => {
             init_tracing(Some(&config.data_dir));

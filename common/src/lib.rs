@@ -8,6 +8,7 @@ pub mod failure;
 pub mod gomod;
 pub mod manifest;
 pub mod model;
+pub mod pm;
 pub mod purl;
 pub mod pypi;
 pub mod repo_path;
@@ -18,6 +19,7 @@ pub mod token;
 pub use config::{Config, HostList, HostPattern};
 pub use failure::{Classify, ErrorKind, ErrorOrigin, Failure};
 pub use model::*;
+pub use pm::{Catalogue, Descriptor, PmName};
 pub use store::Store;
 
 /// Cachito's timestamp format: naive UTC with microseconds and no zone suffix.

@@ -1,71 +1,10 @@
 //! The wire model: what a request asks for and what its package managers report.
 
+use crate::pm::PmName;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PackageManager {
-    Gomod,
-    Npm,
-    Pip,
-    Cargo,
-    GitSubmodule,
-    Yarn,
-    Rubygems,
-}
-
-impl PackageManager {
-    pub const ALL: [PackageManager; 7] = [
-        Self::Cargo,
-        Self::GitSubmodule,
-        Self::Gomod,
-        Self::Npm,
-        Self::Pip,
-        Self::Rubygems,
-        Self::Yarn,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Gomod => "gomod",
-            Self::Npm => "npm",
-            Self::Pip => "pip",
-            Self::Cargo => "cargo",
-            Self::GitSubmodule => "git-submodule",
-            Self::Yarn => "yarn",
-            Self::Rubygems => "rubygems",
-        }
-    }
-
-    /// Package managers whose `packages` entries the request may configure.
-    pub fn takes_packages(self) -> bool {
-        !matches!(self, Self::GitSubmodule)
-    }
-
-    /// Whether this build of Larder can process requests for this package manager.
-    pub fn implemented(self) -> bool {
-        matches!(
-            self,
-            Self::GitSubmodule | Self::Gomod | Self::Cargo | Self::Npm | Self::Pip
-        )
-    }
-}
-
-impl fmt::Display for PackageManager {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for PackageManager {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Self::ALL.into_iter().find(|pm| pm.as_str() == s).ok_or(())
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -267,7 +206,8 @@ impl From<Artifact> for ArtifactReport {
 /// One `packages.<pm>` entry of a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackageSpec {
-    pub path: String,
+    #[serde(default)]
+    pub path: crate::repo_path::RepoPath,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requirements_files: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -277,7 +217,7 @@ pub struct PackageSpec {
 impl Default for PackageSpec {
     fn default() -> Self {
         Self {
-            path: ".".into(),
+            path: crate::repo_path::RepoPath::root(),
             requirements_files: None,
             requirements_build_files: None,
         }
@@ -300,7 +240,7 @@ pub struct JobMessage {
     pub request_id: i64,
 }
 
-/// What a worker needs to process a request (worker-only `GET /api/v1/requests/{id}/job`).
+/// What a worker needs to process a request (worker-only `POST /api/v1/requests/{id}/claim`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
     pub id: i64,
@@ -308,9 +248,9 @@ pub struct Job {
     #[serde(rename = "ref")]
     pub git_ref: String,
     pub state: RequestState,
-    pub pkg_managers: Vec<PackageManager>,
+    pub pkg_managers: Vec<PmName>,
     #[serde(default)]
-    pub packages: BTreeMap<PackageManager, Vec<PackageSpec>>,
+    pub packages: BTreeMap<PmName, Vec<PackageSpec>>,
     #[serde(default)]
     pub flags: Vec<String>,
     #[serde(default)]

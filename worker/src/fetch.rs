@@ -33,13 +33,13 @@ pub fn no_check(_: &Download) -> Check {
 
 /// A verified file waiting to be moved into the store (`temp` is None when it already is).
 pub struct Staged {
-    pub fetched: Fetched,
+    pub fetched: FetchedFile,
     temp: Option<tempfile::TempPath>,
 }
 
 /// A file in the store, with how it got there.
 #[derive(Clone, Debug)]
-pub struct Fetched {
+pub struct FetchedFile {
     pub store_key: String,
     pub path: PathBuf,
     pub digests: FileDigests,
@@ -201,10 +201,10 @@ impl Fetcher {
     }
 
     /// Make sure `download` is in the store and verified.
-    pub async fn fetch(&self, download: &Download) -> Result<Fetched, Failure> {
+    pub async fn fetch(&self, download: &Download) -> Result<FetchedFile, Failure> {
         let staged = self.stage(download, no_check(download)).await?;
         let fetcher = self.clone();
-        let mut fetched = crate::pipeline::blocking(move || fetcher.commit(vec![staged])).await?;
+        let mut fetched = crate::blocking::blocking(move || fetcher.commit(vec![staged])).await?;
         Ok(fetched.remove(0))
     }
 
@@ -221,7 +221,7 @@ impl Fetcher {
                 download.label.clone(),
                 path.clone(),
             );
-            let digests = crate::pipeline::blocking(move || {
+            let digests = crate::blocking::blocking(move || {
                 let digests = FileDigests::of_file(&p).map_err(|e| {
                     Failure::new(
                         ErrorKind::FileAccessError,
@@ -233,7 +233,7 @@ impl Fetcher {
                 Ok(digests)
             })
             .await?;
-            let fetched = Fetched {
+            let fetched = FetchedFile {
                 store_key: download.store_key.clone(),
                 path,
                 digests,
@@ -245,7 +245,7 @@ impl Fetcher {
             });
         }
         let (temp, digests) = self.download_verified(download).await?;
-        let temp = crate::pipeline::blocking(move || {
+        let temp = crate::blocking::blocking(move || {
             check(temp.path())?;
             temp.as_file()
                 .sync_all()
@@ -253,7 +253,7 @@ impl Fetcher {
             Ok(temp.into_temp_path())
         })
         .await?;
-        let fetched = Fetched {
+        let fetched = FetchedFile {
             store_key: download.store_key.clone(),
             path,
             digests,
@@ -266,7 +266,7 @@ impl Fetcher {
     }
 
     /// Move staged files into the store.
-    pub fn commit(&self, staged: Vec<Staged>) -> Result<Vec<Fetched>, Failure> {
+    pub fn commit(&self, staged: Vec<Staged>) -> Result<Vec<FetchedFile>, Failure> {
         staged
             .into_iter()
             .map(|s| {

@@ -1,8 +1,8 @@
 //! Git dependencies (npm, pip, cargo): fetched once per commit into
 //! `deps/git/<host>/<path>/<commit>.tar.gz`, reused without the network, checked out on demand.
 
+use crate::blocking::blocking;
 use crate::outbound::Outbound;
-use crate::pipeline::blocking;
 use common::archive::UnpackLimits;
 use common::{ErrorKind, Failure, Store};
 use std::path::{Path, PathBuf};

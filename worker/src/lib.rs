@@ -1,6 +1,7 @@
 //! Larder's worker: consumes jobs from RabbitMQ and processes requests.
 
 pub mod api_client;
+pub mod blocking;
 pub mod bundle;
 pub mod fetch;
 pub mod git_deps;

@@ -2,10 +2,11 @@
 
 use crate::api_client::Claim;
 use crate::api_client::{ApiClient, ApiClientError};
-use crate::pkg_managers::{self, PmContext, PmOutput};
+use crate::blocking::blocking;
+use crate::pkg_managers::{PmContext, PmOutput, Registered, REGISTRY};
 use crate::{bundle, sandbox, source};
 use common::archive::UnpackLimits;
-use common::{Config, ErrorKind, Failure, Job, PackageManager, PackagesData, Store};
+use common::{Config, ErrorKind, Failure, Job, PackagesData, Store};
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,21 +24,6 @@ pub enum Outcome {
     Skipped,
     /// Another attempt took the request over while this one ran; this one stopped.
     Superseded,
-}
-
-/// Run `f` on the blocking pool, inside the current tracing span.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
-) -> Result<T, Failure> {
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(f))
-        .await
-        .unwrap_or_else(|e| {
-            Err(Failure::new(
-                ErrorKind::UnknownError,
-                format!("An unknown error occurred: {e}"),
-            ))
-        })
 }
 
 /// `host-pid`, as the api shows who holds a request.
@@ -248,12 +234,25 @@ async fn run(
     job: &Job,
     work: &Path,
 ) -> Result<PmOutput, Step> {
-    if let Some(pm) = job.pkg_managers.iter().find(|pm| !pm.implemented()) {
-        return Err(pkg_managers::not_implemented(*pm).into());
+    if let Some(name) = job.pkg_managers.iter().find(|name| {
+        !REGISTRY
+            .iter()
+            .any(|pm| pm.descriptor().name == name.as_str())
+    }) {
+        return Err(Failure::new(
+            ErrorKind::UnsupportedFeature,
+            format!("The {name} package manager is not supported by this Larder deployment"),
+        )
+        .into());
     }
+    let running: Vec<&dyn Registered> = REGISTRY
+        .iter()
+        .copied()
+        .filter(|pm| job.pkg_managers.iter().any(|n| n == pm.descriptor().name))
+        .collect();
     api.progress(job.id, "Fetching the application source")
         .await?;
-    let submodules = job.pkg_managers.contains(&PackageManager::GitSubmodule);
+    let submodules = running.iter().any(|pm| pm.descriptor().submodules);
     let key = source::source_key(&job.repo, &job.git_ref, submodules)?;
     let app = work.join("app");
     let outbound = crate::outbound::Outbound::for_request(config);
@@ -262,10 +261,7 @@ async fn run(
         let (url, commit, outbound) = (job.repo.clone(), job.git_ref.clone(), outbound.clone());
         let remove_links = job.flags.iter().any(|f| f == "remove-unsafe-symlinks");
         let needs_git_dir = job.flags.iter().any(|f| f == "include-git-dir")
-            || job
-                .pkg_managers
-                .iter()
-                .any(|pm| pkg_managers::reads_git_dir(*pm));
+            || running.iter().any(|pm| pm.descriptor().reads_git_dir);
         blocking(move || {
             source::ensure_source(&store, &key, &url, &commit, submodules, &outbound)?;
             let archive = store
@@ -295,21 +291,19 @@ async fn run(
         .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
 
     let fetcher = crate::fetch::Fetcher::new(store.clone(), outbound);
-    let ctx = PmContext {
-        job,
-        app_dir: &app,
-        deps_dir: &deps,
-        store,
-        config,
-        api,
-        fetcher: &fetcher,
-    };
     let mut output = PmOutput::default();
-    for pm in pkg_managers::ORDER
-        .iter()
-        .filter(|pm| job.pkg_managers.contains(pm))
-    {
-        output.merge(pkg_managers::run(*pm, &ctx).await?);
+    for pm in running {
+        let ctx = PmContext {
+            job,
+            app_dir: &app,
+            deps_dir: &deps,
+            store,
+            config,
+            api,
+            fetcher: &fetcher,
+            descriptor: pm.descriptor(),
+        };
+        output.merge(pm.run(&ctx).await?);
     }
     check_duplicates(&output)?;
 

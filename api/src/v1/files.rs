@@ -243,7 +243,7 @@ pub async fn add_configuration_files(
             )));
         }
         let path = obj["path"].as_str().unwrap_or_default().to_string();
-        if crate::v1::validation::normalize_relative(&path).as_deref() != Some(path.as_str())
+        if crate::v1::validation::request_path(&path).is_none_or(|p| p.as_str() != path)
             || !path.starts_with("app/")
             || has_control(&path)
         {

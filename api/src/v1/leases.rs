@@ -11,7 +11,7 @@ use crate::schema::requests;
 use crate::v1::requests::{apply_patch, lock, PatchBody};
 use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use common::{ErrorKind, Failure, Job, RequestState, ATTEMPT_HEADER};
+use common::{ErrorKind, Failure, Job, PmName, RequestState, ATTEMPT_HEADER};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::Deserialize;
@@ -142,11 +142,7 @@ pub async fn claim(
         repo: row.repo.clone(),
         git_ref: row.git_ref.clone(),
         state: RequestState::InProgress,
-        pkg_managers: row
-            .pkg_managers
-            .iter()
-            .filter_map(|p| p.parse().ok())
-            .collect(),
+        pkg_managers: row.pkg_managers.iter().map(PmName::new).collect(),
         packages: serde_json::from_value(row.packages.clone())
             .map_err(|e| ApiError::internal(e.to_string()))?,
         flags: row.flags.clone(),

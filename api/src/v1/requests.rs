@@ -5,10 +5,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::models::{render_request, RequestRow, StateRow};
 use crate::publisher;
 use crate::schema::{request_states, requests};
-use crate::v1::validation::{check_text, has_control, is_commit_id, validate_new_request};
+use crate::v1::validation::{check_text, has_control, validate_new_request};
 use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use common::{text, EnvVar, ErrorOrigin, PackageManager, PackagesData, RequestState};
+use common::commit::CommitId;
+use common::{text, EnvVar, ErrorOrigin, PackagesData, RequestState};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -23,7 +24,7 @@ pub async fn create(
     body: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
     let caller = auth::require_user(&req)?;
-    let new = validate_new_request(&body, state.config.allow_local_repos)?;
+    let new = validate_new_request(&body, state.config.allow_local_repos, &state.catalogue)?;
     let (owner, submitted_by) = match (&new.user, &caller) {
         (Some(_), None) => {
             return Err(ApiError::bad_request(
@@ -47,7 +48,7 @@ pub async fn create(
             let row: RequestRow = diesel::insert_into(requests::table)
                 .values((
                     requests::repo.eq(&new.repo),
-                    requests::git_ref.eq(&new.git_ref),
+                    requests::git_ref.eq(new.git_ref.as_str()),
                     requests::pkg_managers.eq(new
                         .pkg_managers
                         .iter()
@@ -185,7 +186,7 @@ struct ListQuery {
 }
 
 impl ListQuery {
-    fn parse(pairs: &[(String, String)]) -> ApiResult<Self> {
+    fn parse(pairs: &[(String, String)], catalogue: &common::Catalogue) -> ApiResult<Self> {
         let mut q = ListQuery {
             page: 1,
             per_page: 10,
@@ -223,7 +224,7 @@ impl ListQuery {
                     q.repo = Some(v.clone());
                 }
                 "ref" => {
-                    if !is_commit_id(v) {
+                    if CommitId::parse(v).is_err() {
                         return Err(ApiError::bad_request("The \"ref\" parameter must be a 40 character hex string"));
                     }
                     q.git_ref = Some(v.clone());
@@ -232,7 +233,7 @@ impl ListQuery {
                     if v.is_empty() {
                         continue;
                     }
-                    if v.parse::<PackageManager>().is_err() {
+                    if !catalogue.known(v) {
                         return Err(ApiError::bad_request(format!("Cachito does not have package manager {v}.")));
                     }
                     if !q.pkg_managers.contains(v) {
@@ -298,7 +299,7 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<Vec<(String, String)>>,
 ) -> ApiResult<HttpResponse> {
-    let q = ListQuery::parse(&query)?;
+    let q = ListQuery::parse(&query, &state.catalogue)?;
     // a page whose first item lies beyond any possible offset does not exist
     let offset = (q.page - 1)
         .checked_mul(q.per_page)
@@ -380,7 +381,7 @@ pub async fn latest(
             "The \"repo_name\" parameter must be a repository path like namespace/name",
         ));
     }
-    if !is_commit_id(&git_ref) {
+    if CommitId::parse(&git_ref).is_err() {
         return Err(ApiError::bad_request(
             "The \"ref\" parameter must be a 40 character hex string",
         ));

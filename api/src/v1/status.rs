@@ -4,7 +4,7 @@ use crate::error::ApiResult;
 use crate::schema::requests;
 use crate::AppState;
 use actix_web::{web, HttpResponse};
-use common::{PackageManager, RequestState};
+use common::RequestState;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde_json::{json, Map, Value};
@@ -29,9 +29,17 @@ pub async fn status(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
         workers["reason"] = json!("no workers are available");
     }
     let ready = db && consumers.is_some() && workers_ok;
-    let can_process: Map<String, Value> = PackageManager::ALL
-        .iter()
-        .map(|pm| (pm.to_string(), json!(ready && pm.implemented())))
+    // what this deployment processes, and Cachito's others (never)
+    let can_process: Map<String, Value> = state
+        .catalogue
+        .names()
+        .map(|name| (name.to_string(), json!(ready)))
+        .chain(
+            common::pm::CACHITO_PACKAGE_MANAGERS
+                .iter()
+                .filter(|name| state.catalogue.get(name).is_none())
+                .map(|name| (name.to_string(), json!(false))),
+        )
         .collect();
     Ok(HttpResponse::Ok()
         .json(json!({"can_process": can_process, "services": services, "workers": [workers]})))

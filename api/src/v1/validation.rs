@@ -1,16 +1,17 @@
 //! Validation of a new request, with Cachito's messages (reference section 3.3).
 
 use crate::error::ApiError;
-use common::{DependencyReplacement, PackageManager, PackageSpec, FLAGS};
+use common::commit::CommitId;
+use common::repo_path::RepoPath;
+use common::{Catalogue, DependencyReplacement, PackageSpec, PmName, FLAGS};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path};
 
 pub struct NewRequest {
     pub repo: String,
-    pub git_ref: String,
-    pub pkg_managers: Vec<PackageManager>,
-    pub packages: BTreeMap<PackageManager, Vec<PackageSpec>>,
+    pub git_ref: CommitId,
+    pub pkg_managers: Vec<PmName>,
+    pub packages: BTreeMap<PmName, Vec<PackageSpec>>,
     pub flags: Vec<String>,
     pub dependency_replacements: Vec<DependencyReplacement>,
     pub user: Option<String>,
@@ -25,12 +26,6 @@ const ALLOWED_KEYS: &[&str] = &[
     "repo",
     "user",
 ];
-
-pub fn is_commit_id(s: &str) -> bool {
-    s.len() == 40
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
 
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::bad_request(msg)
@@ -62,7 +57,14 @@ pub fn check_text(name: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn validate_new_request(body: &Value, allow_local_repos: bool) -> Result<NewRequest, ApiError> {
+/// Cachito's default when a request names no package manager.
+const DEFAULT_PACKAGE_MANAGERS: &[&str] = &["gomod"];
+
+pub fn validate_new_request(
+    body: &Value,
+    allow_local_repos: bool,
+    catalogue: &Catalogue,
+) -> Result<NewRequest, ApiError> {
     let obj = body
         .as_object()
         .ok_or_else(|| bad("The input data must be a JSON object"))?;
@@ -99,10 +101,10 @@ pub fn validate_new_request(body: &Value, allow_local_repos: bool) -> Result<New
         )));
     }
 
-    let git_ref = obj["ref"].as_str().filter(|r| is_commit_id(r));
-    let git_ref = git_ref
-        .ok_or_else(|| bad("The \"ref\" parameter must be a 40 character hex string"))?
-        .to_string();
+    let git_ref = obj["ref"]
+        .as_str()
+        .and_then(|r| CommitId::parse(r).ok())
+        .ok_or_else(|| bad("The \"ref\" parameter must be a 40 character hex string"))?;
     let repo = obj["repo"]
         .as_str()
         .ok_or_else(|| bad("The \"repo\" parameter must be a string"))?
@@ -115,33 +117,42 @@ pub fn validate_new_request(body: &Value, allow_local_repos: bool) -> Result<New
     validate_repo_url(&repo, allow_local_repos)?;
 
     let pkg_managers = match obj.get("pkg_managers") {
-        None => vec![PackageManager::Gomod],
-        Some(v) => parse_pkg_managers(v)?,
+        None => DEFAULT_PACKAGE_MANAGERS
+            .iter()
+            .map(|n| PmName::new(*n))
+            .collect(),
+        Some(v) => parse_pkg_managers(v, catalogue)?,
     };
     let packages = match obj.get("packages") {
         None => BTreeMap::new(),
-        Some(v) => parse_packages(v, &pkg_managers)?,
+        Some(v) => parse_packages(v, &pkg_managers, catalogue)?,
     };
-    check_exclusive_paths(&pkg_managers, &packages)?;
+    check_exclusive_paths(&pkg_managers, &packages, catalogue)?;
     let flags = parse_flags(obj.get("flags"))?;
     let dependency_replacements = parse_replacements(obj.get("dependency_replacements"))?;
     for replacement in &dependency_replacements {
-        if let Ok(pm) = replacement.kind.parse::<PackageManager>() {
-            if pm != PackageManager::Gomod && pkg_managers.contains(&pm) {
+        let Some(pm) = pkg_managers
+            .iter()
+            .find(|pm| *pm == replacement.kind.as_str())
+        else {
+            continue;
+        };
+        match catalogue.get(pm.as_str()) {
+            Some(d) if d.replacements => {
+                let paths = packages.get(pm).map_or(1, Vec::len);
+                if paths > 1 {
+                    return Err(bad(format!(
+                        "Dependency replacements are only supported for a single {} path.",
+                        d.path_noun
+                    )));
+                }
+            }
+            _ => {
                 return Err(bad(format!(
                     "Dependency replacements are not yet supported for the {pm} package manager"
-                )));
+                )))
             }
         }
-    }
-    let gomod_paths = packages.get(&PackageManager::Gomod).map_or(1, Vec::len);
-    if dependency_replacements.iter().any(|r| r.kind == "gomod")
-        && pkg_managers.contains(&PackageManager::Gomod)
-        && gomod_paths > 1
-    {
-        return Err(bad(
-            "Dependency replacements are only supported for a single go module path.",
-        ));
     }
     let user = match obj.get("user") {
         None | Some(Value::Null) => None,
@@ -150,7 +161,7 @@ pub fn validate_new_request(body: &Value, allow_local_repos: bool) -> Result<New
     };
     let not_enabled: Vec<&str> = pkg_managers
         .iter()
-        .filter(|pm| !pm.implemented())
+        .filter(|pm| catalogue.get(pm.as_str()).is_none())
         .map(|pm| pm.as_str())
         .collect();
     if !not_enabled.is_empty() {
@@ -209,7 +220,7 @@ pub fn validate_repo_url(repo: &str, allow_local: bool) -> Result<(), ApiError> 
     }
 }
 
-fn parse_pkg_managers(v: &Value) -> Result<Vec<PackageManager>, ApiError> {
+fn parse_pkg_managers(v: &Value, catalogue: &Catalogue) -> Result<Vec<PmName>, ApiError> {
     let not_strings = || bad("The \"pkg_managers\" value must be an array of strings");
     let names: Vec<&str> = v
         .as_array()
@@ -220,7 +231,7 @@ fn parse_pkg_managers(v: &Value) -> Result<Vec<PackageManager>, ApiError> {
     let invalid: Vec<&str> = names
         .iter()
         .copied()
-        .filter(|n| n.parse::<PackageManager>().is_err())
+        .filter(|n| !catalogue.known(n))
         .collect();
     if !invalid.is_empty() {
         return Err(bad(format!(
@@ -228,30 +239,42 @@ fn parse_pkg_managers(v: &Value) -> Result<Vec<PackageManager>, ApiError> {
             invalid.join(", ")
         )));
     }
-    let mut pms: Vec<PackageManager> = Vec::new();
+    let mut pms: Vec<PmName> = Vec::new();
     for name in names {
-        let pm = name.parse().expect("checked above");
-        if !pms.contains(&pm) {
-            pms.push(pm);
+        if !pms.iter().any(|pm| pm == name) {
+            pms.push(PmName::new(name));
         }
     }
     Ok(pms)
 }
 
+/// The keys a `packages.<name>` entry may carry (`None`: no entries at all), for a package
+/// manager processed here or one Cachito knows.
+fn package_keys(name: &str, catalogue: &Catalogue) -> Option<Vec<&'static str>> {
+    let extra: &[&str] = match catalogue.get(name) {
+        Some(d) if d.takes_packages => d.package_keys,
+        Some(_) => return None,
+        None if catalogue.known(name) && name != "git-submodule" => &[],
+        None => return None,
+    };
+    let mut keys = vec!["path"];
+    keys.extend_from_slice(extra);
+    keys.sort();
+    Some(keys)
+}
+
 fn parse_packages(
     v: &Value,
-    pkg_managers: &[PackageManager],
-) -> Result<BTreeMap<PackageManager, Vec<PackageSpec>>, ApiError> {
+    pkg_managers: &[PmName],
+    catalogue: &Catalogue,
+) -> Result<BTreeMap<PmName, Vec<PackageSpec>>, ApiError> {
     let obj = v
         .as_object()
         .ok_or_else(|| bad("The \"packages\" parameter must be an object"))?;
     let mut unsupported: Vec<&str> = obj
         .keys()
         .map(String::as_str)
-        .filter(|k| {
-            !k.parse::<PackageManager>()
-                .is_ok_and(|pm| pm.takes_packages())
-        })
+        .filter(|k| package_keys(k, catalogue).is_none())
         .collect();
     if !unsupported.is_empty() {
         unsupported.sort();
@@ -263,7 +286,7 @@ fn parse_packages(
     let mut not_applying: Vec<&str> = obj
         .keys()
         .map(String::as_str)
-        .filter(|k| !pkg_managers.iter().any(|pm| pm.as_str() == *k))
+        .filter(|k| !pkg_managers.iter().any(|pm| pm == *k))
         .collect();
     if !not_applying.is_empty() {
         not_applying.sort();
@@ -274,12 +297,8 @@ fn parse_packages(
     }
     let mut out = BTreeMap::new();
     for (name, items) in obj {
-        let pm: PackageManager = name.parse().expect("checked above");
-        let allowed: &[&str] = if pm == PackageManager::Pip {
-            &["path", "requirements_build_files", "requirements_files"]
-        } else {
-            &["path"]
-        };
+        let pm = PmName::new(name.as_str());
+        let allowed = package_keys(name, catalogue).unwrap_or_default();
         let shape = || {
             bad(format!("The value of \"packages.{pm}\" must be an array of objects with the following keys: {}", allowed.join(", ")))
         };
@@ -296,8 +315,8 @@ fn parse_packages(
                 bad(format!("The \"{key}\" values in the \"packages.{pm}\" value must be to a relative path in the source repository"))
             };
             let path = match item.get("path") {
-                None => ".".to_string(),
-                Some(p) => normalize_relative(p.as_str().ok_or_else(|| path_error("path"))?)
+                None => RepoPath::root(),
+                Some(p) => request_path(p.as_str().ok_or_else(|| path_error("path"))?)
                     .ok_or_else(|| path_error("path"))?,
             };
             let files = |key: &str| -> Result<Option<Vec<String>>, ApiError> {
@@ -308,7 +327,9 @@ fn parse_packages(
                         list.iter()
                             .map(|f| {
                                 f.as_str()
-                                    .and_then(normalize_relative)
+                                    .and_then(request_path)
+                                    .filter(|p| !p.is_root())
+                                    .map(|p| p.as_str().to_string())
                                     .ok_or_else(|| path_error(key))
                             })
                             .collect::<Result<Vec<_>, _>>()
@@ -329,46 +350,42 @@ fn parse_packages(
     Ok(out)
 }
 
-/// A non-empty relative path whose normal form stays inside the repository (Cachito also
-/// refuses any `..` substring).
-pub fn normalize_relative(path: &str) -> Option<String> {
-    if path.is_empty() || path.starts_with('/') || path.contains('\0') {
+/// A path a request names inside the repository: non-empty, relative, and (Cachito's rule) no
+/// `..` anywhere, not even inside a name.
+pub fn request_path(path: &str) -> Option<RepoPath> {
+    if path.is_empty() || path.contains("..") {
         return None;
     }
-    let mut parts: Vec<&str> = Vec::new();
-    for c in Path::new(path).components() {
-        match c {
-            Component::Normal(p) => parts.push(p.to_str()?),
-            Component::CurDir => {}
-            _ => return None,
-        }
-    }
-    let normal = if parts.is_empty() {
-        ".".to_string()
-    } else {
-        parts.join("/")
-    };
-    (!normal.contains("..")).then_some(normal)
+    RepoPath::parse(path).ok()
 }
 
+/// No path may be processed by two package managers that exclude each other (npm and yarn).
 fn check_exclusive_paths(
-    pkg_managers: &[PackageManager],
-    packages: &BTreeMap<PackageManager, Vec<PackageSpec>>,
+    pkg_managers: &[PmName],
+    packages: &BTreeMap<PmName, Vec<PackageSpec>>,
+    catalogue: &Catalogue,
 ) -> Result<(), ApiError> {
-    let paths = |pm| -> BTreeSet<String> {
-        packages.get(&pm).map_or_else(
+    let paths = |pm: &PmName| -> BTreeSet<String> {
+        packages.get(pm).map_or_else(
             || BTreeSet::from([".".to_string()]),
-            |specs| specs.iter().map(|s| s.path.clone()).collect(),
+            |specs| specs.iter().map(|s| s.path.as_str().to_string()).collect(),
         )
     };
-    let (a, b) = (PackageManager::Npm, PackageManager::Yarn);
-    if pkg_managers.contains(&a) && pkg_managers.contains(&b) {
-        let common: Vec<String> = paths(a).intersection(&paths(b)).cloned().collect();
-        if !common.is_empty() {
-            return Err(bad(format!(
-                "The following paths cannot be processed by both '{a}' and '{b}': {}",
-                common.join(", ")
-            )));
+    for a in pkg_managers {
+        let Some(descriptor) = catalogue.get(a.as_str()) else {
+            continue;
+        };
+        for b in pkg_managers
+            .iter()
+            .filter(|b| descriptor.exclusive_with.contains(&b.as_str()))
+        {
+            let common: Vec<String> = paths(a).intersection(&paths(b)).cloned().collect();
+            if !common.is_empty() {
+                return Err(bad(format!(
+                    "The following paths cannot be processed by both '{a}' and '{b}': {}",
+                    common.join(", ")
+                )));
+            }
         }
     }
     Ok(())
@@ -438,8 +455,12 @@ mod tests {
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
+    fn catalogue() -> Catalogue {
+        worker::pkg_managers::catalogue()
+    }
+
     fn err(body: Value) -> String {
-        match validate_new_request(&body, false) {
+        match validate_new_request(&body, false, &catalogue()) {
             Err(e) => e.message,
             Ok(_) => panic!("accepted {body}"),
         }
@@ -547,9 +568,13 @@ mod tests {
         let ok = validate_new_request(
             &json!({"repo": "git@github.com:o/r.git", "ref": SHA, "pkg_managers": ["npm", "git-submodule"], "packages": {"npm": [{"path": "a/./b"}]}, "flags": ["include-git-dir"]}),
             false,
+            &catalogue(),
         )
         .unwrap();
-        assert_eq!(ok.packages[&PackageManager::Npm][0].path, "a/b");
-        assert!(validate_new_request(&json!({"repo": "/tmp/r", "ref": SHA}), true).is_ok());
+        assert_eq!(ok.packages[&PmName::new("npm")][0].path.as_str(), "a/b");
+        assert!(
+            validate_new_request(&json!({"repo": "/tmp/r", "ref": SHA}), true, &catalogue())
+                .is_ok()
+        );
     }
 }

@@ -38,3 +38,26 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
     }
     Ok(output)
 }
+
+/// The `git-submodule` package manager.
+pub struct GitSubmodule;
+
+pub static DESCRIPTOR: common::Descriptor = common::Descriptor {
+    takes_packages: false,
+    reads_git_dir: true,
+    submodules: true,
+    ..common::Descriptor::new("git-submodule")
+};
+
+impl super::Registered for GitSubmodule {
+    fn descriptor(&self) -> &'static common::Descriptor {
+        &DESCRIPTOR
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a PmContext<'a>,
+    ) -> futures_util::future::BoxFuture<'a, Result<PmOutput, Failure>> {
+        futures_util::FutureExt::boxed(run(ctx))
+    }
+}

@@ -1,5 +1,10 @@
-//! Package managers: each one reads its lockfiles from the unpacked source, makes sure every
-//! dependency is in the store (verified), lays out `deps/<pm>/`, and reports what it found.
+//! Package managers: each one reads its lockfiles from the unpacked source, says which files the
+//! store must hold, and lays out `deps/<name>/` and its report once they are there, verified.
+//!
+//! A package manager is one folder here implementing [`PackageManager`] and one line in
+//! [`REGISTRY`]. The driver ([`Registered::run`]) does what every one of them needs between its
+//! plan and its layout: all-or-nothing staging of downloads, git checkouts, files from the
+//! repository, progress messages, and the blocking pool for the layout.
 
 pub mod cargo;
 pub mod git_submodule;
@@ -10,14 +15,120 @@ pub mod pip;
 pub mod unique_map;
 
 use crate::api_client::ApiClient;
-use crate::fetch::{Check, Fetched, Fetcher, Staged};
+use crate::blocking::blocking;
+use crate::fetch::{Check, Fetcher};
+use common::digest::{Expected, FileDigests};
+use common::repo_path::RepoPath;
 use common::{
-    ArtifactReport, Config, ConfigFile, EnvVars, ErrorKind, Failure, Job, Package, PackageManager,
-    PackageSpec, Store,
+    ArtifactReport, Config, ConfigFile, Descriptor, Download, EnvVars, ErrorKind, Failure, Job,
+    Package, PackageSpec, Store,
 };
-use futures_util::{stream, StreamExt, TryStreamExt};
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+/// The package managers this worker processes, in the order they run (Cachito's).
+pub static REGISTRY: &[&dyn Registered] = &[
+    &gomod::Gomod,
+    &npm::Npm,
+    &pip::Pip,
+    &cargo::Cargo,
+    &git_submodule::GitSubmodule,
+];
+
+/// The registry's descriptors, for the api's validation and `/status`.
+pub fn catalogue() -> common::Catalogue {
+    common::Catalogue(REGISTRY.iter().map(|pm| pm.descriptor()).collect())
+}
+
+/// One package manager: plan what the store must hold, then lay out and report.
+pub trait PackageManager: Send + Sync + 'static {
+    /// What the plan knows that the layout needs.
+    type Plan: Send + 'static;
+
+    const DESCRIPTOR: Descriptor;
+
+    /// Read the lockfiles of every requested path (`ctx.specs()`) and list the files the store
+    /// must hold. May read upstream indexes; never downloads an artifact itself.
+    fn plan(
+        &self,
+        ctx: &PmContext<'_>,
+    ) -> impl Future<Output = Result<(Self::Plan, Fetches), Failure>> + Send;
+
+    /// Lay out `deps/<name>/` and report, from the plan and the verified files. Runs on the
+    /// blocking pool.
+    fn layout(plan: Self::Plan, fetched: Fetched, ctx: &LayoutContext)
+        -> Result<PmOutput, Failure>;
+}
+
+/// What one package manager needs fetched.
+#[derive(Default)]
+pub struct Fetches {
+    /// Progress messages say `<what> (n/total)`.
+    pub what: String,
+    /// Files to download, or to re-verify when the store has them: all or nothing.
+    pub downloads: Vec<(Download, Check)>,
+    /// Repositories at a commit, checked out for the layout (and kept in the store).
+    pub git: Vec<GitFetch>,
+    /// Files of the repository to verify and keep in the store (npm `file:` tarballs).
+    pub local: Vec<LocalFile>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GitFetch {
+    pub url: String,
+    pub commit: String,
+}
+
+pub struct LocalFile {
+    pub path: RepoPath,
+    pub store_key: String,
+    pub expected: Expected,
+    /// Names the file in messages.
+    pub label: String,
+}
+
+/// What the fetch produced, for the layout.
+#[derive(Default)]
+pub struct Fetched {
+    /// The digests of every downloaded and local file, by store key (computed as they were
+    /// verified: the layout never reads a file again to hash it).
+    pub files: BTreeMap<String, FileDigests>,
+    /// Each git fetch: its checkout (removed once the layout is done) and its archive's key.
+    pub git: BTreeMap<GitFetch, GitCheckout>,
+    /// How many files came from the network (the rest were in the store).
+    pub from_network: usize,
+    /// Where the checkouts are: removed when the layout is done with them.
+    checkouts: Option<tempfile::TempDir>,
+}
+
+#[derive(Clone, Debug)]
+pub struct GitCheckout {
+    pub dir: PathBuf,
+    pub store_key: String,
+}
+
+/// What a layout works with.
+pub struct LayoutContext<'a> {
+    pub job: &'a Job,
+    pub config: &'a Config,
+    pub store: &'a Store,
+    /// The bundle's root: `app/` (the source) and `deps/` below it.
+    pub bundle_root: &'a Path,
+}
+
+impl LayoutContext<'_> {
+    pub fn app_dir(&self) -> PathBuf {
+        self.bundle_root.join("app")
+    }
+
+    pub fn deps_dir(&self) -> PathBuf {
+        self.bundle_root.join("deps")
+    }
+}
 
 /// What a package manager works with for one request.
 pub struct PmContext<'a> {
@@ -31,64 +142,39 @@ pub struct PmContext<'a> {
     pub api: &'a ApiClient,
     /// Verified downloads into the store, bounded by `LARDER_DOWNLOAD_CONCURRENCY`.
     pub fetcher: &'a Fetcher,
+    /// The package manager being run.
+    pub descriptor: &'static Descriptor,
 }
 
 impl PmContext<'_> {
-    /// The request's `packages.<pm>` entries, or the repository root.
-    pub fn specs(&self, pm: PackageManager) -> Vec<PackageSpec> {
+    /// The request's `packages.<name>` entries, or the repository root.
+    pub fn specs(&self) -> Vec<PackageSpec> {
         self.job
             .packages
-            .get(&pm)
+            .iter()
+            .find(|(name, _)| name.as_str() == self.descriptor.name)
+            .map(|(_, specs)| specs.clone())
             .filter(|s| !s.is_empty())
-            .cloned()
             .unwrap_or_else(|| vec![PackageSpec::default()])
     }
 
-    /// This request's repository for `pm`, token included: `<public>/repos/<id>/t/<token>/<pm>/`.
-    pub fn repository_url(&self, pm: &str) -> String {
-        format!("{}{pm}/", self.job.repository_url)
+    /// This request's repository for a protocol, token in the path:
+    /// `<public>/repos/<id>/t/<token>/<segment>/`.
+    pub fn repository_url(&self, segment: &str) -> String {
+        format!("{}{segment}/", self.job.repository_url)
+    }
+
+    /// The same without the token (clients that send it as a header): `<public>/repos/<id>/<segment>/`.
+    pub fn repository_url_without_token(&self, segment: &str) -> String {
+        format!(
+            "{}/repos/{}/{segment}/",
+            self.config.public_url.trim_end_matches('/'),
+            self.job.id
+        )
     }
 
     pub fn has_flag(&self, flag: &str) -> bool {
         self.job.flags.iter().any(|f| f == flag)
-    }
-
-    /// Verify (store hits) or download every file with bounded concurrency, reporting
-    /// `<what> (n/total)` about every tenth. Nothing enters the store until `commit`, so one
-    /// bad file leaves the store unchanged.
-    pub async fn stage_all(
-        &self,
-        items: Vec<(common::Download, Check)>,
-        what: &str,
-    ) -> Result<Vec<Staged>, Failure> {
-        let total = items.len();
-        let step = (total / 10).max(1);
-        let done = AtomicUsize::new(0);
-        // Collected first: a lazily mapped stream of borrowing futures trips the `Send` check.
-        let futures: Vec<_> = items
-            .into_iter()
-            .map(|(download, check)| {
-                let done = &done;
-                async move {
-                    let staged = self.fetcher.stage(&download, check).await?;
-                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if n.is_multiple_of(step) || n == total {
-                        self.progress(&format!("{what} ({n}/{total})")).await;
-                    }
-                    Ok::<_, Failure>(staged)
-                }
-            })
-            .collect();
-        stream::iter(futures)
-            .buffer_unordered(self.config.download_concurrency.max(1))
-            .try_collect()
-            .await
-    }
-
-    /// Move staged files into the store.
-    pub async fn commit(&self, staged: Vec<Staged>) -> Result<Vec<Fetched>, Failure> {
-        let fetcher = self.fetcher.clone();
-        crate::pipeline::blocking(move || fetcher.commit(staged)).await
     }
 
     /// Report progress; it moves the request's `updated`, which clients watch for liveness.
@@ -96,6 +182,140 @@ impl PmContext<'_> {
         if let Err(e) = self.api.progress(self.job.id, reason).await {
             tracing::warn!(error = %e, "could not report progress");
         }
+    }
+
+    /// Make sure every file is in the store, verified: nothing enters it unless all of them
+    /// verify. Downloads run `LARDER_DOWNLOAD_CONCURRENCY` at a time (futures made as they
+    /// start, so memory does not grow with the lockfile), progress every tenth.
+    pub async fn fetch_all(&self, fetches: Fetches) -> Result<Fetched, Failure> {
+        let Fetches {
+            what,
+            downloads,
+            git,
+            local,
+        } = fetches;
+        let total = downloads.len() + git.len() + local.len();
+        let staged = self.stage_all(downloads, &what, total).await?;
+        let mut done = staged.len();
+        let mut out = Fetched::default();
+        let checkouts = self
+            .store
+            .temp_dir("checkouts-")
+            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+        for (i, g) in git.into_iter().enumerate() {
+            let dir = checkouts.path().join(i.to_string());
+            let store_key = crate::git_deps::checkout(
+                self.store,
+                self.fetcher.outbound(),
+                &g.url,
+                &g.commit,
+                &dir,
+            )
+            .await?;
+            out.git.insert(g, GitCheckout { dir, store_key });
+            done += 1;
+        }
+        let mut local_files = Vec::with_capacity(local.len());
+        for l in local {
+            let source = l.path.resolve(self.app_dir).map_err(|e| {
+                Failure::new(ErrorKind::InvalidRepoStructure, format!("{}: {e}", l.label))
+            })?;
+            let digests = blocking(move || {
+                FileDigests::of_file(&source)
+                    .map(|d| (source, d))
+                    .map_err(|e| Failure::new(ErrorKind::InvalidRepoStructure, e.to_string()))
+            })
+            .await?;
+            crate::fetch::verify(&l.expected, &digests.1, &l.label)?;
+            local_files.push((l.store_key, digests));
+            done += 1;
+        }
+        if total > 0 {
+            self.progress(&format!("{what} ({done}/{total})")).await;
+        }
+        // everything verified: only now does anything new enter the store
+        let fetcher = self.fetcher.clone();
+        let committed = blocking(move || fetcher.commit(staged)).await?;
+        for f in committed {
+            out.from_network += usize::from(f.from_network);
+            out.files.insert(f.store_key, f.digests);
+        }
+        let store = self.store.clone();
+        let locals = blocking(move || {
+            local_files
+                .into_iter()
+                .map(|(key, (source, digests))| {
+                    if !store.contains(&key) {
+                        let mut temp = store
+                            .temp_file()
+                            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+                        let mut file = std::fs::File::open(&source)
+                            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+                        std::io::copy(&mut file, &mut temp)
+                            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+                        store
+                            .persist(temp, &key)
+                            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+                    }
+                    Ok((key, digests))
+                })
+                .collect::<Result<Vec<_>, Failure>>()
+        })
+        .await?;
+        out.files.extend(locals);
+        out.checkouts = Some(checkouts);
+        Ok(out)
+    }
+}
+
+async fn stage_one(
+    fetcher: Fetcher,
+    download: Download,
+    check: Check,
+) -> Result<crate::fetch::Staged, Failure> {
+    fetcher.stage(&download, check).await
+}
+
+impl PmContext<'_> {
+    /// Verify (store hits) or download every file, `LARDER_DOWNLOAD_CONCURRENCY` at a time.
+    /// Nothing enters the store until `commit`.
+    pub async fn stage_all(
+        &self,
+        items: Vec<(Download, Check)>,
+        what: &str,
+        total: usize,
+    ) -> Result<Vec<crate::fetch::Staged>, Failure> {
+        let step = (total / 10).max(1);
+        let limit = self.config.download_concurrency.max(1);
+        let mut staged = Vec::with_capacity(items.len());
+        let mut items = items.into_iter();
+        let mut running = FuturesUnordered::new();
+        loop {
+            // futures are made as slots free up: memory does not grow with the lockfile
+            while running.len() < limit {
+                let Some((download, check)) = items.next() else {
+                    break;
+                };
+                running.push(stage_one(self.fetcher.clone(), download, check));
+            }
+            let Some(result) = running.next().await else {
+                return Ok(staged);
+            };
+            staged.push(result?);
+            let n = staged.len();
+            if n % step == 0 || n == total {
+                self.progress(&format!("{what} ({n}/{total})")).await;
+            }
+        }
+    }
+
+    /// Move staged files into the store.
+    pub async fn commit(
+        &self,
+        staged: Vec<crate::fetch::Staged>,
+    ) -> Result<Vec<crate::fetch::FetchedFile>, Failure> {
+        let fetcher = self.fetcher.clone();
+        blocking(move || fetcher.commit(staged)).await
     }
 }
 
@@ -117,37 +337,39 @@ impl PmOutput {
     }
 }
 
-/// The order package managers run in.
-pub const ORDER: [PackageManager; 7] = [
-    PackageManager::Gomod,
-    PackageManager::Npm,
-    PackageManager::Pip,
-    PackageManager::Cargo,
-    PackageManager::Rubygems,
-    PackageManager::GitSubmodule,
-    PackageManager::Yarn,
-];
-
-pub fn not_implemented(pm: PackageManager) -> Failure {
-    Failure::new(
-        ErrorKind::UnsupportedFeature,
-        format!("The {pm} package manager is not supported by this Larder deployment yet"),
-    )
+/// A package manager as the pipeline runs it (the dyn-compatible face of [`PackageManager`]).
+pub trait Registered: Send + Sync {
+    fn descriptor(&self) -> &'static Descriptor;
+    fn run<'a>(&'a self, ctx: &'a PmContext<'a>) -> BoxFuture<'a, Result<PmOutput, Failure>>;
 }
 
-/// Whether `pm` opens the request's repository (`app/.git`): gomod reads tags for the main
-/// module's version, git-submodule reads the submodules. Other requests get `app/` without it.
-pub fn reads_git_dir(pm: PackageManager) -> bool {
-    matches!(pm, PackageManager::Gomod | PackageManager::GitSubmodule)
-}
+impl<P: PackageManager> Registered for P {
+    fn descriptor(&self) -> &'static Descriptor {
+        &P::DESCRIPTOR
+    }
 
-pub async fn run(pm: PackageManager, ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
-    match pm {
-        PackageManager::Cargo => cargo::run(ctx).await,
-        PackageManager::GitSubmodule => git_submodule::run(ctx).await,
-        PackageManager::Gomod => gomod::run(ctx).await,
-        PackageManager::Npm => npm::run(ctx).await,
-        PackageManager::Pip => pip::run(ctx).await,
-        other => Err(not_implemented(other)),
+    fn run<'a>(&'a self, ctx: &'a PmContext<'a>) -> BoxFuture<'a, Result<PmOutput, Failure>> {
+        async move {
+            let (plan, fetches) = self.plan(ctx).await?;
+            let fetched = ctx.fetch_all(fetches).await?;
+            let (job, config, store) = (ctx.job.clone(), ctx.config.clone(), ctx.store.clone());
+            let bundle_root = ctx
+                .app_dir
+                .parent()
+                .ok_or_else(|| Failure::new(ErrorKind::FileAccessError, "app/ has no parent"))?
+                .to_path_buf();
+            let output = blocking(move || {
+                let lctx = LayoutContext {
+                    job: &job,
+                    config: &config,
+                    store: &store,
+                    bundle_root: &bundle_root,
+                };
+                P::layout(plan, fetched, &lctx)
+            })
+            .await?;
+            Ok(output)
+        }
+        .boxed()
     }
 }

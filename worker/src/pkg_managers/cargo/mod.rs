@@ -23,9 +23,9 @@ pub mod vendor;
 pub mod fixtures;
 
 use super::{PmContext, PmOutput};
+use crate::blocking::blocking;
 use crate::fetch::no_check;
-use crate::pipeline::blocking;
-use common::{ErrorKind, Failure, PackageManager};
+use common::{ErrorKind, Failure};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use lockfile::CargoLock;
 use std::collections::BTreeMap;
@@ -55,9 +55,9 @@ fn registry_url(ctx: &PmContext<'_>) -> String {
 pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
     // 1. parse
     let mut locks: Vec<CargoLock> = Vec::new();
-    for spec in ctx.specs(PackageManager::Cargo) {
+    for spec in ctx.specs() {
         let root = ctx.app_dir.to_path_buf();
-        let path = spec.path.clone();
+        let path = spec.path.as_str().to_string();
         let lock = blocking(move || lockfile::parse(&root, &path).map_err(|e| e.failure())).await?;
         locks.push(lock);
     }
@@ -154,12 +154,16 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
         .await?;
 
     // 3b. crates: stage (download + verify, or re-verify a store hit) everything, then commit
-    let items = plan
+    let items: Vec<_> = plan
         .downloads
         .iter()
         .map(|d| (d.clone(), no_check(d)))
         .collect();
-    let staged = ctx.stage_all(items, &format!("{what} (crates)")).await?;
+    let staged = {
+        let total = items.len();
+        ctx.stage_all(items, &format!("{what} (crates)"), total)
+            .await?
+    };
     let fetched_from_network = staged.iter().filter(|s| s.fetched.from_network).count();
     ctx.commit(staged).await?;
     let mut lines: BTreeMap<(String, String), String> = BTreeMap::new();
@@ -248,4 +252,22 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
     }
     out.env = config::registry_env(&ctx.job.repository_token);
     Ok(out)
+}
+
+/// The `cargo` package manager (its `run` drives the whole flow itself).
+pub struct Cargo;
+
+pub static DESCRIPTOR: common::Descriptor = common::Descriptor::new("cargo");
+
+impl super::Registered for Cargo {
+    fn descriptor(&self) -> &'static common::Descriptor {
+        &DESCRIPTOR
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a PmContext<'a>,
+    ) -> futures_util::future::BoxFuture<'a, Result<PmOutput, Failure>> {
+        futures_util::FutureExt::boxed(run(ctx))
+    }
 }

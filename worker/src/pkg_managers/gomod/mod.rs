@@ -17,9 +17,9 @@ pub mod vendor;
 pub mod version;
 
 use super::{PmContext, PmOutput};
+use crate::blocking::blocking;
 use crate::fetch::Check;
-use crate::pipeline::blocking;
-use common::{ErrorKind, Failure, PackageManager};
+use common::{ErrorKind, Failure};
 use plan::{ExpectedH1, Flags, GoDownload};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,9 +27,9 @@ use std::sync::{Arc, Mutex};
 
 pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
     let paths: Vec<String> = ctx
-        .specs(PackageManager::Gomod)
+        .specs()
         .into_iter()
-        .map(|s| s.path)
+        .map(|s| s.path.as_str().to_string())
         .collect();
     let where_ = paths
         .iter()
@@ -120,11 +120,14 @@ async fn fetch_verified(
     what: &str,
 ) -> Result<BTreeMap<String, String>, Failure> {
     let recorded: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
-    let items = downloads
+    let items: Vec<_> = downloads
         .iter()
         .map(|d| (d.download.clone(), h1_check(d.clone(), recorded.clone())))
         .collect();
-    let staged = ctx.stage_all(items, what).await?;
+    let staged = {
+        let total = items.len();
+        ctx.stage_all(items, what, total).await?
+    };
     let from_network = staged.iter().filter(|s| s.fetched.from_network).count();
     tracing::info!(
         files = downloads.len(),
@@ -148,4 +151,27 @@ fn h1_check(d: GoDownload, recorded: Arc<Mutex<BTreeMap<String, String>>>) -> Ch
         }
         Ok(())
     })
+}
+
+/// The `gomod` package manager (its `run` drives the whole flow itself).
+pub struct Gomod;
+
+pub static DESCRIPTOR: common::Descriptor = common::Descriptor {
+    replacements: true,
+    path_noun: "go module",
+    reads_git_dir: true,
+    ..common::Descriptor::new("gomod")
+};
+
+impl super::Registered for Gomod {
+    fn descriptor(&self) -> &'static common::Descriptor {
+        &DESCRIPTOR
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a PmContext<'a>,
+    ) -> futures_util::future::BoxFuture<'a, Result<PmOutput, Failure>> {
+        futures_util::FutureExt::boxed(run(ctx))
+    }
 }

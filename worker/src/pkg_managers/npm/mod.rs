@@ -14,9 +14,9 @@ pub mod pack;
 pub mod plan;
 
 use super::{PmContext, PmOutput};
-use crate::fetch::{Check, Fetched, Staged};
-use crate::pipeline::blocking;
-use common::{ErrorKind, Failure, PackageManager};
+use crate::blocking::blocking;
+use crate::fetch::{Check, FetchedFile, Staged};
+use common::{ErrorKind, Failure};
 use integrity::Integrity;
 use layout::LayoutContext;
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,8 +48,8 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
         source_ref: ctx.job.git_ref.clone(),
     };
     let mut served = BTreeSet::new();
-    for spec in ctx.specs(PackageManager::Npm) {
-        let out = run_path(ctx, &spec.path, &lctx).await?;
+    for spec in ctx.specs() {
+        let out = run_path(ctx, spec.path.as_str(), &lctx).await?;
         output.packages.extend(out.package);
         output.config_files.extend(out.config_files);
         for a in out.artifacts {
@@ -122,7 +122,7 @@ async fn run_path(
         })
         .collect();
     drop(integrity_of);
-    let staged: Vec<Staged> = ctx.stage_all(items, &what).await?;
+    let staged: Vec<Staged> = ctx.stage_all(items, &what, total).await?;
 
     // git dependencies: fetched once per commit (deps/git/…), packed as npm packs them
     let mut to_put: Vec<(String, Vec<u8>)> = Vec::new();
@@ -167,7 +167,7 @@ async fn run_path(
     }
 
     // everything verified: only now does anything new enter the store
-    let fetched: Vec<Fetched> = ctx.commit(staged).await?;
+    let fetched: Vec<FetchedFile> = ctx.commit(staged).await?;
     {
         let store = ctx.store.clone();
         blocking(move || {
@@ -207,4 +207,25 @@ async fn run_path(
         Ok(out)
     })
     .await
+}
+
+/// The `npm` package manager (its `run` drives the whole flow itself).
+pub struct Npm;
+
+pub static DESCRIPTOR: common::Descriptor = common::Descriptor {
+    exclusive_with: &["yarn"],
+    ..common::Descriptor::new("npm")
+};
+
+impl super::Registered for Npm {
+    fn descriptor(&self) -> &'static common::Descriptor {
+        &DESCRIPTOR
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a PmContext<'a>,
+    ) -> futures_util::future::BoxFuture<'a, Result<PmOutput, Failure>> {
+        futures_util::FutureExt::boxed(run(ctx))
+    }
 }

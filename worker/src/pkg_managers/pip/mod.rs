@@ -18,9 +18,9 @@ pub mod requirements;
 mod fixtures;
 
 use super::{PmContext, PmOutput};
+use crate::blocking::blocking;
 use crate::fetch::{Check, Staged};
-use crate::pipeline::blocking;
-use common::{Download, ErrorKind, Failure, PackageManager};
+use common::{Download, ErrorKind, Failure};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use index::IndexFile;
 use layout::{PackageInput, RepoRef, ServeInfo};
@@ -46,10 +46,10 @@ fn io_failure(e: impl std::fmt::Display) -> Failure {
 }
 
 pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
-    let specs = ctx.specs(PackageManager::Pip);
+    let specs = ctx.specs();
     let mut inputs = Vec::new();
     for spec in specs {
-        let shown = if spec.path == "." {
+        let shown = if spec.path.is_root() {
             "."
         } else {
             spec.path.as_str()
@@ -218,10 +218,10 @@ fn parse_package(
     };
     let runtime = load(&runtime_files)?;
     let build = load(&build_files)?;
-    let path = if spec.path.is_empty() {
+    let path = if spec.path.is_root() {
         ".".to_string()
     } else {
-        spec.path.clone()
+        spec.path.as_str().to_string()
     };
     let dir = if path == "." {
         app.to_path_buf()
@@ -322,5 +322,30 @@ async fn stage_all(ctx: &PmContext<'_>, plan: &Plan) -> Result<Vec<Staged>, Fail
         );
         work.push((u.download.clone(), check));
     }
-    ctx.stage_all(work, "Fetching the pip dependencies").await
+    {
+        let total = work.len();
+        ctx.stage_all(work, "Fetching the pip dependencies", total)
+            .await
+    }
+}
+
+/// The `pip` package manager (its `run` drives the whole flow itself).
+pub struct Pip;
+
+pub static DESCRIPTOR: common::Descriptor = common::Descriptor {
+    package_keys: &["requirements_build_files", "requirements_files"],
+    ..common::Descriptor::new("pip")
+};
+
+impl super::Registered for Pip {
+    fn descriptor(&self) -> &'static common::Descriptor {
+        &DESCRIPTOR
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a PmContext<'a>,
+    ) -> futures_util::future::BoxFuture<'a, Result<PmOutput, Failure>> {
+        futures_util::FutureExt::boxed(run(ctx))
+    }
 }

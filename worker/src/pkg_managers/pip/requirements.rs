@@ -1099,14 +1099,14 @@ pub fn files_for_package(
                 Some(list) => list
                     .iter()
                     .map(|f| {
-                        let rel = check_requested_path(&spec.path, f)?;
+                        let rel = check_requested_path(spec.path.as_str(), f)?;
                         resolve_in_repo(repo_root, &rel)
                             .map_err(|_| RequirementsError::InvalidPath(rel.clone()))?;
                         Ok(rel)
                     })
                     .collect(),
                 None => {
-                    let rel = check_requested_path(&spec.path, default)?;
+                    let rel = check_requested_path(spec.path.as_str(), default)?;
                     Ok(resolve_in_repo(repo_root, &rel)
                         .ok()
                         .map(|_| rel)
@@ -1512,7 +1512,7 @@ mod tests {
     fn package_files() {
         let d = repo(&[("requirements.txt", "a==1\n"), ("sub/req.txt", "b==1\n")]);
         let spec = common::PackageSpec {
-            path: ".".into(),
+            path: common::repo_path::RepoPath::root(),
             ..Default::default()
         };
         assert_eq!(
@@ -1520,7 +1520,7 @@ mod tests {
             (vec!["requirements.txt".to_string()], vec![])
         );
         let spec = common::PackageSpec {
-            path: "sub".into(),
+            path: common::repo_path::RepoPath::parse("sub").unwrap(),
             requirements_files: Some(vec!["req.txt".into()]),
             requirements_build_files: Some(vec!["nope.txt".into()]),
         };
