@@ -38,11 +38,11 @@ pub async fn handle(repo: &RepoRequest, req: &HttpRequest, tail: &str) -> ApiRes
     let artifacts = match &name {
         None => Vec::new(),
         Some(n) => {
-            let mut a = repo.artifacts("cargo", Some(n)).await?;
+            let mut a = repo.artifacts(Some(n)).await?;
             if a.is_empty() {
                 // index paths are lowercase; the crate may be published with another case
                 a = repo
-                    .artifacts("cargo", None)
+                    .artifacts(None)
                     .await?
                     .into_iter()
                     .filter(|x| x.name.eq_ignore_ascii_case(n))
@@ -158,6 +158,33 @@ pub fn serve(artifacts: &[Artifact], repo_url: &str, path: &str) -> Served {
     Served::Body {
         bytes,
         content_type: INDEX_CONTENT_TYPE,
+    }
+}
+
+/// The per-request sparse cargo registry.
+pub struct SparseRegistry;
+
+impl super::Repository for SparseRegistry {
+    fn segment(&self) -> &'static str {
+        "cargo"
+    }
+
+    fn package_managers(&self) -> &'static [&'static str] {
+        &["cargo"]
+    }
+
+    fn may_serve(&self, key: &str) -> bool {
+        // registry crates (worker/src/pkg_managers/cargo/plan.rs crate_store_key)
+        key.starts_with("deps/cargo/") && key.ends_with(".crate")
+    }
+
+    fn handle<'a>(
+        &'a self,
+        repo: &'a RepoRequest,
+        req: &'a HttpRequest,
+        tail: &'a str,
+    ) -> futures_util::future::LocalBoxFuture<'a, ApiResult<HttpResponse>> {
+        Box::pin(handle(repo, req, tail))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::{RepoRequest, Served};
 use crate::error::ApiResult;
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 use common::gomod::{compare_versions, unescape_path, unescape_version};
 use common::Artifact;
 
@@ -11,7 +11,7 @@ pub async fn serve(repo: &RepoRequest, tail: &str) -> ApiResult<HttpResponse> {
     let Some(module) = module_of(tail) else {
         return repo.respond(Served::NotFound).await;
     };
-    let artifacts = repo.artifacts("gomod", Some(&module)).await?;
+    let artifacts = repo.artifacts(Some(&module)).await?;
     repo.respond(route(&artifacts, tail)).await
 }
 
@@ -109,6 +109,33 @@ fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// The per-request GOPROXY.
+pub struct GoProxy;
+
+impl super::Repository for GoProxy {
+    fn segment(&self) -> &'static str {
+        "gomod"
+    }
+
+    fn package_managers(&self) -> &'static [&'static str] {
+        &["gomod"]
+    }
+
+    fn may_serve(&self, key: &str) -> bool {
+        // the module proxy files (worker/src/pkg_managers/gomod/plan.rs STORE_PREFIX)
+        key.starts_with("deps/gomod/cache/download/")
+    }
+
+    fn handle<'a>(
+        &'a self,
+        repo: &'a RepoRequest,
+        _req: &'a HttpRequest,
+        tail: &'a str,
+    ) -> futures_util::future::LocalBoxFuture<'a, ApiResult<HttpResponse>> {
+        Box::pin(serve(repo, tail))
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use base64::Engine;
 use common::Artifact;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use futures_util::future::LocalBoxFuture;
 use subtle::ConstantTimeEq;
 
 /// What a package manager's repository answers for one path.
@@ -36,9 +37,47 @@ pub enum Served {
     NotFound,
 }
 
-/// Whether the per-request repository of package manager `pm` may serve the stored file `key`:
-/// only files of the kinds that package manager's worker code reports as artifacts, never the
-/// token secret, bundles, logs, sources, index metadata or another package manager's files.
+/// One protocol of the per-request repositories, `/repos/{id}/<segment>/…`: it serves the
+/// artifacts its package managers recorded for the request, and nothing else. The token check,
+/// the 410 of a stale request and the streaming of stored files are shared ([`check`],
+/// [`RepoRequest::respond`]).
+pub trait Repository: Sync {
+    /// The path segment: `npm`, `pip`, `cargo`, `gomod`.
+    fn segment(&self) -> &'static str;
+
+    /// The package managers whose artifacts it serves.
+    fn package_managers(&self) -> &'static [&'static str];
+
+    /// Whether an artifact may name the stored file `key` (checked when a worker reports it
+    /// and again when it is served): only the kinds of file its package managers store, never
+    /// the token secret, bundles, logs, sources or another protocol's files.
+    fn may_serve(&self, key: &str) -> bool;
+
+    fn handle<'a>(
+        &'a self,
+        repo: &'a RepoRequest,
+        req: &'a HttpRequest,
+        tail: &'a str,
+    ) -> LocalBoxFuture<'a, ApiResult<HttpResponse>>;
+}
+
+/// The protocols this api serves.
+pub static REPOSITORIES: &[&dyn Repository] = &[
+    &gomod::GoProxy,
+    &npm::NpmRegistry,
+    &pip::SimpleIndex,
+    &cargo::SparseRegistry,
+];
+
+/// The protocol that serves the artifacts of package manager `pm`.
+pub fn repository_of(pm: &str) -> Option<&'static dyn Repository> {
+    REPOSITORIES
+        .iter()
+        .copied()
+        .find(|r| r.package_managers().contains(&pm))
+}
+
+/// Whether an artifact of package manager `pm` may name the stored file `key`.
 pub fn servable_store_key(pm: &str, key: &str) -> bool {
     let normal = !key.is_empty()
         && !has_control(key)
@@ -46,30 +85,16 @@ pub fn servable_store_key(pm: &str, key: &str) -> bool {
         && key
             .split('/')
             .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
-    normal
-        && match pm {
-            // worker/src/pkg_managers/gomod/plan.rs STORE_PREFIX: .info, .mod and .zip files
-            "gomod" => key.starts_with("deps/gomod/cache/download/"),
-            // registry, git, URL and file: tarballs (npm/plan.rs)
-            "npm" => key.starts_with("deps/npm/") && key.ends_with(".tgz"),
-            // index files and URL requirements under deps/pip/, VCS requirements as the shared
-            // git archive of their commit (pip/plan.rs git_store_key)
-            "pip" => key.starts_with("deps/pip/") || is_git_archive(key),
-            // registry crates only (cargo/plan.rs crate_store_key)
-            "cargo" => key.starts_with("deps/cargo/") && key.ends_with(".crate"),
-            _ => false,
-        }
+    normal && repository_of(pm).is_some_and(|r| r.may_serve(key))
 }
 
 /// `deps/git/<host>/<path>/<40-hex commit>.tar.gz`
-fn is_git_archive(key: &str) -> bool {
+pub fn is_git_archive(key: &str) -> bool {
     key.strip_prefix("deps/git/")
         .and_then(|rest| rest.strip_suffix(".tar.gz"))
         .and_then(|rest| rest.rsplit_once('/'))
         .is_some_and(|(repo, commit)| {
-            repo.contains('/')
-                && commit.len() == 40
-                && commit.bytes().all(|b| b.is_ascii_hexdigit())
+            repo.contains('/') && common::commit::CommitId::parse_any_case(commit).is_ok()
         })
 }
 
@@ -79,11 +104,13 @@ pub struct RepoRequest {
     /// `<public>/repos/<id>/t/<token>/<pm>/`
     pub base_url: String,
     pub state: web::Data<AppState>,
+    pub repository: &'static dyn Repository,
 }
 
 impl RepoRequest {
-    /// Artifacts of this request's package manager `pm`, optionally only those named `name`.
-    pub async fn artifacts(&self, pm: &str, name: Option<&str>) -> ApiResult<Vec<Artifact>> {
+    /// The request's artifacts of the package managers this protocol serves, optionally only
+    /// those named `name`.
+    pub async fn artifacts(&self, name: Option<&str>) -> ApiResult<Vec<Artifact>> {
         if name.is_some_and(has_control) {
             // no artifact is named so (they are refused when reported)
             return Ok(Vec::new());
@@ -91,7 +118,7 @@ impl RepoRequest {
         let mut conn = self.state.pool.get().await?;
         let mut query = artifacts::table
             .filter(artifacts::request_id.eq(self.request_id))
-            .filter(artifacts::pm.eq(pm.to_string()))
+            .filter(artifacts::pm.eq_any(self.repository.package_managers()))
             .into_boxed();
         if let Some(name) = name {
             query = query.filter(artifacts::name.eq(name.to_string()));
@@ -211,8 +238,13 @@ async fn check(
     state: web::Data<AppState>,
     id: i64,
     path_token: Option<&str>,
-    pm: &str,
+    segment: &str,
 ) -> ApiResult<RepoRequest> {
+    let repository = REPOSITORIES
+        .iter()
+        .copied()
+        .find(|r| r.segment() == segment)
+        .ok_or_else(ApiError::not_found)?;
     let mut conn = state.pool.get().await?;
     let row = find(&mut conn, id).await?;
     drop(conn);
@@ -234,28 +266,14 @@ async fn check(
         state.config.public_url.trim_end_matches('/'),
         row.id,
         expected,
-        pm
+        segment
     );
     Ok(RepoRequest {
         request_id: row.id,
         base_url,
         state,
+        repository,
     })
-}
-
-async fn dispatch(
-    repo: RepoRequest,
-    req: &HttpRequest,
-    pm: &str,
-    tail: &str,
-) -> ApiResult<HttpResponse> {
-    match pm {
-        "cargo" => cargo::handle(&repo, req, tail).await,
-        "npm" => npm::handle(&repo, req, tail).await,
-        "gomod" => gomod::serve(&repo, tail).await,
-        "pypi" => pip::handle(&repo, req, tail).await,
-        _ => repo.respond(Served::NotFound).await,
-    }
 }
 
 /// `/repos/{id}/t/{token}/{pm}/{tail}`: the capability-URL form (the token is in the path).
@@ -269,7 +287,7 @@ pub async fn serve_with_path_token(
         return Err(ApiError::not_found());
     }
     let repo = check(&req, state, id, Some(&token), &pm).await?;
-    dispatch(repo, &req, &pm, &tail).await
+    repo.repository.handle(&repo, &req, &tail).await
 }
 
 /// `/repos/{id}/{pm}/{tail}`: the token comes in the `Authorization` header.
@@ -283,7 +301,7 @@ pub async fn serve_with_header_token(
         return Err(ApiError::not_found());
     }
     let repo = check(&req, state, id, None, &pm).await?;
-    dispatch(repo, &req, &pm, &tail).await
+    repo.repository.handle(&repo, &req, &tail).await
 }
 
 #[cfg(test)]

@@ -229,7 +229,7 @@ pub async fn handle(repo: &RepoRequest, req: &HttpRequest, tail: &str) -> ApiRes
         .and_then(|v| v.to_str().ok());
     let artifacts = match parse_path(tail) {
         Some(NpmPath::Packument(name) | NpmPath::Tarball { name, .. }) => {
-            repo.artifacts("npm", Some(&name)).await?
+            repo.artifacts(Some(&name)).await?
         }
         None => Vec::new(),
     };
@@ -259,6 +259,33 @@ pub fn serve(artifacts: &[Artifact], repo_url: &str, path: &str, accept: Option<
                 None => Served::NotFound,
             }
         }
+    }
+}
+
+/// The per-request npm registry.
+pub struct NpmRegistry;
+
+impl super::Repository for NpmRegistry {
+    fn segment(&self) -> &'static str {
+        "npm"
+    }
+
+    fn package_managers(&self) -> &'static [&'static str] {
+        &["npm"]
+    }
+
+    fn may_serve(&self, key: &str) -> bool {
+        // registry, git, URL and file: tarballs (worker/src/pkg_managers/npm/plan.rs)
+        key.starts_with("deps/npm/") && key.ends_with(".tgz")
+    }
+
+    fn handle<'a>(
+        &'a self,
+        repo: &'a RepoRequest,
+        req: &'a HttpRequest,
+        tail: &'a str,
+    ) -> futures_util::future::LocalBoxFuture<'a, ApiResult<HttpResponse>> {
+        Box::pin(handle(repo, req, tail))
     }
 }
 

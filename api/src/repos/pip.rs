@@ -40,15 +40,15 @@ pub async fn handle(repo: &RepoRequest, req: &HttpRequest, tail: &str) -> ApiRes
         .and_then(|v| v.to_str().ok());
     let artifacts = match wanted_name(tail) {
         Some(name) => {
-            let found = repo.artifacts("pip", Some(&name)).await?;
+            let found = repo.artifacts(Some(&name)).await?;
             if found.is_empty() && tail.starts_with("files/") {
                 // VCS archives live below their host's path: look through all of them.
-                repo.artifacts("pip", None).await?
+                repo.artifacts(None).await?
             } else {
                 found
             }
         }
-        None => repo.artifacts("pip", None).await?,
+        None => repo.artifacts(None).await?,
     };
     repo.respond(serve(&artifacts, &repo.base_url, tail, accept))
         .await
@@ -289,6 +289,34 @@ pub fn serve(artifacts: &[Artifact], base_url: &str, path: &str, accept: Option<
         };
     }
     project_page(&normalized, files, fmt)
+}
+
+/// The per-request PyPI simple index.
+pub struct SimpleIndex;
+
+impl super::Repository for SimpleIndex {
+    fn segment(&self) -> &'static str {
+        "pypi"
+    }
+
+    fn package_managers(&self) -> &'static [&'static str] {
+        &["pip"]
+    }
+
+    fn may_serve(&self, key: &str) -> bool {
+        // index files and URL requirements, VCS requirements as the git archive of their commit
+        // (worker/src/pkg_managers/pip/plan.rs)
+        key.starts_with("deps/pip/") || super::is_git_archive(key)
+    }
+
+    fn handle<'a>(
+        &'a self,
+        repo: &'a RepoRequest,
+        req: &'a HttpRequest,
+        tail: &'a str,
+    ) -> futures_util::future::LocalBoxFuture<'a, ApiResult<HttpResponse>> {
+        Box::pin(handle(repo, req, tail))
+    }
 }
 
 #[cfg(test)]
