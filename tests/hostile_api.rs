@@ -230,7 +230,7 @@ async fn worker_updates_are_cleaned_and_bounded() {
     let (status, body) = send(
         put(
             "artifacts",
-            json!([{"pm": "npm", "name": "a", "version": "1.0.0", "filename": "a-1.0.0.tgz", "store_key": "deps/npm/a/-/a-1.0.0.tgz", "meta": {"description": "x\u{0}"}}]),
+            json!([{"pm": "npm", "name": "a", "version": "1.0.0", "filename": "a-1.0.0.tgz", "store_key": "deps/npm/a/-/a-1.0.0.tgz", "meta": {"protocol": "npm", "description": "x\u{0}"}}]),
         ),
     )
     .await;
@@ -273,7 +273,7 @@ async fn artifact_store_keys_stay_inside_their_package_managers_files() {
     std::fs::create_dir_all(larder.data.path().join("bundles")).unwrap();
     std::fs::write(larder.data.path().join("bundles/1.tar.gz"), b"a bundle").unwrap();
 
-    let artifact = |name: &str, pm: &str, key: &str| json!({"pm": pm, "name": name, "version": "1.0.0", "filename": format!("{name}-1.0.0.tgz"), "store_key": key, "meta": {}});
+    let artifact = |name: &str, pm: &str, key: &str| json!({"pm": pm, "name": name, "version": "1.0.0", "filename": format!("{name}-1.0.0.tgz"), "store_key": key, "meta": {"protocol": pm}});
     let put = |artifacts: Value| {
         larder
             .http
@@ -400,7 +400,7 @@ async fn oversized_bodies_headers_and_uris_and_overflowing_integers_are_refused(
             json!({"pm": "npm", "name": format!("package-{i}"), "version": "1.0.0",
                    "filename": format!("package-{i}-1.0.0.tgz"),
                    "store_key": format!("deps/npm/package-{i}/-/package-{i}-1.0.0.tgz"),
-                   "meta": {"dist": {"integrity": format!("sha512-{}", "A".repeat(86)), "shasum": "0".repeat(40)},
+                   "meta": {"protocol": "npm", "dist": {"integrity": format!("sha512-{}", "A".repeat(86)), "shasum": "0".repeat(40)},
                             "dependencies": {"left-pad": "^1.0.0", "right-pad": "^2.0.0"}, "source": "registry"}})
         })
         .collect();

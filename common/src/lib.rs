@@ -1,6 +1,7 @@
 //! Types and building blocks shared by Larder's api, worker and CLI.
 
 pub mod archive;
+pub mod artifact;
 pub mod commit;
 pub mod config;
 pub mod digest;
@@ -16,6 +17,7 @@ pub mod store;
 pub mod text;
 pub mod token;
 
+pub use artifact::{Artifact, ArtifactMeta};
 pub use config::{Config, HostList, HostPattern};
 pub use failure::{Classify, ErrorKind, ErrorOrigin, Failure};
 pub use model::*;

@@ -143,66 +143,6 @@ pub struct ConfigFileBase64 {
     pub kind: String,
 }
 
-/// One file a per-request repository serves; recorded by the worker, looked up by the api.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Artifact {
-    pub pm: String,
-    pub name: String,
-    pub version: String,
-    pub filename: String,
-    pub store_key: String,
-    #[serde(default)]
-    pub meta: serde_json::Value,
-}
-
-/// An [`Artifact`] as a worker holds and reports it: `meta` kept as its JSON text (a
-/// `serde_json::Value` of a package's metadata costs several times its text, times every
-/// package of a large lockfile). Same JSON as [`Artifact`].
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ArtifactReport {
-    pub pm: String,
-    pub name: String,
-    pub version: String,
-    pub filename: String,
-    pub store_key: String,
-    pub meta: Box<serde_json::value::RawValue>,
-}
-
-impl PartialEq for ArtifactReport {
-    fn eq(&self, other: &Self) -> bool {
-        (
-            &self.pm,
-            &self.name,
-            &self.version,
-            &self.filename,
-            &self.store_key,
-            self.meta.get(),
-        ) == (
-            &other.pm,
-            &other.name,
-            &other.version,
-            &other.filename,
-            &other.store_key,
-            other.meta.get(),
-        )
-    }
-}
-
-impl Eq for ArtifactReport {}
-
-impl From<Artifact> for ArtifactReport {
-    fn from(a: Artifact) -> Self {
-        Self {
-            meta: serde_json::value::to_raw_value(&a.meta).expect("a Value serializes"),
-            pm: a.pm,
-            name: a.name,
-            version: a.version,
-            filename: a.filename,
-            store_key: a.store_key,
-        }
-    }
-}
-
 /// One `packages.<pm>` entry of a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackageSpec {

@@ -98,3 +98,9 @@ impl Catalogue {
         self.get(name).is_some() || CACHITO_PACKAGE_MANAGERS.contains(&name)
     }
 }
+
+impl From<&str> for PmName {
+    fn from(name: &str) -> Self {
+        Self::new(name)
+    }
+}

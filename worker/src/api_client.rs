@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use common::{
-    ArtifactReport, ConfigFile, ConfigFileBase64, EnvVars, Failure, Job, PackagesData, RequestState,
+    Artifact, ConfigFile, ConfigFileBase64, EnvVars, Failure, Job, PackagesData, RequestState,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -222,7 +222,7 @@ impl ApiClient {
         id: i64,
         env: &EnvVars,
         data: &PackagesData,
-        artifacts: &[ArtifactReport],
+        artifacts: &[Artifact],
         files: &[ConfigFile],
     ) -> Result<(), ApiClientError> {
         // serialized straight to bytes: a serde_json::Value of thousands of artifacts costs
@@ -264,7 +264,7 @@ impl ApiClient {
     async fn report_artifacts(
         &self,
         id: i64,
-        artifacts: &[ArtifactReport],
+        artifacts: &[Artifact],
     ) -> Result<(), ApiClientError> {
         let path = format!("/api/v1/requests/{id}/artifacts");
         let mut method = reqwest::Method::PUT;
@@ -287,7 +287,7 @@ const ARTIFACTS_BODY_BYTES: usize = 2 << 20;
 /// JSON arrays of consecutive artifacts, each at most `limit` bytes unless one artifact alone
 /// is larger; at least one (empty) array.
 struct ArtifactBodies<'a> {
-    items: &'a [ArtifactReport],
+    items: &'a [Artifact],
     limit: usize,
     first: bool,
 }
@@ -329,21 +329,22 @@ fn json_bytes<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn artifact(i: usize) -> ArtifactReport {
+    fn artifact(i: usize) -> Artifact {
         common::Artifact {
             pm: "npm".into(),
             name: format!("pkg-{i}"),
             version: "1.0.0".into(),
             filename: format!("pkg-{i}-1.0.0.tgz"),
             store_key: format!("deps/npm/pkg-{i}/-/pkg-{i}-1.0.0.tgz"),
-            meta: json!({"integrity": "sha512-x".repeat(i % 7)}),
+            meta: common::ArtifactMeta::Npm(common::artifact::untyped(
+                json!({"integrity": "sha512-x".repeat(i % 7)}),
+            )),
         }
-        .into()
     }
 
     #[test]
     fn artifacts_are_cut_into_bounded_json_arrays() {
-        let all: Vec<ArtifactReport> = (0..500).map(artifact).collect();
+        let all: Vec<Artifact> = (0..500).map(artifact).collect();
         let limit = 4096;
         let bodies: Vec<Vec<u8>> = ArtifactBodies {
             items: &all,
@@ -357,7 +358,6 @@ mod tests {
             assert!(body.len() <= limit, "{}", body.len());
             again.extend(serde_json::from_slice::<Vec<common::Artifact>>(body).unwrap());
         }
-        let again: Vec<ArtifactReport> = again.into_iter().map(Into::into).collect();
         assert_eq!(again, all);
 
         let none: Vec<Vec<u8>> = ArtifactBodies {

@@ -140,6 +140,7 @@ pub fn serve(artifacts: &[Artifact], repo_url: &str, path: &str) -> Served {
         .filter(|a| a.name.eq_ignore_ascii_case(name))
         .filter_map(|a| {
             a.meta
+                .fields()
                 .get("index_line")
                 .and_then(|l| l.as_str())
                 .map(|l| (a.version.as_str(), l))
@@ -199,7 +200,9 @@ mod tests {
             version: version.into(),
             filename: format!("{name}-{version}.crate"),
             store_key: format!("deps/cargo/{name}/{name}-{version}.crate"),
-            meta: serde_json::json!({"index_line": format!("{{\"name\":\"{name}\",\"vers\":\"{version}\"}}"), "cksum": "x"}),
+            meta: common::ArtifactMeta::Cargo(common::artifact::untyped(
+                serde_json::json!({"index_line": format!("{{\"name\":\"{name}\",\"vers\":\"{version}\"}}"), "cksum": "x"}),
+            )),
         }
     }
 

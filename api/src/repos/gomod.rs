@@ -149,7 +149,7 @@ mod tests {
             version: version.into(),
             filename: format!("{version}.{ext}"),
             store_key: format!("deps/gomod/cache/download/{name}/@v/{version}.{ext}"),
-            meta: serde_json::Value::Null,
+            meta: common::ArtifactMeta::Gomod(Default::default()),
         }
     }
 

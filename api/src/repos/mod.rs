@@ -144,13 +144,20 @@ impl RepoRequest {
                 }
                 servable
             })
-            .map(|(pm, name, version, filename, store_key, meta)| Artifact {
-                pm,
-                name,
-                version,
-                filename,
-                store_key,
-                meta,
+            .filter_map(|(pm, name, version, filename, store_key, meta)| {
+                let meta = serde_json::from_value(meta)
+                    .inspect_err(|e| {
+                        tracing::warn!(request_id = self.request_id, %store_key, error = %e, "not serving an artifact whose metadata is unreadable");
+                    })
+                    .ok()?;
+                Some(Artifact {
+                    pm: common::PmName::new(pm),
+                    name,
+                    version,
+                    filename,
+                    store_key,
+                    meta,
+                })
             })
             .collect())
     }

@@ -103,6 +103,7 @@ pub fn cmp_semver(a: &str, b: &str) -> Ordering {
 fn is_registry(a: &Artifact) -> bool {
     a.pm == "npm"
         && a.meta
+            .fields()
             .get("source")
             .and_then(|s| s.as_str())
             .is_none_or(|s| s == "registry")
@@ -137,10 +138,7 @@ pub fn packument(
         .unwrap_or_default();
     let mut versions = Map::new();
     for a in &mine {
-        let mut m = match &a.meta {
-            Value::Object(o) => o.clone(),
-            _ => Map::new(),
-        };
+        let mut m = a.meta.fields().clone();
         m.remove("source");
         if abbreviated {
             m.remove("license");
@@ -301,8 +299,10 @@ mod tests {
             version: version.into(),
             filename: format!("{base}-{version}.tgz"),
             store_key: format!("deps/npm/{name}/-/{base}-{version}.tgz"),
-            meta: json!({"name": name, "version": version, "dependencies": {"x": "^1"}, "license": "MIT",
+            meta: common::ArtifactMeta::Npm(common::artifact::untyped(
+                json!({"name": name, "version": version, "dependencies": {"x": "^1"}, "license": "MIT",
                          "dist": {"integrity": "sha512-a", "shasum": "ab"}, "source": source}),
+            )),
         }
     }
 

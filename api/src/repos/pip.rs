@@ -142,7 +142,7 @@ pub fn negotiate(accept: Option<&str>) -> Format {
 }
 
 fn meta_str<'a>(a: &'a Artifact, k: &str) -> Option<&'a str> {
-    a.meta.get(k).and_then(|v| v.as_str())
+    a.meta.fields().get(k).and_then(|v| v.as_str())
 }
 
 fn is_index(a: &Artifact) -> bool {
@@ -209,7 +209,7 @@ fn project_page(name: &str, files: &[&Artifact], fmt: Format) -> Served {
                 if let Some(rp) = meta_str(a, "requires_python") {
                     f["requires-python"] = rp.into();
                 }
-                if let Some(size) = a.meta.get("size").and_then(|s| s.as_u64()) {
+                if let Some(size) = a.meta.fields().get("size").and_then(|s| s.as_u64()) {
                     f["size"] = size.into();
                 }
                 f
@@ -332,7 +332,9 @@ mod tests {
             version: version.into(),
             filename: filename.into(),
             store_key: format!("deps/pip/{name}/{filename}"),
-            meta: serde_json::json!({"sha256": "ab".repeat(32), "requires_python": ">=3.8", "size": 12, "yanked": false, "kind": kind, "path": path}),
+            meta: common::ArtifactMeta::Pip(common::artifact::untyped(
+                serde_json::json!({"sha256": "ab".repeat(32), "requires_python": ">=3.8", "size": 12, "yanked": false, "kind": kind, "path": path}),
+            )),
         }
     }
 

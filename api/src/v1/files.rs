@@ -364,18 +364,21 @@ async fn record_artifacts(
     replace: bool,
 ) -> ApiResult<HttpResponse> {
     auth::require_worker(&req)?;
+    let mut metas = Vec::with_capacity(items.len());
     for a in &items {
-        if [&a.pm, &a.name, &a.version, &a.filename]
+        let meta = serde_json::to_value(&a.meta).map_err(|e| ApiError::internal(e.to_string()))?;
+        if [a.pm.as_str(), &a.name, &a.version, &a.filename]
             .iter()
             .any(|text| has_control(text))
-            || any_string(&a.meta, &|s| s.contains('\0'))
+            || any_string(&meta, &|s| s.contains('\0'))
         {
             return Err(ApiError::bad_request(format!(
                 "The artifact {:?} of {:?} contains control characters",
                 a.filename, a.name
             )));
         }
-        if !crate::repos::servable_store_key(&a.pm, &a.store_key) {
+        metas.push(meta);
+        if !crate::repos::servable_store_key(a.pm.as_str(), &a.store_key) {
             tracing::warn!(request_id = id, pm = %a.pm, store_key = %a.store_key, "refused an artifact whose store key lies outside its package manager's files");
             return Err(ApiError::bad_request(format!(
                 "The store key {:?} is not a {} file this request's repository may serve",
@@ -392,18 +395,19 @@ async fn record_artifacts(
                 .execute(conn)
                 .await?;
         }
-        for chunk in items.chunks(1000) {
+        for (chunk, metas) in items.chunks(1000).zip(metas.chunks(1000)) {
             let values: Vec<_> = chunk
                 .iter()
-                .map(|a| {
+                .zip(metas)
+                .map(|(a, meta)| {
                     (
                         artifacts::request_id.eq(row.id),
-                        artifacts::pm.eq(&a.pm),
+                        artifacts::pm.eq(a.pm.as_str()),
                         artifacts::name.eq(&a.name),
                         artifacts::version.eq(&a.version),
                         artifacts::filename.eq(&a.filename),
                         artifacts::store_key.eq(&a.store_key),
-                        artifacts::meta.eq(&a.meta),
+                        artifacts::meta.eq(meta),
                     )
                 })
                 .collect();

@@ -20,8 +20,8 @@ use crate::fetch::{Check, Fetcher};
 use common::digest::{Expected, FileDigests};
 use common::repo_path::RepoPath;
 use common::{
-    ArtifactReport, Config, ConfigFile, Descriptor, Download, EnvVars, ErrorKind, Failure, Job,
-    Package, PackageSpec, Store,
+    Artifact, Config, ConfigFile, Descriptor, Download, EnvVars, ErrorKind, Failure, Job, Package,
+    PackageSpec, Store,
 };
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
@@ -325,7 +325,7 @@ pub struct PmOutput {
     pub packages: Vec<Package>,
     pub env: EnvVars,
     pub config_files: Vec<ConfigFile>,
-    pub artifacts: Vec<ArtifactReport>,
+    pub artifacts: Vec<Artifact>,
 }
 
 impl PmOutput {

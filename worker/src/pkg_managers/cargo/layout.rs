@@ -13,7 +13,7 @@ use crate::pkg_managers::cargo::util::pct_encode;
 use crate::pkg_managers::cargo::vendor::{
     vendor_git_crate, vendor_registry_crate, Limits, VendorError,
 };
-use common::{Artifact, ArtifactReport, Dependency, ErrorKind, Failure, Package};
+use common::{Artifact, ArtifactMeta, Dependency, ErrorKind, Failure, Package};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -111,7 +111,7 @@ pub fn packages(lock: &CargoLock) -> Vec<Package> {
 pub fn artifacts(
     lock: &CargoLock,
     lines: &BTreeMap<(String, String), String>,
-) -> Result<Vec<ArtifactReport>, LayoutError> {
+) -> Result<Vec<Artifact>, LayoutError> {
     let mut out = Vec::new();
     for (p, checksum) in lock.registry() {
         let key = (p.name.clone(), p.version.clone());
@@ -120,17 +120,16 @@ pub fn artifacts(
             .ok_or_else(|| LayoutError::MissingIndexLine(format!("{}@{}", p.name, p.version)))?;
         let line = line.trim_end_matches(['\n', '\r']);
         check_line(&p.name, &p.version, checksum, line)?;
-        out.push(
-            Artifact {
-                pm: "cargo".into(),
-                name: p.name.clone(),
-                version: p.version.clone(),
-                filename: format!("{}-{}.crate", p.name, p.version),
-                store_key: crate_store_key(&p.name, &p.version),
-                meta: serde_json::json!({"index_line": line, "cksum": checksum}),
-            }
-            .into(),
-        );
+        out.push(Artifact {
+            pm: "cargo".into(),
+            name: p.name.clone(),
+            version: p.version.clone(),
+            filename: format!("{}-{}.crate", p.name, p.version),
+            store_key: crate_store_key(&p.name, &p.version),
+            meta: ArtifactMeta::Cargo(common::artifact::untyped(
+                serde_json::json!({"index_line": line, "cksum": checksum}),
+            )),
+        });
     }
     Ok(out)
 }
@@ -327,7 +326,7 @@ mod tests {
         assert_eq!(a[0].filename, "serde-1.0.0.crate");
         assert_eq!(a[0].store_key, "deps/cargo/serde/serde-1.0.0.crate");
         assert_eq!(
-            serde_json::from_str::<serde_json::Value>(a[0].meta.get()).unwrap()["index_line"],
+            a[0].meta.fields()["index_line"],
             r#"{"name":"serde","vers":"1.0.0","cksum":"aa"}"#
         );
     }

@@ -6,7 +6,7 @@ use super::plan::{
 };
 use super::vendor::{generate_vendor, VendorError, VendorInput, VendorSource};
 use common::gomod::{escape_path, escape_version, EscapeError};
-use common::{Artifact, ArtifactReport, Dependency, EnvVar, EnvVars, ErrorKind, Failure, Package};
+use common::{Artifact, ArtifactMeta, Dependency, EnvVar, EnvVars, ErrorKind, Failure, Package};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -52,7 +52,7 @@ impl LayoutError {
 pub struct LayoutOutput {
     pub packages: Vec<Package>,
     pub env_vars: EnvVars,
-    pub artifacts: Vec<ArtifactReport>,
+    pub artifacts: Vec<Artifact>,
     /// go.mod/go.sum files overwritten in `app/` (dependency_replacements), already written.
     pub rewritten: Vec<RewrittenFile>,
 }
@@ -224,17 +224,14 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                 .or_default()
                 .insert(d.version.clone());
         }
-        artifacts.push(
-            Artifact {
-                pm: "gomod".into(),
-                name: d.module.clone(),
-                version: d.version.clone(),
-                filename: format!("{}.{}", d.version, d.kind.ext()),
-                store_key: key.clone(),
-                meta,
-            }
-            .into(),
-        );
+        artifacts.push(Artifact {
+            pm: "gomod".into(),
+            name: d.module.clone(),
+            version: d.version.clone(),
+            filename: format!("{}.{}", d.version, d.kind.ext()),
+            store_key: key.clone(),
+            meta: ArtifactMeta::Gomod(common::artifact::untyped(meta)),
+        });
     }
     for (ep, versions) in lists {
         let p = cache.join(&ep).join("@v").join("list");

@@ -20,7 +20,7 @@ use crate::pkg_managers::npm::lockfile::{Project, PACKAGE_LOCK, SHRINKWRAP};
 use crate::pkg_managers::npm::plan::{Plan, PlannedDep};
 use base64::Engine;
 use common::{
-    Artifact, ArtifactReport, ConfigFile, Dependency, EnvVar, EnvVars, ErrorKind, Failure, Package,
+    Artifact, ArtifactMeta, ConfigFile, Dependency, EnvVar, EnvVars, ErrorKind, Failure, Package,
 };
 use serde::ser::{SerializeMap, Serializer as _};
 use serde::{Deserialize, Serialize};
@@ -302,7 +302,7 @@ pub struct LayoutContext {
 #[derive(Clone, Debug, Default)]
 pub struct LayoutOutput {
     pub package: Option<Package>,
-    pub artifacts: Vec<ArtifactReport>,
+    pub artifacts: Vec<Artifact>,
     pub config_files: Vec<ConfigFile>,
     /// Cachito's npm defaults (set them once per request)
     pub env_vars: EnvVars,
@@ -499,7 +499,7 @@ pub fn artifact_for(d: &PlannedDep, file: &Path) -> Result<Artifact, LayoutError
         },
         filename: d.filename().unwrap_or_default(),
         store_key,
-        meta,
+        meta: ArtifactMeta::Npm(common::artifact::untyped(meta)),
     })
 }
 
@@ -525,7 +525,7 @@ pub fn layout(
         ..Default::default()
     };
     // (artifact, its integrity): metadata kept as JSON text, one package at a time
-    let mut arts: BTreeMap<String, (ArtifactReport, String)> = BTreeMap::new();
+    let mut arts: BTreeMap<String, (Artifact, String)> = BTreeMap::new();
     // location -> (registry resolved, offline resolved, integrity)
     let mut rewrites: BTreeMap<String, Rewrite> = BTreeMap::new();
     let up = depth_prefix(&project.path);
@@ -537,12 +537,12 @@ pub fn layout(
         })?;
         if !arts.contains_key(key) {
             let a = artifact_for(d, file)?;
-            let integrity = a.meta["dist"]["integrity"]
+            let integrity = a.meta.fields()["dist"]["integrity"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
             out.bundle_files.insert(key.clone(), file.clone());
-            arts.insert(key.clone(), (a.into(), integrity));
+            arts.insert(key.clone(), (a, integrity));
         }
         let (a, integrity) = &arts[key];
         let integrity = integrity.clone();

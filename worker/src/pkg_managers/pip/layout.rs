@@ -7,7 +7,9 @@ use crate::pkg_managers::pip::plan::Plan;
 use crate::pkg_managers::pip::requirements::{
     resolve_in_repo, ParsedRequirements, Requirement, Source,
 };
-use common::{Artifact, ConfigFile, Dependency, EnvVar, EnvVars, ErrorKind, Failure, Package};
+use common::{
+    Artifact, ArtifactMeta, ConfigFile, Dependency, EnvVar, EnvVars, ErrorKind, Failure, Package,
+};
 use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -343,10 +345,10 @@ pub fn layout(
                 version: f.version.clone(),
                 filename: f.filename.clone(),
                 store_key: f.download.store_key.clone(),
-                meta: serde_json::json!({
+                meta: ArtifactMeta::Pip(common::artifact::untyped(serde_json::json!({
                     "sha256": sha, "requires_python": f.requires_python, "size": size,
                     "yanked": false, "kind": "index", "path": served_file_path(&dest),
-                }),
+                }))),
             });
         }
     }
@@ -380,10 +382,10 @@ pub fn layout(
                 version: g.commit.clone(),
                 filename,
                 store_key: g.store_key.clone(),
-                meta: serde_json::json!({
+                meta: ArtifactMeta::Pip(common::artifact::untyped(serde_json::json!({
                     "sha256": sha, "requires_python": null, "size": size, "yanked": false,
                     "kind": "vcs", "path": served_file_path(&g.bundle_path),
-                }),
+                }))),
             });
         }
     }
@@ -401,10 +403,10 @@ pub fn layout(
                 version: format!("external-{}-{}", u.hash.alg.name(), u.hash.hex),
                 filename: u.filename.clone(),
                 store_key: key.clone(),
-                meta: serde_json::json!({
+                meta: ArtifactMeta::Pip(common::artifact::untyped(serde_json::json!({
                     "sha256": sha, "requires_python": null, "size": size, "yanked": false,
                     "kind": "url", "path": served_file_path(key),
-                }),
+                }))),
             });
         }
     }
@@ -504,6 +506,7 @@ pub fn write_find_links_page(
         .filter(|a| {
             a.pm == "pip"
                 && a.meta
+                    .fields()
                     .get("kind")
                     .and_then(|k| k.as_str())
                     .is_none_or(|k| k == "index")
@@ -516,12 +519,14 @@ pub fn write_find_links_page(
                 .to_string();
             let sha = a
                 .meta
+                .fields()
                 .get("sha256")
                 .and_then(|s| s.as_str())
                 .unwrap_or_default()
                 .to_string();
             let rp = a
                 .meta
+                .fields()
                 .get("requires_python")
                 .and_then(|s| s.as_str())
                 .map(str::to_string);
@@ -744,9 +749,9 @@ mod tests {
         assert!(!fl.contains("external"));
         let a = &out.artifacts[0];
         assert_eq!(a.store_key, "deps/pip/foo/foo-1.0.tar.gz");
-        assert_eq!(a.meta["sha256"], sd.sha256);
-        assert_eq!(a.meta["size"], sd.size);
-        assert_eq!(a.meta["requires_python"], ">=3.8");
+        assert_eq!(a.meta.fields()["sha256"], sd.sha256);
+        assert_eq!(a.meta.fields()["size"], sd.size);
+        assert_eq!(a.meta.fields()["requires_python"], ">=3.8");
         assert_eq!(out.config_files.len(), 1);
         let cf = &out.config_files[0];
         assert_eq!(cf.path, "app/sub/requirements.txt");

@@ -188,7 +188,7 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
         packages: out.packages,
         env: out.env_vars,
         config_files: out.config_files,
-        artifacts: out.artifacts.into_iter().map(Into::into).collect(),
+        artifacts: out.artifacts,
     })
 }
 
