@@ -9,6 +9,7 @@ pub mod failure;
 pub mod gomod;
 pub mod manifest;
 pub mod model;
+pub mod percent;
 pub mod pm;
 pub mod purl;
 pub mod pypi;

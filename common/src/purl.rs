@@ -1,17 +1,6 @@
 //! Package URLs as Cachito writes them.
 
-/// Percent-encode a purl component (everything but unreserved characters).
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::percent::encode_component as quote;
 
 /// The purl of a git repository at a commit: `pkg:github/...` / `pkg:bitbucket/...` for those
 /// forges, otherwise `pkg:generic/<name>?vcs_url=<url>@<ref>`.
