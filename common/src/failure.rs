@@ -136,11 +136,16 @@ impl Failure {
 /// `?` turns it into a [`Failure`].
 pub trait Classify: fmt::Display {
     fn kind(&self) -> ErrorKind;
+
+    /// What the request's `state_reason` says (Display unless a fixed text is owed).
+    fn message(&self) -> String {
+        self.to_string()
+    }
 }
 
 impl<E: Classify> From<E> for Failure {
     fn from(e: E) -> Self {
-        Failure::new(e.kind(), e.to_string())
+        Failure::new(e.kind(), e.message())
     }
 }
 

@@ -2,7 +2,7 @@
 //! (golang.org/x/mod/module `EscapePath`, `CheckPath`, `CheckFilePath`), and version order.
 //! Shared by the worker's `gomod` package manager and the api's per-request GOPROXY.
 
-use crate::{ErrorKind, Failure};
+use crate::{Classify, ErrorKind};
 use std::cmp::Ordering;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,9 +21,9 @@ pub enum EscapeError {
     BadEscape { escaped: String },
 }
 
-impl EscapeError {
-    pub fn failure(&self) -> Failure {
-        Failure::new(ErrorKind::InvalidRequestData, self.to_string())
+impl Classify for EscapeError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidRequestData
     }
 }
 
@@ -259,51 +259,12 @@ pub fn unescape_version(module: &str, escaped: &str) -> Result<String, EscapeErr
     Ok(v)
 }
 
-/// Compare Go module versions by semver precedence (invalid versions sort last, bytewise).
+/// Compare Go module versions (`v` + semver 2.0) by precedence, build metadata such as
+/// `+incompatible` ignored as Go does; versions that are not canonical sort last, bytewise.
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    fn parse(v: &str) -> Option<([u64; 3], Vec<String>)> {
-        let v = v.strip_prefix('v')?;
-        let v = v.split('+').next()?;
-        let (core, pre) = match v.find('-') {
-            Some(i) => (&v[..i], Some(&v[i + 1..])),
-            None => (v, None),
-        };
-        let mut nums = [0u64; 3];
-        let parts: Vec<&str> = core.split('.').collect();
-        if parts.is_empty() || parts.len() > 3 {
-            return None;
-        }
-        for (i, p) in parts.iter().enumerate() {
-            nums[i] = p.parse().ok()?;
-        }
-        let pre = pre
-            .map(|p| p.split('.').map(str::to_string).collect())
-            .unwrap_or_default();
-        Some((nums, pre))
-    }
+    let parse = |v: &str| semver::Version::parse(v.strip_prefix('v')?).ok();
     match (parse(a), parse(b)) {
-        (Some((na, pa)), Some((nb, pb))) => na
-            .cmp(&nb)
-            .then_with(|| match (pa.is_empty(), pb.is_empty()) {
-                (true, true) => Ordering::Equal,
-                (true, false) => Ordering::Greater,
-                (false, true) => Ordering::Less,
-                (false, false) => {
-                    for (x, y) in pa.iter().zip(pb.iter()) {
-                        let o = match (x.parse::<u64>(), y.parse::<u64>()) {
-                            (Ok(i), Ok(j)) => i.cmp(&j),
-                            (Ok(_), Err(_)) => Ordering::Less,
-                            (Err(_), Ok(_)) => Ordering::Greater,
-                            _ => x.cmp(y),
-                        };
-                        if o != Ordering::Equal {
-                            return o;
-                        }
-                    }
-                    pa.len().cmp(&pb.len())
-                }
-            })
-            .then_with(|| a.cmp(b)),
+        (Some(x), Some(y)) => x.cmp_precedence(&y).then_with(|| a.cmp(b)),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
         (None, None) => a.cmp(b),

@@ -672,24 +672,6 @@ impl StaticServer {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 async fn serve_static(
     mut stream: TcpStream,
     root: &Path,
@@ -712,7 +694,8 @@ async fn serve_static(
         let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
         let path = target.split('?').next().unwrap_or("/").to_string();
         log.lock().unwrap().push(path.clone());
-        let rel = percent_decode(path.trim_start_matches('/'));
+        let raw = path.trim_start_matches('/');
+        let rel = common::percent::decode(raw).unwrap_or_else(|| raw.to_string());
         let safe = !rel.split('/').any(|c| c == "..");
         let mut file = root.join(&rel);
         if file.is_dir() {

@@ -20,7 +20,7 @@ pub fn module_of(path: &str) -> Option<String> {
     if path.contains('?') || path.contains('#') {
         return None;
     }
-    let decoded = percent_decode(path)?;
+    let decoded = common::percent::decode(path)?;
     let path = decoded.trim_start_matches('/');
     let i = path.rfind("/@v/")?;
     unescape_path(&path[..i]).ok()
@@ -41,7 +41,7 @@ pub fn route(artifacts: &[Artifact], path: &str) -> Served {
     if path.contains('?') || path.contains('#') {
         return Served::NotFound;
     }
-    let Some(decoded) = percent_decode(path) else {
+    let Some(decoded) = common::percent::decode(path) else {
         return Served::NotFound;
     };
     let path = decoded.trim_start_matches('/');
@@ -92,23 +92,6 @@ pub fn route(artifacts: &[Artifact], path: &str) -> Served {
         })
         .next()
         .unwrap_or(Served::NotFound)
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The per-request GOPROXY.

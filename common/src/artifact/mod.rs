@@ -35,7 +35,12 @@ impl ArtifactMeta {
     /// The metadata as recorded, while a protocol's is not typed yet.
     pub fn fields(&self) -> &serde_json::Map<String, serde_json::Value> {
         match self {
-            Self::Npm(m) | Self::Pip(m) | Self::Cargo(m) | Self::Gomod(m) => m,
+            Self::Npm(m) | Self::Pip(m) | Self::Cargo(m) => m,
+            Self::Gomod(_) => {
+                static NONE: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> =
+                    std::sync::OnceLock::new();
+                NONE.get_or_init(serde_json::Map::new)
+            }
         }
     }
 }

@@ -22,6 +22,12 @@ pub enum LimitError {
     },
 }
 
+impl common::Classify for LimitError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidFileFormat
+    }
+}
+
 impl LimitError {
     pub fn failure(&self) -> Failure {
         Failure::new(ErrorKind::InvalidFileFormat, self.to_string())

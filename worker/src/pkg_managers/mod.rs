@@ -196,7 +196,8 @@ impl PmContext<'_> {
         } = fetches;
         let total = downloads.len() + git.len() + local.len();
         let staged = self.stage_all(downloads, &what, total).await?;
-        let mut done = staged.len();
+        let staged_count = staged.len();
+        let mut done = staged_count;
         let mut out = Fetched::default();
         let checkouts = self
             .store
@@ -230,7 +231,7 @@ impl PmContext<'_> {
             local_files.push((l.store_key, digests));
             done += 1;
         }
-        if total > 0 {
+        if done > staged_count {
             self.progress(&format!("{what} ({done}/{total})")).await;
         }
         // everything verified: only now does anything new enter the store
@@ -240,6 +241,12 @@ impl PmContext<'_> {
             out.from_network += usize::from(f.from_network);
             out.files.insert(f.store_key, f.digests);
         }
+        tracing::info!(
+            pm = self.descriptor.name,
+            files = total,
+            from_network = out.from_network,
+            "dependencies verified and in the store"
+        );
         let store = self.store.clone();
         let locals = blocking(move || {
             local_files

@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use common::gomod::check_file_path;
-use common::{ErrorKind, Failure};
+use common::{Classify, ErrorKind};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -43,14 +43,12 @@ pub enum DirhashError {
     },
 }
 
-impl DirhashError {
-    pub fn failure(&self) -> Failure {
+impl Classify for DirhashError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            DirhashError::Io { .. } => Failure::new(ErrorKind::FileAccessError, self.to_string()),
-            DirhashError::Mismatch { .. } => {
-                Failure::new(ErrorKind::InvalidChecksum, self.to_string())
-            }
-            _ => Failure::new(ErrorKind::ValidationError, self.to_string()),
+            DirhashError::Io { .. } => ErrorKind::FileAccessError,
+            DirhashError::Mismatch { .. } => ErrorKind::InvalidChecksum,
+            _ => ErrorKind::ValidationError,
         }
     }
 }
@@ -406,7 +404,7 @@ pub(crate) mod tests {
             !e.to_string().contains(&served),
             "the h1 of what was served is not echoed: {e}"
         );
-        assert_eq!(e.failure().error_type(), "InvalidChecksum");
+        assert_eq!(e.kind().error_type(), "InvalidChecksum");
         let e = verify_gomod(
             b"module evil\n",
             "a.com/m",
@@ -469,9 +467,9 @@ pub(crate) mod tests {
         let p = d.path().join("x.zip");
         std::fs::write(&p, b"definitely not a zip").unwrap();
         let e = validate_zip(&p, "a.com/m", "v1.0.0").unwrap_err();
-        assert_eq!(e.failure().error_type(), "ValidationError");
+        assert_eq!(e.kind().error_type(), "ValidationError");
         let e = validate_zip(&d.path().join("missing.zip"), "a.com/m", "v1.0.0").unwrap_err();
-        assert_eq!(e.failure().origin(), common::ErrorOrigin::Server);
+        assert_eq!(e.kind().origin(), common::ErrorOrigin::Server);
     }
 
     #[test]

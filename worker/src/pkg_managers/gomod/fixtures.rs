@@ -5,7 +5,7 @@
 
 use super::dirhash::{hash_files, hash_gomod};
 use common::gomod::{escape_path, escape_version, EscapeError};
-use common::{ErrorKind, Failure};
+use common::{Classify, ErrorKind};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -24,9 +24,9 @@ pub enum FixtureError {
     },
 }
 
-impl FixtureError {
-    pub fn failure(&self) -> Failure {
-        Failure::new(ErrorKind::FileAccessError, self.to_string())
+impl Classify for FixtureError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::FileAccessError
     }
 }
 

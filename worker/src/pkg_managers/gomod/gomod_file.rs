@@ -1,7 +1,7 @@
 //! go.mod parser (golang.org/x/mod/modfile subset) and a byte-preserving `replace` rewriter.
 
 use common::gomod::{check_main_module_path, check_module_path, check_version};
-use common::{ErrorKind, Failure};
+use common::{Classify, ErrorKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GoModError {
@@ -28,16 +28,12 @@ pub enum GoModError {
     },
 }
 
-impl GoModError {
-    pub fn failure(&self) -> Failure {
+impl Classify for GoModError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            GoModError::Unsupported { .. } => {
-                Failure::new(ErrorKind::UnsupportedFeature, self.to_string())
-            }
-            GoModError::BadReplacement { .. } => {
-                Failure::new(ErrorKind::InvalidRequestData, self.to_string())
-            }
-            _ => Failure::new(ErrorKind::InvalidFileFormat, self.to_string()),
+            GoModError::Unsupported { .. } => ErrorKind::UnsupportedFeature,
+            GoModError::BadReplacement { .. } => ErrorKind::InvalidRequestData,
+            _ => ErrorKind::InvalidFileFormat,
         }
     }
 }
@@ -741,16 +737,16 @@ weird future directive
         }
         let e = parse_go_mod("sub/go.mod", "module x\nrequire a.com/b\n").unwrap_err();
         assert!(e.to_string().starts_with("sub/go.mod:2:"), "{e}");
-        assert_eq!(e.failure().error_type(), "InvalidFileFormat");
+        assert_eq!(e.kind().error_type(), "InvalidFileFormat");
     }
 
     #[test]
     fn absolute_replace_is_unsupported() {
         let e = parse_go_mod("go.mod", "module x\nreplace a.com/b => /abs/b\n").unwrap_err();
-        assert_eq!(e.failure().error_type(), "UnsupportedFeature");
+        assert_eq!(e.kind().error_type(), "UnsupportedFeature");
         assert!(e.to_string().contains("a.com/b"));
         let e = parse_go_mod("go.mod", "module x\nreplace a.com/b => C:\\b\n").unwrap_err();
-        assert_eq!(e.failure().error_type(), "UnsupportedFeature");
+        assert_eq!(e.kind().error_type(), "UnsupportedFeature");
     }
 
     #[test]
@@ -842,6 +838,6 @@ weird future directive
             }],
         )
         .unwrap_err();
-        assert_eq!(e.failure().error_type(), "InvalidRequestData");
+        assert_eq!(e.kind().error_type(), "InvalidRequestData");
     }
 }

@@ -1,7 +1,7 @@
 //! go.sum parser.
 
 use common::gomod::{check_module_path, check_version};
-use common::{ErrorKind, Failure};
+use common::{Classify, ErrorKind};
 use std::collections::BTreeMap;
 
 /// The hash of an empty go.mod that old go versions wrote by mistake; the go command ignores it.
@@ -26,9 +26,9 @@ pub enum GoSumError {
     },
 }
 
-impl GoSumError {
-    pub fn failure(&self) -> Failure {
-        Failure::new(ErrorKind::InvalidFileFormat, self.to_string())
+impl Classify for GoSumError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidFileFormat
     }
 }
 
@@ -229,7 +229,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, GoSumError::Conflict { line: 2, .. }));
-        assert_eq!(e.failure().error_type(), "InvalidFileFormat");
+        assert_eq!(e.kind().error_type(), "InvalidFileFormat");
     }
 
     #[test]

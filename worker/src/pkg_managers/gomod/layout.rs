@@ -5,8 +5,10 @@ use super::plan::{
     DepSource, ExpectedH1, GoFileKind, Plan, PlanError, RewrittenFile, VendorMode, STORE_PREFIX,
 };
 use super::vendor::{generate_vendor, VendorError, VendorInput, VendorSource};
+use common::artifact::gomod::GoMeta;
 use common::gomod::{escape_path, escape_version, EscapeError};
-use common::{Artifact, ArtifactMeta, Dependency, EnvVar, EnvVars, ErrorKind, Failure, Package};
+use common::repo_path::RepoPath;
+use common::{Artifact, ArtifactMeta, Classify, Dependency, EnvVar, EnvVars, ErrorKind, Package};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -37,13 +39,21 @@ pub enum LayoutError {
     Escape(#[from] EscapeError),
 }
 
-impl LayoutError {
-    pub fn failure(&self) -> Failure {
+impl Classify for LayoutError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            LayoutError::Plan(e) => e.failure(),
-            LayoutError::Vendor(e) => e.failure(),
-            LayoutError::Escape(e) => e.failure(),
-            _ => Failure::new(ErrorKind::FileAccessError, self.to_string()),
+            LayoutError::Plan(e) => e.kind(),
+            LayoutError::Vendor(e) => e.kind(),
+            LayoutError::Escape(e) => e.kind(),
+            _ => ErrorKind::FileAccessError,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            LayoutError::Plan(e) => e.message(),
+            LayoutError::Vendor(e) => e.message(),
+            _ => self.to_string(),
         }
     }
 }
@@ -69,7 +79,7 @@ pub struct LayoutInput<'a> {
     pub store_path: &'a dyn Fn(&str) -> PathBuf,
     /// requested path ("." for the root) -> version reported for that main module (from git:
     /// tag or pseudo-version, see `version::main_module_version`).
-    pub main_versions: &'a BTreeMap<String, String>,
+    pub main_versions: &'a BTreeMap<RepoPath, String>,
     /// this request's GOPROXY URL (with its token), returned as `GOPROXY`.
     pub repo_url: &'a str,
 }
@@ -202,17 +212,6 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
             }
             ExpectedH1::None => None,
         };
-        let meta = match d.kind {
-            GoFileKind::Info => {
-                let b = std::fs::read(&src).map_err(|e| LayoutError::Store {
-                    store_key: key.clone(),
-                    label: d.download.label.clone(),
-                    source: e,
-                })?;
-                serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null)
-            }
-            _ => serde_json::json!({ "h1": h1 }),
-        };
         if d.kind == GoFileKind::Zip {
             let h = h1.clone().unwrap_or_default();
             let zh = dest.with_extension("ziphash");
@@ -230,7 +229,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
             version: d.version.clone(),
             filename: format!("{}.{}", d.version, d.kind.ext()),
             store_key: key.clone(),
-            meta: ArtifactMeta::Gomod(common::artifact::untyped(meta)),
+            meta: ArtifactMeta::Gomod(GoMeta { h1: h1.clone() }),
         });
     }
     for (ep, versions) in lists {
@@ -274,7 +273,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
         for d in &m.deps {
             let source = match &d.source {
                 DepSource::Local { repo_rel, .. } => {
-                    VendorSource::Dir(root.join("app").join(repo_rel))
+                    VendorSource::Dir(repo_rel.under(&root.join("app")))
                 }
                 DepSource::Module { path, version } => {
                     let key = format!(
@@ -300,11 +299,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                 source,
             });
         }
-        let dir = if m.path == "." {
-            root.join("app")
-        } else {
-            root.join("app").join(&m.path)
-        };
+        let dir = m.path.under(&root.join("app"));
         generate_vendor(&dir, &m.gomod, &inputs)?;
     }
 
@@ -371,10 +366,10 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
             kind: "gomod".into(),
             name: m.gomod.module.clone(),
             version: main_version.to_string(),
-            path: if m.path == "." {
+            path: if m.path.is_root() {
                 None
             } else {
-                Some(m.path.clone())
+                Some(m.path.as_str().to_string())
             },
             dependencies: deps,
             purl,

@@ -16,133 +16,126 @@ pub mod plan;
 pub mod vendor;
 pub mod version;
 
-use super::{PmContext, PmOutput};
+use super::{Fetched, Fetches, LayoutContext, PackageManager, PmContext, PmOutput};
 use crate::blocking::blocking;
 use crate::fetch::Check;
-use common::{ErrorKind, Failure};
+use common::repo_path::RepoPath;
+use common::{Descriptor, Failure};
 use plan::{ExpectedH1, Flags, GoDownload};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
-    let paths: Vec<String> = ctx
-        .specs()
-        .into_iter()
-        .map(|s| s.path.as_str().to_string())
-        .collect();
-    let where_ = paths
-        .iter()
-        .map(|p| format!("\"{p}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let what = format!(
-        "Fetching the gomod dependencies at the {where_} director{}",
-        if paths.len() == 1 { "y" } else { "ies" }
-    );
-    ctx.progress(&what).await;
+/// The `gomod` package manager.
+pub struct Gomod;
 
-    let replacements: Vec<_> = ctx
-        .job
-        .dependency_replacements
-        .iter()
-        .filter(|r| r.kind == "gomod")
-        .cloned()
-        .collect();
-    let flags = Flags::from_names(&ctx.job.flags, ctx.config.gomod_strict_vendor);
-    let (app, upstream) = (ctx.app_dir.to_path_buf(), ctx.config.goproxy.clone());
-    let plan = {
-        let paths = paths.clone();
-        blocking(move || {
-            plan::plan(&app, &paths, &replacements, flags, &upstream).map_err(|e| e.failure())
-        })
-        .await?
-    };
-
-    let recorded = fetch_verified(ctx, &plan.downloads, &what).await?;
-
-    let bundle_root = ctx
-        .app_dir
-        .parent()
-        .ok_or_else(|| Failure::new(ErrorKind::FileAccessError, "The bundle has no root"))?
-        .to_path_buf();
-    let main_versions: BTreeMap<String, String> = {
-        let (app, git_ref) = (ctx.app_dir.to_path_buf(), ctx.job.git_ref.clone());
-        let modules: Vec<(String, String)> = plan
-            .modules
-            .iter()
-            .map(|m| (m.path.clone(), m.gomod.module.clone()))
-            .collect();
-        blocking(move || {
-            Ok(modules
-                .into_iter()
-                .map(|(path, module)| {
-                    let sub = (path != ".").then_some(path.as_str());
-                    let v = version::main_version_or_fallback(&app, &git_ref, &module, sub);
-                    (path, v)
-                })
-                .collect())
-        })
-        .await?
-    };
-    let repo_url = ctx
-        .repository_url("gomod")
-        .trim_end_matches('/')
-        .to_string();
-    let store = ctx.store.clone();
-    let out = blocking(move || {
-        let store_path = |k: &str| store.root().join(k);
-        layout::write_layout(&layout::LayoutInput {
-            bundle_root: &bundle_root,
-            plan: &plan,
-            recorded: &recorded,
-            store_path: &store_path,
-            main_versions: &main_versions,
-            repo_url: &repo_url,
-        })
-        .map_err(|e| e.failure())
-    })
-    .await?;
-    Ok(PmOutput {
-        packages: out.packages,
-        env: out.env_vars,
-        config_files: Vec::new(),
-        artifacts: out.artifacts,
-    })
+/// What the layout needs of the plan.
+pub struct GomodPlan {
+    plan: plan::Plan,
+    /// The version each requested module is reported at (from git: tag or pseudo-version).
+    main_versions: BTreeMap<RepoPath, String>,
+    /// The `h1:` computed while verifying modules that `dependency_replacements` introduced.
+    recorded: Arc<Mutex<BTreeMap<String, String>>>,
+    /// This request's GOPROXY (token in the path).
+    proxy_url: String,
 }
 
-/// Stage every download (store hits re-verified, misses fetched and checked against go.sum),
-/// then move them into the store only if all of them verified. Returns the `h1:` computed for
-/// `ExpectedH1::Record` downloads (modules added by `dependency_replacements`).
-async fn fetch_verified(
-    ctx: &PmContext<'_>,
-    downloads: &[GoDownload],
-    what: &str,
-) -> Result<BTreeMap<String, String>, Failure> {
-    let recorded: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
-    let items: Vec<_> = downloads
-        .iter()
-        .map(|d| (d.download.clone(), h1_check(d.clone(), recorded.clone())))
-        .collect();
-    let staged = {
-        let total = items.len();
-        ctx.stage_all(items, what, total).await?
+impl PackageManager for Gomod {
+    type Plan = GomodPlan;
+
+    const DESCRIPTOR: Descriptor = Descriptor {
+        replacements: true,
+        path_noun: "go module",
+        reads_git_dir: true,
+        ..Descriptor::new("gomod")
     };
-    let from_network = staged.iter().filter(|s| s.fetched.from_network).count();
-    tracing::info!(
-        files = downloads.len(),
-        from_network,
-        "gomod dependencies verified"
-    );
-    ctx.commit(staged).await?;
-    let recorded = recorded.lock().expect("not poisoned").clone();
-    Ok(recorded)
+
+    async fn plan(&self, ctx: &PmContext<'_>) -> Result<(GomodPlan, Fetches), Failure> {
+        let paths: Vec<RepoPath> = ctx.specs().into_iter().map(|s| s.path).collect();
+        let where_ = paths
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let what = format!(
+            "Fetching the gomod dependencies at the {where_} director{}",
+            if paths.len() == 1 { "y" } else { "ies" }
+        );
+        ctx.progress(&what).await;
+
+        let replacements: Vec<_> = ctx
+            .job
+            .dependency_replacements
+            .iter()
+            .filter(|r| r.kind == "gomod")
+            .cloned()
+            .collect();
+        let flags = Flags::from_names(&ctx.job.flags, ctx.config.gomod_strict_vendor);
+        let (app, upstream) = (ctx.app_dir.to_path_buf(), ctx.config.goproxy.clone());
+        let git_ref = ctx.job.git_ref.clone();
+        let (plan, main_versions) = blocking(move || {
+            let plan = plan::plan(&app, &paths, &replacements, flags, &upstream)?;
+            let main_versions = plan
+                .modules
+                .iter()
+                .map(|m| {
+                    let sub = (!m.path.is_root()).then_some(m.path.as_str());
+                    let v = version::main_version_or_fallback(&app, &git_ref, &m.gomod.module, sub);
+                    (m.path.clone(), v)
+                })
+                .collect();
+            Ok::<_, Failure>((plan, main_versions))
+        })
+        .await?;
+
+        let recorded: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+        let downloads = plan
+            .downloads
+            .iter()
+            .map(|d| (d.download.clone(), h1_check(d.clone(), recorded.clone())))
+            .collect();
+        let proxy_url = ctx
+            .repository_url("gomod")
+            .trim_end_matches('/')
+            .to_string();
+        let fetches = Fetches {
+            what,
+            downloads,
+            ..Fetches::default()
+        };
+        let plan = GomodPlan {
+            plan,
+            main_versions,
+            recorded,
+            proxy_url,
+        };
+        Ok((plan, fetches))
+    }
+
+    fn layout(plan: GomodPlan, _: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
+        let recorded = plan.recorded.lock().expect("not poisoned").clone();
+        let store_path = |k: &str| ctx.store.root().join(k);
+        let out = layout::write_layout(&layout::LayoutInput {
+            bundle_root: ctx.bundle_root,
+            plan: &plan.plan,
+            recorded: &recorded,
+            store_path: &store_path,
+            main_versions: &plan.main_versions,
+            repo_url: &plan.proxy_url,
+        })?;
+        Ok(PmOutput {
+            packages: out.packages,
+            env: out.env_vars,
+            config_files: Vec::new(),
+            artifacts: out.artifacts,
+        })
+    }
 }
 
 /// The go.sum check of one file (`.info`: its Version; `.mod`/`.zip`: `h1:` and zip rules).
 fn h1_check(d: GoDownload, recorded: Arc<Mutex<BTreeMap<String, String>>>) -> Check {
     Box::new(move |path: &Path| {
-        let h1 = plan::verify_download(&d, path).map_err(|e| e.failure())?;
+        let h1 = plan::verify_download(&d, path)?;
         if let (ExpectedH1::Record, Some(h1)) = (&d.h1, h1) {
             recorded
                 .lock()
@@ -151,27 +144,4 @@ fn h1_check(d: GoDownload, recorded: Arc<Mutex<BTreeMap<String, String>>>) -> Ch
         }
         Ok(())
     })
-}
-
-/// The `gomod` package manager (its `run` drives the whole flow itself).
-pub struct Gomod;
-
-pub static DESCRIPTOR: common::Descriptor = common::Descriptor {
-    replacements: true,
-    path_noun: "go module",
-    reads_git_dir: true,
-    ..common::Descriptor::new("gomod")
-};
-
-impl super::Registered for Gomod {
-    fn descriptor(&self) -> &'static common::Descriptor {
-        &DESCRIPTOR
-    }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a PmContext<'a>,
-    ) -> futures_util::future::BoxFuture<'a, Result<PmOutput, Failure>> {
-        futures_util::FutureExt::boxed(run(ctx))
-    }
 }

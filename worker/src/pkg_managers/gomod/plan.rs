@@ -11,9 +11,10 @@ use super::vendor::{self, VendorError};
 use crate::pkg_managers::limits;
 use common::digest::Expected;
 use common::gomod::{escape_path, escape_version, EscapeError};
-use common::{Download, ErrorKind, Failure, Replaced};
+use common::repo_path::{RepoPath, RepoPathError};
+use common::{Classify, Download, ErrorKind, Replaced};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 pub const STORE_PREFIX: &str = "deps/gomod/cache/download";
 const MAX_INFO: u64 = 64 << 10;
@@ -90,36 +91,35 @@ pub enum PlanError {
     NotRecorded { store_key: String, label: String },
 }
 
-impl PlanError {
-    pub fn failure(&self) -> Failure {
+impl Classify for PlanError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            PlanError::GoMod(e) => e.failure(),
-            PlanError::GoSum(e) => e.failure(),
-            PlanError::Escape(e) => e.failure(),
-            PlanError::Vendor(e) => e.failure(),
-            PlanError::Limit(e) => e.failure(),
-            PlanError::Io { .. } | PlanError::NotRecorded { .. } => {
-                Failure::new(ErrorKind::FileAccessError, self.to_string())
-            }
+            PlanError::GoMod(e) => e.kind(),
+            PlanError::GoSum(e) => e.kind(),
+            PlanError::Escape(e) => e.kind(),
+            PlanError::Vendor(e) => e.kind(),
+            PlanError::Limit(e) => e.kind(),
+            PlanError::Io { .. } | PlanError::NotRecorded { .. } => ErrorKind::FileAccessError,
             PlanError::MissingGoMod { .. } | PlanError::NotUtf8 { .. } => {
-                Failure::new(ErrorKind::InvalidRepoStructure, self.to_string())
+                ErrorKind::InvalidRepoStructure
             }
             PlanError::BadPackagePath { .. }
             | PlanError::ReplacementsMultiplePaths
             | PlanError::ReplacementsDontApply { .. }
-            | PlanError::ReplacementKind { .. } => {
-                Failure::new(ErrorKind::InvalidRequestData, self.to_string())
-            }
+            | PlanError::ReplacementKind { .. } => ErrorKind::InvalidRequestData,
             PlanError::LocalOutside { .. }
             | PlanError::LocalMissing { .. }
-            | PlanError::FileOutside { .. } => {
-                Failure::new(ErrorKind::ValidationError, self.to_string())
-            }
+            | PlanError::FileOutside { .. } => ErrorKind::ValidationError,
             PlanError::MissingGoSumLine { .. }
             | PlanError::SumConflict { .. }
-            | PlanError::ReplacementNeedsSums { .. } => {
-                Failure::new(ErrorKind::GoModError, self.to_string())
-            }
+            | PlanError::ReplacementNeedsSums { .. } => ErrorKind::GoModError,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            PlanError::Vendor(e) => e.message(),
+            _ => self.to_string(),
         }
     }
 }
@@ -206,7 +206,7 @@ pub enum DepSource {
     /// normalized path relative to the repository root.
     Local {
         path: String,
-        repo_rel: String,
+        repo_rel: RepoPath,
     },
 }
 
@@ -225,8 +225,8 @@ pub struct PlannedDep {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModulePlan {
-    /// Requested path, normalized ("." for the root).
-    pub path: String,
+    /// The requested path.
+    pub path: RepoPath,
     pub gomod: GoMod,
     pub gosum: GoSum,
     /// go.sum text as found in the repository (empty when absent).
@@ -238,8 +238,12 @@ pub struct ModulePlan {
 }
 
 impl ModulePlan {
+    /// A file of this module, as messages name it (`web/go.mod`).
     pub fn file(&self, name: &str) -> String {
-        rel_file(&self.path, name)
+        self.path
+            .join(name)
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -252,84 +256,34 @@ pub struct Plan {
     pub zip_h1: BTreeMap<(String, String), String>,
 }
 
-fn rel_file(path: &str, name: &str) -> String {
-    if path == "." {
-        name.to_string()
-    } else {
-        format!("{path}/{name}")
-    }
-}
-
-/// Lexically normalize a relative path; None if it leaves the root or is absolute.
-pub(crate) fn normalize_rel(p: &Path) -> Option<PathBuf> {
-    let mut out: Vec<String> = Vec::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop()?;
-            }
-            Component::Normal(s) => out.push(s.to_str()?.to_string()),
-            _ => return None,
-        }
-    }
-    Some(out.iter().collect())
-}
-
-fn path_string(p: &Path) -> String {
-    let s = p.to_string_lossy().replace('\\', "/");
-    if s.is_empty() {
-        ".".into()
-    } else {
-        s
-    }
-}
-
-fn read_text(repo: &Path, rel: &str, limit: u64) -> Result<Option<String>, PlanError> {
-    let p = repo.join(rel);
-    let meta = match std::fs::metadata(&p) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(PlanError::Io {
-                file: rel.to_string(),
-                source: e,
-            })
-        }
+/// A text file of the repository (`None` when absent); symlinks may not lead out of it.
+fn read_text(repo: &Path, rel: &RepoPath, limit: u64) -> Result<Option<String>, PlanError> {
+    let file = rel.as_str().to_string();
+    let real = match rel.resolve(repo) {
+        Ok(real) => real,
+        Err(RepoPathError::Missing(_)) => return Ok(None),
+        Err(_) => return Err(PlanError::FileOutside { file }),
     };
+    let meta = std::fs::metadata(&real).map_err(|e| PlanError::Io {
+        file: file.clone(),
+        source: e,
+    })?;
     if !meta.is_file() {
         return Ok(None);
     }
     if meta.len() > limit {
         return Err(PlanError::Io {
-            file: rel.to_string(),
+            file,
             source: std::io::Error::other("file too large"),
         });
     }
-    // refuse a symlinked file leading out of the repository
-    inside_repo(repo, &p).map_err(|_| PlanError::FileOutside {
-        file: rel.to_string(),
-    })?;
-    let bytes = std::fs::read(&p).map_err(|e| PlanError::Io {
-        file: rel.to_string(),
+    let bytes = std::fs::read(&real).map_err(|e| PlanError::Io {
+        file: file.clone(),
         source: e,
     })?;
     String::from_utf8(bytes)
         .map(Some)
-        .map_err(|_| PlanError::NotUtf8 {
-            file: rel.to_string(),
-        })
-}
-
-/// Canonical path of `p`, which must exist and stay inside `repo` after resolving symlinks.
-fn inside_repo(repo: &Path, p: &Path) -> Result<PathBuf, ()> {
-    let root = repo.canonicalize().map_err(|_| ())?;
-    let c = p.canonicalize().map_err(|_| ())?;
-    if c.starts_with(&root) {
-        Ok(c)
-    } else {
-        Err(())
-    }
+        .map_err(|_| PlanError::NotUtf8 { file })
 }
 
 fn store_key(module: &str, version: &str, kind: GoFileKind) -> Result<String, EscapeError> {
@@ -368,13 +322,13 @@ fn go_download(
 /// paths (empty = ["."]), `upstream` the GOPROXY base URL (e.g. `https://proxy.golang.org`).
 pub fn plan(
     repo: &Path,
-    paths: &[String],
+    paths: &[RepoPath],
     replacements: &[DependencyReplacement],
     flags: Flags,
     upstream: &str,
 ) -> Result<Plan, PlanError> {
     let upstream = upstream.trim_end_matches('/');
-    let default = [".".to_string()];
+    let default = [RepoPath::root()];
     let paths = if paths.is_empty() {
         &default[..]
     } else {
@@ -395,37 +349,40 @@ pub fn plan(
     let mut zip_h1 = BTreeMap::new();
     let mut modules = Vec::new();
     let mut seen_paths = BTreeSet::new();
-    for raw in paths {
-        if raw.starts_with('/') || raw.contains("..") || raw.contains('\\') || raw.contains('\0') {
-            return Err(PlanError::BadPackagePath { path: raw.clone() });
-        }
-        let norm = normalize_rel(Path::new(raw))
-            .ok_or_else(|| PlanError::BadPackagePath { path: raw.clone() })?;
-        let path = path_string(&norm);
-        if !seen_paths.insert(path.clone()) {
+    for norm in paths {
+        let path = norm.as_str().to_string();
+        if !seen_paths.insert(norm.clone()) {
             continue;
         }
-        let dir = repo.join(&norm);
-        if inside_repo(repo, &dir).is_err() {
-            if dir.exists() {
-                return Err(PlanError::BadPackagePath { path: raw.clone() });
+        let dir = norm.under(repo);
+        match norm.resolve(repo) {
+            Ok(_) => {}
+            Err(RepoPathError::Missing(_)) => {
+                return Err(PlanError::MissingGoMod {
+                    file: format!("{path}/go.mod"),
+                })
             }
-            return Err(PlanError::MissingGoMod {
-                file: format!("{path}/go.mod"),
-            });
+            Err(_) => return Err(PlanError::BadPackagePath { path }),
         }
-        let gomod_file = rel_file(&path, "go.mod");
-        let gosum_file = rel_file(&path, "go.sum");
+        let file = |name: &str| {
+            norm.join(name)
+                .map_err(|_| PlanError::BadPackagePath { path: path.clone() })
+        };
+        let (gomod_path, gosum_path) = (file("go.mod")?, file("go.sum")?);
+        let (gomod_file, gosum_file) = (
+            gomod_path.as_str().to_string(),
+            gosum_path.as_str().to_string(),
+        );
         let text =
-            read_text(repo, &gomod_file, MAX_MOD)?.ok_or_else(|| PlanError::MissingGoMod {
+            read_text(repo, &gomod_path, MAX_MOD)?.ok_or_else(|| PlanError::MissingGoMod {
                 file: format!("{path}/go.mod"),
             })?;
         let mut gomod = parse_go_mod(&gomod_file, &text)?;
-        if let Ok(meta) = std::fs::metadata(repo.join(&gosum_file)) {
+        if let Ok(meta) = std::fs::metadata(gosum_path.under(repo)) {
             limits::check_size(&gosum_file, meta.len())?;
         }
         let sum_text =
-            read_text(repo, &gosum_file, limits::MAX_LOCKFILE_BYTES)?.unwrap_or_default();
+            read_text(repo, &gosum_path, limits::MAX_LOCKFILE_BYTES)?.unwrap_or_default();
         limits::check_entries(&gosum_file, sum_text.lines().count())?;
         let gosum = parse_go_sum(&gosum_file, &sum_text)?;
 
@@ -458,8 +415,9 @@ pub fn plan(
             }
             VendorMode::None
         } else if vendor_exists {
-            let mt_file = rel_file(&path, "vendor/modules.txt");
-            let check = match read_text(repo, &mt_file, 64 << 20)? {
+            let mt_path = file("vendor/modules.txt")?;
+            let mt_file = mt_path.as_str().to_string();
+            let check = match read_text(repo, &mt_path, 64 << 20)? {
                 Some(mt) => vendor::parse_modules_txt(&mt_file, &mt)
                     .map_err(PlanError::from)
                     .and_then(|parsed| {
@@ -505,31 +463,24 @@ pub fn plan(
                     version: v.clone(),
                 },
                 Some(ReplaceTarget::Local { path: lp }) => {
-                    let joined = norm.join(lp.replace('\\', "/"));
-                    let rel = normalize_rel(&joined)
-                        .ok_or_else(|| PlanError::LocalOutside { path: lp.clone() })?;
-                    let abs = repo.join(&rel);
-                    if !abs.exists() {
-                        return Err(PlanError::LocalMissing {
-                            path: lp.clone(),
-                            module: r.path.clone(),
-                            gomod: gomod_file.clone(),
-                        });
+                    let outside = || PlanError::LocalOutside { path: lp.clone() };
+                    let missing = || PlanError::LocalMissing {
+                        path: lp.clone(),
+                        module: r.path.clone(),
+                        gomod: gomod_file.clone(),
+                    };
+                    let rel = norm.join(&lp.replace('\\', "/")).map_err(|_| outside())?;
+                    let module_file = rel.join("go.mod").map_err(|_| outside())?;
+                    for p in [&rel, &module_file] {
+                        match p.resolve(repo) {
+                            Ok(real) if p != &module_file || real.is_file() => {}
+                            Ok(_) | Err(RepoPathError::Missing(_)) => return Err(missing()),
+                            Err(_) => return Err(outside()),
+                        }
                     }
-                    inside_repo(repo, &abs)
-                        .map_err(|_| PlanError::LocalOutside { path: lp.clone() })?;
-                    if !abs.join("go.mod").is_file() {
-                        return Err(PlanError::LocalMissing {
-                            path: lp.clone(),
-                            module: r.path.clone(),
-                            gomod: gomod_file.clone(),
-                        });
-                    }
-                    inside_repo(repo, &abs.join("go.mod"))
-                        .map_err(|_| PlanError::LocalOutside { path: lp.clone() })?;
                     DepSource::Local {
                         path: lp.clone(),
-                        repo_rel: path_string(&rel),
+                        repo_rel: rel,
                     }
                 }
             };
@@ -713,7 +664,7 @@ pub fn plan(
             }
         }
         modules.push(ModulePlan {
-            path,
+            path: norm.clone(),
             gomod,
             gosum,
             gosum_text: sum_text,
@@ -748,14 +699,12 @@ pub enum VerifyError {
     },
 }
 
-impl VerifyError {
-    pub fn failure(&self) -> Failure {
+impl Classify for VerifyError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            VerifyError::Hash(e) => e.failure(),
-            VerifyError::Invalid { .. } => {
-                Failure::new(ErrorKind::ValidationError, self.to_string())
-            }
-            VerifyError::Io { .. } => Failure::new(ErrorKind::FileAccessError, self.to_string()),
+            VerifyError::Hash(e) => e.kind(),
+            VerifyError::Invalid { .. } => ErrorKind::ValidationError,
+            VerifyError::Io { .. } => ErrorKind::FileAccessError,
         }
     }
 }
@@ -944,6 +893,10 @@ mod tests {
     use super::super::fixtures::{build_module, gosum_text, BuiltModule, FixtureModule};
     use super::*;
 
+    fn rp(path: &str) -> RepoPath {
+        RepoPath::parse(path).unwrap()
+    }
+
     fn m(path: &str, v: &str) -> BuiltModule {
         build_module(
             &FixtureModule::new(path, v)
@@ -974,7 +927,7 @@ mod tests {
         write(d.path(), "go.sum", &gosum_text(&[&a], &[&b]));
         let p = plan(d.path(), &[], &[], Flags::default(), UP).unwrap();
         assert_eq!(p.modules.len(), 1);
-        assert_eq!(p.modules[0].path, ".");
+        assert_eq!(p.modules[0].path.as_str(), ".");
         assert_eq!(p.modules[0].vendor, VendorMode::None);
         let keys: Vec<&str> = p
             .downloads
@@ -1015,29 +968,30 @@ mod tests {
             e.to_string(),
             "The module example.com/b@v0.1.0 required by go.mod has no line in go.sum; run `go mod tidy` and commit go.sum."
         );
-        assert_eq!(e.failure().origin(), common::ErrorOrigin::Client);
+        assert_eq!(e.kind().origin(), common::ErrorOrigin::Client);
     }
 
     #[test]
     fn missing_gomod() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("sub")).unwrap();
-        let e = plan(d.path(), &["sub".into()], &[], Flags::default(), UP).unwrap_err();
+        let e = plan(d.path(), &[rp("sub")], &[], Flags::default(), UP).unwrap_err();
         assert_eq!(
             e.to_string(),
             "The sub/go.mod file must be present for the gomod package manager"
         );
         let e = plan(d.path(), &[], &[], Flags::default(), UP).unwrap_err();
-        assert_eq!(e.failure().error_type(), "InvalidRepoStructure");
+        assert_eq!(e.kind().error_type(), "InvalidRepoStructure");
     }
 
     #[test]
-    fn bad_package_paths() {
+    fn package_paths_may_not_lead_outside() {
         let d = tempfile::tempdir().unwrap();
-        for p in ["../x", "/etc", "a/../../b", "a\\b"] {
-            let e = plan(d.path(), &[p.into()], &[], Flags::default(), UP).unwrap_err();
-            assert!(matches!(e, PlanError::BadPackagePath { .. }), "{p}: {e}");
-        }
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("go.mod"), "module x\n").unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("out")).unwrap();
+        let e = plan(d.path(), &[rp("out")], &[], Flags::default(), UP).unwrap_err();
+        assert!(matches!(e, PlanError::BadPackagePath { .. }), "{e}");
     }
 
     #[test]
@@ -1050,12 +1004,12 @@ mod tests {
             "svc/go.mod",
             "module example.com/svc\ngo 1.19\nrequire example.com/lib v0.0.0\nreplace example.com/lib => ../lib\n",
         );
-        let p = plan(&r, &["svc".into()], &[], Flags::default(), UP).unwrap();
+        let p = plan(&r, &[rp("svc")], &[], Flags::default(), UP).unwrap();
         assert_eq!(
             p.modules[0].deps[0].source,
             DepSource::Local {
                 path: "../lib".into(),
-                repo_rel: "lib".into()
+                repo_rel: rp("lib")
             }
         );
         assert!(p.downloads.is_empty());
@@ -1066,7 +1020,7 @@ mod tests {
             "module example.com/svc\nrequire example.com/lib v0.0.0\nreplace example.com/lib => ../../lib\n",
         );
         write(d.path(), "lib/go.mod", "module example.com/lib\n");
-        let e = plan(&r, &["svc".into()], &[], Flags::default(), UP).unwrap_err();
+        let e = plan(&r, &[rp("svc")], &[], Flags::default(), UP).unwrap_err();
         assert_eq!(
             e.to_string(),
             "The local file dependency path ../../lib is outside the repository"
@@ -1080,7 +1034,7 @@ mod tests {
                 "svc/go.mod",
                 "module example.com/svc\nrequire example.com/lib v0.0.0\nreplace example.com/lib => ../evil\n",
             );
-            let e = plan(&r, &["svc".into()], &[], Flags::default(), UP).unwrap_err();
+            let e = plan(&r, &[rp("svc")], &[], Flags::default(), UP).unwrap_err();
             assert!(matches!(e, PlanError::LocalOutside { .. }), "{e}");
         }
         // missing dir
@@ -1089,7 +1043,7 @@ mod tests {
             "svc/go.mod",
             "module example.com/svc\nrequire example.com/lib v0.0.0\nreplace example.com/lib => ./nope\n",
         );
-        let e = plan(&r, &["svc".into()], &[], Flags::default(), UP).unwrap_err();
+        let e = plan(&r, &[rp("svc")], &[], Flags::default(), UP).unwrap_err();
         assert!(matches!(e, PlanError::LocalMissing { .. }), "{e}");
         // absolute
         write(
@@ -1097,8 +1051,8 @@ mod tests {
             "svc/go.mod",
             "module example.com/svc\nrequire example.com/lib v0.0.0\nreplace example.com/lib => /lib\n",
         );
-        let e = plan(&r, &["svc".into()], &[], Flags::default(), UP).unwrap_err();
-        assert_eq!(e.failure().error_type(), "UnsupportedFeature");
+        let e = plan(&r, &[rp("svc")], &[], Flags::default(), UP).unwrap_err();
+        assert_eq!(e.kind().error_type(), "UnsupportedFeature");
     }
 
     #[test]
@@ -1120,7 +1074,7 @@ mod tests {
         write(d.path(), "sub/go.sum", &gosum_text(&[&a, &fork], &[]));
         let p = plan(
             d.path(),
-            &[".".into(), "sub".into(), "./sub/".into()],
+            &[rp("."), rp("sub"), rp("./sub/")],
             &[],
             Flags::default(),
             UP,
@@ -1141,14 +1095,7 @@ mod tests {
         let mut evil = evil;
         evil.h1 = a.h1.clone();
         write(d.path(), "sub/go.sum", &gosum_text(&[&a, &evil], &[]));
-        let e = plan(
-            d.path(),
-            &[".".into(), "sub".into()],
-            &[],
-            Flags::default(),
-            UP,
-        )
-        .unwrap_err();
+        let e = plan(d.path(), &[rp("."), rp("sub")], &[], Flags::default(), UP).unwrap_err();
         assert!(matches!(e, PlanError::SumConflict { .. }), "{e}");
     }
 
@@ -1190,14 +1137,7 @@ mod tests {
             .collect();
         assert_eq!(rec.len(), 2); // .mod and .zip of v1.2.0
                                   // two paths -> Cachito's error
-        let e = plan(
-            d.path(),
-            &[".".into(), "x".into()],
-            &reps,
-            Flags::default(),
-            UP,
-        )
-        .unwrap_err();
+        let e = plan(d.path(), &[rp("."), rp("x")], &reps, Flags::default(), UP).unwrap_err();
         assert_eq!(
             e.to_string(),
             "Dependency replacements are only supported for a single go module path."
@@ -1218,7 +1158,7 @@ mod tests {
             e.to_string(),
             "The following gomod dependency replacements don't apply: example.com/pizza"
         );
-        assert_eq!(e.failure().origin(), common::ErrorOrigin::Client);
+        assert_eq!(e.kind().origin(), common::ErrorOrigin::Client);
     }
 
     #[test]
@@ -1231,7 +1171,7 @@ mod tests {
             ..Flags::default()
         };
         let e = plan(d.path(), &[], &[], strict, UP).unwrap_err();
-        assert_eq!(e.failure().message, super::vendor::STRICT_VENDOR_MESSAGE);
+        assert_eq!(e.message(), super::vendor::STRICT_VENDOR_MESSAGE);
         assert!(plan(d.path(), &[], &[], Flags::default(), UP).is_ok());
         let check = Flags::from_names(&["gomod-vendor-check"], true);
         assert_eq!(
@@ -1244,7 +1184,7 @@ mod tests {
             "# example.com/x v1.0.0\n## explicit\nexample.com/x\n",
         );
         let e = plan(d.path(), &[], &[], check, UP).unwrap_err();
-        assert_eq!(e.failure().message, super::vendor::INCONSISTENT_MESSAGE);
+        assert_eq!(e.message(), super::vendor::INCONSISTENT_MESSAGE);
         let vend = Flags::from_names(&["gomod-vendor"], true);
         assert_eq!(
             plan(d.path(), &[], &[], vend, UP).unwrap().modules[0].vendor,
@@ -1273,7 +1213,7 @@ mod tests {
             &zp,
         )
         .unwrap_err();
-        assert_eq!(e.failure().error_type(), "InvalidChecksum");
+        assert_eq!(e.kind().error_type(), "InvalidChecksum");
         assert!(e.to_string().contains("example.com/a@v1.0.0"));
         let mp = d.path().join("a.mod");
         std::fs::write(&mp, &a.gomod).unwrap();

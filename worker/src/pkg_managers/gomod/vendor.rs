@@ -3,7 +3,7 @@
 
 use super::gomod_file::{parse_go_mod, parse_go_version, GoMod, ReplaceTarget};
 use common::gomod::{check_file_path, check_module_path};
-use common::{ErrorKind, Failure};
+use common::{Classify, ErrorKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::BufReader;
@@ -36,23 +36,23 @@ pub enum VendorError {
     },
 }
 
-impl VendorError {
-    pub fn failure(&self) -> Failure {
+impl Classify for VendorError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            VendorError::StrictVendor => {
-                Failure::new(ErrorKind::ValidationError, STRICT_VENDOR_MESSAGE)
-            }
-            // Cachito's exact text; the details are in Display (for logs).
-            VendorError::Inconsistent { .. } => {
-                Failure::new(ErrorKind::ValidationError, INCONSISTENT_MESSAGE)
-            }
-            VendorError::Malformed { .. } => {
-                Failure::new(ErrorKind::ValidationError, self.to_string())
-            }
-            VendorError::Source { .. } => {
-                Failure::new(ErrorKind::ValidationError, self.to_string())
-            }
-            VendorError::Io { .. } => Failure::new(ErrorKind::FileAccessError, self.to_string()),
+            VendorError::StrictVendor
+            | VendorError::Inconsistent { .. }
+            | VendorError::Malformed { .. } => ErrorKind::ValidationError,
+            VendorError::Source { .. } => ErrorKind::ValidationError,
+            VendorError::Io { .. } => ErrorKind::FileAccessError,
+        }
+    }
+
+    // Cachito's exact texts; the details are in Display (for logs).
+    fn message(&self) -> String {
+        match self {
+            VendorError::StrictVendor => STRICT_VENDOR_MESSAGE.into(),
+            VendorError::Inconsistent { .. } => INCONSISTENT_MESSAGE.into(),
+            _ => self.to_string(),
         }
     }
 }
@@ -627,14 +627,14 @@ mod tests {
             let mt = parse_modules_txt("vendor/modules.txt", &txt).unwrap();
             let e = check_consistency(&gm(), &mt).unwrap_err();
             assert!(e.to_string().contains(want), "{e} should contain {want}");
-            assert_eq!(e.failure().message, INCONSISTENT_MESSAGE);
+            assert_eq!(e.message(), INCONSISTENT_MESSAGE);
         }
     }
 
     #[test]
     fn strict_message() {
         assert_eq!(
-            VendorError::StrictVendor.failure().message,
+            VendorError::StrictVendor.message(),
             "The \"gomod-vendor\" or \"gomod-vendor-check\" flag must be set when your repository has vendored dependencies."
         );
     }
