@@ -10,11 +10,8 @@ pub async fn openapi() -> HttpResponse {
         .body(OPENAPI_YAML)
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    html_escape::encode_double_quoted_attribute(s)
 }
 
 /// Render the OpenAPI document server-side: no script, no CDN.
