@@ -4,12 +4,23 @@
 use crate::blocking::blocking;
 use crate::outbound::Outbound;
 use common::archive::UnpackLimits;
+use common::commit::CommitId;
 use common::{ErrorKind, Failure, Store};
 use std::path::{Path, PathBuf};
 
 pub fn git_dep_key(url: &str, commit: &str) -> Result<String, Failure> {
     let key = crate::source::source_key(url, commit, false)?;
     Ok(format!("deps/git/{}", key.trim_start_matches("sources/")))
+}
+
+/// A lockfile's commit for a git dependency: only a full id pins content.
+pub fn commit_id(url: &str, commit: &str) -> Result<CommitId, Failure> {
+    CommitId::parse_any_case(commit).map_err(|_| {
+        Failure::new(
+            ErrorKind::InvalidRequestData,
+            format!("The git dependency {url} must name a full commit id, not {commit:?}"),
+        )
+    })
 }
 
 /// Make sure the store holds `url` at `commit` (a full 40-hex id) and unpack its files into
@@ -19,26 +30,20 @@ pub async fn checkout(
     store: &Store,
     outbound: &Outbound,
     url: &str,
-    commit: &str,
+    commit: &CommitId,
     dest: &Path,
 ) -> Result<String, Failure> {
-    if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Failure::new(
-            ErrorKind::InvalidRequestData,
-            format!("The git dependency {url} must name a full commit id, not {commit:?}"),
-        ));
-    }
     outbound
         .policy()
         .check_git_url(url)
         .map_err(|r| r.failure(&format!("the git dependency {url}")))?;
-    let key = git_dep_key(url, commit)?;
+    let key = git_dep_key(url, commit.as_str())?;
     let outbound = outbound.clone();
     let (store, k, url, commit, dest): (Store, String, String, String, PathBuf) = (
         store.clone(),
         key.clone(),
         url.into(),
-        commit.into(),
+        commit.to_string(),
         dest.into(),
     );
     blocking(move || {

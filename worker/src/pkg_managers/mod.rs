@@ -80,7 +80,7 @@ pub struct Fetches {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct GitFetch {
     pub url: String,
-    pub commit: String,
+    pub commit: common::commit::CommitId,
 }
 
 pub struct LocalFile {

@@ -196,7 +196,14 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
         ))
         .await;
         let dest = git_tmp.path().join(i.to_string());
-        crate::git_deps::checkout(store, ctx.fetcher.outbound(), &g.url, &g.commit, &dest).await?;
+        crate::git_deps::checkout(
+            store,
+            ctx.fetcher.outbound(),
+            &g.url,
+            &crate::git_deps::commit_id(&g.url, &g.commit)?,
+            &dest,
+        )
+        .await?;
         checkouts.insert((g.url.clone(), g.commit.clone()), dest);
     }
 

@@ -134,8 +134,14 @@ async fn run_path(
             .await;
         let tmp = ctx.store.temp_dir("npm-git").map_err(io_failure)?;
         let dest = tmp.path().join("checkout");
-        crate::git_deps::checkout(ctx.store, ctx.fetcher.outbound(), &g.url, &g.commit, &dest)
-            .await?;
+        crate::git_deps::checkout(
+            ctx.store,
+            ctx.fetcher.outbound(),
+            &g.url,
+            &crate::git_deps::commit_id(&g.url, &g.commit)?,
+            &dest,
+        )
+        .await?;
         let label = g.label.clone();
         let packed = blocking(move || {
             let packed = pack::pack_dir(&dest, &label).map_err(|e| e.failure());

@@ -131,9 +131,14 @@ pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
     let checkout_root = ctx.store.temp_dir("pip-git-").map_err(io_failure)?;
     for (i, g) in plan.git.iter_mut().enumerate() {
         let dest = checkout_root.path().join(i.to_string());
-        g.store_key =
-            crate::git_deps::checkout(ctx.store, ctx.fetcher.outbound(), &g.url, &g.commit, &dest)
-                .await?;
+        g.store_key = crate::git_deps::checkout(
+            ctx.store,
+            ctx.fetcher.outbound(),
+            &g.url,
+            &crate::git_deps::commit_id(&g.url, &g.commit)?,
+            &dest,
+        )
+        .await?;
     }
     drop(checkout_root);
     let fetched = ctx.commit(staged).await?;
