@@ -4,12 +4,10 @@
 //! sparse registry, plus the worker's peak RSS. `LARDER_BENCH_CRATES=<n>` changes the size.
 //! Needs PostgreSQL and RabbitMQ like the tests.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/e2e/support/mod.rs"]
 mod support;
 
-#[path = "../tests/support/cargo_fixtures.rs"]
-#[allow(dead_code)]
-mod cargo_fixtures;
+use support::cargo_fixtures;
 
 use cargo_fixtures::*;
 use serde_json::json;

@@ -5,10 +5,10 @@
 //!
 //! `cargo bench --bench gomod` (needs PostgreSQL, RabbitMQ and `go`).
 
-#[path = "../tests/support/gomod_fixtures.rs"]
-mod gomod_fixtures;
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/e2e/support/mod.rs"]
 mod support;
+
+use support::gomod_fixtures;
 
 use gomod_fixtures::*;
 use serde_json::json;

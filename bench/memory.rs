@@ -16,15 +16,14 @@
 //! `LARDER_MEMORY_BENCH_CHILD_<VAR>=value` (set `<VAR>` for `larder serve`, e.g. MALLOC_ARENA_MAX).
 //! Needs PostgreSQL and RabbitMQ like the tests, and `git`.
 
-#[path = "../tests/support/cargo_fixtures.rs"]
-#[allow(dead_code)]
-mod cargo_fixtures;
-#[path = "../tests/support/gomod_fixtures.rs"]
-mod gomod_fixtures;
-#[path = "../tests/support/npm_fixtures.rs"]
-mod npm_fixtures;
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/e2e/support/mod.rs"]
 mod support;
+
+use support::npm_fixtures;
+
+use support::gomod_fixtures;
+
+use support::cargo_fixtures;
 
 // glibc's malloc fragments this harness's heap while it builds 50,000 fixture crates (each
 // build frees a large zlib state under a small survivor): gigabytes for nothing

@@ -3,10 +3,10 @@
 //! complete), next to the real `npm ci --ignore-scripts` installing the same tree from the same
 //! fixture registry into an empty cache, and the `larder serve` process's peak RSS.
 
-#[path = "../tests/support/npm_fixtures.rs"]
-mod npm_fixtures;
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/e2e/support/mod.rs"]
 mod support;
+
+use support::npm_fixtures;
 
 use base64::Engine;
 use serde_json::{json, Value};

@@ -3,10 +3,10 @@
 //! `pip download --no-deps` of the same files from the same fixture index, and the peak RSS
 //! (VmHWM) of the `larder serve` process. Run with `cargo bench --bench pip`.
 
-#[path = "../tests/support/pip_fixtures.rs"]
-mod pip_fixtures;
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/e2e/support/mod.rs"]
 mod support;
+
+use support::pip_fixtures;
 
 use serde_json::json;
 use std::time::{Duration, Instant};

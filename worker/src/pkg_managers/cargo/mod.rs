@@ -19,7 +19,7 @@ pub mod vendor;
 
 #[cfg(test)]
 #[allow(dead_code)]
-#[path = "../../../../tests/support/cargo_fixtures.rs"]
+#[path = "../../../../tests/e2e/support/cargo_fixtures.rs"]
 pub mod fixtures;
 
 use super::{PmContext, PmOutput};

@@ -14,7 +14,7 @@ pub mod plan;
 pub mod requirements;
 
 #[cfg(test)]
-#[path = "../../../../tests/support/pip_fixtures.rs"]
+#[path = "../../../../tests/e2e/support/pip_fixtures.rs"]
 mod fixtures;
 
 use super::{PmContext, PmOutput};

@@ -2,6 +2,11 @@
 //! with a fresh database, queue and store per test; git fixtures; a TCP proxy the test controls.
 #![allow(dead_code)]
 
+pub mod cargo_fixtures;
+pub mod gomod_fixtures;
+pub mod npm_fixtures;
+pub mod pip_fixtures;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::TcpListener as StdListener;
@@ -12,6 +17,44 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+/// Tests that measure the machine (a 1,000-request burst, a 500 MB file) run alone in this one
+/// test binary: every deployment holds this lock shared, such a test holds it exclusively.
+static MACHINE: std::sync::LazyLock<Arc<tokio::sync::RwLock<()>>> =
+    std::sync::LazyLock::new(Arc::default);
+
+thread_local! {
+    static ALONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Held by a test that must have the machine to itself; its own deployments start freely.
+pub struct Alone(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>);
+
+/// Wait until no other test's deployment runs, and keep others from starting.
+pub async fn alone() -> Alone {
+    let guard = MACHINE.clone().write_owned().await;
+    ALONE.with(|a| a.set(true));
+    Alone(guard)
+}
+
+impl Drop for Alone {
+    fn drop(&mut self) {
+        ALONE.with(|a| a.set(false));
+    }
+}
+
+/// A deployment's share of the machine: waits while a test runs alone.
+fn share_machine() -> Option<tokio::sync::OwnedRwLockReadGuard<()>> {
+    if ALONE.with(|a| a.get()) {
+        return None;
+    }
+    loop {
+        if let Ok(guard) = MACHINE.clone().try_read_owned() {
+            return Some(guard);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -41,11 +84,13 @@ pub struct Larder {
     children: Vec<(String, Child)>,
     pub http: reqwest::Client,
     pub token: Option<String>,
+    _machine: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
 }
 
 impl Larder {
     /// A deployment's configuration without any process started.
     pub fn new() -> Self {
+        let machine = share_machine();
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let data = tempfile::tempdir().unwrap();
@@ -82,6 +127,7 @@ impl Larder {
                 .build()
                 .unwrap(),
             token: None,
+            _machine: machine,
         }
     }
 

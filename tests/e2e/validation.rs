@@ -1,9 +1,7 @@
 //! Bad input gets a 400 with Cachito's message; auth is enforced when tokens are configured.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 

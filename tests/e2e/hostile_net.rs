@@ -4,8 +4,7 @@
 //! behind; a failed checksum never tells what the content's digest was. The worker stays
 //! alive through all of it.
 
-mod support;
-
+use crate::support::*;
 use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256, Sha512};
@@ -14,7 +13,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -1,13 +1,10 @@
 //! Nothing is lost when a worker dies or the api loses the broker. Connections are broken
 //! through a TCP proxy the test controls, so the shared RabbitMQ keeps running.
 
-#[path = "support/gomod_fixtures.rs"]
-mod gomod_fixtures;
-mod support;
-
+use crate::support::gomod_fixtures;
+use crate::support::*;
 use serde_json::json;
 use std::time::Duration;
-use support::*;
 
 #[tokio::test]
 async fn a_killed_workers_request_is_finished_by_another() {

@@ -2,17 +2,11 @@
 //! (crates packed by the test, real checksums), local git repositories, and the real `cargo`
 //! (fresh CARGO_HOME, no inherited CARGO_* variables, crates.io replaced: never touched).
 
-mod support;
-
-#[allow(dead_code)]
-#[path = "support/cargo_fixtures.rs"]
-mod cargo_fixtures;
-
-use cargo_fixtures::*;
+use crate::support::cargo_fixtures::*;
+use crate::support::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use support::*;
 
 /// `cargo` as on a clean machine: fresh CARGO_HOME (under `home`), the rustup toolchain kept.
 fn cargo(home: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {

@@ -2,10 +2,8 @@
 //! end in a clear `failed` request whose reason is clean and bounded, and never in a request that
 //! stays `in_progress` or a worker that stops taking work.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 
 /// A Larder whose upstreams all answer 404 (nothing leaves the machine).
 async fn larder(dead: &StaticServer) -> Larder {

@@ -2,14 +2,12 @@
 //! is answered, either 201 (and the request completes) or 503 with `Retry-After` (and nothing is
 //! recorded), and `/healthz` keeps answering quickly throughout.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::*;
 
 const SUBMISSIONS: usize = 1000;
 const HEALTHZ_BUDGET: Duration = Duration::from_secs(1);
@@ -26,6 +24,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_submissions_is_answered_and_nothing_is_lost() {
+    let _alone = alone().await;
     let mut larder = Larder::new();
     larder.spawn(
         "serve",

@@ -2,14 +2,10 @@
 //! checked with the real `go` command (Go 1.19) from the unpacked bundle offline and against
 //! the per-request GOPROXY with an empty module cache.
 
-#[path = "support/gomod_fixtures.rs"]
-mod gomod_fixtures;
-mod support;
-
-use gomod_fixtures::*;
+use crate::support::gomod_fixtures::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use support::*;
 
 const STRICT_MESSAGE: &str = "The \"gomod-vendor\" or \"gomod-vendor-check\" flag must be set when your repository has vendored dependencies.";
 const INCONSISTENT_MESSAGE: &str = "The content of the vendor directory is not consistent with go.mod. Run `go mod vendor` locally to fix this problem. See the logs for more details.";

@@ -2,17 +2,13 @@
 //! upstream, a real Larder, and the real pip 23.2 installing from the per-request index and
 //! from the unpacked bundle with no index at all.
 
-#[path = "support/pip_fixtures.rs"]
-mod pip_fixtures;
-mod support;
-
+use crate::support::pip_fixtures::{build_sdist, build_wheel, write_simple_index, FixtureFile};
+use crate::support::*;
 use base64::Engine;
-use pip_fixtures::{build_sdist, build_wheel, write_simple_index, FixtureFile};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use support::*;
 
 /// The fixture upstream: `<url>/pypi/simple/` (PEP 691 JSON pages, one project HTML only) and
 /// `<url>/direct/urldep-1.0.tar.gz` for a direct URL requirement.

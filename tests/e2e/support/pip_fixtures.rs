@@ -1,5 +1,5 @@
 //! pip test fixtures: real sdists and wheels built in-process, and a static simple index tree.
-//! Self-contained: used by `tests/pip.rs`, `bench/pip.rs` and the worker's pip unit tests.
+//! Self-contained: used by `tests/e2e/pip.rs`, `bench/pip.rs` and the worker's pip unit tests.
 #![allow(dead_code)]
 //!
 //! Sdists carry a tiny in-tree PEP 517 backend (`backend-path = ["."]`, `requires = []`), so

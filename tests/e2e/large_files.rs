@@ -2,14 +2,12 @@
 //! is the commit byte for byte (large files are streamed out of the fetched pack, never held
 //! whole in memory), and with `include-git-dir` the bundled repository is clean.
 
-mod support;
-
+use crate::support::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use support::*;
 
 const BIG_MIB: usize = 64;
 
@@ -67,6 +65,7 @@ async fn large_files_arrive_byte_for_byte() {
     let daemon = GitDaemon::start(base.path()).await;
     let url = format!("git://127.0.0.1:{}/big", daemon.port);
 
+    let _alone = alone().await;
     let larder = Larder::start().await;
     let id = larder
         .submit(json!({"repo": url, "ref": commit, "pkg_managers": []}))

@@ -1,10 +1,8 @@
 //! `openapi.yaml` matches the routes, and real responses match its schemas.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use support::*;
 
 fn spec() -> Value {
     let yaml: serde_yaml::Value = serde_yaml::from_str(api::docs::OPENAPI_YAML).unwrap();

@@ -2,15 +2,12 @@
 //! builds, real sha512 integrity), and the real `npm ci --ignore-scripts` against the
 //! per-request registry and offline from the unpacked bundle.
 
-#[path = "support/npm_fixtures.rs"]
-mod npm_fixtures;
-mod support;
-
-use npm_fixtures::{build, write_registry, FixturePackage, RootProject, TreeEntry};
+use crate::support::npm_fixtures;
+use crate::support::npm_fixtures::{build, write_registry, FixturePackage, RootProject, TreeEntry};
+use crate::support::*;
 use serde_json::{json, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
-use support::*;
 
 /// The upstream registry and a repository whose lockfile (version `v`) uses every kind of
 /// dependency: registry (nested, scoped, dev, optional, alias), a workspace (v2/v3), a git

@@ -4,12 +4,10 @@
 //! in a 4xx (or a 503 with `Retry-After`) with Cachito's `{"error": …}` body, never a 500, and
 //! the api stays healthy.
 
-mod support;
-
+use crate::support::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use support::*;
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 

@@ -1,12 +1,10 @@
 //! End to end: submit real git repositories to a real Larder and check what comes back.
 
-mod support;
-
+use crate::support::*;
 use base64::Engine;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use support::*;
 
 /// `git archive` of a commit, as path -> content.
 fn git_archive(repo: &GitRepo, commit: &str) -> BTreeMap<String, Option<Vec<u8>>> {

@@ -1,0 +1,19 @@
+//! Larder end to end: the real `larder` binary against the real PostgreSQL and RabbitMQ, fixture
+//! upstreams on loopback, and the real clients (npm, pip, cargo, go). One module per package
+//! manager or concern; `cargo test --test e2e <module>::` runs one of them.
+
+mod support;
+
+mod cargo;
+mod gomod;
+mod hostile_api;
+mod hostile_lockfiles;
+mod hostile_net;
+mod large_files;
+mod load;
+mod npm;
+mod openapi;
+mod pip;
+mod reliability;
+mod requests;
+mod validation;
