@@ -2,7 +2,7 @@
 //! the verbatim upstream index lines for the locked versions.
 
 use crate::pkg_managers::cargo::util::{is_safe_version, is_valid_crate_name};
-use common::{ErrorKind, Failure};
+use common::ErrorKind;
 use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,19 +26,12 @@ pub enum IndexError {
     },
 }
 
-impl IndexError {
-    pub fn failure(&self) -> Failure {
+impl common::Classify for IndexError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidName(_) => Failure::new(ErrorKind::ValidationError, self.to_string()),
-            Self::InvalidConfig(_) | Self::InvalidIndexFile { .. } => {
-                Failure::new(ErrorKind::NetworkError, self.to_string())
-            }
-            Self::MissingVersion { .. } => {
-                Failure::new(ErrorKind::ValidationError, self.to_string())
-            }
-            Self::ChecksumMismatch { .. } => {
-                Failure::new(ErrorKind::InvalidChecksum, self.to_string())
-            }
+            Self::InvalidName(_) | Self::MissingVersion { .. } => ErrorKind::ValidationError,
+            Self::InvalidConfig(_) | Self::InvalidIndexFile { .. } => ErrorKind::NetworkError,
+            Self::ChecksumMismatch { .. } => ErrorKind::InvalidChecksum,
         }
     }
 }
@@ -294,7 +287,7 @@ mod tests {
         ));
         let e = filter_index_lines("foo", FILE.as_bytes(), &[("1.0.0", "ff")]).unwrap_err();
         assert!(matches!(e, IndexError::ChecksumMismatch { .. }));
-        assert_eq!(e.failure().error_type(), "InvalidChecksum");
+        assert_eq!(common::Classify::kind(&e).error_type(), "InvalidChecksum");
         assert!(filter_index_lines("foo", &[0xff, 0xfe], &[("1.0.0", "aa")]).is_err());
         assert!(filter_index_lines("bar", FILE.as_bytes(), &[("1.0.0", "aa")]).is_err());
         assert!(check_line("foo", "1.0.0", "aa", FILE.lines().next().unwrap()).is_ok());

@@ -58,19 +58,6 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
-/// Percent-encode everything but RFC 3986 unreserved characters (for purl qualifiers).
-pub fn pct_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,13 +83,5 @@ mod tests {
         assert!(!glob_match("a?c", "ac"));
         assert!(glob_match("*.rs", "lib.rs"));
         assert!(!glob_match("*.rs", "lib.rsx"));
-    }
-
-    #[test]
-    fn pct() {
-        assert_eq!(
-            pct_encode("git+https://x/y@1"),
-            "git%2Bhttps%3A%2F%2Fx%2Fy%401"
-        );
     }
 }
