@@ -13,6 +13,7 @@
 use super::{FileRepository, RepoRequest, Served};
 use crate::error::ApiResult;
 use actix_web::{HttpRequest, HttpResponse};
+use common::artifact::cargo::index_path;
 use common::{Artifact, ArtifactMeta};
 
 /// Serve `tail` (the path below the request's cargo base) from the request's artifacts; index
@@ -52,29 +53,6 @@ pub async fn handle(repo: &RepoRequest, req: &HttpRequest, tail: &str) -> ApiRes
         }
     };
     repo.respond(serve(&artifacts, &base, tail)).await
-}
-
-/// Sparse index path of a crate, lowercased: `1/a`, `2/ab`, `3/a/abc`, `ca/rg/cargo`.
-pub fn index_path(name: &str) -> Option<String> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
-    if !valid {
-        return None;
-    }
-    let prefix = match name.len() {
-        1 => "1".to_string(),
-        2 => "2".to_string(),
-        3 => format!("3/{}", &name[..1]),
-        _ => format!("{}/{}", &name[..2], &name[2..4]),
-    };
-    Some(format!("{prefix}/{name}").to_ascii_lowercase())
 }
 
 pub const CRATE_CONTENT_TYPE: &str = "application/gzip";

@@ -1,7 +1,8 @@
 //! Registry index rules: sparse index paths, `config.json`, download URLs, and extraction of
 //! the verbatim upstream index lines for the locked versions.
 
-use crate::pkg_managers::cargo::util::{is_safe_version, is_valid_crate_name};
+use crate::pkg_managers::cargo::util::is_safe_version;
+use common::artifact::cargo;
 use common::ErrorKind;
 use std::collections::BTreeMap;
 
@@ -38,21 +39,12 @@ impl common::Classify for IndexError {
 
 /// Directory part of the index path, with the original case (`{prefix}` marker).
 pub fn prefix(name: &str) -> Result<String, IndexError> {
-    if !is_valid_crate_name(name) {
-        return Err(IndexError::InvalidName(name.into()));
-    }
-    // valid names are ASCII, so byte slicing is safe
-    Ok(match name.len() {
-        1 => "1".to_string(),
-        2 => "2".to_string(),
-        3 => format!("3/{}", &name[..1]),
-        _ => format!("{}/{}", &name[..2], &name[2..4]),
-    })
+    cargo::index_prefix(name).ok_or_else(|| IndexError::InvalidName(name.into()))
 }
 
 /// Sparse index path of a crate, lowercased: `1/a`, `2/ab`, `3/a/abc`, `ca/rg/cargo`.
 pub fn index_path(name: &str) -> Result<String, IndexError> {
-    Ok(format!("{}/{}", prefix(name)?, name).to_ascii_lowercase())
+    cargo::index_path(name).ok_or_else(|| IndexError::InvalidName(name.into()))
 }
 
 /// The parts of an index `config.json` that matter.

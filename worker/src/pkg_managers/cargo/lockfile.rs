@@ -4,9 +4,10 @@
 //! Nothing here touches the network; every path is a [`RepoPath`] that stays inside the
 //! repository after resolving symlinks.
 
-use crate::pkg_managers::cargo::util::{glob_match, is_valid_crate_name};
+use crate::pkg_managers::cargo::util::glob_match;
 use crate::pkg_managers::limits;
 use cargo_lock::package::{GitReference, SourceKind};
+use common::artifact::cargo::is_crate_name;
 use common::commit::CommitId;
 use common::repo_path::{RepoPath, RepoPathError};
 use common::ErrorKind;
@@ -474,7 +475,7 @@ pub fn parse(repo_root: &Path, package_path: &RepoPath) -> Result<CargoLock, Loc
                     reason: "`version.workspace = true` but the workspace root has no [workspace.package] version".into(),
                 })?,
             };
-            if !is_valid_crate_name(name) {
+            if !is_crate_name(name) {
                 return Err(LockfileError::InvalidName(name.clone()));
             }
             known_paths.insert((name.clone(), version.clone()), dir.clone());
@@ -501,7 +502,7 @@ pub fn parse(repo_root: &Path, package_path: &RepoPath) -> Result<CargoLock, Loc
     for p in &lock.packages {
         let name = p.name.as_str().to_string();
         let version = p.version.to_string();
-        if !is_valid_crate_name(&name) {
+        if !is_crate_name(&name) {
             return Err(LockfileError::InvalidName(name));
         }
         let source = match &p.source {

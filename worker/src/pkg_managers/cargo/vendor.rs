@@ -5,9 +5,8 @@
 //! Extraction goes through one checked routine: only regular files and directories, every entry
 //! under `<name>-<version>/`, no absolute paths, no `..`, no links, no devices, bounded sizes.
 
-use crate::pkg_managers::cargo::util::{
-    glob_match, is_safe_version, is_valid_crate_name, sha256_hex,
-};
+use crate::pkg_managers::cargo::util::{glob_match, is_safe_version, sha256_hex};
+use common::artifact::cargo::is_crate_name;
 use common::digest::{Digest, HashAlgorithm};
 use common::ErrorKind;
 use flate2::read::GzDecoder;
@@ -83,7 +82,7 @@ pub fn vendor_dir_name(name: &str, version: &str) -> String {
 }
 
 fn check_name(name: &str, version: &str) -> Result<(), VendorError> {
-    if !is_valid_crate_name(name) {
+    if !is_crate_name(name) {
         return Err(VendorError::InvalidName(name.into()));
     }
     if !is_safe_version(version) {
