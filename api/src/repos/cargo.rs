@@ -10,10 +10,11 @@
 //!
 //! Auth (raw token in `Authorization`, 401/410) is the api's job before calling [`serve`].
 
-use super::{RepoRequest, Served};
+use super::{FileRepository, RepoRequest, Served};
 use crate::error::ApiResult;
 use actix_web::{HttpRequest, HttpResponse};
-use common::Artifact;
+use common::artifact::cargo::index_path;
+use common::{Artifact, ArtifactMeta};
 
 /// Serve `tail` (the path below the request's cargo base) from the request's artifacts; index
 /// files and downloads load only the artifacts of the crate they name.
@@ -52,29 +53,6 @@ pub async fn handle(repo: &RepoRequest, req: &HttpRequest, tail: &str) -> ApiRes
         }
     };
     repo.respond(serve(&artifacts, &base, tail)).await
-}
-
-/// Sparse index path of a crate, lowercased: `1/a`, `2/ab`, `3/a/abc`, `ca/rg/cargo`.
-pub fn index_path(name: &str) -> Option<String> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
-    if !valid {
-        return None;
-    }
-    let prefix = match name.len() {
-        1 => "1".to_string(),
-        2 => "2".to_string(),
-        3 => format!("3/{}", &name[..1]),
-        _ => format!("{}/{}", &name[..2], &name[2..4]),
-    };
-    Some(format!("{prefix}/{name}").to_ascii_lowercase())
 }
 
 pub const CRATE_CONTENT_TYPE: &str = "application/gzip";
@@ -138,12 +116,9 @@ pub fn serve(artifacts: &[Artifact], repo_url: &str, path: &str) -> Served {
     }
     let mut lines: Vec<(&str, &str)> = cargo
         .filter(|a| a.name.eq_ignore_ascii_case(name))
-        .filter_map(|a| {
-            a.meta
-                .fields()
-                .get("index_line")
-                .and_then(|l| l.as_str())
-                .map(|l| (a.version.as_str(), l))
+        .filter_map(|a| match &a.meta {
+            ArtifactMeta::Cargo(m) => Some((a.version.as_str(), m.index_line.as_str())),
+            _ => None,
         })
         .collect();
     if lines.is_empty() {
@@ -163,31 +138,13 @@ pub fn serve(artifacts: &[Artifact], repo_url: &str, path: &str) -> Served {
 }
 
 /// The per-request sparse cargo registry.
-pub struct SparseRegistry;
-
-impl super::Repository for SparseRegistry {
-    fn segment(&self) -> &'static str {
-        "cargo"
-    }
-
-    fn package_managers(&self) -> &'static [&'static str] {
-        &["cargo"]
-    }
-
-    fn may_serve(&self, key: &str) -> bool {
-        // registry crates (worker/src/pkg_managers/cargo/plan.rs crate_store_key)
-        key.starts_with("deps/cargo/") && key.ends_with(".crate")
-    }
-
-    fn handle<'a>(
-        &'a self,
-        repo: &'a RepoRequest,
-        req: &'a HttpRequest,
-        tail: &'a str,
-    ) -> futures_util::future::LocalBoxFuture<'a, ApiResult<HttpResponse>> {
-        Box::pin(handle(repo, req, tail))
-    }
-}
+pub static SPARSE_REGISTRY: FileRepository = FileRepository {
+    segment: "cargo",
+    package_managers: &["cargo"],
+    // registry crates (worker/src/pkg_managers/cargo/plan.rs crate_store_key)
+    store_keys: ("deps/cargo/", ".crate"),
+    handle: |repo, req, tail| Box::pin(handle(repo, req, tail)),
+};
 
 #[cfg(test)]
 mod tests {
@@ -200,9 +157,10 @@ mod tests {
             version: version.into(),
             filename: format!("{name}-{version}.crate"),
             store_key: format!("deps/cargo/{name}/{name}-{version}.crate"),
-            meta: common::ArtifactMeta::Cargo(common::artifact::untyped(
-                serde_json::json!({"index_line": format!("{{\"name\":\"{name}\",\"vers\":\"{version}\"}}"), "cksum": "x"}),
-            )),
+            meta: ArtifactMeta::Cargo(common::artifact::cargo::CargoMeta {
+                index_line: format!("{{\"name\":\"{name}\",\"vers\":\"{version}\"}}"),
+                cksum: "x".into(),
+            }),
         }
     }
 

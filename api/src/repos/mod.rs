@@ -61,12 +61,50 @@ pub trait Repository: Sync {
     ) -> LocalBoxFuture<'a, ApiResult<HttpResponse>>;
 }
 
+/// A protocol that serves stored files named `<prefix>…<suffix>` through an async handler:
+/// declared as data rather than each writing out the same `Repository` impl.
+pub struct FileRepository {
+    pub segment: &'static str,
+    pub package_managers: &'static [&'static str],
+    /// (prefix, suffix) of the store keys its artifacts may name.
+    pub store_keys: (&'static str, &'static str),
+    pub handle: for<'a> fn(
+        &'a RepoRequest,
+        &'a HttpRequest,
+        &'a str,
+    ) -> LocalBoxFuture<'a, ApiResult<HttpResponse>>,
+}
+
+impl Repository for FileRepository {
+    fn segment(&self) -> &'static str {
+        self.segment
+    }
+
+    fn package_managers(&self) -> &'static [&'static str] {
+        self.package_managers
+    }
+
+    fn may_serve(&self, key: &str) -> bool {
+        let (prefix, suffix) = self.store_keys;
+        key.starts_with(prefix) && key.ends_with(suffix)
+    }
+
+    fn handle<'a>(
+        &'a self,
+        repo: &'a RepoRequest,
+        req: &'a HttpRequest,
+        tail: &'a str,
+    ) -> LocalBoxFuture<'a, ApiResult<HttpResponse>> {
+        (self.handle)(repo, req, tail)
+    }
+}
+
 /// The protocols this api serves.
 pub static REPOSITORIES: &[&dyn Repository] = &[
     &gomod::GoProxy,
     &npm::NpmRegistry,
     &pip::SimpleIndex,
-    &cargo::SparseRegistry,
+    &cargo::SPARSE_REGISTRY,
 ];
 
 /// The protocol that serves the artifacts of package manager `pm`.

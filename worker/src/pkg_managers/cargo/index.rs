@@ -1,8 +1,9 @@
 //! Registry index rules: sparse index paths, `config.json`, download URLs, and extraction of
 //! the verbatim upstream index lines for the locked versions.
 
-use crate::pkg_managers::cargo::util::{is_safe_version, is_valid_crate_name};
-use common::{ErrorKind, Failure};
+use crate::pkg_managers::cargo::util::is_safe_version;
+use common::artifact::cargo;
+use common::ErrorKind;
 use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,40 +27,24 @@ pub enum IndexError {
     },
 }
 
-impl IndexError {
-    pub fn failure(&self) -> Failure {
+impl common::Classify for IndexError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidName(_) => Failure::new(ErrorKind::ValidationError, self.to_string()),
-            Self::InvalidConfig(_) | Self::InvalidIndexFile { .. } => {
-                Failure::new(ErrorKind::NetworkError, self.to_string())
-            }
-            Self::MissingVersion { .. } => {
-                Failure::new(ErrorKind::ValidationError, self.to_string())
-            }
-            Self::ChecksumMismatch { .. } => {
-                Failure::new(ErrorKind::InvalidChecksum, self.to_string())
-            }
+            Self::InvalidName(_) | Self::MissingVersion { .. } => ErrorKind::ValidationError,
+            Self::InvalidConfig(_) | Self::InvalidIndexFile { .. } => ErrorKind::NetworkError,
+            Self::ChecksumMismatch { .. } => ErrorKind::InvalidChecksum,
         }
     }
 }
 
 /// Directory part of the index path, with the original case (`{prefix}` marker).
 pub fn prefix(name: &str) -> Result<String, IndexError> {
-    if !is_valid_crate_name(name) {
-        return Err(IndexError::InvalidName(name.into()));
-    }
-    // valid names are ASCII, so byte slicing is safe
-    Ok(match name.len() {
-        1 => "1".to_string(),
-        2 => "2".to_string(),
-        3 => format!("3/{}", &name[..1]),
-        _ => format!("{}/{}", &name[..2], &name[2..4]),
-    })
+    cargo::index_prefix(name).ok_or_else(|| IndexError::InvalidName(name.into()))
 }
 
 /// Sparse index path of a crate, lowercased: `1/a`, `2/ab`, `3/a/abc`, `ca/rg/cargo`.
 pub fn index_path(name: &str) -> Result<String, IndexError> {
-    Ok(format!("{}/{}", prefix(name)?, name).to_ascii_lowercase())
+    cargo::index_path(name).ok_or_else(|| IndexError::InvalidName(name.into()))
 }
 
 /// The parts of an index `config.json` that matter.
@@ -235,14 +220,14 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert_eq!(index_path("a").unwrap(), "1/a");
-        assert_eq!(index_path("ab").unwrap(), "2/ab");
-        assert_eq!(index_path("abc").unwrap(), "3/a/abc");
-        assert_eq!(index_path("cargo").unwrap(), "ca/rg/cargo");
+        // every shape is tested in common::artifact::cargo
         assert_eq!(index_path("Serde_JSON").unwrap(), "se/rd/serde_json");
         assert_eq!(prefix("Serde").unwrap(), "Se/rd");
-        assert!(index_path("../etc").is_err());
-        assert!(index_path("").is_err());
+        assert!(matches!(
+            index_path("../etc"),
+            Err(IndexError::InvalidName(_))
+        ));
+        assert!(matches!(prefix(""), Err(IndexError::InvalidName(_))));
     }
 
     #[test]
@@ -294,7 +279,7 @@ mod tests {
         ));
         let e = filter_index_lines("foo", FILE.as_bytes(), &[("1.0.0", "ff")]).unwrap_err();
         assert!(matches!(e, IndexError::ChecksumMismatch { .. }));
-        assert_eq!(e.failure().error_type(), "InvalidChecksum");
+        assert_eq!(common::Classify::kind(&e).error_type(), "InvalidChecksum");
         assert!(filter_index_lines("foo", &[0xff, 0xfe], &[("1.0.0", "aa")]).is_err());
         assert!(filter_index_lines("bar", FILE.as_bytes(), &[("1.0.0", "aa")]).is_err());
         assert!(check_line("foo", "1.0.0", "aa", FILE.lines().next().unwrap()).is_ok());

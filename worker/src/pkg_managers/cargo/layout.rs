@@ -9,11 +9,13 @@
 use crate::pkg_managers::cargo::index::{check_line, IndexError};
 use crate::pkg_managers::cargo::lockfile::{CargoLock, LockedPackage, Source};
 use crate::pkg_managers::cargo::plan::crate_store_key;
-use crate::pkg_managers::cargo::util::pct_encode;
 use crate::pkg_managers::cargo::vendor::{
     vendor_git_crate, vendor_registry_crate, Limits, VendorError,
 };
-use common::{Artifact, ArtifactMeta, Dependency, ErrorKind, Failure, Package};
+use common::artifact::cargo::CargoMeta;
+use common::commit::CommitId;
+use common::digest::Digest;
+use common::{Artifact, ArtifactMeta, Dependency, ErrorKind, Package};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -23,21 +25,21 @@ pub enum LayoutError {
     MissingIndexLine(String),
     #[error("The crate {0} is locked from two different sources; they cannot share one vendor directory")]
     DuplicateCrate(String),
+    #[error("The {0} was not fetched")]
+    NotFetched(String),
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
     Vendor(#[from] VendorError),
 }
 
-impl LayoutError {
-    pub fn failure(&self) -> Failure {
+impl common::Classify for LayoutError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            Self::MissingIndexLine(_) => Failure::new(ErrorKind::FileAccessError, self.to_string()),
-            Self::DuplicateCrate(_) => {
-                Failure::new(ErrorKind::UnsupportedFeature, self.to_string())
-            }
-            Self::Index(e) => e.failure(),
-            Self::Vendor(e) => e.failure(),
+            Self::MissingIndexLine(_) | Self::NotFetched(_) => ErrorKind::FileAccessError,
+            Self::DuplicateCrate(_) => ErrorKind::UnsupportedFeature,
+            Self::Index(e) => e.kind(),
+            Self::Vendor(e) => e.kind(),
         }
     }
 }
@@ -47,7 +49,7 @@ pub fn purl(p: &LockedPackage) -> String {
     match &p.source {
         Source::Git { url, commit, .. } => format!(
             "{base}?vcs_url={}",
-            pct_encode(&format!("git+{url}@{commit}"))
+            common::percent::encode_component(&format!("git+{url}@{commit}"))
         ),
         _ => base,
     }
@@ -94,11 +96,7 @@ pub fn packages(lock: &CargoLock) -> Vec<Package> {
             kind: "cargo".into(),
             name: m.name.clone(),
             version: m.version.clone(),
-            path: if m.path.is_empty() {
-                None
-            } else {
-                Some(m.path.clone())
-            },
+            path: (!m.path.is_root()).then(|| m.path.to_string()),
             dependencies: deps,
             purl: format!("pkg:cargo/{}@{}", m.name, m.version),
         });
@@ -126,22 +124,29 @@ pub fn artifacts(
             version: p.version.clone(),
             filename: format!("{}-{}.crate", p.name, p.version),
             store_key: crate_store_key(&p.name, &p.version),
-            meta: ArtifactMeta::Cargo(common::artifact::untyped(
-                serde_json::json!({"index_line": line, "cksum": checksum}),
-            )),
+            meta: ArtifactMeta::Cargo(CargoMeta {
+                index_line: line.to_string(),
+                cksum: checksum.to_string(),
+            }),
         });
     }
     Ok(out)
 }
 
-/// Write `deps_cargo` (the bundle's `deps/cargo/`): every registry crate (from `crate_file`,
-/// the store path of its `.crate`) and every git crate (from `git_checkout(url, commit)`, a
+/// Where the fetch left a registry crate: its file in the store and the sha256 computed as it
+/// was verified.
+pub type CrateFile<'a> = &'a dyn Fn(&str, &str) -> Option<(PathBuf, Digest)>;
+/// Where the fetch checked out a repository at a commit.
+pub type GitCheckout<'a> = &'a dyn Fn(&str, &CommitId) -> Option<PathBuf>;
+
+/// Write `deps_cargo` (the bundle's `deps/cargo/`): every registry crate (from
+/// `crate_file(name, version)`) and every git crate (from `git_checkout(url, commit)`, a
 /// checkout at the locked commit).
 pub fn vendor_all(
     lock: &CargoLock,
     deps_cargo: &Path,
-    crate_file: &dyn Fn(&str, &str) -> PathBuf,
-    git_checkout: &dyn Fn(&str, &str) -> PathBuf,
+    crate_file: CrateFile,
+    git_checkout: GitCheckout,
     limits: &Limits,
 ) -> Result<Vec<PathBuf>, LayoutError> {
     let mut seen = BTreeSet::new();
@@ -160,20 +165,22 @@ pub fn vendor_all(
     let mut out = Vec::new();
     for p in &lock.packages {
         match &p.source {
-            Source::Registry { checksum } => out.push(vendor_registry_crate(
-                &crate_file(&p.name, &p.version),
-                &p.name,
-                &p.version,
-                checksum,
-                deps_cargo,
-                limits,
-            )?),
-            Source::Git { url, commit, .. } => out.push(vendor_git_crate(
-                &git_checkout(url, commit),
-                &p.name,
-                &p.version,
-                deps_cargo,
-            )?),
+            Source::Registry { checksum } => {
+                let (file, verified) = crate_file(&p.name, &p.version).ok_or_else(|| {
+                    LayoutError::NotFetched(format!("crate {}@{}", p.name, p.version))
+                })?;
+                out.push(vendor_registry_crate(
+                    &file, &verified, &p.name, &p.version, checksum, deps_cargo, limits,
+                )?)
+            }
+            Source::Git { url, commit, .. } => {
+                let checkout = git_checkout(url, commit).ok_or_else(|| {
+                    LayoutError::NotFetched(format!("git repository {url} at {commit}"))
+                })?;
+                out.push(vendor_git_crate(
+                    &checkout, &p.name, &p.version, deps_cargo,
+                )?)
+            }
             Source::Path { .. } => {}
         }
     }
@@ -184,6 +191,8 @@ pub fn vendor_all(
 mod tests {
     use super::*;
     use crate::pkg_managers::cargo::lockfile::{GitRef, Member};
+    use common::repo_path::RepoPath;
+    use common::Classify;
 
     fn lp(name: &str, source: Source, deps: Vec<usize>) -> LockedPackage {
         LockedPackage {
@@ -201,7 +210,7 @@ mod tests {
                 lp(
                     "app",
                     Source::Path {
-                        path: String::new(),
+                        path: RepoPath::root(),
                     },
                     vec![1, 3],
                 ),
@@ -225,14 +234,14 @@ mod tests {
                         url: "https://github.com/o/r".into(),
                         source_id: "git+https://github.com/o/r".into(),
                         reference: GitRef::DefaultBranch,
-                        commit: "a".repeat(40),
+                        commit: CommitId::parse(&"a".repeat(40)).unwrap(),
                     },
                     vec![1],
                 ),
                 lp(
                     "other",
                     Source::Path {
-                        path: "other".into(),
+                        path: RepoPath::parse("other").unwrap(),
                     },
                     vec![2],
                 ),
@@ -241,15 +250,15 @@ mod tests {
                 Member {
                     name: "app".into(),
                     version: "1.0.0".into(),
-                    path: String::new(),
+                    path: RepoPath::root(),
                 },
                 Member {
                     name: "other".into(),
                     version: "1.0.0".into(),
-                    path: "other".into(),
+                    path: RepoPath::parse("other").unwrap(),
                 },
             ],
-            package_path: String::new(),
+            package_path: RepoPath::root(),
         }
     }
 
@@ -288,8 +297,8 @@ mod tests {
         let e = vendor_all(
             &l,
             Path::new("/nonexistent"),
-            &|_, _| PathBuf::new(),
-            &|_, _| PathBuf::new(),
+            &|_, _| None,
+            &|_, _| None,
             &Limits::default(),
         )
         .unwrap_err();
@@ -297,7 +306,7 @@ mod tests {
             matches!(e, LayoutError::DuplicateCrate(ref c) if c == "g@1.0.0"),
             "{e}"
         );
-        assert_eq!(e.failure().error_type(), "UnsupportedFeature");
+        assert_eq!(e.kind().error_type(), "UnsupportedFeature");
     }
 
     #[test]
@@ -326,8 +335,11 @@ mod tests {
         assert_eq!(a[0].filename, "serde-1.0.0.crate");
         assert_eq!(a[0].store_key, "deps/cargo/serde/serde-1.0.0.crate");
         assert_eq!(
-            a[0].meta.fields()["index_line"],
-            r#"{"name":"serde","vers":"1.0.0","cksum":"aa"}"#
+            a[0].meta,
+            ArtifactMeta::Cargo(CargoMeta {
+                index_line: r#"{"name":"serde","vers":"1.0.0","cksum":"aa"}"#.into(),
+                cksum: "aa".into(),
+            })
         );
     }
 }

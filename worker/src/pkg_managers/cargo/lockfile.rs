@@ -1,16 +1,19 @@
 //! Read a `Cargo.lock` (v1–v4) and the workspace's `Cargo.toml`s at a package path, and classify
 //! every locked package as registry (crates.io), git (pinned commit) or path (inside the repo).
 //!
-//! Nothing here touches the network; all paths are checked to stay inside the repository after
-//! resolving symlinks.
+//! Nothing here touches the network; every path is a [`RepoPath`] that stays inside the
+//! repository after resolving symlinks.
 
-use crate::pkg_managers::cargo::util::{glob_match, is_valid_crate_name};
+use crate::pkg_managers::cargo::util::glob_match;
 use crate::pkg_managers::limits;
 use cargo_lock::package::{GitReference, SourceKind};
-use common::{ErrorKind, Failure};
+use common::artifact::cargo::is_crate_name;
+use common::commit::CommitId;
+use common::repo_path::{RepoPath, RepoPathError};
+use common::ErrorKind;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 /// The crates.io index as written in every lockfile (git form, even when cargo talks sparse).
 pub const CRATES_IO_REGISTRY: &str = "registry+https://github.com/rust-lang/crates.io-index";
@@ -63,17 +66,15 @@ pub enum LockfileError {
     PathOutside { path: String, manifest: String },
     #[error("The path {path:?} declared in {manifest} does not exist in the repository")]
     PathMissing { path: String, manifest: String },
-    #[error("The package path {0:?} is not a relative path inside the repository")]
-    InvalidPackagePath(String),
     #[error("The path package {name}@{version} in Cargo.lock is neither a workspace member nor a path dependency inside the repository")]
     UnknownPathPackage { name: String, version: String },
 }
 
-impl LockfileError {
-    pub fn failure(&self) -> Failure {
-        let t = match self {
-            Self::Read { .. } => return Failure::new(ErrorKind::FileAccessError, self.to_string()),
-            Self::Limit(e) => return e.failure(),
+impl common::Classify for LockfileError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Read { .. } => ErrorKind::FileAccessError,
+            Self::Limit(e) => e.kind(),
             Self::MissingLockfile(_) | Self::MissingManifest(_) => ErrorKind::InvalidRepoStructure,
             Self::InvalidLockfile { .. }
             | Self::InvalidManifest { .. }
@@ -83,12 +84,9 @@ impl LockfileError {
             }
             Self::MissingChecksum { .. } => ErrorKind::ValidationError,
             Self::GitNotPinned { .. } | Self::InvalidName(_) => ErrorKind::ValidationError,
-            Self::PathOutside { .. } | Self::PathMissing { .. } | Self::InvalidPackagePath(_) => {
-                ErrorKind::InvalidRepoStructure
-            }
+            Self::PathOutside { .. } | Self::PathMissing { .. } => ErrorKind::InvalidRepoStructure,
             Self::UnknownPathPackage { .. } => ErrorKind::InvalidRepoStructure,
-        };
-        Failure::new(t, self.to_string())
+        }
     }
 }
 
@@ -111,11 +109,10 @@ pub enum Source {
         url: String,
         source_id: String,
         reference: GitRef,
-        commit: String,
+        commit: CommitId,
     },
-    /// A workspace member or a path dependency; `path` is relative to the repository root
-    /// ("" for the root).
-    Path { path: String },
+    /// A workspace member or a path dependency.
+    Path { path: RepoPath },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,8 +128,7 @@ pub struct LockedPackage {
 pub struct Member {
     pub name: String,
     pub version: String,
-    /// relative to the repository root, "" for the root
-    pub path: String,
+    pub path: RepoPath,
 }
 
 #[derive(Clone, Debug)]
@@ -142,8 +138,8 @@ pub struct CargoLock {
     pub packages: Vec<LockedPackage>,
     /// Workspace members (sorted by path).
     pub members: Vec<Member>,
-    /// The requested package path relative to the repository root ("" for the root).
-    pub package_path: String,
+    /// The requested package path.
+    pub package_path: RepoPath,
 }
 
 impl CargoLock {
@@ -166,22 +162,6 @@ impl CargoLock {
     }
 }
 
-/// Normalize a requested package path ("." / "" = root) and refuse `..` and absolute paths.
-pub fn normalize_package_path(p: &str) -> Result<String, LockfileError> {
-    let mut parts = Vec::new();
-    for c in Path::new(p).components() {
-        match c {
-            Component::CurDir => {}
-            Component::Normal(s) => match s.to_str() {
-                Some(s) => parts.push(s.to_string()),
-                None => return Err(LockfileError::InvalidPackagePath(p.into())),
-            },
-            _ => return Err(LockfileError::InvalidPackagePath(p.into())),
-        }
-    }
-    Ok(parts.join("/"))
-}
-
 fn read(path: &Path, shown: &str) -> Result<String, LockfileError> {
     fs::read_to_string(path).map_err(|e| LockfileError::Read {
         path: shown.into(),
@@ -189,75 +169,60 @@ fn read(path: &Path, shown: &str) -> Result<String, LockfileError> {
     })
 }
 
-fn rel_display(rel: &str, file: &str) -> String {
-    if rel.is_empty() {
+/// How messages name `file` in the directory `dir`.
+fn shown_in(dir: &RepoPath, file: &str) -> String {
+    if dir.is_root() {
         file.to_string()
     } else {
-        format!("{rel}/{file}")
+        format!("{dir}/{file}")
     }
 }
 
-/// Resolve `base_rel/path` inside `root` (canonical), following symlinks; return the path
-/// relative to the root.
-fn resolve_inside(
+/// `path` as `manifest` declares it, relative to `base`, resolved through symlinks inside the
+/// repository whose canonical root is `root`: the directory or file it really is.
+fn resolve_declared(
     root: &Path,
-    base_rel: &str,
+    base: &RepoPath,
     path: &str,
     manifest: &str,
-) -> Result<String, LockfileError> {
-    let joined = if base_rel.is_empty() {
-        root.to_path_buf()
-    } else {
-        root.join(base_rel)
+) -> Result<RepoPath, LockfileError> {
+    let outside = || LockfileError::PathOutside {
+        path: path.into(),
+        manifest: manifest.into(),
     };
-    let target = joined.join(path);
-    if Path::new(path).is_absolute() {
-        return Err(LockfileError::PathOutside {
-            path: path.into(),
-            manifest: manifest.into(),
-        });
-    }
-    let canon = match target.canonicalize() {
-        Ok(c) => c,
-        Err(_) => {
-            // Lexically outside is reported as outside, otherwise as missing.
-            let lexical = lexical_normalize(&Path::new(base_rel).join(path));
-            return Err(match lexical {
-                None => LockfileError::PathOutside {
-                    path: path.into(),
-                    manifest: manifest.into(),
-                },
-                Some(_) => LockfileError::PathMissing {
-                    path: path.into(),
-                    manifest: manifest.into(),
-                },
-            });
-        }
+    let missing = || LockfileError::PathMissing {
+        path: path.into(),
+        manifest: manifest.into(),
     };
-    match canon.strip_prefix(root) {
-        Ok(rel) => Ok(rel.to_string_lossy().replace('\\', "/")),
-        Err(_) => Err(LockfileError::PathOutside {
-            path: path.into(),
-            manifest: manifest.into(),
-        }),
-    }
+    let declared = base.join(path).map_err(|e| match e {
+        RepoPathError::Invalid(_) | RepoPathError::Missing(_) => missing(),
+        RepoPathError::Absolute(_) | RepoPathError::Outside(_) => outside(),
+    })?;
+    let real = declared.resolve(root).map_err(|e| match e {
+        RepoPathError::Missing(_) => missing(),
+        _ => outside(),
+    })?;
+    real.strip_prefix(root)
+        .ok()
+        .and_then(|rel| RepoPath::from_path(rel).ok())
+        .ok_or_else(outside)
 }
 
-fn lexical_normalize(p: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
-            Component::Normal(s) => out.push(s),
-            _ => return None,
-        }
-    }
-    Some(out)
+/// `path` is `dir` or below it.
+fn is_within(path: &RepoPath, dir: &RepoPath) -> bool {
+    dir.is_root()
+        || path == dir
+        || path
+            .as_str()
+            .strip_prefix(dir.as_str())
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// `path` is excluded from the workspace (an excluded `.` names the root only).
+fn is_excluded(path: &RepoPath, excluded: &[RepoPath]) -> bool {
+    excluded
+        .iter()
+        .any(|e| e == path || (!e.is_root() && is_within(path, e)))
 }
 
 /// A parsed Cargo.toml (only what we need).
@@ -372,7 +337,7 @@ fn parse_manifest(text: &str, shown: &str) -> Result<Manifest, LockfileError> {
 }
 
 /// Expand a workspace `members` glob (relative to the root dir, `*`/`?` per segment).
-fn expand_member_glob(root: &Path, base_rel: &str, pattern: &str) -> Vec<String> {
+fn expand_member_glob(root: &Path, base: &RepoPath, pattern: &str) -> Vec<String> {
     if !pattern.contains(['*', '?', '[']) {
         return vec![pattern.to_string()];
     }
@@ -384,7 +349,7 @@ fn expand_member_glob(root: &Path, base_rel: &str, pattern: &str) -> Vec<String>
                 next.push(join_rel(prefix, seg));
                 continue;
             }
-            let dir = root.join(base_rel).join(prefix);
+            let dir = base.under(root).join(prefix);
             let Ok(rd) = fs::read_dir(&dir) else { continue };
             let mut names: Vec<String> = rd
                 .filter_map(|e| e.ok())
@@ -410,26 +375,30 @@ fn join_rel(a: &str, b: &str) -> String {
     }
 }
 
-/// Parse `Cargo.lock` + workspace manifests at `package_path` (relative to `repo_root`).
-pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, LockfileError> {
-    let pkg_rel = normalize_package_path(package_path)?;
+/// Parse `Cargo.lock` + workspace manifests at `package_path` (in the repository at `repo_root`).
+pub fn parse(repo_root: &Path, package_path: &RepoPath) -> Result<CargoLock, LockfileError> {
     let root = repo_root.canonicalize().map_err(|e| LockfileError::Read {
         path: repo_root.display().to_string(),
         reason: e.to_string(),
     })?;
     // The package directory itself must stay inside (symlinks resolved).
-    let pkg_rel = if pkg_rel.is_empty() {
-        pkg_rel
+    let pkg_rel = if package_path.is_root() {
+        RepoPath::root()
     } else {
-        resolve_inside(&root, "", &pkg_rel, "the request")?
+        resolve_declared(
+            &root,
+            &RepoPath::root(),
+            package_path.as_str(),
+            "the request",
+        )?
     };
-    let lock_shown = rel_display(&pkg_rel, "Cargo.lock");
-    let lock_path = root.join(&pkg_rel).join("Cargo.lock");
+    let lock_shown = shown_in(&pkg_rel, "Cargo.lock");
+    let lock_path = pkg_rel.under(&root).join("Cargo.lock");
     if !lock_path.is_file() {
         return Err(LockfileError::MissingLockfile(lock_shown));
     }
     // Cargo.lock must not be a symlink out of the repository.
-    resolve_inside(&root, &pkg_rel, "Cargo.lock", &lock_shown)?;
+    resolve_declared(&root, &pkg_rel, "Cargo.lock", &lock_shown)?;
     let len = fs::metadata(&lock_path)
         .map_err(|e| LockfileError::Read {
             path: lock_shown.clone(),
@@ -449,12 +418,12 @@ pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, Lockfile
     let raw_sources = raw_git_sources(&lock_text);
 
     // --- workspace manifests
-    let root_manifest_shown = rel_display(&pkg_rel, "Cargo.toml");
-    let root_manifest_path = root.join(&pkg_rel).join("Cargo.toml");
+    let root_manifest_shown = shown_in(&pkg_rel, "Cargo.toml");
+    let root_manifest_path = pkg_rel.under(&root).join("Cargo.toml");
     if !root_manifest_path.is_file() {
         return Err(LockfileError::MissingManifest(root_manifest_shown));
     }
-    resolve_inside(&root, &pkg_rel, "Cargo.toml", &root_manifest_shown)?;
+    resolve_declared(&root, &pkg_rel, "Cargo.toml", &root_manifest_shown)?;
     let root_manifest = parse_manifest(
         &read(&root_manifest_path, &root_manifest_shown)?,
         &root_manifest_shown,
@@ -462,24 +431,20 @@ pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, Lockfile
     let ws_version = root_manifest.workspace_version.clone();
 
     let mut members: BTreeSet<Member> = BTreeSet::new();
-    // (name, version) of path packages -> their directory relative to the repository root
-    let mut known_paths: BTreeMap<(String, String), String> = BTreeMap::new();
-    let mut queue: Vec<(String, bool)> = Vec::new(); // (dir rel to repo root, is member)
-    let mut visited: BTreeSet<String> = BTreeSet::new();
+    // (name, version) of path packages -> their directory
+    let mut known_paths: BTreeMap<(String, String), RepoPath> = BTreeMap::new();
+    let mut queue: Vec<(RepoPath, bool)> = Vec::new(); // (directory, is member)
+    let mut visited: BTreeSet<RepoPath> = BTreeSet::new();
     queue.push((pkg_rel.clone(), true));
-    let excluded: Vec<String> = root_manifest
+    let excluded: Vec<RepoPath> = root_manifest
         .exclude
         .iter()
-        .filter_map(|e| lexical_normalize(&Path::new(&pkg_rel).join(e)))
-        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .filter_map(|e| pkg_rel.join(e).ok())
         .collect();
     for pattern in &root_manifest.members {
         for m in expand_member_glob(&root, &pkg_rel, pattern) {
-            let rel = resolve_inside(&root, &pkg_rel, &m, &root_manifest_shown)?;
-            if excluded
-                .iter()
-                .any(|e| rel == *e || rel.starts_with(&format!("{e}/")))
-            {
+            let rel = resolve_declared(&root, &pkg_rel, &m, &root_manifest_shown)?;
+            if is_excluded(&rel, &excluded) {
                 continue;
             }
             queue.push((rel, true));
@@ -489,12 +454,12 @@ pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, Lockfile
         if !visited.insert(dir.clone()) {
             continue;
         }
-        let shown = rel_display(&dir, "Cargo.toml");
-        let mpath = root.join(&dir).join("Cargo.toml");
+        let shown = shown_in(&dir, "Cargo.toml");
+        let mpath = dir.under(&root).join("Cargo.toml");
         if !mpath.is_file() {
             return Err(LockfileError::MissingManifest(shown));
         }
-        resolve_inside(&root, &dir, "Cargo.toml", &shown)?;
+        resolve_declared(&root, &dir, "Cargo.toml", &shown)?;
         let manifest = if dir == pkg_rel {
             None
         } else {
@@ -510,7 +475,7 @@ pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, Lockfile
                     reason: "`version.workspace = true` but the workspace root has no [workspace.package] version".into(),
                 })?,
             };
-            if !is_valid_crate_name(name) {
+            if !is_crate_name(name) {
                 return Err(LockfileError::InvalidName(name.clone()));
             }
             known_paths.insert((name.clone(), version.clone()), dir.clone());
@@ -523,13 +488,9 @@ pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, Lockfile
             }
         }
         for p in &manifest.path_deps {
-            let rel = resolve_inside(&root, &dir, p, &shown)?;
+            let rel = resolve_declared(&root, &dir, p, &shown)?;
             // A path dependency inside the workspace root dir is an implicit member.
-            let implicit_member =
-                (pkg_rel.is_empty() || rel == pkg_rel || rel.starts_with(&format!("{pkg_rel}/")))
-                    && !excluded
-                        .iter()
-                        .any(|e| rel == *e || rel.starts_with(&format!("{e}/")));
+            let implicit_member = is_within(&rel, &pkg_rel) && !is_excluded(&rel, &excluded);
             queue.push((rel, implicit_member && root_manifest.is_workspace));
         }
     }
@@ -541,7 +502,7 @@ pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, Lockfile
     for p in &lock.packages {
         let name = p.name.as_str().to_string();
         let version = p.version.to_string();
-        if !is_valid_crate_name(&name) {
+        if !is_crate_name(&name) {
             return Err(LockfileError::InvalidName(name));
         }
         let source = match &p.source {
@@ -576,14 +537,13 @@ pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, Lockfile
                         Source::Registry { checksum }
                     }
                     SourceKind::Git(r) => {
-                        let commit = s.precise().unwrap_or("").to_string();
-                        if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        let Ok(commit) = CommitId::parse_any_case(s.precise().unwrap_or("")) else {
                             return Err(LockfileError::GitNotPinned {
                                 name,
                                 version,
                                 source_id: sid,
                             });
-                        }
+                        };
                         let reference = match r {
                             GitReference::DefaultBranch => GitRef::DefaultBranch,
                             GitReference::Branch(b) => GitRef::Branch(b.clone()),
@@ -602,7 +562,7 @@ pub fn parse(repo_root: &Path, package_path: &str) -> Result<CargoLock, Lockfile
                             url: url.to_string(),
                             source_id,
                             reference,
-                            commit: commit.to_lowercase(),
+                            commit,
                         }
                     }
                     _ => {
@@ -695,6 +655,7 @@ fn raw_git_sources(text: &str) -> BTreeMap<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::Classify;
     use std::fs;
 
     const CK: &str = "0000000000000000000000000000000000000000000000000000000000000001";
@@ -738,7 +699,7 @@ mod tests {
         let d = ws();
         let git = "\n[[package]]\nname = \"g\"\nversion = \"0.1.0\"\nsource = \"git+https://github.com/o/r?branch=dev#0123456789abcdef0123456789abcdef01234567\"\n";
         write(d.path(), "Cargo.lock", &lock(git));
-        let l = parse(d.path(), ".").unwrap();
+        let l = parse(d.path(), &RepoPath::root()).unwrap();
         assert_eq!(l.version, 4);
         let names: Vec<_> = l
             .members
@@ -765,7 +726,7 @@ mod tests {
                 assert_eq!(url, "https://github.com/o/r");
                 assert_eq!(source_id, "git+https://github.com/o/r?branch=dev");
                 assert_eq!(reference, &GitRef::Branch("dev".into()));
-                assert_eq!(commit, "0123456789abcdef0123456789abcdef01234567");
+                assert_eq!(commit.as_str(), "0123456789abcdef0123456789abcdef01234567");
             }
             _ => panic!(),
         }
@@ -774,7 +735,7 @@ mod tests {
         assert_eq!(
             l.packages[2].source,
             Source::Path {
-                path: "libs/local".into()
+                path: RepoPath::parse("libs/local").unwrap()
             }
         );
     }
@@ -782,17 +743,17 @@ mod tests {
     #[test]
     fn missing_lockfile() {
         let d = ws();
-        let e = parse(d.path(), ".").unwrap_err();
+        let e = parse(d.path(), &RepoPath::root()).unwrap_err();
         assert!(matches!(e, LockfileError::MissingLockfile(_)));
-        assert_eq!(e.failure().error_type(), "InvalidRepoStructure");
+        assert_eq!(e.kind().error_type(), "InvalidRepoStructure");
     }
 
     #[test]
     fn other_registry_unsupported() {
         let d = ws();
         write(d.path(), "Cargo.lock", &lock(&format!("\n[[package]]\nname = \"x\"\nversion = \"0.1.0\"\nsource = \"sparse+https://example.com/index/\"\nchecksum = \"{CK}\"\n")));
-        let e = parse(d.path(), ".").unwrap_err();
-        assert_eq!(e.failure().error_type(), "UnsupportedFeature");
+        let e = parse(d.path(), &RepoPath::root()).unwrap_err();
+        assert_eq!(e.kind().error_type(), "UnsupportedFeature");
         assert!(e.to_string().contains("x@0.1.0"));
     }
 
@@ -800,16 +761,22 @@ mod tests {
     fn sparse_crates_io_accepted() {
         let d = ws();
         write(d.path(), "Cargo.lock", &lock(&format!("\n[[package]]\nname = \"x\"\nversion = \"0.1.0\"\nsource = \"sparse+https://index.crates.io/\"\nchecksum = \"{CK}\"\n")));
-        assert_eq!(parse(d.path(), ".").unwrap().registry().count(), 2);
+        assert_eq!(
+            parse(d.path(), &RepoPath::root())
+                .unwrap()
+                .registry()
+                .count(),
+            2
+        );
     }
 
     #[test]
     fn registry_without_checksum_fails() {
         let d = ws();
         write(d.path(), "Cargo.lock", &lock("\n[[package]]\nname = \"x\"\nversion = \"0.1.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n"));
-        let e = parse(d.path(), ".").unwrap_err();
+        let e = parse(d.path(), &RepoPath::root()).unwrap_err();
         assert!(matches!(e, LockfileError::MissingChecksum { .. }), "{e}");
-        assert_eq!(e.failure().origin(), common::ErrorOrigin::Client);
+        assert_eq!(e.kind().origin(), common::ErrorOrigin::Client);
     }
 
     #[test]
@@ -817,9 +784,9 @@ mod tests {
         let d = ws();
         let other = "1".repeat(64);
         write(d.path(), "Cargo.lock", &lock(&format!("\n[[package]]\nname = \"serde\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{other}\"\n")));
-        let e = parse(d.path(), ".").unwrap_err();
+        let e = parse(d.path(), &RepoPath::root()).unwrap_err();
         assert!(e.to_string().contains("serde"), "{e}");
-        assert_eq!(e.failure().origin(), common::ErrorOrigin::Client);
+        assert_eq!(e.kind().origin(), common::ErrorOrigin::Client);
     }
 
     #[test]
@@ -827,7 +794,7 @@ mod tests {
         let d = ws();
         write(d.path(), "Cargo.lock", &lock("\n[[package]]\nname = \"g\"\nversion = \"0.1.0\"\nsource = \"git+https://github.com/o/r#abc123\"\n"));
         assert!(matches!(
-            parse(d.path(), ".").unwrap_err(),
+            parse(d.path(), &RepoPath::root()).unwrap_err(),
             LockfileError::GitNotPinned { .. }
         ));
     }
@@ -847,7 +814,7 @@ mod tests {
             "Cargo.lock",
             "version = 4\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n",
         );
-        let e = parse(&repo, ".").unwrap_err();
+        let e = parse(&repo, &RepoPath::root()).unwrap_err();
         assert!(matches!(e, LockfileError::PathOutside { .. }), "{e}");
         assert!(e.to_string().contains("../elsewhere"));
     }
@@ -870,7 +837,7 @@ mod tests {
         );
         std::os::unix::fs::symlink(outer.path().join("elsewhere"), repo.join("link")).unwrap();
         assert!(matches!(
-            parse(&repo, ".").unwrap_err(),
+            parse(&repo, &RepoPath::root()).unwrap_err(),
             LockfileError::PathOutside { .. }
         ));
         // and the lockfile itself as a symlink out
@@ -878,7 +845,7 @@ mod tests {
         fs::write(outer.path().join("Cargo.lock"), "version = 4\n").unwrap();
         std::os::unix::fs::symlink(outer.path().join("Cargo.lock"), repo.join("Cargo.lock"))
             .unwrap();
-        assert!(parse(&repo, ".").is_err());
+        assert!(parse(&repo, &RepoPath::root()).is_err());
     }
 
     #[test]
@@ -890,7 +857,7 @@ mod tests {
             &lock("\n[[package]]\nname = \"ghost\"\nversion = \"0.1.0\"\n"),
         );
         assert!(matches!(
-            parse(d.path(), ".").unwrap_err(),
+            parse(d.path(), &RepoPath::root()).unwrap_err(),
             LockfileError::UnknownPathPackage { .. }
         ));
     }
@@ -898,17 +865,16 @@ mod tests {
     #[test]
     fn bad_package_path_and_garbage() {
         let d = ws();
+        // a package path is a RepoPath: `..` and absolute paths never get here
+        assert!(RepoPath::parse("../x").is_err());
+        assert!(RepoPath::parse("/etc").is_err());
         assert!(matches!(
-            parse(d.path(), "../x").unwrap_err(),
-            LockfileError::InvalidPackagePath(_)
-        ));
-        assert!(matches!(
-            parse(d.path(), "/etc").unwrap_err(),
-            LockfileError::InvalidPackagePath(_)
+            parse(d.path(), &RepoPath::parse("nope").unwrap()).unwrap_err(),
+            LockfileError::PathMissing { .. }
         ));
         write(d.path(), "Cargo.lock", "this is [[ not toml");
         assert!(matches!(
-            parse(d.path(), ".").unwrap_err(),
+            parse(d.path(), &RepoPath::root()).unwrap_err(),
             LockfileError::InvalidLockfile { .. }
         ));
     }
@@ -922,10 +888,10 @@ mod tests {
             "[package]\nname = \"app\"\nversion = \"0.1.0\"\n",
         );
         write(d.path(), "Cargo.lock", &format!("[[package]]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\n \"serde 1.0.0 (registry+https://github.com/rust-lang/crates.io-index)\",\n]\n\n[[package]]\nname = \"serde\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n\n[metadata]\n\"checksum serde 1.0.0 (registry+https://github.com/rust-lang/crates.io-index)\" = \"{CK}\"\n"));
-        let l = parse(d.path(), ".").unwrap();
+        let l = parse(d.path(), &RepoPath::root()).unwrap();
         assert_eq!(l.version, 1);
         assert_eq!(l.registry().next().unwrap().1, CK);
-        assert_eq!(l.members[0].path, "");
+        assert!(l.members[0].path.is_root());
         assert_eq!(l.packages[0].dependencies, vec![1]);
     }
 }

@@ -12,8 +12,9 @@
 
 use crate::pkg_managers::cargo::index::{index_file_url, IndexConfig, IndexError};
 use crate::pkg_managers::cargo::lockfile::{CargoLock, Source};
+use crate::pkg_managers::GitFetch;
 use common::digest::{BadDigest, Digest, Expected, HashAlgorithm};
-use common::{Download, ErrorKind, Failure};
+use common::{Download, ErrorKind};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +36,12 @@ pub enum PlanError {
     },
 }
 
-impl PlanError {
-    pub fn failure(&self) -> Failure {
+impl common::Classify for PlanError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            Self::Index(e) => e.failure(),
+            Self::Index(e) => e.kind(),
             Self::ConflictingChecksums { .. } | Self::BadChecksum { .. } => {
-                Failure::new(ErrorKind::InvalidChecksum, self.to_string())
+                ErrorKind::InvalidChecksum
             }
         }
     }
@@ -68,16 +69,6 @@ pub struct IndexFetch {
     pub name: String,
     pub url: String,
     pub lines: Vec<WantedLine>,
-}
-
-/// A git repository to fetch at `commit`; `crates` = (name, version) to vendor from it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GitFetch {
-    pub url: String,
-    pub commit: String,
-    /// lockfile source id without `#commit` (key of the `[source."..."]` block)
-    pub source_id: String,
-    pub crates: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -110,9 +101,7 @@ pub fn plan(
     config: &IndexConfig,
 ) -> Result<Plan, PlanError> {
     let mut registry: BTreeMap<(String, String), String> = BTreeMap::new();
-    type GitKey = (String, String); // (url, commit)
-    type GitVal = (String, BTreeSet<(String, String)>); // (source id, crates)
-    let mut git: BTreeMap<GitKey, GitVal> = BTreeMap::new();
+    let mut git: BTreeSet<GitFetch> = BTreeSet::new();
     for lock in locks {
         for p in &lock.packages {
             match &p.source {
@@ -130,16 +119,11 @@ pub fn plan(
                     }
                     registry.insert(key, checksum.clone());
                 }
-                Source::Git {
-                    url,
-                    source_id,
-                    commit,
-                    ..
-                } => {
-                    git.entry((url.clone(), commit.clone()))
-                        .or_insert_with(|| (source_id.clone(), BTreeSet::new()))
-                        .1
-                        .insert((p.name.clone(), p.version.clone()));
+                Source::Git { url, commit, .. } => {
+                    git.insert(GitFetch {
+                        url: url.clone(),
+                        commit: commit.clone(),
+                    });
                 }
                 Source::Path { .. } => {}
             }
@@ -172,14 +156,7 @@ pub fn plan(
             lines,
         });
     }
-    for ((url, commit), (source_id, crates)) in git {
-        out.git.push(GitFetch {
-            url,
-            commit,
-            source_id,
-            crates: crates.into_iter().collect(),
-        });
-    }
+    out.git = git.into_iter().collect();
     Ok(out)
 }
 
@@ -194,7 +171,7 @@ mod tests {
             version: 4,
             packages: pkgs,
             members: vec![],
-            package_path: String::new(),
+            package_path: common::repo_path::RepoPath::root(),
         }
     }
     fn reg(n: &str, v: &str, c: &str) -> LockedPackage {
@@ -219,7 +196,7 @@ mod tests {
                 url: "https://github.com/o/r".into(),
                 source_id: "git+https://github.com/o/r".into(),
                 reference: GitRef::DefaultBranch,
-                commit: "a".repeat(40),
+                commit: common::commit::CommitId::parse(&"a".repeat(40)).unwrap(),
             },
             dependencies: vec![],
         };
@@ -257,10 +234,13 @@ mod tests {
             s.lines[0].store_key,
             "deps/cargo/serde/serde-1.0.0.index-line"
         );
-        assert_eq!(p.git.len(), 1);
+        // one checkout for the git crate both lockfiles lock
         assert_eq!(
-            p.git[0].crates,
-            vec![("g".to_string(), "0.1.0".to_string())]
+            p.git,
+            vec![GitFetch {
+                url: "https://github.com/o/r".into(),
+                commit: common::commit::CommitId::parse(&"a".repeat(40)).unwrap(),
+            }]
         );
     }
 
@@ -270,6 +250,6 @@ mod tests {
         let a = lock(vec![reg("serde", "1.0.0", "aa")]);
         let b = lock(vec![reg("serde", "1.0.0", "ab")]);
         let e = plan(&[&a, &b], "sparse+https://x/", &cfg).unwrap_err();
-        assert_eq!(e.failure().error_type(), "InvalidChecksum");
+        assert_eq!(common::Classify::kind(&e).error_type(), "InvalidChecksum");
     }
 }

@@ -2,20 +2,6 @@
 
 use sha2::{Digest, Sha256};
 
-/// crates.io-compatible crate name: ASCII alphanumerics, `-` and `_`, 1..=64 chars, starting
-/// with a letter or `_` (this also rules out any path trick in store keys and URLs).
-pub fn is_valid_crate_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-}
-
 /// A version string safe to put into a path/URL segment (semver charset).
 pub fn is_safe_version(v: &str) -> bool {
     !v.is_empty()
@@ -58,31 +44,12 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
-/// Percent-encode everything but RFC 3986 unreserved characters (for purl qualifiers).
-pub fn pct_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn names() {
-        assert!(is_valid_crate_name("serde_json"));
-        assert!(is_valid_crate_name("a-b"));
-        assert!(!is_valid_crate_name("../x"));
-        assert!(!is_valid_crate_name(""));
-        assert!(!is_valid_crate_name("1abc"));
-        assert!(!is_valid_crate_name(&"a".repeat(65)));
         assert!(is_safe_version("1.0.0-rc.1+build.5"));
         assert!(!is_safe_version("../1"));
         assert!(!is_safe_version("1/2"));
@@ -96,13 +63,5 @@ mod tests {
         assert!(!glob_match("a?c", "ac"));
         assert!(glob_match("*.rs", "lib.rs"));
         assert!(!glob_match("*.rs", "lib.rsx"));
-    }
-
-    #[test]
-    fn pct() {
-        assert_eq!(
-            pct_encode("git+https://x/y@1"),
-            "git%2Bhttps%3A%2F%2Fx%2Fy%401"
-        );
     }
 }

@@ -5,12 +5,12 @@
 //! Extraction goes through one checked routine: only regular files and directories, every entry
 //! under `<name>-<version>/`, no absolute paths, no `..`, no links, no devices, bounded sizes.
 
-use crate::pkg_managers::cargo::util::{
-    glob_match, is_safe_version, is_valid_crate_name, sha256_hex,
-};
-use common::{ErrorKind, Failure};
+use crate::pkg_managers::cargo::util::{glob_match, is_safe_version, sha256_hex};
+use common::artifact::cargo::is_crate_name;
+use common::digest::{Digest, HashAlgorithm};
+use common::ErrorKind;
 use flate2::read::GzDecoder;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -37,19 +37,16 @@ pub enum VendorError {
     Io { label: String, reason: String },
 }
 
-impl VendorError {
-    pub fn failure(&self) -> Failure {
-        let m = self.to_string();
+impl common::Classify for VendorError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            Self::ChecksumMismatch { .. } => Failure::new(ErrorKind::InvalidChecksum, m),
-            Self::UnsafeArchive { .. } | Self::TooLarge { .. } => {
-                Failure::new(ErrorKind::InvalidFileFormat, m)
-            }
+            Self::ChecksumMismatch { .. } => ErrorKind::InvalidChecksum,
+            Self::UnsafeArchive { .. } | Self::TooLarge { .. } => ErrorKind::InvalidFileFormat,
             Self::GitCrateNotFound { .. } | Self::UnsafeGitTree { .. } => {
-                Failure::new(ErrorKind::InvalidRepoStructure, m)
+                ErrorKind::InvalidRepoStructure
             }
-            Self::InvalidName(_) => Failure::new(ErrorKind::ValidationError, m),
-            Self::Io { .. } => Failure::new(ErrorKind::FileAccessError, m),
+            Self::InvalidName(_) => ErrorKind::ValidationError,
+            Self::Io { .. } => ErrorKind::FileAccessError,
         }
     }
 }
@@ -85,7 +82,7 @@ pub fn vendor_dir_name(name: &str, version: &str) -> String {
 }
 
 fn check_name(name: &str, version: &str) -> Result<(), VendorError> {
-    if !is_valid_crate_name(name) {
+    if !is_crate_name(name) {
         return Err(VendorError::InvalidName(name.into()));
     }
     if !is_safe_version(version) {
@@ -104,10 +101,12 @@ pub fn checksum_json(files: &BTreeMap<String, String>, package: Option<&str>) ->
     serde_json::to_vec(&Ck { files, package }).unwrap_or_default()
 }
 
-/// Unpack a verified `.crate` into `vendor_dir/<name>-<version>/` and write
-/// `.cargo-checksum.json`. Re-verifies the `.crate`'s sha256 against `checksum` first.
+/// Unpack a `.crate` into `vendor_dir/<name>-<version>/` and write `.cargo-checksum.json`.
+/// `verified` is the `.crate`'s sha256 as computed when it was fetched: it must be the lockfile's
+/// `checksum`.
 pub fn vendor_registry_crate(
     crate_file: &Path,
+    verified: &Digest,
     name: &str,
     version: &str,
     checksum: &str,
@@ -116,21 +115,27 @@ pub fn vendor_registry_crate(
 ) -> Result<PathBuf, VendorError> {
     check_name(name, version)?;
     let label = format!("{name}@{version}");
-    let bytes = fs::read(crate_file).map_err(io(&label))?;
-    let actual = sha256_hex(&bytes);
-    if !actual.eq_ignore_ascii_case(checksum) {
+    let actual = verified.hex();
+    if verified.algorithm != HashAlgorithm::Sha256 || !actual.eq_ignore_ascii_case(checksum) {
         return Err(VendorError::ChecksumMismatch {
             label,
             expected: checksum.into(),
         });
     }
+    let file = fs::File::open(crate_file).map_err(io(&label))?;
     fs::create_dir_all(vendor_dir).map_err(io(&label))?;
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".tmp-{name}-{version}-"))
         .tempdir_in(vendor_dir)
         .map_err(io(&label))?;
     let top = vendor_dir_name(name, version);
-    extract_crate(&bytes, &top, tmp.path(), limits, &label)?;
+    extract_crate(
+        std::io::BufReader::new(file),
+        &top,
+        tmp.path(),
+        limits,
+        &label,
+    )?;
     let unpacked = tmp.path().join(&top);
     fs::create_dir_all(&unpacked).map_err(io(&label))?;
     // hash in place (like cargo, which unpacks straight into the vendor dir), drop filtered files
@@ -182,7 +187,7 @@ fn finish(staged: &Path, dest: &Path, label: &str) -> Result<PathBuf, VendorErro
 
 /// The checked extraction routine: gzip tar, every entry below `top/`.
 pub fn extract_crate(
-    bytes: &[u8],
+    archive: impl Read,
     top: &str,
     dest: &Path,
     limits: &Limits,
@@ -192,7 +197,7 @@ pub fn extract_crate(
         label: label.into(),
         reason,
     };
-    let mut archive = tar::Archive::new(GzDecoder::new(bytes));
+    let mut archive = tar::Archive::new(GzDecoder::new(archive));
     let entries = archive.entries().map_err(|e| unsafe_(e.to_string()))?;
     let (mut total, mut count) = (0u64, 0u64);
     for entry in entries {
@@ -794,6 +799,12 @@ pub fn vendor_git_crate(
 mod tests {
     use super::*;
     use crate::pkg_managers::cargo::fixtures::{build_crate_from_files, CrateFile};
+    use common::Classify;
+
+    /// What the fetch computed of `bytes`.
+    fn sha256(bytes: &[u8]) -> Digest {
+        Digest::from_hex(HashAlgorithm::Sha256, &sha256_hex(bytes)).unwrap()
+    }
 
     fn raw_tar(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
@@ -823,6 +834,7 @@ mod tests {
         fs::write(&f, bytes).unwrap();
         let r = vendor_registry_crate(
             &f,
+            &sha256(bytes),
             "foo",
             "1.0.0",
             &sha256_hex(bytes),
@@ -858,6 +870,7 @@ mod tests {
         let ck = sha256_hex(&bytes);
         let out = vendor_registry_crate(
             &f,
+            &sha256(&bytes),
             "foo",
             "1.0.0",
             &ck,
@@ -886,6 +899,7 @@ mod tests {
         // idempotent
         vendor_registry_crate(
             &f,
+            &sha256(&bytes),
             "foo",
             "1.0.0",
             &ck,
@@ -896,6 +910,7 @@ mod tests {
         // tampered
         let e = vendor_registry_crate(
             &f,
+            &sha256(&bytes),
             "foo",
             "1.0.0",
             &"0".repeat(64),
@@ -903,7 +918,7 @@ mod tests {
             &Limits::default(),
         )
         .unwrap_err();
-        assert_eq!(e.failure().error_type(), "InvalidChecksum");
+        assert_eq!(e.kind().error_type(), "InvalidChecksum");
         assert!(!d.path().join("vendor2/foo-1.0.0").exists());
     }
 
@@ -926,7 +941,7 @@ mod tests {
             let r = try_vendor(&raw_tar(&entries));
             assert!(r.is_err(), "{what} accepted");
             assert_eq!(
-                r.unwrap_err().failure().origin(),
+                r.unwrap_err().kind().origin(),
                 common::ErrorOrigin::Client,
                 "{what}"
             );
@@ -941,6 +956,7 @@ mod tests {
         };
         let e = vendor_registry_crate(
             &d.path().join("c"),
+            &sha256(&bytes),
             "foo",
             "1.0.0",
             &sha256_hex(&bytes),
@@ -949,8 +965,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, VendorError::TooLarge { .. }));
-        let e = vendor_registry_crate(&d.path().join("c"), "../x", "1.0.0", "", d.path(), &small)
-            .unwrap_err();
+        let e = vendor_registry_crate(
+            &d.path().join("c"),
+            &sha256(&bytes),
+            "../x",
+            "1.0.0",
+            "",
+            d.path(),
+            &small,
+        )
+        .unwrap_err();
         assert!(matches!(e, VendorError::InvalidName(_)));
     }
 
