@@ -35,8 +35,8 @@ impl ArtifactMeta {
     /// The metadata as recorded, while a protocol's is not typed yet.
     pub fn fields(&self) -> &serde_json::Map<String, serde_json::Value> {
         match self {
-            Self::Npm(m) | Self::Pip(m) | Self::Cargo(m) => m,
-            Self::Gomod(_) => {
+            Self::Pip(m) | Self::Cargo(m) => m,
+            Self::Npm(_) | Self::Gomod(_) => {
                 static NONE: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> =
                     std::sync::OnceLock::new();
                 NONE.get_or_init(serde_json::Map::new)
