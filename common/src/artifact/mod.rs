@@ -25,7 +25,8 @@ pub struct Artifact {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "protocol", rename_all = "lowercase")]
 pub enum ArtifactMeta {
-    Npm(npm::NpmMeta),
+    /// Boxed: a packument entry is many times the size of the other variants.
+    Npm(Box<npm::NpmMeta>),
     Pip(pip::PipMeta),
     Cargo(cargo::CargoMeta),
     Gomod(gomod::GoMeta),

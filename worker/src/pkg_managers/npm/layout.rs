@@ -206,7 +206,10 @@ pub fn dep_purl(name: &str, version: &str) -> String {
         return format!("pkg:generic/{qn}?vcs_url={}", encode_component(version));
     }
     if version.starts_with("http://") || version.starts_with("https://") {
-        return format!("pkg:generic/{qn}?download_url={}", encode_component(version));
+        return format!(
+            "pkg:generic/{qn}?download_url={}",
+            encode_component(version)
+        );
     }
     format!("pkg:npm/{qn}@{}", encode_component(version))
 }
@@ -449,7 +452,7 @@ pub fn artifact_for(
         },
         filename: d.filename().unwrap_or_default(),
         store_key,
-        meta: ArtifactMeta::Npm(meta),
+        meta: ArtifactMeta::Npm(Box::new(meta)),
     })
 }
 
@@ -544,7 +547,11 @@ pub fn layout(
             reason: e.to_string(),
         };
         let pkg_dir = project.path.join(&dir).map_err(unusable)?;
-        let pj_file = match pkg_dir.join("package.json").map_err(unusable)?.resolve(&ctx.app_dir) {
+        let pj_file = match pkg_dir
+            .join("package.json")
+            .map_err(unusable)?
+            .resolve(&ctx.app_dir)
+        {
             Ok(f) if f.is_file() => f,
             Ok(_) | Err(RepoPathError::Missing(_)) => continue,
             Err(e) => return Err(unusable(e)),
@@ -920,7 +927,12 @@ mod tests {
             "pkg:generic/a?download_url=https%3A%2F%2Fh%2Fa.tgz"
         );
         assert_eq!(
-            vcs_purl("https://github.com/Org/Repo.git", "abc", "x", &RepoPath::root()),
+            vcs_purl(
+                "https://github.com/Org/Repo.git",
+                "abc",
+                "x",
+                &RepoPath::root()
+            ),
             "pkg:github/org/repo@abc"
         );
         assert_eq!(
@@ -932,8 +944,10 @@ mod tests {
             ),
             "pkg:github/o/r@abc#sub/d"
         );
-        assert!(vcs_purl("https://git.example/o/r", "abc", "x", &RepoPath::root())
-            .starts_with("pkg:generic/x?vcs_url=https%3A"));
+        assert!(
+            vcs_purl("https://git.example/o/r", "abc", "x", &RepoPath::root())
+                .starts_with("pkg:generic/x?vcs_url=https%3A")
+        );
     }
 
     #[test]

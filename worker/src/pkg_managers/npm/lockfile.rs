@@ -192,13 +192,13 @@ pub fn read_project(app_dir: &Path, path: &RepoPath) -> Result<Project, Lockfile
     let pj_path = dir.join("package.json");
     if !pj_path.is_file() {
         return Err(LockfileError::MissingPackageJson(rel_display(
-            &path,
+            path,
             "package.json",
         )));
     }
     if dir.join("node_modules").symlink_metadata().is_ok() {
         return Err(LockfileError::NodeModulesPresent(rel_display(
-            &path,
+            path,
             "node_modules",
         )));
     }

@@ -120,7 +120,10 @@ impl PackageManager for Npm {
         // git dependencies: packed as npm packs them, kept under their npm key
         for (dep, fetch) in &plan.to_pack {
             let checkout = fetched.git.get(fetch).ok_or_else(|| {
-                io_failure(format!("The git dependency {} was not checked out", dep.label))
+                io_failure(format!(
+                    "The git dependency {} was not checked out",
+                    dep.label
+                ))
             })?;
             let packed = pack::pack_dir(&checkout.dir, &dep.label)?;
             if !ctx.store.contains(&dep.store_key) {
