@@ -72,3 +72,39 @@ pub struct NpmDist {
     /// Hex sha1 of the tarball.
     pub shasum: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ArtifactMeta;
+
+    #[test]
+    fn round_trips_as_a_flat_object() {
+        let meta = NpmMeta {
+            source: NpmSource::Git,
+            manifest: NpmManifest {
+                dependencies: Some(serde_json::json!({"x": "^1"})),
+                has_install_script: true,
+                ..NpmManifest::default()
+            },
+            dist: NpmDist {
+                integrity: "sha512-a".into(),
+                shasum: "ab".into(),
+            },
+        };
+        let tagged = ArtifactMeta::Npm(Box::new(meta));
+        let v = serde_json::to_value(&tagged).unwrap();
+        assert_eq!(v["protocol"], "npm");
+        assert_eq!(v["source"], "git");
+        assert_eq!(v["hasInstallScript"], true);
+        assert_eq!(v["dependencies"]["x"], "^1");
+        assert!(v.get("license").is_none() && v.get("_hasShrinkwrap").is_none());
+        assert_eq!(serde_json::from_value::<ArtifactMeta>(v).unwrap(), tagged);
+        // no source: a registry tarball
+        let old = serde_json::json!({"protocol": "npm", "dist": {"integrity": "i", "shasum": "s"}});
+        let ArtifactMeta::Npm(m) = serde_json::from_value(old).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.source, NpmSource::Registry);
+    }
+}
