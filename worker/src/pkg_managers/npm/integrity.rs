@@ -1,7 +1,7 @@
 //! W3C Subresource Integrity (`integrity` in npm lockfiles): parse, pick the strongest values,
 //! check a file's digests (computed as it was fetched) against them.
 
-use common::digest::{Digest, Expected, FileDigests, HashAlgorithm};
+use common::digest::{Digest, Expected, FileDigests, HashAlgorithm, Hasher};
 use common::{Classify, ErrorKind};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -110,13 +110,30 @@ impl Integrity {
     }
 }
 
+/// The digests of bytes in memory (a packed git dependency, a registry's fixtures).
+pub fn digests_of(data: &[u8]) -> FileDigests {
+    let mut hasher = Hasher::default();
+    hasher.update(data);
+    hasher.finish()
+}
+
+/// `sha512-<base64>` of bytes.
+pub fn sri_sha512(data: &[u8]) -> String {
+    digests_of(data).get(HashAlgorithm::Sha512).sri()
+}
+
+/// Hex sha1 of bytes (npm's `dist.shasum`).
+pub fn sha1_hex(data: &[u8]) -> String {
+    digests_of(data).get(HashAlgorithm::Sha1).hex()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use common::{ErrorOrigin, Failure};
 
     fn digests(data: &[u8]) -> FileDigests {
-        FileDigests::of_reader(data).unwrap()
+        digests_of(data)
     }
 
     fn sri(algorithm: HashAlgorithm, data: &[u8]) -> String {

@@ -4,6 +4,7 @@
 //! gives the same bytes and integrity. Never runs scripts: packages with `prepare`/`prepack`
 //! scripts are rejected, as Cachito does.
 
+use crate::pkg_managers::npm::integrity::digests_of;
 use common::digest::FileDigests;
 use common::{Classify, ErrorKind};
 use std::fs;
@@ -401,10 +402,7 @@ pub fn pack_dir(dir: &Path, label: &str) -> Result<Packed, PackError> {
     Ok(Packed {
         name,
         version,
-        digests: FileDigests::of_reader(&bytes[..]).map_err(|e| PackError::Io {
-            label: label.into(),
-            reason: e.to_string(),
-        })?,
+        digests: digests_of(&bytes),
         bytes,
         files: chosen,
     })

@@ -257,15 +257,9 @@ pub fn plan(app_dir: &Path, project: &Project, upstream: &str) -> Result<Plan, P
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pkg_managers::npm::integrity::sri_sha512;
     use crate::pkg_managers::npm::lockfile::read_project;
-    use common::digest::{FileDigests, HashAlgorithm};
-
-    fn sri_sha512(data: &[u8]) -> String {
-        FileDigests::of_reader(data)
-            .unwrap()
-            .get(HashAlgorithm::Sha512)
-            .sri()
-    }
+    use common::digest::HashAlgorithm;
 
     fn plan_of(packages: &str) -> Result<Plan, PlanError> {
         let t = tempfile::tempdir().unwrap();
