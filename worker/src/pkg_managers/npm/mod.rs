@@ -18,7 +18,6 @@ use super::{
 };
 use crate::blocking::blocking;
 use common::digest::FileDigests;
-use common::repo_path::RepoPath;
 use common::{Descriptor, ErrorKind, Failure};
 use std::collections::BTreeSet;
 
@@ -46,16 +45,7 @@ impl PackageManager for Npm {
     };
 
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(NpmPlan, Fetches), Failure> {
-        let paths: Vec<RepoPath> = ctx.specs().into_iter().map(|s| s.path).collect();
-        let where_ = paths
-            .iter()
-            .map(|p| format!("\"{p}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let what = format!(
-            "Fetching the npm dependencies at the {where_} director{}",
-            if paths.len() == 1 { "y" } else { "ies" }
-        );
+        let (paths, what) = ctx.paths_and_what();
         ctx.progress(&what).await;
         let (app, upstream) = (ctx.app_dir.to_path_buf(), ctx.config.npm_registry.clone());
         let projects = blocking(move || {
