@@ -336,9 +336,13 @@ mod tests {
             version: "1.0.0".into(),
             filename: format!("pkg-{i}-1.0.0.tgz"),
             store_key: format!("deps/npm/pkg-{i}/-/pkg-{i}-1.0.0.tgz"),
-            meta: common::ArtifactMeta::Npm(common::artifact::untyped(
-                json!({"integrity": "sha512-x".repeat(i % 7)}),
-            )),
+            meta: common::ArtifactMeta::Npm(Box::new(common::artifact::npm::NpmMeta {
+                dist: common::artifact::npm::NpmDist {
+                    integrity: "sha512-x".repeat(i % 7),
+                    shasum: String::new(),
+                },
+                ..Default::default()
+            })),
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Routes (path below `/repos/{id}/.../npm/`, already stripped of the base):
 //! - `<name>`, `@scope%2fname`, `@scope/name`: packument listing only the request's registry
-//!   versions (artifacts with `meta.source == "registry"`, or no source), full
+//!   versions (artifacts whose `NpmMeta::source` is the registry), full
 //!   (`application/json`) or abbreviated (`application/vnd.npm.install-v1+json`, when the Accept
 //!   header asks for it), `dist.tarball` on the per-request registry, `dist-tags.latest` = the
 //!   highest version (semver precedence, releases over pre-releases);
@@ -13,30 +13,16 @@
 use super::{RepoRequest, Served};
 use crate::error::ApiResult;
 use actix_web::{http::header, HttpRequest, HttpResponse};
-use common::Artifact;
+use common::artifact::npm::{NpmManifest, NpmMeta, NpmSource};
+use common::percent::decode as pct_decode;
+use common::{Artifact, ArtifactMeta};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::cmp::Ordering;
 
 pub const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
 pub const JSON: &str = "application/json";
 pub const TARBALL: &str = "application/octet-stream";
-
-fn pct_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let h = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(h, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
 
 /// Does the client prefer the abbreviated document?
 pub fn wants_abbreviated(accept: Option<&str>) -> bool {
@@ -61,52 +47,43 @@ pub fn wants_abbreviated(accept: Option<&str>) -> bool {
     best.is_some_and(|(_, a)| a)
 }
 
-/// Compare two semver strings (unparseable ones sort first, lexically).
+/// Semver precedence (build metadata ignored); unparseable versions sort first, lexically.
 pub fn cmp_semver(a: &str, b: &str) -> Ordering {
-    fn parse(v: &str) -> Option<(Vec<u64>, Option<Vec<String>>)> {
-        let v = v.trim_start_matches('v');
-        let v = v.split('+').next()?;
-        let (core, pre) = match v.split_once('-') {
-            Some((c, p)) => (c, Some(p.split('.').map(String::from).collect())),
-            None => (v, None),
-        };
-        let nums: Option<Vec<u64>> = core.split('.').map(|x| x.parse().ok()).collect();
-        let nums = nums?;
-        (nums.len() == 3).then_some((nums, pre))
-    }
+    let parse = |v: &str| semver::Version::parse(v.trim_start_matches('v')).ok();
     match (parse(a), parse(b)) {
-        (Some((na, pa)), Some((nb, pb))) => na.cmp(&nb).then_with(|| match (pa, pb) {
-            (None, None) => Ordering::Equal,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(_), None) => Ordering::Less,
-            (Some(x), Some(y)) => {
-                for (i, j) in x.iter().zip(y.iter()) {
-                    let o = match (i.parse::<u64>(), j.parse::<u64>()) {
-                        (Ok(p), Ok(q)) => p.cmp(&q),
-                        (Ok(_), Err(_)) => Ordering::Less,
-                        (Err(_), Ok(_)) => Ordering::Greater,
-                        _ => i.cmp(j),
-                    };
-                    if o != Ordering::Equal {
-                        return o;
-                    }
-                }
-                x.len().cmp(&y.len())
-            }
-        }),
+        (Some(x), Some(y)) => x.cmp_precedence(&y),
         (Some(_), None) => Ordering::Greater,
         (None, Some(_)) => Ordering::Less,
         (None, None) => a.cmp(b),
     }
 }
 
-fn is_registry(a: &Artifact) -> bool {
-    a.pm == "npm"
-        && a.meta
-            .fields()
-            .get("source")
-            .and_then(|s| s.as_str())
-            .is_none_or(|s| s == "registry")
+/// The metadata of a registry tarball of the request (git, URL and `file:` tarballs are served
+/// by file name only, never listed).
+fn registry_meta(a: &Artifact) -> Option<&NpmMeta> {
+    match &a.meta {
+        ArtifactMeta::Npm(m) if a.pm == "npm" && m.source == NpmSource::Registry => Some(m),
+        _ => None,
+    }
+}
+
+/// One version of a packument.
+#[derive(Serialize)]
+struct VersionDoc<'a> {
+    #[serde(flatten)]
+    manifest: NpmManifest,
+    name: &'a str,
+    version: &'a str,
+    dist: DistDoc<'a>,
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DistDoc<'a> {
+    integrity: &'a str,
+    shasum: &'a str,
+    tarball: String,
 }
 
 /// Build a packument for `name` (None if the request has no registry version of it).
@@ -121,47 +98,43 @@ pub fn packument(
     } else {
         format!("{repo_url}/")
     };
-    let mut mine: Vec<&Artifact> = artifacts
+    let mut mine: Vec<(&Artifact, &NpmMeta)> = artifacts
         .iter()
-        .filter(|a| is_registry(a) && a.name == name)
+        .filter(|a| a.name == name)
+        .filter_map(|a| Some((a, registry_meta(a)?)))
         .collect();
     if mine.is_empty() {
         return None;
     }
-    mine.sort_by(|a, b| cmp_semver(&a.version, &b.version));
+    mine.sort_by(|(a, _), (b, _)| cmp_semver(&a.version, &b.version));
     let latest = mine
         .iter()
         .rev()
-        .find(|a| !a.version.contains('-'))
+        .find(|(a, _)| !a.version.contains('-'))
         .or(mine.last())
-        .map(|a| a.version.clone())
+        .map(|(a, _)| a.version.clone())
         .unwrap_or_default();
     let mut versions = Map::new();
-    for a in &mine {
-        let mut m = a.meta.fields().clone();
-        m.remove("source");
+    for (a, meta) in &mine {
+        let mut manifest = meta.manifest.clone();
         if abbreviated {
-            m.remove("license");
+            manifest.license = None;
         }
-        m.insert("name".into(), Value::String(a.name.clone()));
-        m.insert("version".into(), Value::String(a.version.clone()));
-        let mut dist = m
-            .get("dist")
-            .and_then(|d| d.as_object())
-            .cloned()
-            .unwrap_or_default();
-        dist.insert(
-            "tarball".into(),
-            Value::String(format!("{base}{}/-/{}", a.name, a.filename)),
+        let doc = VersionDoc {
+            manifest,
+            name: &a.name,
+            version: &a.version,
+            dist: DistDoc {
+                integrity: &meta.dist.integrity,
+                shasum: &meta.dist.shasum,
+                tarball: format!("{base}{}/-/{}", a.name, a.filename),
+            },
+            id: (!abbreviated).then(|| format!("{}@{}", a.name, a.version)),
+        };
+        versions.insert(
+            a.version.clone(),
+            serde_json::to_value(doc).unwrap_or_default(),
         );
-        m.insert("dist".into(), Value::Object(dist));
-        if !abbreviated {
-            m.insert(
-                "_id".into(),
-                Value::String(format!("{}@{}", a.name, a.version)),
-            );
-        }
-        versions.insert(a.version.clone(), Value::Object(m));
     }
     let mut doc = json!({
         "name": name,
@@ -291,7 +264,7 @@ impl super::Repository for NpmRegistry {
 mod tests {
     use super::*;
 
-    fn art(name: &str, version: &str, source: &str) -> Artifact {
+    fn art(name: &str, version: &str, source: NpmSource) -> Artifact {
         let base = name.rsplit('/').next().unwrap();
         Artifact {
             pm: "npm".into(),
@@ -299,10 +272,18 @@ mod tests {
             version: version.into(),
             filename: format!("{base}-{version}.tgz"),
             store_key: format!("deps/npm/{name}/-/{base}-{version}.tgz"),
-            meta: common::ArtifactMeta::Npm(common::artifact::untyped(
-                json!({"name": name, "version": version, "dependencies": {"x": "^1"}, "license": "MIT",
-                         "dist": {"integrity": "sha512-a", "shasum": "ab"}, "source": source}),
-            )),
+            meta: ArtifactMeta::Npm(Box::new(NpmMeta {
+                source,
+                manifest: NpmManifest {
+                    dependencies: Some(json!({"x": "^1"})),
+                    license: Some(json!("MIT")),
+                    ..NpmManifest::default()
+                },
+                dist: common::artifact::npm::NpmDist {
+                    integrity: "sha512-a".into(),
+                    shasum: "ab".into(),
+                },
+            })),
         }
     }
 
@@ -311,8 +292,8 @@ mod tests {
     #[test]
     fn tarballs() {
         let a = vec![
-            art("lodash", "4.17.21", "registry"),
-            art("@s/n", "1.0.0", "registry"),
+            art("lodash", "4.17.21", NpmSource::Registry),
+            art("@s/n", "1.0.0", NpmSource::Registry),
         ];
         let f = |p: &str| serve(&a, R, p, None);
         assert_eq!(
@@ -339,8 +320,8 @@ mod tests {
     #[test]
     fn scoped_and_unscoped_tarballs_of_the_same_file_name() {
         let a = vec![
-            art("expect", "29.7.0", "registry"),
-            art("@jest/expect", "29.7.0", "registry"),
+            art("expect", "29.7.0", NpmSource::Registry),
+            art("@jest/expect", "29.7.0", NpmSource::Registry),
         ];
         let key = |p: &str| match serve(&a, R, p, None) {
             Served::File { store_key, .. } => store_key,
@@ -359,7 +340,7 @@ mod tests {
             "deps/npm/expect/-/expect-29.7.0.tgz"
         );
         // only the unscoped package: a scoped path must not fall back to it, nor the reverse
-        let only_unscoped = vec![art("expect", "29.7.0", "registry")];
+        let only_unscoped = vec![art("expect", "29.7.0", NpmSource::Registry)];
         assert_eq!(
             serve(&only_unscoped, R, "@jest/expect/-/expect-29.7.0.tgz", None),
             Served::NotFound
@@ -374,10 +355,10 @@ mod tests {
     #[test]
     fn packuments() {
         let a = vec![
-            art("@s/n", "1.0.0", "registry"),
-            art("@s/n", "1.10.0", "registry"),
-            art("@s/n", "2.0.0-beta.1", "registry"),
-            art("@s/n", "1.2.0", "git"),
+            art("@s/n", "1.0.0", NpmSource::Registry),
+            art("@s/n", "1.10.0", NpmSource::Registry),
+            art("@s/n", "2.0.0-beta.1", NpmSource::Registry),
+            art("@s/n", "1.2.0", NpmSource::Git),
         ];
         for p in ["@s%2fn", "@s%2Fn", "@s/n", "/@s/n/"] {
             let Served::Body {

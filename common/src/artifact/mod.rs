@@ -25,7 +25,8 @@ pub struct Artifact {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "protocol", rename_all = "lowercase")]
 pub enum ArtifactMeta {
-    Npm(npm::NpmMeta),
+    /// Boxed: a packument entry is many times the size of the other variants.
+    Npm(Box<npm::NpmMeta>),
     Pip(pip::PipMeta),
     Cargo(cargo::CargoMeta),
     Gomod(gomod::GoMeta),
@@ -35,8 +36,8 @@ impl ArtifactMeta {
     /// The metadata as recorded, while a protocol's is not typed yet.
     pub fn fields(&self) -> &serde_json::Map<String, serde_json::Value> {
         match self {
-            Self::Npm(m) | Self::Pip(m) => m,
-            Self::Cargo(_) | Self::Gomod(_) => {
+            Self::Pip(m) => m,
+            Self::Npm(_) | Self::Cargo(_) | Self::Gomod(_) => {
                 static NONE: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> =
                     std::sync::OnceLock::new();
                 NONE.get_or_init(serde_json::Map::new)

@@ -158,6 +158,23 @@ impl PmContext<'_> {
             .unwrap_or_else(|| vec![PackageSpec::default()])
     }
 
+    /// The requested paths, and the progress text naming them (`Fetching the npm dependencies
+    /// at the "a", "b" directories`).
+    pub fn paths_and_what(&self) -> (Vec<RepoPath>, String) {
+        let paths: Vec<RepoPath> = self.specs().into_iter().map(|s| s.path).collect();
+        let where_ = paths
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let what = format!(
+            "Fetching the {} dependencies at the {where_} director{}",
+            self.descriptor.name,
+            if paths.len() == 1 { "y" } else { "ies" }
+        );
+        (paths, what)
+    }
+
     /// This request's repository for a protocol, token in the path:
     /// `<public>/repos/<id>/t/<token>/<segment>/`.
     pub fn repository_url(&self, segment: &str) -> String {

@@ -1,7 +1,9 @@
 //! What each lockfile entry is and where it comes from.
 
-use crate::pkg_managers::npm::lockfile::{resolve_inside, LockEntry, LockfileError};
-use common::{ErrorKind, Failure};
+use crate::pkg_managers::npm::lockfile::LockEntry;
+use common::commit::CommitId;
+use common::repo_path::{RepoPath, RepoPathError};
+use common::{Classify, ErrorKind};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -24,19 +26,18 @@ pub enum ClassifyError {
     Io { label: String, reason: String },
 }
 
-impl ClassifyError {
-    pub fn failure(&self) -> Failure {
-        let m = self.to_string();
+impl Classify for ClassifyError {
+    fn kind(&self) -> ErrorKind {
         match self {
             ClassifyError::GitNotPinned { .. } | ClassifyError::Unsupported { .. } => {
-                Failure::new(ErrorKind::UnsupportedFeature, m)
+                ErrorKind::UnsupportedFeature
             }
-            ClassifyError::MissingIntegrity { .. } => Failure::new(ErrorKind::InvalidChecksum, m),
-            ClassifyError::FileOutside { .. } => Failure::new(ErrorKind::ValidationError, m),
+            ClassifyError::MissingIntegrity { .. } => ErrorKind::InvalidChecksum,
+            ClassifyError::FileOutside { .. } => ErrorKind::ValidationError,
             ClassifyError::InvalidName { .. } | ClassifyError::MissingVersion { .. } => {
-                Failure::new(ErrorKind::InvalidFileFormat, m)
+                ErrorKind::InvalidFileFormat
             }
-            ClassifyError::Io { .. } => Failure::new(ErrorKind::FileAccessError, m),
+            ClassifyError::Io { .. } => ErrorKind::FileAccessError,
         }
     }
 }
@@ -52,7 +53,7 @@ pub enum Kind {
     /// `url`: what git clones (https for github/gitlab/bitbucket); `original`: the lockfile's text
     Git {
         url: String,
-        commit: String,
+        commit: CommitId,
         host: String,
         repo_path: String,
         original: String,
@@ -61,15 +62,15 @@ pub enum Kind {
         url: String,
         integrity: String,
     },
-    /// a tarball inside the repository; `path` relative to the repository root
+    /// a tarball inside the repository
     FileTarball {
-        path: String,
+        path: RepoPath,
         original: String,
         integrity: Option<String>,
     },
-    /// link / workspace / `file:` directory inside the repository (`path` relative to repo root)
+    /// link / workspace / `file:` directory inside the repository
     Link {
-        path: String,
+        path: RepoPath,
     },
     /// comes inside its parent's tarball: never fetched
     Bundled,
@@ -122,10 +123,6 @@ pub fn valid_version(v: &str) -> bool {
         && !v.starts_with('.')
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".+-_".contains(&b))
-}
-
-fn is_hex40(s: &str) -> bool {
-    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Parse a git spec as npm writes it in lockfiles into (clone url, commit, host, repo path).
@@ -221,44 +218,30 @@ fn is_registry_url(resolved: &str, name: &str, version: &str) -> bool {
     unescaped.ends_with(&format!("{name}{want}"))
 }
 
-/// Classify one entry. `project_dir_rel` is the package directory relative to the repository
-/// root ("." for the root); relative `file:` and link paths are taken from there.
+/// Classify one entry of the package at `project_dir`; relative `file:` and link paths are
+/// taken from there.
 pub fn classify(
     app_dir: &Path,
-    project_dir_rel: &str,
+    project_dir: &RepoPath,
     e: &LockEntry,
 ) -> Result<Kind, ClassifyError> {
     let label = e.label();
     if e.in_bundle {
         return Ok(Kind::Bundled);
     }
-    let local_path = |p: &str| -> Result<String, ClassifyError> {
-        let joined = if project_dir_rel == "." {
-            p.to_string()
-        } else {
-            format!("{project_dir_rel}/{p}")
+    let local_path = |p: &str| -> Result<RepoPath, ClassifyError> {
+        let outside = || ClassifyError::FileOutside {
+            label: label.clone(),
+            path: p.to_string(),
         };
-        match resolve_inside(app_dir, Path::new(&joined), &joined) {
-            Ok(abs) => {
-                let root = app_dir.canonicalize().map_err(|err| ClassifyError::Io {
-                    label: label.clone(),
-                    reason: err.to_string(),
-                })?;
-                let rel = abs
-                    .strip_prefix(&root)
-                    .unwrap_or(&abs)
-                    .to_string_lossy()
-                    .into_owned();
-                Ok(if rel.is_empty() { ".".into() } else { rel })
-            }
-            Err(LockfileError::OutsideRepository(_)) => Err(ClassifyError::FileOutside {
+        let path = project_dir.join(p).map_err(|_| outside())?;
+        match path.resolve_new(app_dir) {
+            Ok(_) => Ok(path),
+            Err(RepoPathError::Missing(_)) => Err(ClassifyError::Io {
                 label: label.clone(),
-                path: p.to_string(),
+                reason: "the repository is missing".into(),
             }),
-            Err(other) => Err(ClassifyError::Io {
-                label: label.clone(),
-                reason: other.to_string(),
-            }),
+            Err(_) => Err(outside()),
         }
     };
     if e.local_dir {
@@ -280,10 +263,10 @@ pub fn classify(
         let Some((url, commit, host, repo_path)) = parse_git(&resolved) else {
             return Err(ClassifyError::Unsupported { label, resolved });
         };
-        return match commit {
-            Some(c) if is_hex40(&c) => Ok(Kind::Git {
+        return match commit.and_then(|c| CommitId::parse_any_case(&c).ok()) {
+            Some(commit) => Ok(Kind::Git {
                 url,
-                commit: c,
+                commit,
                 host,
                 repo_path,
                 original: resolved,
@@ -385,7 +368,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let root = t.path();
         std::fs::create_dir_all(root.join("vendor")).unwrap();
-        let c = |e: &LockEntry| classify(root, ".", e);
+        let c = |e: &LockEntry| classify(root, &RepoPath::root(), e);
         let k = c(&entry(
             "a",
             Some("1.0.0"),
@@ -420,7 +403,7 @@ mod tests {
                 ..
             } => {
                 assert_eq!(url, "https://github.com/u/r.git");
-                assert_eq!(commit, sha);
+                assert_eq!(commit.as_str(), sha);
                 assert_eq!((host.as_str(), repo_path.as_str()), ("github.com", "u/r"));
             }
             other => panic!("{other:?}"),
@@ -434,7 +417,10 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.to_string().contains("40-character"));
-        assert_eq!(e.failure().origin(), common::ErrorOrigin::Client);
+        assert_eq!(
+            common::Failure::from(e).origin(),
+            common::ErrorOrigin::Client
+        );
         let e = c(&entry(
             "t",
             Some("1.0.0"),
@@ -449,7 +435,7 @@ mod tests {
         assert_eq!(
             k,
             Kind::FileTarball {
-                path: "vendor/f.tgz".into(),
+                path: RepoPath::parse("vendor/f.tgz").unwrap(),
                 original: "file:vendor/f.tgz".into(),
                 integrity: None
             }
@@ -464,7 +450,7 @@ mod tests {
         assert_eq!(
             c(&l).unwrap(),
             Kind::Link {
-                path: "vendor".into()
+                path: RepoPath::parse("vendor").unwrap()
             }
         );
         l.resolved = Some("../../etc".into());
@@ -486,7 +472,7 @@ mod tests {
         std::os::unix::fs::symlink(out.path().join("x.tgz"), t.path().join("x.tgz")).unwrap();
         let e = classify(
             t.path(),
-            ".",
+            &RepoPath::root(),
             &entry("x", Some("1.0.0"), Some("file:x.tgz")),
         )
         .unwrap_err();

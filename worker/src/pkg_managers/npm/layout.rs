@@ -15,17 +15,21 @@
 
 use crate::bundle::overlay_path;
 use crate::pkg_managers::npm::classify::Kind;
-use crate::pkg_managers::npm::integrity::{Digests, Integrity};
+use crate::pkg_managers::npm::integrity::Integrity;
 use crate::pkg_managers::npm::lockfile::{Project, PACKAGE_LOCK, SHRINKWRAP};
 use crate::pkg_managers::npm::plan::{Plan, PlannedDep};
-use base64::Engine;
+use common::artifact::npm::{NpmDist, NpmManifest, NpmMeta, NpmSource};
+use common::digest::{FileDigests, HashAlgorithm};
+use common::percent::{encode_component, encode_path};
+use common::repo_path::{RepoPath, RepoPathError};
 use common::{
-    Artifact, ArtifactMeta, ConfigFile, Dependency, EnvVar, EnvVars, ErrorKind, Failure, Package,
+    Artifact, ArtifactMeta, Classify, ConfigFile, Dependency, EnvVar, EnvVars, ErrorKind, Package,
+    Store,
 };
 use serde::ser::{SerializeMap, Serializer as _};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
@@ -51,17 +55,14 @@ pub enum LayoutError {
     Io { file: String, reason: String },
 }
 
-impl LayoutError {
-    pub fn failure(&self) -> Failure {
-        let m = self.to_string();
+impl Classify for LayoutError {
+    fn kind(&self) -> ErrorKind {
         match self {
             LayoutError::BadTarball { .. }
             | LayoutError::NoManifest { .. }
-            | LayoutError::Mismatch { .. } => Failure::new(ErrorKind::InvalidFileFormat, m),
-            LayoutError::Rewrite { .. } => Failure::new(ErrorKind::InvalidFileFormat, m),
-            LayoutError::Missing { .. } | LayoutError::Io { .. } => {
-                Failure::new(ErrorKind::FileAccessError, m)
-            }
+            | LayoutError::Mismatch { .. }
+            | LayoutError::Rewrite { .. } => ErrorKind::InvalidFileFormat,
+            LayoutError::Missing { .. } | LayoutError::Io { .. } => ErrorKind::FileAccessError,
         }
     }
 }
@@ -149,35 +150,11 @@ fn read_manifest_from_reader(r: impl Read, label: &str) -> Result<Value, LayoutE
         })
 }
 
-/// The packument manifest fields npm needs, plus `dist` (integrity, shasum). `hasInstallScript`
-/// is derived from `scripts` (preinstall/install/postinstall).
-pub fn manifest_meta(manifest: &Value, integrity: &str, shasum: &str) -> Value {
-    let mut m = Map::new();
-    for k in [
-        "name",
-        "version",
-        "dependencies",
-        "optionalDependencies",
-        "peerDependencies",
-        "peerDependenciesMeta",
-        "bundleDependencies",
-        "bundledDependencies",
-        "bin",
-        "directories",
-        "engines",
-        "os",
-        "cpu",
-        "deprecated",
-        "license",
-    ] {
-        if let Some(v) = manifest.get(k) {
-            m.insert(k.to_string(), v.clone());
-        }
-    }
-    if let Some(v) = m.remove("bundledDependencies") {
-        m.entry("bundleDependencies").or_insert(v);
-    }
-    let has_install = manifest
+/// The packument fields npm needs of a tarball's package.json. `hasInstallScript` is derived
+/// from `scripts` (preinstall/install/postinstall).
+pub fn packument_manifest(manifest: &Value) -> NpmManifest {
+    let field = |k: &str| manifest.get(k).cloned();
+    let has_install_script = manifest
         .get("scripts")
         .and_then(|s| s.as_object())
         .is_some_and(|s| {
@@ -185,39 +162,32 @@ pub fn manifest_meta(manifest: &Value, integrity: &str, shasum: &str) -> Value {
                 .iter()
                 .any(|k| s.contains_key(*k))
         });
-    if has_install {
-        m.insert("hasInstallScript".into(), Value::Bool(true));
+    NpmManifest {
+        dependencies: field("dependencies"),
+        optional_dependencies: field("optionalDependencies"),
+        peer_dependencies: field("peerDependencies"),
+        peer_dependencies_meta: field("peerDependenciesMeta"),
+        bundle_dependencies: field("bundleDependencies").or_else(|| field("bundledDependencies")),
+        bin: field("bin"),
+        directories: field("directories"),
+        engines: field("engines"),
+        os: field("os"),
+        cpu: field("cpu"),
+        deprecated: field("deprecated"),
+        license: field("license"),
+        has_install_script,
+        has_shrinkwrap: manifest.get("_hasShrinkwrap").and_then(|v| v.as_bool()) == Some(true),
     }
-    if manifest.get("_hasShrinkwrap").and_then(|v| v.as_bool()) == Some(true) {
-        m.insert("_hasShrinkwrap".into(), Value::Bool(true));
-    }
-    m.insert(
-        "dist".into(),
-        json!({"integrity": integrity, "shasum": shasum}),
-    );
-    Value::Object(m)
 }
 
 // ---------------------------------------------------------------------------------------------
 // purls
 
-fn quote(s: &str, safe: &str) -> String {
-    let mut o = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) || safe.as_bytes().contains(&b) {
-            o.push(b as char);
-        } else {
-            o.push_str(&format!("%{b:02X}"));
-        }
-    }
-    o
-}
-
 /// Cachito's npm dependency purl for `name` and its reported `version`.
 pub fn dep_purl(name: &str, version: &str) -> String {
-    let qn = quote(name, "/");
+    let qn = encode_path(name);
     if let Some(p) = version.strip_prefix("file:") {
-        return format!("pkg:generic/{qn}?file={}", quote(p, ""));
+        return format!("pkg:generic/{qn}?file={}", encode_component(p));
     }
     for forge in ["github", "gitlab", "bitbucket"] {
         if let Some(rest) = version.strip_prefix(&format!("{forge}:")) {
@@ -233,17 +203,20 @@ pub fn dep_purl(name: &str, version: &str) -> String {
         }
     }
     if version.starts_with("git+") || version.starts_with("git://") {
-        return format!("pkg:generic/{qn}?vcs_url={}", quote(version, ""));
+        return format!("pkg:generic/{qn}?vcs_url={}", encode_component(version));
     }
     if version.starts_with("http://") || version.starts_with("https://") {
-        return format!("pkg:generic/{qn}?download_url={}", quote(version, ""));
+        return format!(
+            "pkg:generic/{qn}?download_url={}",
+            encode_component(version)
+        );
     }
-    format!("pkg:npm/{qn}@{}", quote(version, ""))
+    format!("pkg:npm/{qn}@{}", encode_component(version))
 }
 
 /// VCS purl of the request's repository (top-level package), `#<path>` when not at the root.
-pub fn vcs_purl(repo: &str, reference: &str, name: &str, path: &str) -> String {
-    let sub = if path == "." || path.is_empty() {
+pub fn vcs_purl(repo: &str, reference: &str, name: &str, path: &RepoPath) -> String {
+    let sub = if path.is_root() {
         String::new()
     } else {
         format!("#{path}")
@@ -276,8 +249,8 @@ pub fn vcs_purl(repo: &str, reference: &str, name: &str, path: &str) -> String {
         }
         _ => format!(
             "pkg:generic/{}?vcs_url={}{sub}",
-            quote(name, "/"),
-            quote(&format!("{repo}@{reference}"), "")
+            encode_path(name),
+            encode_component(&format!("{repo}@{reference}"))
         ),
     }
 }
@@ -296,6 +269,8 @@ pub struct LayoutContext {
     /// the request's repository URL and commit (top-level purls)
     pub source_repo: String,
     pub source_ref: String,
+    /// the unpacked repository (`app/`): package.json files are read inside it only
+    pub app_dir: PathBuf,
 }
 
 /// What `layout` returns for one project path.
@@ -367,7 +342,7 @@ fn reported_version(d: &PlannedDep) -> Option<String> {
         Kind::FileTarball { original, .. } => Some(original.clone()),
         // as the lockfile says it, relative to the package directory
         Kind::Link { path } => {
-            let r = d.entry.resolved.clone().unwrap_or_else(|| path.clone());
+            let r = d.entry.resolved.clone().unwrap_or_else(|| path.to_string());
             Some(format!("file:{}", r.strip_prefix("file:").unwrap_or(&r)))
         }
         Kind::Bundled => None,
@@ -407,57 +382,31 @@ pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Pa
         purl: vcs_purl(&ctx.source_repo, &ctx.source_ref, &name, &project.path),
         name,
         version: project.version(),
-        path: if project.path == "." {
-            None
-        } else {
-            Some(project.path.clone())
-        },
+        path: (!project.path.is_root()).then(|| project.path.to_string()),
         dependencies: deps,
     }
 }
 
-/// Per fetched tarball: hash it, read its manifest, check name/version against the lockfile
-/// (registry deps), and describe it as an [`Artifact`].
-pub fn artifact_for(d: &PlannedDep, file: &Path) -> Result<Artifact, LayoutError> {
+/// Per fetched tarball: check its digests (computed as it was fetched) against the lockfile,
+/// read its manifest, check name/version against the lockfile (registry deps), and describe it
+/// as an [`Artifact`].
+pub fn artifact_for(
+    d: &PlannedDep,
+    file: &Path,
+    digests: &FileDigests,
+) -> Result<Artifact, LayoutError> {
     let label = d.entry.label();
     let store_key = d.store_key.clone().unwrap_or_default();
-    let mut f = fs::File::open(file).map_err(|e| LayoutError::Io {
-        file: file.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    let mut dg = Digests::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| LayoutError::Io {
-            file: file.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        if n == 0 {
-            break;
-        }
-        dg.update(&buf[..n]);
-    }
-    let fin = dg.finish();
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let integrity = format!("sha512-{}", b64.encode(&fin.sha512));
-    // re-check against the lockfile (the foundation already did; this keeps meta honest)
+    // the whole SRI check (every value of the strongest algorithm): keeps the metadata honest
     if let Some(iv) = &d.entry.integrity {
         if !matches!(d.kind, Kind::Git { .. }) {
-            let i = Integrity::parse(iv, &label).map_err(|e| LayoutError::Mismatch {
+            let mismatch = |reason: String| LayoutError::Mismatch {
                 label: label.clone(),
-                reason: e.to_string(),
-            })?;
-            i.verify_digests(
-                &label,
-                Some(&fin.sha1),
-                Some(&fin.sha256),
-                Some(&fin.sha384),
-                Some(&fin.sha512),
-            )
-            .map_err(|e| LayoutError::Mismatch {
-                label: label.clone(),
-                reason: e.to_string(),
-            })?;
+                reason,
+            };
+            Integrity::parse(iv, &label)
+                .and_then(|i| i.verify(&label, digests))
+                .map_err(|e| mismatch(e.to_string()))?;
         }
     }
     let manifest = read_manifest_from_tgz(file, &label)?;
@@ -479,16 +428,20 @@ pub fn artifact_for(d: &PlannedDep, file: &Path) -> Result<Artifact, LayoutError
             });
         }
     }
-    let mut meta = manifest_meta(&manifest, &integrity, &hex::encode(&fin.sha1));
     let source = match d.kind {
-        Kind::Registry { .. } => "registry",
-        Kind::Git { .. } => "git",
-        Kind::HttpsTarball { .. } => "url",
-        _ => "file",
+        Kind::Registry { .. } => NpmSource::Registry,
+        Kind::Git { .. } => NpmSource::Git,
+        Kind::HttpsTarball { .. } => NpmSource::Url,
+        _ => NpmSource::File,
     };
-    if let Some(o) = meta.as_object_mut() {
-        o.insert("source".into(), Value::String(source.into()));
-    }
+    let meta = NpmMeta {
+        source,
+        manifest: packument_manifest(&manifest),
+        dist: NpmDist {
+            integrity: digests.get(HashAlgorithm::Sha512).sri(),
+            shasum: digests.get(HashAlgorithm::Sha1).hex(),
+        },
+    };
     Ok(Artifact {
         pm: "npm".into(),
         name: d.entry.name.clone(),
@@ -499,24 +452,26 @@ pub fn artifact_for(d: &PlannedDep, file: &Path) -> Result<Artifact, LayoutError
         },
         filename: d.filename().unwrap_or_default(),
         store_key,
-        meta: ArtifactMeta::Npm(common::artifact::untyped(meta)),
+        meta: ArtifactMeta::Npm(Box::new(meta)),
     })
 }
 
-fn depth_prefix(path: &str) -> String {
-    let depth = if path == "." {
-        0
+/// `app` or `app/<path>`: where a file of the package directory goes in the bundle.
+fn app_rel(path: &RepoPath) -> String {
+    if path.is_root() {
+        "app".to_string()
     } else {
-        path.split('/').count()
-    };
-    "../".repeat(depth + 1)
+        format!("app/{path}")
+    }
 }
 
-/// Layout of one project. `fetched` maps each store key of the plan to the file in the store.
+/// Layout of one project. `digests` holds every store key of the plan (each file's digests,
+/// computed as it was fetched or packed); the files are in `store`.
 pub fn layout(
     project: &Project,
     plan: &Plan,
-    fetched: &BTreeMap<String, PathBuf>,
+    store: &Store,
+    digests: &BTreeMap<String, FileDigests>,
     ctx: &LayoutContext,
 ) -> Result<LayoutOutput, LayoutError> {
     let repo_url = with_slash(&ctx.repo_url);
@@ -524,48 +479,44 @@ pub fn layout(
         env_vars: default_env_vars(),
         ..Default::default()
     };
-    // (artifact, its integrity): metadata kept as JSON text, one package at a time
-    let mut arts: BTreeMap<String, (Artifact, String)> = BTreeMap::new();
+    // each artifact once, by store key
+    let mut arts: BTreeMap<String, Artifact> = BTreeMap::new();
     // location -> (registry resolved, offline resolved, integrity)
     let mut rewrites: BTreeMap<String, Rewrite> = BTreeMap::new();
-    let up = depth_prefix(&project.path);
+    let up = "../".repeat(project.path.depth() + 1);
     for d in &plan.deps {
         let Some(key) = &d.store_key else { continue };
-        let file = fetched.get(key).ok_or_else(|| LayoutError::Missing {
+        let missing = || LayoutError::Missing {
             label: d.entry.label(),
             store_key: key.clone(),
-        })?;
+        };
         if !arts.contains_key(key) {
-            let a = artifact_for(d, file)?;
-            let integrity = a.meta.fields()["dist"]["integrity"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            out.bundle_files.insert(key.clone(), file.clone());
-            arts.insert(key.clone(), (a, integrity));
+            let file_digests = digests.get(key).ok_or_else(missing)?;
+            let file = store.path(key).map_err(|_| missing())?;
+            let a = artifact_for(d, &file, file_digests)?;
+            out.bundle_files.insert(key.clone(), file);
+            arts.insert(key.clone(), a);
         }
-        let (a, integrity) = &arts[key];
-        let integrity = integrity.clone();
+        let a = &arts[key];
+        let ArtifactMeta::Npm(meta) = &a.meta else {
+            return Err(missing());
+        };
         rewrites.insert(
             d.entry.location.clone(),
             Rewrite {
                 registry: format!("{repo_url}{}/-/{}", d.entry.name, a.filename),
                 offline: format!("file:{up}{key}"),
-                integrity,
+                integrity: meta.dist.integrity.clone(),
                 non_registry: !matches!(d.kind, Kind::Registry { .. }),
                 version: a.version.clone(),
             },
         );
     }
-    out.artifacts = arts.into_values().map(|(a, _)| a).collect();
+    out.artifacts = arts.into_values().collect();
     out.package = Some(package_report(project, plan, ctx));
-    let app_rel = if project.path == "." {
-        "app".to_string()
-    } else {
-        format!("app/{}", project.path)
-    };
+    let app_rel_dir = app_rel(&project.path);
     out.config_files.push(ConfigFile {
-        path: format!("{app_rel}/.npmrc"),
+        path: format!("{app_rel_dir}/.npmrc"),
         content: npmrc(&repo_url, &ctx.token).into_bytes(),
     });
 
@@ -576,11 +527,11 @@ pub fn layout(
     let off = rewrite_lock(&text, &rewrites, Variant::Offline, lock_name)?;
     drop(text);
     out.config_files.push(ConfigFile {
-        path: format!("{app_rel}/{lock_name}"),
+        path: format!("{app_rel_dir}/{lock_name}"),
         content: reg,
     });
     out.overlay_files
-        .insert(overlay_path(&format!("{app_rel}/{lock_name}")), off);
+        .insert(overlay_path(&format!("{app_rel_dir}/{lock_name}")), off);
 
     // package.json files declaring non-registry deps: the root and each local dir entry
     let mut pj_dirs: BTreeSet<String> = BTreeSet::new();
@@ -591,19 +542,20 @@ pub fn layout(
         }
     }
     for dir in pj_dirs {
-        let rel_dir = if dir.is_empty() {
-            project.path.clone()
-        } else {
-            format!("{}/{dir}", project.path)
+        let unusable = |e: RepoPathError| LayoutError::Io {
+            file: format!("{dir}/package.json"),
+            reason: e.to_string(),
         };
-        let pj_file = if dir.is_empty() {
-            project.dir.join("package.json")
-        } else {
-            project.dir.join(&dir).join("package.json")
+        let pkg_dir = project.path.join(&dir).map_err(unusable)?;
+        let pj_file = match pkg_dir
+            .join("package.json")
+            .map_err(unusable)?
+            .resolve(&ctx.app_dir)
+        {
+            Ok(f) if f.is_file() => f,
+            Ok(_) | Err(RepoPathError::Missing(_)) => continue,
+            Err(e) => return Err(unusable(e)),
         };
-        if !pj_file.is_file() {
-            continue;
-        }
         let pj = read_json(&pj_file, "package.json")?;
         let prefix = if dir.is_empty() {
             String::new()
@@ -620,13 +572,7 @@ pub fn layout(
         if changed {
             let (off_pj, _) =
                 rewrite_package_json(&pj, &prefix, &rewrites, Variant::Offline, &extra_up);
-            let norm = crate::pkg_managers::npm::lockfile::normalize_rel_path(&rel_dir)
-                .unwrap_or(rel_dir.clone());
-            let app = if norm == "." {
-                "app".to_string()
-            } else {
-                format!("app/{norm}")
-            };
+            let app = app_rel(&pkg_dir);
             out.config_files.push(ConfigFile {
                 path: format!("{app}/package.json"),
                 content: to_bytes(&reg_pj),
@@ -922,17 +868,13 @@ fn rewrite_package_json(
 /// free of `..` before use.
 pub fn write_bundle(out: &LayoutOutput, bundle_root: &Path) -> Result<(), LayoutError> {
     let check = |rel: &str| -> Result<PathBuf, LayoutError> {
-        let p = Path::new(rel);
-        if p.is_absolute()
-            || p.components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
-            return Err(LayoutError::Io {
+        match RepoPath::parse(rel) {
+            Ok(p) if !p.is_root() => Ok(p.under(bundle_root)),
+            _ => Err(LayoutError::Io {
                 file: rel.into(),
                 reason: "unsafe bundle path".into(),
-            });
+            }),
         }
-        Ok(bundle_root.join(p))
     };
     let io = |f: &Path, e: std::io::Error| LayoutError::Io {
         file: f.display().to_string(),
@@ -985,15 +927,27 @@ mod tests {
             "pkg:generic/a?download_url=https%3A%2F%2Fh%2Fa.tgz"
         );
         assert_eq!(
-            vcs_purl("https://github.com/Org/Repo.git", "abc", "x", "."),
+            vcs_purl(
+                "https://github.com/Org/Repo.git",
+                "abc",
+                "x",
+                &RepoPath::root()
+            ),
             "pkg:github/org/repo@abc"
         );
         assert_eq!(
-            vcs_purl("https://github.com/o/r", "abc", "x", "sub/d"),
+            vcs_purl(
+                "https://github.com/o/r",
+                "abc",
+                "x",
+                &RepoPath::parse("sub/d").unwrap()
+            ),
             "pkg:github/o/r@abc#sub/d"
         );
-        assert!(vcs_purl("https://git.example/o/r", "abc", "x", ".")
-            .starts_with("pkg:generic/x?vcs_url=https%3A"));
+        assert!(
+            vcs_purl("https://git.example/o/r", "abc", "x", &RepoPath::root())
+                .starts_with("pkg:generic/x?vcs_url=https%3A")
+        );
     }
 
     #[test]
@@ -1046,9 +1000,9 @@ mod tests {
         .unwrap();
         let m = read_manifest_from_tgz_bytes(&t, "x").unwrap();
         assert_eq!(m["name"], "p");
-        let meta = manifest_meta(&m, "sha512-x", "ab");
-        assert_eq!(meta["hasInstallScript"], true);
-        assert_eq!(meta["dist"]["shasum"], "ab");
+        let manifest = packument_manifest(&m);
+        assert!(manifest.has_install_script);
+        assert!(!manifest.has_shrinkwrap);
         let t = crate::pkg_managers::npm::pack::write_tgz(&[
             crate::pkg_managers::npm::pack::TgzEntry {
                 path: "package/package.json".into(),

@@ -5,12 +5,13 @@
 //! so memory is proportional to the number of entries, not to the JSON tree.
 
 use crate::pkg_managers::unique_map::UniqueMap;
-use common::{ErrorKind, Failure};
+use common::repo_path::{RepoPath, RepoPathError};
+use common::{Classify, ErrorKind};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufReader;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 pub const SHRINKWRAP: &str = "npm-shrinkwrap.json";
 pub const PACKAGE_LOCK: &str = "package-lock.json";
@@ -43,22 +44,19 @@ pub enum LockfileError {
     Io { file: String, reason: String },
 }
 
-impl LockfileError {
-    pub fn failure(&self) -> Failure {
-        let m = self.to_string();
+impl Classify for LockfileError {
+    fn kind(&self) -> ErrorKind {
         match self {
             LockfileError::MissingLockfile(_)
             | LockfileError::MissingPackageJson(_)
-            | LockfileError::NodeModulesPresent(_) => {
-                Failure::new(ErrorKind::InvalidRepoStructure, m)
-            }
-            LockfileError::InvalidPath(_) => Failure::new(ErrorKind::InvalidRequestData, m),
-            LockfileError::OutsideRepository(_) => Failure::new(ErrorKind::ValidationError, m),
+            | LockfileError::NodeModulesPresent(_) => ErrorKind::InvalidRepoStructure,
+            LockfileError::InvalidPath(_) => ErrorKind::InvalidRequestData,
+            LockfileError::OutsideRepository(_) => ErrorKind::ValidationError,
             LockfileError::InvalidJson { .. }
             | LockfileError::UnsupportedVersion { .. }
-            | LockfileError::TooLarge { .. } => Failure::new(ErrorKind::InvalidFileFormat, m),
-            LockfileError::Limit(e) => e.failure(),
-            LockfileError::Io { .. } => Failure::new(ErrorKind::FileAccessError, m),
+            | LockfileError::TooLarge { .. } => ErrorKind::InvalidFileFormat,
+            LockfileError::Limit(e) => e.kind(),
+            LockfileError::Io { .. } => ErrorKind::FileAccessError,
         }
     }
 }
@@ -128,9 +126,9 @@ pub struct PackageJson {
 /// One requested npm package directory, read and validated.
 #[derive(Clone, Debug)]
 pub struct Project {
-    /// the request's path as given, normalized ("." for the root)
-    pub path: String,
-    /// absolute, canonical directory
+    /// the requested package directory
+    pub path: RepoPath,
+    /// where it is on disk (inside the repository, symlinks included)
     pub dir: PathBuf,
     pub package_json: PackageJson,
     pub lockfile: Lockfile,
@@ -153,71 +151,21 @@ impl Project {
     }
 }
 
-/// Normalize a request package path: relative, no `..`, no absolute; "." for the root.
-pub fn normalize_rel_path(p: &str) -> Result<String, LockfileError> {
-    let mut parts = Vec::new();
-    if p.contains('\0') {
-        return Err(LockfileError::InvalidPath(p.into()));
-    }
-    for c in Path::new(p).components() {
-        match c {
-            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
-            Component::CurDir => {}
-            _ => return Err(LockfileError::InvalidPath(p.into())),
+/// `path` must resolve inside the repository (symlinks followed) if it exists; `display`
+/// names it in the error.
+fn inside(app_dir: &Path, path: &RepoPath, display: &str) -> Result<PathBuf, LockfileError> {
+    path.resolve_new(app_dir).map_err(|e| match e {
+        RepoPathError::Outside(_) | RepoPathError::Missing(_) => {
+            LockfileError::OutsideRepository(display.into())
         }
-    }
-    Ok(if parts.is_empty() {
-        ".".into()
-    } else {
-        parts.join("/")
+        RepoPathError::Absolute(_) | RepoPathError::Invalid(_) => {
+            LockfileError::InvalidPath(display.into())
+        }
     })
 }
 
-/// Join `rel` below `root`, resolving symlinks; the result must stay inside `root`.
-/// `display` names the path in the error.
-pub fn resolve_inside(root: &Path, rel: &Path, display: &str) -> Result<PathBuf, LockfileError> {
-    let croot = root.canonicalize().map_err(|e| LockfileError::Io {
-        file: root.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    // lexical check first (works for paths that do not exist)
-    let mut lex = croot.clone();
-    for c in rel.components() {
-        match c {
-            Component::Normal(s) => lex.push(s),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !lex.pop() || !lex.starts_with(&croot) {
-                    return Err(LockfileError::OutsideRepository(display.into()));
-                }
-            }
-            _ => return Err(LockfileError::OutsideRepository(display.into())),
-        }
-    }
-    if !lex.starts_with(&croot) {
-        return Err(LockfileError::OutsideRepository(display.into()));
-    }
-    match lex.canonicalize() {
-        Ok(real) if real.starts_with(&croot) => Ok(real),
-        Ok(_) => Err(LockfileError::OutsideRepository(display.into())),
-        Err(_) => {
-            // does not exist (yet): make sure no existing ancestor escapes
-            let mut anc = lex.clone();
-            while !anc.exists() {
-                if !anc.pop() {
-                    break;
-                }
-            }
-            match anc.canonicalize() {
-                Ok(real) if real.starts_with(&croot) => Ok(lex),
-                _ => Err(LockfileError::OutsideRepository(display.into())),
-            }
-        }
-    }
-}
-
-fn rel_display(path: &str, file: &str) -> String {
-    if path == "." {
+fn rel_display(path: &RepoPath, file: &str) -> String {
+    if path.is_root() {
         file.to_string()
     } else {
         format!("{path}/{file}")
@@ -226,9 +174,8 @@ fn rel_display(path: &str, file: &str) -> String {
 
 /// Read and validate one requested package directory (Cachito's checks, in Cachito's order:
 /// lockfile, package.json, node_modules).
-pub fn read_project(app_dir: &Path, path: &str) -> Result<Project, LockfileError> {
-    let path = normalize_rel_path(path)?;
-    let dir = resolve_inside(app_dir, Path::new(&path), &path)?;
+pub fn read_project(app_dir: &Path, path: &RepoPath) -> Result<Project, LockfileError> {
+    let dir = inside(app_dir, path, path.as_str())?;
     let shrink = dir.join(SHRINKWRAP);
     let lock = dir.join(PACKAGE_LOCK);
     let (lock_path, file_name) = if shrink.is_file() {
@@ -238,38 +185,35 @@ pub fn read_project(app_dir: &Path, path: &str) -> Result<Project, LockfileError
     } else {
         return Err(LockfileError::MissingLockfile(format!(
             "{} or {}",
-            rel_display(&path, SHRINKWRAP),
-            rel_display(&path, PACKAGE_LOCK)
+            rel_display(path, SHRINKWRAP),
+            rel_display(path, PACKAGE_LOCK)
         )));
     };
     let pj_path = dir.join("package.json");
     if !pj_path.is_file() {
         return Err(LockfileError::MissingPackageJson(rel_display(
-            &path,
+            path,
             "package.json",
         )));
     }
     if dir.join("node_modules").symlink_metadata().is_ok() {
         return Err(LockfileError::NodeModulesPresent(rel_display(
-            &path,
+            path,
             "node_modules",
         )));
     }
     // the lockfile and package.json themselves must not be symlinks out of the repository
-    resolve_inside(
-        app_dir,
-        &Path::new(&path).join(file_name),
-        &rel_display(&path, file_name),
-    )?;
-    resolve_inside(
-        app_dir,
-        &Path::new(&path).join("package.json"),
-        &rel_display(&path, "package.json"),
-    )?;
-    let package_json = read_package_json(&pj_path, &rel_display(&path, "package.json"))?;
-    let lockfile = read_lockfile(&lock_path, file_name, &rel_display(&path, file_name))?;
+    for file in [file_name, "package.json"] {
+        let display = rel_display(path, file);
+        let file = path
+            .join(file)
+            .map_err(|_| LockfileError::InvalidPath(display.clone()))?;
+        inside(app_dir, &file, &display)?;
+    }
+    let package_json = read_package_json(&pj_path, &rel_display(path, "package.json"))?;
+    let lockfile = read_lockfile(&lock_path, file_name, &rel_display(path, file_name))?;
     Ok(Project {
-        path,
+        path: path.clone(),
         dir,
         package_json,
         lockfile,
@@ -609,7 +553,7 @@ mod tests {
             r#"{"lockfileVersion":0}"#,
         ] {
             let e = parse_lockfile(s.as_bytes(), PACKAGE_LOCK).unwrap_err();
-            assert_eq!(e.failure().error_type(), "InvalidFileFormat", "{s}: {e}");
+            assert_eq!(e.kind(), ErrorKind::InvalidFileFormat, "{s}: {e}");
         }
         for s in [
             "",
@@ -632,24 +576,25 @@ mod tests {
     fn project_checks_in_cachito_order() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path();
+        let read_project = |p: &str| read_project(root, &RepoPath::parse(p).unwrap());
         fs::create_dir_all(root.join("client")).unwrap();
-        let e = read_project(root, ".").unwrap_err();
+        let e = read_project(".").unwrap_err();
         assert_eq!(
             e.to_string(),
             "The npm-shrinkwrap.json or package-lock.json file must be present for the npm package manager"
         );
-        let f = e.failure();
+        let f = common::Failure::from(e);
         assert_eq!(
             (f.origin(), f.error_type()),
             (common::ErrorOrigin::Client, "InvalidRepoStructure")
         );
-        let e = read_project(root, "client").unwrap_err();
+        let e = read_project("client").unwrap_err();
         assert_eq!(
             e.to_string(),
             "The client/npm-shrinkwrap.json or client/package-lock.json file must be present for the npm package manager"
         );
         fs::write(root.join("client/package-lock.json"), V3).unwrap();
-        let e = read_project(root, "client/").unwrap_err();
+        let e = read_project("client/").unwrap_err();
         assert_eq!(
             e.to_string(),
             "The client/package.json file must be present for the npm package manager"
@@ -660,13 +605,13 @@ mod tests {
         )
         .unwrap();
         fs::create_dir(root.join("client/node_modules")).unwrap();
-        let e = read_project(root, "client").unwrap_err();
+        let e = read_project("client").unwrap_err();
         assert_eq!(
             e.to_string(),
             "The client/node_modules directory cannot be present in the source repository"
         );
         fs::remove_dir(root.join("client/node_modules")).unwrap();
-        let p = read_project(root, "./client").unwrap();
+        let p = read_project("./client").unwrap();
         assert_eq!(
             (p.name(), p.version(), p.path.as_str()),
             ("c".into(), "2.0.0".into(), "client")
@@ -678,7 +623,7 @@ mod tests {
             r#"{"lockfileVersion":3,"packages":{}}"#,
         )
         .unwrap();
-        let p = read_project(root, "client").unwrap();
+        let p = read_project("client").unwrap();
         assert_eq!(p.lockfile.file_name, SHRINKWRAP);
         assert!(p.lockfile.entries.is_empty());
     }
@@ -689,15 +634,16 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         let root = t.path();
         for bad in ["../x", "/etc", "a/../../b"] {
-            assert!(read_project(root, bad).is_err(), "{bad}");
+            assert!(RepoPath::parse(bad).is_err(), "{bad}");
         }
         std::os::unix::fs::symlink(outside.path(), root.join("link")).unwrap();
-        let e = read_project(root, "link").unwrap_err();
-        assert_eq!(e.failure().error_type(), "ValidationError");
-        assert!(resolve_inside(root, Path::new("link/x"), "link/x").is_err());
-        assert!(resolve_inside(root, Path::new("a/../b"), "b").is_ok());
-        assert_eq!(normalize_rel_path("./a//b/").unwrap(), "a/b");
-        assert_eq!(normalize_rel_path("").unwrap(), ".");
+        let e = read_project(root, &RepoPath::parse("link").unwrap()).unwrap_err();
+        assert_eq!(common::Failure::from(e).error_type(), "ValidationError");
+        let e = read_project(root, &RepoPath::parse("link/x").unwrap()).unwrap_err();
+        assert_eq!(common::Failure::from(e).error_type(), "ValidationError");
+        // a directory that does not exist is missing its lockfile, not outside
+        let e = read_project(root, &RepoPath::parse("a/b").unwrap()).unwrap_err();
+        assert!(matches!(e, LockfileError::MissingLockfile(_)), "{e}");
     }
 
     #[test]
@@ -720,9 +666,7 @@ mod tests {
             s.push_str(&format!(r#","node_modules/p{i}":{{}}"#));
         }
         s.push_str("}}");
-        let f = parse_lockfile(s.as_bytes(), PACKAGE_LOCK)
-            .unwrap_err()
-            .failure();
+        let f = common::Failure::from(parse_lockfile(s.as_bytes(), PACKAGE_LOCK).unwrap_err());
         assert_eq!(f.error_type(), "InvalidFileFormat");
         assert!(
             f.message.starts_with(&format!(

@@ -13,225 +13,157 @@ pub mod lockfile;
 pub mod pack;
 pub mod plan;
 
-use super::{PmContext, PmOutput};
+use super::{
+    Fetched, Fetches, GitFetch, LayoutContext, LocalFile, PackageManager, PmContext, PmOutput,
+};
 use crate::blocking::blocking;
-use crate::fetch::{Check, FetchedFile, Staged};
-use common::{ErrorKind, Failure};
-use integrity::Integrity;
-use layout::LayoutContext;
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use common::digest::FileDigests;
+use common::{Descriptor, ErrorKind, Failure};
+use std::collections::BTreeSet;
 
 fn io_failure(e: impl std::fmt::Display) -> Failure {
     Failure::new(ErrorKind::FileAccessError, e.to_string())
 }
 
-/// The per-request registry in its header-token form (`<public>/repos/<id>/npm/`): `.npmrc`
-/// carries the token as `_authToken`, npm sends it as `Bearer`.
-fn registry_url(ctx: &PmContext<'_>) -> String {
-    format!(
-        "{}/repos/{}/npm/",
-        ctx.config.public_url.trim_end_matches('/'),
-        ctx.job.id
-    )
-}
-
-pub async fn run(ctx: &PmContext<'_>) -> Result<PmOutput, Failure> {
-    let mut output = PmOutput {
-        env: layout::default_env_vars(),
-        ..Default::default()
-    };
-    let lctx = LayoutContext {
-        repo_url: registry_url(ctx),
-        token: ctx.job.repository_token.clone(),
-        source_repo: ctx.job.repo.clone(),
-        source_ref: ctx.job.git_ref.clone(),
-    };
-    let mut served = BTreeSet::new();
-    for spec in ctx.specs() {
-        let out = run_path(ctx, spec.path.as_str(), &lctx).await?;
-        output.packages.extend(out.package);
-        output.config_files.extend(out.config_files);
-        for a in out.artifacts {
-            if served.insert((a.name.clone(), a.filename.clone())) {
-                output.artifacts.push(a);
-            }
-        }
-    }
-    Ok(output)
-}
-
-async fn run_path(
-    ctx: &PmContext<'_>,
-    path: &str,
-    lctx: &LayoutContext,
-) -> Result<layout::LayoutOutput, Failure> {
-    let what = format!("Fetching the npm dependencies at the \"{path}\" directory");
-    ctx.progress(&what).await;
-    let app: PathBuf = ctx.app_dir.to_path_buf();
-    let upstream = ctx.config.npm_registry.clone();
-    let (project, plan) = {
-        let (app, path) = (app.clone(), path.to_string());
-        blocking(move || {
-            let mut project = lockfile::read_project(&app, &path).map_err(|e| e.failure())?;
-            let plan = plan::plan(&app, &project, &upstream).map_err(|e| e.failure())?;
-            // every entry now lives in the plan: one copy of a large lockfile, not two
-            project.lockfile.entries = Vec::new();
-            Ok((project, plan))
-        })
-        .await?
-    };
-
-    // Full SRI checks where the single `Expected` digest is not enough (several values of the
-    // strongest algorithm).
-    let mut integrity_of: BTreeMap<String, String> = BTreeMap::new();
-    for d in &plan.deps {
-        let i = match &d.kind {
-            classify::Kind::Registry {
-                integrity: Some(i), ..
-            } => i,
-            classify::Kind::HttpsTarball { integrity, .. } => integrity,
-            _ => continue,
-        };
-        if let Some(key) = &d.store_key {
-            integrity_of.entry(key.clone()).or_insert_with(|| i.clone());
-        }
-    }
-
-    let total = plan.downloads.len() + plan.git.len() + plan.local.len();
-    let items: Vec<(common::Download, Check)> = plan
-        .downloads
-        .iter()
-        .map(|d| {
-            let check: Check = match integrity_of.get(&d.store_key) {
-                Some(sri) => {
-                    let (sri, label) = (sri.clone(), d.label.clone());
-                    Box::new(move |p: &std::path::Path| {
-                        let i = Integrity::parse(&sri, &label).map_err(|e| e.failure())?;
-                        if !i.needs_full_verify() {
-                            return Ok(());
-                        }
-                        let f = std::fs::File::open(p).map_err(io_failure)?;
-                        i.verify_reader(&label, std::io::BufReader::new(f))
-                            .map_err(|e| e.failure())
-                    })
-                }
-                None => crate::fetch::no_check(d),
-            };
-            (d.clone(), check)
-        })
-        .collect();
-    drop(integrity_of);
-    let staged: Vec<Staged> = ctx.stage_all(items, &what, total).await?;
-
-    // git dependencies: fetched once per commit (deps/git/…), packed as npm packs them
-    let mut to_put: Vec<(String, Vec<u8>)> = Vec::new();
-    for g in &plan.git {
-        if ctx.store.contains(&g.store_key) {
-            continue;
-        }
-        ctx.progress(&format!("{what}: git dependency {}", g.label))
-            .await;
-        let tmp = ctx.store.temp_dir("npm-git").map_err(io_failure)?;
-        let dest = tmp.path().join("checkout");
-        crate::git_deps::checkout(
-            ctx.store,
-            ctx.fetcher.outbound(),
-            &g.url,
-            &crate::git_deps::commit_id(&g.url, &g.commit)?,
-            &dest,
-        )
-        .await?;
-        let label = g.label.clone();
-        let packed = blocking(move || {
-            let packed = pack::pack_dir(&dest, &label).map_err(|e| e.failure());
-            drop(tmp);
-            packed
-        })
-        .await?;
-        to_put.push((g.store_key.clone(), packed.bytes));
-    }
-    // `file:` tarballs inside the repository
-    for l in plan.local.clone() {
-        if ctx.store.contains(&l.store_key) {
-            continue;
-        }
-        let bytes = blocking(move || {
-            let bytes = std::fs::read(&l.source).map_err(|e| {
-                Failure::new(
-                    ErrorKind::InvalidRepoStructure,
-                    format!("Cannot read the tarball of {}: {e}", l.label),
-                )
-            })?;
-            Integrity::parse(&l.integrity, &l.label)
-                .and_then(|i| i.verify_bytes(&l.label, &bytes))
-                .map_err(|e| e.failure())?;
-            Ok((l.store_key, bytes))
-        })
-        .await?;
-        to_put.push(bytes);
-    }
-
-    // everything verified: only now does anything new enter the store
-    let fetched: Vec<FetchedFile> = ctx.commit(staged).await?;
-    {
-        let store = ctx.store.clone();
-        blocking(move || {
-            for (key, bytes) in &to_put {
-                store.put_bytes(key, bytes).map_err(io_failure)?;
-            }
-            Ok(())
-        })
-        .await?;
-    }
-    let from_network = fetched.iter().filter(|f| f.from_network).count();
-    ctx.progress(&format!(
-        "{what} ({total}/{total}, {from_network} downloaded)"
-    ))
-    .await;
-    tracing::info!(path, total, from_network, "npm dependencies in the store");
-
-    let mut files: BTreeMap<String, PathBuf> =
-        fetched.into_iter().map(|f| (f.store_key, f.path)).collect();
-    for key in plan
-        .git
-        .iter()
-        .map(|g| &g.store_key)
-        .chain(plan.local.iter().map(|l| &l.store_key))
-    {
-        files.insert(key.clone(), ctx.store.path(key).map_err(io_failure)?);
-    }
-    let bundle_root = ctx
-        .app_dir
-        .parent()
-        .ok_or_else(|| io_failure("app/ has no parent"))?
-        .to_path_buf();
-    let lctx = lctx.clone();
-    blocking(move || {
-        let out = layout::layout(&project, &plan, &files, &lctx).map_err(|e| e.failure())?;
-        layout::write_bundle(&out, &bundle_root).map_err(|e| e.failure())?;
-        Ok(out)
-    })
-    .await
-}
-
-/// The `npm` package manager (its `run` drives the whole flow itself).
+/// The `npm` package manager.
 pub struct Npm;
 
-pub static DESCRIPTOR: common::Descriptor = common::Descriptor {
-    exclusive_with: &["yarn"],
-    ..common::Descriptor::new("npm")
-};
+/// What the layout needs of the plan.
+pub struct NpmPlan {
+    /// Each requested package directory (its lockfile entries moved into its plan).
+    projects: Vec<(lockfile::Project, plan::Plan)>,
+    /// Git dependencies whose packed tarball the store does not hold yet, with their checkout.
+    to_pack: Vec<(plan::GitDep, GitFetch)>,
+}
 
-impl super::Registered for Npm {
-    fn descriptor(&self) -> &'static common::Descriptor {
-        &DESCRIPTOR
+impl PackageManager for Npm {
+    type Plan = NpmPlan;
+
+    const DESCRIPTOR: Descriptor = Descriptor {
+        exclusive_with: &["yarn"],
+        ..Descriptor::new("npm")
+    };
+
+    async fn plan(&self, ctx: &PmContext<'_>) -> Result<(NpmPlan, Fetches), Failure> {
+        let (paths, what) = ctx.paths_and_what();
+        ctx.progress(&what).await;
+        let (app, upstream) = (ctx.app_dir.to_path_buf(), ctx.config.npm_registry.clone());
+        let projects = blocking(move || {
+            paths
+                .iter()
+                .map(|path| {
+                    let mut project = lockfile::read_project(&app, path)?;
+                    let plan = plan::plan(&app, &project, &upstream)?;
+                    // every entry now lives in the plan: one copy of a large lockfile, not two
+                    project.lockfile.entries = Vec::new();
+                    Ok((project, plan))
+                })
+                .collect::<Result<Vec<_>, Failure>>()
+        })
+        .await?;
+
+        // one fetch per store key, whichever directories name it
+        let mut keys = BTreeSet::new();
+        let mut fetches = Fetches {
+            what,
+            ..Fetches::default()
+        };
+        let mut to_pack = Vec::new();
+        for (_, p) in &projects {
+            for d in &p.downloads {
+                if keys.insert(d.store_key.clone()) {
+                    fetches
+                        .downloads
+                        .push((d.clone(), crate::fetch::no_check(d)));
+                }
+            }
+            for g in &p.git {
+                // packed by an earlier request: no checkout needed
+                if !keys.insert(g.store_key.clone()) || ctx.store.contains(&g.store_key) {
+                    continue;
+                }
+                let fetch = GitFetch {
+                    url: g.url.clone(),
+                    commit: g.commit.clone(),
+                };
+                if !fetches.git.contains(&fetch) {
+                    fetches.git.push(fetch.clone());
+                }
+                to_pack.push((g.clone(), fetch));
+            }
+            for l in &p.local {
+                if keys.insert(l.store_key.clone()) {
+                    fetches.local.push(LocalFile {
+                        path: l.path.clone(),
+                        store_key: l.store_key.clone(),
+                        expected: l.integrity.expected(),
+                        label: l.label.clone(),
+                    });
+                }
+            }
+        }
+        Ok((NpmPlan { projects, to_pack }, fetches))
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a PmContext<'a>,
-    ) -> futures_util::future::BoxFuture<'a, Result<PmOutput, Failure>> {
-        futures_util::FutureExt::boxed(run(ctx))
+    fn layout(plan: NpmPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
+        let mut digests = fetched.files.clone();
+        // git dependencies: packed as npm packs them, kept under their npm key
+        for (dep, fetch) in &plan.to_pack {
+            let checkout = fetched.git.get(fetch).ok_or_else(|| {
+                io_failure(format!(
+                    "The git dependency {} was not checked out",
+                    dep.label
+                ))
+            })?;
+            let packed = pack::pack_dir(&checkout.dir, &dep.label)?;
+            if !ctx.store.contains(&dep.store_key) {
+                ctx.store
+                    .put_bytes(&dep.store_key, &packed.bytes)
+                    .map_err(io_failure)?;
+            }
+            digests.insert(dep.store_key.clone(), packed.digests);
+        }
+        drop(fetched);
+        // packed by an earlier request: nothing in this one has hashed them yet
+        for (_, p) in &plan.projects {
+            for g in &p.git {
+                if !digests.contains_key(&g.store_key) {
+                    let file = ctx.store.path(&g.store_key).map_err(io_failure)?;
+                    let d = FileDigests::of_file(&file).map_err(io_failure)?;
+                    digests.insert(g.store_key.clone(), d);
+                }
+            }
+        }
+
+        let lctx = layout::LayoutContext {
+            // the header-token form (`<public>/repos/<id>/npm/`): `.npmrc` carries the token as
+            // `_authToken`, npm sends it as `Bearer`
+            repo_url: format!(
+                "{}/repos/{}/npm/",
+                ctx.config.public_url.trim_end_matches('/'),
+                ctx.job.id
+            ),
+            token: ctx.job.repository_token.clone(),
+            source_repo: ctx.job.repo.clone(),
+            source_ref: ctx.job.git_ref.clone(),
+            app_dir: ctx.app_dir(),
+        };
+        let mut output = PmOutput {
+            env: layout::default_env_vars(),
+            ..PmOutput::default()
+        };
+        let mut served = BTreeSet::new();
+        for (project, p) in &plan.projects {
+            let out = layout::layout(project, p, ctx.store, &digests, &lctx)?;
+            layout::write_bundle(&out, ctx.bundle_root)?;
+            output.packages.extend(out.package);
+            output.config_files.extend(out.config_files);
+            for a in out.artifacts {
+                if served.insert((a.name.clone(), a.filename.clone())) {
+                    output.artifacts.push(a);
+                }
+            }
+        }
+        Ok(output)
     }
 }

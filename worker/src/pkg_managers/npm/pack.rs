@@ -4,8 +4,9 @@
 //! gives the same bytes and integrity. Never runs scripts: packages with `prepare`/`prepack`
 //! scripts are rejected, as Cachito does.
 
-use crate::pkg_managers::npm::integrity::{sha1_hex, sri_sha512};
-use common::{ErrorKind, Failure};
+use crate::pkg_managers::npm::integrity::digests_of;
+use common::digest::FileDigests;
+use common::{Classify, ErrorKind};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -30,13 +31,14 @@ pub enum PackError {
     Io { label: String, reason: String },
 }
 
-impl PackError {
-    pub fn failure(&self) -> Failure {
-        let m = self.to_string();
+impl Classify for PackError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            PackError::Io { .. } => Failure::new(ErrorKind::FileAccessError, m),
-            PackError::Script { .. } => Failure::new(ErrorKind::UnsupportedFeature, m),
-            _ => Failure::new(ErrorKind::InvalidRepoStructure, m),
+            PackError::Io { .. } => ErrorKind::FileAccessError,
+            PackError::Script { .. } => ErrorKind::UnsupportedFeature,
+            PackError::NoPackageJson { .. }
+            | PackError::BadPackageJson { .. }
+            | PackError::TooLarge { .. } => ErrorKind::InvalidRepoStructure,
         }
     }
 }
@@ -46,10 +48,7 @@ pub struct Packed {
     pub name: String,
     pub version: String,
     pub bytes: Vec<u8>,
-    /// `sha512-<base64>`
-    pub integrity: String,
-    /// hex sha1
-    pub shasum: String,
+    pub digests: FileDigests,
     /// relative paths packed (below `package/`), sorted
     pub files: Vec<String>,
 }
@@ -403,8 +402,7 @@ pub fn pack_dir(dir: &Path, label: &str) -> Result<Packed, PackError> {
     Ok(Packed {
         name,
         version,
-        integrity: sri_sha512(&bytes),
-        shasum: sha1_hex(&bytes),
+        digests: digests_of(&bytes),
         bytes,
         files: chosen,
     })
@@ -470,7 +468,7 @@ mod tests {
         );
         let p2 = pack_dir(t.path(), "g@git").unwrap();
         assert_eq!(p.bytes, p2.bytes, "deterministic");
-        assert!(p.integrity.starts_with("sha512-"));
+        assert_eq!(p.digests.size, p.bytes.len() as u64);
         let m =
             crate::pkg_managers::npm::layout::read_manifest_from_tgz_bytes(&p.bytes, "g").unwrap();
         assert_eq!(m["name"], "g");
@@ -523,7 +521,7 @@ mod tests {
         let e = pack_dir(t.path(), "g@git+https://h/u/r#abc").unwrap_err();
         assert!(e.to_string().contains("\"prepare\""));
         assert!(e.to_string().contains("g@git+https://h/u/r#abc"));
-        assert_eq!(e.failure().error_type(), "UnsupportedFeature");
+        assert_eq!(e.kind(), ErrorKind::UnsupportedFeature);
     }
 
     #[test]

@@ -15,9 +15,11 @@ use crate::pkg_managers::npm::classify::{
 };
 use crate::pkg_managers::npm::integrity::{Integrity, IntegrityError};
 use crate::pkg_managers::npm::lockfile::{LockEntry, Project};
-use common::{Download, ErrorKind, Failure};
+use common::commit::CommitId;
+use common::repo_path::RepoPath;
+use common::{Classify, Download, ErrorKind};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -37,29 +39,25 @@ pub enum PlanError {
     },
 }
 
-impl PlanError {
-    pub fn failure(&self) -> Failure {
+impl Classify for PlanError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            PlanError::Classify(e) => e.failure(),
-            PlanError::Integrity(e) => e.failure(),
+            PlanError::Classify(e) => e.kind(),
+            PlanError::Integrity(e) => e.kind(),
             PlanError::LocalWithoutIntegrity { .. }
-            | PlanError::RegistryWithoutIntegrity { .. } => {
-                Failure::new(ErrorKind::InvalidChecksum, self.to_string())
-            }
-            PlanError::Ambiguous { .. } => {
-                Failure::new(ErrorKind::InvalidFileFormat, self.to_string())
-            }
+            | PlanError::RegistryWithoutIntegrity { .. } => ErrorKind::InvalidChecksum,
+            PlanError::Ambiguous { .. } => ErrorKind::InvalidFileFormat,
         }
     }
 }
 
-/// A git dependency the foundation must fetch (git2) at `commit`, then hand to
-/// [`crate::pkg_managers::npm::pack::pack_dir`]; the packed tarball goes to `store_key`.
+/// A git dependency to check out at `commit` and pack
+/// ([`crate::pkg_managers::npm::pack::pack_dir`]); the packed tarball goes to `store_key`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GitDep {
     pub name: String,
     pub url: String,
-    pub commit: String,
+    pub commit: CommitId,
     pub host: String,
     pub repo_path: String,
     pub store_key: String,
@@ -69,9 +67,9 @@ pub struct GitDep {
 /// A `file:` tarball inside the repository, to copy into the store after verification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalTarball {
-    pub source: PathBuf,
+    pub path: RepoPath,
     pub store_key: String,
-    pub integrity: String,
+    pub integrity: Integrity,
     pub label: String,
 }
 
@@ -95,7 +93,7 @@ impl PlannedDep {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    pub path: String,
+    pub path: RepoPath,
     pub downloads: Vec<Download>,
     pub git: Vec<GitDep>,
     pub local: Vec<LocalTarball>,
@@ -106,7 +104,7 @@ pub fn registry_store_key(name: &str, version: &str) -> String {
     format!("deps/npm/{}", tarball_path(name, version))
 }
 
-pub fn git_store_key(host: &str, repo_path: &str, commit: &str) -> String {
+pub fn git_store_key(host: &str, repo_path: &str, commit: &CommitId) -> String {
     let repo = repo_path.rsplit('/').next().unwrap_or(repo_path);
     format!(
         "deps/npm/{}/{repo_path}/{repo}-external-gitcommit-{commit}.tgz",
@@ -126,9 +124,9 @@ fn safe_host(h: &str) -> String {
         .collect()
 }
 
-fn strongest(i: &Integrity) -> (String, String) {
+fn strongest(i: &Integrity) -> (&'static str, String) {
     let h = i.strongest()[0];
-    (h.algo.name().to_string(), h.hex())
+    (h.algorithm.name(), h.hex())
 }
 
 /// Build the plan of one project. `upstream` is `LARDER_NPM_REGISTRY`.
@@ -237,9 +235,9 @@ pub fn plan(app_dir: &Path, project: &Project, upstream: &str) -> Result<Plan, P
                 );
                 if seen.insert(key.clone()) {
                     out.local.push(LocalTarball {
-                        source: app_dir.join(path),
+                        path: path.clone(),
                         store_key: key.clone(),
-                        integrity: iv.clone(),
+                        integrity: i,
                         label: label.clone(),
                     });
                 }
@@ -274,7 +272,7 @@ mod tests {
             r#"{"name":"app","version":"1.0.0"}"#,
         )
         .unwrap();
-        let p = read_project(t.path(), ".").unwrap();
+        let p = read_project(t.path(), &RepoPath::root()).unwrap();
         plan(t.path(), &p, "http://up.example/npm/")
     }
 
@@ -290,7 +288,7 @@ mod tests {
             matches!(e, PlanError::RegistryWithoutIntegrity { .. }),
             "{e}"
         );
-        assert_eq!(e.failure().origin(), common::ErrorOrigin::Client);
+        assert_eq!(e.kind().origin(), common::ErrorOrigin::Client);
         // the same name@version twice with a different integrity: neither may be dropped
         let e = plan_of(&format!(
             r#""node_modules/a":{{"version":"1.0.0","resolved":"{r}","integrity":"{i}"}},
@@ -334,7 +332,7 @@ mod tests {
             r#"{"name":"app","version":"1.0.0"}"#,
         )
         .unwrap();
-        let p = read_project(root, ".").unwrap();
+        let p = read_project(root, &RepoPath::root()).unwrap();
         let pl = plan(root, &p, "http://up.example/npm/").unwrap();
         let keys: Vec<_> = pl
             .downloads
@@ -366,7 +364,7 @@ mod tests {
             format!("deps/npm/github.com/u/r/r-external-gitcommit-{sha}.tgz")
         );
         assert_eq!(pl.local.len(), 1);
-        assert!(pl.local[0].source.ends_with("vendor/f-1.0.0.tgz"));
+        assert_eq!(pl.local[0].path.as_str(), "vendor/f-1.0.0.tgz");
         assert_eq!(pl.deps.len(), 7);
         assert!(pl
             .deps
