@@ -51,16 +51,7 @@ impl PackageManager for Gomod {
     };
 
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(GomodPlan, Fetches), Failure> {
-        let paths: Vec<RepoPath> = ctx.specs().into_iter().map(|s| s.path).collect();
-        let where_ = paths
-            .iter()
-            .map(|p| format!("\"{p}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let what = format!(
-            "Fetching the gomod dependencies at the {where_} director{}",
-            if paths.len() == 1 { "y" } else { "ies" }
-        );
+        let (paths, what) = ctx.paths_and_what();
         ctx.progress(&what).await;
 
         let replacements: Vec<_> = ctx
