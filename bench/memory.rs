@@ -88,8 +88,30 @@ struct Sampler {
     anon_peak: Arc<AtomicU64>,
     /// milliseconds after the start when the anonymous RSS peaked
     anon_peak_at: Arc<AtomicU64>,
+    /// At the highest total RSS sampled: the mapping holding most of it (`[heap]`, `[anon]`, a
+    /// file), which says whether a peak is our heap or pages of a file mapped for reading.
+    largest_mapping: Arc<std::sync::Mutex<String>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The mapping of `pid` with the largest resident size: (KiB, name).
+fn largest_mapping(pid: u32) -> (u64, String) {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let (mut best, mut name) = ((0, String::new()), String::new());
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or_default();
+        if first.contains('-') && first.chars().next().is_some_and(|c| c.is_ascii_hexdigit()) {
+            name = fields.nth(4).unwrap_or("[anon]").to_string();
+        } else if first == "Rss:" {
+            let kib: u64 = fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            if kib > best.0 {
+                best = (kib, name.clone());
+            }
+        }
+    }
+    best
 }
 
 impl Sampler {
@@ -98,15 +120,24 @@ impl Sampler {
         let anon_peak = Arc::new(AtomicU64::new(0));
         let anon_peak_at = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (t, a, at, s) = (
+        let largest: Arc<std::sync::Mutex<String>> = Arc::default();
+        let (t, a, at, s, l) = (
             temp_peak.clone(),
             anon_peak.clone(),
             anon_peak_at.clone(),
             stop.clone(),
+            largest.clone(),
         );
         let start = Instant::now();
         let thread = std::thread::spawn(move || {
+            let mut rss_peak = 0;
             while !s.load(Ordering::Relaxed) {
+                let rss = status_kib(pid, "VmRSS:");
+                if rss > rss_peak {
+                    rss_peak = rss;
+                    let (kib, name) = largest_mapping(pid);
+                    *l.lock().unwrap() = format!("{} MiB in {name}", kib / 1024);
+                }
                 let anon = status_kib(pid, "RssAnon:");
                 if anon > a.fetch_max(anon, Ordering::Relaxed) {
                     at.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -119,6 +150,7 @@ impl Sampler {
             temp_peak,
             anon_peak,
             anon_peak_at,
+            largest_mapping: largest,
             stop,
             thread: Some(thread),
         }
@@ -130,6 +162,10 @@ impl Sampler {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        eprintln!(
+            "at the highest RSS: {}",
+            self.largest_mapping.lock().unwrap()
+        );
         (
             self.temp_peak.load(Ordering::Relaxed),
             self.anon_peak.load(Ordering::Relaxed),

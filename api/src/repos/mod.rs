@@ -102,7 +102,7 @@ impl Repository for FileRepository {
 /// The protocols this api serves.
 pub static REPOSITORIES: &[&dyn Repository] = &[
     &gomod::GoProxy,
-    &npm::NpmRegistry,
+    &npm::REGISTRY,
     &pip::SimpleIndex,
     &cargo::SPARSE_REGISTRY,
 ];

@@ -234,31 +234,13 @@ pub fn serve(artifacts: &[Artifact], repo_url: &str, path: &str, accept: Option<
 }
 
 /// The per-request npm registry.
-pub struct NpmRegistry;
-
-impl super::Repository for NpmRegistry {
-    fn segment(&self) -> &'static str {
-        "npm"
-    }
-
-    fn package_managers(&self) -> &'static [&'static str] {
-        &["npm"]
-    }
-
-    fn may_serve(&self, key: &str) -> bool {
-        // registry, git, URL and file: tarballs (worker/src/pkg_managers/npm/plan.rs)
-        key.starts_with("deps/npm/") && key.ends_with(".tgz")
-    }
-
-    fn handle<'a>(
-        &'a self,
-        repo: &'a RepoRequest,
-        req: &'a HttpRequest,
-        tail: &'a str,
-    ) -> futures_util::future::LocalBoxFuture<'a, ApiResult<HttpResponse>> {
-        Box::pin(handle(repo, req, tail))
-    }
-}
+pub static REGISTRY: super::FileRepository = super::FileRepository {
+    segment: "npm",
+    package_managers: &["npm"],
+    // registry, git, URL and file: tarballs (worker/src/pkg_managers/npm/plan.rs)
+    store_keys: ("deps/npm/", ".tgz"),
+    handle: |repo, req, tail| Box::pin(handle(repo, req, tail)),
+};
 
 #[cfg(test)]
 mod tests {
