@@ -142,7 +142,9 @@ fn projects(artifacts: &[Artifact]) -> BTreeMap<String, Vec<IndexFile<'_>>> {
     let mut m: BTreeMap<String, Vec<IndexFile<'_>>> = BTreeMap::new();
     for a in artifacts {
         if let Some(meta) = pip_meta(a).filter(|m| m.kind == PipFileKind::Index) {
-            m.entry(normalize_name(&a.name)).or_default().push((a, meta));
+            m.entry(normalize_name(&a.name))
+                .or_default()
+                .push((a, meta));
         }
     }
     for v in m.values_mut() {

@@ -215,7 +215,10 @@ fn parse_attrs(tag: &str) -> Vec<(String, Option<String>)> {
                 }
                 &tag[vs..i]
             };
-            out.push((name, Some(html_escape::decode_html_entities(value).into_owned())));
+            out.push((
+                name,
+                Some(html_escape::decode_html_entities(value).into_owned()),
+            ));
         } else {
             out.push((name, None));
         }
@@ -418,9 +421,6 @@ mod tests {
         }
         let page = r#"<a href="x-1.tar.gz" data-requires-python="&lt;&gt;&amp;&quot;&#39;&#x41;&bogus;&">x-1.tar.gz</a>"#;
         let files = parse_project_page(page.as_bytes(), "text/html", "https://i/s/x/").unwrap();
-        assert_eq!(
-            files[0].requires_python.as_deref(),
-            Some("<>&\"'A&bogus;&")
-        );
+        assert_eq!(files[0].requires_python.as_deref(), Some("<>&\"'A&bogus;&"));
     }
 }

@@ -9,8 +9,8 @@ use crate::pkg_managers::pip::requirements::{
 };
 use crate::pkg_managers::{GitCheckout, GitFetch};
 use common::archive::TarGzWriter;
-use common::commit::CommitId;
 use common::artifact::pip::{PipFileKind, PipMeta};
+use common::commit::CommitId;
 use common::digest::{FileDigests, HashAlgorithm};
 use common::percent::encode_component;
 use common::repo_path::RepoPath;
@@ -137,7 +137,11 @@ pub fn dependency_of(req: &Requirement, dev: bool) -> Dependency {
     let (version, purl) = match &req.source {
         Source::Index { version, .. } => (
             version.clone(),
-            format!("pkg:pypi/{}@{}", purl_name(&name), encode_component(version)),
+            format!(
+                "pkg:pypi/{}@{}",
+                purl_name(&name),
+                encode_component(version)
+            ),
         ),
         Source::Vcs { url, commit, .. } => {
             let v = format!("git+{url}@{commit}");
@@ -342,7 +346,13 @@ pub struct LayoutInput<'a> {
     pub serve: &'a ServeInfo,
 }
 
-fn pip_artifact(name: &str, version: String, filename: String, key: &str, meta: PipMeta) -> Artifact {
+fn pip_artifact(
+    name: &str,
+    version: String,
+    filename: String,
+    key: &str,
+    meta: PipMeta,
+) -> Artifact {
     Artifact {
         pm: "pip".into(),
         name: name.into(),
@@ -425,7 +435,13 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                 path: served_file_path(&g.bundle_path),
             };
             let version = g.commit.to_string();
-            artifacts.push(pip_artifact(&g.name, version, filename, &g.bundle_path, meta));
+            artifacts.push(pip_artifact(
+                &g.name,
+                version,
+                filename,
+                &g.bundle_path,
+                meta,
+            ));
         }
     }
     for u in &plan.urls {
@@ -446,7 +462,13 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                 path: served_file_path(key),
             };
             let version = format!("external-{}-{}", u.hash.algorithm, u.hash.hex());
-            artifacts.push(pip_artifact(&u.name, version, u.filename.clone(), key, meta));
+            artifacts.push(pip_artifact(
+                &u.name,
+                version,
+                u.filename.clone(),
+                key,
+                meta,
+            ));
         }
     }
 
@@ -598,8 +620,7 @@ mod tests {
     use sha2::Digest as _;
 
     fn load(root: &Path, file: &str) -> ParsedRequirements {
-        crate::pkg_managers::pip::requirements::load(root, &RepoPath::parse(file).unwrap())
-            .unwrap()
+        crate::pkg_managers::pip::requirements::load(root, &RepoPath::parse(file).unwrap()).unwrap()
     }
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -830,9 +851,18 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
         names.sort();
-        assert_eq!(names, ["app", "app/repo", "app/repo/__init__.py", "app/setup.py"]);
-        let vcs = out.artifacts.iter().find(|a| a.store_key == git_key).unwrap();
-        assert!(matches!(&vcs.meta, ArtifactMeta::Pip(m) if m.sha256 == git_sha && m.kind == PipFileKind::Vcs));
+        assert_eq!(
+            names,
+            ["app", "app/repo", "app/repo/__init__.py", "app/setup.py"]
+        );
+        let vcs = out
+            .artifacts
+            .iter()
+            .find(|a| a.store_key == git_key)
+            .unwrap();
+        assert!(
+            matches!(&vcs.meta, ArtifactMeta::Pip(m) if m.sha256 == git_sha && m.kind == PipFileKind::Vcs)
+        );
         assert_eq!(lines[2], format!("Repo @ http://__token__:tok@127.0.0.1:8080/repos/7/pip/files/github.com/org/repo/repo-external-gitcommit-{SHA}.tar.gz#sha256={git_sha} ; python_version>'3'"));
         assert!(lines[3].starts_with("bar @ http://__token__:tok@127.0.0.1:8080/repos/7/pip/files/external-bar/bar-external-sha256-"));
         assert_eq!(lines.len(), 4);

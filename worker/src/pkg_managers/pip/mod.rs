@@ -315,12 +315,7 @@ fn downloads(plan: &Plan) -> Vec<(Download, Check)> {
         } else {
             Vec::new()
         };
-        let check = check_for(
-            f.filename.clone(),
-            f.download.label.clone(),
-            accept,
-            sdist,
-        );
+        let check = check_for(f.filename.clone(), f.download.label.clone(), accept, sdist);
         (f.download.clone(), check)
     });
     let url_files = plan

@@ -707,9 +707,6 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("x.tar.gz"));
-        assert_eq!(
-            common::Failure::from(e).error_type(),
-            "InvalidChecksum"
-        );
+        assert_eq!(common::Failure::from(e).error_type(), "InvalidChecksum");
     }
 }

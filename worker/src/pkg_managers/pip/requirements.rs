@@ -933,7 +933,8 @@ pub fn check_requested_path(
 
 fn read_file(repo_root: &Path, rel: &RepoPath) -> Result<String, RequirementsError> {
     let real = resolve_file(repo_root, rel)?;
-    let unreadable = |e: std::io::Error| RequirementsError::Unreadable(rel.to_string(), e.to_string());
+    let unreadable =
+        |e: std::io::Error| RequirementsError::Unreadable(rel.to_string(), e.to_string());
     let meta = std::fs::metadata(&real).map_err(unreadable)?;
     if meta.len() > MAX_FILE_SIZE {
         return Err(RequirementsError::TooLarge(rel.to_string()));
@@ -1314,9 +1315,18 @@ mod tests {
     #[test]
     fn paths() {
         let p = |s: &str| RepoPath::parse(s).unwrap();
-        assert_eq!(check_requested_path(&p("sub"), "req.txt").unwrap(), p("sub/req.txt"));
-        assert_eq!(check_requested_path(&p("a/b"), "../c.txt").unwrap(), p("a/c.txt"));
-        assert_eq!(check_requested_path(&p("."), "./x/./y.txt").unwrap(), p("x/y.txt"));
+        assert_eq!(
+            check_requested_path(&p("sub"), "req.txt").unwrap(),
+            p("sub/req.txt")
+        );
+        assert_eq!(
+            check_requested_path(&p("a/b"), "../c.txt").unwrap(),
+            p("a/c.txt")
+        );
+        assert_eq!(
+            check_requested_path(&p("."), "./x/./y.txt").unwrap(),
+            p("x/y.txt")
+        );
         assert_eq!(
             check_requested_path(&p("."), "../../x")
                 .unwrap_err()
