@@ -54,17 +54,17 @@ impl PackageManager for Pip {
     };
 
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(PipPlan, Fetches), Failure> {
-        let mut packages = Vec::new();
-        for spec in ctx.specs() {
-            ctx.progress(&format!(
-                "Fetching the pip dependencies at the \"{}\" directory",
-                spec.path
-            ))
-            .await;
-            let app = ctx.app_dir.to_path_buf();
-            let (repo_url, commit) = (ctx.job.repo.clone(), ctx.job.git_ref.clone());
-            packages.push(blocking(move || parse_package(&app, &spec, &repo_url, &commit)).await?);
-        }
+        let (_, what) = ctx.paths_and_what();
+        ctx.progress(&what).await;
+        let (app, specs) = (ctx.app_dir.to_path_buf(), ctx.specs());
+        let (repo_url, commit) = (ctx.job.repo.clone(), ctx.job.git_ref.clone());
+        let packages = blocking(move || {
+            specs
+                .iter()
+                .map(|spec| parse_package(&app, spec, &repo_url, &commit))
+                .collect::<Result<Vec<_>, Failure>>()
+        })
+        .await?;
         let all_sets: Vec<(&ParsedRequirements, bool)> = packages
             .iter()
             .flat_map(|p| {
@@ -144,7 +144,7 @@ impl PackageManager for Pip {
             })
             .collect();
         let fetches = Fetches {
-            what: "Fetching the pip dependencies".into(),
+            what,
             downloads: downloads(&plan),
             git: plan
                 .git
