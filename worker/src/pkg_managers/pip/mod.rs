@@ -165,7 +165,8 @@ impl PackageManager for Pip {
                 commit: ctx.job.git_ref.clone(),
             },
             serve: ServeInfo {
-                base_url: pip_base_url(ctx),
+                // the token goes in as the Basic password of `PIP_INDEX_URL`
+                base_url: ctx.repository_url_without_token("pip"),
                 token: ctx.job.repository_token.clone(),
             },
         };
@@ -210,16 +211,6 @@ fn pin_of(req: &Requirement) -> Option<(String, String)> {
     match &req.source {
         Source::Index { version, .. } => Some((req.normalized.clone(), version.clone())),
         _ => None,
-    }
-}
-
-/// `<public>/repos/<id>/pip/`: the token goes in as the Basic password of `PIP_INDEX_URL`.
-fn pip_base_url(ctx: &PmContext<'_>) -> String {
-    let with_token = ctx.job.repository_url.as_str();
-    let suffix = format!("t/{}/", ctx.job.repository_token);
-    match with_token.strip_suffix(&suffix) {
-        Some(base) => format!("{base}pip/"),
-        None => ctx.repository_url("pip"),
     }
 }
 
