@@ -111,7 +111,7 @@ async fn control_characters_in_bodies_queries_and_paths_are_client_errors() {
         format!("/api/v1/requests/{id}%00"),
         format!("/api/v1/requests/{id}%00/logs"),
     ];
-    for pm in ["npm", "pypi", "cargo", "gomod"] {
+    for pm in ["npm", "pip", "cargo", "gomod"] {
         for tail in [
             "good-pkg%00.json",
             "%00",
@@ -151,7 +151,7 @@ async fn control_characters_in_bodies_queries_and_paths_are_client_errors() {
         seed
     };
     for _ in 0..600 {
-        let pm = ["npm", "pypi", "cargo", "gomod"][(next() % 4) as usize];
+        let pm = ["npm", "pip", "cargo", "gomod"][(next() % 4) as usize];
         let tail: String = (0..(next() % 24))
             .map(|_| match next() % 4 {
                 0 => format!("%{:02x}", next() % 256),

@@ -336,7 +336,7 @@ async fn plain_pins_build_requirements_real_pip_offline_and_cached_second_reques
     assert_eq!(env["PIP_INDEX_URL"]["kind"], "literal");
     assert!(
         index_url.starts_with("http://__token__:")
-            && index_url.ends_with(&format!("/repos/{id}/pypi/simple/")),
+            && index_url.ends_with(&format!("/repos/{id}/pip/simple/")),
         "{index_url}"
     );
 
@@ -349,7 +349,7 @@ async fn plain_pins_build_requirements_real_pip_offline_and_cached_second_reques
         .to_string();
     let http = reqwest::Client::new();
     let page = |accept: &'static str, name: &str, token: &str| {
-        http.get(format!("{}/repos/{id}/pypi/simple/{name}/", larder.url))
+        http.get(format!("{}/repos/{id}/pip/simple/{name}/", larder.url))
             .basic_auth("__token__", Some(token))
             .header("Accept", accept)
             .send()
@@ -542,7 +542,7 @@ async fn hashes_extras_markers_include_vcs_and_url_with_require_hashes() {
     )
     .unwrap();
     assert!(
-        rewritten.contains(&format!("/repos/{id}/pypi/files/127.0.0.1/vcsdep/")),
+        rewritten.contains(&format!("/repos/{id}/pip/files/127.0.0.1/vcsdep/")),
         "{rewritten}"
     );
     assert!(!rewritten.contains(&git_http.url), "{rewritten}");

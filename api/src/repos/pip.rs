@@ -1,15 +1,17 @@
 //! The per-request PyPI simple index, as a pure router over the request's pip artifacts.
 //!
-//! Paths (below `/repos/{id}/.../pypi/`): `simple/` (root listing), `simple/<normalized>/`
+//! Paths (below `/repos/{id}/.../pip/`): `simple/` (root listing), `simple/<normalized>/`
 //! (project page: PEP 503 HTML or PEP 691 JSON by `Accept`), `files/<artifact meta.path>`
 //! (the stored bytes). Non-normalized names and missing trailing slashes redirect; everything
-//! else is NotFound. Only `kind: "index"` artifacts are listed on project pages; VCS and URL
-//! archives are reachable only by their file URL (used by the rewritten requirements files).
+//! else is NotFound. Only index artifacts are listed on project pages; VCS and URL archives are
+//! reachable only by their file URL (used by the rewritten requirements files).
 
 use super::{RepoRequest, Served};
 use crate::error::ApiResult;
 use actix_web::{http::header, HttpRequest, HttpResponse};
-use common::Artifact;
+use common::artifact::pip::{PipFileKind, PipMeta};
+use common::{Artifact, ArtifactMeta};
+use html_escape::encode_quoted_attribute as html_escape;
 use std::collections::BTreeMap;
 
 pub const JSON_CONTENT_TYPE: &str = "application/vnd.pypi.simple.v1+json";
@@ -17,22 +19,7 @@ pub const HTML_CONTENT_TYPE: &str = "application/vnd.pypi.simple.v1+html";
 
 pub use common::pypi::normalize_name;
 
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Serve one GET below `/repos/{id}/…/pypi/`: project pages load only that project's artifacts.
+/// Serve one GET below `/repos/{id}/…/pip/`: project pages load only that project's artifacts.
 pub async fn handle(repo: &RepoRequest, req: &HttpRequest, tail: &str) -> ApiResult<HttpResponse> {
     let accept = req
         .headers()
@@ -141,30 +128,30 @@ pub fn negotiate(accept: Option<&str>) -> Format {
     }
 }
 
-fn meta_str<'a>(a: &'a Artifact, k: &str) -> Option<&'a str> {
-    a.meta.fields().get(k).and_then(|v| v.as_str())
+/// An artifact of this protocol, with its metadata.
+fn pip_meta(a: &Artifact) -> Option<&PipMeta> {
+    match &a.meta {
+        ArtifactMeta::Pip(m) if a.pm == "pip" => Some(m),
+        _ => None,
+    }
 }
 
-fn is_index(a: &Artifact) -> bool {
-    a.pm == "pip" && meta_str(a, "kind").is_none_or(|k| k == "index")
-}
+type IndexFile<'a> = (&'a Artifact, &'a PipMeta);
 
-fn projects(artifacts: &[Artifact]) -> BTreeMap<String, Vec<&Artifact>> {
-    let mut m: BTreeMap<String, Vec<&Artifact>> = BTreeMap::new();
-    for a in artifacts.iter().filter(|a| is_index(a)) {
-        m.entry(normalize_name(&a.name)).or_default().push(a);
+fn projects(artifacts: &[Artifact]) -> BTreeMap<String, Vec<IndexFile<'_>>> {
+    let mut m: BTreeMap<String, Vec<IndexFile<'_>>> = BTreeMap::new();
+    for a in artifacts {
+        if let Some(meta) = pip_meta(a).filter(|m| m.kind == PipFileKind::Index) {
+            m.entry(normalize_name(&a.name))
+                .or_default()
+                .push((a, meta));
+        }
     }
     for v in m.values_mut() {
-        v.sort_by(|a, b| a.filename.cmp(&b.filename));
-        v.dedup_by(|a, b| a.filename == b.filename);
+        v.sort_by(|a, b| a.0.filename.cmp(&b.0.filename));
+        v.dedup_by(|a, b| a.0.filename == b.0.filename);
     }
     m
-}
-
-fn file_path(a: &Artifact) -> String {
-    meta_str(a, "path")
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("files/{}/{}", normalize_name(&a.name), a.filename))
 }
 
 fn body(bytes: Vec<u8>, fmt: Format) -> Served {
@@ -174,7 +161,7 @@ fn body(bytes: Vec<u8>, fmt: Format) -> Served {
     }
 }
 
-fn root_page(projects: &BTreeMap<String, Vec<&Artifact>>, fmt: Format) -> Served {
+fn root_page(projects: &BTreeMap<String, Vec<IndexFile<'_>>>, fmt: Format) -> Served {
     if fmt == Format::Json {
         let list: Vec<_> = projects
             .keys()
@@ -191,26 +178,24 @@ fn root_page(projects: &BTreeMap<String, Vec<&Artifact>>, fmt: Format) -> Served
     body(h.into_bytes(), fmt)
 }
 
-fn project_page(name: &str, files: &[&Artifact], fmt: Format) -> Served {
+fn project_page(name: &str, files: &[IndexFile<'_>], fmt: Format) -> Served {
     if fmt == Format::Json {
-        let mut versions: Vec<String> = files.iter().map(|a| a.version.clone()).collect();
+        let mut versions: Vec<String> = files.iter().map(|(a, _)| a.version.clone()).collect();
         versions.sort();
         versions.dedup();
         let jf: Vec<_> = files
             .iter()
-            .map(|a| {
-                let sha = meta_str(a, "sha256").unwrap_or_default();
+            .map(|(a, meta)| {
+                let sha = meta.sha256.as_str();
                 let mut f = serde_json::json!({
                     "filename": a.filename,
-                    "url": format!("../../{}", file_path(a)),
+                    "url": format!("../../{}", meta.path),
                     "hashes": if sha.is_empty() { serde_json::json!({}) } else { serde_json::json!({"sha256": sha}) },
                     "yanked": false,
+                    "size": meta.size,
                 });
-                if let Some(rp) = meta_str(a, "requires_python") {
-                    f["requires-python"] = rp.into();
-                }
-                if let Some(size) = a.meta.fields().get("size").and_then(|s| s.as_u64()) {
-                    f["size"] = size.into();
+                if let Some(rp) = &meta.requires_python {
+                    f["requires-python"] = rp.as_str().into();
                 }
                 f
             })
@@ -219,16 +204,19 @@ fn project_page(name: &str, files: &[&Artifact], fmt: Format) -> Served {
         return body(v.to_string().into_bytes(), fmt);
     }
     let mut h = format!("<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Links for {name}</title></head><body>\n<h1>Links for {name}</h1>\n");
-    for a in files {
-        let sha = meta_str(a, "sha256")
+    for (a, meta) in files {
+        let sha = Some(meta.sha256.as_str())
+            .filter(|s| !s.is_empty())
             .map(|s| format!("#sha256={s}"))
             .unwrap_or_default();
-        let rp = meta_str(a, "requires_python")
+        let rp = meta
+            .requires_python
+            .as_deref()
             .map(|r| format!(" data-requires-python=\"{}\"", html_escape(r)))
             .unwrap_or_default();
         h.push_str(&format!(
             "<a href=\"../../{}{sha}\"{rp}>{}</a><br/>\n",
-            html_escape(&file_path(a)),
+            html_escape(&meta.path),
             html_escape(&a.filename)
         ));
     }
@@ -237,7 +225,7 @@ fn project_page(name: &str, files: &[&Artifact], fmt: Format) -> Served {
 }
 
 /// Route one GET below the pip base URL. `base_url` ends with `/` (e.g.
-/// `http://127.0.0.1:8080/repos/7/pypi/`); `path` is the rest, without a leading `/`.
+/// `http://127.0.0.1:8080/repos/7/pip/`); `path` is the rest, without a leading `/`.
 pub fn serve(artifacts: &[Artifact], base_url: &str, path: &str, accept: Option<&str>) -> Served {
     let path = path.trim_start_matches('/');
     let base = if base_url.ends_with('/') {
@@ -252,8 +240,7 @@ pub fn serve(artifacts: &[Artifact], base_url: &str, path: &str, accept: Option<
         let want = format!("files/{rest}");
         return artifacts
             .iter()
-            .filter(|a| a.pm == "pip")
-            .find(|a| file_path(a) == want)
+            .find(|a| pip_meta(a).is_some_and(|m| m.path == want))
             .map_or(Served::NotFound, |a| Served::File {
                 store_key: a.store_key.clone(),
                 content_type: "application/octet-stream",
@@ -296,7 +283,7 @@ pub struct SimpleIndex;
 
 impl super::Repository for SimpleIndex {
     fn segment(&self) -> &'static str {
-        "pypi"
+        "pip"
     }
 
     fn package_managers(&self) -> &'static [&'static str] {
@@ -304,8 +291,9 @@ impl super::Repository for SimpleIndex {
     }
 
     fn may_serve(&self, key: &str) -> bool {
-        // index files and URL requirements, VCS requirements as the git archive of their commit
-        // (worker/src/pkg_managers/pip/plan.rs)
+        // index files, URL requirements and the packed VCS requirements; requests laid out
+        // before VCS requirements were packed recorded the git archive of their commit
+        // (worker/src/pkg_managers/pip/layout.rs)
         key.starts_with("deps/pip/") || super::is_git_archive(key)
     }
 
@@ -323,18 +311,22 @@ impl super::Repository for SimpleIndex {
 mod tests {
     use super::*;
 
-    const BASE: &str = "http://127.0.0.1:8080/repos/7/pypi/";
+    const BASE: &str = "http://127.0.0.1:8080/repos/7/pip/";
 
-    fn art(name: &str, version: &str, filename: &str, kind: &str, path: &str) -> Artifact {
+    fn art(name: &str, version: &str, filename: &str, kind: PipFileKind, path: &str) -> Artifact {
         Artifact {
             pm: "pip".into(),
             name: name.into(),
             version: version.into(),
             filename: filename.into(),
             store_key: format!("deps/pip/{name}/{filename}"),
-            meta: common::ArtifactMeta::Pip(common::artifact::untyped(
-                serde_json::json!({"sha256": "ab".repeat(32), "requires_python": ">=3.8", "size": 12, "yanked": false, "kind": kind, "path": path}),
-            )),
+            meta: ArtifactMeta::Pip(PipMeta {
+                sha256: "ab".repeat(32),
+                requires_python: Some(">=3.8".into()),
+                size: 12,
+                kind,
+                path: path.into(),
+            }),
         }
     }
 
@@ -344,21 +336,21 @@ mod tests {
                 "my-pkg",
                 "1.0",
                 "My_Pkg-1.0.tar.gz",
-                "index",
+                PipFileKind::Index,
                 "files/my-pkg/My_Pkg-1.0.tar.gz",
             ),
             art(
                 "my-pkg",
                 "1.0",
                 "my_pkg-1.0-py3-none-any.whl",
-                "index",
+                PipFileKind::Index,
                 "files/my-pkg/my_pkg-1.0-py3-none-any.whl",
             ),
             art(
                 "repo",
                 "0123",
                 "repo-external-gitcommit-0123.tar.gz",
-                "vcs",
+                PipFileKind::Vcs,
                 "files/github.com/o/repo/repo-external-gitcommit-0123.tar.gz",
             ),
             Artifact {
@@ -367,7 +359,7 @@ mod tests {
                     "evil",
                     "1",
                     "evil-1.tar.gz",
-                    "index",
+                    PipFileKind::Index,
                     "files/evil/evil-1.tar.gz",
                 )
             },

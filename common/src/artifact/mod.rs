@@ -31,25 +31,3 @@ pub enum ArtifactMeta {
     Cargo(cargo::CargoMeta),
     Gomod(gomod::GoMeta),
 }
-
-impl ArtifactMeta {
-    /// The metadata as recorded, while a protocol's is not typed yet.
-    pub fn fields(&self) -> &serde_json::Map<String, serde_json::Value> {
-        match self {
-            Self::Pip(m) => m,
-            Self::Npm(_) | Self::Cargo(_) | Self::Gomod(_) => {
-                static NONE: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> =
-                    std::sync::OnceLock::new();
-                NONE.get_or_init(serde_json::Map::new)
-            }
-        }
-    }
-}
-
-/// A JSON object as untyped metadata (anything else is none), while a protocol's is not typed.
-pub fn untyped(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
-    match value {
-        serde_json::Value::Object(map) => map,
-        _ => serde_json::Map::new(),
-    }
-}

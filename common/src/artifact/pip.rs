@@ -1,4 +1,31 @@
-//! What the per-request pip repository needs to know of one of its files.
+//! What the per-request pip index knows of one of its files beyond name, version and file name.
 
-/// The file's metadata as the worker recorded it (to be typed).
-pub type PipMeta = serde_json::Map<String, serde_json::Value>;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipMeta {
+    /// Lowercase hex; the index pages give it as `#sha256=` and in PEP 691 `hashes`.
+    pub sha256: String,
+    /// PEP 345 `Requires-Python` as the upstream index listed it.
+    #[serde(default)]
+    pub requires_python: Option<String>,
+    pub size: u64,
+    #[serde(default)]
+    pub kind: PipFileKind,
+    /// Where the index serves the file, below its base URL: `files/<…>`.
+    pub path: String,
+}
+
+/// How a file came into the request: only index files are listed on project pages; the
+/// others are reached by the URL the rewritten requirements files give them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PipFileKind {
+    /// An sdist or wheel from the package index.
+    #[default]
+    Index,
+    /// A git dependency, packed at its commit.
+    Vcs,
+    /// A direct URL dependency.
+    Url,
+}

@@ -5,19 +5,12 @@
 //! Sdists carry a tiny in-tree PEP 517 backend (`backend-path = ["."]`, `requires = []`), so
 //! pip 23.2 builds and installs them with no network and no setuptools.
 
+use html_escape::encode_quoted_attribute as html_escape;
 use sha2::Digest;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use common::pypi::normalize_name;
-
-pub fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#x27;")
-}
 
 /// A distribution file written by the fixtures.
 #[derive(Debug, Clone, PartialEq, Eq)]

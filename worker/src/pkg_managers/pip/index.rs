@@ -1,7 +1,7 @@
 //! Upstream simple-repository API project pages: PEP 691 JSON (preferred) and PEP 503 HTML.
 
 use crate::pkg_managers::pip::names::normalize_name;
-use common::{ErrorKind, Failure};
+use common::{Classify, ErrorKind};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -26,11 +26,11 @@ pub enum IndexError {
     TooLarge(String),
 }
 
-impl IndexError {
-    pub fn failure(&self) -> Failure {
+impl Classify for IndexError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            IndexError::BadName(_) => Failure::new(ErrorKind::InvalidRequestData, self.to_string()),
-            _ => Failure::new(ErrorKind::NetworkError, self.to_string()),
+            IndexError::BadName(_) => ErrorKind::InvalidRequestData,
+            _ => ErrorKind::NetworkError,
         }
     }
 }
@@ -173,65 +173,6 @@ fn parse_json(body: &[u8], page_url: &str) -> Result<Vec<IndexFile>, IndexError>
     Ok(out)
 }
 
-/// Decode the HTML character references that appear in attribute values and text.
-pub fn html_unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let end = after.find(';').filter(|&e| e <= 10);
-        let decoded = end.and_then(|e| {
-            let ent = &after[..e];
-            let c = match ent {
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "amp" => Some('&'),
-                "quot" => Some('"'),
-                "apos" => Some('\''),
-                _ => {
-                    if let Some(h) = ent.strip_prefix("#x").or_else(|| ent.strip_prefix("#X")) {
-                        u32::from_str_radix(h, 16).ok().and_then(char::from_u32)
-                    } else if let Some(d) = ent.strip_prefix('#') {
-                        d.parse::<u32>().ok().and_then(char::from_u32)
-                    } else {
-                        None
-                    }
-                }
-            };
-            c.map(|c| (c, e))
-        });
-        match decoded {
-            Some((c, e)) => {
-                out.push(c);
-                rest = &after[e + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Escape text for HTML attribute values and content.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A start tag's attributes (names lowercased, values unescaped; bare attributes -> None).
 fn parse_attrs(tag: &str) -> Vec<(String, Option<String>)> {
     let b = tag.as_bytes();
@@ -274,7 +215,10 @@ fn parse_attrs(tag: &str) -> Vec<(String, Option<String>)> {
                 }
                 &tag[vs..i]
             };
-            out.push((name, Some(html_unescape(value))));
+            out.push((
+                name,
+                Some(html_escape::decode_html_entities(value).into_owned()),
+            ));
         } else {
             out.push((name, None));
         }
@@ -324,7 +268,7 @@ fn parse_html(html: &str, page_url: &str) -> Result<Vec<IndexFile>, IndexError> 
             continue;
         };
         let text_end = lower[after..].find("</a").map_or(html.len(), |e| after + e);
-        let text = html_unescape(html[after..text_end].trim());
+        let text = html_escape::decode_html_entities(html[after..text_end].trim()).into_owned();
         let Some((url, frag)) = resolve(&base, &href) else {
             continue;
         };
@@ -475,13 +419,8 @@ mod tests {
         ] {
             let _ = parse_project_page(h.as_bytes(), "text/html", "https://i/s/a/");
         }
-        assert_eq!(
-            html_unescape("&lt;&gt;&amp;&quot;&#39;&#x41;&bogus;&"),
-            "<>&\"'A&bogus;&"
-        );
-        assert_eq!(
-            html_escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#x27;"
-        );
+        let page = r#"<a href="x-1.tar.gz" data-requires-python="&lt;&gt;&amp;&quot;&#39;&#x41;&bogus;&">x-1.tar.gz</a>"#;
+        let files = parse_project_page(page.as_bytes(), "text/html", "https://i/s/x/").unwrap();
+        assert_eq!(files[0].requires_python.as_deref(), Some("<>&\"'A&bogus;&"));
     }
 }

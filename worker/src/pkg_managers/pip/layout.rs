@@ -3,17 +3,23 @@
 
 use crate::pkg_managers::pip::metadata::ProjectMetadata;
 use crate::pkg_managers::pip::names::normalize_name;
-use crate::pkg_managers::pip::plan::Plan;
+use crate::pkg_managers::pip::plan::{GitDep, Plan};
 use crate::pkg_managers::pip::requirements::{
-    resolve_in_repo, ParsedRequirements, Requirement, Source,
+    resolve_file, ParsedRequirements, Requirement, Source,
 };
+use crate::pkg_managers::{GitCheckout, GitFetch};
+use common::archive::TarGzWriter;
+use common::artifact::pip::{PipFileKind, PipMeta};
+use common::commit::CommitId;
+use common::digest::{FileDigests, HashAlgorithm};
+use common::percent::encode_component;
+use common::repo_path::RepoPath;
 use common::{
-    Artifact, ArtifactMeta, ConfigFile, Dependency, EnvVar, EnvVars, ErrorKind, Failure, Package,
+    Artifact, ArtifactMeta, Classify, ConfigFile, Dependency, EnvVar, EnvVars, ErrorKind, Package,
+    Store,
 };
-use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayoutError {
@@ -31,15 +37,19 @@ pub enum LayoutError {
     BadBaseUrl(String),
     #[error("The requirements file {0} could not be re-read for rewriting")]
     Reread(String),
+    #[error("The archive {key} of {label} could not be written: {reason}")]
+    Pack {
+        key: String,
+        label: String,
+        reason: String,
+    },
 }
 
-impl LayoutError {
-    pub fn failure(&self) -> Failure {
+impl Classify for LayoutError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            LayoutError::Reread(_) => {
-                Failure::new(ErrorKind::InvalidRepoStructure, self.to_string())
-            }
-            _ => Failure::new(ErrorKind::FileAccessError, self.to_string()),
+            LayoutError::Reread(_) => ErrorKind::InvalidRepoStructure,
+            _ => ErrorKind::FileAccessError,
         }
     }
 }
@@ -54,8 +64,7 @@ pub struct RepoRef {
 /// One requested pip package path with its parsed requirements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackageInput {
-    /// repository-relative package path ("." for the root)
-    pub path: String,
+    pub path: RepoPath,
     pub metadata: ProjectMetadata,
     pub runtime: Vec<ParsedRequirements>,
     pub build: Vec<ParsedRequirements>,
@@ -64,7 +73,7 @@ pub struct PackageInput {
 /// Where the per-request repository is published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeInfo {
-    /// e.g. `http://127.0.0.1:8080/repos/7/pypi/` (the index is `<base>simple/`)
+    /// e.g. `http://127.0.0.1:8080/repos/7/pip/` (the index is `<base>simple/`)
     pub base_url: String,
     pub token: String,
 }
@@ -75,19 +84,6 @@ pub struct LayoutOutput {
     pub env_vars: EnvVars,
     pub config_files: Vec<ConfigFile>,
     pub artifacts: Vec<Artifact>,
-}
-
-/// Percent-encode everything but RFC 3986 unreserved characters (Python `quote(s, safe="")`).
-pub fn pct(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Cachito's pip purl name: lowercase, runs of characters other than `[a-z0-9.]` -> `-`.
@@ -131,7 +127,7 @@ pub fn vcs_purl(name: &str, repo_url: &str, reference: &str) -> String {
     format!(
         "pkg:generic/{}?vcs_url={}",
         purl_name(name),
-        pct(&format!("{url}@{reference}"))
+        encode_component(&format!("{url}@{reference}"))
     )
 }
 
@@ -141,22 +137,26 @@ pub fn dependency_of(req: &Requirement, dev: bool) -> Dependency {
     let (version, purl) = match &req.source {
         Source::Index { version, .. } => (
             version.clone(),
-            format!("pkg:pypi/{}@{}", purl_name(&name), pct(version)),
+            format!(
+                "pkg:pypi/{}@{}",
+                purl_name(&name),
+                encode_component(version)
+            ),
         ),
         Source::Vcs { url, commit, .. } => {
             let v = format!("git+{url}@{commit}");
-            let purl = vcs_purl(&name, &format!("git+{url}"), commit);
+            let purl = vcs_purl(&name, &format!("git+{url}"), commit.as_str());
             (v, purl)
         }
         Source::Url { url, hash, .. } => {
-            let checksum = format!("{}:{}", hash.alg.name(), hash.hex);
+            let checksum = hash.to_string();
             (
                 format!("{url}#cachito_hash={checksum}"),
                 format!(
                     "pkg:generic/{}?download_url={}&checksum={}",
                     purl_name(&name),
-                    pct(url),
-                    pct(&checksum)
+                    encode_component(url),
+                    encode_component(&checksum)
                 ),
             )
         }
@@ -222,34 +222,17 @@ pub fn env_vars(serve: &ServeInfo) -> Result<EnvVars, LayoutError> {
     Ok(env)
 }
 
-fn safe_rel(p: &str) -> Result<PathBuf, LayoutError> {
-    let path = Path::new(p);
-    if p.is_empty()
-        || path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)))
-    {
-        return Err(LayoutError::UnsafePath(p.into()));
-    }
-    Ok(path.to_path_buf())
-}
-
-/// Hard-link (or copy) a stored file into the bundle; returns (sha256, size).
-fn place(
-    store_root: &Path,
-    key: &str,
-    bundle_root: &Path,
-    dest: &str,
-    label: &str,
-) -> Result<(String, u64), LayoutError> {
-    let src = store_root.join(safe_rel(key)?);
-    let dst = bundle_root.join(safe_rel(dest)?);
-    let store_err = |e: std::io::Error| LayoutError::Store {
+/// Hard-link (or copy) the stored file `key` to the same path in the bundle.
+fn place(store: &Store, key: &str, bundle_root: &Path, label: &str) -> Result<(), LayoutError> {
+    let src = store
+        .path(key)
+        .map_err(|_| LayoutError::UnsafePath(key.into()))?;
+    let dst = bundle_root.join(key);
+    let meta = std::fs::symlink_metadata(&src).map_err(|e| LayoutError::Store {
         key: key.into(),
         label: label.into(),
         reason: e.to_string(),
-    };
-    let meta = std::fs::symlink_metadata(&src).map_err(store_err)?;
+    })?;
     if !meta.is_file() {
         return Err(LayoutError::Store {
             key: key.into(),
@@ -258,7 +241,7 @@ fn place(
         });
     }
     let werr = |e: std::io::Error| LayoutError::Write {
-        path: dest.into(),
+        path: key.into(),
         reason: e.to_string(),
     };
     if let Some(parent) = dst.parent() {
@@ -267,19 +250,56 @@ fn place(
     if !dst.exists() && std::fs::hard_link(&src, &dst).is_err() {
         std::fs::copy(&src, &dst).map_err(werr)?;
     }
-    let mut f = std::fs::File::open(&src).map_err(store_err)?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(store_err)?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        h.update(&buf[..n]);
-    }
-    Ok((hex::encode(h.finalize()), size))
+    Ok(())
+}
+
+/// The digests of a fetched file, computed when it was verified.
+fn digests_of<'a>(
+    files: &'a BTreeMap<String, FileDigests>,
+    key: &str,
+    label: &str,
+) -> Result<&'a FileDigests, LayoutError> {
+    files.get(key).ok_or_else(|| LayoutError::Store {
+        key: key.into(),
+        label: label.into(),
+        reason: "it was not fetched".into(),
+    })
+}
+
+/// Pack a git dependency's checkout as Cachito did (the tree under `app/`), byte-reproducibly,
+/// into the store at its bundle path unless the store holds it already (the same bytes: the
+/// same commit packs the same). Returns its sha256 (hex) and size.
+fn pack_checkout(
+    store: &Store,
+    checkout: &Path,
+    git: &GitDep,
+    label: &str,
+) -> Result<(String, u64), LayoutError> {
+    let key = git.bundle_path.as_str();
+    let failed = |e: std::io::Error| LayoutError::Pack {
+        key: key.into(),
+        label: label.into(),
+        reason: e.to_string(),
+    };
+    let pack = |out: &mut dyn std::io::Write| -> std::io::Result<([u8; 32], u64)> {
+        let mut writer = TarGzWriter::new(out);
+        writer.append_tree("app", checkout, &|_| false)?;
+        let (_, sha256, size) = writer.finish()?;
+        Ok((sha256, size))
+    };
+    let (sha256, size) = if store.contains(key) {
+        pack(&mut std::io::sink()).map_err(failed)?
+    } else {
+        let mut temp = store.temp_file().map_err(failed)?;
+        let packed = pack(&mut temp).map_err(failed)?;
+        store.persist(temp, key).map_err(|e| LayoutError::Pack {
+            key: key.into(),
+            label: label.into(),
+            reason: e.to_string(),
+        })?;
+        packed
+    };
+    Ok((hex::encode(sha256), size))
 }
 
 /// URL path (below the pip base URL) where the index serves a bundle file `deps/pip/<rel>`.
@@ -302,8 +322,7 @@ fn rewrite_line(req: &Requirement, url: &str) -> String {
         line.push_str(m);
     }
     for h in &req.hashes {
-        line.push(' ');
-        line.push_str(&h.option());
+        line.push_str(&format!(" --hash={h}"));
     }
     for o in &req.other_options {
         line.push(' ');
@@ -312,55 +331,87 @@ fn rewrite_line(req: &Requirement, url: &str) -> String {
     line
 }
 
-/// Lay out the fetched files under `bundle_root/deps/pip/`, and compute the packages report,
-/// env vars, rewritten requirements files and artifacts. `app_root` is the unpacked source.
-pub fn layout(
-    store_root: &Path,
-    bundle_root: &Path,
-    app_root: &Path,
-    plan: &Plan,
-    packages: &[PackageInput],
-    repo: &RepoRef,
-    serve: &ServeInfo,
-) -> Result<LayoutOutput, LayoutError> {
+/// What the layout works with.
+pub struct LayoutInput<'a> {
+    pub store: &'a Store,
+    /// `app/` (the unpacked source) and `deps/` are below it.
+    pub bundle_root: &'a Path,
+    pub plan: &'a Plan,
+    pub packages: &'a [PackageInput],
+    /// The digests of the fetched files, by store key.
+    pub files: &'a BTreeMap<String, FileDigests>,
+    /// The checkout of each git dependency.
+    pub checkouts: &'a BTreeMap<GitFetch, GitCheckout>,
+    pub repo: &'a RepoRef,
+    pub serve: &'a ServeInfo,
+}
+
+fn pip_artifact(
+    name: &str,
+    version: String,
+    filename: String,
+    key: &str,
+    meta: PipMeta,
+) -> Artifact {
+    Artifact {
+        pm: "pip".into(),
+        name: name.into(),
+        version,
+        filename,
+        store_key: key.into(),
+        meta: ArtifactMeta::Pip(meta),
+    }
+}
+
+/// Lay out the fetched files under `deps/pip/`, and compute the packages report, env vars,
+/// rewritten requirements files and artifacts.
+pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
+    let LayoutInput {
+        store,
+        bundle_root,
+        plan,
+        packages,
+        files,
+        checkouts,
+        repo,
+        serve,
+    } = *input;
+    let app_root = bundle_root.join("app");
     let mut artifacts = Vec::new();
     let mut seen = BTreeSet::new();
     // served URL (with token and #sha256) of each VCS/URL dependency, keyed by its bundle path
     let base = base_with_token(serve)?;
-    let mut vcs_urls: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut vcs_urls: BTreeMap<(String, CommitId), String> = BTreeMap::new();
     let mut url_urls: BTreeMap<String, String> = BTreeMap::new();
     for f in &plan.files {
-        let dest = f.download.store_key.clone();
-        let (sha, size) = place(
-            store_root,
-            &f.download.store_key,
-            bundle_root,
-            &dest,
-            &f.download.label,
-        )?;
-        if seen.insert(dest.clone()) {
-            artifacts.push(Artifact {
-                pm: "pip".into(),
-                name: f.name.clone(),
-                version: f.version.clone(),
-                filename: f.filename.clone(),
-                store_key: f.download.store_key.clone(),
-                meta: ArtifactMeta::Pip(common::artifact::untyped(serde_json::json!({
-                    "sha256": sha, "requires_python": f.requires_python, "size": size,
-                    "yanked": false, "kind": "index", "path": served_file_path(&dest),
-                }))),
-            });
+        let key = &f.download.store_key;
+        place(store, key, bundle_root, &f.download.label)?;
+        let digests = digests_of(files, key, &f.download.label)?;
+        if seen.insert(key.clone()) {
+            let meta = PipMeta {
+                sha256: digests.get(HashAlgorithm::Sha256).hex(),
+                requires_python: f.requires_python.clone(),
+                size: digests.size,
+                kind: PipFileKind::Index,
+                path: served_file_path(key),
+            };
+            let (version, filename) = (f.version.clone(), f.filename.clone());
+            artifacts.push(pip_artifact(&f.name, version, filename, key, meta));
         }
     }
     for g in &plan.git {
         let label = format!("{} @ git+{}@{}", g.name, g.url, g.commit);
-        let (sha, size) = place(
-            store_root,
-            &g.store_key,
-            bundle_root,
-            &g.bundle_path,
-            &label,
-        )?;
+        let fetch = GitFetch {
+            url: g.url.clone(),
+            commit: g.commit.clone(),
+        };
+        let checkout = checkouts.get(&fetch).ok_or_else(|| LayoutError::Store {
+            key: g.bundle_path.clone(),
+            label: label.clone(),
+            reason: "it was not checked out".into(),
+        })?;
+        let (sha, size) = pack_checkout(store, &checkout.dir, g, &label)?;
+        place(store, &g.bundle_path, bundle_root, &label)?;
         let filename = g
             .bundle_path
             .rsplit('/')
@@ -376,43 +427,53 @@ pub fn layout(
             format!("{base}{}{frag}", served_file_path(&g.bundle_path)),
         );
         if seen.insert(g.bundle_path.clone()) {
-            artifacts.push(Artifact {
-                pm: "pip".into(),
-                name: g.name.clone(),
-                version: g.commit.clone(),
+            let meta = PipMeta {
+                sha256: sha,
+                requires_python: None,
+                size,
+                kind: PipFileKind::Vcs,
+                path: served_file_path(&g.bundle_path),
+            };
+            let version = g.commit.to_string();
+            artifacts.push(pip_artifact(
+                &g.name,
+                version,
                 filename,
-                store_key: g.store_key.clone(),
-                meta: ArtifactMeta::Pip(common::artifact::untyped(serde_json::json!({
-                    "sha256": sha, "requires_python": null, "size": size, "yanked": false,
-                    "kind": "vcs", "path": served_file_path(&g.bundle_path),
-                }))),
-            });
+                &g.bundle_path,
+                meta,
+            ));
         }
     }
     for u in &plan.urls {
         let key = &u.download.store_key;
-        let (sha, size) = place(store_root, key, bundle_root, key, &u.download.label)?;
+        place(store, key, bundle_root, &u.download.label)?;
+        let digests = digests_of(files, key, &u.download.label)?;
+        let sha = digests.get(HashAlgorithm::Sha256).hex();
         url_urls.insert(
             u.url.clone(),
             format!("{base}{}#sha256={sha}", served_file_path(key)),
         );
         if seen.insert(key.clone()) {
-            artifacts.push(Artifact {
-                pm: "pip".into(),
-                name: u.name.clone(),
-                version: format!("external-{}-{}", u.hash.alg.name(), u.hash.hex),
-                filename: u.filename.clone(),
-                store_key: key.clone(),
-                meta: ArtifactMeta::Pip(common::artifact::untyped(serde_json::json!({
-                    "sha256": sha, "requires_python": null, "size": size, "yanked": false,
-                    "kind": "url", "path": served_file_path(key),
-                }))),
-            });
+            let meta = PipMeta {
+                sha256: sha,
+                requires_python: None,
+                size: digests.size,
+                kind: PipFileKind::Url,
+                path: served_file_path(key),
+            };
+            let version = format!("external-{}-{}", u.hash.algorithm, u.hash.hex());
+            artifacts.push(pip_artifact(
+                &u.name,
+                version,
+                u.filename.clone(),
+                key,
+                meta,
+            ));
         }
     }
 
     let mut out_packages = Vec::new();
-    let mut rewrite: BTreeMap<String, Vec<(usize, usize, String)>> = BTreeMap::new();
+    let mut rewrite: BTreeMap<RepoPath, Vec<(usize, usize, String)>> = BTreeMap::new();
     for p in packages {
         let mut deps: BTreeMap<(String, String), Dependency> = BTreeMap::new();
         for (sets, dev) in [(&p.runtime, false), (&p.build, true)] {
@@ -448,17 +509,17 @@ pub fn layout(
         dependencies.sort_by(|a, b| {
             (&a.kind, a.dev, &a.name, &a.version).cmp(&(&b.kind, b.dev, &b.name, &b.version))
         });
-        let root = p.path.is_empty() || p.path == ".";
+        let root = p.path.is_root();
         let mut purl = vcs_purl(&p.metadata.name, &repo.url, &repo.commit);
         if !root {
             purl.push('#');
-            purl.push_str(p.path.trim_matches('/'));
+            purl.push_str(p.path.as_str());
         }
         out_packages.push(Package {
             kind: "pip".into(),
             name: p.metadata.name.clone(),
             version: p.metadata.version.clone(),
-            path: (!root).then(|| p.path.trim_matches('/').to_string()),
+            path: (!root).then(|| p.path.to_string()),
             dependencies,
             purl,
         });
@@ -466,14 +527,14 @@ pub fn layout(
 
     let mut config_files = Vec::new();
     for (file, mut lines) in rewrite {
-        let real =
-            resolve_in_repo(app_root, &file).map_err(|_| LayoutError::Reread(file.clone()))?;
-        let text = std::fs::read_to_string(real).map_err(|_| LayoutError::Reread(file.clone()))?;
+        let reread = || LayoutError::Reread(file.to_string());
+        let real = resolve_file(&app_root, &file).map_err(|_| reread())?;
+        let text = std::fs::read_to_string(real).map_err(|_| reread())?;
         let mut physical: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
         lines.sort();
         for (start, end, new) in lines.into_iter().rev() {
             if start == 0 || end > physical.len() || start > end {
-                return Err(LayoutError::Reread(file.clone()));
+                return Err(reread());
             }
             physical.splice(start - 1..end, [format!("{new}\n")]);
         }
@@ -501,36 +562,23 @@ pub fn write_find_links_page(
     let mut html = String::from(
         "<!DOCTYPE html>\n<html><head><title>Larder pip dependencies</title></head><body>\n",
     );
-    let mut entries: Vec<(String, String, String, Option<String>)> = artifacts
+    let mut entries: Vec<(&str, &str, &str, Option<&str>)> = artifacts
         .iter()
-        .filter(|a| {
-            a.pm == "pip"
-                && a.meta
-                    .fields()
-                    .get("kind")
-                    .and_then(|k| k.as_str())
-                    .is_none_or(|k| k == "index")
-        })
-        .map(|a| {
-            let rel = a
-                .store_key
-                .strip_prefix("deps/pip/")
-                .unwrap_or(&a.store_key)
-                .to_string();
-            let sha = a
-                .meta
-                .fields()
-                .get("sha256")
-                .and_then(|s| s.as_str())
-                .unwrap_or_default()
-                .to_string();
-            let rp = a
-                .meta
-                .fields()
-                .get("requires_python")
-                .and_then(|s| s.as_str())
-                .map(str::to_string);
-            (rel, a.filename.clone(), sha, rp)
+        .filter(|a| a.pm == "pip")
+        .filter_map(|a| match &a.meta {
+            ArtifactMeta::Pip(m) if m.kind == PipFileKind::Index => {
+                let rel = a
+                    .store_key
+                    .strip_prefix("deps/pip/")
+                    .unwrap_or(&a.store_key);
+                Some((
+                    rel,
+                    a.filename.as_str(),
+                    m.sha256.as_str(),
+                    m.requires_python.as_deref(),
+                ))
+            }
+            _ => None,
         })
         .collect();
     entries.sort();
@@ -540,14 +588,14 @@ pub fn write_find_links_page(
             .map(|r| {
                 format!(
                     " data-requires-python=\"{}\"",
-                    crate::pkg_managers::pip::index::html_escape(&r)
+                    html_escape::encode_quoted_attribute(r)
                 )
             })
             .unwrap_or_default();
         html.push_str(&format!(
             "<a href=\"{}#sha256={sha}\"{rp}>{}</a><br/>\n",
-            crate::pkg_managers::pip::index::html_escape(&rel),
-            crate::pkg_managers::pip::index::html_escape(&filename)
+            html_escape::encode_quoted_attribute(rel),
+            html_escape::encode_quoted_attribute(filename)
         ));
     }
     html.push_str("</body></html>\n");
@@ -569,7 +617,11 @@ pub fn artifact_names(artifacts: &[Artifact]) -> BTreeSet<String> {
 mod tests {
     use super::*;
     use crate::pkg_managers::pip::index::IndexFile;
-    use crate::pkg_managers::pip::requirements::load;
+    use sha2::Digest as _;
+
+    fn load(root: &Path, file: &str) -> ParsedRequirements {
+        crate::pkg_managers::pip::requirements::load(root, &RepoPath::parse(file).unwrap()).unwrap()
+    }
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -593,28 +645,28 @@ mod tests {
     #[test]
     fn env() {
         let s = ServeInfo {
-            base_url: "http://127.0.0.1:8080/repos/7/pypi/".into(),
+            base_url: "http://127.0.0.1:8080/repos/7/pip/".into(),
             token: "t/k:n".into(),
         };
         let e = env_vars(&s).unwrap();
         assert_eq!(
             e["PIP_INDEX_URL"].value,
-            "http://__token__:t%2Fk%3An@127.0.0.1:8080/repos/7/pypi/simple/"
+            "http://__token__:t%2Fk%3An@127.0.0.1:8080/repos/7/pip/simple/"
         );
         assert_eq!(e["PIP_INDEX_URL"].kind, "literal");
         assert!(!e.contains_key("PIP_TRUSTED_HOST"));
         let s = ServeInfo {
-            base_url: "http://larder.example:81/repos/7/pypi".into(),
+            base_url: "http://larder.example:81/repos/7/pip".into(),
             token: "x".into(),
         };
         let e = env_vars(&s).unwrap();
         assert_eq!(e["PIP_TRUSTED_HOST"].value, "larder.example:81");
         assert_eq!(
             e["PIP_INDEX_URL"].value,
-            "http://__token__:x@larder.example:81/repos/7/pypi/simple/"
+            "http://__token__:x@larder.example:81/repos/7/pip/simple/"
         );
         let s = ServeInfo {
-            base_url: "https://larder.example/repos/7/pypi/".into(),
+            base_url: "https://larder.example/repos/7/pip/".into(),
             token: "x".into(),
         };
         assert!(!env_vars(&s).unwrap().contains_key("PIP_TRUSTED_HOST"));
@@ -630,10 +682,9 @@ mod tests {
         let work = tempfile::tempdir().unwrap();
         let store = work.path().join("store");
         let bundle = work.path().join("bundle");
-        let app = work.path().join("app");
+        let app = bundle.join("app");
         std::fs::create_dir_all(app.join("sub")).unwrap();
         std::fs::create_dir_all(store.join("deps/pip/foo")).unwrap();
-        std::fs::create_dir_all(store.join("deps/git/github.com/org/repo")).unwrap();
         let sd = crate::pkg_managers::pip::fixtures::build_sdist(
             &store.join("deps/pip/foo"),
             "foo",
@@ -642,11 +693,11 @@ mod tests {
             Some(">=3.8"),
         )
         .unwrap();
-        std::fs::write(
-            store.join(format!("deps/git/github.com/org/repo/{SHA}.tar.gz")),
-            b"git",
-        )
-        .unwrap();
+        // the git dependency's checkout, as the shared fetch leaves it
+        let checkout = work.path().join("checkout");
+        std::fs::create_dir_all(checkout.join("repo")).unwrap();
+        std::fs::write(checkout.join("setup.py"), b"setup(name='repo')").unwrap();
+        std::fs::write(checkout.join("repo/__init__.py"), b"").unwrap();
         let url_hash = hex::encode(sha2::Sha256::digest(b"urldep"));
         std::fs::create_dir_all(store.join("deps/pip/external-bar")).unwrap();
         std::fs::write(
@@ -666,8 +717,8 @@ mod tests {
             "[project]\nname='app'\nversion='0.1'\n",
         )
         .unwrap();
-        let rt = load(&app, "sub/requirements.txt").unwrap();
-        let bt = load(&app, "sub/requirements-build.txt").unwrap();
+        let rt = load(&app, "sub/requirements.txt");
+        let bt = load(&app, "sub/requirements-build.txt");
         let pages: BTreeMap<String, Vec<IndexFile>> = [(
             "foo".to_string(),
             vec![IndexFile {
@@ -695,28 +746,54 @@ mod tests {
         )
         .unwrap();
         let serve = ServeInfo {
-            base_url: "http://127.0.0.1:8080/repos/7/pypi/".into(),
+            base_url: "http://127.0.0.1:8080/repos/7/pip/".into(),
             token: "tok".into(),
         };
         let repo = RepoRef {
             url: "https://github.com/me/proj".into(),
             commit: SHA.into(),
         };
-        let out = layout(
-            &store,
-            &bundle,
-            &app,
-            &plan,
-            &[PackageInput {
-                path: "sub".into(),
-                metadata: md,
-                runtime: vec![rt],
-                build: vec![bt],
-            }],
-            &repo,
-            &serve,
-        )
-        .unwrap();
+        let store = Store::new(store);
+        // what the fetch computed while verifying
+        let files: BTreeMap<String, FileDigests> = [
+            "deps/pip/foo/foo-1.0.tar.gz".to_string(),
+            format!("deps/pip/external-bar/bar-external-sha256-{url_hash}.tar.gz"),
+        ]
+        .into_iter()
+        .map(|key| {
+            let digests = FileDigests::of_file(&store.path(&key).unwrap()).unwrap();
+            (key, digests)
+        })
+        .collect();
+        let checkouts: BTreeMap<GitFetch, GitCheckout> = [(
+            GitFetch {
+                url: "https://github.com/org/repo.git".into(),
+                commit: CommitId::parse(SHA).unwrap(),
+            },
+            GitCheckout {
+                dir: checkout.clone(),
+                store_key: format!("deps/git/github.com/org/repo/{SHA}.tar.gz"),
+            },
+        )]
+        .into_iter()
+        .collect();
+        let packages = [PackageInput {
+            path: RepoPath::parse("sub").unwrap(),
+            metadata: md,
+            runtime: vec![rt],
+            build: vec![bt],
+        }];
+        let input = LayoutInput {
+            store: &store,
+            bundle_root: &bundle,
+            plan: &plan,
+            packages: &packages,
+            files: &files,
+            checkouts: &checkouts,
+            repo: &repo,
+            serve: &serve,
+        };
+        let out = layout(&input).unwrap();
         assert!(bundle.join("deps/pip/foo/foo-1.0.tar.gz").is_file());
         assert!(bundle
             .join(format!(
@@ -749,9 +826,13 @@ mod tests {
         assert!(!fl.contains("external"));
         let a = &out.artifacts[0];
         assert_eq!(a.store_key, "deps/pip/foo/foo-1.0.tar.gz");
-        assert_eq!(a.meta.fields()["sha256"], sd.sha256);
-        assert_eq!(a.meta.fields()["size"], sd.size);
-        assert_eq!(a.meta.fields()["requires_python"], ">=3.8");
+        let ArtifactMeta::Pip(meta) = &a.meta else {
+            panic!("{a:?}")
+        };
+        assert_eq!(meta.sha256, sd.sha256);
+        assert_eq!(meta.size, sd.size);
+        assert_eq!(meta.requires_python.as_deref(), Some(">=3.8"));
+        assert_eq!(meta.kind, PipFileKind::Index);
         assert_eq!(out.config_files.len(), 1);
         let cf = &out.config_files[0];
         assert_eq!(cf.path, "app/sub/requirements.txt");
@@ -759,14 +840,36 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "# deps");
         assert_eq!(lines[1], "foo==1.0");
-        let git_sha = hex::encode(sha2::Sha256::digest(b"git"));
-        assert_eq!(lines[2], format!("Repo @ http://__token__:tok@127.0.0.1:8080/repos/7/pypi/files/github.com/org/repo/repo-external-gitcommit-{SHA}.tar.gz#sha256={git_sha} ; python_version>'3'"));
-        assert!(lines[3].starts_with("bar @ http://__token__:tok@127.0.0.1:8080/repos/7/pypi/files/external-bar/bar-external-sha256-"));
+        // the checkout packed under app/, into the store and the bundle
+        let git_key = format!("deps/pip/github.com/org/repo/repo-external-gitcommit-{SHA}.tar.gz");
+        let packed = std::fs::read(store.path(&git_key).unwrap()).unwrap();
+        assert_eq!(std::fs::read(bundle.join(&git_key)).unwrap(), packed);
+        let git_sha = hex::encode(sha2::Sha256::digest(&packed));
+        let mut names: Vec<String> = tar::Archive::new(flate2::read::GzDecoder::new(&packed[..]))
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["app", "app/repo", "app/repo/__init__.py", "app/setup.py"]
+        );
+        let vcs = out
+            .artifacts
+            .iter()
+            .find(|a| a.store_key == git_key)
+            .unwrap();
+        assert!(
+            matches!(&vcs.meta, ArtifactMeta::Pip(m) if m.sha256 == git_sha && m.kind == PipFileKind::Vcs)
+        );
+        assert_eq!(lines[2], format!("Repo @ http://__token__:tok@127.0.0.1:8080/repos/7/pip/files/github.com/org/repo/repo-external-gitcommit-{SHA}.tar.gz#sha256={git_sha} ; python_version>'3'"));
+        assert!(lines[3].starts_with("bar @ http://__token__:tok@127.0.0.1:8080/repos/7/pip/files/external-bar/bar-external-sha256-"));
         assert_eq!(lines.len(), 4);
         // the rewritten file parses (credentials removed: user files may not carry them)
         let c = crate::pkg_managers::pip::requirements::parse_str(
             &text.replace("__token__:tok@", ""),
-            "x",
+            &RepoPath::parse("x").unwrap(),
         )
         .unwrap();
         assert_eq!(c.requirements.len(), 3);
@@ -774,11 +877,25 @@ mod tests {
             .requirements
             .iter()
             .all(|r| r.marker.is_none() || r.marker.as_deref() == Some("python_version>'3'")));
-        // missing stored file
-        std::fs::remove_file(store.join("deps/pip/foo/foo-1.0.tar.gz")).unwrap();
+        // a second request: the stored archive is the one packed again
         let bundle2 = work.path().join("bundle2");
+        let again = layout(&LayoutInput {
+            bundle_root: &bundle2,
+            packages: &[],
+            ..input
+        })
+        .unwrap();
+        assert_eq!(again.artifacts, out.artifacts);
+        assert_eq!(std::fs::read(bundle2.join(&git_key)).unwrap(), packed);
+        // missing stored file
+        std::fs::remove_file(store.path("deps/pip/foo/foo-1.0.tar.gz").unwrap()).unwrap();
+        let bundle3 = work.path().join("bundle3");
         assert!(matches!(
-            layout(&store, &bundle2, &app, &plan, &[], &repo, &serve).unwrap_err(),
+            layout(&LayoutInput {
+                bundle_root: &bundle3,
+                ..input
+            })
+            .unwrap_err(),
             LayoutError::Store { .. }
         ));
     }

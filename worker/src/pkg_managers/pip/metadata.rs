@@ -1,7 +1,7 @@
 //! Static project metadata (never executing code) and sdist `PKG-INFO` reading.
 
 use crate::pkg_managers::pip::names::{is_valid_name, normalize_name, Version};
-use common::{ErrorKind, Failure};
+use common::{Classify, ErrorKind};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -35,15 +35,13 @@ pub enum MetadataError {
     },
 }
 
-impl MetadataError {
-    pub fn failure(&self) -> Failure {
+impl Classify for MetadataError {
+    fn kind(&self) -> ErrorKind {
         match self {
             MetadataError::Missing { .. }
             | MetadataError::InvalidName { .. }
-            | MetadataError::Unparsable { .. } => {
-                Failure::new(ErrorKind::InvalidRepoStructure, self.to_string())
-            }
-            _ => Failure::new(ErrorKind::InvalidFileFormat, self.to_string()),
+            | MetadataError::Unparsable { .. } => ErrorKind::InvalidRepoStructure,
+            _ => ErrorKind::InvalidFileFormat,
         }
     }
 }

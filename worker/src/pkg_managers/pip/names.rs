@@ -1,7 +1,7 @@
 //! Python package names (PEP 503/508), versions (PEP 440) and distribution file names
 //! (sdists, PEP 427 wheels).
 
-use common::{ErrorKind, Failure};
+use common::{Classify, ErrorKind};
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -15,13 +15,11 @@ pub enum NamesError {
     InvalidFilename(String),
 }
 
-impl NamesError {
-    pub fn failure(&self) -> Failure {
+impl Classify for NamesError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            NamesError::InvalidFilename(_) => {
-                Failure::new(ErrorKind::InvalidFileFormat, self.to_string())
-            }
-            _ => Failure::new(ErrorKind::InvalidRequestData, self.to_string()),
+            NamesError::InvalidFilename(_) => ErrorKind::InvalidFileFormat,
+            _ => ErrorKind::InvalidRequestData,
         }
     }
 }

@@ -4,22 +4,19 @@
 //! plus every wheel of that version with `pip-allow-binary`. Yanked files are never chosen.
 //! When the requirement has `--hash` values, files whose index sha256 is not listed are dropped
 //! (none left -> failure); otherwise the index sha256 is the expected hash (missing -> failure:
-//! fail closed). When the expected digest cannot be fixed before downloading (index without
-//! sha256 and requirement hashes other than sha256, or a sha384 URL hash) the planned item has
-//! `verify_after: true` and the worker must call [`verify_file`] on the downloaded file.
+//! fail closed). When the requirement's own `--hash` values decide (or two requirements name
+//! the same file) the planned item has `verify_after: true` and the worker must call
+//! [`verify_file`] on the downloaded file.
 
 use crate::pkg_managers::pip::index::IndexFile;
 use crate::pkg_managers::pip::names::{
     normalize_name, parse_dist_filename_for, DistFilename, Version,
 };
-use crate::pkg_managers::pip::requirements::{
-    FileHash, HashAlg, ParsedRequirements, Requirement, Source,
-};
-use common::digest::{Digest as FileDigest, Expected, HashAlgorithm};
-use common::{Download, ErrorKind, Failure};
-use sha2::Digest;
+use crate::pkg_managers::pip::requirements::{ParsedRequirements, Requirement, Source};
+use common::commit::CommitId;
+use common::digest::{Digest, Expected, FileDigests, HashAlgorithm};
+use common::{Classify, Download, ErrorKind};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::Path;
 
 /// The request flag that allows wheels.
@@ -68,19 +65,12 @@ pub enum PlanError {
     InvalidHash { filename: String, hash: String },
 }
 
-impl PlanError {
-    pub fn failure(&self) -> Failure {
+impl Classify for PlanError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            PlanError::MissingPage(_) | PlanError::Io { .. } => {
-                Failure::new(ErrorKind::FileAccessError, self.to_string())
-            }
-            PlanError::HashMismatch { .. } => {
-                Failure::new(ErrorKind::InvalidChecksum, self.to_string())
-            }
-            PlanError::BadVcsUrl(_) => {
-                Failure::new(ErrorKind::InvalidRequestData, self.to_string())
-            }
-            _ => Failure::new(ErrorKind::InvalidRequestData, self.to_string()),
+            PlanError::MissingPage(_) | PlanError::Io { .. } => ErrorKind::FileAccessError,
+            PlanError::HashMismatch { .. } => ErrorKind::InvalidChecksum,
+            _ => ErrorKind::InvalidRequestData,
         }
     }
 }
@@ -102,10 +92,10 @@ pub struct PlannedFile {
     pub kind: FileKind,
     pub download: Download,
     /// hashes the file may match (the requirement's `--hash` values, or the index sha256)
-    pub accept: Vec<FileHash>,
+    pub accept: Vec<Digest>,
     /// the hashes of every other requirement naming the same file: it must match one of each
     /// list too (two requirements never silently weaken each other)
-    pub also_accept: Vec<Vec<FileHash>>,
+    pub also_accept: Vec<Vec<Digest>>,
     /// call [`verify_file`] after downloading (the `Expected` alone does not prove `accept`)
     pub verify_after: bool,
     pub requires_python: Option<String>,
@@ -114,17 +104,15 @@ pub struct PlannedFile {
     pub dev: bool,
 }
 
-/// A git dependency for the foundation's git fetch.
+/// A git dependency: checked out at its commit, packed by the layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitDep {
     pub name: String,
     /// `https://host/path` without `git+` and ref
     pub url: String,
-    pub commit: String,
+    pub commit: CommitId,
     pub subdirectory: Option<String>,
-    /// the foundation's key for the git archive (`deps/git/<host>/<path>/<commit>.tar.gz`)
-    pub store_key: String,
-    /// where the archive goes in the bundle (Cachito's layout)
+    /// where the packed archive goes in the bundle (Cachito's layout), and its store key
     pub bundle_path: String,
     pub dev: bool,
 }
@@ -134,10 +122,9 @@ pub struct GitDep {
 pub struct UrlDep {
     pub name: String,
     pub url: String,
-    pub hash: FileHash,
+    pub hash: Digest,
     pub filename: String,
     pub download: Download,
-    pub verify_after: bool,
     pub dev: bool,
 }
 
@@ -159,21 +146,6 @@ pub fn pages_needed<'a>(sets: impl IntoIterator<Item = &'a ParsedRequirements>) 
         }
     }
     names.into_iter().collect()
-}
-
-/// What a file with hash `h` must hash to; `filename` names it when `h` is malformed.
-fn expected_of(h: &FileHash, filename: &str) -> Result<Expected, PlanError> {
-    let algorithm = match h.alg {
-        HashAlg::Sha256 => HashAlgorithm::Sha256,
-        HashAlg::Sha512 => HashAlgorithm::Sha512,
-        HashAlg::Sha384 => HashAlgorithm::Sha384,
-    };
-    FileDigest::from_hex(algorithm, &h.hex)
-        .map(Expected::one)
-        .map_err(|_| PlanError::InvalidHash {
-            filename: filename.to_string(),
-            hash: format!("{}:{}", h.alg.name(), h.hex),
-        })
 }
 
 /// The files of `files` that belong to the version an index requirement pins (yanked ones
@@ -222,7 +194,7 @@ pub fn plan_index_requirement(
     let err_ctx = (
         req.normalized.clone(),
         version.clone(),
-        req.file.clone(),
+        req.file.to_string(),
         req.line,
     );
     if candidates.is_empty() {
@@ -249,11 +221,11 @@ pub fn plan_index_requirement(
         });
     }
     let had_sdist = candidates.iter().any(|(_, d)| !d.is_wheel());
-    let req_sha256: Vec<&str> = req
+    let req_sha256: Vec<String> = req
         .hashes
         .iter()
-        .filter(|h| h.alg == HashAlg::Sha256)
-        .map(|h| h.hex.as_str())
+        .filter(|h| h.algorithm == HashAlgorithm::Sha256)
+        .map(Digest::hex)
         .collect();
     let only_sha256 = !req.hashes.is_empty() && req_sha256.len() == req.hashes.len();
     let mut out = Vec::new();
@@ -264,20 +236,22 @@ pub fn plan_index_requirement(
                 return Err(PlanError::NoHashAvailable {
                     name: req.normalized.clone(),
                     filename: f.filename.clone(),
-                    file: req.file.clone(),
+                    file: req.file.to_string(),
                     line: req.line,
                 });
             };
-            let h = FileHash {
-                alg: HashAlg::Sha256,
-                hex: sha.to_ascii_lowercase(),
-            };
-            (expected_of(&h, &f.filename)?, vec![h], false)
+            let h = Digest::from_hex(HashAlgorithm::Sha256, sha).map_err(|_| {
+                PlanError::InvalidHash {
+                    filename: f.filename.clone(),
+                    hash: format!("sha256:{sha}"),
+                }
+            })?;
+            (Expected::one(h.clone()), vec![h], false)
         } else {
             match &f.sha256 {
                 // The requirement's hashes are "any of": the worker checks them with
                 // `verify_file` once the file is downloaded.
-                Some(sha) if only_sha256 && !req_sha256.contains(&sha.as_str()) => continue,
+                Some(sha) if only_sha256 && !req_sha256.contains(sha) => continue,
                 _ => (Expected::none(), req.hashes.clone(), true),
             }
         };
@@ -343,18 +317,8 @@ fn git_url_parts(url: &str) -> Result<(String, Vec<String>), PlanError> {
     Ok((host, segs))
 }
 
-/// Foundation key for a git dependency archive: `deps/git/<host>/<repo path>/<commit>.tar.gz`.
-pub fn git_store_key(url: &str, commit: &str) -> Result<String, PlanError> {
-    let (host, segs) = git_url_parts(url)?;
-    let mut path = segs.join("/");
-    if let Some(p) = path.strip_suffix(".git") {
-        path = p.to_string();
-    }
-    Ok(format!("deps/git/{host}/{path}/{commit}.tar.gz"))
-}
-
 /// Cachito's bundle path: `deps/pip/<host>/<ns...>/<repo>/<repo>-external-gitcommit-<sha>.tar.gz`.
-pub fn vcs_bundle_path(url: &str, commit: &str) -> Result<String, PlanError> {
+pub fn vcs_bundle_path(url: &str, commit: &CommitId) -> Result<String, PlanError> {
     let (host, mut segs) = git_url_parts(url)?;
     if let Some(last) = segs.last_mut() {
         if let Some(s) = last.strip_suffix(".git") {
@@ -372,12 +336,12 @@ pub fn vcs_bundle_path(url: &str, commit: &str) -> Result<String, PlanError> {
 }
 
 /// Cachito's URL-dependency path: `deps/pip/external-<name>/<name>-external-<alg>-<hex><ext>`.
-pub fn url_store_key(name: &str, hash: &FileHash, extension: &str) -> String {
+pub fn url_store_key(name: &str, hash: &Digest, extension: &str) -> String {
     let n = normalize_name(name);
     format!(
         "deps/pip/external-{n}/{n}-external-{}-{}{extension}",
-        hash.alg.name(),
-        hash.hex
+        hash.algorithm,
+        hash.hex()
     )
 }
 
@@ -434,7 +398,6 @@ pub fn plan(
                         url: url.clone(),
                         commit: commit.clone(),
                         subdirectory: subdirectory.clone(),
-                        store_key: git_store_key(url, commit)?,
                         bundle_path,
                         dev: *dev,
                     });
@@ -451,17 +414,15 @@ pub fn plan(
                     }
                     seen_url.insert(key.clone(), plan.urls.len());
                     let filename = key.rsplit('/').next().unwrap_or_default().to_string();
-                    let expected = expected_of(hash, &filename)?;
                     plan.urls.push(UrlDep {
                         name: req.normalized.clone(),
                         url: url.clone(),
                         hash: hash.clone(),
                         filename,
-                        verify_after: expected.is_none(),
                         download: Download {
                             url: url.clone(),
                             store_key: key,
-                            expected,
+                            expected: Expected::one(hash.clone()),
                             label: format!("{} @ {}", req.normalized, url),
                         },
                         dev: *dev,
@@ -473,36 +434,8 @@ pub fn plan(
     Ok(plan)
 }
 
-/// Digests of a file (sha256, sha384, sha512), streamed.
-pub fn file_digests(path: &Path) -> std::io::Result<(String, String, String, u64)> {
-    let mut f = std::fs::File::open(path)?;
-    let (mut a, mut b, mut c) = (
-        sha2::Sha256::new(),
-        sha2::Sha384::new(),
-        sha2::Sha512::new(),
-    );
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        a.update(&buf[..n]);
-        b.update(&buf[..n]);
-        c.update(&buf[..n]);
-    }
-    Ok((
-        hex::encode(a.finalize()),
-        hex::encode(b.finalize()),
-        hex::encode(c.finalize()),
-        size,
-    ))
-}
-
 /// Check a downloaded file against a list of acceptable hashes (any of them).
-pub fn verify_file(path: &Path, label: &str, accept: &[FileHash]) -> Result<(), PlanError> {
+pub fn verify_file(path: &Path, label: &str, accept: &[Digest]) -> Result<(), PlanError> {
     let filename = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
@@ -515,19 +448,14 @@ pub fn verify_file_named(
     path: &Path,
     filename: &str,
     label: &str,
-    accept: &[FileHash],
+    accept: &[Digest],
 ) -> Result<(), PlanError> {
     let filename = filename.to_string();
-    let (s256, s384, s512, _) = file_digests(path).map_err(|e| PlanError::Io {
+    let digests = FileDigests::of_file(path).map_err(|e| PlanError::Io {
         filename: filename.clone(),
         reason: e.to_string(),
     })?;
-    let ok = accept.iter().any(|h| match h.alg {
-        HashAlg::Sha256 => h.hex == s256,
-        HashAlg::Sha384 => h.hex == s384,
-        HashAlg::Sha512 => h.hex == s512,
-    });
-    if ok {
+    if accept.iter().any(|h| digests.matches(h)) {
         Ok(())
     } else {
         Err(PlanError::HashMismatch {
@@ -540,7 +468,8 @@ pub fn verify_file_named(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pkg_managers::pip::requirements::parse_str;
+    use crate::pkg_managers::pip::requirements::{parse_hash, parse_str};
+    use common::repo_path::RepoPath;
 
     fn h(c: char) -> String {
         std::iter::repeat_n(c, 64).collect()
@@ -558,9 +487,10 @@ mod tests {
     }
 
     fn reqs(t: &str) -> ParsedRequirements {
-        let c = parse_str(t, "requirements.txt").unwrap();
+        let file = RepoPath::parse("requirements.txt").unwrap();
+        let c = parse_str(t, &file).unwrap();
         ParsedRequirements {
-            files: vec!["requirements.txt".into()],
+            files: vec![file],
             require_hashes: c.requirements.iter().any(|r| !r.hashes.is_empty()),
             requirements: c.requirements,
         }
@@ -611,9 +541,9 @@ mod tests {
         let p = plan(&[(&plain, false), (&hashed, true)], &pages(), false).unwrap();
         assert_eq!(p.files.len(), 1);
         let f = &p.files[0];
-        assert_eq!(f.accept[0].hex, h('a'));
+        assert_eq!(f.accept[0].hex(), h('a'));
         assert_eq!(f.also_accept.len(), 1);
-        assert_eq!(f.also_accept[0][0].hex, "9".repeat(128));
+        assert_eq!(f.also_accept[0][0].hex(), "9".repeat(128));
         assert!(
             f.verify_after,
             "the second requirement's hash is checked too"
@@ -705,7 +635,7 @@ mod tests {
         let p = plan(&[(&r, false)], &n, false).unwrap();
         assert!(p.files[0].download.expected.is_none());
         assert!(p.files[0].verify_after);
-        assert_eq!(p.files[0].accept[0].hex, h('7'));
+        assert_eq!(p.files[0].accept[0].hex(), h('7'));
         let r = reqs("other==1");
         assert!(matches!(
             plan(&[(&r, false)], &n, false).unwrap_err(),
@@ -742,10 +672,7 @@ mod tests {
         let p = plan(&[(&r, false), (&r, true)], &BTreeMap::new(), false).unwrap();
         assert_eq!(p.git.len(), 1);
         assert!(!p.git[0].dev);
-        assert_eq!(
-            p.git[0].store_key,
-            format!("deps/git/github.com/Org/Repo/{sha}.tar.gz")
-        );
+        assert_eq!(p.git[0].commit.as_str(), sha);
         assert_eq!(
             p.git[0].bundle_path,
             format!("deps/pip/github.com/Org/Repo/Repo-external-gitcommit-{sha}.tar.gz")
@@ -759,8 +686,9 @@ mod tests {
             p.urls[0].download.expected.to_string(),
             format!("sha256:{}", h('a'))
         );
-        assert!(vcs_bundle_path("https://h/", sha).is_err());
-        assert!(vcs_bundle_path("https://h/a/b%2Fc", sha).is_err());
+        let sha = CommitId::parse(sha).unwrap();
+        assert!(vcs_bundle_path("https://h/", &sha).is_err());
+        assert!(vcs_bundle_path("https://h/a/b%2Fc", &sha).is_err());
     }
 
     #[test]
@@ -768,21 +696,17 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("x.tar.gz");
         std::fs::write(&p, b"hello").unwrap();
-        let good = FileHash::parse(
-            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
-        )
-        .unwrap();
+        let good =
+            parse_hash("sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+                .unwrap();
         assert!(verify_file(&p, "x", std::slice::from_ref(&good)).is_ok());
         let e = verify_file(
             &p,
             "x==1",
-            &[FileHash {
-                alg: HashAlg::Sha384,
-                hex: "0".repeat(96),
-            }],
+            &[Digest::from_hex(HashAlgorithm::Sha384, &"0".repeat(96)).unwrap()],
         )
         .unwrap_err();
         assert!(e.to_string().contains("x.tar.gz"));
-        assert_eq!(e.failure().error_type(), "InvalidChecksum");
+        assert_eq!(common::Failure::from(e).error_type(), "InvalidChecksum");
     }
 }

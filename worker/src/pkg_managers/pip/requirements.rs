@@ -18,8 +18,11 @@
 use crate::pkg_managers::pip::names::{
     checked_name, is_valid_name, normalize_name, sdist_extension, Version,
 };
-use common::{ErrorKind, Failure};
-use std::path::{Component, Path, PathBuf};
+use common::commit::CommitId;
+use common::digest::{Digest, HashAlgorithm};
+use common::repo_path::RepoPath;
+use common::{Classify, ErrorKind};
+use std::path::{Path, PathBuf};
 
 /// Largest requirements file read (bytes).
 pub const MAX_FILE_SIZE: u64 = 4 * 1024 * 1024;
@@ -118,10 +121,10 @@ pub enum RequirementsError {
     },
 }
 
-impl RequirementsError {
-    pub fn failure(&self) -> Failure {
+impl Classify for RequirementsError {
+    fn kind(&self) -> ErrorKind {
         use RequirementsError::*;
-        let t = match self {
+        match self {
             InvalidPath(_) | Cycle { .. } | TooManyFiles(_) | TooLarge(_) | NotUtf8(_) => {
                 ErrorKind::InvalidRepoStructure
             }
@@ -134,62 +137,19 @@ impl RequirementsError {
             | EnvVar { .. } => ErrorKind::UnsupportedFeature,
             MissingHash { .. } => ErrorKind::ValidationError,
             _ => ErrorKind::InvalidRequestData,
-        };
-        Failure::new(t, self.to_string())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum HashAlg {
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-impl HashAlg {
-    pub fn name(self) -> &'static str {
-        match self {
-            HashAlg::Sha256 => "sha256",
-            HashAlg::Sha384 => "sha384",
-            HashAlg::Sha512 => "sha512",
-        }
-    }
-    pub fn from_name(s: &str) -> Option<HashAlg> {
-        match s.to_ascii_lowercase().as_str() {
-            "sha256" => Some(HashAlg::Sha256),
-            "sha384" => Some(HashAlg::Sha384),
-            "sha512" => Some(HashAlg::Sha512),
-            _ => None,
-        }
-    }
-    fn hex_len(self) -> usize {
-        match self {
-            HashAlg::Sha256 => 64,
-            HashAlg::Sha384 => 96,
-            HashAlg::Sha512 => 128,
         }
     }
 }
 
-/// A file hash as pip writes it (`sha256:<lowercase hex>`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FileHash {
-    pub alg: HashAlg,
-    pub hex: String,
+/// The algorithms pip's hash-checking mode accepts (`hashlib` names): sha256, sha384, sha512.
+pub fn pip_algorithm(name: &str) -> Option<HashAlgorithm> {
+    HashAlgorithm::from_name(name).filter(|a| *a != HashAlgorithm::Sha1)
 }
 
-impl FileHash {
-    /// Parse `alg:hex` (as in `--hash`) or `alg=hex` (as in URL fragments).
-    pub fn parse(s: &str) -> Option<FileHash> {
-        let (alg, hex) = s.split_once(':').or_else(|| s.split_once('='))?;
-        let alg = HashAlg::from_name(alg)?;
-        let hex = hex.to_ascii_lowercase();
-        (hex.len() == alg.hex_len() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then_some(FileHash { alg, hex })
-    }
-    pub fn option(&self) -> String {
-        format!("--hash={}:{}", self.alg.name(), self.hex)
-    }
+/// A hash as pip writes it: `alg:hex` (as in `--hash`) or `alg=hex` (as in URL fragments).
+pub fn parse_hash(s: &str) -> Option<Digest> {
+    let (alg, hex) = s.split_once(':').or_else(|| s.split_once('='))?;
+    Digest::from_hex(pip_algorithm(alg)?, hex).ok()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,13 +159,13 @@ pub enum Source {
     /// `git+<url>@<commit>`: `url` has no `git+` prefix, no ref and no fragment.
     Vcs {
         url: String,
-        commit: String,
+        commit: CommitId,
         subdirectory: Option<String>,
     },
     /// `name @ https://...` (fragment removed) with the hash that verifies it.
     Url {
         url: String,
-        hash: FileHash,
+        hash: Digest,
         extension: &'static str,
     },
 }
@@ -220,11 +180,11 @@ pub struct Requirement {
     pub marker: Option<String>,
     pub source: Source,
     /// `--hash` options (in order, deduplicated)
-    pub hashes: Vec<FileHash>,
+    pub hashes: Vec<Digest>,
     /// per-requirement options other than `--hash`, verbatim (kept in rewritten files)
     pub other_options: Vec<String>,
-    /// repository-relative path of the file that declares it
-    pub file: String,
+    /// the file that declares it
+    pub file: RepoPath,
     /// first and last physical line (1-based) of the logical line
     pub line: usize,
     pub end_line: usize,
@@ -252,8 +212,8 @@ pub struct FileContent {
 /// A requirements file with everything it includes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ParsedRequirements {
-    /// every file read (repository-relative), first the top-level one
-    pub files: Vec<String>,
+    /// every file read, first the top-level one
+    pub files: Vec<RepoPath>,
     pub requirements: Vec<Requirement>,
     /// hash-checking mode (a `--require-hashes` line or any `--hash`)
     pub require_hashes: bool,
@@ -393,6 +353,8 @@ fn find_env_var(line: &str) -> Option<String> {
 }
 
 struct Ctx<'a> {
+    path: &'a RepoPath,
+    /// `path` as messages name it
     file: &'a str,
     line: usize,
 }
@@ -507,11 +469,12 @@ fn req_option_takes_value(n: &str) -> bool {
     )
 }
 
-/// Parse one requirements file's text; `file` is its repository-relative path (for messages).
-pub fn parse_str(text: &str, file: &str) -> Result<FileContent, RequirementsError> {
+/// Parse one requirements file's text; `path` is where it is (for messages).
+pub fn parse_str(text: &str, path: &RepoPath) -> Result<FileContent, RequirementsError> {
+    let file = path.as_str();
     let mut content = FileContent::default();
     for (line, end_line, l) in logical_lines(text) {
-        let ctx = Ctx { file, line };
+        let ctx = Ctx { path, file, line };
         if let Some(var) = find_env_var(&l) {
             return Err(RequirementsError::EnvVar {
                 file: file.into(),
@@ -565,12 +528,12 @@ pub fn parse_str(text: &str, file: &str) -> Result<FileContent, RequirementsErro
             continue;
         }
         let options = parse_options(&ctx, &tokens, req_option_takes_value)?;
-        let mut hashes: Vec<FileHash> = Vec::new();
+        let mut hashes: Vec<Digest> = Vec::new();
         let mut other_options = Vec::new();
         for (name, value) in options {
             match (name.as_str(), value) {
                 ("--hash", Some(h)) => {
-                    let parsed = FileHash::parse(&h).ok_or_else(|| RequirementsError::BadHash {
+                    let parsed = parse_hash(&h).ok_or_else(|| RequirementsError::BadHash {
                         file: file.into(),
                         line,
                         text: args.clone(),
@@ -620,7 +583,7 @@ fn has_scheme(s: &str) -> bool {
 fn parse_requirement(
     ctx: &Ctx,
     text: &str,
-    hashes: &[FileHash],
+    hashes: &[Digest],
 ) -> Result<Requirement, RequirementsError> {
     let lower = text.to_ascii_lowercase();
     let base =
@@ -632,7 +595,7 @@ fn parse_requirement(
             source,
             hashes: Vec::new(),
             other_options: Vec::new(),
-            file: ctx.file.into(),
+            file: ctx.path.clone(),
             line: ctx.line,
             end_line: ctx.line,
             text: text.into(),
@@ -818,7 +781,7 @@ fn parse_url_source(
     text: &str,
     url: &str,
     name: &str,
-    hashes: &[FileHash],
+    hashes: &[Digest],
 ) -> Result<Source, RequirementsError> {
     let lower = url.to_ascii_lowercase();
     let file_err = || RequirementsError::FileScheme {
@@ -865,11 +828,11 @@ fn parse_url_source(
         let (repo_path, reference) = path
             .rsplit_once('@')
             .ok_or_else(|| vcs_err("it must name a full 40-character commit id with @<commit>"))?;
-        if reference.len() != 40 || !reference.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(vcs_err(&format!(
+        let commit = CommitId::parse_any_case(reference).map_err(|_| {
+            vcs_err(&format!(
                 "'{reference}' is not a full 40-character commit id"
-            )));
-        }
+            ))
+        })?;
         let repo_path = repo_path.trim_end_matches('/');
         if repo_path.is_empty()
             || repo_path == "/"
@@ -882,7 +845,7 @@ fn parse_url_source(
         base.set_path(repo_path);
         let subdirectory = fragment_param(url, "subdirectory");
         if let Some(s) = &subdirectory {
-            if s.starts_with('/') || s.split('/').any(|p| p == "..") {
+            if RepoPath::parse(s).is_err() {
                 return Err(vcs_err(
                     "subdirectory must be a relative path inside the repository",
                 ));
@@ -890,7 +853,7 @@ fn parse_url_source(
         }
         return Ok(Source::Vcs {
             url: base.to_string(),
-            commit: reference.to_ascii_lowercase(),
+            commit,
             subdirectory,
         });
     }
@@ -921,12 +884,10 @@ fn parse_url_source(
                 continue;
             };
             if k == "cachito_hash" {
+                frag_hash = Some(parse_hash(v).ok_or_else(|| url_err("invalid cachito_hash"))?);
+            } else if pip_algorithm(k).is_some() {
                 frag_hash =
-                    Some(FileHash::parse(v).ok_or_else(|| url_err("invalid cachito_hash"))?);
-            } else if HashAlg::from_name(k).is_some() {
-                frag_hash = Some(
-                    FileHash::parse(kv).ok_or_else(|| url_err("invalid hash in URL fragment"))?,
-                );
+                    Some(parse_hash(kv).ok_or_else(|| url_err("invalid hash in URL fragment"))?);
             }
         }
     }
@@ -934,7 +895,7 @@ fn parse_url_source(
         .or_else(|| {
             hashes
                 .iter()
-                .find(|h| h.alg == HashAlg::Sha256)
+                .find(|h| h.algorithm == HashAlgorithm::Sha256)
                 .or(hashes.first())
                 .cloned()
         })
@@ -950,82 +911,41 @@ fn parse_url_source(
     })
 }
 
-/// Lexically resolve `rel` against directory `base` (both repository-relative, `/`-separated);
-/// None when it is absolute or leaves the repository.
-pub fn join_relative(base: &str, rel: &str) -> Option<String> {
-    if rel.is_empty() || rel.contains('\0') || rel.contains('\\') {
-        return None;
-    }
-    let p = Path::new(rel);
-    if p.is_absolute() || rel.contains("://") || rel.starts_with("file:") {
-        return None;
-    }
-    let mut parts: Vec<String> = base
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != ".")
-        .map(str::to_string)
-        .collect();
-    for c in p.components() {
-        match c {
-            Component::Normal(s) => parts.push(s.to_str()?.to_string()),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                parts.pop()?;
-            }
-            _ => return None,
-        }
-    }
-    (!parts.is_empty()).then(|| parts.join("/"))
+/// A requirements file on disk: it must stay inside the repository (symlinks followed) and be
+/// a regular file.
+pub fn resolve_file(repo_root: &Path, rel: &RepoPath) -> Result<PathBuf, RequirementsError> {
+    rel.resolve(repo_root)
+        .ok()
+        .filter(|real| real.is_file())
+        .ok_or_else(|| RequirementsError::InvalidPath(rel.to_string()))
 }
 
-/// Resolve a repository-relative path on disk and check (following symlinks) that it stays in
-/// the repository and is a regular file.
-pub fn resolve_in_repo(repo_root: &Path, rel: &str) -> Result<PathBuf, RequirementsError> {
-    let bad = || RequirementsError::InvalidPath(rel.to_string());
-    let joined = join_relative("", rel).ok_or_else(bad)?;
-    let root = repo_root.canonicalize().map_err(|_| bad())?;
-    let real = root.join(&joined).canonicalize().map_err(|_| bad())?;
-    if !real.starts_with(&root) || !real.is_file() {
-        return Err(bad());
-    }
-    Ok(real)
+/// A requested requirements file (relative to the package path), checked without touching the
+/// disk as the API does at submission.
+pub fn check_requested_path(
+    package_path: &RepoPath,
+    file: &str,
+) -> Result<RepoPath, RequirementsError> {
+    package_path
+        .join(file)
+        .map_err(|_| RequirementsError::InvalidPath(file.to_string()))
 }
 
-/// Check a requested requirements file path (relative to the package path) without touching the
-/// disk, as the API does at submission. Returns the repository-relative path.
-pub fn check_requested_path(package_path: &str, file: &str) -> Result<String, RequirementsError> {
-    let pkg = join_relative(
-        "",
-        if package_path.is_empty() {
-            "."
-        } else {
-            package_path
-        },
-    )
-    .unwrap_or_default();
-    if package_path.contains("..") || Path::new(package_path).is_absolute() {
-        return Err(RequirementsError::InvalidPath(format!(
-            "{package_path}/{file}"
-        )));
-    }
-    join_relative(&pkg, file).ok_or_else(|| RequirementsError::InvalidPath(file.to_string()))
-}
-
-fn read_file(repo_root: &Path, rel: &str) -> Result<String, RequirementsError> {
-    let real = resolve_in_repo(repo_root, rel)?;
-    let meta = std::fs::metadata(&real)
-        .map_err(|e| RequirementsError::Unreadable(rel.into(), e.to_string()))?;
+fn read_file(repo_root: &Path, rel: &RepoPath) -> Result<String, RequirementsError> {
+    let real = resolve_file(repo_root, rel)?;
+    let unreadable =
+        |e: std::io::Error| RequirementsError::Unreadable(rel.to_string(), e.to_string());
+    let meta = std::fs::metadata(&real).map_err(unreadable)?;
     if meta.len() > MAX_FILE_SIZE {
-        return Err(RequirementsError::TooLarge(rel.into()));
+        return Err(RequirementsError::TooLarge(rel.to_string()));
     }
-    let bytes = std::fs::read(&real)
-        .map_err(|e| RequirementsError::Unreadable(rel.into(), e.to_string()))?;
-    String::from_utf8(bytes).map_err(|_| RequirementsError::NotUtf8(rel.into()))
+    let bytes = std::fs::read(&real).map_err(unreadable)?;
+    String::from_utf8(bytes).map_err(|_| RequirementsError::NotUtf8(rel.to_string()))
 }
 
-/// Load a requirements file (repository-relative path) and everything it includes, then apply
-/// the hash rule (if any requirement has a hash, all must).
-pub fn load(repo_root: &Path, rel: &str) -> Result<ParsedRequirements, RequirementsError> {
+/// Load a requirements file and everything it includes, then apply the hash rule (if any
+/// requirement has a hash, all must).
+pub fn load(repo_root: &Path, rel: &RepoPath) -> Result<ParsedRequirements, RequirementsError> {
     let mut out = ParsedRequirements::default();
     let mut stack = Vec::new();
     load_rec(repo_root, rel, false, &mut stack, &mut out)?;
@@ -1036,7 +956,7 @@ pub fn load(repo_root: &Path, rel: &str) -> Result<ParsedRequirements, Requireme
             !r.constraint && r.hashes.is_empty() && matches!(r.source, Source::Index { .. })
         }) {
             return Err(RequirementsError::MissingHash {
-                file: r.file.clone(),
+                file: r.file.to_string(),
                 line: r.line,
                 text: r.text.clone(),
             });
@@ -1047,27 +967,25 @@ pub fn load(repo_root: &Path, rel: &str) -> Result<ParsedRequirements, Requireme
 
 fn load_rec(
     repo_root: &Path,
-    rel: &str,
+    rel: &RepoPath,
     constraint: bool,
-    stack: &mut Vec<String>,
+    stack: &mut Vec<RepoPath>,
     out: &mut ParsedRequirements,
 ) -> Result<(), RequirementsError> {
-    let rel = join_relative("", rel).ok_or_else(|| RequirementsError::InvalidPath(rel.into()))?;
-    if stack.contains(&rel) {
-        let mut chain = stack.clone();
-        chain.push(rel.clone());
+    if stack.contains(rel) {
+        let chain: Vec<&str> = stack.iter().chain([rel]).map(RepoPath::as_str).collect();
         return Err(RequirementsError::Cycle {
-            file: rel,
+            file: rel.to_string(),
             chain: chain.join(" -> "),
         });
     }
     if out.files.len() >= MAX_FILES {
         return Err(RequirementsError::TooManyFiles(
-            stack.first().cloned().unwrap_or_default(),
+            stack.first().map(RepoPath::to_string).unwrap_or_default(),
         ));
     }
-    let text = read_file(repo_root, &rel)?;
-    let content = parse_str(&text, &rel)?;
+    let text = read_file(repo_root, rel)?;
+    let content = parse_str(&text, rel)?;
     out.files.push(rel.clone());
     out.require_hashes |= content.require_hashes;
     out.requirements
@@ -1076,45 +994,49 @@ fn load_rec(
             r
         }));
     stack.push(rel.clone());
-    let dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let dir = rel.parent().unwrap_or_default();
     for inc in content.includes {
-        let target = join_relative(dir, &inc.path)
-            .ok_or_else(|| RequirementsError::InvalidPath(inc.path.clone()))?;
+        let invalid = || RequirementsError::InvalidPath(inc.path.clone());
+        // pip would fetch a URL: never from here
+        if inc.path.is_empty() || inc.path.contains("://") || inc.path.starts_with("file:") {
+            return Err(invalid());
+        }
+        let target = dir.join(&inc.path).map_err(|_| invalid())?;
         load_rec(repo_root, &target, constraint || inc.constraint, stack, out)?;
     }
     stack.pop();
     Ok(())
 }
 
-/// Requirements files for one package: `(runtime files, build files)` repository-relative.
-/// Defaults (`requirements.txt`, `requirements-build.txt`) are used only if they exist;
-/// explicitly requested files must exist inside the repository.
+/// Requirements files for one package: `(runtime files, build files)`. Defaults
+/// (`requirements.txt`, `requirements-build.txt`) are used only if they exist; explicitly
+/// requested files must exist inside the repository.
 pub fn files_for_package(
     repo_root: &Path,
     spec: &common::PackageSpec,
-) -> Result<(Vec<String>, Vec<String>), RequirementsError> {
-    let pick =
-        |explicit: &Option<Vec<String>>, default: &str| -> Result<Vec<String>, RequirementsError> {
-            match explicit {
-                Some(list) => list
-                    .iter()
-                    .map(|f| {
-                        let rel = check_requested_path(spec.path.as_str(), f)?;
-                        resolve_in_repo(repo_root, &rel)
-                            .map_err(|_| RequirementsError::InvalidPath(rel.clone()))?;
-                        Ok(rel)
-                    })
-                    .collect(),
-                None => {
-                    let rel = check_requested_path(spec.path.as_str(), default)?;
-                    Ok(resolve_in_repo(repo_root, &rel)
-                        .ok()
-                        .map(|_| rel)
-                        .into_iter()
-                        .collect())
-                }
+) -> Result<(Vec<RepoPath>, Vec<RepoPath>), RequirementsError> {
+    let pick = |explicit: &Option<Vec<String>>,
+                default: &str|
+     -> Result<Vec<RepoPath>, RequirementsError> {
+        match explicit {
+            Some(list) => list
+                .iter()
+                .map(|f| {
+                    let rel = check_requested_path(&spec.path, f)?;
+                    resolve_file(repo_root, &rel)?;
+                    Ok(rel)
+                })
+                .collect(),
+            None => {
+                let rel = check_requested_path(&spec.path, default)?;
+                Ok(resolve_file(repo_root, &rel)
+                    .ok()
+                    .map(|_| rel)
+                    .into_iter()
+                    .collect())
             }
-        };
+        }
+    };
     Ok((
         pick(&spec.requirements_files, "requirements.txt")?,
         pick(&spec.requirements_build_files, "requirements-build.txt")?,
@@ -1127,6 +1049,14 @@ mod tests {
 
     const H1: &str = "0000000000000000000000000000000000000000000000000000000000000001";
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn parse_str(text: &str, file: &str) -> Result<FileContent, RequirementsError> {
+        super::parse_str(text, &RepoPath::parse(file).unwrap())
+    }
+
+    fn load(root: &Path, file: &str) -> Result<ParsedRequirements, RequirementsError> {
+        super::load(root, &RepoPath::parse(file).unwrap())
+    }
 
     fn one(line: &str) -> Result<Requirement, RequirementsError> {
         let c = parse_str(line, "requirements.txt")?;
@@ -1195,7 +1125,10 @@ mod tests {
             let e = one(l).unwrap_err();
             assert!(matches!(e, RequirementsError::NotPinned { .. }), "{l}: {e}");
             assert!(e.to_string().contains(l), "{e}");
-            assert_eq!(e.failure().origin(), common::ErrorOrigin::Client);
+            assert_eq!(
+                common::Failure::from(e).origin(),
+                common::ErrorOrigin::Client
+            );
         }
         assert!(matches!(
             one("foo==notaversion").unwrap_err(),
@@ -1279,7 +1212,7 @@ mod tests {
             r.source,
             Source::Vcs {
                 url: "https://github.com/Org/Repo.git".into(),
-                commit: SHA.into(),
+                commit: CommitId::parse(SHA).unwrap(),
                 subdirectory: None
             }
         );
@@ -1290,7 +1223,7 @@ mod tests {
         .unwrap();
         assert_eq!(r.extras, vec!["x"]);
         assert_eq!(r.marker.as_deref(), Some("python_version>'3'"));
-        assert!(matches!(&r.source, Source::Vcs { commit, .. } if commit == SHA));
+        assert!(matches!(&r.source, Source::Vcs { commit, .. } if commit.as_str() == SHA));
         let r = one(&format!(
             "git+ssh://git@h.example/a/b.git@{SHA}#egg=b&subdirectory=sub/dir"
         ))
@@ -1324,7 +1257,7 @@ mod tests {
             r.source,
             Source::Url {
                 url: "https://h.example/d/foo-1.0.tar.gz".into(),
-                hash: FileHash::parse(&format!("sha256:{H1}")).unwrap(),
+                hash: parse_hash(&format!("sha256:{H1}")).unwrap(),
                 extension: ".tar.gz"
             }
         );
@@ -1381,22 +1314,27 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert_eq!(join_relative("a/b", "../c.txt").as_deref(), Some("a/c.txt"));
-        assert_eq!(join_relative("", "./x/./y.txt").as_deref(), Some("x/y.txt"));
-        assert_eq!(join_relative("a", "../../x"), None);
-        assert_eq!(join_relative("", "/etc/passwd"), None);
-        assert_eq!(join_relative("", ""), None);
+        let p = |s: &str| RepoPath::parse(s).unwrap();
         assert_eq!(
-            check_requested_path("sub", "req.txt").unwrap(),
-            "sub/req.txt"
+            check_requested_path(&p("sub"), "req.txt").unwrap(),
+            p("sub/req.txt")
         );
         assert_eq!(
-            check_requested_path(".", "../../x")
+            check_requested_path(&p("a/b"), "../c.txt").unwrap(),
+            p("a/c.txt")
+        );
+        assert_eq!(
+            check_requested_path(&p("."), "./x/./y.txt").unwrap(),
+            p("x/y.txt")
+        );
+        assert_eq!(
+            check_requested_path(&p("."), "../../x")
                 .unwrap_err()
                 .to_string(),
             "Following requirement file has an invalid path: ../../x"
         );
-        assert!(check_requested_path("..", "x").is_err());
+        assert!(check_requested_path(&p("."), "/etc/passwd").is_err());
+        assert!(check_requested_path(&p("a"), "../../x").is_err());
     }
 
     fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -1444,6 +1382,11 @@ mod tests {
         let d = repo(&[("a.txt", "-r b.txt\n"), ("b.txt", "-r ./a.txt\n")]);
         let e = load(d.path(), "a.txt").unwrap_err();
         assert!(matches!(e, RequirementsError::Cycle { .. }), "{e}");
+        let d = repo(&[("a.txt", "-r https://h/r.txt\n")]);
+        assert_eq!(
+            load(d.path(), "a.txt").unwrap_err(),
+            RequirementsError::InvalidPath("https://h/r.txt".into())
+        );
         assert!(e.to_string().contains("a.txt -> b.txt -> a.txt"));
         let d = repo(&[("a.txt", "-r ../outside.txt\n")]);
         let e = load(d.path(), "a.txt").unwrap_err();
@@ -1517,7 +1460,7 @@ mod tests {
         };
         assert_eq!(
             files_for_package(d.path(), &spec).unwrap(),
-            (vec!["requirements.txt".to_string()], vec![])
+            (vec![RepoPath::parse("requirements.txt").unwrap()], vec![])
         );
         let spec = common::PackageSpec {
             path: common::repo_path::RepoPath::parse("sub").unwrap(),
