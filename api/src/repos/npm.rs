@@ -81,7 +81,9 @@ struct VersionDoc<'a> {
 
 #[derive(Serialize)]
 struct DistDoc<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
     integrity: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     shasum: &'a str,
     tarball: String,
 }

@@ -11,6 +11,8 @@ pub struct NpmMeta {
     pub source: NpmSource,
     #[serde(flatten)]
     pub manifest: NpmManifest,
+    /// Empty when unknown: the packument then leaves it out and npm relies on the lockfile's.
+    #[serde(default)]
     pub dist: NpmDist,
 }
 
