@@ -76,6 +76,36 @@ fn init_tracing(data_dir: Option<&std::path::Path>) {
     }
 }
 
+/// The worker of `serve`, on its own runtime whose threads (and their blocking pool, where the
+/// archive and hashing work runs) the kernel schedules after the api's: a busy worker on a
+/// small machine must not make `/healthz` or a submission wait.
+fn spawn_background_worker(config: Config) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("larder-worker")
+        .on_thread_start(lower_priority)
+        .enable_all()
+        .build()
+        .context("cannot start the worker's runtime")?;
+    std::thread::Builder::new()
+        .name("larder-worker".into())
+        .spawn(move || runtime.block_on(worker::run(config)))
+        .context("cannot start the worker's thread")?;
+    Ok(())
+}
+
+/// Linux keeps a nice value per thread: raise this thread's (a lower priority).
+fn lower_priority() {
+    // SAFETY: plain system calls on the calling thread's id, no memory is passed
+    let done = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10)
+    };
+    if done != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the worker's priority");
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -103,7 +133,7 @@ async fn main() -> Result<()> {
                 config.worker_token = Some(token);
             }
             let server = api::start(config.clone(), worker::pkg_managers::catalogue()).await?;
-            tokio::spawn(worker::run(config));
+            spawn_background_worker(config)?;
             server.await.context("the api stopped")?;
         }
         Command::Api { config } => {

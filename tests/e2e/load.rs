@@ -40,23 +40,30 @@ async fn a_burst_of_submissions_is_answered_and_nothing_is_lost() {
     let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "a.txt", "load\n");
     let body = json!({"repo": repo.url(), "ref": commit, "pkg_managers": []});
 
-    // /healthz, polled on its own connection for the whole burst.
+    // /healthz, polled on its own connection for the whole burst, from its own thread: the
+    // 1,000 submitting tasks must not delay the poll's timer or its response on this side.
     let stop = Arc::new(AtomicBool::new(false));
     let health = {
         let (url, stop) = (format!("{}/healthz", larder.url), stop.clone());
-        tokio::spawn(async move {
-            let http = reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap();
-            let mut latencies = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                let status = http.get(&url).send().await.map(|r| r.status().as_u16());
-                latencies.push((started.elapsed(), status.ok()));
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            latencies
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let status = http.get(&url).send().await.map(|r| r.status().as_u16());
+                    latencies.push((started.elapsed(), status.ok()));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                latencies
+            })
         })
     };
 
@@ -130,7 +137,7 @@ async fn a_burst_of_submissions_is_answered_and_nothing_is_lost() {
     }
     let completed_after = burst_started.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let health = health.await.unwrap();
+    let health = health.join().unwrap();
 
     // The database holds exactly the requests answered 201, all complete.
     let mut recorded = BTreeSet::new();

@@ -31,6 +31,8 @@ pub enum NpmSource {
 #[serde(rename_all = "camelCase")]
 pub struct NpmManifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dependencies: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optional_dependencies: Option<Value>,

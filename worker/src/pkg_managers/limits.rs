@@ -2,7 +2,7 @@
 //! message naming the file and the limit, before the worker holds more of it. A 50,000-package
 //! lockfile is 3 (go.sum) to 20 (package-lock.json) MiB.
 
-use common::{ErrorKind, Failure};
+use common::ErrorKind;
 
 /// package-lock.json / npm-shrinkwrap.json, Cargo.lock, go.sum.
 pub const MAX_LOCKFILE_BYTES: u64 = 64 << 20;
@@ -25,12 +25,6 @@ pub enum LimitError {
 impl common::Classify for LimitError {
     fn kind(&self) -> ErrorKind {
         ErrorKind::InvalidFileFormat
-    }
-}
-
-impl LimitError {
-    pub fn failure(&self) -> Failure {
-        Failure::new(ErrorKind::InvalidFileFormat, self.to_string())
     }
 }
 
@@ -60,13 +54,14 @@ pub fn check_entries(file: &str, count: usize) -> Result<(), LimitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::Failure;
 
     #[test]
     fn failures_name_the_file_and_the_limit() {
         assert!(check_size("go.sum", MAX_LOCKFILE_BYTES).is_ok());
         let f = check_size("web/package-lock.json", MAX_LOCKFILE_BYTES + 1)
-            .unwrap_err()
-            .failure();
+            .map_err(Failure::from)
+            .unwrap_err();
         assert_eq!(f.error_type(), "InvalidFileFormat");
         assert_eq!(
             f.message,
@@ -74,8 +69,8 @@ mod tests {
         );
         assert!(check_entries("Cargo.lock", MAX_LOCKFILE_ENTRIES).is_ok());
         let f = check_entries("Cargo.lock", MAX_LOCKFILE_ENTRIES + 1)
-            .unwrap_err()
-            .failure();
+            .map_err(Failure::from)
+            .unwrap_err();
         assert_eq!(
             f.message,
             format!(

@@ -302,8 +302,8 @@ async fn stage_one(
 
 impl PmContext<'_> {
     /// Verify (store hits) or download every file, `LARDER_DOWNLOAD_CONCURRENCY` at a time.
-    /// Nothing enters the store until `commit`.
-    pub async fn stage_all(
+    /// Nothing enters the store until `Fetcher::commit`.
+    async fn stage_all(
         &self,
         items: Vec<(Download, Check)>,
         what: &str,
@@ -331,15 +331,6 @@ impl PmContext<'_> {
                 self.progress(&format!("{what} ({n}/{total})")).await;
             }
         }
-    }
-
-    /// Move staged files into the store.
-    pub async fn commit(
-        &self,
-        staged: Vec<crate::fetch::Staged>,
-    ) -> Result<Vec<crate::fetch::FetchedFile>, Failure> {
-        let fetcher = self.fetcher.clone();
-        blocking(move || fetcher.commit(staged)).await
     }
 }
 

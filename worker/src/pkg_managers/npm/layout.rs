@@ -163,6 +163,7 @@ pub fn packument_manifest(manifest: &Value) -> NpmManifest {
                 .any(|k| s.contains_key(*k))
         });
     NpmManifest {
+        description: field("description"),
         dependencies: field("dependencies"),
         optional_dependencies: field("optionalDependencies"),
         peer_dependencies: field("peerDependencies"),
