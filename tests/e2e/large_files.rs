@@ -11,26 +11,6 @@ use std::process::Command;
 
 const BIG_MIB: usize = 64;
 
-/// Incompressible bytes (xorshift64*), `mib` MiB, written to `path`; returns their SHA-256.
-fn write_random_file(path: &Path, mib: usize, seed: u64) -> String {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut hasher = Sha256::new();
-    let mut state = seed | 1;
-    let mut buf = vec![0u8; 1 << 20];
-    for _ in 0..mib {
-        for chunk in buf.chunks_exact_mut(8) {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            chunk.copy_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-        }
-        hasher.update(&buf);
-        out.write_all(&buf).unwrap();
-    }
-    out.flush().unwrap();
-    hex::encode(hasher.finalize())
-}
-
 fn sha256_of(path: &Path) -> String {
     let mut hasher = Sha256::new();
     std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut hasher).unwrap();

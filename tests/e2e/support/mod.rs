@@ -784,3 +784,25 @@ pub fn clean_command(program: &str, home: &Path) -> Command {
         .env("npm_config_userconfig", home.join(".npmrc-empty"));
     cmd
 }
+
+/// Incompressible bytes (xorshift64*), `mib` MiB, written to `path`; returns their SHA-256.
+pub fn write_random_file(path: &Path, mib: usize, seed: u64) -> String {
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut hasher = Sha256::new();
+    let mut state = seed | 1;
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        for chunk in buf.chunks_exact_mut(8) {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            chunk.copy_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+        }
+        hasher.update(&buf);
+        out.write_all(&buf).unwrap();
+    }
+    out.flush().unwrap();
+    hex::encode(hasher.finalize())
+}
