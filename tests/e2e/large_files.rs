@@ -5,7 +5,6 @@
 use crate::support::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
