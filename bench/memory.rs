@@ -131,19 +131,28 @@ impl Sampler {
         let start = Instant::now();
         let thread = std::thread::spawn(move || {
             let mut rss_peak = 0;
+            let mut tick = 0u64;
             while !s.load(Ordering::Relaxed) {
+                // the total every 5 ms (a file mapped and read through is a short spike), the
+                // rest every 100 ms (walking the temporary directory costs)
                 let rss = status_kib(pid, "VmRSS:");
-                if rss > rss_peak {
+                if rss > rss_peak + 1024 {
                     rss_peak = rss;
                     let (kib, name) = largest_mapping(pid);
-                    *l.lock().unwrap() = format!("{} MiB in {name}", kib / 1024);
+                    *l.lock().unwrap() =
+                        format!("{} MiB of {} MiB in {name}", kib / 1024, rss / 1024);
+                }
+                tick += 1;
+                if tick % 20 != 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
                 }
                 let anon = status_kib(pid, "RssAnon:");
                 if anon > a.fetch_max(anon, Ordering::Relaxed) {
                     at.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
                 }
                 t.fetch_max(disk_usage(&tmp), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(5));
             }
         });
         Self {

@@ -1,6 +1,7 @@
 //! The worker's calls to the api (workers hold no database credentials).
 
 use base64::Engine;
+use bytes::Bytes;
 use common::{
     Artifact, ConfigFile, ConfigFileBase64, EnvVars, Failure, Job, PackagesData, RequestState,
 };
@@ -77,7 +78,7 @@ impl ApiClient {
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<&[u8]>,
+        body: Option<&Bytes>,
     ) -> Result<reqwest::Response, ApiClientError> {
         self.call_with(method, path, body, ATTEMPTS).await
     }
@@ -86,7 +87,7 @@ impl ApiClient {
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<&[u8]>,
+        body: Option<&Bytes>,
         tries: u32,
     ) -> Result<reqwest::Response, ApiClientError> {
         let what = format!("{method} {path}");
@@ -106,7 +107,8 @@ impl ApiClient {
             if let Some(body) = body {
                 req = req
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.to_vec());
+                    // shared, not copied, on every attempt
+                    .body(body.clone());
             }
             let err = match req.send().await {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
@@ -221,13 +223,17 @@ impl ApiClient {
         &self,
         id: i64,
         env: &EnvVars,
-        data: &PackagesData,
+        data: PackagesData,
         artifacts: &[Artifact],
         files: &[ConfigFile],
     ) -> Result<(), ApiClientError> {
+        let packages_count = data.packages.len();
+        let dependencies_count = data.merged_dependencies().len();
         // serialized straight to bytes: a serde_json::Value of thousands of artifacts costs
-        // several times the body (and fragments the heap)
-        let data_json = json_bytes(data);
+        // several times the body (and fragments the heap); the structs go before the api,
+        // in this same process under `serve`, parses its copy
+        let data_json = json_bytes(&data);
+        drop(data);
         self.call(
             reqwest::Method::PUT,
             &format!("/api/v1/requests/{id}/packages"),
@@ -249,10 +255,9 @@ impl ApiClient {
             )
             .await?;
         }
-        let dependencies = data.merged_dependencies().len();
         self.patch(
             id,
-            json!({"environment_variables": env, "packages_count": data.packages.len(), "dependencies_count": dependencies}),
+            json!({"environment_variables": env, "packages_count": packages_count, "dependencies_count": dependencies_count}),
         )
         .await
     }
@@ -274,7 +279,8 @@ impl ApiClient {
             first: true,
         };
         for body in bodies {
-            self.call(method.clone(), &path, Some(&body)).await?;
+            self.call(method.clone(), &path, Some(&Bytes::from(body)))
+                .await?;
             method = reqwest::Method::POST;
         }
         Ok(())
@@ -321,8 +327,8 @@ impl Iterator for ArtifactBodies<'_> {
 }
 
 /// A JSON request body, serialized once (retries resend the same bytes).
-fn json_bytes<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).expect("serializable")
+fn json_bytes<T: serde::Serialize + ?Sized>(v: &T) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).expect("serializable"))
 }
 
 #[cfg(test)]

@@ -193,7 +193,7 @@ async fn report(api: &ApiClient, job: &Job, output: PmOutput) -> Result<(), ApiC
     api.report(
         job.id,
         &output.env,
-        &data,
+        data,
         &output.artifacts,
         &output.config_files,
     )

@@ -113,9 +113,11 @@ struct JsonFile {
     size: Option<u64>,
 }
 
+/// A sha256 as an index page gives it, lowercased; anything else is no sha256.
 fn valid_sha256(h: &str) -> Option<String> {
-    let h = h.to_ascii_lowercase();
-    (h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())).then_some(h)
+    common::digest::Digest::from_hex(common::digest::HashAlgorithm::Sha256, h)
+        .ok()
+        .map(|d| d.hex())
 }
 
 fn plain_filename(f: &str) -> bool {
