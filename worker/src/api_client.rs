@@ -2,9 +2,7 @@
 
 use base64::Engine;
 use bytes::Bytes;
-use common::{
-    Artifact, ConfigFile, ConfigFileBase64, EnvVars, Failure, Job, PackagesData, RequestState,
-};
+use common::{Artifact, ConfigFile, EnvVars, Failure, Job, PackagesData, RequestState};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -243,11 +241,7 @@ impl ApiClient {
         self.report_artifacts(id, artifacts).await?;
         // one file per body: a rewritten lockfile is as large as the lockfile
         for f in files {
-            let body = json_bytes(&[ConfigFileBase64 {
-                content: base64::engine::general_purpose::STANDARD.encode(&f.content),
-                path: f.path.clone(),
-                kind: "base64".into(),
-            }]);
+            let body = config_file_body(f);
             self.call(
                 reqwest::Method::POST,
                 &format!("/api/v1/requests/{id}/configuration-files"),
@@ -327,6 +321,23 @@ impl Iterator for ArtifactBodies<'_> {
 }
 
 /// A JSON request body, serialized once (retries resend the same bytes).
+/// `[{"content": <base64>, "path": …, "type": "base64"}]`, the base64 written straight into the
+/// body: a rewritten lockfile is tens of MiB, and a `String` of it plus its JSON would be two.
+fn config_file_body(f: &ConfigFile) -> Bytes {
+    let encoded = base64::encoded_len(f.content.len(), true).expect("a file fits in memory");
+    let mut body = Vec::with_capacity(encoded + f.path.len() + 64);
+    body.extend_from_slice(b"[{\"content\":\"");
+    let start = body.len();
+    body.resize(start + encoded, 0);
+    base64::engine::general_purpose::STANDARD
+        .encode_slice(&f.content, &mut body[start..])
+        .expect("sized for it");
+    body.extend_from_slice(b"\",\"path\":");
+    serde_json::to_writer(&mut body, &f.path).expect("serializable");
+    body.extend_from_slice(b",\"type\":\"base64\"}]");
+    Bytes::from(body)
+}
+
 fn json_bytes<T: serde::Serialize + ?Sized>(v: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(v).expect("serializable"))
 }
@@ -334,6 +345,7 @@ fn json_bytes<T: serde::Serialize + ?Sized>(v: &T) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::ConfigFileBase64;
 
     fn artifact(i: usize) -> Artifact {
         common::Artifact {
@@ -385,5 +397,24 @@ mod tests {
         }
         .collect();
         assert_eq!(one.len(), 2);
+    }
+
+    #[test]
+    fn a_configuration_file_body_is_the_json_the_api_reads() {
+        let file = ConfigFile {
+            path: "app/a \"b\".json".into(),
+            content: (0..=255u8).cycle().take(1000).collect(),
+        };
+        let parsed: Vec<ConfigFileBase64> =
+            serde_json::from_slice(&config_file_body(&file)).unwrap();
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].path, file.path);
+        assert_eq!(parsed[0].kind, "base64");
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(&parsed[0].content)
+                .unwrap(),
+            file.content
+        );
     }
 }

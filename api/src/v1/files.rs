@@ -188,7 +188,14 @@ pub async fn add_configuration_files(
     mut payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     auth::require_worker(&req)?;
-    let mut bytes = web::BytesMut::new();
+    // sized once from the announced length: growing by doubling would hold up to twice the body
+    let announced = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut bytes = web::BytesMut::with_capacity(announced.min(CONFIGURATION_FILES_BODY_BYTES));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request(format!("The request body could not be read: {e}"))
