@@ -143,7 +143,7 @@ impl Sampler {
                         format!("{} MiB of {} MiB in {name}", kib / 1024, rss / 1024);
                 }
                 tick += 1;
-                if tick % 20 != 0 {
+                if !tick.is_multiple_of(20) {
                     std::thread::sleep(Duration::from_millis(5));
                     continue;
                 }
