@@ -105,8 +105,13 @@ impl PackageManager for Npm {
         Ok((NpmPlan { projects, to_pack }, fetches))
     }
 
-    fn layout(plan: NpmPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
-        let mut digests = fetched.files.clone();
+    fn layout(
+        plan: NpmPlan,
+        mut fetched: Fetched,
+        ctx: &LayoutContext,
+    ) -> Result<PmOutput, Failure> {
+        // taken, not cloned: one entry per tarball of a large lockfile
+        let mut digests = std::mem::take(&mut fetched.files);
         // git dependencies: packed as npm packs them, kept under their npm key
         for (dep, fetch) in &plan.to_pack {
             let checkout = fetched.git.get(fetch).ok_or_else(|| {
