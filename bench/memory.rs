@@ -4,6 +4,8 @@
 //! against loopback fixture upstreams, then downloads the bundle, and reports the process's peak
 //! RSS (`VmHWM`), the peak size of the store's temporary directory (`<data>/tmp`: clones, work
 //! directories, archives being written; sampled every 100 ms) and the wall time of the request.
+//! Git fetches run in child processes (`larder git-fetch`): the largest one's peak is printed
+//! beside the service's.
 //!
 //! - `file-5mb`, `file-500mb`: a repository with one incompressible file, served by `git daemon`;
 //!   the bundle's copy is checked byte for byte (SHA-256).
@@ -91,8 +93,26 @@ struct Sampler {
     /// At the highest total RSS sampled: the mapping holding most of it (`[heap]`, `[anon]`, a
     /// file), which says whether a peak is our heap or pages of a file mapped for reading.
     largest_mapping: Arc<std::sync::Mutex<String>>,
+    /// The highest VmHWM of any child process (`larder git-fetch`), KiB.
+    child_peak: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The processes `pid` started that are still running.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 /// The mapping of `pid` with the largest resident size: (KiB, name).
@@ -121,12 +141,14 @@ impl Sampler {
         let anon_peak_at = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let largest: Arc<std::sync::Mutex<String>> = Arc::default();
-        let (t, a, at, s, l) = (
+        let child_peak = Arc::new(AtomicU64::new(0));
+        let (t, a, at, s, l, c) = (
             temp_peak.clone(),
             anon_peak.clone(),
             anon_peak_at.clone(),
             stop.clone(),
             largest.clone(),
+            child_peak.clone(),
         );
         let start = Instant::now();
         let thread = std::thread::spawn(move || {
@@ -136,6 +158,9 @@ impl Sampler {
                 // the total every 5 ms (a file mapped and read through is a short spike), the
                 // rest every 100 ms (walking the temporary directory costs)
                 let rss = status_kib(pid, "VmRSS:");
+                for child in children(pid) {
+                    c.fetch_max(status_kib(child, "VmHWM:"), Ordering::Relaxed);
+                }
                 if rss > rss_peak + 1024 {
                     rss_peak = rss;
                     let (kib, name) = largest_mapping(pid);
@@ -160,13 +185,14 @@ impl Sampler {
             anon_peak,
             anon_peak_at,
             largest_mapping: largest,
+            child_peak,
             stop,
             thread: Some(thread),
         }
     }
 
-    /// (peak temp bytes, peak anonymous RSS KiB, when it peaked)
-    fn finish(mut self) -> (u64, u64, Duration) {
+    /// (peak temp bytes, peak anonymous RSS KiB, when it peaked, peak RSS of a child KiB)
+    fn finish(mut self) -> (u64, u64, Duration, u64) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -179,6 +205,7 @@ impl Sampler {
             self.temp_peak.load(Ordering::Relaxed),
             self.anon_peak.load(Ordering::Relaxed),
             Duration::from_millis(self.anon_peak_at.load(Ordering::Relaxed)),
+            self.child_peak.load(Ordering::Relaxed),
         )
     }
 }
@@ -199,6 +226,8 @@ struct Row {
     case: String,
     what: String,
     rss_mib: u64,
+    /// The largest child process (a git fetch), sampled.
+    child_mib: u64,
     anon_mib: u64,
     peak_step: String,
     temp_mib: u64,
@@ -243,15 +272,16 @@ async fn run() {
     }
     println!();
     println!("memory benchmark: one request per case through a fresh `larder serve`, loopback fixture upstreams");
-    println!("| case | fixture | peak RSS of `larder serve` (VmHWM) | goal | peak anonymous RSS (sampled), during | peak temp disk (`<data>/tmp`, sampled) | request wall time | fixture built in |");
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| case | fixture | peak RSS of `larder serve` (VmHWM) | goal | its largest child (`git-fetch`, sampled VmHWM) | peak anonymous RSS (sampled), during | peak temp disk (`<data>/tmp`, sampled) | request wall time | fixture built in |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in &rows {
         println!(
-            "| {} | {} | {} MiB | {GOAL_MIB} MiB{} | {} MiB, {} | {} MiB | {:.1?} | {:.1?} |",
+            "| {} | {} | {} MiB | {GOAL_MIB} MiB{} | {} MiB | {} MiB, {} | {} MiB | {:.1?} | {:.1?} |",
             r.case,
             r.what,
             r.rss_mib,
             if r.rss_mib <= GOAL_MIB { "" } else { " (over)" },
+            r.child_mib,
             r.anon_mib,
             r.peak_step,
             r.temp_mib,
@@ -294,7 +324,7 @@ async fn measure(case: &str, fixture: Fixture) -> Row {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let wall = t.elapsed();
-    let (temp_peak, anon_peak, anon_peak_at) = sampler.finish();
+    let (temp_peak, anon_peak, anon_peak_at, child_peak) = sampler.finish();
     let peak_step = steps
         .iter()
         .rev()
@@ -319,6 +349,7 @@ async fn measure(case: &str, fixture: Fixture) -> Row {
         case: case.into(),
         what: fixture.what,
         rss_mib: rss / 1024,
+        child_mib: child_peak / 1024,
         anon_mib: anon_peak / 1024,
         peak_step,
         temp_mib: temp_peak >> 20,

@@ -57,8 +57,20 @@ enum Command {
         #[command(flatten)]
         config: Config,
     },
+    /// A worker's git fetch, in a process of its own: a job as JSON on stdin, its report on
+    /// stdout.
+    #[command(hide = true)]
+    GitFetch,
     #[command(flatten)]
     Client(client::ClientCommand),
+}
+
+/// The worker's git fetches run in `larder git-fetch` processes (see
+/// `worker::source::fetch_in_child_processes`).
+fn fetch_in_child_processes() -> Result<()> {
+    let program = std::env::current_exe().context("the path of this program")?;
+    worker::source::fetch_in_child_processes(program);
+    Ok(())
 }
 
 fn init_tracing(data_dir: Option<&std::path::Path>) {
@@ -133,6 +145,7 @@ async fn main() -> Result<()> {
                 config.worker_token = Some(token);
             }
             let server = api::start(config.clone(), worker::pkg_managers::catalogue()).await?;
+            fetch_in_child_processes()?;
             spawn_background_worker(config)?;
             server.await.context("the api stopped")?;
         }
@@ -145,6 +158,7 @@ async fn main() -> Result<()> {
         }
         Command::Worker { config } => {
             init_tracing(Some(&config.data_dir));
+            fetch_in_child_processes()?;
             worker::run(config).await;
         }
         Command::Migrate { config } => {
@@ -161,6 +175,12 @@ async fn main() -> Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message))?;
             println!("{} request(s) marked stale", ids.len());
+        }
+        Command::GitFetch => {
+            let job = serde_json::from_reader(std::io::stdin().lock())
+                .context("a git fetch job on stdin")?;
+            let report = tokio::task::block_in_place(|| worker::source::run_fetch_job(job));
+            serde_json::to_writer(std::io::stdout().lock(), &report)?;
         }
         Command::Client(cmd) => std::process::exit(client::run(cmd).await?),
     }

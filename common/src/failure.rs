@@ -21,7 +21,7 @@ impl ErrorOrigin {
 }
 
 /// What went wrong, in Cachito's vocabulary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ErrorKind {
     // the request's own input, repository or dependencies
     InvalidRequestData,
@@ -95,7 +95,7 @@ impl ErrorKind {
 }
 
 /// Why a request failed: becomes its `state_reason`, `error_origin` and `error_type`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("{message}")]
 pub struct Failure {
     pub kind: ErrorKind,

@@ -37,8 +37,7 @@ pub enum WorkerError {
 
 /// Consume jobs forever, reconnecting to the broker whenever the connection drops.
 pub async fn run(config: Config) {
-    set_git_timeouts();
-    source::limit_libgit2_mappings();
+    configure_libgit2();
     let config = Arc::new(config);
     let store = Store::new(&config.data_dir);
     let api = ApiClient::new(config.api_url(), config.worker_token.clone());
@@ -115,6 +114,13 @@ async fn consume(config: Arc<Config>, store: Store, api: ApiClient) -> Result<()
         });
     }
     Err(WorkerError::ConsumerClosed)
+}
+
+/// libgit2's process-wide options; before any other use of git2 (a worker's start, a fetch
+/// process's).
+pub fn configure_libgit2() {
+    set_git_timeouts();
+    source::limit_libgit2_mappings();
 }
 
 /// libgit2's socket timeouts: a git server that stops sending is given up on, as the HTTP

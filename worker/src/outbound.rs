@@ -202,8 +202,9 @@ impl Refusal {
     }
 }
 
-/// Which hosts and addresses dependency and source URLs may reach.
-#[derive(Clone, Debug)]
+/// Which hosts and addresses dependency and source URLs may reach (by default, the strictest:
+/// no private address, no local repository, any public host).
+#[derive(Clone, Debug, Default)]
 pub struct OutboundPolicy {
     allow_private: bool,
     allow_local_repos: bool,

@@ -2,19 +2,22 @@
 //! store as `sources/<host>/<path>/<commit>.tar.gz` (with `.git` inside).
 
 use crate::git_pack::{self, Packed, PackedBlob};
-use crate::outbound::{BodyKind, Outbound};
+use crate::outbound::{BodyKind, DownloadLimits, Outbound, OutboundPolicy};
 use common::archive::TarGzWriter;
 use common::{ErrorKind, Failure, Store};
 use git2::{
     AttrValue, AutotagOption, FetchOptions, Oid, RemoteCallbacks, RemoteRedirect, Repository,
 };
+use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
-use std::time::Instant;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The store key of a repository's source at a commit. The host is part of the key, so two
 /// hosts with the same repository path never share a slot.
@@ -122,28 +125,30 @@ pub fn fetch_commit(
         .policy()
         .resolve_git_url(url)
         .map_err(|r| r.failure(&format!("the git repository {url}")))?;
-    let access = |e: git2::Error| {
-        Failure::new(
-            ErrorKind::RepositoryAccessError,
-            format!("Failed cloning the Git repository {url}: {}", e.message()),
-        )
-    };
     let bad_ref = || {
         Failure::new(ErrorKind::InvalidRequestData,
             format!("Failed on checking out the Git repository. Please verify the supplied reference of \"{commit}\" is valid."),
         )
     };
     let oid = Oid::from_str(commit).map_err(|_| bad_ref())?;
-    let repo = Repository::init(dir).map_err(|e| {
+    let cannot_create = |e: git2::Error| {
         Failure::new(
             ErrorKind::FileAccessError,
             format!("Cannot create a git repository: {e}"),
         )
-    })?;
-    fetch_within_limits(&repo, url, commit, outbound).map_err(|e| match e {
-        FetchError::Git(e) => access(e),
-        FetchError::Stopped(failure) => failure,
-    })?;
+    };
+    let repo = match FETCH_PROGRAM.get() {
+        Some(program) => {
+            drop(Repository::init(dir).map_err(cannot_create)?);
+            fetch_in_child(program, url, commit, dir, outbound)?;
+            Repository::open(dir).map_err(cannot_create)?
+        }
+        None => {
+            let repo = Repository::init(dir).map_err(cannot_create)?;
+            fetch_into(&repo, url, commit, outbound)?;
+            repo
+        }
+    };
     let streamed = {
         let found = repo.find_commit(oid).map_err(|_| bad_ref())?;
         repo.set_head_detached(found.id()).map_err(|_| bad_ref())?;
@@ -168,10 +173,127 @@ pub fn fetch_commit(
     Ok(Checkout { repo, streamed })
 }
 
+/// The program whose `git-fetch` command runs this process's fetches.
+static FETCH_PROGRAM: OnceLock<PathBuf> = OnceLock::new();
+
+/// Run every git fetch of this process in a child process, `<program> git-fetch`
+/// ([`GitFetchJob`] as JSON on stdin, [`GitFetchReport`] on stdout). libgit2's indexer keeps
+/// every window of the pack it writes mapped while it checksums an object, so fetching a 500 MB
+/// file puts 500 MB of the pack in the fetching process's resident set; in a child it stays out
+/// of the api's and the worker's, and a hostile pack is parsed away from them. Unset, fetches
+/// run in this process.
+pub fn fetch_in_child_processes(program: PathBuf) {
+    let _ = FETCH_PROGRAM.set(program);
+}
+
+/// One fetch for a child process: the request's limits and what it has downloaded so far.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GitFetchJob {
+    pub url: String,
+    pub commit: String,
+    /// An initialised repository.
+    pub git_dir: PathBuf,
+    pub max_artifact: u64,
+    pub max_request: u64,
+    pub timeout_ms: u64,
+    pub downloaded: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GitFetchReport {
+    /// Bytes received, to count into the request's total.
+    pub received: u64,
+    pub result: Result<(), Failure>,
+}
+
+/// What `larder git-fetch` does with a job.
+pub fn run_fetch_job(job: GitFetchJob) -> GitFetchReport {
+    crate::configure_libgit2();
+    let limits = DownloadLimits {
+        max_artifact: job.max_artifact,
+        max_request: job.max_request,
+        timeout: Duration::from_millis(job.timeout_ms),
+    };
+    // the parent checked the URL against the policy; a fetch only needs the limits
+    let outbound = Outbound::new(OutboundPolicy::default(), limits);
+    let _ = outbound.charge(job.downloaded);
+    let result = Repository::open(&job.git_dir)
+        .map_err(|e| {
+            Failure::new(
+                ErrorKind::FileAccessError,
+                format!("Cannot open the git repository being fetched: {e}"),
+            )
+        })
+        .and_then(|repo| fetch_into(&repo, &job.url, &job.commit, &outbound));
+    GitFetchReport {
+        received: outbound.downloaded().saturating_sub(job.downloaded),
+        result,
+    }
+}
+
+fn fetch_in_child(
+    program: &Path,
+    url: &str,
+    commit: &str,
+    git_dir: &Path,
+    outbound: &Outbound,
+) -> Result<(), Failure> {
+    let limits = outbound.limits();
+    let job = GitFetchJob {
+        url: url.to_string(),
+        commit: commit.to_string(),
+        git_dir: git_dir.to_path_buf(),
+        max_artifact: limits.max_artifact,
+        max_request: limits.max_request,
+        timeout_ms: u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
+        downloaded: outbound.downloaded(),
+    };
+    let broken = |reason: String| {
+        Failure::new(
+            ErrorKind::UnknownError,
+            format!("The fetch of the git repository {url} {reason}"),
+        )
+    };
+    let mut child = std::process::Command::new(program)
+        .arg("git-fetch")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| broken(format!("could not start: {e}")))?;
+    if let Some(stdin) = child.stdin.take() {
+        serde_json::to_writer(stdin, &job).map_err(|e| broken(format!("could not start: {e}")))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| broken(format!("was lost: {e}")))?;
+    let report: GitFetchReport = serde_json::from_slice(&output.stdout)
+        .map_err(|_| broken(format!("ended without a result ({})", output.status)))?;
+    let charged = outbound.charge(report.received);
+    report.result.map_err(|f| Failure::new(f.kind, f.message))?;
+    charged.map_err(|e| e.failure(&format!("The git repository {url}")))
+}
+
 enum FetchError {
     Git(git2::Error),
     /// Stopped at a limit, or the request's total is spent.
     Stopped(Failure),
+}
+
+/// [`fetch_within_limits`], its errors as the request's failure.
+fn fetch_into(
+    repo: &Repository,
+    url: &str,
+    commit: &str,
+    outbound: &Outbound,
+) -> Result<(), Failure> {
+    fetch_within_limits(repo, url, commit, outbound).map_err(|e| match e {
+        FetchError::Git(e) => Failure::new(
+            ErrorKind::RepositoryAccessError,
+            format!("Failed cloning the Git repository {url}: {}", e.message()),
+        ),
+        FetchError::Stopped(failure) => failure,
+    })
 }
 
 /// Fetch `commit` into `repo` (all branches and tags when the server refuses to hand out an
