@@ -9,6 +9,20 @@ mod client;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options (`_RJEM_MALLOC_CONF` still overrides them). Pages freed are returned to
+/// the system at once instead of after 10 s: a large request frees hundreds of megabytes of
+/// short-lived buffers within seconds (a 50,000-package npm request peaked at 377 MiB with the
+/// default decay, 315 MiB without it).
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: MallocConf = MallocConf(c"dirty_decay_ms:0,muzzy_decay_ms:0".as_ptr());
+
+/// A C string pointer as jemalloc reads it (`const char *`).
+#[repr(transparent)]
+struct MallocConf(*const std::ffi::c_char);
+
+// SAFETY: points at a static, immutable C string.
+unsafe impl Sync for MallocConf {}
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use common::Config;

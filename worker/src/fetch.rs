@@ -6,7 +6,7 @@ use common::digest::{Expected, FileDigests, Hasher};
 use common::{Download, ErrorKind, Failure, Store};
 use futures_util::StreamExt;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// Whether `digests` satisfy `expected`; the message names `label` when they do not.
@@ -41,7 +41,6 @@ pub struct Staged {
 #[derive(Clone, Debug)]
 pub struct FetchedFile {
     pub store_key: String,
-    pub path: PathBuf,
     pub digests: FileDigests,
     pub from_network: bool,
 }
@@ -219,7 +218,7 @@ impl Fetcher {
             let (expected, label, p) = (
                 download.expected.clone(),
                 download.label.clone(),
-                path.clone(),
+                path,
             );
             let digests = crate::blocking::blocking(move || {
                 let digests = FileDigests::of_file(&p).map_err(|e| {
@@ -235,7 +234,6 @@ impl Fetcher {
             .await?;
             let fetched = FetchedFile {
                 store_key: download.store_key.clone(),
-                path,
                 digests,
                 from_network: false,
             };
@@ -255,7 +253,6 @@ impl Fetcher {
         .await?;
         let fetched = FetchedFile {
             store_key: download.store_key.clone(),
-            path,
             digests,
             from_network: true,
         };

@@ -415,7 +415,15 @@ pub fn parse(repo_root: &Path, package_path: &RepoPath) -> Result<CargoLock, Loc
                 reason: e.to_string(),
             })?;
     limits::check_entries(&lock_shown, lock.packages.len())?;
-    let raw_sources = raw_git_sources(&lock_text);
+    let has_git = lock
+        .packages
+        .iter()
+        .any(|p| p.source.as_ref().is_some_and(|s| s.is_git()));
+    let raw_sources = if has_git {
+        raw_git_sources(&lock_text)
+    } else {
+        BTreeMap::new()
+    };
 
     // --- workspace manifests
     let root_manifest_shown = shown_in(&pkg_rel, "Cargo.toml");
@@ -631,25 +639,29 @@ pub fn parse(repo_root: &Path, package_path: &RepoPath) -> Result<CargoLock, Loc
 }
 
 /// Map (name, version) -> raw `source` string for git packages, straight from the TOML text.
+/// Only the three fields are kept (a generic TOML table of a 10,000-package lockfile was 40 MB).
 fn raw_git_sources(text: &str) -> BTreeMap<(String, String), String> {
-    let mut out = BTreeMap::new();
-    if let Ok(t) = toml::from_str::<toml::Table>(text) {
-        if let Some(pkgs) = t.get("package").and_then(|p| p.as_array()) {
-            for p in pkgs {
-                let (Some(n), Some(v), Some(s)) = (
-                    p.get("name").and_then(|x| x.as_str()),
-                    p.get("version").and_then(|x| x.as_str()),
-                    p.get("source").and_then(|x| x.as_str()),
-                ) else {
-                    continue;
-                };
-                if s.starts_with("git+") {
-                    out.insert((n.to_string(), v.to_string()), s.to_string());
-                }
-            }
-        }
+    #[derive(serde::Deserialize)]
+    struct RawLock {
+        #[serde(default)]
+        package: Vec<RawPackage>,
     }
-    out
+    #[derive(serde::Deserialize)]
+    struct RawPackage {
+        name: String,
+        version: String,
+        source: Option<String>,
+    }
+    let Ok(lock) = toml::from_str::<RawLock>(text) else {
+        return BTreeMap::new();
+    };
+    lock.package
+        .into_iter()
+        .filter_map(|p| match p.source {
+            Some(s) if s.starts_with("git+") => Some(((p.name, p.version), s)),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -124,7 +124,7 @@ impl PackageManager for Gomod {
 }
 
 /// The go.sum check of one file (`.info`: its Version; `.mod`/`.zip`: `h1:` and zip rules).
-fn h1_check(d: GoDownload, recorded: Arc<Mutex<BTreeMap<String, String>>>) -> Check {
+fn h1_check(d: Arc<GoDownload>, recorded: Arc<Mutex<BTreeMap<String, String>>>) -> Check {
     Box::new(move |path: &Path| {
         let h1 = plan::verify_download(&d, path)?;
         if let (ExpectedH1::Record, Some(h1)) = (&d.h1, h1) {

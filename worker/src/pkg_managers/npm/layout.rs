@@ -270,8 +270,16 @@ pub struct LayoutContext {
     /// the request's repository URL and commit (top-level purls)
     pub source_repo: String,
     pub source_ref: String,
+    /// the bundle being laid out: tarballs are linked into `deps/npm/` and the offline files
+    /// written into the app overlay as they are made (none is held until the end)
+    pub bundle_root: PathBuf,
+}
+
+impl LayoutContext {
     /// the unpacked repository (`app/`): package.json files are read inside it only
-    pub app_dir: PathBuf,
+    fn app_dir(&self) -> PathBuf {
+        self.bundle_root.join("app")
+    }
 }
 
 /// What `layout` returns for one project path.
@@ -282,11 +290,6 @@ pub struct LayoutOutput {
     pub config_files: Vec<ConfigFile>,
     /// Cachito's npm defaults (set them once per request)
     pub env_vars: EnvVars,
-    /// bundle-relative path (`deps/npm/...`) -> store file to hardlink/copy there
-    pub bundle_files: BTreeMap<String, PathBuf>,
-    /// bundle-relative path in the app overlay (`deps/app-overlay/<path>/...`) -> content
-    /// (offline lockfile, package.json)
-    pub overlay_files: BTreeMap<String, Vec<u8>>,
 }
 
 /// Cachito's default npm environment variables.
@@ -495,7 +498,7 @@ pub fn layout(
             let file_digests = digests.get(key).ok_or_else(missing)?;
             let file = store.path(key).map_err(|_| missing())?;
             let a = artifact_for(d, &file, file_digests)?;
-            out.bundle_files.insert(key.clone(), file);
+            link_into_bundle(&ctx.bundle_root, key, &file)?;
             arts.insert(key.clone(), a);
         }
         let a = &arts[key];
@@ -524,15 +527,23 @@ pub fn layout(
     let lock_name = project.lockfile.file_name;
     let lock_path = project.dir.join(lock_name);
     let text = read_text(&lock_path, lock_name)?;
+    let offline = create_in_bundle(
+        &ctx.bundle_root,
+        &overlay_path(&format!("{app_rel_dir}/{lock_name}")),
+    )?;
+    rewrite_lock_to(
+        &text,
+        &rewrites,
+        Variant::Offline,
+        lock_name,
+        std::io::BufWriter::new(offline),
+    )?;
     let reg = rewrite_lock(&text, &rewrites, Variant::Registry, lock_name)?;
-    let off = rewrite_lock(&text, &rewrites, Variant::Offline, lock_name)?;
     drop(text);
     out.config_files.push(ConfigFile {
         path: format!("{app_rel_dir}/{lock_name}"),
         content: reg,
     });
-    out.overlay_files
-        .insert(overlay_path(&format!("{app_rel_dir}/{lock_name}")), off);
 
     // package.json files declaring non-registry deps: the root and each local dir entry
     let mut pj_dirs: BTreeSet<String> = BTreeSet::new();
@@ -551,7 +562,7 @@ pub fn layout(
         let pj_file = match pkg_dir
             .join("package.json")
             .map_err(unusable)?
-            .resolve(&ctx.app_dir)
+            .resolve(&ctx.app_dir())
         {
             Ok(f) if f.is_file() => f,
             Ok(_) | Err(RepoPathError::Missing(_)) => continue,
@@ -578,10 +589,14 @@ pub fn layout(
                 path: format!("{app}/package.json"),
                 content: to_bytes(&reg_pj),
             });
-            out.overlay_files.insert(
-                overlay_path(&format!("{app}/package.json")),
-                to_bytes(&off_pj),
-            );
+            let overlay = overlay_path(&format!("{app}/package.json"));
+            let mut file = create_in_bundle(&ctx.bundle_root, &overlay)?;
+            std::io::Write::write_all(&mut file, &to_bytes(&off_pj)).map_err(|e| {
+                LayoutError::Io {
+                    file: overlay,
+                    reason: e.to_string(),
+                }
+            })?;
         }
     }
     Ok(out)
@@ -734,6 +749,19 @@ fn rewrite_lock(
     variant: Variant,
     file: &str,
 ) -> Result<Vec<u8>, LayoutError> {
+    let mut out = Vec::with_capacity(text.len() + text.len() / 4);
+    rewrite_lock_to(text, rw, variant, file, &mut out)?;
+    Ok(out)
+}
+
+/// [`rewrite_lock`] into a writer (the offline variant goes straight to its file).
+fn rewrite_lock_to(
+    text: &str,
+    rw: &BTreeMap<String, Rewrite>,
+    variant: Variant,
+    file: &str,
+    mut out: impl std::io::Write,
+) -> Result<(), LayoutError> {
     let bad = |e: serde_json::Error| LayoutError::Rewrite {
         file: file.into(),
         reason: e.to_string(),
@@ -755,7 +783,6 @@ fn rewrite_lock(
         rewrite_v1(&mut one, "", rw, variant);
         one.remove(key).unwrap_or(Value::Null)
     };
-    let mut out = Vec::with_capacity(text.len() + text.len() / 4);
     let mut ser = serde_json::Serializer::with_formatter(
         &mut out,
         serde_json::ser::PrettyFormatter::with_indent(b"  "),
@@ -776,8 +803,12 @@ fn rewrite_lock(
         m.serialize_entry(k, &v).map_err(bad)?;
     }
     m.end().map_err(bad)?;
-    out.push(b'\n');
-    Ok(out)
+    out.write_all(b"\n")
+        .and_then(|()| out.flush())
+        .map_err(|e| LayoutError::Rewrite {
+            file: file.into(),
+            reason: e.to_string(),
+        })
 }
 
 fn rewrite_v1(
@@ -864,43 +895,46 @@ fn rewrite_package_json(
     (v, changed)
 }
 
-/// Hardlink (else copy) `bundle_files` under `bundle_root` and write `overlay_files`.
-/// Paths come from [`layout`] (store keys and `app/...`); each is checked to be relative and
-/// free of `..` before use.
-pub fn write_bundle(out: &LayoutOutput, bundle_root: &Path) -> Result<(), LayoutError> {
-    let check = |rel: &str| -> Result<PathBuf, LayoutError> {
-        match RepoPath::parse(rel) {
-            Ok(p) if !p.is_root() => Ok(p.under(bundle_root)),
-            _ => Err(LayoutError::Io {
-                file: rel.into(),
-                reason: "unsafe bundle path".into(),
-            }),
-        }
-    };
-    let io = |f: &Path, e: std::io::Error| LayoutError::Io {
+/// `rel` under the bundle's root, if it is a safe relative path.
+fn in_bundle(bundle_root: &Path, rel: &str) -> Result<PathBuf, LayoutError> {
+    match RepoPath::parse(rel) {
+        Ok(p) if !p.is_root() => Ok(p.under(bundle_root)),
+        _ => Err(LayoutError::Io {
+            file: rel.into(),
+            reason: "unsafe bundle path".into(),
+        }),
+    }
+}
+
+fn bundle_io(f: &Path, e: std::io::Error) -> LayoutError {
+    LayoutError::Io {
         file: f.display().to_string(),
         reason: e.to_string(),
-    };
-    for (rel, src) in &out.bundle_files {
-        let dst = check(rel)?;
-        if let Some(parent) = dst.parent() {
-            fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-        }
-        if dst.exists() {
-            continue;
-        }
-        if fs::hard_link(src, &dst).is_err() {
-            fs::copy(src, &dst).map_err(|e| io(&dst, e))?;
-        }
     }
-    for (rel, content) in &out.overlay_files {
-        let dst = check(rel)?;
-        if let Some(parent) = dst.parent() {
-            fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-        }
-        fs::write(&dst, content).map_err(|e| io(&dst, e))?;
+}
+
+/// Hardlink (else copy) the store's `file` at `rel` (`deps/npm/...`) in the bundle.
+fn link_into_bundle(bundle_root: &Path, rel: &str, file: &Path) -> Result<(), LayoutError> {
+    let dst = in_bundle(bundle_root, rel)?;
+    if let Some(parent) = dst.parent() {
+        fs::create_dir_all(parent).map_err(|e| bundle_io(parent, e))?;
+    }
+    if dst.exists() {
+        return Ok(());
+    }
+    if fs::hard_link(file, &dst).is_err() {
+        fs::copy(file, &dst).map_err(|e| bundle_io(&dst, e))?;
     }
     Ok(())
+}
+
+/// A new file at `rel` in the bundle (the app overlay's offline files).
+fn create_in_bundle(bundle_root: &Path, rel: &str) -> Result<fs::File, LayoutError> {
+    let dst = in_bundle(bundle_root, rel)?;
+    if let Some(parent) = dst.parent() {
+        fs::create_dir_all(parent).map_err(|e| bundle_io(parent, e))?;
+    }
+    fs::File::create(&dst).map_err(|e| bundle_io(&dst, e))
 }
 
 pub fn is_lockfile_name(n: &str) -> bool {

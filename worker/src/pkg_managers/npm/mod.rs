@@ -69,12 +69,13 @@ impl PackageManager for Npm {
             ..Fetches::default()
         };
         let mut to_pack = Vec::new();
-        for (_, p) in &projects {
-            for d in &p.downloads {
+        let mut projects = projects;
+        for (_, p) in &mut projects {
+            // moved, not cloned: the layout has no use for them
+            for d in std::mem::take(&mut p.downloads) {
                 if keys.insert(d.store_key.clone()) {
-                    fetches
-                        .downloads
-                        .push((d.clone(), crate::fetch::no_check(d)));
+                    let check = crate::fetch::no_check(&d);
+                    fetches.downloads.push((d, check));
                 }
             }
             for g in &p.git {
@@ -151,7 +152,7 @@ impl PackageManager for Npm {
             token: ctx.job.repository_token.clone(),
             source_repo: ctx.job.repo.clone(),
             source_ref: ctx.job.git_ref.clone(),
-            app_dir: ctx.app_dir(),
+            bundle_root: ctx.bundle_root.to_path_buf(),
         };
         let mut output = PmOutput {
             env: layout::default_env_vars(),
@@ -160,7 +161,6 @@ impl PackageManager for Npm {
         let mut served = BTreeSet::new();
         for (project, p) in &plan.projects {
             let out = layout::layout(project, p, ctx.store, &digests, &lctx)?;
-            layout::write_bundle(&out, ctx.bundle_root)?;
             output.packages.extend(out.package);
             output.config_files.extend(out.config_files);
             for a in out.artifacts {
