@@ -484,39 +484,44 @@ pub fn layout(
         ..Default::default()
     };
     // each artifact once, by store key
-    let mut arts: BTreeMap<String, Artifact> = BTreeMap::new();
-    // location -> (registry resolved, offline resolved, integrity)
-    let mut rewrites: BTreeMap<String, Rewrite> = BTreeMap::new();
-    let up = "../".repeat(project.path.depth() + 1);
+    let mut arts: BTreeMap<&str, Artifact> = BTreeMap::new();
     for d in &plan.deps {
         let Some(key) = &d.store_key else { continue };
-        let missing = || LayoutError::Missing {
-            label: d.entry.label(),
-            store_key: key.clone(),
-        };
-        if !arts.contains_key(key) {
+        if !arts.contains_key(key.as_str()) {
+            let missing = || LayoutError::Missing {
+                label: d.entry.label(),
+                store_key: key.clone(),
+            };
             let file_digests = digests.get(key).ok_or_else(missing)?;
             let file = store.path(key).map_err(|_| missing())?;
             let a = artifact_for(d, &file, file_digests)?;
             link_into_bundle(&ctx.bundle_root, key, &file)?;
-            arts.insert(key.clone(), a);
+            arts.insert(key, a);
         }
-        let a = &arts[key];
+    }
+    let mut rewrites = Rewrites {
+        by_location: BTreeMap::new(),
+        repo_url: &repo_url,
+        up: "../".repeat(project.path.depth() + 1),
+    };
+    for d in &plan.deps {
+        let Some(key) = &d.store_key else { continue };
+        let a = &arts[key.as_str()];
         let ArtifactMeta::Npm(meta) = &a.meta else {
-            return Err(missing());
+            continue;
         };
-        rewrites.insert(
-            d.entry.location.clone(),
+        rewrites.by_location.insert(
+            &d.entry.location,
             Rewrite {
-                registry: format!("{repo_url}{}/-/{}", d.entry.name, a.filename),
-                offline: format!("file:{up}{key}"),
-                integrity: meta.dist.integrity.clone(),
+                name: &d.entry.name,
+                filename: &a.filename,
+                store_key: key,
+                integrity: &meta.dist.integrity,
                 non_registry: !matches!(d.kind, Kind::Registry { .. }),
-                version: a.version.clone(),
+                version: &a.version,
             },
         );
     }
-    out.artifacts = arts.into_values().collect();
     out.package = Some(package_report(project, plan, ctx));
     let app_rel_dir = app_rel(&project.path);
     out.config_files.push(ConfigFile {
@@ -599,16 +604,45 @@ pub fn layout(
             })?;
         }
     }
+    drop(rewrites);
+    out.artifacts = arts.into_values().collect();
     Ok(out)
 }
 
+/// What a lockfile location's entry becomes, borrowed from the plan and the artifacts (one
+/// per package of a lockfile: its URLs are made when they are written).
 #[derive(Clone, Debug)]
-struct Rewrite {
-    registry: String,
-    offline: String,
-    integrity: String,
+struct Rewrite<'a> {
+    name: &'a str,
+    filename: &'a str,
+    store_key: &'a str,
+    integrity: &'a str,
     non_registry: bool,
-    version: String,
+    version: &'a str,
+}
+
+/// The rewrites of one project, by lockfile location.
+struct Rewrites<'a> {
+    by_location: BTreeMap<&'a str, Rewrite<'a>>,
+    /// The per-request registry, ending in `/`.
+    repo_url: &'a str,
+    /// From the project's directory in `app/` up to the bundle's root.
+    up: String,
+}
+
+impl Rewrites<'_> {
+    fn get(&self, location: &str) -> Option<&Rewrite<'_>> {
+        self.by_location.get(location)
+    }
+
+    /// `resolved` in `variant`: the per-request registry's URL, or the bundle's file from
+    /// `extra_up` below the project's directory.
+    fn resolved(&self, r: &Rewrite<'_>, variant: Variant, extra_up: &str) -> String {
+        match variant {
+            Variant::Registry => format!("{}{}/-/{}", self.repo_url, r.name, r.filename),
+            Variant::Offline => format!("file:{extra_up}{}{}", self.up, r.store_key),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -716,19 +750,14 @@ fn parse_entry(raw: &RawValue) -> Value {
 fn rewrite_packages_entry(
     loc: &str,
     mut entry: Value,
-    rw: &BTreeMap<String, Rewrite>,
+    rw: &Rewrites<'_>,
     variant: Variant,
 ) -> Value {
     if let (Some(r), Some(o)) = (rw.get(loc), entry.as_object_mut()) {
-        let url = if variant == Variant::Registry {
-            &r.registry
-        } else {
-            &r.offline
-        };
-        o.insert("resolved".into(), Value::String(url.clone()));
-        o.insert("integrity".into(), Value::String(r.integrity.clone()));
+        o.insert("resolved".into(), Value::String(rw.resolved(r, variant, "")));
+        o.insert("integrity".into(), Value::String(r.integrity.to_string()));
         if r.non_registry && !o.contains_key("version") {
-            o.insert("version".into(), Value::String(r.version.clone()));
+            o.insert("version".into(), Value::String(r.version.to_string()));
         }
     }
     if loc.is_empty() {
@@ -745,7 +774,7 @@ fn rewrite_packages_entry(
 /// pretty-printed with two-space indentation like npm's.
 fn rewrite_lock(
     text: &str,
-    rw: &BTreeMap<String, Rewrite>,
+    rw: &Rewrites<'_>,
     variant: Variant,
     file: &str,
 ) -> Result<Vec<u8>, LayoutError> {
@@ -757,7 +786,7 @@ fn rewrite_lock(
 /// [`rewrite_lock`] into a writer (the offline variant goes straight to its file).
 fn rewrite_lock_to(
     text: &str,
-    rw: &BTreeMap<String, Rewrite>,
+    rw: &Rewrites<'_>,
     variant: Variant,
     file: &str,
     mut out: impl std::io::Write,
@@ -814,24 +843,19 @@ fn rewrite_lock_to(
 fn rewrite_v1(
     deps: &mut Map<String, Value>,
     prefix: &str,
-    rw: &BTreeMap<String, Rewrite>,
+    rw: &Rewrites<'_>,
     variant: Variant,
 ) {
     for (k, e) in deps.iter_mut() {
         let loc = format!("{prefix}node_modules/{k}");
         if let Some(o) = e.as_object_mut() {
             if let Some(r) = rw.get(&loc) {
-                let url = if variant == Variant::Registry {
-                    &r.registry
-                } else {
-                    &r.offline
-                };
-                o.insert("resolved".into(), Value::String(url.clone()));
-                o.insert("integrity".into(), Value::String(r.integrity.clone()));
+                o.insert("resolved".into(), Value::String(rw.resolved(r, variant, "")));
+                o.insert("integrity".into(), Value::String(r.integrity.to_string()));
                 if r.non_registry {
                     // npm 7+ reads v1 `version` as the installed version; a URL there makes
                     // `npm ci` report the lockfile out of sync (verified with npm 11.19.1)
-                    o.insert("version".into(), Value::String(r.version.clone()));
+                    o.insert("version".into(), Value::String(r.version.to_string()));
                     o.remove("from");
                 }
             }
@@ -848,7 +872,7 @@ fn rewrite_v1(
 fn rewrite_dep_maps(
     obj: &mut Value,
     prefix: &str,
-    rw: &BTreeMap<String, Rewrite>,
+    rw: &Rewrites<'_>,
     variant: Variant,
     extra_up: &str,
 ) -> bool {
@@ -870,10 +894,7 @@ fn rewrite_dep_maps(
             if !r.non_registry {
                 continue;
             }
-            let new = match variant {
-                Variant::Registry => r.registry.clone(),
-                Variant::Offline => r.offline.replacen("file:", &format!("file:{extra_up}"), 1),
-            };
+            let new = rw.resolved(r, variant, extra_up);
             if spec.as_str() != Some(new.as_str()) {
                 *spec = Value::String(new);
                 changed = true;
@@ -886,7 +907,7 @@ fn rewrite_dep_maps(
 fn rewrite_package_json(
     pj: &Value,
     prefix: &str,
-    rw: &BTreeMap<String, Rewrite>,
+    rw: &Rewrites<'_>,
     variant: Variant,
     extra_up: &str,
 ) -> (Value, bool) {
@@ -1054,19 +1075,24 @@ mod tests {
 mod rewrite_tests {
     use super::*;
 
-    fn rw() -> BTreeMap<String, Rewrite> {
-        let mut m = BTreeMap::new();
-        m.insert(
-            "node_modules/g".to_string(),
+    fn rw() -> Rewrites<'static> {
+        let mut by_location = BTreeMap::new();
+        by_location.insert(
+            "node_modules/g",
             Rewrite {
-                registry: "http://r/npm/g/-/g-external-gitcommit-abc.tgz".into(),
-                offline: "file:../deps/npm/h/u/g/g-external-gitcommit-abc.tgz".into(),
-                integrity: "sha512-new".into(),
+                name: "g",
+                filename: "g-external-gitcommit-abc.tgz",
+                store_key: "deps/npm/h/u/g/g-external-gitcommit-abc.tgz",
+                integrity: "sha512-new",
                 non_registry: true,
-                version: "1.0.0".into(),
+                version: "1.0.0",
             },
         );
-        m
+        Rewrites {
+            by_location,
+            repo_url: "http://r/npm/",
+            up: "../".into(),
+        }
     }
 
     #[test]
