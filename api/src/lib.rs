@@ -44,6 +44,8 @@ pub enum StartError {
     Tokens(#[from] common::config::TokenListError),
     #[error("cannot read or create the token secret: {0}")]
     Secret(std::io::Error),
+    #[error("LARDER_AMQP_URL is not a valid AMQP URI: {0}")]
+    BrokerUri(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -187,7 +189,8 @@ impl AppState {
         let store = Store::new(&config.data_dir);
         let secret = TokenSecret::load_or_create(&config.data_dir.join("secret.key"))
             .map_err(StartError::Secret)?;
-        let publisher = Arc::new(publisher::Publisher::new(&config.amqp_url, &config.queue));
+        let broker = config.broker_uri().map_err(StartError::BrokerUri)?;
+        let publisher = Arc::new(publisher::Publisher::new(broker, &config.queue));
         Ok(Self {
             config,
             pool,

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
+use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,15 +65,15 @@ struct LinkState {
 const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
 
 pub struct Publisher {
-    amqp_url: String,
+    broker: AMQPUri,
     queue: String,
     state: Mutex<LinkState>,
 }
 
 impl Publisher {
-    pub fn new(amqp_url: &str, queue: &str) -> Self {
+    pub fn new(broker: AMQPUri, queue: &str) -> Self {
         Self {
-            amqp_url: amqp_url.to_string(),
+            broker,
             queue: queue.to_string(),
             state: Mutex::new(LinkState::default()),
         }
@@ -80,7 +81,9 @@ impl Publisher {
 
     async fn connect(&self) -> Result<Link, PublishError> {
         let connect = async {
-            let conn = Connection::connect(&self.amqp_url, ConnectionProperties::default()).await?;
+            let conn =
+                Connection::connect_uri(self.broker.clone(), ConnectionProperties::default())
+                    .await?;
             let channel = conn.create_channel().await?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())

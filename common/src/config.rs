@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The broker frame size asked for when `LARDER_AMQP_URL` names none.
+const BROKER_FRAME_BYTES: u32 = 16 * 1024;
+
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
     /// PostgreSQL URL; the database is created if missing and migrated at start.
@@ -227,6 +230,15 @@ impl Config {
         Env::parse_from(["larder"]).config
     }
 
+    /// `LARDER_AMQP_URL` with small frames unless it names a size: jobs are a few hundred bytes,
+    /// and the client keeps 32 frames of buffer each way per connection (8 MiB per connection
+    /// at RabbitMQ's default of 128 KiB).
+    pub fn broker_uri(&self) -> Result<amq_protocol_uri::AMQPUri, String> {
+        let mut uri: amq_protocol_uri::AMQPUri = self.amqp_url.parse()?;
+        uri.query.frame_max.get_or_insert(BROKER_FRAME_BYTES);
+        Ok(uri)
+    }
+
     pub fn api_url(&self) -> &str {
         self.api_url
             .as_deref()
@@ -268,6 +280,20 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_uri_asks_for_small_frames_unless_told() {
+        let mut config = Config::from_env();
+        config.amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2f".into();
+        assert_eq!(
+            config.broker_uri().unwrap().query.frame_max,
+            Some(16 * 1024)
+        );
+        config.amqp_url = "amqp://127.0.0.1:5672/%2f?frame_max=131072".into();
+        assert_eq!(config.broker_uri().unwrap().query.frame_max, Some(131072));
+        config.amqp_url = "http://nope".into();
+        assert!(config.broker_uri().is_err());
+    }
 
     #[test]
     fn parses_token_list() {

@@ -215,11 +215,7 @@ impl Fetcher {
             .path(&download.store_key)
             .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         if path.is_file() {
-            let (expected, label, p) = (
-                download.expected.clone(),
-                download.label.clone(),
-                path,
-            );
+            let (expected, label, p) = (download.expected.clone(), download.label.clone(), path);
             let digests = crate::blocking::blocking(move || {
                 let digests = FileDigests::of_file(&p).map_err(|e| {
                     Failure::new(

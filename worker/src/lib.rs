@@ -33,6 +33,8 @@ pub enum WorkerError {
     Broker(#[from] lapin::Error),
     #[error("the broker closed the consumer")]
     ConsumerClosed,
+    #[error("LARDER_AMQP_URL is not a valid AMQP URI: {0}")]
+    BrokerUri(String),
 }
 
 /// Consume jobs forever, reconnecting to the broker whenever the connection drops.
@@ -56,7 +58,8 @@ pub async fn run(config: Config) {
 }
 
 async fn consume(config: Arc<Config>, store: Store, api: ApiClient) -> Result<(), WorkerError> {
-    let conn = Connection::connect(&config.amqp_url, ConnectionProperties::default()).await?;
+    let broker = config.broker_uri().map_err(WorkerError::BrokerUri)?;
+    let conn = Connection::connect_uri(broker, ConnectionProperties::default()).await?;
     let channel = conn.create_channel().await?;
     channel
         .queue_declare(

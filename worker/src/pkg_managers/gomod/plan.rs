@@ -13,9 +13,9 @@ use common::digest::Expected;
 use common::gomod::{escape_path, escape_version, EscapeError};
 use common::repo_path::{RepoPath, RepoPathError};
 use common::{Classify, Download, ErrorKind, Replaced};
-use std::sync::Arc;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 pub const STORE_PREFIX: &str = "deps/gomod/cache/download";
 const MAX_INFO: u64 = 64 << 10;

@@ -754,7 +754,10 @@ fn rewrite_packages_entry(
     variant: Variant,
 ) -> Value {
     if let (Some(r), Some(o)) = (rw.get(loc), entry.as_object_mut()) {
-        o.insert("resolved".into(), Value::String(rw.resolved(r, variant, "")));
+        o.insert(
+            "resolved".into(),
+            Value::String(rw.resolved(r, variant, "")),
+        );
         o.insert("integrity".into(), Value::String(r.integrity.to_string()));
         if r.non_registry && !o.contains_key("version") {
             o.insert("version".into(), Value::String(r.version.to_string()));
@@ -840,17 +843,15 @@ fn rewrite_lock_to(
         })
 }
 
-fn rewrite_v1(
-    deps: &mut Map<String, Value>,
-    prefix: &str,
-    rw: &Rewrites<'_>,
-    variant: Variant,
-) {
+fn rewrite_v1(deps: &mut Map<String, Value>, prefix: &str, rw: &Rewrites<'_>, variant: Variant) {
     for (k, e) in deps.iter_mut() {
         let loc = format!("{prefix}node_modules/{k}");
         if let Some(o) = e.as_object_mut() {
             if let Some(r) = rw.get(&loc) {
-                o.insert("resolved".into(), Value::String(rw.resolved(r, variant, "")));
+                o.insert(
+                    "resolved".into(),
+                    Value::String(rw.resolved(r, variant, "")),
+                );
                 o.insert("integrity".into(), Value::String(r.integrity.to_string()));
                 if r.non_registry {
                     // npm 7+ reads v1 `version` as the installed version; a URL there makes
