@@ -1,8 +1,9 @@
 //! The worker's calls to the api (workers hold no database credentials).
 
+use crate::artifact_spool::ArtifactSpool;
 use base64::Engine;
 use bytes::Bytes;
-use common::{Artifact, ConfigFile, EnvVars, Failure, Job, PackagesData, RequestState};
+use common::{ConfigFile, EnvVars, Failure, Job, PackagesData, RequestState};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -19,6 +20,9 @@ pub enum ApiClientError {
         what: String,
         source: reqwest::Error,
     },
+    /// The artifacts to report could not be read back from their spool.
+    #[error("cannot read back the artifacts to report: {0}")]
+    Spool(String),
 }
 
 impl ApiClientError {
@@ -222,7 +226,7 @@ impl ApiClient {
         id: i64,
         env: &EnvVars,
         data: PackagesData,
-        artifacts: &[Artifact],
+        artifacts: ArtifactSpool,
         files: &[ConfigFile],
     ) -> Result<(), ApiClientError> {
         let packages_count = data.packages.len();
@@ -263,16 +267,16 @@ impl ApiClient {
     async fn report_artifacts(
         &self,
         id: i64,
-        artifacts: &[Artifact],
+        artifacts: ArtifactSpool,
     ) -> Result<(), ApiClientError> {
         let path = format!("/api/v1/requests/{id}/artifacts");
         let mut method = reqwest::Method::PUT;
-        let bodies = ArtifactBodies {
-            items: artifacts,
-            limit: ARTIFACTS_BODY_BYTES,
-            first: true,
-        };
-        for body in bodies {
+        let spooled = |e: std::io::Error| ApiClientError::Spool(e.to_string());
+        for body in artifacts
+            .into_bodies(ARTIFACTS_BODY_BYTES)
+            .map_err(spooled)?
+        {
+            let body = body.map_err(spooled)?;
             self.call(method.clone(), &path, Some(&Bytes::from(body)))
                 .await?;
             method = reqwest::Method::POST;
@@ -283,42 +287,6 @@ impl ApiClient {
 
 /// The size the artifacts' report bodies are cut to (the api parses each one whole).
 const ARTIFACTS_BODY_BYTES: usize = 2 << 20;
-
-/// JSON arrays of consecutive artifacts, each at most `limit` bytes unless one artifact alone
-/// is larger; at least one (empty) array.
-struct ArtifactBodies<'a> {
-    items: &'a [Artifact],
-    limit: usize,
-    first: bool,
-}
-
-impl Iterator for ArtifactBodies<'_> {
-    type Item = Vec<u8>;
-
-    fn next(&mut self) -> Option<Vec<u8>> {
-        if self.items.is_empty() && !std::mem::take(&mut self.first) {
-            return None;
-        }
-        self.first = false;
-        let mut body = vec![b'['];
-        let mut taken = 0;
-        for a in self.items {
-            let start = body.len();
-            if taken > 0 {
-                body.push(b',');
-            }
-            serde_json::to_writer(&mut body, a).expect("serializable");
-            if taken > 0 && body.len() + 1 > self.limit {
-                body.truncate(start);
-                break;
-            }
-            taken += 1;
-        }
-        self.items = &self.items[taken..];
-        body.push(b']');
-        Some(body)
-    }
-}
 
 /// A JSON request body, serialized once (retries resend the same bytes).
 /// `[{"content": <base64>, "path": …, "type": "base64"}]`, the base64 written straight into the
@@ -346,58 +314,6 @@ fn json_bytes<T: serde::Serialize + ?Sized>(v: &T) -> Bytes {
 mod tests {
     use super::*;
     use common::ConfigFileBase64;
-
-    fn artifact(i: usize) -> Artifact {
-        common::Artifact {
-            pm: "npm".into(),
-            name: format!("pkg-{i}"),
-            version: "1.0.0".into(),
-            filename: format!("pkg-{i}-1.0.0.tgz"),
-            store_key: format!("deps/npm/pkg-{i}/-/pkg-{i}-1.0.0.tgz"),
-            meta: common::ArtifactMeta::Npm(Box::new(common::artifact::npm::NpmMeta {
-                dist: common::artifact::npm::NpmDist {
-                    integrity: "sha512-x".repeat(i % 7),
-                    shasum: String::new(),
-                },
-                ..Default::default()
-            })),
-        }
-    }
-
-    #[test]
-    fn artifacts_are_cut_into_bounded_json_arrays() {
-        let all: Vec<Artifact> = (0..500).map(artifact).collect();
-        let limit = 4096;
-        let bodies: Vec<Vec<u8>> = ArtifactBodies {
-            items: &all,
-            limit,
-            first: true,
-        }
-        .collect();
-        assert!(bodies.len() > 10, "{}", bodies.len());
-        let mut again = Vec::new();
-        for body in &bodies {
-            assert!(body.len() <= limit, "{}", body.len());
-            again.extend(serde_json::from_slice::<Vec<common::Artifact>>(body).unwrap());
-        }
-        assert_eq!(again, all);
-
-        let none: Vec<Vec<u8>> = ArtifactBodies {
-            items: &[],
-            limit,
-            first: true,
-        }
-        .collect();
-        assert_eq!(none, [b"[]".to_vec()]);
-        // one artifact larger than the limit still goes, alone
-        let one: Vec<Vec<u8>> = ArtifactBodies {
-            items: &all[..2],
-            limit: 10,
-            first: true,
-        }
-        .collect();
-        assert_eq!(one.len(), 2);
-    }
 
     #[test]
     fn a_configuration_file_body_is_the_json_the_api_reads() {

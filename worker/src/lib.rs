@@ -1,6 +1,7 @@
 //! Larder's worker: consumes jobs from RabbitMQ and processes requests.
 
 pub mod api_client;
+pub mod artifact_spool;
 pub mod blocking;
 pub mod bundle;
 pub mod fetch;

@@ -167,6 +167,13 @@ async fn attempt(
     };
     match report(api, job, output).await {
         Ok(()) => {}
+        Err(ApiClientError::Spool(reason)) => {
+            let failure = Failure::new(
+                ErrorKind::FileAccessError,
+                format!("Cannot read back the request's artifacts: {reason}"),
+            );
+            return fail(api, request_id, failure).await;
+        }
         // the api will refuse the same report every time: say so rather than drop the job
         Err(e) if e.is_permanent() && !e.is_conflict() => {
             let failure = Failure::new(
@@ -194,7 +201,7 @@ async fn report(api: &ApiClient, job: &Job, output: PmOutput) -> Result<(), ApiC
         job.id,
         &output.env,
         data,
-        &output.artifacts,
+        output.artifacts,
         &output.config_files,
     )
     .await
@@ -303,7 +310,7 @@ async fn run(
             fetcher: &fetcher,
             descriptor: pm.descriptor(),
         };
-        output.merge(pm.run(&ctx).await?);
+        output.merge(pm.run(&ctx).await?)?;
     }
     check_duplicates(&output)?;
 

@@ -15,6 +15,7 @@ pub mod pip;
 pub mod unique_map;
 
 use crate::api_client::ApiClient;
+use crate::artifact_spool::ArtifactSpool;
 use crate::blocking::blocking;
 use crate::fetch::{Check, Fetcher};
 use common::digest::{Expected, FileDigests};
@@ -340,16 +341,36 @@ pub struct PmOutput {
     pub packages: Vec<Package>,
     pub env: EnvVars,
     pub config_files: Vec<ConfigFile>,
-    pub artifacts: Vec<Artifact>,
+    pub artifacts: ArtifactSpool,
 }
 
 impl PmOutput {
-    pub fn merge(&mut self, other: PmOutput) {
+    pub fn merge(&mut self, other: PmOutput) -> Result<(), Failure> {
         self.packages.extend(other.packages);
         self.env.extend(other.env);
         self.config_files.extend(other.config_files);
-        self.artifacts.extend(other.artifacts);
+        self.artifacts
+            .append(other.artifacts)
+            .map_err(spool_failure)
     }
+
+    /// Spool `artifacts` for the report.
+    pub fn add_artifacts(
+        &mut self,
+        artifacts: impl IntoIterator<Item = Artifact>,
+    ) -> Result<(), Failure> {
+        for a in artifacts {
+            self.artifacts.push(&a).map_err(spool_failure)?;
+        }
+        Ok(())
+    }
+}
+
+fn spool_failure(e: std::io::Error) -> Failure {
+    Failure::new(
+        ErrorKind::FileAccessError,
+        format!("Cannot keep the request's artifacts: {e}"),
+    )
 }
 
 /// A package manager as the pipeline runs it (the dyn-compatible face of [`PackageManager`]).

@@ -179,11 +179,12 @@ impl PackageManager for Cargo {
                 &lock.package_path,
                 &plan.registry_url,
             )?);
-            for a in layout::artifacts(lock, &plan.lines)? {
-                if seen.insert((a.name.clone(), a.version.clone())) {
-                    out.artifacts.push(a);
-                }
-            }
+            let artifacts = layout::artifacts(lock, &plan.lines)?;
+            out.add_artifacts(
+                artifacts
+                    .into_iter()
+                    .filter(|a| seen.insert((a.name.clone(), a.version.clone()))),
+            )?;
         }
         out.env = config::registry_env(&ctx.job.repository_token);
         Ok(out)

@@ -114,12 +114,13 @@ impl PackageManager for Gomod {
             main_versions: &plan.main_versions,
             repo_url: &plan.proxy_url,
         })?;
-        Ok(PmOutput {
+        let mut output = PmOutput {
             packages: out.packages,
             env: out.env_vars,
-            config_files: Vec::new(),
-            artifacts: out.artifacts,
-        })
+            ..PmOutput::default()
+        };
+        output.add_artifacts(out.artifacts)?;
+        Ok(output)
     }
 }
 

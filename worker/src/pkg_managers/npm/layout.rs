@@ -23,8 +23,8 @@ use common::digest::{FileDigests, HashAlgorithm};
 use common::percent::{encode_component, encode_path};
 use common::repo_path::{RepoPath, RepoPathError};
 use common::{
-    Artifact, ArtifactMeta, Classify, ConfigFile, Dependency, EnvVar, EnvVars, ErrorKind, Package,
-    Store,
+    Artifact, ArtifactMeta, Classify, ConfigFile, Dependency, EnvVar, EnvVars, ErrorKind, Failure,
+    Package, Store,
 };
 use serde::ser::{SerializeMap, Serializer as _};
 use serde::{Deserialize, Serialize};
@@ -286,7 +286,6 @@ impl LayoutContext {
 #[derive(Clone, Debug, Default)]
 pub struct LayoutOutput {
     pub package: Option<Package>,
-    pub artifacts: Vec<Artifact>,
     pub config_files: Vec<ConfigFile>,
     /// Cachito's npm defaults (set them once per request)
     pub env_vars: EnvVars,
@@ -477,14 +476,16 @@ pub fn layout(
     store: &Store,
     digests: &BTreeMap<String, FileDigests>,
     ctx: &LayoutContext,
-) -> Result<LayoutOutput, LayoutError> {
+    emit: &mut dyn FnMut(Artifact) -> Result<(), Failure>,
+) -> Result<LayoutOutput, Failure> {
     let repo_url = with_slash(&ctx.repo_url);
     let mut out = LayoutOutput {
         env_vars: default_env_vars(),
         ..Default::default()
     };
-    // each artifact once, by store key
-    let mut arts: BTreeMap<&str, Artifact> = BTreeMap::new();
+    // each artifact once, by store key; emitted as it is made, only what the rewrites need
+    // is kept
+    let mut arts: BTreeMap<&str, Tarball> = BTreeMap::new();
     for d in &plan.deps {
         let Some(key) = &d.store_key else { continue };
         if !arts.contains_key(key.as_str()) {
@@ -496,7 +497,16 @@ pub fn layout(
             let file = store.path(key).map_err(|_| missing())?;
             let a = artifact_for(d, &file, file_digests)?;
             link_into_bundle(&ctx.bundle_root, key, &file)?;
-            arts.insert(key, a);
+            let ArtifactMeta::Npm(meta) = &a.meta else {
+                return Err(missing().into());
+            };
+            let tarball = Tarball {
+                integrity: meta.dist.integrity.clone(),
+                version: a.version.clone(),
+                filename: a.filename.clone(),
+            };
+            emit(a)?;
+            arts.insert(key, tarball);
         }
     }
     let mut rewrites = Rewrites {
@@ -507,16 +517,13 @@ pub fn layout(
     for d in &plan.deps {
         let Some(key) = &d.store_key else { continue };
         let a = &arts[key.as_str()];
-        let ArtifactMeta::Npm(meta) = &a.meta else {
-            continue;
-        };
         rewrites.by_location.insert(
             &d.entry.location,
             Rewrite {
                 name: &d.entry.name,
                 filename: &a.filename,
                 store_key: key,
-                integrity: &meta.dist.integrity,
+                integrity: &a.integrity,
                 non_registry: !matches!(d.kind, Kind::Registry { .. }),
                 version: &a.version,
             },
@@ -571,7 +578,7 @@ pub fn layout(
         {
             Ok(f) if f.is_file() => f,
             Ok(_) | Err(RepoPathError::Missing(_)) => continue,
-            Err(e) => return Err(unusable(e)),
+            Err(e) => return Err(unusable(e).into()),
         };
         let pj = read_json(&pj_file, "package.json")?;
         let prefix = if dir.is_empty() {
@@ -604,9 +611,14 @@ pub fn layout(
             })?;
         }
     }
-    drop(rewrites);
-    out.artifacts = arts.into_values().collect();
     Ok(out)
+}
+
+/// What the rewrites need of a tarball's artifact.
+struct Tarball {
+    integrity: String,
+    version: String,
+    filename: String,
 }
 
 /// What a lockfile location's entry becomes, borrowed from the plan and the artifacts (one

@@ -160,14 +160,14 @@ impl PackageManager for Npm {
         };
         let mut served = BTreeSet::new();
         for (project, p) in &plan.projects {
-            let out = layout::layout(project, p, ctx.store, &digests, &lctx)?;
+            let out = layout::layout(project, p, ctx.store, &digests, &lctx, &mut |a| {
+                if served.insert((a.name.clone(), a.filename.clone())) {
+                    output.add_artifacts([a])?;
+                }
+                Ok(())
+            })?;
             output.packages.extend(out.package);
             output.config_files.extend(out.config_files);
-            for a in out.artifacts {
-                if served.insert((a.name.clone(), a.filename.clone())) {
-                    output.artifacts.push(a);
-                }
-            }
         }
         Ok(output)
     }

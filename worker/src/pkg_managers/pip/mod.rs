@@ -189,12 +189,14 @@ impl PackageManager for Pip {
             repo: &plan.repo,
             serve: &plan.serve,
         })?;
-        Ok(PmOutput {
+        let mut output = PmOutput {
             packages: out.packages,
             env: out.env_vars,
             config_files: out.config_files,
-            artifacts: out.artifacts,
-        })
+            ..PmOutput::default()
+        };
+        output.add_artifacts(out.artifacts)?;
+        Ok(output)
     }
 }
 
