@@ -203,8 +203,7 @@ impl Fetcher {
     pub async fn fetch(&self, download: &Download) -> Result<FetchedFile, Failure> {
         let staged = self.stage(download, no_check(download)).await?;
         let fetcher = self.clone();
-        let mut fetched = crate::blocking::blocking(move || fetcher.commit(vec![staged])).await?;
-        Ok(fetched.remove(0))
+        crate::blocking::blocking(move || fetcher.commit(staged)).await
     }
 
     /// Verify a file already in the store, or download and verify it into a staged temporary
@@ -258,18 +257,15 @@ impl Fetcher {
         })
     }
 
-    /// Move staged files into the store.
-    pub fn commit(&self, staged: Vec<Staged>) -> Result<Vec<FetchedFile>, Failure> {
-        staged
-            .into_iter()
-            .map(|s| {
-                if let Some(temp) = s.temp {
-                    self.store.persist_path(temp, &s.fetched.store_key).map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
-                    tracing::debug!(key = %s.fetched.store_key, size = s.fetched.digests.size, "stored");
-                }
-                Ok(s.fetched)
-            })
-            .collect()
+    /// Move a staged file into the store.
+    pub fn commit(&self, staged: Staged) -> Result<FetchedFile, Failure> {
+        if let Some(temp) = staged.temp {
+            self.store
+                .persist_path(temp, &staged.fetched.store_key)
+                .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+            tracing::debug!(key = %staged.fetched.store_key, size = staged.fetched.digests.size, "stored");
+        }
+        Ok(staged.fetched)
     }
 
     /// Download with retries into a temporary file and check its digest; the whole of it

@@ -254,11 +254,20 @@ impl PmContext<'_> {
         }
         // everything verified: only now does anything new enter the store
         let fetcher = self.fetcher.clone();
-        let committed = blocking(move || fetcher.commit(staged)).await?;
-        for f in committed {
-            out.from_network += usize::from(f.from_network);
-            out.files.insert(f.store_key, f.digests);
-        }
+        // straight into the map: no second list of 75,000 files
+        let (files, from_network) = blocking(move || {
+            let mut files = BTreeMap::new();
+            let mut from_network = 0;
+            for s in staged {
+                let f = fetcher.commit(s)?;
+                from_network += usize::from(f.from_network);
+                files.insert(f.store_key, f.digests);
+            }
+            Ok::<_, Failure>((files, from_network))
+        })
+        .await?;
+        out.files = files;
+        out.from_network = from_network;
         tracing::info!(
             pm = self.descriptor.name,
             files = total,
