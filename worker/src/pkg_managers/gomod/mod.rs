@@ -103,7 +103,10 @@ impl PackageManager for Gomod {
         Ok((plan, fetches))
     }
 
-    fn layout(plan: GomodPlan, _: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
+    fn layout(plan: GomodPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
+        // go.sum already vouched for every file: their digests are not needed, and there are
+        // 75,000 of them for a 50,000-line go.sum
+        drop(fetched);
         let recorded = plan.recorded.lock().expect("not poisoned").clone();
         let store_path = |k: &str| ctx.store.root().join(k);
         let out = layout::write_layout(&layout::LayoutInput {
