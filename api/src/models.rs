@@ -3,6 +3,8 @@
 use crate::schema::{request_states, requests};
 use common::{format_time, Dependency, EnvVar, PackagesData};
 use diesel::prelude::*;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -49,52 +51,121 @@ impl RequestRow {
     }
 }
 
-/// A dependency in Cachito's shape (no purl; `dev` only where the package manager reports it).
-pub fn cachito_dependency(dep: &Dependency) -> Value {
-    let mut obj = Map::new();
-    obj.insert("name".into(), json!(dep.name));
-    obj.insert("type".into(), json!(dep.kind));
-    obj.insert("version".into(), json!(dep.version));
-    if let Some(dev) = dep.dev {
-        obj.insert("dev".into(), json!(dev));
-    }
-    obj.insert(
-        "replaces".into(),
-        serde_json::to_value(&dep.replaces).expect("serializable"),
-    );
-    Value::Object(obj)
+/// A dependency in Cachito's shape (no purl; `dev` only where the package manager reports it),
+/// serialized straight from the stored one: a request of 50,000 dependencies is rendered
+/// without a JSON tree of them. Keys in sorted order, as Cachito's.
+#[derive(Serialize)]
+pub struct CachitoDependency<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dev: Option<bool>,
+    name: &'a str,
+    replaces: Option<CachitoReplaced<'a>>,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    version: &'a Option<String>,
 }
 
-pub fn cachito_packages(data: &PackagesData) -> Value {
-    let packages: Vec<Value> = data
-        .packages
-        .iter()
-        .map(|p| {
-            let mut obj = Map::new();
-            obj.insert("name".into(), json!(p.name));
-            obj.insert("type".into(), json!(p.kind));
-            obj.insert("version".into(), json!(p.version));
-            if let Some(path) = p.path.as_deref().filter(|p| *p != ".") {
-                obj.insert("path".into(), json!(path));
+#[derive(Serialize)]
+struct CachitoReplaced<'a> {
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    version: &'a Option<String>,
+}
+
+impl<'a> From<&'a Dependency> for CachitoDependency<'a> {
+    fn from(dep: &'a Dependency) -> Self {
+        Self {
+            dev: dep.dev,
+            name: &dep.name,
+            replaces: dep.replaces.as_ref().map(|r| CachitoReplaced {
+                name: &r.name,
+                kind: &r.kind,
+                version: &r.version,
+            }),
+            kind: &dep.kind,
+            version: &dep.version,
+        }
+    }
+}
+
+/// Dependencies serialized one by one as [`CachitoDependency`].
+pub struct CachitoDependencies<'a>(pub &'a [Dependency]);
+
+impl Serialize for CachitoDependencies<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(CachitoDependency::from))
+    }
+}
+
+#[derive(Serialize)]
+struct CachitoPackage<'a> {
+    dependencies: CachitoDependencies<'a>,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    version: &'a str,
+}
+
+/// A request's packages in Cachito's shape.
+pub struct CachitoPackages<'a>(pub &'a PackagesData);
+
+impl Serialize for CachitoPackages<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.packages.iter().map(|p| CachitoPackage {
+            dependencies: CachitoDependencies(&p.dependencies),
+            name: &p.name,
+            path: p.path.as_deref().filter(|p| *p != "."),
+            kind: &p.kind,
+            version: &p.version,
+        }))
+    }
+}
+
+/// A rendered request: its fields, and for a verbose complete request its packages and merged
+/// dependencies, serialized from the packages data when the response is written.
+pub struct RenderedRequest<'a> {
+    fields: Map<String, Value>,
+    contents: Option<(&'a PackagesData, Vec<Dependency>)>,
+}
+
+impl Serialize for RenderedRequest<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Some((data, merged)) = &self.contents else {
+            return self.fields.serialize(s);
+        };
+        let mut map = s.serialize_map(Some(self.fields.len() + 2))?;
+        // keys in sorted order, the two large ones in their places
+        let mut pending = [("dependencies", 0), ("packages", 1)]
+            .into_iter()
+            .peekable();
+        let large = |map: &mut S::SerializeMap, which: u8| match which {
+            0 => map.serialize_entry("dependencies", &CachitoDependencies(merged)),
+            _ => map.serialize_entry("packages", &CachitoPackages(data)),
+        };
+        for (k, v) in &self.fields {
+            while let Some((_, which)) = pending.next_if(|(name, _)| *name < k.as_str()) {
+                large(&mut map, which)?;
             }
-            obj.insert(
-                "dependencies".into(),
-                Value::Array(p.dependencies.iter().map(cachito_dependency).collect()),
-            );
-            Value::Object(obj)
-        })
-        .collect();
-    Value::Array(packages)
+            map.serialize_entry(k, v)?;
+        }
+        for (_, which) in pending {
+            large(&mut map, which)?;
+        }
+        map.end()
+    }
 }
 
 /// A request in Cachito's shape; `data` is its packages data (verbose, complete requests).
-pub fn render_request(
+pub fn render_request<'a>(
     row: &RequestRow,
     verbose: bool,
     history: Option<&[StateRow]>,
-    data: Option<&PackagesData>,
+    data: Option<&'a PackagesData>,
     public_url: &str,
-) -> Value {
+) -> RenderedRequest<'a> {
     let base = public_url.trim_end_matches('/');
     let mut flags = row.flags.clone();
     flags.sort();
@@ -120,21 +191,15 @@ pub fn render_request(
         obj.insert("error_origin".into(), json!(origin));
         obj.insert("error_type".into(), json!(kind));
     }
+    let mut contents = None;
     if verbose {
-        let (packages, dependencies) = match data {
-            Some(d) => (
-                cachito_packages(d),
-                Value::Array(
-                    d.merged_dependencies()
-                        .iter()
-                        .map(cachito_dependency)
-                        .collect(),
-                ),
-            ),
-            None => (json!([]), json!([])),
-        };
-        obj.insert("packages".into(), packages);
-        obj.insert("dependencies".into(), dependencies);
+        match data {
+            Some(d) => contents = Some((d, d.merged_dependencies())),
+            None => {
+                obj.insert("packages".into(), json!([]));
+                obj.insert("dependencies".into(), json!([]));
+            }
+        }
         let history: Vec<Value> = history
             .unwrap_or_default()
             .iter()
@@ -156,5 +221,8 @@ pub fn render_request(
         obj.insert("packages".into(), json!(row.packages_count));
         obj.insert("dependencies".into(), json!(row.dependencies_count));
     }
-    Value::Object(obj)
+    RenderedRequest {
+        fields: obj,
+        contents,
+    }
 }

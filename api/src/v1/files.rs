@@ -3,7 +3,7 @@
 
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
-use crate::models::cachito_packages;
+use crate::models::{CachitoDependencies, CachitoPackages};
 use crate::schema::{artifacts, configuration_files};
 use crate::v1::requests::{find, packages_data, shown_packages_data};
 use crate::v1::validation::{any_string, has_control};
@@ -302,12 +302,11 @@ pub async fn get_packages(
     let data: PackagesData = packages_data(&mut conn, row.id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let deps: Vec<Value> = data
-        .merged_dependencies()
-        .iter()
-        .map(crate::models::cachito_dependency)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({"packages": cachito_packages(&data), "dependencies": deps})))
+    let merged = data.merged_dependencies();
+    Ok(HttpResponse::Ok().json(json!({
+        "packages": CachitoPackages(&data),
+        "dependencies": CachitoDependencies(&merged),
+    })))
 }
 
 /// Worker-only: the packages data of a request (Larder keeps it in the database).

@@ -317,24 +317,30 @@ pub async fn list(
     if rows.is_empty() && q.page > 1 {
         return Err(ApiError::not_found());
     }
-    let mut items = Vec::with_capacity(rows.len());
+    let mut loaded = Vec::with_capacity(rows.len());
     for row in &rows {
-        let (history, data) = if q.verbose {
+        loaded.push(if q.verbose {
             (
                 Some(load_history(&mut conn, row.id).await?),
                 shown_packages_data(&mut conn, row).await?,
             )
         } else {
             (None, None)
-        };
-        items.push(render_request(
-            row,
-            q.verbose,
-            history.as_deref(),
-            data.as_ref(),
-            &state.config.public_url,
-        ));
+        });
     }
+    let items: Vec<_> = rows
+        .iter()
+        .zip(&loaded)
+        .map(|(row, (history, data))| {
+            render_request(
+                row,
+                q.verbose,
+                history.as_deref(),
+                data.as_ref(),
+                &state.config.public_url,
+            )
+        })
+        .collect();
     let pages = ((total + q.per_page - 1) / q.per_page).max(1);
     let base = state.config.public_url.trim_end_matches('/');
     let meta = json!({
