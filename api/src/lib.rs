@@ -7,6 +7,7 @@ pub mod db;
 pub mod docs;
 pub mod error;
 pub mod health;
+pub mod json_stream;
 pub mod models;
 pub mod publisher;
 pub mod repos;

@@ -126,12 +126,12 @@ impl Serialize for CachitoPackages<'_> {
 
 /// A rendered request: its fields, and for a verbose complete request its packages and merged
 /// dependencies, serialized from the packages data when the response is written.
-pub struct RenderedRequest<'a> {
+pub struct RenderedRequest {
     fields: Map<String, Value>,
-    contents: Option<(&'a PackagesData, Vec<Dependency>)>,
+    contents: Option<(PackagesData, Vec<Dependency>)>,
 }
 
-impl Serialize for RenderedRequest<'_> {
+impl Serialize for RenderedRequest {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let Some((data, merged)) = &self.contents else {
             return self.fields.serialize(s);
@@ -159,13 +159,13 @@ impl Serialize for RenderedRequest<'_> {
 }
 
 /// A request in Cachito's shape; `data` is its packages data (verbose, complete requests).
-pub fn render_request<'a>(
+pub fn render_request(
     row: &RequestRow,
     verbose: bool,
     history: Option<&[StateRow]>,
-    data: Option<&'a PackagesData>,
+    data: Option<PackagesData>,
     public_url: &str,
-) -> RenderedRequest<'a> {
+) -> RenderedRequest {
     let base = public_url.trim_end_matches('/');
     let mut flags = row.flags.clone();
     flags.sort();
@@ -194,7 +194,10 @@ pub fn render_request<'a>(
     let mut contents = None;
     if verbose {
         match data {
-            Some(d) => contents = Some((d, d.merged_dependencies())),
+            Some(d) => {
+                let merged = d.merged_dependencies();
+                contents = Some((d, merged));
+            }
             None => {
                 obj.insert("packages".into(), json!([]));
                 obj.insert("dependencies".into(), json!([]));

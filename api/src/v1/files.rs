@@ -15,7 +15,7 @@ use common::{Artifact, ConfigFileBase64, PackagesData};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use futures_util::{stream, StreamExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -302,11 +302,25 @@ pub async fn get_packages(
     let data: PackagesData = packages_data(&mut conn, row.id)
         .await?
         .ok_or_else(ApiError::not_found)?;
+    /// Keys in Cachito's (sorted) order.
+    struct Contents {
+        data: PackagesData,
+        merged: Vec<common::Dependency>,
+    }
+    impl serde::Serialize for Contents {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(Some(2))?;
+            map.serialize_entry("dependencies", &CachitoDependencies(&self.merged))?;
+            map.serialize_entry("packages", &CachitoPackages(&self.data))?;
+            map.end()
+        }
+    }
     let merged = data.merged_dependencies();
-    Ok(HttpResponse::Ok().json(json!({
-        "packages": CachitoPackages(&data),
-        "dependencies": CachitoDependencies(&merged),
-    })))
+    Ok(crate::json_stream::streamed(
+        HttpResponse::Ok(),
+        Contents { data, merged },
+    ))
 }
 
 /// Worker-only: the packages data of a request (Larder keeps it in the database).

@@ -2,7 +2,8 @@
 
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
-use crate::models::{render_request, RequestRow, StateRow};
+use crate::json_stream;
+use crate::models::{render_request, RenderedRequest, RequestRow, StateRow};
 use crate::publisher;
 use crate::schema::{request_states, requests};
 use crate::v1::validation::{check_text, has_control, validate_new_request};
@@ -106,13 +107,10 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<Ht
     let row = find(&mut conn, *id).await?;
     let data = shown_packages_data(&mut conn, &row).await?;
     let history = load_history(&mut conn, row.id).await?;
-    Ok(HttpResponse::Ok().json(render_request(
-        &row,
-        true,
-        Some(&history),
-        data.as_ref(),
-        &state.config.public_url,
-    )))
+    Ok(json_stream::streamed(
+        HttpResponse::Ok(),
+        render_request(&row, true, Some(&history), data, &state.config.public_url),
+    ))
 }
 
 /// The request's row, locked until the transaction ends.
@@ -330,13 +328,13 @@ pub async fn list(
     }
     let items: Vec<_> = rows
         .iter()
-        .zip(&loaded)
+        .zip(loaded)
         .map(|(row, (history, data))| {
             render_request(
                 row,
                 q.verbose,
                 history.as_deref(),
-                data.as_ref(),
+                data,
                 &state.config.public_url,
             )
         })
@@ -353,7 +351,15 @@ pub async fn list(
         "per_page": q.per_page,
         "total": total,
     });
-    Ok(HttpResponse::Ok().json(json!({"items": items, "meta": meta})))
+    #[derive(serde::Serialize)]
+    struct Page {
+        items: Vec<RenderedRequest>,
+        meta: serde_json::Value,
+    }
+    Ok(json_stream::streamed(
+        HttpResponse::Ok(),
+        Page { items, meta },
+    ))
 }
 
 pub async fn latest(
