@@ -6,7 +6,7 @@
 
 use crate::pkg_managers::cargo::util::glob_match;
 use crate::pkg_managers::limits;
-use cargo_lock::package::{GitReference, SourceKind};
+use cargo_lock::package::{Checksum, GitReference, SourceId, SourceKind};
 use common::artifact::cargo::is_crate_name;
 use common::commit::CommitId;
 use common::repo_path::{RepoPath, RepoPathError};
@@ -406,24 +406,13 @@ pub fn parse(repo_root: &Path, package_path: &RepoPath) -> Result<CargoLock, Loc
         })?
         .len();
     limits::check_size(&lock_shown, len)?;
-    let lock_text = read(&lock_path, &lock_shown)?;
-    let lock: cargo_lock::Lockfile =
-        lock_text
-            .parse()
-            .map_err(|e: cargo_lock::Error| LockfileError::InvalidLockfile {
-                path: lock_shown.clone(),
-                reason: e.to_string(),
-            })?;
+    let lock = EncodedLock::parse(&read(&lock_path, &lock_shown)?).map_err(|reason| {
+        LockfileError::InvalidLockfile {
+            path: lock_shown.clone(),
+            reason,
+        }
+    })?;
     limits::check_entries(&lock_shown, lock.packages.len())?;
-    let has_git = lock
-        .packages
-        .iter()
-        .any(|p| p.source.as_ref().is_some_and(|s| s.is_git()));
-    let raw_sources = if has_git {
-        raw_git_sources(&lock_text)
-    } else {
-        BTreeMap::new()
-    };
 
     // --- workspace manifests
     let root_manifest_shown = shown_in(&pkg_rel, "Cargo.toml");
@@ -504,14 +493,23 @@ pub fn parse(repo_root: &Path, package_path: &RepoPath) -> Result<CargoLock, Loc
     }
 
     // --- classify lockfile packages
-    let version = lock.version as u32;
+    let invalid = |reason: String| LockfileError::InvalidLockfile {
+        path: lock_shown.clone(),
+        reason,
+    };
+    let version = lock.version().map_err(invalid)?;
     let mut packages = Vec::with_capacity(lock.packages.len());
     let mut identities = HashSet::with_capacity(lock.packages.len());
     for p in &lock.packages {
-        let name = p.name.as_str().to_string();
-        let version = p.version.to_string();
+        let name = p.name.clone();
+        let version = p.version.clone();
         if !is_crate_name(&name) {
             return Err(LockfileError::InvalidName(name));
+        }
+        if cargo_lock::Version::parse(&version).is_err() {
+            return Err(invalid(format!(
+                "the package {name} has the version {version:?}, which is not a semantic version"
+            )));
         }
         let source = match &p.source {
             None => {
@@ -520,8 +518,12 @@ pub fn parse(repo_root: &Path, package_path: &RepoPath) -> Result<CargoLock, Loc
                 };
                 Source::Path { path }
             }
-            Some(s) => {
-                let sid = s.to_string();
+            Some(sid) => {
+                let s = SourceId::from_url(sid).map_err(|e| {
+                    invalid(format!(
+                        "the package {name}@{version} has the source {sid:?}: {e}"
+                    ))
+                })?;
                 match s.kind() {
                     SourceKind::Registry | SourceKind::SparseRegistry => {
                         if !(s.is_default_registry()
@@ -531,17 +533,23 @@ pub fn parse(repo_root: &Path, package_path: &RepoPath) -> Result<CargoLock, Loc
                             return Err(LockfileError::UnsupportedRegistry {
                                 name,
                                 version,
-                                source_id: sid,
+                                source_id: sid.clone(),
                             });
                         }
-                        let checksum = match &p.checksum {
-                            Some(c) => c.as_sha256().map(hex::encode),
-                            None => None,
-                        }
-                        .ok_or_else(|| LockfileError::MissingChecksum {
-                            name: name.clone(),
-                            version: version.clone(),
-                        })?;
+                        let checksum = lock
+                            .checksum(p)
+                            .ok_or_else(|| LockfileError::MissingChecksum {
+                                name: name.clone(),
+                                version: version.clone(),
+                            })?
+                            .parse::<Checksum>()
+                            .ok()
+                            .and_then(|c| c.as_sha256().map(hex::encode))
+                            .ok_or_else(|| {
+                                invalid(format!(
+                                    "the checksum of {name}@{version} is not a SHA-256 hex digest"
+                                ))
+                            })?;
                         Source::Registry { checksum }
                     }
                     SourceKind::Git(r) => {
@@ -549,7 +557,7 @@ pub fn parse(repo_root: &Path, package_path: &RepoPath) -> Result<CargoLock, Loc
                             return Err(LockfileError::GitNotPinned {
                                 name,
                                 version,
-                                source_id: sid,
+                                source_id: sid.clone(),
                             });
                         };
                         let reference = match r {
@@ -558,11 +566,7 @@ pub fn parse(repo_root: &Path, package_path: &RepoPath) -> Result<CargoLock, Loc
                             GitReference::Tag(t) => GitRef::Tag(t.clone()),
                             GitReference::Rev(r) => GitRef::Rev(r.clone()),
                         };
-                        let raw = raw_sources
-                            .get(&(name.clone(), version.clone()))
-                            .cloned()
-                            .unwrap_or_else(|| sid.clone());
-                        let source_id = raw.split('#').next().unwrap_or(&raw).to_string();
+                        let source_id = sid.split('#').next().unwrap_or(sid).to_string();
                         let mut url = s.url().clone();
                         url.set_query(None);
                         url.set_fragment(None);
@@ -577,22 +581,19 @@ pub fn parse(repo_root: &Path, package_path: &RepoPath) -> Result<CargoLock, Loc
                         return Err(LockfileError::UnsupportedSource {
                             name,
                             version,
-                            source_id: sid,
+                            source_id: sid.clone(),
                         })
                     }
                 }
             }
         };
         // cargo itself refuses such a lockfile; keeping either entry would pick a checksum
-        let source_id = p
-            .source
-            .as_ref()
-            .map_or_else(|| "a path".to_string(), |s| s.to_string());
-        if !identities.insert((name.clone(), version.clone(), source_id.clone())) {
+        let source_id = p.source.as_deref().unwrap_or("a path");
+        if !identities.insert((p.name.as_str(), p.version.as_str(), source_id)) {
             return Err(LockfileError::Duplicate {
                 name,
                 version,
-                source_id,
+                source_id: source_id.to_string(),
             });
         }
         packages.push(LockedPackage {
@@ -602,33 +603,10 @@ pub fn parse(repo_root: &Path, package_path: &RepoPath) -> Result<CargoLock, Loc
             dependencies: Vec::new(),
         });
     }
-    // dependency edges, through an index by name (a scan per edge is quadratic in the lockfile)
-    let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (j, q) in lock.packages.iter().enumerate() {
-        by_name.entry(q.name.as_str()).or_default().push(j);
-    }
-    for (i, p) in lock.packages.iter().enumerate() {
-        let mut deps = Vec::new();
-        for d in &p.dependencies {
-            let hit = by_name
-                .get(d.name.as_str())
-                .into_iter()
-                .flatten()
-                .copied()
-                .find(|&j| {
-                    let q = &lock.packages[j];
-                    d.matches(q)
-                        && match (&d.source, &q.source) {
-                            (Some(a), Some(b)) => a == b,
-                            (None, _) => true,
-                            (Some(_), None) => false,
-                        }
-                });
-            if let Some(j) = hit {
-                deps.push(j);
-            }
-        }
-        packages[i].dependencies = deps;
+    drop(identities);
+    let edges = lock.dependency_edges().map_err(invalid)?;
+    for (package, dependencies) in packages.iter_mut().zip(edges) {
+        package.dependencies = dependencies;
     }
     Ok(CargoLock {
         version,
@@ -638,30 +616,173 @@ pub fn parse(repo_root: &Path, package_path: &RepoPath) -> Result<CargoLock, Loc
     })
 }
 
-/// Map (name, version) -> raw `source` string for git packages, straight from the TOML text.
-/// Only the three fields are kept (a generic TOML table of a 10,000-package lockfile was 40 MB).
-fn raw_git_sources(text: &str) -> BTreeMap<(String, String), String> {
-    #[derive(serde::Deserialize)]
-    struct RawLock {
-        #[serde(default)]
-        package: Vec<RawPackage>,
+/// `Cargo.lock` as written. Parsed one `[[package]]` table at a time: toml builds a document's
+/// whole tree before deserializing it, and that tree is 140 MB for a 50,000-package lockfile.
+#[derive(Debug, Default)]
+struct EncodedLock {
+    version: Option<u32>,
+    packages: Vec<EncodedPackage>,
+    /// The v1 `[metadata]` checksums, by (name, version).
+    metadata_checksums: HashMap<(String, String), String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct EncodedPackage {
+    name: String,
+    version: String,
+    source: Option<String>,
+    checksum: Option<String>,
+    #[serde(default)]
+    dependencies: Vec<String>,
+}
+
+/// What one piece of the document may hold: the root keys come before the first header.
+#[derive(serde::Deserialize)]
+struct EncodedSection {
+    version: Option<u32>,
+    #[serde(default)]
+    package: Vec<EncodedPackage>,
+    metadata: Option<HashMap<String, String>>,
+}
+
+const PACKAGE_HEADER: &str = "[[package]]";
+
+/// The document cut before each line that is exactly `[[package]]`, as cargo writes it: (offset,
+/// piece). Such a line inside a multi-line string would leave the piece before it unterminated,
+/// so that lockfile is refused, never misread; a header spelled otherwise stays in its piece.
+fn sections(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let headers = text
+        .match_indices(PACKAGE_HEADER)
+        .map(|(i, _)| i)
+        .filter(move |&i| {
+            let after = &text[i + PACKAGE_HEADER.len()..];
+            (i == 0 || text.as_bytes()[i - 1] == b'\n')
+                && (after.is_empty() || after.starts_with('\n') || after.starts_with("\r\n"))
+        });
+    let mut bounds = std::iter::once(0)
+        .chain(headers)
+        .chain(std::iter::once(text.len()))
+        .peekable();
+    std::iter::from_fn(move || {
+        let start = bounds.next()?;
+        let end = *bounds.peek()?;
+        Some((start, &text[start..end]))
+    })
+    .filter(|(_, piece)| !piece.is_empty())
+}
+
+impl EncodedLock {
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut lock = EncodedLock::default();
+        let mut metadata: Option<HashMap<String, String>> = None;
+        for (offset, piece) in sections(text) {
+            let section: EncodedSection = toml::from_str(piece).map_err(|e| {
+                let at = offset + e.span().map_or(0, |s| s.start);
+                let line = 1 + text.get(..at).unwrap_or(text).matches('\n').count();
+                format!("line {line}: {}", e.message().trim_end())
+            })?;
+            lock.version = lock.version.or(section.version);
+            lock.packages.extend(section.package);
+            if let Some(m) = section.metadata {
+                if metadata.is_some() {
+                    return Err("the table [metadata] is defined twice".into());
+                }
+                metadata = Some(m);
+            }
+        }
+        // v1 keys: "checksum <name> <version> (<source>)"; the value may be "<none>"
+        for (key, value) in metadata.unwrap_or_default() {
+            let mut parts = key.split_whitespace();
+            if let (Some("checksum"), Some(name), Some(version)) =
+                (parts.next(), parts.next(), parts.next())
+            {
+                if value != "<none>" {
+                    lock.metadata_checksums
+                        .insert((name.to_string(), version.to_string()), value);
+                }
+            }
+        }
+        Ok(lock)
     }
-    #[derive(serde::Deserialize)]
-    struct RawPackage {
-        name: String,
-        version: String,
-        source: Option<String>,
+
+    /// The lockfile format version, explicit (v3 on) or told by where checksums are (v1, v2).
+    fn version(&self) -> Result<u32, String> {
+        match self.version {
+            Some(v @ 1..=4) => Ok(v),
+            Some(v) => Err(format!("the lockfile version {v} is not one of 1 to 4")),
+            None => {
+                let v1 = !self.metadata_checksums.is_empty();
+                if v1 && self.packages.iter().any(|p| p.checksum.is_some()) {
+                    return Err("it has checksums both in [[package]] and in [metadata]".into());
+                }
+                Ok(if v1 { 1 } else { 2 })
+            }
+        }
     }
-    let Ok(lock) = toml::from_str::<RawLock>(text) else {
-        return BTreeMap::new();
-    };
-    lock.package
-        .into_iter()
-        .filter_map(|p| match p.source {
-            Some(s) if s.starts_with("git+") => Some(((p.name, p.version), s)),
-            _ => None,
+
+    fn checksum<'a>(&'a self, p: &'a EncodedPackage) -> Option<&'a str> {
+        p.checksum.as_deref().or_else(|| {
+            self.metadata_checksums
+                .get(&(p.name.clone(), p.version.clone()))
+                .map(String::as_str)
         })
-        .collect()
+    }
+
+    /// For each package, the indexes of the packages its `dependencies` name ("name",
+    /// "name version" or "name version (source)", as unambiguous as the lockfile needs).
+    fn dependency_edges(&self) -> Result<Vec<Vec<usize>>, String> {
+        let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, p) in self.packages.iter().enumerate() {
+            by_name.entry(p.name.as_str()).or_default().push(i);
+        }
+        self.packages
+            .iter()
+            .map(|p| {
+                p.dependencies
+                    .iter()
+                    .map(|d| {
+                        self.resolve(d, &by_name)?.ok_or_else(|| {
+                            format!(
+                                "{}@{} depends on {d:?}, which the lockfile does not lock",
+                                p.name, p.version
+                            )
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn resolve(
+        &self,
+        dependency: &str,
+        by_name: &HashMap<&str, Vec<usize>>,
+    ) -> Result<Option<usize>, String> {
+        let malformed = || format!("the dependency {dependency:?} is malformed");
+        let mut parts = dependency.split_whitespace();
+        let name = parts.next().ok_or_else(malformed)?;
+        let version = parts.next();
+        let source = parts
+            .next()
+            .map(|s| {
+                let s = s.strip_prefix('(').and_then(|s| s.strip_suffix(')'));
+                s.and_then(|s| SourceId::from_url(s).ok())
+                    .ok_or_else(malformed)
+            })
+            .transpose()?;
+        if parts.next().is_some() {
+            return Err(malformed());
+        }
+        let same_source = |q: &EncodedPackage| match (&source, &q.source) {
+            (None, _) => true,
+            (Some(a), Some(b)) => SourceId::from_url(b).is_ok_and(|b| *a == b),
+            (Some(_), None) => false,
+        };
+        Ok(by_name.get(name).into_iter().flatten().copied().find(|&j| {
+            let q = &self.packages[j];
+            version.is_none_or(|v| v == q.version) && same_source(q)
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -905,5 +1026,34 @@ mod tests {
         assert_eq!(l.registry().next().unwrap().1, CK);
         assert!(l.members[0].path.is_root());
         assert_eq!(l.packages[0].dependencies, vec![1]);
+    }
+
+    #[test]
+    fn pieces_parse_like_the_whole_document() {
+        let crlf = "version = 3\r\n\r\n[[package]]\r\nname = \"a\"\r\nversion = \"1.0.0\"\r\ndependencies = [\"b\"]\r\n[[ package ]]\r\nname = \"b\"\r\nversion = \"1.0.0\"\r\n";
+        let lock = EncodedLock::parse(crlf).unwrap();
+        assert_eq!(lock.version().unwrap(), 3);
+        assert_eq!(lock.packages.len(), 2);
+        assert_eq!(lock.dependency_edges().unwrap(), vec![vec![1], vec![]]);
+
+        // a header line inside a multi-line string cuts the string: refused, not misread
+        let hidden = "[[package]]\nname = \"a\"\nversion = \"1.0.0\"\nnote = \"\"\"\n[[package]]\nname = \"b\"\n\"\"\"\n";
+        assert!(EncodedLock::parse(hidden).is_err());
+
+        let e = EncodedLock::parse("version = 3\n\n[[package]]\nname = \"a\"\nname = \"b\"\n")
+            .unwrap_err();
+        assert!(e.starts_with("line 5:"), "{e}");
+        let twice = "[[package]]\nname = \"a\"\nversion = \"1.0.0\"\n[metadata]\n[[package]]\nname = \"b\"\nversion = \"1.0.0\"\n[metadata]\n";
+        assert!(EncodedLock::parse(twice)
+            .unwrap_err()
+            .contains("[metadata]"));
+
+        let dangling = EncodedLock::parse(
+            "[[package]]\nname = \"a\"\nversion = \"1.0.0\"\ndependencies = [\"ghost\"]\n",
+        )
+        .unwrap();
+        assert!(dangling.dependency_edges().unwrap_err().contains("ghost"));
+        let versions = EncodedLock::parse("[[package]]\nname = \"a\"\nversion = \"1.0.0\"\ndependencies = [\"b 2.0.0\"]\n[[package]]\nname = \"b\"\nversion = \"1.0.0\"\n[[package]]\nname = \"b\"\nversion = \"2.0.0\"\n").unwrap();
+        assert_eq!(versions.dependency_edges().unwrap()[0], vec![2]);
     }
 }
