@@ -153,19 +153,35 @@ impl Sampler {
         let start = Instant::now();
         let thread = std::thread::spawn(move || {
             let mut rss_peak = 0;
+            let mut hwm_seen = 0;
             let mut tick = 0u64;
             while !s.load(Ordering::Relaxed) {
                 // the total every 5 ms (a file mapped and read through is a short spike), the
                 // rest every 100 ms (walking the temporary directory costs)
                 let rss = status_kib(pid, "VmRSS:");
+                let hwm = status_kib(pid, "VmHWM:");
+                if hwm > hwm_seen + 8 * 1024 {
+                    hwm_seen = hwm;
+                    eprintln!(
+                        "  VmHWM {} MiB at {} ms",
+                        hwm / 1024,
+                        start.elapsed().as_millis()
+                    );
+                }
                 for child in children(pid) {
                     c.fetch_max(status_kib(child, "VmHWM:"), Ordering::Relaxed);
                 }
                 if rss > rss_peak + 1024 {
                     rss_peak = rss;
                     let (kib, name) = largest_mapping(pid);
-                    *l.lock().unwrap() =
-                        format!("{} MiB of {} MiB in {name}", kib / 1024, rss / 1024);
+                    *l.lock().unwrap() = format!(
+                        "{} MiB of {} MiB in {name} ({} MiB anonymous, {} MiB of files), {} ms in",
+                        kib / 1024,
+                        rss / 1024,
+                        status_kib(pid, "RssAnon:") / 1024,
+                        status_kib(pid, "RssFile:") / 1024,
+                        start.elapsed().as_millis()
+                    );
                 }
                 tick += 1;
                 if !tick.is_multiple_of(20) {
@@ -324,6 +340,9 @@ async fn measure(case: &str, fixture: Fixture) -> Row {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let wall = t.elapsed();
+    for (at, step) in &steps {
+        eprintln!("  {:>7} ms  {step}", at.as_millis());
+    }
     let (temp_peak, anon_peak, anon_peak_at, child_peak) = sampler.finish();
     let peak_step = steps
         .iter()
@@ -332,6 +351,10 @@ async fn measure(case: &str, fixture: Fixture) -> Row {
         .map(|(_, step)| step.clone())
         .unwrap_or_default();
     assert_eq!(done["state"], "complete", "{case}: {done}");
+    eprintln!(
+        "{case}: VmHWM {} MiB when the request ended (its last GET included)",
+        status_kib(pid, "VmHWM:") / 1024
+    );
 
     // the api streams (and re-hashes) the bundle: part of the process's peak
     let bundle = larder.data.path().join("downloaded.tar.gz");

@@ -328,18 +328,15 @@ pub async fn put_packages(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<i64>,
-    body: web::Json<PackagesData>,
+    payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     auth::require_worker(&req)?;
-    // bound as text: a serde_json::Value of every dependency costs several times the body
-    let json = serde_json::to_string(&*body).expect("serializable");
-    drop(body);
-    // serde_json writes a NUL in a string as this escape, and PostgreSQL refuses it in jsonb
-    if json.contains("\\u0000") {
-        return Err(ApiError::bad_request(
-            "The packages data must not contain NUL characters",
-        ));
-    }
+    let body = read_body(payload, crate::error::WORKER_REPORT_BODY_LIMIT).await?;
+    // checked a package at a time and stored as sent: a parsed copy of 50,000 dependencies
+    // (and its serialization) cost several times the body
+    let json = web::block(move || checked_packages_data(body))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async |conn| {
@@ -353,6 +350,58 @@ pub async fn put_packages(
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// A body of at most `limit` bytes, in one buffer.
+async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request(format!("The request body was not received: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::payload_too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `body` if it is packages data PostgreSQL accepts: every package is read as
+/// [`common::Package`] and dropped.
+fn checked_packages_data(body: Vec<u8>) -> ApiResult<String> {
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    fn each_package<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+        struct Each;
+        impl<'de> Visitor<'de> for Each {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of packages")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                while seq.next_element::<common::Package>()?.is_some() {}
+                Ok(())
+            }
+        }
+        d.deserialize_seq(Each)
+    }
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        #[serde(deserialize_with = "each_package")]
+        #[allow(dead_code)]
+        packages: (),
+    }
+    let text = String::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("The request body is not valid UTF-8"))?;
+    serde_json::from_str::<Shape>(&text).map_err(|e| {
+        ApiError::bad_request(format!("The request body is not valid packages data: {e}"))
+    })?;
+    // PostgreSQL refuses a NUL in jsonb, which JSON can only write as this escape
+    if text.contains("\\u0000") {
+        return Err(ApiError::bad_request(
+            "The packages data must not contain NUL characters",
+        ));
+    }
+    Ok(text)
 }
 
 /// Worker-only: the files this request's repositories serve (replaces what was recorded).

@@ -104,21 +104,21 @@ pub fn packages(lock: &CargoLock) -> Vec<Package> {
     out
 }
 
-/// One artifact per registry crate. `lines` maps (name, version) to the verbatim upstream index
-/// line (as stored under `plan::index_line_store_key`); each is re-checked against the lockfile.
-pub fn artifacts(
-    lock: &CargoLock,
-    lines: &BTreeMap<(String, String), String>,
-) -> Result<Vec<Artifact>, LayoutError> {
-    let mut out = Vec::new();
-    for (p, checksum) in lock.registry() {
+/// One artifact per registry crate, made as it is read (50,000 at once were 40 MB). `lines` maps
+/// (name, version) to the verbatim upstream index line (as stored under
+/// `plan::index_line_store_key`); each is re-checked against the lockfile.
+pub fn artifacts<'a>(
+    lock: &'a CargoLock,
+    lines: &'a BTreeMap<(String, String), String>,
+) -> impl Iterator<Item = Result<Artifact, LayoutError>> + 'a {
+    lock.registry().map(|(p, checksum)| {
         let key = (p.name.clone(), p.version.clone());
         let line = lines
             .get(&key)
             .ok_or_else(|| LayoutError::MissingIndexLine(format!("{}@{}", p.name, p.version)))?;
         let line = line.trim_end_matches(['\n', '\r']);
         check_line(&p.name, &p.version, checksum, line)?;
-        out.push(Artifact {
+        Ok(Artifact {
             pm: "cargo".into(),
             name: p.name.clone(),
             version: p.version.clone(),
@@ -128,9 +128,8 @@ pub fn artifacts(
                 index_line: line.to_string(),
                 cksum: checksum.to_string(),
             }),
-        });
-    }
-    Ok(out)
+        })
+    })
 }
 
 /// Where the fetch left a registry crate: its file in the store and the sha256 computed as it
@@ -317,20 +316,23 @@ mod tests {
             ("serde".to_string(), "1.0.0".to_string()),
             r#"{"name":"serde","vers":"1.0.0","cksum":"aa"}"#.to_string(),
         );
-        assert!(matches!(
-            artifacts(&l, &lines),
-            Err(LayoutError::MissingIndexLine(_))
-        ));
+        fn all(
+            l: &CargoLock,
+            lines: &BTreeMap<(String, String), String>,
+        ) -> Result<Vec<Artifact>, LayoutError> {
+            artifacts(l, lines).collect()
+        }
+        assert!(matches!(all(&l, &lines), Err(LayoutError::MissingIndexLine(_))));
         lines.insert(
             ("serde_derive".to_string(), "1.0.0".to_string()),
             r#"{"name":"serde_derive","vers":"1.0.0","cksum":"cc"}"#.to_string(),
         );
-        assert!(matches!(artifacts(&l, &lines), Err(LayoutError::Index(_))));
+        assert!(matches!(all(&l, &lines), Err(LayoutError::Index(_))));
         lines.insert(
             ("serde_derive".to_string(), "1.0.0".to_string()),
             r#"{"name":"serde_derive","vers":"1.0.0","cksum":"bb"}"#.to_string(),
         );
-        let a = artifacts(&l, &lines).unwrap();
+        let a = all(&l, &lines).unwrap();
         assert_eq!(a.len(), 2);
         assert_eq!(a[0].filename, "serde-1.0.0.crate");
         assert_eq!(a[0].store_key, "deps/cargo/serde/serde-1.0.0.crate");

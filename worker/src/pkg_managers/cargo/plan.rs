@@ -81,15 +81,15 @@ pub struct Plan {
 /// Every store key the registry part of these lockfiles needs (`.crate`s and index lines).
 /// When the store has all of them the foundation can skip upstream entirely, including
 /// `config.json` (needed only to compute download URLs).
-pub fn required_store_keys(locks: &[&CargoLock]) -> Vec<String> {
-    let mut keys = BTreeSet::new();
-    for lock in locks {
-        for (p, _) in lock.registry() {
-            keys.insert(crate_store_key(&p.name, &p.version));
-            keys.insert(index_line_store_key(&p.name, &p.version));
-        }
-    }
-    keys.into_iter().collect()
+pub fn required_store_keys<'a>(locks: &'a [&CargoLock]) -> impl Iterator<Item = String> + 'a {
+    locks.iter().flat_map(|lock| {
+        lock.registry().flat_map(|(p, _)| {
+            [
+                crate_store_key(&p.name, &p.version),
+                index_line_store_key(&p.name, &p.version),
+            ]
+        })
+    })
 }
 
 /// Plan the fetches for one or more parsed lockfiles (deduplicated).
@@ -100,24 +100,24 @@ pub fn plan(
     index_base: &str,
     config: &IndexConfig,
 ) -> Result<Plan, PlanError> {
-    let mut registry: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut registry: BTreeMap<(&str, &str), &str> = BTreeMap::new();
     let mut git: BTreeSet<GitFetch> = BTreeSet::new();
     for lock in locks {
         for p in &lock.packages {
             match &p.source {
                 Source::Registry { checksum } => {
-                    let key = (p.name.clone(), p.version.clone());
+                    let key = (p.name.as_str(), p.version.as_str());
                     if let Some(prev) = registry.get(&key) {
                         if prev != checksum {
                             return Err(PlanError::ConflictingChecksums {
                                 name: p.name.clone(),
                                 version: p.version.clone(),
-                                a: prev.clone(),
+                                a: prev.to_string(),
                                 b: checksum.clone(),
                             });
                         }
                     }
-                    registry.insert(key, checksum.clone());
+                    registry.insert(key, checksum);
                 }
                 Source::Git { url, commit, .. } => {
                     git.insert(GitFetch {
@@ -130,8 +130,8 @@ pub fn plan(
         }
     }
     let mut out = Plan::default();
-    let mut by_name: BTreeMap<String, Vec<WantedLine>> = BTreeMap::new();
-    for ((name, version), checksum) in &registry {
+    let mut by_name: BTreeMap<&str, Vec<WantedLine>> = BTreeMap::new();
+    for ((name, version), checksum) in registry {
         out.downloads.push(Download {
             url: config.download_url(name, version, checksum)?,
             store_key: crate_store_key(name, version),
@@ -143,16 +143,16 @@ pub fn plan(
             )?),
             label: format!("{name}@{version}"),
         });
-        by_name.entry(name.clone()).or_default().push(WantedLine {
-            version: version.clone(),
-            checksum: checksum.clone(),
+        by_name.entry(name).or_default().push(WantedLine {
+            version: version.to_string(),
+            checksum: checksum.to_string(),
             store_key: index_line_store_key(name, version),
         });
     }
     for (name, lines) in by_name {
         out.index.push(IndexFetch {
-            url: index_file_url(index_base, &name)?,
-            name,
+            url: index_file_url(index_base, name)?,
+            name: name.to_string(),
             lines,
         });
     }

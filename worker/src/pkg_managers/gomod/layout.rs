@@ -5,6 +5,7 @@ use super::plan::{
     DepSource, ExpectedH1, GoFileKind, Plan, PlanError, RewrittenFile, VendorMode, STORE_PREFIX,
 };
 use super::vendor::{generate_vendor, VendorError, VendorInput, VendorSource};
+use crate::artifact_spool::ArtifactSpool;
 use common::artifact::gomod::GoMeta;
 use common::gomod::{escape_path, escape_version, EscapeError};
 use common::repo_path::RepoPath;
@@ -37,6 +38,8 @@ pub enum LayoutError {
     Vendor(#[from] VendorError),
     #[error(transparent)]
     Escape(#[from] EscapeError),
+    #[error("Cannot spool the artifacts: {0}")]
+    Spool(std::io::Error),
 }
 
 impl Classify for LayoutError {
@@ -58,11 +61,11 @@ impl Classify for LayoutError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayoutOutput {
     pub packages: Vec<Package>,
     pub env_vars: EnvVars,
-    pub artifacts: Vec<Artifact>,
+    /// Spooled as they are made: a 50,000-line go.sum makes 75,000.
+    pub artifacts: ArtifactSpool,
     /// go.mod/go.sum files overwritten in `app/` (dependency_replacements), already written.
     pub rewritten: Vec<RewrittenFile>,
 }
@@ -187,7 +190,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
             recorded.insert(d.download.store_key.clone(), h);
         }
     }
-    let mut artifacts = Vec::new();
+    let mut artifacts = ArtifactSpool::default();
     let mut lists: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for d in &inp.plan.downloads {
         let key = &d.download.store_key;
@@ -223,14 +226,16 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                 .or_default()
                 .insert(d.version.clone());
         }
-        artifacts.push(Artifact {
-            pm: "gomod".into(),
-            name: d.module.clone(),
-            version: d.version.clone(),
-            filename: format!("{}.{}", d.version, d.kind.ext()),
-            store_key: key.clone(),
-            meta: ArtifactMeta::Gomod(GoMeta { h1: h1.clone() }),
-        });
+        artifacts
+            .push(&Artifact {
+                pm: "gomod".into(),
+                name: d.module.clone(),
+                version: d.version.clone(),
+                filename: format!("{}.{}", d.version, d.kind.ext()),
+                store_key: key.clone(),
+                meta: ArtifactMeta::Gomod(GoMeta { h1: h1.clone() }),
+            })
+            .map_err(LayoutError::Spool)?;
     }
     for (ep, versions) in lists {
         let p = cache.join(&ep).join("@v").join("list");

@@ -117,13 +117,12 @@ impl PackageManager for Gomod {
             main_versions: &plan.main_versions,
             repo_url: &plan.proxy_url,
         })?;
-        let mut output = PmOutput {
+        Ok(PmOutput {
             packages: out.packages,
             env: out.env_vars,
+            artifacts: out.artifacts,
             ..PmOutput::default()
-        };
-        output.add_artifacts(out.artifacts)?;
-        Ok(output)
+        })
     }
 }
 

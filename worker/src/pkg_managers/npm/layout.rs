@@ -668,8 +668,11 @@ fn read_text(p: &Path, display: &str) -> Result<String, LayoutError> {
         file: display.into(),
         reason: e.to_string(),
     })?;
-    let mut s = String::new();
-    f.take(crate::pkg_managers::npm::lockfile::MAX_LOCKFILE_BYTES)
+    let limit = crate::pkg_managers::npm::lockfile::MAX_LOCKFILE_BYTES;
+    // sized up front: grown while reading, a 19 MB lockfile took a 32 MB buffer
+    let len = f.metadata().map_or(0, |m| m.len().min(limit));
+    let mut s = String::with_capacity(usize::try_from(len).unwrap_or(0));
+    f.take(limit)
         .read_to_string(&mut s)
         .map_err(|e| LayoutError::Rewrite {
             file: display.into(),

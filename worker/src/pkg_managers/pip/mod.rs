@@ -248,9 +248,8 @@ async fn fetch_pages(
 ) -> Result<BTreeMap<String, Vec<IndexFile>>, Failure> {
     let base = ctx.config.pypi_index.clone();
     let concurrency = ctx.config.download_concurrency.max(1);
-    let futures: Vec<_> = names
-        .iter()
-        .cloned()
+    // each page's read made as a slot frees up, not all of them first
+    stream::iter(names.iter().cloned())
         .map(|name| {
             let base = base.clone();
             async move {
@@ -271,8 +270,6 @@ async fn fetch_pages(
                 Ok((name, files))
             }
         })
-        .collect();
-    stream::iter(futures)
         .buffer_unordered(concurrency)
         .try_collect()
         .await
