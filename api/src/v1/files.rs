@@ -185,28 +185,10 @@ pub async fn add_configuration_files(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<i64>,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     auth::require_worker(&req)?;
-    // sized once from the announced length: growing by doubling would hold up to twice the body
-    let announced = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut bytes = web::BytesMut::with_capacity(announced.min(CONFIGURATION_FILES_BODY_BYTES));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_request(format!("The request body could not be read: {e}"))
-        })?;
-        if bytes.len() + chunk.len() > CONFIGURATION_FILES_BODY_BYTES {
-            return Err(ApiError::bad_request(format!(
-                "The request body is larger than the {CONFIGURATION_FILES_BODY_BYTES} bytes allowed"
-            )));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+    let bytes = read_body(&req, payload, CONFIGURATION_FILES_BODY_BYTES).await?;
     let body: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("The request body is not valid JSON: {e}")))?;
     drop(bytes);
@@ -331,7 +313,7 @@ pub async fn put_packages(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     auth::require_worker(&req)?;
-    let body = read_body(payload, crate::error::WORKER_REPORT_BODY_LIMIT).await?;
+    let body = read_body(&req, payload, crate::error::WORKER_REPORT_BODY_LIMIT).await?;
     // checked a package at a time and stored as sent: a parsed copy of 50,000 dependencies
     // (and its serialization) cost several times the body
     let json = web::block(move || checked_packages_data(body))
@@ -352,12 +334,24 @@ pub async fn put_packages(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A body of at most `limit` bytes, in one buffer.
-async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<Vec<u8>> {
-    let mut body = Vec::new();
+/// A body of at most `limit` bytes, in one buffer sized once from the announced length (grown
+/// by doubling, it would hold up to twice the body).
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> ApiResult<Vec<u8>> {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = Vec::with_capacity(announced.min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::bad_request(format!("The request body was not received: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(format!("The request body could not be read: {e}"))
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::payload_too_large(limit));
         }

@@ -322,7 +322,10 @@ mod tests {
         ) -> Result<Vec<Artifact>, LayoutError> {
             artifacts(l, lines).collect()
         }
-        assert!(matches!(all(&l, &lines), Err(LayoutError::MissingIndexLine(_))));
+        assert!(matches!(
+            all(&l, &lines),
+            Err(LayoutError::MissingIndexLine(_))
+        ));
         lines.insert(
             ("serde_derive".to_string(), "1.0.0".to_string()),
             r#"{"name":"serde_derive","vers":"1.0.0","cksum":"cc"}"#.to_string(),
