@@ -45,11 +45,8 @@ impl Classify for ClassifyError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// fetched from the configured upstream registry, whatever host `resolved` names
-    Registry {
-        name: String,
-        version: String,
-        integrity: Option<String>,
-    },
+    /// (its name, version and integrity are the entry's)
+    Registry,
     /// `url`: what git clones (https for github/gitlab/bitbucket); `original`: the lockfile's text
     Git {
         url: String,
@@ -297,11 +294,7 @@ pub fn classify(
         if !valid_version(&version) {
             return Err(ClassifyError::InvalidName { label });
         }
-        return Ok(Kind::Registry {
-            name: e.name.clone(),
-            version,
-            integrity: e.integrity.clone(),
-        });
+        return Ok(Kind::Registry);
     }
     if is_http {
         if url::Url::parse(&resolved)
@@ -375,17 +368,17 @@ mod tests {
             Some("https://artifactory.corp/api/npm/a/-/a-1.0.0.tgz"),
         ))
         .unwrap();
-        assert!(matches!(k, Kind::Registry { .. }));
+        assert!(matches!(k, Kind::Registry));
         let k = c(&entry(
             "@s/a",
             Some("1.0.0"),
             Some("https://registry.npmjs.org/@s%2fa/-/a-1.0.0.tgz"),
         ))
         .unwrap();
-        assert!(matches!(k, Kind::Registry { .. }));
+        assert!(matches!(k, Kind::Registry));
         assert!(matches!(
             c(&entry("a", Some("1.0.0"), None)).unwrap(),
-            Kind::Registry { .. }
+            Kind::Registry
         ));
         let sha = "0123456789abcdef0123456789abcdef01234567";
         let k = c(&entry(

@@ -339,7 +339,7 @@ fn with_slash(s: &str) -> String {
 
 fn reported_version(d: &PlannedDep) -> Option<String> {
     match &d.kind {
-        Kind::Registry { version, .. } => Some(version.clone()),
+        Kind::Registry => d.entry.version.clone(),
         Kind::Git { original, .. } => Some(original.clone()),
         Kind::HttpsTarball { url, .. } => Some(url.clone()),
         Kind::FileTarball { original, .. } => Some(original.clone()),
@@ -423,8 +423,9 @@ pub fn artifact_for(
         .and_then(|v| v.as_str())
         .unwrap_or_default()
         .to_string();
-    if let Kind::Registry { name, version, .. } = &d.kind {
-        if &mname != name || &mversion != version {
+    if d.kind == Kind::Registry {
+        let version = d.entry.version.as_deref().unwrap_or_default();
+        if mname != d.entry.name || mversion != version {
             return Err(LayoutError::Mismatch {
                 label,
                 reason: format!("its package.json says {mname}@{mversion}"),
@@ -432,7 +433,7 @@ pub fn artifact_for(
         }
     }
     let source = match d.kind {
-        Kind::Registry { .. } => NpmSource::Registry,
+        Kind::Registry => NpmSource::Registry,
         Kind::Git { .. } => NpmSource::Git,
         Kind::HttpsTarball { .. } => NpmSource::Url,
         _ => NpmSource::File,
@@ -468,47 +469,59 @@ fn app_rel(path: &RepoPath) -> String {
     }
 }
 
-/// Layout of one project. `digests` holds every store key of the plan (each file's digests,
-/// computed as it was fetched or packed); the files are in `store`.
-pub fn layout(
-    project: &Project,
-    plan: &Plan,
+/// What the rewrites need of each tarball, by store key.
+pub type Tarballs<'p> = BTreeMap<&'p str, Tarball>;
+
+/// The artifact of every tarball of `plan` not in `tarballs` yet, made from its file in `store`
+/// and its digests (computed as it was fetched or packed), linked into the bundle and emitted
+/// as it is made: only what the rewrites need is kept.
+pub fn add_tarballs<'p>(
+    plan: &'p Plan,
     store: &Store,
     digests: &BTreeMap<String, FileDigests>,
     ctx: &LayoutContext,
+    tarballs: &mut Tarballs<'p>,
     emit: &mut dyn FnMut(Artifact) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    for d in &plan.deps {
+        let Some(key) = &d.store_key else { continue };
+        if tarballs.contains_key(key.as_str()) {
+            continue;
+        }
+        let missing = || LayoutError::Missing {
+            label: d.entry.label(),
+            store_key: key.clone(),
+        };
+        let file_digests = digests.get(key).ok_or_else(missing)?;
+        let file = store.path(key).map_err(|_| missing())?;
+        let a = artifact_for(d, &file, file_digests)?;
+        link_into_bundle(&ctx.bundle_root, key, &file)?;
+        let ArtifactMeta::Npm(meta) = &a.meta else {
+            return Err(missing().into());
+        };
+        let tarball = Tarball {
+            integrity: meta.dist.integrity.clone(),
+            version: a.version.clone(),
+            filename: a.filename.clone(),
+        };
+        emit(a)?;
+        tarballs.insert(key, tarball);
+    }
+    Ok(())
+}
+
+/// Layout of one project, once [`add_tarballs`] has made its tarballs' artifacts.
+pub fn layout(
+    project: &Project,
+    plan: &Plan,
+    arts: &Tarballs<'_>,
+    ctx: &LayoutContext,
 ) -> Result<LayoutOutput, Failure> {
     let repo_url = with_slash(&ctx.repo_url);
     let mut out = LayoutOutput {
         env_vars: default_env_vars(),
         ..Default::default()
     };
-    // each artifact once, by store key; emitted as it is made, only what the rewrites need
-    // is kept
-    let mut arts: BTreeMap<&str, Tarball> = BTreeMap::new();
-    for d in &plan.deps {
-        let Some(key) = &d.store_key else { continue };
-        if !arts.contains_key(key.as_str()) {
-            let missing = || LayoutError::Missing {
-                label: d.entry.label(),
-                store_key: key.clone(),
-            };
-            let file_digests = digests.get(key).ok_or_else(missing)?;
-            let file = store.path(key).map_err(|_| missing())?;
-            let a = artifact_for(d, &file, file_digests)?;
-            link_into_bundle(&ctx.bundle_root, key, &file)?;
-            let ArtifactMeta::Npm(meta) = &a.meta else {
-                return Err(missing().into());
-            };
-            let tarball = Tarball {
-                integrity: meta.dist.integrity.clone(),
-                version: a.version.clone(),
-                filename: a.filename.clone(),
-            };
-            emit(a)?;
-            arts.insert(key, tarball);
-        }
-    }
     let mut rewrites = Rewrites {
         by_location: BTreeMap::new(),
         repo_url: &repo_url,
@@ -524,7 +537,7 @@ pub fn layout(
                 filename: &a.filename,
                 store_key: key,
                 integrity: &a.integrity,
-                non_registry: !matches!(d.kind, Kind::Registry { .. }),
+                non_registry: !matches!(d.kind, Kind::Registry),
                 version: &a.version,
             },
         );
@@ -615,7 +628,7 @@ pub fn layout(
 }
 
 /// What the rewrites need of a tarball's artifact.
-struct Tarball {
+pub struct Tarball {
     integrity: String,
     version: String,
     filename: String,

@@ -53,9 +53,7 @@ impl PackageManager for Npm {
                 .iter()
                 .map(|path| {
                     let mut project = lockfile::read_project(&app, path)?;
-                    let plan = plan::plan(&app, &project, &upstream)?;
-                    // every entry now lives in the plan: one copy of a large lockfile, not two
-                    project.lockfile.entries = Vec::new();
+                    let plan = plan::plan(&app, &mut project, &upstream)?;
                     Ok((project, plan))
                 })
                 .collect::<Result<Vec<_>, Failure>>()
@@ -159,13 +157,19 @@ impl PackageManager for Npm {
             ..PmOutput::default()
         };
         let mut served = BTreeSet::new();
-        for (project, p) in &plan.projects {
-            let out = layout::layout(project, p, ctx.store, &digests, &lctx, &mut |a| {
+        let mut tarballs = layout::Tarballs::new();
+        for (_, p) in &plan.projects {
+            layout::add_tarballs(p, ctx.store, &digests, &lctx, &mut tarballs, &mut |a| {
                 if served.insert((a.name.clone(), a.filename.clone())) {
                     output.add_artifacts([a])?;
                 }
                 Ok(())
             })?;
+        }
+        // the rewrites need the tarballs only: the digests go before the lockfiles are read
+        drop((digests, served));
+        for (project, p) in &plan.projects {
+            let out = layout::layout(project, p, &tarballs, &lctx)?;
             output.packages.extend(out.package);
             output.config_files.extend(out.config_files);
         }

@@ -130,7 +130,8 @@ fn strongest(i: &Integrity) -> (&'static str, String) {
 }
 
 /// Build the plan of one project. `upstream` is `LARDER_NPM_REGISTRY`.
-pub fn plan(app_dir: &Path, project: &Project, upstream: &str) -> Result<Plan, PlanError> {
+/// Every entry of `project`'s lockfile moves into the plan: one copy of a large lockfile, not two.
+pub fn plan(app_dir: &Path, project: &mut Project, upstream: &str) -> Result<Plan, PlanError> {
     let mut out = Plan {
         path: project.path.clone(),
         ..Default::default()
@@ -138,17 +139,14 @@ pub fn plan(app_dir: &Path, project: &Project, upstream: &str) -> Result<Plan, P
     let mut seen = BTreeSet::new();
     // name@version -> (integrity, the entry that named it first)
     let mut registry: BTreeMap<String, (Integrity, String)> = BTreeMap::new();
-    for e in &project.lockfile.entries {
-        let kind = classify(app_dir, &project.path, e)?;
+    for e in std::mem::take(&mut project.lockfile.entries) {
+        let kind = classify(app_dir, &project.path, &e)?;
         let label = e.label();
         let store_key = match &kind {
-            Kind::Registry {
-                name,
-                version,
-                integrity,
-            } => {
+            Kind::Registry => {
+                let (name, version) = (&e.name, e.version.as_deref().unwrap_or_default());
                 let key = registry_store_key(name, version);
-                let Some(integrity) = integrity else {
+                let Some(integrity) = &e.integrity else {
                     return Err(PlanError::RegistryWithoutIntegrity { label });
                 };
                 let parsed = Integrity::parse(integrity, &label)?;
@@ -246,7 +244,7 @@ pub fn plan(app_dir: &Path, project: &Project, upstream: &str) -> Result<Plan, P
             Kind::Link { .. } | Kind::Bundled => None,
         };
         out.deps.push(PlannedDep {
-            entry: e.clone(),
+            entry: e,
             kind,
             store_key,
         });
@@ -272,8 +270,8 @@ mod tests {
             r#"{"name":"app","version":"1.0.0"}"#,
         )
         .unwrap();
-        let p = read_project(t.path(), &RepoPath::root()).unwrap();
-        plan(t.path(), &p, "http://up.example/npm/")
+        let mut p = read_project(t.path(), &RepoPath::root()).unwrap();
+        plan(t.path(), &mut p, "http://up.example/npm/")
     }
 
     #[test]
@@ -332,8 +330,8 @@ mod tests {
             r#"{"name":"app","version":"1.0.0"}"#,
         )
         .unwrap();
-        let p = read_project(root, &RepoPath::root()).unwrap();
-        let pl = plan(root, &p, "http://up.example/npm/").unwrap();
+        let mut p = read_project(root, &RepoPath::root()).unwrap();
+        let pl = plan(root, &mut p, "http://up.example/npm/").unwrap();
         let keys: Vec<_> = pl
             .downloads
             .iter()
