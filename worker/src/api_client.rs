@@ -227,7 +227,7 @@ impl ApiClient {
         env: &EnvVars,
         data: PackagesData,
         artifacts: ArtifactSpool,
-        files: &[ConfigFile],
+        files: Vec<ConfigFile>,
     ) -> Result<(), ApiClientError> {
         let packages_count = data.packages.len();
         let dependencies_count = data.merged_dependencies().len();
@@ -242,10 +242,13 @@ impl ApiClient {
             Some(&data_json),
         )
         .await?;
+        drop(data_json);
         self.report_artifacts(id, artifacts).await?;
-        // one file per body: a rewritten lockfile is as large as the lockfile
+        // one file per body, each file gone once its body is made: a rewritten lockfile is
+        // as large as the lockfile
         for f in files {
-            let body = config_file_body(f);
+            let body = config_file_body(&f);
+            drop(f);
             self.call(
                 reqwest::Method::POST,
                 &format!("/api/v1/requests/{id}/configuration-files"),

@@ -202,7 +202,7 @@ async fn report(api: &ApiClient, job: &Job, output: PmOutput) -> Result<(), ApiC
         &output.env,
         data,
         output.artifacts,
-        &output.config_files,
+        output.config_files,
     )
     .await
 }

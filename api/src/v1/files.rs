@@ -15,8 +15,8 @@ use common::{Artifact, ConfigFileBase64, PackagesData};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use futures_util::{stream, StreamExt};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
@@ -189,17 +189,19 @@ pub async fn add_configuration_files(
 ) -> ApiResult<HttpResponse> {
     auth::require_worker(&req)?;
     let bytes = read_body(&req, payload, CONFIGURATION_FILES_BODY_BYTES).await?;
-    let body: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("The request body is not valid JSON: {e}")))?;
-    drop(bytes);
-    let items = body
-        .as_array()
-        .ok_or_else(|| ApiError::bad_request("The input data must be a JSON array"))?;
+    // read in place, never as a serde_json::Value: a base64 lockfile of tens of MB would be
+    // copied once more before it is decoded
+    use serde_json::value::RawValue;
+    let not_json = |e: serde_json::Error| {
+        ApiError::bad_request(format!("The request body is not valid JSON: {e}"))
+    };
+    let body: &RawValue = serde_json::from_slice(&bytes).map_err(not_json)?;
+    let items: Vec<&RawValue> = serde_json::from_str(body.get())
+        .map_err(|_| ApiError::bad_request("The input data must be a JSON array"))?;
     let mut files = Vec::new();
     for item in items {
-        let obj = item.as_object().ok_or_else(|| {
-            ApiError::bad_request("The input data must be a JSON array of objects")
-        })?;
+        let obj: BTreeMap<String, &RawValue> = serde_json::from_str(item.get())
+            .map_err(|_| ApiError::bad_request("The input data must be a JSON array of objects"))?;
         let keys = ["content", "path", "type"];
         let missing: Vec<&str> = keys
             .iter()
@@ -218,20 +220,23 @@ pub async fn add_configuration_files(
                 extra.join(", ")
             )));
         }
+        let mut strings = Vec::with_capacity(keys.len());
         for k in keys {
-            if !obj[k].is_string() {
-                return Err(ApiError::bad_request(format!(
-                    "The base64 configuration file key of \"{k}\" must be a string"
-                )));
-            }
+            let text: std::borrow::Cow<'_, str> =
+                serde_json::from_str(obj[k].get()).map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "The base64 configuration file key of \"{k}\" must be a string"
+                    ))
+                })?;
+            strings.push(text);
         }
-        if obj["type"] != "base64" {
+        let [content, path, kind] = <[_; 3]>::try_from(strings).expect("three keys");
+        if kind != "base64" {
             return Err(ApiError::bad_request(format!(
-                "The configuration type of \"{}\" is invalid",
-                obj["type"].as_str().unwrap_or_default()
+                "The configuration type of \"{kind}\" is invalid"
             )));
         }
-        let path = obj["path"].as_str().unwrap_or_default().to_string();
+        let path = path.into_owned();
         if crate::v1::validation::request_path(&path).is_none_or(|p| p.as_str() != path)
             || !path.starts_with("app/")
             || has_control(&path)
@@ -239,13 +244,13 @@ pub async fn add_configuration_files(
             return Err(ApiError::bad_request(format!("The configuration file path {path:?} must be a normalized relative path under app/")));
         }
         let content = base64::engine::general_purpose::STANDARD
-            .decode(obj["content"].as_str().unwrap_or_default())
+            .decode(content.as_bytes())
             .map_err(|_| {
                 ApiError::bad_request(format!("The content of \"{path}\" is not valid base64"))
             })?;
         files.push((path, content));
     }
-    drop(body);
+    drop(bytes);
     let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async |conn| {

@@ -30,6 +30,7 @@ use futures_util::{FutureExt, StreamExt};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The package managers this worker processes, in the order they run (Cachito's).
 pub static REGISTRY: &[&dyn Registered] = &[
@@ -71,7 +72,8 @@ pub struct Fetches {
     /// Progress messages say `<what> (n/total)`.
     pub what: String,
     /// Files to download, or to re-verify when the store has them: all or nothing.
-    pub downloads: Vec<(Download, Check)>,
+    /// (shared: a package manager may keep each in its plan too, for the layout)
+    pub downloads: Vec<(Arc<Download>, Check)>,
     /// Repositories at a commit, checked out for the layout (and kept in the store).
     pub git: Vec<GitFetch>,
     /// Files of the repository to verify and keep in the store (npm `file:` tarballs).
@@ -304,7 +306,7 @@ impl PmContext<'_> {
 
 async fn stage_one(
     fetcher: Fetcher,
-    download: Download,
+    download: Arc<Download>,
     check: Check,
 ) -> Result<crate::fetch::Staged, Failure> {
     fetcher.stage(&download, check).await
@@ -315,7 +317,7 @@ impl PmContext<'_> {
     /// Nothing enters the store until `Fetcher::commit`.
     async fn stage_all(
         &self,
-        items: Vec<(Download, Check)>,
+        items: Vec<(Arc<Download>, Check)>,
         what: &str,
         total: usize,
     ) -> Result<Vec<crate::fetch::Staged>, Failure> {

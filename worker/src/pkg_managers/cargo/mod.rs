@@ -29,6 +29,7 @@ use common::{Descriptor, ErrorKind, Failure};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use lockfile::CargoLock;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// The `cargo` package manager.
 pub struct Cargo;
@@ -118,7 +119,7 @@ impl PackageManager for Cargo {
                 .into_iter()
                 .map(|d| {
                     let check = no_check(&d);
-                    (d, check)
+                    (Arc::new(d), check)
                 })
                 .collect(),
             git: plan.git,

@@ -179,7 +179,8 @@ pub enum ExpectedH1 {
 /// One Go proxy file to fetch, with the check [`verify_download`] performs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoDownload {
-    pub download: Download,
+    /// Shared with the fetch.
+    pub download: Arc<Download>,
     pub module: String,
     pub version: String,
     pub kind: GoFileKind,
@@ -307,12 +308,12 @@ fn go_download(
     let ep = escape_path(module)?;
     let ev = escape_version(module, version)?;
     Ok(GoDownload {
-        download: Download {
+        download: Arc::new(Download {
             url: format!("{upstream}/{ep}/@v/{ev}.{}", kind.ext()),
             store_key: format!("{STORE_PREFIX}/{ep}/@v/{ev}.{}", kind.ext()),
             expected: Expected::none(),
             label: format!("{module}@{version}"),
-        },
+        }),
         module: module.to_string(),
         version: version.to_string(),
         kind,

@@ -563,8 +563,22 @@ pub fn layout(
         lock_name,
         std::io::BufWriter::new(offline),
     )?;
-    let reg = rewrite_lock(&text, &rewrites, Variant::Registry, lock_name)?;
+    // spooled while the text is held and read back once it is gone: the two together were
+    // the layout's peak for a large lockfile
+    let spool_error = |e: std::io::Error| LayoutError::Io {
+        file: lock_name.into(),
+        reason: e.to_string(),
+    };
+    let mut spool = tempfile::tempfile().map_err(spool_error)?;
+    rewrite_lock_to(
+        &text,
+        &rewrites,
+        Variant::Registry,
+        lock_name,
+        std::io::BufWriter::new(&mut spool),
+    )?;
     drop(text);
+    let reg = read_back(spool).map_err(spool_error)?;
     out.config_files.push(ConfigFile {
         path: format!("{app_rel_dir}/{lock_name}"),
         content: reg,
@@ -801,8 +815,19 @@ fn rewrite_packages_entry(
     entry
 }
 
+/// All of `file`, from its start, in a buffer of its size.
+fn read_back(mut file: fs::File) -> std::io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let len = file.seek(SeekFrom::End(0))?;
+    file.seek(SeekFrom::Start(0))?;
+    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// Rewrite a lockfile text (v1/v2/v3) for `variant`, entry by entry; the output is
 /// pretty-printed with two-space indentation like npm's.
+#[cfg(test)]
 fn rewrite_lock(
     text: &str,
     rw: &Rewrites<'_>,

@@ -20,6 +20,7 @@ use crate::blocking::blocking;
 use common::digest::FileDigests;
 use common::{Descriptor, ErrorKind, Failure};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 fn io_failure(e: impl std::fmt::Display) -> Failure {
     Failure::new(ErrorKind::FileAccessError, e.to_string())
@@ -73,7 +74,7 @@ impl PackageManager for Npm {
             for d in std::mem::take(&mut p.downloads) {
                 if keys.insert(d.store_key.clone()) {
                     let check = crate::fetch::no_check(&d);
-                    fetches.downloads.push((d, check));
+                    fetches.downloads.push((Arc::new(d), check));
                 }
             }
             for g in &p.git {

@@ -30,6 +30,7 @@ use plan::{FileKind, Plan};
 use requirements::{ParsedRequirements, Requirement, Source};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The `pip` package manager.
 pub struct Pip;
@@ -295,7 +296,7 @@ fn check_for(
 }
 
 /// Every planned file with its check; nothing enters the store unless all of them verify.
-fn downloads(plan: &Plan) -> Vec<(Download, Check)> {
+fn downloads(plan: &Plan) -> Vec<(Arc<Download>, Check)> {
     let index_files = plan.files.iter().map(|f| {
         let sdist = (f.kind == FileKind::Sdist).then(|| (f.name.clone(), f.version.clone()));
         let accept = if f.verify_after {
@@ -306,11 +307,13 @@ fn downloads(plan: &Plan) -> Vec<(Download, Check)> {
             Vec::new()
         };
         let check = check_for(f.filename.clone(), f.download.label.clone(), accept, sdist);
-        (f.download.clone(), check)
+        (Arc::new(f.download.clone()), check)
     });
-    let url_files = plan
-        .urls
-        .iter()
-        .map(|u| (u.download.clone(), crate::fetch::no_check(&u.download)));
+    let url_files = plan.urls.iter().map(|u| {
+        (
+            Arc::new(u.download.clone()),
+            crate::fetch::no_check(&u.download),
+        )
+    });
     index_files.chain(url_files).collect()
 }
