@@ -124,35 +124,66 @@ impl Serialize for CachitoPackages<'_> {
     }
 }
 
-/// A rendered request: its fields, and for a verbose complete request its packages and merged
-/// dependencies, serialized from the packages data when the response is written.
+/// A request's merged dependencies and packages, serialized from its packages data when the
+/// response is written: the `dependencies` and `packages` entries of a map.
+pub struct RequestContents {
+    data: PackagesData,
+    merged: Vec<Dependency>,
+}
+
+impl RequestContents {
+    pub fn new(data: PackagesData) -> Self {
+        let merged = data.merged_dependencies();
+        Self { data, merged }
+    }
+
+    fn serialize_entry<M: SerializeMap>(&self, map: &mut M, key: &str) -> Result<(), M::Error> {
+        match key {
+            "dependencies" => map.serialize_entry(key, &CachitoDependencies(&self.merged)),
+            _ => map.serialize_entry(key, &CachitoPackages(&self.data)),
+        }
+    }
+}
+
+/// `GET …/packages`: the two entries alone, in Cachito's (sorted) order.
+impl Serialize for RequestContents {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        self.serialize_entry(&mut map, "dependencies")?;
+        self.serialize_entry(&mut map, "packages")?;
+        map.end()
+    }
+}
+
+/// A rendered request: its fields, and for a verbose complete request its contents.
 pub struct RenderedRequest {
     fields: Map<String, Value>,
-    contents: Option<(PackagesData, Vec<Dependency>)>,
+    contents: Option<RequestContents>,
+}
+
+impl RenderedRequest {
+    /// Whether it holds a request's contents (tens of MB for a large lockfile).
+    pub fn has_contents(&self) -> bool {
+        self.contents.is_some()
+    }
 }
 
 impl Serialize for RenderedRequest {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Some((data, merged)) = &self.contents else {
+        let Some(contents) = &self.contents else {
             return self.fields.serialize(s);
         };
         let mut map = s.serialize_map(Some(self.fields.len() + 2))?;
         // keys in sorted order, the two large ones in their places
-        let mut pending = [("dependencies", 0), ("packages", 1)]
-            .into_iter()
-            .peekable();
-        let large = |map: &mut S::SerializeMap, which: u8| match which {
-            0 => map.serialize_entry("dependencies", &CachitoDependencies(merged)),
-            _ => map.serialize_entry("packages", &CachitoPackages(data)),
-        };
+        let mut pending = ["dependencies", "packages"].into_iter().peekable();
         for (k, v) in &self.fields {
-            while let Some((_, which)) = pending.next_if(|(name, _)| *name < k.as_str()) {
-                large(&mut map, which)?;
+            while let Some(key) = pending.next_if(|key| *key < k.as_str()) {
+                contents.serialize_entry(&mut map, key)?;
             }
             map.serialize_entry(k, v)?;
         }
-        for (_, which) in pending {
-            large(&mut map, which)?;
+        for key in pending {
+            contents.serialize_entry(&mut map, key)?;
         }
         map.end()
     }
@@ -194,10 +225,7 @@ pub fn render_request(
     let mut contents = None;
     if verbose {
         match data {
-            Some(d) => {
-                let merged = d.merged_dependencies();
-                contents = Some((d, merged));
-            }
+            Some(d) => contents = Some(RequestContents::new(d)),
             None => {
                 obj.insert("packages".into(), json!([]));
                 obj.insert("dependencies".into(), json!([]));

@@ -3,7 +3,7 @@
 
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
-use crate::models::{CachitoDependencies, CachitoPackages};
+use crate::models::RequestContents;
 use crate::schema::{artifacts, configuration_files};
 use crate::v1::requests::{find, packages_data, shown_packages_data};
 use crate::v1::validation::{any_string, has_control};
@@ -289,24 +289,9 @@ pub async fn get_packages(
     let data: PackagesData = packages_data(&mut conn, row.id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    /// Keys in Cachito's (sorted) order.
-    struct Contents {
-        data: PackagesData,
-        merged: Vec<common::Dependency>,
-    }
-    impl serde::Serialize for Contents {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            use serde::ser::SerializeMap;
-            let mut map = s.serialize_map(Some(2))?;
-            map.serialize_entry("dependencies", &CachitoDependencies(&self.merged))?;
-            map.serialize_entry("packages", &CachitoPackages(&self.data))?;
-            map.end()
-        }
-    }
-    let merged = data.merged_dependencies();
     Ok(crate::json_stream::streamed(
         HttpResponse::Ok(),
-        Contents { data, merged },
+        RequestContents::new(data),
     ))
 }
 

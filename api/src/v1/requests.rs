@@ -107,10 +107,13 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<Ht
     let row = find(&mut conn, *id).await?;
     let data = shown_packages_data(&mut conn, &row).await?;
     let history = load_history(&mut conn, row.id).await?;
-    Ok(json_stream::streamed(
-        HttpResponse::Ok(),
-        render_request(&row, true, Some(&history), data, &state.config.public_url),
-    ))
+    let rendered = render_request(&row, true, Some(&history), data, &state.config.public_url);
+    // a status poll is a few hundred bytes: streamed only when it carries the contents
+    Ok(if rendered.has_contents() {
+        json_stream::streamed(HttpResponse::Ok(), rendered)
+    } else {
+        HttpResponse::Ok().json(rendered)
+    })
 }
 
 /// The request's row, locked until the transaction ends.
@@ -315,30 +318,24 @@ pub async fn list(
     if rows.is_empty() && q.page > 1 {
         return Err(ApiError::not_found());
     }
-    let mut loaded = Vec::with_capacity(rows.len());
+    let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
-        loaded.push(if q.verbose {
+        let (history, data) = if q.verbose {
             (
                 Some(load_history(&mut conn, row.id).await?),
                 shown_packages_data(&mut conn, row).await?,
             )
         } else {
             (None, None)
-        });
+        };
+        items.push(render_request(
+            row,
+            q.verbose,
+            history.as_deref(),
+            data,
+            &state.config.public_url,
+        ));
     }
-    let items: Vec<_> = rows
-        .iter()
-        .zip(loaded)
-        .map(|(row, (history, data))| {
-            render_request(
-                row,
-                q.verbose,
-                history.as_deref(),
-                data,
-                &state.config.public_url,
-            )
-        })
-        .collect();
     let pages = ((total + q.per_page - 1) / q.per_page).max(1);
     let base = state.config.public_url.trim_end_matches('/');
     let meta = json!({
