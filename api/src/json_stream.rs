@@ -16,8 +16,18 @@ const CHUNKS_AHEAD: usize = 4;
 /// `value` as the response body, serialized on the blocking pool in chunks of
 /// [`CHUNK_BYTES`] as the client reads them.
 pub fn streamed<T: Serialize + Send + 'static>(
-    mut response: HttpResponseBuilder,
+    response: HttpResponseBuilder,
     value: T,
+) -> HttpResponse {
+    written(response, move |out| {
+        serde_json::to_writer(out, &value).map_err(io::Error::from)
+    })
+}
+
+/// The JSON `write` writes as the response body, made on the blocking pool like [`streamed`].
+pub fn written(
+    mut response: HttpResponseBuilder,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()> + Send + 'static,
 ) -> HttpResponse {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_AHEAD);
     tokio::task::spawn_blocking(move || {
@@ -25,9 +35,7 @@ pub fn streamed<T: Serialize + Send + 'static>(
             tx,
             buf: BytesMut::with_capacity(CHUNK_BYTES),
         };
-        let written = serde_json::to_writer(&mut out, &value)
-            .map_err(io::Error::from)
-            .and_then(|()| out.send());
+        let written = write(&mut out).and_then(|()| out.send());
         if let Err(e) = written {
             // the client went away, or a chunk could not be made: the body ends short
             let _ = out.tx.blocking_send(Err(e));

@@ -46,7 +46,8 @@ diesel::table! {
     configuration_files (request_id, path) {
         request_id -> Int8,
         path -> Text,
-        content -> Bytea,
+        content -> Nullable<Bytea>,
+        sha256 -> Nullable<Text>,
     }
 }
 

@@ -127,10 +127,37 @@ impl EnvVar {
 pub type EnvVars = BTreeMap<String, EnvVar>;
 
 /// A configuration file handed back; `path` is relative to the bundle root (`app/...`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigFile {
     pub path: String,
-    pub content: Vec<u8>,
+    pub content: ConfigContent,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigContent {
+    /// Sent in the worker's report body.
+    Inline(Vec<u8>),
+    /// Already in the store under [`crate::store::config_file_key`] of this sha256: a rewritten
+    /// lockfile is as large as the lockfile, and a report body of it (in base64) was the
+    /// largest allocation of a whole request.
+    Stored(crate::digest::Digest),
+}
+
+impl ConfigFile {
+    pub fn inline(path: impl Into<String>, content: impl Into<Vec<u8>>) -> Self {
+        Self {
+            path: path.into(),
+            content: ConfigContent::Inline(content.into()),
+        }
+    }
+
+    /// The content when it is held in memory.
+    pub fn inline_content(&self) -> Option<&[u8]> {
+        match &self.content {
+            ConfigContent::Inline(bytes) => Some(bytes),
+            ConfigContent::Stored(_) => None,
+        }
+    }
 }
 
 /// Cachito's wire form of a configuration file.

@@ -5,6 +5,9 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::digest::{Digest, HashAlgorithm};
+use sha2::{Digest as _, Sha256};
+
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
@@ -99,6 +102,29 @@ impl Store {
         self.persist(temp, key)
     }
 
+    /// Write a blob through `write` and keep it under `key_of` its sha256, which is returned.
+    pub fn put_by_sha256(
+        &self,
+        key_of: fn(&Digest) -> String,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<Digest, StoreError> {
+        // until its digest is known the blob is a temporary file
+        let io = |source| StoreError::Io {
+            key: "tmp".into(),
+            source,
+        };
+        let temp = self.temp_file().map_err(io)?;
+        let mut out = Sha256Writer {
+            inner: io::BufWriter::new(temp),
+            hasher: Sha256::new(),
+        };
+        write(&mut out).map_err(io)?;
+        let temp = out.inner.into_inner().map_err(|e| io(e.into_error()))?;
+        let digest = Digest::new(HashAlgorithm::Sha256, &out.hasher.finalize()).expect("32 bytes");
+        self.persist(temp, &key_of(&digest))?;
+        Ok(digest)
+    }
+
     pub fn remove(&self, key: &str) -> Result<(), StoreError> {
         match fs::remove_file(self.path(key)?) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::Io {
@@ -117,12 +143,34 @@ impl Store {
     }
 }
 
+struct Sha256Writer<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for Sha256Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 pub fn bundle_key(request_id: i64) -> String {
     format!("bundles/{request_id}.tar.gz")
 }
 
 pub fn bundle_checksum_key(request_id: i64) -> String {
     format!("bundles/{request_id}.tar.gz.sha256")
+}
+
+/// A configuration file too large for a report body, by its content.
+pub fn config_file_key(sha256: &Digest) -> String {
+    format!("config-files/{}", sha256.hex())
 }
 
 pub fn log_key(request_id: i64) -> String {
@@ -158,5 +206,30 @@ mod tests {
         store.remove("a/b/c.txt").unwrap();
         store.remove("a/b/c.txt").unwrap();
         assert!(!store.contains("a/b/c.txt"));
+    }
+
+    #[test]
+    fn a_blob_put_by_sha256_is_named_by_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let digest = store
+            .put_by_sha256(config_file_key, |out| out.write_all(b"hello"))
+            .unwrap();
+        assert_eq!(
+            digest.hex(),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert_eq!(
+            fs::read(store.path(&config_file_key(&digest)).unwrap()).unwrap(),
+            b"hello"
+        );
+        let failed = store.put_by_sha256(config_file_key, |_| Err(io::Error::other("no")));
+        assert!(failed.is_err());
+        assert_eq!(
+            fs::read_dir(dir.path().join("config-files"))
+                .unwrap()
+                .count(),
+            1
+        );
     }
 }

@@ -248,6 +248,28 @@ async fn worker_updates_are_cleaned_and_bounded() {
         status,
         &body,
     );
+    for (what, sha256) in [
+        (
+            "a stored configuration file not in the store",
+            "0".repeat(64),
+        ),
+        (
+            "a stored configuration file named by no digest",
+            "../../secret.key".into(),
+        ),
+    ] {
+        let (status, body) = send(
+            larder
+                .http
+                .post(format!(
+                    "{}/api/v1/requests/{id}/configuration-files",
+                    larder.url
+                ))
+                .json(&json!([{"path": "app/a", "type": "stored", "sha256": sha256}])),
+        )
+        .await;
+        assert_client_error(what, status, &body);
+    }
     assert_healthy(&larder).await;
 }
 

@@ -522,6 +522,29 @@ async fn npm_lockfile_v3_all_kinds_real_client_and_reuse() {
     let done = larder.wait(id2).await;
     assert_eq!(done["state"], "complete", "{done}");
     assert_eq!(fx.upstream.requests(), Vec::<String>::new());
+
+    // the registry lockfile handed back is kept in the store by its digest, and verified
+    // before it is served
+    let stored = files_under(&larder.data.path().join("config-files"));
+    assert_eq!(
+        stored.len(),
+        2,
+        "one registry lockfile per request: {stored:?}"
+    );
+    let handed_back = larder.config_files(id).await["app/package-lock.json"].clone();
+    let blob = stored
+        .iter()
+        .find(|p| fs::read(p).unwrap() == handed_back)
+        .expect("the lockfile handed back is the stored one");
+    fs::write(blob, b"{}").unwrap();
+    let (status, body) = larder
+        .get(&format!("/api/v1/requests/{id}/configuration-files"))
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("has changed"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 use crate::artifact_spool::ArtifactSpool;
 use base64::Engine;
 use bytes::Bytes;
-use common::{ConfigFile, EnvVars, Failure, Job, PackagesData, RequestState};
+use common::{ConfigContent, ConfigFile, EnvVars, Failure, Job, PackagesData, RequestState};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -291,17 +291,23 @@ impl ApiClient {
 /// The size the artifacts' report bodies are cut to (the api parses each one whole).
 const ARTIFACTS_BODY_BYTES: usize = 2 << 20;
 
-/// A JSON request body, serialized once (retries resend the same bytes).
-/// `[{"content": <base64>, "path": …, "type": "base64"}]`, the base64 written straight into the
-/// body: a rewritten lockfile is tens of MiB, and a `String` of it plus its JSON would be two.
+/// A JSON request body, serialized once (retries resend the same bytes):
+/// `[{"content": <base64>, "path": …, "type": "base64"}]`, or for a file already in the store
+/// `[{"path": …, "sha256": <hex>, "type": "stored"}]`.
 fn config_file_body(f: &ConfigFile) -> Bytes {
-    let encoded = base64::encoded_len(f.content.len(), true).expect("a file fits in memory");
+    let content = match &f.content {
+        ConfigContent::Inline(content) => content,
+        ConfigContent::Stored(sha256) => {
+            return json_bytes(&json!([{"path": f.path, "sha256": sha256.hex(), "type": "stored"}]))
+        }
+    };
+    let encoded = base64::encoded_len(content.len(), true).expect("a file fits in memory");
     let mut body = Vec::with_capacity(encoded + f.path.len() + 64);
     body.extend_from_slice(b"[{\"content\":\"");
     let start = body.len();
     body.resize(start + encoded, 0);
     base64::engine::general_purpose::STANDARD
-        .encode_slice(&f.content, &mut body[start..])
+        .encode_slice(content, &mut body[start..])
         .expect("sized for it");
     body.extend_from_slice(b"\",\"path\":");
     serde_json::to_writer(&mut body, &f.path).expect("serializable");
@@ -320,10 +326,10 @@ mod tests {
 
     #[test]
     fn a_configuration_file_body_is_the_json_the_api_reads() {
-        let file = ConfigFile {
-            path: "app/a \"b\".json".into(),
-            content: (0..=255u8).cycle().take(1000).collect(),
-        };
+        let file = ConfigFile::inline(
+            "app/a \"b\".json",
+            (0..=255u8).cycle().take(1000).collect::<Vec<_>>(),
+        );
         let parsed: Vec<ConfigFileBase64> =
             serde_json::from_slice(&config_file_body(&file)).unwrap();
         assert_eq!(parsed.len(), 1);
@@ -333,7 +339,18 @@ mod tests {
             base64::engine::general_purpose::STANDARD
                 .decode(&parsed[0].content)
                 .unwrap(),
-            file.content
+            file.inline_content().unwrap()
+        );
+        let digest =
+            common::digest::Digest::new(common::digest::HashAlgorithm::Sha256, &[7; 32]).unwrap();
+        let stored = ConfigFile {
+            path: "app/package-lock.json".into(),
+            content: ConfigContent::Stored(digest.clone()),
+        };
+        let parsed: serde_json::Value = serde_json::from_slice(&config_file_body(&stored)).unwrap();
+        assert_eq!(
+            parsed,
+            json!([{"path": "app/package-lock.json", "sha256": digest.hex(), "type": "stored"}])
         );
     }
 }

@@ -11,12 +11,13 @@ use crate::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
-use common::{Artifact, ConfigFileBase64, PackagesData};
+use common::{Artifact, PackagesData};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use futures_util::{stream, StreamExt};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
@@ -160,26 +161,111 @@ pub async fn get_configuration_files(
 ) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
     let row = find(&mut conn, *id).await?;
-    let files: Vec<(String, Vec<u8>)> = configuration_files::table
+    let rows: Vec<(String, Option<Vec<u8>>, Option<String>)> = configuration_files::table
         .filter(configuration_files::request_id.eq(row.id))
         .order(configuration_files::path)
-        .select((configuration_files::path, configuration_files::content))
+        .select((
+            configuration_files::path,
+            configuration_files::content,
+            configuration_files::sha256,
+        ))
         .load(&mut conn)
         .await?;
-    let body: Vec<ConfigFileBase64> = files
-        .into_iter()
-        .map(|(path, content)| ConfigFileBase64 {
-            content: base64::engine::general_purpose::STANDARD.encode(content),
-            path,
-            kind: "base64".into(),
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(body))
+    drop(conn);
+    let mut files = Vec::with_capacity(rows.len());
+    for (path, content, sha256) in rows {
+        let content = match (content, sha256) {
+            (Some(bytes), _) => HeldContent::Row(bytes),
+            (None, Some(sha256)) => {
+                // verified before the first byte is sent, as a bundle is
+                let key = stored_config_file_key(&sha256)
+                    .ok_or_else(|| ApiError::internal(format!("bad sha256 of {path}")))?;
+                let file = state.store.path(&key)?;
+                let (verified, file) = web::block(move || {
+                    let digest = sha256_of(&file)?;
+                    std::io::Result::Ok((hex::encode(digest) == sha256, file))
+                })
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|e| {
+                    ApiError::internal(format!("The configuration file {path} is missing: {e}"))
+                })?;
+                if !verified {
+                    return Err(ApiError::internal(format!(
+                        "Checksum of configuration file {path} has changed."
+                    )));
+                }
+                HeldContent::Store(file)
+            }
+            (None, None) => return Err(ApiError::internal(format!("{path} has no content"))),
+        };
+        files.push((path, content));
+    }
+    Ok(crate::json_stream::written(
+        HttpResponse::Ok(),
+        move |out| {
+            // Cachito's shape, `[{"content": <base64>, "path": …, "type": "base64"}]`, the base64
+            // encoded as it is read
+            out.write_all(b"[")?;
+            for (i, (path, content)) in files.into_iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                out.write_all(b"{\"content\":\"")?;
+                {
+                    let mut encoder = base64::write::EncoderWriter::new(
+                        &mut *out,
+                        &base64::engine::general_purpose::STANDARD,
+                    );
+                    match content {
+                        HeldContent::Row(bytes) => encoder.write_all(&bytes)?,
+                        HeldContent::Store(file) => {
+                            std::io::copy(&mut std::fs::File::open(file)?, &mut encoder)?;
+                        }
+                    }
+                    encoder.finish()?;
+                }
+                out.write_all(b"\",\"path\":")?;
+                serde_json::to_writer(&mut *out, &path)?;
+                out.write_all(b",\"type\":\"base64\"}")?;
+            }
+            out.write_all(b"]")
+        },
+    ))
+}
+
+/// Where a configuration file's bytes are while its response is written.
+enum HeldContent {
+    Row(Vec<u8>),
+    Store(std::path::PathBuf),
+}
+
+/// The store key of a configuration file named by a sha256 in lowercase hex.
+fn stored_config_file_key(sha256: &str) -> Option<String> {
+    let digest = common::digest::Digest::from_hex(common::digest::HashAlgorithm::Sha256, sha256)
+        .ok()
+        .filter(|d| d.hex() == sha256)?;
+    Some(common::store::config_file_key(&digest))
+}
+
+fn sha256_of(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hasher.finalize().into())
 }
 
 /// A configuration-files body may hold one rewritten lockfile (lockfiles are at most 64 MiB,
 /// `worker/src/pkg_managers/limits.rs`) in base64: more than the 16 MiB of other JSON bodies.
+/// Larder's worker puts such a file in the store and sends its digest instead.
 const CONFIGURATION_FILES_BODY_BYTES: usize = 96 << 20;
+
+/// What a report says a configuration file holds.
+enum ReportedContent {
+    Bytes(Vec<u8>),
+    /// In the store under its sha256 (hex), verified when reported.
+    Stored(String),
+}
 
 pub async fn add_configuration_files(
     req: HttpRequest,
@@ -202,7 +288,28 @@ pub async fn add_configuration_files(
     for item in items {
         let obj: BTreeMap<String, &RawValue> = serde_json::from_str(item.get())
             .map_err(|_| ApiError::bad_request("The input data must be a JSON array of objects"))?;
-        let keys = ["content", "path", "type"];
+        let string = |k: &str| -> ApiResult<Option<std::borrow::Cow<'_, str>>> {
+            obj.get(k)
+                .map(|v| {
+                    serde_json::from_str(v.get()).map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "The configuration file key of \"{k}\" must be a string"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let kind = string("type")?.unwrap_or_default();
+        let keys: [&str; 3] = match kind.as_ref() {
+            "base64" => ["content", "path", "type"],
+            "stored" => ["path", "sha256", "type"],
+            "" => ["content", "path", "type"],
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "The configuration type of \"{other}\" is invalid"
+                )))
+            }
+        };
         let missing: Vec<&str> = keys
             .iter()
             .copied()
@@ -215,39 +322,55 @@ pub async fn add_configuration_files(
             .collect();
         if !missing.is_empty() || !extra.is_empty() {
             return Err(ApiError::bad_request(format!(
-                "The following keys for the base64 configuration file are missing: {}; invalid: {}",
+                "The following keys for the {} configuration file are missing: {}; invalid: {}",
+                if kind.is_empty() {
+                    "base64"
+                } else {
+                    kind.as_ref()
+                },
                 missing.join(", "),
                 extra.join(", ")
             )));
         }
-        let mut strings = Vec::with_capacity(keys.len());
-        for k in keys {
-            let text: std::borrow::Cow<'_, str> =
-                serde_json::from_str(obj[k].get()).map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "The base64 configuration file key of \"{k}\" must be a string"
-                    ))
-                })?;
-            strings.push(text);
-        }
-        let [content, path, kind] = <[_; 3]>::try_from(strings).expect("three keys");
-        if kind != "base64" {
-            return Err(ApiError::bad_request(format!(
-                "The configuration type of \"{kind}\" is invalid"
-            )));
-        }
-        let path = path.into_owned();
+        let path = string("path")?.unwrap_or_default().into_owned();
         if crate::v1::validation::request_path(&path).is_none_or(|p| p.as_str() != path)
             || !path.starts_with("app/")
             || has_control(&path)
         {
             return Err(ApiError::bad_request(format!("The configuration file path {path:?} must be a normalized relative path under app/")));
         }
-        let content = base64::engine::general_purpose::STANDARD
-            .decode(content.as_bytes())
-            .map_err(|_| {
-                ApiError::bad_request(format!("The content of \"{path}\" is not valid base64"))
+        let content = if kind == "stored" {
+            let sha256 = string("sha256")?.unwrap_or_default().into_owned();
+            let key = stored_config_file_key(&sha256).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "The sha256 of \"{path}\" must be 64 lowercase hexadecimal digits"
+                ))
             })?;
+            let file = state.store.path(&key)?;
+            let actual = web::block(move || sha256_of(&file))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|_| {
+                    ApiError::bad_request(format!("The content of \"{path}\" is not in the store"))
+                })?;
+            if hex::encode(actual) != sha256 {
+                return Err(ApiError::bad_request(format!(
+                    "The content of \"{path}\" in the store does not match its sha256"
+                )));
+            }
+            ReportedContent::Stored(sha256)
+        } else {
+            let content = string("content")?.unwrap_or_default();
+            ReportedContent::Bytes(
+                base64::engine::general_purpose::STANDARD
+                    .decode(content.as_bytes())
+                    .map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "The content of \"{path}\" is not valid base64"
+                        ))
+                    })?,
+            )
+        };
         files.push((path, content));
     }
     drop(bytes);
@@ -256,18 +379,25 @@ pub async fn add_configuration_files(
     conn.transaction::<_, ApiError, _>(async |conn| {
         let row = crate::v1::leases::lock_for_report(conn, attempt, *id).await?;
         for (path, content) in files {
+            let (content, sha256) = match content {
+                ReportedContent::Bytes(bytes) => (Some(bytes), None),
+                ReportedContent::Stored(sha256) => (None, Some(sha256)),
+            };
             diesel::insert_into(configuration_files::table)
                 .values((
                     configuration_files::request_id.eq(row.id),
                     configuration_files::path.eq(path),
                     configuration_files::content.eq(content),
+                    configuration_files::sha256.eq(sha256),
                 ))
                 .on_conflict((configuration_files::request_id, configuration_files::path))
                 .do_update()
-                .set(
+                .set((
                     configuration_files::content
                         .eq(diesel::upsert::excluded(configuration_files::content)),
-                )
+                    configuration_files::sha256
+                        .eq(diesel::upsert::excluded(configuration_files::sha256)),
+                ))
                 .execute(conn)
                 .await?;
         }

@@ -177,7 +177,9 @@ impl PackageManager for Cargo {
             out.packages.extend(layout::packages(lock));
             let git = config::git_sources(lock);
             let offline = config::offline_config(&lock.package_path, &git);
-            crate::bundle::write_overlay_file(ctx.bundle_root, &offline.path, &offline.content)?;
+            if let Some(content) = offline.inline_content() {
+                crate::bundle::write_overlay_file(ctx.bundle_root, &offline.path, content)?;
+            }
             out.config_files.push(offline);
             out.config_files.push(config::registry_config(
                 &lock.package_path,

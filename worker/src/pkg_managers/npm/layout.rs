@@ -23,8 +23,8 @@ use common::digest::{FileDigests, HashAlgorithm};
 use common::percent::{encode_component, encode_path};
 use common::repo_path::{RepoPath, RepoPathError};
 use common::{
-    Artifact, ArtifactMeta, Classify, ConfigFile, Dependency, EnvVar, EnvVars, ErrorKind, Failure,
-    Package, Store,
+    Artifact, ArtifactMeta, Classify, ConfigContent, ConfigFile, Dependency, EnvVar, EnvVars,
+    ErrorKind, Failure, Package, Store,
 };
 use serde::ser::{SerializeMap, Serializer as _};
 use serde::{Deserialize, Serialize};
@@ -273,6 +273,8 @@ pub struct LayoutContext {
     /// the bundle being laid out: tarballs are linked into `deps/npm/` and the offline files
     /// written into the app overlay as they are made (none is held until the end)
     pub bundle_root: PathBuf,
+    /// where the rewritten lockfile handed back is kept
+    pub store: common::Store,
 }
 
 impl LayoutContext {
@@ -544,10 +546,10 @@ pub fn layout(
     }
     out.package = Some(package_report(project, plan, ctx));
     let app_rel_dir = app_rel(&project.path);
-    out.config_files.push(ConfigFile {
-        path: format!("{app_rel_dir}/.npmrc"),
-        content: npmrc(&repo_url, &ctx.token).into_bytes(),
-    });
+    out.config_files.push(ConfigFile::inline(
+        format!("{app_rel_dir}/.npmrc"),
+        npmrc(&repo_url, &ctx.token),
+    ));
 
     let lock_name = project.lockfile.file_name;
     let lock_path = project.dir.join(lock_name);
@@ -563,25 +565,32 @@ pub fn layout(
         lock_name,
         std::io::BufWriter::new(offline),
     )?;
-    // spooled while the text is held and read back once it is gone: the two together were
-    // the layout's peak for a large lockfile
-    let spool_error = |e: std::io::Error| LayoutError::Io {
-        file: lock_name.into(),
-        reason: e.to_string(),
-    };
-    let mut spool = tempfile::tempfile().map_err(spool_error)?;
-    rewrite_lock_to(
-        &text,
-        &rewrites,
-        Variant::Registry,
-        lock_name,
-        std::io::BufWriter::new(&mut spool),
-    )?;
+    // written to the store, never held: it is as large as the lockfile
+    let mut not_rewritten = None;
+    let stored = ctx
+        .store
+        .put_by_sha256(common::store::config_file_key, |out| {
+            rewrite_lock_to(&text, &rewrites, Variant::Registry, lock_name, out).map_err(|e| {
+                let reason = std::io::Error::other(e.to_string());
+                not_rewritten = Some(e);
+                reason
+            })
+        });
     drop(text);
-    let reg = read_back(spool).map_err(spool_error)?;
+    let digest = match (stored, not_rewritten) {
+        (_, Some(e)) => return Err(e.into()),
+        (Err(e), None) => {
+            return Err(LayoutError::Io {
+                file: lock_name.into(),
+                reason: e.to_string(),
+            }
+            .into())
+        }
+        (Ok(digest), None) => digest,
+    };
     out.config_files.push(ConfigFile {
         path: format!("{app_rel_dir}/{lock_name}"),
-        content: reg,
+        content: ConfigContent::Stored(digest),
     });
 
     // package.json files declaring non-registry deps: the root and each local dir entry
@@ -624,10 +633,10 @@ pub fn layout(
             let (off_pj, _) =
                 rewrite_package_json(&pj, &prefix, &rewrites, Variant::Offline, &extra_up);
             let app = app_rel(&pkg_dir);
-            out.config_files.push(ConfigFile {
-                path: format!("{app}/package.json"),
-                content: to_bytes(&reg_pj),
-            });
+            out.config_files.push(ConfigFile::inline(
+                format!("{app}/package.json"),
+                to_bytes(&reg_pj),
+            ));
             let overlay = overlay_path(&format!("{app}/package.json"));
             let mut file = create_in_bundle(&ctx.bundle_root, &overlay)?;
             std::io::Write::write_all(&mut file, &to_bytes(&off_pj)).map_err(|e| {
@@ -816,15 +825,6 @@ fn rewrite_packages_entry(
 }
 
 /// All of `file`, from its start, in a buffer of its size.
-fn read_back(mut file: fs::File) -> std::io::Result<Vec<u8>> {
-    use std::io::{Seek, SeekFrom};
-    let len = file.seek(SeekFrom::End(0))?;
-    file.seek(SeekFrom::Start(0))?;
-    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.read_to_end(&mut out)?;
-    Ok(out)
-}
-
 /// Rewrite a lockfile text (v1/v2/v3) for `variant`, entry by entry; the output is
 /// pretty-printed with two-space indentation like npm's.
 #[cfg(test)]

@@ -152,6 +152,7 @@ impl PackageManager for Npm {
             source_repo: ctx.job.repo.clone(),
             source_ref: ctx.job.git_ref.clone(),
             bundle_root: ctx.bundle_root.to_path_buf(),
+            store: ctx.store.clone(),
         };
         let mut output = PmOutput {
             env: layout::default_env_vars(),

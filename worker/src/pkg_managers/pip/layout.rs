@@ -538,10 +538,7 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
             }
             physical.splice(start - 1..end, [format!("{new}\n")]);
         }
-        config_files.push(ConfigFile {
-            path: format!("app/{file}"),
-            content: physical.concat().into_bytes(),
-        });
+        config_files.push(ConfigFile::inline(format!("app/{file}"), physical.concat()));
     }
     write_find_links_page(bundle_root, &artifacts)?;
     Ok(LayoutOutput {
@@ -836,7 +833,7 @@ mod tests {
         assert_eq!(out.config_files.len(), 1);
         let cf = &out.config_files[0];
         assert_eq!(cf.path, "app/sub/requirements.txt");
-        let text = String::from_utf8(cf.content.clone()).unwrap();
+        let text = String::from_utf8(cf.inline_content().unwrap().to_vec()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "# deps");
         assert_eq!(lines[1], "foo==1.0");
