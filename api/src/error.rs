@@ -27,7 +27,7 @@ impl ApiError {
         }
     }
     pub fn unauthorized() -> Self {
-        Self { status: StatusCode::UNAUTHORIZED, message: "Authentication is required: send a valid token as \"Authorization: Bearer <token>\"".into() }
+        Self { status: StatusCode::UNAUTHORIZED, message: "Authentication is required: send a valid token as \"Authorization: Bearer <token>\", or a client certificate".into() }
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self {

@@ -13,13 +13,12 @@ pub mod publisher;
 pub mod repos;
 pub mod schema;
 pub mod sweeper;
+pub mod tls;
 pub mod v1;
 
 use actix_web::{web, App, HttpServer};
-use common::config::Identity;
 use common::token::TokenSecret;
 use common::{Catalogue, Config, Store};
-use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +29,8 @@ pub struct AppState {
     pub publisher: Arc<publisher::Publisher>,
     pub store: Store,
     pub secret: TokenSecret,
-    pub identities: Option<BTreeMap<String, Identity>>,
+    /// `None` when authentication is off.
+    pub auth: Option<auth::Authentication>,
     pub bytes_downloaded: Arc<AtomicU64>,
     pub database_health: Arc<health::DatabaseHealth>,
     /// The package managers this deployment processes (the worker's registry).
@@ -42,7 +42,9 @@ pub enum StartError {
     #[error(transparent)]
     Db(#[from] db::DbSetupError),
     #[error(transparent)]
-    Tokens(#[from] common::config::TokenListError),
+    Auth(#[from] auth::AuthSetupError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
     #[error("cannot read or create the token secret: {0}")]
     Secret(std::io::Error),
     #[error("LARDER_AMQP_URL is not a valid AMQP URI: {0}")]
@@ -181,9 +183,9 @@ routes! {
 
 impl AppState {
     pub async fn new(config: Config, catalogue: Catalogue) -> Result<Self, StartError> {
-        let identities = config.identities()?;
-        if identities.is_none() {
-            tracing::warn!("LARDER_API_TOKENS is not set: authentication is OFF, anyone can submit requests and act as a worker");
+        let auth = auth::Authentication::from_config(&config)?;
+        if auth.is_none() {
+            tracing::warn!("none of LARDER_API_TOKENS, LARDER_TLS_CLIENT_CA, LARDER_TRUSTED_PROXIES is set: authentication is OFF, anyone can submit requests and act as a worker");
         }
         let pool = db::setup(&config.database_url, config.db_pool_size.into()).await?;
         let database_health = Arc::new(health::DatabaseHealth::new(&config.database_url));
@@ -198,7 +200,7 @@ impl AppState {
             publisher,
             store,
             secret,
-            identities,
+            auth,
             bytes_downloaded: Arc::new(AtomicU64::new(0)),
             database_health,
             catalogue,
@@ -242,6 +244,7 @@ pub async fn start(
             .clamp(Duration::from_millis(200), Duration::from_secs(15)),
     ));
     let addr = state.config.listen.clone();
+    let tls = tls::server_config(&state.config)?;
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
@@ -263,12 +266,17 @@ pub async fn start(
     .max_connections(MAX_CONNECTIONS_PER_WORKER)
     .client_request_timeout(REQUEST_HEAD_TIMEOUT)
     .client_disconnect_timeout(Duration::from_secs(2))
-    .bind(&addr)
+    .on_connect(tls::on_connect);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(&addr, tls),
+        None => server.bind(&addr),
+    }
     .map_err(|source| StartError::Bind {
         addr: addr.clone(),
         source,
     })?
     .run();
-    tracing::info!(%addr, "api listening");
+    tracing::info!(%addr, scheme, "api listening");
     Ok(server)
 }

@@ -189,13 +189,20 @@ impl Serialize for RenderedRequest {
     }
 }
 
+pub const REDACTED: &str = "REDACTED";
+
+/// What a caller may not see of a request: its repository token.
+pub struct Hidden<'a>(pub &'a str);
+
 /// A request in Cachito's shape; `data` is its packages data (verbose, complete requests).
+/// Where the environment variables hold `hidden`'s token, it reads `REDACTED`.
 pub fn render_request(
     row: &RequestRow,
     verbose: bool,
     history: Option<&[StateRow]>,
     data: Option<PackagesData>,
     public_url: &str,
+    hidden: Option<Hidden<'_>>,
 ) -> RenderedRequest {
     let base = public_url.trim_end_matches('/');
     let mut flags = row.flags.clone();
@@ -203,7 +210,10 @@ pub fn render_request(
     let env: Map<String, Value> = row
         .env_vars()
         .into_iter()
-        .map(|(k, v)| (k, json!(v.value)))
+        .map(|(k, v)| match &hidden {
+            Some(Hidden(token)) if !token.is_empty() => (k, json!(v.value.replace(token, REDACTED))),
+            _ => (k, json!(v.value)),
+        })
         .collect();
     let mut obj = Map::new();
     obj.insert("id".into(), json!(row.id));

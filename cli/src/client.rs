@@ -24,6 +24,15 @@ pub struct Server {
     /// A user token (`Authorization: Bearer`).
     #[arg(long, env = "LARDER_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
+    /// A client certificate (PEM) to authenticate with; its key in `--key` or in the same file.
+    #[arg(long, env = "LARDER_CERT", global = true)]
+    cert: Option<PathBuf>,
+    /// The private key (PEM) of `--cert`.
+    #[arg(long, env = "LARDER_KEY", global = true, requires = "cert")]
+    key: Option<PathBuf>,
+    /// The CA certificates (PEM) to verify the api with, instead of the system's.
+    #[arg(long, env = "LARDER_CACERT", global = true)]
+    cacert: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -120,12 +129,32 @@ struct Api {
 }
 
 impl Api {
-    fn new(server: &Server) -> Self {
-        Self {
-            http: reqwest::Client::new(),
+    fn new(server: &Server) -> Result<Self> {
+        let read = |file: &Path| {
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
+        };
+        let mut http = reqwest::Client::builder();
+        if let Some(cert) = &server.cert {
+            let mut pem = read(cert)?;
+            if let Some(key) = &server.key {
+                pem.push(b'\n');
+                pem.extend(read(key)?);
+            }
+            http = http.identity(
+                reqwest::Identity::from_pem(&pem)
+                    .with_context(|| format!("{} is not a PEM certificate and key", cert.display()))?,
+            );
+        }
+        if let Some(cacert) = &server.cacert {
+            let roots = reqwest::Certificate::from_pem_bundle(&read(cacert)?)
+                .with_context(|| format!("{} is not a PEM bundle", cacert.display()))?;
+            http = http.tls_certs_only(roots);
+        }
+        Ok(Self {
+            http: http.build().context("cannot set up the HTTP client")?,
             base: server.url.trim_end_matches('/').to_string(),
             token: server.token.clone(),
-        }
+        })
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -365,7 +394,7 @@ pub async fn run(cmd: ClientCommand) -> Result<i32> {
             wait: wait_flag,
             download: download_to,
         } => {
-            let api = Api::new(&server);
+            let api = Api::new(&server)?;
             let (repo, git_ref) = resolve_local(&repo, &git_ref)?;
             let mut body =
                 json!({"repo": repo, "ref": git_ref, "pkg_managers": pkgs, "flags": flags});
@@ -406,19 +435,19 @@ pub async fn run(cmd: ClientCommand) -> Result<i32> {
         }
         ClientCommand::Status { server, id } => {
             print_request(
-                &Api::new(&server)
+                &Api::new(&server)?
                     .get(&format!("/api/v1/requests/{id}"))
                     .await?,
             );
             Ok(0)
         }
         ClientCommand::Wait { server, id } => {
-            let r = wait(&Api::new(&server), id).await?;
+            let r = wait(&Api::new(&server)?, id).await?;
             print_request(&r);
             Ok(if r["state"] == "complete" { 0 } else { 1 })
         }
         ClientCommand::Download { server, id, output } => {
-            download(&Api::new(&server), id, &output).await?;
+            download(&Api::new(&server)?, id, &output).await?;
             Ok(0)
         }
         ClientCommand::Env {
@@ -427,7 +456,7 @@ pub async fn run(cmd: ClientCommand) -> Result<i32> {
             format,
             bundle_dir,
         } => {
-            let env = Api::new(&server)
+            let env = Api::new(&server)?
                 .get(&format!("/api/v1/requests/{id}/environment-variables"))
                 .await?;
             match format {
@@ -457,7 +486,7 @@ pub async fn run(cmd: ClientCommand) -> Result<i32> {
             server, id, dir, ..
         } => {
             let id = id.ok_or_else(|| anyhow!("a request id is required"))?;
-            let files = Api::new(&server)
+            let files = Api::new(&server)?
                 .get(&format!("/api/v1/requests/{id}/configuration-files"))
                 .await?;
             for f in files.as_array().into_iter().flatten() {
@@ -477,7 +506,7 @@ pub async fn run(cmd: ClientCommand) -> Result<i32> {
             Ok(0)
         }
         ClientCommand::List { server, state } => {
-            let api = Api::new(&server);
+            let api = Api::new(&server)?;
             let mut path = "/api/v1/requests?per_page=100".to_string();
             if let Some(s) = state {
                 path.push_str(&format!("&state={s}"));

@@ -140,16 +140,20 @@ async fn main() -> Result<()> {
             if dev {
                 config.allow_local_repos = true;
                 config.api_tokens = None;
+                config.tls_client_ca = None;
+                config.trusted_proxies = None;
                 eprintln!("WARNING: development mode: local repositories are allowed and authentication is OFF");
             }
             init_tracing(Some(&config.data_dir));
-            if config.api_url.is_none() {
+            // over TLS the in-process worker reaches the api by its public name, which the
+            // certificate is for
+            if config.api_url.is_none() && config.tls_cert.is_none() {
                 config.api_url = Some(format!(
                     "http://{}",
                     config.listen.replace("0.0.0.0", "127.0.0.1")
                 ));
             }
-            if config.identities()?.is_some() && config.worker_token.is_none() {
+            if config.authentication_on() && config.worker_token.is_none() {
                 // The in-process worker gets a token of its own.
                 let token = common::token::new_salt();
                 config.api_tokens = Some(format!(

@@ -95,6 +95,38 @@ pub struct Config {
     #[arg(long, env = "LARDER_API_TOKENS")]
     pub api_tokens: Option<String>,
 
+    /// The api's certificate chain (PEM): with `LARDER_TLS_KEY`, the api serves HTTPS only.
+    #[arg(long, env = "LARDER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of `LARDER_TLS_CERT` (PEM).
+    #[arg(long, env = "LARDER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificates (PEM) that sign client certificates: a client presenting one it
+    /// verifies is the certificate's subject DN (RFC 4514, `CN=osbs,O=Example`). Turns
+    /// authentication on.
+    #[arg(long, env = "LARDER_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Reverse proxies (CIDRs, comma separated) whose `LARDER_REMOTE_USER_HEADER` names the
+    /// user; the header from any other address is ignored. Turns authentication on.
+    #[arg(long, env = "LARDER_TRUSTED_PROXIES", value_parser = parse_networks)]
+    pub trusted_proxies: Option<Networks>,
+
+    /// The header a trusted proxy names the user in.
+    #[arg(long, env = "LARDER_REMOTE_USER_HEADER", default_value = "X-Remote-User")]
+    pub remote_user_header: String,
+
+    /// Users (token users, certificate DNs, proxy users; `;` separated) who may submit
+    /// requests on behalf of another user (Cachito's `CACHITO_USER_REPRESENTATIVES`).
+    #[arg(long, env = "LARDER_REPRESENTATIVES")]
+    pub representatives: Option<String>,
+
+    /// Users (`;` separated) who may use the worker endpoints (`CACHITO_WORKER_USERNAMES`).
+    #[arg(long, env = "LARDER_WORKER_USERS")]
+    pub worker_users: Option<String>,
+
     /// Token a worker presents to the api (must be a worker token of `LARDER_API_TOKENS`).
     #[arg(long, env = "LARDER_WORKER_TOKEN")]
     pub worker_token: Option<String>,
@@ -200,6 +232,53 @@ impl HostList {
     }
 }
 
+/// `LARDER_TRUSTED_PROXIES`, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Networks(pub Vec<ipnet::IpNet>);
+
+impl Networks {
+    pub fn contains(&self, addr: std::net::IpAddr) -> bool {
+        // an IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d
+        let addr = match addr {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(addr, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.0.iter().any(|net| net.contains(&addr))
+    }
+}
+
+fn parse_networks(list: &str) -> Result<Networks, String> {
+    let mut networks = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let net = match entry.parse::<ipnet::IpNet>() {
+            Ok(net) => net,
+            // a bare address is a network of one
+            Err(_) => entry
+                .parse::<std::net::IpAddr>()
+                .map(ipnet::IpNet::from)
+                .map_err(|_| format!("invalid LARDER_TRUSTED_PROXIES entry {entry:?}: expected a CIDR such as 10.0.0.0/8 or an address"))?,
+        };
+        networks.push(net);
+    }
+    if networks.is_empty() {
+        return Err("LARDER_TRUSTED_PROXIES lists no network".into());
+    }
+    Ok(Networks(networks))
+}
+
+/// A `;`-separated list of user names (`LARDER_REPRESENTATIVES`, `LARDER_WORKER_USERS`); a
+/// certificate DN holds commas, hence not `,`.
+pub fn user_list(list: Option<&str>) -> std::collections::BTreeSet<String> {
+    list.unwrap_or_default()
+        .split(';')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// What a caller of the api may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -246,7 +325,14 @@ impl Config {
             .trim_end_matches('/')
     }
 
-    /// `None` when authentication is off.
+    /// Whether the api knows its callers (tokens, client certificates or a trusted proxy).
+    pub fn authentication_on(&self) -> bool {
+        self.api_tokens.as_deref().is_some_and(|t| !t.trim().is_empty())
+            || self.tls_client_ca.is_some()
+            || self.trusted_proxies.is_some()
+    }
+
+    /// `None` when no token is configured.
     pub fn identities(&self) -> Result<Option<BTreeMap<String, Identity>>, TokenListError> {
         let Some(list) = self.api_tokens.as_deref().filter(|s| !s.trim().is_empty()) else {
             return Ok(None);
@@ -293,6 +379,30 @@ mod tests {
         assert_eq!(config.broker_uri().unwrap().query.frame_max, Some(131072));
         config.amqp_url = "http://nope".into();
         assert!(config.broker_uri().is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_or_addresses() {
+        let nets = parse_networks("10.0.0.0/8, 127.0.0.1,::1").unwrap();
+        assert!(nets.contains("10.1.2.3".parse().unwrap()));
+        assert!(nets.contains("127.0.0.1".parse().unwrap()));
+        assert!(nets.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(nets.contains("::1".parse().unwrap()));
+        assert!(!nets.contains("127.0.0.2".parse().unwrap()));
+        assert!(!nets.contains("11.0.0.1".parse().unwrap()));
+        assert!(parse_networks("10.0.0.0/33").is_err());
+        assert!(parse_networks("proxy.example.com").is_err());
+        assert!(parse_networks(" , ").is_err());
+    }
+
+    #[test]
+    fn user_lists_are_semicolon_separated_for_dns() {
+        let users = user_list(Some("CN=osbs,O=Example; alice ;"));
+        assert_eq!(
+            users.into_iter().collect::<Vec<_>>(),
+            ["CN=osbs,O=Example", "alice"]
+        );
+        assert!(user_list(None).is_empty());
     }
 
     #[test]

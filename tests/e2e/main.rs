@@ -16,4 +16,5 @@ mod openapi;
 mod pip;
 mod reliability;
 mod requests;
+mod tls;
 mod validation;

@@ -147,20 +147,24 @@ pub async fn logs(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<H
 }
 
 pub async fn environment_variables(
+    req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
     let row = find(&mut conn, *id).await?;
+    auth::require_secret_reader(&req, row.submitted_by.as_deref(), row.user_name.as_deref())?;
     Ok(HttpResponse::Ok().json(row.env_vars()))
 }
 
 pub async fn get_configuration_files(
+    req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
     let row = find(&mut conn, *id).await?;
+    auth::require_secret_reader(&req, row.submitted_by.as_deref(), row.user_name.as_deref())?;
     let rows: Vec<(String, Option<Vec<u8>>, Option<String>)> = configuration_files::table
         .filter(configuration_files::request_id.eq(row.id))
         .order(configuration_files::path)

@@ -3,7 +3,7 @@
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
 use crate::json_stream;
-use crate::models::{render_request, RenderedRequest, RequestRow, StateRow};
+use crate::models::{render_request, Hidden, RenderedRequest, RequestRow, StateRow};
 use crate::publisher;
 use crate::schema::{request_states, requests};
 use crate::v1::validation::{check_text, has_control, validate_new_request};
@@ -99,15 +99,29 @@ pub async fn create(
         Some(&[first_state]),
         None,
         &state.config.public_url,
+        None,
     )))
 }
 
-pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    let caller = auth::caller(&req)?;
     let mut conn = state.pool.get().await?;
     let row = find(&mut conn, *id).await?;
     let data = shown_packages_data(&mut conn, &row).await?;
     let history = load_history(&mut conn, row.id).await?;
-    let rendered = render_request(&row, true, Some(&history), data, &state.config.public_url);
+    let token = hidden_token(&state, &caller, &row);
+    let rendered = render_request(
+        &row,
+        true,
+        Some(&history),
+        data,
+        &state.config.public_url,
+        token.as_deref().map(Hidden),
+    );
     // a status poll is a few hundred bytes: streamed only when it carries the contents
     Ok(if rendered.has_contents() {
         json_stream::streamed(HttpResponse::Ok(), rendered)
@@ -297,10 +311,12 @@ impl ListQuery {
 }
 
 pub async fn list(
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<Vec<(String, String)>>,
 ) -> ApiResult<HttpResponse> {
     let q = ListQuery::parse(&query, &state.catalogue)?;
+    let caller = auth::caller(&req)?;
     // a page whose first item lies beyond any possible offset does not exist
     let offset = (q.page - 1)
         .checked_mul(q.per_page)
@@ -328,12 +344,14 @@ pub async fn list(
         } else {
             (None, None)
         };
+        let token = hidden_token(&state, &caller, row);
         items.push(render_request(
             row,
             q.verbose,
             history.as_deref(),
             data,
             &state.config.public_url,
+            token.as_deref().map(Hidden),
         ));
     }
     let pages = ((total + q.per_page - 1) / q.per_page).max(1);
@@ -360,6 +378,7 @@ pub async fn list(
 }
 
 pub async fn latest(
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<Vec<(String, String)>>,
 ) -> ApiResult<HttpResponse> {
@@ -419,13 +438,25 @@ pub async fn latest(
             })
     });
     let row = found.ok_or_else(ApiError::not_found)?;
+    let token = hidden_token(&state, &auth::caller(&req)?, row);
     Ok(HttpResponse::Ok().json(render_request(
         row,
         false,
         None,
         None,
         &state.config.public_url,
+        token.as_deref().map(Hidden),
     )))
+}
+
+/// The request's repository token when the caller may not see it.
+fn hidden_token(state: &AppState, caller: &auth::Caller, row: &RequestRow) -> Option<String> {
+    let visible = auth::may_see_secrets(
+        caller,
+        row.submitted_by.as_deref(),
+        row.user_name.as_deref(),
+    );
+    (!visible).then(|| state.secret.repo_token(row.id, &row.token_salt))
 }
 
 const PATCH_KEYS: &[&str] = &[

@@ -6,6 +6,7 @@ pub mod cargo_fixtures;
 pub mod gomod_fixtures;
 pub mod npm_fixtures;
 pub mod pip_fixtures;
+pub mod tls;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
