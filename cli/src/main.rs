@@ -162,6 +162,7 @@ async fn main() -> Result<()> {
                 ));
                 config.worker_token = Some(token);
             }
+            worker::check_config(&config)?;
             let server = api::start(config.clone(), worker::pkg_managers::catalogue()).await?;
             fetch_in_child_processes()?;
             spawn_background_worker(config)?;
@@ -176,6 +177,7 @@ async fn main() -> Result<()> {
         }
         Command::Worker { config } => {
             init_tracing(Some(&config.data_dir));
+            worker::check_config(&config)?;
             fetch_in_child_processes()?;
             worker::run(config).await;
         }

@@ -183,6 +183,15 @@ pub struct Config {
     /// How long one download (or git fetch) may take from start to end, retries included.
     #[arg(long, env = "LARDER_DOWNLOAD_TIMEOUT", default_value = "15m", value_parser = humantime::parse_duration)]
     pub download_timeout: Duration,
+
+    /// PEM bundle of the CA(s) the per-request repositories' HTTPS certificate chains to, when
+    /// clients do not trust it already. A request that hands back a repository hands it back
+    /// too, once, as `app/registry-ca.pem`, named by each client's configuration (npm
+    /// `cafile`, `PIP_CERT`, cargo `http.cainfo`, `SSL_CERT_FILE` for go). The worker refuses
+    /// to start with a file it cannot read or that holds anything but certificates, and reads
+    /// it again for each request (failing it, `error_origin: server`, if it went bad).
+    #[arg(long, env = "LARDER_REPOS_CA_FILE")]
+    pub repos_ca_file: Option<PathBuf>,
 }
 
 /// `LARDER_ALLOWED_HOSTS`, parsed: host names (IDNA-normalized, lowercase) and IP literals.

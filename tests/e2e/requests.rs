@@ -544,3 +544,156 @@ async fn merged_manifests_and_sboms_of_several_requests() {
     let (status, _) = larder.get(&format!("/api/v1/sbom?requests={bad}")).await;
     assert_eq!(status, 400);
 }
+
+/// A self-signed CA (P-256): what `LARDER_REPOS_CA_FILE` names in the tests.
+const REPOS_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBsjCCAVmgAwIBAgIUKXmATDIO7hKMwQsH8unsh14RCjEwCgYIKoZIzj0EAwIw
+JjEkMCIGA1UEAwwbTGFyZGVyIHRlc3QgcmVwb3NpdG9yaWVzIENBMCAXDTI2MTEz
+MDA1MzgwOVoYDzIxMjYxMTA2MDUzODA5WjAmMSQwIgYDVQQDDBtMYXJkZXIgdGVz
+dCByZXBvc2l0b3JpZXMgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAST+lO5
+9mkbGXCD9S+5hCJAGNJVqFGgwXPFgo4iXac17d4uLLU8WC+riuG+ULEgXLzND+yQ
+45X0jZ2mFHlRQ58yo2MwYTAdBgNVHQ4EFgQUC0M6p81/wEn98XfhhkFgUHCBAF0w
+HwYDVR0jBBgwFoAUC0M6p81/wEn98XfhhkFgUHCBAF0wDwYDVR0TAQH/BAUwAwEB
+/zAOBgNVHQ8BAf8EBAMCAQYwCgYIKoZIzj0EAwIDRwAwRAIgb6XiK04p8+/lW8Zl
+ot3kWAwUaRfQNKY7g3AGpNCBxMUCIEPXlnDGZsFfpioXZvkt7ps73KQqyP36hcJO
+MJITy9IM
+-----END CERTIFICATE-----
+";
+
+/// `LARDER_REPOS_CA_FILE`: one `app/registry-ca.pem` for all the package managers of a
+/// request, each client's configuration naming it; none for a request with no repository; a
+/// file gone bad after the worker started fails the request as the deployment's error. (The
+/// clients themselves over HTTPS are for the TLS serving's tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repos_ca_is_handed_back_once_and_named_by_every_client_configuration() {
+    let work = tempfile::tempdir().unwrap();
+    let ca_file = work.path().join("repos-ca.pem");
+    std::fs::write(&ca_file, format!("# our CA\n{REPOS_CA}")).unwrap();
+    let mut larder = Larder::new();
+    larder.env.insert(
+        "LARDER_REPOS_CA_FILE".into(),
+        ca_file.to_string_lossy().into_owned(),
+    );
+    larder.spawn("serve", &[]);
+    larder.wait_healthy().await;
+
+    // four package managers with nothing to fetch, three of them below the root
+    let repo = GitRepo::new(work.path().join("repo"));
+    let lock = r#"{"name":"web","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"web","version":"1.0.0"}}}"#;
+    repo.write("web/package.json", r#"{"name":"web","version":"1.0.0"}"#)
+        .write("web/package-lock.json", lock)
+        .write(
+            "rs/Cargo.toml",
+            "[package]\nname = \"rs\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        )
+        .write("rs/src/main.rs", "fn main() {}\n")
+        .write(
+            "rs/Cargo.lock",
+            "version = 3\n\n[[package]]\nname = \"rs\"\nversion = \"0.1.0\"\n",
+        )
+        .write("go/go.mod", "module example.com/app\n\ngo 1.19\n")
+        .write("go/main.go", "package main\n\nfunc main() {}\n")
+        .write("requirements.txt", "\n");
+    let commit = repo.commit("four package managers");
+    let id = larder
+        .submit(json!({
+            "repo": repo.url(), "ref": commit,
+            "pkg_managers": ["gomod", "npm", "pip", "cargo"],
+            "packages": {"npm": [{"path": "web"}], "cargo": [{"path": "rs"}], "gomod": [{"path": "go"}]}
+        }))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "complete", "{done}\n{}", larder.logs());
+
+    let files = larder.config_files(id).await;
+    let pems: Vec<&String> = files.keys().filter(|p| p.ends_with(".pem")).collect();
+    assert_eq!(pems, ["app/registry-ca.pem"], "{:?}", files.keys());
+    assert_eq!(
+        std::str::from_utf8(&files["app/registry-ca.pem"]).unwrap(),
+        REPOS_CA,
+        "the certificates, without the comment"
+    );
+    let text = |p: &str| String::from_utf8(files[p].clone()).unwrap();
+    assert!(
+        text("app/web/.npmrc").ends_with("\ncafile=../registry-ca.pem\n"),
+        "{}",
+        text("app/web/.npmrc")
+    );
+    let cargo = text("app/rs/.cargo/config.registry.toml");
+    assert!(
+        cargo.ends_with("\n[http]\ncainfo = \"../registry-ca.pem\"\n"),
+        "{cargo}"
+    );
+    let offline = text("app/rs/.cargo/config.toml");
+    assert!(
+        !offline.contains("cainfo"),
+        "offline needs no CA: {offline}"
+    );
+    let (status, env) = larder
+        .get(&format!("/api/v1/requests/{id}/environment-variables"))
+        .await;
+    assert_eq!(status, 200);
+    for name in ["PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"] {
+        assert_eq!(
+            env[name],
+            json!({"value": "app/registry-ca.pem", "kind": "path"}),
+            "{name}: {env}"
+        );
+    }
+    // the bundle is the commit: the CA is a configuration file only
+    let (bundle, _) = larder.download(id).await;
+    assert!(!untar(&bundle).contains_key("app/registry-ca.pem"));
+
+    // no package manager, no repository: no CA
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    assert_eq!(larder.wait(id).await["state"], "complete");
+    assert!(larder.config_files(id).await.is_empty());
+
+    // the file went away after the worker started: the request fails, the deployment's fault
+    std::fs::remove_file(&ca_file).unwrap();
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["npm"], "packages": {"npm": [{"path": "web"}]}}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "failed", "{done}");
+    assert_eq!(done["error_origin"], "server", "{done}");
+    assert_eq!(done["error_type"], "ConfigurationError", "{done}");
+    let reason = done["state_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("LARDER_REPOS_CA_FILE") && reason.contains("cannot read it"),
+        "{reason}"
+    );
+}
+
+/// A worker does not start with a CA file it cannot hand back.
+#[tokio::test]
+async fn worker_refuses_to_start_with_a_bad_repos_ca_file() {
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key.pem");
+    std::fs::write(
+        &key,
+        format!("{REPOS_CA}-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n"),
+    )
+    .unwrap();
+    for (file, why) in [
+        (work.path().join("missing.pem"), "cannot read it"),
+        (key, "holds a PRIVATE KEY block"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+            .arg("worker")
+            .env("LARDER_REPOS_CA_FILE", &file)
+            .env("LARDER_DATA_DIR", work.path().join("data"))
+            .env("LARDER_AMQP_URL", "amqp://127.0.0.1:1/%2f")
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("LARDER_REPOS_CA_FILE") && stderr.contains(why),
+            "{stderr}"
+        );
+    }
+}

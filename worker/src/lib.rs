@@ -38,6 +38,30 @@ pub enum WorkerError {
     BrokerUri(String),
 }
 
+/// What a worker checks of its configuration before it takes a job (`larder worker` and
+/// `larder serve` refuse to start on an error): a `LARDER_REPOS_CA_FILE` that cannot be read or
+/// is not PEM certificates would fail every request that hands back a repository, so it is
+/// better found at deployment than by the first user. Requests read it again (a renewed CA
+/// needs no restart) and fail with the same reason if it went bad since.
+pub fn check_config(config: &Config) -> Result<(), pkg_managers::repos_ca::ReposCaError> {
+    let Some(path) = config.repos_ca_file.as_deref() else {
+        return Ok(());
+    };
+    let ca = pkg_managers::ReposCa::read(path)?;
+    tracing::info!(
+        file = %path.display(),
+        certificates = ca.certificates(),
+        "requests hand back the repositories' CA"
+    );
+    if !config.public_url.starts_with("https://") {
+        tracing::warn!(
+            public_url = %config.public_url,
+            "LARDER_REPOS_CA_FILE is set but LARDER_PUBLIC_URL is not https: clients will not need it"
+        );
+    }
+    Ok(())
+}
+
 /// Consume jobs forever, reconnecting to the broker whenever the connection drops.
 pub async fn run(config: Config) {
     configure_libgit2();

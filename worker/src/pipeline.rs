@@ -3,7 +3,7 @@
 use crate::api_client::Claim;
 use crate::api_client::{ApiClient, ApiClientError};
 use crate::blocking::blocking;
-use crate::pkg_managers::{PmContext, PmOutput, Registered, REGISTRY};
+use crate::pkg_managers::{PmContext, PmOutput, Registered, ReposCa, REGISTRY};
 use crate::{bundle, sandbox, source};
 use common::archive::UnpackLimits;
 use common::{Config, ErrorKind, Failure, Job, PackagesData, Store};
@@ -257,6 +257,11 @@ async fn run(
         .copied()
         .filter(|pm| job.pkg_managers.iter().any(|n| n == pm.descriptor().name))
         .collect();
+    // before anything is fetched: a deployment whose CA file went bad fails the request now
+    let repos_ca = {
+        let (config, running) = (config.clone(), running.clone());
+        blocking(move || Ok(ReposCa::for_request(&config, &running)?)).await?
+    };
     api.progress(job.id, "Fetching the application source")
         .await?;
     let submodules = running.iter().any(|pm| pm.descriptor().submodules);
@@ -293,6 +298,12 @@ async fn run(
         })
         .await?;
     }
+    if repos_ca.is_some() && app.join(ReposCa::FILE_NAME).symlink_metadata().is_ok() {
+        tracing::warn!(
+            path = ReposCa::PATH,
+            "the repository has a file where the repositories' CA is handed back; the hand-back replaces it"
+        );
+    }
     let deps = work.join("deps");
     std::fs::create_dir_all(&deps)
         .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
@@ -309,8 +320,13 @@ async fn run(
             api,
             fetcher: &fetcher,
             descriptor: pm.descriptor(),
+            repos_ca: repos_ca.as_ref(),
         };
         output.merge(pm.run(&ctx).await?)?;
+    }
+    // one copy for every package manager whose configuration names it
+    if let Some(ca) = &repos_ca {
+        output.config_files.push(ca.config_file());
     }
     check_duplicates(&output)?;
 

@@ -16,6 +16,9 @@ impl PackageManager for GitSubmodule {
         ..Descriptor::new("git-submodule")
     };
 
+    // the submodules are in app/: nothing is fetched from a repository of the request
+    const HANDS_BACK_REPOSITORY: bool = false;
+
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(Vec<Package>, Fetches), Failure> {
         ctx.progress("Processing the git submodules").await;
         let repo = git2::Repository::open(ctx.app_dir).map_err(|e| {

@@ -5,6 +5,11 @@
 //! [`REGISTRY`]. The driver ([`Registered::run`]) does what every one of them needs between its
 //! plan and its layout: all-or-nothing staging of downloads, git checkouts, files from the
 //! repository, progress messages, and the blocking pool for the layout.
+//!
+//! A package manager whose hand-back points a client at the request's repositories
+//! ([`PackageManager::HANDS_BACK_REPOSITORY`]) is given the repositories' CA
+//! (`LARDER_REPOS_CA_FILE`, [`ReposCa`]) in its [`LayoutContext`] and names it in its client
+//! configuration; the pipeline hands the CA file itself back once per request.
 
 pub mod cargo;
 pub mod git_submodule;
@@ -12,7 +17,10 @@ pub mod gomod;
 pub mod limits;
 pub mod npm;
 pub mod pip;
+pub mod repos_ca;
 pub mod unique_map;
+
+pub use repos_ca::ReposCa;
 
 use crate::api_client::ApiClient;
 use crate::artifact_spool::ArtifactSpool;
@@ -56,6 +64,11 @@ pub trait PackageManager: Send + Sync + 'static {
     /// Whether the layout reads `Fetched::files` (each file's digests, as it was verified); a
     /// layout that does not spares 184 bytes for each of tens of thousands of files.
     const READS_DIGESTS: bool = true;
+
+    /// Whether its hand-back points a client at this request's repositories: then its layout
+    /// is given the repositories' CA when one is configured (`LayoutContext::repos_ca`) and
+    /// names it in that configuration, and the request hands the CA file back.
+    const HANDS_BACK_REPOSITORY: bool = true;
 
     /// Read the lockfiles of every requested path (`ctx.specs()`) and list the files the store
     /// must hold. May read upstream indexes; never downloads an artifact itself.
@@ -125,6 +138,11 @@ pub struct LayoutContext<'a> {
     pub store: &'a Store,
     /// The bundle's root: `app/` (the source) and `deps/` below it.
     pub bundle_root: &'a Path,
+    /// The CA of the request's repositories (`LARDER_REPOS_CA_FILE`), for a package manager
+    /// that hands back a repository: its client configuration names it
+    /// ([`ReposCa::relative_to`], [`ReposCa::env_var`]); the file itself, [`ReposCa::PATH`],
+    /// is handed back once by the pipeline.
+    pub repos_ca: Option<&'a ReposCa>,
 }
 
 impl LayoutContext<'_> {
@@ -151,6 +169,9 @@ pub struct PmContext<'a> {
     pub fetcher: &'a Fetcher,
     /// The package manager being run.
     pub descriptor: &'static Descriptor,
+    /// The repositories' CA of this request, when `LARDER_REPOS_CA_FILE` is set (read once per
+    /// request, [`ReposCa::for_request`]).
+    pub repos_ca: Option<&'a ReposCa>,
 }
 
 impl PmContext<'_> {
@@ -404,6 +425,8 @@ fn spool_failure(e: std::io::Error) -> Failure {
 /// A package manager as the pipeline runs it (the dyn-compatible face of [`PackageManager`]).
 pub trait Registered: Send + Sync {
     fn descriptor(&self) -> &'static Descriptor;
+    /// [`PackageManager::HANDS_BACK_REPOSITORY`].
+    fn hands_back_repository(&self) -> bool;
     fn run<'a>(&'a self, ctx: &'a PmContext<'a>) -> BoxFuture<'a, Result<PmOutput, Failure>>;
 }
 
@@ -412,11 +435,16 @@ impl<P: PackageManager> Registered for P {
         &P::DESCRIPTOR
     }
 
+    fn hands_back_repository(&self) -> bool {
+        P::HANDS_BACK_REPOSITORY
+    }
+
     fn run<'a>(&'a self, ctx: &'a PmContext<'a>) -> BoxFuture<'a, Result<PmOutput, Failure>> {
         async move {
             let (plan, fetches) = self.plan(ctx).await?;
             let fetched = ctx.fetch_all(fetches, P::READS_DIGESTS).await?;
             let (job, config, store) = (ctx.job.clone(), ctx.config.clone(), ctx.store.clone());
+            let repos_ca = ctx.repos_ca.filter(|_| P::HANDS_BACK_REPOSITORY).cloned();
             let bundle_root = ctx
                 .app_dir
                 .parent()
@@ -428,6 +456,7 @@ impl<P: PackageManager> Registered for P {
                     config: &config,
                     store: &store,
                     bundle_root: &bundle_root,
+                    repos_ca: repos_ca.as_ref(),
                 };
                 P::layout(plan, fetched, &lctx)
             })

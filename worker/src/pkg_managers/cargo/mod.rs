@@ -184,6 +184,7 @@ impl PackageManager for Cargo {
             out.config_files.push(config::registry_config(
                 &lock.package_path,
                 &plan.registry_url,
+                ctx.repos_ca,
             )?);
             for artifact in layout::artifacts(lock, &plan.lines) {
                 let artifact = artifact?;

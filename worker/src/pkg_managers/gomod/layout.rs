@@ -6,6 +6,7 @@ use super::plan::{
 };
 use super::vendor::{generate_vendor, VendorError, VendorInput, VendorSource};
 use crate::artifact_spool::ArtifactSpool;
+use crate::pkg_managers::ReposCa;
 use common::artifact::gomod::GoMeta;
 use common::gomod::{escape_path, escape_version, EscapeError};
 use common::repo_path::RepoPath;
@@ -85,6 +86,8 @@ pub struct LayoutInput<'a> {
     pub main_versions: &'a BTreeMap<RepoPath, String>,
     /// this request's GOPROXY URL (with its token), returned as `GOPROXY`.
     pub repo_url: &'a str,
+    /// the GOPROXY's CA (`LARDER_REPOS_CA_FILE`), returned as `SSL_CERT_FILE`.
+    pub repos_ca: Option<&'a ReposCa>,
 }
 
 pub use common::gomod::compare_versions;
@@ -383,14 +386,17 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
 
     Ok(LayoutOutput {
         packages,
-        env_vars: env_vars(inp.repo_url),
+        env_vars: env_vars(inp.repo_url, inp.repos_ca),
         artifacts,
         rewritten,
     })
 }
 
-/// Environment variables handed back for gomod.
-pub fn env_vars(repo_url: &str) -> EnvVars {
+/// Environment variables handed back for gomod. With the GOPROXY's CA, `SSL_CERT_FILE` (path)
+/// names it: on Linux `go` reads its roots from that file instead of the system's (Go has no
+/// variable of its own for it); `GOSUMDB=off` and a GOPROXY without `direct` leave it nothing
+/// else to verify.
+pub fn env_vars(repo_url: &str, repos_ca: Option<&ReposCa>) -> EnvVars {
     let mut e = EnvVars::new();
     let path = |v: &str| EnvVar {
         value: v.into(),
@@ -407,6 +413,9 @@ pub fn env_vars(repo_url: &str) -> EnvVars {
     e.insert("GOTOOLCHAIN".into(), lit("local"));
     e.insert("GOFLAGS".into(), lit("-mod=mod"));
     e.insert("GOPROXY".into(), lit(repo_url));
+    if let Some(ca) = repos_ca {
+        e.insert("SSL_CERT_FILE".into(), ca.env_var());
+    }
     e
 }
 
@@ -465,11 +474,19 @@ mod tests {
 
     #[test]
     fn env() {
-        let e = env_vars("http://127.0.0.1:8080/repos/7/t/tok/gomod/");
+        let e = env_vars("http://127.0.0.1:8080/repos/7/t/tok/gomod/", None);
         assert_eq!(e["GOMODCACHE"].kind, "path");
         assert_eq!(e["GOCACHE"].value, "deps/gomod/cache");
         assert_eq!(e["GOFLAGS"].value, "-mod=mod");
         assert_eq!(e["GOPROXY"].kind, "literal");
         assert_eq!(e.len(), 7);
+        assert!(!e.contains_key("SSL_CERT_FILE"));
+        let ca = crate::pkg_managers::repos_ca::tests::test_ca();
+        let with_ca = env_vars("https://larder.example/repos/7/t/tok/gomod", Some(&ca));
+        assert_eq!(
+            with_ca["SSL_CERT_FILE"],
+            EnvVar::path("app/registry-ca.pem")
+        );
+        assert_eq!(with_ca.len(), 8);
     }
 }

@@ -116,6 +116,7 @@ impl PackageManager for Gomod {
             store_path: &store_path,
             main_versions: &plan.main_versions,
             repo_url: &plan.proxy_url,
+            repos_ca: ctx.repos_ca,
         })?;
         Ok(PmOutput {
             packages: out.packages,

@@ -18,6 +18,7 @@ use crate::pkg_managers::npm::classify::Kind;
 use crate::pkg_managers::npm::integrity::Integrity;
 use crate::pkg_managers::npm::lockfile::{Project, PACKAGE_LOCK, SHRINKWRAP};
 use crate::pkg_managers::npm::plan::{Plan, PlannedDep};
+use crate::pkg_managers::ReposCa;
 use common::artifact::npm::{NpmDist, NpmManifest, NpmMeta, NpmSource};
 use common::digest::{FileDigests, HashAlgorithm};
 use common::percent::{encode_component, encode_path};
@@ -275,6 +276,8 @@ pub struct LayoutContext {
     pub bundle_root: PathBuf,
     /// where the rewritten lockfile handed back is kept
     pub store: common::Store,
+    /// the registry's CA (`LARDER_REPOS_CA_FILE`): each `.npmrc` names it as `cafile`
+    pub repos_ca: Option<ReposCa>,
 }
 
 impl LayoutContext {
@@ -313,8 +316,13 @@ pub fn default_env_vars() -> EnvVars {
     m
 }
 
-/// `.npmrc` for the per-request registry (token scoped to the registry URL, "nerf-darted").
-pub fn npmrc(repo_url: &str, token: &str) -> String {
+/// `.npmrc` for the per-request registry (token scoped to the registry URL, "nerf-darted"),
+/// and `cafile=<cafile>` when the registry's CA is handed back. npm resolves a relative
+/// `cafile` against the directory it runs in, not the `.npmrc`'s (VERIFIED with npm 11.19.1:
+/// `npm config get cafile` in `app/sub/` with `cafile=../registry-ca.pem` gives
+/// `app/registry-ca.pem`), so it is relative to the package directory, as Cachito writes it:
+/// `cd app/<path> && npm ci`.
+pub fn npmrc(repo_url: &str, token: &str, cafile: Option<&str>) -> String {
     let base = with_slash(repo_url);
     let nerf = match url::Url::parse(&base) {
         Ok(u) => {
@@ -326,9 +334,13 @@ pub fn npmrc(repo_url: &str, token: &str) -> String {
             .trim_start_matches("http:")
             .to_string(),
     };
-    format!(
+    let mut s = format!(
         "registry={base}\n{nerf}:_authToken={token}\naudit=false\nfund=false\nupdate-notifier=false\nfetch-retries=5\nfetch-retry-factor=2\n"
-    )
+    );
+    if let Some(cafile) = cafile {
+        s.push_str(&format!("cafile={cafile}\n"));
+    }
+    s
 }
 
 fn with_slash(s: &str) -> String {
@@ -548,7 +560,14 @@ pub fn layout(
     let app_rel_dir = app_rel(&project.path);
     out.config_files.push(ConfigFile::inline(
         format!("{app_rel_dir}/.npmrc"),
-        npmrc(&repo_url, &ctx.token),
+        npmrc(
+            &repo_url,
+            &ctx.token,
+            ctx.repos_ca
+                .as_ref()
+                .map(|ca| ca.relative_to(&project.path))
+                .as_deref(),
+        ),
     ));
 
     let lock_name = project.lockfile.file_name;
@@ -1062,7 +1081,7 @@ mod tests {
 
     #[test]
     fn npmrc_scoped() {
-        let s = npmrc("http://127.0.0.1:8080/repos/7/npm", "tok");
+        let s = npmrc("http://127.0.0.1:8080/repos/7/npm", "tok", None);
         assert!(s.starts_with("registry=http://127.0.0.1:8080/repos/7/npm/\n"));
         assert!(s.contains("\n//127.0.0.1:8080/repos/7/npm/:_authToken=tok\n"));
         assert!(
@@ -1070,8 +1089,79 @@ mod tests {
                 && s.contains("fund=false")
                 && s.contains("update-notifier=false")
         );
-        let s = npmrc("https://larder.example/repos/7/t/x/npm/", "tok");
+        assert!(!s.contains("cafile"));
+        let s = npmrc("https://larder.example/repos/7/t/x/npm/", "tok", None);
         assert!(s.contains("//larder.example/repos/7/t/x/npm/:_authToken=tok"));
+        let s = npmrc(
+            "https://larder.example/repos/7/npm/",
+            "tok",
+            Some("../registry-ca.pem"),
+        );
+        assert!(s.ends_with("\ncafile=../registry-ca.pem\n"), "{s}");
+    }
+
+    /// The `.npmrc` of a package directory names the CA relative to it, when there is one.
+    #[test]
+    fn npmrc_names_the_repositories_ca() {
+        let bundle = tempfile::tempdir().unwrap();
+        let store = common::Store::new(bundle.path().join("store"));
+        let lock = r#"{"name":"web","version":"1.0.0","lockfileVersion":3,"requires":true,
+            "packages":{"":{"name":"web","version":"1.0.0"}}}"#;
+        for dir in ["app", "app/web"] {
+            let d = bundle.path().join(dir);
+            fs::create_dir_all(&d).unwrap();
+            fs::write(
+                d.join("package.json"),
+                r#"{"name":"web","version":"1.0.0"}"#,
+            )
+            .unwrap();
+            fs::write(d.join("package-lock.json"), lock).unwrap();
+        }
+        let npmrc_of = |path: &str, ca: Option<ReposCa>| {
+            let path = RepoPath::parse(path).unwrap();
+            let ctx = LayoutContext {
+                repo_url: "https://larder.example/repos/7/npm/".into(),
+                token: "tok".into(),
+                source_repo: "https://git.example/o/web".into(),
+                source_ref: "abc".into(),
+                bundle_root: bundle.path().to_path_buf(),
+                store: store.clone(),
+                repos_ca: ca,
+            };
+            let app = bundle.path().join("app");
+            let mut project =
+                crate::pkg_managers::npm::lockfile::read_project(&app, &path).unwrap();
+            let plan = crate::pkg_managers::npm::plan::plan(
+                &app,
+                &mut project,
+                "https://registry.npmjs.org",
+            )
+            .unwrap();
+            let out = layout(&project, &plan, &Tarballs::new(), &ctx).unwrap();
+            let npmrc: Vec<_> = out
+                .config_files
+                .iter()
+                .filter(|f| f.path.ends_with("/.npmrc"))
+                .collect();
+            assert_eq!(npmrc.len(), 1);
+            assert!(
+                !out.config_files.iter().any(|f| f.path.ends_with(".pem")),
+                "the pipeline hands the CA back, once"
+            );
+            (
+                npmrc[0].path.clone(),
+                String::from_utf8(npmrc[0].inline_content().unwrap().to_vec()).unwrap(),
+            )
+        };
+        let ca = crate::pkg_managers::repos_ca::tests::test_ca();
+        let (path, text) = npmrc_of("web", Some(ca.clone()));
+        assert_eq!(path, "app/web/.npmrc");
+        assert!(text.ends_with("\ncafile=../registry-ca.pem\n"), "{text}");
+        let (path, text) = npmrc_of(".", Some(ca));
+        assert_eq!(path, "app/.npmrc");
+        assert!(text.ends_with("\ncafile=registry-ca.pem\n"), "{text}");
+        let (_, text) = npmrc_of("web", None);
+        assert!(!text.contains("cafile"), "{text}");
     }
 
     #[test]

@@ -153,6 +153,7 @@ impl PackageManager for Npm {
             source_ref: ctx.job.git_ref.clone(),
             bundle_root: ctx.bundle_root.to_path_buf(),
             store: ctx.store.clone(),
+            repos_ca: ctx.repos_ca.cloned(),
         };
         let mut output = PmOutput {
             env: layout::default_env_vars(),

@@ -7,7 +7,7 @@ use crate::pkg_managers::pip::plan::{GitDep, Plan};
 use crate::pkg_managers::pip::requirements::{
     resolve_file, ParsedRequirements, Requirement, Source,
 };
-use crate::pkg_managers::{GitCheckout, GitFetch};
+use crate::pkg_managers::{GitCheckout, GitFetch, ReposCa};
 use common::archive::TarGzWriter;
 use common::artifact::pip::{PipFileKind, PipMeta};
 use common::commit::CommitId;
@@ -191,10 +191,19 @@ fn base_with_token(serve: &ServeInfo) -> Result<String, LayoutError> {
     Ok(s)
 }
 
-/// Env vars: `PIP_INDEX_URL` (literal) and, for plain http to a non-loopback host,
-/// `PIP_TRUSTED_HOST`.
-pub fn env_vars(serve: &ServeInfo) -> Result<EnvVars, LayoutError> {
+/// Env vars: `PIP_INDEX_URL` (literal), for plain http to a non-loopback host
+/// `PIP_TRUSTED_HOST`, and with the index's CA `PIP_CERT` (path: pip verifies the index with
+/// the CA bundle it names instead of its own, as Cachito hands back its `PIP_CERT`) and
+/// `REQUESTS_CA_BUNDLE` (path, the same file): pip before 24 lets a `REQUESTS_CA_BUNDLE` or
+/// `CURL_CA_BUNDLE` of the environment win over `PIP_CERT` (VERIFIED: pip 23.2.1 with both set
+/// to the system bundle fails the index's certificate, pip 26.3 does not), and build images
+/// often set them.
+pub fn env_vars(serve: &ServeInfo, repos_ca: Option<&ReposCa>) -> Result<EnvVars, LayoutError> {
     let mut env = EnvVars::new();
+    if let Some(ca) = repos_ca {
+        env.insert("PIP_CERT".into(), ca.env_var());
+        env.insert("REQUESTS_CA_BUNDLE".into(), ca.env_var());
+    }
     env.insert(
         "PIP_INDEX_URL".into(),
         EnvVar {
@@ -344,6 +353,8 @@ pub struct LayoutInput<'a> {
     pub checkouts: &'a BTreeMap<GitFetch, GitCheckout>,
     pub repo: &'a RepoRef,
     pub serve: &'a ServeInfo,
+    /// The index's CA (`LARDER_REPOS_CA_FILE`), named by `PIP_CERT`.
+    pub repos_ca: Option<&'a ReposCa>,
 }
 
 fn pip_artifact(
@@ -375,6 +386,7 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
         checkouts,
         repo,
         serve,
+        repos_ca,
     } = *input;
     let app_root = bundle_root.join("app");
     let mut artifacts = Vec::new();
@@ -543,7 +555,7 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
     write_find_links_page(bundle_root, &artifacts)?;
     Ok(LayoutOutput {
         packages: out_packages,
-        env_vars: env_vars(serve)?,
+        env_vars: env_vars(serve, repos_ca)?,
         config_files,
         artifacts,
     })
@@ -645,18 +657,19 @@ mod tests {
             base_url: "http://127.0.0.1:8080/repos/7/pip/".into(),
             token: "t/k:n".into(),
         };
-        let e = env_vars(&s).unwrap();
+        let e = env_vars(&s, None).unwrap();
         assert_eq!(
             e["PIP_INDEX_URL"].value,
             "http://__token__:t%2Fk%3An@127.0.0.1:8080/repos/7/pip/simple/"
         );
+        assert!(!e.contains_key("PIP_CERT") && !e.contains_key("REQUESTS_CA_BUNDLE"));
         assert_eq!(e["PIP_INDEX_URL"].kind, "literal");
         assert!(!e.contains_key("PIP_TRUSTED_HOST"));
         let s = ServeInfo {
             base_url: "http://larder.example:81/repos/7/pip".into(),
             token: "x".into(),
         };
-        let e = env_vars(&s).unwrap();
+        let e = env_vars(&s, None).unwrap();
         assert_eq!(e["PIP_TRUSTED_HOST"].value, "larder.example:81");
         assert_eq!(
             e["PIP_INDEX_URL"].value,
@@ -666,11 +679,23 @@ mod tests {
             base_url: "https://larder.example/repos/7/pip/".into(),
             token: "x".into(),
         };
-        assert!(!env_vars(&s).unwrap().contains_key("PIP_TRUSTED_HOST"));
-        assert!(env_vars(&ServeInfo {
-            base_url: "ftp://x/".into(),
-            token: "x".into()
-        })
+        assert!(!env_vars(&s, None).unwrap().contains_key("PIP_TRUSTED_HOST"));
+        let ca = crate::pkg_managers::repos_ca::tests::test_ca();
+        let e = env_vars(&s, Some(&ca)).unwrap();
+        for name in ["PIP_CERT", "REQUESTS_CA_BUNDLE"] {
+            assert_eq!(
+                (e[name].value.as_str(), e[name].kind.as_str()),
+                ("app/registry-ca.pem", "path")
+            );
+        }
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(env_vars(
+            &ServeInfo {
+                base_url: "ftp://x/".into(),
+                token: "x".into()
+            },
+            None
+        )
         .is_err());
     }
 
@@ -789,8 +814,10 @@ mod tests {
             checkouts: &checkouts,
             repo: &repo,
             serve: &serve,
+            repos_ca: None,
         };
         let out = layout(&input).unwrap();
+        assert!(!out.env_vars.contains_key("PIP_CERT"));
         assert!(bundle.join("deps/pip/foo/foo-1.0.tar.gz").is_file());
         assert!(bundle
             .join(format!(
@@ -884,6 +911,23 @@ mod tests {
         .unwrap();
         assert_eq!(again.artifacts, out.artifacts);
         assert_eq!(std::fs::read(bundle2.join(&git_key)).unwrap(), packed);
+        // with the index's CA: PIP_CERT names it, the pipeline hands it back
+        let ca = crate::pkg_managers::repos_ca::tests::test_ca();
+        let with_ca = layout(&LayoutInput {
+            bundle_root: &bundle,
+            repos_ca: Some(&ca),
+            ..input
+        })
+        .unwrap();
+        assert_eq!(
+            with_ca.env_vars["PIP_CERT"],
+            EnvVar::path("app/registry-ca.pem")
+        );
+        assert_eq!(
+            with_ca.env_vars["REQUESTS_CA_BUNDLE"],
+            with_ca.env_vars["PIP_CERT"]
+        );
+        assert_eq!(with_ca.config_files, out.config_files);
         // missing stored file
         std::fs::remove_file(store.path("deps/pip/foo/foo-1.0.tar.gz").unwrap()).unwrap();
         let bundle3 = work.path().join("bundle3");

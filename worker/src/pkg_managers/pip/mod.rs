@@ -189,6 +189,7 @@ impl PackageManager for Pip {
             checkouts: &fetched.git,
             repo: &plan.repo,
             serve: &plan.serve,
+            repos_ca: ctx.repos_ca,
         })?;
         let mut output = PmOutput {
             packages: out.packages,
