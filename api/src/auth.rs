@@ -63,10 +63,7 @@ impl Authentication {
     }
 
     fn caller(&self, req: &HttpRequest) -> Result<Option<Identity>, ApiError> {
-        if let Some(presented) = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-        {
+        if let Some(presented) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
             let token = presented
                 .to_str()
                 .ok()

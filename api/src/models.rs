@@ -211,7 +211,9 @@ pub fn render_request(
         .env_vars()
         .into_iter()
         .map(|(k, v)| match &hidden {
-            Some(Hidden(token)) if !token.is_empty() => (k, json!(v.value.replace(token, REDACTED))),
+            Some(Hidden(token)) if !token.is_empty() => {
+                (k, json!(v.value.replace(token, REDACTED)))
+            }
             _ => (k, json!(v.value)),
         })
         .collect();

@@ -140,10 +140,10 @@ impl Api {
                 pem.push(b'\n');
                 pem.extend(read(key)?);
             }
-            http = http.identity(
-                reqwest::Identity::from_pem(&pem)
-                    .with_context(|| format!("{} is not a PEM certificate and key", cert.display()))?,
-            );
+            http =
+                http.identity(reqwest::Identity::from_pem(&pem).with_context(|| {
+                    format!("{} is not a PEM certificate and key", cert.display())
+                })?);
         }
         if let Some(cacert) = &server.cacert {
             let roots = reqwest::Certificate::from_pem_bundle(&read(cacert)?)

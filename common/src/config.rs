@@ -115,7 +115,11 @@ pub struct Config {
     pub trusted_proxies: Option<Networks>,
 
     /// The header a trusted proxy names the user in.
-    #[arg(long, env = "LARDER_REMOTE_USER_HEADER", default_value = "X-Remote-User")]
+    #[arg(
+        long,
+        env = "LARDER_REMOTE_USER_HEADER",
+        default_value = "X-Remote-User"
+    )]
     pub remote_user_header: String,
 
     /// Users (token users, certificate DNs, proxy users; `;` separated) who may submit
@@ -249,9 +253,7 @@ impl Networks {
     pub fn contains(&self, addr: std::net::IpAddr) -> bool {
         // an IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d
         let addr = match addr {
-            std::net::IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map_or(addr, std::net::IpAddr::V4),
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, std::net::IpAddr::V4),
             v4 => v4,
         };
         self.0.iter().any(|net| net.contains(&addr))
@@ -336,7 +338,9 @@ impl Config {
 
     /// Whether the api knows its callers (tokens, client certificates or a trusted proxy).
     pub fn authentication_on(&self) -> bool {
-        self.api_tokens.as_deref().is_some_and(|t| !t.trim().is_empty())
+        self.api_tokens
+            .as_deref()
+            .is_some_and(|t| !t.trim().is_empty())
             || self.tls_client_ca.is_some()
             || self.trusted_proxies.is_some()
     }

@@ -73,7 +73,8 @@ async fn osbs_with_only_a_client_certificate_submits_downloads_and_reads_everyth
             "configuration-files",
             "content-manifest",
         ] {
-            let (status, body) = send(osbs.get(url(&format!("/api/v1/requests/{id}/{tail}")))).await;
+            let (status, body) =
+                send(osbs.get(url(&format!("/api/v1/requests/{id}/{tail}")))).await;
             assert_eq!(status, 200, "{tail}: {body}");
         }
         // nobody else may read what holds the repository token
@@ -103,7 +104,9 @@ async fn osbs_with_only_a_client_certificate_submits_downloads_and_reads_everyth
     let stranger_ca = TestPki::new("Another CA");
     let stranger = stranger_ca.client(&[(DnType::CommonName, "osbs")]);
     let with_foreign_cert = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(pki.ca()).unwrap()).unwrap()])
+        .tls_certs_only([
+            reqwest::Certificate::from_pem(&std::fs::read(pki.ca()).unwrap()).unwrap(),
+        ])
         .identity(reqwest::Identity::from_pem(&stranger).unwrap())
         .build()
         .unwrap();
@@ -170,7 +173,9 @@ async fn roles_come_from_certificates_proxies_and_tokens_and_secrets_stay_with_t
     ])));
     // a reverse proxy on a trusted address, and the same header from anywhere else
     let proxy = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(pki.ca()).unwrap()).unwrap()])
+        .tls_certs_only([
+            reqwest::Certificate::from_pem(&std::fs::read(pki.ca()).unwrap()).unwrap(),
+        ])
         .local_address(Some("127.0.0.2".parse().unwrap()))
         .build()
         .unwrap();
@@ -185,17 +190,24 @@ async fn roles_come_from_certificates_proxies_and_tokens_and_secrets_stay_with_t
         "ref": "a".repeat(40),
         "pkg_managers": [],
     });
-    let (status, created) = send(
-        as_user(&proxy, reqwest::Method::POST, "/api/v1/requests", "dave").json(&body),
-    )
-    .await;
+    let (status, created) =
+        send(as_user(&proxy, reqwest::Method::POST, "/api/v1/requests", "dave").json(&body)).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["user"], "dave");
     let (status, _) = send(
-        as_user(&larder.http, reqwest::Method::POST, "/api/v1/requests", "dave").json(&body),
+        as_user(
+            &larder.http,
+            reqwest::Method::POST,
+            "/api/v1/requests",
+            "dave",
+        )
+        .json(&body),
     )
     .await;
-    assert_eq!(status, 401, "the header from an untrusted address is ignored");
+    assert_eq!(
+        status, 401,
+        "the header from an untrusted address is ignored"
+    );
 
     let mut on_behalf = body.clone();
     on_behalf["user"] = json!("alice");
@@ -220,15 +232,13 @@ async fn roles_come_from_certificates_proxies_and_tokens_and_secrets_stay_with_t
     let token = job["repository_token"].as_str().unwrap().to_string();
     assert!(!token.is_empty());
     let index = format!("{}/repos/{id}/t/{token}/pip/simple/", larder.url);
-    let (status, patched) = send(
-        worker
-            .patch(url(&format!("/api/v1/requests/{id}")))
-            .json(&json!({
-                "state": "complete",
-                "state_reason": "Completed successfully",
-                "environment_variables": {"PIP_INDEX_URL": {"value": index, "kind": "literal"}},
-            })),
-    )
+    let (status, patched) = send(worker.patch(url(&format!("/api/v1/requests/{id}"))).json(
+        &json!({
+            "state": "complete",
+            "state_reason": "Completed successfully",
+            "environment_variables": {"PIP_INDEX_URL": {"value": index, "kind": "literal"}},
+        }),
+    ))
     .await;
     assert_eq!(status, 200, "{patched}");
 
@@ -269,6 +279,11 @@ async fn roles_come_from_certificates_proxies_and_tokens_and_secrets_stay_with_t
         assert_eq!(send(osbs.get(url(path))).await.0, 200, "{path}");
     }
     // everything else stays anonymous-readable, as in Cachito
-    let (status, _) = send(larder.http.get(url(&format!("/api/v1/requests/{id}/content-manifest")))).await;
+    let (status, _) = send(
+        larder
+            .http
+            .get(url(&format!("/api/v1/requests/{id}/content-manifest"))),
+    )
+    .await;
     assert_eq!(status, 200);
 }

@@ -55,9 +55,14 @@ pub struct ApiClient {
 const ATTEMPTS: u32 = 6;
 
 impl ApiClient {
-    pub fn new(base: &str, token: Option<String>) -> Self {
+    /// `extra_roots`: PEM CA certificates trusted besides the system's.
+    pub fn new(base: &str, token: Option<String>, extra_roots: Option<&str>) -> Self {
+        let roots = extra_roots
+            .and_then(|pem| reqwest::Certificate::from_pem_bundle(pem.as_bytes()).ok())
+            .unwrap_or_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
+            .tls_certs_merge(roots)
             .build()
             .expect("TLS backend initializes");
         Self {

@@ -67,7 +67,19 @@ pub async fn run(config: Config) {
     configure_libgit2();
     let config = Arc::new(config);
     let store = Store::new(&config.data_dir);
-    let api = ApiClient::new(config.api_url(), config.worker_token.clone());
+    // the api is served at the public URL, whose certificate that CA signs
+    let repos_ca = match pkg_managers::repos_ca::ReposCa::from_config(&config) {
+        Ok(ca) => ca,
+        Err(e) => {
+            tracing::error!(error = %e, "the api's CA is not usable; trusting the system's CAs only");
+            None
+        }
+    };
+    let api = ApiClient::new(
+        config.api_url(),
+        config.worker_token.clone(),
+        repos_ca.as_ref().map(|ca| ca.pem()),
+    );
     pipeline::remove_stale_temp(&store, config.request_timeout + config.heartbeat_timeout);
     let mut delay = Duration::from_millis(500);
     loop {

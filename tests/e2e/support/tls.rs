@@ -33,8 +33,7 @@ impl TestPki {
     pub fn server(&self) -> (PathBuf, PathBuf) {
         let key = KeyPair::generate().unwrap();
         let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.signed_by(&key, &self.ca).unwrap();
         let (cert_file, key_file) = (
@@ -83,13 +82,23 @@ impl Larder {
     /// the test's own client trusts that CA and presents no certificate.
     pub fn use_tls(&mut self, pki: &TestPki) {
         let (cert, key) = pki.server();
-        let port = self.env["LARDER_LISTEN"].rsplit(':').next().unwrap().to_string();
+        let port = self.env["LARDER_LISTEN"]
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_string();
         self.url = format!("https://localhost:{port}");
         for (name, value) in [
             ("LARDER_TLS_CERT", cert.to_string_lossy().into_owned()),
             ("LARDER_TLS_KEY", key.to_string_lossy().into_owned()),
-            ("LARDER_TLS_CLIENT_CA", pki.ca().to_string_lossy().into_owned()),
-            ("LARDER_REPOS_CA_FILE", pki.ca().to_string_lossy().into_owned()),
+            (
+                "LARDER_TLS_CLIENT_CA",
+                pki.ca().to_string_lossy().into_owned(),
+            ),
+            (
+                "LARDER_REPOS_CA_FILE",
+                pki.ca().to_string_lossy().into_owned(),
+            ),
             ("LARDER_PUBLIC_URL", self.url.clone()),
         ] {
             self.env.insert(name.into(), value);
