@@ -63,16 +63,16 @@ impl Authentication {
     }
 
     fn caller(&self, req: &HttpRequest) -> Result<Option<Identity>, ApiError> {
-        if let Some(presented) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
-            let token = presented
-                .to_str()
-                .ok()
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
+        // another scheme (a proxy passing on `Negotiate`) is not ours to judge
+        let bearer = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes())
+            .filter(|v| v.len() >= 7 && v[..7].eq_ignore_ascii_case(b"bearer "));
+        if let Some(presented) = bearer {
+            let token = std::str::from_utf8(&presented[7..])
                 .map(str::trim)
-                .ok_or_else(ApiError::unauthorized)?;
+                .map_err(|_| ApiError::unauthorized())?;
             // every token compared, in constant time
             let found = self.tokens.iter().fold(None, |found, (known, id)| {
                 if bool::from(known.as_bytes().ct_eq(token.as_bytes())) {
