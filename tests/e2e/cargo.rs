@@ -3,50 +3,11 @@
 //! (fresh CARGO_HOME, no inherited CARGO_* variables, crates.io replaced: never touched).
 
 use crate::support::cargo_fixtures::*;
+use crate::support::clients::cargo;
 use crate::support::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// `cargo` as on a clean machine: fresh CARGO_HOME (under `home`), the rustup toolchain kept.
-fn cargo(home: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let mut c = clean_command("cargo", home);
-    c.env("CARGO_HOME", home.join(".cargo"))
-        .env("CARGO_TARGET_DIR", home.join("target"))
-        .env("CARGO_NET_RETRY", "0")
-        .env("CARGO_HTTP_TIMEOUT", "30");
-    let rustup_home = std::env::var_os("RUSTUP_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".rustup")));
-    if let Some(r) = rustup_home {
-        c.env("RUSTUP_HOME", r);
-    }
-    if let Ok(t) = std::env::var("RUSTUP_TOOLCHAIN") {
-        c.env("RUSTUP_TOOLCHAIN", t);
-    }
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    std::fs::create_dir_all(home.join(".cargo")).unwrap();
-    let out = c.args(args).current_dir(dir).output().unwrap();
-    if std::env::var_os("LARDER_TEST_VERBOSE").is_some() {
-        eprintln!(
-            "$ cargo {args:?} in {}: {}\n{}{}",
-            dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 fn write(p: &Path, content: &str) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();

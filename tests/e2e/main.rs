@@ -9,6 +9,7 @@ mod gomod;
 mod hostile_api;
 mod hostile_lockfiles;
 mod hostile_net;
+mod https_repos;
 mod large_files;
 mod load;
 mod npm;

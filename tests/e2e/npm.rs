@@ -2,6 +2,7 @@
 //! builds, real sha512 integrity), and the real `npm ci --ignore-scripts` against the
 //! per-request registry and offline from the unpacked bundle.
 
+use crate::support::clients::{npm, npm_installed as installed};
 use crate::support::npm_fixtures;
 use crate::support::npm_fixtures::{build, write_registry, FixturePackage, RootProject, TreeEntry};
 use crate::support::*;
@@ -203,40 +204,6 @@ async fn larder_for(upstream: &StaticServer) -> Larder {
     larder
 }
 
-fn npm(dir: &Path, home: &Path, args: &[&str]) -> (bool, String) {
-    fs::create_dir_all(home).unwrap();
-    let out = clean_command("npm", home)
-        .args(args)
-        .current_dir(dir)
-        .env("npm_config_cache", home.join("cache"))
-        .output()
-        .expect("npm runs");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-/// `location@version` of what npm installed (its hidden lockfile), links and workspaces left out.
-fn installed(dir: &Path) -> Vec<String> {
-    let v: Value =
-        serde_json::from_slice(&fs::read(dir.join("node_modules/.package-lock.json")).unwrap())
-            .unwrap();
-    let mut out: Vec<String> = v["packages"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(k, e)| k.starts_with("node_modules/") && e.get("link").is_none())
-        .map(|(k, e)| format!("{k}@{}", e["version"].as_str().unwrap_or("?")))
-        .collect();
-    out.sort();
-    out
-}
-
 fn copy_dir(src: &Path, dst: &Path) {
     fs::create_dir_all(dst).unwrap();
     for e in fs::read_dir(src).unwrap() {
@@ -354,6 +321,7 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
         &work,
         &fx.tmp.path().join("home-registry"),
         &["ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+        &[],
     );
     assert!(
         ok,
@@ -432,6 +400,7 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
             "--registry",
             "http://127.0.0.1:9/",
         ],
+        &[],
     );
     assert!(ok, "offline npm ci from the bundle failed:\n{out}");
     assert_eq!(installed(&unpacked.join("app")), fx.tree);
@@ -454,6 +423,7 @@ async fn npm_lockfile_v3_all_kinds_real_client_and_reuse() {
             "--no-fund",
             "left-pad",
         ],
+        &[],
     );
     assert!(!ok, "an undeclared package was installed:\n{out}");
     assert!(out.contains("404"), "{out}");

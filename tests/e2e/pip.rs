@@ -2,6 +2,7 @@
 //! upstream, a real Larder, and the real pip 23.2 installing from the per-request index and
 //! from the unpacked bundle with no index at all.
 
+use crate::support::clients::{pip, run, venv};
 use crate::support::pip_fixtures::{build_sdist, build_wheel, write_simple_index, FixtureFile};
 use crate::support::*;
 use base64::Engine;
@@ -176,42 +177,6 @@ fn python_git_repo(root: &Path, work: &Path, name: &str, version: &str) -> Strin
         &["clone", "-q", "--bare", &repo.url(), &format!("{name}.git")],
     );
     commit
-}
-
-fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-/// A fresh virtual environment; returns its python.
-fn venv(dir: &Path, home: &Path) -> PathBuf {
-    let (ok, log) = run(clean_command("python3", home).args(["-m", "venv"]).arg(dir));
-    assert!(ok, "venv: {log}");
-    dir.join("bin/python")
-}
-
-/// `python -m pip <args>` with a clean environment plus `env`.
-fn pip(python: &Path, home: &Path, env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
-    let mut cmd = clean_command(python.to_str().unwrap(), home);
-    cmd.args([
-        "-m",
-        "pip",
-        "--disable-pip-version-check",
-        "--no-cache-dir",
-        "--no-input",
-    ]);
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    run(&mut cmd)
 }
 
 /// Unpack a bundle onto disk, with the request's configuration files written over `app/`.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cargo_fixtures;
+pub mod clients;
 pub mod gomod_fixtures;
 pub mod npm_fixtures;
 pub mod pip_fixtures;
@@ -771,7 +772,8 @@ async fn serve_static(
 }
 
 /// A command for a real package client, isolated from this machine's own client configuration
-/// (`PIP_*`, `npm_config_*`, `CARGO_*`, `GO*`, `~/.npmrc`, `/etc/pip.conf`), as on a clean machine.
+/// (`PIP_*`, `npm_config_*`, `CARGO_*`, `GO*`, `SSL_CERT_FILE`, `~/.npmrc`, npm's global
+/// `<prefix>/etc/npmrc`, `/etc/pip.conf`), as on a clean machine.
 pub fn clean_command(program: &str, home: &Path) -> Command {
     let mut cmd = Command::new(program);
     cmd.env_clear();
@@ -782,7 +784,8 @@ pub fn clean_command(program: &str, home: &Path) -> Command {
     }
     cmd.env("HOME", home)
         .env("PIP_CONFIG_FILE", "/dev/null")
-        .env("npm_config_userconfig", home.join(".npmrc-empty"));
+        .env("npm_config_userconfig", home.join(".npmrc-empty"))
+        .env("npm_config_globalconfig", home.join(".npmrc-global-empty"));
     cmd
 }
 
