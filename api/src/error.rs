@@ -1,7 +1,9 @@
-//! Errors answered with Cachito's `{"error": "..."}` body.
+//! Errors answered with Cachito's `{"error": "..."}` body, and the `{"errors": {...}}` body of
+//! its query models.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -95,6 +97,21 @@ impl From<diesel::result::Error> for ApiError {
             diesel::result::Error::NotFound => Self::not_found(),
             e => Self::internal(format!("database error: {e}")),
         }
+    }
+}
+
+/// Query parameters Cachito checks with a pydantic model (the request metrics summary's dates):
+/// 400 `{"errors": {"<parameter>": "<message>"}}`, one entry per bad parameter.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid query parameters: {0:?}")]
+pub struct FieldErrors(pub BTreeMap<&'static str, &'static str>);
+
+impl ResponseError for FieldErrors {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::BadRequest().json(serde_json::json!({ "errors": self.0 }))
     }
 }
 

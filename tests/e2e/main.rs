@@ -12,6 +12,7 @@ mod hostile_net;
 mod https_repos;
 mod large_files;
 mod load;
+mod metrics;
 mod npm;
 mod openapi;
 mod pip;

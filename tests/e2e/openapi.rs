@@ -147,8 +147,51 @@ async fn live_responses_match_their_schemas() {
     larder.wait(failed).await;
 
     let repo_name = repo.url().trim_start_matches('/').to_string();
+    let today = &done["updated"].as_str().unwrap()[..10];
     let calls = [
         ("/api/v1/status", "/api/v1/status".to_string()),
+        ("/api/v1/status/short", "/api/v1/status/short".to_string()),
+        (
+            "/api/v1/request-metrics",
+            "/api/v1/request-metrics".to_string(),
+        ),
+        (
+            "/api/v1/request-metrics",
+            format!("/api/v1/request-metrics?per_page=1&finished_to={today}&error_origin=client"),
+        ),
+        (
+            "/api/v1/request-metrics",
+            "/api/v1/request-metrics?finished_from=yesterday".to_string(),
+        ),
+        (
+            "/api/v1/request-metrics",
+            "/api/v1/request-metrics?page=9".to_string(),
+        ),
+        (
+            "/api/v1/request-metrics/summary",
+            format!("/api/v1/request-metrics/summary?finished_from=2000-01-01&finished_to={today}"),
+        ),
+        (
+            "/api/v1/request-metrics/summary",
+            "/api/v1/request-metrics/summary?finished_from=2000-01-01&finished_to=2000-01-02"
+                .to_string(),
+        ),
+        (
+            "/api/v1/request-metrics/summary",
+            "/api/v1/request-metrics/summary?finished_to=x".to_string(),
+        ),
+        (
+            "/api/v1/request-metrics/summary",
+            "/api/v1/request-metrics/summary?bogus=1".to_string(),
+        ),
+        (
+            "/api/v1/requests",
+            format!("/api/v1/requests?created_from=2000-01-01&created_to={today}&error_origin=client&error_type=InvalidRequestData"),
+        ),
+        (
+            "/api/v1/requests",
+            "/api/v1/requests?created_to=never".to_string(),
+        ),
         ("/api/v1/requests", "/api/v1/requests".to_string()),
         (
             "/api/v1/content-manifest",

@@ -1,6 +1,10 @@
+pub mod dates;
 pub mod files;
+pub mod filters;
 pub mod leases;
 pub mod manifests;
+pub mod pagination;
+pub mod request_metrics;
 pub mod requests;
 pub mod status;
 pub mod validation;

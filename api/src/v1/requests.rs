@@ -6,6 +6,8 @@ use crate::json_stream;
 use crate::models::{render_request, Hidden, RenderedRequest, RequestRow, StateRow};
 use crate::publisher;
 use crate::schema::{request_states, requests};
+use crate::v1::filters::WindowAndError;
+use crate::v1::pagination::{PageMeta, Pagination};
 use crate::v1::validation::{check_text, has_control, validate_new_request};
 use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,7 +16,7 @@ use common::{text, EnvVar, ErrorOrigin, PackagesData, RequestState};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 pub const INITIATED: &str = "The request was initiated";
@@ -189,36 +191,33 @@ async fn load_history(conn: &mut crate::db::DbConn, id: i64) -> ApiResult<Vec<St
 }
 
 /// Filters of the list endpoint, validated.
-#[derive(Default)]
 struct ListQuery {
-    page: i64,
-    per_page: i64,
+    pagination: Pagination,
     verbose: bool,
     state: Option<RequestState>,
     repo: Option<String>,
     git_ref: Option<String>,
     pkg_managers: Vec<String>,
+    created_and_error: WindowAndError,
 }
 
 impl ListQuery {
     fn parse(pairs: &[(String, String)], catalogue: &common::Catalogue) -> ApiResult<Self> {
         let mut q = ListQuery {
-            page: 1,
-            per_page: 10,
-            ..Default::default()
-        };
-        let int = |name: &str, v: &str| -> ApiResult<i64> {
-            v.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "The \"{name}\" parameter must be an integer of at least 1"
-                ))
-            })
+            pagination: Pagination::default(),
+            verbose: false,
+            state: None,
+            repo: None,
+            git_ref: None,
+            pkg_managers: Vec::new(),
+            created_and_error: WindowAndError::new("created_from", "created_to"),
         };
         let mut invalid = Vec::new();
         for (k, v) in pairs {
+            if q.pagination.accept(k, v)? || q.created_and_error.accept(k, v)? {
+                continue;
+            }
             match k.as_str() {
-                "page" => q.page = int("page", v)?,
-                "per_page" => q.per_page = int("per_page", v)?.min(100),
                 "verbose" => {
                     q.verbose = match v.to_ascii_lowercase().as_str() {
                         "true" | "1" => true,
@@ -281,32 +280,41 @@ impl ListQuery {
         if !self.pkg_managers.is_empty() {
             query = query.filter(requests::pkg_managers.contains(self.pkg_managers.clone()));
         }
+        let window = &self.created_and_error;
+        if let Some(from) = &window.from {
+            query = query.filter(requests::created.ge(from.at));
+        }
+        if let Some(to) = &window.to {
+            query = query.filter(requests::created.le(to.at));
+        }
+        if let Some(origin) = window.error_origin {
+            query = query.filter(requests::error_origin.eq(origin.as_str()));
+        }
+        if let Some(error_type) = &window.error_type {
+            query = query.filter(requests::error_type.eq(error_type.clone()));
+        }
         query
     }
 
     /// A link to `page` that keeps every filter.
-    fn link(&self, base: &str, page: i64) -> String {
-        let mut url =
-            url::Url::parse(&format!("{base}/api/v1/requests")).expect("public URL is valid");
-        {
-            let mut qp = url.query_pairs_mut();
-            qp.append_pair("page", &page.to_string())
-                .append_pair("per_page", &self.per_page.to_string());
-            if let Some(s) = self.state {
-                qp.append_pair("state", s.as_str());
-            }
-            if let Some(r) = &self.repo {
-                qp.append_pair("repo", r);
-            }
-            if let Some(r) = &self.git_ref {
-                qp.append_pair("ref", r);
-            }
-            for pm in &self.pkg_managers {
-                qp.append_pair("pkg_manager", pm);
-            }
-            qp.append_pair("verbose", if self.verbose { "true" } else { "false" });
+    fn link(&self, public_url: &str, page: i64) -> String {
+        let mut filters: Vec<(&str, &str)> = Vec::new();
+        if let Some(s) = self.state {
+            filters.push(("state", s.as_str()));
         }
-        url.to_string()
+        if let Some(r) = &self.repo {
+            filters.push(("repo", r));
+        }
+        if let Some(r) = &self.git_ref {
+            filters.push(("ref", r));
+        }
+        for pm in &self.pkg_managers {
+            filters.push(("pkg_manager", pm));
+        }
+        filters.extend(self.created_and_error.link_pairs());
+        filters.push(("verbose", if self.verbose { "true" } else { "false" }));
+        self.pagination
+            .link(public_url, "/api/v1/requests", page, &filters)
     }
 }
 
@@ -317,23 +325,18 @@ pub async fn list(
 ) -> ApiResult<HttpResponse> {
     let q = ListQuery::parse(&query, &state.catalogue)?;
     let caller = auth::caller(&req)?;
-    // a page whose first item lies beyond any possible offset does not exist
-    let offset = (q.page - 1)
-        .checked_mul(q.per_page)
-        .ok_or_else(ApiError::not_found)?;
+    let offset = q.pagination.offset()?;
     let mut conn = state.pool.get().await?;
     let total: i64 = q.filtered().count().get_result(&mut conn).await?;
     let rows: Vec<RequestRow> = q
         .filtered()
         .order(requests::id.desc())
         .offset(offset)
-        .limit(q.per_page)
+        .limit(q.pagination.per_page)
         .select(RequestRow::as_select())
         .load(&mut conn)
         .await?;
-    if rows.is_empty() && q.page > 1 {
-        return Err(ApiError::not_found());
-    }
+    q.pagination.check_exists(rows.len())?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
         let (history, data) = if q.verbose {
@@ -354,22 +357,13 @@ pub async fn list(
             token.as_deref().map(Hidden),
         ));
     }
-    let pages = ((total + q.per_page - 1) / q.per_page).max(1);
-    let base = state.config.public_url.trim_end_matches('/');
-    let meta = json!({
-        "first": q.link(base, 1),
-        "last": q.link(base, pages),
-        "next": (q.page < pages).then(|| q.link(base, q.page + 1)),
-        "previous": (q.page > 1).then(|| q.link(base, (q.page - 1).min(pages))),
-        "page": q.page,
-        "pages": pages,
-        "per_page": q.per_page,
-        "total": total,
-    });
+    let meta = q
+        .pagination
+        .meta(total, |page| q.link(&state.config.public_url, page));
     #[derive(serde::Serialize)]
     struct Page {
         items: Vec<RenderedRequest>,
-        meta: serde_json::Value,
+        meta: PageMeta,
     }
     Ok(json_stream::streamed(
         HttpResponse::Ok(),

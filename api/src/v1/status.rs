@@ -11,38 +11,90 @@ use serde_json::{json, Map, Value};
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
+/// What `/api/v1/status` reports: the database (from the background check), the broker and the
+/// workers consuming this deployment's queue. `/api/v1/status/short` answers from it too.
+struct ServiceStatus {
+    database_ok: bool,
+    /// Consumers of the queue; `None` when the broker did not answer.
+    consumers: Option<u32>,
+}
+
+impl ServiceStatus {
+    async fn check(state: &AppState) -> Self {
+        Self {
+            database_ok: state.database_health.is_ok(),
+            consumers: state.publisher.consumer_count().await,
+        }
+    }
+
+    fn workers_ok(&self) -> bool {
+        self.consumers.unwrap_or(0) > 0
+    }
+
+    /// Why the api cannot take requests now, in Cachito's words: the first service down, in
+    /// its order. Workers do not count: without one, requests are still recorded and their
+    /// jobs wait in the queue for the first worker to come.
+    fn service_down(&self) -> Option<String> {
+        if !self.database_ok {
+            Some(format!("database unavailable: {DATABASE_DOWN}"))
+        } else if self.consumers.is_none() {
+            Some(format!("rabbitmq unavailable: {BROKER_DOWN}"))
+        } else {
+            None
+        }
+    }
+
+    fn to_json(&self, state: &AppState) -> Value {
+        let mut services = vec![json!({"name": "database", "ok": self.database_ok})];
+        if !self.database_ok {
+            services[0]["reason"] = json!(DATABASE_DOWN);
+        }
+        let mut broker = json!({"name": "rabbitmq", "ok": self.consumers.is_some()});
+        if self.consumers.is_none() {
+            broker["reason"] = json!(BROKER_DOWN);
+        }
+        services.push(broker);
+        let mut workers = json!({"name": format!("queue {}", state.config.queue), "ok": self.workers_ok(), "consumers": self.consumers.unwrap_or(0)});
+        if !self.workers_ok() {
+            workers["reason"] = json!(NO_WORKERS);
+        }
+        let ready = self.service_down().is_none() && self.workers_ok();
+        // what this deployment processes, and Cachito's others (never)
+        let can_process: Map<String, Value> = state
+            .catalogue
+            .names()
+            .map(|name| (name.to_string(), json!(ready)))
+            .chain(
+                common::pm::CACHITO_PACKAGE_MANAGERS
+                    .iter()
+                    .filter(|name| state.catalogue.get(name).is_none())
+                    .map(|name| (name.to_string(), json!(false))),
+            )
+            .collect();
+        json!({"can_process": can_process, "services": services, "workers": [workers]})
+    }
+}
+
+const DATABASE_DOWN: &str = "database connection failed";
+const BROKER_DOWN: &str = "broker connection failed";
+const NO_WORKERS: &str = "no workers are available";
+
 pub async fn status(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let db = state.database_health.is_ok();
-    let consumers = state.publisher.consumer_count().await;
-    let mut services = vec![json!({"name": "database", "ok": db})];
-    if !db {
-        services[0]["reason"] = json!("database connection failed");
+    let status = ServiceStatus::check(&state).await;
+    Ok(HttpResponse::Ok().json(status.to_json(&state)))
+}
+
+/// 200 `{"ok": true}` when the api can take requests (its database and broker answer), else
+/// 503 `{"ok": false, "reason": …}`. Cachito answers a service that is down with a 500
+/// `{"error": …}` here, against its own documentation, and a missing worker with the 503;
+/// `/api/v1/status` tells about the workers.
+pub async fn status_short(state: web::Data<AppState>) -> HttpResponse {
+    match ServiceStatus::check(&state).await.service_down() {
+        None => HttpResponse::Ok().json(json!({"ok": true})),
+        Some(reason) => {
+            HttpResponse::ServiceUnavailable().json(json!({"ok": false, "reason": reason}))
+        }
     }
-    let mut broker = json!({"name": "rabbitmq", "ok": consumers.is_some()});
-    if consumers.is_none() {
-        broker["reason"] = json!("broker connection failed");
-    }
-    services.push(broker);
-    let workers_ok = consumers.unwrap_or(0) > 0;
-    let mut workers = json!({"name": format!("queue {}", state.config.queue), "ok": workers_ok, "consumers": consumers.unwrap_or(0)});
-    if !workers_ok {
-        workers["reason"] = json!("no workers are available");
-    }
-    let ready = db && consumers.is_some() && workers_ok;
-    // what this deployment processes, and Cachito's others (never)
-    let can_process: Map<String, Value> = state
-        .catalogue
-        .names()
-        .map(|name| (name.to_string(), json!(ready)))
-        .chain(
-            common::pm::CACHITO_PACKAGE_MANAGERS
-                .iter()
-                .filter(|name| state.catalogue.get(name).is_none())
-                .map(|name| (name.to_string(), json!(false))),
-        )
-        .collect();
-    Ok(HttpResponse::Ok()
-        .json(json!({"can_process": can_process, "services": services, "workers": [workers]})))
 }
 
 /// Answers from the last background check: never waits for the database or the pool.
