@@ -545,20 +545,11 @@ async fn merged_manifests_and_sboms_of_several_requests() {
     assert_eq!(status, 400);
 }
 
-/// A self-signed CA (P-256): what `LARDER_REPOS_CA_FILE` names in the tests.
-const REPOS_CA: &str = "-----BEGIN CERTIFICATE-----
-MIIBsjCCAVmgAwIBAgIUKXmATDIO7hKMwQsH8unsh14RCjEwCgYIKoZIzj0EAwIw
-JjEkMCIGA1UEAwwbTGFyZGVyIHRlc3QgcmVwb3NpdG9yaWVzIENBMCAXDTI2MTEz
-MDA1MzgwOVoYDzIxMjYxMTA2MDUzODA5WjAmMSQwIgYDVQQDDBtMYXJkZXIgdGVz
-dCByZXBvc2l0b3JpZXMgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAST+lO5
-9mkbGXCD9S+5hCJAGNJVqFGgwXPFgo4iXac17d4uLLU8WC+riuG+ULEgXLzND+yQ
-45X0jZ2mFHlRQ58yo2MwYTAdBgNVHQ4EFgQUC0M6p81/wEn98XfhhkFgUHCBAF0w
-HwYDVR0jBBgwFoAUC0M6p81/wEn98XfhhkFgUHCBAF0wDwYDVR0TAQH/BAUwAwEB
-/zAOBgNVHQ8BAf8EBAMCAQYwCgYIKoZIzj0EAwIDRwAwRAIgb6XiK04p8+/lW8Zl
-ot3kWAwUaRfQNKY7g3AGpNCBxMUCIEPXlnDGZsFfpioXZvkt7ps73KQqyP36hcJO
-MJITy9IM
------END CERTIFICATE-----
-";
+/// A CA certificate (PEM): what `LARDER_REPOS_CA_FILE` names in these tests.
+fn repos_ca() -> String {
+    let pki = crate::support::tls::TestPki::new("Larder test repositories CA");
+    std::fs::read_to_string(pki.ca()).unwrap()
+}
 
 /// `LARDER_REPOS_CA_FILE`: one `app/registry-ca.pem` for all the package managers of a
 /// request, each client's configuration naming it; none for a request with no repository; a
@@ -568,7 +559,8 @@ MJITy9IM
 async fn repos_ca_is_handed_back_once_and_named_by_every_client_configuration() {
     let work = tempfile::tempdir().unwrap();
     let ca_file = work.path().join("repos-ca.pem");
-    std::fs::write(&ca_file, format!("# our CA\n{REPOS_CA}")).unwrap();
+    let ca = repos_ca();
+    std::fs::write(&ca_file, format!("# our CA\n{ca}")).unwrap();
     let mut larder = Larder::new();
     larder.env.insert(
         "LARDER_REPOS_CA_FILE".into(),
@@ -610,7 +602,7 @@ async fn repos_ca_is_handed_back_once_and_named_by_every_client_configuration() 
     assert_eq!(pems, ["app/registry-ca.pem"], "{:?}", files.keys());
     assert_eq!(
         std::str::from_utf8(&files["app/registry-ca.pem"]).unwrap(),
-        REPOS_CA,
+        ca,
         "the certificates, without the comment"
     );
     let text = |p: &str| String::from_utf8(files[p].clone()).unwrap();
@@ -674,7 +666,10 @@ async fn worker_refuses_to_start_with_a_bad_repos_ca_file() {
     let key = work.path().join("key.pem");
     std::fs::write(
         &key,
-        format!("{REPOS_CA}-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n"),
+        format!(
+            "{}-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+            repos_ca()
+        ),
     )
     .unwrap();
     for (file, why) in [
