@@ -59,9 +59,8 @@ pub fn server_config(config: &Config) -> Result<Option<rustls::ServerConfig>, Tl
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut server = builder.with_single_cert(chain, key)?;
-    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Some(server))
+    // actix sets the ALPN protocols it speaks
+    Ok(Some(builder.with_single_cert(chain, key)?))
 }
 
 fn certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
