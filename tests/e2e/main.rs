@@ -19,3 +19,4 @@ mod reliability;
 mod requests;
 mod tls;
 mod validation;
+mod yarn;

@@ -4,11 +4,14 @@
 
 use crate::support::clients::{npm, npm_installed as installed};
 use crate::support::npm_fixtures;
-use crate::support::npm_fixtures::{build, write_registry, FixturePackage, RootProject, TreeEntry};
+use crate::support::npm_fixtures::{
+    build, copy_dir, files_under, larder_for, write, write_registry, FixturePackage, RootProject,
+    TreeEntry,
+};
 use crate::support::*;
 use serde_json::{json, Value};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The upstream registry and a repository whose lockfile (version `v`) uses every kind of
 /// dependency: registry (nested, scoped, dev, optional, alias), a workspace (v2/v3), a git
@@ -20,11 +23,6 @@ struct Fixture {
     commit: String,
     /// `location@version` of every package npm must install
     tree: Vec<String>,
-}
-
-fn write(p: &Path, bytes: impl AsRef<[u8]>) {
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, bytes).unwrap();
 }
 
 fn entry(location: &str, pkg: &npm_fixtures::BuiltPackage, dev: bool, optional: bool) -> TreeEntry {
@@ -192,46 +190,6 @@ async fn fixture(v: u32, extras: bool) -> Fixture {
         commit,
         tree: expect,
     }
-}
-
-async fn larder_for(upstream: &StaticServer) -> Larder {
-    let mut larder = Larder::new();
-    larder
-        .env
-        .insert("LARDER_NPM_REGISTRY".into(), upstream.url.clone());
-    larder.spawn("serve", &[]);
-    larder.wait_healthy().await;
-    larder
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for e in fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        if e.file_name() == ".git" {
-            continue;
-        }
-        let t = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &t);
-        } else {
-            fs::copy(e.path(), t).unwrap();
-        }
-    }
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().unwrap().is_dir() {
-                out.extend(files_under(&e.path()));
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 /// The whole journey for lockfile version `v`: prefetch, report, bundle, the real `npm ci`
