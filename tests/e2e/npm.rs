@@ -5,13 +5,12 @@
 use crate::support::clients::{npm, npm_installed as installed};
 use crate::support::npm_fixtures;
 use crate::support::npm_fixtures::{
-    build, copy_dir, files_under, larder_for, write, write_registry, FixturePackage, RootProject,
-    TreeEntry,
+    assert_tampered_tarball_fails, build, copy_dir, files_under, larder_for, write, write_registry,
+    FixturePackage, RootProject, TreeEntry,
 };
 use crate::support::*;
 use serde_json::{json, Value};
 use std::fs;
-use std::path::PathBuf;
 
 /// The upstream registry and a repository whose lockfile (version `v`) uses every kind of
 /// dependency: registry (nested, scoped, dev, optional, alias), a workspace (v2/v3), a git
@@ -488,21 +487,8 @@ async fn npm_lockfile_v1_all_kinds_real_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn npm_tampered_tarball_fails_naming_the_package_and_stores_nothing() {
     let fx = fixture(3, false).await;
-    let tarball = fx.tmp.path().join("upstream/b/-/b-2.0.0.tgz");
-    let mut bytes = fs::read(&tarball).unwrap();
-    bytes.push(0);
-    fs::write(&tarball, bytes).unwrap();
-    let larder = larder_for(&fx.upstream).await;
-    let id = larder
-        .submit(json!({"repo": fx.repo.url(), "ref": fx.commit, "pkg_managers": ["npm"]}))
-        .await;
-    let done = larder.wait(id).await;
-    assert_eq!(done["state"], "failed", "{done}");
-    assert_eq!(done["error_origin"], "client", "{done}");
-    let reason = done["state_reason"].as_str().unwrap();
-    assert!(reason.contains("b@2.0.0"), "{reason}");
-    let stored = files_under(&larder.data.path().join("deps/npm"));
-    assert_eq!(stored, Vec::<PathBuf>::new(), "nothing is stored");
+    let up_dir = fx.tmp.path().join("upstream");
+    assert_tampered_tarball_fails(&up_dir, &fx.upstream, &fx.repo, &fx.commit, "npm").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,19 +553,12 @@ async fn npm_missing_lockfile_fails_as_client_error() {
     let repo = GitRepo::new(tmp.path().join("repo"));
     repo.write("package.json", r#"{"name":"x","version":"1.0.0"}"#);
     let commit = repo.commit("no lockfile");
-    let id = larder
-        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["npm"]}))
+    larder
+        .fails_as_client_error(
+            json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["npm"]}),
+            "package-lock.json",
+        )
         .await;
-    let done = larder.wait(id).await;
-    assert_eq!(done["state"], "failed", "{done}");
-    assert_eq!(done["error_origin"], "client", "{done}");
-    assert!(
-        done["state_reason"]
-            .as_str()
-            .unwrap()
-            .contains("package-lock.json"),
-        "{done}"
-    );
 }
 
 /// The legacy `dependencies` entries (lockfile v1, and mirrored in v2) of the non-registry

@@ -5,12 +5,13 @@
 
 use crate::support::clients::yarn;
 use crate::support::npm_fixtures::{
-    build, copy_dir, files_under, larder_for, write, write_registry, BuiltPackage, FixturePackage,
+    assert_tampered_tarball_fails, build, copy_dir, files_under, larder_for, write, write_registry,
+    BuiltPackage, FixturePackage,
 };
 use crate::support::*;
 use serde_json::{json, Value};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 struct Fixture {
     tmp: tempfile::TempDir,
@@ -282,21 +283,8 @@ async fn yarn_v1_registry_route_and_offline_mirror_with_the_real_yarn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yarn_tampered_tarball_fails_naming_the_package_and_stores_nothing() {
     let fx = fixture("").await;
-    let tarball = fx.tmp.path().join("upstream/b/-/b-2.0.0.tgz");
-    let mut bytes = fs::read(&tarball).unwrap();
-    bytes.push(0);
-    fs::write(&tarball, bytes).unwrap();
-    let larder = larder_for(&fx.upstream).await;
-    let id = larder
-        .submit(json!({"repo": fx.repo.url(), "ref": fx.commit, "pkg_managers": ["yarn"]}))
-        .await;
-    let done = larder.wait(id).await;
-    assert_eq!(done["state"], "failed", "{done}");
-    assert_eq!(done["error_origin"], "client", "{done}");
-    let reason = done["state_reason"].as_str().unwrap();
-    assert!(reason.contains("b@2.0.0"), "{reason}");
-    let stored = files_under(&larder.data.path().join("deps/npm"));
-    assert_eq!(stored, Vec::<PathBuf>::new(), "nothing is stored");
+    let up_dir = fx.tmp.path().join("upstream");
+    assert_tampered_tarball_fails(&up_dir, &fx.upstream, &fx.repo, &fx.commit, "yarn").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,17 +296,10 @@ async fn yarn_berry_lockfile_is_a_clear_client_error() {
         .write("yarn.lock", "__metadata:\n  version: 6\n  cacheKey: 8\n");
     let commit = repo.commit("berry");
     let larder = larder_for(&up).await;
-    let id = larder
-        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["yarn"]}))
+    larder
+        .fails_as_client_error(
+            json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["yarn"]}),
+            "yarn Berry lockfiles are not supported yet",
+        )
         .await;
-    let done = larder.wait(id).await;
-    assert_eq!(done["state"], "failed", "{done}");
-    assert_eq!(done["error_origin"], "client", "{done}");
-    assert!(
-        done["state_reason"]
-            .as_str()
-            .unwrap()
-            .contains("yarn Berry lockfiles are not supported yet"),
-        "{done}"
-    );
 }

@@ -367,3 +367,27 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Tamper with `b@2.0.0` on `upstream` (served from `up_dir`), then a request of `pm` for
+/// `repo` at `commit` must fail as a client error naming it, with nothing stored.
+pub async fn assert_tampered_tarball_fails(
+    up_dir: &Path,
+    upstream: &StaticServer,
+    repo: &super::GitRepo,
+    commit: &str,
+    pm: &str,
+) {
+    let tarball = up_dir.join("b/-/b-2.0.0.tgz");
+    let mut bytes = fs::read(&tarball).unwrap();
+    bytes.push(0);
+    fs::write(&tarball, bytes).unwrap();
+    let larder = larder_for(upstream).await;
+    larder
+        .fails_as_client_error(
+            json!({"repo": repo.url(), "ref": commit, "pkg_managers": [pm]}),
+            "b@2.0.0",
+        )
+        .await;
+    let stored = files_under(&larder.data.path().join("deps/npm"));
+    assert_eq!(stored, Vec::<PathBuf>::new(), "nothing is stored");
+}

@@ -353,6 +353,16 @@ pub fn npmrc(repo_url: &str, token: &str, cafile: Option<&str>) -> String {
     s
 }
 
+/// `app/<path>/.npmrc` of a package directory for `ctx`'s registry, token and CA, `extra`
+/// lines after.
+pub fn npmrc_file(ctx: &LayoutContext, path: &RepoPath, extra: String) -> ConfigFile {
+    let ca = ctx.repos_ca.as_ref().map(|ca| ca.relative_to(path));
+    ConfigFile::inline(
+        format!("{}/.npmrc", app_rel(path)),
+        npmrc(&with_slash(&ctx.repo_url), &ctx.token, ca.as_deref()) + &extra,
+    )
+}
+
 pub fn with_slash(s: &str) -> String {
     if s.ends_with('/') {
         s.to_string()
@@ -571,17 +581,8 @@ pub fn layout(
     }
     out.package = Some(package_report(project, plan, ctx));
     let app_rel_dir = app_rel(&project.path);
-    out.config_files.push(ConfigFile::inline(
-        format!("{app_rel_dir}/.npmrc"),
-        npmrc(
-            &repo_url,
-            &ctx.token,
-            ctx.repos_ca
-                .as_ref()
-                .map(|ca| ca.relative_to(&project.path))
-                .as_deref(),
-        ),
-    ));
+    out.config_files
+        .push(npmrc_file(ctx, &project.path, String::new()));
 
     let lock_name = project.lockfile.file_name;
     let lock_path = project.dir.join(lock_name);

@@ -46,21 +46,8 @@ impl PackageManager for Npm {
     };
 
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(NpmPlan, Fetches), Failure> {
-        let (paths, what) = ctx.paths_and_what();
-        ctx.progress(&what).await;
-        let (app, upstream) = (ctx.app_dir.to_path_buf(), ctx.config.npm_registry.clone());
-        let mut projects = blocking(move || {
-            paths
-                .iter()
-                .map(|path| {
-                    let mut project = lockfile::read_project(&app, path)?;
-                    let plan = plan::plan(&app, &mut project, &upstream)?;
-                    Ok((project, plan))
-                })
-                .collect::<Result<Vec<_>, Failure>>()
-        })
-        .await?;
-
+        let (mut projects, what) =
+            plan_projects(ctx, |app, path| Ok(lockfile::read_project(app, path)?)).await?;
         let (fetches, to_pack) = collect_fetches(&mut projects, what, ctx.store);
         Ok((NpmPlan { projects, to_pack }, fetches))
     }
@@ -115,6 +102,29 @@ impl PackageManager for Npm {
         }
         Ok(output)
     }
+}
+
+/// Read each requested package directory with `read` and plan it (npm's plan: the
+/// classification, store keys and downloads); the progress text.
+pub async fn plan_projects(
+    ctx: &PmContext<'_>,
+    read: fn(&std::path::Path, &common::repo_path::RepoPath) -> Result<lockfile::Project, Failure>,
+) -> Result<(Vec<(lockfile::Project, plan::Plan)>, String), Failure> {
+    let (paths, what) = ctx.paths_and_what();
+    ctx.progress(&what).await;
+    let (app, upstream) = (ctx.app_dir.to_path_buf(), ctx.config.npm_registry.clone());
+    let projects = blocking(move || {
+        paths
+            .iter()
+            .map(|path| {
+                let mut project = read(&app, path)?;
+                let plan = plan::plan(&app, &mut project, &upstream)?;
+                Ok((project, plan))
+            })
+            .collect::<Result<Vec<_>, Failure>>()
+    })
+    .await?;
+    Ok((projects, what))
 }
 
 /// The fetches of every project's plan: one per store key, whichever directories name it (the

@@ -15,7 +15,7 @@ use super::lockfile::{tokens_of, YARN_LOCK};
 use crate::bundle::overlay_path;
 use crate::pkg_managers::npm::classify::Kind;
 use crate::pkg_managers::npm::layout::{
-    app_rel, create_in_bundle, npmrc, package_report, read_text, with_slash, LayoutContext,
+    app_rel, create_in_bundle, npmrc_file, package_report, read_text, with_slash, LayoutContext,
     LayoutError,
 };
 use crate::pkg_managers::npm::lockfile::Project;
@@ -94,16 +94,7 @@ pub fn layout(
 ) -> Result<(Package, Vec<ConfigFile>), Failure> {
     let repo_url = with_slash(&ctx.repo_url);
     let app_dir = app_rel(&project.path);
-    let mut npmrc = npmrc(
-        &repo_url,
-        &ctx.token,
-        ctx.repos_ca
-            .as_ref()
-            .map(|ca| ca.relative_to(&project.path))
-            .as_deref(),
-    );
-    npmrc.push_str("always-auth=true\n");
-    let mut config_files = vec![ConfigFile::inline(format!("{app_dir}/.npmrc"), npmrc)];
+    let mut config_files = vec![npmrc_file(ctx, &project.path, "always-auth=true\n".into())];
 
     // the registry route: entry i of the lockfile is plan.deps[i]
     let urls: Vec<Option<String>> = plan

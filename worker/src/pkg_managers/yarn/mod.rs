@@ -9,9 +9,8 @@ pub mod layout;
 pub mod lockfile;
 pub mod project;
 
-use super::npm::{self, collect_fetches, emit_artifacts, layout_context};
+use super::npm::{self, collect_fetches, emit_artifacts, layout_context, plan_projects};
 use super::{Fetched, Fetches, LayoutContext, PackageManager, PmContext, PmOutput};
-use crate::blocking::blocking;
 use common::{Descriptor, Failure};
 
 /// The `yarn` package manager (Cachito's name; yarn v1 lockfiles).
@@ -30,20 +29,8 @@ impl PackageManager for Yarn {
     };
 
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(YarnPlan, Fetches), Failure> {
-        let (paths, what) = ctx.paths_and_what();
-        ctx.progress(&what).await;
-        let (app, upstream) = (ctx.app_dir.to_path_buf(), ctx.config.npm_registry.clone());
-        let mut projects = blocking(move || {
-            paths
-                .iter()
-                .map(|path| {
-                    let mut project = project::read_project(&app, path)?;
-                    let plan = npm::plan::plan(&app, &mut project, &upstream)?;
-                    Ok((project, plan))
-                })
-                .collect::<Result<Vec<_>, Failure>>()
-        })
-        .await?;
+        let (mut projects, what) =
+            plan_projects(ctx, |app, path| Ok(project::read_project(app, path)?)).await?;
         layout::check_mirror_names(projects.iter().map(|(_, p)| p))?;
         // git dependencies are refused when the lockfile is read: nothing to pack
         let (fetches, _) = collect_fetches(&mut projects, what, ctx.store);
