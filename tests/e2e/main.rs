@@ -20,3 +20,4 @@ mod reliability;
 mod requests;
 mod tls;
 mod validation;
+mod yarn;

@@ -4,11 +4,13 @@
 
 use crate::support::clients::{npm, npm_installed as installed};
 use crate::support::npm_fixtures;
-use crate::support::npm_fixtures::{build, write_registry, FixturePackage, RootProject, TreeEntry};
+use crate::support::npm_fixtures::{
+    assert_tampered_tarball_fails, build, copy_dir, files_under, larder_for, write, write_registry,
+    FixturePackage, RootProject, TreeEntry,
+};
 use crate::support::*;
 use serde_json::{json, Value};
 use std::fs;
-use std::path::{Path, PathBuf};
 
 /// The upstream registry and a repository whose lockfile (version `v`) uses every kind of
 /// dependency: registry (nested, scoped, dev, optional, alias), a workspace (v2/v3), a git
@@ -20,11 +22,6 @@ struct Fixture {
     commit: String,
     /// `location@version` of every package npm must install
     tree: Vec<String>,
-}
-
-fn write(p: &Path, bytes: impl AsRef<[u8]>) {
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, bytes).unwrap();
 }
 
 fn entry(location: &str, pkg: &npm_fixtures::BuiltPackage, dev: bool, optional: bool) -> TreeEntry {
@@ -192,46 +189,6 @@ async fn fixture(v: u32, extras: bool) -> Fixture {
         commit,
         tree: expect,
     }
-}
-
-async fn larder_for(upstream: &StaticServer) -> Larder {
-    let mut larder = Larder::new();
-    larder
-        .env
-        .insert("LARDER_NPM_REGISTRY".into(), upstream.url.clone());
-    larder.spawn("serve", &[]);
-    larder.wait_healthy().await;
-    larder
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for e in fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        if e.file_name() == ".git" {
-            continue;
-        }
-        let t = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &t);
-        } else {
-            fs::copy(e.path(), t).unwrap();
-        }
-    }
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().unwrap().is_dir() {
-                out.extend(files_under(&e.path()));
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 /// The whole journey for lockfile version `v`: prefetch, report, bundle, the real `npm ci`
@@ -530,21 +487,8 @@ async fn npm_lockfile_v1_all_kinds_real_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn npm_tampered_tarball_fails_naming_the_package_and_stores_nothing() {
     let fx = fixture(3, false).await;
-    let tarball = fx.tmp.path().join("upstream/b/-/b-2.0.0.tgz");
-    let mut bytes = fs::read(&tarball).unwrap();
-    bytes.push(0);
-    fs::write(&tarball, bytes).unwrap();
-    let larder = larder_for(&fx.upstream).await;
-    let id = larder
-        .submit(json!({"repo": fx.repo.url(), "ref": fx.commit, "pkg_managers": ["npm"]}))
-        .await;
-    let done = larder.wait(id).await;
-    assert_eq!(done["state"], "failed", "{done}");
-    assert_eq!(done["error_origin"], "client", "{done}");
-    let reason = done["state_reason"].as_str().unwrap();
-    assert!(reason.contains("b@2.0.0"), "{reason}");
-    let stored = files_under(&larder.data.path().join("deps/npm"));
-    assert_eq!(stored, Vec::<PathBuf>::new(), "nothing is stored");
+    let up_dir = fx.tmp.path().join("upstream");
+    assert_tampered_tarball_fails(&up_dir, &fx.upstream, &fx.repo, &fx.commit, "npm").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -609,19 +553,12 @@ async fn npm_missing_lockfile_fails_as_client_error() {
     let repo = GitRepo::new(tmp.path().join("repo"));
     repo.write("package.json", r#"{"name":"x","version":"1.0.0"}"#);
     let commit = repo.commit("no lockfile");
-    let id = larder
-        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["npm"]}))
+    larder
+        .fails_as_client_error(
+            json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["npm"]}),
+            "package-lock.json",
+        )
         .await;
-    let done = larder.wait(id).await;
-    assert_eq!(done["state"], "failed", "{done}");
-    assert_eq!(done["error_origin"], "client", "{done}");
-    assert!(
-        done["state_reason"]
-            .as_str()
-            .unwrap()
-            .contains("package-lock.json"),
-        "{done}"
-    );
 }
 
 /// The legacy `dependencies` entries (lockfile v1, and mirrored in v2) of the non-registry

@@ -62,7 +62,7 @@ pub fn cmp_semver(a: &str, b: &str) -> Ordering {
 /// by file name only, never listed).
 fn registry_meta(a: &Artifact) -> Option<&NpmMeta> {
     match &a.meta {
-        ArtifactMeta::Npm(m) if a.pm == "npm" && m.source == NpmSource::Registry => Some(m),
+        ArtifactMeta::Npm(m) if served(a) && m.source == NpmSource::Registry => Some(m),
         _ => None,
     }
 }
@@ -217,7 +217,7 @@ pub fn serve(artifacts: &[Artifact], repo_url: &str, path: &str, accept: Option<
         None => Served::NotFound,
         Some(NpmPath::Tarball { name, file }) => artifacts
             .iter()
-            .find(|a| a.pm == "npm" && a.name == name && a.filename == file)
+            .find(|a| served(a) && a.name == name && a.filename == file)
             .map_or(Served::NotFound, |a| Served::File {
                 store_key: a.store_key.clone(),
                 content_type: TARBALL,
@@ -235,10 +235,15 @@ pub fn serve(artifacts: &[Artifact], repo_url: &str, path: &str, accept: Option<
     }
 }
 
+/// Whether the registry serves an artifact: npm's and yarn's (never both in one request).
+fn served(a: &Artifact) -> bool {
+    REGISTRY.package_managers.contains(&a.pm.as_str())
+}
+
 /// The per-request npm registry.
 pub static REGISTRY: super::FileRepository = super::FileRepository {
     segment: "npm",
-    package_managers: &["npm"],
+    package_managers: &["npm", "yarn"],
     // registry, git, URL and file: tarballs (worker/src/pkg_managers/npm/plan.rs)
     store_keys: ("deps/npm/", ".tgz"),
     handle: |repo, req, tail| Box::pin(handle(repo, req, tail)),
@@ -299,6 +304,22 @@ mod tests {
         assert_eq!(f(""), Served::NotFound);
         assert_eq!(f("-/npm/v1/security/advisories/bulk"), Served::NotFound);
         assert_eq!(f("%zz"), Served::NotFound);
+    }
+
+    #[test]
+    fn yarn_artifacts_are_served_other_package_managers_not() {
+        let mut y = art("a", "1.0.0", NpmSource::Registry);
+        y.pm = "yarn".into();
+        let mut p = art("b", "1.0.0", NpmSource::Registry);
+        p.pm = "pip".into();
+        let a = vec![y, p];
+        assert!(matches!(
+            serve(&a, R, "a/-/a-1.0.0.tgz", None),
+            Served::File { .. }
+        ));
+        assert!(matches!(serve(&a, R, "a", None), Served::Body { .. }));
+        assert_eq!(serve(&a, R, "b/-/b-1.0.0.tgz", None), Served::NotFound);
+        assert_eq!(serve(&a, R, "b", None), Served::NotFound);
     }
 
     #[test]

@@ -32,6 +32,32 @@ pub fn npm(dir: &Path, home: &Path, args: &[&str], env: &[(&str, &str)]) -> (boo
     run(&mut cmd)
 }
 
+/// The real yarn 1.22 (`.ci/run` installs it: `npm install -g --prefix .ci/tools
+/// yarn@1.22.22`); `LARDER_YARN` names another.
+pub fn yarn_path() -> PathBuf {
+    let p = std::env::var_os("LARDER_YARN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/tools/bin/yarn"));
+    assert!(
+        p.is_file(),
+        "yarn 1.22 is not at {} (run `npm install -g --prefix .ci/tools yarn@1.22.22` or set LARDER_YARN)",
+        p.display()
+    );
+    p
+}
+
+/// `yarn <args>` in `dir` with a clean environment (no YARN_*/npm_config_* of this machine; its
+/// cache under `home`).
+pub fn yarn(dir: &Path, home: &Path, args: &[&str]) -> (bool, String) {
+    std::fs::create_dir_all(home).unwrap();
+    let mut cmd = clean_command(yarn_path().to_str().unwrap(), home);
+    cmd.args(args)
+        .current_dir(dir)
+        .env("YARN_CACHE_FOLDER", home.join("yarn-cache"))
+        .env("YARN_DISABLE_SELF_UPDATE_CHECK", "true");
+    run(&mut cmd)
+}
+
 /// `location@version` of what npm installed in `dir` (its hidden lockfile), links and
 /// workspaces left out.
 pub fn npm_installed(dir: &Path) -> Vec<String> {

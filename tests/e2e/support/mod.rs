@@ -253,6 +253,18 @@ impl Larder {
         .await
     }
 
+    /// Submit `body` and wait: the request must fail as a client error whose reason contains
+    /// `reason`; its final JSON.
+    pub async fn fails_as_client_error(&self, body: Value, reason: &str) -> Value {
+        let id = self.submit(body).await;
+        let done = self.wait(id).await;
+        assert_eq!(done["state"], "failed", "{done}");
+        assert_eq!(done["error_origin"], "client", "{done}");
+        let got = done["state_reason"].as_str().unwrap_or_default();
+        assert!(got.contains(reason), "{reason:?} not in {done}");
+        done
+    }
+
     pub async fn wait_until(
         &self,
         id: i64,

@@ -4,11 +4,12 @@
 
 #![allow(dead_code)]
 
+use super::{Larder, StaticServer};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use worker::pkg_managers::npm::classify::{basename, tarball_path};
 use worker::pkg_managers::npm::integrity::{sha1_hex, sri_sha512};
 use worker::pkg_managers::npm::pack::{write_tgz, TgzEntry};
@@ -316,4 +317,77 @@ pub fn synthetic(n: usize) -> (RootProject, Vec<TreeEntry>) {
 /// The basename used in tarball file names.
 pub fn file_name(p: &BuiltPackage) -> String {
     format!("{}-{}.tgz", basename(&p.name), p.version)
+}
+
+/// Write `bytes` at `p`, its directories made.
+pub fn write(p: &Path, bytes: impl AsRef<[u8]>) {
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, bytes).unwrap();
+}
+
+/// A Larder (`serve`) whose npm upstream is `upstream`.
+pub async fn larder_for(upstream: &StaticServer) -> Larder {
+    let mut larder = Larder::new();
+    larder
+        .env
+        .insert("LARDER_NPM_REGISTRY".into(), upstream.url.clone());
+    larder.spawn("serve", &[]);
+    larder.wait_healthy().await;
+    larder
+}
+
+/// Copy a checkout (its `.git` left out).
+pub fn copy_dir(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap();
+    for e in fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() == ".git" {
+            continue;
+        }
+        let t = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+/// Every file below `dir` (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().unwrap().is_dir() {
+                out.extend(files_under(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// Tamper with `b@2.0.0` on `upstream` (served from `up_dir`), then a request of `pm` for
+/// `repo` at `commit` must fail as a client error naming it, with nothing stored.
+pub async fn assert_tampered_tarball_fails(
+    up_dir: &Path,
+    upstream: &StaticServer,
+    repo: &super::GitRepo,
+    commit: &str,
+    pm: &str,
+) {
+    let tarball = up_dir.join("b/-/b-2.0.0.tgz");
+    let mut bytes = fs::read(&tarball).unwrap();
+    bytes.push(0);
+    fs::write(&tarball, bytes).unwrap();
+    let larder = larder_for(upstream).await;
+    larder
+        .fails_as_client_error(
+            json!({"repo": repo.url(), "ref": commit, "pkg_managers": [pm]}),
+            "b@2.0.0",
+        )
+        .await;
+    let stored = files_under(&larder.data.path().join("deps/npm"));
+    assert_eq!(stored, Vec::<PathBuf>::new(), "nothing is stored");
 }

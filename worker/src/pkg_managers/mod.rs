@@ -19,6 +19,7 @@ pub mod npm;
 pub mod pip;
 pub mod repos_ca;
 pub mod unique_map;
+pub mod yarn;
 
 pub use repos_ca::ReposCa;
 
@@ -47,6 +48,7 @@ pub static REGISTRY: &[&dyn Registered] = &[
     &pip::Pip,
     &cargo::Cargo,
     &git_submodule::GitSubmodule,
+    &yarn::Yarn,
 ];
 
 /// The registry's descriptors, for the api's validation and `/status`.

@@ -278,6 +278,16 @@ pub struct LayoutContext {
     pub store: common::Store,
     /// the registry's CA (`LARDER_REPOS_CA_FILE`): each `.npmrc` names it as `cafile`
     pub repos_ca: Option<ReposCa>,
+    /// the package manager reporting (`npm`, `yarn`): its packages' and artifacts' type
+    pub pm: &'static str,
+    /// where a tarball (its dependency and store key) is linked in the bundle, if anywhere
+    /// (npm: at its store key, `deps/npm/…`; yarn: in its offline mirror)
+    pub bundle_rel: fn(&PlannedDep, &str) -> Option<String>,
+}
+
+/// npm's [`LayoutContext::bundle_rel`]: the bundle path of a tarball is its store key.
+pub fn at_store_key(_: &PlannedDep, store_key: &str) -> Option<String> {
+    Some(store_key.to_string())
 }
 
 impl LayoutContext {
@@ -343,7 +353,17 @@ pub fn npmrc(repo_url: &str, token: &str, cafile: Option<&str>) -> String {
     s
 }
 
-fn with_slash(s: &str) -> String {
+/// `app/<path>/.npmrc` of a package directory for `ctx`'s registry, token and CA, `extra`
+/// lines after.
+pub fn npmrc_file(ctx: &LayoutContext, path: &RepoPath, extra: String) -> ConfigFile {
+    let ca = ctx.repos_ca.as_ref().map(|ca| ca.relative_to(path));
+    ConfigFile::inline(
+        format!("{}/.npmrc", app_rel(path)),
+        npmrc(&with_slash(&ctx.repo_url), &ctx.token, ca.as_deref()) + &extra,
+    )
+}
+
+pub fn with_slash(s: &str) -> String {
     if s.ends_with('/') {
         s.to_string()
     } else {
@@ -384,7 +404,7 @@ pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Pa
     let mut deps: Vec<Dependency> = seen
         .into_iter()
         .map(|((name, version), dev)| Dependency {
-            kind: "npm".into(),
+            kind: ctx.pm.into(),
             purl: dep_purl(&name, &version),
             name,
             version: Some(version),
@@ -395,7 +415,7 @@ pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Pa
     deps.sort_by(|a, b| (a.dev, &a.name, &a.version).cmp(&(b.dev, &b.name, &b.version)));
     let name = project.name();
     Package {
-        kind: "npm".into(),
+        kind: ctx.pm.into(),
         purl: vcs_purl(&ctx.source_repo, &ctx.source_ref, &name, &project.path),
         name,
         version: project.version(),
@@ -408,6 +428,7 @@ pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Pa
 /// read its manifest, check name/version against the lockfile (registry deps), and describe it
 /// as an [`Artifact`].
 pub fn artifact_for(
+    pm: &str,
     d: &PlannedDep,
     file: &Path,
     digests: &FileDigests,
@@ -461,7 +482,7 @@ pub fn artifact_for(
         },
     };
     Ok(Artifact {
-        pm: "npm".into(),
+        pm: pm.into(),
         name: d.entry.name.clone(),
         version: if mversion.is_empty() {
             d.entry.version.clone().unwrap_or_default()
@@ -475,7 +496,7 @@ pub fn artifact_for(
 }
 
 /// `app` or `app/<path>`: where a file of the package directory goes in the bundle.
-fn app_rel(path: &RepoPath) -> String {
+pub fn app_rel(path: &RepoPath) -> String {
     if path.is_root() {
         "app".to_string()
     } else {
@@ -508,8 +529,10 @@ pub fn add_tarballs<'p>(
         };
         let file_digests = digests.get(key).ok_or_else(missing)?;
         let file = store.path(key).map_err(|_| missing())?;
-        let a = artifact_for(d, &file, file_digests)?;
-        link_into_bundle(&ctx.bundle_root, key, &file)?;
+        let a = artifact_for(ctx.pm, d, &file, file_digests)?;
+        if let Some(rel) = (ctx.bundle_rel)(d, key) {
+            link_into_bundle(&ctx.bundle_root, &rel, &file)?;
+        }
         let ArtifactMeta::Npm(meta) = &a.meta else {
             return Err(missing().into());
         };
@@ -558,17 +581,8 @@ pub fn layout(
     }
     out.package = Some(package_report(project, plan, ctx));
     let app_rel_dir = app_rel(&project.path);
-    out.config_files.push(ConfigFile::inline(
-        format!("{app_rel_dir}/.npmrc"),
-        npmrc(
-            &repo_url,
-            &ctx.token,
-            ctx.repos_ca
-                .as_ref()
-                .map(|ca| ca.relative_to(&project.path))
-                .as_deref(),
-        ),
-    ));
+    out.config_files
+        .push(npmrc_file(ctx, &project.path, String::new()));
 
     let lock_name = project.lockfile.file_name;
     let lock_path = project.dir.join(lock_name);
@@ -718,7 +732,7 @@ enum Variant {
     Offline,
 }
 
-fn read_text(p: &Path, display: &str) -> Result<String, LayoutError> {
+pub fn read_text(p: &Path, display: &str) -> Result<String, LayoutError> {
     let f = fs::File::open(p).map_err(|e| LayoutError::Io {
         file: display.into(),
         reason: e.to_string(),
@@ -1008,7 +1022,7 @@ fn bundle_io(f: &Path, e: std::io::Error) -> LayoutError {
 }
 
 /// Hardlink (else copy) the store's `file` at `rel` (`deps/npm/...`) in the bundle.
-fn link_into_bundle(bundle_root: &Path, rel: &str, file: &Path) -> Result<(), LayoutError> {
+pub fn link_into_bundle(bundle_root: &Path, rel: &str, file: &Path) -> Result<(), LayoutError> {
     let dst = in_bundle(bundle_root, rel)?;
     if let Some(parent) = dst.parent() {
         fs::create_dir_all(parent).map_err(|e| bundle_io(parent, e))?;
@@ -1023,7 +1037,7 @@ fn link_into_bundle(bundle_root: &Path, rel: &str, file: &Path) -> Result<(), La
 }
 
 /// A new file at `rel` in the bundle (the app overlay's offline files).
-fn create_in_bundle(bundle_root: &Path, rel: &str) -> Result<fs::File, LayoutError> {
+pub fn create_in_bundle(bundle_root: &Path, rel: &str) -> Result<fs::File, LayoutError> {
     let dst = in_bundle(bundle_root, rel)?;
     if let Some(parent) = dst.parent() {
         fs::create_dir_all(parent).map_err(|e| bundle_io(parent, e))?;
@@ -1127,6 +1141,8 @@ mod tests {
                 bundle_root: bundle.path().to_path_buf(),
                 store: store.clone(),
                 repos_ca: ca,
+                pm: "npm",
+                bundle_rel: at_store_key,
             };
             let app = bundle.path().join("app");
             let mut project =

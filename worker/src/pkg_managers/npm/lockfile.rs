@@ -20,10 +20,10 @@ pub const MAX_PACKAGE_JSON_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockfileError {
-    #[error("The {0} file must be present for the npm package manager")]
-    MissingLockfile(String),
-    #[error("The {0} file must be present for the npm package manager")]
-    MissingPackageJson(String),
+    #[error("The {0} file must be present for the {1} package manager")]
+    MissingLockfile(String, &'static str),
+    #[error("The {0} file must be present for the {1} package manager")]
+    MissingPackageJson(String, &'static str),
     #[error("The {0} directory cannot be present in the source repository")]
     NodeModulesPresent(String),
     #[error(
@@ -47,8 +47,8 @@ pub enum LockfileError {
 impl Classify for LockfileError {
     fn kind(&self) -> ErrorKind {
         match self {
-            LockfileError::MissingLockfile(_)
-            | LockfileError::MissingPackageJson(_)
+            LockfileError::MissingLockfile(..)
+            | LockfileError::MissingPackageJson(..)
             | LockfileError::NodeModulesPresent(_) => ErrorKind::InvalidRepoStructure,
             LockfileError::InvalidPath(_) => ErrorKind::InvalidRequestData,
             LockfileError::OutsideRepository(_) => ErrorKind::ValidationError,
@@ -121,6 +121,11 @@ pub struct PackageJson {
     pub scripts: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     pub files: Option<Vec<String>>,
+    /// as written (yarn reads the names of the runtime ones)
+    #[serde(default)]
+    pub dependencies: Option<serde_json::Value>,
+    #[serde(default, rename = "optionalDependencies")]
+    pub optional_dependencies: Option<serde_json::Value>,
 }
 
 /// One requested npm package directory, read and validated.
@@ -164,7 +169,7 @@ fn inside(app_dir: &Path, path: &RepoPath, display: &str) -> Result<PathBuf, Loc
     })
 }
 
-fn rel_display(path: &RepoPath, file: &str) -> String {
+pub fn rel_display(path: &RepoPath, file: &str) -> String {
     if path.is_root() {
         file.to_string()
     } else {
@@ -175,26 +180,48 @@ fn rel_display(path: &RepoPath, file: &str) -> String {
 /// Read and validate one requested package directory (Cachito's checks, in Cachito's order:
 /// lockfile, package.json, node_modules).
 pub fn read_project(app_dir: &Path, path: &RepoPath) -> Result<Project, LockfileError> {
+    let checked = check_project_dir(app_dir, path, "npm", &[SHRINKWRAP, PACKAGE_LOCK])?;
+    let lockfile = read_lockfile(
+        &checked.dir.join(checked.lock_name),
+        checked.lock_name,
+        &rel_display(path, checked.lock_name),
+    )?;
+    Ok(Project {
+        path: path.clone(),
+        dir: checked.dir,
+        package_json: checked.package_json,
+        lockfile,
+    })
+}
+
+/// A package directory whose lockfile is still to be read.
+pub struct CheckedDir {
+    pub dir: PathBuf,
+    /// the first of the candidate lockfile names present
+    pub lock_name: &'static str,
+    pub package_json: PackageJson,
+}
+
+/// The checks of a JavaScript package directory (npm's and yarn's): one of `lock_names` (the
+/// first present is the lockfile), package.json, no node_modules, neither file a symlink out of
+/// the repository; then its package.json.
+pub fn check_project_dir(
+    app_dir: &Path,
+    path: &RepoPath,
+    pm: &'static str,
+    lock_names: &[&'static str],
+) -> Result<CheckedDir, LockfileError> {
     let dir = inside(app_dir, path, path.as_str())?;
-    let shrink = dir.join(SHRINKWRAP);
-    let lock = dir.join(PACKAGE_LOCK);
-    let (lock_path, file_name) = if shrink.is_file() {
-        (shrink, SHRINKWRAP)
-    } else if lock.is_file() {
-        (lock, PACKAGE_LOCK)
-    } else {
-        return Err(LockfileError::MissingLockfile(format!(
-            "{} or {}",
-            rel_display(path, SHRINKWRAP),
-            rel_display(path, PACKAGE_LOCK)
-        )));
+    let Some(lock_name) = lock_names.iter().copied().find(|n| dir.join(n).is_file()) else {
+        let names: Vec<String> = lock_names.iter().map(|n| rel_display(path, n)).collect();
+        return Err(LockfileError::MissingLockfile(names.join(" or "), pm));
     };
     let pj_path = dir.join("package.json");
     if !pj_path.is_file() {
-        return Err(LockfileError::MissingPackageJson(rel_display(
-            path,
-            "package.json",
-        )));
+        return Err(LockfileError::MissingPackageJson(
+            rel_display(path, "package.json"),
+            pm,
+        ));
     }
     if dir.join("node_modules").symlink_metadata().is_ok() {
         return Err(LockfileError::NodeModulesPresent(rel_display(
@@ -203,7 +230,7 @@ pub fn read_project(app_dir: &Path, path: &RepoPath) -> Result<Project, Lockfile
         )));
     }
     // the lockfile and package.json themselves must not be symlinks out of the repository
-    for file in [file_name, "package.json"] {
+    for file in [lock_name, "package.json"] {
         let display = rel_display(path, file);
         let file = path
             .join(file)
@@ -211,16 +238,14 @@ pub fn read_project(app_dir: &Path, path: &RepoPath) -> Result<Project, Lockfile
         inside(app_dir, &file, &display)?;
     }
     let package_json = read_package_json(&pj_path, &rel_display(path, "package.json"))?;
-    let lockfile = read_lockfile(&lock_path, file_name, &rel_display(path, file_name))?;
-    Ok(Project {
-        path: path.clone(),
+    Ok(CheckedDir {
         dir,
+        lock_name,
         package_json,
-        lockfile,
     })
 }
 
-fn open_limited(p: &Path, display: &str, limit: u64) -> Result<BufReader<File>, LockfileError> {
+pub fn open_limited(p: &Path, display: &str, limit: u64) -> Result<BufReader<File>, LockfileError> {
     let f = File::open(p).map_err(|e| LockfileError::Io {
         file: display.into(),
         reason: e.to_string(),
@@ -643,7 +668,7 @@ mod tests {
         assert_eq!(common::Failure::from(e).error_type(), "ValidationError");
         // a directory that does not exist is missing its lockfile, not outside
         let e = read_project(root, &RepoPath::parse("a/b").unwrap()).unwrap_err();
-        assert!(matches!(e, LockfileError::MissingLockfile(_)), "{e}");
+        assert!(matches!(e, LockfileError::MissingLockfile(..)), "{e}");
     }
 
     #[test]

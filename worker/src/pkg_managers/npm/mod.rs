@@ -46,62 +46,9 @@ impl PackageManager for Npm {
     };
 
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(NpmPlan, Fetches), Failure> {
-        let (paths, what) = ctx.paths_and_what();
-        ctx.progress(&what).await;
-        let (app, upstream) = (ctx.app_dir.to_path_buf(), ctx.config.npm_registry.clone());
-        let projects = blocking(move || {
-            paths
-                .iter()
-                .map(|path| {
-                    let mut project = lockfile::read_project(&app, path)?;
-                    let plan = plan::plan(&app, &mut project, &upstream)?;
-                    Ok((project, plan))
-                })
-                .collect::<Result<Vec<_>, Failure>>()
-        })
-        .await?;
-
-        // one fetch per store key, whichever directories name it
-        let mut keys = BTreeSet::new();
-        let mut fetches = Fetches {
-            what,
-            ..Fetches::default()
-        };
-        let mut to_pack = Vec::new();
-        let mut projects = projects;
-        for (_, p) in &mut projects {
-            // moved, not cloned: the layout has no use for them
-            for d in std::mem::take(&mut p.downloads) {
-                if keys.insert(d.store_key.clone()) {
-                    let check = crate::fetch::no_check(&d);
-                    fetches.downloads.push((Arc::new(d), check));
-                }
-            }
-            for g in &p.git {
-                // packed by an earlier request: no checkout needed
-                if !keys.insert(g.store_key.clone()) || ctx.store.contains(&g.store_key) {
-                    continue;
-                }
-                let fetch = GitFetch {
-                    url: g.url.clone(),
-                    commit: g.commit.clone(),
-                };
-                if !fetches.git.contains(&fetch) {
-                    fetches.git.push(fetch.clone());
-                }
-                to_pack.push((g.clone(), fetch));
-            }
-            for l in &p.local {
-                if keys.insert(l.store_key.clone()) {
-                    fetches.local.push(LocalFile {
-                        path: l.path.clone(),
-                        store_key: l.store_key.clone(),
-                        expected: l.integrity.expected(),
-                        label: l.label.clone(),
-                    });
-                }
-            }
-        }
+        let (mut projects, what) =
+            plan_projects(ctx, |app, path| Ok(lockfile::read_project(app, path)?)).await?;
+        let (fetches, to_pack) = collect_fetches(&mut projects, what, ctx.store);
         Ok((NpmPlan { projects, to_pack }, fetches))
     }
 
@@ -140,37 +87,14 @@ impl PackageManager for Npm {
             }
         }
 
-        let lctx = layout::LayoutContext {
-            // the header-token form (`<public>/repos/<id>/npm/`): `.npmrc` carries the token as
-            // `_authToken`, npm sends it as `Bearer`
-            repo_url: format!(
-                "{}/repos/{}/npm/",
-                ctx.config.public_url.trim_end_matches('/'),
-                ctx.job.id
-            ),
-            token: ctx.job.repository_token.clone(),
-            source_repo: ctx.job.repo.clone(),
-            source_ref: ctx.job.git_ref.clone(),
-            bundle_root: ctx.bundle_root.to_path_buf(),
-            store: ctx.store.clone(),
-            repos_ca: ctx.repos_ca.cloned(),
-        };
+        let lctx = layout_context(ctx, "npm", layout::at_store_key);
         let mut output = PmOutput {
             env: layout::default_env_vars(),
             ..PmOutput::default()
         };
-        let mut served = BTreeSet::new();
-        let mut tarballs = layout::Tarballs::new();
-        for (_, p) in &plan.projects {
-            layout::add_tarballs(p, ctx.store, &digests, &lctx, &mut tarballs, &mut |a| {
-                if served.insert((a.name.clone(), a.filename.clone())) {
-                    output.add_artifacts([a])?;
-                }
-                Ok(())
-            })?;
-        }
+        let tarballs = emit_artifacts(&plan.projects, &digests, &lctx, ctx.store, &mut output)?;
         // the rewrites need the tarballs only: the digests go before the lockfiles are read
-        drop((digests, served));
+        drop(digests);
         for (project, p) in &plan.projects {
             let out = layout::layout(project, p, &tarballs, &lctx)?;
             output.packages.extend(out.package);
@@ -178,4 +102,122 @@ impl PackageManager for Npm {
         }
         Ok(output)
     }
+}
+
+/// Read each requested package directory with `read` and plan it (npm's plan: the
+/// classification, store keys and downloads); the progress text.
+pub async fn plan_projects(
+    ctx: &PmContext<'_>,
+    read: fn(&std::path::Path, &common::repo_path::RepoPath) -> Result<lockfile::Project, Failure>,
+) -> Result<(Vec<(lockfile::Project, plan::Plan)>, String), Failure> {
+    let (paths, what) = ctx.paths_and_what();
+    ctx.progress(&what).await;
+    let (app, upstream) = (ctx.app_dir.to_path_buf(), ctx.config.npm_registry.clone());
+    let projects = blocking(move || {
+        paths
+            .iter()
+            .map(|path| {
+                let mut project = read(&app, path)?;
+                let plan = plan::plan(&app, &mut project, &upstream)?;
+                Ok((project, plan))
+            })
+            .collect::<Result<Vec<_>, Failure>>()
+    })
+    .await?;
+    Ok((projects, what))
+}
+
+/// The fetches of every project's plan: one per store key, whichever directories name it (the
+/// downloads are moved out of the plans: the layout has no use for them), and the git
+/// dependencies the store has no packed tarball of yet, with their checkout.
+pub fn collect_fetches(
+    projects: &mut [(lockfile::Project, plan::Plan)],
+    what: String,
+    store: &common::Store,
+) -> (Fetches, Vec<(plan::GitDep, GitFetch)>) {
+    let mut keys = BTreeSet::new();
+    let mut fetches = Fetches {
+        what,
+        ..Fetches::default()
+    };
+    let mut to_pack = Vec::new();
+    for (_, p) in projects {
+        for d in std::mem::take(&mut p.downloads) {
+            if keys.insert(d.store_key.clone()) {
+                let check = crate::fetch::no_check(&d);
+                fetches.downloads.push((Arc::new(d), check));
+            }
+        }
+        for g in &p.git {
+            // packed by an earlier request: no checkout needed
+            if !keys.insert(g.store_key.clone()) || store.contains(&g.store_key) {
+                continue;
+            }
+            let fetch = GitFetch {
+                url: g.url.clone(),
+                commit: g.commit.clone(),
+            };
+            if !fetches.git.contains(&fetch) {
+                fetches.git.push(fetch.clone());
+            }
+            to_pack.push((g.clone(), fetch));
+        }
+        for l in &p.local {
+            if keys.insert(l.store_key.clone()) {
+                fetches.local.push(LocalFile {
+                    path: l.path.clone(),
+                    store_key: l.store_key.clone(),
+                    expected: l.integrity.expected(),
+                    label: l.label.clone(),
+                });
+            }
+        }
+    }
+    (fetches, to_pack)
+}
+
+/// The layout's context for the per-request npm registry (`<public>/repos/<id>/npm/`, the
+/// header-token form: `.npmrc` carries the token as `_authToken`, sent as `Bearer`).
+pub fn layout_context(
+    ctx: &LayoutContext,
+    pm: &'static str,
+    bundle_rel: fn(&plan::PlannedDep, &str) -> Option<String>,
+) -> layout::LayoutContext {
+    layout::LayoutContext {
+        repo_url: format!(
+            "{}/repos/{}/npm/",
+            ctx.config.public_url.trim_end_matches('/'),
+            ctx.job.id
+        ),
+        token: ctx.job.repository_token.clone(),
+        source_repo: ctx.job.repo.clone(),
+        source_ref: ctx.job.git_ref.clone(),
+        bundle_root: ctx.bundle_root.to_path_buf(),
+        store: ctx.store.clone(),
+        repos_ca: ctx.repos_ca.cloned(),
+        pm,
+        bundle_rel,
+    }
+}
+
+/// Every project's tarballs as artifacts of the registry (each file once), linked into the
+/// bundle where `lctx` says; what the rewrites need of each is returned.
+pub fn emit_artifacts<'p>(
+    projects: &'p [(lockfile::Project, plan::Plan)],
+    digests: &std::collections::BTreeMap<String, FileDigests>,
+    lctx: &layout::LayoutContext,
+    store: &common::Store,
+    output: &mut PmOutput,
+) -> Result<layout::Tarballs<'p>, Failure> {
+    let mut served = BTreeSet::new();
+    let mut tarballs = layout::Tarballs::new();
+    for (_, p) in projects {
+        layout::add_tarballs(p, store, digests, lctx, &mut tarballs, &mut |a| {
+            if served.insert((a.name.clone(), a.filename.clone())) {
+                output.add_artifacts([a])?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(tarballs)
 }
