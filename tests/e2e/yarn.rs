@@ -13,11 +13,11 @@ use serde_json::{json, Value};
 use std::fs;
 use std::path::Path;
 
-struct Fixture {
-    tmp: tempfile::TempDir,
-    upstream: StaticServer,
-    repo: GitRepo,
-    commit: String,
+pub(crate) struct Fixture {
+    pub tmp: tempfile::TempDir,
+    pub upstream: StaticServer,
+    pub repo: GitRepo,
+    pub commit: String,
 }
 
 /// `key:` entry of a registry package as yarn writes it (its sha1 fragment and integrity).
@@ -47,7 +47,7 @@ fn entry(
 /// A registry upstream and a repository at `sub` ("" the root) whose yarn.lock has registry
 /// packages (nested versions, scoped, dev, an alias), an https tarball with only a `#sha1`, a
 /// `file:` tarball and a `file:` directory inside the repository.
-async fn fixture(sub: &str) -> Fixture {
+pub(crate) async fn fixture(sub: &str) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let up_dir = tmp.path().join("upstream");
     fs::create_dir_all(&up_dir).unwrap();
@@ -112,7 +112,7 @@ async fn fixture(sub: &str) -> Fixture {
 }
 
 /// What yarn installed: `<path below node_modules>@<version>` of every package, sorted.
-fn installed(dir: &Path) -> Vec<String> {
+pub(crate) fn installed(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let nm = dir.join("node_modules");
     let pjs = files_under(&nm)
@@ -133,7 +133,7 @@ fn installed(dir: &Path) -> Vec<String> {
     out
 }
 
-const TREE: &[&str] = &[
+pub(crate) const TREE: &[&str] = &[
     "@s/c/node_modules/b@2.0.0",
     "@s/c@2.0.0",
     "a@1.0.0",
