@@ -79,20 +79,15 @@ pub async fn download(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResu
     })?;
     // Every byte served is re-verified against the checksum recorded when the bundle was made.
     let hash_path = path.clone();
-    let (digest, size) = web::block(move || -> std::io::Result<([u8; 32], u64)> {
-        let mut file = std::fs::File::open(&hash_path)?;
-        let mut hasher = Sha256::new();
-        let size = std::io::copy(&mut file, &mut hasher)?;
-        Ok((hasher.finalize().into(), size))
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(|_| {
-        ApiError::internal(format!(
-            "The bundle archive of request {} is missing",
-            row.id
-        ))
-    })?;
+    let (digest, size) = web::block(move || sha256_of(&hash_path))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|_| {
+            ApiError::internal(format!(
+                "The bundle archive of request {} is missing",
+                row.id
+            ))
+        })?;
     if hex::encode(digest) != recorded.trim() {
         return Err(ApiError::internal(format!(
             "Checksum of bundle archive {}.tar.gz has changed.",
@@ -186,7 +181,7 @@ pub async fn get_configuration_files(
                     .ok_or_else(|| ApiError::internal(format!("bad sha256 of {path}")))?;
                 let file = state.store.path(&key)?;
                 let (verified, file) = web::block(move || {
-                    let digest = sha256_of(&file)?;
+                    let (digest, _) = sha256_of(&file)?;
                     std::io::Result::Ok((hex::encode(digest) == sha256, file))
                 })
                 .await
@@ -252,11 +247,12 @@ fn stored_config_file_key(sha256: &str) -> Option<String> {
     Some(common::store::config_file_key(&digest))
 }
 
-fn sha256_of(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+/// A stored file's sha256 and size, read through once.
+fn sha256_of(path: &std::path::Path) -> std::io::Result<([u8; 32], u64)> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hasher.finalize().into())
+    let size = std::io::copy(&mut file, &mut hasher)?;
+    Ok((hasher.finalize().into(), size))
 }
 
 /// A configuration-files body may hold one rewritten lockfile (lockfiles are at most 64 MiB,
@@ -357,7 +353,7 @@ pub async fn add_configuration_files(
                 .map_err(|_| {
                     ApiError::bad_request(format!("The content of \"{path}\" is not in the store"))
                 })?;
-            if hex::encode(actual) != sha256 {
+            if hex::encode(actual.0) != sha256 {
                 return Err(ApiError::bad_request(format!(
                     "The content of \"{path}\" in the store does not match its sha256"
                 )));

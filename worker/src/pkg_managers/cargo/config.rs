@@ -92,9 +92,10 @@ pub fn git_sources(lock: &CargoLock) -> Vec<GitSource> {
     v
 }
 
-/// `app/<path>/.cargo/config.toml` for `cargo build --offline --locked` from the bundle.
-pub fn offline_config(package_path: &RepoPath, git: &[GitSource]) -> ConfigFile {
-    ConfigFile::inline(
+/// `app/<path>/.cargo/config.toml` for `cargo build --offline --locked` from the bundle: its
+/// path below the bundle root and its text (written into the overlay and handed back).
+pub fn offline_config(package_path: &RepoPath, git: &[GitSource]) -> (String, String) {
+    (
         config_path(package_path, "config.toml"),
         offline_config_text(package_path, git),
     )
@@ -191,10 +192,9 @@ mod tests {
             },
         ];
         let at = |p: &str| RepoPath::parse(p).unwrap();
-        let c = offline_config(&at("sub/dir"), &git);
-        assert_eq!(c.path, "app/sub/dir/.cargo/config.toml");
-        let t: toml::Table =
-            toml::from_str(std::str::from_utf8(c.inline_content().unwrap()).unwrap()).unwrap();
+        let (path, text) = offline_config(&at("sub/dir"), &git);
+        assert_eq!(path, "app/sub/dir/.cargo/config.toml");
+        let t: toml::Table = toml::from_str(&text).unwrap();
         assert_eq!(
             t["source"]["crates-io"]["replace-with"].as_str(),
             Some("vendored-sources")
@@ -206,7 +206,7 @@ mod tests {
         let g = &t["source"]["git+https://github.com/o/r?branch=dev"];
         assert_eq!(g["branch"].as_str(), Some("dev"));
         assert_eq!(g["git"].as_str(), Some("https://github.com/o/r"));
-        assert_eq!(offline_config(&at("."), &[]).path, "app/.cargo/config.toml");
+        assert_eq!(offline_config(&at("."), &[]).0, "app/.cargo/config.toml");
         assert_eq!(vendor_dir_relative(&at(".")), "../deps/cargo");
         // a package path is a RepoPath: it cannot lead out of app/
         assert!(RepoPath::parse("../x").is_err());

@@ -25,7 +25,7 @@ use super::{Fetched, Fetches, GitFetch, LayoutContext, PackageManager, PmContext
 use crate::blocking::blocking;
 use crate::fetch::no_check;
 use common::digest::HashAlgorithm;
-use common::{Descriptor, ErrorKind, Failure};
+use common::{ConfigFile, Descriptor, ErrorKind, Failure};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use lockfile::CargoLock;
 use std::collections::{BTreeMap, BTreeSet};
@@ -176,11 +176,9 @@ impl PackageManager for Cargo {
         for lock in &plan.locks {
             out.packages.extend(layout::packages(lock));
             let git = config::git_sources(lock);
-            let offline = config::offline_config(&lock.package_path, &git);
-            if let Some(content) = offline.inline_content() {
-                crate::bundle::write_overlay_file(ctx.bundle_root, &offline.path, content)?;
-            }
-            out.config_files.push(offline);
+            let (path, text) = config::offline_config(&lock.package_path, &git);
+            crate::bundle::write_overlay_file(ctx.bundle_root, &path, text.as_bytes())?;
+            out.config_files.push(ConfigFile::inline(path, text));
             out.config_files.push(config::registry_config(
                 &lock.package_path,
                 &plan.registry_url,
