@@ -108,12 +108,25 @@ impl PackageManager for Npm {
 /// classification, store keys and downloads); the progress text.
 pub async fn plan_projects(
     ctx: &PmContext<'_>,
-    read: fn(&std::path::Path, &common::repo_path::RepoPath) -> Result<lockfile::Project, Failure>,
+    read: ReadProject,
 ) -> Result<(Vec<(lockfile::Project, plan::Plan)>, String), Failure> {
     let (paths, what) = ctx.paths_and_what();
     ctx.progress(&what).await;
+    Ok((plan_paths(ctx, paths, read).await?, what))
+}
+
+/// How a package manager reads one package directory into npm's lockfile entries.
+pub type ReadProject =
+    fn(&std::path::Path, &common::repo_path::RepoPath) -> Result<lockfile::Project, Failure>;
+
+/// [`plan_projects`] of the package directories `paths` (yarn: its v1 ones).
+pub async fn plan_paths(
+    ctx: &PmContext<'_>,
+    paths: Vec<common::repo_path::RepoPath>,
+    read: ReadProject,
+) -> Result<Vec<(lockfile::Project, plan::Plan)>, Failure> {
     let (app, upstream) = (ctx.app_dir.to_path_buf(), ctx.config.npm_registry.clone());
-    let projects = blocking(move || {
+    blocking(move || {
         paths
             .iter()
             .map(|path| {
@@ -123,8 +136,7 @@ pub async fn plan_projects(
             })
             .collect::<Result<Vec<_>, Failure>>()
     })
-    .await?;
-    Ok((projects, what))
+    .await
 }
 
 /// The fetches of every project's plan: one per store key, whichever directories name it (the

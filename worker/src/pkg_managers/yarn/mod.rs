@@ -1,23 +1,34 @@
-//! `yarn` (v1, Yarn Classic): yarn.lock → verified tarballs in the store, served by the
-//! per-request npm registry (`api/src/repos/npm.rs`) with a rewritten yarn.lock and `.npmrc`
-//! handed back, and a yarn offline mirror `deps/yarn-classic/` in the bundle.
+//! `yarn` (Cachito's name): each package directory's `yarn.lock` says which yarn it is.
 //!
-//! read (`lockfile`, `project`: yarn.lock as npm lockfile entries) → npm's plan, fetch and
-//! artifacts (`crate::pkg_managers::npm`) → `layout` (hand-back, mirror, report).
+//! - **v1 (Classic)**: yarn.lock → verified tarballs in the store, served by the per-request
+//!   npm registry (`api/src/repos/npm.rs`) with a rewritten yarn.lock and `.npmrc` handed back,
+//!   and a yarn offline mirror `deps/yarn-classic/` in the bundle. read (`lockfile`,
+//!   `project`: yarn.lock as npm lockfile entries) → npm's plan, fetch and artifacts
+//!   (`crate::pkg_managers::npm`) → `layout` (hand-back, mirror, report).
+//! - **Berry (Yarn 2–4)**, a yarn.lock with `__metadata`: read (`berry_lockfile`, `berry`) →
+//!   registry tarballs verified through Yarn's cache zip rebuilt byte for byte (`berry_zip`)
+//!   → the same registry artifacts → `berry::layout` (`.yarnrc.yml` handed back, the Yarn
+//!   cache `deps/yarn-berry/cache/` in the bundle, report).
 
+pub mod berry;
+pub mod berry_lockfile;
+pub mod berry_zip;
 pub mod layout;
 pub mod lockfile;
 pub mod project;
 
-use super::npm::{self, collect_fetches, emit_artifacts, layout_context, plan_projects};
+use super::npm::{self, collect_fetches, emit_artifacts, layout_context, plan_paths};
 use super::{Fetched, Fetches, LayoutContext, PackageManager, PmContext, PmOutput};
+use crate::blocking::blocking;
 use common::{Descriptor, Failure};
+use std::collections::BTreeSet;
 
-/// The `yarn` package manager (Cachito's name; yarn v1 lockfiles).
+/// The `yarn` package manager (Cachito's name; yarn v1 and Berry lockfiles).
 pub struct Yarn;
 
 pub struct YarnPlan {
-    projects: Vec<(npm::lockfile::Project, npm::plan::Plan)>,
+    classic: Vec<(npm::lockfile::Project, npm::plan::Plan)>,
+    berry: Vec<berry::BerryProject>,
 }
 
 impl PackageManager for Yarn {
@@ -29,16 +40,40 @@ impl PackageManager for Yarn {
     };
 
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(YarnPlan, Fetches), Failure> {
-        let (mut projects, what) =
-            plan_projects(ctx, |app, path| Ok(project::read_project(app, path)?)).await?;
-        layout::check_mirror_names(projects.iter().map(|(_, p)| p))?;
+        let (paths, what) = ctx.paths_and_what();
+        ctx.progress(&what).await;
+        let app = ctx.app_dir.to_path_buf();
+        let (berry_reads, classic_paths) = blocking(move || {
+            let mut reads = Vec::new();
+            let mut classic = Vec::new();
+            for path in paths {
+                if berry::is_berry_dir(&app, &path) {
+                    reads.push(berry::read(&app, &path)?);
+                } else {
+                    classic.push(path);
+                }
+            }
+            Ok::<_, Failure>((reads, classic))
+        })
+        .await?;
+        let mut classic = plan_paths(ctx, classic_paths, |app, path| {
+            Ok(project::read_project(app, path)?)
+        })
+        .await?;
+        layout::check_mirror_names(classic.iter().map(|(_, p)| p))?;
         // git dependencies are refused when the lockfile is read: nothing to pack
-        let (fetches, _) = collect_fetches(&mut projects, what, ctx.store);
-        Ok((YarnPlan { projects }, fetches))
+        let (mut fetches, _) = collect_fetches(&mut classic, what, ctx.store);
+        let mut keys: BTreeSet<String> = fetches
+            .downloads
+            .iter()
+            .map(|(d, _)| d.store_key.clone())
+            .collect();
+        let berry = berry::plan(ctx, berry_reads, &mut keys, &mut fetches.downloads).await?;
+        Ok((YarnPlan { classic, berry }, fetches))
     }
 
     fn layout(
-        plan: YarnPlan,
+        mut plan: YarnPlan,
         mut fetched: Fetched,
         ctx: &LayoutContext,
     ) -> Result<PmOutput, Failure> {
@@ -49,10 +84,32 @@ impl PackageManager for Yarn {
             env: npm::layout::default_env_vars(),
             ..PmOutput::default()
         };
-        emit_artifacts(&plan.projects, &digests, &lctx, ctx.store, &mut output)?;
+        // every tarball once, whichever yarn needs it (a Berry dependency has no `resolved`:
+        // it is not linked into the v1 mirror)
+        let classic_len = plan.classic.len();
+        let mut all = std::mem::take(&mut plan.classic);
+        let mut berry_projects = Vec::new();
+        for b in std::mem::take(&mut plan.berry) {
+            all.push((b.project, b.plan));
+            berry_projects.push((b.zips, b.offline));
+        }
+        emit_artifacts(&all, &digests, &lctx, ctx.store, &mut output)?;
         drop(digests);
-        for (project, p) in &plan.projects {
+        for (project, p) in &all[..classic_len] {
             let (package, config_files) = layout::layout(project, p, &lctx)?;
+            output.packages.push(package);
+            output.config_files.extend(config_files);
+        }
+        let mut written = BTreeSet::new();
+        for ((project, p), (zips, offline)) in all.into_iter().skip(classic_len).zip(berry_projects)
+        {
+            let b = berry::BerryProject {
+                project,
+                plan: p,
+                zips,
+                offline,
+            };
+            let (package, config_files) = berry::layout(&b, &lctx, &mut written)?;
             output.packages.push(package);
             output.config_files.extend(config_files);
         }

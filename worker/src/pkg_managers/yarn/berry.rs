@@ -1,0 +1,657 @@
+//! One requested yarn Berry package directory (a `yarn.lock` with `__metadata`, Yarn 2–4):
+//! read ([`super::berry_lockfile`]), planned as npm registry tarballs (npm's store keys,
+//! fetches and registry artifacts, `crate::pkg_managers::npm`), verified, and laid out.
+//!
+//! - `npm:` entries: the tarball from the upstream registry. Berry's `checksum` is of Yarn's
+//!   cache zip, not of the tarball: with a compression-level-0 cache key (`…c0`, Yarn 4's
+//!   default) the zip is rebuilt byte for byte ([`super::berry_zip`]) and its sha512 checked
+//!   against the lockfile before anything is stored; an entry without a checksum (Yarn leaves
+//!   it out for a conditional package it did not fetch) or of another cache key is checked
+//!   against the upstream registry's published `dist.integrity` instead.
+//! - `workspace:` entries are the project's own packages: they must be inside the repository.
+//! - `patch:` entries: a patch file must be inside the repository; Yarn's built-in patches
+//!   (`optional!builtin<compat/typescript>`) are inside Yarn. The base package is an `npm:`
+//!   entry of its own, fetched and verified as one; the client applies the patch.
+//! - anything else (git, https tarballs, `file:`, `link:`, `portal:`, `exec:`) is refused.
+
+use super::berry_lockfile::{self, is_builtin_patch, BerryLock, Entry, Locator, PatchRef};
+use super::berry_zip::{self, cache_file_name, sha512_hex};
+use super::lockfile::YARN_LOCK;
+use crate::bundle::overlay_path;
+use crate::fetch::Check;
+use crate::pkg_managers::limits::MAX_LOCKFILE_BYTES;
+use crate::pkg_managers::npm::classify::{download_url, Kind};
+use crate::pkg_managers::npm::integrity::Integrity;
+use crate::pkg_managers::npm::layout::{
+    app_rel, create_in_bundle, package_report, LayoutContext, LayoutError,
+};
+use crate::pkg_managers::npm::lockfile::{
+    check_project_dir, open_limited, read_package_json, rel_display, LockEntry, Lockfile,
+    LockfileError, PackageJson, Project,
+};
+use crate::pkg_managers::npm::plan::{registry_store_key, Plan, PlannedDep};
+use crate::pkg_managers::PmContext;
+use common::repo_path::RepoPath;
+use common::{Classify, ConfigFile, Download, ErrorKind, Failure, Package};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Where the bundle carries Yarn's cache (one for every package directory: the file names are
+/// Yarn's, by locator and checksum).
+pub const CACHE_DIR: &str = "deps/yarn-berry/cache";
+pub const YARNRC: &str = ".yarnrc.yml";
+const MAX_YARNRC_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BerryError {
+    #[error(transparent)]
+    Lockfile(#[from] LockfileError),
+    #[error(transparent)]
+    Lock(#[from] berry_lockfile::BerryLockError),
+    #[error("The dependency {0} is not supported for yarn Berry (only npm:, workspace: and patch: resolutions are; git and https ones not yet)")]
+    Unsupported(String),
+    #[error("The dependency {0} names a tarball URL of its own (__archiveUrl); only the registry's tarballs are supported")]
+    ArchiveUrl(String),
+    #[error("The {what} {path:?} of {label} is not inside the repository")]
+    Outside {
+        what: &'static str,
+        path: String,
+        label: String,
+    },
+    #[error("The patch {label} patches {base}, which is not an npm: entry of the lockfile")]
+    PatchBase { label: String, base: String },
+    #[error("{file} is not valid YAML: {reason}")]
+    Yarnrc { file: String, reason: String },
+    #[error("The upstream registry publishes no integrity for {label} (needed because {why})")]
+    NoPublishedIntegrity { label: String, why: String },
+    #[error("The upstream registry's document of {name} is not valid JSON: {reason}")]
+    Packument { name: String, reason: String },
+}
+
+impl Classify for BerryError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            BerryError::Lockfile(e) => e.kind(),
+            BerryError::Lock(e) => e.kind(),
+            BerryError::Unsupported(_) | BerryError::ArchiveUrl(_) => ErrorKind::UnsupportedFeature,
+            BerryError::Outside { .. } => ErrorKind::ValidationError,
+            BerryError::PatchBase { .. } | BerryError::Yarnrc { .. } => {
+                ErrorKind::InvalidFileFormat
+            }
+            BerryError::NoPublishedIntegrity { .. } => ErrorKind::MissingUpstream,
+            BerryError::Packument { .. } => ErrorKind::NetworkError,
+        }
+    }
+}
+
+/// One registry tarball of a Berry project and its Yarn cache zip.
+#[derive(Clone, Debug)]
+pub struct CacheZip {
+    pub store_key: String,
+    pub name: String,
+    pub version: String,
+    /// the lockfile's checksum hash, when the zip is verified against it
+    pub checksum: Option<String>,
+    /// Yarn's cache file name
+    pub file_name: String,
+    pub label: String,
+}
+
+/// A planned Berry package directory.
+pub struct BerryProject {
+    pub project: Project,
+    pub plan: Plan,
+    pub zips: Vec<CacheZip>,
+    /// whether the bundle's Yarn cache can serve it (a `…c0` cache key)
+    pub offline: bool,
+}
+
+/// Whether the yarn.lock at `path` is a Berry one (false when there is none: the classic reader
+/// reports that).
+pub fn is_berry_dir(app_dir: &Path, path: &RepoPath) -> bool {
+    let Ok(file) = path.join(YARN_LOCK).and_then(|p| p.resolve(app_dir)) else {
+        return false;
+    };
+    let mut text = String::new();
+    let read = std::fs::File::open(file)
+        .map(|f| f.take(MAX_LOCKFILE_BYTES).read_to_string(&mut text).is_ok())
+        .unwrap_or(false);
+    read && berry_lockfile::is_berry(&text)
+}
+
+fn read_to_string_limited(p: &Path, display: &str, limit: u64) -> Result<String, LockfileError> {
+    let mut text = String::new();
+    open_limited(p, display, limit)?
+        .read_to_string(&mut text)
+        .map_err(|e| LockfileError::Io {
+            file: display.into(),
+            reason: e.to_string(),
+        })?;
+    Ok(text)
+}
+
+fn dep_names(v: &Option<serde_json::Value>) -> impl Iterator<Item = String> + '_ {
+    v.iter()
+        .filter_map(|v| v.as_object())
+        .flat_map(|m| m.keys().cloned())
+}
+
+/// A Berry package directory read: its npm [`Project`] (no lockfile entries: the plan holds
+/// them) and lockfile.
+pub struct BerryRead {
+    pub project: Project,
+    pub lock: BerryLock,
+    /// indexes of the entries the workspaces' `dependencies`/`optionalDependencies` reach
+    pub runtime: BTreeSet<usize>,
+}
+
+/// Read and check the package directory at `path` (blocking).
+pub fn read(app_dir: &Path, path: &RepoPath) -> Result<BerryRead, BerryError> {
+    let checked = check_project_dir(app_dir, path, "yarn", &[YARN_LOCK])?;
+    let display = rel_display(path, YARN_LOCK);
+    let text = read_to_string_limited(&checked.dir.join(YARN_LOCK), &display, MAX_LOCKFILE_BYTES)?;
+    let lock = berry_lockfile::parse(&text, &display)?;
+    drop(text);
+
+    // workspaces and patch files inside the repository; the runtime roots of each workspace
+    let mut roots: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
+    let npm_locators: BTreeSet<String> = lock
+        .entries
+        .iter()
+        .filter(|e| e.resolution.protocol() == "npm")
+        .map(|e| e.resolution.text())
+        .collect();
+    let workspace_dir = |rel: &str, label: &str| -> Result<RepoPath, BerryError> {
+        let outside = || BerryError::Outside {
+            what: "workspace",
+            path: rel.into(),
+            label: label.into(),
+        };
+        let p = path.join(rel).map_err(|_| outside())?;
+        p.resolve(app_dir).map_err(|_| outside())?;
+        Ok(p)
+    };
+    for (i, e) in lock.entries.iter().enumerate() {
+        let label = e.resolution.text();
+        match e.resolution.protocol() {
+            "npm" => {
+                if e.resolution.reference.contains("::") {
+                    return Err(BerryError::ArchiveUrl(label));
+                }
+            }
+            "workspace" => {
+                let rel = &e.resolution.reference["workspace:".len()..];
+                let dir = workspace_dir(rel, &label)?;
+                let pj = if dir == *path {
+                    checked.package_json.clone()
+                } else {
+                    let pj_rel = dir.join("package.json").map_err(|_| BerryError::Outside {
+                        what: "workspace",
+                        path: rel.into(),
+                        label: label.clone(),
+                    })?;
+                    let file = pj_rel.resolve(app_dir).map_err(|_| BerryError::Outside {
+                        what: "workspace package.json",
+                        path: pj_rel.to_string(),
+                        label: label.clone(),
+                    })?;
+                    read_package_json(&file, pj_rel.as_str())?
+                };
+                roots.insert(i, runtime_names(&pj));
+            }
+            "patch" => {
+                let patch = PatchRef::parse(&e.resolution.reference)
+                    .ok_or_else(|| BerryError::Unsupported(label.clone()))?;
+                if !npm_locators.contains(&patch.base) {
+                    return Err(BerryError::PatchBase {
+                        label,
+                        base: patch.base,
+                    });
+                }
+                // a relative patch path is relative to the workspace that declares it
+                let base_dir = match patch
+                    .locator
+                    .as_deref()
+                    .and_then(Locator::parse)
+                    .filter(|l| l.protocol() == "workspace")
+                {
+                    Some(l) => workspace_dir(&l.reference["workspace:".len()..], &label)?,
+                    None => path.clone(),
+                };
+                for source in &patch.sources {
+                    if is_builtin_patch(source) {
+                        continue;
+                    }
+                    let outside = || BerryError::Outside {
+                        what: "patch file",
+                        path: source.clone(),
+                        label: label.clone(),
+                    };
+                    let rel = source.strip_prefix("~/").unwrap_or(source);
+                    let file = if source.starts_with("~/") {
+                        path.join(rel)
+                    } else {
+                        base_dir.join(rel)
+                    }
+                    .map_err(|_| outside())?;
+                    let real = file.resolve(app_dir).map_err(|_| outside())?;
+                    if !real.is_file() {
+                        return Err(outside());
+                    }
+                }
+            }
+            _ => return Err(BerryError::Unsupported(label)),
+        }
+    }
+    let runtime = runtime_entries(&lock.entries, &roots);
+    Ok(BerryRead {
+        project: Project {
+            path: path.clone(),
+            dir: checked.dir,
+            package_json: checked.package_json,
+            lockfile: Lockfile {
+                file_name: YARN_LOCK,
+                lockfile_version: lock.version,
+                name: None,
+                version: None,
+                entries: Vec::new(),
+            },
+        },
+        lock,
+        runtime,
+    })
+}
+
+fn runtime_names(pj: &PackageJson) -> BTreeSet<String> {
+    dep_names(&pj.dependencies)
+        .chain(dep_names(&pj.optional_dependencies))
+        .collect()
+}
+
+/// The entries reached from every workspace's `dependencies` and `optionalDependencies`
+/// through the lockfile's dependencies (a patch reaches its base); a workspace reached goes on
+/// through its own runtime dependencies only.
+fn runtime_entries(
+    entries: &[Entry],
+    roots: &BTreeMap<usize, BTreeSet<String>>,
+) -> BTreeSet<usize> {
+    let by_descriptor: BTreeMap<&str, usize> = entries
+        .iter()
+        .enumerate()
+        .flat_map(|(i, e)| e.descriptors.iter().map(move |d| (d.as_str(), i)))
+        .collect();
+    let by_locator: BTreeMap<String, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.resolution.text(), i))
+        .collect();
+    let mut todo: Vec<usize> = roots.keys().copied().collect();
+    let mut seen = BTreeSet::new();
+    while let Some(i) = todo.pop() {
+        if !seen.insert(i) {
+            continue;
+        }
+        let e = &entries[i];
+        let only = roots.get(&i);
+        for (n, r) in &e.dependencies {
+            if only.is_some_and(|names| !names.contains(n)) {
+                continue;
+            }
+            if let Some(&j) = by_descriptor.get(format!("{n}@{r}").as_str()) {
+                todo.push(j);
+            }
+        }
+        if let Some(p) = PatchRef::parse(&e.resolution.reference) {
+            let base = by_descriptor
+                .get(p.base.as_str())
+                .or_else(|| by_locator.get(&p.base));
+            if let Some(&j) = base {
+                todo.push(j);
+            }
+        }
+    }
+    // the workspaces themselves are not dependencies
+    seen.retain(|i| entries[*i].resolution.protocol() != "workspace");
+    seen
+}
+
+/// Plan each Berry package directory: its registry tarballs with the check each needs. The
+/// downloads not in `keys` yet are added to `downloads`.
+pub async fn plan(
+    ctx: &PmContext<'_>,
+    reads: Vec<BerryRead>,
+    keys: &mut BTreeSet<String>,
+    downloads: &mut Vec<(Arc<Download>, Check)>,
+) -> Result<Vec<BerryProject>, Failure> {
+    let upstream = ctx.config.npm_registry.clone();
+    let mut out = Vec::new();
+    // the published integrity of name@version, fetched once
+    let mut published: BTreeMap<String, String> = BTreeMap::new();
+    for r in reads {
+        let metadata_key = r.lock.cache_key.clone().unwrap_or_default();
+        let offline = metadata_key.ends_with("c0");
+        let mut plan = Plan {
+            path: r.project.path.clone(),
+            ..Plan::default()
+        };
+        let mut zips = Vec::new();
+        for (i, e) in r.lock.entries.iter().enumerate() {
+            if e.resolution.protocol() != "npm" {
+                continue;
+            }
+            let name = e.resolution.name.clone();
+            let version = e.resolution.reference["npm:".len()..].to_string();
+            let label = format!("{name}@{version}");
+            let store_key = registry_store_key(&name, &version);
+            // the zip is verifiable when Yarn built it as Larder does: compression level 0
+            let zip_checksum = e
+                .checksum
+                .as_ref()
+                .filter(|(_, key)| key.ends_with("c0"))
+                .map(|(hash, _)| hash.clone());
+            let mut integrity = None;
+            if zip_checksum.is_none() {
+                let why = match &e.checksum {
+                    None => "the lockfile has no checksum of it".to_string(),
+                    Some((_, key)) => format!(
+                        "its checksum is of a zip of cache key {key:?}, which Larder does not rebuild"
+                    ),
+                };
+                let sri = match published.get(&label) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = published_integrity(ctx, &upstream, &name, &version, &why).await?;
+                        published.insert(label.clone(), s.clone());
+                        s
+                    }
+                };
+                integrity = Some(sri);
+            }
+            let check: Check = match &zip_checksum {
+                Some(hash) => zip_check(name.clone(), label.clone(), hash.clone()),
+                None => Box::new(|_| Ok(())),
+            };
+            let expected = match &integrity {
+                Some(sri) => Integrity::parse(sri, &label)
+                    .map_err(|e| Failure::from(e))?
+                    .expected(),
+                None => common::digest::Expected::none(),
+            };
+            if keys.insert(store_key.clone()) {
+                downloads.push((
+                    Arc::new(Download {
+                        url: download_url(&upstream, &name, &version),
+                        store_key: store_key.clone(),
+                        expected,
+                        label: label.clone(),
+                    }),
+                    check,
+                ));
+            }
+            let cache_key = e
+                .checksum
+                .as_ref()
+                .map(|(_, k)| k.clone())
+                .unwrap_or_else(|| metadata_key.clone());
+            zips.push(CacheZip {
+                store_key: store_key.clone(),
+                name: name.clone(),
+                version: version.clone(),
+                checksum: zip_checksum.clone(),
+                file_name: cache_file_name(&name, &version, zip_checksum.as_deref(), &cache_key),
+                label: label.clone(),
+            });
+            plan.deps.push(PlannedDep {
+                entry: LockEntry {
+                    location: e.resolution.text(),
+                    name,
+                    version: Some(version),
+                    // checked again when its artifact is made
+                    integrity,
+                    dev: !r.runtime.contains(&i),
+                    ..LockEntry::default()
+                },
+                kind: Kind::Registry,
+                store_key: Some(store_key),
+            });
+        }
+        out.push(BerryProject {
+            project: r.project,
+            plan,
+            zips,
+            offline,
+        });
+    }
+    Ok(out)
+}
+
+/// The check of a downloaded tarball: Yarn's cache zip of it has the lockfile's checksum.
+fn zip_check(name: String, label: String, hash: String) -> Check {
+    Box::new(move |file: &Path| {
+        let f = std::fs::File::open(file)
+            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+        let zip = berry_zip::convert_tgz(std::io::BufReader::new(f), &name, &label)?;
+        if !sha512_hex(&zip).eq_ignore_ascii_case(&hash) {
+            return Err(Failure::new(
+                ErrorKind::InvalidChecksum,
+                format!("The checksum of {label} (of Yarn's cache zip of its tarball) does not match the lockfile's {hash}"),
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// `dist.integrity` of `name@version` in the upstream registry's document of `name`.
+async fn published_integrity(
+    ctx: &PmContext<'_>,
+    upstream: &str,
+    name: &str,
+    version: &str,
+    why: &str,
+) -> Result<String, Failure> {
+    let label = format!("{name}@{version}");
+    let url = format!(
+        "{}/{}",
+        upstream.trim_end_matches('/'),
+        name.replace('/', "%2f")
+    );
+    let none = || BerryError::NoPublishedIntegrity {
+        label: label.clone(),
+        why: why.into(),
+    };
+    let Some((body, _)) = ctx
+        .fetcher
+        .get_bytes(
+            &url,
+            Some("application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8"),
+        )
+        .await?
+    else {
+        return Err(none().into());
+    };
+    let doc: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| BerryError::Packument {
+            name: name.into(),
+            reason: e.to_string(),
+        })?;
+    let integrity = doc
+        .pointer(&format!(
+            "/versions/{}/dist/integrity",
+            version.replace('~', "~0").replace('/', "~1")
+        ))
+        .and_then(|v| v.as_str())
+        .filter(|s| s.starts_with("sha512-"))
+        .ok_or_else(none)?;
+    Ok(integrity.to_string())
+}
+
+/// The repository's own `.yarnrc.yml` of the package directory, if any, as a YAML mapping.
+fn own_yarnrc(project: &Project, ctx: &LayoutContext) -> Result<serde_yaml::Mapping, Failure> {
+    let display = rel_display(&project.path, YARNRC);
+    if !project.dir.join(YARNRC).is_file() {
+        return Ok(serde_yaml::Mapping::new());
+    }
+    // not a symlink out of the repository
+    let file = project
+        .path
+        .join(YARNRC)
+        .and_then(|p| p.resolve(&ctx.bundle_root.join("app")))
+        .map_err(|_| LockfileError::OutsideRepository(display.clone()))?;
+    let text = read_to_string_limited(&file, &display, MAX_YARNRC_BYTES)?;
+    if text.trim().is_empty() {
+        return Ok(serde_yaml::Mapping::new());
+    }
+    serde_yaml::from_str(&text).map_err(|e| {
+        BerryError::Yarnrc {
+            file: display,
+            reason: e.to_string(),
+        }
+        .into()
+    })
+}
+
+/// Settings Larder sets itself: the repository's values of them (another registry, another
+/// cache) would take the client past the per-request registry or Larder's checks.
+const REPLACED: &[&str] = &[
+    "npmRegistryServer",
+    "npmAuthToken",
+    "npmAuthIdent",
+    "npmAlwaysAuth",
+    "npmScopes",
+    "npmRegistries",
+    "enableGlobalCache",
+    "checksumBehavior",
+    "unsafeHttpWhitelist",
+    "httpsCaFilePath",
+    "caFilePath",
+    "enableNetwork",
+    "enableMirror",
+    "cacheFolder",
+];
+
+fn yaml_text(m: &serde_yaml::Mapping, file: &str) -> Result<String, Failure> {
+    serde_yaml::to_string(m).map_err(|e| {
+        LayoutError::Io {
+            file: file.into(),
+            reason: e.to_string(),
+        }
+        .into()
+    })
+}
+
+fn set(m: &mut serde_yaml::Mapping, k: &str, v: impl Into<serde_yaml::Value>) {
+    m.insert(serde_yaml::Value::String(k.into()), v.into());
+}
+
+/// The registry route's `.yarnrc.yml`: the repository's settings, the per-request registry with
+/// the token, no global cache, checksums enforced.
+pub fn registry_yarnrc(
+    own: &serde_yaml::Mapping,
+    ctx: &LayoutContext,
+    path: &RepoPath,
+) -> serde_yaml::Mapping {
+    let mut m = own.clone();
+    for k in REPLACED {
+        m.remove(*k);
+    }
+    let url = ctx.repo_url.trim_end_matches('/').to_string();
+    set(&mut m, "npmRegistryServer", url.clone());
+    set(&mut m, "npmAuthToken", ctx.token.clone());
+    set(&mut m, "npmAlwaysAuth", true);
+    set(&mut m, "enableGlobalCache", false);
+    set(&mut m, "checksumBehavior", "throw");
+    if let Ok(u) = url::Url::parse(&url) {
+        if u.scheme() == "http" {
+            if let Some(host) = u.host_str() {
+                set(
+                    &mut m,
+                    "unsafeHttpWhitelist",
+                    serde_yaml::Value::Sequence(vec![host.into()]),
+                );
+            }
+        }
+    }
+    if let Some(ca) = &ctx.repos_ca {
+        // Yarn resolves a relative path of a .yarnrc.yml against that file's directory
+        set(&mut m, "httpsCaFilePath", ca.relative_to(path));
+    }
+    m
+}
+
+/// The offline route's `.yarnrc.yml` (in the bundle's app overlay): the repository's settings,
+/// the bundle's cache, no network.
+pub fn offline_yarnrc(own: &serde_yaml::Mapping, path: &RepoPath) -> serde_yaml::Mapping {
+    let mut m = own.clone();
+    for k in REPLACED {
+        m.remove(*k);
+    }
+    let up = "../".repeat(path.depth() + 1);
+    set(&mut m, "cacheFolder", format!("{up}{CACHE_DIR}"));
+    set(&mut m, "enableGlobalCache", false);
+    set(&mut m, "enableNetwork", false);
+    set(&mut m, "checksumBehavior", "throw");
+    m
+}
+
+/// Lay out one Berry package directory: its Yarn cache zips into the bundle (once each,
+/// `written`), the offline `.yarnrc.yml` in the app overlay, the registry route's `.yarnrc.yml`
+/// handed back; its package report.
+pub fn layout(
+    b: &BerryProject,
+    ctx: &LayoutContext,
+    written: &mut BTreeSet<String>,
+) -> Result<(Package, Vec<ConfigFile>), Failure> {
+    let own = own_yarnrc(&b.project, ctx)?;
+    let app_dir = app_rel(&b.project.path);
+    let rc_path = format!("{app_dir}/{YARNRC}");
+    let config = ConfigFile::inline(
+        rc_path.clone(),
+        yaml_text(&registry_yarnrc(&own, ctx, &b.project.path), &rc_path)?,
+    );
+    if b.offline {
+        for z in &b.zips {
+            let rel = format!("{CACHE_DIR}/{}", z.file_name);
+            if !written.insert(rel.clone()) {
+                continue;
+            }
+            let tgz = ctx
+                .store
+                .path(&z.store_key)
+                .map_err(|_| LayoutError::Missing {
+                    label: z.label.clone(),
+                    store_key: z.store_key.clone(),
+                })?;
+            let f = std::fs::File::open(&tgz).map_err(|e| LayoutError::Io {
+                file: z.store_key.clone(),
+                reason: e.to_string(),
+            })?;
+            let zip = berry_zip::convert_tgz(std::io::BufReader::new(f), &z.name, &z.label)?;
+            // verified when fetched; again here, as it goes into the bundle
+            if let Some(hash) = &z.checksum {
+                if !sha512_hex(&zip).eq_ignore_ascii_case(hash) {
+                    return Err(LayoutError::Mismatch {
+                        label: z.label.clone(),
+                        reason: "Yarn's cache zip of it does not have the lockfile's checksum"
+                            .into(),
+                    }
+                    .into());
+                }
+            }
+            let mut out = create_in_bundle(&ctx.bundle_root, &rel)?;
+            out.write_all(&zip).map_err(|e| LayoutError::Io {
+                file: rel.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        let overlay = overlay_path(&rc_path);
+        let text = yaml_text(&offline_yarnrc(&own, &b.project.path), &overlay)?;
+        let mut f = create_in_bundle(&ctx.bundle_root, &overlay)?;
+        f.write_all(text.as_bytes()).map_err(|e| LayoutError::Io {
+            file: overlay,
+            reason: e.to_string(),
+        })?;
+    }
+    Ok((package_report(&b.project, &b.plan, ctx), vec![config]))
+}
