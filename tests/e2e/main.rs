@@ -21,3 +21,4 @@ mod requests;
 mod tls;
 mod validation;
 mod yarn;
+mod yarn_berry;

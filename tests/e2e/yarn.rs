@@ -286,20 +286,3 @@ async fn yarn_tampered_tarball_fails_naming_the_package_and_stores_nothing() {
     let up_dir = fx.tmp.path().join("upstream");
     assert_tampered_tarball_fails(&up_dir, &fx.upstream, &fx.repo, &fx.commit, "yarn").await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn yarn_berry_lockfile_is_a_clear_client_error() {
-    let tmp = tempfile::tempdir().unwrap();
-    let up = StaticServer::start(tmp.path()).await;
-    let repo = GitRepo::new(tmp.path().join("repo"));
-    repo.write("package.json", r#"{"name":"x","version":"1.0.0"}"#)
-        .write("yarn.lock", "__metadata:\n  version: 6\n  cacheKey: 8\n");
-    let commit = repo.commit("berry");
-    let larder = larder_for(&up).await;
-    larder
-        .fails_as_client_error(
-            json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["yarn"]}),
-            "yarn Berry lockfiles are not supported yet",
-        )
-        .await;
-}

@@ -58,6 +58,38 @@ pub fn yarn(dir: &Path, home: &Path, args: &[&str]) -> (bool, String) {
     run(&mut cmd)
 }
 
+/// The real Yarn 4 (`.ci/run` installs it: `npm install -g --prefix .ci/tools/berry
+/// @yarnpkg/cli-dist@4.18.1`, a prefix of its own: its `bin/yarn` would take yarn 1's place);
+/// `LARDER_YARN_BERRY` names another.
+pub fn yarn_berry_path() -> PathBuf {
+    let p = std::env::var_os("LARDER_YARN_BERRY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/tools/berry/bin/yarn")
+        });
+    assert!(
+        p.is_file(),
+        "Yarn 4 is not at {} (run `npm install -g --ignore-scripts --prefix .ci/tools/berry @yarnpkg/cli-dist@4.18.1` or set LARDER_YARN_BERRY)",
+        p.display()
+    );
+    p
+}
+
+/// `yarn <args>` of Yarn 4 in `dir` with a clean environment (no YARN_*/npm_config_* of this
+/// machine; its global folder under `home`), no telemetry, no build scripts.
+pub fn yarn_berry(dir: &Path, home: &Path, args: &[&str]) -> (bool, String) {
+    std::fs::create_dir_all(home).unwrap();
+    let mut cmd = clean_command(yarn_berry_path().to_str().unwrap(), home);
+    cmd.args(args)
+        .current_dir(dir)
+        .env("YARN_GLOBAL_FOLDER", home.join("yarn-berry-global"))
+        .env("YARN_ENABLE_TELEMETRY", "false")
+        .env("YARN_ENABLE_SCRIPTS", "false")
+        .env("YARN_ENABLE_INLINE_BUILDS", "false")
+        .env("YARN_ENABLE_PROGRESS_BARS", "false");
+    run(&mut cmd)
+}
+
 /// `location@version` of what npm installed in `dir` (its hidden lockfile), links and
 /// workspaces left out.
 pub fn npm_installed(dir: &Path) -> Vec<String> {

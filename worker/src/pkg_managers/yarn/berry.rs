@@ -277,11 +277,17 @@ fn runtime_entries(
     entries: &[Entry],
     roots: &BTreeMap<usize, BTreeSet<String>>,
 ) -> BTreeSet<usize> {
-    let by_descriptor: BTreeMap<&str, usize> = entries
-        .iter()
-        .enumerate()
-        .flat_map(|(i, e)| e.descriptors.iter().map(move |d| (d.as_str(), i)))
-        .collect();
+    let mut by_descriptor: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        for d in &e.descriptors {
+            by_descriptor.insert(d.as_str(), i);
+            // Yarn binds a relative patch's descriptor to its parent (`::locator=…`), which
+            // the parent's dependency does not write
+            if let Some((unbound, _)) = d.split_once("::") {
+                by_descriptor.entry(unbound).or_insert(i);
+            }
+        }
+    }
     let by_locator: BTreeMap<String, usize> = entries
         .iter()
         .enumerate()
@@ -430,9 +436,9 @@ pub async fn plan(
 /// The check of a downloaded tarball: Yarn's cache zip of it has the lockfile's checksum.
 fn zip_check(name: String, label: String, hash: String) -> Check {
     Box::new(move |file: &Path| {
-        let f = std::fs::File::open(file)
+        let tgz = std::fs::read(file)
             .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
-        let zip = berry_zip::convert_tgz(std::io::BufReader::new(f), &name, &label)?;
+        let zip = berry_zip::convert_tgz(&tgz, &name, &label)?;
         if !sha512_hex(&zip).eq_ignore_ascii_case(&hash) {
             return Err(Failure::new(
                 ErrorKind::InvalidChecksum,
@@ -623,11 +629,11 @@ pub fn layout(
                     label: z.label.clone(),
                     store_key: z.store_key.clone(),
                 })?;
-            let f = std::fs::File::open(&tgz).map_err(|e| LayoutError::Io {
+            let bytes = std::fs::read(&tgz).map_err(|e| LayoutError::Io {
                 file: z.store_key.clone(),
                 reason: e.to_string(),
             })?;
-            let zip = berry_zip::convert_tgz(std::io::BufReader::new(f), &z.name, &z.label)?;
+            let zip = berry_zip::convert_tgz(&bytes, &z.name, &z.label)?;
             // verified when fetched; again here, as it goes into the bundle
             if let Some(hash) = &z.checksum {
                 if !sha512_hex(&zip).eq_ignore_ascii_case(hash) {

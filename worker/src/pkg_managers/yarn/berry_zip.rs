@@ -59,7 +59,7 @@ struct ZipEntry {
 
 /// The cache zip Yarn 4 (compression level 0) makes of the npm tarball `tgz` of the package
 /// `name` (`@scope/name` or `name`).
-pub fn convert_tgz(tgz: impl Read, name: &str, label: &str) -> Result<Vec<u8>, ZipError> {
+pub fn convert_tgz(tgz: &[u8], name: &str, label: &str) -> Result<Vec<u8>, ZipError> {
     let bad = |reason: String| ZipError::BadTarball {
         label: label.into(),
         reason,
@@ -90,7 +90,7 @@ pub fn convert_tgz(tgz: impl Read, name: &str, label: &str) -> Result<Vec<u8>, Z
         }
     }
 
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tgz));
+    let mut archive = tar::Archive::new(flate2::bufread::GzDecoder::new(tgz));
     for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
         let raw = String::from_utf8(entry.path_bytes().into_owned())
@@ -162,6 +162,13 @@ pub fn convert_tgz(tgz: impl Read, name: &str, label: &str) -> Result<Vec<u8>, Z
         if entries.len() > MAX_ENTRIES {
             return Err(unrepro(format!("more than {MAX_ENTRIES} entries")));
         }
+    }
+    // the rest of the gzip stream, then nothing: bytes after it would change the tarball and
+    // not the zip, and the tarball is what is served
+    let mut gz = archive.into_inner();
+    std::io::copy(&mut gz, &mut std::io::sink()).map_err(|e| bad(e.to_string()))?;
+    if !gz.into_inner().is_empty() {
+        return Err(bad("it has data after its gzip stream".into()));
     }
     write_zip(&entries).map_err(unrepro)
 }
@@ -376,9 +383,13 @@ mod tests {
         ));
         let mut junk = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         junk.write_all(b"not a tar").unwrap();
-        let e = convert_tgz(&junk.finish().unwrap()[..], "p", "p@1").unwrap_err();
+        let e = convert_tgz(&junk.finish().unwrap(), "p", "p@1").unwrap_err();
         assert!(e.to_string().contains("p@1"), "{e}");
-        assert!(convert_tgz(&b"garbage"[..], "p", "p@1").is_err());
+        assert!(convert_tgz(b"garbage", "p", "p@1").is_err());
+        let mut trailing = tgz(&[("package/a", b'0', 0o644, b"a")]);
+        trailing.push(0);
+        let e = convert_tgz(&trailing, "p", "p@1").unwrap_err();
+        assert!(e.to_string().contains("after its gzip stream"), "{e}");
     }
 
     /// The measurement against a real Yarn cache: `LARDER_BERRY_PROBE=<project>:<tarballs>`

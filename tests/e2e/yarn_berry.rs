@@ -1,0 +1,324 @@
+//! yarn Berry end to end: a real Larder, a fixture npm registry (StaticServer), and the real
+//! Yarn 4 (`support::clients::yarn_berry_path`). The repository's `yarn.lock` is made by that
+//! Yarn against the fixture upstream (the test may run it; Larder never does): registry
+//! packages (scoped, nested versions, dev), a workspace, a `patch:` with its patch file in the
+//! repository and Yarn's built-in patch of `resolve`. Then `yarn install --immutable` through
+//! the per-request registry with only the hand-back, and from the bundle's Yarn cache with no
+//! network.
+
+use crate::support::clients::yarn_berry;
+use crate::support::npm_fixtures::{
+    assert_tampered_tarball_fails, build, copy_dir, larder_for, write, write_registry,
+    FixturePackage,
+};
+use crate::support::*;
+use serde_json::{json, Value};
+use std::fs;
+use std::path::Path;
+
+struct Fixture {
+    tmp: tempfile::TempDir,
+    upstream: StaticServer,
+    repo: GitRepo,
+    commit: String,
+}
+
+const PATCH: &str = "diff --git a/index.js b/index.js
+--- a/index.js
++++ b/index.js
+@@ -1 +1 @@
+-module.exports = \"p@1.0.0\";
++module.exports = \"p@1.0.0 patched\";
+";
+
+async fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let up_dir = tmp.path().join("upstream");
+    fs::create_dir_all(&up_dir).unwrap();
+    let upstream = StaticServer::start(&up_dir).await;
+    let pkgs = [
+        build(&FixturePackage::new("a", "1.0.0").dep("b", "^1.0.0")),
+        build(&FixturePackage::new("b", "1.1.0")),
+        build(&FixturePackage::new("b", "2.0.0")),
+        build(&FixturePackage::new("@s/c", "2.0.0").dep("b", "^2.0.0")),
+        build(&FixturePackage::new("d", "1.0.0")),
+        build(&FixturePackage::new("p", "1.0.0")),
+        build(&FixturePackage::new("resolve", "1.22.8")),
+        build(&FixturePackage::new("left-pad", "1.3.0")),
+    ];
+    write_registry(&up_dir, &upstream.url, &pkgs).unwrap();
+
+    let repo = GitRepo::new(tmp.path().join("repo"));
+    let pj = json!({
+        "name": "berry-app", "version": "1.2.3", "private": true,
+        "workspaces": ["packages/*"],
+        "dependencies": {"a": "^1.0.0", "w": "workspace:^", "resolve": "1.22.8",
+                         "p": "patch:p@npm%3A1.0.0#./patches/p.patch"},
+        "devDependencies": {"@s/c": "^2.0.0"},
+    });
+    repo.write("package.json", &serde_json::to_string_pretty(&pj).unwrap())
+        .write(
+            "packages/w/package.json",
+            r#"{"name":"w","version":"0.1.0","dependencies":{"d":"1.0.0"}}"#,
+        )
+        .write("patches/p.patch", PATCH)
+        // the repository's own settings: one kept (nodeLinker), its registry replaced
+        .write(
+            ".yarnrc.yml",
+            &format!(
+                "nodeLinker: node-modules\nnpmRegistryServer: \"{}\"\nunsafeHttpWhitelist:\n  - 127.0.0.1\n",
+                upstream.url
+            ),
+        );
+    // the lockfile, as Yarn 4 makes it against the fixture upstream
+    let gen = tmp.path().join("generate");
+    copy_dir(&repo.dir, &gen);
+    // Yarn 4.18 quarantines versions younger than a day by their packument's `time`, which the
+    // fixture's have not
+    let rc = fs::read_to_string(gen.join(".yarnrc.yml")).unwrap();
+    write(
+        &gen.join(".yarnrc.yml"),
+        format!("{rc}npmMinimalAgeGate: 0\n"),
+    );
+    let (ok, out) = yarn_berry(&gen, &tmp.path().join("home-generate"), &["install"]);
+    assert!(ok, "yarn install (making the lockfile) failed:\n{out}");
+    let lock = fs::read_to_string(gen.join("yarn.lock")).unwrap();
+    assert!(lock.contains("__metadata"), "{lock}");
+    repo.write("yarn.lock", &lock);
+    let commit = repo.commit("berry app");
+    Fixture {
+        tmp,
+        upstream,
+        repo,
+        commit,
+    }
+}
+
+/// What was installed in `dir`: `<path below node_modules>@<version>`, sorted (links to
+/// workspaces left out).
+fn installed(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let nm = dir.join("node_modules");
+    let pjs = crate::support::npm_fixtures::files_under(&nm)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "package.json"))
+        .filter(|p| !p.components().any(|c| c.as_os_str() == ".cache"));
+    for p in pjs {
+        let rel = p
+            .strip_prefix(&nm)
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let v: Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        out.push(format!("{rel}@{}", v["version"].as_str().unwrap_or("?")));
+    }
+    out.sort();
+    out
+}
+
+fn assert_installed(dir: &Path, out: &str) {
+    let got = installed(dir);
+    for want in [
+        "@s/c@2.0.0",
+        "a@1.0.0",
+        "d@1.0.0",
+        "p@1.0.0",
+        "resolve@1.22.8",
+    ] {
+        assert!(got.iter().any(|g| g == want), "{want} in {got:?}\n{out}");
+    }
+    // where each b goes is the linker's choice
+    for b in ["b@1.1.0", "b@2.0.0"] {
+        assert!(
+            got.iter().any(|g| g == b || g.ends_with(&format!("/{b}"))),
+            "{b} in {got:?}"
+        );
+    }
+    let p = fs::read_to_string(dir.join("node_modules/p/index.js")).unwrap();
+    assert!(
+        p.contains("patched"),
+        "the repository's patch is applied: {p}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_registry_route_and_offline_cache_with_the_real_yarn() {
+    let fx = fixture().await;
+    let larder = larder_for(&fx.upstream).await;
+    let id = larder
+        .submit(json!({"repo": fx.repo.url(), "ref": fx.commit, "pkg_managers": ["yarn"]}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "complete", "{done}\n{}", larder.logs());
+
+    // the report: one yarn package, dev from the workspaces' package.json roots
+    let pkg = &done["packages"][0];
+    assert_eq!(pkg["type"], "yarn", "{pkg}");
+    assert_eq!(pkg["name"], "berry-app");
+    let deps = pkg["dependencies"].as_array().unwrap();
+    let dev_of = |n: &str, v: &str| {
+        deps.iter()
+            .find(|d| d["name"] == n && d["version"] == v)
+            .unwrap_or_else(|| panic!("{n}@{v} in {pkg}"))["dev"]
+            .clone()
+    };
+    for (n, v) in [
+        ("a", "1.0.0"),
+        ("b", "1.1.0"),
+        ("d", "1.0.0"),
+        ("p", "1.0.0"),
+        ("resolve", "1.22.8"),
+    ] {
+        assert_eq!(dev_of(n, v), false, "{n}@{v}");
+    }
+    assert_eq!(dev_of("@s/c", "2.0.0"), true);
+    assert_eq!(dev_of("b", "2.0.0"), true);
+    let (_, manifest) = larder
+        .get(&format!("/api/v1/requests/{id}/content-manifest"))
+        .await;
+    let content = &manifest["image_contents"][0];
+    let purls = |key: &str| -> Vec<String> {
+        content[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["purl"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        purls("sources").contains(&"pkg:npm/%40s/c@2.0.0".to_string()),
+        "{manifest}"
+    );
+    assert!(
+        !purls("dependencies").contains(&"pkg:npm/%40s/c@2.0.0".to_string()),
+        "{manifest}"
+    );
+    // the patched packages as their base package
+    for p in [
+        "pkg:npm/p@1.0.0",
+        "pkg:npm/resolve@1.22.8",
+        "pkg:npm/d@1.0.0",
+    ] {
+        assert!(
+            purls("dependencies").contains(&p.to_string()),
+            "{p}: {manifest}"
+        );
+    }
+    assert_eq!(
+        deps.len(),
+        7,
+        "workspaces and patches are not dependencies: {pkg}"
+    );
+
+    // the hand-back: .yarnrc.yml on the per-request registry, the repository's setting kept
+    let cfg = larder.config_files(id).await;
+    let rc = String::from_utf8(cfg["app/.yarnrc.yml"].clone()).unwrap();
+    assert!(rc.contains("nodeLinker: node-modules"), "{rc}");
+    assert!(rc.contains("/npm"), "{rc}");
+    assert!(!rc.contains(&fx.upstream.url), "{rc}");
+    assert!(rc.contains("checksumBehavior: throw"), "{rc}");
+
+    // registry route: a checkout, only the configuration files over it, the real Yarn 4
+    let work = fx.tmp.path().join("work");
+    copy_dir(&fx.repo.dir, &work);
+    for (p, c) in &cfg {
+        write(&work.join(p.strip_prefix("app/").unwrap()), c);
+    }
+    fx.upstream.clear_requests();
+    let home = fx.tmp.path().join("home-registry");
+    let (ok, out) = yarn_berry(&work, &home, &["install", "--immutable"]);
+    assert!(
+        ok,
+        "yarn install --immutable against the per-request registry failed:\n{out}\n{}",
+        larder.logs()
+    );
+    assert_installed(&work, &out);
+    assert_eq!(
+        fx.upstream.requests(),
+        Vec::<String>::new(),
+        "nothing came from upstream"
+    );
+
+    // an undeclared package cannot be installed (it exists upstream)
+    let (ok, out) = yarn_berry(&work, &home, &["add", "left-pad@1.3.0"]);
+    assert!(!ok, "an undeclared package was installed:\n{out}");
+    assert!(
+        out.contains("left-pad@npm:1.3.0: Package not found"),
+        "{out}"
+    );
+
+    // offline route: the bundle with its overlay, the commit's own yarn.lock, no network
+    let bundle_bytes = larder.download(id).await.0;
+    assert_app_is_commit(&bundle_bytes, &fx.repo.dir, &fx.commit);
+    let bundle = untar(&bundle_bytes);
+    let zips: Vec<&String> = bundle
+        .keys()
+        .filter(|k| k.starts_with("deps/yarn-berry/cache/") && k.ends_with(".zip"))
+        .collect();
+    assert_eq!(zips.len(), 7, "{zips:?}");
+    assert!(
+        zips.iter()
+            .any(|k| k.starts_with("deps/yarn-berry/cache/@s-c-npm-2.0.0-")),
+        "{zips:?}"
+    );
+    let unpacked = fx.tmp.path().join("bundle");
+    tar::Archive::new(flate2::read::GzDecoder::new(&bundle_bytes[..]))
+        .unpack(&unpacked)
+        .unwrap();
+    apply_app_overlay(&unpacked);
+    let udir = unpacked.join("app");
+    fx.upstream.clear_requests();
+    let (ok, out) = yarn_berry(
+        &udir,
+        &fx.tmp.path().join("home-offline"),
+        &["install", "--immutable"],
+    );
+    assert!(ok, "offline yarn install from the bundle failed:\n{out}");
+    assert_installed(&udir, &out);
+    assert_eq!(fx.upstream.requests(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_tampered_tarball_fails_naming_the_package_and_stores_nothing() {
+    let fx = fixture().await;
+    let up_dir = fx.tmp.path().join("upstream");
+    assert_tampered_tarball_fails(&up_dir, &fx.upstream, &fx.repo, &fx.commit, "yarn").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_changed_tarball_content_fails_the_zip_checksum() {
+    let fx = fixture().await;
+    // other bytes inside a well-formed tarball: only the rebuilt zip's checksum can tell
+    let changed = build(&FixturePackage::new("d", "1.0.0").dep("evil", "1"));
+    let up_dir = fx.tmp.path().join("upstream");
+    fs::write(up_dir.join("d/-/d-1.0.0.tgz"), &changed.tgz).unwrap();
+    let larder = larder_for(&fx.upstream).await;
+    larder
+        .fails_as_client_error(
+            json!({"repo": fx.repo.url(), "ref": fx.commit, "pkg_managers": ["yarn"]}),
+            "The checksum of d@1.0.0",
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_git_dependency_is_a_clear_client_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = StaticServer::start(tmp.path()).await;
+    let repo = GitRepo::new(tmp.path().join("repo"));
+    repo.write("package.json", r#"{"name":"x","version":"1.0.0"}"#)
+        .write(
+            "yarn.lock",
+            "__metadata:\n  version: 8\n  cacheKey: 10c0\n\n\"g@https://github.com/u/g.git#commit=0123456789abcdef0123456789abcdef01234567\":\n  version: 1.0.0\n  resolution: \"g@https://github.com/u/g.git#commit=0123456789abcdef0123456789abcdef01234567\"\n  languageName: node\n  linkType: hard\n",
+        );
+    let commit = repo.commit("berry");
+    let larder = larder_for(&up).await;
+    larder
+        .fails_as_client_error(
+            json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["yarn"]}),
+            "The dependency g@https://github.com/u/g.git#commit=0123456789abcdef0123456789abcdef01234567 is not supported for yarn Berry",
+        )
+        .await;
+}
