@@ -381,7 +381,7 @@ pub async fn plan(
             };
             let expected = match &integrity {
                 Some(sri) => Integrity::parse(sri, &label)
-                    .map_err(|e| Failure::from(e))?
+                    .map_err(Failure::from)?
                     .expected(),
                 None => common::digest::Expected::none(),
             };

@@ -191,9 +191,7 @@ fn write_zip(entries: &[ZipEntry]) -> Result<Vec<u8>, String> {
         let needed: u16 = if e.data.is_some() { 10 } else { 20 };
         let offset = out.len() as u32;
         let (size, name_len) = (data.len() as u32, e.name.len() as u16);
-        for v in [0x04034b50u32] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+        out.extend_from_slice(&0x04034b50u32.to_le_bytes());
         for v in [needed, 0, 0, DOS_TIME, DOS_DATE] {
             out.extend_from_slice(&v.to_le_bytes());
         }
