@@ -146,6 +146,26 @@ fn assert_installed(dir: &Path, out: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yarn_berry_registry_route_and_offline_cache_with_the_real_yarn() {
     let fx = fixture().await;
+    // what Yarn 4 asks a registry for when the lockfile is there: each tarball, nothing else
+    // (no packument), so the per-request registry's tarballs are all it needs
+    let probe = fx.tmp.path().join("probe");
+    copy_dir(&fx.repo.dir, &probe);
+    fx.upstream.clear_requests();
+    let (ok, out) = yarn_berry(
+        &probe,
+        &fx.tmp.path().join("home-probe"),
+        &["install", "--immutable"],
+    );
+    assert!(ok, "{out}");
+    let asked = fx.upstream.requests();
+    assert_eq!(asked.len(), 7, "{asked:?}");
+    assert!(
+        asked
+            .iter()
+            .all(|r| r.contains("/-/") && r.ends_with(".tgz")),
+        "{asked:?}"
+    );
+
     let larder = larder_for(&fx.upstream).await;
     let id = larder
         .submit(json!({"repo": fx.repo.url(), "ref": fx.commit, "pkg_managers": ["yarn"]}))
