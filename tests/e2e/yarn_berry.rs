@@ -45,6 +45,12 @@ async fn fixture() -> Fixture {
         build(&FixturePackage::new("p", "1.0.0")),
         build(&FixturePackage::new("resolve", "1.22.8")),
         build(&FixturePackage::new("left-pad", "1.3.0")),
+        // for another system: Yarn locks it with `conditions` and no checksum
+        build(&{
+            let mut f = FixturePackage::new("fsx", "1.0.0");
+            f.extra.insert("os".into(), json!(["darwin"]));
+            f
+        }),
     ];
     write_registry(&up_dir, &upstream.url, &pkgs).unwrap();
 
@@ -54,6 +60,7 @@ async fn fixture() -> Fixture {
         "workspaces": ["packages/*"],
         "dependencies": {"a": "^1.0.0", "w": "workspace:^", "resolve": "1.22.8",
                          "p": "patch:p@npm%3A1.0.0#./patches/p.patch"},
+        "optionalDependencies": {"fsx": "1.0.0"},
         "devDependencies": {"@s/c": "^2.0.0"},
     });
     repo.write("package.json", &serde_json::to_string_pretty(&pj).unwrap())
@@ -190,6 +197,7 @@ async fn yarn_berry_registry_route_and_offline_cache_with_the_real_yarn() {
         ("d", "1.0.0"),
         ("p", "1.0.0"),
         ("resolve", "1.22.8"),
+        ("fsx", "1.0.0"),
     ] {
         assert_eq!(dev_of(n, v), false, "{n}@{v}");
     }
@@ -228,7 +236,7 @@ async fn yarn_berry_registry_route_and_offline_cache_with_the_real_yarn() {
     }
     assert_eq!(
         deps.len(),
-        7,
+        8,
         "workspaces and patches are not dependencies: {pkg}"
     );
 
@@ -277,7 +285,14 @@ async fn yarn_berry_registry_route_and_offline_cache_with_the_real_yarn() {
         .keys()
         .filter(|k| k.starts_with("deps/yarn-berry/cache/") && k.ends_with(".zip"))
         .collect();
-    assert_eq!(zips.len(), 7, "{zips:?}");
+    assert_eq!(zips.len(), 8, "{zips:?}");
+    // verified against the registry's published integrity: under Yarn's name for no checksum
+    assert!(
+        zips.iter()
+            .any(|k| k.starts_with("deps/yarn-berry/cache/fsx-npm-1.0.0-")
+                && k.ends_with("-10c0.zip")),
+        "{zips:?}"
+    );
     assert!(
         zips.iter()
             .any(|k| k.starts_with("deps/yarn-berry/cache/@s-c-npm-2.0.0-")),
