@@ -1,4 +1,4 @@
-//! Issue 11's acceptance: `npm ci`, `yarn install`, `pip install`, `cargo fetch` and `go build` through the
+//! Issue 11's acceptance: `npm ci`, `yarn install` (v1 and Berry), `pip install`, `cargo fetch` and `go build` through the
 //! per-request repositories served over HTTPS with a private CA (`use_tls`: the api's certificate
 //! and `LARDER_REPOS_CA_FILE` from one test CA), using only what the request hands back.
 //!
@@ -15,7 +15,7 @@
 //! The upstreams stay plain HTTP on loopback (only the clients' side is the subject here), and
 //! the clients never reach them.
 
-use crate::support::clients::{cargo, npm, npm_installed, pip, run, yarn};
+use crate::support::clients::{cargo, npm, npm_installed, pip, run, yarn, yarn_berry};
 use crate::support::tls::TestPki;
 use crate::support::{cargo_fixtures, gomod_fixtures, npm_fixtures, pip_fixtures};
 use crate::support::{clean_command, run_ok, GitRepo, Larder, StaticServer};
@@ -344,6 +344,62 @@ async fn yarn_install_over_https_with_only_the_hand_back() {
         larder.logs()
     );
     assert_eq!(crate::yarn::installed(&root.join("app")), crate::yarn::TREE);
+    assert_eq!(
+        fx.upstream.requests(),
+        Vec::<String>::new(),
+        "a client went upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_install_over_https_with_only_the_hand_back() {
+    let fx = crate::yarn_berry::fixture().await;
+    let t = fx.tmp.path();
+    let pki = TestPki::new("Larder repositories CA");
+    let larder = serve(&pki, ("LARDER_NPM_REGISTRY", &fx.upstream.url)).await;
+    let id = complete(&larder, &fx.repo, &fx.commit, "yarn", &[]).await;
+    let back = HandBack::read(&larder, id).await;
+    fx.upstream.clear_requests();
+    back.assert_carries_the_ca(&pki, &larder, id);
+    let rc = back.text("app/.yarnrc.yml");
+    assert!(
+        rc.lines().any(|l| l == "httpsCaFilePath: registry-ca.pem"),
+        "{rc}"
+    );
+    assert!(!rc.contains("unsafeHttpWhitelist"), "{rc}");
+    let install = ["install", "--immutable"];
+
+    let bare = back
+        .clone()
+        .without_lines("app/.yarnrc.yml", |l| l.starts_with("httpsCaFilePath:"));
+    let root = t.join("without-ca");
+    bare.apply(&fx.repo, &fx.commit, &root);
+    let (ok, out) = timed("yarn (Berry) install without the CA", || {
+        yarn_berry(&root.join("app"), &t.join("home-without-ca"), &install)
+    });
+    assert_certificate_error(
+        "yarn (Berry) install",
+        ok,
+        &out,
+        &[
+            "unable to verify",
+            "self signed certificate",
+            "self-signed certificate",
+            "unable to get local issuer",
+        ],
+    );
+
+    let root = t.join("with-ca");
+    back.apply(&fx.repo, &fx.commit, &root);
+    let (ok, out) = timed("yarn (Berry) install", || {
+        yarn_berry(&root.join("app"), &t.join("home"), &install)
+    });
+    assert!(
+        ok,
+        "yarn install --immutable through the HTTPS registry failed:\n{out}\n{}",
+        larder.logs()
+    );
+    crate::yarn_berry::assert_installed(&root.join("app"), &out);
     assert_eq!(
         fx.upstream.requests(),
         Vec::<String>::new(),

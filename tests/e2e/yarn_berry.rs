@@ -16,11 +16,11 @@ use serde_json::{json, Value};
 use std::fs;
 use std::path::Path;
 
-struct Fixture {
-    tmp: tempfile::TempDir,
-    upstream: StaticServer,
-    repo: GitRepo,
-    commit: String,
+pub(crate) struct Fixture {
+    pub tmp: tempfile::TempDir,
+    pub upstream: StaticServer,
+    pub repo: GitRepo,
+    pub commit: String,
 }
 
 const PATCH: &str = "diff --git a/index.js b/index.js
@@ -31,7 +31,7 @@ const PATCH: &str = "diff --git a/index.js b/index.js
 +module.exports = \"p@1.0.0 patched\";
 ";
 
-async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let up_dir = tmp.path().join("upstream");
     fs::create_dir_all(&up_dir).unwrap();
@@ -125,7 +125,7 @@ fn installed(dir: &Path) -> Vec<String> {
     out
 }
 
-fn assert_installed(dir: &Path, out: &str) {
+pub(crate) fn assert_installed(dir: &Path, out: &str) {
     let got = installed(dir);
     for want in [
         "@s/c@2.0.0",
