@@ -661,3 +661,239 @@ pub fn layout(
     }
     Ok((package_report(&b.project, &b.plan, ctx), vec![config]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "__metadata:\n  version: 8\n  cacheKey: 10c0\n\n";
+
+    fn entry(key: &str, resolution: &str, deps: &[(&str, &str)]) -> String {
+        let mut s = format!("\"{key}\":\n  version: 1.0.0\n  resolution: \"{resolution}\"\n");
+        if !deps.is_empty() {
+            s.push_str("  dependencies:\n");
+            for (n, r) in deps {
+                s.push_str(&format!("    {n}: \"{r}\"\n"));
+            }
+        }
+        s + "  languageName: node\n  linkType: hard\n\n"
+    }
+
+    fn read_with(
+        files: &[(&str, &str)],
+        lock: &str,
+    ) -> (tempfile::TempDir, Result<BerryRead, BerryError>) {
+        let t = tempfile::tempdir().unwrap();
+        for (p, c) in files {
+            let f = t.path().join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, c).unwrap();
+        }
+        std::fs::write(t.path().join("yarn.lock"), format!("{HEAD}{lock}")).unwrap();
+        let r = read(t.path(), &RepoPath::root());
+        (t, r)
+    }
+
+    #[test]
+    fn dev_is_what_no_workspace_runtime_dependency_reaches() {
+        let lock = [
+            entry(
+                "app@workspace:.",
+                "app@workspace:.",
+                &[
+                    ("a", "npm:^1"),
+                    ("w", "workspace:^"),
+                    ("t", "npm:^1"),
+                    ("p", "patch:p@npm%3A1.0.0#./x.patch"),
+                ],
+            ),
+            entry(
+                "w@workspace:^, w@workspace:packages/w",
+                "w@workspace:packages/w",
+                &[("d", "npm:1"), ("wdev", "npm:1")],
+            ),
+            entry("a@npm:^1", "a@npm:1.0.0", &[("b", "npm:^1")]),
+            entry("b@npm:^1", "b@npm:1.0.0", &[]),
+            entry("d@npm:1", "d@npm:1.0.0", &[]),
+            entry("wdev@npm:1", "wdev@npm:1.0.0", &[]),
+            entry("t@npm:^1", "t@npm:1.0.0", &[]),
+            entry("p@npm:1.0.0", "p@npm:1.0.0", &[]),
+            entry(
+                "p@patch:p@npm%3A1.0.0#./x.patch::locator=app%40workspace%3A.",
+                "p@patch:p@npm%3A1.0.0#./x.patch::version=1.0.0&hash=1&locator=app%40workspace%3A.",
+                &[],
+            ),
+        ]
+        .concat();
+        let (_t, r) = read_with(
+            &[
+                (
+                    "package.json",
+                    r#"{"name":"app","dependencies":{"a":"^1","w":"workspace:^","p":"patch:p@npm%3A1.0.0#./x.patch"},"devDependencies":{"t":"^1"}}"#,
+                ),
+                (
+                    "packages/w/package.json",
+                    r#"{"name":"w","dependencies":{"d":"1"},"devDependencies":{"wdev":"1"}}"#,
+                ),
+                ("x.patch", "diff"),
+            ],
+            &lock,
+        );
+        let r = r.unwrap();
+        let runtime: BTreeSet<String> = r
+            .runtime
+            .iter()
+            .map(|i| r.lock.entries[*i].resolution.text())
+            .collect();
+        let want: BTreeSet<String> = [
+            "a@npm:1.0.0",
+            "b@npm:1.0.0",
+            "d@npm:1.0.0",
+            "p@npm:1.0.0",
+            "p@patch:p@npm%3A1.0.0#./x.patch::version=1.0.0&hash=1&locator=app%40workspace%3A.",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        assert_eq!(runtime, want);
+    }
+
+    #[test]
+    fn refused_entries_name_the_dependency() {
+        let pj = ("package.json", r#"{"name":"app"}"#);
+        for (lock, what) in [
+            (
+                entry(
+                    "g@https://github.com/u/g.git#commit=abc",
+                    "g@https://github.com/u/g.git#commit=abc",
+                    &[],
+                ),
+                "The dependency g@https://github.com/u/g.git#commit=abc is not supported",
+            ),
+            (
+                entry(
+                    "l@link:../x",
+                    "l@link:../x::locator=app%40workspace%3A.",
+                    &[],
+                ),
+                "The dependency l@link:../x::locator=app%40workspace%3A. is not supported",
+            ),
+            (
+                entry(
+                    "a@npm:1",
+                    "a@npm:1.0.0::__archiveUrl=https%3A%2F%2Fx%2Fa.tgz",
+                    &[],
+                ),
+                "a tarball URL of its own",
+            ),
+            (
+                entry("w@workspace:../out", "w@workspace:../out", &[]),
+                "The workspace \"../out\" of w@workspace:../out is not inside the repository",
+            ),
+            (
+                [
+                    entry("p@npm:1.0.0", "p@npm:1.0.0", &[]),
+                    entry(
+                        "p@patch:x",
+                        "p@patch:p@npm%3A1.0.0#./missing.patch::version=1.0.0",
+                        &[],
+                    ),
+                ]
+                .concat(),
+                "The patch file \"./missing.patch\"",
+            ),
+            (
+                [
+                    entry("p@npm:1.0.0", "p@npm:1.0.0", &[]),
+                    entry(
+                        "p@patch:x",
+                        "p@patch:p@npm%3A1.0.0#../../etc/passwd::version=1.0.0",
+                        &[],
+                    ),
+                ]
+                .concat(),
+                "is not inside the repository",
+            ),
+            (
+                entry(
+                    "p@patch:x",
+                    "p@patch:p@npm%3A2.0.0#./x.patch::version=2.0.0",
+                    &[],
+                ),
+                "patches p@npm:2.0.0, which is not an npm: entry",
+            ),
+        ] {
+            let (_t, r) = read_with(&[pj], &lock);
+            let e = r.err().unwrap_or_else(|| panic!("{lock} was accepted"));
+            assert!(e.to_string().contains(what), "{lock}: {e}");
+            assert_eq!(e.kind().origin(), common::ErrorOrigin::Client, "{e}");
+        }
+        // Yarn's own patches are inside Yarn
+        let lock = [
+            entry("resolve@npm:1.22.8", "resolve@npm:1.22.8", &[]),
+            entry(
+                "resolve@patch:resolve@npm%3A1.22.8#optional!builtin<compat/resolve>",
+                "resolve@patch:resolve@npm%3A1.22.8#optional!builtin<compat/resolve>::version=1.22.8&hash=c3c19d",
+                &[],
+            ),
+        ]
+        .concat();
+        assert!(read_with(&[pj], &lock).1.is_ok());
+    }
+
+    #[test]
+    fn yarnrc_files_keep_the_repositorys_settings_and_replace_the_registrys() {
+        let own: serde_yaml::Mapping = serde_yaml::from_str(
+            "nodeLinker: node-modules\nnpmRegistryServer: https://evil.example\nnpmScopes:\n  s:\n    npmRegistryServer: https://other.example\ncacheFolder: x\n",
+        )
+        .unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let ctx = LayoutContext {
+            repo_url: "http://larder.example:8080/repos/7/npm/".into(),
+            token: "tok".into(),
+            source_repo: "https://github.com/u/r".into(),
+            source_ref: "0".repeat(40),
+            bundle_root: t.path().to_path_buf(),
+            store: common::Store::new(t.path().join("store")),
+            repos_ca: None,
+            pm: "yarn",
+            bundle_rel: |_, _| None,
+        };
+        let sub = RepoPath::parse("web/app").unwrap();
+        let text = serde_yaml::to_string(&registry_yarnrc(&own, &ctx, &sub)).unwrap();
+        for line in [
+            "nodeLinker: node-modules",
+            "npmRegistryServer: http://larder.example:8080/repos/7/npm",
+            "npmAuthToken: tok",
+            "npmAlwaysAuth: true",
+            "enableGlobalCache: false",
+            "checksumBehavior: throw",
+            "- larder.example",
+        ] {
+            assert!(text.lines().any(|l| l.trim() == line), "{line} in {text}");
+        }
+        assert!(
+            !text.contains("evil")
+                && !text.contains("other.example")
+                && !text.contains("cacheFolder"),
+            "{text}"
+        );
+        let mut with_ca = ctx.clone();
+        with_ca.repos_ca = Some(crate::pkg_managers::repos_ca::tests::test_ca());
+        let text = serde_yaml::to_string(&registry_yarnrc(&own, &with_ca, &sub)).unwrap();
+        assert!(
+            text.contains("httpsCaFilePath: ../../registry-ca.pem"),
+            "{text}"
+        );
+        let text = serde_yaml::to_string(&offline_yarnrc(&own, &sub)).unwrap();
+        for line in [
+            "nodeLinker: node-modules",
+            "cacheFolder: ../../../deps/yarn-berry/cache",
+            "enableNetwork: false",
+            "enableGlobalCache: false",
+        ] {
+            assert!(text.lines().any(|l| l.trim() == line), "{line} in {text}");
+        }
+        assert!(!text.contains("evil"), "{text}");
+    }
+}

@@ -2,7 +2,7 @@
 //! `yarnpkg/yarn:src/lockfile/parse.js` as yarn writes it.
 //!
 //! - `#` comments; the `# yarn lockfile v1` comment marks the version (a Berry lockfile has a
-//!   `__metadata:` entry instead and is refused);
+//!   `__metadata:` entry instead and is read by `berry_lockfile`);
 //! - 2 spaces per indentation level (an odd indentation or a tab is an error);
 //! - an entry is one or more comma-separated keys (`name@range`, quoted when needed, JSON
 //!   string escapes) and `:`; its fields are `key value` (no colon); `dependencies:` and
@@ -20,7 +20,7 @@ pub const V1_MARKER: &str = "# yarn lockfile v1";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum YarnLockError {
-    #[error("yarn Berry lockfiles are not supported yet ({0} has a __metadata entry); only yarn v1 (Classic) lockfiles are")]
+    #[error("{0} is a yarn Berry lockfile (it has a __metadata entry), not a yarn v1 one: the yarn package manager reads it as Berry")]
     Berry(String),
     #[error("{0} is not a yarn v1 lockfile: the \"# yarn lockfile v1\" marker is missing")]
     NotV1(String),
@@ -350,11 +350,7 @@ js-tokens@^4.0.0:
             "yarn.lock",
         )
         .unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("yarn Berry lockfiles are not supported yet"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("is a yarn Berry lockfile"), "{e}");
         assert_eq!(e.kind().origin(), common::ErrorOrigin::Client);
         let e = parse("a@1:\n  version \"1\"\n", "x/yarn.lock").unwrap_err();
         assert_eq!(e, YarnLockError::NotV1("x/yarn.lock".into()));

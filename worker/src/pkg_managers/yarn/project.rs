@@ -326,6 +326,6 @@ dev-only@1:
         assert!(p
             .unwrap_err()
             .to_string()
-            .starts_with("yarn Berry lockfiles are not supported yet"));
+            .contains("is a yarn Berry lockfile"));
     }
 }
