@@ -375,26 +375,37 @@ pub async fn plan(
                 };
                 integrity = Some(sri);
             }
-            let check: Check = match &zip_checksum {
-                Some(hash) => zip_check(name.clone(), label.clone(), hash.clone()),
-                None => Box::new(|_| Ok(())),
-            };
-            let expected = match &integrity {
-                Some(sri) => Integrity::parse(sri, &label)
-                    .map_err(Failure::from)?
-                    .expected(),
-                None => common::digest::Expected::none(),
+            let parsed = integrity
+                .as_deref()
+                .map(|sri| Integrity::parse(sri, &label))
+                .transpose()
+                .map_err(Failure::from)?;
+            let check: Check = match (&zip_checksum, &parsed) {
+                (Some(hash), _) => zip_check(name.clone(), label.clone(), hash.clone()),
+                (None, Some(i)) => integrity_check(label.clone(), i.clone()),
+                (None, None) => Box::new(|_| Ok(())),
             };
             if keys.insert(store_key.clone()) {
                 downloads.push((
                     Arc::new(Download {
                         url: download_url(&upstream, &name, &version),
                         store_key: store_key.clone(),
-                        expected,
+                        expected: parsed
+                            .as_ref()
+                            .map_or_else(common::digest::Expected::none, Integrity::expected),
                         label: label.clone(),
                     }),
                     check,
                 ));
+            } else if let Some(slot) = downloads.iter_mut().find(|(d, _)| d.store_key == store_key)
+            {
+                // another package directory (or a v1 one) fetches it already: its check and
+                // this one's, both
+                let first = std::mem::replace(&mut slot.1, Box::new(|_| Ok(())));
+                slot.1 = Box::new(move |p: &Path| {
+                    first(p)?;
+                    check(p)
+                });
             }
             let cache_key = e
                 .checksum
@@ -446,6 +457,16 @@ fn zip_check(name: String, label: String, hash: String) -> Check {
             ));
         }
         Ok(())
+    })
+}
+
+/// The check of a downloaded tarball against an integrity value, for a tarball whose download
+/// was planned with another's expectations.
+fn integrity_check(label: String, integrity: Integrity) -> Check {
+    Box::new(move |file: &Path| {
+        let digests = common::digest::FileDigests::of_file(file)
+            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+        integrity.verify(&label, &digests).map_err(Failure::from)
     })
 }
 

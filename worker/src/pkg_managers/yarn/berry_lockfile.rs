@@ -350,6 +350,12 @@ __metadata:
                 "no valid resolution",
             ),
             ("- 1\n- 2\n", "not a valid"),
+            // an alias bomb and deep nesting: serde_yaml's limits, an error and no hang
+            (
+                "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n",
+                "not a valid",
+            ),
+            (&"[".repeat(100_000), "not a valid"),
             ("\0", "not a valid"),
         ] {
             let e = parse(text, "yarn.lock").unwrap_err();
