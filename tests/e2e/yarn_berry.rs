@@ -357,3 +357,43 @@ async fn yarn_berry_git_dependency_is_a_clear_client_error() {
         )
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_compressed_cache_key_is_verified_by_published_integrity_without_an_offline_cache(
+) {
+    let fx = fixture().await;
+    // as Yarn 3 writes it: compressed zips (cache key 8), bare checksums Larder cannot rebuild
+    let lock = fs::read_to_string(fx.repo.dir.join("yarn.lock")).unwrap();
+    let old = lock
+        .replace("cacheKey: 10c0", "cacheKey: 8")
+        .replace("checksum: 10c0/", "checksum: ");
+    assert_ne!(lock, old);
+    fx.repo.write("yarn.lock", &old);
+    let commit = fx.repo.commit("a Yarn 3 lockfile");
+    let larder = larder_for(&fx.upstream).await;
+    let id = larder
+        .submit(json!({"repo": fx.repo.url(), "ref": commit, "pkg_managers": ["yarn"]}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "complete", "{done}\n{}", larder.logs());
+    let cfg = larder.config_files(id).await;
+    assert!(cfg.contains_key("app/.yarnrc.yml"), "{:?}", cfg.keys());
+    let bundle = untar(&larder.download(id).await.0);
+    assert!(
+        !bundle
+            .keys()
+            .any(|k| k.starts_with("deps/yarn-berry/") || k.starts_with("deps/app-overlay/")),
+        "no offline route: {:?}",
+        bundle.keys()
+    );
+    // a changed tarball now fails against the registry's published integrity
+    let changed = build(&FixturePackage::new("d", "1.0.0").dep("evil", "1"));
+    fs::write(fx.tmp.path().join("upstream/d/-/d-1.0.0.tgz"), &changed.tgz).unwrap();
+    let larder = larder_for(&fx.upstream).await;
+    larder
+        .fails_as_client_error(
+            json!({"repo": fx.repo.url(), "ref": commit, "pkg_managers": ["yarn"]}),
+            "d@1.0.0",
+        )
+        .await;
+}
