@@ -20,7 +20,7 @@ use super::lockfile::YARN_LOCK;
 use crate::bundle::overlay_path;
 use crate::fetch::Check;
 use crate::pkg_managers::limits::MAX_LOCKFILE_BYTES;
-use crate::pkg_managers::npm::classify::{download_url, Kind};
+use crate::pkg_managers::npm::classify::{download_url, valid_name, valid_version, Kind};
 use crate::pkg_managers::npm::integrity::Integrity;
 use crate::pkg_managers::npm::layout::{
     app_rel, create_in_bundle, package_report, LayoutContext, LayoutError,
@@ -60,6 +60,8 @@ pub enum BerryError {
         path: String,
         label: String,
     },
+    #[error("The dependency {0} has an invalid package name or version for npm")]
+    InvalidName(String),
     #[error("The patch {label} patches {base}, which is not an npm: entry of the lockfile")]
     PatchBase { label: String, base: String },
     #[error("{file} is not valid YAML: {reason}")]
@@ -77,9 +79,9 @@ impl Classify for BerryError {
             BerryError::Lock(e) => e.kind(),
             BerryError::Unsupported(_) | BerryError::ArchiveUrl(_) => ErrorKind::UnsupportedFeature,
             BerryError::Outside { .. } => ErrorKind::ValidationError,
-            BerryError::PatchBase { .. } | BerryError::Yarnrc { .. } => {
-                ErrorKind::InvalidFileFormat
-            }
+            BerryError::PatchBase { .. }
+            | BerryError::Yarnrc { .. }
+            | BerryError::InvalidName(_) => ErrorKind::InvalidFileFormat,
             BerryError::NoPublishedIntegrity { .. } => ErrorKind::MissingUpstream,
             BerryError::Packument { .. } => ErrorKind::NetworkError,
         }
@@ -179,6 +181,11 @@ pub fn read(app_dir: &Path, path: &RepoPath) -> Result<BerryRead, BerryError> {
             "npm" => {
                 if e.resolution.reference.contains("::") {
                     return Err(BerryError::ArchiveUrl(label));
+                }
+                // both go into store keys and URLs
+                let version = &e.resolution.reference["npm:".len()..];
+                if !valid_name(&e.resolution.name) || !valid_version(version) {
+                    return Err(BerryError::InvalidName(label));
                 }
             }
             "workspace" => {
@@ -798,6 +805,14 @@ mod tests {
                     &[],
                 ),
                 "The dependency l@link:../x::locator=app%40workspace%3A. is not supported",
+            ),
+            (
+                entry("x@npm:1", "../../x@npm:1.0.0", &[]),
+                "invalid package name or version",
+            ),
+            (
+                entry("x@npm:1", "x@npm:1.0.0/../../y", &[]),
+                "invalid package name or version",
             ),
             (
                 entry(
