@@ -15,7 +15,7 @@
 //! - anything else (git, https tarballs, `file:`, `link:`, `portal:`, `exec:`) is refused.
 
 use super::berry_lockfile::{self, is_builtin_patch, BerryLock, Entry, Locator, PatchRef};
-use super::berry_zip::{self, cache_file_name, sha512_hex};
+use super::berry_zip::{self, cache_file_name};
 use super::lockfile::YARN_LOCK;
 use crate::bundle::overlay_path;
 use crate::fetch::Check;
@@ -456,8 +456,7 @@ fn zip_check(name: String, label: String, hash: String) -> Check {
     Box::new(move |file: &Path| {
         let tgz = std::fs::read(file)
             .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
-        let zip = berry_zip::convert_tgz(&tgz, &name, &label)?;
-        if !sha512_hex(&zip).eq_ignore_ascii_case(&hash) {
+        if !berry_zip::zip_sha512(&tgz, &name, &label)?.eq_ignore_ascii_case(&hash) {
             return Err(Failure::new(
                 ErrorKind::InvalidChecksum,
                 format!("The checksum of {label} (of Yarn's cache zip of its tarball) does not match the lockfile's {hash}"),
@@ -661,10 +660,17 @@ pub fn layout(
                 file: z.store_key.clone(),
                 reason: e.to_string(),
             })?;
-            let zip = berry_zip::convert_tgz(&bytes, &z.name, &z.label)?;
-            // verified when fetched; again here, as it goes into the bundle
+            let io = |e: std::io::Error| LayoutError::Io {
+                file: rel.clone(),
+                reason: e.to_string(),
+            };
+            let mut out = std::io::BufWriter::new(create_in_bundle(&ctx.bundle_root, &rel)?);
+            let sha512 = berry_zip::convert_tgz_hashed(&bytes, &z.name, &z.label, &mut out)?;
+            out.flush().map_err(io)?;
+            // verified when fetched; again here, as it went into the bundle (a mismatch fails
+            // the request, and its bundle with it)
             if let Some(hash) = &z.checksum {
-                if !sha512_hex(&zip).eq_ignore_ascii_case(hash) {
+                if !sha512.eq_ignore_ascii_case(hash) {
                     return Err(LayoutError::Mismatch {
                         label: z.label.clone(),
                         reason: "Yarn's cache zip of it does not have the lockfile's checksum"
@@ -673,11 +679,6 @@ pub fn layout(
                     .into());
                 }
             }
-            let mut out = create_in_bundle(&ctx.bundle_root, &rel)?;
-            out.write_all(&zip).map_err(|e| LayoutError::Io {
-                file: rel.clone(),
-                reason: e.to_string(),
-            })?;
         }
         let overlay = overlay_path(&rc_path);
         let text = yaml_text(&offline_yarnrc(&own, &b.project.path), &overlay)?;

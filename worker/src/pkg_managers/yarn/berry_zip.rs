@@ -28,8 +28,12 @@ use std::io::Read;
 /// 1984-06-22 21:50:00 (Yarn's `SAFE_TIME`, 456789000) as MS-DOS time and date.
 const DOS_TIME: u16 = 0xae40;
 const DOS_DATE: u16 = 0x08d6;
-/// Bound on what one tarball may unpack to (the zip is built in memory).
-pub const MAX_UNPACKED_BYTES: u64 = 1 << 30;
+/// Bound on what one tarball may unpack to (its files are held while the zip is written).
+pub const MAX_UNPACKED_BYTES: u64 = 512 << 20;
+
+/// One conversion at a time in the process: each holds a package's unpacked files, and the
+/// fetches run many checks at once (a hostile tarball could otherwise multiply the bound).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const MAX_ENTRIES: usize = 0xffff;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,55 @@ struct ZipEntry {
 /// The cache zip Yarn 4 (compression level 0) makes of the npm tarball `tgz` of the package
 /// `name` (`@scope/name` or `name`).
 pub fn convert_tgz(tgz: &[u8], name: &str, label: &str) -> Result<Vec<u8>, ZipError> {
+    let mut out = Vec::new();
+    convert_tgz_to(tgz, name, label, &mut out)?;
+    Ok(out)
+}
+
+/// The sha512 hex of [`convert_tgz`]'s zip, which is not kept.
+pub fn zip_sha512(tgz: &[u8], name: &str, label: &str) -> Result<String, ZipError> {
+    convert_tgz_hashed(tgz, name, label, &mut std::io::sink())
+}
+
+/// [`convert_tgz_to`], and the sha512 hex of what it wrote.
+pub fn convert_tgz_hashed(
+    tgz: &[u8],
+    name: &str,
+    label: &str,
+    out: &mut dyn std::io::Write,
+) -> Result<String, ZipError> {
+    let mut tee = HashingWriter {
+        out,
+        hash: Sha512::new(),
+    };
+    convert_tgz_to(tgz, name, label, &mut tee)?;
+    Ok(hex::encode(tee.hash.finalize()))
+}
+
+struct HashingWriter<'a> {
+    out: &'a mut dyn std::io::Write,
+    hash: Sha512,
+}
+
+impl std::io::Write for HashingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// [`convert_tgz`] written to `out` as it is made.
+pub fn convert_tgz_to(
+    tgz: &[u8],
+    name: &str,
+    label: &str,
+    out: &mut dyn std::io::Write,
+) -> Result<(), ZipError> {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let bad = |reason: String| ZipError::BadTarball {
         label: label.into(),
         reason,
@@ -170,18 +223,26 @@ pub fn convert_tgz(tgz: &[u8], name: &str, label: &str) -> Result<Vec<u8>, ZipEr
     if !gz.into_inner().is_empty() {
         return Err(bad("it has data after its gzip stream".into()));
     }
-    write_zip(&entries).map_err(unrepro)
+    write_zip(&entries, out).map_err(|e| match e {
+        WriteError::Zip64 => unrepro("a zip64 size".into()),
+        WriteError::Io(e) => bad(format!("writing its zip: {e}")),
+    })
 }
 
-fn write_zip(entries: &[ZipEntry]) -> Result<Vec<u8>, String> {
+enum WriteError {
+    Zip64,
+    Io(std::io::Error),
+}
+
+fn write_zip(entries: &[ZipEntry], out: &mut dyn std::io::Write) -> Result<(), WriteError> {
     let total: usize = entries
         .iter()
         .map(|e| 2 * e.name.len() + 76 + e.data.as_ref().map_or(0, Vec::len))
         .sum();
     if total as u64 >= u32::MAX as u64 {
-        return Err("a zip64 size".into());
+        return Err(WriteError::Zip64);
     }
-    let mut out = Vec::with_capacity(total + 22);
+    let mut written: u32 = 0;
     let mut central = Vec::with_capacity(entries.len() * 46);
     for e in entries {
         let data = e.data.as_deref().unwrap_or_default();
@@ -189,20 +250,21 @@ fn write_zip(entries: &[ZipEntry]) -> Result<Vec<u8>, String> {
         crc.update(data);
         let crc = crc.sum();
         let needed: u16 = if e.data.is_some() { 10 } else { 20 };
-        let offset = out.len() as u32;
         let (size, name_len) = (data.len() as u32, e.name.len() as u16);
-        out.extend_from_slice(&0x04034b50u32.to_le_bytes());
+        let mut local = Vec::with_capacity(30 + e.name.len());
+        local.extend_from_slice(&0x04034b50u32.to_le_bytes());
         for v in [needed, 0, 0, DOS_TIME, DOS_DATE] {
-            out.extend_from_slice(&v.to_le_bytes());
+            local.extend_from_slice(&v.to_le_bytes());
         }
         for v in [crc, size, size] {
-            out.extend_from_slice(&v.to_le_bytes());
+            local.extend_from_slice(&v.to_le_bytes());
         }
         for v in [name_len, 0] {
-            out.extend_from_slice(&v.to_le_bytes());
+            local.extend_from_slice(&v.to_le_bytes());
         }
-        out.extend_from_slice(e.name.as_bytes());
-        out.extend_from_slice(data);
+        local.extend_from_slice(e.name.as_bytes());
+        out.write_all(&local).map_err(WriteError::Io)?;
+        out.write_all(data).map_err(WriteError::Io)?;
 
         central.extend_from_slice(&0x02014b50u32.to_le_bytes());
         for v in [0x033fu16, needed, 0, 0, DOS_TIME, DOS_DATE] {
@@ -214,22 +276,22 @@ fn write_zip(entries: &[ZipEntry]) -> Result<Vec<u8>, String> {
         for v in [name_len, 0, 0, 0, 0] {
             central.extend_from_slice(&v.to_le_bytes());
         }
-        for v in [e.mode << 16, offset] {
+        for v in [e.mode << 16, written] {
             central.extend_from_slice(&v.to_le_bytes());
         }
         central.extend_from_slice(e.name.as_bytes());
+        written += (local.len() + data.len()) as u32;
     }
-    let (cd_offset, cd_size, n) = (out.len() as u32, central.len() as u32, entries.len() as u16);
-    out.extend_from_slice(&central);
-    out.extend_from_slice(&0x06054b50u32.to_le_bytes());
+    let (cd_size, n) = (central.len() as u32, entries.len() as u16);
+    central.extend_from_slice(&0x06054b50u32.to_le_bytes());
     for v in [0u16, 0, n, n] {
-        out.extend_from_slice(&v.to_le_bytes());
+        central.extend_from_slice(&v.to_le_bytes());
     }
-    for v in [cd_size, cd_offset] {
-        out.extend_from_slice(&v.to_le_bytes());
+    for v in [cd_size, written] {
+        central.extend_from_slice(&v.to_le_bytes());
     }
-    out.extend_from_slice(&0u16.to_le_bytes());
-    Ok(out)
+    central.extend_from_slice(&0u16.to_le_bytes());
+    out.write_all(&central).map_err(WriteError::Io)
 }
 
 /// sha512 hex of `bytes` (Berry's checksum hash).
@@ -368,8 +430,9 @@ mod tests {
             .read_to_string(&mut s)
             .unwrap();
         assert_eq!(s, "22");
-        // the same bytes every time
+        // the same bytes every time; hashed as it is written
         assert_eq!(z, convert_tgz(&t[..], "@s/p", "x").unwrap());
+        assert_eq!(zip_sha512(&t, "@s/p", "x").unwrap(), sha512_hex(&z));
     }
 
     #[test]
