@@ -185,6 +185,47 @@ fn cases() -> Vec<Case> {
                 ),
             ],
         },
+        Case {
+            name: "yarn Berry lockfile with NUL and escapes",
+            pm: "yarn",
+            files: vec![
+                ("package.json", br#"{"name":"app","version":"1.0.0"}"#.to_vec()),
+                (
+                    "yarn.lock",
+                    b"__metadata:\n  version: 8\n  cacheKey: 10c0\n\n\"evil\0pkg@npm:1\":\n  version: 1.0.0\n  resolution: \"evil\0pkg@npm:1.0.0\x1b[31m\"\n  checksum: 10c0/00\n"
+                        .to_vec(),
+                ),
+            ],
+        },
+        Case {
+            // YAML's own escapes: the control characters are in the parsed name
+            name: "yarn Berry lockfile with escaped control characters",
+            pm: "yarn",
+            files: vec![
+                ("package.json", br#"{"name":"app","version":"1.0.0"}"#.to_vec()),
+                (
+                    "yarn.lock",
+                    br#"__metadata:
+  version: 8
+  cacheKey: 10c0
+
+"evil@npm:1":
+  version: 1.0.0
+  resolution: "evil\x1b[2J\0pkg@npm:1.0.0"
+  checksum: 10c0/00
+"#
+                    .to_vec(),
+                ),
+            ],
+        },
+        Case {
+            name: "yarn Berry lockfile alias bomb",
+            pm: "yarn",
+            files: vec![
+                ("package.json", br#"{"name":"app","version":"1.0.0"}"#.to_vec()),
+                ("yarn.lock", b"__metadata:\n  version: 8\n  cacheKey: 10c0\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n".to_vec()),
+            ],
+        },
     ]
 }
 
