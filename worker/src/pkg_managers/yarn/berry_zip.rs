@@ -17,8 +17,10 @@
 //!
 //! Measured against the real Yarn 4.18.1's cache on 341 packages of registry.npmjs.org
 //! (scoped ones, executables, tarballs with duplicate entries): all byte-identical. What this
-//! does not rebuild (symbolic links, non-ASCII names, zip64 sizes, a directory entry after its
-//! contents) is an [`ZipError::Unreproducible`], never a guess.
+//! does not rebuild (zip64 sizes, a directory or link entry twice) is an
+//! [`ZipError::Unreproducible`], never a guess. A name that is not ASCII is marked UTF-8 (general
+//! purpose bit 11) and a symbolic link is an entry of mode 0120777 holding its target, as libzip
+//! writes them (each checked against Yarn 4.18.1 on a tarball of its own).
 
 use common::{Classify, ErrorKind};
 use sha2::{Digest as _, Sha512};
@@ -161,9 +163,6 @@ pub fn convert_tgz_to(
             continue;
         }
         let path = format!("{prefix}/{}", normal[1..].join("/"));
-        if !path.is_ascii() {
-            return Err(unrepro(format!("the non-ASCII file name {path:?}")));
-        }
         let header_mode = entry.header().mode().unwrap_or(0);
         let kind = entry.header().entry_type();
         let executable = kind.is_dir() || header_mode & 0o111 != 0;
@@ -209,7 +208,21 @@ pub fn convert_tgz_to(
                 }
             }
         } else if kind.is_symlink() {
-            return Err(unrepro(format!("the symbolic link {path}")));
+            // a link entry (mode 0120777) whose content is its target, as libzip stores it
+            mkdirp(parent, &mut entries, &mut index);
+            let target = entry
+                .link_name_bytes()
+                .map(|t| t.into_owned())
+                .unwrap_or_default();
+            if index.contains_key(&path) || index.contains_key(&format!("{path}/")) {
+                return Err(unrepro(format!("the symbolic link {path} comes twice")));
+            }
+            index.insert(path.clone(), entries.len());
+            entries.push(ZipEntry {
+                name: path,
+                mode: 0o120777,
+                data: Some(target),
+            });
         }
         // hard links, devices, fifos: Yarn skips them
         if entries.len() > MAX_ENTRIES {
@@ -250,10 +263,12 @@ fn write_zip(entries: &[ZipEntry], out: &mut dyn std::io::Write) -> Result<(), W
         crc.update(data);
         let crc = crc.sum();
         let needed: u16 = if e.data.is_some() { 10 } else { 20 };
+        // libzip marks a name that is UTF-8 and not ASCII as UTF-8 (bit 11), no extra field
+        let flags: u16 = if e.name.is_ascii() { 0 } else { 0x0800 };
         let (size, name_len) = (data.len() as u32, e.name.len() as u16);
         let mut local = Vec::with_capacity(30 + e.name.len());
         local.extend_from_slice(&0x04034b50u32.to_le_bytes());
-        for v in [needed, 0, 0, DOS_TIME, DOS_DATE] {
+        for v in [needed, flags, 0, DOS_TIME, DOS_DATE] {
             local.extend_from_slice(&v.to_le_bytes());
         }
         for v in [crc, size, size] {
@@ -267,7 +282,7 @@ fn write_zip(entries: &[ZipEntry], out: &mut dyn std::io::Write) -> Result<(), W
         out.write_all(data).map_err(WriteError::Io)?;
 
         central.extend_from_slice(&0x02014b50u32.to_le_bytes());
-        for v in [0x033fu16, needed, 0, 0, DOS_TIME, DOS_DATE] {
+        for v in [0x033fu16, needed, flags, 0, DOS_TIME, DOS_DATE] {
             central.extend_from_slice(&v.to_le_bytes());
         }
         for v in [crc, size, size] {
@@ -436,8 +451,31 @@ mod tests {
     }
 
     #[test]
+    fn non_ascii_names_as_yarn_4_writes_them() {
+        // `package/héllo-日本.txt` among others, and the checksum Yarn 4.18.1 locked for it
+        let tgz = hex::decode("1f8b0800000000000003edd54baac2301406e08eef2a4ac6d79a340fc1dd0429d7684d4a5b4510d7e1c4a903e1eec2bdb80ee37390819d5845fdbfc9296921074effa4d083b1fecbba518ba8d793f254bdb09e9e99e494a722554c459431265914cb369bba9a56b52ee3382a9dabef7dd7f4fe4d1597f917b9363619556dec711cb012e2cefcd360fea9f24b316da399d097cf7ffef3ea0ee0956ef93f577f0238fbe83d1af32f54907f2e780ff97f8605b17a92913eb1ceea6a600cf925b3acac8cb37e912534a1648933e2635df33fdc6df3dc75f6abcd7efd9fd4f347feebcdf73f0ff22f15c3fdff14438370030000000000000000000000007c8a037ba58f9a00280000").unwrap();
+        assert_eq!(
+            zip_sha512(&tgz, "nonascii", "nonascii@1.0.0").unwrap(),
+            "baf183c462a30a821b1d7255ae35e4776c57f4b0c6b56ef9ab2df58f949c5f684b346f09105f5495ce6d0f969c3169b271efa0869ff95d731ec59c6b06db34d6"
+        );
+    }
+
+    #[test]
+    fn symbolic_links_as_yarn_4_writes_them() {
+        // `package/link.js` → `lib/real.js`, and the checksum Yarn 4.18.1 locked for it
+        let tgz = hex::decode("1f8b0800000000000003edd5df0a82301406f05df714b2ebb0cd6d0e7a9b151295ff508b227af75492422a299c517ebf9b232aecc0e17c4bcd726b56c18c58c44a5aa9ba96dab57ee64a30e149cf579c30ceb962c451369b6aecf2c2648e43b224295efdd7f5fd47a5d7f95fabbbc993b8ef33aa01fb523e9fbf14adf90b29047158df8d3c32f2f99f686ca280ce697e8cc2239dd27d90e5eb242edf7097b98c9e27df6e112c6af63f5c2facdd011fe4bfe63ef27f08f7f3cf0213961740ef6774e63ff3daf9cf7d8dfc1fc201f13e6ab7fd8fb73676bf52e7bfd66fe4bf94d5fe7b3643a931f2fd07000000000000000000000080ff72018bd601ac00280000").unwrap();
+        assert_eq!(
+            zip_sha512(&tgz, "symly", "symly@1.0.0").unwrap(),
+            "2ced8c2f5db58db77152e279db020d536ca94dfb4438f5b85ed15fbdb2fd4cccca0d9ada35353e84c9bc51697866fd6d3a01887983ab41d2494d8c3cb0ec7331"
+        );
+    }
+
+    #[test]
     fn what_it_does_not_rebuild_is_an_error() {
-        let t = tgz(&[("package/l", b'2', 0o777, b"")]);
+        let t = tgz(&[
+            ("package/d/", b'5', 0o755, b""),
+            ("package/d/", b'5', 0o755, b""),
+        ]);
         assert!(matches!(
             convert_tgz(&t[..], "p", "p@1"),
             Err(ZipError::Unreproducible { .. })
