@@ -538,6 +538,7 @@ pub fn add_tarballs<'p>(
         };
         let tarball = Tarball {
             integrity: meta.dist.integrity.clone(),
+            shasum: meta.dist.shasum.clone(),
             version: a.version.clone(),
             filename: a.filename.clone(),
         };
@@ -686,8 +687,19 @@ pub fn layout(
 /// What the rewrites need of a tarball's artifact.
 pub struct Tarball {
     integrity: String,
+    /// hex sha1, the `#<sha1>` fragment yarn v1 writes after `resolved`
+    shasum: String,
     version: String,
     filename: String,
+}
+
+impl Tarball {
+    pub fn integrity(&self) -> &str {
+        &self.integrity
+    }
+    pub fn shasum(&self) -> &str {
+        &self.shasum
+    }
 }
 
 /// What a lockfile location's entry becomes, borrowed from the plan and the artifacts (one
@@ -750,7 +762,7 @@ pub fn read_text(p: &Path, display: &str) -> Result<String, LayoutError> {
     Ok(s)
 }
 
-fn read_json(p: &Path, display: &str) -> Result<Value, LayoutError> {
+pub fn read_json(p: &Path, display: &str) -> Result<Value, LayoutError> {
     let f = fs::File::open(p).map_err(|e| LayoutError::Io {
         file: display.into(),
         reason: e.to_string(),
@@ -761,7 +773,7 @@ fn read_json(p: &Path, display: &str) -> Result<Value, LayoutError> {
     })
 }
 
-fn to_bytes(v: &Value) -> Vec<u8> {
+pub fn to_bytes(v: &Value) -> Vec<u8> {
     let mut s = serde_json::to_vec_pretty(v).unwrap_or_default();
     s.push(b'\n');
     s

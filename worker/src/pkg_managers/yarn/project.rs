@@ -6,7 +6,9 @@
 //! - `resolved` carries the tarball's sha1 as its `#<hex>` fragment: without an `integrity`
 //!   it is the checksum (`sha1-<base64>`), and a tarball with neither is refused;
 //! - `file:`/`link:` directories have no `resolved`; a `file:` tarball's is `file:<path>`;
-//! - git sources are refused (not supported yet);
+//! - git sources (`git+<url>#<commit>`, `https://…/x.git#<commit>`, GitHub's codeload tarballs
+//!   at a commit) become npm's git specs: checked out at the full commit and packed as npm's git
+//!   dependencies are (npm's classification refuses one not at a full commit);
 //! - dev dependencies are not marked: whatever the package.json's `dependencies` and
 //!   `optionalDependencies` do not reach through the lockfile is dev.
 
@@ -28,8 +30,6 @@ pub enum ProjectError {
     Lockfile(#[from] LockfileError),
     #[error(transparent)]
     YarnLock(#[from] YarnLockError),
-    #[error("The dependency {label} is a git dependency ({resolved:?}); git dependencies of yarn are not supported yet")]
-    Git { label: String, resolved: String },
     #[error("The dependency {label} has neither an integrity value nor a #<sha1> fragment in its resolved URL; Larder verifies every tarball against the lockfile")]
     NoChecksum { label: String },
     #[error(
@@ -48,7 +48,6 @@ impl Classify for ProjectError {
         match self {
             ProjectError::Lockfile(e) => e.kind(),
             ProjectError::YarnLock(e) => e.kind(),
-            ProjectError::Git { .. } => ErrorKind::UnsupportedFeature,
             ProjectError::NoChecksum { .. } => ErrorKind::InvalidChecksum,
             ProjectError::MixedEntry { .. } => ErrorKind::InvalidFileFormat,
         }
@@ -131,15 +130,28 @@ fn runtime_entries(
     seen
 }
 
-/// Whether a `resolved` URL is a git source (as Hermeto classifies them).
-fn is_git(url: &str) -> bool {
-    let base = url.split('#').next().unwrap_or(url);
-    url.starts_with("git:")
-        || url.starts_with("git+")
-        || url.starts_with("ssh:")
-        || base.ends_with(".git")
-        || url.starts_with("https://codeload.github.com/")
-        || url.starts_with("http://codeload.github.com/")
+/// npm's git spec (`crate::pkg_managers::npm::classify::parse_git`) of a `resolved` URL that is
+/// a git source as Hermeto classifies them; None when it is not one. GitHub's codeload tarball
+/// at a commit is that commit of the repository: a git checkout is verified by its id, the
+/// tarball by nothing.
+pub fn git_spec(resolved: &str) -> Option<String> {
+    for scheme in ["https", "http"] {
+        if let Some(rest) = resolved.strip_prefix(&format!("{scheme}://codeload.github.com/")) {
+            let parts: Vec<&str> = rest.split('/').collect();
+            return match parts.as_slice() {
+                [owner, repo, "tar.gz", commit] => Some(format!("github:{owner}/{repo}#{commit}")),
+                _ => Some(resolved.to_string()),
+            };
+        }
+    }
+    let base = resolved.split('#').next().unwrap_or(resolved);
+    if resolved.starts_with("git+") || resolved.starts_with("git:") {
+        Some(resolved.to_string())
+    } else if resolved.starts_with("ssh:") || base.ends_with(".git") {
+        Some(format!("git+{resolved}"))
+    } else {
+        None
+    }
 }
 
 fn to_npm_entry(e: &Entry, dev: bool, file: &str) -> Result<LockEntry, ProjectError> {
@@ -186,11 +198,12 @@ fn to_npm_entry(e: &Entry, dev: bool, file: &str) -> Result<LockEntry, ProjectEr
         }
         return Ok(out);
     };
-    if is_git(resolved) {
-        return Err(ProjectError::Git {
-            label,
-            resolved: resolved.into(),
-        });
+    if let Some(spec) = git_spec(resolved) {
+        // npm's classification refuses it unless it names a full commit, which is the check:
+        // an `integrity` would be of yarn's own archive of it
+        out.integrity = None;
+        out.resolved = Some(spec);
+        return Ok(out);
     }
     let (url, fragment) = match resolved.split_once('#') {
         Some((u, f)) => (u, Some(f)),
@@ -296,14 +309,6 @@ dev-only@1:
                 "https://cdn.example.com/a.tgz#nothex",
                 "neither an integrity",
             ),
-            (
-                "git+https://github.com/u/a.git#0123456789abcdef0123456789abcdef01234567",
-                "git dependencies of yarn are not supported yet",
-            ),
-            (
-                "https://codeload.github.com/u/a/tar.gz/0123456789abcdef0123456789abcdef01234567",
-                "git dependencies of yarn are not supported yet",
-            ),
         ] {
             let (_t, p) = project(
                 r#"{"name":"app"}"#,
@@ -313,6 +318,45 @@ dev-only@1:
             assert!(e.to_string().contains(what), "{resolved}: {e}");
             assert_eq!(e.kind().origin(), common::ErrorOrigin::Client);
         }
+        // git sources: checked out at a full commit, else refused
+        let c = "0123456789abcdef0123456789abcdef01234567";
+        for (resolved, spec) in [
+            (
+                format!("git+https://h/u/a.git#{c}"),
+                format!("git+https://h/u/a.git#{c}"),
+            ),
+            (
+                format!("https://h/u/a.git#{c}"),
+                format!("git+https://h/u/a.git#{c}"),
+            ),
+            (
+                format!("https://codeload.github.com/u/a/tar.gz/{c}"),
+                format!("github:u/a#{c}"),
+            ),
+        ] {
+            let (t, p) = project(
+                r#"{"name":"app"}"#,
+                &format!(
+                    "a@1:\n  version \"1.0.0\"\n  resolved \"{resolved}\"\n  integrity sha1-x\n"
+                ),
+            );
+            let e = &p.unwrap().lockfile.entries[0];
+            assert_eq!(e.resolved.as_deref(), Some(spec.as_str()));
+            assert_eq!(e.integrity, None);
+            assert!(matches!(
+                classify(t.path(), &RepoPath::root(), e),
+                Ok(Kind::Git { .. })
+            ));
+        }
+        let (t, p) = project(
+            r#"{"name":"app"}"#,
+            "a@1:\n  version \"1.0.0\"\n  resolved \"git+https://h/u/a.git#main\"\n",
+        );
+        let e = classify(t.path(), &RepoPath::root(), &p.unwrap().lockfile.entries[0]);
+        assert!(
+            e.unwrap_err().to_string().contains("pinned to a full"),
+            "unpinned"
+        );
         // a file: directory outside the repository
         let (t, p) = project(
             r#"{"name":"app"}"#,
