@@ -388,7 +388,8 @@ fn reported_version(d: &PlannedDep) -> Option<String> {
 
 /// The packages report entry of one project.
 pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Package {
-    let mut seen: BTreeMap<(String, String), bool> = BTreeMap::new();
+    // (dev, optional): a package is either only when each of its entries is
+    let mut seen: BTreeMap<(String, String), (bool, bool)> = BTreeMap::new();
     for d in &plan.deps {
         if d.entry.local_dir || d.kind == Kind::Bundled {
             continue;
@@ -396,19 +397,23 @@ pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Pa
         let Some(v) = reported_version(d) else {
             continue;
         };
-        let dev = d.entry.is_dev();
+        let (dev, optional) = (d.entry.is_dev(), d.entry.is_optional());
         seen.entry((d.entry.name.clone(), v))
-            .and_modify(|x| *x = *x && dev)
-            .or_insert(dev);
+            .and_modify(|(x, o)| {
+                *x = *x && dev;
+                *o = *o && optional;
+            })
+            .or_insert((dev, optional));
     }
     let mut deps: Vec<Dependency> = seen
         .into_iter()
-        .map(|((name, version), dev)| Dependency {
+        .map(|((name, version), (dev, optional))| Dependency {
             kind: ctx.pm.into(),
             purl: dep_purl(&name, &version),
             name,
             version: Some(version),
             dev: Some(dev),
+            optional: optional.then_some(true),
             replaces: None,
         })
         .collect();

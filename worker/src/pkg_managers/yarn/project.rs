@@ -68,13 +68,28 @@ pub fn read_project(app_dir: &Path, path: &RepoPath) -> Result<Project, ProjectE
         })?;
     let lock = lockfile::parse(&text, &display)?;
     drop(text);
-    let runtime = runtime_entries(&lock.entries, &checked.package_json);
+    let pj = &checked.package_json;
+    // dev: what the runtime roots do not reach; optional: what only optional edges reach
+    let runtime = reached(
+        &lock.entries,
+        [&pj.dependencies, &pj.optional_dependencies],
+        true,
+    );
+    let required = reached(
+        &lock.entries,
+        [&pj.dependencies, &pj.dev_dependencies],
+        false,
+    );
     let entries = lock
         .entries
         .iter()
         .enumerate()
-        .map(|(i, e)| to_npm_entry(e, !runtime.contains(&i), &display))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|(i, e)| {
+            let mut entry = to_npm_entry(e, !runtime.contains(&i), &display)?;
+            entry.optional = !required.contains(&i);
+            Ok(entry)
+        })
+        .collect::<Result<Vec<_>, ProjectError>>()?;
     Ok(Project {
         path: path.clone(),
         dir: checked.dir,
@@ -100,19 +115,21 @@ fn names_of(v: &Option<serde_json::Value>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// The entries the package.json's `dependencies` and `optionalDependencies` reach.
-fn runtime_entries(
+/// The entries the package.json's `roots` reach through the lockfile's `dependencies` (and
+/// `optionalDependencies` when `through_optional`).
+fn reached(
     entries: &[Entry],
-    pj: &crate::pkg_managers::npm::lockfile::PackageJson,
+    roots: [&Option<serde_json::Value>; 2],
+    through_optional: bool,
 ) -> BTreeSet<usize> {
     let by_key: BTreeMap<String, usize> = entries
         .iter()
         .enumerate()
         .flat_map(|(i, e)| e.keys.iter().map(move |k| (k.text(), i)))
         .collect();
-    let mut todo: Vec<usize> = names_of(&pj.dependencies)
+    let mut todo: Vec<usize> = roots
         .into_iter()
-        .chain(names_of(&pj.optional_dependencies))
+        .flat_map(names_of)
         .filter_map(|(n, r)| by_key.get(&format!("{n}@{r}")).copied())
         .collect();
     let mut seen = BTreeSet::new();
@@ -121,7 +138,8 @@ fn runtime_entries(
             continue;
         }
         let e = &entries[i];
-        for (n, r) in e.dependencies.iter().chain(&e.optional_dependencies) {
+        let optional = e.optional_dependencies.iter().filter(|_| through_optional);
+        for (n, r) in e.dependencies.iter().chain(optional) {
             if let Some(j) = by_key.get(&format!("{n}@{r}")) {
                 todo.push(*j);
             }
@@ -273,6 +291,11 @@ dev-only@1:
         assert_eq!(
             e.iter().map(|e| e.dev).collect::<Vec<_>>(),
             [false, false, true, false, false]
+        );
+        // only x is reached through an optionalDependencies edge alone
+        assert_eq!(
+            e.iter().map(|e| e.optional).collect::<Vec<_>>(),
+            [false, false, false, true, false]
         );
         assert_eq!(
             e[0].integrity.as_deref(),
