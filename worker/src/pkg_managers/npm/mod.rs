@@ -52,41 +52,8 @@ impl PackageManager for Npm {
         Ok((NpmPlan { projects, to_pack }, fetches))
     }
 
-    fn layout(
-        plan: NpmPlan,
-        mut fetched: Fetched,
-        ctx: &LayoutContext,
-    ) -> Result<PmOutput, Failure> {
-        // taken, not cloned: one entry per tarball of a large lockfile
-        let mut digests = std::mem::take(&mut fetched.files);
-        // git dependencies: packed as npm packs them, kept under their npm key
-        for (dep, fetch) in &plan.to_pack {
-            let checkout = fetched.git.get(fetch).ok_or_else(|| {
-                io_failure(format!(
-                    "The git dependency {} was not checked out",
-                    dep.label
-                ))
-            })?;
-            let packed = pack::pack_dir(&checkout.dir, &dep.label)?;
-            if !ctx.store.contains(&dep.store_key) {
-                ctx.store
-                    .put_bytes(&dep.store_key, &packed.bytes)
-                    .map_err(io_failure)?;
-            }
-            digests.insert(dep.store_key.clone(), packed.digests);
-        }
-        drop(fetched);
-        // packed by an earlier request: nothing in this one has hashed them yet
-        for (_, p) in &plan.projects {
-            for g in &p.git {
-                if !digests.contains_key(&g.store_key) {
-                    let file = ctx.store.path(&g.store_key).map_err(io_failure)?;
-                    let d = FileDigests::of_file(&file).map_err(io_failure)?;
-                    digests.insert(g.store_key.clone(), d);
-                }
-            }
-        }
-
+    fn layout(plan: NpmPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
+        let digests = pack_git_deps(&plan.projects, &plan.to_pack, fetched, ctx.store)?;
         let lctx = layout_context(ctx, "npm", layout::at_store_key);
         let mut output = PmOutput {
             env: layout::default_env_vars(),
@@ -102,6 +69,45 @@ impl PackageManager for Npm {
         }
         Ok(output)
     }
+}
+
+/// The digests of every tarball the layout serves: those `fetched` verified, the git
+/// dependencies checked out for this request packed as npm packs them (kept under their npm
+/// key), and those an earlier request packed, hashed now.
+pub fn pack_git_deps(
+    projects: &[(lockfile::Project, plan::Plan)],
+    to_pack: &[(plan::GitDep, GitFetch)],
+    mut fetched: Fetched,
+    store: &common::Store,
+) -> Result<std::collections::BTreeMap<String, FileDigests>, Failure> {
+    // taken, not cloned: one entry per tarball of a large lockfile
+    let mut digests = std::mem::take(&mut fetched.files);
+    for (dep, fetch) in to_pack {
+        let checkout = fetched.git.get(fetch).ok_or_else(|| {
+            io_failure(format!(
+                "The git dependency {} was not checked out",
+                dep.label
+            ))
+        })?;
+        let packed = pack::pack_dir(&checkout.dir, &dep.label)?;
+        if !store.contains(&dep.store_key) {
+            store
+                .put_bytes(&dep.store_key, &packed.bytes)
+                .map_err(io_failure)?;
+        }
+        digests.insert(dep.store_key.clone(), packed.digests);
+    }
+    drop(fetched);
+    for (_, p) in projects {
+        for g in &p.git {
+            if !digests.contains_key(&g.store_key) {
+                let file = store.path(&g.store_key).map_err(io_failure)?;
+                let d = FileDigests::of_file(&file).map_err(io_failure)?;
+                digests.insert(g.store_key.clone(), d);
+            }
+        }
+    }
+    Ok(digests)
 }
 
 /// Read each requested package directory with `read` and plan it (npm's plan: the

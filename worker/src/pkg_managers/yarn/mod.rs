@@ -28,6 +28,9 @@ pub struct Yarn;
 
 pub struct YarnPlan {
     classic: Vec<(npm::lockfile::Project, npm::plan::Plan)>,
+    /// Git dependencies of v1 lockfiles whose packed tarball the store does not hold yet, with
+    /// their checkout.
+    to_pack: Vec<(npm::plan::GitDep, super::GitFetch)>,
     berry: Vec<berry::BerryProject>,
 }
 
@@ -61,24 +64,29 @@ impl PackageManager for Yarn {
         })
         .await?;
         layout::check_mirror_names(classic.iter().map(|(_, p)| p))?;
-        // git dependencies are refused when the lockfile is read: nothing to pack
-        let (mut fetches, _) = collect_fetches(&mut classic, what, ctx.store);
+        let (mut fetches, to_pack) = collect_fetches(&mut classic, what, ctx.store);
         let mut keys: BTreeSet<String> = fetches
             .downloads
             .iter()
             .map(|(d, _)| d.store_key.clone())
             .collect();
         let berry = berry::plan(ctx, berry_reads, &mut keys, &mut fetches.downloads).await?;
-        Ok((YarnPlan { classic, berry }, fetches))
+        Ok((
+            YarnPlan {
+                classic,
+                to_pack,
+                berry,
+            },
+            fetches,
+        ))
     }
 
     fn layout(
         mut plan: YarnPlan,
-        mut fetched: Fetched,
+        fetched: Fetched,
         ctx: &LayoutContext,
     ) -> Result<PmOutput, Failure> {
-        let digests = std::mem::take(&mut fetched.files);
-        drop(fetched);
+        let digests = npm::pack_git_deps(&plan.classic, &plan.to_pack, fetched, ctx.store)?;
         let lctx = layout_context(ctx, "yarn", layout::mirror_rel);
         let mut output = PmOutput {
             env: npm::layout::default_env_vars(),
@@ -93,13 +101,14 @@ impl PackageManager for Yarn {
             all.push((b.project, b.plan));
             berry_projects.push((b.zips, b.offline));
         }
-        emit_artifacts(&all, &digests, &lctx, ctx.store, &mut output)?;
+        let tarballs = emit_artifacts(&all, &digests, &lctx, ctx.store, &mut output)?;
         drop(digests);
         for (project, p) in &all[..classic_len] {
-            let (package, config_files) = layout::layout(project, p, &lctx)?;
+            let (package, config_files) = layout::layout(project, p, &tarballs, &lctx)?;
             output.packages.push(package);
             output.config_files.extend(config_files);
         }
+        drop(tarballs);
         let mut written = BTreeSet::new();
         for ((project, p), (zips, offline)) in all.into_iter().skip(classic_len).zip(berry_projects)
         {
