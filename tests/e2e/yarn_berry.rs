@@ -202,6 +202,11 @@ async fn yarn_berry_registry_route_and_offline_cache_with_the_real_yarn() {
         assert_eq!(dev_of(n, v), false, "{n}@{v}");
     }
     assert_eq!(dev_of("@s/c", "2.0.0"), true);
+    // reached only through optionalDependencies
+    let fsx = deps.iter().find(|d| d["name"] == "fsx").unwrap();
+    assert_eq!(fsx["optional"], true, "{fsx}");
+    let a = deps.iter().find(|d| d["name"] == "a").unwrap();
+    assert!(a.get("optional").is_none_or(|o| o == false), "{a}");
     assert_eq!(dev_of("b", "2.0.0"), true);
     let (_, manifest) = larder
         .get(&format!("/api/v1/requests/{id}/content-manifest"))

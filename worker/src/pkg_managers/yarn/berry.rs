@@ -27,7 +27,7 @@ use crate::pkg_managers::npm::layout::{
 };
 use crate::pkg_managers::npm::lockfile::{
     check_project_dir, open_limited, read_package_json, rel_display, LockEntry, Lockfile,
-    LockfileError, PackageJson, Project,
+    LockfileError, Project,
 };
 use crate::pkg_managers::npm::plan::{registry_store_key, Plan, PlannedDep};
 use crate::pkg_managers::PmContext;
@@ -147,6 +147,8 @@ pub struct BerryRead {
     pub lock: BerryLock,
     /// indexes of the entries the workspaces' `dependencies`/`optionalDependencies` reach
     pub runtime: BTreeSet<usize>,
+    /// those the workspaces' `dependencies`/`devDependencies` reach through no optional edge
+    pub required: BTreeSet<usize>,
 }
 
 /// Read and check the package directory at `path` (blocking).
@@ -158,7 +160,9 @@ pub fn read(app_dir: &Path, path: &RepoPath) -> Result<BerryRead, BerryError> {
     drop(text);
 
     // workspaces and patch files inside the repository; the runtime roots of each workspace
+    // per workspace: the names its runtime starts from, and those its required part does
     let mut roots: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
+    let mut required_roots: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
     let npm_locators: BTreeSet<String> = lock
         .entries
         .iter()
@@ -206,7 +210,8 @@ pub fn read(app_dir: &Path, path: &RepoPath) -> Result<BerryRead, BerryError> {
                     })?;
                     read_package_json(&file, pj_rel.as_str())?
                 };
-                roots.insert(i, runtime_names(&pj));
+                roots.insert(i, names(&[&pj.dependencies, &pj.optional_dependencies]));
+                required_roots.insert(i, names(&[&pj.dependencies, &pj.dev_dependencies]));
             }
             "patch" => {
                 let patch = PatchRef::parse(&e.resolution.reference)
@@ -252,7 +257,9 @@ pub fn read(app_dir: &Path, path: &RepoPath) -> Result<BerryRead, BerryError> {
             _ => return Err(BerryError::Unsupported(label)),
         }
     }
-    let runtime = runtime_entries(&lock.entries, &roots);
+    // dev: what the runtime roots do not reach; optional: what only optional edges reach
+    let runtime = reached(&lock.entries, &roots, true);
+    let required = reached(&lock.entries, &required_roots, false);
     Ok(BerryRead {
         project: Project {
             path: path.clone(),
@@ -268,21 +275,21 @@ pub fn read(app_dir: &Path, path: &RepoPath) -> Result<BerryRead, BerryError> {
         },
         lock,
         runtime,
+        required,
     })
 }
 
-fn runtime_names(pj: &PackageJson) -> BTreeSet<String> {
-    dep_names(&pj.dependencies)
-        .chain(dep_names(&pj.optional_dependencies))
-        .collect()
+fn names(pj_fields: &[&Option<serde_json::Value>]) -> BTreeSet<String> {
+    pj_fields.iter().flat_map(|f| dep_names(f)).collect()
 }
 
-/// The entries reached from every workspace's `dependencies` and `optionalDependencies`
-/// through the lockfile's dependencies (a patch reaches its base); a workspace reached goes on
-/// through its own runtime dependencies only.
-fn runtime_entries(
+/// The entries reached from the workspaces (`roots`: each one's names to start from) through
+/// the lockfile's dependencies (optional ones only when `through_optional`; a patch reaches its
+/// base); a workspace reached goes on through its own root names only.
+fn reached(
     entries: &[Entry],
     roots: &BTreeMap<usize, BTreeSet<String>>,
+    through_optional: bool,
 ) -> BTreeSet<usize> {
     let mut by_descriptor: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
@@ -309,7 +316,9 @@ fn runtime_entries(
         let e = &entries[i];
         let only = roots.get(&i);
         for (n, r) in &e.dependencies {
-            if only.is_some_and(|names| !names.contains(n)) {
+            if only.is_some_and(|names| !names.contains(n))
+                || (!through_optional && only.is_none() && e.optional.contains(n))
+            {
                 continue;
             }
             if let Some(&j) = by_descriptor.get(format!("{n}@{r}").as_str()) {
@@ -435,6 +444,7 @@ pub async fn plan(
                     // checked again when its artifact is made
                     integrity,
                     dev: !r.runtime.contains(&i),
+                    optional: !r.required.contains(&i),
                     ..LockEntry::default()
                 },
                 kind: Kind::Registry,
@@ -734,6 +744,7 @@ mod tests {
                     ("w", "workspace:^"),
                     ("t", "npm:^1"),
                     ("p", "patch:p@npm%3A1.0.0#./x.patch"),
+                    ("o", "npm:1"),
                 ],
             ),
             entry(
@@ -741,7 +752,9 @@ mod tests {
                 "w@workspace:packages/w",
                 &[("d", "npm:1"), ("wdev", "npm:1")],
             ),
-            entry("a@npm:^1", "a@npm:1.0.0", &[("b", "npm:^1")]),
+            "\"a@npm:^1\":\n  version: 1.0.0\n  resolution: \"a@npm:1.0.0\"\n  dependencies:\n    b: \"npm:^1\"\n    ao: \"npm:1\"\n  dependenciesMeta:\n    ao:\n      optional: true\n\n".to_string(),
+            entry("ao@npm:1", "ao@npm:1.0.0", &[]),
+            entry("o@npm:1", "o@npm:1.0.0", &[]),
             entry("b@npm:^1", "b@npm:1.0.0", &[]),
             entry("d@npm:1", "d@npm:1.0.0", &[]),
             entry("wdev@npm:1", "wdev@npm:1.0.0", &[]),
@@ -758,7 +771,7 @@ mod tests {
             &[
                 (
                     "package.json",
-                    r#"{"name":"app","dependencies":{"a":"^1","w":"workspace:^","p":"patch:p@npm%3A1.0.0#./x.patch"},"devDependencies":{"t":"^1"}}"#,
+                    r#"{"name":"app","dependencies":{"a":"^1","w":"workspace:^","p":"patch:p@npm%3A1.0.0#./x.patch"},"optionalDependencies":{"o":"1"},"devDependencies":{"t":"^1"}}"#,
                 ),
                 (
                     "packages/w/package.json",
@@ -776,6 +789,8 @@ mod tests {
             .collect();
         let want: BTreeSet<String> = [
             "a@npm:1.0.0",
+            "ao@npm:1.0.0",
+            "o@npm:1.0.0",
             "b@npm:1.0.0",
             "d@npm:1.0.0",
             "p@npm:1.0.0",
@@ -785,6 +800,16 @@ mod tests {
         .map(String::from)
         .collect();
         assert_eq!(runtime, want);
+        // optional: what only optional edges reach
+        let optional: BTreeSet<String> = (0..r.lock.entries.len())
+            .filter(|i| !r.required.contains(i))
+            .map(|i| r.lock.entries[i].resolution.text())
+            .filter(|t| t.contains("@npm:"))
+            .collect();
+        assert_eq!(
+            optional,
+            BTreeSet::from(["ao@npm:1.0.0".to_string(), "o@npm:1.0.0".to_string()])
+        );
     }
 
     #[test]

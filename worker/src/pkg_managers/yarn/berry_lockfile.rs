@@ -10,7 +10,7 @@
 use crate::pkg_managers::limits::MAX_LOCKFILE_ENTRIES;
 use common::{Classify, ErrorKind};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The lockfile versions of Yarn 2.0 (4) to Yarn 4.x (10 in 4.18).
 pub const VERSIONS: std::ops::RangeInclusive<u32> = 4..=10;
@@ -55,6 +55,8 @@ struct RawEntry {
     resolution: Option<String>,
     #[serde(default)]
     dependencies: BTreeMap<String, serde_yaml::Value>,
+    #[serde(default, rename = "dependenciesMeta")]
+    dependencies_meta: BTreeMap<String, serde_yaml::Value>,
     checksum: Option<String>,
     conditions: Option<String>,
 }
@@ -96,6 +98,9 @@ pub struct Entry {
     pub resolution: Locator,
     /// name → range, as the lockfile writes them (`npm:^1.0.0`)
     pub dependencies: BTreeMap<String, String>,
+    /// the dependencies `dependenciesMeta` marks `optional: true` (its optionalDependencies:
+    /// Berry lists them among the others)
+    pub optional: BTreeSet<String>,
     /// the hash of the checksum (sha512 hex) and its cache key (`10c0`, or the metadata's)
     pub checksum: Option<(String, String)>,
     /// `os=linux & cpu=x64`: Yarn fetches it only on such a system
@@ -160,8 +165,16 @@ pub fn parse(text: &str, file: &str) -> Result<BerryLock, BerryLockError> {
             Some((key, hash)) => (hash.to_string(), key.to_string()),
             None => (c, String::new()),
         });
+        let optional = raw
+            .dependencies_meta
+            .iter()
+            .filter(|(_, m)| m.get("optional").and_then(|o| o.as_bool()) == Some(true))
+            // `name` or `name@version`
+            .filter_map(|(n, _)| Locator::parse(n).map(|l| l.name).or(Some(n.clone())))
+            .collect();
         entries.push(Entry {
             descriptors: key.split(", ").map(|d| d.trim().to_string()).collect(),
+            optional,
             version: raw.version.as_ref().and_then(scalar),
             resolution,
             dependencies,
@@ -276,6 +289,12 @@ __metadata:
   resolution: "@s/c@npm:2.0.1"
   dependencies:
     b: "npm:^2.0.0"
+    o: "npm:^1"
+  dependenciesMeta:
+    o:
+      optional: true
+    b@2.0.0:
+      built: false
   checksum: 10c0/abcd
   languageName: node
   linkType: hard
@@ -314,6 +333,7 @@ __metadata:
         assert_eq!(c.resolution.reference, "npm:2.0.1");
         assert_eq!(c.resolution.protocol(), "npm");
         assert_eq!(c.dependencies["b"], "npm:^2.0.0");
+        assert_eq!(c.optional.iter().collect::<Vec<_>>(), ["o"]);
         assert_eq!(c.checksum, Some(("abcd".into(), "10c0".into())));
         assert_eq!(l.entries[1].resolution.protocol(), "workspace");
         let old = &l.entries[2];
