@@ -4,8 +4,8 @@
 //! Per format: the real client writes the lockfile of a synthetic tree against a fixture
 //! registry on loopback (not timed); then a real Larder prefetches it cold and warm (submit →
 //! complete), next to the real client installing the same lockfile from the same fixture
-//! registry into an empty cache, and through the per-request registry with only the
-//! configuration files Larder hands back.
+//! registry into an empty cache, through the per-request registry with only the configuration
+//! files Larder hands back, and offline from the unpacked bundle (its app overlay over `app/`).
 
 #[path = "../tests/e2e/support/mod.rs"]
 mod support;
@@ -13,39 +13,42 @@ mod support;
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::clients::yarn;
+use support::clients::{yarn, yarn_berry};
 use support::*;
 
 /// A lockfile format and its real client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Format {
     YarnV1,
+    YarnBerry,
 }
 
 impl Format {
-    const ALL: &'static [Format] = &[Format::YarnV1];
+    const ALL: &'static [Format] = &[Format::YarnV1, Format::YarnBerry];
 
     fn name(self) -> &'static str {
         match self {
             Format::YarnV1 => "yarn-v1",
+            Format::YarnBerry => "yarn-berry",
         }
     }
 
     fn pm(self) -> &'static str {
         match self {
-            Format::YarnV1 => "yarn",
+            Format::YarnV1 | Format::YarnBerry => "yarn",
         }
     }
 
     fn lockfile(self) -> &'static str {
         match self {
-            Format::YarnV1 => "yarn.lock",
+            Format::YarnV1 | Format::YarnBerry => "yarn.lock",
         }
     }
 
     fn client(self) -> &'static str {
         match self {
             Format::YarnV1 => "yarn install --frozen-lockfile --ignore-scripts",
+            Format::YarnBerry => "yarn install --immutable (Yarn 4, node-modules linker)",
         }
     }
 
@@ -63,9 +66,53 @@ impl Format {
                     registry,
                 ],
             ),
+            Format::YarnBerry => {
+                // the repository's own settings (kept in the repository below): Yarn 4.18
+                // quarantines versions younger than a day by a `time` the fixture lacks
+                npm_fixtures::write(
+                    &dir.join(".yarnrc.yml"),
+                    format!(
+                        "nodeLinker: node-modules\nnpmRegistryServer: \"{registry}\"\nunsafeHttpWhitelist:\n  - 127.0.0.1\nnpmMinimalAgeGate: 0\n"
+                    ),
+                );
+                yarn_berry(dir, home, &["install"])
+            }
         };
         assert!(ok, "{}: locking failed:\n{out}", self.name());
         std::fs::remove_dir_all(dir.join("node_modules")).ok();
+        std::fs::remove_dir_all(dir.join(".yarn")).ok();
+    }
+
+    /// Files of the locking directory the repository keeps besides package.json and the
+    /// lockfile.
+    fn repo_files(self) -> &'static [&'static str] {
+        match self {
+            Format::YarnV1 => &[],
+            Format::YarnBerry => &[".yarnrc.yml"],
+        }
+    }
+
+    /// The client installing the unpacked bundle's `app/` (its overlay applied) with no
+    /// registry.
+    fn install_offline(self, dir: &Path, home: &Path) -> Duration {
+        let t = Instant::now();
+        let (ok, out) = match self {
+            Format::YarnV1 => yarn(
+                dir,
+                home,
+                &[
+                    "install",
+                    "--offline",
+                    "--frozen-lockfile",
+                    "--ignore-scripts",
+                    "--non-interactive",
+                ],
+            ),
+            Format::YarnBerry => yarn_berry(dir, home, &["install", "--immutable"]),
+        };
+        let took = t.elapsed();
+        assert!(ok, "{}: offline install failed:\n{out}", self.name());
+        took
     }
 
     /// The client installing `dir` from its lockfile into an empty cache under `home`.
@@ -82,6 +129,7 @@ impl Format {
                     "--non-interactive",
                 ],
             ),
+            Format::YarnBerry => yarn_berry(dir, home, &["install", "--immutable"]),
         };
         let took = t.elapsed();
         assert!(ok, "{}: install failed:\n{out}", self.name());
@@ -136,6 +184,9 @@ async fn run() {
         let repo = GitRepo::new(base.join("repo"));
         repo.write("package.json", &package_json);
         npm_fixtures::write(&repo.dir.join(format.lockfile()), &lockfile);
+        for f in format.repo_files() {
+            npm_fixtures::write(&repo.dir.join(f), std::fs::read(locked.join(f)).unwrap());
+        }
         let commit = repo.commit("bench");
 
         let prefetch = || async {
@@ -172,17 +223,38 @@ async fn run() {
         let client_via = tokio::task::spawn_blocking(move || format.install(&via, &home))
             .await
             .unwrap();
-        rows.push((format, cold, warm, client_direct, client_via));
+
+        // offline: the unpacked bundle, its app overlay over `app/`, no registry
+        let bundle = larder.download(id).await.0;
+        let unpacked = base.join("bundle");
+        tar::Archive::new(flate2::read::GzDecoder::new(&bundle[..]))
+            .unpack(&unpacked)
+            .unwrap();
+        apply_app_overlay(&unpacked);
+        let home = base.join("home-offline");
+        let client_offline = tokio::task::spawn_blocking(move || {
+            format.install_offline(&unpacked.join("app"), &home)
+        })
+        .await
+        .unwrap();
+        rows.push((
+            format,
+            cold,
+            warm,
+            client_direct,
+            client_via,
+            client_offline,
+        ));
     }
 
     println!("npm-registry lockfile formats: {n} packages, fixture registry on 127.0.0.1");
     println!(
-        "| format | Larder cold | Larder warm | client, fixture registry, empty cache | client, per-request registry, empty cache | cold / client | client |"
+        "| format | Larder cold | Larder warm | client, fixture registry, empty cache | client, per-request registry, empty cache | client, offline from the bundle | cold / client | client |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for (format, cold, warm, direct, via) in rows {
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (format, cold, warm, direct, via, offline) in rows {
         println!(
-            "| {} | {cold:.2?} | {warm:.2?} | {direct:.2?} | {via:.2?} | {:.2} | `{}` |",
+            "| {} | {cold:.2?} | {warm:.2?} | {direct:.2?} | {via:.2?} | {offline:.2?} | {:.2} | `{}` |",
             format.name(),
             cold.as_secs_f64() / direct.as_secs_f64(),
             format.client()
