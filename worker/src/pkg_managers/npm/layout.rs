@@ -685,9 +685,11 @@ pub fn layout(
 
 /// What the rewrites need of a tarball's artifact.
 pub struct Tarball {
-    integrity: String,
-    version: String,
-    filename: String,
+    /// the sha512 SRI of the file
+    pub integrity: String,
+    pub version: String,
+    /// the file name the registry serves it as
+    pub filename: String,
 }
 
 /// What a lockfile location's entry becomes, borrowed from the plan and the artifacts (one

@@ -52,41 +52,8 @@ impl PackageManager for Npm {
         Ok((NpmPlan { projects, to_pack }, fetches))
     }
 
-    fn layout(
-        plan: NpmPlan,
-        mut fetched: Fetched,
-        ctx: &LayoutContext,
-    ) -> Result<PmOutput, Failure> {
-        // taken, not cloned: one entry per tarball of a large lockfile
-        let mut digests = std::mem::take(&mut fetched.files);
-        // git dependencies: packed as npm packs them, kept under their npm key
-        for (dep, fetch) in &plan.to_pack {
-            let checkout = fetched.git.get(fetch).ok_or_else(|| {
-                io_failure(format!(
-                    "The git dependency {} was not checked out",
-                    dep.label
-                ))
-            })?;
-            let packed = pack::pack_dir(&checkout.dir, &dep.label)?;
-            if !ctx.store.contains(&dep.store_key) {
-                ctx.store
-                    .put_bytes(&dep.store_key, &packed.bytes)
-                    .map_err(io_failure)?;
-            }
-            digests.insert(dep.store_key.clone(), packed.digests);
-        }
-        drop(fetched);
-        // packed by an earlier request: nothing in this one has hashed them yet
-        for (_, p) in &plan.projects {
-            for g in &p.git {
-                if !digests.contains_key(&g.store_key) {
-                    let file = ctx.store.path(&g.store_key).map_err(io_failure)?;
-                    let d = FileDigests::of_file(&file).map_err(io_failure)?;
-                    digests.insert(g.store_key.clone(), d);
-                }
-            }
-        }
-
+    fn layout(plan: NpmPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
+        let digests = digests_with_git_packs(&plan.projects, &plan.to_pack, fetched, ctx.store)?;
         let lctx = layout_context(ctx, "npm", layout::at_store_key);
         let mut output = PmOutput {
             env: layout::default_env_vars(),
@@ -104,12 +71,72 @@ impl PackageManager for Npm {
     }
 }
 
+/// The digests of every fetched file, taken out of `fetched`, and of every git dependency's
+/// tarball: packed as npm packs them (`to_pack`, stored under their npm key) or, packed by an
+/// earlier request, hashed from the store.
+pub fn digests_with_git_packs(
+    projects: &[(lockfile::Project, plan::Plan)],
+    to_pack: &[(plan::GitDep, GitFetch)],
+    mut fetched: Fetched,
+    store: &common::Store,
+) -> Result<std::collections::BTreeMap<String, FileDigests>, Failure> {
+    // taken, not cloned: one entry per tarball of a large lockfile
+    let mut digests = std::mem::take(&mut fetched.files);
+    // git dependencies: packed as npm packs them, kept under their npm key
+    for (dep, fetch) in to_pack {
+        let checkout = fetched.git.get(fetch).ok_or_else(|| {
+            io_failure(format!(
+                "The git dependency {} was not checked out",
+                dep.label
+            ))
+        })?;
+        let packed = pack::pack_dir(&checkout.dir, &dep.label)?;
+        if !store.contains(&dep.store_key) {
+            store
+                .put_bytes(&dep.store_key, &packed.bytes)
+                .map_err(io_failure)?;
+        }
+        digests.insert(dep.store_key.clone(), packed.digests);
+    }
+    drop(fetched);
+    // packed by an earlier request: nothing in this one has hashed them yet
+    for (_, p) in projects {
+        for g in &p.git {
+            if !digests.contains_key(&g.store_key) {
+                let file = store.path(&g.store_key).map_err(io_failure)?;
+                let d = FileDigests::of_file(&file).map_err(io_failure)?;
+                digests.insert(g.store_key.clone(), d);
+            }
+        }
+    }
+    Ok(digests)
+}
+
 /// Read each requested package directory with `read` and plan it (npm's plan: the
 /// classification, store keys and downloads); the progress text.
 pub async fn plan_projects(
     ctx: &PmContext<'_>,
     read: fn(&std::path::Path, &common::repo_path::RepoPath) -> Result<lockfile::Project, Failure>,
 ) -> Result<(Vec<(lockfile::Project, plan::Plan)>, String), Failure> {
+    let (planned, what) =
+        plan_projects_with(ctx, move |app, path| Ok((read(app, path)?, ()))).await?;
+    Ok((
+        planned.into_iter().map(|(p, pl, ())| (p, pl)).collect(),
+        what,
+    ))
+}
+
+/// [`plan_projects`] for a reader that also returns what its package manager keeps of the
+/// lockfile beside npm's entries (pnpm: its snapshot graph).
+pub async fn plan_projects_with<X: Send + 'static>(
+    ctx: &PmContext<'_>,
+    read: impl Fn(
+            &std::path::Path,
+            &common::repo_path::RepoPath,
+        ) -> Result<(lockfile::Project, X), Failure>
+        + Send
+        + 'static,
+) -> Result<(Vec<(lockfile::Project, plan::Plan, X)>, String), Failure> {
     let (paths, what) = ctx.paths_and_what();
     ctx.progress(&what).await;
     let (app, upstream) = (ctx.app_dir.to_path_buf(), ctx.config.npm_registry.clone());
@@ -117,9 +144,9 @@ pub async fn plan_projects(
         paths
             .iter()
             .map(|path| {
-                let mut project = read(&app, path)?;
+                let (mut project, extra) = read(&app, path)?;
                 let plan = plan::plan(&app, &mut project, &upstream)?;
-                Ok((project, plan))
+                Ok((project, plan, extra))
             })
             .collect::<Result<Vec<_>, Failure>>()
     })
