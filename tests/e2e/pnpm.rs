@@ -262,7 +262,7 @@ pub(crate) fn installed(dir: &Path) -> Vec<String> {
     out
 }
 
-const TREE: &[&str] = &[
+pub(crate) const TREE: &[&str] = &[
     "@s/c@2.0.0",
     "a@1.0.0",
     "b@1.1.0",
