@@ -37,7 +37,7 @@ pub enum ProjectError {
     PnpmLock(#[from] PnpmLockError),
     #[error(transparent)]
     Limit(#[from] crate::pkg_managers::limits::LimitError),
-    #[error("The dependency {label} in {file} has no integrity value; Larder verifies every registry and tarball dependency against the lockfile (pnpm 9 records it for registry packages; add it for a tarball or use the registry)")]
+    #[error("The dependency {label} in {file} has no integrity value; Larder verifies every registry and tarball dependency against the lockfile (pnpm records it for registry packages, but pnpm 9 and 10 write none for a tarball URL: add `integrity: sha512-…` to its resolution, which pnpm then verifies too, or depend on the registry package)")]
     NoIntegrity { label: String, file: String },
     #[error("The workspace link {name}: link:{target} of the importer {importer:?} in {file} leads outside the repository")]
     LinkOutside {
