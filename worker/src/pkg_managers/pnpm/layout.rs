@@ -376,4 +376,50 @@ mod tests {
         );
         assert_eq!(kept_settings("registry=x\n"), "");
     }
+
+    #[test]
+    fn the_repositorys_npmrc_is_read_inside_it_only() {
+        use crate::pkg_managers::npm::lockfile::{Lockfile, PackageJson};
+        use common::repo_path::RepoPath;
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let app = t.path().join("app");
+        std::fs::create_dir_all(app.join("web")).unwrap();
+        std::fs::create_dir_all(app.join("api")).unwrap();
+        std::fs::write(app.join("web/.npmrc"), "node-linker=hoisted\n").unwrap();
+        std::fs::write(outside.path().join(".npmrc"), "secret-setting=1\n").unwrap();
+        std::os::unix::fs::symlink(outside.path().join(".npmrc"), app.join("api/.npmrc")).unwrap();
+        let project = |path: &str| Project {
+            path: RepoPath::parse(path).unwrap(),
+            dir: app.join(path),
+            package_json: PackageJson::default(),
+            lockfile: Lockfile {
+                file_name: PNPM_LOCK,
+                lockfile_version: 9,
+                name: None,
+                version: None,
+                entries: Vec::new(),
+            },
+        };
+        assert_eq!(
+            repository_settings(&project("web"), &app).unwrap(),
+            "# kept from the repository's .npmrc\nnode-linker=hoisted\n"
+        );
+        assert_eq!(repository_settings(&project("api"), &app).unwrap(), "");
+        assert_eq!(repository_settings(&project("."), &app).unwrap(), "");
+    }
+
+    #[test]
+    fn tarballs_go_to_deps_pnpm() {
+        let d = PlannedDep {
+            entry: Default::default(),
+            kind: Kind::Registry,
+            store_key: None,
+        };
+        assert_eq!(
+            bundle_rel(&d, "deps/npm/@s/c/-/c-2.0.0.tgz").as_deref(),
+            Some("deps/pnpm/@s/c/-/c-2.0.0.tgz")
+        );
+        assert_eq!(bundle_rel(&d, "elsewhere/x.tgz"), None);
+    }
 }
