@@ -497,3 +497,55 @@ async fn pnpm_lockfiles_larder_refuses_are_clear_client_errors() {
         .fails_as_client_error(body(&out), "is outside the repository")
         .await;
 }
+
+/// A lockfile of registry entries only: the hand-back is `.npmrc` alone (the commit's own
+/// lockfile serves as it is), and pnpm installs through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pnpm_registry_only_lockfile_needs_only_the_npmrc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up_dir = tmp.path().join("upstream");
+    fs::create_dir_all(&up_dir).unwrap();
+    let upstream = StaticServer::start(&up_dir).await;
+    let b = build(&FixturePackage::new("b", "1.1.0"));
+    let a = build(&FixturePackage::new("a", "1.0.0").dep("b", "^1.0.0"));
+    write_registry(&up_dir, &upstream.url, &[a.clone(), b.clone()]).unwrap();
+    let mut lock = String::from(
+        "lockfileVersion: '9.0'\n\nsettings:\n  autoInstallPeers: true\n  excludeLinksFromLockfile: false\n\nimporters:\n\n  .:\n    dependencies:\n",
+    );
+    lock += &dep("a", "^1.0.0", "1.0.0");
+    lock += "\npackages:\n\n";
+    lock += &registry_entry(&a, "");
+    lock += &registry_entry(&b, "");
+    lock += "snapshots:\n\n  a@1.0.0:\n    dependencies:\n      b: 1.1.0\n\n  b@1.1.0: {}\n";
+    let repo = GitRepo::new(tmp.path().join("repo"));
+    repo.write(
+        "package.json",
+        r#"{"name":"reg","version":"0.0.1","dependencies":{"a":"^1.0.0"}}"#,
+    )
+    .write("pnpm-lock.yaml", &lock);
+    let commit = repo.commit("registry only");
+    let larder = larder_for(&upstream).await;
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["pnpm"]}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "complete", "{done}\n{}", larder.logs());
+    let cfg = larder.config_files(id).await;
+    assert_eq!(
+        cfg.keys().collect::<Vec<_>>(),
+        ["app/.npmrc"],
+        "only the .npmrc is handed back"
+    );
+    let work = tmp.path().join("work");
+    archive_checkout(&repo, &commit, &work);
+    write(&work.join(".npmrc"), &cfg["app/.npmrc"]);
+    upstream.clear_requests();
+    let (ok, out) = pnpm(
+        &work,
+        &tmp.path().join("home"),
+        &["install", "--frozen-lockfile", "--ignore-scripts"],
+    );
+    assert!(ok, "{out}\n{}", larder.logs());
+    assert_eq!(installed(&work), ["a@1.0.0", "b@1.1.0"], "{out}");
+    assert_eq!(upstream.requests(), Vec::<String>::new(), "{out}");
+}
