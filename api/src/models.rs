@@ -51,14 +51,16 @@ impl RequestRow {
     }
 }
 
-/// A dependency in Cachito's shape (no purl; `dev` only where the package manager reports it),
-/// serialized straight from the stored one: a request of 50,000 dependencies is rendered
-/// without a JSON tree of them. Keys in sorted order, as Cachito's.
+/// A dependency in Cachito's shape (no purl; `dev` and `optional` only where the package manager
+/// reports them), serialized straight from the stored one: a request of 50,000 dependencies is
+/// rendered without a JSON tree of them. Keys in sorted order, as Cachito's.
 #[derive(Serialize)]
 pub struct CachitoDependency<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     dev: Option<bool>,
     name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    optional: Option<bool>,
     replaces: Option<CachitoReplaced<'a>>,
     #[serde(rename = "type")]
     kind: &'a str,
@@ -78,6 +80,7 @@ impl<'a> From<&'a Dependency> for CachitoDependency<'a> {
         Self {
             dev: dep.dev,
             name: &dep.name,
+            optional: dep.optional,
             replaces: dep.replaces.as_ref().map(|r| CachitoReplaced {
                 name: &r.name,
                 kind: &r.kind,

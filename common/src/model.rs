@@ -75,6 +75,10 @@ pub struct Dependency {
     pub version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev: Option<bool>,
+    /// Installed only as an optional dependency (the install goes on without it), where the
+    /// lockfile says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
     #[serde(default)]
     pub replaces: Option<Replaced>,
     pub purl: String,

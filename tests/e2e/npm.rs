@@ -222,6 +222,8 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
     assert_eq!(dep("@s/c")[0]["dev"], true);
     assert_eq!(dep("a")[0]["dev"], false);
     assert_eq!(dep("d").len(), 1);
+    assert_eq!(dep("d")[0]["optional"], true, "{pkg}");
+    assert!(dep("a")[0].get("optional").is_none(), "{pkg}");
     if extras {
         assert_eq!(dep("gdep").len(), 1, "{pkg}");
         assert_eq!(dep("t").len(), 1);

@@ -15,6 +15,7 @@ use std::path::Path;
 
 pub(crate) struct Fixture {
     pub tmp: tempfile::TempDir,
+    pub gdep_commit: String,
     pub upstream: StaticServer,
     pub repo: GitRepo,
     pub commit: String,
@@ -46,7 +47,7 @@ fn entry(
 
 /// A registry upstream and a repository at `sub` ("" the root) whose yarn.lock has registry
 /// packages (nested versions, scoped, dev, an alias), an https tarball with only a `#sha1`, a
-/// `file:` tarball and a `file:` directory inside the repository.
+/// `file:` tarball and a `file:` directory inside the repository, and a git dependency.
 pub(crate) async fn fixture(sub: &str) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let up_dir = tmp.path().join("upstream");
@@ -67,6 +68,15 @@ pub(crate) async fn fixture(sub: &str) -> Fixture {
     write(&up_dir.join("dl/t-1.0.0.tgz"), &t.tgz);
     let turl = format!("{}/dl/t-1.0.0.tgz", upstream.url);
     let f = build(&FixturePackage::new("f", "1.0.0"));
+    // a git dependency (a local repository: LARDER_ALLOW_LOCAL_REPOS=true)
+    let g = GitRepo::new(tmp.path().join("gdep"));
+    g.write(
+        "package.json",
+        r#"{"name":"gdep","version":"0.3.0","main":"index.js"}"#,
+    )
+    .write("index.js", "module.exports = 'gdep';\n");
+    let gdep_commit = g.commit("gdep");
+    let gspec = format!("git+file://{}#{gdep_commit}", g.url());
 
     let repo = GitRepo::new(tmp.path().join("repo"));
     let dir = if sub.is_empty() {
@@ -82,7 +92,7 @@ pub(crate) async fn fixture(sub: &str) -> Fixture {
     let pj = json!({
         "name": "yarn-app", "version": "1.2.3",
         "dependencies": {"a": "^1.0.0", "al": "npm:b@^1.0.0", "t": turl,
-                         "f": "file:vendor/f-1.0.0.tgz", "loc": "file:./local"},
+                         "f": "file:vendor/f-1.0.0.tgz", "loc": "file:./local", "gdep": gspec},
         "devDependencies": {"@s/c": "^2.0.0"},
     });
     let reg = "https://registry.yarnpkg.com";
@@ -93,6 +103,7 @@ pub(crate) async fn fixture(sub: &str) -> Fixture {
         entry("\"al@npm:b@^1.0.0\", b@^1.0.0", &b1, &format!("{reg}/b/-/b-1.1.0.tgz"), true, &[]),
         entry("b@^2.0.0", &b2, &format!("{reg}/b/-/b-2.0.0.tgz"), true, &[]),
         entry("\"f@file:vendor/f-1.0.0.tgz\"", &f, "file:vendor/f-1.0.0.tgz", false, &[]),
+        format!("\"gdep@{gspec}\":\n  version \"0.3.0\"\n  resolved \"{gspec}\"\n\n"),
         "\"loc@file:./local\":\n  version \"0.1.0\"\n\n".to_string(),
         entry(&format!("\"t@{turl}\""), &t, &turl, false, &[]),
     ]
@@ -105,6 +116,7 @@ pub(crate) async fn fixture(sub: &str) -> Fixture {
     let commit = repo.commit("yarn app");
     Fixture {
         tmp,
+        gdep_commit,
         upstream,
         repo,
         commit,
@@ -140,6 +152,7 @@ pub(crate) const TREE: &[&str] = &[
     "al@1.1.0",
     "b@1.1.0",
     "f@1.0.0",
+    "gdep@0.3.0",
     "loc@0.1.0",
     "t@1.0.0",
 ];
@@ -197,6 +210,18 @@ async fn yarn_v1_registry_route_and_offline_mirror_with_the_real_yarn() {
     // the keys stay (they are the package.json's ranges), no tarball comes from upstream
     let upstream_resolved = format!("resolved \"{}", fx.upstream.url);
     assert!(!lock.contains(&upstream_resolved), "{lock}");
+    // the git dependency: Larder's pack of it on the registry, in the lockfile and package.json
+    assert!(!lock.contains("git+file"), "{lock}");
+    assert!(lock.contains("gdep-external-gitcommit-"), "{lock}");
+    let handed_pj: Value =
+        serde_json::from_slice(&cfg[&format!("app/{sub}/package.json")]).unwrap();
+    assert!(
+        handed_pj["dependencies"]["gdep"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("/repos/{id}/npm/gdep/-/gdep-external-gitcommit-")),
+        "{handed_pj}"
+    );
     let npmrc = String::from_utf8(cfg[&format!("app/{sub}/.npmrc")].clone()).unwrap();
     assert!(npmrc.contains("always-auth=true"), "{npmrc}");
 
@@ -252,6 +277,7 @@ async fn yarn_v1_registry_route_and_offline_mirror_with_the_real_yarn() {
         "b-2.0.0.tgz",
         "@s-c-2.0.0.tgz",
         "t-1.0.0.tgz",
+        &format!("gdep-{}", fx.gdep_commit),
     ] {
         assert!(
             bundle.contains_key(&format!("deps/yarn-classic/{f}")),

@@ -61,6 +61,7 @@ pub fn dependency(p: &LockedPackage) -> Dependency {
         name: p.name.clone(),
         version: Some(p.version.clone()),
         dev: None,
+        optional: None,
         replaces: None,
         purl: purl(p),
     }

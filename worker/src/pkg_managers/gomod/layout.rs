@@ -329,6 +329,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                     name: path.clone(),
                     version: Some(version.clone()),
                     dev: None,
+                    optional: None,
                     replaces: d.replaces.clone(),
                     purl: go_purl(path, Some(version)),
                 },
@@ -337,6 +338,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                     name: d.required_path.clone(),
                     version: Some(path.clone()),
                     dev: None,
+                    optional: None,
                     replaces: d.replaces.clone(),
                     purl: local_purl(&purl, path),
                 },
@@ -364,6 +366,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                 name: line.module.clone(),
                 version: Some(line.version.clone()),
                 dev: Some(true),
+                optional: None,
                 replaces: None,
                 purl: go_purl(&line.module, Some(&line.version)),
             });

@@ -388,7 +388,8 @@ fn reported_version(d: &PlannedDep) -> Option<String> {
 
 /// The packages report entry of one project.
 pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Package {
-    let mut seen: BTreeMap<(String, String), bool> = BTreeMap::new();
+    // (dev, optional): a package is either only when each of its entries is
+    let mut seen: BTreeMap<(String, String), (bool, bool)> = BTreeMap::new();
     for d in &plan.deps {
         if d.entry.local_dir || d.kind == Kind::Bundled {
             continue;
@@ -396,19 +397,23 @@ pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Pa
         let Some(v) = reported_version(d) else {
             continue;
         };
-        let dev = d.entry.is_dev();
+        let (dev, optional) = (d.entry.is_dev(), d.entry.is_optional());
         seen.entry((d.entry.name.clone(), v))
-            .and_modify(|x| *x = *x && dev)
-            .or_insert(dev);
+            .and_modify(|(x, o)| {
+                *x = *x && dev;
+                *o = *o && optional;
+            })
+            .or_insert((dev, optional));
     }
     let mut deps: Vec<Dependency> = seen
         .into_iter()
-        .map(|((name, version), dev)| Dependency {
+        .map(|((name, version), (dev, optional))| Dependency {
             kind: ctx.pm.into(),
             purl: dep_purl(&name, &version),
             name,
             version: Some(version),
             dev: Some(dev),
+            optional: optional.then_some(true),
             replaces: None,
         })
         .collect();
@@ -538,6 +543,7 @@ pub fn add_tarballs<'p>(
         };
         let tarball = Tarball {
             integrity: meta.dist.integrity.clone(),
+            shasum: meta.dist.shasum.clone(),
             version: a.version.clone(),
             filename: a.filename.clone(),
         };
@@ -685,11 +691,24 @@ pub fn layout(
 
 /// What the rewrites need of a tarball's artifact.
 pub struct Tarball {
-    /// the sha512 SRI of the file
-    pub integrity: String,
-    pub version: String,
+    integrity: String,
+    /// hex sha1, the `#<sha1>` fragment yarn v1 writes after `resolved`
+    shasum: String,
+    version: String,
+    filename: String,
+}
+
+impl Tarball {
+    pub fn integrity(&self) -> &str {
+        &self.integrity
+    }
+    pub fn shasum(&self) -> &str {
+        &self.shasum
+    }
     /// the file name the registry serves it as
-    pub filename: String,
+    pub fn filename(&self) -> &str {
+        &self.filename
+    }
 }
 
 /// What a lockfile location's entry becomes, borrowed from the plan and the artifacts (one
@@ -752,7 +771,7 @@ pub fn read_text(p: &Path, display: &str) -> Result<String, LayoutError> {
     Ok(s)
 }
 
-fn read_json(p: &Path, display: &str) -> Result<Value, LayoutError> {
+pub fn read_json(p: &Path, display: &str) -> Result<Value, LayoutError> {
     let f = fs::File::open(p).map_err(|e| LayoutError::Io {
         file: display.into(),
         reason: e.to_string(),
@@ -763,7 +782,7 @@ fn read_json(p: &Path, display: &str) -> Result<Value, LayoutError> {
     })
 }
 
-fn to_bytes(v: &Value) -> Vec<u8> {
+pub fn to_bytes(v: &Value) -> Vec<u8> {
     let mut s = serde_json::to_vec_pretty(v).unwrap_or_default();
     s.push(b'\n');
     s

@@ -92,6 +92,11 @@ impl LockEntry {
     pub fn is_dev(&self) -> bool {
         self.dev
     }
+    /// Optional in the tree it is in: `optional`, or `devOptional` (an optional dependency of
+    /// the production tree that the dev tree needs).
+    pub fn is_optional(&self) -> bool {
+        self.optional || self.dev_optional
+    }
     pub fn label(&self) -> String {
         match &self.version {
             Some(v) => format!("{}@{}", self.name, v),
@@ -121,11 +126,13 @@ pub struct PackageJson {
     pub scripts: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     pub files: Option<Vec<String>>,
-    /// as written (yarn reads the names of the runtime ones)
+    /// as written (yarn reads which entries they reach)
     #[serde(default)]
     pub dependencies: Option<serde_json::Value>,
     #[serde(default, rename = "optionalDependencies")]
     pub optional_dependencies: Option<serde_json::Value>,
+    #[serde(default, rename = "devDependencies")]
+    pub dev_dependencies: Option<serde_json::Value>,
 }
 
 /// One requested npm package directory, read and validated.

@@ -53,7 +53,7 @@ impl PackageManager for Npm {
     }
 
     fn layout(plan: NpmPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
-        let digests = digests_with_git_packs(&plan.projects, &plan.to_pack, fetched, ctx.store)?;
+        let digests = pack_git_deps(&plan.projects, &plan.to_pack, fetched, ctx.store)?;
         let lctx = layout_context(ctx, "npm", layout::at_store_key);
         let mut output = PmOutput {
             env: layout::default_env_vars(),
@@ -71,10 +71,10 @@ impl PackageManager for Npm {
     }
 }
 
-/// The digests of every fetched file, taken out of `fetched`, and of every git dependency's
-/// tarball: packed as npm packs them (`to_pack`, stored under their npm key) or, packed by an
-/// earlier request, hashed from the store.
-pub fn digests_with_git_packs(
+/// The digests of every tarball the layout serves: those `fetched` verified, the git
+/// dependencies checked out for this request packed as npm packs them (kept under their npm
+/// key), and those an earlier request packed, hashed now.
+pub fn pack_git_deps(
     projects: &[(lockfile::Project, plan::Plan)],
     to_pack: &[(plan::GitDep, GitFetch)],
     mut fetched: Fetched,
@@ -82,7 +82,6 @@ pub fn digests_with_git_packs(
 ) -> Result<std::collections::BTreeMap<String, FileDigests>, Failure> {
     // taken, not cloned: one entry per tarball of a large lockfile
     let mut digests = std::mem::take(&mut fetched.files);
-    // git dependencies: packed as npm packs them, kept under their npm key
     for (dep, fetch) in to_pack {
         let checkout = fetched.git.get(fetch).ok_or_else(|| {
             io_failure(format!(
@@ -99,7 +98,6 @@ pub fn digests_with_git_packs(
         digests.insert(dep.store_key.clone(), packed.digests);
     }
     drop(fetched);
-    // packed by an earlier request: nothing in this one has hashed them yet
     for (_, p) in projects {
         for g in &p.git {
             if !digests.contains_key(&g.store_key) {

@@ -166,6 +166,7 @@ pub fn dependency_of(req: &Requirement, dev: bool) -> Dependency {
         name,
         version: Some(version),
         dev: Some(dev),
+        optional: None,
         replaces: None,
         purl,
     }

@@ -101,8 +101,8 @@ pub fn layout(
             registry.insert(
                 &d.entry.location,
                 NewResolution {
-                    integrity: t.integrity.clone(),
-                    tarball: format!("{repo_url}{}/-/{}", d.entry.name, t.filename),
+                    integrity: t.integrity().to_string(),
+                    tarball: format!("{repo_url}{}/-/{}", d.entry.name, t.filename()),
                 },
             );
         }
@@ -113,7 +113,7 @@ pub fn layout(
             offline.insert(
                 &d.entry.location,
                 NewResolution {
-                    integrity: t.integrity.clone(),
+                    integrity: t.integrity().to_string(),
                     tarball: format!("file:{up}{rel}"),
                 },
             );

@@ -12,8 +12,7 @@ pub mod lockfile;
 pub mod project;
 
 use super::npm::{
-    self, collect_fetches, digests_with_git_packs, emit_artifacts, layout_context,
-    plan_projects_with,
+    self, collect_fetches, emit_artifacts, layout_context, pack_git_deps, plan_projects_with,
 };
 use super::{Fetched, Fetches, GitFetch, LayoutContext, PackageManager, PmContext, PmOutput};
 use common::{Descriptor, Failure};
@@ -57,7 +56,7 @@ impl PackageManager for Pnpm {
     }
 
     fn layout(plan: PnpmPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
-        let digests = digests_with_git_packs(&plan.projects, &plan.to_pack, fetched, ctx.store)?;
+        let digests = pack_git_deps(&plan.projects, &plan.to_pack, fetched, ctx.store)?;
         let lctx = layout_context(ctx, "pnpm", layout::bundle_rel);
         let mut output = PmOutput {
             env: npm::layout::default_env_vars(),

@@ -13,7 +13,8 @@
 //! - `{type: directory}` entries and the importers' `link:`s are directories that must be
 //!   inside the repository; the importers other than `.` are workspace packages;
 //! - dev: whatever the importers' `dependencies`/`optionalDependencies` do not reach through
-//!   `snapshots` (breadth first).
+//!   `snapshots` (breadth first); optional: what pnpm marks `optional: true` in every snapshot
+//!   of it (only optional edges reach it).
 
 use super::lockfile::{
     self, dep_path, package_key, split_key, DirectDep, PnpmLockError, Resolution, SnapshotGraph,
@@ -143,7 +144,14 @@ pub fn entries_and_graph(
         }
         graph.importers.insert(importer.clone(), direct);
     }
+    // optional: pnpm marks each snapshot only optional edges reach `optional: true`; a package
+    // is optional when every snapshot of it is
+    let mut optional: BTreeMap<String, bool> = BTreeMap::new();
     for (key, s) in snapshots {
+        optional
+            .entry(package_key(&key).to_string())
+            .and_modify(|o| *o = *o && s.optional)
+            .or_insert(s.optional);
         let next = [&s.dependencies, &s.optional_dependencies]
             .into_iter()
             .flat_map(|g| g.iter().flat_map(|g| g.0.iter()))
@@ -167,6 +175,7 @@ pub fn entries_and_graph(
             name: name.to_string(),
             version: p.version.clone(),
             dev,
+            optional: optional.get(key).copied().unwrap_or(false),
             ..LockEntry::default()
         };
         let label = format!("{name}@{}", p.version.as_deref().unwrap_or(rest));
@@ -319,7 +328,8 @@ snapshots:
 
   react@18.2.0: {{}}
 
-  t@https://cdn.example.com/t.tgz: {{}}
+  t@https://cdn.example.com/t.tgz:
+    optional: true
 
   u@1.2.0(react@18.2.0):
     dependencies:
@@ -387,6 +397,8 @@ snapshots:
         ] {
             assert_eq!(by(loc).dev, dev, "{loc}");
         }
+        assert!(by("t@https://cdn.example.com/t.tgz").optional);
+        assert!(!by("u@1.2.0").optional && !by("d@1.0.0").optional);
         assert_eq!(
             graph.edges["u@1.2.0(react@18.2.0)"],
             vec!["react@18.2.0".to_string()]

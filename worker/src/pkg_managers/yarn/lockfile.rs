@@ -166,6 +166,28 @@ pub fn tokens_of(content: &str) -> Option<Vec<String>> {
         .collect()
 }
 
+/// The keys of an entry's header line, `key (, key)* :`.
+fn header_keys(toks: Vec<Tok>) -> Result<Vec<Key>, String> {
+    let mut keys = Vec::new();
+    let mut it = toks.into_iter().peekable();
+    loop {
+        let Some(Tok::Str(k)) = it.next() else {
+            return Err("expected a key".into());
+        };
+        keys.push(Key::parse(&k).ok_or_else(|| format!("{k:?} is not a name@range key"))?);
+        match it.next() {
+            Some(Tok::Comma) => continue,
+            Some(Tok::Colon) if it.peek().is_none() => return Ok(keys),
+            _ => return Err("expected \",\" or a final \":\"".into()),
+        }
+    }
+}
+
+/// The keys of an entry's header line (indentation removed), None when it is not one.
+pub fn keys_of(content: &str) -> Option<Vec<Key>> {
+    header_keys(tokens(content).ok()?).ok()
+}
+
 /// Parse `text`, the content of `file` (named in errors).
 pub fn parse(text: &str, file: &str) -> Result<YarnLock, YarnLockError> {
     if text.len() as u64 > MAX_LOCKFILE_BYTES {
@@ -210,22 +232,7 @@ pub fn parse(text: &str, file: &str) -> Result<YarnLock, YarnLockError> {
                 if content.starts_with("__metadata") {
                     return Err(YarnLockError::Berry(file.into()));
                 }
-                // key (, key)* :
-                let mut keys = Vec::new();
-                let mut it = toks.into_iter().peekable();
-                loop {
-                    let Some(Tok::Str(k)) = it.next() else {
-                        return Err(syntax(line_no, "expected a key"));
-                    };
-                    keys.push(Key::parse(&k).ok_or_else(|| {
-                        syntax(line_no, &format!("{k:?} is not a name@range key"))
-                    })?);
-                    match it.next() {
-                        Some(Tok::Comma) => continue,
-                        Some(Tok::Colon) if it.peek().is_none() => break,
-                        _ => return Err(syntax(line_no, "expected \",\" or a final \":\"")),
-                    }
-                }
+                let keys = header_keys(toks).map_err(|r| syntax(line_no, &r))?;
                 if out.entries.len() >= MAX_LOCKFILE_ENTRIES {
                     return Err(YarnLockError::TooManyEntries {
                         file: file.into(),

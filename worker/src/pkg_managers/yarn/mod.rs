@@ -18,6 +18,8 @@ pub struct Yarn;
 
 pub struct YarnPlan {
     projects: Vec<(npm::lockfile::Project, npm::plan::Plan)>,
+    /// Git dependencies whose packed tarball the store does not hold yet, with their checkout.
+    to_pack: Vec<(npm::plan::GitDep, super::GitFetch)>,
 }
 
 impl PackageManager for Yarn {
@@ -32,27 +34,21 @@ impl PackageManager for Yarn {
         let (mut projects, what) =
             plan_projects(ctx, |app, path| Ok(project::read_project(app, path)?)).await?;
         layout::check_mirror_names(projects.iter().map(|(_, p)| p))?;
-        // git dependencies are refused when the lockfile is read: nothing to pack
-        let (fetches, _) = collect_fetches(&mut projects, what, ctx.store);
-        Ok((YarnPlan { projects }, fetches))
+        let (fetches, to_pack) = collect_fetches(&mut projects, what, ctx.store);
+        Ok((YarnPlan { projects, to_pack }, fetches))
     }
 
-    fn layout(
-        plan: YarnPlan,
-        mut fetched: Fetched,
-        ctx: &LayoutContext,
-    ) -> Result<PmOutput, Failure> {
-        let digests = std::mem::take(&mut fetched.files);
-        drop(fetched);
+    fn layout(plan: YarnPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
+        let digests = npm::pack_git_deps(&plan.projects, &plan.to_pack, fetched, ctx.store)?;
         let lctx = layout_context(ctx, "yarn", layout::mirror_rel);
         let mut output = PmOutput {
             env: npm::layout::default_env_vars(),
             ..PmOutput::default()
         };
-        emit_artifacts(&plan.projects, &digests, &lctx, ctx.store, &mut output)?;
+        let tarballs = emit_artifacts(&plan.projects, &digests, &lctx, ctx.store, &mut output)?;
         drop(digests);
         for (project, p) in &plan.projects {
-            let (package, config_files) = layout::layout(project, p, &lctx)?;
+            let (package, config_files) = layout::layout(project, p, &tarballs, &lctx)?;
             output.packages.push(package);
             output.config_files.extend(config_files);
         }

@@ -6,7 +6,9 @@
 //! - `resolved` carries the tarball's sha1 as its `#<hex>` fragment: without an `integrity`
 //!   it is the checksum (`sha1-<base64>`), and a tarball with neither is refused;
 //! - `file:`/`link:` directories have no `resolved`; a `file:` tarball's is `file:<path>`;
-//! - git sources are refused (not supported yet);
+//! - git sources (`git+<url>#<commit>`, `https://…/x.git#<commit>`, GitHub's codeload tarballs
+//!   at a commit) become npm's git specs: checked out at the full commit and packed as npm's git
+//!   dependencies are (npm's classification refuses one not at a full commit);
 //! - dev dependencies are not marked: whatever the package.json's `dependencies` and
 //!   `optionalDependencies` do not reach through the lockfile is dev.
 
@@ -28,8 +30,6 @@ pub enum ProjectError {
     Lockfile(#[from] LockfileError),
     #[error(transparent)]
     YarnLock(#[from] YarnLockError),
-    #[error("The dependency {label} is a git dependency ({resolved:?}); git dependencies of yarn are not supported yet")]
-    Git { label: String, resolved: String },
     #[error("The dependency {label} has neither an integrity value nor a #<sha1> fragment in its resolved URL; Larder verifies every tarball against the lockfile")]
     NoChecksum { label: String },
     #[error(
@@ -48,7 +48,6 @@ impl Classify for ProjectError {
         match self {
             ProjectError::Lockfile(e) => e.kind(),
             ProjectError::YarnLock(e) => e.kind(),
-            ProjectError::Git { .. } => ErrorKind::UnsupportedFeature,
             ProjectError::NoChecksum { .. } => ErrorKind::InvalidChecksum,
             ProjectError::MixedEntry { .. } => ErrorKind::InvalidFileFormat,
         }
@@ -69,13 +68,28 @@ pub fn read_project(app_dir: &Path, path: &RepoPath) -> Result<Project, ProjectE
         })?;
     let lock = lockfile::parse(&text, &display)?;
     drop(text);
-    let runtime = runtime_entries(&lock.entries, &checked.package_json);
+    let pj = &checked.package_json;
+    // dev: what the runtime roots do not reach; optional: what only optional edges reach
+    let runtime = reached(
+        &lock.entries,
+        [&pj.dependencies, &pj.optional_dependencies],
+        true,
+    );
+    let required = reached(
+        &lock.entries,
+        [&pj.dependencies, &pj.dev_dependencies],
+        false,
+    );
     let entries = lock
         .entries
         .iter()
         .enumerate()
-        .map(|(i, e)| to_npm_entry(e, !runtime.contains(&i), &display))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|(i, e)| {
+            let mut entry = to_npm_entry(e, !runtime.contains(&i), &display)?;
+            entry.optional = !required.contains(&i);
+            Ok(entry)
+        })
+        .collect::<Result<Vec<_>, ProjectError>>()?;
     Ok(Project {
         path: path.clone(),
         dir: checked.dir,
@@ -101,19 +115,21 @@ fn names_of(v: &Option<serde_json::Value>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// The entries the package.json's `dependencies` and `optionalDependencies` reach.
-fn runtime_entries(
+/// The entries the package.json's `roots` reach through the lockfile's `dependencies` (and
+/// `optionalDependencies` when `through_optional`).
+fn reached(
     entries: &[Entry],
-    pj: &crate::pkg_managers::npm::lockfile::PackageJson,
+    roots: [&Option<serde_json::Value>; 2],
+    through_optional: bool,
 ) -> BTreeSet<usize> {
     let by_key: BTreeMap<String, usize> = entries
         .iter()
         .enumerate()
         .flat_map(|(i, e)| e.keys.iter().map(move |k| (k.text(), i)))
         .collect();
-    let mut todo: Vec<usize> = names_of(&pj.dependencies)
+    let mut todo: Vec<usize> = roots
         .into_iter()
-        .chain(names_of(&pj.optional_dependencies))
+        .flat_map(names_of)
         .filter_map(|(n, r)| by_key.get(&format!("{n}@{r}")).copied())
         .collect();
     let mut seen = BTreeSet::new();
@@ -122,7 +138,8 @@ fn runtime_entries(
             continue;
         }
         let e = &entries[i];
-        for (n, r) in e.dependencies.iter().chain(&e.optional_dependencies) {
+        let optional = e.optional_dependencies.iter().filter(|_| through_optional);
+        for (n, r) in e.dependencies.iter().chain(optional) {
             if let Some(j) = by_key.get(&format!("{n}@{r}")) {
                 todo.push(*j);
             }
@@ -131,15 +148,28 @@ fn runtime_entries(
     seen
 }
 
-/// Whether a `resolved` URL is a git source (as Hermeto classifies them).
-fn is_git(url: &str) -> bool {
-    let base = url.split('#').next().unwrap_or(url);
-    url.starts_with("git:")
-        || url.starts_with("git+")
-        || url.starts_with("ssh:")
-        || base.ends_with(".git")
-        || url.starts_with("https://codeload.github.com/")
-        || url.starts_with("http://codeload.github.com/")
+/// npm's git spec (`crate::pkg_managers::npm::classify::parse_git`) of a `resolved` URL that is
+/// a git source as Hermeto classifies them; None when it is not one. GitHub's codeload tarball
+/// at a commit is that commit of the repository: a git checkout is verified by its id, the
+/// tarball by nothing.
+pub fn git_spec(resolved: &str) -> Option<String> {
+    for scheme in ["https", "http"] {
+        if let Some(rest) = resolved.strip_prefix(&format!("{scheme}://codeload.github.com/")) {
+            let parts: Vec<&str> = rest.split('/').collect();
+            return match parts.as_slice() {
+                [owner, repo, "tar.gz", commit] => Some(format!("github:{owner}/{repo}#{commit}")),
+                _ => Some(resolved.to_string()),
+            };
+        }
+    }
+    let base = resolved.split('#').next().unwrap_or(resolved);
+    if resolved.starts_with("git+") || resolved.starts_with("git:") {
+        Some(resolved.to_string())
+    } else if resolved.starts_with("ssh:") || base.ends_with(".git") {
+        Some(format!("git+{resolved}"))
+    } else {
+        None
+    }
 }
 
 fn to_npm_entry(e: &Entry, dev: bool, file: &str) -> Result<LockEntry, ProjectError> {
@@ -186,11 +216,12 @@ fn to_npm_entry(e: &Entry, dev: bool, file: &str) -> Result<LockEntry, ProjectEr
         }
         return Ok(out);
     };
-    if is_git(resolved) {
-        return Err(ProjectError::Git {
-            label,
-            resolved: resolved.into(),
-        });
+    if let Some(spec) = git_spec(resolved) {
+        // npm's classification refuses it unless it names a full commit, which is the check:
+        // an `integrity` would be of yarn's own archive of it
+        out.integrity = None;
+        out.resolved = Some(spec);
+        return Ok(out);
     }
     let (url, fragment) = match resolved.split_once('#') {
         Some((u, f)) => (u, Some(f)),
@@ -261,6 +292,11 @@ dev-only@1:
             e.iter().map(|e| e.dev).collect::<Vec<_>>(),
             [false, false, true, false, false]
         );
+        // only x is reached through an optionalDependencies edge alone
+        assert_eq!(
+            e.iter().map(|e| e.optional).collect::<Vec<_>>(),
+            [false, false, false, true, false]
+        );
         assert_eq!(
             e[0].integrity.as_deref(),
             Some("sha1-TZzNvGHoYpsln9ymfmWJFEjVaf0=")
@@ -296,14 +332,6 @@ dev-only@1:
                 "https://cdn.example.com/a.tgz#nothex",
                 "neither an integrity",
             ),
-            (
-                "git+https://github.com/u/a.git#0123456789abcdef0123456789abcdef01234567",
-                "git dependencies of yarn are not supported yet",
-            ),
-            (
-                "https://codeload.github.com/u/a/tar.gz/0123456789abcdef0123456789abcdef01234567",
-                "git dependencies of yarn are not supported yet",
-            ),
         ] {
             let (_t, p) = project(
                 r#"{"name":"app"}"#,
@@ -313,6 +341,45 @@ dev-only@1:
             assert!(e.to_string().contains(what), "{resolved}: {e}");
             assert_eq!(e.kind().origin(), common::ErrorOrigin::Client);
         }
+        // git sources: checked out at a full commit, else refused
+        let c = "0123456789abcdef0123456789abcdef01234567";
+        for (resolved, spec) in [
+            (
+                format!("git+https://h/u/a.git#{c}"),
+                format!("git+https://h/u/a.git#{c}"),
+            ),
+            (
+                format!("https://h/u/a.git#{c}"),
+                format!("git+https://h/u/a.git#{c}"),
+            ),
+            (
+                format!("https://codeload.github.com/u/a/tar.gz/{c}"),
+                format!("github:u/a#{c}"),
+            ),
+        ] {
+            let (t, p) = project(
+                r#"{"name":"app"}"#,
+                &format!(
+                    "a@1:\n  version \"1.0.0\"\n  resolved \"{resolved}\"\n  integrity sha1-x\n"
+                ),
+            );
+            let e = &p.unwrap().lockfile.entries[0];
+            assert_eq!(e.resolved.as_deref(), Some(spec.as_str()));
+            assert_eq!(e.integrity, None);
+            assert!(matches!(
+                classify(t.path(), &RepoPath::root(), e),
+                Ok(Kind::Git { .. })
+            ));
+        }
+        let (t, p) = project(
+            r#"{"name":"app"}"#,
+            "a@1:\n  version \"1.0.0\"\n  resolved \"git+https://h/u/a.git#main\"\n",
+        );
+        let e = classify(t.path(), &RepoPath::root(), &p.unwrap().lockfile.entries[0]);
+        assert!(
+            e.unwrap_err().to_string().contains("pinned to a full"),
+            "unpinned"
+        );
         // a file: directory outside the repository
         let (t, p) = project(
             r#"{"name":"app"}"#,
