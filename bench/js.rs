@@ -5,7 +5,8 @@
 //! registry on loopback (not timed); then a real Larder prefetches it cold and warm (submit →
 //! complete), next to the real client installing the same lockfile from the same fixture
 //! registry into an empty cache, through the per-request registry with only the configuration
-//! files Larder hands back, and offline from the unpacked bundle (its app overlay over `app/`).
+//! files Larder hands back, and (yarn) offline from the unpacked bundle (its app overlay over
+//! `app/`).
 
 #[path = "../tests/e2e/support/mod.rs"]
 mod support;
@@ -13,7 +14,7 @@ mod support;
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::clients::{yarn, yarn_berry};
+use support::clients::{pnpm, yarn, yarn_berry};
 use support::*;
 
 /// A lockfile format and its real client.
@@ -21,27 +22,31 @@ use support::*;
 enum Format {
     YarnV1,
     YarnBerry,
+    Pnpm,
 }
 
 impl Format {
-    const ALL: &'static [Format] = &[Format::YarnV1, Format::YarnBerry];
+    const ALL: &'static [Format] = &[Format::YarnV1, Format::YarnBerry, Format::Pnpm];
 
     fn name(self) -> &'static str {
         match self {
             Format::YarnV1 => "yarn-v1",
             Format::YarnBerry => "yarn-berry",
+            Format::Pnpm => "pnpm",
         }
     }
 
     fn pm(self) -> &'static str {
         match self {
             Format::YarnV1 | Format::YarnBerry => "yarn",
+            Format::Pnpm => "pnpm",
         }
     }
 
     fn lockfile(self) -> &'static str {
         match self {
             Format::YarnV1 | Format::YarnBerry => "yarn.lock",
+            Format::Pnpm => "pnpm-lock.yaml",
         }
     }
 
@@ -49,6 +54,7 @@ impl Format {
         match self {
             Format::YarnV1 => "yarn install --frozen-lockfile --ignore-scripts",
             Format::YarnBerry => "yarn install --immutable (Yarn 4, node-modules linker)",
+            Format::Pnpm => "pnpm install --frozen-lockfile --ignore-scripts",
         }
     }
 
@@ -77,6 +83,15 @@ impl Format {
                 );
                 yarn_berry(dir, home, &["install"])
             }
+            Format::Pnpm => {
+                // the directory's `.npmrc`: the `locked` copy installs from the fixture too
+                npm_fixtures::write(&dir.join(".npmrc"), format!("registry={registry}/\n"));
+                pnpm(
+                    dir,
+                    home,
+                    &["install", "--lockfile-only", "--ignore-scripts"],
+                )
+            }
         };
         assert!(ok, "{}: locking failed:\n{out}", self.name());
         std::fs::remove_dir_all(dir.join("node_modules")).ok();
@@ -87,14 +102,14 @@ impl Format {
     /// lockfile.
     fn repo_files(self) -> &'static [&'static str] {
         match self {
-            Format::YarnV1 => &[],
             Format::YarnBerry => &[".yarnrc.yml"],
+            Format::YarnV1 | Format::Pnpm => &[],
         }
     }
 
     /// The client installing the unpacked bundle's `app/` (its overlay applied) with no
-    /// registry.
-    fn install_offline(self, dir: &Path, home: &Path) -> Duration {
+    /// registry, for the formats this benchmark knows the offline command of.
+    fn install_offline(self, dir: &Path, home: &Path) -> Option<Duration> {
         let t = Instant::now();
         let (ok, out) = match self {
             Format::YarnV1 => yarn(
@@ -109,10 +124,11 @@ impl Format {
                 ],
             ),
             Format::YarnBerry => yarn_berry(dir, home, &["install", "--immutable"]),
+            Format::Pnpm => return None,
         };
         let took = t.elapsed();
         assert!(ok, "{}: offline install failed:\n{out}", self.name());
-        took
+        Some(took)
     }
 
     /// The client installing `dir` from its lockfile into an empty cache under `home`.
@@ -130,6 +146,11 @@ impl Format {
                 ],
             ),
             Format::YarnBerry => yarn_berry(dir, home, &["install", "--immutable"]),
+            Format::Pnpm => pnpm(
+                dir,
+                home,
+                &["install", "--frozen-lockfile", "--ignore-scripts"],
+            ),
         };
         let took = t.elapsed();
         assert!(ok, "{}: install failed:\n{out}", self.name());
@@ -253,8 +274,9 @@ async fn run() {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for (format, cold, warm, direct, via, offline) in rows {
+        let offline = offline.map_or("–".to_string(), |d| format!("{d:.2?}"));
         println!(
-            "| {} | {cold:.2?} | {warm:.2?} | {direct:.2?} | {via:.2?} | {offline:.2?} | {:.2} | `{}` |",
+            "| {} | {cold:.2?} | {warm:.2?} | {direct:.2?} | {via:.2?} | {offline} | {:.2} | `{}` |",
             format.name(),
             cold.as_secs_f64() / direct.as_secs_f64(),
             format.client()

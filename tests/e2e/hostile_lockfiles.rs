@@ -161,6 +161,34 @@ fn cases() -> Vec<Case> {
             )],
         },
         Case {
+            name: "pnpm-lock.yaml with NUL and escapes",
+            pm: "pnpm",
+            files: vec![
+                ("package.json", br#"{"name":"app","version":"1.0.0"}"#.to_vec()),
+                (
+                    "pnpm-lock.yaml",
+                    b"lockfileVersion: '9.0'\n\npackages:\n\n  evil\0pkg@1.0.0\x1b[31m:\n    resolution: {integrity: sha512-AAAA}\n"
+                        .to_vec(),
+                ),
+            ],
+        },
+        Case {
+            name: "pnpm-lock.yaml with a 17 MiB package key",
+            pm: "pnpm",
+            files: vec![
+                ("package.json", br#"{"name":"app","version":"1.0.0"}"#.to_vec()),
+                (
+                    "pnpm-lock.yaml",
+                    [
+                        b"lockfileVersion: '9.0'\n\npackages:\n\n  a\x1b[2J".to_vec(),
+                        b"x".repeat(17 << 20),
+                        b"@1.0.0:\n    resolution: {}\n".to_vec(),
+                    ]
+                    .concat(),
+                ),
+            ],
+        },
+        Case {
             name: "Cargo.lock package name with NUL",
             pm: "cargo",
             files: vec![

@@ -1,4 +1,4 @@
-//! Issue 11's acceptance: `npm ci`, `yarn install` (v1 and Berry), `pip install`, `cargo fetch` and `go build` through the
+//! Issue 11's acceptance: `npm ci`, `yarn install` (v1 and Berry), `pnpm install`, `pip install`, `cargo fetch` and `go build` through the
 //! per-request repositories served over HTTPS with a private CA (`use_tls`: the api's certificate
 //! and `LARDER_REPOS_CA_FILE` from one test CA), using only what the request hands back.
 //!
@@ -15,7 +15,7 @@
 //! The upstreams stay plain HTTP on loopback (only the clients' side is the subject here), and
 //! the clients never reach them.
 
-use crate::support::clients::{cargo, npm, npm_installed, pip, run, yarn, yarn_berry};
+use crate::support::clients::{cargo, npm, npm_installed, pip, pnpm, run, yarn, yarn_berry};
 use crate::support::tls::TestPki;
 use crate::support::{cargo_fixtures, gomod_fixtures, npm_fixtures, pip_fixtures};
 use crate::support::{clean_command, run_ok, GitRepo, Larder, StaticServer};
@@ -346,6 +346,73 @@ async fn yarn_install_over_https_with_only_the_hand_back() {
         larder.logs()
     );
     assert_eq!(crate::yarn::installed(&root.join("app")), crate::yarn::TREE);
+    assert_eq!(
+        fx.upstream.requests(),
+        Vec::<String>::new(),
+        "a client went upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pnpm_install_over_https_with_only_the_hand_back() {
+    let fx = crate::pnpm::fixture("", false, |s| s).await;
+    let t = fx.tmp.path();
+    let pki = TestPki::new("Larder repositories CA");
+    let larder = serve(&pki, ("LARDER_NPM_REGISTRY", &fx.upstream.url)).await;
+    let id = complete(&larder, &fx.repo, &fx.commit, "pnpm", &[]).await;
+    let back = HandBack::read(&larder, id).await;
+    fx.upstream.clear_requests();
+    // the lockfile's keys and specifiers are the package.json's, the fixture's plain-HTTP
+    // tarball URL among them; what pnpm fetches is `resolution`
+    back.clone()
+        .without_lines("app/pnpm-lock.yaml", |l| {
+            !l.trim_start().starts_with("resolution:")
+        })
+        .assert_carries_the_ca(&pki, &larder, id);
+    let npmrc = back.text("app/.npmrc");
+    assert!(
+        npmrc.lines().any(|l| l == "cafile=registry-ca.pem"),
+        "{npmrc}"
+    );
+    let install = ["install", "--frozen-lockfile", "--ignore-scripts"];
+
+    let bare = back
+        .clone()
+        .without_lines("app/.npmrc", |l| l.starts_with("cafile="));
+    let root = t.join("without-ca");
+    bare.apply(&fx.repo, &fx.commit, &root);
+    // no retries: the hand-back's fetch-retries would wait minutes for the same error
+    let once = [&install[..], &["--fetch-retries=0"]].concat();
+    let (ok, out) = timed("pnpm install without the CA", || {
+        pnpm(&root.join("app"), &t.join("home-without-ca"), &once)
+    });
+    assert_certificate_error(
+        "pnpm install",
+        ok,
+        &out,
+        &[
+            "unable to verify",
+            "self signed certificate",
+            "self-signed certificate",
+            "unable to get local issuer",
+            "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+        ],
+    );
+
+    let root = t.join("with-ca");
+    back.apply(&fx.repo, &fx.commit, &root);
+    let (ok, out) = timed("pnpm install", || {
+        pnpm(&root.join("app"), &t.join("home"), &install)
+    });
+    assert!(
+        ok,
+        "pnpm install through the HTTPS registry failed:\n{out}\n{}",
+        larder.logs()
+    );
+    let got = crate::pnpm::installed(&root.join("app"));
+    for want in crate::pnpm::TREE {
+        assert!(got.contains(&want.to_string()), "{want} in {got:?}\n{out}");
+    }
     assert_eq!(
         fx.upstream.requests(),
         Vec::<String>::new(),

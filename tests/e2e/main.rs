@@ -16,6 +16,7 @@ mod metrics;
 mod npm;
 mod openapi;
 mod pip;
+mod pnpm;
 mod reliability;
 mod requests;
 mod tls;

@@ -235,7 +235,8 @@ pub fn serve(artifacts: &[Artifact], repo_url: &str, path: &str, accept: Option<
     }
 }
 
-/// Whether the registry serves an artifact: npm's and yarn's (never both in one request).
+/// Whether the registry serves an artifact: npm's, yarn's and pnpm's (never two of them for one
+/// package path).
 fn served(a: &Artifact) -> bool {
     REGISTRY.package_managers.contains(&a.pm.as_str())
 }
@@ -243,7 +244,7 @@ fn served(a: &Artifact) -> bool {
 /// The per-request npm registry.
 pub static REGISTRY: super::FileRepository = super::FileRepository {
     segment: "npm",
-    package_managers: &["npm", "yarn"],
+    package_managers: &["npm", "yarn", "pnpm"],
     // registry, git, URL and file: tarballs (worker/src/pkg_managers/npm/plan.rs)
     store_keys: ("deps/npm/", ".tgz"),
     handle: |repo, req, tail| Box::pin(handle(repo, req, tail)),
@@ -307,12 +308,18 @@ mod tests {
     }
 
     #[test]
-    fn yarn_artifacts_are_served_other_package_managers_not() {
+    fn yarn_and_pnpm_artifacts_are_served_other_package_managers_not() {
         let mut y = art("a", "1.0.0", NpmSource::Registry);
         y.pm = "yarn".into();
         let mut p = art("b", "1.0.0", NpmSource::Registry);
         p.pm = "pip".into();
-        let a = vec![y, p];
+        let mut n = art("c", "1.0.0", NpmSource::Url);
+        n.pm = "pnpm".into();
+        let a = vec![y, p, n];
+        assert!(matches!(
+            serve(&a, R, "c/-/c-1.0.0.tgz", None),
+            Served::File { .. }
+        ));
         assert!(matches!(
             serve(&a, R, "a/-/a-1.0.0.tgz", None),
             Served::File { .. }

@@ -513,6 +513,18 @@ mod tests {
             err(json!({"repo": "https://x/y", "ref": SHA, "pkg_managers": ["npm", "yarn"]})),
             "The following paths cannot be processed by both 'npm' and 'yarn': ."
         );
+        // pnpm's `.npmrc` hand-back would overwrite npm's or yarn's at one path
+        assert_eq!(
+            err(json!({"repo": "https://x/y", "ref": SHA, "pkg_managers": ["npm", "pnpm"]})),
+            "The following paths cannot be processed by both 'pnpm' and 'npm': ."
+        );
+        assert!(validate_new_request(
+            &json!({"repo": "https://x/y", "ref": SHA, "pkg_managers": ["npm", "pnpm"],
+                    "packages": {"npm": [{"path": "a"}], "pnpm": [{"path": "b"}]}}),
+            false,
+            &catalogue()
+        )
+        .is_ok());
         assert_eq!(
             err(json!({"repo": "https://x/y", "ref": SHA, "pkg_managers": ["pip"], "packages": {"pip": [{"path": ".", "requirements_files": ["/etc/passwd"]}]}})),
             "The \"requirements_files\" values in the \"packages.pip\" value must be to a relative path in the source repository"

@@ -58,6 +58,34 @@ pub fn yarn(dir: &Path, home: &Path, args: &[&str]) -> (bool, String) {
     run(&mut cmd)
 }
 
+/// The real pnpm 9 (`.ci/run` installs it: `npm install -g --prefix .ci/tools pnpm@9.15.9`);
+/// `LARDER_PNPM` names another.
+pub fn pnpm_path() -> PathBuf {
+    let p = std::env::var_os("LARDER_PNPM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/tools/bin/pnpm"));
+    assert!(
+        p.is_file(),
+        "pnpm 9 is not at {} (run `npm install -g --prefix .ci/tools pnpm@9.15.9` or set LARDER_PNPM)",
+        p.display()
+    );
+    p
+}
+
+/// `pnpm <args>` in `dir` with a clean environment (no PNPM_*/npm_config_*/YARN_* of this
+/// machine; its store and cache under `home`).
+pub fn pnpm(dir: &Path, home: &Path, args: &[&str]) -> (bool, String) {
+    std::fs::create_dir_all(home).unwrap();
+    let mut cmd = clean_command(pnpm_path().to_str().unwrap(), home);
+    cmd.args(args)
+        .current_dir(dir)
+        .env("npm_config_store_dir", home.join("pnpm-store"))
+        .env("npm_config_cache_dir", home.join("pnpm-cache"))
+        .env("npm_config_update_notifier", "false")
+        .env("CI", "true");
+    run(&mut cmd)
+}
+
 /// The real Yarn 4 (`.ci/run` installs it: `npm install -g --prefix .ci/tools/berry
 /// @yarnpkg/cli-dist@4.18.1`, a prefix of its own: its `bin/yarn` would take yarn 1's place);
 /// `LARDER_YARN_BERRY` names another.

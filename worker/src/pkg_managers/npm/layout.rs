@@ -705,6 +705,10 @@ impl Tarball {
     pub fn shasum(&self) -> &str {
         &self.shasum
     }
+    /// the file name the registry serves it as
+    pub fn filename(&self) -> &str {
+        &self.filename
+    }
 }
 
 /// What a lockfile location's entry becomes, borrowed from the plan and the artifacts (one

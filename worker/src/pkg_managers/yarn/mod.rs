@@ -17,7 +17,7 @@ pub mod layout;
 pub mod lockfile;
 pub mod project;
 
-use super::npm::{self, collect_fetches, emit_artifacts, layout_context, plan_paths};
+use super::npm::{self, collect_fetches, emit_artifacts, layout_context, plan_paths_with};
 use super::{Fetched, Fetches, LayoutContext, PackageManager, PmContext, PmOutput};
 use crate::blocking::blocking;
 use common::{Descriptor, Failure};
@@ -59,10 +59,13 @@ impl PackageManager for Yarn {
             Ok::<_, Failure>((reads, classic))
         })
         .await?;
-        let mut classic = plan_paths(ctx, classic_paths, |app, path| {
-            Ok(project::read_project(app, path)?)
+        let mut classic: Vec<_> = plan_paths_with(ctx, classic_paths, |app, path| {
+            Ok((project::read_project(app, path)?, ()))
         })
-        .await?;
+        .await?
+        .into_iter()
+        .map(|(project, plan, ())| (project, plan))
+        .collect();
         layout::check_mirror_names(classic.iter().map(|(_, p)| p))?;
         let (mut fetches, to_pack) = collect_fetches(&mut classic, what, ctx.store);
         let mut keys: BTreeSet<String> = fetches
