@@ -18,6 +18,7 @@ pub mod limits;
 pub mod npm;
 pub mod pip;
 pub mod repos_ca;
+pub mod rubygems;
 pub mod unique_map;
 pub mod yarn;
 
@@ -49,6 +50,7 @@ pub static REGISTRY: &[&dyn Registered] = &[
     &cargo::Cargo,
     &git_submodule::GitSubmodule,
     &yarn::Yarn,
+    &rubygems::Rubygems,
 ];
 
 /// The registry's descriptors, for the api's validation and `/status`.

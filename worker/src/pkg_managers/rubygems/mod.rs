@@ -1,0 +1,399 @@
+//! `rubygems` (Bundler): `Gemfile.lock` prefetch, the artifacts of the per-request gem server
+//! (Compact Index + `/gems/`), `.bundle/config` pointing Bundler at it, and `deps/rubygems/`
+//! laid out as Bundler's `vendor/cache` for `bundle install --local`.
+//!
+//! Plan: parse every requested path's `Gemfile.lock`; for each registry gem, the Compact Index
+//! line Larder recorded when it first saw that gem version (store), else the upstream
+//! `info/<name>` line; the `.gem` is verified against `CHECKSUMS` when the lockfile has an
+//! entry (which must agree with the index), else against the index `checksum:`; a recorded
+//! digest is never replaced: an upstream that later serves another fails the request. Git
+//! sources at their full commit, PATH sources inside the repository → the shared fetch (all or
+//! nothing) → layout: new index lines into the store, `deps/rubygems/`, config, packages,
+//! artifacts. A warm request makes no upstream request. The worker never runs Ruby, bundler or
+//! a gem's code.
+
+pub mod config;
+pub mod index;
+pub mod layout;
+pub mod lockfile;
+
+use super::{Fetched, Fetches, GitFetch, LayoutContext, PackageManager, PmContext, PmOutput};
+use crate::blocking::blocking;
+use crate::fetch::no_check;
+use common::artifact::rubygems::{
+    full_name, gem_store_key, info_line_checksum, info_line_store_key, GemIntegrity,
+};
+use common::digest::{Digest, Expected, HashAlgorithm};
+use common::{Descriptor, Download, ErrorKind, Failure};
+use lockfile::GemLock;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The flag that fetches the platform gems (`-<platform>.gem`) of the platforms `PLATFORMS`
+/// lists, not only the `ruby` ones.
+pub const PLATFORMS_FLAG: &str = "rubygems-platforms";
+
+/// The `rubygems` package manager.
+pub struct Rubygems;
+
+/// One registry gem as the request fetches it.
+#[derive(Clone, Debug)]
+pub struct PlannedGem {
+    pub name: String,
+    pub version: String,
+    pub platform: Option<String>,
+    pub info_line: String,
+    pub sha256: Digest,
+    pub integrity: GemIntegrity,
+    /// Read upstream now: recorded in the store once every file verified.
+    pub new_line: bool,
+}
+
+impl PlannedGem {
+    pub fn full_name(&self) -> String {
+        full_name(&self.name, &self.version, self.platform.as_deref())
+    }
+    pub fn store_key(&self) -> String {
+        gem_store_key(&self.name, &self.version, self.platform.as_deref())
+    }
+}
+
+/// What the layout needs of the plan.
+pub struct GemPlan {
+    pub locks: Vec<GemLock>,
+    /// Every registry gem fetched, by full name.
+    pub gems: BTreeMap<String, PlannedGem>,
+    pub platform_gems: bool,
+    /// This request's gem server, credentials in it.
+    pub server_url: String,
+}
+
+/// What a lockfile wants of one registry gem.
+#[derive(Clone, Debug)]
+struct Wanted {
+    name: String,
+    version: String,
+    platform: Option<String>,
+    checksum: Option<Digest>,
+    upstreams: Vec<String>,
+}
+
+impl Wanted {
+    fn full_name(&self) -> String {
+        full_name(&self.name, &self.version, self.platform.as_deref())
+    }
+}
+
+impl PackageManager for Rubygems {
+    type Plan = GemPlan;
+
+    const DESCRIPTOR: Descriptor = Descriptor::new("rubygems");
+
+    const READS_DIGESTS: bool = false;
+
+    async fn plan(&self, ctx: &PmContext<'_>) -> Result<(GemPlan, Fetches), Failure> {
+        let (paths, what) = ctx.paths_and_what();
+        ctx.progress(&what).await;
+        let mut locks = Vec::new();
+        for path in paths {
+            let root = ctx.app_dir.to_path_buf();
+            let lock = blocking(move || Ok::<_, Failure>(lockfile::read(&root, &path)?)).await?;
+            check_paths(ctx.app_dir, &lock)?;
+            locks.push(lock);
+        }
+        let platform_gems = ctx.has_flag(PLATFORMS_FLAG);
+        let wanted = wanted_gems(&locks, platform_gems, &ctx.config.rubygems_url)?;
+
+        let mut by_name: BTreeMap<String, Vec<Wanted>> = BTreeMap::new();
+        for w in wanted.into_values() {
+            by_name.entry(w.name.clone()).or_default().push(w);
+        }
+        let mut gems = BTreeMap::new();
+        let mut downloads = Vec::new();
+        for (name, wanted) in by_name {
+            for (gem, url) in resolve(ctx, &name, wanted).await? {
+                let download = Download {
+                    url,
+                    store_key: gem.store_key(),
+                    expected: Expected::one(gem.sha256.clone()),
+                    label: format!("{}.gem", gem.full_name()),
+                };
+                let check = no_check(&download);
+                downloads.push((Arc::new(download), check));
+                gems.insert(gem.full_name(), gem);
+            }
+        }
+        let mut git = Vec::new();
+        for lock in &locks {
+            for g in &lock.git {
+                let fetch = GitFetch {
+                    url: g.remote.clone(),
+                    commit: g.revision.clone(),
+                };
+                if !git.contains(&fetch) {
+                    git.push(fetch);
+                }
+            }
+        }
+        let fetches = Fetches {
+            what,
+            downloads,
+            git,
+            ..Fetches::default()
+        };
+        let plan = GemPlan {
+            locks,
+            gems,
+            platform_gems,
+            server_url: config::server_url(
+                &ctx.repository_url_without_token("rubygems"),
+                &ctx.job.repository_token,
+            ),
+        };
+        Ok((plan, fetches))
+    }
+
+    fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
+        layout::layout(plan, fetched, ctx)
+    }
+}
+
+/// Every PATH source must be a directory of the repository (the lockfile's parser already
+/// refused one that climbs out; a symlink out of it is refused here).
+fn check_paths(app_dir: &std::path::Path, lock: &GemLock) -> Result<(), Failure> {
+    for p in &lock.path {
+        let dir = p.path.resolve(app_dir).map_err(|e| {
+            Failure::new(
+                ErrorKind::InvalidRequestData,
+                format!(
+                    "The PATH source {:?} of {}/Gemfile.lock: {e}",
+                    p.remote, lock.package_path
+                ),
+            )
+        })?;
+        if !dir.is_dir() {
+            return Err(Failure::new(
+                ErrorKind::InvalidRepoStructure,
+                format!(
+                    "The PATH source {:?} of {}/Gemfile.lock is not a directory of the repository",
+                    p.remote, lock.package_path
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The registry gems of every lockfile, by full name: `ruby` platform ones, and with
+/// `platform_gems` those of the platforms `PLATFORMS` lists.
+fn wanted_gems(
+    locks: &[GemLock],
+    platform_gems: bool,
+    rubygems_url: &str,
+) -> Result<BTreeMap<String, Wanted>, Failure> {
+    let mut out: BTreeMap<String, Wanted> = BTreeMap::new();
+    for lock in locks {
+        let file = format!("{}/Gemfile.lock", lock.package_path);
+        for source in &lock.gem {
+            let upstreams: Vec<String> = source
+                .remotes
+                .iter()
+                .map(|r| index::upstream_for(r, rubygems_url))
+                .collect();
+            for spec in &source.specs {
+                lockfile::check_spec(spec).map_err(|reason| {
+                    Failure::new(
+                        ErrorKind::InvalidFileFormat,
+                        format!("{file}: the spec {}: {reason}", spec.name),
+                    )
+                })?;
+                let take = match &spec.platform {
+                    None => true,
+                    Some(p) => {
+                        platform_gems
+                            && lock
+                                .platforms
+                                .iter()
+                                .any(|l| p == l || p.starts_with(&format!("{l}-")))
+                    }
+                };
+                if !take {
+                    continue;
+                }
+                let full = spec.full_name();
+                let checksum = lock.checksums.get(&full).cloned().flatten();
+                if let Some(prev) = out.get(&full) {
+                    if let (Some(a), Some(b)) = (&prev.checksum, &checksum) {
+                        if a != b {
+                            return Err(Failure::new(
+                                ErrorKind::InvalidChecksum,
+                                format!("The gem {full} is locked twice with different CHECKSUMS ({a} and {b})"),
+                            ));
+                        }
+                    }
+                    if prev.checksum.is_some() {
+                        continue;
+                    }
+                }
+                out.insert(
+                    full,
+                    Wanted {
+                        name: spec.name.clone(),
+                        version: spec.version.clone(),
+                        platform: spec.platform.clone(),
+                        checksum,
+                        upstreams: upstreams.clone(),
+                    },
+                );
+            }
+        }
+        // a gem locked only for other platforms would be missing from the install
+        if !platform_gems {
+            for source in &lock.gem {
+                for spec in &source.specs {
+                    let has_ruby = source.specs.iter().any(|s| {
+                        s.name == spec.name && s.version == spec.version && s.platform.is_none()
+                    });
+                    if spec.platform.is_some() && !has_ruby {
+                        return Err(Failure::new(
+                            ErrorKind::UnsupportedFeature,
+                            format!(
+                                "{file}: the gem {} is locked only as a platform gem ({}); the \"{PLATFORMS_FLAG}\" flag fetches the platform gems of the platforms PLATFORMS lists",
+                                spec.name,
+                                spec.full_name()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The index lines and downloads of one gem's wanted versions: recorded lines from the store;
+/// the upstream `info/<name>` only when one is missing, and then every recorded digest must
+/// still be what upstream serves.
+async fn resolve(
+    ctx: &PmContext<'_>,
+    name: &str,
+    wanted: Vec<Wanted>,
+) -> Result<Vec<(PlannedGem, String)>, Failure> {
+    let store_error = |e: String| Failure::new(ErrorKind::FileAccessError, e);
+    let mut recorded: BTreeMap<String, String> = BTreeMap::new();
+    for w in &wanted {
+        let key = info_line_store_key(&w.name, &w.version, w.platform.as_deref());
+        if ctx.store.contains(&key) {
+            let path = ctx
+                .store
+                .path(&key)
+                .map_err(|e| store_error(e.to_string()))?;
+            let line = tokio::fs::read_to_string(&path)
+                .await
+                .map_err(|e| store_error(format!("{key}: {e}")))?;
+            recorded.insert(w.full_name(), line.trim_end().to_string());
+        }
+    }
+    let mut upstream_lines: BTreeMap<String, (String, String)> = BTreeMap::new();
+    if recorded.len() < wanted.len() {
+        let upstreams = wanted
+            .first()
+            .map(|w| w.upstreams.clone())
+            .unwrap_or_default();
+        for upstream in &upstreams {
+            let url = format!("{upstream}/info/{name}");
+            let Some((body, _)) = ctx.fetcher.get_bytes(&url, None).await? else {
+                continue;
+            };
+            let body = String::from_utf8_lossy(&body);
+            let lines = index::info_lines(&body);
+            for w in &wanted {
+                let key = w.full_name()[name.len() + 1..].to_string();
+                let Some(line) = lines.get(key.as_str()) else {
+                    continue;
+                };
+                if let Some(seen) = recorded.get(&w.full_name()) {
+                    let (was, now) = (info_line_checksum(seen), info_line_checksum(line));
+                    if was != now {
+                        return Err(Failure::new(
+                            ErrorKind::InvalidChecksum,
+                            format!(
+                                "The upstream Compact Index ({url}) now gives the sha256 {} for {}.gem, but Larder recorded {} when it first fetched that gem: refusing it",
+                                now.unwrap_or("(none)"),
+                                w.full_name(),
+                                was.unwrap_or("(none)")
+                            ),
+                        ));
+                    }
+                } else {
+                    upstream_lines
+                        .entry(w.full_name())
+                        .or_insert_with(|| (line.to_string(), upstream.clone()));
+                }
+            }
+            if wanted.iter().all(|w| {
+                recorded.contains_key(&w.full_name()) || upstream_lines.contains_key(&w.full_name())
+            }) {
+                break;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let full = w.full_name();
+        let (line, upstream, new_line) =
+            match (recorded.remove(&full), upstream_lines.remove(&full)) {
+                (Some(line), _) => (
+                    line,
+                    w.upstreams.first().cloned().unwrap_or_default(),
+                    false,
+                ),
+                (None, Some((line, upstream))) => (line, upstream, true),
+                (None, None) => {
+                    return Err(Failure::new(
+                        ErrorKind::MissingUpstream,
+                        format!(
+                            "The gem {full} is not in the Compact Index of {}",
+                            w.upstreams.join(", ")
+                        ),
+                    ))
+                }
+            };
+        let index_sum = info_line_checksum(&line)
+            .and_then(|h| Digest::from_hex(HashAlgorithm::Sha256, h).ok())
+            .ok_or_else(|| {
+                Failure::new(
+                    ErrorKind::InvalidChecksum,
+                    format!("The Compact Index line of {full} has no sha256 checksum to verify the gem against"),
+                )
+            })?;
+        let integrity = match &w.checksum {
+            Some(lockfile_sum) if *lockfile_sum != index_sum => {
+                return Err(Failure::new(
+                    ErrorKind::InvalidChecksum,
+                    format!(
+                        "The Gemfile.lock CHECKSUMS entry of {full} (sha256={}) does not match the Compact Index checksum {} of its server",
+                        lockfile_sum.hex(),
+                        index_sum.hex()
+                    ),
+                ))
+            }
+            Some(_) => GemIntegrity::LockfileChecksum,
+            None => GemIntegrity::UpstreamIndex,
+        };
+        let url = format!("{upstream}/gems/{full}.gem");
+        out.push((
+            PlannedGem {
+                name: w.name,
+                version: w.version,
+                platform: w.platform,
+                info_line: line,
+                sha256: index_sum,
+                integrity,
+                new_line,
+            },
+            url,
+        ));
+    }
+    Ok(out)
+}
