@@ -18,6 +18,7 @@ mod openapi;
 mod pip;
 mod reliability;
 mod requests;
+mod rubygems;
 mod tls;
 mod validation;
 mod yarn;
