@@ -530,7 +530,17 @@ async fn integrity_failures_paths_and_reuse() {
 
     // no CHECKSUMS entry: verified by the upstream index, whose digest is recorded
     up.server.clear_requests();
-    let lock_a = lockfile(&["rack-1.0.0", "middle-0.3.1"], &[], "");
+    // (and without the rubygems-platforms flag, only the ruby platform's gems)
+    let lock_a = lockfile(
+        &[
+            "rack-1.0.0",
+            "middle-0.3.1",
+            "native-1.0.0",
+            "native-1.0.0-x86_64-linux",
+        ],
+        &[],
+        "",
+    );
     let r = larder
         .wait(larder.submit(submit("first", lock_a.clone(), &[])).await)
         .await;
@@ -550,6 +560,31 @@ async fn integrity_failures_paths_and_reuse() {
         .await
         .1;
     assert_eq!(pk["packages"][0]["name"], "first", "{pk}");
+    assert!(stored.contains(&"deps/rubygems/native/native-1.0.0.gem".to_string()));
+    assert!(
+        !stored.iter().any(|k| k.contains("x86_64-linux")),
+        "{stored:?}"
+    );
+    let files = larder.config_files(r["id"].as_i64().unwrap()).await;
+    let config = String::from_utf8(files["app/.bundle/config"].clone()).unwrap();
+    assert!(
+        config.contains("BUNDLE_FORCE_RUBY_PLATFORM: \"true\""),
+        "{config}"
+    );
+
+    // a gem locked only as a platform gem needs the flag
+    let only_platform = lockfile(&["native-1.0.0-x86_64-linux"], &[], "");
+    let r = larder
+        .wait(larder.submit(submit("platform", only_platform, &[])).await)
+        .await;
+    assert_eq!(r["state"], "failed", "{r}");
+    assert!(
+        r["state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("rubygems-platforms"),
+        "{r}"
+    );
 
     // reuse: the same gems again make no upstream request
     up.server.clear_requests();

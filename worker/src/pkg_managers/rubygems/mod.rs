@@ -25,6 +25,7 @@ use common::artifact::rubygems::{
 };
 use common::digest::{Digest, Expected, HashAlgorithm};
 use common::{Descriptor, Download, ErrorKind, Failure};
+use futures_util::{stream, StreamExt, TryStreamExt};
 use lockfile::GemLock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -108,10 +109,16 @@ impl PackageManager for Rubygems {
         for w in wanted.into_values() {
             by_name.entry(w.name.clone()).or_default().push(w);
         }
+        // each gem's index read as a slot frees up, `LARDER_DOWNLOAD_CONCURRENCY` at a time
+        let resolved: Vec<Vec<(PlannedGem, String)>> = stream::iter(by_name)
+            .map(|(name, wanted)| async move { resolve(ctx, &name, wanted).await })
+            .buffer_unordered(ctx.config.download_concurrency.max(1))
+            .try_collect()
+            .await?;
         let mut gems = BTreeMap::new();
         let mut downloads = Vec::new();
-        for (name, wanted) in by_name {
-            for (gem, url) in resolve(ctx, &name, wanted).await? {
+        for resolved in resolved {
+            for (gem, url) in resolved {
                 let download = Download {
                     url,
                     store_key: gem.store_key(),
@@ -250,10 +257,14 @@ fn wanted_gems(
         // a gem locked only for other platforms would be missing from the install
         if !platform_gems {
             for source in &lock.gem {
+                let ruby: std::collections::BTreeSet<(&str, &str)> = source
+                    .specs
+                    .iter()
+                    .filter(|s| s.platform.is_none())
+                    .map(|s| (s.name.as_str(), s.version.as_str()))
+                    .collect();
                 for spec in &source.specs {
-                    let has_ruby = source.specs.iter().any(|s| {
-                        s.name == spec.name && s.version == spec.version && s.platform.is_none()
-                    });
+                    let has_ruby = ruby.contains(&(spec.name.as_str(), spec.version.as_str()));
                     if spec.platform.is_some() && !has_ruby {
                         return Err(Failure::new(
                             ErrorKind::UnsupportedFeature,
