@@ -45,9 +45,13 @@ pub enum GemServed {
 
 /// The `info/<name>` document of `name` from the request's artifacts (`None`: not one of them).
 pub fn info_body(artifacts: &[Artifact], name: &str) -> Option<Vec<u8>> {
+    info_body_of(artifacts.iter().filter(|a| a.name == name))
+}
+
+/// The `info/<name>` document of one gem's artifacts.
+fn info_body_of<'a>(artifacts: impl Iterator<Item = &'a Artifact>) -> Option<Vec<u8>> {
     let mut lines: Vec<&str> = artifacts
-        .iter()
-        .filter(|a| a.pm == "rubygems" && a.name == name)
+        .filter(|a| a.pm == "rubygems")
         .filter_map(|a| match &a.meta {
             ArtifactMeta::Rubygems(m) => Some(m.info_line.trim_end_matches(['\n', '\r'])),
             _ => None,
@@ -70,19 +74,22 @@ fn md5_hex(bytes: &[u8]) -> String {
     hex::encode(md5::Md5::digest(bytes))
 }
 
-/// The names of the request's gems, each with its `version[-platform]`s, sorted.
-fn versions_by_name(artifacts: &[Artifact]) -> BTreeMap<&str, Vec<String>> {
-    let mut out: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+/// The names of the request's gems, each with its `version[-platform]`s (sorted) and its
+/// artifacts.
+fn versions_by_name(artifacts: &[Artifact]) -> BTreeMap<&str, (Vec<String>, Vec<&Artifact>)> {
+    let mut out: BTreeMap<&str, (Vec<String>, Vec<&Artifact>)> = BTreeMap::new();
     for a in artifacts.iter().filter(|a| a.pm == "rubygems") {
         if let ArtifactMeta::Rubygems(m) = &a.meta {
             let v = match &m.platform {
                 Some(p) => format!("{}-{p}", a.version),
                 None => a.version.clone(),
             };
-            out.entry(a.name.as_str()).or_default().push(v);
+            let entry = out.entry(a.name.as_str()).or_default();
+            entry.0.push(v);
+            entry.1.push(a);
         }
     }
-    for v in out.values_mut() {
+    for (v, _) in out.values_mut() {
         v.sort();
         v.dedup();
     }
@@ -94,8 +101,8 @@ pub fn serve(artifacts: &[Artifact], path: &str) -> GemServed {
     match path.split_once('/') {
         None if path == "versions" => {
             let mut body = format!("{CREATED_AT}\n---\n").into_bytes();
-            for (name, versions) in versions_by_name(artifacts) {
-                let info = info_body(artifacts, name).unwrap_or_default();
+            for (name, (versions, of_name)) in versions_by_name(artifacts) {
+                let info = info_body_of(of_name.into_iter()).unwrap_or_default();
                 body.extend_from_slice(
                     format!("{name} {} {}\n", versions.join(","), md5_hex(&info)).as_bytes(),
                 );
@@ -124,22 +131,44 @@ pub fn serve(artifacts: &[Artifact], path: &str) -> GemServed {
     }
 }
 
-/// The gem name a path is about, so only that gem's artifacts are loaded (`None`: all of them).
-fn gem_of(path: &str) -> Option<Option<String>> {
+/// The gem names a path may be about, so only those gems' artifacts are loaded (empty: all of
+/// them; `None`: no gem's).
+fn gem_names(path: &str) -> Option<Vec<String>> {
     match path.trim_start_matches('/').split_once('/') {
-        None => Some(None),
-        Some(("info", name)) => Some(Some(name.to_string())),
-        // `<name>-<version>[-<platform>].gem`: the name may hold dashes, so all are loaded
-        Some(("gems", _)) => Some(None),
+        None => Some(Vec::new()),
+        Some(("info", name)) => Some(vec![name.to_string()]),
+        // `<name>-<version>[-<platform>].gem`: the name may hold dashes, so each prefix before
+        // one is a candidate
+        Some(("gems", file)) => {
+            let stem = file.strip_suffix(".gem")?;
+            let names: Vec<String> = stem
+                .match_indices('-')
+                .map(|(at, _)| stem[..at].to_string())
+                .filter(|n| is_gem_name(n))
+                .collect();
+            (!names.is_empty()).then_some(names)
+        }
         _ => None,
     }
 }
 
 pub async fn handle(repo: &RepoRequest, req: &HttpRequest, tail: &str) -> ApiResult<HttpResponse> {
-    let Some(name) = gem_of(tail) else {
+    let Some(names) = gem_names(tail) else {
         return repo.respond(Served::NotFound).await;
     };
-    let artifacts = repo.artifacts(name.as_deref()).await?;
+    let artifacts = if names.is_empty() {
+        repo.artifacts(None).await?
+    } else {
+        let mut all = Vec::new();
+        let file = tail.rsplit('/').next().unwrap_or_default();
+        for name in &names {
+            all.extend(repo.artifacts(Some(name)).await?);
+            if all.iter().any(|a| a.filename == file) {
+                break;
+            }
+        }
+        all
+    };
     match serve(&artifacts, tail) {
         GemServed::NotFound => repo.respond(Served::NotFound).await,
         GemServed::Gem { store_key } => {
@@ -243,6 +272,12 @@ mod tests {
             )
         );
         assert_eq!(text(serve(&a, "names")), "---\nnokogiri\nrack\n");
+        assert_eq!(
+            gem_names("gems/net-http-1.0.0-x86_64-linux.gem").unwrap(),
+            vec!["net", "net-http", "net-http-1.0.0", "net-http-1.0.0-x86_64"]
+        );
+        assert_eq!(gem_names("versions").unwrap(), Vec::<String>::new());
+        assert_eq!(gem_names("gems/x"), None);
         assert_eq!(
             serve(&a, "gems/nokogiri-1.0.0-x86_64-linux.gem"),
             GemServed::Gem {

@@ -133,6 +133,45 @@ pub fn build_gem(work: &Path, g: &FixtureGem) -> BuiltGem {
     }
 }
 
+/// Build many gems in one `ruby` process with RubyGems' own builder (`Gem::Package.build`,
+/// what `gem build` runs), for a benchmark's hundreds of gems.
+pub fn build_gems(work: &Path, gems: &[FixtureGem]) -> Vec<BuiltGem> {
+    let mut dirs = Vec::new();
+    for g in gems {
+        let dir = work.join(format!("src-{}", g.full_name()));
+        std::fs::create_dir_all(dir.join("lib")).unwrap();
+        let lib = format!("lib/{}.rb", g.name);
+        std::fs::write(dir.join(&lib), lib_source(g)).unwrap();
+        std::fs::write(dir.join(format!("{}.gemspec", g.name)), gemspec(g, &[&lib])).unwrap();
+        dirs.push(dir);
+    }
+    let list = work.join("gem-dirs.txt");
+    let text: String = dirs.iter().map(|d| format!("{}\n", d.display())).collect();
+    std::fs::write(&list, text).unwrap();
+    let home = work.join("home-gem-build");
+    std::fs::create_dir_all(&home).unwrap();
+    let script = "require 'rubygems/package'\nFile.readlines(ARGV[0], chomp: true).each do |d|\n  Dir.chdir(d) { Gem::Package.build(Gem::Specification.load(Dir['*.gemspec'].first)) }\nend\n";
+    let (ok, out) = run(clean_command("ruby", &home)
+        .args(["-e", script])
+        .arg(&list)
+        .env("SOURCE_DATE_EPOCH", "1700000000"));
+    assert!(ok, "building gems: {out}");
+    gems.iter()
+        .zip(&dirs)
+        .map(|(g, dir)| {
+            let file_name = format!("{}.gem", g.full_name());
+            let bytes = std::fs::read(dir.join(&file_name)).unwrap();
+            let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+            BuiltGem {
+                gem: g.clone(),
+                file_name,
+                bytes,
+                sha256,
+            }
+        })
+        .collect()
+}
+
 /// Write a static gem server tree at `root`: `gems/<file>`, `info/<name>`, `versions`, `names`.
 pub fn write_server(root: &Path, gems: &[BuiltGem]) {
     std::fs::create_dir_all(root.join("gems")).unwrap();
