@@ -443,7 +443,7 @@ async fn bundler_installs_through_the_gem_server_and_offline_from_the_bundle() {
 }
 
 /// A small repository locking `gems` (full names) from rubygems.org, with CHECKSUMS `sums`.
-fn lockfile(gems: &[&str], sums: &[(&str, &str)], extra: &str) -> String {
+pub(crate) fn lockfile(gems: &[&str], sums: &[(&str, &str)], extra: &str) -> String {
     let mut specs = String::new();
     for g in gems {
         let (name, rest) = g.split_once('-').unwrap();

@@ -86,6 +86,11 @@ pub fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<Pm
             ctx.repos_ca,
         )?);
     }
+    if let Some(ca) = ctx.repos_ca {
+        // Bundler reads the index with BUNDLE_SSL_CA_CERT, but downloads a .gem through
+        // RubyGems' fetcher, which trusts only its own setting or OpenSSL's SSL_CERT_FILE
+        out.env.insert("SSL_CERT_FILE".into(), ca.env_var());
+    }
     out.add_artifacts(plan.gems.values().map(|g| Artifact {
         pm: "rubygems".into(),
         name: g.name.clone(),
