@@ -6,7 +6,7 @@
 
 use crate::support::rubygems_fixtures::*;
 use crate::support::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::Path;
 
 fn write(p: &Path, content: &str) {
@@ -414,8 +414,19 @@ async fn bundler_installs_through_the_gem_server_and_offline_from_the_bundle() {
                 .to_str()
                 .unwrap()
                 .starts_with("sha-256=:"));
+            let etag = resp.headers()["etag"].to_str().unwrap().to_string();
             let body = resp.text().await.unwrap();
             assert!(body.contains("\nrack 1.0.0 "), "{body}");
+            // what Bundler sends when it holds the document already
+            let again = larder
+                .http
+                .get(format!("{base}versions"))
+                .basic_auth("larder", Some(token.as_str()))
+                .header("If-None-Match", &etag)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(again.status().as_u16(), 304);
             assert!(!body.contains("undeclared"), "{body}");
         }
     }
@@ -593,6 +604,64 @@ async fn integrity_failures_paths_and_reuse() {
         .await;
     assert_eq!(r["state"], "complete", "{r}");
     assert_eq!(up.server.requests(), Vec::<String>::new());
+
+    // two Gemfiles in one request: a package and a .bundle/config each
+    let repo = GitRepo::new(t.join("two"));
+    repo.write("Gemfile", "source \"https://rubygems.org\"\n")
+        .write("Gemfile.lock", &lockfile(&["rack-1.0.0"], &[], ""))
+        .write("sub/Gemfile", "source \"https://rubygems.org\"\n")
+        .write(
+            "sub/Gemfile.lock",
+            &lockfile(&["rack-1.0.0", "middle-0.3.1"], &[], ""),
+        )
+        .write(
+            "sub/sub.gemspec",
+            "Gem::Specification.new do |spec|\n  spec.name = \"sub\".freeze\n  spec.version = \"0.9.0\".freeze\nend\n",
+        );
+    let commit = repo.commit("two");
+    let id = larder
+        .submit(
+            json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["rubygems"],
+            "packages": {"rubygems": [{"path": "."}, {"path": "sub"}]}}),
+        )
+        .await;
+    let r = larder.wait(id).await;
+    assert_eq!(r["state"], "complete", "{r}\n{}", larder.logs());
+    let pk = larder
+        .get(&format!("/api/v1/requests/{id}/packages"))
+        .await
+        .1;
+    let got: Vec<(String, String, Value)> = pk["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+                p["path"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        got.contains(&("two".into(), commit.clone(), Value::Null)),
+        "{pk}"
+    );
+    assert!(
+        got.contains(&("sub".into(), "0.9.0".into(), json!("sub"))),
+        "{pk}"
+    );
+    let files = larder.config_files(id).await;
+    assert!(
+        files.contains_key("app/.bundle/config"),
+        "{:?}",
+        files.keys()
+    );
+    assert!(
+        files.contains_key("app/sub/.bundle/config"),
+        "{:?}",
+        files.keys()
+    );
 
     // upstream now serves another digest for a recorded gem: refused and reported
     let info = std::fs::read_to_string(up.dir.path().join("info/rack")).unwrap();

@@ -292,7 +292,8 @@ pub fn literal_gemspec(dir: &Path) -> Option<(String, String)> {
             if !lhs.ends_with(&format!(".{key}")) || lhs.contains(' ') {
                 return None;
             }
-            let rhs = rhs.trim();
+            // `"x".freeze`, what `bundle gem` writes, is as literal
+            let rhs = rhs.trim().trim_end_matches(".freeze");
             let quote = rhs.chars().next().filter(|c| *c == '"' || *c == '\'')?;
             let inner = rhs[1..].strip_suffix(quote)?;
             (!inner.contains(['"', '\'', '#', '\\'])).then(|| inner.to_string())
@@ -336,6 +337,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(literal_gemspec(d.path()), None);
+        std::fs::write(
+            d.path().join("app.gemspec"),
+            "Gem::Specification.new do |spec|\n  spec.name = \"app\".freeze\n  spec.version = \"2.0.0\".freeze\nend\n",
+        )
+        .unwrap();
+        assert_eq!(
+            literal_gemspec(d.path()),
+            Some(("app".into(), "2.0.0".into()))
+        );
         assert_eq!(repository_name("file:///tmp/x/shop.git"), "shop");
     }
 }
