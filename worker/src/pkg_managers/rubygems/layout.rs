@@ -219,10 +219,12 @@ fn package(lock: &GemLock, plan: &GemPlan, ctx: &LayoutContext) -> Package {
     for g in &lock.git {
         let vcs = common::percent::encode_component(&format!("git+{}@{}", g.remote, g.revision));
         for spec in &g.specs {
+            let purl = gem_purl(spec);
+            let sep = if purl.contains('?') { '&' } else { '?' };
             deps.insert(dependency(
                 &spec.name,
                 &spec.version,
-                format!("{}?vcs_url={vcs}", gem_purl(spec)),
+                format!("{purl}{sep}vcs_url={vcs}"),
             ));
         }
     }

@@ -121,13 +121,18 @@ pub struct GemLock {
     pub bundled_with: Option<String>,
 }
 
-/// Read and parse `<path>/Gemfile.lock` below `root`.
-pub fn read(root: &Path, path: &RepoPath) -> Result<GemLock, LockError> {
-    let label = if path.is_root() {
+/// The lockfile of `path` as messages name it: `Gemfile.lock`, `web/Gemfile.lock`.
+pub fn label(path: &RepoPath) -> String {
+    if path.is_root() {
         LOCKFILE.to_string()
     } else {
         format!("{path}/{LOCKFILE}")
-    };
+    }
+}
+
+/// Read and parse `<path>/Gemfile.lock` below `root`.
+pub fn read(root: &Path, path: &RepoPath) -> Result<GemLock, LockError> {
+    let label = label(path);
     let dir = path.resolve(root).map_err(|e| LockError::Unreadable {
         file: label.clone(),
         reason: e.to_string(),

@@ -133,6 +133,17 @@ impl PackageManager for Rubygems {
         let mut git = Vec::new();
         for lock in &locks {
             for g in &lock.git {
+                if g.submodules {
+                    // the checkout would lack them: fail rather than hand back a partial gem
+                    return Err(Failure::new(
+                        ErrorKind::UnsupportedFeature,
+                        format!(
+                            "{}: the GIT source {} asks for its submodules, which are not supported",
+                            lockfile::label(&lock.package_path),
+                            g.remote
+                        ),
+                    ));
+                }
                 let fetch = GitFetch {
                     url: g.remote.clone(),
                     commit: g.revision.clone(),
@@ -173,8 +184,9 @@ fn check_paths(app_dir: &std::path::Path, lock: &GemLock) -> Result<(), Failure>
             Failure::new(
                 ErrorKind::InvalidRequestData,
                 format!(
-                    "The PATH source {:?} of {}/Gemfile.lock: {e}",
-                    p.remote, lock.package_path
+                    "The PATH source {:?} of {}: {e}",
+                    p.remote,
+                    lockfile::label(&lock.package_path)
                 ),
             )
         })?;
@@ -182,8 +194,9 @@ fn check_paths(app_dir: &std::path::Path, lock: &GemLock) -> Result<(), Failure>
             return Err(Failure::new(
                 ErrorKind::InvalidRepoStructure,
                 format!(
-                    "The PATH source {:?} of {}/Gemfile.lock is not a directory of the repository",
-                    p.remote, lock.package_path
+                    "The PATH source {:?} of {} is not a directory of the repository",
+                    p.remote,
+                    lockfile::label(&lock.package_path)
                 ),
             ));
         }
@@ -200,7 +213,7 @@ fn wanted_gems(
 ) -> Result<BTreeMap<String, Wanted>, Failure> {
     let mut out: BTreeMap<String, Wanted> = BTreeMap::new();
     for lock in locks {
-        let file = format!("{}/Gemfile.lock", lock.package_path);
+        let file = lockfile::label(&lock.package_path);
         for source in &lock.gem {
             let upstreams: Vec<String> = source
                 .remotes
