@@ -7,6 +7,18 @@ use crate::pkg_managers::ReposCa;
 use common::{ConfigFile, ErrorKind, Failure};
 use std::fmt::Write as _;
 
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("The gem server URL holds a line break")]
+    BadServerUrl,
+}
+
+impl common::Classify for ConfigError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Misconfigured
+    }
+}
+
 /// `<public>/repos/<id>/rubygems/` with `larder:<token>@` in it.
 pub fn server_url(base: &str, token: &str) -> String {
     match url::Url::parse(base) {
@@ -53,10 +65,7 @@ pub fn bundle_config(
     repos_ca: Option<&ReposCa>,
 ) -> Result<ConfigFile, Failure> {
     if server_url.contains(['\n', '\r']) {
-        return Err(Failure::new(
-            ErrorKind::Misconfigured,
-            "The gem server URL holds a line break",
-        ));
+        return Err(ConfigError::BadServerUrl.into());
     }
     let mut text = String::from("---\n");
     let mut set = |k: &str, v: &str| {

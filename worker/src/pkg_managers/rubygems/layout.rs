@@ -15,8 +15,40 @@ use common::{Artifact, ArtifactMeta, Dependency, ErrorKind, Failure, Package};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-fn io_failure(what: &str) -> impl Fn(std::io::Error) -> Failure + '_ {
-    move |e| Failure::new(ErrorKind::FileAccessError, format!("{what}: {e}"))
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("Cannot write {what}: {reason}")]
+    Io { what: String, reason: String },
+    #[error("The git source {0} was not fetched")]
+    NotFetched(String),
+    #[error("The git source {0} has no usable repository name")]
+    NoRepositoryName(String),
+    #[error("The cached git source {key} is damaged: {reason}")]
+    Damaged { key: String, reason: String },
+    #[error("The checkout of {remote} at {commit}: {reason}")]
+    Git {
+        remote: String,
+        commit: String,
+        reason: String,
+    },
+}
+
+impl common::Classify for LayoutError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NoRepositoryName(_) => ErrorKind::InvalidRequestData,
+            Self::Io { .. } | Self::NotFetched(_) | Self::Damaged { .. } | Self::Git { .. } => {
+                ErrorKind::FileAccessError
+            }
+        }
+    }
+}
+
+fn io_failure<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> LayoutError + '_ {
+    move |e| LayoutError::Io {
+        what: what.to_string(),
+        reason: e.to_string(),
+    }
 }
 
 pub fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
@@ -26,7 +58,7 @@ pub fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<Pm
         if !ctx.store.contains(&key) {
             ctx.store
                 .put_bytes(&key, format!("{}\n", gem.info_line).as_bytes())
-                .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+                .map_err(io_failure(&key))?;
         }
     }
 
@@ -36,7 +68,7 @@ pub fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<Pm
         let src = ctx
             .store
             .path(&gem.store_key())
-            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+            .map_err(io_failure(&gem.full_name()))?;
         let dest = deps.join(format!("{}.gem", gem.full_name()));
         if std::fs::hard_link(&src, &dest).is_err() {
             std::fs::copy(&src, &dest).map_err(io_failure(&gem.full_name()))?;
@@ -51,12 +83,10 @@ pub fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<Pm
                     url: g.remote.clone(),
                     commit: g.revision.clone(),
                 };
-                let checkout = fetched.git.get(&fetch).ok_or_else(|| {
-                    Failure::new(
-                        ErrorKind::FileAccessError,
-                        format!("The git source {} was not fetched", g.remote),
-                    )
-                })?;
+                let checkout = fetched
+                    .git
+                    .get(&fetch)
+                    .ok_or_else(|| LayoutError::NotFetched(g.remote.clone()))?;
                 git_checkout(ctx, &checkout.store_key, g, &deps.join(&dir))?;
             }
         }
@@ -117,10 +147,7 @@ pub fn git_cache_dirname(g: &GitSource) -> Result<String, Failure> {
         .unwrap_or(trimmed)
         .trim_end_matches(".git");
     if !common::artifact::rubygems::is_gem_name(base) {
-        return Err(Failure::new(
-            ErrorKind::InvalidRequestData,
-            format!("The git source {} has no usable repository name", g.remote),
-        ));
+        return Err(LayoutError::NoRepositoryName(g.remote.clone()).into());
     }
     Ok(format!("{base}-{}", &g.revision.as_str()[..12]))
 }
@@ -133,26 +160,22 @@ fn git_checkout(
     g: &GitSource,
     dest: &Path,
 ) -> Result<(), Failure> {
-    let archive = ctx
-        .store
-        .path(store_key)
-        .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+    let archive = ctx.store.path(store_key).map_err(io_failure(store_key))?;
     let parent = dest.parent().unwrap_or(dest);
     let tmp = tempfile::tempdir_in(parent).map_err(io_failure("deps/rubygems"))?;
     common::archive::unpack_tar_gz(&archive, tmp.path(), Default::default()).map_err(|e| {
-        Failure::new(
-            ErrorKind::FileAccessError,
-            format!("The cached git source {store_key} is damaged: {e}"),
-        )
+        LayoutError::Damaged {
+            key: store_key.to_string(),
+            reason: e.to_string(),
+        }
     })?;
     let _ = std::fs::remove_dir_all(dest);
     std::fs::rename(tmp.path().join("app"), dest).map_err(io_failure(store_key))?;
     crate::sandbox::check_symlinks(dest, false)?;
-    let git_error = |e: git2::Error| {
-        Failure::new(
-            ErrorKind::FileAccessError,
-            format!("The checkout of {} at {}: {e}", g.remote, g.revision),
-        )
+    let git_error = |e: git2::Error| LayoutError::Git {
+        remote: g.remote.clone(),
+        commit: g.revision.to_string(),
+        reason: e.to_string(),
     };
     let repo = git2::Repository::open(dest).map_err(git_error)?;
     let oid = git2::Oid::from_str(g.revision.as_str()).map_err(git_error)?;

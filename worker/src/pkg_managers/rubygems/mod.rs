@@ -37,6 +37,70 @@ pub const PLATFORMS_FLAG: &str = "rubygems-platforms";
 /// The `rubygems` package manager.
 pub struct Rubygems;
 
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{file}: the GIT source {remote} asks for its submodules, which are not supported")]
+    Submodules { file: String, remote: String },
+    #[error("The PATH source {remote:?} of {file}: {reason}")]
+    PathUnusable {
+        file: String,
+        remote: String,
+        reason: String,
+    },
+    #[error("The PATH source {remote:?} of {file} is not a directory of the repository")]
+    PathNotDirectory { file: String, remote: String },
+    #[error("{file}: the spec {name}: {reason}")]
+    BadSpec {
+        file: String,
+        name: String,
+        reason: String,
+    },
+    #[error("The gem {gem} is locked twice with different CHECKSUMS ({a} and {b})")]
+    ConflictingChecksums { gem: String, a: String, b: String },
+    #[error("{file}: the gem {name} is locked only as a platform gem ({gem}); the \"{PLATFORMS_FLAG}\" flag fetches the platform gems of the platforms PLATFORMS lists")]
+    PlatformOnly {
+        file: String,
+        name: String,
+        gem: String,
+    },
+    #[error("The upstream Compact Index ({url}) now gives the sha256 {now} for {gem}.gem, but Larder recorded {recorded} when it first fetched that gem: refusing it")]
+    RecordedDigestChanged {
+        url: String,
+        gem: String,
+        now: String,
+        recorded: String,
+    },
+    #[error("The gem {gem} is not in the Compact Index of {upstreams}")]
+    NotInIndex { gem: String, upstreams: String },
+    #[error("The Compact Index line of {gem} has no sha256 checksum to verify the gem against")]
+    NoIndexChecksum { gem: String },
+    #[error("The Gemfile.lock CHECKSUMS entry of {gem} (sha256={lockfile}) does not match the Compact Index checksum {index} of its server")]
+    ChecksumsDisagree {
+        gem: String,
+        lockfile: String,
+        index: String,
+    },
+    #[error("Cannot read the recorded index line {key}: {reason}")]
+    Store { key: String, reason: String },
+}
+
+impl common::Classify for PlanError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Submodules { .. } | Self::PlatformOnly { .. } => ErrorKind::UnsupportedFeature,
+            Self::PathUnusable { .. } => ErrorKind::InvalidRequestData,
+            Self::PathNotDirectory { .. } => ErrorKind::InvalidRepoStructure,
+            Self::BadSpec { .. } => ErrorKind::InvalidFileFormat,
+            Self::ConflictingChecksums { .. }
+            | Self::RecordedDigestChanged { .. }
+            | Self::NoIndexChecksum { .. }
+            | Self::ChecksumsDisagree { .. } => ErrorKind::InvalidChecksum,
+            Self::NotInIndex { .. } => ErrorKind::MissingUpstream,
+            Self::Store { .. } => ErrorKind::FileAccessError,
+        }
+    }
+}
+
 /// One registry gem as the request fetches it.
 #[derive(Clone, Debug)]
 pub struct PlannedGem {
@@ -135,14 +199,11 @@ impl PackageManager for Rubygems {
             for g in &lock.git {
                 if g.submodules {
                     // the checkout would lack them: fail rather than hand back a partial gem
-                    return Err(Failure::new(
-                        ErrorKind::UnsupportedFeature,
-                        format!(
-                            "{}: the GIT source {} asks for its submodules, which are not supported",
-                            lockfile::label(&lock.package_path),
-                            g.remote
-                        ),
-                    ));
+                    return Err(PlanError::Submodules {
+                        file: lockfile::label(&lock.package_path),
+                        remote: g.remote.clone(),
+                    }
+                    .into());
                 }
                 let fetch = GitFetch {
                     url: g.remote.clone(),
@@ -178,27 +239,21 @@ impl PackageManager for Rubygems {
 
 /// Every PATH source must be a directory of the repository (the lockfile's parser already
 /// refused one that climbs out; a symlink out of it is refused here).
-fn check_paths(app_dir: &std::path::Path, lock: &GemLock) -> Result<(), Failure> {
+fn check_paths(app_dir: &std::path::Path, lock: &GemLock) -> Result<(), PlanError> {
     for p in &lock.path {
-        let dir = p.path.resolve(app_dir).map_err(|e| {
-            Failure::new(
-                ErrorKind::InvalidRequestData,
-                format!(
-                    "The PATH source {:?} of {}: {e}",
-                    p.remote,
-                    lockfile::label(&lock.package_path)
-                ),
-            )
-        })?;
+        let dir = p
+            .path
+            .resolve(app_dir)
+            .map_err(|e| PlanError::PathUnusable {
+                file: lockfile::label(&lock.package_path),
+                remote: p.remote.clone(),
+                reason: e.to_string(),
+            })?;
         if !dir.is_dir() {
-            return Err(Failure::new(
-                ErrorKind::InvalidRepoStructure,
-                format!(
-                    "The PATH source {:?} of {} is not a directory of the repository",
-                    p.remote,
-                    lockfile::label(&lock.package_path)
-                ),
-            ));
+            return Err(PlanError::PathNotDirectory {
+                file: lockfile::label(&lock.package_path),
+                remote: p.remote.clone(),
+            });
         }
     }
     Ok(())
@@ -210,7 +265,7 @@ fn wanted_gems(
     locks: &[GemLock],
     platform_gems: bool,
     rubygems_url: &str,
-) -> Result<BTreeMap<String, Wanted>, Failure> {
+) -> Result<BTreeMap<String, Wanted>, PlanError> {
     let mut out: BTreeMap<String, Wanted> = BTreeMap::new();
     for lock in locks {
         let file = lockfile::label(&lock.package_path);
@@ -221,11 +276,10 @@ fn wanted_gems(
                 .map(|r| index::upstream_for(r, rubygems_url))
                 .collect();
             for spec in &source.specs {
-                lockfile::check_spec(spec).map_err(|reason| {
-                    Failure::new(
-                        ErrorKind::InvalidFileFormat,
-                        format!("{file}: the spec {}: {reason}", spec.name),
-                    )
+                lockfile::check_spec(spec).map_err(|reason| PlanError::BadSpec {
+                    file: file.clone(),
+                    name: spec.name.clone(),
+                    reason,
                 })?;
                 let take = match &spec.platform {
                     None => true,
@@ -245,10 +299,11 @@ fn wanted_gems(
                 if let Some(prev) = out.get(&full) {
                     if let (Some(a), Some(b)) = (&prev.checksum, &checksum) {
                         if a != b {
-                            return Err(Failure::new(
-                                ErrorKind::InvalidChecksum,
-                                format!("The gem {full} is locked twice with different CHECKSUMS ({a} and {b})"),
-                            ));
+                            return Err(PlanError::ConflictingChecksums {
+                                gem: full,
+                                a: a.to_string(),
+                                b: b.to_string(),
+                            });
                         }
                     }
                     if prev.checksum.is_some() {
@@ -279,14 +334,11 @@ fn wanted_gems(
                 for spec in &source.specs {
                     let has_ruby = ruby.contains(&(spec.name.as_str(), spec.version.as_str()));
                     if spec.platform.is_some() && !has_ruby {
-                        return Err(Failure::new(
-                            ErrorKind::UnsupportedFeature,
-                            format!(
-                                "{file}: the gem {} is locked only as a platform gem ({}); the \"{PLATFORMS_FLAG}\" flag fetches the platform gems of the platforms PLATFORMS lists",
-                                spec.name,
-                                spec.full_name()
-                            ),
-                        ));
+                        return Err(PlanError::PlatformOnly {
+                            file,
+                            name: spec.name.clone(),
+                            gem: spec.full_name(),
+                        });
                     }
                 }
             }
@@ -303,7 +355,10 @@ async fn resolve(
     name: &str,
     wanted: Vec<Wanted>,
 ) -> Result<Vec<(PlannedGem, String)>, Failure> {
-    let store_error = |e: String| Failure::new(ErrorKind::FileAccessError, e);
+    let store_error = |key: &str, reason: String| PlanError::Store {
+        key: key.to_string(),
+        reason,
+    };
     let mut recorded: BTreeMap<String, String> = BTreeMap::new();
     for w in &wanted {
         let key = info_line_store_key(&w.name, &w.version, w.platform.as_deref());
@@ -311,10 +366,10 @@ async fn resolve(
             let path = ctx
                 .store
                 .path(&key)
-                .map_err(|e| store_error(e.to_string()))?;
+                .map_err(|e| store_error(&key, e.to_string()))?;
             let line = tokio::fs::read_to_string(&path)
                 .await
-                .map_err(|e| store_error(format!("{key}: {e}")))?;
+                .map_err(|e| store_error(&key, e.to_string()))?;
             recorded.insert(w.full_name(), line.trim_end().to_string());
         }
     }
@@ -339,15 +394,13 @@ async fn resolve(
                 if let Some(seen) = recorded.get(&w.full_name()) {
                     let (was, now) = (info_line_checksum(seen), info_line_checksum(line));
                     if was != now {
-                        return Err(Failure::new(
-                            ErrorKind::InvalidChecksum,
-                            format!(
-                                "The upstream Compact Index ({url}) now gives the sha256 {} for {}.gem, but Larder recorded {} when it first fetched that gem: refusing it",
-                                now.unwrap_or("(none)"),
-                                w.full_name(),
-                                was.unwrap_or("(none)")
-                            ),
-                        ));
+                        return Err(PlanError::RecordedDigestChanged {
+                            url,
+                            gem: w.full_name(),
+                            now: now.unwrap_or("(none)").to_string(),
+                            recorded: was.unwrap_or("(none)").to_string(),
+                        }
+                        .into());
                     }
                 } else {
                     upstream_lines
@@ -374,33 +427,24 @@ async fn resolve(
                 ),
                 (None, Some((line, upstream))) => (line, upstream, true),
                 (None, None) => {
-                    return Err(Failure::new(
-                        ErrorKind::MissingUpstream,
-                        format!(
-                            "The gem {full} is not in the Compact Index of {}",
-                            w.upstreams.join(", ")
-                        ),
-                    ))
+                    return Err(PlanError::NotInIndex {
+                        gem: full,
+                        upstreams: w.upstreams.join(", "),
+                    }
+                    .into())
                 }
             };
         let index_sum = info_line_checksum(&line)
             .and_then(|h| Digest::from_hex(HashAlgorithm::Sha256, h).ok())
-            .ok_or_else(|| {
-                Failure::new(
-                    ErrorKind::InvalidChecksum,
-                    format!("The Compact Index line of {full} has no sha256 checksum to verify the gem against"),
-                )
-            })?;
+            .ok_or_else(|| PlanError::NoIndexChecksum { gem: full.clone() })?;
         let integrity = match &w.checksum {
             Some(lockfile_sum) if *lockfile_sum != index_sum => {
-                return Err(Failure::new(
-                    ErrorKind::InvalidChecksum,
-                    format!(
-                        "The Gemfile.lock CHECKSUMS entry of {full} (sha256={}) does not match the Compact Index checksum {} of its server",
-                        lockfile_sum.hex(),
-                        index_sum.hex()
-                    ),
-                ))
+                return Err(PlanError::ChecksumsDisagree {
+                    gem: full,
+                    lockfile: lockfile_sum.hex(),
+                    index: index_sum.hex(),
+                }
+                .into())
             }
             Some(_) => GemIntegrity::LockfileChecksum,
             None => GemIntegrity::UpstreamIndex,
