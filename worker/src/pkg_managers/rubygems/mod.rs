@@ -465,3 +465,70 @@ async fn resolve(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::repo_path::RepoPath;
+    use common::Classify;
+
+    fn lock(text: &str) -> GemLock {
+        lockfile::parse(text, "Gemfile.lock", &RepoPath::root()).unwrap()
+    }
+
+    const LOCK: &str = "GEM
+  remote: https://rubygems.org/
+  remote: https://gems.example.com/
+  specs:
+    native (1.0.0)
+    native (1.0.0-x86_64-linux)
+    native (1.0.0-java)
+    rack (1.0.0)
+
+PLATFORMS
+  ruby
+  x86_64-linux
+";
+
+    #[test]
+    fn platforms_decide_which_gems_are_fetched() {
+        let l = lock(LOCK);
+        let ruby_only = wanted_gems(std::slice::from_ref(&l), false, "http://up/").unwrap();
+        assert_eq!(
+            ruby_only.keys().collect::<Vec<_>>(),
+            ["native-1.0.0", "rack-1.0.0"]
+        );
+        assert_eq!(
+            ruby_only["rack-1.0.0"].upstreams,
+            ["http://up", "https://gems.example.com"]
+        );
+        let all = wanted_gems(&[l], true, "http://up").unwrap();
+        // java is not in PLATFORMS
+        assert_eq!(
+            all.keys().collect::<Vec<_>>(),
+            ["native-1.0.0", "native-1.0.0-x86_64-linux", "rack-1.0.0"]
+        );
+        let only = lock(&LOCK.replace("    native (1.0.0)\n", ""));
+        let e = wanted_gems(&[only], false, "http://up").unwrap_err();
+        assert!(matches!(e, PlanError::PlatformOnly { .. }), "{e}");
+        assert_eq!(e.kind().error_type(), "UnsupportedFeature");
+    }
+
+    #[test]
+    fn two_lockfiles_must_agree_on_checksums() {
+        let with = |hex: &str| {
+            lock(&format!(
+                "GEM\n  remote: https://rubygems.org/\n  specs:\n    rack (1.0.0)\n\nCHECKSUMS\n  rack (1.0.0) sha256={}\n",
+                hex.repeat(32)
+            ))
+        };
+        assert_eq!(
+            wanted_gems(&[with("aa"), with("aa")], false, "http://up")
+                .unwrap()
+                .len(),
+            1
+        );
+        let e = wanted_gems(&[with("aa"), with("bb")], false, "http://up").unwrap_err();
+        assert_eq!(e.kind().error_type(), "InvalidChecksum");
+    }
+}
