@@ -91,6 +91,15 @@ pub struct Config {
     )]
     pub crates_index: String,
 
+    /// Upstream gem server (a RubyGems.org-compatible Compact Index and `/gems/`): Gemfile.lock
+    /// `GEM` remotes of rubygems.org are fetched from it.
+    #[arg(
+        long,
+        env = "LARDER_RUBYGEMS_URL",
+        default_value = "https://rubygems.org"
+    )]
+    pub rubygems_url: String,
+
     /// API tokens: `token=user[:worker|:representative]`, comma separated. Unset = auth off.
     #[arg(long, env = "LARDER_API_TOKENS")]
     pub api_tokens: Option<String>,

@@ -64,6 +64,7 @@ pub const FLAGS: &[&str] = &[
     "include-git-dir",
     "pip-allow-binary",
     "remove-unsafe-symlinks",
+    "rubygems-platforms",
 ];
 
 /// A dependency as Cachito reports it, plus the purl Larder computes for manifests.

@@ -8,7 +8,12 @@ use serde_json::{json, Value};
 /// A Larder whose upstreams all answer 404 (nothing leaves the machine).
 async fn larder(dead: &StaticServer) -> Larder {
     let mut larder = Larder::new();
-    for var in ["LARDER_NPM_REGISTRY", "LARDER_PYPI_INDEX", "LARDER_GOPROXY"] {
+    for var in [
+        "LARDER_NPM_REGISTRY",
+        "LARDER_PYPI_INDEX",
+        "LARDER_GOPROXY",
+        "LARDER_RUBYGEMS_URL",
+    ] {
         larder.env.insert(var.into(), dead.url.clone());
     }
     larder.env.insert(
@@ -196,6 +201,28 @@ fn cases() -> Vec<Case> {
                 ("src/lib.rs", b"".to_vec()),
                 ("Cargo.lock", cargo_lock.as_bytes().to_vec()),
             ],
+        },
+        Case {
+            name: "Gemfile.lock gem name with NUL and escapes",
+            pm: "rubygems",
+            files: vec![(
+                "Gemfile.lock",
+                b"GEM\n  remote: https://rubygems.org/\n  specs:\n    evil\0gem (1.0.0\x1b[31m)\n\nPLATFORMS\n  ruby\n"
+                    .to_vec(),
+            )],
+        },
+        Case {
+            name: "Gemfile.lock with a 3 MiB spec line",
+            pm: "rubygems",
+            files: vec![(
+                "Gemfile.lock",
+                [
+                    b"GEM\n  remote: https://rubygems.org/\n  specs:\n    ".to_vec(),
+                    b"z".repeat(3 << 20),
+                    b"\0 (1.0.0)\n".to_vec(),
+                ]
+                .concat(),
+            )],
         },
         Case {
             name: "go.mod and go.sum with NUL",

@@ -1,4 +1,5 @@
-//! Issue 11's acceptance: `npm ci`, `yarn install` (v1 and Berry), `pnpm install`, `pip install`, `cargo fetch` and `go build` through the
+//! Issue 11's acceptance: `npm ci`, `yarn install` (v1 and Berry), `pnpm install`, `pip install`,
+//! `cargo fetch`, `go build` (and issue 13's `bundle install`) through the
 //! per-request repositories served over HTTPS with a private CA (`use_tls`: the api's certificate
 //! and `LARDER_REPOS_CA_FILE` from one test CA), using only what the request hands back.
 //!
@@ -115,7 +116,8 @@ impl HandBack {
                 !text.contains(&plain),
                 "{path} names the repositories over plain HTTP:\n{text}"
             );
-            names_repo |= text.contains(&repo);
+            // .bundle/config's mirror carries the token as userinfo
+            names_repo |= text.contains(&repo) || text.contains(&format!("@{host_port}"));
         }
         for (name, v) in self.vars.as_object().unwrap() {
             let value = v["value"].as_str().unwrap();
@@ -742,6 +744,112 @@ async fn go_build_over_https_with_only_the_hand_back() {
         .is_file());
     let (ok, out) = run(&mut Command::new(root.join("app/app.bin")));
     assert!(ok && out.trim() == "ab", "{out}");
+    assert_eq!(
+        upstream.requests(),
+        Vec::<String>::new(),
+        "a client went upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundle_install_over_https_with_only_the_hand_back() {
+    use crate::support::rubygems_fixtures::{
+        build_gem, bundle, installed_gems, write_server, FixtureGem,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let gems: Vec<_> = [
+        FixtureGem::new("rack", "1.0.0", &[]),
+        FixtureGem::new("middle", "0.3.1", &[("rack", "= 1.0.0")]),
+    ]
+    .iter()
+    .map(|g| build_gem(t, g))
+    .collect();
+    let up_dir = t.join("upstream");
+    write_server(&up_dir, &gems);
+    let upstream = StaticServer::start(&up_dir).await;
+    let repo = GitRepo::new(t.join("repo"));
+    repo.write(
+        "web/Gemfile",
+        "source \"https://rubygems.org\"\ngem \"middle\"\n",
+    )
+    .write(
+        "web/Gemfile.lock",
+        &crate::rubygems::lockfile(&["middle-0.3.1", "rack-1.0.0"], &[], "")
+            .replace("2.5.3", "2.3.15")
+            .replace(
+                "DEPENDENCIES\n  middle\n  rack\n",
+                "DEPENDENCIES\n  middle\n",
+            )
+            .replace(
+                "    middle (0.3.1)\n",
+                "    middle (0.3.1)\n      rack (= 1.0.0)\n",
+            ),
+    );
+    let commit = repo.commit("gems");
+
+    let pki = TestPki::new("Larder repositories CA");
+    let larder = serve(&pki, ("LARDER_RUBYGEMS_URL", &upstream.url)).await;
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["rubygems"], "packages": {"rubygems": [{"path": "web"}]}}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "complete", "{done}\n{}", larder.logs());
+    let back = HandBack::read(&larder, id).await;
+    upstream.clear_requests();
+    back.assert_carries_the_ca(&pki, &larder, id);
+    let config = "app/web/.bundle/config";
+    let text = back.text(config);
+    // relative to the Gemfile's directory, where bundle runs
+    assert!(
+        text.contains("BUNDLE_SSL_CA_CERT: \"../registry-ca.pem\"\n"),
+        "{text}"
+    );
+
+    // RubyGems' own fetcher downloads the .gem files: it trusts SSL_CERT_FILE
+    assert_eq!(back.var("SSL_CERT_FILE"), (CA_FILE, "path"));
+
+    // without them bundler has only the system's roots
+    let bare = back
+        .clone()
+        .without_lines(config, |l| l.starts_with("BUNDLE_SSL_CA_CERT"))
+        .without_vars(&["SSL_CERT_FILE"]);
+    let root = t.join("without-ca");
+    let env = bare.apply(&repo, &commit, &root);
+    let (ok, out) = timed("bundle install without the CA", || {
+        bundle(
+            &root.join("app/web"),
+            &t.join("home-without-ca"),
+            &["install"],
+            &refs(&env),
+        )
+    });
+    assert_certificate_error(
+        "bundle install",
+        ok,
+        &out,
+        &["certificate verify failed", "SSL"],
+    );
+
+    let root = t.join("with-ca");
+    let env = back.apply(&repo, &commit, &root);
+    let (ok, out) = timed("bundle install", || {
+        bundle(
+            &root.join("app/web"),
+            &t.join("home"),
+            &["install"],
+            &refs(&env),
+        )
+    });
+    assert!(
+        ok,
+        "bundle install through the HTTPS gem server failed:\n{out}\n{}",
+        larder.logs()
+    );
+    assert_eq!(
+        installed_gems(&root.join("app/web/vendor/bundle")),
+        ["middle-0.3.1", "rack-1.0.0"]
+    );
     assert_eq!(
         upstream.requests(),
         Vec::<String>::new(),

@@ -19,6 +19,7 @@ mod pip;
 mod pnpm;
 mod reliability;
 mod requests;
+mod rubygems;
 mod tls;
 mod validation;
 mod yarn;

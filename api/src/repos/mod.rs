@@ -5,6 +5,7 @@ pub mod cargo;
 pub mod gomod;
 pub mod npm;
 pub mod pip;
+pub mod rubygems;
 
 use crate::error::{ApiError, ApiResult};
 use crate::schema::artifacts;
@@ -105,6 +106,7 @@ pub static REPOSITORIES: &[&dyn Repository] = &[
     &npm::REGISTRY,
     &pip::SimpleIndex,
     &cargo::SPARSE_REGISTRY,
+    &rubygems::GEM_SERVER,
 ];
 
 /// The protocol that serves the artifacts of package manager `pm`.
@@ -371,6 +373,7 @@ mod tests {
             ("pip", "deps/pip/external-bar/bar-external-sha256-00.whl"),
             ("pip", &format!("deps/git/github.com/org/repo/{SHA}.tar.gz")),
             ("cargo", "deps/cargo/serde/serde-1.0.0.crate"),
+            ("rubygems", "deps/rubygems/rack/rack-3.0.8.gem"),
         ] {
             assert!(servable_store_key(pm, key), "{pm} {key}");
         }
@@ -393,6 +396,7 @@ mod tests {
             ("pip", "sources/github.com/org/repo/x.tar.gz"),
             ("cargo", "deps/cargo/serde/serde-1.0.0.index-line"),
             ("cargo", "deps/npm/a/-/a-1.0.0.tgz"),
+            ("rubygems", "deps/rubygems/rack/rack-3.0.8.info-line"),
             ("git-submodule", "deps/git/github.com/org/repo/x.tar.gz"),
             ("", "deps/npm/a/-/a-1.0.0.tgz"),
         ] {

@@ -529,9 +529,24 @@ mod tests {
             err(json!({"repo": "https://x/y", "ref": SHA, "pkg_managers": ["pip"], "packages": {"pip": [{"path": ".", "requirements_files": ["/etc/passwd"]}]}})),
             "The \"requirements_files\" values in the \"packages.pip\" value must be to a relative path in the source repository"
         );
+        // a package manager Cachito knows that this deployment does not process
+        let without_rubygems = Catalogue(
+            catalogue()
+                .0
+                .into_iter()
+                .filter(|d| d.name != "rubygems")
+                .collect(),
+        );
         assert_eq!(
-            err(json!({"repo": "https://x/y", "ref": SHA, "pkg_managers": ["rubygems", "npm"]})),
-            "The following package managers are not enabled: rubygems"
+            validate_new_request(
+                &json!({"repo": "https://x/y", "ref": SHA, "pkg_managers": ["rubygems", "npm"]}),
+                false,
+                &without_rubygems
+            )
+            .err()
+            .map(|e| e.message)
+            .as_deref(),
+            Some("The following package managers are not enabled: rubygems")
         );
         assert_eq!(
             err(

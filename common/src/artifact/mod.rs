@@ -6,6 +6,7 @@ pub mod cargo;
 pub mod gomod;
 pub mod npm;
 pub mod pip;
+pub mod rubygems;
 
 use crate::pm::PmName;
 use serde::{Deserialize, Serialize};
@@ -30,4 +31,5 @@ pub enum ArtifactMeta {
     Pip(pip::PipMeta),
     Cargo(cargo::CargoMeta),
     Gomod(gomod::GoMeta),
+    Rubygems(rubygems::GemMeta),
 }

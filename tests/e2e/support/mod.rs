@@ -7,6 +7,7 @@ pub mod clients;
 pub mod gomod_fixtures;
 pub mod npm_fixtures;
 pub mod pip_fixtures;
+pub mod rubygems_fixtures;
 pub mod tls;
 
 use serde_json::Value;

@@ -4,10 +4,10 @@
 
 use common::ErrorKind;
 
-/// package-lock.json / npm-shrinkwrap.json, Cargo.lock, go.sum.
+/// package-lock.json / npm-shrinkwrap.json, Cargo.lock, go.sum, Gemfile.lock.
 pub const MAX_LOCKFILE_BYTES: u64 = 64 << 20;
 /// Packages of one lockfile: npm `packages` (or v1 `dependencies`) entries, Cargo.lock
-/// `[[package]]`s, go.sum lines.
+/// `[[package]]`s, go.sum lines, Gemfile.lock's indented lines.
 pub const MAX_LOCKFILE_ENTRIES: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]

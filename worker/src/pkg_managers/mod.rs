@@ -19,6 +19,7 @@ pub mod npm;
 pub mod pip;
 pub mod pnpm;
 pub mod repos_ca;
+pub mod rubygems;
 pub mod unique_map;
 pub mod yarn;
 
@@ -51,6 +52,7 @@ pub static REGISTRY: &[&dyn Registered] = &[
     &git_submodule::GitSubmodule,
     &yarn::Yarn,
     &pnpm::Pnpm,
+    &rubygems::Rubygems,
 ];
 
 /// The registry's descriptors, for the api's validation and `/status`.
