@@ -5,8 +5,7 @@
 //! registry on loopback (not timed); then a real Larder prefetches it cold and warm (submit →
 //! complete), next to the real client installing the same lockfile from the same fixture
 //! registry into an empty cache, through the per-request registry with only the configuration
-//! files Larder hands back, and (yarn) offline from the unpacked bundle (its app overlay over
-//! `app/`).
+//! files Larder hands back, and offline from the unpacked bundle (its app overlay over `app/`).
 
 #[path = "../tests/e2e/support/mod.rs"]
 mod support;
@@ -108,8 +107,8 @@ impl Format {
     }
 
     /// The client installing the unpacked bundle's `app/` (its overlay applied) with no
-    /// registry, for the formats this benchmark knows the offline command of.
-    fn install_offline(self, dir: &Path, home: &Path) -> Option<Duration> {
+    /// registry (README's offline command of each).
+    fn install_offline(self, dir: &Path, home: &Path) -> Duration {
         let t = Instant::now();
         let (ok, out) = match self {
             Format::YarnV1 => yarn(
@@ -124,11 +123,20 @@ impl Format {
                 ],
             ),
             Format::YarnBerry => yarn_berry(dir, home, &["install", "--immutable"]),
-            Format::Pnpm => return None,
+            Format::Pnpm => pnpm(
+                dir,
+                home,
+                &[
+                    "install",
+                    "--offline",
+                    "--frozen-lockfile",
+                    "--ignore-scripts",
+                ],
+            ),
         };
         let took = t.elapsed();
         assert!(ok, "{}: offline install failed:\n{out}", self.name());
-        Some(took)
+        took
     }
 
     /// The client installing `dir` from its lockfile into an empty cache under `home`.
@@ -274,9 +282,8 @@ async fn run() {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for (format, cold, warm, direct, via, offline) in rows {
-        let offline = offline.map_or("–".to_string(), |d| format!("{d:.2?}"));
         println!(
-            "| {} | {cold:.2?} | {warm:.2?} | {direct:.2?} | {via:.2?} | {offline} | {:.2} | `{}` |",
+            "| {} | {cold:.2?} | {warm:.2?} | {direct:.2?} | {via:.2?} | {offline:.2?} | {:.2} | `{}` |",
             format.name(),
             cold.as_secs_f64() / direct.as_secs_f64(),
             format.client()
