@@ -517,6 +517,17 @@ async fn yarn_berry_https_tarball_and_git_dependency_with_the_real_yarn() {
     assert!(ok, "offline yarn install from the bundle failed:\n{out}");
     remote_installed(&udir, &out);
     assert_eq!(upstream.requests(), Vec::<String>::new());
+
+    // another tarball at the URL: its zip does not have the lockfile's checksum
+    let other = build(&FixturePackage::new("t", "1.0.0").dep("evil", "1"));
+    write(&up_dir.join("dl/t-1.0.0.tgz"), &other.tgz);
+    let larder = larder_for(&upstream).await;
+    larder
+        .fails_as_client_error(
+            json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["yarn"]}),
+            &format!("The checksum of t@{turl}"),
+        )
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
