@@ -6,9 +6,10 @@
 //!   `project`: yarn.lock as npm lockfile entries) → npm's plan, fetch and artifacts
 //!   (`crate::pkg_managers::npm`) → `layout` (hand-back, mirror, report).
 //! - **Berry (Yarn 2–4)**, a yarn.lock with `__metadata`: read (`berry_lockfile`, `berry`) →
-//!   registry tarballs verified through Yarn's cache zip rebuilt byte for byte (`berry_zip`)
-//!   → the same registry artifacts → `berry::layout` (`.yarnrc.yml` handed back, the Yarn
-//!   cache `deps/yarn-berry/cache/` in the bundle, report).
+//!   registry and http(s) tarballs verified through Yarn's cache zip rebuilt byte for byte
+//!   (`berry_zip`), git sources at a commit packed as v1's → the same registry artifacts →
+//!   `berry::layout` (`.yarnrc.yml`, and yarn.lock with http(s)/git entries on the registry,
+//!   handed back; the Yarn cache `deps/yarn-berry/cache/` in the bundle, report).
 
 pub mod berry;
 pub mod berry_lockfile;
