@@ -363,6 +363,35 @@ async fn yarn_berry_unpinned_git_dependency_is_a_clear_client_error() {
         .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_http_tarball_without_a_zip_checksum_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = StaticServer::start(tmp.path()).await;
+    let larder = larder_for(&up).await;
+    let repo = GitRepo::new(tmp.path().join("repo"));
+    let entry = "\"t@https://h.example/t.tgz\":\n  version: 1.0.0\n  resolution: \"t@https://h.example/t.tgz\"\n";
+    for (lock, reason) in [
+        (
+            format!("__metadata:\n  version: 8\n  cacheKey: 10c0\n\n{entry}  languageName: node\n  linkType: hard\n"),
+            "The http(s) tarball dependency t@https://h.example/t.tgz has no checksum",
+        ),
+        (
+            format!("__metadata:\n  version: 6\n  cacheKey: 8\n\n{entry}  checksum: abc\n  languageName: node\n  linkType: hard\n"),
+            "the lockfile's cache key is \"8\"",
+        ),
+    ] {
+        repo.write("package.json", r#"{"name":"x","version":"1.0.0"}"#)
+            .write("yarn.lock", &lock);
+        let commit = repo.commit("berry");
+        larder
+            .fails_as_client_error(
+                json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["yarn"]}),
+                reason,
+            )
+            .await;
+    }
+}
+
 /// An http(s) tarball (locked by Yarn 4 against the fixture upstream) and a git dependency
 /// from a local repository (Yarn 4 cannot lock a `git+file:` URL: its entry is written as
 /// Yarn writes a git entry, with a checksum Larder does not check).
