@@ -865,10 +865,7 @@ pub fn offline_yarnrc(own: &serde_yaml::Mapping, path: &RepoPath) -> serde_yaml:
 /// A yarn.lock's entries rewritten: the entry whose `resolution` is a key of `rewrites` gets
 /// the new resolution and, when given, the new checksum (its descriptors, and so its place in
 /// the file, stay). Every rewrite must find its entry.
-pub fn rewrite_lock(
-    text: &str,
-    rewrites: &BTreeMap<String, (String, Option<String>)>,
-) -> Result<String, BerryError> {
+pub fn rewrite_lock(text: &str, rewrites: &Rewrites) -> Result<String, BerryError> {
     let mut out = String::with_capacity(text.len() + rewrites.len() * 64);
     let mut done = BTreeSet::new();
     // the new checksum of the entry being rewritten, until it is written
@@ -909,13 +906,14 @@ pub fn rewrite_lock(
     Ok(out)
 }
 
+/// A yarn.lock's rewrites: the resolution of an entry → its new resolution and checksum.
+type Rewrites = BTreeMap<String, (String, Option<String>)>;
+
 /// The hand-back's and the offline route's rewrites of the package directory's yarn.lock
 /// (empty when it has no http(s) tarball or git entry). The registry route points every such
 /// entry at `tarball_base` (the per-request registry, token in the path); the offline one
 /// only the git entries, at the registry without the token, their zips written into the
 /// bundle's cache (once each, `written`) under Yarn's name for that locator.
-type Rewrites = BTreeMap<String, (String, Option<String>)>;
-
 fn handback_rewrites(
     b: &BerryProject,
     ctx: &LayoutContext,
