@@ -344,21 +344,217 @@ async fn yarn_berry_changed_tarball_content_fails_the_zip_checksum() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn yarn_berry_git_dependency_is_a_clear_client_error() {
+async fn yarn_berry_unpinned_git_dependency_is_a_clear_client_error() {
     let tmp = tempfile::tempdir().unwrap();
     let up = StaticServer::start(tmp.path()).await;
     let repo = GitRepo::new(tmp.path().join("repo"));
     repo.write("package.json", r#"{"name":"x","version":"1.0.0"}"#)
         .write(
             "yarn.lock",
-            "__metadata:\n  version: 8\n  cacheKey: 10c0\n\n\"g@https://github.com/u/g.git#commit=0123456789abcdef0123456789abcdef01234567\":\n  version: 1.0.0\n  resolution: \"g@https://github.com/u/g.git#commit=0123456789abcdef0123456789abcdef01234567\"\n  languageName: node\n  linkType: hard\n",
+            "__metadata:\n  version: 8\n  cacheKey: 10c0\n\n\"g@https://github.com/u/g.git#main\":\n  version: 1.0.0\n  resolution: \"g@https://github.com/u/g.git#main\"\n  languageName: node\n  linkType: hard\n",
         );
     let commit = repo.commit("berry");
     let larder = larder_for(&up).await;
     larder
         .fails_as_client_error(
             json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["yarn"]}),
-            "The dependency g@https://github.com/u/g.git#commit=0123456789abcdef0123456789abcdef01234567 is not supported for yarn Berry",
+            "The git dependency g@https://github.com/u/g.git#main must be resolved at a full 40-character commit id",
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_http_tarball_without_a_zip_checksum_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = StaticServer::start(tmp.path()).await;
+    let larder = larder_for(&up).await;
+    let repo = GitRepo::new(tmp.path().join("repo"));
+    let entry = "\"t@https://h.example/t.tgz\":\n  version: 1.0.0\n  resolution: \"t@https://h.example/t.tgz\"\n";
+    for (lock, reason) in [
+        (
+            format!("__metadata:\n  version: 8\n  cacheKey: 10c0\n\n{entry}  languageName: node\n  linkType: hard\n"),
+            "The http(s) tarball dependency t@https://h.example/t.tgz has no checksum",
+        ),
+        (
+            format!("__metadata:\n  version: 6\n  cacheKey: 8\n\n{entry}  checksum: abc\n  languageName: node\n  linkType: hard\n"),
+            "the lockfile's cache key is \"8\"",
+        ),
+    ] {
+        repo.write("package.json", r#"{"name":"x","version":"1.0.0"}"#)
+            .write("yarn.lock", &lock);
+        let commit = repo.commit("berry");
+        larder
+            .fails_as_client_error(
+                json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["yarn"]}),
+                reason,
+            )
+            .await;
+    }
+}
+
+/// An http(s) tarball (locked by Yarn 4 against the fixture upstream) and a git dependency
+/// from a local repository (Yarn 4 cannot lock a `git+file:` URL: its entry is written as
+/// Yarn writes a git entry, with a checksum Larder does not check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_https_tarball_and_git_dependency_with_the_real_yarn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up_dir = tmp.path().join("upstream");
+    fs::create_dir_all(&up_dir).unwrap();
+    let upstream = StaticServer::start(&up_dir).await;
+    let pkgs = [
+        build(&FixturePackage::new("a", "1.0.0").dep("b", "^1.0.0")),
+        build(&FixturePackage::new("b", "1.1.0")),
+    ];
+    write_registry(&up_dir, &upstream.url, &pkgs).unwrap();
+    let t = build(&FixturePackage::new("t", "1.0.0"));
+    write(&up_dir.join("dl/t-1.0.0.tgz"), &t.tgz);
+    let turl = format!("{}/dl/t-1.0.0.tgz", upstream.url);
+
+    let g = GitRepo::new(tmp.path().join("gdep"));
+    g.write(
+        "package.json",
+        r#"{"name":"zz-git","version":"0.3.0","main":"index.js"}"#,
+    )
+    .write("index.js", "module.exports = 'zz-git';\n");
+    let sha = g.commit("gdep");
+    let gspec = format!("git+file://{}#commit={sha}", g.url());
+
+    let repo = GitRepo::new(tmp.path().join("repo"));
+    let mut pj = json!({"name": "berry-remote", "version": "1.0.0", "private": true,
+                        "dependencies": {"a": "^1.0.0", "t": turl}});
+    repo.write("package.json", &serde_json::to_string_pretty(&pj).unwrap())
+        .write(
+            ".yarnrc.yml",
+            &format!(
+                "nodeLinker: node-modules\nnpmRegistryServer: \"{}\"\nunsafeHttpWhitelist:\n  - 127.0.0.1\n",
+                upstream.url
+            ),
+        );
+    let gen = tmp.path().join("generate");
+    copy_dir(&repo.dir, &gen);
+    let rc = fs::read_to_string(gen.join(".yarnrc.yml")).unwrap();
+    write(
+        &gen.join(".yarnrc.yml"),
+        format!("{rc}npmMinimalAgeGate: 0\n"),
+    );
+    let (ok, out) = yarn_berry(&gen, &tmp.path().join("home-generate"), &["install"]);
+    assert!(ok, "yarn install (making the lockfile) failed:\n{out}");
+    let lock = fs::read_to_string(gen.join("yarn.lock")).unwrap();
+    assert!(
+        lock.contains(&format!("resolution: \"t@{turl}\"")),
+        "{lock}"
+    );
+    // the git dependency, by hand: last among the workspace's dependencies and the entries
+    let tdep = format!("    t: \"{turl}\"\n");
+    assert!(lock.contains(&tdep), "{lock}");
+    let lock = lock.replacen(&tdep, &format!("{tdep}    zz-git: \"{gspec}\"\n"), 1)
+        + &format!(
+            "\n\"zz-git@{gspec}\":\n  version: 0.3.0\n  resolution: \"zz-git@{gspec}\"\n  checksum: 10c0/{}\n  languageName: node\n  linkType: hard\n",
+            "0".repeat(128)
+        );
+    pj["dependencies"]["zz-git"] = json!(gspec);
+    repo.write("package.json", &serde_json::to_string_pretty(&pj).unwrap())
+        .write("yarn.lock", &lock);
+    let commit = repo.commit("remote sources");
+
+    let larder = larder_for(&upstream).await;
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["yarn"]}))
+        .await;
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "complete", "{done}\n{}", larder.logs());
+    let (_, manifest) = larder
+        .get(&format!("/api/v1/requests/{id}/content-manifest"))
+        .await;
+    let purls: Vec<String> = manifest["image_contents"][0]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["purl"].as_str().unwrap().to_string())
+        .collect();
+    let has = |f: &dyn Fn(&String) -> bool| purls.iter().any(f);
+    assert!(
+        has(&|p| p.starts_with("pkg:generic/t?download_url=") && p.contains("t-1.0.0.tgz")),
+        "{purls:?}"
+    );
+    assert!(
+        has(&|p| p.starts_with("pkg:generic/zz-git?vcs_url=") && p.contains(&sha)),
+        "{purls:?}"
+    );
+    assert!(has(&|p| p == "pkg:npm/a@1.0.0"), "{purls:?}");
+
+    // the hand-back: the yarn.lock's http(s) and git entries on the per-request registry
+    let cfg = larder.config_files(id).await;
+    let handed = String::from_utf8(cfg["app/yarn.lock"].clone()).unwrap();
+    assert!(
+        !handed.contains(&format!("resolution: \"t@{turl}\"")),
+        "{handed}"
+    );
+    assert!(handed.contains(&format!("\"zz-git@{gspec}\":")), "{handed}");
+    assert!(
+        handed.contains(&format!(
+            "/npm/zz-git/-/gdep-external-gitcommit-{sha}.tgz\""
+        )),
+        "{handed}"
+    );
+    assert!(!cfg.contains_key("app/package.json"), "{:?}", cfg.keys());
+
+    let work = tmp.path().join("work");
+    copy_dir(&repo.dir, &work);
+    for (p, c) in &cfg {
+        write(&work.join(p.strip_prefix("app/").unwrap()), c);
+    }
+    upstream.clear_requests();
+    let (ok, out) = yarn_berry(
+        &work,
+        &tmp.path().join("home-registry"),
+        &["install", "--immutable"],
+    );
+    assert!(
+        ok,
+        "yarn install --immutable against the per-request registry failed:\n{out}\n{}",
+        larder.logs()
+    );
+    let remote_installed = |dir: &Path, out: &str| {
+        let got = installed(dir);
+        for want in ["a@1.0.0", "b@1.1.0", "t@1.0.0", "zz-git@0.3.0"] {
+            assert!(got.iter().any(|g| g == want), "{want} in {got:?}\n{out}");
+        }
+        let js = fs::read_to_string(dir.join("node_modules/zz-git/index.js")).unwrap();
+        assert!(js.contains("'zz-git'"), "{js}");
+    };
+    remote_installed(&work, &out);
+    assert_eq!(
+        upstream.requests(),
+        Vec::<String>::new(),
+        "nothing from upstream"
+    );
+
+    // offline: the bundle's cache, the overlay's yarn.lock (its git entry on Larder's pack)
+    let bundle_bytes = larder.download(id).await.0;
+    let unpacked = tmp.path().join("bundle");
+    tar::Archive::new(flate2::read::GzDecoder::new(&bundle_bytes[..]))
+        .unpack(&unpacked)
+        .unwrap();
+    apply_app_overlay(&unpacked);
+    let udir = unpacked.join("app");
+    let (ok, out) = yarn_berry(
+        &udir,
+        &tmp.path().join("home-offline"),
+        &["install", "--immutable"],
+    );
+    assert!(ok, "offline yarn install from the bundle failed:\n{out}");
+    remote_installed(&udir, &out);
+    assert_eq!(upstream.requests(), Vec::<String>::new());
+
+    // another tarball at the URL: its zip does not have the lockfile's checksum
+    let other = build(&FixturePackage::new("t", "1.0.0").dep("evil", "1"));
+    write(&up_dir.join("dl/t-1.0.0.tgz"), &other.tgz);
+    let larder = larder_for(&upstream).await;
+    larder
+        .fails_as_client_error(
+            json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["yarn"]}),
+            &format!("The checksum of t@{turl}"),
         )
         .await;
 }

@@ -112,7 +112,7 @@ pub fn git_store_key(host: &str, repo_path: &str, commit: &CommitId) -> String {
     )
 }
 
-fn safe_host(h: &str) -> String {
+pub fn safe_host(h: &str) -> String {
     h.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' || c == '-' {

@@ -12,7 +12,21 @@
 //! - `patch:` entries: a patch file must be inside the repository; Yarn's built-in patches
 //!   (`optional!builtin<compat/typescript>`) are inside Yarn. The base package is an `npm:`
 //!   entry of its own, fetched and verified as one; the client applies the patch.
-//! - anything else (git, https tarballs, `file:`, `link:`, `portal:`, `exec:`) is refused.
+//! - http(s) tarballs (`a@https://host/a.tgz`): fetched from their URL and verified as `npm:`
+//!   ones are, by their cache zip (which depends on the package name, not on the URL); a
+//!   tarball without a `…c0` checksum fails.
+//! - git at a full commit (`a@https://host/o/r.git#commit=<sha>`): checked out at the commit
+//!   and packed as npm packs git dependencies (`npm::pack`), never running scripts. Yarn's
+//!   checksum of it is of `yarn pack`'s output (which runs scripts): it is not verified, the
+//!   commit is.
+//! - Yarn fetches an http(s) tarball from its URL and clones a git source whatever the
+//!   registry settings say, so the hand-back's yarn.lock keeps every descriptor and points those
+//!   entries' `resolution` at the per-request registry's tarball (the token in its path: Yarn
+//!   sends no credentials to a tarball URL), a git one with the checksum of Larder's zip of its
+//!   pack. Yarn 4 accepts such a lockfile with `--immutable` (measured with 4.18.1): a
+//!   descriptor's stored resolution is not re-resolved, and the lockfile it would write is
+//!   this one.
+//! - anything else (`file:`, `link:`, `portal:`, `exec:`) is refused.
 
 use super::berry_lockfile::{self, is_builtin_patch, BerryLock, Entry, Locator, PatchRef};
 use super::berry_zip::{self, cache_file_name};
@@ -20,8 +34,11 @@ use super::lockfile::YARN_LOCK;
 use crate::bundle::overlay_path;
 use crate::fetch::Check;
 use crate::pkg_managers::limits::MAX_LOCKFILE_BYTES;
-use crate::pkg_managers::npm::classify::{download_url, valid_name, valid_version, Kind};
+use crate::pkg_managers::npm::classify::{
+    basename, download_url, parse_git, valid_name, valid_version, Kind,
+};
 use crate::pkg_managers::npm::integrity::Integrity;
+use crate::pkg_managers::npm::layout::with_slash;
 use crate::pkg_managers::npm::layout::{
     app_rel, create_in_bundle, package_report, LayoutContext, LayoutError,
 };
@@ -29,8 +46,11 @@ use crate::pkg_managers::npm::lockfile::{
     check_project_dir, open_limited, read_package_json, rel_display, LockEntry, Lockfile,
     LockfileError, Project,
 };
-use crate::pkg_managers::npm::plan::{registry_store_key, Plan, PlannedDep};
+use crate::pkg_managers::npm::plan::{
+    git_store_key, registry_store_key, safe_host, GitDep, Plan, PlannedDep,
+};
 use crate::pkg_managers::PmContext;
+use common::commit::CommitId;
 use common::repo_path::RepoPath;
 use common::{Classify, ConfigFile, Download, ErrorKind, Failure, Package};
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,8 +70,16 @@ pub enum BerryError {
     Lockfile(#[from] LockfileError),
     #[error(transparent)]
     Lock(#[from] berry_lockfile::BerryLockError),
-    #[error("The dependency {0} is not supported for yarn Berry (only npm:, workspace: and patch: resolutions are; git and https ones not yet)")]
+    #[error("The dependency {0} is not supported for yarn Berry (only npm:, workspace:, patch:, http(s) tarball and git resolutions are)")]
     Unsupported(String),
+    #[error("The git dependency {0} must be resolved at a full 40-character commit id (`#commit=<sha>`)")]
+    GitNotPinned(String),
+    #[error("The http(s) tarball dependency {0} has no checksum of Yarn's cache key 10c0 in the lockfile, which Larder verifies it by")]
+    TarballWithoutChecksum(String),
+    #[error("The dependency {label} needs Larder's own cache zip, which is Yarn 4's (cache key …c0); the lockfile's cache key is {key:?}")]
+    CacheKey { label: String, key: String },
+    #[error("The entry of {0} was not found in yarn.lock to rewrite")]
+    Rewrite(String),
     #[error("The dependency {0} names a tarball URL of its own (__archiveUrl); only the registry's tarballs are supported")]
     ArchiveUrl(String),
     #[error("The {what} {path:?} of {label} is not inside the repository")]
@@ -77,7 +105,12 @@ impl Classify for BerryError {
         match self {
             BerryError::Lockfile(e) => e.kind(),
             BerryError::Lock(e) => e.kind(),
-            BerryError::Unsupported(_) | BerryError::ArchiveUrl(_) => ErrorKind::UnsupportedFeature,
+            BerryError::Unsupported(_)
+            | BerryError::ArchiveUrl(_)
+            | BerryError::GitNotPinned(_)
+            | BerryError::CacheKey { .. } => ErrorKind::UnsupportedFeature,
+            BerryError::TarballWithoutChecksum(_) => ErrorKind::InvalidChecksum,
+            BerryError::Rewrite(_) => ErrorKind::InvalidFileFormat,
             BerryError::Outside { .. } => ErrorKind::ValidationError,
             BerryError::PatchBase { .. }
             | BerryError::Yarnrc { .. }
@@ -101,6 +134,17 @@ pub struct CacheZip {
     pub label: String,
 }
 
+/// An entry the hand-back points at the per-request registry's tarball.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handback {
+    /// the lockfile's resolution
+    pub resolution: String,
+    pub name: String,
+    pub store_key: String,
+    /// a git source: served as Larder's pack, with the checksum of Larder's zip of it
+    pub git: bool,
+}
+
 /// A planned Berry package directory.
 pub struct BerryProject {
     pub project: Project,
@@ -108,6 +152,66 @@ pub struct BerryProject {
     pub zips: Vec<CacheZip>,
     /// whether the bundle's Yarn cache can serve it (a `…c0` cache key)
     pub offline: bool,
+    pub handback: Vec<Handback>,
+    /// the lockfile's cache key (`10c0`)
+    pub cache_key: String,
+}
+
+/// A resolution fetched from elsewhere than the registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Remote {
+    /// an http(s) tarball
+    Tarball { url: String },
+    /// a git repository at a full commit (`url`: what git clones)
+    Git {
+        url: String,
+        commit: CommitId,
+        host: String,
+        repo_path: String,
+    },
+}
+
+/// What a resolution that is neither `npm:`, `workspace:` nor `patch:` is: an http(s) tarball
+/// (`a@https://host/a.tgz`), a git source (`a@https://host/o/r.git#commit=<sha>`,
+/// `a@git+ssh://…`, `a@git+file://…`; it must name a full commit), or none Larder supports.
+pub fn remote_of(res: &Locator) -> Result<Remote, BerryError> {
+    let label = res.text();
+    let r = res.reference.as_str();
+    let (base, frag) = match r.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (r, None),
+    };
+    let lower = base.to_ascii_lowercase();
+    let http = lower.starts_with("http://") || lower.starts_with("https://");
+    let git = ["git+", "git:", "ssh:", "github:", "gitlab:", "bitbucket:"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+        || (http && (lower.ends_with(".git") || frag.is_some()));
+    if git {
+        let mut commit = None;
+        for param in frag.unwrap_or_default().split('&') {
+            match param.split_once('=') {
+                Some(("commit", c)) => commit = Some(c),
+                // `workspace=`, `tag=`, …: not a commit alone
+                _ => return Err(BerryError::GitNotPinned(label)),
+            }
+        }
+        let commit = commit
+            .and_then(|c| CommitId::parse_any_case(c).ok())
+            .ok_or_else(|| BerryError::GitNotPinned(label.clone()))?;
+        let (url, _, host, repo_path) = parse_git(&format!("{base}#{commit}"))
+            .ok_or_else(|| BerryError::Unsupported(label.clone()))?;
+        return Ok(Remote::Git {
+            url,
+            commit,
+            host,
+            repo_path,
+        });
+    }
+    if http && url::Url::parse(base).is_ok() {
+        return Ok(Remote::Tarball { url: base.into() });
+    }
+    Err(BerryError::Unsupported(label))
 }
 
 /// Whether the yarn.lock at `path` is a Berry one (false when there is none: the classic reader
@@ -254,7 +358,12 @@ pub fn read(app_dir: &Path, path: &RepoPath) -> Result<BerryRead, BerryError> {
                     }
                 }
             }
-            _ => return Err(BerryError::Unsupported(label)),
+            _ => {
+                if !valid_name(&e.resolution.name) {
+                    return Err(BerryError::InvalidName(label));
+                }
+                remote_of(&e.resolution)?;
+            }
         }
     }
     // dev: what the runtime roots do not reach; optional: what only optional edges reach
@@ -359,7 +468,120 @@ pub async fn plan(
             ..Plan::default()
         };
         let mut zips = Vec::new();
+        let mut handback = Vec::new();
         for (i, e) in r.lock.entries.iter().enumerate() {
+            if !matches!(e.resolution.protocol(), "npm" | "workspace" | "patch") {
+                let remote = remote_of(&e.resolution).map_err(Failure::from)?;
+                let label = e.resolution.text();
+                if !offline {
+                    return Err(BerryError::CacheKey {
+                        label,
+                        key: metadata_key.clone(),
+                    }
+                    .into());
+                }
+                let (dev, optional) = (!r.runtime.contains(&i), !r.required.contains(&i));
+                let name = e.resolution.name.clone();
+                let (kind, store_key) = match remote {
+                    Remote::Tarball { url } => {
+                        let Some((hash, key)) =
+                            e.checksum.as_ref().filter(|(_, key)| key.ends_with("c0"))
+                        else {
+                            return Err(BerryError::TarballWithoutChecksum(label).into());
+                        };
+                        let host = url::Url::parse(&url)
+                            .ok()
+                            .and_then(|u| u.host_str().map(safe_host))
+                            .unwrap_or_default();
+                        // content-addressed by the zip's checksum: one key, one zip
+                        let store_key = format!(
+                            "deps/npm/external/{host}/{name}/{}-external-berryzip-{}.tgz",
+                            basename(&name),
+                            hash.to_ascii_lowercase()
+                        );
+                        if keys.insert(store_key.clone()) {
+                            downloads.push((
+                                Arc::new(Download {
+                                    url: url.clone(),
+                                    store_key: store_key.clone(),
+                                    expected: common::digest::Expected::none(),
+                                    label: label.clone(),
+                                }),
+                                zip_check(name.clone(), label.clone(), hash.clone()),
+                            ));
+                        }
+                        zips.push(CacheZip {
+                            store_key: store_key.clone(),
+                            name: name.clone(),
+                            version: e.version.clone().unwrap_or_default(),
+                            checksum: Some(hash.clone()),
+                            file_name: berry_zip::cache_file_name_for(
+                                &name,
+                                &e.resolution.reference,
+                                Some(hash),
+                                key,
+                            ),
+                            label: label.clone(),
+                        });
+                        (
+                            Kind::HttpsTarball {
+                                url,
+                                integrity: String::new(),
+                            },
+                            store_key,
+                        )
+                    }
+                    Remote::Git {
+                        url,
+                        commit,
+                        host,
+                        repo_path,
+                    } => {
+                        let store_key = git_store_key(&host, &repo_path, &commit);
+                        if !plan.git.iter().any(|g| g.store_key == store_key) {
+                            plan.git.push(GitDep {
+                                name: name.clone(),
+                                url: url.clone(),
+                                commit: commit.clone(),
+                                host: host.clone(),
+                                repo_path: repo_path.clone(),
+                                store_key: store_key.clone(),
+                                label: label.clone(),
+                            });
+                        }
+                        let original = format!("git+{}#{commit}", url.trim_start_matches("git+"));
+                        (
+                            Kind::Git {
+                                url,
+                                commit,
+                                host,
+                                repo_path,
+                                original,
+                            },
+                            store_key,
+                        )
+                    }
+                };
+                handback.push(Handback {
+                    resolution: label.clone(),
+                    name: name.clone(),
+                    store_key: store_key.clone(),
+                    git: matches!(kind, Kind::Git { .. }),
+                });
+                plan.deps.push(PlannedDep {
+                    entry: LockEntry {
+                        location: label,
+                        name,
+                        version: e.version.clone(),
+                        dev,
+                        optional,
+                        ..LockEntry::default()
+                    },
+                    kind,
+                    store_key: Some(store_key),
+                });
+                continue;
+            }
             if e.resolution.protocol() != "npm" {
                 continue;
             }
@@ -456,6 +678,8 @@ pub async fn plan(
             plan,
             zips,
             offline,
+            handback,
+            cache_key: metadata_key,
         });
     }
     Ok(out)
@@ -638,21 +862,161 @@ pub fn offline_yarnrc(own: &serde_yaml::Mapping, path: &RepoPath) -> serde_yaml:
     m
 }
 
+/// A yarn.lock's entries rewritten: the entry whose `resolution` is a key of `rewrites` gets
+/// the new resolution and, when given, the new checksum (its descriptors, and so its place in
+/// the file, stay). Every rewrite must find its entry.
+pub fn rewrite_lock(text: &str, rewrites: &Rewrites) -> Result<String, BerryError> {
+    let mut out = String::with_capacity(text.len() + rewrites.len() * 64);
+    let mut done = BTreeSet::new();
+    // the new checksum of the entry being rewritten, until it is written
+    let mut pending: Option<&str> = None;
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        if let Some(value) = bare.strip_prefix("  resolution: ") {
+            let value = value.trim_matches('"');
+            if let Some((new, checksum)) = rewrites.get(value) {
+                let quoted = serde_json::to_string(new).unwrap_or_default();
+                out.push_str(&format!("  resolution: {quoted}\n"));
+                done.insert(value.to_string());
+                pending = checksum.as_deref();
+                continue;
+            }
+        }
+        if let Some(c) = pending {
+            if bare.starts_with("  checksum: ") {
+                out.push_str(&format!("  checksum: {c}\n"));
+                pending = None;
+                continue;
+            }
+            // Yarn writes the checksum before these (and the entry ends after them)
+            if bare.starts_with("  conditions: ")
+                || bare.starts_with("  languageName: ")
+                || bare.starts_with("  linkType: ")
+                || !bare.starts_with("  ")
+            {
+                out.push_str(&format!("  checksum: {c}\n"));
+                pending = None;
+            }
+        }
+        out.push_str(line);
+    }
+    if let Some(missing) = rewrites.keys().find(|k| !done.contains(*k)) {
+        return Err(BerryError::Rewrite(missing.clone()));
+    }
+    Ok(out)
+}
+
+/// A yarn.lock's rewrites: the resolution of an entry → its new resolution and checksum.
+type Rewrites = BTreeMap<String, (String, Option<String>)>;
+
+/// The hand-back's and the offline route's rewrites of the package directory's yarn.lock
+/// (empty when it has no http(s) tarball or git entry). The registry route points every such
+/// entry at `tarball_base` (the per-request registry, token in the path); the offline one
+/// only the git entries, at the registry without the token, their zips written into the
+/// bundle's cache (once each, `written`) under Yarn's name for that locator.
+fn handback_rewrites(
+    b: &BerryProject,
+    ctx: &LayoutContext,
+    tarball_base: &str,
+    written: &mut BTreeSet<String>,
+) -> Result<(Rewrites, Rewrites), Failure> {
+    let (mut online, mut offline) = (BTreeMap::new(), BTreeMap::new());
+    for h in &b.handback {
+        let file = h.store_key.rsplit('/').next().unwrap_or(&h.store_key);
+        let url = format!("{}{}/-/{file}", with_slash(tarball_base), h.name);
+        if !h.git {
+            online.insert(h.resolution.clone(), (format!("{}@{url}", h.name), None));
+            continue;
+        }
+        let tgz_path = ctx
+            .store
+            .path(&h.store_key)
+            .map_err(|_| LayoutError::Missing {
+                label: h.resolution.clone(),
+                store_key: h.store_key.clone(),
+            })?;
+        let tgz = std::fs::read(&tgz_path).map_err(|e| LayoutError::Io {
+            file: h.store_key.clone(),
+            reason: e.to_string(),
+        })?;
+        let hash = berry_zip::zip_sha512(&tgz, &h.name, &h.resolution)?;
+        let checksum = format!("{}/{hash}", b.cache_key);
+        online.insert(
+            h.resolution.clone(),
+            (format!("{}@{url}", h.name), Some(checksum.clone())),
+        );
+        let offline_url = format!("{}{}/-/{file}", with_slash(&ctx.repo_url), h.name);
+        let rel = format!(
+            "{CACHE_DIR}/{}",
+            berry_zip::cache_file_name_for(&h.name, &offline_url, Some(&hash), &b.cache_key)
+        );
+        if written.insert(rel.clone()) {
+            let mut out = std::io::BufWriter::new(create_in_bundle(&ctx.bundle_root, &rel)?);
+            berry_zip::convert_tgz_hashed(&tgz, &h.name, &h.resolution, &mut out)?;
+            out.flush().map_err(|e| LayoutError::Io {
+                file: rel.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        offline.insert(
+            h.resolution.clone(),
+            (format!("{}@{offline_url}", h.name), Some(checksum)),
+        );
+    }
+    Ok((online, offline))
+}
+
 /// Lay out one Berry package directory: its Yarn cache zips into the bundle (once each,
-/// `written`), the offline `.yarnrc.yml` in the app overlay, the registry route's `.yarnrc.yml`
-/// handed back; its package report.
+/// `written`), the offline `.yarnrc.yml` (and yarn.lock, with git entries) in the app overlay,
+/// the registry route's `.yarnrc.yml` (and yarn.lock, with http(s) tarball or git entries)
+/// handed back; its package report. `tarball_base` is the per-request npm registry with the
+/// token in its path.
 pub fn layout(
     b: &BerryProject,
     ctx: &LayoutContext,
+    tarball_base: &str,
     written: &mut BTreeSet<String>,
 ) -> Result<(Package, Vec<ConfigFile>), Failure> {
     let own = own_yarnrc(&b.project, ctx)?;
     let app_dir = app_rel(&b.project.path);
     let rc_path = format!("{app_dir}/{YARNRC}");
-    let config = ConfigFile::inline(
+    let mut configs = vec![ConfigFile::inline(
         rc_path.clone(),
         yaml_text(&registry_yarnrc(&own, ctx, &b.project.path), &rc_path)?,
-    );
+    )];
+    if !b.handback.is_empty() {
+        let (online, offline) = handback_rewrites(b, ctx, tarball_base, written)?;
+        let lock_rel = format!("{app_dir}/{YARN_LOCK}");
+        let text = read_to_string_limited(
+            &b.project.dir.join(YARN_LOCK),
+            &lock_rel,
+            MAX_LOCKFILE_BYTES,
+        )?;
+        let rewritten = rewrite_lock(&text, &online)?;
+        let digest = ctx
+            .store
+            .put_by_sha256(common::store::config_file_key, |out| {
+                out.write_all(rewritten.as_bytes())
+            })
+            .map_err(|e| LayoutError::Io {
+                file: lock_rel.clone(),
+                reason: e.to_string(),
+            })?;
+        configs.push(ConfigFile {
+            path: lock_rel.clone(),
+            content: common::ConfigContent::Stored(digest),
+        });
+        if !offline.is_empty() {
+            let overlay = overlay_path(&lock_rel);
+            let rewritten = rewrite_lock(&text, &offline)?;
+            let mut f = create_in_bundle(&ctx.bundle_root, &overlay)?;
+            f.write_all(rewritten.as_bytes())
+                .map_err(|e| LayoutError::Io {
+                    file: overlay,
+                    reason: e.to_string(),
+                })?;
+        }
+    }
     if b.offline {
         for z in &b.zips {
             let rel = format!("{CACHE_DIR}/{}", z.file_name);
@@ -698,7 +1062,7 @@ pub fn layout(
             reason: e.to_string(),
         })?;
     }
-    Ok((package_report(&b.project, &b.plan, ctx), vec![config]))
+    Ok((package_report(&b.project, &b.plan, ctx), configs))
 }
 
 #[cfg(test)]
@@ -822,7 +1186,27 @@ mod tests {
                     "g@https://github.com/u/g.git#commit=abc",
                     &[],
                 ),
-                "The dependency g@https://github.com/u/g.git#commit=abc is not supported",
+                "The git dependency g@https://github.com/u/g.git#commit=abc must be resolved at a full 40-character commit id",
+            ),
+            (
+                entry(
+                    "g@https://github.com/u/g.git#main",
+                    "g@https://github.com/u/g.git#main",
+                    &[],
+                ),
+                "must be resolved at a full 40-character commit id",
+            ),
+            (
+                entry(
+                    "g@git+ssh://git@h/u/g.git#commit=0123456789012345678901234567890123456789&workspace=w",
+                    "g@git+ssh://git@h/u/g.git#commit=0123456789012345678901234567890123456789&workspace=w",
+                    &[],
+                ),
+                "must be resolved at a full 40-character commit id",
+            ),
+            (
+                entry("t@ftp://h/t.tgz", "t@ftp://h/t.tgz", &[]),
+                "The dependency t@ftp://h/t.tgz is not supported",
             ),
             (
                 entry(
@@ -901,6 +1285,99 @@ mod tests {
         ]
         .concat();
         assert!(read_with(&[pj], &lock).1.is_ok());
+    }
+
+    #[test]
+    fn remote_resolutions_are_git_at_a_commit_or_http_tarballs() {
+        let sha = "cd2cae0b32aae73d54567296f6fbcf10b74b3f6b";
+        let git = |text: &str| match remote_of(&Locator::parse(text).unwrap()).unwrap() {
+            Remote::Git { url, commit, .. } => (url, commit.to_string()),
+            other => panic!("{text}: {other:?}"),
+        };
+        for (text, url) in [
+            (
+                format!("g@https://github.com/o/r.git#commit={sha}"),
+                "https://github.com/o/r.git",
+            ),
+            (
+                format!("g@git+ssh://git@github.com/o/r.git#commit={sha}"),
+                "https://github.com/o/r.git",
+            ),
+            (
+                format!("g@git+file:///srv/repos/r#commit={sha}"),
+                "file:///srv/repos/r",
+            ),
+            (
+                format!("g@https://git.example/o/r#commit={}", sha.to_uppercase()),
+                "https://git.example/o/r",
+            ),
+        ] {
+            assert_eq!(git(&text), (url.to_string(), sha.to_string()), "{text}");
+        }
+        assert_eq!(
+            remote_of(&Locator::parse("t@https://h.example/x/t-1.0.0.tgz").unwrap()).unwrap(),
+            Remote::Tarball {
+                url: "https://h.example/x/t-1.0.0.tgz".into()
+            }
+        );
+        for bad in [
+            "g@https://github.com/o/r.git#commit=abc",
+            "g@github:o/r#main",
+            "g@git+https://h/o/r.git",
+        ] {
+            let e = remote_of(&Locator::parse(bad).unwrap()).unwrap_err();
+            assert!(matches!(e, BerryError::GitNotPinned(_)), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn rewrite_lock_changes_resolutions_and_checksums_only() {
+        let sha = "cd2cae0b32aae73d54567296f6fbcf10b74b3f6b";
+        let lock = format!(
+            "{HEAD}\"app@workspace:.\":\n  version: 0.0.0-use.local\n  resolution: \"app@workspace:.\"\n  dependencies:\n    g: \"git+https://h/o/g.git#commit={sha}\"\n    t: \"https://h/t.tgz\"\n  languageName: unknown\n  linkType: soft\n\n\"g@git+https://h/o/g.git#commit={sha}\":\n  version: 2.0.0\n  resolution: \"g@https://h/o/g.git#commit={sha}\"\n  checksum: 10c0/yarnpack\n  languageName: node\n  linkType: hard\n\n\"n@git+https://h/o/n.git#commit={sha}\":\n  version: 1.0.0\n  resolution: \"n@https://h/o/n.git#commit={sha}\"\n  languageName: node\n  linkType: hard\n\n\"t@https://h/t.tgz\":\n  version: 1.0.0\n  resolution: \"t@https://h/t.tgz\"\n  checksum: 10c0/tt\n  languageName: node\n  linkType: hard\n"
+        );
+        let rewrites: Rewrites = [
+            (
+                format!("g@https://h/o/g.git#commit={sha}"),
+                ("g@http://l/g.tgz".to_string(), Some("10c0/gg".to_string())),
+            ),
+            (
+                format!("n@https://h/o/n.git#commit={sha}"),
+                ("n@http://l/n.tgz".to_string(), Some("10c0/nn".to_string())),
+            ),
+            (
+                "t@https://h/t.tgz".to_string(),
+                ("t@http://l/t.tgz".to_string(), None),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let out = rewrite_lock(&lock, &rewrites).unwrap();
+        let want = lock
+            .replace(
+                &format!(
+                    "resolution: \"g@https://h/o/g.git#commit={sha}\"\n  checksum: 10c0/yarnpack"
+                ),
+                "resolution: \"g@http://l/g.tgz\"\n  checksum: 10c0/gg",
+            )
+            .replace(
+                &format!("resolution: \"n@https://h/o/n.git#commit={sha}\"\n"),
+                "resolution: \"n@http://l/n.tgz\"\n  checksum: 10c0/nn\n",
+            )
+            .replace(
+                "resolution: \"t@https://h/t.tgz\"",
+                "resolution: \"t@http://l/t.tgz\"",
+            );
+        assert_eq!(out, want);
+        // the descriptors stay: the lockfile is still read the same way
+        let parsed = berry_lockfile::parse(&out, "yarn.lock").unwrap();
+        assert_eq!(parsed.entries.len(), 4);
+        let mut missing = rewrites.clone();
+        missing.insert("x@https://h/x.tgz".into(), ("x@y".into(), None));
+        assert!(matches!(
+            rewrite_lock(&lock, &missing),
+            Err(BerryError::Rewrite(r)) if r == "x@https://h/x.tgz"
+        ));
     }
 
     #[test]

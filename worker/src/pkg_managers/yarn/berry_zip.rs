@@ -342,16 +342,35 @@ pub fn cache_file_name(
     checksum_hex: Option<&str>,
     cache_key: &str,
 ) -> String {
+    cache_file_name_for(name, &format!("npm:{version}"), checksum_hex, cache_key)
+}
+
+/// The cache file name Yarn gives the zip of the locator `name@reference`
+/// (`structUtils.slugifyLocator`): the reference's protocol, with its selector when that is a
+/// semver version (`npm-1.2.3`; an http(s) URL gives `http`/`https`), and the locator hash.
+pub fn cache_file_name_for(
+    name: &str,
+    reference: &str,
+    checksum_hex: Option<&str>,
+    cache_key: &str,
+) -> String {
     let slug = match name.strip_prefix('@').and_then(|n| n.split_once('/')) {
         Some((s, b)) => format!("@{s}-{b}"),
         None => name.to_string(),
     };
-    let human = if semver::Version::parse(version).is_ok() {
-        format!("npm-{version}")
-    } else {
-        "npm".to_string()
+    // `structUtils.parseRange`: the protocol runs to the first `:` before any `#`
+    let (protocol, rest) = match reference.split_once(':') {
+        Some((p, rest)) if !p.contains('#') => (p, rest),
+        _ => ("exotic", reference),
     };
-    let hash = locator_hash(name, &format!("npm:{version}"));
+    let selector = rest.split_once('#').map_or(rest, |(_, s)| s);
+    let selector = selector.split_once("::").map_or(selector, |(s, _)| s);
+    let human = if semver::Version::parse(selector).is_ok() {
+        format!("{protocol}-{selector}")
+    } else {
+        protocol.to_string()
+    };
+    let hash = locator_hash(name, reference);
     let tail = match checksum_hex {
         Some(c) => c.get(..10).unwrap_or(c).to_string(),
         None => cache_key.to_string(),
@@ -405,6 +424,25 @@ mod tests {
         assert_eq!(
             cache_file_name("@esbuild/linux-x64", "0.20.2", None, "10c0"),
             "@esbuild-linux-x64-npm-0.20.2-54b0127370-10c0.zip"
+        );
+        // an http tarball's locator, from a real Yarn 4.18.1 cache
+        assert_eq!(
+            cache_file_name_for(
+                "tpkg",
+                "http://127.0.0.1:18765/tpkg-1.2.3.tgz",
+                Some("90b6daad7ce94edcd6c854bd1aadcd2e1a58d42aba2823919a2abf924638311d"),
+                "10c0"
+            ),
+            "tpkg-http-f4ca6ca80b-90b6daad7c.zip"
+        );
+        assert_eq!(
+            cache_file_name_for(
+                "gdep",
+                "http://127.0.0.1:18765/gdep-external-gitcommit-cd2cae0b32aae73d54567296f6fbcf10b74b3f6b.tgz",
+                Some("f84d9f7aa7b89bd5f0e6"),
+                "10c0"
+            ),
+            "gdep-http-cc2581920c-f84d9f7aa7.zip"
         );
     }
 

@@ -6,9 +6,10 @@
 //!   `project`: yarn.lock as npm lockfile entries) → npm's plan, fetch and artifacts
 //!   (`crate::pkg_managers::npm`) → `layout` (hand-back, mirror, report).
 //! - **Berry (Yarn 2–4)**, a yarn.lock with `__metadata`: read (`berry_lockfile`, `berry`) →
-//!   registry tarballs verified through Yarn's cache zip rebuilt byte for byte (`berry_zip`)
-//!   → the same registry artifacts → `berry::layout` (`.yarnrc.yml` handed back, the Yarn
-//!   cache `deps/yarn-berry/cache/` in the bundle, report).
+//!   registry and http(s) tarballs verified through Yarn's cache zip rebuilt byte for byte
+//!   (`berry_zip`), git sources at a commit packed as v1's → the same registry artifacts →
+//!   `berry::layout` (`.yarnrc.yml`, and yarn.lock with http(s)/git entries on the registry,
+//!   handed back; the Yarn cache `deps/yarn-berry/cache/` in the bundle, report).
 
 pub mod berry;
 pub mod berry_lockfile;
@@ -67,13 +68,27 @@ impl PackageManager for Yarn {
         .map(|(project, plan, ())| (project, plan))
         .collect();
         layout::check_mirror_names(classic.iter().map(|(_, p)| p))?;
-        let (mut fetches, to_pack) = collect_fetches(&mut classic, what, ctx.store);
+        let (mut fetches, mut to_pack) = collect_fetches(&mut classic, what, ctx.store);
         let mut keys: BTreeSet<String> = fetches
             .downloads
             .iter()
             .map(|(d, _)| d.store_key.clone())
             .collect();
         let berry = berry::plan(ctx, berry_reads, &mut keys, &mut fetches.downloads).await?;
+        // Berry's git sources: checked out and packed as v1's (one pack per store key)
+        for g in berry.iter().flat_map(|b| &b.plan.git) {
+            if !keys.insert(g.store_key.clone()) || ctx.store.contains(&g.store_key) {
+                continue;
+            }
+            let fetch = super::GitFetch {
+                url: g.url.clone(),
+                commit: g.commit.clone(),
+            };
+            if !fetches.git.contains(&fetch) {
+                fetches.git.push(fetch.clone());
+            }
+            to_pack.push((g.clone(), fetch));
+        }
         Ok((
             YarnPlan {
                 classic,
@@ -89,7 +104,6 @@ impl PackageManager for Yarn {
         fetched: Fetched,
         ctx: &LayoutContext,
     ) -> Result<PmOutput, Failure> {
-        let digests = npm::pack_git_deps(&plan.classic, &plan.to_pack, fetched, ctx.store)?;
         let lctx = layout_context(ctx, "yarn", layout::mirror_rel);
         let mut output = PmOutput {
             env: npm::layout::default_env_vars(),
@@ -102,8 +116,9 @@ impl PackageManager for Yarn {
         let mut berry_projects = Vec::new();
         for b in std::mem::take(&mut plan.berry) {
             all.push((b.project, b.plan));
-            berry_projects.push((b.zips, b.offline));
+            berry_projects.push((b.zips, b.offline, b.handback, b.cache_key));
         }
+        let digests = npm::pack_git_deps(&all, &plan.to_pack, fetched, ctx.store)?;
         let tarballs = emit_artifacts(&all, &digests, &lctx, ctx.store, &mut output)?;
         drop(digests);
         for (project, p) in &all[..classic_len] {
@@ -113,15 +128,20 @@ impl PackageManager for Yarn {
         }
         drop(tarballs);
         let mut written = BTreeSet::new();
-        for ((project, p), (zips, offline)) in all.into_iter().skip(classic_len).zip(berry_projects)
+        // Yarn sends no credentials to a tarball URL: the token goes in its path
+        let tarball_base = format!("{}npm/", npm::layout::with_slash(&ctx.job.repository_url));
+        for ((project, p), (zips, offline, handback, cache_key)) in
+            all.into_iter().skip(classic_len).zip(berry_projects)
         {
             let b = berry::BerryProject {
                 project,
                 plan: p,
                 zips,
                 offline,
+                handback,
+                cache_key,
             };
-            let (package, config_files) = berry::layout(&b, &lctx, &mut written)?;
+            let (package, config_files) = berry::layout(&b, &lctx, &tarball_base, &mut written)?;
             output.packages.push(package);
             output.config_files.extend(config_files);
         }
