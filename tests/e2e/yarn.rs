@@ -85,6 +85,11 @@ pub(crate) async fn fixture(sub: &str) -> Fixture {
         format!("{sub}/")
     };
     write(&repo.dir.join(format!("{dir}vendor/f-1.0.0.tgz")), &f.tgz);
+    // the repository's own npm settings: kept in the hand-back but for where packages come from
+    repo.write(
+        &format!("{dir}.npmrc"),
+        "registry=https://registry.invalid/\nsave-exact=true\n",
+    );
     repo.write(
         &format!("{dir}local/package.json"),
         r#"{"name":"loc","version":"0.1.0"}"#,
@@ -224,6 +229,8 @@ async fn yarn_v1_registry_route_and_offline_mirror_with_the_real_yarn() {
     );
     let npmrc = String::from_utf8(cfg[&format!("app/{sub}/.npmrc")].clone()).unwrap();
     assert!(npmrc.contains("always-auth=true"), "{npmrc}");
+    assert!(npmrc.contains("\nsave-exact=true\n"), "{npmrc}");
+    assert!(!npmrc.contains("registry.invalid"), "{npmrc}");
 
     // registry route: a checkout, only the configuration files over it, the real yarn
     let work = fx.tmp.path().join("work");

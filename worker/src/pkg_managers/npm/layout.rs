@@ -16,7 +16,9 @@
 use crate::bundle::overlay_path;
 use crate::pkg_managers::npm::classify::Kind;
 use crate::pkg_managers::npm::integrity::Integrity;
-use crate::pkg_managers::npm::lockfile::{Project, PACKAGE_LOCK, SHRINKWRAP};
+use crate::pkg_managers::npm::lockfile::{
+    open_limited, rel_display, Project, PACKAGE_LOCK, SHRINKWRAP,
+};
 use crate::pkg_managers::npm::plan::{Plan, PlannedDep};
 use crate::pkg_managers::ReposCa;
 use common::artifact::npm::{NpmDist, NpmManifest, NpmMeta, NpmSource};
@@ -353,14 +355,96 @@ pub fn npmrc(repo_url: &str, token: &str, cafile: Option<&str>) -> String {
     s
 }
 
+/// A repository's `.npmrc` is settings, not data.
+const MAX_NPMRC_BYTES: u64 = 1 << 20;
+
+/// The settings of the repository's own `app/<path>/.npmrc` that are not about where packages
+/// come from or how to authenticate (those are the hand-back's), one a line; "" without one.
+pub fn repository_settings(project: &Project, app_root: &Path) -> Result<String, Failure> {
+    let display = rel_display(&project.path, ".npmrc");
+    let Ok(file) = project
+        .path
+        .join(".npmrc")
+        .and_then(|p| p.resolve(app_root))
+    else {
+        // missing, or a symlink out of the repository: nothing of it is used
+        return Ok(String::new());
+    };
+    if !file.is_file() {
+        return Ok(String::new());
+    }
+    let mut text = String::new();
+    open_limited(&file, &display, MAX_NPMRC_BYTES)?
+        .read_to_string(&mut text)
+        .map_err(|e| LayoutError::Io {
+            file: display,
+            reason: e.to_string(),
+        })?;
+    Ok(kept_settings(&text))
+}
+
+/// The lines of an `.npmrc` text that Larder's hand-back keeps: not a registry, an
+/// authentication, a CA, a proxy or an offline setting, nor a comment.
+pub fn kept_settings(npmrc: &str) -> String {
+    const DROPPED: &[&str] = &[
+        "registry",
+        "username",
+        "email",
+        "always-auth",
+        "ca",
+        "ca[]",
+        "cafile",
+        "cert",
+        "key",
+        "strict-ssl",
+        "proxy",
+        "http-proxy",
+        "https-proxy",
+        "noproxy",
+        "no-proxy",
+        "offline",
+        "prefer-offline",
+    ];
+    let mut out = String::new();
+    for line in npmrc.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let key = line.split('=').next().unwrap_or_default().trim();
+        let key = key.to_ascii_lowercase();
+        if DROPPED.contains(&key.as_str())
+            || key.ends_with(":registry")
+            || key.starts_with("//")
+            || key.starts_with('_')
+        {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("# kept from the repository's .npmrc\n{out}")
+    }
+}
+
 /// `app/<path>/.npmrc` of a package directory for `ctx`'s registry, token and CA, `extra`
-/// lines after.
-pub fn npmrc_file(ctx: &LayoutContext, path: &RepoPath, extra: String) -> ConfigFile {
+/// lines after, then the settings of the repository's own `.npmrc` that it keeps (it replaces
+/// that file).
+pub fn npmrc_file(
+    ctx: &LayoutContext,
+    project: &Project,
+    extra: &str,
+) -> Result<ConfigFile, Failure> {
+    let path = &project.path;
     let ca = ctx.repos_ca.as_ref().map(|ca| ca.relative_to(path));
-    ConfigFile::inline(
+    let kept = repository_settings(project, &ctx.app_dir())?;
+    Ok(ConfigFile::inline(
         format!("{}/.npmrc", app_rel(path)),
-        npmrc(&with_slash(&ctx.repo_url), &ctx.token, ca.as_deref()) + &extra,
-    )
+        npmrc(&with_slash(&ctx.repo_url), &ctx.token, ca.as_deref()) + extra + &kept,
+    ))
 }
 
 pub fn with_slash(s: &str) -> String {
@@ -587,8 +671,7 @@ pub fn layout(
     }
     out.package = Some(package_report(project, plan, ctx));
     let app_rel_dir = app_rel(&project.path);
-    out.config_files
-        .push(npmrc_file(ctx, &project.path, String::new()));
+    out.config_files.push(npmrc_file(ctx, project, "")?);
 
     let lock_name = project.lockfile.file_name;
     let lock_path = project.dir.join(lock_name);
@@ -984,6 +1067,20 @@ fn rewrite_dep_maps(
     variant: Variant,
     extra_up: &str,
 ) -> bool {
+    rewrite_dep_specs(obj, |k, _| {
+        let r = rw
+            .get(&format!("{prefix}node_modules/{k}"))
+            .or_else(|| rw.get(&format!("node_modules/{k}")))?;
+        r.non_registry.then(|| rw.resolved(r, variant, extra_up))
+    })
+}
+
+/// Set each spec of a package.json-like object's dependency maps to what `new_spec(name,
+/// spec)` says, where it says something; whether any changed.
+pub fn rewrite_dep_specs(
+    obj: &mut Value,
+    mut new_spec: impl FnMut(&str, &str) -> Option<String>,
+) -> bool {
     let mut changed = false;
     for field in [
         "dependencies",
@@ -994,15 +1091,10 @@ fn rewrite_dep_maps(
         let Some(m) = obj.get_mut(field).and_then(|d| d.as_object_mut()) else {
             continue;
         };
-        for (k, spec) in m.iter_mut() {
-            let r = rw
-                .get(&format!("{prefix}node_modules/{k}"))
-                .or_else(|| rw.get(&format!("node_modules/{k}")));
-            let Some(r) = r else { continue };
-            if !r.non_registry {
+        for (name, spec) in m.iter_mut() {
+            let Some(new) = new_spec(name, spec.as_str().unwrap_or_default()) else {
                 continue;
-            }
-            let new = rw.resolved(r, variant, extra_up);
+            };
             if spec.as_str() != Some(new.as_str()) {
                 *spec = Value::String(new);
                 changed = true;
@@ -1073,6 +1165,50 @@ pub fn is_lockfile_name(n: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keeps_the_repositorys_own_settings_but_not_its_registries() {
+        let kept = kept_settings(
+            "# c\nregistry=https://r.example/\n@s:registry=https://s.example/\n//r.example/:_authToken=${T}\n_auth=x\nauto-install-peers=false\n node-linker = hoisted\ncafile=/etc/x.pem\nstrict-ssl=false\n; c\n",
+        );
+        assert_eq!(
+            kept,
+            "# kept from the repository's .npmrc\nauto-install-peers=false\nnode-linker = hoisted\n"
+        );
+        assert_eq!(kept_settings("registry=x\n"), "");
+    }
+
+    #[test]
+    fn the_repositorys_npmrc_is_read_inside_it_only() {
+        use crate::pkg_managers::npm::lockfile::{Lockfile, PackageJson};
+        use common::repo_path::RepoPath;
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let app = t.path().join("app");
+        std::fs::create_dir_all(app.join("web")).unwrap();
+        std::fs::create_dir_all(app.join("api")).unwrap();
+        std::fs::write(app.join("web/.npmrc"), "node-linker=hoisted\n").unwrap();
+        std::fs::write(outside.path().join(".npmrc"), "secret-setting=1\n").unwrap();
+        std::os::unix::fs::symlink(outside.path().join(".npmrc"), app.join("api/.npmrc")).unwrap();
+        let project = |path: &str| Project {
+            path: RepoPath::parse(path).unwrap(),
+            dir: app.join(path),
+            package_json: PackageJson::default(),
+            lockfile: Lockfile {
+                file_name: PACKAGE_LOCK,
+                lockfile_version: 3,
+                name: None,
+                version: None,
+                entries: Vec::new(),
+            },
+        };
+        assert_eq!(
+            repository_settings(&project("web"), &app).unwrap(),
+            "# kept from the repository's .npmrc\nnode-linker=hoisted\n"
+        );
+        assert_eq!(repository_settings(&project("api"), &app).unwrap(), "");
+        assert_eq!(repository_settings(&project("."), &app).unwrap(), "");
+    }
 
     #[test]
     fn purls() {

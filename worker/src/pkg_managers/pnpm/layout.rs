@@ -26,16 +26,13 @@ use crate::pkg_managers::npm::layout::{
     app_rel, create_in_bundle, npmrc_file, package_report, read_text, with_slash, LayoutContext,
     LayoutError, Tarballs,
 };
-use crate::pkg_managers::npm::lockfile::{open_limited, rel_display, Project};
+use crate::pkg_managers::npm::lockfile::Project;
 use crate::pkg_managers::npm::plan::{Plan, PlannedDep};
 use common::{ConfigContent, ConfigFile, Failure, Package};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::path::Path;
+use std::io::Write;
 
 pub const BUNDLE_DIR: &str = "deps/pnpm";
-/// A repository's `.npmrc` is settings, not data.
-const MAX_NPMRC_BYTES: u64 = 1 << 20;
 
 /// [`LayoutContext::bundle_rel`] of pnpm: `deps/pnpm/<the npm store key below deps/npm/>`.
 pub fn bundle_rel(_: &PlannedDep, store_key: &str) -> Option<String> {
@@ -83,8 +80,7 @@ pub fn layout(
 ) -> Result<(Package, Vec<ConfigFile>), Failure> {
     let repo_url = with_slash(&ctx.repo_url);
     let app_dir = app_rel(&project.path);
-    let kept = repository_settings(project, &ctx.bundle_root.join("app"))?;
-    let mut config_files = vec![npmrc_file(ctx, &project.path, kept)];
+    let mut config_files = vec![npmrc_file(ctx, project, "")?];
 
     let mut registry: BTreeMap<&str, NewResolution> = BTreeMap::new();
     let mut offline: BTreeMap<&str, NewResolution> = BTreeMap::new();
@@ -148,78 +144,6 @@ pub fn layout(
             reason: e.to_string(),
         })?;
     Ok((package_report(project, plan, ctx), config_files))
-}
-
-/// The settings of the repository's own `app/<path>/.npmrc` that are not about where packages
-/// come from or how to authenticate (those are the hand-back's), one a line; "" without one.
-pub fn repository_settings(project: &Project, app_root: &Path) -> Result<String, Failure> {
-    let display = rel_display(&project.path, ".npmrc");
-    let Ok(file) = project
-        .path
-        .join(".npmrc")
-        .and_then(|p| p.resolve(app_root))
-    else {
-        // missing, or a symlink out of the repository: nothing of it is used
-        return Ok(String::new());
-    };
-    if !file.is_file() {
-        return Ok(String::new());
-    }
-    let mut text = String::new();
-    open_limited(&file, &display, MAX_NPMRC_BYTES)?
-        .read_to_string(&mut text)
-        .map_err(|e| LayoutError::Io {
-            file: display,
-            reason: e.to_string(),
-        })?;
-    Ok(kept_settings(&text))
-}
-
-/// The lines of an `.npmrc` text that Larder's hand-back keeps: not a registry, an
-/// authentication, a CA, a proxy or an offline setting, nor a comment.
-pub fn kept_settings(npmrc: &str) -> String {
-    const DROPPED: &[&str] = &[
-        "registry",
-        "username",
-        "email",
-        "always-auth",
-        "ca",
-        "ca[]",
-        "cafile",
-        "cert",
-        "key",
-        "strict-ssl",
-        "proxy",
-        "http-proxy",
-        "https-proxy",
-        "noproxy",
-        "no-proxy",
-        "offline",
-        "prefer-offline",
-    ];
-    let mut out = String::new();
-    for line in npmrc.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        let key = line.split('=').next().unwrap_or_default().trim();
-        let key = key.to_ascii_lowercase();
-        if DROPPED.contains(&key.as_str())
-            || key.ends_with(":registry")
-            || key.starts_with("//")
-            || key.starts_with('_')
-        {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    if out.is_empty() {
-        out
-    } else {
-        format!("# kept from the repository's .npmrc\n{out}")
-    }
 }
 
 /// [`rewrite_resolutions`], then the result read back: every entry of `new` has exactly its new
@@ -363,50 +287,6 @@ mod tests {
         let mut new = BTreeMap::new();
         new.insert("zz@1.0.0", nr("sha512-AA==", "file:x"));
         assert!(rewrite_checked(TEXT, &new, "x").is_err());
-    }
-
-    #[test]
-    fn keeps_the_repositorys_own_settings_but_not_its_registries() {
-        let kept = kept_settings(
-            "# c\nregistry=https://r.example/\n@s:registry=https://s.example/\n//r.example/:_authToken=${T}\n_auth=x\nauto-install-peers=false\n node-linker = hoisted\ncafile=/etc/x.pem\nstrict-ssl=false\n; c\n",
-        );
-        assert_eq!(
-            kept,
-            "# kept from the repository's .npmrc\nauto-install-peers=false\nnode-linker = hoisted\n"
-        );
-        assert_eq!(kept_settings("registry=x\n"), "");
-    }
-
-    #[test]
-    fn the_repositorys_npmrc_is_read_inside_it_only() {
-        use crate::pkg_managers::npm::lockfile::{Lockfile, PackageJson};
-        use common::repo_path::RepoPath;
-        let t = tempfile::tempdir().unwrap();
-        let outside = tempfile::tempdir().unwrap();
-        let app = t.path().join("app");
-        std::fs::create_dir_all(app.join("web")).unwrap();
-        std::fs::create_dir_all(app.join("api")).unwrap();
-        std::fs::write(app.join("web/.npmrc"), "node-linker=hoisted\n").unwrap();
-        std::fs::write(outside.path().join(".npmrc"), "secret-setting=1\n").unwrap();
-        std::os::unix::fs::symlink(outside.path().join(".npmrc"), app.join("api/.npmrc")).unwrap();
-        let project = |path: &str| Project {
-            path: RepoPath::parse(path).unwrap(),
-            dir: app.join(path),
-            package_json: PackageJson::default(),
-            lockfile: Lockfile {
-                file_name: PNPM_LOCK,
-                lockfile_version: 9,
-                name: None,
-                version: None,
-                entries: Vec::new(),
-            },
-        };
-        assert_eq!(
-            repository_settings(&project("web"), &app).unwrap(),
-            "# kept from the repository's .npmrc\nnode-linker=hoisted\n"
-        );
-        assert_eq!(repository_settings(&project("api"), &app).unwrap(), "");
-        assert_eq!(repository_settings(&project("."), &app).unwrap(), "");
     }
 
     #[test]

@@ -18,8 +18,8 @@ use super::lockfile::{keys_of, tokens_of, YARN_LOCK};
 use crate::bundle::overlay_path;
 use crate::pkg_managers::npm::classify::Kind;
 use crate::pkg_managers::npm::layout::{
-    app_rel, create_in_bundle, npmrc_file, package_report, read_json, read_text, to_bytes,
-    with_slash, LayoutContext, LayoutError, Tarballs,
+    app_rel, create_in_bundle, npmrc_file, package_report, read_json, read_text, rewrite_dep_specs,
+    to_bytes, with_slash, LayoutContext, LayoutError, Tarballs,
 };
 use crate::pkg_managers::npm::lockfile::Project;
 use crate::pkg_managers::npm::plan::{Plan, PlannedDep};
@@ -151,7 +151,7 @@ pub fn layout(
 ) -> Result<(Package, Vec<ConfigFile>), Failure> {
     let repo_url = with_slash(&ctx.repo_url);
     let app_dir = app_rel(&project.path);
-    let mut config_files = vec![npmrc_file(ctx, &project.path, "always-auth=true\n".into())];
+    let mut config_files = vec![npmrc_file(ctx, project, "always-auth=true\n")?];
 
     // the registry route: entry i of the lockfile is plan.deps[i]
     let rewrites: Vec<Option<EntryRewrite>> = plan
@@ -382,25 +382,9 @@ fn rewrite_package_json(
     pj: &mut serde_json::Value,
     specs: &BTreeMap<(String, String), String>,
 ) -> bool {
-    let mut changed = false;
-    for field in [
-        "dependencies",
-        "devDependencies",
-        "optionalDependencies",
-        "peerDependencies",
-    ] {
-        let Some(m) = pj.get_mut(field).and_then(|d| d.as_object_mut()) else {
-            continue;
-        };
-        for (name, spec) in m.iter_mut() {
-            let Some(range) = spec.as_str() else { continue };
-            if let Some(url) = specs.get(&(name.clone(), range.to_string())) {
-                *spec = serde_json::Value::String(url.clone());
-                changed = true;
-            }
-        }
-    }
-    changed
+    rewrite_dep_specs(pj, |name, range| {
+        specs.get(&(name.to_string(), range.to_string())).cloned()
+    })
 }
 
 #[cfg(test)]
