@@ -176,6 +176,7 @@ routes! {
     get "/api/v1/requests/{id}/configuration-files" => v1::files::get_configuration_files,
     post "/api/v1/requests/{id}/configuration-files" => v1::files::add_configuration_files,
     get "/api/v1/requests/{id}/content-manifest" => v1::files::content_manifest,
+    get "/api/v1/requests/{id}/sbom" => v1::manifests::request_sbom,
     get "/api/v1/requests/{id}/packages" => v1::files::get_packages,
     put "/api/v1/requests/{id}/packages" => v1::files::put_packages,
     put "/api/v1/requests/{id}/artifacts" => v1::files::put_artifacts,

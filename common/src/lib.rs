@@ -14,6 +14,7 @@ pub mod pm;
 pub mod purl;
 pub mod pypi;
 pub mod repo_path;
+pub mod sbom;
 pub mod store;
 pub mod text;
 pub mod token;

@@ -83,6 +83,11 @@ pub struct Dependency {
     #[serde(default)]
     pub replaces: Option<Replaced>,
     pub purl: String,
+    /// The purls of the dependencies this one depends on directly, as its lockfile records
+    /// them (the SBOM's graph). Empty when the package manager does not report edges; never
+    /// part of Cachito's request JSON.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -105,6 +110,11 @@ pub struct Package {
     pub path: Option<String>,
     pub dependencies: Vec<Dependency>,
     pub purl: String,
+    /// The purls of the dependencies the package itself depends on directly (the SBOM's graph
+    /// roots). Empty when the package manager does not report edges: then every dependency is
+    /// taken as the package's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
 }
 
 /// An environment variable handed back; kind `path` is relative to the bundle root.

@@ -203,6 +203,31 @@ async fn live_responses_match_their_schemas() {
         ),
         ("/api/v1/sbom", format!("/api/v1/sbom?requests={id}")),
         (
+            "/api/v1/sbom",
+            format!("/api/v1/sbom?requests={id}&format=spdx"),
+        ),
+        ("/api/v1/sbom", format!("/api/v1/sbom?requests={id}&format=x")),
+        (
+            "/api/v1/requests/{id}/sbom",
+            format!("/api/v1/requests/{id}/sbom"),
+        ),
+        (
+            "/api/v1/requests/{id}/sbom",
+            format!("/api/v1/requests/{id}/sbom?format=spdx"),
+        ),
+        (
+            "/api/v1/requests/{id}/sbom",
+            format!("/api/v1/requests/{id}/sbom?format=xml"),
+        ),
+        (
+            "/api/v1/requests/{id}/sbom",
+            format!("/api/v1/requests/{failed}/sbom"),
+        ),
+        (
+            "/api/v1/requests/{id}/sbom",
+            "/api/v1/requests/999999999/sbom".to_string(),
+        ),
+        (
             "/api/v1/requests",
             "/api/v1/requests?verbose=true".to_string(),
         ),

@@ -2,10 +2,11 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::models::RequestRow;
-use crate::schema::requests;
+use crate::schema::{artifacts, requests};
 use crate::AppState;
 use actix_web::{web, HttpResponse};
-use common::PackagesData;
+use common::sbom::{SbomContext, SbomInput};
+use common::{Artifact, PackagesData};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -14,7 +15,7 @@ async fn complete_requests(
     state: &AppState,
     query: &[(String, String)],
     allowed: &[&str],
-) -> ApiResult<Vec<PackagesData>> {
+) -> ApiResult<Vec<(RequestRow, PackagesData)>> {
     let mut ids: Vec<i64> = Vec::new();
     for (k, v) in query {
         if !allowed.contains(&k.as_str()) {
@@ -69,12 +70,16 @@ async fn complete_requests(
         return Err(ApiError::bad_request(unfinished.join("\n")));
     }
     let mut data = Vec::with_capacity(ids.len());
+    let mut rows = rows;
     for id in &ids {
-        data.push(
-            crate::v1::requests::packages_data(&mut conn, *id)
-                .await?
-                .unwrap_or_default(),
-        );
+        let Some(at) = rows.iter().position(|r| r.id == *id) else {
+            continue;
+        };
+        let row = rows.swap_remove(at);
+        let packages = crate::v1::requests::packages_data(&mut conn, *id)
+            .await?
+            .unwrap_or_default();
+        data.push((row, packages));
     }
     Ok(data)
 }
@@ -84,38 +89,144 @@ pub async fn content_manifest(
     query: web::Query<Vec<(String, String)>>,
 ) -> ApiResult<HttpResponse> {
     let data = complete_requests(&state, &query, &["requests"]).await?;
-    let data: Vec<Option<PackagesData>> = data.into_iter().map(Some).collect();
+    let data: Vec<Option<PackagesData>> = data.into_iter().map(|(_, d)| Some(d)).collect();
     Ok(HttpResponse::Ok().json(common::manifest::merged_content_manifest(&data)))
 }
 
+/// The SBOM formats Larder writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SbomFormat {
+    CycloneDx,
+    Spdx,
+}
+
+fn sbom_format(query: &[(String, String)]) -> ApiResult<SbomFormat> {
+    match query
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "format")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("cyclonedx")
+    {
+        "cyclonedx" => Ok(SbomFormat::CycloneDx),
+        "spdx" => Ok(SbomFormat::Spdx),
+        other => Err(ApiError::bad_request(format!(
+            "The SBOM format {} is not supported: use cyclonedx or spdx",
+            other.escape_debug()
+        ))),
+    }
+}
+
+/// Every artifact recorded for a request (those whose metadata no longer reads are left out:
+/// they add no evidence).
+async fn request_artifacts(conn: &mut crate::db::DbConn, id: i64) -> ApiResult<Vec<Artifact>> {
+    let rows: Vec<(String, String, String, String, String, serde_json::Value)> = artifacts::table
+        .filter(artifacts::request_id.eq(id))
+        .select((
+            artifacts::pm,
+            artifacts::name,
+            artifacts::version,
+            artifacts::filename,
+            artifacts::store_key,
+            artifacts::meta,
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(pm, name, version, filename, store_key, meta)| {
+            let meta = serde_json::from_value(meta)
+                .inspect_err(|e| {
+                    tracing::warn!(request_id = id, %store_key, error = %e, "an artifact's metadata is unreadable: left out of the SBOM");
+                })
+                .ok()?;
+            Some(Artifact {
+                pm: common::PmName::new(pm),
+                name,
+                version,
+                filename,
+                store_key,
+                meta,
+            })
+        })
+        .collect())
+}
+
+/// Build the SBOM of loaded requests in `format`.
+async fn write_sbom(
+    state: &AppState,
+    requests: &[(RequestRow, PackagesData)],
+    format: SbomFormat,
+) -> ApiResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    let mut artifacts = Vec::with_capacity(requests.len());
+    for (row, _) in requests {
+        artifacts.push(request_artifacts(&mut conn, row.id).await?);
+    }
+    drop(conn);
+    let inputs: Vec<SbomInput<'_>> = requests
+        .iter()
+        .zip(&artifacts)
+        .map(|((row, data), artifacts)| SbomInput {
+            id: row.id,
+            repo: &row.repo,
+            git_ref: &row.git_ref,
+            data,
+            artifacts,
+        })
+        .collect();
+    let timestamp = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let uuid = common::sbom::new_uuid();
+    let namespace = format!(
+        "{}/api/v1/sbom/spdx",
+        state.config.public_url.trim_end_matches('/')
+    );
+    let ctx = SbomContext {
+        timestamp: &timestamp,
+        uuid: &uuid,
+        tool_version: env!("CARGO_PKG_VERSION"),
+        url: &namespace,
+    };
+    let body = match format {
+        SbomFormat::CycloneDx => common::sbom::cyclonedx(&inputs, &ctx),
+        SbomFormat::Spdx => common::sbom::spdx(&inputs, &ctx),
+    };
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /api/v1/sbom?requests=1,2[&format=cyclonedx|spdx]`: the merged SBOM of several
+/// complete requests.
 pub async fn sbom(
     state: web::Data<AppState>,
     query: web::Query<Vec<(String, String)>>,
 ) -> ApiResult<HttpResponse> {
+    let format = sbom_format(&query)?;
     let data = complete_requests(&state, &query, &["requests", "format"]).await?;
-    let format = query
-        .iter()
-        .find(|(k, _)| k == "format")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("cyclonedx");
-    match format {
-        "cyclonedx" => Ok(HttpResponse::Ok().json(common::manifest::cyclonedx(&data))),
-        "spdx" => {
-            let ids: Vec<&str> = query
-                .iter()
-                .filter(|(k, _)| k == "requests")
-                .map(|(_, v)| v.as_str())
-                .collect();
-            let namespace = format!(
-                "{}/api/v1/sbom?requests={}",
-                state.config.public_url.trim_end_matches('/'),
-                ids.join(",")
-            );
-            let created = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-            Ok(HttpResponse::Ok().json(common::manifest::spdx(&data, &namespace, &created)))
-        }
-        other => Err(ApiError::bad_request(format!(
-            "The SBOM format {other} is not supported: use cyclonedx or spdx"
-        ))),
+    write_sbom(&state, &data, format).await
+}
+
+/// `GET /api/v1/requests/{id}/sbom[?format=cyclonedx|spdx]`: one complete request's SBOM.
+pub async fn request_sbom(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    query: web::Query<Vec<(String, String)>>,
+) -> ApiResult<HttpResponse> {
+    if let Some((k, _)) = query.iter().find(|(k, _)| k != "format") {
+        return Err(ApiError::bad_request(format!(
+            "The following query parameters are invalid: {k}"
+        )));
     }
+    let format = sbom_format(&query)?;
+    let mut conn = state.pool.get().await?;
+    let row = crate::v1::requests::find(&mut conn, *id).await?;
+    if row.state != "complete" {
+        return Err(ApiError::bad_request(
+            "SBOMs are only available for requests in the \"complete\" state",
+        ));
+    }
+    let data = crate::v1::requests::packages_data(&mut conn, row.id)
+        .await?
+        .unwrap_or_default();
+    drop(conn);
+    write_sbom(&state, &[(row, data)], format).await
 }

@@ -50,6 +50,7 @@ impl PackageManager for GitSubmodule {
                 path: Some(sub.path().to_string_lossy().into_owned()),
                 name,
                 dependencies: Vec::new(),
+                depends_on: Vec::new(),
             });
         }
         Ok((packages, Fetches::default()))

@@ -64,6 +64,7 @@ pub fn dependency(p: &LockedPackage) -> Dependency {
         optional: None,
         replaces: None,
         purl: purl(p),
+        depends_on: Vec::new(),
     }
 }
 
@@ -86,10 +87,29 @@ pub fn packages(lock: &CargoLock) -> Vec<Package> {
             }
         }
         seen.remove(&start);
+        // the lockfile's edges, kept inside what the member reaches
+        let edges = |i: usize| -> Vec<String> {
+            let mut out: Vec<String> = lock
+                .packages
+                .get(i)
+                .map(|p| p.dependencies.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .filter(|j| seen.contains(*j))
+                .filter_map(|&j| lock.packages.get(j))
+                .map(purl)
+                .collect();
+            out.sort();
+            out.dedup();
+            out
+        };
         let mut deps: Vec<Dependency> = seen
             .iter()
-            .filter_map(|&i| lock.packages.get(i))
-            .map(dependency)
+            .filter_map(|&i| {
+                let mut dep = dependency(lock.packages.get(i)?);
+                dep.depends_on = edges(i);
+                Some(dep)
+            })
             .collect();
         deps.sort_by(|a, b| (&a.name, &a.version, &a.purl).cmp(&(&b.name, &b.version, &b.purl)));
         deps.dedup();
@@ -100,6 +120,7 @@ pub fn packages(lock: &CargoLock) -> Vec<Package> {
             path: (!m.path.is_root()).then(|| m.path.to_string()),
             dependencies: deps,
             purl: format!("pkg:cargo/{}@{}", m.name, m.version),
+            depends_on: edges(start),
         });
     }
     out

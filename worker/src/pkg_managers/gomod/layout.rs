@@ -332,6 +332,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                     optional: None,
                     replaces: d.replaces.clone(),
                     purl: go_purl(path, Some(version)),
+                    depends_on: Vec::new(),
                 },
                 DepSource::Local { path, .. } => Dependency {
                     kind: "gomod".into(),
@@ -341,6 +342,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                     optional: None,
                     replaces: d.replaces.clone(),
                     purl: local_purl(&purl, path),
+                    depends_on: Vec::new(),
                 },
             })
             .collect();
@@ -369,6 +371,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                 optional: None,
                 replaces: None,
                 purl: go_purl(&line.module, Some(&line.version)),
+                depends_on: Vec::new(),
             });
         }
         deps.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
@@ -384,6 +387,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
             },
             dependencies: deps,
             purl,
+            depends_on: Vec::new(),
         });
     }
 

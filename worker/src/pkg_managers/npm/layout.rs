@@ -499,6 +499,7 @@ pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Pa
             dev: Some(dev),
             optional: optional.then_some(true),
             replaces: None,
+            depends_on: Vec::new(),
         })
         .collect();
     deps.sort_by(|a, b| (a.dev, &a.name, &a.version).cmp(&(b.dev, &b.name, &b.version)));
@@ -510,6 +511,7 @@ pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Pa
         version: project.version(),
         path: (!project.path.is_root()).then(|| project.path.to_string()),
         dependencies: deps,
+        depends_on: Vec::new(),
     }
 }
 

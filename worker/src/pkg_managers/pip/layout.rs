@@ -169,6 +169,7 @@ pub fn dependency_of(req: &Requirement, dev: bool) -> Dependency {
         optional: None,
         replaces: None,
         purl,
+        depends_on: Vec::new(),
     }
 }
 
@@ -535,6 +536,7 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
             path: (!root).then(|| p.path.to_string()),
             dependencies,
             purl,
+            depends_on: Vec::new(),
         });
     }
 

@@ -205,6 +205,7 @@ fn dependency(name: &str, version: &str, purl: String) -> Dependency {
         optional: None,
         replaces: None,
         purl,
+        depends_on: Vec::new(),
     }
 }
 
@@ -281,6 +282,7 @@ fn package(lock: &GemLock, plan: &GemPlan, ctx: &LayoutContext) -> Package {
         version,
         path: (!lock.package_path.is_root()).then(|| lock.package_path.to_string()),
         dependencies: deps.into_iter().collect(),
+        depends_on: Vec::new(),
     }
 }
 

@@ -1,0 +1,1074 @@
+//! SBOMs of one or several requests: CycloneDX 1.6 and SPDX 2.3 JSON, built from what the
+//! worker reported (packages, dependencies and their lockfile edges) and the artifacts it
+//! recorded (the verified digests and how each was checked).
+//!
+//! The documents are typed serde structs of our own (the `cyclonedx-bom` and `spdx-rs` crates
+//! are not in this build's offline registry, and both model far more than Larder emits).
+//! Components are deduplicated by purl; the graph keeps the edges of every request.
+
+use crate::artifact::gomod::GoMeta;
+use crate::artifact::rubygems::GemIntegrity;
+use crate::artifact::{pip::PipFileKind, Artifact, ArtifactMeta};
+use crate::model::PackagesData;
+use base64::Engine;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// One request's contribution to an SBOM.
+pub struct SbomInput<'a> {
+    pub id: i64,
+    pub repo: &'a str,
+    pub git_ref: &'a str,
+    pub data: &'a PackagesData,
+    pub artifacts: &'a [Artifact],
+}
+
+/// When and by what the document is made.
+pub struct SbomContext<'a> {
+    /// RFC 3339, seconds precision, `Z`.
+    pub timestamp: &'a str,
+    /// A random UUID (the CycloneDX serial number, the SPDX namespace's last part).
+    pub uuid: &'a str,
+    pub tool_version: &'a str,
+    /// The SPDX `documentNamespace` base (a URI with no `#`): the uuid is appended as a segment.
+    pub url: &'a str,
+}
+
+/// A random (version 4) UUID.
+pub fn new_uuid() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Scope {
+    // ordered so that the strongest need wins when merging
+    Excluded,
+    Optional,
+    Required,
+}
+
+impl Scope {
+    fn cyclonedx(self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::Optional => "optional",
+            Self::Excluded => "excluded",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Application,
+    Package,
+    Library,
+}
+
+/// Algorithm (CycloneDX spelling) and lowercase hex value.
+type Hash = (&'static str, String);
+
+#[derive(Debug)]
+struct Node {
+    purl: String,
+    name: String,
+    version: Option<String>,
+    kind: Kind,
+    scope: Scope,
+    hashes: BTreeSet<Hash>,
+    verified: BTreeSet<String>,
+    license: Option<String>,
+    vcs: Option<String>,
+    /// Package path inside the repository (packages only).
+    path: Option<String>,
+    depends_on: BTreeSet<String>,
+    dev_of: BTreeSet<String>,
+}
+
+impl Node {
+    fn new(purl: &str, name: &str, version: Option<&str>, kind: Kind, scope: Scope) -> Self {
+        Self {
+            purl: purl.to_string(),
+            name: name.to_string(),
+            version: version.map(str::to_string),
+            kind,
+            scope,
+            hashes: BTreeSet::new(),
+            verified: BTreeSet::new(),
+            license: None,
+            vcs: vcs_of(purl),
+            path: None,
+            depends_on: BTreeSet::new(),
+            dev_of: BTreeSet::new(),
+        }
+    }
+}
+
+/// The git URL at its commit a purl's `vcs_url` qualifier names, or a `pkg:github`/
+/// `pkg:bitbucket` purl's repository.
+fn vcs_of(purl: &str) -> Option<String> {
+    if let Some(q) = purl.split_once('?').map(|(_, q)| q) {
+        for kv in q.split('#').next().unwrap_or_default().split('&') {
+            if let Some(v) = kv.strip_prefix("vcs_url=") {
+                return Some(crate::percent::decode(v).unwrap_or_else(|| v.to_string()));
+            }
+        }
+    }
+    for (prefix, host) in [
+        ("pkg:github/", "github.com"),
+        ("pkg:bitbucket/", "bitbucket.org"),
+    ] {
+        if let Some(rest) = purl.strip_prefix(prefix) {
+            let rest = rest.split(['?', '#']).next().unwrap_or_default();
+            let (path, commit) = rest.split_once('@')?;
+            return Some(format!("git+https://{host}/{path}.git@{commit}"));
+        }
+    }
+    None
+}
+
+/// The application component of a request: `pkg:generic/<name>?vcs_url=git+<repo>@<commit>`.
+fn application_purl(repo: &str, git_ref: &str) -> (String, String) {
+    let name = repo
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(repo)
+        .trim_end_matches(".git");
+    let name = if name.is_empty() { "application" } else { name };
+    let vcs = format!("git+{repo}@{git_ref}");
+    (
+        format!(
+            "pkg:generic/{}?vcs_url={}",
+            crate::percent::encode_component(name),
+            crate::percent::encode_component(&vcs)
+        ),
+        name.to_string(),
+    )
+}
+
+/// What an artifact adds to its component: digests and how it was verified.
+fn artifact_evidence(a: &Artifact) -> (Vec<Hash>, &'static str) {
+    let mut hashes = Vec::new();
+    let how = match &a.meta {
+        ArtifactMeta::Npm(m) => {
+            if let Some((alg, b64)) = m.dist.integrity.split_once('-') {
+                let name = match alg {
+                    "sha512" => Some(("SHA-512", 64)),
+                    "sha384" => Some(("SHA-384", 48)),
+                    "sha256" => Some(("SHA-256", 32)),
+                    "sha1" => Some(("SHA-1", 20)),
+                    _ => None,
+                };
+                if let (Some((name, len)), Ok(bytes)) = (
+                    name,
+                    base64::engine::general_purpose::STANDARD.decode(b64.trim()),
+                ) {
+                    if bytes.len() == len {
+                        hashes.push((name, hex::encode(bytes)));
+                    }
+                }
+            }
+            if is_hex(&m.dist.shasum, 40) {
+                hashes.push(("SHA-1", m.dist.shasum.to_ascii_lowercase()));
+            }
+            "lockfile integrity"
+        }
+        ArtifactMeta::Pip(m) => {
+            if is_hex(&m.sha256, 64) {
+                hashes.push(("SHA-256", m.sha256.to_ascii_lowercase()));
+            }
+            match m.kind {
+                PipFileKind::Index => "registry digest",
+                PipFileKind::Vcs => "git commit",
+                PipFileKind::Url => "url hash",
+            }
+        }
+        ArtifactMeta::Cargo(m) => {
+            if is_hex(&m.cksum, 64) {
+                hashes.push(("SHA-256", m.cksum.to_ascii_lowercase()));
+            }
+            "lockfile checksum"
+        }
+        ArtifactMeta::Gomod(GoMeta { .. }) => "go.sum",
+        ArtifactMeta::Rubygems(m) => {
+            if is_hex(&m.sha256, 64) {
+                hashes.push(("SHA-256", m.sha256.to_ascii_lowercase()));
+            }
+            match m.integrity {
+                GemIntegrity::LockfileChecksum => "lockfile CHECKSUMS",
+                GemIntegrity::UpstreamIndex => "upstream index",
+            }
+        }
+    };
+    (hashes, how)
+}
+
+/// An SPDX `downloadLocation` for a VCS URL: kept when it is `git+<scheme>://<host>...` with a
+/// host name as SPDX's validator reads one (dotted, a 2-5 letter top-level domain), else
+/// `NOASSERTION` (file:// and bare-IP repositories are not download locations in SPDX's terms).
+fn spdx_download_location(vcs: &str) -> Option<&str> {
+    let rest = vcs.strip_prefix("git+")?;
+    let (scheme, rest) = rest.split_once("://")?;
+    if !matches!(scheme, "http" | "https" | "ssh" | "git") {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    let host = match host.rsplit_once(':') {
+        Some((h, port))
+            if !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            h
+        }
+        _ => host,
+    };
+    let labels: Vec<&str> = host.split('.').collect();
+    let tld = labels.last()?;
+    let ok = labels.len() >= 2
+        && (2..=5).contains(&tld.len())
+        && tld.bytes().all(|b| b.is_ascii_alphabetic())
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    ok.then_some(vcs)
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A declared licence: an SPDX expression when it reads as one.
+fn npm_license(a: &Artifact) -> Option<String> {
+    let ArtifactMeta::Npm(m) = &a.meta else {
+        return None;
+    };
+    match m.manifest.license.as_ref()? {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        serde_json::Value::Object(o) => o.get("type")?.as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// Whether `s` reads as an SPDX licence expression (identifiers, `LicenseRef-`, AND/OR/WITH,
+/// parentheses): what SPDX documents may carry in `licenseDeclared`.
+pub fn is_spdx_expression(s: &str) -> bool {
+    let spaced = s.replace('(', " ( ").replace(')', " ) ");
+    let mut depth = 0i32;
+    let mut expect_id = true;
+    for tok in spaced.split_whitespace() {
+        match tok {
+            "(" if expect_id => depth += 1,
+            ")" if !expect_id => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            "AND" | "OR" | "WITH" if !expect_id => expect_id = true,
+            id if expect_id
+                && id.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+' | b':')
+                })
+                && id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric()) =>
+            {
+                expect_id = false
+            }
+            _ => return false,
+        }
+    }
+    depth == 0 && !expect_id
+}
+
+/// Everything of the requests, deduplicated by purl.
+struct Graph {
+    nodes: BTreeMap<String, Node>,
+    /// The application purl of each request, in the order asked.
+    apps: Vec<String>,
+}
+
+fn graph(inputs: &[SbomInput<'_>]) -> Graph {
+    let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+    let mut apps = Vec::new();
+    for input in inputs {
+        let (app, app_name) = application_purl(input.repo, input.git_ref);
+        let app_node = nodes.entry(app.clone()).or_insert_with(|| {
+            Node::new(
+                &app,
+                &app_name,
+                Some(input.git_ref),
+                Kind::Application,
+                Scope::Required,
+            )
+        });
+        app_node.vcs = Some(format!("git+{}@{}", input.repo, input.git_ref));
+        if !apps.contains(&app) {
+            apps.push(app.clone());
+        }
+        // artifacts by (name, version): a dependency's files
+        let mut files: HashMap<(&str, &str), Vec<&Artifact>> = HashMap::new();
+        for a in input.artifacts {
+            files
+                .entry((a.name.as_str(), a.version.as_str()))
+                .or_default()
+                .push(a);
+        }
+        for package in &input.data.packages {
+            nodes
+                .entry(app.clone())
+                .or_insert_with(|| unreachable_node(&app))
+                .depends_on
+                .insert(package.purl.clone());
+            let node = nodes.entry(package.purl.clone()).or_insert_with(|| {
+                Node::new(
+                    &package.purl,
+                    &package.name,
+                    Some(&package.version),
+                    Kind::Package,
+                    Scope::Required,
+                )
+            });
+            node.kind = Kind::Package;
+            node.scope = Scope::Required;
+            node.path = Some(package.path.clone().unwrap_or_else(|| ".".into()));
+            let package_edges: Vec<String> = if package.depends_on.is_empty() {
+                package
+                    .dependencies
+                    .iter()
+                    .filter(|d| d.dev != Some(true))
+                    .map(|d| d.purl.clone())
+                    .collect()
+            } else {
+                package.depends_on.clone()
+            };
+            node.depends_on.extend(package_edges);
+            for dep in &package.dependencies {
+                let scope = if dep.dev == Some(true) {
+                    Scope::Excluded
+                } else if dep.optional == Some(true) {
+                    Scope::Optional
+                } else {
+                    Scope::Required
+                };
+                let node = nodes.entry(dep.purl.clone()).or_insert_with(|| {
+                    Node::new(
+                        &dep.purl,
+                        &dep.name,
+                        dep.version.as_deref(),
+                        Kind::Library,
+                        scope,
+                    )
+                });
+                node.scope = node.scope.max(scope);
+                node.depends_on.extend(dep.depends_on.iter().cloned());
+                if dep.dev == Some(true) && package.depends_on.is_empty() {
+                    node.dev_of.insert(package.purl.clone());
+                }
+                if let Some(version) = &dep.version {
+                    for a in files
+                        .get(&(dep.name.as_str(), version.as_str()))
+                        .into_iter()
+                        .flatten()
+                    {
+                        let (hashes, how) = artifact_evidence(a);
+                        node.hashes.extend(hashes);
+                        node.verified.insert(how.to_string());
+                        if node.license.is_none() {
+                            node.license = npm_license(a);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // edges only between components the document has
+    let known: BTreeSet<String> = nodes.keys().cloned().collect();
+    for node in nodes.values_mut() {
+        node.depends_on
+            .retain(|p| known.contains(p) && *p != node.purl);
+        node.dev_of.retain(|p| known.contains(p));
+    }
+    Graph { nodes, apps }
+}
+
+fn unreachable_node(purl: &str) -> Node {
+    Node::new(purl, purl, None, Kind::Application, Scope::Required)
+}
+
+// CycloneDX 1.6
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Bom<'a> {
+    bom_format: &'static str,
+    spec_version: &'static str,
+    serial_number: String,
+    version: u32,
+    metadata: Metadata<'a>,
+    components: Vec<Component<'a>>,
+    dependencies: Vec<CdxDependency<'a>>,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    timestamp: &'a str,
+    tools: Tools<'a>,
+    component: Component<'a>,
+}
+
+#[derive(Serialize)]
+struct Tools<'a> {
+    components: Vec<ToolComponent<'a>>,
+}
+
+#[derive(Serialize)]
+struct ToolComponent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: &'static str,
+    version: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Component<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(rename = "bom-ref")]
+    bom_ref: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hashes: Vec<CdxHash<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    licenses: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    purl: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    external_references: Vec<ExternalReference<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    properties: Vec<Property<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    components: Vec<Component<'a>>,
+}
+
+#[derive(Serialize)]
+struct CdxHash<'a> {
+    alg: &'static str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct ExternalReference<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: &'a str,
+}
+
+#[derive(Serialize)]
+struct Property<'a> {
+    name: &'static str,
+    value: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CdxDependency<'a> {
+    #[serde(rename = "ref")]
+    reference: &'a str,
+    depends_on: Vec<&'a str>,
+}
+
+fn component<'a>(node: &'a Node) -> Component<'a> {
+    let mut properties = Vec::new();
+    for how in &node.verified {
+        properties.push(Property {
+            name: "larder:verified-by",
+            value: how.as_str().into(),
+        });
+    }
+    if let Some(path) = &node.path {
+        properties.push(Property {
+            name: "larder:package-path",
+            value: path.as_str().into(),
+        });
+    }
+    let licenses = match &node.license {
+        Some(l) if is_spdx_expression(l) => vec![serde_json::json!({"expression": l})],
+        Some(l) => vec![serde_json::json!({"license": {"name": l}})],
+        None => Vec::new(),
+    };
+    Component {
+        kind: match node.kind {
+            Kind::Application => "application",
+            Kind::Package | Kind::Library => "library",
+        },
+        bom_ref: &node.purl,
+        name: &node.name,
+        version: node.version.as_deref(),
+        scope: (node.kind == Kind::Library).then(|| node.scope.cyclonedx()),
+        hashes: node
+            .hashes
+            .iter()
+            .map(|(alg, content)| CdxHash {
+                alg,
+                content: content.as_str(),
+            })
+            .collect(),
+        licenses,
+        purl: Some(&node.purl),
+        external_references: node
+            .vcs
+            .iter()
+            .map(|url| ExternalReference { kind: "vcs", url })
+            .collect(),
+        properties,
+        components: Vec::new(),
+    }
+}
+
+/// The merged document's own application: the requests' applications are its components.
+const MERGED_REF: &str = "larder:merged";
+
+/// CycloneDX 1.6 JSON of the requests.
+pub fn cyclonedx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> serde_json::Value {
+    let g = graph(inputs);
+    let single = inputs.len() == 1;
+    let root = if single {
+        g.apps.first().and_then(|a| g.nodes.get(a)).map(component)
+    } else {
+        None
+    };
+    let root = root.unwrap_or_else(|| Component {
+        kind: "application",
+        bom_ref: MERGED_REF,
+        name: "larder-merged",
+        version: None,
+        scope: None,
+        hashes: Vec::new(),
+        licenses: Vec::new(),
+        purl: None,
+        external_references: Vec::new(),
+        properties: Vec::new(),
+        components: Vec::new(),
+    });
+    let components: Vec<Component<'_>> = g
+        .nodes
+        .values()
+        .filter(|n| !(single && g.apps.contains(&n.purl)))
+        .map(component)
+        .collect();
+    let mut dependencies: Vec<CdxDependency<'_>> = Vec::new();
+    if !single {
+        dependencies.push(CdxDependency {
+            reference: MERGED_REF,
+            depends_on: g.apps.iter().map(String::as_str).collect(),
+        });
+    }
+    // dev dependencies are in the graph too (their `scope` is `excluded`)
+    let mut dev: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for node in g.nodes.values() {
+        for package in &node.dev_of {
+            dev.entry(package.as_str()).or_default().insert(&node.purl);
+        }
+    }
+    for node in g.nodes.values() {
+        let mut depends_on: BTreeSet<&str> = node.depends_on.iter().map(String::as_str).collect();
+        depends_on.extend(dev.remove(node.purl.as_str()).unwrap_or_default());
+        dependencies.push(CdxDependency {
+            reference: &node.purl,
+            depends_on: depends_on.into_iter().collect(),
+        });
+    }
+    let bom = Bom {
+        bom_format: "CycloneDX",
+        spec_version: "1.6",
+        serial_number: format!("urn:uuid:{}", ctx.uuid),
+        version: 1,
+        metadata: Metadata {
+            timestamp: ctx.timestamp,
+            tools: Tools {
+                components: vec![ToolComponent {
+                    kind: "application",
+                    name: "larder",
+                    version: ctx.tool_version,
+                }],
+            },
+            component: root,
+        },
+        components,
+        dependencies,
+    };
+    serde_json::to_value(bom).unwrap_or_default()
+}
+
+// SPDX 2.3
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SpdxDocument<'a> {
+    spdx_version: &'static str,
+    data_license: &'static str,
+    #[serde(rename = "SPDXID")]
+    spdxid: &'static str,
+    name: String,
+    document_namespace: String,
+    creation_info: CreationInfo,
+    document_describes: Vec<String>,
+    packages: Vec<SpdxPackage<'a>>,
+    relationships: Vec<Relationship>,
+}
+
+#[derive(Serialize)]
+struct CreationInfo {
+    created: String,
+    creators: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SpdxPackage<'a> {
+    #[serde(rename = "SPDXID")]
+    spdxid: String,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version_info: Option<&'a str>,
+    download_location: &'a str,
+    files_analyzed: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    checksums: Vec<Checksum<'a>>,
+    license_declared: &'a str,
+    primary_package_purpose: &'static str,
+    external_refs: Vec<ExternalRef<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Checksum<'a> {
+    algorithm: &'static str,
+    checksum_value: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExternalRef<'a> {
+    reference_category: &'static str,
+    reference_type: &'static str,
+    reference_locator: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Relationship {
+    spdx_element_id: String,
+    relationship_type: &'static str,
+    related_spdx_element: String,
+}
+
+/// SPDX 2.3 JSON of the requests: the applications are the described packages.
+pub fn spdx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> serde_json::Value {
+    let g = graph(inputs);
+    let ids: HashMap<&str, String> = g
+        .nodes
+        .keys()
+        .enumerate()
+        .map(|(i, purl)| (purl.as_str(), format!("SPDXRef-Package-{i}")))
+        .collect();
+    let id = |purl: &str| ids.get(purl).cloned().unwrap_or_default();
+    let mut packages = Vec::new();
+    let mut relationships = Vec::new();
+    for node in g.nodes.values() {
+        let me = id(&node.purl);
+        let mut comment = Vec::new();
+        if !node.verified.is_empty() {
+            let how: Vec<&str> = node.verified.iter().map(String::as_str).collect();
+            comment.push(format!("Verified by Larder: {}", how.join(", ")));
+        }
+        if let Some(path) = &node.path {
+            comment.push(format!("Package path: {path}"));
+        }
+        packages.push(SpdxPackage {
+            spdxid: me.clone(),
+            name: &node.name,
+            version_info: node.version.as_deref(),
+            download_location: node
+                .vcs
+                .as_deref()
+                .and_then(spdx_download_location)
+                .unwrap_or("NOASSERTION"),
+            files_analyzed: false,
+            checksums: node
+                .hashes
+                .iter()
+                .filter_map(|(alg, value)| {
+                    let algorithm = match *alg {
+                        "SHA-1" => "SHA1",
+                        "SHA-256" => "SHA256",
+                        "SHA-384" => "SHA384",
+                        "SHA-512" => "SHA512",
+                        _ => return None,
+                    };
+                    Some(Checksum {
+                        algorithm,
+                        checksum_value: value,
+                    })
+                })
+                .collect(),
+            license_declared: node
+                .license
+                .as_deref()
+                .filter(|l| is_spdx_expression(l))
+                .unwrap_or("NOASSERTION"),
+            primary_package_purpose: match node.kind {
+                Kind::Application => "APPLICATION",
+                Kind::Package | Kind::Library => "LIBRARY",
+            },
+            external_refs: vec![ExternalRef {
+                reference_category: "PACKAGE-MANAGER",
+                reference_type: "purl",
+                reference_locator: &node.purl,
+            }],
+            comment: (!comment.is_empty()).then(|| comment.join("\n")),
+        });
+        for target in &node.depends_on {
+            relationships.push(Relationship {
+                spdx_element_id: me.clone(),
+                relationship_type: "DEPENDS_ON",
+                related_spdx_element: id(target),
+            });
+        }
+        for package in &node.dev_of {
+            relationships.push(Relationship {
+                spdx_element_id: me.clone(),
+                relationship_type: "DEV_DEPENDENCY_OF",
+                related_spdx_element: id(package),
+            });
+        }
+    }
+    let describes: Vec<String> = g.apps.iter().map(|a| id(a)).collect();
+    for app in &describes {
+        relationships.insert(
+            0,
+            Relationship {
+                spdx_element_id: "SPDXRef-DOCUMENT".into(),
+                relationship_type: "DESCRIBES",
+                related_spdx_element: app.clone(),
+            },
+        );
+    }
+    let name = match inputs {
+        [one] => format!("larder-request-{}", one.id),
+        _ => "larder-merged".to_string(),
+    };
+    let doc = SpdxDocument {
+        spdx_version: "SPDX-2.3",
+        data_license: "CC0-1.0",
+        spdxid: "SPDXRef-DOCUMENT",
+        name,
+        document_namespace: format!("{}/{}", ctx.url.trim_end_matches('/'), ctx.uuid),
+        creation_info: CreationInfo {
+            created: ctx.timestamp.to_string(),
+            creators: vec![format!("Tool: larder-{}", ctx.tool_version)],
+        },
+        document_describes: describes,
+        packages,
+        relationships,
+    };
+    serde_json::to_value(doc).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::{cargo::CargoMeta, npm::NpmMeta};
+    use crate::model::{Dependency, Package};
+    use crate::PmName;
+
+    fn dep(name: &str, version: &str, dev: bool, depends_on: &[&str]) -> Dependency {
+        Dependency {
+            kind: "cargo".into(),
+            name: name.into(),
+            version: Some(version.into()),
+            dev: dev.then_some(true),
+            optional: None,
+            replaces: None,
+            purl: format!("pkg:cargo/{name}@{version}"),
+            depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn data() -> PackagesData {
+        PackagesData {
+            packages: vec![Package {
+                kind: "cargo".into(),
+                name: "app".into(),
+                version: "1.0.0".into(),
+                path: None,
+                dependencies: vec![
+                    dep("a", "1.0.0", false, &["pkg:cargo/b@2.0.0"]),
+                    dep("b", "2.0.0", false, &[]),
+                    dep("t", "0.1.0", true, &[]),
+                ],
+                purl: "pkg:cargo/app@1.0.0".into(),
+                depends_on: vec!["pkg:cargo/a@1.0.0".into()],
+            }],
+        }
+    }
+
+    fn artifacts() -> Vec<Artifact> {
+        vec![
+            Artifact {
+                pm: PmName::new("cargo"),
+                name: "a".into(),
+                version: "1.0.0".into(),
+                filename: "a-1.0.0.crate".into(),
+                store_key: "deps/cargo/a-1.0.0.crate".into(),
+                meta: ArtifactMeta::Cargo(CargoMeta {
+                    index_line: String::new(),
+                    cksum: "AB".repeat(32),
+                }),
+            },
+            Artifact {
+                pm: PmName::new("npm"),
+                name: "b".into(),
+                version: "2.0.0".into(),
+                filename: "b-2.0.0.tgz".into(),
+                store_key: "deps/npm/b-2.0.0.tgz".into(),
+                meta: ArtifactMeta::Npm(Box::new(NpmMeta {
+                    manifest: crate::artifact::npm::NpmManifest {
+                        license: Some(serde_json::json!("(MIT OR Apache-2.0)")),
+                        ..Default::default()
+                    },
+                    dist: crate::artifact::npm::NpmDist {
+                        integrity: format!(
+                            "sha512-{}",
+                            base64::engine::general_purpose::STANDARD.encode([1u8; 64])
+                        ),
+                        shasum: "0".repeat(40),
+                    },
+                    ..Default::default()
+                })),
+            },
+        ]
+    }
+
+    fn ctx() -> SbomContext<'static> {
+        SbomContext {
+            timestamp: "2026-11-30T10:00:00Z",
+            uuid: "3e671687-395b-41f5-a30f-a58921a69b79",
+            tool_version: "0.1.0",
+            url: "https://larder.example/api/v1/sbom/spdx",
+        }
+    }
+
+    #[test]
+    fn sbom_cyclonedx_has_metadata_hashes_scopes_and_the_lockfile_graph() {
+        let data = data();
+        let artifacts = artifacts();
+        let input = SbomInput {
+            id: 7,
+            repo: "https://git.example/o/app.git",
+            git_ref: "c0ffee",
+            data: &data,
+            artifacts: &artifacts,
+        };
+        let bom = cyclonedx(&[input], &ctx());
+        assert_eq!(bom["specVersion"], "1.6");
+        assert_eq!(
+            bom["serialNumber"],
+            "urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79"
+        );
+        let app = &bom["metadata"]["component"];
+        assert_eq!(app["type"], "application");
+        assert_eq!(
+            app["purl"],
+            "pkg:generic/app?vcs_url=git%2Bhttps%3A%2F%2Fgit.example%2Fo%2Fapp.git%40c0ffee"
+        );
+        assert_eq!(app["externalReferences"][0]["type"], "vcs");
+        assert_eq!(bom["metadata"]["tools"]["components"][0]["name"], "larder");
+        let comps = bom["components"].as_array().unwrap();
+        let by = |purl: &str| comps.iter().find(|c| c["purl"] == purl).unwrap().clone();
+        let a = by("pkg:cargo/a@1.0.0");
+        assert_eq!(a["scope"], "required");
+        assert_eq!(a["hashes"][0]["alg"], "SHA-256");
+        assert_eq!(a["hashes"][0]["content"], "ab".repeat(32));
+        assert_eq!(a["properties"][0]["value"], "lockfile checksum");
+        let b = by("pkg:cargo/b@2.0.0");
+        assert_eq!(
+            b["licenses"],
+            serde_json::json!([{"expression": "(MIT OR Apache-2.0)"}])
+        );
+        assert!(b["hashes"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"alg": "SHA-512", "content": "01".repeat(64)})));
+        assert_eq!(by("pkg:cargo/t@0.1.0")["scope"], "excluded");
+        let refs: BTreeSet<&str> = comps
+            .iter()
+            .map(|c| c["bom-ref"].as_str().unwrap())
+            .collect();
+        assert_eq!(refs.len(), comps.len());
+        let deps = bom["dependencies"].as_array().unwrap();
+        let edges = |r: &str| {
+            deps.iter().find(|d| d["ref"] == r).unwrap()["dependsOn"]
+                .as_array()
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(edges("pkg:cargo/app@1.0.0"), vec!["pkg:cargo/a@1.0.0"]);
+        assert_eq!(edges("pkg:cargo/a@1.0.0"), vec!["pkg:cargo/b@2.0.0"]);
+        assert_eq!(
+            edges(app["bom-ref"].as_str().unwrap()),
+            vec!["pkg:cargo/app@1.0.0"]
+        );
+    }
+
+    #[test]
+    fn sbom_merged_dedupes_by_purl_and_keeps_each_requests_edges() {
+        let one = data();
+        let mut two = data();
+        two.packages[0].dependencies[1].depends_on = vec!["pkg:cargo/t@0.1.0".into()];
+        two.packages[0].dependencies[2].dev = None;
+        let inputs = [
+            SbomInput {
+                id: 1,
+                repo: "https://git.example/o/app",
+                git_ref: "aa",
+                data: &one,
+                artifacts: &[],
+            },
+            SbomInput {
+                id: 2,
+                repo: "https://git.example/o/app",
+                git_ref: "bb",
+                data: &two,
+                artifacts: &[],
+            },
+        ];
+        let bom = cyclonedx(&inputs, &ctx());
+        let comps = bom["components"].as_array().unwrap();
+        // two applications, one package, three dependencies
+        assert_eq!(comps.len(), 6, "{bom}");
+        let t = comps
+            .iter()
+            .find(|c| c["purl"] == "pkg:cargo/t@0.1.0")
+            .unwrap();
+        assert_eq!(t["scope"], "required");
+        let deps = bom["dependencies"].as_array().unwrap();
+        let b = deps
+            .iter()
+            .find(|d| d["ref"] == "pkg:cargo/b@2.0.0")
+            .unwrap();
+        assert_eq!(b["dependsOn"], serde_json::json!(["pkg:cargo/t@0.1.0"]));
+        assert_eq!(bom["metadata"]["component"]["bom-ref"], MERGED_REF);
+
+        let doc = spdx(&inputs, &ctx());
+        assert_eq!(doc["documentDescribes"].as_array().unwrap().len(), 2);
+        assert!(!doc["documentNamespace"].as_str().unwrap().contains('#'));
+    }
+
+    #[test]
+    fn sbom_spdx_has_checksums_licences_and_relationships() {
+        let data = data();
+        let artifacts = artifacts();
+        let input = SbomInput {
+            id: 7,
+            repo: "https://git.example/o/app",
+            git_ref: "c0ffee",
+            data: &data,
+            artifacts: &artifacts,
+        };
+        let doc = spdx(&[input], &ctx());
+        assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+        let packages = doc["packages"].as_array().unwrap();
+        let by = |purl: &str| {
+            packages
+                .iter()
+                .find(|p| p["externalRefs"][0]["referenceLocator"] == purl)
+                .unwrap()
+                .clone()
+        };
+        let a = by("pkg:cargo/a@1.0.0");
+        assert_eq!(
+            a["checksums"],
+            serde_json::json!([{"algorithm": "SHA256", "checksumValue": "ab".repeat(32)}])
+        );
+        let b = by("pkg:cargo/b@2.0.0");
+        assert_eq!(b["licenseDeclared"], "(MIT OR Apache-2.0)");
+        let app = &doc["documentDescribes"][0];
+        let rels = doc["relationships"].as_array().unwrap();
+        let has = |x: &serde_json::Value, t: &str, y: &serde_json::Value| {
+            rels.iter().any(|r| {
+                r["spdxElementId"] == *x
+                    && r["relationshipType"] == t
+                    && r["relatedSpdxElement"] == *y
+            })
+        };
+        let pkg = by("pkg:cargo/app@1.0.0")["SPDXID"].clone();
+        assert!(has(&"SPDXRef-DOCUMENT".into(), "DESCRIBES", app));
+        assert!(has(app, "DEPENDS_ON", &pkg));
+        assert!(has(&pkg, "DEPENDS_ON", &a["SPDXID"]));
+        assert!(has(&a["SPDXID"], "DEPENDS_ON", &b["SPDXID"]));
+    }
+
+    #[test]
+    fn sbom_dev_dependencies_without_edges_are_dev_dependency_of() {
+        let mut data = data();
+        data.packages[0].depends_on.clear();
+        let input = SbomInput {
+            id: 1,
+            repo: "r",
+            git_ref: "c",
+            data: &data,
+            artifacts: &[],
+        };
+        let doc = spdx(&[input], &ctx());
+        assert!(doc["relationships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["relationshipType"] == "DEV_DEPENDENCY_OF"));
+    }
+
+    #[test]
+    fn sbom_licence_expressions() {
+        for ok in [
+            "MIT",
+            "(MIT OR Apache-2.0)",
+            "GPL-2.0+ WITH Classpath-exception-2.0",
+        ] {
+            assert!(is_spdx_expression(ok), "{ok}");
+        }
+        for bad in ["", "SEE LICENSE IN x", "MIT OR", "(MIT", "MIT)", "a/b"] {
+            assert!(!is_spdx_expression(bad), "{bad}");
+        }
+        assert_eq!(new_uuid().len(), 36);
+        for (vcs, ok) in [
+            ("git+https://github.com/o/r.git@abc", true),
+            ("git+ssh://git@gitlab.example.com:2222/o/r@abc", true),
+            ("git+file:///tmp/r@abc", false),
+            ("git+http://127.0.0.1:8080/r@abc", false),
+            ("git+https://git.example/o/r@abc", false),
+        ] {
+            assert_eq!(spdx_download_location(vcs).is_some(), ok, "{vcs}");
+        }
+    }
+}
