@@ -4,10 +4,57 @@
 
 use crate::support::cargo_fixtures::*;
 use crate::support::clients::cargo;
+use crate::support::sbom;
 use crate::support::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// A Cargo.lock's graph: `name@version -> {name@version}` (a dependency named without a
+/// version is the only package of that name).
+fn lockfile_edges(lock: &str) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut packages: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut in_deps = false;
+    for line in lock.lines() {
+        let value = |l: &str| l.split('"').nth(1).unwrap_or_default().to_string();
+        if line == "[[package]]" {
+            packages.push(Default::default());
+            in_deps = false;
+        } else if let Some(p) = packages.last_mut() {
+            if line.starts_with("name = ") {
+                p.0 = value(line);
+            } else if line.starts_with("version = ") {
+                p.1 = value(line);
+            } else if line.starts_with("dependencies = [") {
+                in_deps = true;
+            } else if in_deps && line.starts_with(" \"") {
+                p.2.push(value(line));
+            } else if line == "]" {
+                in_deps = false;
+            }
+        }
+    }
+    let resolve = |dep: &str| -> String {
+        let mut parts = dep.split(' ');
+        let name = parts.next().unwrap();
+        match parts.next() {
+            Some(v) => format!("{name}@{v}"),
+            None => {
+                let (_, v, _) = packages.iter().find(|p| p.0 == name).unwrap();
+                format!("{name}@{v}")
+            }
+        }
+    };
+    packages
+        .iter()
+        .map(|(n, v, deps)| {
+            (
+                format!("{n}@{v}"),
+                deps.iter().map(|d| resolve(d)).collect(),
+            )
+        })
+        .collect()
+}
 
 fn write(p: &Path, content: &str) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -214,6 +261,47 @@ async fn workspace_with_git_and_path_deps_builds_offline_and_serves_a_registry()
         );
     }
     assert!(!bundle.join("deps/cargo/undeclared-1.0.0").exists());
+
+    // the SBOM: valid in both formats; its graph is the lockfile's; each vendored crate's
+    // SHA-256 is the one cargo checks (`.cargo-checksum.json`'s `package`)
+    let bom = sbom::valid_sboms(&larder, id).await;
+    let edges = sbom::cyclonedx_edges(&bom);
+    let lock = lockfile_edges(&lock_text);
+    for (p, deps) in &lock {
+        assert_eq!(
+            edges.get(p).cloned().unwrap_or_default(),
+            *deps,
+            "{p}'s edges in the SBOM are not the lockfile's: {bom}"
+        );
+    }
+    assert_eq!(
+        edges.keys().filter(|k| !lock.contains_key(*k)).count(),
+        1,
+        "only the application is outside the lockfile: {edges:?}"
+    );
+    let hashes = sbom::cyclonedx_hashes(&bom);
+    for d in ["ab-0.1.0", "leaf-1.0.0", "leaf-2.0.0", "mid-dle-0.3.1"] {
+        let checksum: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(
+                bundle
+                    .join("deps/cargo")
+                    .join(d)
+                    .join(".cargo-checksum.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let (name, version) = d.rsplit_once('-').unwrap();
+        let want = (
+            "SHA-256".to_string(),
+            checksum["package"].as_str().unwrap().to_string(),
+        );
+        assert_eq!(
+            hashes[&format!("{name}@{version}")],
+            [want].into_iter().collect(),
+            "{d}"
+        );
+    }
 
     // the returned configuration: offline + registry variants; the offline one is also in the
     // bundle's app overlay, so the bundle alone builds offline

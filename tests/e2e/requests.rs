@@ -532,6 +532,28 @@ async fn merged_manifests_and_sboms_of_several_requests() {
     assert_eq!(sub[0]["version"], format!("{}#{lib_commit}", lib.url()));
     // both requests' applications, under the merged document's own
     assert_eq!(bom["metadata"]["component"]["bom-ref"], "larder:merged");
+    crate::support::sbom::assert_valid("cyclonedx", &bom);
+    let (status, merged_spdx) = larder
+        .get(&format!("/api/v1/sbom?requests={one},{two}&format=spdx"))
+        .await;
+    assert_eq!(status, 200);
+    crate::support::sbom::assert_valid("spdx", &merged_spdx);
+    // a request's own SBOM: unknown → 404, a bad format → 400, not complete → 400
+    let (status, err) = larder.get("/api/v1/requests/99999/sbom").await;
+    assert_eq!(status, 404, "{err}");
+    let (status, err) = larder
+        .get(&format!("/api/v1/requests/{one}/sbom?format=xml"))
+        .await;
+    assert_eq!(status, 400);
+    assert!(err["error"].as_str().unwrap().contains("xml"), "{err}");
+    let (status, err) = larder.get(&format!("/api/v1/requests/{bad}/sbom")).await;
+    assert_eq!(status, 400, "{err}");
+    let (status, _) = larder
+        .get(&format!("/api/v1/requests/{one}/sbom?bogus=1"))
+        .await;
+    assert_eq!(status, 400);
+    let one_bom = crate::support::sbom::valid_sboms(&larder, one).await;
+    assert_eq!(one_bom["metadata"]["component"]["version"], commit);
     let (status, spdx) = larder
         .get(&format!("/api/v1/sbom?requests={one}&format=spdx"))
         .await;

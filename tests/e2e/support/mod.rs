@@ -8,6 +8,7 @@ pub mod gomod_fixtures;
 pub mod npm_fixtures;
 pub mod pip_fixtures;
 pub mod rubygems_fixtures;
+pub mod sbom;
 pub mod tls;
 
 use serde_json::Value;
