@@ -344,6 +344,12 @@ fn graph(inputs: &[SbomInput<'_>]) -> Graph {
             node.kind = Kind::Package;
             node.scope = Scope::Required;
             node.path = Some(package.path.clone().unwrap_or_else(|| ".".into()));
+            let dev: BTreeSet<&str> = package
+                .dependencies
+                .iter()
+                .filter(|d| d.dev == Some(true))
+                .map(|d| d.purl.as_str())
+                .collect();
             let package_edges: Vec<String> = if package.depends_on.is_empty() {
                 package
                     .dependencies
@@ -352,9 +358,20 @@ fn graph(inputs: &[SbomInput<'_>]) -> Graph {
                     .map(|d| d.purl.clone())
                     .collect()
             } else {
-                package.depends_on.clone()
+                // the package's own dev dependencies are DEV_DEPENDENCY_OF it (below)
+                package
+                    .depends_on
+                    .iter()
+                    .filter(|p| !dev.contains(p.as_str()))
+                    .cloned()
+                    .collect()
             };
             node.depends_on.extend(package_edges);
+            let direct_dev: Vec<&String> = package
+                .depends_on
+                .iter()
+                .filter(|p| dev.contains(p.as_str()))
+                .collect();
             for dep in &package.dependencies {
                 let scope = if dep.dev == Some(true) {
                     Scope::Excluded
@@ -374,7 +391,9 @@ fn graph(inputs: &[SbomInput<'_>]) -> Graph {
                 });
                 node.scope = node.scope.max(scope);
                 node.depends_on.extend(dep.depends_on.iter().cloned());
-                if dep.dev == Some(true) && package.depends_on.is_empty() {
+                if dep.dev == Some(true)
+                    && (package.depends_on.is_empty() || direct_dev.contains(&&dep.purl))
+                {
                     node.dev_of.insert(package.purl.clone());
                 }
                 if let Some(version) = &dep.version {

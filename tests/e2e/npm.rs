@@ -10,6 +10,7 @@ use crate::support::npm_fixtures::{
 };
 use crate::support::*;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 use std::fs;
 
 /// The upstream registry and a repository whose lockfile (version `v`) uses every kind of
@@ -259,6 +260,52 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
     assert!(bundle.contains_key("deps/npm/b/-/b-2.0.0.tgz"));
     assert!(bundle.contains_key("deps/npm/expect/-/expect-29.7.0.tgz"));
     assert!(bundle.contains_key("deps/npm/@jest/expect/-/expect-29.7.0.tgz"));
+    if v >= 2 {
+        // the SBOM: valid; the lockfile's edges (node's resolution of each entry's declared
+        // dependencies); each registry tarball's SHA-512 is the bundle file's
+        let bom = crate::support::sbom::valid_sboms(&larder, id).await;
+        let edges = crate::support::sbom::cyclonedx_edges(&bom);
+        let set =
+            |items: &[&str]| -> BTreeSet<String> { items.iter().map(|s| s.to_string()).collect() };
+        assert_eq!(edges["a@1.0.0"], set(&["b@1.1.0"]), "{edges:?}");
+        assert_eq!(edges["@s/c@2.0.0"], set(&["b@2.0.0"]), "{edges:?}");
+        assert_eq!(
+            edges["@jest/expect@29.7.0"],
+            set(&["expect@29.7.0"]),
+            "{edges:?}"
+        );
+        assert_eq!(edges["b@1.1.0"], set(&[]), "{edges:?}");
+        let app = &edges["e2e-app@1.2.3"];
+        for d in ["a@1.0.0", "@s/c@2.0.0", "@jest/expect@29.7.0", "d@1.0.0"] {
+            assert!(app.contains(d), "{d} not an edge of the package: {edges:?}");
+        }
+        assert!(!app.contains("b@2.0.0"), "{edges:?}");
+        let scope = |n: &str| {
+            bom["components"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["purl"] == n)
+                .map(|c| c["scope"].clone())
+        };
+        assert_eq!(scope("pkg:npm/%40s/c@2.0.0"), Some(json!("excluded")));
+        assert_eq!(scope("pkg:npm/d@1.0.0"), Some(json!("optional")));
+        assert_eq!(scope("pkg:npm/a@1.0.0"), Some(json!("required")));
+        let hashes = crate::support::sbom::cyclonedx_hashes(&bom);
+        for (file, key) in [
+            ("deps/npm/b/-/b-2.0.0.tgz", "b@2.0.0"),
+            ("deps/npm/a/-/a-1.0.0.tgz", "a@1.0.0"),
+            ("deps/npm/@s/c/-/c-2.0.0.tgz", "@s/c@2.0.0"),
+        ] {
+            let bytes = bundle[file].clone().unwrap();
+            let sha512 = hex::encode(<sha2::Sha512 as sha2::Digest>::digest(&bytes));
+            assert!(
+                hashes[key].contains(&("SHA-512".to_string(), sha512)),
+                "{file}: {:?}",
+                hashes[key]
+            );
+        }
+    }
     let off_lock = String::from_utf8(
         bundle["deps/app-overlay/package-lock.json"]
             .clone()

@@ -33,7 +33,7 @@ use serde::ser::{SerializeMap, Serializer as _};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -502,6 +502,70 @@ pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Pa
             depends_on: Vec::new(),
         })
         .collect();
+    // the lockfile's graph (npm v2/v3 `packages`): each entry's declared dependencies
+    // resolved as node does, from its own node_modules up to the root's
+    let purl_at: HashMap<&str, String> = plan
+        .deps
+        .iter()
+        .filter(|d| !d.entry.local_dir && d.kind != Kind::Bundled)
+        .filter_map(|d| {
+            Some((
+                d.entry.location.as_str(),
+                dep_purl(&d.entry.name, &reported_version(d)?),
+            ))
+        })
+        .collect();
+    let resolve = |from: &str, name: &str| -> Option<String> {
+        let mut base = from;
+        loop {
+            let candidate = if base.is_empty() {
+                format!("node_modules/{name}")
+            } else {
+                format!("{base}/node_modules/{name}")
+            };
+            if let Some(purl) = purl_at.get(candidate.as_str()) {
+                return Some(purl.clone());
+            }
+            if base.is_empty() {
+                return None;
+            }
+            base = base
+                .rfind("node_modules/")
+                .map(|i| base[..i].trim_end_matches('/'))
+                .unwrap_or_default();
+        }
+    };
+    let mut edges: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for d in &plan.deps {
+        let Some(purl) = purl_at.get(d.entry.location.as_str()) else {
+            continue;
+        };
+        let targets = edges.entry(purl.clone()).or_default();
+        for name in &d.entry.requires {
+            targets.extend(resolve(&d.entry.location, name).filter(|t| t != purl));
+        }
+    }
+    for dep in &mut deps {
+        if let Some(targets) = edges.remove(&dep.purl) {
+            dep.depends_on = targets.into_iter().collect();
+        }
+    }
+    let pj = &project.package_json;
+    // only where the lockfile records edges (v2/v3 with dependencies): else the package is
+    // taken to depend on all of them
+    let has_edges = plan.deps.iter().any(|d| !d.entry.requires.is_empty());
+    let root: BTreeSet<String> = [
+        &pj.dependencies,
+        &pj.optional_dependencies,
+        &pj.dev_dependencies,
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|v| v.as_object())
+    .flat_map(|m| m.keys())
+    .filter(|_| has_edges)
+    .filter_map(|name| resolve("", name))
+    .collect();
     deps.sort_by(|a, b| (a.dev, &a.name, &a.version).cmp(&(b.dev, &b.name, &b.version)));
     let name = project.name();
     Package {
@@ -511,7 +575,7 @@ pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Pa
         version: project.version(),
         path: (!project.path.is_root()).then(|| project.path.to_string()),
         dependencies: deps,
-        depends_on: Vec::new(),
+        depends_on: root.into_iter().collect(),
     }
 }
 

@@ -83,6 +83,9 @@ pub struct LockEntry {
     /// a `packages` key that is not under node_modules (workspace or `file:` directory)
     pub local_dir: bool,
     pub has_install_script: bool,
+    /// The names (as installed) of the entry's `dependencies`, `optionalDependencies` and
+    /// `peerDependencies` (npm lockfile v2/v3): its edges, resolved as node does.
+    pub requires: Vec<String>,
 }
 
 impl LockEntry {
@@ -336,6 +339,12 @@ struct RawPkg {
     in_bundle: bool,
     #[serde(default)]
     has_install_script: bool,
+    #[serde(default)]
+    dependencies: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+    #[serde(default)]
+    optional_dependencies: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+    #[serde(default)]
+    peer_dependencies: Option<BTreeMap<String, serde::de::IgnoredAny>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -410,6 +419,11 @@ fn from_raw(
                     link: p.link,
                     local_dir,
                     has_install_script: p.has_install_script,
+                    requires: [p.dependencies, p.optional_dependencies, p.peer_dependencies]
+                        .into_iter()
+                        .flatten()
+                        .flat_map(BTreeMap::into_keys)
+                        .collect(),
                 });
             }
         }
