@@ -87,6 +87,8 @@ struct Node {
     scope: Scope,
     hashes: BTreeSet<Hash>,
     verified: BTreeSet<String>,
+    /// go.sum `h1:` hashes of the module's files (not a digest of one file: a property)
+    go_h1: BTreeSet<String>,
     license: Option<String>,
     vcs: Option<String>,
     /// Package path inside the repository (packages only).
@@ -105,6 +107,7 @@ impl Node {
             scope,
             hashes: BTreeSet::new(),
             verified: BTreeSet::new(),
+            go_h1: BTreeSet::new(),
             license: None,
             vcs: vcs_of(purl),
             path: None,
@@ -200,7 +203,7 @@ fn artifact_evidence(a: &Artifact) -> (Vec<Hash>, &'static str) {
             }
             "lockfile checksum"
         }
-        ArtifactMeta::Gomod(GoMeta { .. }) => "go.sum",
+        ArtifactMeta::Gomod(GoMeta { .. }) => "go.sum h1",
         ArtifactMeta::Rubygems(m) => {
             if is_hex(&m.sha256, 64) {
                 hashes.push(("SHA-256", m.sha256.to_ascii_lowercase()));
@@ -405,6 +408,9 @@ fn graph(inputs: &[SbomInput<'_>]) -> Graph {
                         let (hashes, how) = artifact_evidence(a);
                         node.hashes.extend(hashes);
                         node.verified.insert(how.to_string());
+                        if let ArtifactMeta::Gomod(GoMeta { h1: Some(h1) }) = &a.meta {
+                            node.go_h1.insert(h1.clone());
+                        }
                         if node.license.is_none() {
                             node.license = npm_license(a);
                         }
@@ -520,6 +526,12 @@ fn component<'a>(node: &'a Node) -> Component<'a> {
         properties.push(Property {
             name: "larder:verified-by",
             value: how.as_str().into(),
+        });
+    }
+    for h1 in &node.go_h1 {
+        properties.push(Property {
+            name: "larder:go.sum",
+            value: h1.as_str().into(),
         });
     }
     if let Some(path) = &node.path {

@@ -188,6 +188,24 @@ async fn transitive_deps_build_offline_and_via_the_request_goproxy() {
         ts.len() == 14 && ts.bytes().all(|b| b.is_ascii_digit()) && !ts.starts_with("1970"),
         "{main_version}"
     );
+    // the SBOM: valid; its graph is each module's go.mod requirements (the app requires
+    // Upper and, indirectly, b; Upper's go.mod requires b)
+    let bom = crate::support::sbom::valid_sboms(&s.larder, id).await;
+    let edges = crate::support::sbom::cyclonedx_edges(&bom);
+    let set = |items: &[&str]| -> std::collections::BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    };
+    assert_eq!(
+        edges[&format!("example.com/app@{main_version}")],
+        set(&["example.com/b@v1.1.0", "github.com/Fix/Upper@v1.0.0"]),
+        "{edges:?}"
+    );
+    assert_eq!(
+        edges["github.com/Fix/Upper@v1.0.0"],
+        set(&["example.com/b@v1.1.0"]),
+        "{edges:?}"
+    );
+    assert_eq!(edges["example.com/b@v1.1.0"], set(&[]), "{edges:?}");
     let (_, manifest) = s
         .larder
         .get(&format!("/api/v1/requests/{id}/content-manifest"))

@@ -346,6 +346,52 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                 },
             })
             .collect();
+        // the graph: each module's go.mod requirements (the main module's, and each dependency's
+        // .mod from the bundle's download cache, verified against go.sum), to the versions the
+        // build list selected
+        let selected: BTreeMap<&str, String> = m
+            .deps
+            .iter()
+            .zip(&deps)
+            .map(|(p, d)| (p.required_path.as_str(), d.purl.clone()))
+            .collect();
+        let edges_of = |gomod: &super::gomod_file::GoMod| -> Vec<String> {
+            let mut out: Vec<String> = gomod
+                .require
+                .iter()
+                .filter_map(|r| selected.get(r.path.as_str()).cloned())
+                .collect();
+            out.sort();
+            out.dedup();
+            out
+        };
+        let main_edges = edges_of(&m.gomod);
+        let mut dep_edges: Vec<Vec<String>> = Vec::with_capacity(m.deps.len());
+        for d in &m.deps {
+            let edges = match &d.source {
+                DepSource::Module { path, version } => {
+                    let file = escape_path(path)
+                        .ok()
+                        .zip(escape_version(path, version).ok())
+                        .map(|(p, v)| cache.join(p).join("@v").join(format!("{v}.mod")));
+                    file.and_then(|f| std::fs::read_to_string(f).ok())
+                        .and_then(|text| {
+                            super::gomod_file::parse_go_mod(
+                                &format!("{path}@{version}/go.mod"),
+                                &text,
+                            )
+                            .ok()
+                        })
+                        .map(|g| edges_of(&g))
+                        .unwrap_or_default()
+                }
+                DepSource::Local { .. } => Vec::new(),
+            };
+            dep_edges.push(edges);
+        }
+        for (dep, edges) in deps.iter_mut().zip(dep_edges) {
+            dep.depends_on = edges.into_iter().filter(|e| *e != dep.purl).collect();
+        }
         // Every module whose source ships in the bundle is reported: go.sum zip lines outside the
         // build list (test dependencies of dependencies, older versions MVS did not pick) are
         // `dev`.
@@ -387,7 +433,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
             },
             dependencies: deps,
             purl,
-            depends_on: Vec::new(),
+            depends_on: main_edges,
         });
     }
 
