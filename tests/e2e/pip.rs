@@ -461,6 +461,8 @@ async fn hashes_extras_markers_include_vcs_and_url_with_require_hashes() {
         .await;
     let done = larder.wait(id).await;
     assert_eq!(done["state"], "complete", "{done}\n{}", larder.logs());
+    // the SBOM (hashes, VCS and URL requirements) is valid in both formats
+    crate::support::sbom::valid_sboms(&larder, id).await;
 
     let (_, packages) = larder.get(&format!("/api/v1/requests/{id}/packages")).await;
     assert_eq!(dependency(&packages, "zope-fixture")["version"], "3.0");

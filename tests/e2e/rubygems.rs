@@ -188,6 +188,8 @@ async fn bundler_installs_through_the_gem_server_and_offline_from_the_bundle() {
     let r = larder.wait(id).await;
     assert_eq!(r["state"], "complete", "{r}\n{}", larder.logs());
     assert!(!up.server.requests().is_empty());
+    // the SBOM (gem SHA-256s, how each was checked) is valid in both formats
+    crate::support::sbom::valid_sboms(&larder, id).await;
     assert!(
         !up.server
             .requests()
