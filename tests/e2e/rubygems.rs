@@ -188,8 +188,14 @@ async fn bundler_installs_through_the_gem_server_and_offline_from_the_bundle() {
     let r = larder.wait(id).await;
     assert_eq!(r["state"], "complete", "{r}\n{}", larder.logs());
     assert!(!up.server.requests().is_empty());
-    // the SBOM (gem SHA-256s, how each was checked) is valid in both formats
-    crate::support::sbom::valid_sboms(&larder, id).await;
+    // the SBOM (gem SHA-256s, how each was checked) is valid in both formats; its graph is
+    // Gemfile.lock's indentation (the git gem's spec lists rack)
+    let bom = crate::support::sbom::valid_sboms(&larder, id).await;
+    let edges = crate::support::sbom::cyclonedx_edges(&bom);
+    assert!(
+        edges["gitgem@0.2.0"].contains("rack@1.0.0"),
+        "{edges:?}\n{lock_text}"
+    );
     assert!(
         !up.server
             .requests()

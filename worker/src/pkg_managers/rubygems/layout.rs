@@ -12,7 +12,7 @@ use super::{config, GemPlan};
 use crate::pkg_managers::{Fetched, GitFetch, LayoutContext, PmOutput};
 use common::artifact::rubygems::{info_line_store_key, GemMeta};
 use common::{Artifact, ArtifactMeta, Dependency, ErrorKind, Failure, Package};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -232,10 +232,15 @@ fn package(lock: &GemLock, plan: &GemPlan, ctx: &LayoutContext) -> Package {
         .and_then(|dir| literal_gemspec(&dir))
         .unwrap_or_else(|| (repository_name(&job.repo), job.git_ref.clone()));
     let mut deps: BTreeSet<Dependency> = BTreeSet::new();
+    // the graph (Gemfile.lock's indentation): each spec's dependency names, by the purl it is
+    // reported as; names resolve to every locked spec of that name (one per platform)
+    let mut requires: Vec<(String, &Vec<String>)> = Vec::new();
+    let mut own: Vec<&String> = Vec::new();
     for source in &lock.gem {
         for spec in &source.specs {
             let fetched = plan.gems.contains_key(&spec.full_name());
             if spec.platform.is_none() || fetched {
+                requires.push((gem_purl(spec), &spec.dependencies));
                 deps.insert(dependency(&spec.name, &spec.version, gem_purl(spec)));
             }
         }
@@ -245,31 +250,60 @@ fn package(lock: &GemLock, plan: &GemPlan, ctx: &LayoutContext) -> Package {
         for spec in &g.specs {
             let purl = gem_purl(spec);
             let sep = if purl.contains('?') { '&' } else { '?' };
-            deps.insert(dependency(
-                &spec.name,
-                &spec.version,
-                format!("{purl}{sep}vcs_url={vcs}"),
-            ));
+            let purl = format!("{purl}{sep}vcs_url={vcs}");
+            requires.push((purl.clone(), &spec.dependencies));
+            deps.insert(dependency(&spec.name, &spec.version, purl));
         }
     }
     for p in &lock.path {
         if p.path == lock.package_path {
-            // the package's own gemspec
+            // the package's own gemspec: its dependencies are the package's
+            own.extend(p.specs.iter().flat_map(|s| &s.dependencies));
             continue;
         }
         for spec in &p.specs {
-            deps.insert(dependency(
+            let purl = crate::pkg_managers::npm::layout::vcs_purl(
+                &job.repo,
+                &job.git_ref,
                 &spec.name,
-                &spec.version,
-                crate::pkg_managers::npm::layout::vcs_purl(
-                    &job.repo,
-                    &job.git_ref,
-                    &spec.name,
-                    &p.path,
-                ),
-            ));
+                &p.path,
+            );
+            requires.push((purl.clone(), &spec.dependencies));
+            deps.insert(dependency(&spec.name, &spec.version, purl));
         }
     }
+    let mut by_name: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for d in &deps {
+        by_name
+            .entry(d.name.as_str())
+            .or_default()
+            .push(d.purl.as_str());
+    }
+    let resolve = |names: &mut dyn Iterator<Item = &String>| -> Vec<String> {
+        let set: BTreeSet<String> = names
+            .flat_map(|n| by_name.get(n.as_str()).into_iter().flatten())
+            .map(|p| p.to_string())
+            .collect();
+        set.into_iter().collect()
+    };
+    let mut edges: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (purl, names) in &requires {
+        let targets = resolve(&mut names.iter());
+        edges.entry(purl.clone()).or_default().extend(targets);
+    }
+    let roots = resolve(&mut lock.dependencies.iter().chain(own));
+    let deps: Vec<Dependency> = deps
+        .into_iter()
+        .map(|mut d| {
+            if let Some(mut targets) = edges.remove(&d.purl) {
+                targets.sort();
+                targets.dedup();
+                targets.retain(|t| *t != d.purl);
+                d.depends_on = targets;
+            }
+            d
+        })
+        .collect();
     Package {
         kind: "rubygems".into(),
         purl: crate::pkg_managers::npm::layout::vcs_purl(
@@ -281,8 +315,8 @@ fn package(lock: &GemLock, plan: &GemPlan, ctx: &LayoutContext) -> Package {
         name,
         version,
         path: (!lock.package_path.is_root()).then(|| lock.package_path.to_string()),
-        dependencies: deps.into_iter().collect(),
-        depends_on: Vec::new(),
+        dependencies: deps,
+        depends_on: roots,
     }
 }
 
