@@ -151,7 +151,7 @@ impl SearchQuery {
 
     /// `FROM … WHERE …` over the index (and the requests, for a state), with its binds from
     /// `$1`, and the next free bind number.
-    fn from_where(&self) -> (String, usize) {
+    fn sql_from_where(&self) -> (String, usize) {
         let mut sql = String::from("FROM request_dependencies d");
         if self.state.is_some() {
             sql.push_str(" JOIN requests r ON r.id = d.request_id");
@@ -254,7 +254,7 @@ pub async fn search(
     // as reading requests
     auth::caller(&req)?;
     let offset = q.pagination.offset()?;
-    let (from_where, n) = q.from_where();
+    let (from_where, n) = q.sql_from_where();
     let mut conn = state.pool.get().await?;
     let total = q
         .bind(
@@ -335,10 +335,10 @@ mod tests {
             }
         );
         assert_eq!(q.state, Some(RequestState::Complete));
-        assert_eq!(q.from_where().0, "FROM request_dependencies d JOIN requests r ON r.id = d.request_id WHERE d.purl = $1 AND r.state = $2");
+        assert_eq!(q.sql_from_where().0, "FROM request_dependencies d JOIN requests r ON r.id = d.request_id WHERE d.purl = $1 AND r.state = $2");
         let q = parse("type=npm&name=lodash&version=4.17.21").unwrap();
         assert_eq!(
-            q.from_where(),
+            q.sql_from_where(),
             (
                 "FROM request_dependencies d WHERE d.type = $1 AND d.name = $2 AND d.version = $3"
                     .into(),
