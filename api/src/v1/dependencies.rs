@@ -256,13 +256,13 @@ pub async fn search(
     let offset = q.pagination.offset()?;
     let (from_where, n) = q.sql_from_where();
     let mut conn = state.pool.get().await?;
+    // a request holds a purl once (the primary key): its rows need no DISTINCT, which sorts
+    let counted = match q.target {
+        Target::Purl { .. } => "count(*)",
+        Target::Name { .. } => "count(DISTINCT d.request_id)",
+    };
     let total = q
-        .bind(
-            diesel::sql_query(format!(
-                "SELECT count(DISTINCT d.request_id) AS total {from_where}"
-            ))
-            .into_boxed(),
-        )
+        .bind(diesel::sql_query(format!("SELECT {counted} AS total {from_where}")).into_boxed())
         .get_result::<Count>(&mut conn)
         .await?
         .total;
