@@ -10,6 +10,13 @@
 //! Each request `r` has `pkg:npm/lodash@4.17.21` and 499 of 20,000 names `dep-<k>` at one of
 //! three versions, `k = (31 r + 997 j) mod 20000` for its `j`-th: at 100,000 requests a purl
 //! `dep-<k>@1.0.<v>` is in about 830 of them; every fifth dependency is a dev dependency.
+//!
+//! Measured 2026-11-30 at 100,000 requests (50,000,000 rows), debug build of the api, on the
+//! shared 2-core machine, with the total still counted with `count(DISTINCT …)`: filled in
+//! 787 s, indexed in 212 s; heap 4,027 MiB, primary key 3,202 MiB, purl index 2,812 MiB,
+//! name index 2,812 MiB (12,854 MiB in all). A typical purl (in ~830 requests): p50 4.1 ms,
+//! p99 17.4 ms; the purl in every request: p50 18.5 ms, p99 32.0 ms (its count read 100,000
+//! index entries in 26 ms; the page itself 0.06 ms).
 
 #[path = "../tests/e2e/support/mod.rs"]
 mod support;
