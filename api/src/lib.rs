@@ -160,6 +160,7 @@ routes! {
     get "/api/v1/status" => v1::status::status,
     get "/api/v1/status/short" => v1::status::status_short,
     get "/api/v1/content-manifest" => v1::manifests::content_manifest,
+    get "/api/v1/dependencies" => v1::dependencies::search,
     get "/api/v1/sbom" => v1::manifests::sbom,
     get "/api/v1/request-metrics" => v1::request_metrics::list,
     get "/api/v1/request-metrics/summary" => v1::request_metrics::summary,

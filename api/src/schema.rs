@@ -63,12 +63,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    request_dependencies (request_id, purl) {
+        request_id -> Int8,
+        purl -> Text,
+        #[sql_name = "type"]
+        kind -> Text,
+        name -> Text,
+        version -> Nullable<Text>,
+        dev -> Bool,
+    }
+}
+
 diesel::joinable!(request_states -> requests (request_id));
 diesel::joinable!(configuration_files -> requests (request_id));
 diesel::joinable!(artifacts -> requests (request_id));
+diesel::joinable!(request_dependencies -> requests (request_id));
 diesel::allow_tables_to_appear_in_same_query!(
     requests,
     request_states,
     configuration_files,
-    artifacts
+    artifacts,
+    request_dependencies
 );

@@ -114,6 +114,63 @@ pub enum ClientCommand {
         #[arg(long)]
         state: Option<String>,
     },
+    /// List the requests that contain a dependency, newest first: by its purl (`pkg:npm/lodash@4.17.21`,
+    /// exact) or by `TYPE/NAME` (`npm/lodash`, `gomod/golang.org/x/net`: any version, or
+    /// `--version`).
+    Search {
+        #[command(flatten)]
+        server: Server,
+        /// A purl, or TYPE/NAME.
+        dependency: String,
+        /// Only this version (with TYPE/NAME).
+        #[arg(long)]
+        version: Option<String>,
+        /// Only requests in this state (complete, failed, in_progress, stale).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        page: u64,
+        #[arg(long, default_value_t = 20)]
+        per_page: u64,
+    },
+}
+
+/// The query of `larder search`: `purl=…` or `type=…&name=…`, then the version, state and page.
+fn search_query(
+    dependency: &str,
+    version: Option<&str>,
+    state: Option<&str>,
+    page: u64,
+    per_page: u64,
+) -> Result<String> {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if dependency
+        .get(..4)
+        .is_some_and(|s| s.eq_ignore_ascii_case("pkg:"))
+    {
+        if version.is_some() {
+            bail!("--version goes with TYPE/NAME; a purl names its version");
+        }
+        query.append_pair("purl", dependency);
+    } else {
+        let (kind, name) = dependency
+            .split_once('/')
+            .filter(|(k, n)| !k.is_empty() && !n.is_empty())
+            .ok_or_else(|| {
+                anyhow!("{dependency:?} is neither a purl (pkg:TYPE/NAME@VERSION) nor TYPE/NAME")
+            })?;
+        query.append_pair("type", kind).append_pair("name", name);
+        if let Some(v) = version {
+            query.append_pair("version", v);
+        }
+    }
+    if let Some(s) = state {
+        query.append_pair("state", s);
+    }
+    query
+        .append_pair("page", &page.to_string())
+        .append_pair("per_page", &per_page.to_string());
+    Ok(query.finish())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -525,5 +582,66 @@ pub async fn run(cmd: ClientCommand) -> Result<i32> {
             }
             Ok(0)
         }
+        ClientCommand::Search {
+            server,
+            dependency,
+            version,
+            state,
+            page,
+            per_page,
+        } => {
+            let query = search_query(
+                &dependency,
+                version.as_deref(),
+                state.as_deref(),
+                page,
+                per_page,
+            )?;
+            let found = Api::new(&server)?
+                .get(&format!("/api/v1/dependencies?{query}"))
+                .await?;
+            println!(
+                "{:>6}  {:<11}  {:<12}  {:<19}  {:<3}  REPO",
+                "ID", "STATE", "REF", "CREATED", "DEV"
+            );
+            for r in found["items"].as_array().into_iter().flatten() {
+                let text = |k: &str| r[k].as_str().unwrap_or("").to_string();
+                let (git_ref, created) = (text("ref"), text("created"));
+                println!(
+                    "{:>6}  {:<11}  {:<12}  {:<19}  {:<3}  {}",
+                    r["id"],
+                    text("state"),
+                    &git_ref[..12.min(git_ref.len())],
+                    &created[..19.min(created.len())],
+                    if r["dev"] == true { "dev" } else { "-" },
+                    text("repo"),
+                );
+            }
+            let meta = &found["meta"];
+            println!(
+                "page {} of {}, {} requests",
+                meta["page"], meta["pages"], meta["total"]
+            );
+            Ok(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_queries() {
+        assert_eq!(
+            search_query("pkg:npm/%40s/c@1.0.0", None, Some("complete"), 1, 20).unwrap(),
+            "purl=pkg%3Anpm%2F%2540s%2Fc%401.0.0&state=complete&page=1&per_page=20"
+        );
+        assert_eq!(
+            search_query("gomod/golang.org/x/net", Some("v0.1.0"), None, 2, 5).unwrap(),
+            "type=gomod&name=golang.org%2Fx%2Fnet&version=v0.1.0&page=2&per_page=5"
+        );
+        assert!(search_query("lodash", None, None, 1, 20).is_err());
+        assert!(search_query("pkg:npm/a@1", Some("1"), None, 1, 20).is_err());
     }
 }

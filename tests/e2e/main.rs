@@ -20,6 +20,7 @@ mod pnpm;
 mod reliability;
 mod requests;
 mod rubygems;
+mod search;
 mod tls;
 mod validation;
 mod yarn;

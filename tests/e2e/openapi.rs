@@ -228,6 +228,14 @@ async fn live_responses_match_their_schemas() {
             "/api/v1/requests/999999999/sbom".to_string(),
         ),
         (
+            "/api/v1/dependencies",
+            "/api/v1/dependencies?type=git-submodule&name=lib".to_string(),
+        ),
+        (
+            "/api/v1/dependencies",
+            "/api/v1/dependencies?purl=lodash".to_string(),
+        ),
+        (
             "/api/v1/requests",
             "/api/v1/requests?verbose=true".to_string(),
         ),

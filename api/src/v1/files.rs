@@ -436,7 +436,7 @@ pub async fn put_packages(
     let body = read_body(&req, payload, crate::error::WORKER_REPORT_BODY_LIMIT).await?;
     // checked a package at a time and stored as sent: a parsed copy of 50,000 dependencies
     // (and its serialization) cost several times the body
-    let json = web::block(move || checked_packages_data(body))
+    let (json, index) = web::block(move || checked_packages_data(body))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     let attempt = crate::v1::leases::attempt_header(&req)?;
@@ -448,6 +448,7 @@ pub async fn put_packages(
             .bind::<diesel::sql_types::Int8, _>(row.id)
             .execute(conn)
             .await?;
+        index.write(conn, row.id).await?;
         Ok(())
     })
     .await?;
@@ -481,8 +482,8 @@ async fn read_body(
 }
 
 /// `body` if it is packages data PostgreSQL accepts: every package is read as
-/// [`common::Package`] and dropped.
-fn checked_packages_data(body: Vec<u8>) -> ApiResult<String> {
+/// [`common::Package`], its dependencies added to the search index, and dropped.
+fn checked_packages_data(body: Vec<u8>) -> ApiResult<(String, DependencyIndex)> {
     use serde::de::{Deserializer, SeqAccess, Visitor};
     fn each_package<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
         struct Each;
@@ -492,11 +493,18 @@ fn checked_packages_data(body: Vec<u8>) -> ApiResult<String> {
                 f.write_str("a list of packages")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-                while seq.next_element::<common::Package>()?.is_some() {}
+                while let Some(package) = seq.next_element::<common::Package>()? {
+                    INDEX.with_borrow_mut(|index| index.add(&package));
+                }
                 Ok(())
             }
         }
         d.deserialize_seq(Each)
+    }
+    // the visitor has no state of its own: it fills this thread's index (the whole check runs
+    // on one blocking thread)
+    thread_local! {
+        static INDEX: std::cell::RefCell<DependencyIndex> = Default::default();
     }
     #[derive(serde::Deserialize)]
     struct Shape {
@@ -506,7 +514,10 @@ fn checked_packages_data(body: Vec<u8>) -> ApiResult<String> {
     }
     let text = String::from_utf8(body)
         .map_err(|_| ApiError::bad_request("The request body is not valid UTF-8"))?;
-    serde_json::from_str::<Shape>(&text).map_err(|e| {
+    INDEX.with_borrow_mut(|index| *index = DependencyIndex::default());
+    let parsed = serde_json::from_str::<Shape>(&text);
+    let index = INDEX.with_borrow_mut(std::mem::take);
+    parsed.map_err(|e| {
         ApiError::bad_request(format!("The request body is not valid packages data: {e}"))
     })?;
     // PostgreSQL refuses a NUL in jsonb, which JSON can only write as this escape
@@ -515,7 +526,80 @@ fn checked_packages_data(body: Vec<u8>) -> ApiResult<String> {
             "The packages data must not contain NUL characters",
         ));
     }
-    Ok(text)
+    Ok((text, index))
+}
+
+/// What the dependency search indexes of one dependency (`api/src/v1/dependencies.rs`).
+#[derive(Debug, PartialEq, Eq)]
+struct IndexedDependency {
+    kind: String,
+    name: String,
+    version: Option<String>,
+    /// a dev dependency of every package that has it
+    dev: bool,
+}
+
+/// A request's dependencies by their purl's search key ([`common::purl::search_key`]; a purl
+/// that is none is kept as written), once each.
+#[derive(Debug, Default)]
+struct DependencyIndex(BTreeMap<String, IndexedDependency>);
+
+impl DependencyIndex {
+    fn add(&mut self, package: &common::Package) {
+        for dep in &package.dependencies {
+            let dev = dep.dev.unwrap_or(false);
+            let key = common::purl::search_key(&dep.purl).unwrap_or_else(|| dep.purl.clone());
+            let name_bytes =
+                dep.kind.len() + dep.name.len() + dep.version.as_ref().map_or(0, String::len);
+            if key.len().max(name_bytes) > crate::v1::dependencies::INDEXED_BYTES {
+                continue;
+            }
+            self.0
+                .entry(key)
+                .and_modify(|known| known.dev &= dev)
+                .or_insert_with(|| IndexedDependency {
+                    kind: dep.kind.clone(),
+                    name: dep.name.clone(),
+                    version: dep.version.clone(),
+                    dev,
+                });
+        }
+    }
+
+    /// Replace the request's rows by these (inside the transaction that stores its packages
+    /// data).
+    async fn write(
+        self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        request_id: i64,
+    ) -> ApiResult<()> {
+        use crate::schema::request_dependencies as rd;
+        diesel::delete(rd::table.filter(rd::request_id.eq(request_id)))
+            .execute(conn)
+            .await?;
+        let rows: Vec<_> = self.0.into_iter().collect();
+        // 6 parameters a row, well below PostgreSQL's 65,535 a statement
+        for chunk in rows.chunks(5000) {
+            let values: Vec<_> = chunk
+                .iter()
+                .map(|(purl, dep)| {
+                    (
+                        rd::request_id.eq(request_id),
+                        rd::purl.eq(purl),
+                        rd::kind.eq(&dep.kind),
+                        rd::name.eq(&dep.name),
+                        rd::version.eq(dep.version.as_deref()),
+                        rd::dev.eq(dep.dev),
+                    )
+                })
+                .collect();
+            diesel::insert_into(rd::table)
+                .values(values)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Worker-only: the files this request's repositories serve (replaces what was recorded).

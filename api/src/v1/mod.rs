@@ -1,4 +1,5 @@
 pub mod dates;
+pub mod dependencies;
 pub mod files;
 pub mod filters;
 pub mod leases;
