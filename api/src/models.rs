@@ -1,6 +1,6 @@
 //! Database rows and their Cachito-compatible JSON.
 
-use crate::schema::{request_states, requests};
+use crate::schema::{artifacts, request_states, requests};
 use common::{format_time, Dependency, EnvVar, PackagesData};
 use diesel::prelude::*;
 use serde::ser::{SerializeMap, Serializer};
@@ -43,6 +43,35 @@ pub struct StateRow {
     pub state: String,
     pub state_reason: String,
     pub updated: chrono::NaiveDateTime,
+}
+
+/// An artifact as recorded, its metadata still JSON.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = artifacts)]
+pub struct ArtifactRow {
+    pub pm: String,
+    pub name: String,
+    pub version: String,
+    pub filename: String,
+    pub store_key: String,
+    pub meta: Value,
+}
+
+impl ArtifactRow {
+    /// The artifact, or (its store key, why) when its metadata no longer reads.
+    pub fn into_artifact(self) -> Result<common::Artifact, (String, serde_json::Error)> {
+        match serde_json::from_value(self.meta) {
+            Ok(meta) => Ok(common::Artifact {
+                pm: common::PmName::new(self.pm),
+                name: self.name,
+                version: self.version,
+                filename: self.filename,
+                store_key: self.store_key,
+                meta,
+            }),
+            Err(e) => Err((self.store_key, e)),
+        }
+    }
 }
 
 impl RequestRow {

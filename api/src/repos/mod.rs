@@ -8,6 +8,7 @@ pub mod pip;
 pub mod rubygems;
 
 use crate::error::{ApiError, ApiResult};
+use crate::models::ArtifactRow;
 use crate::schema::artifacts;
 use crate::v1::requests::find;
 use crate::v1::validation::has_control;
@@ -163,41 +164,26 @@ impl RepoRequest {
         if let Some(name) = name {
             query = query.filter(artifacts::name.eq(name.to_string()));
         }
-        let rows: Vec<(String, String, String, String, String, serde_json::Value)> = query
-            .select((
-                artifacts::pm,
-                artifacts::name,
-                artifacts::version,
-                artifacts::filename,
-                artifacts::store_key,
-                artifacts::meta,
-            ))
+        let rows: Vec<ArtifactRow> = query
+            .select(ArtifactRow::as_select())
             .load(&mut conn)
             .await?;
         Ok(rows
             .into_iter()
-            .filter(|(pm, _, _, _, store_key, _)| {
+            .filter(|row| {
                 // recorded before keys were checked when reported
-                let servable = servable_store_key(pm, store_key);
+                let servable = servable_store_key(&row.pm, &row.store_key);
                 if !servable {
-                    tracing::warn!(request_id = self.request_id, %pm, %store_key, "not serving an artifact outside its package manager's files");
+                    tracing::warn!(request_id = self.request_id, pm = %row.pm, store_key = %row.store_key, "not serving an artifact outside its package manager's files");
                 }
                 servable
             })
-            .filter_map(|(pm, name, version, filename, store_key, meta)| {
-                let meta = serde_json::from_value(meta)
-                    .inspect_err(|e| {
+            .filter_map(|row| {
+                row.into_artifact()
+                    .inspect_err(|(store_key, e)| {
                         tracing::warn!(request_id = self.request_id, %store_key, error = %e, "not serving an artifact whose metadata is unreadable");
                     })
-                    .ok()?;
-                Some(Artifact {
-                    pm: common::PmName::new(pm),
-                    name,
-                    version,
-                    filename,
-                    store_key,
-                    meta,
-                })
+                    .ok()
             })
             .collect())
     }

@@ -1,7 +1,7 @@
 //! Manifests of several requests: `/api/v1/content-manifest` and `/api/v1/sbom`.
 
 use crate::error::{ApiError, ApiResult};
-use crate::models::RequestRow;
+use crate::models::{ArtifactRow, RequestRow};
 use crate::schema::{artifacts, requests};
 use crate::AppState;
 use actix_web::{web, HttpResponse};
@@ -120,34 +120,19 @@ fn sbom_format(query: &[(String, String)]) -> ApiResult<SbomFormat> {
 /// Every artifact recorded for a request (those whose metadata no longer reads are left out:
 /// they add no evidence).
 async fn request_artifacts(conn: &mut crate::db::DbConn, id: i64) -> ApiResult<Vec<Artifact>> {
-    let rows: Vec<(String, String, String, String, String, serde_json::Value)> = artifacts::table
+    let rows: Vec<ArtifactRow> = artifacts::table
         .filter(artifacts::request_id.eq(id))
-        .select((
-            artifacts::pm,
-            artifacts::name,
-            artifacts::version,
-            artifacts::filename,
-            artifacts::store_key,
-            artifacts::meta,
-        ))
+        .select(ArtifactRow::as_select())
         .load(conn)
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(pm, name, version, filename, store_key, meta)| {
-            let meta = serde_json::from_value(meta)
-                .inspect_err(|e| {
+        .filter_map(|row| {
+            row.into_artifact()
+                .inspect_err(|(store_key, e)| {
                     tracing::warn!(request_id = id, %store_key, error = %e, "an artifact's metadata is unreadable: left out of the SBOM");
                 })
-                .ok()?;
-            Some(Artifact {
-                pm: common::PmName::new(pm),
-                name,
-                version,
-                filename,
-                store_key,
-                meta,
-            })
+                .ok()
         })
         .collect())
 }
