@@ -188,18 +188,7 @@ pub fn collect_fetches(
             }
         }
         for g in &p.git {
-            // packed by an earlier request: no checkout needed
-            if !keys.insert(g.store_key.clone()) || store.contains(&g.store_key) {
-                continue;
-            }
-            let fetch = GitFetch {
-                url: g.url.clone(),
-                commit: g.commit.clone(),
-            };
-            if !fetches.git.contains(&fetch) {
-                fetches.git.push(fetch.clone());
-            }
-            to_pack.push((g.clone(), fetch));
+            add_git_dep(g, &mut keys, store, &mut fetches, &mut to_pack);
         }
         for l in &p.local {
             if keys.insert(l.store_key.clone()) {
@@ -213,6 +202,28 @@ pub fn collect_fetches(
         }
     }
     (fetches, to_pack)
+}
+
+/// Add the checkout of git dependency `g` to `fetches` and `to_pack`, once per store key, and
+/// not when an earlier request packed it already.
+pub fn add_git_dep(
+    g: &plan::GitDep,
+    keys: &mut BTreeSet<String>,
+    store: &common::Store,
+    fetches: &mut Fetches,
+    to_pack: &mut Vec<(plan::GitDep, GitFetch)>,
+) {
+    if !keys.insert(g.store_key.clone()) || store.contains(&g.store_key) {
+        return;
+    }
+    let fetch = GitFetch {
+        url: g.url.clone(),
+        commit: g.commit.clone(),
+    };
+    if !fetches.git.contains(&fetch) {
+        fetches.git.push(fetch.clone());
+    }
+    to_pack.push((g.clone(), fetch));
 }
 
 /// The layout's context for the per-request npm registry (`<public>/repos/<id>/npm/`, the

@@ -220,11 +220,15 @@ pub fn is_berry_dir(app_dir: &Path, path: &RepoPath) -> bool {
     let Ok(file) = path.join(YARN_LOCK).and_then(|p| p.resolve(app_dir)) else {
         return false;
     };
-    let mut text = String::new();
-    let read = std::fs::File::open(file)
-        .map(|f| f.take(MAX_LOCKFILE_BYTES).read_to_string(&mut text).is_ok())
-        .unwrap_or(false);
-    read && berry_lockfile::is_berry(&text)
+    let Ok(f) = std::fs::File::open(file) else {
+        return false;
+    };
+    // Yarn writes `__metadata` as the first entry: the header decides, the rest is read once,
+    // by the parser of the lockfile it is (v1's refuses a `__metadata` further down)
+    std::io::BufRead::lines(std::io::BufReader::new(f.take(64 << 10)))
+        .map_while(Result::ok)
+        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .is_some_and(|l| berry_lockfile::is_berry(&l))
 }
 
 fn read_to_string_limited(p: &Path, display: &str, limit: u64) -> Result<String, LockfileError> {

@@ -77,17 +77,7 @@ impl PackageManager for Yarn {
         let berry = berry::plan(ctx, berry_reads, &mut keys, &mut fetches.downloads).await?;
         // Berry's git sources: checked out and packed as v1's (one pack per store key)
         for g in berry.iter().flat_map(|b| &b.plan.git) {
-            if !keys.insert(g.store_key.clone()) || ctx.store.contains(&g.store_key) {
-                continue;
-            }
-            let fetch = super::GitFetch {
-                url: g.url.clone(),
-                commit: g.commit.clone(),
-            };
-            if !fetches.git.contains(&fetch) {
-                fetches.git.push(fetch.clone());
-            }
-            to_pack.push((g.clone(), fetch));
+            npm::add_git_dep(g, &mut keys, ctx.store, &mut fetches, &mut to_pack);
         }
         Ok((
             YarnPlan {
