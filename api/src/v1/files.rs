@@ -484,42 +484,17 @@ async fn read_body(
 /// `body` if it is packages data PostgreSQL accepts: every package is read as
 /// [`common::Package`], its dependencies added to the search index, and dropped.
 fn checked_packages_data(body: Vec<u8>) -> ApiResult<(String, DependencyIndex)> {
-    use serde::de::{Deserializer, SeqAccess, Visitor};
-    fn each_package<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
-        struct Each;
-        impl<'de> Visitor<'de> for Each {
-            type Value = ();
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a list of packages")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-                while let Some(package) = seq.next_element::<common::Package>()? {
-                    INDEX.with_borrow_mut(|index| index.add(&package));
-                }
-                Ok(())
-            }
-        }
-        d.deserialize_seq(Each)
-    }
-    // the visitor has no state of its own: it fills this thread's index (the whole check runs
-    // on one blocking thread)
-    thread_local! {
-        static INDEX: std::cell::RefCell<DependencyIndex> = Default::default();
-    }
-    #[derive(serde::Deserialize)]
-    struct Shape {
-        #[serde(deserialize_with = "each_package")]
-        #[allow(dead_code)]
-        packages: (),
-    }
+    use serde::de::DeserializeSeed;
     let text = String::from_utf8(body)
         .map_err(|_| ApiError::bad_request("The request body is not valid UTF-8"))?;
-    INDEX.with_borrow_mut(|index| *index = DependencyIndex::default());
-    let parsed = serde_json::from_str::<Shape>(&text);
-    let index = INDEX.with_borrow_mut(std::mem::take);
-    parsed.map_err(|e| {
-        ApiError::bad_request(format!("The request body is not valid packages data: {e}"))
-    })?;
+    let mut index = DependencyIndex::default();
+    let mut de = serde_json::Deserializer::from_str(&text);
+    IndexedPackages(&mut index)
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| {
+            ApiError::bad_request(format!("The request body is not valid packages data: {e}"))
+        })?;
     // PostgreSQL refuses a NUL in jsonb, which JSON can only write as this escape
     if text.contains("\\u0000") {
         return Err(ApiError::bad_request(
@@ -527,6 +502,63 @@ fn checked_packages_data(body: Vec<u8>) -> ApiResult<(String, DependencyIndex)> 
         ));
     }
     Ok((text, index))
+}
+
+/// The packages data object (`{"packages": [...]}`, other keys ignored), read into the index.
+struct IndexedPackages<'i>(&'i mut DependencyIndex);
+
+/// Its `packages`: each one read as [`common::Package`], indexed, and dropped.
+struct EachPackage<'i>(&'i mut DependencyIndex);
+
+impl<'de> serde::de::DeserializeSeed<'de> for IndexedPackages<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for IndexedPackages<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object with packages")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if key != "packages" {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            } else if seen {
+                return Err(serde::de::Error::duplicate_field("packages"));
+            } else {
+                map.next_value_seed(EachPackage(&mut *self.0))?;
+                seen = true;
+            }
+        }
+        if !seen {
+            return Err(serde::de::Error::missing_field("packages"));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for EachPackage<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for EachPackage<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of packages")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(package) = seq.next_element::<common::Package>()? {
+            self.0.add(&package);
+        }
+        Ok(())
+    }
 }
 
 /// What the dependency search indexes of one dependency (`api/src/v1/dependencies.rs`).
