@@ -256,7 +256,7 @@ async fn run() {
         // offline: the unpacked bundle, its app overlay over `app/`, no registry
         let bundle = larder.download(id).await.0;
         let unpacked = base.join("bundle");
-        tar::Archive::new(flate2::read::GzDecoder::new(&bundle[..]))
+        tar::Archive::new(flate2::read::MultiGzDecoder::new(&bundle[..]))
             .unpack(&unpacked)
             .unwrap();
         apply_app_overlay(&unpacked);

@@ -400,7 +400,9 @@ async fn download_to(larder: &Larder, id: i64, dest: &Path) {
 /// SHA-256 of one member of a `.tar.gz`, streamed.
 fn member_sha256(archive: &Path, member: &str) -> String {
     let file = std::fs::File::open(archive).unwrap();
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
+    let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+        file,
+    )));
     for entry in tar.entries().unwrap() {
         let mut entry = entry.unwrap();
         if entry.path().unwrap().to_string_lossy() == member {

@@ -1,6 +1,6 @@
 //! The one checked routine that unpacks archives, and the deterministic tarball writer.
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
@@ -90,7 +90,7 @@ pub fn unpack_tar_gz(
     limits: UnpackLimits,
 ) -> Result<(), ArchiveError> {
     let file = File::open(archive)?;
-    unpack_tar(GzDecoder::new(io::BufReader::new(file)), dest, limits)
+    unpack_tar(MultiGzDecoder::new(io::BufReader::new(file)), dest, limits)
 }
 
 /// Unpack a tar stream into `dest`, refusing absolute paths, `..`, writes through links,
@@ -281,20 +281,71 @@ impl Read for ExactSize {
     }
 }
 
+/// Passes writes through until sealed, then drops them: how a tar builder finishes without
+/// its end-of-archive blocks (the `tar` crate always writes them).
+struct Sealable<W> {
+    inner: W,
+    sealed: bool,
+}
+
+impl<W: Write> Write for Sealable<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.sealed {
+            return Ok(buf.len());
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The gzip parameters of every archive and member Larder writes: the same bytes for the same
+/// entries, whichever path wrote them.
+fn gzip<W: Write>(out: W) -> GzEncoder<W> {
+    GzBuilder::new().mtime(0).write(out, Compression::new(6))
+}
+
+/// The last gzip member of a bundle made of members: tar's end-of-archive (two zero blocks).
+pub fn end_of_archive_member() -> Vec<u8> {
+    let mut gz = gzip(Vec::new());
+    gz.write_all(&[0u8; 1024]).expect("writing to a Vec");
+    gz.finish().expect("writing to a Vec")
+}
+
 /// Writes a byte-reproducible `.tar.gz`: sorted entries, fixed owners and times, streamed.
+/// Or, made by [`member`](Self::member), one gzip member of tar entries without the
+/// end-of-archive: concatenated members and [`end_of_archive_member`] are a `.tar.gz` (gzip
+/// readers read every member of a stream, RFC 1952 §2.2).
 pub struct TarGzWriter<W: Write> {
-    builder: tar::Builder<GzEncoder<HashingWriter<BufWriter<W>>>>,
+    builder: tar::Builder<Sealable<GzEncoder<HashingWriter<BufWriter<W>>>>>,
+    is_member: bool,
 }
 
 impl<W: Write> TarGzWriter<W> {
     pub fn new(out: W) -> Self {
-        let gz = GzBuilder::new()
-            .mtime(0)
-            .write(HashingWriter::new(BufWriter::new(out)), Compression::new(6));
-        let mut builder = tar::Builder::new(gz);
+        Self::with_end(out, false)
+    }
+
+    /// A gzip member of entries, without tar's end-of-archive.
+    pub fn member(out: W) -> Self {
+        Self::with_end(out, true)
+    }
+
+    fn with_end(out: W, is_member: bool) -> Self {
+        let gz = gzip(HashingWriter::new(BufWriter::new(out)));
+        let mut builder = tar::Builder::new(Sealable {
+            inner: gz,
+            sealed: false,
+        });
         builder.mode(tar::HeaderMode::Deterministic);
         builder.follow_symlinks(false);
-        Self { builder }
+        Self { builder, is_member }
+    }
+
+    /// Append the file at `path` (a regular file) under the archive name `name`.
+    pub fn append_file(&mut self, name: &str, path: &Path) -> io::Result<()> {
+        self.builder.append_path_with_name(path, name)
     }
 
     /// Append the tree at `dir` under the archive name `prefix`, in sorted order.
@@ -379,8 +430,9 @@ impl<W: Write> TarGzWriter<W> {
     }
 
     /// Finish the archive; returns the writer, the SHA-256 of the `.tar.gz` and its size.
-    pub fn finish(self) -> io::Result<(W, [u8; 32], u64)> {
-        let gz = self.builder.into_inner()?;
+    pub fn finish(mut self) -> io::Result<(W, [u8; 32], u64)> {
+        self.builder.get_mut().sealed = self.is_member;
+        let gz = self.builder.into_inner()?.inner;
         let hashing = gz.finish()?;
         let (buf, digest, size) = hashing.finish();
         let inner = buf.into_inner().map_err(|e| e.into_error())?;
@@ -480,7 +532,7 @@ mod tests {
         assert_eq!(digest_one, <[u8; 32]>::from(Sha256::digest(&one)));
         let out = tempfile::tempdir().unwrap();
         unpack_tar(
-            GzDecoder::new(&one[..]),
+            MultiGzDecoder::new(&one[..]),
             out.path(),
             UnpackLimits::default(),
         )
@@ -517,7 +569,7 @@ mod tests {
         let (bytes, _, _) = build(content.len() as u64).unwrap();
         let out = tempfile::tempdir().unwrap();
         unpack_tar(
-            GzDecoder::new(&bytes[..]),
+            MultiGzDecoder::new(&bytes[..]),
             out.path(),
             UnpackLimits::default(),
         )

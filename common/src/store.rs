@@ -160,12 +160,139 @@ impl<W: Write> Write for Sha256Writer<W> {
     }
 }
 
-pub fn bundle_key(request_id: i64) -> String {
+/// Where a request's bundle was kept before bundles were shared by content (still read, and
+/// removed with the request).
+pub fn legacy_bundle_key(request_id: i64) -> String {
     format!("bundles/{request_id}.tar.gz")
 }
 
+/// The request's bundle by name: the sha256 (hex) of its bytes, which name the shared blob.
 pub fn bundle_checksum_key(request_id: i64) -> String {
     format!("bundles/{request_id}.tar.gz.sha256")
+}
+
+/// A bundle's bytes, shared by every request whose bundle is the same.
+pub fn bundle_blob_key(sha256_hex: &str) -> String {
+    format!("bundles/sha256/{sha256_hex}.tar.gz")
+}
+
+/// The requests using a bundle blob: one empty file each.
+fn bundle_refs_dir(sha256_hex: &str) -> String {
+    format!("bundles/sha256/{sha256_hex}.refs")
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl Store {
+    /// Keep `temp` (a finished bundle whose sha256 is `sha256_hex`) as the bundle of
+    /// `request_id`: a blob shared by content, a reference to it, then the request's name for it.
+    ///
+    /// The reference is made before the blob is (re)placed, and [`release_bundle`] takes a blob
+    /// away only when it finds no reference after moving it aside: whichever order the two run
+    /// in, a referenced blob stays.
+    ///
+    /// [`release_bundle`]: Store::release_bundle
+    pub fn publish_bundle(
+        &self,
+        temp: tempfile::NamedTempFile,
+        sha256_hex: &str,
+        request_id: i64,
+    ) -> Result<PathBuf, StoreError> {
+        if !is_sha256_hex(sha256_hex) {
+            return Err(StoreError::InvalidKey(sha256_hex.to_string()));
+        }
+        let refs = self.path(&bundle_refs_dir(sha256_hex))?;
+        let io = |source| StoreError::Io {
+            key: bundle_refs_dir(sha256_hex),
+            source,
+        };
+        // the directory may be removed by a release between the two calls: try again
+        let mut attempts = 0;
+        loop {
+            fs::create_dir_all(&refs).map_err(io)?;
+            match File::create(refs.join(request_id.to_string())) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 10 => attempts += 1,
+                Err(e) => return Err(io(e)),
+            }
+        }
+        let blob = self.persist(temp, &bundle_blob_key(sha256_hex))?;
+        self.put_bytes(&bundle_checksum_key(request_id), sha256_hex.as_bytes())?;
+        Ok(blob)
+    }
+
+    /// The path of the request's bundle and the sha256 (hex) it must have, if it has one.
+    pub fn bundle_of(&self, request_id: i64) -> Result<Option<(PathBuf, String)>, StoreError> {
+        let recorded = match fs::read_to_string(self.path(&bundle_checksum_key(request_id))?) {
+            Ok(text) => text.trim().to_string(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    key: bundle_checksum_key(request_id),
+                    source,
+                })
+            }
+        };
+        if !is_sha256_hex(&recorded) {
+            return Err(StoreError::InvalidKey(recorded));
+        }
+        let blob = self.path(&bundle_blob_key(&recorded))?;
+        if blob.is_file() {
+            return Ok(Some((blob, recorded)));
+        }
+        let legacy = self.path(&legacy_bundle_key(request_id))?;
+        Ok(legacy.is_file().then_some((legacy, recorded)))
+    }
+
+    /// The request no longer needs its bundle: its name and reference go, and the blob too
+    /// when no other request refers to it.
+    pub fn release_bundle(&self, request_id: i64) -> Result<(), StoreError> {
+        let recorded = fs::read_to_string(self.path(&bundle_checksum_key(request_id))?)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| is_sha256_hex(t));
+        self.remove(&legacy_bundle_key(request_id))?;
+        self.remove(&bundle_checksum_key(request_id))?;
+        let Some(hex) = recorded else {
+            return Ok(());
+        };
+        let refs = self.path(&bundle_refs_dir(&hex))?;
+        let io = |source| StoreError::Io {
+            key: bundle_blob_key(&hex),
+            source,
+        };
+        match fs::remove_file(refs.join(request_id.to_string())) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        let referenced = |refs: &Path| {
+            fs::read_dir(refs).map_or(Ok(false), |mut d| d.next().transpose().map(|e| e.is_some()))
+        };
+        if referenced(&refs).map_err(io)? {
+            return Ok(());
+        }
+        let blob = self.path(&bundle_blob_key(&hex))?;
+        let aside = blob.with_extension(format!("gz.released-{request_id}"));
+        match fs::rename(&blob, &aside) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            other => other.map_err(io)?,
+        }
+        if referenced(&refs).map_err(io)? {
+            // a request published the same bundle meanwhile: put it back unless it already did
+            if blob.exists() {
+                fs::remove_file(&aside).map_err(io)?;
+            } else {
+                fs::rename(&aside, &blob).map_err(io)?;
+            }
+            return Ok(());
+        }
+        fs::remove_file(&aside).map_err(io)?;
+        // fails while a publisher has just made it again: then it is theirs
+        let _ = fs::remove_dir(&refs);
+        Ok(())
+    }
 }
 
 /// A configuration file too large for a report body, by its content.
@@ -180,6 +307,64 @@ pub fn log_key(request_id: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bundle_temp(store: &Store, bytes: &[u8]) -> (tempfile::NamedTempFile, String) {
+        let mut temp = store.temp_file().unwrap();
+        temp.write_all(bytes).unwrap();
+        (temp, hex::encode(Sha256::digest(bytes)))
+    }
+
+    #[test]
+    fn identical_bundles_share_one_blob_until_the_last_request_releases_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let (a, hex) = bundle_temp(&store, b"bundle");
+        let blob = store.publish_bundle(a, &hex, 1).unwrap();
+        let (b, same) = bundle_temp(&store, b"bundle");
+        assert_eq!(store.publish_bundle(b, &same, 2).unwrap(), blob);
+        let (c, other) = bundle_temp(&store, b"another bundle");
+        store.publish_bundle(c, &other, 3).unwrap();
+        let blobs = |store: &Store| {
+            fs::read_dir(store.root().join("bundles/sha256"))
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "gz")
+                })
+                .count()
+        };
+        assert_eq!(blobs(&store), 2);
+        assert_eq!(
+            store.bundle_of(1).unwrap(),
+            Some((blob.clone(), hex.clone()))
+        );
+        assert_eq!(
+            store.bundle_of(2).unwrap(),
+            Some((blob.clone(), hex.clone()))
+        );
+        store.release_bundle(1).unwrap();
+        assert_eq!(store.bundle_of(1).unwrap(), None);
+        assert!(blob.is_file(), "request 2 still uses it");
+        store.release_bundle(2).unwrap();
+        assert!(!blob.exists());
+        assert_eq!(blobs(&store), 1);
+        store.release_bundle(2).unwrap();
+        // a request of the old layout: its own file, still served and removed
+        store.put_bytes(&legacy_bundle_key(9), b"old").unwrap();
+        let old = hex::encode(Sha256::digest(b"old"));
+        store
+            .put_bytes(&bundle_checksum_key(9), old.as_bytes())
+            .unwrap();
+        assert_eq!(
+            store.bundle_of(9).unwrap(),
+            Some((store.path(&legacy_bundle_key(9)).unwrap(), old))
+        );
+        store.release_bundle(9).unwrap();
+        assert!(!store.contains(&legacy_bundle_key(9)));
+    }
 
     #[test]
     fn keys_cannot_escape() {

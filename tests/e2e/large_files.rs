@@ -18,7 +18,7 @@ fn sha256_of(path: &Path) -> String {
 
 async fn download_and_unpack(larder: &Larder, id: i64, dest: &Path) -> Vec<u8> {
     let (bytes, _) = larder.download(id).await;
-    tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]))
+    tar::Archive::new(flate2::read::MultiGzDecoder::new(&bytes[..]))
         .unpack(dest)
         .unwrap();
     bytes

@@ -390,7 +390,7 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
     // offline route: the unpacked bundle with its app overlay applied (README's command), an
     // empty cache and no registry at all
     let unpacked = fx.tmp.path().join("bundle");
-    tar::Archive::new(flate2::read::GzDecoder::new(&bundle_bytes[..]))
+    tar::Archive::new(flate2::read::MultiGzDecoder::new(&bundle_bytes[..]))
         .unpack(&unpacked)
         .unwrap();
     apply_app_overlay(&unpacked);
@@ -498,6 +498,13 @@ async fn npm_lockfile_v3_all_kinds_real_client_and_reuse() {
     let done = larder.wait(id2).await;
     assert_eq!(done["state"], "complete", "{done}");
     assert_eq!(fx.upstream.requests(), Vec::<String>::new());
+    // the same bundle bytes: one blob in the store, named for both requests
+    assert_eq!(larder.download(id).await.0, larder.download(id2).await.0);
+    let blobs: Vec<_> = files_under(&larder.data.path().join("bundles/sha256"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .collect();
+    assert_eq!(blobs.len(), 1, "{blobs:?}");
 
     // the registry lockfile handed back is kept in the store by its digest, and verified
     // before it is served

@@ -427,7 +427,7 @@ async fn pnpm_registry_route_and_offline_install_with_the_real_pnpm() {
         );
     }
     let unpacked = fx.tmp.path().join("bundle");
-    tar::Archive::new(flate2::read::GzDecoder::new(&bundle_bytes[..]))
+    tar::Archive::new(flate2::read::MultiGzDecoder::new(&bundle_bytes[..]))
         .unpack(&unpacked)
         .unwrap();
     apply_app_overlay(&unpacked);

@@ -405,11 +405,16 @@ async fn cleanup_makes_requests_stale() {
     assert_eq!(status, 400);
     let (status, _) = larder.get(&format!("/api/v1/requests/{id}/logs")).await;
     assert_eq!(status, 410);
-    assert!(!larder
-        .data
-        .path()
-        .join(format!("bundles/{id}.tar.gz"))
-        .exists());
+    let bundles = larder.data.path().join("bundles");
+    assert!(!bundles.join(format!("{id}.tar.gz.sha256")).exists());
+    let blobs: Vec<_> = std::fs::read_dir(bundles.join("sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        blobs.is_empty(),
+        "the only request's bundle goes with it: {blobs:?}"
+    );
     let (_, manifest) = larder
         .get(&format!("/api/v1/requests/{id}/content-manifest"))
         .await;

@@ -293,7 +293,7 @@ async fn yarn_v1_registry_route_and_offline_mirror_with_the_real_yarn() {
         );
     }
     let unpacked = fx.tmp.path().join("bundle");
-    tar::Archive::new(flate2::read::GzDecoder::new(&bundle_bytes[..]))
+    tar::Archive::new(flate2::read::MultiGzDecoder::new(&bundle_bytes[..]))
         .unpack(&unpacked)
         .unwrap();
     apply_app_overlay(&unpacked);

@@ -304,7 +304,7 @@ async fn yarn_berry_registry_route_and_offline_cache_with_the_real_yarn() {
         "{zips:?}"
     );
     let unpacked = fx.tmp.path().join("bundle");
-    tar::Archive::new(flate2::read::GzDecoder::new(&bundle_bytes[..]))
+    tar::Archive::new(flate2::read::MultiGzDecoder::new(&bundle_bytes[..]))
         .unpack(&unpacked)
         .unwrap();
     apply_app_overlay(&unpacked);
@@ -533,7 +533,7 @@ async fn yarn_berry_https_tarball_and_git_dependency_with_the_real_yarn() {
     // offline: the bundle's cache, the overlay's yarn.lock (its git entry on Larder's pack)
     let bundle_bytes = larder.download(id).await.0;
     let unpacked = tmp.path().join("bundle");
-    tar::Archive::new(flate2::read::GzDecoder::new(&bundle_bytes[..]))
+    tar::Archive::new(flate2::read::MultiGzDecoder::new(&bundle_bytes[..]))
         .unpack(&unpacked)
         .unwrap();
     apply_app_overlay(&unpacked);

@@ -308,6 +308,7 @@ async fn run(
     std::fs::create_dir_all(&deps)
         .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
 
+    let tree = bundle::BundleTree::new(work);
     let fetcher = crate::fetch::Fetcher::new(store.clone(), outbound);
     let mut output = PmOutput::default();
     for pm in running {
@@ -315,6 +316,7 @@ async fn run(
             job,
             app_dir: &app,
             deps_dir: &deps,
+            bundle: &tree,
             store,
             config,
             api,
@@ -333,9 +335,9 @@ async fn run(
     api.progress(job.id, "Assembling the bundle archive")
         .await?;
     {
-        let (store, id, work) = (store.clone(), job.id, work.to_path_buf());
+        let (store, id) = (store.clone(), job.id);
         let include_git = job.flags.iter().any(|f| f == "include-git-dir");
-        blocking(move || bundle::write_bundle(&store, id, &work, include_git).map(drop)).await?;
+        blocking(move || bundle::write_bundle(&store, id, &tree, include_git).map(drop)).await?;
     }
     Ok(output)
 }

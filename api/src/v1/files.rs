@@ -65,18 +65,18 @@ pub async fn download(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResu
             "The request must be in the \"complete\" state before downloading the archive",
         ));
     }
-    let path = state.store.path(&common::store::bundle_key(row.id))?;
-    let recorded = std::fs::read_to_string(
-        state
-            .store
-            .path(&common::store::bundle_checksum_key(row.id))?,
-    )
-    .map_err(|_| {
+    let missing = || {
         ApiError::internal(format!(
             "The bundle archive of request {} is missing",
             row.id
         ))
-    })?;
+    };
+    let (store, id) = (state.store.clone(), row.id);
+    let (path, recorded) = web::block(move || store.bundle_of(id))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|_| missing())?
+        .ok_or_else(missing)?;
     // Every byte served is re-verified against the checksum recorded when the bundle was made.
     let hash_path = path.clone();
     let (digest, size) = web::block(move || sha256_of(&hash_path))

@@ -506,12 +506,11 @@ pub async fn patch(
 /// A stale request keeps its row and history; its bundle and log go. Sources and dependencies
 /// stay: they are permanent.
 pub fn remove_stale_files(store: &common::Store, id: i64) {
-    for key in [
-        common::store::bundle_key(id),
-        common::store::bundle_checksum_key(id),
-        common::store::log_key(id),
+    for removed in [
+        store.release_bundle(id),
+        store.remove(&common::store::log_key(id)),
     ] {
-        if let Err(e) = store.remove(&key) {
+        if let Err(e) = removed {
             tracing::warn!(request_id = id, error = %e, "could not delete a stale request's file");
         }
     }

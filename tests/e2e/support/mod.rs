@@ -470,7 +470,7 @@ impl GitRepo {
 /// Unpack a `.tar.gz` into a map of path -> content (directories as None).
 pub fn untar(bytes: &[u8]) -> BTreeMap<String, Option<Vec<u8>>> {
     let mut out = BTreeMap::new();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(bytes));
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
         let path = entry
@@ -538,7 +538,7 @@ pub fn assert_app_is_commit(bundle: &[u8], repo: &Path, commit: &str) {
             .env("GIT_CONFIG_GLOBAL", "/dev/null"),
     );
     let want = tar_files(&archive[..], "");
-    let got = tar_files(flate2::read::GzDecoder::new(bundle), "app/");
+    let got = tar_files(flate2::read::MultiGzDecoder::new(bundle), "app/");
     let want_paths: Vec<&String> = want.keys().collect();
     let got_paths: Vec<&String> = got.keys().collect();
     assert_eq!(

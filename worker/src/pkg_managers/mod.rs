@@ -28,6 +28,7 @@ pub use repos_ca::ReposCa;
 use crate::api_client::ApiClient;
 use crate::artifact_spool::ArtifactSpool;
 use crate::blocking::blocking;
+use crate::bundle::BundleTree;
 use crate::fetch::{Check, Fetcher};
 use common::digest::{Expected, FileDigests};
 use common::repo_path::RepoPath;
@@ -144,6 +145,8 @@ pub struct LayoutContext<'a> {
     pub store: &'a Store,
     /// The bundle's root: `app/` (the source) and `deps/` below it.
     pub bundle_root: &'a Path,
+    /// Where stored files are placed in the bundle without a copy.
+    pub bundle: &'a BundleTree,
     /// The CA of the request's repositories (`LARDER_REPOS_CA_FILE`), for a package manager
     /// that hands back a repository: its client configuration names it
     /// ([`ReposCa::relative_to`], [`ReposCa::env_var`]); the file itself, [`ReposCa::PATH`],
@@ -152,6 +155,13 @@ pub struct LayoutContext<'a> {
 }
 
 impl LayoutContext<'_> {
+    /// Put the stored file `key` at `path` (`deps/...`) in the bundle.
+    pub fn place_stored(&self, path: &str, key: &str) -> Result<(), Failure> {
+        self.bundle
+            .place_stored(self.store, path, key)
+            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))
+    }
+
     pub fn app_dir(&self) -> PathBuf {
         self.bundle_root.join("app")
     }
@@ -168,6 +178,8 @@ pub struct PmContext<'a> {
     pub app_dir: &'a Path,
     /// `deps/` in the bundle.
     pub deps_dir: &'a Path,
+    /// The bundle being laid out.
+    pub bundle: &'a BundleTree,
     pub store: &'a Store,
     pub config: &'a Config,
     pub api: &'a ApiClient,
@@ -451,17 +463,14 @@ impl<P: PackageManager> Registered for P {
             let fetched = ctx.fetch_all(fetches, P::READS_DIGESTS).await?;
             let (job, config, store) = (ctx.job.clone(), ctx.config.clone(), ctx.store.clone());
             let repos_ca = ctx.repos_ca.filter(|_| P::HANDS_BACK_REPOSITORY).cloned();
-            let bundle_root = ctx
-                .app_dir
-                .parent()
-                .ok_or_else(|| Failure::new(ErrorKind::FileAccessError, "app/ has no parent"))?
-                .to_path_buf();
+            let bundle = ctx.bundle.clone();
             let output = blocking(move || {
                 let lctx = LayoutContext {
                     job: &job,
                     config: &config,
                     store: &store,
-                    bundle_root: &bundle_root,
+                    bundle_root: bundle.root(),
+                    bundle: &bundle,
                     repos_ca: repos_ca.as_ref(),
                 };
                 P::layout(plan, fetched, &lctx)

@@ -6,13 +6,16 @@ use super::plan::{
 };
 use super::vendor::{generate_vendor, VendorError, VendorInput, VendorSource};
 use crate::artifact_spool::ArtifactSpool;
+use crate::bundle::BundleTree;
 use crate::pkg_managers::ReposCa;
 use common::artifact::gomod::GoMeta;
 use common::gomod::{escape_path, escape_version, EscapeError};
 use common::repo_path::RepoPath;
-use common::{Artifact, ArtifactMeta, Classify, Dependency, EnvVar, EnvVars, ErrorKind, Package};
+use common::{
+    Artifact, ArtifactMeta, Classify, Dependency, EnvVar, EnvVars, ErrorKind, Package, Store,
+};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub const CACHE_DIR: &str = "deps/gomod/pkg/mod/cache/download";
 
@@ -79,8 +82,9 @@ pub struct LayoutInput<'a> {
     /// store key -> h1 returned by `verify_download` for `ExpectedH1::Record` downloads
     /// (missing entries are recomputed from the stored file).
     pub recorded: &'a BTreeMap<String, String>,
-    /// store key -> path of the stored file (local store).
-    pub store_path: &'a dyn Fn(&str) -> PathBuf,
+    pub store: &'a Store,
+    /// Where the module cache's stored files are placed.
+    pub bundle: &'a BundleTree,
     /// requested path ("." for the root) -> version reported for that main module (from git:
     /// tag or pseudo-version, see `version::main_module_version`).
     pub main_versions: &'a BTreeMap<RepoPath, String>,
@@ -154,20 +158,10 @@ fn cache_rel(store_key: &str) -> String {
     format!("{CACHE_DIR}/{rest}")
 }
 
-fn copy_file(src: &Path, dest: &Path) -> std::io::Result<()> {
-    if let Some(p) = dest.parent() {
-        std::fs::create_dir_all(p)?;
-    }
-    let _ = std::fs::remove_file(dest);
-    if std::fs::hard_link(src, dest).is_ok() {
-        return Ok(());
-    }
-    std::fs::copy(src, dest).map(|_| ())
-}
-
 /// Write the bundle's gomod part and report packages, env vars and artifacts.
 pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
     let root = inp.bundle_root;
+    let store_path = |k: &str| inp.store.root().join(k);
     let io = |p: &Path, e: std::io::Error| LayoutError::Io {
         path: p.display().to_string(),
         source: e,
@@ -180,7 +174,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
     let mut recorded = inp.recorded.clone();
     for d in &inp.plan.downloads {
         if d.h1 == ExpectedH1::Record && !recorded.contains_key(&d.download.store_key) {
-            let src = (inp.store_path)(&d.download.store_key);
+            let src = store_path(&d.download.store_key);
             let h = super::plan::verify_download(d, &src)
                 .map_err(|e| LayoutError::Store {
                     store_key: d.download.store_key.clone(),
@@ -197,13 +191,14 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
     let mut lists: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for d in &inp.plan.downloads {
         let key = &d.download.store_key;
-        let src = (inp.store_path)(key);
         let dest = root.join(cache_rel(key));
-        copy_file(&src, &dest).map_err(|e| LayoutError::Store {
-            store_key: key.clone(),
-            label: d.download.label.clone(),
-            source: e,
-        })?;
+        inp.bundle
+            .place_stored(inp.store, &cache_rel(key), key)
+            .map_err(|e| LayoutError::Store {
+                store_key: key.clone(),
+                label: d.download.label.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
         let h1 = match &d.h1 {
             ExpectedH1::Verify(h) => Some(h.clone()),
             ExpectedH1::Record => {
@@ -258,7 +253,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
     }
 
     // rewritten go.mod / go.sum (dependency_replacements)
-    let read_store = |k: &str| std::fs::read((inp.store_path)(k));
+    let read_store = |k: &str| std::fs::read(store_path(k));
     let rewritten = inp.plan.rewritten_files(&recorded, &read_store)?;
     for f in &rewritten {
         let p = root.join("app").join(&f.path);
@@ -291,7 +286,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                     );
                     if zip_keys.contains(key.as_str()) {
                         VendorSource::Zip {
-                            path: (inp.store_path)(&key),
+                            path: store_path(&key),
                             module: path.clone(),
                             version: version.clone(),
                         }
@@ -373,7 +368,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                     let file = escape_path(path)
                         .ok()
                         .zip(escape_version(path, version).ok())
-                        .map(|(p, v)| cache.join(p).join("@v").join(format!("{v}.mod")));
+                        .map(|(p, v)| store_path(&format!("{STORE_PREFIX}/{p}/@v/{v}.mod")));
                     file.and_then(|f| std::fs::read_to_string(f).ok())
                         .and_then(|text| {
                             super::gomod_file::parse_go_mod(

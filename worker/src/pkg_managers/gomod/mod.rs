@@ -108,12 +108,12 @@ impl PackageManager for Gomod {
 
     fn layout(plan: GomodPlan, _: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
         let recorded = plan.recorded.lock().expect("not poisoned").clone();
-        let store_path = |k: &str| ctx.store.root().join(k);
         let out = layout::write_layout(&layout::LayoutInput {
             bundle_root: ctx.bundle_root,
             plan: &plan.plan,
             recorded: &recorded,
-            store_path: &store_path,
+            store: ctx.store,
+            bundle: ctx.bundle,
             main_versions: &plan.main_versions,
             repo_url: &plan.proxy_url,
             repos_ca: ctx.repos_ca,

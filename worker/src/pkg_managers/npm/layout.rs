@@ -276,6 +276,8 @@ pub struct LayoutContext {
     /// the bundle being laid out: tarballs are linked into `deps/npm/` and the offline files
     /// written into the app overlay as they are made (none is held until the end)
     pub bundle_root: PathBuf,
+    /// where the tarballs are placed, streamed from the store when the bundle is written
+    pub bundle: crate::bundle::BundleTree,
     /// where the rewritten lockfile handed back is kept
     pub store: common::Store,
     /// the registry's CA (`LARDER_REPOS_CA_FILE`): each `.npmrc` names it as `cafile`
@@ -686,7 +688,12 @@ pub fn add_tarballs<'p>(
         let file = store.path(key).map_err(|_| missing())?;
         let a = artifact_for(ctx.pm, d, &file, file_digests)?;
         if let Some(rel) = (ctx.bundle_rel)(d, key) {
-            link_into_bundle(&ctx.bundle_root, &rel, &file)?;
+            ctx.bundle
+                .place_stored(store, &rel, key)
+                .map_err(|e| LayoutError::Io {
+                    file: rel.clone(),
+                    reason: e.to_string(),
+                })?;
         }
         let ArtifactMeta::Npm(meta) = &a.meta else {
             return Err(missing().into());
@@ -1200,21 +1207,6 @@ fn bundle_io(f: &Path, e: std::io::Error) -> LayoutError {
     }
 }
 
-/// Hardlink (else copy) the store's `file` at `rel` (`deps/npm/...`) in the bundle.
-pub fn link_into_bundle(bundle_root: &Path, rel: &str, file: &Path) -> Result<(), LayoutError> {
-    let dst = in_bundle(bundle_root, rel)?;
-    if let Some(parent) = dst.parent() {
-        fs::create_dir_all(parent).map_err(|e| bundle_io(parent, e))?;
-    }
-    if dst.exists() {
-        return Ok(());
-    }
-    if fs::hard_link(file, &dst).is_err() {
-        fs::copy(file, &dst).map_err(|e| bundle_io(&dst, e))?;
-    }
-    Ok(())
-}
-
 /// A new file at `rel` in the bundle (the app overlay's offline files).
 pub fn create_in_bundle(bundle_root: &Path, rel: &str) -> Result<fs::File, LayoutError> {
     let dst = in_bundle(bundle_root, rel)?;
@@ -1362,6 +1354,7 @@ mod tests {
                 source_repo: "https://git.example/o/web".into(),
                 source_ref: "abc".into(),
                 bundle_root: bundle.path().to_path_buf(),
+                bundle: crate::bundle::BundleTree::new(bundle.path()),
                 store: store.clone(),
                 repos_ca: ca,
                 pm: "npm",

@@ -1,6 +1,7 @@
 //! Bundle layout (`deps/pip/...`), packages report with purls, env vars, rewritten
 //! requirements files and the artifacts the per-request index serves.
 
+use crate::bundle::BundleTree;
 use crate::pkg_managers::pip::metadata::ProjectMetadata;
 use crate::pkg_managers::pip::names::normalize_name;
 use crate::pkg_managers::pip::plan::{GitDep, Plan};
@@ -233,35 +234,15 @@ pub fn env_vars(serve: &ServeInfo, repos_ca: Option<&ReposCa>) -> Result<EnvVars
     Ok(env)
 }
 
-/// Hard-link (or copy) the stored file `key` to the same path in the bundle.
-fn place(store: &Store, key: &str, bundle_root: &Path, label: &str) -> Result<(), LayoutError> {
-    let src = store
-        .path(key)
-        .map_err(|_| LayoutError::UnsafePath(key.into()))?;
-    let dst = bundle_root.join(key);
-    let meta = std::fs::symlink_metadata(&src).map_err(|e| LayoutError::Store {
-        key: key.into(),
-        label: label.into(),
-        reason: e.to_string(),
-    })?;
-    if !meta.is_file() {
-        return Err(LayoutError::Store {
+/// Place the stored file `key` at the same path in the bundle.
+fn place(store: &Store, key: &str, bundle: &BundleTree, label: &str) -> Result<(), LayoutError> {
+    bundle
+        .place_stored(store, key, key)
+        .map_err(|e| LayoutError::Store {
             key: key.into(),
             label: label.into(),
-            reason: "not a regular file".into(),
-        });
-    }
-    let werr = |e: std::io::Error| LayoutError::Write {
-        path: key.into(),
-        reason: e.to_string(),
-    };
-    if let Some(parent) = dst.parent() {
-        std::fs::create_dir_all(parent).map_err(werr)?;
-    }
-    if !dst.exists() && std::fs::hard_link(&src, &dst).is_err() {
-        std::fs::copy(&src, &dst).map_err(werr)?;
-    }
-    Ok(())
+            reason: e.to_string(),
+        })
 }
 
 /// The digests of a fetched file, computed when it was verified.
@@ -345,8 +326,8 @@ fn rewrite_line(req: &Requirement, url: &str) -> String {
 /// What the layout works with.
 pub struct LayoutInput<'a> {
     pub store: &'a Store,
-    /// `app/` (the unpacked source) and `deps/` are below it.
-    pub bundle_root: &'a Path,
+    /// `app/` (the unpacked source) and `deps/` are below its root.
+    pub bundle: &'a BundleTree,
     pub plan: &'a Plan,
     pub packages: &'a [PackageInput],
     /// The digests of the fetched files, by store key.
@@ -381,7 +362,7 @@ fn pip_artifact(
 pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
     let LayoutInput {
         store,
-        bundle_root,
+        bundle,
         plan,
         packages,
         files,
@@ -390,6 +371,7 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
         serve,
         repos_ca,
     } = *input;
+    let bundle_root = bundle.root();
     let app_root = bundle_root.join("app");
     let mut artifacts = Vec::new();
     let mut seen = BTreeSet::new();
@@ -399,7 +381,7 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
     let mut url_urls: BTreeMap<String, String> = BTreeMap::new();
     for f in &plan.files {
         let key = &f.download.store_key;
-        place(store, key, bundle_root, &f.download.label)?;
+        place(store, key, bundle, &f.download.label)?;
         let digests = digests_of(files, key, &f.download.label)?;
         if seen.insert(key.clone()) {
             let meta = PipMeta {
@@ -425,7 +407,7 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
             reason: "it was not checked out".into(),
         })?;
         let (sha, size) = pack_checkout(store, &checkout.dir, g, &label)?;
-        place(store, &g.bundle_path, bundle_root, &label)?;
+        place(store, &g.bundle_path, bundle, &label)?;
         let filename = g
             .bundle_path
             .rsplit('/')
@@ -460,7 +442,7 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
     }
     for u in &plan.urls {
         let key = &u.download.store_key;
-        place(store, key, bundle_root, &u.download.label)?;
+        place(store, key, bundle, &u.download.label)?;
         let digests = digests_of(files, key, &u.download.label)?;
         let sha = digests.get(HashAlgorithm::Sha256).hex();
         url_urls.insert(
@@ -808,9 +790,10 @@ mod tests {
             runtime: vec![rt],
             build: vec![bt],
         }];
+        let tree = BundleTree::new(&bundle);
         let input = LayoutInput {
             store: &store,
-            bundle_root: &bundle,
+            bundle: &tree,
             plan: &plan,
             packages: &packages,
             files: &files,
@@ -821,17 +804,13 @@ mod tests {
         };
         let out = layout(&input).unwrap();
         assert!(!out.env_vars.contains_key("PIP_CERT"));
-        assert!(bundle.join("deps/pip/foo/foo-1.0.tar.gz").is_file());
-        assert!(bundle
-            .join(format!(
-                "deps/pip/github.com/org/repo/repo-external-gitcommit-{SHA}.tar.gz"
-            ))
-            .is_file());
-        assert!(bundle
-            .join(format!(
-                "deps/pip/external-bar/bar-external-sha256-{url_hash}.tar.gz"
-            ))
-            .is_file());
+        assert!(tree.has_stored("deps/pip/foo/foo-1.0.tar.gz"));
+        assert!(tree.has_stored(&format!(
+            "deps/pip/github.com/org/repo/repo-external-gitcommit-{SHA}.tar.gz"
+        )));
+        assert!(tree.has_stored(&format!(
+            "deps/pip/external-bar/bar-external-sha256-{url_hash}.tar.gz"
+        )));
         let p = &out.packages[0];
         assert_eq!(
             (p.name.as_str(), p.version.as_str(), p.path.as_deref()),
@@ -870,7 +849,7 @@ mod tests {
         // the checkout packed under app/, into the store and the bundle
         let git_key = format!("deps/pip/github.com/org/repo/repo-external-gitcommit-{SHA}.tar.gz");
         let packed = std::fs::read(store.path(&git_key).unwrap()).unwrap();
-        assert_eq!(std::fs::read(bundle.join(&git_key)).unwrap(), packed);
+        assert!(tree.has_stored(&git_key));
         let git_sha = hex::encode(sha2::Sha256::digest(&packed));
         let mut names: Vec<String> = tar::Archive::new(flate2::read::GzDecoder::new(&packed[..]))
             .entries()
@@ -905,19 +884,23 @@ mod tests {
             .iter()
             .all(|r| r.marker.is_none() || r.marker.as_deref() == Some("python_version>'3'")));
         // a second request: the stored archive is the one packed again
-        let bundle2 = work.path().join("bundle2");
+        let tree2 = BundleTree::new(work.path().join("bundle2"));
         let again = layout(&LayoutInput {
-            bundle_root: &bundle2,
+            bundle: &tree2,
             packages: &[],
             ..input
         })
         .unwrap();
         assert_eq!(again.artifacts, out.artifacts);
-        assert_eq!(std::fs::read(bundle2.join(&git_key)).unwrap(), packed);
+        assert!(tree2.has_stored(&git_key));
+        assert_eq!(
+            std::fs::read(store.path(&git_key).unwrap()).unwrap(),
+            packed
+        );
         // with the index's CA: PIP_CERT names it, the pipeline hands it back
         let ca = crate::pkg_managers::repos_ca::tests::test_ca();
         let with_ca = layout(&LayoutInput {
-            bundle_root: &bundle,
+            bundle: &tree,
             repos_ca: Some(&ca),
             ..input
         })
@@ -933,10 +916,10 @@ mod tests {
         assert_eq!(with_ca.config_files, out.config_files);
         // missing stored file
         std::fs::remove_file(store.path("deps/pip/foo/foo-1.0.tar.gz").unwrap()).unwrap();
-        let bundle3 = work.path().join("bundle3");
+        let tree3 = BundleTree::new(work.path().join("bundle3"));
         assert!(matches!(
             layout(&LayoutInput {
-                bundle_root: &bundle3,
+                bundle: &tree3,
                 ..input
             })
             .unwrap_err(),

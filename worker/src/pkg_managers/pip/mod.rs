@@ -182,7 +182,7 @@ impl PackageManager for Pip {
         }
         let out = layout::layout(&LayoutInput {
             store: ctx.store,
-            bundle_root: ctx.bundle_root,
+            bundle: ctx.bundle,
             plan: &plan.plan,
             packages: &plan.packages,
             files: &fetched.files,

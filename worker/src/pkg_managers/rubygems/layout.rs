@@ -65,14 +65,10 @@ pub fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<Pm
     let deps = ctx.deps_dir().join("rubygems");
     std::fs::create_dir_all(&deps).map_err(io_failure("deps/rubygems"))?;
     for gem in plan.gems.values() {
-        let src = ctx
-            .store
-            .path(&gem.store_key())
-            .map_err(io_failure(&gem.full_name()))?;
-        let dest = deps.join(format!("{}.gem", gem.full_name()));
-        if std::fs::hard_link(&src, &dest).is_err() {
-            std::fs::copy(&src, &dest).map_err(io_failure(&gem.full_name()))?;
-        }
+        ctx.place_stored(
+            &format!("deps/rubygems/{}.gem", gem.full_name()),
+            &gem.store_key(),
+        )?;
     }
     let mut done_git = BTreeSet::new();
     for lock in &plan.locks {

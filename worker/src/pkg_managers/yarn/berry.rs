@@ -1397,6 +1397,7 @@ mod tests {
             source_repo: "https://github.com/u/r".into(),
             source_ref: "0".repeat(40),
             bundle_root: t.path().to_path_buf(),
+            bundle: crate::bundle::BundleTree::new(t.path()),
             store: common::Store::new(t.path().join("store")),
             repos_ca: None,
             pm: "yarn",

@@ -1,0 +1,373 @@
+//! The request's bundle: `app/` + `deps/`, byte-reproducible, streamed to the store as gzip
+//! members (a `.tar.gz` every gzip reader reads whole), the stored files' members made once.
+
+pub mod member;
+
+use common::archive::{HashingWriter, TarGzWriter};
+use common::{ErrorKind, Failure, Store};
+use std::collections::BTreeMap;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Where the bundle keeps files an offline build needs over `app/` (rewritten lockfiles, client
+/// configuration), laid out as `app/` is: `cp -r deps/app-overlay/. app/`. `app/` itself stays
+/// byte for byte the commit.
+pub const APP_OVERLAY: &str = "deps/app-overlay";
+
+/// The overlay path of a bundle path under `app/` (`app/web/package-lock.json` →
+/// `deps/app-overlay/web/package-lock.json`).
+pub fn overlay_path(app_path: &str) -> String {
+    let rel = app_path.strip_prefix("app/").unwrap_or(app_path);
+    format!("{APP_OVERLAY}/{rel}")
+}
+
+/// Write `content` at the overlay path of `app_path` under the bundle's root.
+pub fn write_overlay_file(
+    bundle_root: &Path,
+    app_path: &str,
+    content: &[u8],
+) -> Result<(), Failure> {
+    let rel = overlay_path(app_path);
+    let safe = common::archive::safe_relative(Path::new(&rel)).ok_or_else(|| {
+        Failure::new(
+            ErrorKind::FileAccessError,
+            format!("Unsafe overlay path {rel:?}"),
+        )
+    })?;
+    let dest = bundle_root.join(safe);
+    let io = |e: std::io::Error| {
+        Failure::new(
+            ErrorKind::FileAccessError,
+            format!("Cannot write {rel}: {e}"),
+        )
+    };
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    std::fs::write(&dest, content).map_err(io)
+}
+
+/// The bundle being laid out: files written under its root, and stored files placed at their
+/// bundle paths without a copy (their tar entries come from the store, [`member`]).
+#[derive(Clone, Debug)]
+pub struct BundleTree {
+    root: PathBuf,
+    /// bundle path (`deps/npm/x-1.0.0.tgz`) → store key
+    stored: Arc<Mutex<BTreeMap<String, String>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error("{0:?} is not a safe path in the bundle")]
+    UnsafePath(String),
+    #[error("{path} is placed twice in the bundle, from {first} and {second}")]
+    Conflict {
+        path: String,
+        first: String,
+        second: String,
+    },
+    #[error("{key} is not a file in the store")]
+    NotStored { key: String },
+    #[error("cannot make the directory of {path} in the bundle: {source}")]
+    Io { path: String, source: io::Error },
+}
+
+impl BundleTree {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            stored: Arc::default(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Put the stored file `key` at `path` (`deps/...`) in the bundle. The same file at the same
+    /// path twice is one entry.
+    pub fn place_stored(&self, store: &Store, path: &str, key: &str) -> Result<(), PlaceError> {
+        let rel = common::archive::safe_relative(Path::new(path))
+            .filter(|p| p.starts_with("deps") && p != Path::new("deps"))
+            .ok_or_else(|| PlaceError::UnsafePath(path.to_string()))?;
+        let path = rel.to_string_lossy().into_owned();
+        if !store.path(key).is_ok_and(|p| p.is_file()) {
+            return Err(PlaceError::NotStored {
+                key: key.to_string(),
+            });
+        }
+        if let Some(parent) = self.root.join(&rel).parent() {
+            std::fs::create_dir_all(parent).map_err(|source| PlaceError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let mut stored = self.stored.lock().expect("not poisoned");
+        match stored.get(&path) {
+            Some(first) if first != key => Err(PlaceError::Conflict {
+                first: first.clone(),
+                second: key.to_string(),
+                path,
+            }),
+            Some(_) => Ok(()),
+            None => {
+                stored.insert(path, key.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether a stored file is placed at `path`.
+    pub fn has_stored(&self, path: &str) -> bool {
+        self.stored.lock().expect("not poisoned").contains_key(path)
+    }
+
+    fn take_stored(&self) -> BTreeMap<String, String> {
+        std::mem::take(&mut *self.stored.lock().expect("not poisoned"))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum BundleError {
+    #[error("Cannot write the bundle: {0}")]
+    Io(#[from] io::Error),
+    #[error("Cannot write the bundle: {0}")]
+    Member(#[from] member::MemberError),
+    #[error("Cannot write the bundle: {0}")]
+    Store(#[from] common::store::StoreError),
+    #[error("The bundle has a file at {0}, where a stored file is placed")]
+    Collision(String),
+    #[error("The bundle member {0} does not have its recorded sha256")]
+    DamagedMember(String),
+}
+
+/// Write the request's bundle: `app/` and the files under `deps/` compressed now, then each
+/// placed stored file's kept member, then the end of the archive; kept by its sha256 (shared
+/// with every request whose bundle is the same) and named for the request. Returns the digest.
+pub fn write_bundle(
+    store: &Store,
+    request_id: i64,
+    tree: &BundleTree,
+    include_git: bool,
+) -> Result<String, Failure> {
+    let stored = tree.take_stored();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match write_members(store, request_id, tree.root(), &stored, include_git) {
+            Err(BundleError::DamagedMember(key)) if attempt == 1 => {
+                // the member was discarded: the next attempt makes it again from the stored file
+                tracing::warn!(member = %key, "a bundle member was damaged; making the bundle again");
+            }
+            Err(e) => return Err(Failure::new(ErrorKind::FileAccessError, e.to_string())),
+            Ok(digest) => return Ok(digest),
+        }
+    }
+}
+
+fn write_members(
+    store: &Store,
+    request_id: i64,
+    root: &Path,
+    stored: &BTreeMap<String, String>,
+    include_git: bool,
+) -> Result<String, BundleError> {
+    let temp = store.temp_file()?;
+    let mut out = HashingWriter::new(BufWriter::new(temp.reopen()?));
+    let mut first = TarGzWriter::member(&mut out);
+    let skip_git = |p: &Path| !include_git && p.file_name().is_some_and(|n| n == ".git");
+    first.append_tree("app", &root.join("app"), &skip_git)?;
+    let deps = root.join("deps");
+    if deps.is_dir() {
+        first.append_tree("deps", &deps, &|_| false)?;
+    } else {
+        first.append_empty_dir("deps")?;
+    }
+    first.finish()?;
+    for (path, key) in stored {
+        if root.join(path).symlink_metadata().is_ok() {
+            return Err(BundleError::Collision(path.clone()));
+        }
+        let member = member::member_for(store, path, key)?;
+        let mut file = std::fs::File::open(&member.path)?;
+        let mut check = HashingWriter::new(&mut out);
+        io::copy(&mut file, &mut check)?;
+        let (_, digest, _) = check.finish();
+        if digest != member.sha256 {
+            member::discard(store, &member);
+            return Err(BundleError::DamagedMember(member.key));
+        }
+    }
+    out.write_all(&common::archive::end_of_archive_member())?;
+    let (buf, digest, size) = out.finish();
+    buf.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    let digest = hex::encode(digest);
+    store.publish_bundle(temp, &digest, request_id)?;
+    tracing::info!(size, sha256 = %digest, members = stored.len(), "bundle written");
+    Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+
+    /// Every entry of an unpacked tree: path → (mode, bytes; none for a directory).
+    fn tree_of(root: &Path) -> BTreeMap<String, (u32, Option<Vec<u8>>)> {
+        let mut out = BTreeMap::new();
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let p = e.unwrap().path();
+                let meta = std::fs::symlink_metadata(&p).unwrap();
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                let mode = meta.permissions().mode() & 0o777;
+                if meta.is_dir() {
+                    dirs.push(p.clone());
+                    out.insert(rel, (mode, None));
+                } else {
+                    out.insert(rel, (mode, Some(std::fs::read(&p).unwrap())));
+                }
+            }
+        }
+        out
+    }
+
+    fn unpack_with(tool: &str, bundle: &Path, dest: &Path) {
+        std::fs::create_dir_all(dest).unwrap();
+        let status = match tool {
+            "tar" => Command::new("tar")
+                .args(["-xzf"])
+                .arg(bundle)
+                .arg("-C")
+                .arg(dest)
+                .status(),
+            _ => Command::new("python3")
+                .args([
+                    "-c",
+                    "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])",
+                ])
+                .arg(bundle)
+                .arg(dest)
+                .status(),
+        };
+        assert!(status.unwrap().success(), "{tool} unpacks the bundle");
+    }
+
+    #[test]
+    fn a_bundle_of_members_unpacks_as_the_whole_tree_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("store"));
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(work.join("app/src")).unwrap();
+        std::fs::write(work.join("app/package.json"), "{}").unwrap();
+        std::fs::write(work.join("app/src/run.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            work.join("app/src/run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::create_dir_all(work.join("deps/app-overlay")).unwrap();
+        std::fs::write(work.join("deps/app-overlay/.npmrc"), "offline=true\n").unwrap();
+        let long = format!("deps/npm/@scope/{}/-/x-1.0.0.tgz", "n".repeat(120));
+        let stored = [
+            ("deps/npm/a/-/a-1.0.0.tgz", vec![1u8; 100_000]),
+            (long.as_str(), b"long name".to_vec()),
+            ("deps/npm/empty.tgz", Vec::new()),
+        ];
+        let tree = BundleTree::new(&work);
+        for (key, bytes) in &stored {
+            store.put_bytes(key, bytes).unwrap();
+            tree.place_stored(&store, key, key).unwrap();
+        }
+        // placed twice: one entry; another file at a placed path: refused
+        tree.place_stored(&store, stored[0].0, stored[0].0).unwrap();
+        assert!(matches!(
+            tree.place_stored(&store, stored[0].0, &long),
+            Err(PlaceError::Conflict { .. })
+        ));
+        assert!(matches!(
+            tree.place_stored(&store, "app/x", &long),
+            Err(PlaceError::UnsafePath(_))
+        ));
+
+        // the old way: the stored files in the tree, the whole tree compressed at once
+        let old_work = dir.path().join("old");
+        assert!(Command::new("cp")
+            .args(["-a"])
+            .arg(&work)
+            .arg(&old_work)
+            .status()
+            .unwrap()
+            .success());
+        for (key, _) in &stored {
+            std::fs::hard_link(store.path(key).unwrap(), old_work.join(key)).unwrap();
+        }
+        let old_bundle = dir.path().join("old.tar.gz");
+        let mut w = TarGzWriter::new(std::fs::File::create(&old_bundle).unwrap());
+        w.append_tree("app", &old_work.join("app"), &|_| false)
+            .unwrap();
+        w.append_tree("deps", &old_work.join("deps"), &|_| false)
+            .unwrap();
+        w.finish().unwrap();
+
+        let digest = write_bundle(&store, 7, &tree, false).unwrap();
+        let (new_bundle, recorded) = store.bundle_of(7).unwrap().unwrap();
+        assert_eq!(recorded, digest);
+        let bytes = std::fs::read(&new_bundle).unwrap();
+        assert_eq!(
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+            digest
+        );
+        for tool in ["tar", "python"] {
+            let (old_out, new_out) = (
+                dir.path().join(format!("o-{tool}")),
+                dir.path().join(format!("n-{tool}")),
+            );
+            unpack_with(tool, &old_bundle, &old_out);
+            unpack_with(tool, &new_bundle, &new_out);
+            let (old_tree, new_tree) = (tree_of(&old_out), tree_of(&new_out));
+            assert_eq!(old_tree.len(), 16, "{:?}", old_tree.keys());
+            assert_eq!(new_tree, old_tree, "{tool}");
+        }
+        let out = dir.path().join("ours");
+        common::archive::unpack_tar_gz(&new_bundle, &out, Default::default()).unwrap();
+        assert_eq!(tree_of(&out), tree_of(&dir.path().join("o-tar")));
+
+        // the same request again (a warm one): the same bytes, from the kept members
+        let again = BundleTree::new(&work);
+        for (key, _) in &stored {
+            again.place_stored(&store, key, key).unwrap();
+        }
+        assert_eq!(write_bundle(&store, 8, &again, false).unwrap(), digest);
+        // a damaged member is caught, made again, and the bundle is still right
+        let member = member::member_for(&store, stored[0].0, stored[0].0).unwrap();
+        let mut damaged = std::fs::read(&member.path).unwrap();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        std::fs::write(&member.path, damaged).unwrap();
+        let third = BundleTree::new(&work);
+        for (key, _) in &stored {
+            third.place_stored(&store, key, key).unwrap();
+        }
+        assert_eq!(write_bundle(&store, 9, &third, false).unwrap(), digest);
+    }
+
+    #[test]
+    fn a_written_file_where_a_stored_one_is_placed_fails_the_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("store"));
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(work.join("app")).unwrap();
+        store.put_bytes("deps/npm/a.tgz", b"a").unwrap();
+        let tree = BundleTree::new(&work);
+        tree.place_stored(&store, "deps/npm/a.tgz", "deps/npm/a.tgz")
+            .unwrap();
+        std::fs::write(work.join("deps/npm/a.tgz"), "other").unwrap();
+        let err = write_bundle(&store, 1, &tree, false).unwrap_err();
+        assert!(err.message.contains("deps/npm/a.tgz"), "{}", err.message);
+    }
+}
