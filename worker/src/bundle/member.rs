@@ -147,6 +147,78 @@ pub fn member_for(
     Ok(Member { key, path, sha256 })
 }
 
+/// The store key of the member holding, at `bundle_path`, what `cache_key` names (a tree or
+/// file made from stored inputs: a vendored crate, a converted archive).
+pub fn derived_member_key(bundle_path: &str, cache_key: &str) -> String {
+    member_key(bundle_path, &format!("derived:{cache_key}"))
+}
+
+/// The member of what `cache_key` names at `bundle_path`: the kept one when its bytes have
+/// their recorded sha256, else made now by `build`, which writes it at
+/// `<the directory it is given>/<last part of bundle_path>` (a directory or a file).
+pub fn derived_member<E: From<MemberError>>(
+    store: &Store,
+    bundle_path: &str,
+    cache_key: &str,
+    build: impl FnOnce(&std::path::Path) -> Result<(), E>,
+) -> Result<Member, E> {
+    let key = derived_member_key(bundle_path, cache_key);
+    let write_err = |source| MemberError::Write {
+        key: key.clone(),
+        source,
+    };
+    let store_err = |e: common::store::StoreError| write_err(io::Error::other(e.to_string()));
+    let path = store.path(&key).map_err(store_err)?;
+    let kept = store
+        .path(&record_key(&key))
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| Record::parse(&t));
+    if let Some(r) = kept {
+        // read once here (its compressed bytes), so a damaged one is made again now, while
+        // `build` can still make it
+        let intact = std::fs::File::open(&path)
+            .and_then(|mut f| {
+                let mut h = Sha256::new();
+                io::copy(&mut f, &mut h)?;
+                Ok(<[u8; 32]>::from(h.finalize()))
+            })
+            .is_ok_and(|d| d == r.sha256);
+        if intact {
+            return Ok(Member {
+                key,
+                path,
+                sha256: r.sha256,
+            });
+        }
+        tracing::warn!(member = %key, "a kept bundle member is damaged; making it again");
+    }
+    let work = store.temp_dir("derive-").map_err(write_err)?;
+    build(work.path())?;
+    let name = bundle_path.rsplit('/').next().unwrap_or(bundle_path);
+    let built = work.path().join(name);
+    let temp = store.temp_file().map_err(write_err)?;
+    let mut writer = TarGzWriter::member(temp.reopen().map_err(write_err)?);
+    if built.is_dir() {
+        writer.append_tree(bundle_path, &built, &|_| false)
+    } else {
+        writer.append_file(bundle_path, &built)
+    }
+    .map_err(write_err)?;
+    let (_, sha256, _) = writer.finish().map_err(write_err)?;
+    store.persist(temp, &key).map_err(store_err)?;
+    let record = Record {
+        sha256,
+        source_len: 0,
+        source_mtime_ns: 0,
+    };
+    store
+        .put_bytes(&record_key(&key), record.to_line().as_bytes())
+        .map_err(store_err)?;
+    tracing::debug!(member = %key, cache_key, "bundle member made");
+    Ok(Member { key, path, sha256 })
+}
+
 /// Forget a member found damaged: the next bundle makes it again.
 pub fn discard(store: &Store, member: &Member) {
     for key in [record_key(&member.key), member.key.clone()] {

@@ -53,8 +53,17 @@ pub fn write_overlay_file(
 #[derive(Clone, Debug)]
 pub struct BundleTree {
     root: PathBuf,
-    /// bundle path (`deps/npm/x-1.0.0.tgz`) → store key
-    stored: Arc<Mutex<BTreeMap<String, String>>>,
+    /// bundle path (`deps/npm/x-1.0.0.tgz`) → what is there
+    stored: Arc<Mutex<BTreeMap<String, Placed>>>,
+}
+
+/// What is placed at a bundle path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Placed {
+    /// A stored file, by key (its member is found or made when the bundle is written).
+    Stored(String),
+    /// A member made from stored inputs ([`BundleTree::place_derived`]).
+    Derived { key: String, sha256: [u8; 32] },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +80,8 @@ pub enum PlaceError {
     NotStored { key: String },
     #[error("cannot make the directory of {path} in the bundle: {source}")]
     Io { path: String, source: io::Error },
+    #[error(transparent)]
+    Member(#[from] member::MemberError),
 }
 
 impl BundleTree {
@@ -88,43 +99,93 @@ impl BundleTree {
     /// Put the stored file `key` at `path` (`deps/...`) in the bundle. The same file at the same
     /// path twice is one entry.
     pub fn place_stored(&self, store: &Store, path: &str, key: &str) -> Result<(), PlaceError> {
-        let rel = common::archive::safe_relative(Path::new(path))
-            .filter(|p| p.starts_with("deps") && p != Path::new("deps"))
-            .ok_or_else(|| PlaceError::UnsafePath(path.to_string()))?;
-        let path = rel.to_string_lossy().into_owned();
+        let path = self.checked_path(path)?;
         if !store.path(key).is_ok_and(|p| p.is_file()) {
             return Err(PlaceError::NotStored {
                 key: key.to_string(),
             });
         }
+        self.insert(path, Placed::Stored(key.to_string()))
+    }
+
+    /// Put at `path` (`deps/...`) what `cache_key` names, made from stored inputs: the kept
+    /// member when there is one, else `build` makes it (see [`member::derived_member`]).
+    /// `cache_key` must name everything the result depends on.
+    pub fn place_derived<E: From<PlaceError>>(
+        &self,
+        store: &Store,
+        path: &str,
+        cache_key: &str,
+        build: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let path = self.checked_path(path)?;
+        let member = member::derived_member(store, &path, cache_key, |dir: &Path| {
+            build(dir).map_err(Derived::Build)
+        })
+        .map_err(|e| match e {
+            Derived::Build(e) => e,
+            Derived::Member(e) => E::from(PlaceError::Member(e)),
+        })?;
+        self.insert(
+            path,
+            Placed::Derived {
+                key: member.key,
+                sha256: member.sha256,
+            },
+        )
+        .map_err(E::from)
+    }
+
+    /// `path` made safe, its directory made in the tree.
+    fn checked_path(&self, path: &str) -> Result<String, PlaceError> {
+        let rel = common::archive::safe_relative(Path::new(path))
+            .filter(|p| p.starts_with("deps") && p != Path::new("deps"))
+            .ok_or_else(|| PlaceError::UnsafePath(path.to_string()))?;
+        let path = rel.to_string_lossy().into_owned();
         if let Some(parent) = self.root.join(&rel).parent() {
             std::fs::create_dir_all(parent).map_err(|source| PlaceError::Io {
                 path: path.clone(),
                 source,
             })?;
         }
+        Ok(path)
+    }
+
+    fn insert(&self, path: String, placed: Placed) -> Result<(), PlaceError> {
         let mut stored = self.stored.lock().expect("not poisoned");
         match stored.get(&path) {
-            Some(first) if first != key => Err(PlaceError::Conflict {
-                first: first.clone(),
-                second: key.to_string(),
+            Some(first) if *first != placed => Err(PlaceError::Conflict {
+                first: format!("{first:?}"),
+                second: format!("{placed:?}"),
                 path,
             }),
             Some(_) => Ok(()),
             None => {
-                stored.insert(path, key.to_string());
+                stored.insert(path, placed);
                 Ok(())
             }
         }
     }
 
-    /// Whether a stored file is placed at `path`.
+    /// Whether something is placed at `path`.
     pub fn has_stored(&self, path: &str) -> bool {
         self.stored.lock().expect("not poisoned").contains_key(path)
     }
 
-    fn take_stored(&self) -> BTreeMap<String, String> {
+    fn take_stored(&self) -> BTreeMap<String, Placed> {
         std::mem::take(&mut *self.stored.lock().expect("not poisoned"))
+    }
+}
+
+/// A derived member's failure: the builder's own, or the member's.
+enum Derived<E> {
+    Build(E),
+    Member(member::MemberError),
+}
+
+impl<E> From<member::MemberError> for Derived<E> {
+    fn from(e: member::MemberError) -> Self {
+        Derived::Member(e)
     }
 }
 
@@ -170,7 +231,7 @@ fn write_members(
     store: &Store,
     request_id: i64,
     root: &Path,
-    stored: &BTreeMap<String, String>,
+    stored: &BTreeMap<String, Placed>,
     include_git: bool,
 ) -> Result<String, BundleError> {
     let temp = store.temp_file()?;
@@ -185,11 +246,18 @@ fn write_members(
         first.append_empty_dir("deps")?;
     }
     first.finish()?;
-    for (path, key) in stored {
+    for (path, placed) in stored {
         if root.join(path).symlink_metadata().is_ok() {
             return Err(BundleError::Collision(path.clone()));
         }
-        let member = member::member_for(store, path, key)?;
+        let member = match placed {
+            Placed::Stored(key) => member::member_for(store, path, key)?,
+            Placed::Derived { key, sha256 } => member::Member {
+                path: store.path(key)?,
+                key: key.clone(),
+                sha256: *sha256,
+            },
+        };
         let mut file = std::fs::File::open(&member.path)?;
         let mut check = HashingWriter::new(&mut out);
         io::copy(&mut file, &mut check)?;
@@ -354,6 +422,50 @@ mod tests {
             third.place_stored(&store, key, key).unwrap();
         }
         assert_eq!(write_bundle(&store, 9, &third, false).unwrap(), digest);
+    }
+
+    #[test]
+    fn a_derived_tree_is_built_once_kept_and_made_again_when_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("store"));
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(work.join("app")).unwrap();
+        let builds = std::cell::Cell::new(0);
+        let build = |out: &Path| -> Result<(), PlaceError> {
+            builds.set(builds.get() + 1);
+            std::fs::create_dir_all(out.join("c-1.0.0/src")).unwrap();
+            std::fs::write(out.join("c-1.0.0/src/lib.rs"), "pub fn f() {}\n").unwrap();
+            std::fs::write(out.join("c-1.0.0/.cargo-checksum.json"), "{}").unwrap();
+            Ok(())
+        };
+        let bundle_with = |id: i64| {
+            let tree = BundleTree::new(&work);
+            tree.place_derived(&store, "deps/cargo/c-1.0.0", "crate c sha", build)
+                .unwrap();
+            write_bundle(&store, id, &tree, false).unwrap()
+        };
+        let first = bundle_with(1);
+        assert_eq!(builds.get(), 1);
+        assert_eq!(bundle_with(2), first);
+        assert_eq!(builds.get(), 1, "the kept member is reused");
+        let key = member::derived_member_key("deps/cargo/c-1.0.0", "crate c sha");
+        std::fs::write(store.path(&key).unwrap(), b"damaged").unwrap();
+        assert_eq!(bundle_with(3), first);
+        assert_eq!(builds.get(), 2, "a damaged member is made again");
+        let (path, _) = store.bundle_of(3).unwrap().unwrap();
+        let out = dir.path().join("out");
+        common::archive::unpack_tar_gz(&path, &out, Default::default()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(out.join("deps/cargo/c-1.0.0/src/lib.rs")).unwrap(),
+            "pub fn f() {}\n"
+        );
+        // a builder's failure is the caller's error, and nothing is placed
+        let tree = BundleTree::new(&work);
+        let failed = tree.place_derived(&store, "deps/cargo/d-1.0.0", "d", |_: &Path| {
+            Err(PlaceError::UnsafePath("no".into()))
+        });
+        assert!(matches!(failed, Err(PlaceError::UnsafePath(_))));
+        assert!(!tree.has_stored("deps/cargo/d-1.0.0"));
     }
 
     #[test]

@@ -6,16 +6,18 @@
 //! pins the exact source; Cachito's `pkg:github/...` style would lose the crate name inside a
 //! multi-crate repository).
 
+use crate::bundle::{BundleTree, PlaceError};
 use crate::pkg_managers::cargo::index::{check_line, IndexError};
 use crate::pkg_managers::cargo::lockfile::{CargoLock, LockedPackage, Source};
 use crate::pkg_managers::cargo::plan::crate_store_key;
 use crate::pkg_managers::cargo::vendor::{
-    vendor_git_crate, vendor_registry_crate, Limits, VendorError,
+    check_verified, vendor_dir_name, vendor_git_crate, vendor_registry_crate, Limits, VendorError,
+    VENDOR_FORMAT,
 };
 use common::artifact::cargo::CargoMeta;
 use common::commit::CommitId;
 use common::digest::Digest;
-use common::{Artifact, ArtifactMeta, Dependency, ErrorKind, Package};
+use common::{Artifact, ArtifactMeta, Dependency, ErrorKind, Package, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -31,6 +33,8 @@ pub enum LayoutError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Vendor(#[from] VendorError),
+    #[error("The vendored crate cannot be put in the bundle: {0}")]
+    Bundle(#[from] PlaceError),
 }
 
 impl common::Classify for LayoutError {
@@ -40,6 +44,7 @@ impl common::Classify for LayoutError {
             Self::DuplicateCrate(_) => ErrorKind::UnsupportedFeature,
             Self::Index(e) => e.kind(),
             Self::Vendor(e) => e.kind(),
+            Self::Bundle(_) => ErrorKind::FileAccessError,
         }
     }
 }
@@ -160,16 +165,23 @@ pub type CrateFile<'a> = &'a dyn Fn(&str, &str) -> Option<(PathBuf, Digest)>;
 /// Where the fetch checked out a repository at a commit.
 pub type GitCheckout<'a> = &'a dyn Fn(&str, &CommitId) -> Option<PathBuf>;
 
-/// Write `deps_cargo` (the bundle's `deps/cargo/`): every registry crate (from
-/// `crate_file(name, version)`) and every git crate (from `git_checkout(url, commit)`, a
-/// checkout at the locked commit).
+/// Where vendored crates go: each one a bundle member made once from its `.crate` (or its
+/// repository at the locked commit) and kept, placed at `deps/cargo/<name>-<version>`.
+pub struct VendorTarget<'a> {
+    pub store: &'a Store,
+    pub bundle: &'a BundleTree,
+}
+
+/// Vendor every registry crate (from `crate_file(name, version)`) and every git crate (from
+/// `git_checkout(url, commit)`, a checkout at the locked commit) into the bundle's
+/// `deps/cargo/`.
 pub fn vendor_all(
     lock: &CargoLock,
-    deps_cargo: &Path,
+    target: &VendorTarget,
     crate_file: CrateFile,
     git_checkout: GitCheckout,
     limits: &Limits,
-) -> Result<Vec<PathBuf>, LayoutError> {
+) -> Result<(), LayoutError> {
     let mut seen = BTreeSet::new();
     for p in lock
         .packages
@@ -183,29 +195,44 @@ pub fn vendor_all(
             )));
         }
     }
-    let mut out = Vec::new();
     for p in &lock.packages {
+        let dir = vendor_dir_name(&p.name, &p.version);
+        let path = format!("deps/cargo/{dir}");
         match &p.source {
             Source::Registry { checksum } => {
                 let (file, verified) = crate_file(&p.name, &p.version).ok_or_else(|| {
                     LayoutError::NotFetched(format!("crate {}@{}", p.name, p.version))
                 })?;
-                out.push(vendor_registry_crate(
-                    &file, &verified, &p.name, &p.version, checksum, deps_cargo, limits,
-                )?)
+                // checked here too: a kept member is reused without vendoring again
+                check_verified(&verified, checksum, &format!("{}@{}", p.name, p.version))?;
+                let cache_key = format!("{VENDOR_FORMAT}:registry:{}:{dir}", verified.hex());
+                target
+                    .bundle
+                    .place_derived(target.store, &path, &cache_key, |work: &Path| {
+                        vendor_registry_crate(
+                            &file, &verified, &p.name, &p.version, checksum, work, limits,
+                        )
+                        .map(drop)
+                        .map_err(LayoutError::from)
+                    })?;
             }
             Source::Git { url, commit, .. } => {
-                let checkout = git_checkout(url, commit).ok_or_else(|| {
-                    LayoutError::NotFetched(format!("git repository {url} at {commit}"))
-                })?;
-                out.push(vendor_git_crate(
-                    &checkout, &p.name, &p.version, deps_cargo,
-                )?)
+                let cache_key = format!("{VENDOR_FORMAT}:git:{url}:{commit}:{dir}");
+                target
+                    .bundle
+                    .place_derived(target.store, &path, &cache_key, |work: &Path| {
+                        let checkout = git_checkout(url, commit).ok_or_else(|| {
+                            LayoutError::NotFetched(format!("git repository {url} at {commit}"))
+                        })?;
+                        vendor_git_crate(&checkout, &p.name, &p.version, work)
+                            .map(drop)
+                            .map_err(LayoutError::from)
+                    })?;
             }
             Source::Path { .. } => {}
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -315,9 +342,15 @@ mod tests {
         );
         dup.version = "1.0.0".into();
         l.packages.push(dup);
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::new(t.path().join("store"));
+        let bundle = BundleTree::new(t.path().join("bundle"));
         let e = vendor_all(
             &l,
-            Path::new("/nonexistent"),
+            &VendorTarget {
+                store: &store,
+                bundle: &bundle,
+            },
             &|_, _| None,
             &|_, _| None,
             &Limits::default(),

@@ -148,7 +148,10 @@ impl PackageManager for Cargo {
             }
         }
 
-        let deps_cargo = ctx.deps_dir().join("cargo");
+        let target = layout::VendorTarget {
+            store: ctx.store,
+            bundle: ctx.bundle,
+        };
         let crate_file = |name: &str, version: &str| {
             let key = plan::crate_store_key(name, version);
             let verified = fetched.files.get(&key)?.get(HashAlgorithm::Sha256);
@@ -164,7 +167,7 @@ impl PackageManager for Cargo {
         for lock in &plan.locks {
             layout::vendor_all(
                 lock,
-                &deps_cargo,
+                &target,
                 &crate_file,
                 &git_checkout,
                 &vendor::Limits::default(),

@@ -101,6 +101,22 @@ pub fn checksum_json(files: &BTreeMap<String, String>, package: Option<&str>) ->
     serde_json::to_vec(&Ck { files, package }).unwrap_or_default()
 }
 
+/// Part of every vendored crate's cache key: a change to what vendoring writes changes it, and
+/// crates vendored before are no longer reused.
+pub const VENDOR_FORMAT: &str = "cargo-vendor-1";
+
+/// The `.crate`'s sha256 as computed when it was fetched must be the lockfile's `checksum`.
+pub fn check_verified(verified: &Digest, checksum: &str, label: &str) -> Result<(), VendorError> {
+    if verified.algorithm != HashAlgorithm::Sha256 || !verified.hex().eq_ignore_ascii_case(checksum)
+    {
+        return Err(VendorError::ChecksumMismatch {
+            label: label.into(),
+            expected: checksum.into(),
+        });
+    }
+    Ok(())
+}
+
 /// Unpack a `.crate` into `vendor_dir/<name>-<version>/` and write `.cargo-checksum.json`.
 /// `verified` is the `.crate`'s sha256 as computed when it was fetched: it must be the lockfile's
 /// `checksum`.
@@ -115,13 +131,8 @@ pub fn vendor_registry_crate(
 ) -> Result<PathBuf, VendorError> {
     check_name(name, version)?;
     let label = format!("{name}@{version}");
+    check_verified(verified, checksum, &label)?;
     let actual = verified.hex();
-    if verified.algorithm != HashAlgorithm::Sha256 || !actual.eq_ignore_ascii_case(checksum) {
-        return Err(VendorError::ChecksumMismatch {
-            label,
-            expected: checksum.into(),
-        });
-    }
     let file = fs::File::open(crate_file).map_err(io(&label))?;
     fs::create_dir_all(vendor_dir).map_err(io(&label))?;
     let tmp = tempfile::Builder::new()
