@@ -55,6 +55,8 @@ struct RawEntry {
     resolution: Option<String>,
     #[serde(default)]
     dependencies: BTreeMap<String, serde_yaml::Value>,
+    #[serde(default, rename = "peerDependencies")]
+    peer_dependencies: BTreeMap<String, serde_yaml::Value>,
     #[serde(default, rename = "dependenciesMeta")]
     dependencies_meta: BTreeMap<String, serde_yaml::Value>,
     checksum: Option<String>,
@@ -98,6 +100,8 @@ pub struct Entry {
     pub resolution: Locator,
     /// name → range, as the lockfile writes them (`npm:^1.0.0`)
     pub dependencies: BTreeMap<String, String>,
+    /// name → range, as the package declares them (`^18.0.0`: not normalized to `npm:`)
+    pub peer_dependencies: BTreeMap<String, String>,
     /// the dependencies `dependenciesMeta` marks `optional: true` (its optionalDependencies:
     /// Berry lists them among the others)
     pub optional: BTreeSet<String>,
@@ -156,11 +160,13 @@ pub fn parse(text: &str, file: &str) -> Result<BerryLock, BerryLockError> {
                 file: file.into(),
                 key: key.clone(),
             })?;
-        let dependencies = raw
-            .dependencies
-            .iter()
-            .filter_map(|(n, r)| scalar(r).map(|r| (n.clone(), r)))
-            .collect();
+        let ranges = |m: &BTreeMap<String, serde_yaml::Value>| -> BTreeMap<String, String> {
+            m.iter()
+                .filter_map(|(n, r)| scalar(r).map(|r| (n.clone(), r)))
+                .collect()
+        };
+        let dependencies = ranges(&raw.dependencies);
+        let peer_dependencies = ranges(&raw.peer_dependencies);
         let checksum = raw.checksum.map(|c| match c.split_once('/') {
             Some((key, hash)) => (hash.to_string(), key.to_string()),
             None => (c, String::new()),
@@ -178,6 +184,7 @@ pub fn parse(text: &str, file: &str) -> Result<BerryLock, BerryLockError> {
             version: raw.version.as_ref().and_then(scalar),
             resolution,
             dependencies,
+            peer_dependencies,
             checksum,
             conditions: raw.conditions,
         });
