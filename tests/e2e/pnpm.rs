@@ -10,6 +10,7 @@ use crate::support::npm_fixtures::{
 };
 use crate::support::*;
 use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
@@ -292,6 +293,91 @@ fn archive_checkout(repo: &GitRepo, commit: &str, dst: &Path) {
         .unwrap();
 }
 
+/// The graph of the pnpm package directory `dir` from its lockfile alone: the importer `.`'s
+/// dependencies are the package's, another importer's those of the workspace link to it, each
+/// snapshot's `dependencies`/`optionalDependencies` its package's (peer suffix cut).
+/// `component` names a package in the SBOM ([`sbom::component_names`]).
+fn lockfile_graph(
+    dir: &Path,
+    component: impl Fn(&str, &str) -> Option<String>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let pj: Value = serde_json::from_slice(&fs::read(dir.join("package.json")).unwrap()).unwrap();
+    let lock: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(dir.join("pnpm-lock.yaml")).unwrap()).unwrap();
+    let split = |key: &str| -> (String, String) {
+        let at = key[1..].find('@').unwrap() + 1;
+        (key[..at].to_string(), key[at + 1..].to_string())
+    };
+    // a `packages` key's component: its `version` where it has one (a tarball, git), else the
+    // key's
+    let of_key = |key: &str| -> Option<String> {
+        let key = key.split('(').next().unwrap();
+        let (name, rest) = split(key);
+        let version = lock["packages"][key]["version"].as_str().unwrap_or(&rest);
+        component(&name, version)
+    };
+    // pnpm's dependency path of `name: version`: the version itself when it names a package
+    let target = |name: &str, version: &str| -> Option<String> {
+        if let Some(link) = version.strip_prefix("link:") {
+            return component(name, &format!("file:{link}"));
+        }
+        let at = version.find('@');
+        let names_package = at.is_some_and(|at| {
+            at == 0
+                || [':', '(']
+                    .iter()
+                    .all(|c| version.find(*c).is_none_or(|i| at < i))
+        });
+        of_key(&if names_package {
+            version.to_string()
+        } else {
+            format!("{name}@{version}")
+        })
+    };
+    let references = |node: &serde_yaml::Value, kinds: &[&str], versions_in: bool| {
+        let mut out = BTreeSet::new();
+        for kind in kinds {
+            for (n, v) in node[*kind].as_mapping().into_iter().flatten() {
+                let v = if versions_in { &v["version"] } else { v };
+                out.extend(target(n.as_str().unwrap(), v.as_str().unwrap()));
+            }
+        }
+        out
+    };
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for key in lock["packages"].as_mapping().unwrap().keys() {
+        graph.extend(of_key(key.as_str().unwrap()).map(|c| (c, BTreeSet::new())));
+    }
+    let importer_kinds = ["dependencies", "devDependencies", "optionalDependencies"];
+    for (path, importer) in lock["importers"].as_mapping().unwrap() {
+        let path = path.as_str().unwrap();
+        let from = if path == "." {
+            format!(
+                "{}@{}",
+                pj["name"].as_str().unwrap(),
+                pj["version"].as_str().unwrap()
+            )
+        } else {
+            let name = fs::read(dir.join(path).join("package.json")).unwrap();
+            let name: Value = serde_json::from_slice(&name).unwrap();
+            component(name["name"].as_str().unwrap(), &format!("file:{path}")).unwrap()
+        };
+        graph
+            .entry(from)
+            .or_default()
+            .extend(references(importer, &importer_kinds, true));
+    }
+    for (key, snapshot) in lock["snapshots"].as_mapping().unwrap() {
+        let Some(from) = of_key(key.as_str().unwrap()) else {
+            continue;
+        };
+        let mut to = references(snapshot, &["dependencies", "optionalDependencies"], false);
+        to.remove(&from);
+        graph.entry(from).or_default().extend(to);
+    }
+    graph
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pnpm_registry_route_and_offline_install_with_the_real_pnpm() {
     let sub = "web";
@@ -326,6 +412,14 @@ async fn pnpm_registry_route_and_offline_install_with_the_real_pnpm() {
     assert_eq!(dev_of("@s/c", "2.0.0"), true);
     assert_eq!(dev_of("b", "2.0.0"), true);
     assert!(deps.iter().all(|d| d["type"] == "pnpm"), "{pkg}");
+    // the SBOM's graph is the lockfile's (and not empty: the workspace package and the
+    // peer-suffixed snapshot have edges)
+    let bom = sbom::valid_sboms(&larder, id).await;
+    let edges = sbom::package_edges(&bom);
+    let want = lockfile_graph(&fx.repo.dir.join(sub), sbom::component_names(&bom));
+    assert_eq!(edges, want);
+    assert_eq!(edges["p@1.0.0"], BTreeSet::from(["b@1.1.0".to_string()]));
+    assert!(edges["pnpm-app@1.2.3"].contains("@s/c@2.0.0"), "{edges:?}");
     let (_, manifest) = larder
         .get(&format!("/api/v1/requests/{id}/content-manifest"))
         .await;

@@ -10,6 +10,7 @@ use crate::support::npm_fixtures::{
 };
 use crate::support::*;
 use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
@@ -162,6 +163,76 @@ pub(crate) const TREE: &[&str] = &[
     "t@1.0.0",
 ];
 
+/// The graph of the yarn v1 package directory `dir` as yarn resolves it, from its files alone
+/// ([`sbom::graph_by_keys`]): each entry's `dependencies`/`optionalDependencies` and the
+/// package.json's dependencies of every kind are `name@range` keys.
+fn lockfile_graph(
+    dir: &Path,
+    component: impl Fn(&str, &str) -> Option<String>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let pj: Value = serde_json::from_slice(&fs::read(dir.join("package.json")).unwrap()).unwrap();
+    let unquote = |s: &str| s.trim().trim_matches('"').to_string();
+    let split = |key: &str| -> (String, String) {
+        let at = key[1..].find('@').unwrap() + 1;
+        (key[..at].to_string(), key[at + 1..].to_string())
+    };
+    // (keys, real name, version, references)
+    let mut entries: Vec<(Vec<String>, String, String, Vec<String>)> = Vec::new();
+    for line in fs::read_to_string(dir.join("yarn.lock")).unwrap().lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        if !line.starts_with(' ') {
+            let keys: Vec<String> = line
+                .trim_end_matches(':')
+                .split(", ")
+                .map(unquote)
+                .collect();
+            // an alias's key (`al@npm:b@^1.0.0`) names the real package
+            let (name, range) = split(&keys[0]);
+            let name = range
+                .strip_prefix("npm:")
+                .map_or(name, |real| split(real).0);
+            entries.push((keys, name, String::new(), Vec::new()));
+        } else if let Some(v) = line.strip_prefix("  version ") {
+            entries.last_mut().unwrap().2 = unquote(v);
+        } else if let Some(reference) = line.strip_prefix("    ") {
+            let (n, r) = reference.split_once(' ').unwrap();
+            entries
+                .last_mut()
+                .unwrap()
+                .3
+                .push(format!("{}@{}", unquote(n), unquote(r)));
+        }
+    }
+    let entries: Vec<sbom::KeyedEntry> = entries
+        .into_iter()
+        .map(|(keys, name, version, references)| sbom::KeyedEntry {
+            keys,
+            component: component(&name, &version),
+            references,
+            workspace: false,
+        })
+        .collect();
+    let roots: Vec<String> = [
+        "dependencies",
+        "devDependencies",
+        "optionalDependencies",
+        "peerDependencies",
+    ]
+    .iter()
+    .filter_map(|kind| pj[kind].as_object())
+    .flatten()
+    .map(|(n, r)| format!("{n}@{}", r.as_str().unwrap()))
+    .collect();
+    let package = format!(
+        "{}@{}",
+        pj["name"].as_str().unwrap(),
+        pj["version"].as_str().unwrap()
+    );
+    sbom::graph_by_keys(&package, &roots, &entries)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yarn_v1_registry_route_and_offline_mirror_with_the_real_yarn() {
     let sub = "web";
@@ -193,6 +264,13 @@ async fn yarn_v1_registry_route_and_offline_mirror_with_the_real_yarn() {
     assert_eq!(dev_of("b", "1.1.0"), false);
     assert_eq!(dev_of("@s/c", "2.0.0"), true);
     assert_eq!(dev_of("b", "2.0.0"), true);
+    // the SBOM's graph is the lockfile's (and not empty: a and @s/c reach b)
+    let bom = sbom::valid_sboms(&larder, id).await;
+    let edges = sbom::package_edges(&bom);
+    let want = lockfile_graph(&fx.repo.dir.join(sub), sbom::component_names(&bom));
+    assert_eq!(edges, want);
+    assert_eq!(edges["a@1.0.0"], BTreeSet::from(["b@1.1.0".to_string()]));
+    assert!(edges["yarn-app@1.2.3"].contains("@s/c@2.0.0"), "{edges:?}");
     let (_, manifest) = larder
         .get(&format!("/api/v1/requests/{id}/content-manifest"))
         .await;

@@ -13,6 +13,7 @@ use crate::support::npm_fixtures::{
 };
 use crate::support::*;
 use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
@@ -150,6 +151,58 @@ pub(crate) fn assert_installed(dir: &Path, out: &str) {
     );
 }
 
+/// The graph of the Berry package directory `dir` from its files alone
+/// ([`sbom::graph_by_keys`]): each entry's `dependencies` and `peerDependencies` are
+/// descriptors (a peer's bare range is Berry's `npm:` one; a patch's descriptor is bound to
+/// its parent with `::`, which the parent's reference leaves out), the workspaces' references
+/// are the package's.
+fn lockfile_graph(
+    dir: &Path,
+    component: impl Fn(&str, &str) -> Option<String>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let pj: Value = serde_json::from_slice(&fs::read(dir.join("package.json")).unwrap()).unwrap();
+    let lock: serde_yaml::Mapping =
+        serde_yaml::from_str(&fs::read_to_string(dir.join("yarn.lock")).unwrap()).unwrap();
+    let mut entries = Vec::new();
+    for (key, entry) in &lock {
+        let key = key.as_str().unwrap();
+        if key == "__metadata" {
+            continue;
+        }
+        let mut keys = Vec::new();
+        for descriptor in key.split(", ") {
+            keys.push(descriptor.to_string());
+            if let Some((unbound, _)) = descriptor.split_once("::") {
+                keys.push(unbound.to_string());
+            }
+        }
+        let resolution = entry["resolution"].as_str().unwrap();
+        let at = resolution[1..].find('@').unwrap() + 1;
+        let (name, reference) = (&resolution[..at], &resolution[at + 1..]);
+        let mut references = Vec::new();
+        for (kind, bare) in [("dependencies", ""), ("peerDependencies", "npm:")] {
+            for (n, r) in entry[kind].as_mapping().into_iter().flatten() {
+                let r = r.as_str().unwrap();
+                let protocol = if r.contains(':') { "" } else { bare };
+                references.push(format!("{}@{protocol}{r}", n.as_str().unwrap()));
+            }
+        }
+        let version = entry["version"].as_str().unwrap_or_default();
+        entries.push(sbom::KeyedEntry {
+            keys,
+            component: component(name, version),
+            references,
+            workspace: reference.starts_with("workspace:"),
+        });
+    }
+    let package = format!(
+        "{}@{}",
+        pj["name"].as_str().unwrap(),
+        pj["version"].as_str().unwrap()
+    );
+    sbom::graph_by_keys(&package, &[], &entries)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yarn_berry_registry_route_and_offline_cache_with_the_real_yarn() {
     let fx = fixture().await;
@@ -208,6 +261,16 @@ async fn yarn_berry_registry_route_and_offline_cache_with_the_real_yarn() {
     let a = deps.iter().find(|d| d["name"] == "a").unwrap();
     assert!(a.get("optional").is_none_or(|o| o == false), "{a}");
     assert_eq!(dev_of("b", "2.0.0"), true);
+    // the SBOM's graph is the lockfile's (and not empty: a and @s/c reach b; the workspace's
+    // d and the patched p are the package's)
+    let bom = sbom::valid_sboms(&larder, id).await;
+    let edges = sbom::package_edges(&bom);
+    let want = lockfile_graph(&fx.repo.dir, sbom::component_names(&bom));
+    assert_eq!(edges, want);
+    assert_eq!(edges["a@1.0.0"], BTreeSet::from(["b@1.1.0".to_string()]));
+    for d in ["d@1.0.0", "p@1.0.0", "@s/c@2.0.0", "fsx@1.0.0"] {
+        assert!(edges["berry-app@1.2.3"].contains(d), "{d}: {edges:?}");
+    }
     let (_, manifest) = larder
         .get(&format!("/api/v1/requests/{id}/content-manifest"))
         .await;

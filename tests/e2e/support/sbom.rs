@@ -114,3 +114,90 @@ pub fn cyclonedx_hashes(bom: &Value) -> BTreeMap<String, BTreeSet<(String, Strin
     }
     out
 }
+
+/// The CycloneDX graph of the package(s) and their dependencies: [`cyclonedx_edges`] without
+/// the application's node (which depends on its packages).
+pub fn package_edges(bom: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let app = &bom["metadata"]["component"];
+    let app = format!(
+        "{}@{}",
+        app["name"].as_str().unwrap(),
+        app["version"].as_str().unwrap_or_default()
+    );
+    let mut edges = cyclonedx_edges(bom);
+    edges.remove(&app);
+    edges
+}
+
+/// How a test names the component of a lockfile's package `name` at `version` as
+/// [`cyclonedx_edges`] does: by its name when one component has it (a tarball's or a git
+/// source's reported version is where it came from, not the lockfile's `version`), else by
+/// both; None when the SBOM has no such component (a directory of the repository).
+pub fn component_names(bom: &Value) -> impl Fn(&str, &str) -> Option<String> {
+    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in bom["components"].as_array().unwrap() {
+        let name = c["name"].as_str().unwrap().to_string();
+        let version = c["version"].as_str().unwrap_or_default();
+        by_name
+            .entry(name.clone())
+            .or_default()
+            .push(format!("{name}@{version}"));
+    }
+    move |name: &str, version: &str| match by_name.get(name).map(Vec::as_slice) {
+        Some([only]) => Some(only.clone()),
+        Some(several) => several
+            .iter()
+            .find(|c| **c == format!("{name}@{version}"))
+            .cloned(),
+        None => None,
+    }
+}
+
+/// One entry of a yarn lockfile (v1 or Berry) as the graph tests read it.
+pub struct KeyedEntry {
+    /// its keys (descriptors): `name@range`
+    pub keys: Vec<String>,
+    /// its component in the SBOM ([`component_names`]); None: part of the package (a
+    /// workspace) or not reported
+    pub component: Option<String>,
+    /// its references, `name@range`
+    pub references: Vec<String>,
+    /// a workspace: its references are the package's
+    pub workspace: bool,
+}
+
+/// The graph yarn's rule gives (a reference is the entry with that key), as
+/// [`package_edges`] reads the SBOM's: `package` depends on `roots` and on every workspace's
+/// references, each component on its entries' references; every component is a node.
+pub fn graph_by_keys(
+    package: &str,
+    roots: &[String],
+    entries: &[KeyedEntry],
+) -> BTreeMap<String, BTreeSet<String>> {
+    let by_key: BTreeMap<&str, &KeyedEntry> = entries
+        .iter()
+        .flat_map(|e| e.keys.iter().map(move |k| (k.as_str(), e)))
+        .collect();
+    let targets = |references: &mut dyn Iterator<Item = &String>| -> BTreeSet<String> {
+        references
+            .filter_map(|r| by_key.get(r.as_str())?.component.clone())
+            .collect()
+    };
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let workspace_references = entries
+        .iter()
+        .filter(|e| e.workspace)
+        .flat_map(|e| &e.references);
+    graph.insert(
+        package.to_string(),
+        targets(&mut roots.iter().chain(workspace_references)),
+    );
+    for e in entries.iter().filter(|e| !e.workspace) {
+        if let Some(c) = &e.component {
+            let mut to = targets(&mut e.references.iter());
+            to.remove(c);
+            graph.entry(c.clone()).or_default().extend(to);
+        }
+    }
+    graph
+}

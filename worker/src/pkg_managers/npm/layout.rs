@@ -17,7 +17,7 @@ use crate::bundle::overlay_path;
 use crate::pkg_managers::npm::classify::Kind;
 use crate::pkg_managers::npm::integrity::Integrity;
 use crate::pkg_managers::npm::lockfile::{
-    open_limited, rel_display, Project, PACKAGE_LOCK, SHRINKWRAP,
+    open_limited, rel_display, LocationGraph, Project, PACKAGE_LOCK, SHRINKWRAP,
 };
 use crate::pkg_managers::npm::plan::{Plan, PlannedDep};
 use crate::pkg_managers::ReposCa;
@@ -504,8 +504,7 @@ pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Pa
             depends_on: Vec::new(),
         })
         .collect();
-    // the lockfile's graph (npm v2/v3 `packages`): each entry's declared dependencies
-    // resolved as node does, from its own node_modules up to the root's
+    // the purl each reported entry's location stands for
     let purl_at: HashMap<&str, String> = plan
         .deps
         .iter()
@@ -517,6 +516,34 @@ pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Pa
             ))
         })
         .collect();
+    let (root, mut edges) = match &project.lockfile.graph {
+        Some(graph) => location_graph_purls(graph, &purl_at),
+        None => node_graph_purls(project, plan, &purl_at),
+    };
+    for dep in &mut deps {
+        if let Some(targets) = edges.remove(&dep.purl) {
+            dep.depends_on = targets.into_iter().collect();
+        }
+    }
+    deps.sort_by(|a, b| (a.dev, &a.name, &a.version).cmp(&(b.dev, &b.name, &b.version)));
+    let name = project.name();
+    Package {
+        kind: ctx.pm.into(),
+        purl: vcs_purl(&ctx.source_repo, &ctx.source_ref, &name, &project.path),
+        name,
+        version: project.version(),
+        path: (!project.path.is_root()).then(|| project.path.to_string()),
+        dependencies: deps,
+        depends_on: root.into_iter().collect(),
+    }
+}
+
+/// The package's direct dependencies and each dependency's, as purls.
+type PurlGraph = (BTreeSet<String>, HashMap<String, BTreeSet<String>>);
+
+/// npm v2/v3 `packages`: each entry's declared dependencies resolved as node does, from its
+/// own node_modules up to the root's; the package's from the root.
+fn node_graph_purls(project: &Project, plan: &Plan, purl_at: &HashMap<&str, String>) -> PurlGraph {
     let resolve = |from: &str, name: &str| -> Option<String> {
         let mut base = from;
         loop {
@@ -547,16 +574,13 @@ pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Pa
             targets.extend(resolve(&d.entry.location, name).filter(|t| t != purl));
         }
     }
-    for dep in &mut deps {
-        if let Some(targets) = edges.remove(&dep.purl) {
-            dep.depends_on = targets.into_iter().collect();
-        }
-    }
-    let pj = &project.package_json;
     // only where the lockfile records edges (v2/v3 with dependencies): else the package is
     // taken to depend on all of them
-    let has_edges = plan.deps.iter().any(|d| !d.entry.requires.is_empty());
-    let root: BTreeSet<String> = [
+    if !plan.deps.iter().any(|d| !d.entry.requires.is_empty()) {
+        return (BTreeSet::new(), edges);
+    }
+    let pj = &project.package_json;
+    let root = [
         &pj.dependencies,
         &pj.optional_dependencies,
         &pj.dev_dependencies,
@@ -565,20 +589,30 @@ pub fn package_report(project: &Project, plan: &Plan, ctx: &LayoutContext) -> Pa
     .flatten()
     .filter_map(|v| v.as_object())
     .flat_map(|m| m.keys())
-    .filter(|_| has_edges)
     .filter_map(|name| resolve("", name))
     .collect();
-    deps.sort_by(|a, b| (a.dev, &a.name, &a.version).cmp(&(b.dev, &b.name, &b.version)));
-    let name = project.name();
-    Package {
-        kind: ctx.pm.into(),
-        purl: vcs_purl(&ctx.source_repo, &ctx.source_ref, &name, &project.path),
-        name,
-        version: project.version(),
-        path: (!project.path.is_root()).then(|| project.path.to_string()),
-        dependencies: deps,
-        depends_on: root.into_iter().collect(),
+    (root, edges)
+}
+
+/// A graph the lockfile's reader resolved between locations, as purls: a location the
+/// report does not hold (a workspace, a `file:` directory) is left out with its edges.
+fn location_graph_purls(graph: &LocationGraph, purl_at: &HashMap<&str, String>) -> PurlGraph {
+    let purls = |locations: &BTreeSet<String>| -> BTreeSet<String> {
+        locations
+            .iter()
+            .filter_map(|l| purl_at.get(l.as_str()).cloned())
+            .collect()
+    };
+    let mut edges: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for (from, to) in &graph.edges {
+        let Some(purl) = purl_at.get(from.as_str()) else {
+            continue;
+        };
+        let targets = edges.entry(purl.clone()).or_default();
+        targets.extend(purls(to));
+        targets.remove(purl);
     }
+    (purls(&graph.roots), edges)
 }
 
 /// Per fetched tarball: check its digests (computed as it was fetched) against the lockfile,
@@ -1220,6 +1254,66 @@ pub fn is_lockfile_name(n: &str) -> bool {
     n == PACKAGE_LOCK || n == SHRINKWRAP
 }
 
+/// The graph of `plan`'s report as package manager `pm` makes it, each purl as the
+/// `name@version` of the dependency reported with it (the package itself is `.`); panics on an
+/// edge to a purl the report does not hold. For the tests of the readers whose graph npm's
+/// report turns into purls.
+#[cfg(test)]
+pub(crate) fn report_graph(
+    project: &Project,
+    plan: &Plan,
+    pm: &'static str,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = LayoutContext {
+        repo_url: "https://larder.example/repos/1/npm/".into(),
+        token: "t".into(),
+        source_repo: "https://git.example/o/app".into(),
+        source_ref: "abc".into(),
+        bundle_root: dir.path().to_path_buf(),
+        store: Store::new(dir.path().join("store")),
+        repos_ca: None,
+        pm,
+        bundle_rel: at_store_key,
+    };
+    let package = package_report(project, plan, &ctx);
+    let names: HashMap<&str, String> = package
+        .dependencies
+        .iter()
+        .map(|d| {
+            let version = d.version.as_deref().unwrap_or_default();
+            (d.purl.as_str(), format!("{}@{version}", d.name))
+        })
+        .collect();
+    let named = |purls: &[String]| -> BTreeSet<String> {
+        purls
+            .iter()
+            .map(|p| {
+                names
+                    .get(p.as_str())
+                    .unwrap_or_else(|| panic!("{p} not reported"))
+            })
+            .cloned()
+            .collect()
+    };
+    let mut graph: BTreeMap<String, BTreeSet<String>> = package
+        .dependencies
+        .iter()
+        .map(|d| (names[d.purl.as_str()].clone(), named(&d.depends_on)))
+        .collect();
+    graph.insert(".".into(), named(&package.depends_on));
+    graph
+}
+
+/// `(name@version, its direct dependencies)` as the tests write a graph.
+#[cfg(test)]
+pub(crate) fn graph_of(items: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
+    items
+        .iter()
+        .map(|(from, to)| (from.to_string(), to.iter().map(|t| t.to_string()).collect()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1258,6 +1352,7 @@ mod tests {
                 name: None,
                 version: None,
                 entries: Vec::new(),
+                graph: None,
             },
         };
         assert_eq!(

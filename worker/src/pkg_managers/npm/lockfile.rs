@@ -8,7 +8,7 @@ use crate::pkg_managers::unique_map::UniqueMap;
 use common::repo_path::{RepoPath, RepoPathError};
 use common::{Classify, ErrorKind};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -116,6 +116,20 @@ pub struct Lockfile {
     pub name: Option<String>,
     pub version: Option<String>,
     pub entries: Vec<LockEntry>,
+    /// The graph as the lockfile's own rules resolve it (yarn's descriptors, pnpm's
+    /// snapshots); None for npm's, whose entries' `requires` resolve through `node_modules`.
+    pub graph: Option<LocationGraph>,
+}
+
+/// A dependency graph between lockfile entries, named by their `location`: the package's
+/// direct dependencies and each entry's. The report turns locations into purls; a location it
+/// does not report (a workspace, a `file:` directory) drops its edges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocationGraph {
+    /// the locations of the package's own direct dependencies (dev ones included)
+    pub roots: BTreeSet<String>,
+    /// location → the locations of its direct dependencies
+    pub edges: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The `package.json` fields we use.
@@ -136,6 +150,9 @@ pub struct PackageJson {
     pub optional_dependencies: Option<serde_json::Value>,
     #[serde(default, rename = "devDependencies")]
     pub dev_dependencies: Option<serde_json::Value>,
+    /// the package's edges to them where the lockfile has them (yarn v1)
+    #[serde(default, rename = "peerDependencies")]
+    pub peer_dependencies: Option<serde_json::Value>,
 }
 
 /// One requested npm package directory, read and validated.
@@ -446,6 +463,7 @@ fn from_raw(
         name: raw.name,
         version: raw.version,
         entries,
+        graph: None,
     })
 }
 

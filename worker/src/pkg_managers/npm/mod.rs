@@ -116,50 +116,26 @@ pub async fn plan_projects(
     ctx: &PmContext<'_>,
     read: fn(&std::path::Path, &common::repo_path::RepoPath) -> Result<lockfile::Project, Failure>,
 ) -> Result<(Vec<(lockfile::Project, plan::Plan)>, String), Failure> {
-    let (planned, what) =
-        plan_projects_with(ctx, move |app, path| Ok((read(app, path)?, ()))).await?;
-    Ok((
-        planned.into_iter().map(|(p, pl, ())| (p, pl)).collect(),
-        what,
-    ))
-}
-
-/// [`plan_projects`] for a reader that also returns what its package manager keeps of the
-/// lockfile beside npm's entries (pnpm: its snapshot graph).
-pub async fn plan_projects_with<X: Send + 'static>(
-    ctx: &PmContext<'_>,
-    read: impl Fn(
-            &std::path::Path,
-            &common::repo_path::RepoPath,
-        ) -> Result<(lockfile::Project, X), Failure>
-        + Send
-        + 'static,
-) -> Result<(Vec<(lockfile::Project, plan::Plan, X)>, String), Failure> {
     let (paths, what) = ctx.paths_and_what();
     ctx.progress(&what).await;
-    Ok((plan_paths_with(ctx, paths, read).await?, what))
+    Ok((plan_paths(ctx, paths, read).await?, what))
 }
 
-/// [`plan_projects_with`] of the package directories `paths` (yarn: its v1 ones), no progress
+/// [`plan_projects`] of the package directories `paths` (yarn: its v1 ones), no progress
 /// reported.
-pub async fn plan_paths_with<X: Send + 'static>(
+pub async fn plan_paths(
     ctx: &PmContext<'_>,
     paths: Vec<common::repo_path::RepoPath>,
-    read: impl Fn(
-            &std::path::Path,
-            &common::repo_path::RepoPath,
-        ) -> Result<(lockfile::Project, X), Failure>
-        + Send
-        + 'static,
-) -> Result<Vec<(lockfile::Project, plan::Plan, X)>, Failure> {
+    read: fn(&std::path::Path, &common::repo_path::RepoPath) -> Result<lockfile::Project, Failure>,
+) -> Result<Vec<(lockfile::Project, plan::Plan)>, Failure> {
     let (app, upstream) = (ctx.app_dir.to_path_buf(), ctx.config.npm_registry.clone());
     blocking(move || {
         paths
             .iter()
             .map(|path| {
-                let (mut project, extra) = read(&app, path)?;
+                let mut project = read(&app, path)?;
                 let plan = plan::plan(&app, &mut project, &upstream)?;
-                Ok((project, plan, extra))
+                Ok((project, plan))
             })
             .collect::<Result<Vec<_>, Failure>>()
     })

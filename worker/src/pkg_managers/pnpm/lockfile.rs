@@ -234,8 +234,8 @@ pub fn dep_path(name: &str, reference: &str) -> Option<String> {
     }
 }
 
-/// The `snapshots` graph, kept for the dependency graph of an SBOM: each importer's direct
-/// dependencies and each snapshot's.
+/// The `snapshots` graph by dependency path (what decides which packages are dev): each
+/// importer's direct dependencies and each snapshot's.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnapshotGraph {
     /// importer path → its direct dependencies (links left out)

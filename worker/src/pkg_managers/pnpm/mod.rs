@@ -3,8 +3,7 @@
 //! names tarball URLs or git repositories, a rewritten `pnpm-lock.yaml`) handed back, and
 //! `deps/pnpm/` with an offline lockfile in the bundle.
 //!
-//! read (`lockfile`, `project`: pnpm-lock.yaml as npm lockfile entries and its snapshot
-//! graph) → npm's plan, fetch, git packing and artifacts (`crate::pkg_managers::npm`) →
+//! read (`lockfile`, `project`: pnpm-lock.yaml as npm lockfile entries and their graph) → npm's plan, fetch, git packing and artifacts (`crate::pkg_managers::npm`) →
 //! `layout` (hand-back, offline lockfile, report).
 
 pub mod layout;
@@ -12,11 +11,10 @@ pub mod lockfile;
 pub mod project;
 
 use super::npm::{
-    self, collect_fetches, emit_artifacts, layout_context, pack_git_deps, plan_projects_with,
+    self, collect_fetches, emit_artifacts, layout_context, pack_git_deps, plan_projects,
 };
 use super::{Fetched, Fetches, GitFetch, LayoutContext, PackageManager, PmContext, PmOutput};
 use common::{Descriptor, Failure};
-use lockfile::SnapshotGraph;
 
 /// The `pnpm` package manager.
 pub struct Pnpm;
@@ -24,8 +22,6 @@ pub struct Pnpm;
 pub struct PnpmPlan {
     /// Each requested package directory (its lockfile entries moved into its plan).
     projects: Vec<(npm::lockfile::Project, npm::plan::Plan)>,
-    /// Each one's `snapshots` graph, in the same order (the SBOM's dependency graph).
-    pub graphs: Vec<SnapshotGraph>,
     /// Git dependencies whose packed tarball the store does not hold yet, with their checkout.
     to_pack: Vec<(npm::plan::GitDep, GitFetch)>,
 }
@@ -40,19 +36,10 @@ impl PackageManager for Pnpm {
     };
 
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(PnpmPlan, Fetches), Failure> {
-        let (planned, what) =
-            plan_projects_with(ctx, |app, path| Ok(project::read_project(app, path)?)).await?;
-        let (mut projects, graphs): (Vec<_>, Vec<_>) =
-            planned.into_iter().map(|(p, pl, g)| ((p, pl), g)).unzip();
+        let (mut projects, what) =
+            plan_projects(ctx, |app, path| Ok(project::read_project(app, path)?)).await?;
         let (fetches, to_pack) = collect_fetches(&mut projects, what, ctx.store);
-        Ok((
-            PnpmPlan {
-                projects,
-                graphs,
-                to_pack,
-            },
-            fetches,
-        ))
+        Ok((PnpmPlan { projects, to_pack }, fetches))
     }
 
     fn layout(plan: PnpmPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {

@@ -1,7 +1,7 @@
 //! One requested pnpm package directory (the workspace root pnpm runs in): its
 //! `pnpm-lock.yaml` read ([`super::lockfile`]) and turned into npm's lockfile entries, so that
 //! npm's classification, plan, fetch and registry artifacts serve pnpm unchanged
-//! (`crate::pkg_managers::npm`), and its `snapshots` graph kept ([`SnapshotGraph`]).
+//! (`crate::pkg_managers::npm`), its graph kept as npm's [`LocationGraph`].
 //!
 //! What pnpm differs in, decided here:
 //! - one entry per `packages` key (a package with several peer-suffixed snapshots is one
@@ -14,7 +14,11 @@
 //!   inside the repository; the importers other than `.` are workspace packages;
 //! - dev: whatever the importers' `dependencies`/`optionalDependencies` do not reach through
 //!   `snapshots` (breadth first); optional: what pnpm marks `optional: true` in every snapshot
-//!   of it (only optional edges reach it).
+//!   of it (only optional edges reach it);
+//! - the graph (the SBOM's): the importer `.`'s dependencies of every kind are the package's,
+//!   another importer's are those of the workspace link to it, and each snapshot's
+//!   `dependencies`/`optionalDependencies` are its package's (the peer suffix cut: one
+//!   package, one reported dependency, whatever peers it was resolved with).
 
 use super::lockfile::{
     self, dep_path, package_key, split_key, DirectDep, PnpmLockError, Resolution, SnapshotGraph,
@@ -22,11 +26,12 @@ use super::lockfile::{
 };
 use crate::pkg_managers::limits::MAX_LOCKFILE_BYTES;
 use crate::pkg_managers::npm::lockfile::{
-    check_project_dir, open_limited, rel_display, LockEntry, Lockfile, LockfileError, Project,
+    check_project_dir, open_limited, rel_display, LocationGraph, LockEntry, Lockfile,
+    LockfileError, Project,
 };
 use common::repo_path::RepoPath;
 use common::{Classify, ErrorKind};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 
@@ -62,11 +67,8 @@ impl Classify for ProjectError {
 }
 
 /// Read the package directory at `path`: an npm [`Project`] whose lockfile entries are the
-/// pnpm lockfile's packages, importers and links, and its snapshot graph.
-pub fn read_project(
-    app_dir: &Path,
-    path: &RepoPath,
-) -> Result<(Project, SnapshotGraph), ProjectError> {
+/// pnpm lockfile's packages, importers and links, with its graph.
+pub fn read_project(app_dir: &Path, path: &RepoPath) -> Result<Project, ProjectError> {
     let checked = check_project_dir(app_dir, path, "pnpm", &[PNPM_LOCK])?;
     let display = rel_display(path, PNPM_LOCK);
     let mut text = String::new();
@@ -79,39 +81,40 @@ pub fn read_project(
     let lock = lockfile::parse(&text, &display)?;
     drop(text);
     let (entries, graph) = entries_and_graph(lock, &display)?;
-    Ok((
-        Project {
-            path: path.clone(),
-            dir: checked.dir,
-            package_json: checked.package_json,
-            lockfile: Lockfile {
-                file_name: PNPM_LOCK,
-                lockfile_version: 9,
-                name: None,
-                version: None,
-                entries,
-            },
+    Ok(Project {
+        path: path.clone(),
+        dir: checked.dir,
+        package_json: checked.package_json,
+        lockfile: Lockfile {
+            file_name: PNPM_LOCK,
+            lockfile_version: 9,
+            name: None,
+            version: None,
+            entries,
+            graph: Some(graph),
         },
-        graph,
-    ))
+    })
 }
 
-/// The npm entries of a parsed lockfile (packages in key order, then the workspace's
-/// importers and links) and its graph.
+/// The npm entries of a parsed lockfile (packages in key order, then the workspace's links and
+/// importers) and its graph between their locations.
 pub fn entries_and_graph(
     lock: lockfile::PnpmLock,
     file: &str,
-) -> Result<(Vec<LockEntry>, SnapshotGraph), ProjectError> {
+) -> Result<(Vec<LockEntry>, LocationGraph), ProjectError> {
     let packages = lock.packages.map(|m| m.0).unwrap_or_default();
     let snapshots = lock.snapshots.map(|m| m.0).unwrap_or_default();
     let importers = lock.importers.map(|m| m.0).unwrap_or_default();
     crate::pkg_managers::limits::check_entries(file, packages.len().max(snapshots.len()))?;
 
-    let mut graph = SnapshotGraph::default();
+    let mut snapshot_graph = SnapshotGraph::default();
+    let mut graph = LocationGraph::default();
     // links: (name, target relative to the package directory, dev)
     let mut links: BTreeMap<(String, String), bool> = BTreeMap::new();
     for (importer, i) in &importers {
         let mut direct = Vec::new();
+        // the locations of its entries: a package's key, a link's target
+        let mut direct_locations = BTreeSet::new();
         let groups = [
             (&i.dependencies, false),
             (&i.optional_dependencies, false),
@@ -129,6 +132,7 @@ pub fn entries_and_graph(
                         };
                         let base = RepoPath::root().join(importer).map_err(|_| outside())?;
                         let to = base.join(target).map_err(|_| outside())?;
+                        direct_locations.insert(to.to_string());
                         links
                             .entry((name.clone(), to.to_string()))
                             .and_modify(|x| *x = *x && dev)
@@ -136,13 +140,23 @@ pub fn entries_and_graph(
                     }
                     None => {
                         if let Some(dep_path) = dep_path(name, &d.version) {
+                            direct_locations.insert(package_key(&dep_path).to_string());
                             direct.push(DirectDep { dep_path, dev });
                         }
                     }
                 }
             }
         }
-        graph.importers.insert(importer.clone(), direct);
+        snapshot_graph.importers.insert(importer.clone(), direct);
+        // a workspace package's dependencies are those of the link to it (its location)
+        match importer.as_str() {
+            "." => graph.roots = direct_locations,
+            _ => graph
+                .edges
+                .entry(importer.clone())
+                .or_default()
+                .extend(direct_locations),
+        }
     }
     // optional: pnpm marks each snapshot only optional edges reach `optional: true`; a package
     // is optional when every snapshot of it is
@@ -156,10 +170,18 @@ pub fn entries_and_graph(
             .into_iter()
             .flat_map(|g| g.iter().flat_map(|g| g.0.iter()))
             .filter_map(|(n, r)| dep_path(n, r))
-            .collect();
-        graph.edges.insert(key, next);
+            .collect::<Vec<_>>();
+        let from = package_key(&key);
+        let targets = graph.edges.entry(from.to_string()).or_default();
+        targets.extend(
+            next.iter()
+                .map(|d| package_key(d))
+                .filter(|to| *to != from)
+                .map(str::to_string),
+        );
+        snapshot_graph.edges.insert(key, next);
     }
-    let runtime = graph.runtime_packages();
+    let runtime = snapshot_graph.runtime_packages();
 
     let mut entries = Vec::with_capacity(packages.len() + links.len() + importers.len());
     for (key, p) in &packages {
@@ -234,6 +256,7 @@ pub fn entries_and_graph(
 mod tests {
     use super::*;
     use crate::pkg_managers::npm::classify::{classify, Kind};
+    use crate::pkg_managers::npm::layout::{graph_of, report_graph};
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -338,12 +361,7 @@ snapshots:
         )
     }
 
-    fn project(
-        text: &str,
-    ) -> (
-        tempfile::TempDir,
-        Result<(Project, SnapshotGraph), ProjectError>,
-    ) {
+    fn project(text: &str) -> (tempfile::TempDir, Result<Project, ProjectError>) {
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("package.json"), r#"{"name":"app"}"#).unwrap();
         std::fs::write(t.path().join(PNPM_LOCK), text).unwrap();
@@ -357,7 +375,7 @@ snapshots:
     #[test]
     fn entries_kinds_dev_and_graph() {
         let (t, p) = project(&lock(""));
-        let (p, graph) = p.unwrap();
+        let p = p.unwrap();
         let by = |loc: &str| {
             p.lockfile
                 .entries
@@ -399,18 +417,160 @@ snapshots:
         }
         assert!(by("t@https://cdn.example.com/t.tgz").optional);
         assert!(!by("u@1.2.0").optional && !by("d@1.0.0").optional);
+        // the graph between locations: peer suffixes cut, links by their target, a workspace
+        // package's dependencies those of the link to it
+        let graph = p.lockfile.graph.as_ref().unwrap();
+        let set =
+            |items: &[&str]| -> BTreeSet<String> { items.iter().map(|s| s.to_string()).collect() };
         assert_eq!(
-            graph.edges["u@1.2.0(react@18.2.0)"],
-            vec!["react@18.2.0".to_string()]
+            graph.roots,
+            set(&[
+                "@s/c@2.0.0",
+                &format!("g@git+https://github.com/u/g.git#{SHA}"),
+                "loc@file:local",
+                "u@1.2.0",
+                "packages/w",
+                "t@https://cdn.example.com/t.tgz",
+                "d@1.0.0",
+            ])
         );
-        assert!(graph.importers["."].contains(&DirectDep {
-            dep_path: "u@1.2.0(react@18.2.0)".into(),
-            dev: false
-        }));
-        assert!(graph.importers["."].contains(&DirectDep {
-            dep_path: "d@1.0.0".into(),
-            dev: true
-        }));
+        assert_eq!(graph.edges["u@1.2.0"], set(&["react@18.2.0"]));
+        assert_eq!(graph.edges["d@1.0.0"], set(&["e@1.0.0"]));
+        assert_eq!(graph.edges["e@1.0.0"], set(&[]));
+        assert_eq!(
+            graph.edges["packages/w"],
+            set(&["react@18.2.0", "packages/v"])
+        );
+    }
+
+    #[test]
+    fn graph_is_the_importers_and_snapshots_as_the_reported_purls() {
+        // a diamond (a and c both reach d), an optional edge (a to ao), a dev root (t) that
+        // depends on a runtime one, a package in two peer-suffixed snapshots (p), a workspace
+        // package (w, its dependencies the link's) and a reference to no package (ghost)
+        let text = r#"lockfileVersion: '9.0'
+
+importers:
+
+  .:
+    dependencies:
+      a:
+        specifier: ^1
+        version: 1.0.0
+      c:
+        specifier: ^1
+        version: 1.0.0(b@1.0.0)
+      w:
+        specifier: workspace:*
+        version: link:packages/w
+    optionalDependencies:
+      o:
+        specifier: '1'
+        version: 1.0.0
+    devDependencies:
+      t:
+        specifier: ^1
+        version: 1.0.0
+
+  packages/w:
+    dependencies:
+      p:
+        specifier: '1'
+        version: 1.0.0(b@2.0.0)
+
+packages:
+
+  a@1.0.0:
+    resolution: {integrity: INTEGRITY}
+
+  ao@1.0.0:
+    resolution: {integrity: INTEGRITY}
+
+  b@1.0.0:
+    resolution: {integrity: INTEGRITY}
+
+  b@2.0.0:
+    resolution: {integrity: INTEGRITY}
+
+  c@1.0.0:
+    resolution: {integrity: INTEGRITY}
+    peerDependencies:
+      b: '*'
+
+  d@1.1.0:
+    resolution: {integrity: INTEGRITY}
+
+  o@1.0.0:
+    resolution: {integrity: INTEGRITY}
+
+  p@1.0.0:
+    resolution: {integrity: INTEGRITY}
+    peerDependencies:
+      b: '*'
+
+  t@1.0.0:
+    resolution: {integrity: INTEGRITY}
+
+snapshots:
+
+  a@1.0.0:
+    dependencies:
+      d: 1.1.0
+    optionalDependencies:
+      ao: 1.0.0
+
+  ao@1.0.0:
+    optional: true
+
+  b@1.0.0: {}
+
+  b@2.0.0: {}
+
+  c@1.0.0(b@1.0.0):
+    dependencies:
+      b: 1.0.0
+      d: 1.1.0
+      ghost: 1.0.0
+
+  d@1.1.0: {}
+
+  o@1.0.0:
+    optional: true
+
+  p@1.0.0(b@1.0.0):
+    dependencies:
+      b: 1.0.0
+
+  p@1.0.0(b@2.0.0):
+    dependencies:
+      b: 2.0.0
+
+  t@1.0.0:
+    dependencies:
+      a: 1.0.0
+"#;
+        let integrity = "sha512-OP2IUU6HeYKJi3i0z4A19kHMQoLVs4Hc+DPqqxI2h/DPZHTm/vjsfC6P0b4jCMy14XizLBqvndQ+UilD7707Jw==";
+        let (t, p) = project(&text.replace("INTEGRITY", integrity));
+        let mut p = p.unwrap();
+        let plan =
+            crate::pkg_managers::npm::plan::plan(t.path(), &mut p, "https://r.example").unwrap();
+        let w = "w@file:packages/w";
+        assert_eq!(
+            report_graph(&p, &plan, "pnpm"),
+            graph_of(&[
+                (".", &["a@1.0.0", "c@1.0.0", "o@1.0.0", "t@1.0.0", w]),
+                ("a@1.0.0", &["ao@1.0.0", "d@1.1.0"]),
+                ("ao@1.0.0", &[]),
+                ("b@1.0.0", &[]),
+                ("b@2.0.0", &[]),
+                ("c@1.0.0", &["b@1.0.0", "d@1.1.0"]),
+                ("d@1.1.0", &[]),
+                ("o@1.0.0", &[]),
+                ("p@1.0.0", &["b@1.0.0", "b@2.0.0"]),
+                ("t@1.0.0", &["a@1.0.0"]),
+                (w, &["p@1.0.0"]),
+            ])
+        );
     }
 
     #[test]
@@ -433,7 +593,7 @@ snapshots:
         let (t, p) = project(&lock(
             "  o@file:../out:\n    resolution: {directory: ../out, type: directory}\n",
         ));
-        let (p, _) = p.unwrap();
+        let p = p.unwrap();
         let o = p.lockfile.entries.iter().find(|e| e.name == "o").unwrap();
         let e = classify(t.path(), &RepoPath::root(), o).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ValidationError);

@@ -26,10 +26,14 @@
 //!   pack. Yarn 4 accepts such a lockfile with `--immutable` (measured with 4.18.1): a
 //!   descriptor's stored resolution is not re-resolved, and the lockfile it would write is
 //!   this one.
+//! - the graph (the SBOM's): each entry's `dependencies` and `peerDependencies` resolved
+//!   through their descriptors (`yarn::graph`), a patch standing for the package it patches;
+//!   the workspaces' dependencies are the package's (one package per requested directory).
 //! - anything else (`file:`, `link:`, `portal:`, `exec:`) is refused.
 
 use super::berry_lockfile::{self, is_builtin_patch, BerryLock, Entry, Locator, PatchRef};
 use super::berry_zip::{self, cache_file_name};
+use super::graph::location_graph;
 use super::lockfile::YARN_LOCK;
 use crate::bundle::overlay_path;
 use crate::fetch::Check;
@@ -43,8 +47,8 @@ use crate::pkg_managers::npm::layout::{
     app_rel, create_in_bundle, package_report, LayoutContext, LayoutError,
 };
 use crate::pkg_managers::npm::lockfile::{
-    check_project_dir, open_limited, read_package_json, rel_display, LockEntry, Lockfile,
-    LockfileError, Project,
+    check_project_dir, open_limited, read_package_json, rel_display, LocationGraph, LockEntry,
+    Lockfile, LockfileError, Project,
 };
 use crate::pkg_managers::npm::plan::{
     git_store_key, registry_store_key, safe_host, GitDep, Plan, PlannedDep,
@@ -371,8 +375,10 @@ pub fn read(app_dir: &Path, path: &RepoPath) -> Result<BerryRead, BerryError> {
         }
     }
     // dev: what the runtime roots do not reach; optional: what only optional edges reach
-    let runtime = reached(&lock.entries, &roots, true);
-    let required = reached(&lock.entries, &required_roots, false);
+    let by_descriptor = descriptor_index(&lock.entries);
+    let runtime = reached(&lock.entries, &by_descriptor, &roots, true);
+    let required = reached(&lock.entries, &by_descriptor, &required_roots, false);
+    let graph = graph(&lock.entries, &by_descriptor);
     Ok(BerryRead {
         project: Project {
             path: path.clone(),
@@ -384,6 +390,7 @@ pub fn read(app_dir: &Path, path: &RepoPath) -> Result<BerryRead, BerryError> {
                 name: None,
                 version: None,
                 entries: Vec::new(),
+                graph: Some(graph),
             },
         },
         lock,
@@ -396,14 +403,8 @@ fn names(pj_fields: &[&Option<serde_json::Value>]) -> BTreeSet<String> {
     pj_fields.iter().flat_map(|f| dep_names(f)).collect()
 }
 
-/// The entries reached from the workspaces (`roots`: each one's names to start from) through
-/// the lockfile's dependencies (optional ones only when `through_optional`; a patch reaches its
-/// base); a workspace reached goes on through its own root names only.
-fn reached(
-    entries: &[Entry],
-    roots: &BTreeMap<usize, BTreeSet<String>>,
-    through_optional: bool,
-) -> BTreeSet<usize> {
+/// Each entry's index by every descriptor of it.
+fn descriptor_index(entries: &[Entry]) -> BTreeMap<&str, usize> {
     let mut by_descriptor: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
         for d in &e.descriptors {
@@ -415,6 +416,60 @@ fn reached(
             }
         }
     }
+    by_descriptor
+}
+
+/// The lockfile's graph between the locations the plan gives its entries (their resolution).
+/// A patch stands for the package it patches (the one reported); the workspaces are the
+/// package itself, so each one's dependencies are the package's. A reference resolves
+/// through its descriptor, `name@range`; a peer's range is the package's own, which Berry
+/// normalizes to `npm:` where it has no protocol.
+fn graph(entries: &[Entry], by_descriptor: &BTreeMap<&str, usize>) -> LocationGraph {
+    let locations: Vec<Option<String>> = entries
+        .iter()
+        .map(|e| match e.resolution.protocol() {
+            "workspace" => None,
+            "patch" => PatchRef::parse(&e.resolution.reference).map(|p| p.base),
+            _ => Some(e.resolution.text()),
+        })
+        .collect();
+    fn references(e: &Entry) -> impl Iterator<Item = (&str, &str)> {
+        e.dependencies
+            .iter()
+            .chain(&e.peer_dependencies)
+            .map(|(n, r)| (n.as_str(), r.as_str()))
+    }
+    let is_workspace = |e: &&Entry| e.resolution.protocol() == "workspace";
+    let resolve = |name: &str, range: &str| {
+        let exact = by_descriptor.get(format!("{name}@{range}").as_str());
+        let normalized = || {
+            (!range.contains(':'))
+                .then(|| by_descriptor.get(format!("{name}@npm:{range}").as_str()))
+                .flatten()
+        };
+        exact.or_else(normalized).copied()
+    };
+    location_graph(
+        resolve,
+        &locations,
+        entries.iter().filter(is_workspace).flat_map(references),
+        entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !is_workspace(e))
+            .flat_map(|(i, e)| references(e).map(move |(n, r)| (i, n, r))),
+    )
+}
+
+/// The entries reached from the workspaces (`roots`: each one's names to start from) through
+/// the lockfile's dependencies (optional ones only when `through_optional`; a patch reaches its
+/// base); a workspace reached goes on through its own root names only.
+fn reached(
+    entries: &[Entry],
+    by_descriptor: &BTreeMap<&str, usize>,
+    roots: &BTreeMap<usize, BTreeSet<String>>,
+    through_optional: bool,
+) -> BTreeSet<usize> {
     let by_locator: BTreeMap<String, usize> = entries
         .iter()
         .enumerate()
@@ -1178,6 +1233,88 @@ mod tests {
             optional,
             BTreeSet::from(["ao@npm:1.0.0".to_string(), "o@npm:1.0.0".to_string()])
         );
+    }
+
+    #[test]
+    fn graph_resolves_descriptors_and_the_workspaces_are_the_package() {
+        // a diamond (a and c both reach d, by two descriptors of one entry), an optional edge
+        // (a to ao), a dev root (t) depending on a runtime one, a peer given as the package
+        // declares it (c's a, normalized to `npm:`), one that names no entry (react), a patch
+        // (standing for its base) and a workspace whose dependencies are the package's
+        let lock = [
+            entry(
+                "app@workspace:.",
+                "app@workspace:.",
+                &[
+                    ("a", "npm:^1"),
+                    ("c", "npm:^1"),
+                    ("o", "npm:1"),
+                    ("p", "patch:p@npm%3A1.0.0#./x.patch"),
+                    ("t", "npm:^1"),
+                    ("w", "workspace:^"),
+                ],
+            ),
+            entry(
+                "w@workspace:^, w@workspace:packages/w",
+                "w@workspace:packages/w",
+                &[("e", "npm:1")],
+            ),
+            "\"a@npm:^1\":\n  version: 1.0.0\n  resolution: \"a@npm:1.0.0\"\n  dependencies:\n    ao: \"npm:1\"\n    d: \"npm:^1\"\n  dependenciesMeta:\n    ao:\n      optional: true\n\n".to_string(),
+            entry("ao@npm:1", "ao@npm:1.0.0", &[]),
+            "\"c@npm:^1\":\n  version: 1.0.0\n  resolution: \"c@npm:1.0.0\"\n  dependencies:\n    d: \"npm:^1.0.0\"\n  peerDependencies:\n    a: ^1\n    react: \"*\"\n\n".to_string(),
+            entry("d@npm:^1, d@npm:^1.0.0", "d@npm:1.1.0", &[]),
+            entry("e@npm:1", "e@npm:1.0.0", &[]),
+            entry("o@npm:1", "o@npm:1.0.0", &[]),
+            entry("p@npm:1.0.0", "p@npm:1.0.0", &[]),
+            entry(
+                "p@patch:p@npm%3A1.0.0#./x.patch::locator=app%40workspace%3A.",
+                "p@patch:p@npm%3A1.0.0#./x.patch::version=1.0.0&hash=1&locator=app%40workspace%3A.",
+                &[("d", "npm:^1")],
+            ),
+            entry("t@npm:^1", "t@npm:1.0.0", &[("a", "npm:^1")]),
+        ]
+        .concat();
+        let (_t, r) = read_with(
+            &[
+                (
+                    "package.json",
+                    r#"{"name":"app","dependencies":{"a":"^1","c":"^1","w":"workspace:^","p":"patch:p@npm%3A1.0.0#./x.patch"},"optionalDependencies":{"o":"1"},"devDependencies":{"t":"^1"}}"#,
+                ),
+                (
+                    "packages/w/package.json",
+                    r#"{"name":"w","dependencies":{"e":"1"}}"#,
+                ),
+                ("x.patch", "diff"),
+            ],
+            &lock,
+        );
+        let r = r.unwrap();
+        let set =
+            |items: &[&str]| -> BTreeSet<String> { items.iter().map(|s| s.to_string()).collect() };
+        let graph = r.project.lockfile.graph.unwrap();
+        assert_eq!(
+            graph.roots,
+            set(&[
+                "a@npm:1.0.0",
+                "c@npm:1.0.0",
+                "e@npm:1.0.0",
+                "o@npm:1.0.0",
+                "p@npm:1.0.0",
+                "t@npm:1.0.0",
+            ])
+        );
+        // (an entry without dependencies has no edges to list)
+        let edges: BTreeMap<String, BTreeSet<String>> = [
+            ("a@npm:1.0.0", set(&["ao@npm:1.0.0", "d@npm:1.1.0"])),
+            ("c@npm:1.0.0", set(&["a@npm:1.0.0", "d@npm:1.1.0"])),
+            // the patched package's edges are the patch's too
+            ("p@npm:1.0.0", set(&["d@npm:1.1.0"])),
+            ("t@npm:1.0.0", set(&["a@npm:1.0.0"])),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(graph.edges, edges);
     }
 
     #[test]

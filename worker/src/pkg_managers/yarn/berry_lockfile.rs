@@ -55,6 +55,9 @@ struct RawEntry {
     resolution: Option<String>,
     #[serde(default)]
     dependencies: BTreeMap<String, serde_yaml::Value>,
+    /// only read for the graph: a lockfile whose peers are not a map was accepted before
+    #[serde(default, rename = "peerDependencies")]
+    peer_dependencies: serde_yaml::Value,
     #[serde(default, rename = "dependenciesMeta")]
     dependencies_meta: BTreeMap<String, serde_yaml::Value>,
     checksum: Option<String>,
@@ -98,6 +101,8 @@ pub struct Entry {
     pub resolution: Locator,
     /// name → range, as the lockfile writes them (`npm:^1.0.0`)
     pub dependencies: BTreeMap<String, String>,
+    /// name → range, as the package declares them (`^18.0.0`: not normalized to `npm:`)
+    pub peer_dependencies: BTreeMap<String, String>,
     /// the dependencies `dependenciesMeta` marks `optional: true` (its optionalDependencies:
     /// Berry lists them among the others)
     pub optional: BTreeSet<String>,
@@ -161,6 +166,13 @@ pub fn parse(text: &str, file: &str) -> Result<BerryLock, BerryLockError> {
             .iter()
             .filter_map(|(n, r)| scalar(r).map(|r| (n.clone(), r)))
             .collect();
+        let peer_dependencies = raw
+            .peer_dependencies
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter_map(|(n, r)| Some((scalar(n)?, scalar(r)?)))
+            .collect();
         let checksum = raw.checksum.map(|c| match c.split_once('/') {
             Some((key, hash)) => (hash.to_string(), key.to_string()),
             None => (c, String::new()),
@@ -178,6 +190,7 @@ pub fn parse(text: &str, file: &str) -> Result<BerryLock, BerryLockError> {
             version: raw.version.as_ref().and_then(scalar),
             resolution,
             dependencies,
+            peer_dependencies,
             checksum,
             conditions: raw.conditions,
         });
@@ -290,6 +303,8 @@ __metadata:
   dependencies:
     b: "npm:^2.0.0"
     o: "npm:^1"
+  peerDependencies:
+    react: ^18
   dependenciesMeta:
     o:
       optional: true
@@ -308,6 +323,7 @@ __metadata:
 "old@npm:1":
   version: 1.0.0
   resolution: "old@npm:1.0.0"
+  peerDependencies: [not, a, map]
   checksum: ef01
   conditions: os=darwin
   languageName: node
@@ -333,6 +349,9 @@ __metadata:
         assert_eq!(c.resolution.reference, "npm:2.0.1");
         assert_eq!(c.resolution.protocol(), "npm");
         assert_eq!(c.dependencies["b"], "npm:^2.0.0");
+        // peers as the package declares them; read for the graph only, so leniently
+        assert_eq!(c.peer_dependencies["react"], "^18");
+        assert!(l.entries[2].peer_dependencies.is_empty());
         assert_eq!(c.optional.iter().collect::<Vec<_>>(), ["o"]);
         assert_eq!(c.checksum, Some(("abcd".into(), "10c0".into())));
         assert_eq!(l.entries[1].resolution.protocol(), "workspace");

@@ -14,11 +14,12 @@
 pub mod berry;
 pub mod berry_lockfile;
 pub mod berry_zip;
+pub mod graph;
 pub mod layout;
 pub mod lockfile;
 pub mod project;
 
-use super::npm::{self, collect_fetches, emit_artifacts, layout_context, plan_paths_with};
+use super::npm::{self, collect_fetches, emit_artifacts, layout_context, plan_paths};
 use super::{Fetched, Fetches, LayoutContext, PackageManager, PmContext, PmOutput};
 use crate::blocking::blocking;
 use common::{Descriptor, Failure};
@@ -60,13 +61,10 @@ impl PackageManager for Yarn {
             Ok::<_, Failure>((reads, classic))
         })
         .await?;
-        let mut classic: Vec<_> = plan_paths_with(ctx, classic_paths, |app, path| {
-            Ok((project::read_project(app, path)?, ()))
+        let mut classic = plan_paths(ctx, classic_paths, |app, path| {
+            Ok(project::read_project(app, path)?)
         })
-        .await?
-        .into_iter()
-        .map(|(project, plan, ())| (project, plan))
-        .collect();
+        .await?;
         layout::check_mirror_names(classic.iter().map(|(_, p)| p))?;
         let (mut fetches, mut to_pack) = collect_fetches(&mut classic, what, ctx.store);
         let mut keys: BTreeSet<String> = fetches

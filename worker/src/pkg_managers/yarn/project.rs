@@ -10,12 +10,17 @@
 //!   at a commit) become npm's git specs: checked out at the full commit and packed as npm's git
 //!   dependencies are (npm's classification refuses one not at a full commit);
 //! - dev dependencies are not marked: whatever the package.json's `dependencies` and
-//!   `optionalDependencies` do not reach through the lockfile is dev.
+//!   `optionalDependencies` do not reach through the lockfile is dev;
+//! - the graph (the SBOM's): each entry's `dependencies` and `optionalDependencies`, and the
+//!   package.json's dependencies of every kind (peer ones where the lockfile has them),
+//!   resolved as yarn does, `name@range` to the entry with that key.
 
+use super::graph::location_graph;
 use super::lockfile::{self, Entry, YarnLockError, YARN_LOCK};
 use crate::pkg_managers::limits::MAX_LOCKFILE_BYTES;
 use crate::pkg_managers::npm::lockfile::{
-    check_project_dir, open_limited, rel_display, LockEntry, Lockfile, LockfileError, Project,
+    check_project_dir, open_limited, rel_display, LocationGraph, LockEntry, Lockfile,
+    LockfileError, PackageJson, Project,
 };
 use common::digest::{Digest, HashAlgorithm};
 use common::repo_path::RepoPath;
@@ -69,14 +74,17 @@ pub fn read_project(app_dir: &Path, path: &RepoPath) -> Result<Project, ProjectE
     let lock = lockfile::parse(&text, &display)?;
     drop(text);
     let pj = &checked.package_json;
+    let by_key = key_index(&lock.entries);
     // dev: what the runtime roots do not reach; optional: what only optional edges reach
     let runtime = reached(
         &lock.entries,
+        &by_key,
         [&pj.dependencies, &pj.optional_dependencies],
         true,
     );
     let required = reached(
         &lock.entries,
+        &by_key,
         [&pj.dependencies, &pj.dev_dependencies],
         false,
     );
@@ -90,6 +98,7 @@ pub fn read_project(app_dir: &Path, path: &RepoPath) -> Result<Project, ProjectE
             Ok(entry)
         })
         .collect::<Result<Vec<_>, ProjectError>>()?;
+    let graph = graph(&lock.entries, &entries, &by_key, pj);
     Ok(Project {
         path: path.clone(),
         dir: checked.dir,
@@ -100,8 +109,52 @@ pub fn read_project(app_dir: &Path, path: &RepoPath) -> Result<Project, ProjectE
             name: None,
             version: None,
             entries,
+            graph: Some(graph),
         },
     })
+}
+
+/// Each entry's index by every key of it (`name@range`).
+fn key_index(entries: &[Entry]) -> BTreeMap<String, usize> {
+    entries
+        .iter()
+        .enumerate()
+        .flat_map(|(i, e)| e.keys.iter().map(move |k| (k.text(), i)))
+        .collect()
+}
+
+/// The lockfile's graph between the npm entries' locations (`npm_entries[i]` is `entries[i]`).
+fn graph(
+    entries: &[Entry],
+    npm_entries: &[LockEntry],
+    by_key: &BTreeMap<String, usize>,
+    pj: &PackageJson,
+) -> LocationGraph {
+    let locations: Vec<Option<String>> = npm_entries
+        .iter()
+        .map(|e| Some(e.location.clone()))
+        .collect();
+    let roots: Vec<(String, String)> = [
+        &pj.dependencies,
+        &pj.optional_dependencies,
+        &pj.dev_dependencies,
+        &pj.peer_dependencies,
+    ]
+    .into_iter()
+    .flat_map(names_of)
+    .collect();
+    let references = entries.iter().enumerate().flat_map(|(i, e)| {
+        e.dependencies
+            .iter()
+            .chain(&e.optional_dependencies)
+            .map(move |(n, r)| (i, n.as_str(), r.as_str()))
+    });
+    location_graph(
+        |name, range| by_key.get(&format!("{name}@{range}")).copied(),
+        &locations,
+        roots.iter().map(|(n, r)| (n.as_str(), r.as_str())),
+        references,
+    )
 }
 
 fn names_of(v: &Option<serde_json::Value>) -> Vec<(String, String)> {
@@ -119,14 +172,10 @@ fn names_of(v: &Option<serde_json::Value>) -> Vec<(String, String)> {
 /// `optionalDependencies` when `through_optional`).
 fn reached(
     entries: &[Entry],
+    by_key: &BTreeMap<String, usize>,
     roots: [&Option<serde_json::Value>; 2],
     through_optional: bool,
 ) -> BTreeSet<usize> {
-    let by_key: BTreeMap<String, usize> = entries
-        .iter()
-        .enumerate()
-        .flat_map(|(i, e)| e.keys.iter().map(move |k| (k.text(), i)))
-        .collect();
     let mut todo: Vec<usize> = roots
         .into_iter()
         .flat_map(names_of)
@@ -242,6 +291,7 @@ fn to_npm_entry(e: &Entry, dev: bool, file: &str) -> Result<LockEntry, ProjectEr
 mod tests {
     use super::*;
     use crate::pkg_managers::npm::classify::{classify, Kind};
+    use crate::pkg_managers::npm::layout::{graph_of, report_graph};
 
     const HEAD: &str = "# yarn lockfile v1\n\n";
     const SHA1: &str = "4d9ccdbc61e8629b259fdca67e65891448d569fd";
@@ -319,6 +369,61 @@ dev-only@1:
         assert_eq!(kinds[1], Kind::Registry);
         assert!(matches!(kinds[3], Kind::HttpsTarball { .. }));
         assert!(matches!(kinds[4], Kind::Link { .. }));
+    }
+
+    #[test]
+    fn graph_resolves_each_reference_to_the_entry_with_that_key() {
+        let registry = |n: &str, v: &str| {
+            format!(
+                "  version \"{v}\"\n  resolved \"https://registry.yarnpkg.com/{n}/-/{n}-{v}.tgz#{SHA1}\"\n"
+            )
+        };
+        // a diamond (a and c both reach d, by two keys of one entry), an optional edge (a to
+        // ao), a dev root (t) depending on a runtime one, a reference to no entry (ghost)
+        let lock = [
+            format!(
+                "a@^1:\n{}  dependencies:\n    d \"^1\"\n  optionalDependencies:\n    ao \"1\"\n\n",
+                registry("a", "1.0.0")
+            ),
+            format!("ao@1:\n{}\n", registry("ao", "1.0.0")),
+            format!(
+                "c@^1:\n{}  dependencies:\n    d \"^1.0.0\"\n    ghost \"^1\"\n\n",
+                registry("c", "1.0.0")
+            ),
+            format!("d@^1, d@^1.0.0:\n{}\n", registry("d", "1.1.0")),
+            format!("o@1:\n{}\n", registry("o", "1.0.0")),
+            format!(
+                "t@^1:\n{}  dependencies:\n    a \"^1\"\n",
+                registry("t", "1.0.0")
+            ),
+        ]
+        .concat();
+        let (t, p) = project(
+            r#"{"name":"app","dependencies":{"a":"^1","c":"^1"},"optionalDependencies":{"o":"1"},"devDependencies":{"t":"^1"},"peerDependencies":{"a":"^1","absent":"^9"}}"#,
+            &lock,
+        );
+        let mut p = p.unwrap();
+        let plan =
+            crate::pkg_managers::npm::plan::plan(t.path(), &mut p, "https://r.example").unwrap();
+        assert_eq!(
+            report_graph(&p, &plan, "yarn"),
+            graph_of(&[
+                (".", &["a@1.0.0", "c@1.0.0", "o@1.0.0", "t@1.0.0"]),
+                ("a@1.0.0", &["ao@1.0.0", "d@1.1.0"]),
+                ("ao@1.0.0", &[]),
+                ("c@1.0.0", &["d@1.1.0"]),
+                ("d@1.1.0", &[]),
+                ("o@1.0.0", &[]),
+                ("t@1.0.0", &["a@1.0.0"]),
+            ])
+        );
+        let dev: Vec<&str> = plan
+            .deps
+            .iter()
+            .filter(|d| d.entry.dev)
+            .map(|d| d.entry.name.as_str())
+            .collect();
+        assert_eq!(dev, ["t"]);
     }
 
     #[test]
