@@ -84,6 +84,12 @@ pub enum PlaceError {
     Member(#[from] member::MemberError),
 }
 
+impl common::Classify for PlaceError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::FileAccessError
+    }
+}
+
 impl BundleTree {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {

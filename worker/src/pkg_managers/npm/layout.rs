@@ -56,6 +56,8 @@ pub enum LayoutError {
     Rewrite { file: String, reason: String },
     #[error("Could not read {file}: {reason}")]
     Io { file: String, reason: String },
+    #[error("Could not place a file in the bundle: {0}")]
+    Bundle(#[from] crate::bundle::PlaceError),
 }
 
 impl Classify for LayoutError {
@@ -65,7 +67,9 @@ impl Classify for LayoutError {
             | LayoutError::NoManifest { .. }
             | LayoutError::Mismatch { .. }
             | LayoutError::Rewrite { .. } => ErrorKind::InvalidFileFormat,
-            LayoutError::Missing { .. } | LayoutError::Io { .. } => ErrorKind::FileAccessError,
+            LayoutError::Missing { .. } | LayoutError::Io { .. } | LayoutError::Bundle(_) => {
+                ErrorKind::FileAccessError
+            }
         }
     }
 }
@@ -724,10 +728,7 @@ pub fn add_tarballs<'p>(
         if let Some(rel) = (ctx.bundle_rel)(d, key) {
             ctx.bundle
                 .place_stored(store, &rel, key)
-                .map_err(|e| LayoutError::Io {
-                    file: rel.clone(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(LayoutError::from)?;
         }
         let ArtifactMeta::Npm(meta) = &a.meta else {
             return Err(missing().into());
@@ -1271,6 +1272,7 @@ pub(crate) fn report_graph(
         source_repo: "https://git.example/o/app".into(),
         source_ref: "abc".into(),
         bundle_root: dir.path().to_path_buf(),
+        bundle: crate::bundle::BundleTree::new(dir.path()),
         store: Store::new(dir.path().join("store")),
         repos_ca: None,
         pm,

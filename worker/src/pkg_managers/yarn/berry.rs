@@ -1025,6 +1025,44 @@ fn handback_rewrites(
     Ok((online, offline))
 }
 
+/// Part of every cache zip's key: a change to the conversion changes it.
+const BERRY_ZIP_FORMAT: &str = "berry-zip-1";
+
+/// Convert the stored tarball of `z` to Yarn's cache zip at `out`, checked against the
+/// lockfile's checksum.
+fn write_cache_zip(ctx: &LayoutContext, z: &CacheZip, out: &Path) -> Result<(), Failure> {
+    let tgz = ctx
+        .store
+        .path(&z.store_key)
+        .map_err(|_| LayoutError::Missing {
+            label: z.label.clone(),
+            store_key: z.store_key.clone(),
+        })?;
+    let bytes = std::fs::read(&tgz).map_err(|e| LayoutError::Io {
+        file: z.store_key.clone(),
+        reason: e.to_string(),
+    })?;
+    let io = |e: std::io::Error| LayoutError::Io {
+        file: z.file_name.clone(),
+        reason: e.to_string(),
+    };
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out).map_err(io)?);
+    let sha512 = berry_zip::convert_tgz_hashed(&bytes, &z.name, &z.label, &mut file)?;
+    file.flush().map_err(io)?;
+    // verified when fetched; again here, as it goes into the bundle (a mismatch fails the
+    // request, and its bundle with it)
+    if let Some(hash) = &z.checksum {
+        if !sha512.eq_ignore_ascii_case(hash) {
+            return Err(LayoutError::Mismatch {
+                label: z.label.clone(),
+                reason: "Yarn's cache zip of it does not have the lockfile's checksum".into(),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Lay out one Berry package directory: its Yarn cache zips into the bundle (once each,
 /// `written`), the offline `.yarnrc.yml` (and yarn.lock, with git entries) in the app overlay,
 /// the registry route's `.yarnrc.yml` (and yarn.lock, with http(s) tarball or git entries)
@@ -1082,36 +1120,17 @@ pub fn layout(
             if !written.insert(rel.clone()) {
                 continue;
             }
-            let tgz = ctx
-                .store
-                .path(&z.store_key)
-                .map_err(|_| LayoutError::Missing {
-                    label: z.label.clone(),
-                    store_key: z.store_key.clone(),
+            // the lockfile's checksum is part of the key: a kept zip was checked against it
+            let cache_key = format!(
+                "{BERRY_ZIP_FORMAT}:{}:{}:{}",
+                z.store_key,
+                z.name,
+                z.checksum.as_deref().unwrap_or("-")
+            );
+            ctx.bundle
+                .place_derived(&ctx.store, &rel, &cache_key, |work: &Path| {
+                    write_cache_zip(ctx, z, &work.join(&z.file_name))
                 })?;
-            let bytes = std::fs::read(&tgz).map_err(|e| LayoutError::Io {
-                file: z.store_key.clone(),
-                reason: e.to_string(),
-            })?;
-            let io = |e: std::io::Error| LayoutError::Io {
-                file: rel.clone(),
-                reason: e.to_string(),
-            };
-            let mut out = std::io::BufWriter::new(create_in_bundle(&ctx.bundle_root, &rel)?);
-            let sha512 = berry_zip::convert_tgz_hashed(&bytes, &z.name, &z.label, &mut out)?;
-            out.flush().map_err(io)?;
-            // verified when fetched; again here, as it went into the bundle (a mismatch fails
-            // the request, and its bundle with it)
-            if let Some(hash) = &z.checksum {
-                if !sha512.eq_ignore_ascii_case(hash) {
-                    return Err(LayoutError::Mismatch {
-                        label: z.label.clone(),
-                        reason: "Yarn's cache zip of it does not have the lockfile's checksum"
-                            .into(),
-                    }
-                    .into());
-                }
-            }
         }
         let overlay = overlay_path(&rc_path);
         let text = yaml_text(&offline_yarnrc(&own, &b.project.path), &overlay)?;
