@@ -303,7 +303,11 @@ impl<W: Write> Write for Sealable<W> {
 /// The gzip parameters of every archive and member Larder writes: the same bytes for the same
 /// entries, whichever path wrote them.
 fn gzip<W: Write>(out: W) -> GzEncoder<W> {
-    GzBuilder::new().mtime(0).write(out, Compression::new(6))
+    gzip_at(out, Compression::new(6))
+}
+
+fn gzip_at<W: Write>(out: W, level: Compression) -> GzEncoder<W> {
+    GzBuilder::new().mtime(0).write(out, level)
 }
 
 /// The last gzip member of a bundle made of members: tar's end-of-archive (two zero blocks).
@@ -324,16 +328,23 @@ pub struct TarGzWriter<W: Write> {
 
 impl<W: Write> TarGzWriter<W> {
     pub fn new(out: W) -> Self {
-        Self::with_end(out, false)
+        Self::with(out, false, Compression::new(6))
     }
 
     /// A gzip member of entries, without tar's end-of-archive.
     pub fn member(out: W) -> Self {
-        Self::with_end(out, true)
+        Self::with(out, true, Compression::new(6))
     }
 
-    fn with_end(out: W, is_member: bool) -> Self {
-        let gz = gzip(HashingWriter::new(BufWriter::new(out)));
+    /// A member whose deflate blocks are stored, not compressed: for entries that are
+    /// compressed archives already (a tarball, a wheel, a module zip), which compressing again
+    /// would not make smaller, written at the speed of a copy.
+    pub fn stored_member(out: W) -> Self {
+        Self::with(out, true, Compression::none())
+    }
+
+    fn with(out: W, is_member: bool, level: Compression) -> Self {
+        let gz = gzip_at(HashingWriter::new(BufWriter::new(out)), level);
         let mut builder = tar::Builder::new(Sealable {
             inner: gz,
             sealed: false,
