@@ -1,13 +1,20 @@
 //! Downloads into the permanent store: streamed to a temporary file while hashing, verified,
 //! and only then moved into place. A file already in the store is re-verified, never re-fetched.
+//!
+//! Single flight: a request downloads a missing file only while it holds the file's lease
+//! (`common::store::download_lease`), across requests and worker processes on one store. Another request
+//! needing it meanwhile waits, then links the holder's verified file (verifying it against its
+//! own digests, as a stored one) or, once the holder gave up, takes the lease itself.
 
 use crate::outbound::{BodyKind, LimitExceeded, Outbound, Refusal};
 use common::digest::{Expected, FileDigests, Hasher};
+use common::store::download_lease::{Attempt, DownloadLease, LeaseOwner};
 use common::{Download, ErrorKind, Failure, Store};
 use futures_util::StreamExt;
 use std::io::Write;
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Whether `digests` satisfy `expected`; the message names `label` when they do not.
 pub fn verify(expected: &Expected, digests: &FileDigests, label: &str) -> Result<(), Failure> {
@@ -35,6 +42,9 @@ pub fn no_check(_: &Download) -> Check {
 pub struct Staged {
     pub fetched: FetchedFile,
     temp: Option<tempfile::TempPath>,
+    /// Held from the download until the file is in the store, or released when this is dropped
+    /// (the request failed).
+    lease: Option<DownloadLease>,
 }
 
 impl Staged {
@@ -59,9 +69,24 @@ pub struct Fetcher {
     http: reqwest::Client,
     store: Store,
     outbound: Outbound,
+    /// This request as a holder of download leases; None when the store has no room for them
+    /// (then it downloads without single flight).
+    leases: Option<Arc<LeaseOwner>>,
 }
 
 const ATTEMPTS: u32 = 4;
+
+/// How often a request waiting on another's download looks again.
+const LEASE_POLL: Duration = Duration::from_millis(100);
+
+/// Where a file to stage comes from.
+enum Source {
+    Store,
+    /// A link to the verified file another request downloaded.
+    Linked(tempfile::TempPath),
+    /// Downloaded, under its lease unless none could be had.
+    Download(Option<DownloadLease>),
+}
 
 impl Fetcher {
     pub fn new(store: Store, outbound: Outbound) -> Self {
@@ -72,10 +97,14 @@ impl Fetcher {
             .user_agent(concat!("larder/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("TLS backend initializes");
+        let leases = LeaseOwner::new(&store)
+            .inspect_err(|e| tracing::warn!(error = %e, "downloads run without single flight"))
+            .ok();
         Self {
             http,
             store,
             outbound,
+            leases,
         }
     }
 
@@ -221,59 +250,94 @@ impl Fetcher {
             .store
             .path(&download.store_key)
             .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
-        if path.is_file() {
-            let (expected, label, p) = (download.expected.clone(), download.label.clone(), path);
-            let digests = crate::blocking::blocking(move || {
-                let digests = FileDigests::of_file(&p).map_err(|e| {
-                    Failure::new(
-                        ErrorKind::FileAccessError,
-                        format!("Cannot read {}: {e}", p.display()),
-                    )
-                })?;
-                verify(&expected, &digests, &label)?;
-                check(&p)?;
-                Ok(digests)
-            })
-            .await?;
-            let fetched = FetchedFile {
-                store_key: download.store_key.clone(),
-                digests: Some(Box::new(digests)),
-                from_network: false,
-            };
-            return Ok(Staged {
-                fetched,
-                temp: None,
-            });
-        }
-        let (temp, digests) = self.download_verified(download).await?;
-        let temp = crate::blocking::blocking(move || {
+        let ((temp, digests), lease) = match self.source(download, &path).await {
+            Source::Store => {
+                let digests = verified(path, download, check).await?;
+                return Ok(staged(download, digests, None, None, false));
+            }
+            Source::Linked(temp) => {
+                let (temp, digests) = verified_temp(temp, download, check).await?;
+                return Ok(staged(download, digests, Some(temp), None, false));
+            }
+            Source::Download(lease) => (self.download_verified(download).await?, lease),
+        };
+        let key = download.store_key.clone();
+        let (temp, lease) = crate::blocking::blocking(move || {
             check(temp.path())?;
             temp.as_file()
                 .sync_all()
                 .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
-            Ok(temp.into_temp_path())
+            let mut lease = lease;
+            if let Some(Err(e)) = lease.as_mut().map(|l| l.publish(temp.path())) {
+                // waiters then wait for the commit, or their deadline
+                tracing::warn!(key, error = %e, "cannot publish a verified download");
+            }
+            Ok((temp.into_temp_path(), lease))
         })
         .await?;
-        let fetched = FetchedFile {
-            store_key: download.store_key.clone(),
-            digests: Some(Box::new(digests)),
-            from_network: true,
+        Ok(staged(download, digests, Some(temp), lease, true))
+    }
+
+    /// Where `download` comes from: the store, another request's verified download, or the
+    /// network. Waits while another live request holds its lease, up to `LARDER_DOWNLOAD_TIMEOUT`
+    /// (a holder stuck longer is not waited for: the file is downloaded anyway).
+    async fn source(&self, download: &Download, path: &Path) -> Source {
+        let Some(owner) = &self.leases else {
+            return if path.is_file() {
+                Source::Store
+            } else {
+                Source::Download(None)
+            };
         };
-        Ok(Staged {
-            fetched,
-            temp: Some(temp),
-        })
+        let key = &download.store_key;
+        let deadline = Instant::now() + self.outbound.limits().timeout;
+        loop {
+            if path.is_file() {
+                return Source::Store;
+            }
+            match owner.link_ready(key) {
+                Ok(Some(temp)) => return Source::Linked(temp),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "cannot look for a download in flight");
+                    return Source::Download(None);
+                }
+            }
+            match owner.try_take(key) {
+                // its holder may have committed it between our look and our take
+                Ok(Attempt::Taken(_)) if path.is_file() => return Source::Store,
+                Ok(Attempt::Taken(lease)) => return Source::Download(Some(lease)),
+                // the plans list a key once; were it twice, waiting on ourselves never ends
+                Ok(Attempt::HeldByThisOwner) => return Source::Download(None),
+                Ok(Attempt::HeldByOther) if Instant::now() >= deadline => {
+                    tracing::warn!(key, "another request has held this download longer than LARDER_DOWNLOAD_TIMEOUT; downloading it too");
+                    return Source::Download(None);
+                }
+                Ok(Attempt::HeldByOther) => tokio::time::sleep(LEASE_POLL).await,
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "cannot take a download lease");
+                    return Source::Download(None);
+                }
+            }
+        }
     }
 
     /// Move a staged file into the store.
     pub fn commit(&self, staged: Staged) -> Result<FetchedFile, Failure> {
-        if let Some(temp) = staged.temp {
+        let Staged {
+            fetched,
+            temp,
+            lease,
+        } = staged;
+        if let Some(temp) = temp {
             self.store
-                .persist_path(temp, &staged.fetched.store_key)
+                .persist_path(temp, &fetched.store_key)
                 .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
-            tracing::debug!(key = %staged.fetched.store_key, "stored");
+            tracing::debug!(key = %fetched.store_key, "stored");
         }
-        Ok(staged.fetched)
+        // in the store now, where waiters look first
+        drop(lease);
+        Ok(fetched)
     }
 
     /// Download with retries into a temporary file and check its digest; the whole of it
@@ -357,6 +421,57 @@ impl Fetcher {
         .await?;
         Ok((temp, hashers.finish()))
     }
+}
+
+fn staged(
+    download: &Download,
+    digests: FileDigests,
+    temp: Option<tempfile::TempPath>,
+    lease: Option<DownloadLease>,
+    from_network: bool,
+) -> Staged {
+    Staged {
+        fetched: FetchedFile {
+            store_key: download.store_key.clone(),
+            digests: Some(Box::new(digests)),
+            from_network,
+        },
+        temp,
+        lease,
+    }
+}
+
+/// The digests of the file at `path`, checked against what `download` expects and by `check`
+/// (on the blocking pool).
+async fn verified(
+    path: PathBuf,
+    download: &Download,
+    check: Check,
+) -> Result<FileDigests, Failure> {
+    let (expected, label) = (download.expected.clone(), download.label.clone());
+    crate::blocking::blocking(move || {
+        let digests = FileDigests::of_file(&path).map_err(|e| {
+            Failure::new(
+                ErrorKind::FileAccessError,
+                format!("Cannot read {}: {e}", path.display()),
+            )
+        })?;
+        verify(&expected, &digests, &label)?;
+        check(&path)?;
+        Ok(digests)
+    })
+    .await
+}
+
+/// [`verified`] for a temporary file, handed back with its digests.
+async fn verified_temp(
+    temp: tempfile::TempPath,
+    download: &Download,
+    check: Check,
+) -> Result<(tempfile::TempPath, FileDigests), Failure> {
+    let path = temp.to_path_buf();
+    let digests = verified(path, download, check).await?;
+    Ok((temp, digests))
 }
 
 enum DownloadError {
