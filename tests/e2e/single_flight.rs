@@ -105,17 +105,9 @@ async fn both_complete_with_one_download_each(larder: &Larder, fx: &Fixture) {
     for tarball in &fx.tarballs {
         assert_eq!(hits.get(tarball), Some(&1), "{tarball}: {hits:?}");
     }
-    // every lease was released, every owner went with its request
-    let leases = larder.data.path().join("download-leases");
-    if leases.is_dir() {
-        let left: Vec<_> = std::fs::read_dir(&leases)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .filter(|n| n != "owners" && n != "takeover.lock")
-            .collect();
-        assert!(left.is_empty(), "{left:?}");
-    }
+    // every lease was released
+    let leases = lease_files(&larder.data.path().join("download-leases"));
+    assert!(leases.is_empty(), "{leases:?}");
 }
 
 #[tokio::test]
@@ -167,4 +159,87 @@ async fn concurrent_requests_in_two_worker_processes_download_a_shared_tarball_o
             "worker {pid} claimed no request:\n{logs}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_killed_workers_download_leases_are_taken_over_by_a_live_worker() {
+    let fx = fixture().await;
+    let mut larder = Larder::new();
+    larder
+        .env
+        .insert("LARDER_NPM_REGISTRY".into(), fx.upstream.url.clone());
+    larder.spawn("api", &[]);
+    larder.wait_healthy().await;
+    let one_each = [
+        ("LARDER_WORKER_CONCURRENCY", "1"),
+        ("LARDER_DOWNLOAD_CONCURRENCY", "4"),
+    ];
+    // both running before the request: the survivor's start-up sweep has nothing to remove,
+    // so it meets the dead worker's leases while fetching
+    let workers = [
+        larder.spawn("worker", &one_each),
+        larder.spawn("worker", &one_each),
+    ];
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    fx.upstream.hold();
+    let (repo, commit) = &fx.projects[0];
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["npm"]}))
+        .await;
+    // its first four downloads are in flight, each under its lease
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while fx.upstream.requests().len() < 4 {
+        assert!(std::time::Instant::now() < deadline, "{}", larder.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pids = workers.map(|w| larder.pid(w));
+    // the api logs each claim with the worker's name, `<host>-<pid>`
+    let claimed = |logs: &str, pid: u32| {
+        logs.lines()
+            .any(|l| l.contains("request claimed") && l.ends_with(&format!("-{pid}")))
+    };
+    let logs = larder.logs();
+    let (first, survivor) = if claimed(&logs, pids[0]) {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    assert!(claimed(&logs, pids[first]), "{logs}");
+    larder.kill(workers[first]);
+    let leases = larder.data.path().join("download-leases");
+    assert_eq!(
+        lease_files(&leases).len(),
+        4,
+        "the dead worker's leases stay"
+    );
+    fx.upstream.release();
+
+    // the survivor does not wait on them (that would take LARDER_DOWNLOAD_TIMEOUT, 15 min)
+    let done = larder.wait(id).await;
+    assert_eq!(done["state"], "complete", "{done}\n{}", larder.logs());
+    assert!(claimed(&larder.logs(), pids[survivor]));
+    let hits = fx.upstream.hits();
+    for tarball in &fx.tarballs[..12] {
+        assert!(
+            matches!(hits.get(tarball), Some(1 | 2)),
+            "{tarball}: {hits:?}"
+        );
+    }
+    assert!(
+        lease_files(&leases).is_empty(),
+        "{:?}",
+        lease_files(&leases)
+    );
+}
+
+/// The leases and published files in a store's `download-leases/`.
+fn lease_files(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n != "owners" && n != "takeover.lock")
+                .collect()
+        })
+        .unwrap_or_default()
 }
