@@ -526,6 +526,200 @@ fn deadline_failure(what: &str, timeout: Duration) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::{DownloadLimits, OutboundPolicy};
+    use common::digest::HashAlgorithm;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::watch;
+
+    const BODY: &[u8] = b"a tarball";
+
+    /// A server answering every GET with `BODY` once released; counts the GETs.
+    struct Upstream {
+        url: String,
+        hits: Arc<AtomicUsize>,
+        released: watch::Sender<bool>,
+    }
+
+    impl Upstream {
+        async fn start() -> Self {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/x.tgz", listener.local_addr().unwrap());
+            let hits = Arc::new(AtomicUsize::new(0));
+            let released = watch::channel(false).0;
+            let (counter, gate) = (hits.clone(), released.subscribe());
+            tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let (counter, mut gate) = (counter.clone(), gate.clone());
+                    tokio::spawn(async move {
+                        let mut head = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n") {
+                            if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            head.push(byte[0]);
+                        }
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let _ = gate.wait_for(|released| *released).await;
+                        let header = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            BODY.len()
+                        );
+                        let _ = stream.write_all(header.as_bytes()).await;
+                        let _ = stream.write_all(BODY).await;
+                    });
+                }
+            });
+            Self {
+                url,
+                hits,
+                released,
+            }
+        }
+
+        fn release(&self) {
+            self.released.send_replace(true);
+        }
+
+        fn hits(&self) -> usize {
+            self.hits.load(Ordering::SeqCst)
+        }
+    }
+
+    /// One request's fetcher on `store`.
+    fn fetcher(store: &Store, timeout: Duration) -> Fetcher {
+        let limits = DownloadLimits {
+            max_artifact: 1 << 20,
+            max_request: 1 << 20,
+            timeout,
+        };
+        Fetcher::new(
+            store.clone(),
+            Outbound::new(OutboundPolicy::allowing_private(), limits),
+        )
+    }
+
+    fn download(url: &str, of: &[u8]) -> Download {
+        let digests = FileDigests::of_reader(of).unwrap();
+        Download {
+            url: url.into(),
+            store_key: "deps/npm/x/-/x-1.0.0.tgz".into(),
+            expected: Expected::one(digests.get(HashAlgorithm::Sha256)),
+            label: "x@1.0.0".into(),
+        }
+    }
+
+    async fn until_hits(upstream: &Upstream, n: usize) {
+        while upstream.hits() < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn two_requests_download_a_missing_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let upstream = Upstream::start().await;
+        let (first, second) = (
+            fetcher(&store, Duration::from_secs(30)),
+            fetcher(&store, Duration::from_secs(30)),
+        );
+        let d = download(&upstream.url, BODY);
+        let holder = tokio::spawn({
+            let (first, d) = (first.clone(), d.clone());
+            async move { first.stage(&d, no_check(&d)).await }
+        });
+        until_hits(&upstream, 1).await;
+        let waiter = tokio::spawn({
+            let (second, d) = (second.clone(), d.clone());
+            async move { second.stage(&d, no_check(&d)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        upstream.release();
+        let (held, waited) = (holder.await.unwrap(), waiter.await.unwrap());
+        let (held, waited) = (held.unwrap(), waited.unwrap());
+        assert_eq!(upstream.hits(), 1);
+        assert!(held.fetched.from_network && !waited.fetched.from_network);
+        // nothing is in the store before a request commits, and either may commit first
+        assert!(!store.contains(&d.store_key));
+        second.commit(waited).unwrap();
+        first.commit(held).unwrap();
+        assert_eq!(
+            std::fs::read(store.path(&d.store_key).unwrap()).unwrap(),
+            BODY
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiter_checks_the_holders_download_against_its_own_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let upstream = Upstream::start().await;
+        let (first, second) = (
+            fetcher(&store, Duration::from_secs(30)),
+            fetcher(&store, Duration::from_secs(30)),
+        );
+        let d = download(&upstream.url, BODY);
+        let holder = tokio::spawn({
+            let (first, d) = (first.clone(), d.clone());
+            async move { first.stage(&d, no_check(&d)).await }
+        });
+        until_hits(&upstream, 1).await;
+        let other = download(&upstream.url, b"other bytes");
+        let waiter = tokio::spawn(async move { second.stage(&other, no_check(&other)).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        upstream.release();
+        assert!(holder.await.unwrap().is_ok());
+        let err = waiter.await.unwrap().err().expect("fails");
+        assert_eq!(err.error_type(), "InvalidChecksum");
+        assert_eq!(upstream.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_holder_stuck_past_the_download_timeout_is_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let upstream = Upstream::start().await;
+        upstream.release();
+        let d = download(&upstream.url, BODY);
+        // a live request that took the lease and never gets anywhere
+        let stuck = LeaseOwner::new(&store).unwrap();
+        let _lease = match stuck.try_take(&d.store_key).unwrap() {
+            Attempt::Taken(lease) => lease,
+            other => panic!("{other:?}"),
+        };
+        let started = Instant::now();
+        let staged = fetcher(&store, Duration::from_millis(500))
+            .stage(&d, no_check(&d))
+            .await
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(500));
+        assert!(staged.fetched.from_network);
+        assert_eq!(upstream.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_staging_a_key_twice_does_not_wait_on_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let upstream = Upstream::start().await;
+        let f = fetcher(&store, Duration::from_secs(30));
+        let d = download(&upstream.url, BODY);
+        let first = tokio::spawn({
+            let (f, d) = (f.clone(), d.clone());
+            async move { f.stage(&d, no_check(&d)).await }
+        });
+        until_hits(&upstream, 1).await;
+        let second = tokio::spawn({
+            let (f, d) = (f.clone(), d.clone());
+            async move { f.stage(&d, no_check(&d)).await }
+        });
+        // the second downloads too rather than wait on its own request's lease
+        until_hits(&upstream, 2).await;
+        upstream.release();
+        assert!(first.await.unwrap().is_ok() && second.await.unwrap().is_ok());
+    }
 
     #[test]
     fn verify_names_the_file() {
