@@ -2,9 +2,10 @@
 //! and only then moved into place. A file already in the store is re-verified, never re-fetched.
 //!
 //! Single flight: a request downloads a missing file only while it holds the file's lease
-//! (`common::store::download_lease`), across requests and worker processes on one store. Another request
-//! needing it meanwhile waits, then links the holder's verified file (verifying it against its
-//! own digests, as a stored one) or, once the holder gave up, takes the lease itself.
+//! (`common::store::download_lease`), across requests and worker processes on one store.
+//! Another request needing it meanwhile waits, then links the holder's verified file (verifying
+//! it against its own digests, as a stored one) or, once the holder gave up or died, takes the
+//! lease itself.
 
 use crate::outbound::{BodyKind, LimitExceeded, Outbound, Refusal};
 use common::digest::{Expected, FileDigests, Hasher};
@@ -307,10 +308,14 @@ impl Fetcher {
                 // its holder may have committed it between our look and our take
                 Ok(Attempt::Taken(_)) if path.is_file() => return Source::Store,
                 Ok(Attempt::Taken(lease)) => return Source::Download(Some(lease)),
-                // the plans list a key once; were it twice, waiting on ourselves never ends
+                // the plans list a key once; should one come twice, it never waits on itself
                 Ok(Attempt::HeldByThisOwner) => return Source::Download(None),
                 Ok(Attempt::HeldByOther) if Instant::now() >= deadline => {
-                    tracing::warn!(key, "another request has held this download longer than LARDER_DOWNLOAD_TIMEOUT; downloading it too");
+                    tracing::warn!(
+                        key,
+                        "another request has held this download past LARDER_DOWNLOAD_TIMEOUT; \
+                         downloading it too"
+                    );
                     return Source::Download(None);
                 }
                 Ok(Attempt::HeldByOther) => tokio::time::sleep(LEASE_POLL).await,
