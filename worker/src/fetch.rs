@@ -675,7 +675,9 @@ mod tests {
         let waiter = tokio::spawn(async move { second.stage(&other, no_check(&other)).await });
         tokio::time::sleep(Duration::from_millis(300)).await;
         upstream.release();
-        assert!(holder.await.unwrap().is_ok());
+        // kept until the waiter is done: dropped, it would release the lease and the waiter
+        // might download the file itself
+        let _held = holder.await.unwrap().unwrap();
         let err = waiter.await.unwrap().err().expect("fails");
         assert_eq!(err.error_type(), "InvalidChecksum");
         assert_eq!(upstream.hits(), 1);
