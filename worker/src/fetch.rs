@@ -657,6 +657,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn two_requests_waiting_on_each_others_downloads_do_not_wait_for_each_others_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let upstream = Upstream::start().await;
+        let (a, b) = (
+            fetcher(&store, Duration::from_secs(30)),
+            fetcher(&store, Duration::from_secs(30)),
+        );
+        let x = download(&upstream.url, BODY);
+        let y = Download {
+            store_key: "deps/npm/y/-/y-1.0.0.tgz".into(),
+            ..x.clone()
+        };
+        let stage = |f: &Fetcher, d: &Download| {
+            let (f, d) = (f.clone(), d.clone());
+            tokio::spawn(async move { f.stage(&d, no_check(&d)).await })
+        };
+        // each request holds the lease of a file the other needs, and commits nothing before
+        // all of its own files are staged
+        let a_x = stage(&a, &x);
+        until_hits(&upstream, 1).await;
+        let b_y = stage(&b, &y);
+        until_hits(&upstream, 2).await;
+        let (a_y, b_x) = (stage(&a, &y), stage(&b, &x));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        upstream.release();
+        let all = async { (a_x.await, b_y.await, a_y.await, b_x.await) };
+        let (a_x, b_y, a_y, b_x) = tokio::time::timeout(Duration::from_secs(10), all)
+            .await
+            .expect("neither waits for the other's commit");
+        for staged in [a_x, b_y, a_y, b_x] {
+            assert!(staged.unwrap().is_ok());
+        }
+        assert_eq!(upstream.hits(), 2);
+    }
+
+    #[tokio::test]
     async fn a_waiter_checks_the_holders_download_against_its_own_digests() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
