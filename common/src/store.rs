@@ -1,6 +1,8 @@
 //! The permanent content store: a directory tree of immutable blobs addressed by key.
 //! Writes are atomic (temp file, fsync, rename) so a reader never sees half a blob.
 
+pub mod download_lease;
+
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

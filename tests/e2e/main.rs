@@ -21,6 +21,7 @@ mod reliability;
 mod requests;
 mod rubygems;
 mod search;
+mod single_flight;
 mod tls;
 mod validation;
 mod yarn;

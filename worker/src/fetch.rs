@@ -1,13 +1,21 @@
 //! Downloads into the permanent store: streamed to a temporary file while hashing, verified,
 //! and only then moved into place. A file already in the store is re-verified, never re-fetched.
+//!
+//! Single flight: a request downloads a missing file only while it holds the file's lease
+//! (`common::store::download_lease`), across requests and worker processes on one store.
+//! Another request needing it meanwhile waits, then links the holder's verified file (verifying
+//! it against its own digests, as a stored one) or, once the holder gave up or died, takes the
+//! lease itself.
 
 use crate::outbound::{BodyKind, LimitExceeded, Outbound, Refusal};
 use common::digest::{Expected, FileDigests, Hasher};
+use common::store::download_lease::{Attempt, DownloadLease, LeaseOwner};
 use common::{Download, ErrorKind, Failure, Store};
 use futures_util::StreamExt;
 use std::io::Write;
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Whether `digests` satisfy `expected`; the message names `label` when they do not.
 pub fn verify(expected: &Expected, digests: &FileDigests, label: &str) -> Result<(), Failure> {
@@ -35,6 +43,9 @@ pub fn no_check(_: &Download) -> Check {
 pub struct Staged {
     pub fetched: FetchedFile,
     temp: Option<tempfile::TempPath>,
+    /// Held from the download until the file is in the store, or released when this is dropped
+    /// (the request failed).
+    lease: Option<DownloadLease>,
 }
 
 impl Staged {
@@ -59,9 +70,24 @@ pub struct Fetcher {
     http: reqwest::Client,
     store: Store,
     outbound: Outbound,
+    /// This request as a holder of download leases; None when the store has no room for them
+    /// (then it downloads without single flight).
+    leases: Option<Arc<LeaseOwner>>,
 }
 
 const ATTEMPTS: u32 = 4;
+
+/// How often a request waiting on another's download looks again.
+const LEASE_POLL: Duration = Duration::from_millis(100);
+
+/// Where a file to stage comes from.
+enum Source {
+    Store,
+    /// A link to the verified file another request downloaded.
+    Linked(tempfile::TempPath),
+    /// Downloaded, under its lease unless none could be had.
+    Download(Option<DownloadLease>),
+}
 
 impl Fetcher {
     pub fn new(store: Store, outbound: Outbound) -> Self {
@@ -72,10 +98,14 @@ impl Fetcher {
             .user_agent(concat!("larder/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("TLS backend initializes");
+        let leases = LeaseOwner::new(&store)
+            .inspect_err(|e| tracing::warn!(error = %e, "downloads run without single flight"))
+            .ok();
         Self {
             http,
             store,
             outbound,
+            leases,
         }
     }
 
@@ -221,59 +251,98 @@ impl Fetcher {
             .store
             .path(&download.store_key)
             .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
-        if path.is_file() {
-            let (expected, label, p) = (download.expected.clone(), download.label.clone(), path);
-            let digests = crate::blocking::blocking(move || {
-                let digests = FileDigests::of_file(&p).map_err(|e| {
-                    Failure::new(
-                        ErrorKind::FileAccessError,
-                        format!("Cannot read {}: {e}", p.display()),
-                    )
-                })?;
-                verify(&expected, &digests, &label)?;
-                check(&p)?;
-                Ok(digests)
-            })
-            .await?;
-            let fetched = FetchedFile {
-                store_key: download.store_key.clone(),
-                digests: Some(Box::new(digests)),
-                from_network: false,
-            };
-            return Ok(Staged {
-                fetched,
-                temp: None,
-            });
-        }
-        let (temp, digests) = self.download_verified(download).await?;
-        let temp = crate::blocking::blocking(move || {
+        let ((temp, digests), lease) = match self.source(download, &path).await {
+            Source::Store => {
+                let digests = verified(path, download, check).await?;
+                return Ok(staged(download, digests, None, None, false));
+            }
+            Source::Linked(temp) => {
+                let (temp, digests) = verified_temp(temp, download, check).await?;
+                return Ok(staged(download, digests, Some(temp), None, false));
+            }
+            Source::Download(lease) => (self.download_verified(download).await?, lease),
+        };
+        let key = download.store_key.clone();
+        let (temp, lease) = crate::blocking::blocking(move || {
             check(temp.path())?;
             temp.as_file()
                 .sync_all()
                 .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
-            Ok(temp.into_temp_path())
+            let mut lease = lease;
+            if let Some(Err(e)) = lease.as_mut().map(|l| l.publish(temp.path())) {
+                // waiters then wait for the commit, or their deadline
+                tracing::warn!(key, error = %e, "cannot publish a verified download");
+            }
+            Ok((temp.into_temp_path(), lease))
         })
         .await?;
-        let fetched = FetchedFile {
-            store_key: download.store_key.clone(),
-            digests: Some(Box::new(digests)),
-            from_network: true,
+        Ok(staged(download, digests, Some(temp), lease, true))
+    }
+
+    /// Where `download` comes from: the store, another request's verified download, or the
+    /// network. Waits while another live request holds its lease, up to `LARDER_DOWNLOAD_TIMEOUT`
+    /// (a holder stuck longer is not waited for: the file is downloaded anyway).
+    async fn source(&self, download: &Download, path: &Path) -> Source {
+        let Some(owner) = &self.leases else {
+            return if path.is_file() {
+                Source::Store
+            } else {
+                Source::Download(None)
+            };
         };
-        Ok(Staged {
-            fetched,
-            temp: Some(temp),
-        })
+        let key = &download.store_key;
+        let deadline = Instant::now() + self.outbound.limits().timeout;
+        loop {
+            if path.is_file() {
+                return Source::Store;
+            }
+            match owner.link_ready(key) {
+                Ok(Some(temp)) => return Source::Linked(temp),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "cannot look for a download in flight");
+                    return Source::Download(None);
+                }
+            }
+            match owner.try_take(key) {
+                // its holder may have committed it between our look and our take
+                Ok(Attempt::Taken(_)) if path.is_file() => return Source::Store,
+                Ok(Attempt::Taken(lease)) => return Source::Download(Some(lease)),
+                // the plans list a key once; should one come twice, it never waits on itself
+                Ok(Attempt::HeldByThisOwner) => return Source::Download(None),
+                Ok(Attempt::HeldByOther) if Instant::now() >= deadline => {
+                    tracing::warn!(
+                        key,
+                        "another request has held this download past LARDER_DOWNLOAD_TIMEOUT; \
+                         downloading it too"
+                    );
+                    return Source::Download(None);
+                }
+                Ok(Attempt::HeldByOther) => tokio::time::sleep(LEASE_POLL).await,
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "cannot take a download lease");
+                    return Source::Download(None);
+                }
+            }
+        }
     }
 
     /// Move a staged file into the store.
     pub fn commit(&self, staged: Staged) -> Result<FetchedFile, Failure> {
-        if let Some(temp) = staged.temp {
+        let Staged {
+            fetched,
+            temp,
+            lease,
+        } = staged;
+        if let Some(temp) = temp {
             self.store
-                .persist_path(temp, &staged.fetched.store_key)
+                .persist_path(temp, &fetched.store_key)
                 .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
-            tracing::debug!(key = %staged.fetched.store_key, "stored");
+            tracing::debug!(key = %fetched.store_key, "stored");
         }
-        Ok(staged.fetched)
+        // in the store now, where waiters look first
+        drop(lease);
+        Ok(fetched)
     }
 
     /// Download with retries into a temporary file and check its digest; the whole of it
@@ -359,6 +428,57 @@ impl Fetcher {
     }
 }
 
+fn staged(
+    download: &Download,
+    digests: FileDigests,
+    temp: Option<tempfile::TempPath>,
+    lease: Option<DownloadLease>,
+    from_network: bool,
+) -> Staged {
+    Staged {
+        fetched: FetchedFile {
+            store_key: download.store_key.clone(),
+            digests: Some(Box::new(digests)),
+            from_network,
+        },
+        temp,
+        lease,
+    }
+}
+
+/// The digests of the file at `path`, checked against what `download` expects and by `check`
+/// (on the blocking pool).
+async fn verified(
+    path: PathBuf,
+    download: &Download,
+    check: Check,
+) -> Result<FileDigests, Failure> {
+    let (expected, label) = (download.expected.clone(), download.label.clone());
+    crate::blocking::blocking(move || {
+        let digests = FileDigests::of_file(&path).map_err(|e| {
+            Failure::new(
+                ErrorKind::FileAccessError,
+                format!("Cannot read {}: {e}", path.display()),
+            )
+        })?;
+        verify(&expected, &digests, &label)?;
+        check(&path)?;
+        Ok(digests)
+    })
+    .await
+}
+
+/// [`verified`] for a temporary file, handed back with its digests.
+async fn verified_temp(
+    temp: tempfile::TempPath,
+    download: &Download,
+    check: Check,
+) -> Result<(tempfile::TempPath, FileDigests), Failure> {
+    let path = temp.to_path_buf();
+    let digests = verified(path, download, check).await?;
+    Ok((temp, digests))
+}
+
 enum DownloadError {
     NotFound,
     /// Retrying cannot help (a refused URL, a size limit): the request fails with this.
@@ -411,6 +531,239 @@ fn deadline_failure(what: &str, timeout: Duration) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::{DownloadLimits, OutboundPolicy};
+    use common::digest::HashAlgorithm;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::watch;
+
+    const BODY: &[u8] = b"a tarball";
+
+    /// A server answering every GET with `BODY` once released; counts the GETs.
+    struct Upstream {
+        url: String,
+        hits: Arc<AtomicUsize>,
+        released: watch::Sender<bool>,
+    }
+
+    impl Upstream {
+        async fn start() -> Self {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/x.tgz", listener.local_addr().unwrap());
+            let hits = Arc::new(AtomicUsize::new(0));
+            let released = watch::channel(false).0;
+            let (counter, gate) = (hits.clone(), released.subscribe());
+            tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let (counter, mut gate) = (counter.clone(), gate.clone());
+                    tokio::spawn(async move {
+                        let mut head = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n") {
+                            if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            head.push(byte[0]);
+                        }
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let _ = gate.wait_for(|released| *released).await;
+                        let header = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            BODY.len()
+                        );
+                        let _ = stream.write_all(header.as_bytes()).await;
+                        let _ = stream.write_all(BODY).await;
+                    });
+                }
+            });
+            Self {
+                url,
+                hits,
+                released,
+            }
+        }
+
+        fn release(&self) {
+            self.released.send_replace(true);
+        }
+
+        fn hits(&self) -> usize {
+            self.hits.load(Ordering::SeqCst)
+        }
+    }
+
+    /// One request's fetcher on `store`.
+    fn fetcher(store: &Store, timeout: Duration) -> Fetcher {
+        let limits = DownloadLimits {
+            max_artifact: 1 << 20,
+            max_request: 1 << 20,
+            timeout,
+        };
+        Fetcher::new(
+            store.clone(),
+            Outbound::new(OutboundPolicy::allowing_private(), limits),
+        )
+    }
+
+    fn download(url: &str, of: &[u8]) -> Download {
+        let digests = FileDigests::of_reader(of).unwrap();
+        Download {
+            url: url.into(),
+            store_key: "deps/npm/x/-/x-1.0.0.tgz".into(),
+            expected: Expected::one(digests.get(HashAlgorithm::Sha256)),
+            label: "x@1.0.0".into(),
+        }
+    }
+
+    async fn until_hits(upstream: &Upstream, n: usize) {
+        while upstream.hits() < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn two_requests_download_a_missing_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let upstream = Upstream::start().await;
+        let (first, second) = (
+            fetcher(&store, Duration::from_secs(30)),
+            fetcher(&store, Duration::from_secs(30)),
+        );
+        let d = download(&upstream.url, BODY);
+        let holder = tokio::spawn({
+            let (first, d) = (first.clone(), d.clone());
+            async move { first.stage(&d, no_check(&d)).await }
+        });
+        until_hits(&upstream, 1).await;
+        let waiter = tokio::spawn({
+            let (second, d) = (second.clone(), d.clone());
+            async move { second.stage(&d, no_check(&d)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        upstream.release();
+        let (held, waited) = (holder.await.unwrap(), waiter.await.unwrap());
+        let (held, waited) = (held.unwrap(), waited.unwrap());
+        assert_eq!(upstream.hits(), 1);
+        assert!(held.fetched.from_network && !waited.fetched.from_network);
+        // nothing is in the store before a request commits, and either may commit first
+        assert!(!store.contains(&d.store_key));
+        second.commit(waited).unwrap();
+        first.commit(held).unwrap();
+        assert_eq!(
+            std::fs::read(store.path(&d.store_key).unwrap()).unwrap(),
+            BODY
+        );
+    }
+
+    #[tokio::test]
+    async fn two_requests_waiting_on_each_others_downloads_do_not_wait_for_each_others_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let upstream = Upstream::start().await;
+        let (a, b) = (
+            fetcher(&store, Duration::from_secs(30)),
+            fetcher(&store, Duration::from_secs(30)),
+        );
+        let x = download(&upstream.url, BODY);
+        let y = Download {
+            store_key: "deps/npm/y/-/y-1.0.0.tgz".into(),
+            ..x.clone()
+        };
+        let stage = |f: &Fetcher, d: &Download| {
+            let (f, d) = (f.clone(), d.clone());
+            tokio::spawn(async move { f.stage(&d, no_check(&d)).await })
+        };
+        // each request holds the lease of a file the other needs, and commits nothing before
+        // all of its own files are staged
+        let a_x = stage(&a, &x);
+        until_hits(&upstream, 1).await;
+        let b_y = stage(&b, &y);
+        until_hits(&upstream, 2).await;
+        let (a_y, b_x) = (stage(&a, &y), stage(&b, &x));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        upstream.release();
+        let all = async { (a_x.await, b_y.await, a_y.await, b_x.await) };
+        let (a_x, b_y, a_y, b_x) = tokio::time::timeout(Duration::from_secs(10), all)
+            .await
+            .expect("neither waits for the other's commit");
+        for staged in [a_x, b_y, a_y, b_x] {
+            assert!(staged.unwrap().is_ok());
+        }
+        assert_eq!(upstream.hits(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_checks_the_holders_download_against_its_own_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let upstream = Upstream::start().await;
+        let (first, second) = (
+            fetcher(&store, Duration::from_secs(30)),
+            fetcher(&store, Duration::from_secs(30)),
+        );
+        let d = download(&upstream.url, BODY);
+        let holder = tokio::spawn({
+            let (first, d) = (first.clone(), d.clone());
+            async move { first.stage(&d, no_check(&d)).await }
+        });
+        until_hits(&upstream, 1).await;
+        let other = download(&upstream.url, b"other bytes");
+        let waiter = tokio::spawn(async move { second.stage(&other, no_check(&other)).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        upstream.release();
+        // kept until the waiter is done: dropped, it would release the lease and the waiter
+        // might download the file itself
+        let _held = holder.await.unwrap().unwrap();
+        let err = waiter.await.unwrap().err().expect("fails");
+        assert_eq!(err.error_type(), "InvalidChecksum");
+        assert_eq!(upstream.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_holder_stuck_past_the_download_timeout_is_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let upstream = Upstream::start().await;
+        upstream.release();
+        let d = download(&upstream.url, BODY);
+        // a live request that took the lease and never gets anywhere
+        let stuck = LeaseOwner::new(&store).unwrap();
+        let _lease = match stuck.try_take(&d.store_key).unwrap() {
+            Attempt::Taken(lease) => lease,
+            other => panic!("{other:?}"),
+        };
+        let started = Instant::now();
+        let staged = fetcher(&store, Duration::from_millis(500))
+            .stage(&d, no_check(&d))
+            .await
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(500));
+        assert!(staged.fetched.from_network);
+        assert_eq!(upstream.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_staging_a_key_twice_does_not_wait_on_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let upstream = Upstream::start().await;
+        let f = fetcher(&store, Duration::from_secs(30));
+        let d = download(&upstream.url, BODY);
+        let first = tokio::spawn({
+            let (f, d) = (f.clone(), d.clone());
+            async move { f.stage(&d, no_check(&d)).await }
+        });
+        until_hits(&upstream, 1).await;
+        let second = tokio::spawn({
+            let (f, d) = (f.clone(), d.clone());
+            async move { f.stage(&d, no_check(&d)).await }
+        });
+        // the second downloads too rather than wait on its own request's lease
+        until_hits(&upstream, 2).await;
+        upstream.release();
+        assert!(first.await.unwrap().is_ok() && second.await.unwrap().is_ok());
+    }
 
     #[test]
     fn verify_names_the_file() {

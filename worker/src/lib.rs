@@ -81,6 +81,13 @@ pub async fn run(config: Config) {
         repos_ca.as_ref().map(|ca| ca.pem()),
     );
     pipeline::remove_stale_temp(&store, config.request_timeout + config.heartbeat_timeout);
+    match common::store::download_lease::remove_dead_leases(&store) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(leases = n, "removed the download leases of dead workers"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not remove the download leases of dead workers")
+        }
+    }
     let mut delay = Duration::from_millis(500);
     loop {
         match consume(config.clone(), store.clone(), api.clone()).await {

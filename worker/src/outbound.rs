@@ -220,6 +220,15 @@ impl OutboundPolicy {
         }
     }
 
+    /// Any host, private addresses included (fixture servers on loopback).
+    #[cfg(test)]
+    pub(crate) fn allowing_private() -> Self {
+        Self {
+            allow_private: true,
+            ..Self::default()
+        }
+    }
+
     /// `host` resolved to (or is) `ip`.
     pub fn check_ip(&self, host: Option<&str>, ip: IpAddr) -> Result<(), Refusal> {
         match restriction(ip) {

@@ -695,6 +695,8 @@ pub struct StaticServer {
     pub url: String,
     pub root: PathBuf,
     log: Arc<std::sync::Mutex<Vec<String>>>,
+    /// While true, requests are logged but not answered ([`StaticServer::hold`]).
+    held: Arc<watch::Sender<bool>>,
 }
 
 impl StaticServer {
@@ -702,7 +704,8 @@ impl StaticServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (root_dir, log_in) = (root.to_path_buf(), log.clone());
+        let held = Arc::new(watch::channel(false).0);
+        let (root_dir, log_in, held_in) = (root.to_path_buf(), log.clone(), held.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -711,9 +714,9 @@ impl StaticServer {
                 // header and body go out in two writes: without this, delayed ACKs add ~40 ms
                 // to every keep-alive response
                 let _ = stream.set_nodelay(true);
-                let (root, log) = (root_dir.clone(), log_in.clone());
+                let (root, log, held) = (root_dir.clone(), log_in.clone(), held_in.subscribe());
                 tokio::spawn(async move {
-                    let _ = serve_static(stream, &root, &log).await;
+                    let _ = serve_static(stream, &root, &log, held).await;
                 });
             }
         });
@@ -721,12 +724,33 @@ impl StaticServer {
             url,
             root: root.to_path_buf(),
             log,
+            held,
         }
     }
 
     /// Paths requested so far.
     pub fn requests(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// How many times each path was requested so far.
+    pub fn hits(&self) -> BTreeMap<String, usize> {
+        let mut hits = BTreeMap::new();
+        for path in self.log.lock().unwrap().iter() {
+            *hits.entry(path.clone()).or_default() += 1;
+        }
+        hits
+    }
+
+    /// Log requests but answer none until [`StaticServer::release`] (downloads stay in flight
+    /// for as long as a test needs).
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// Answer the held requests and those that follow.
+    pub fn release(&self) {
+        self.held.send_replace(false);
     }
 
     pub fn clear_requests(&self) {
@@ -738,6 +762,7 @@ async fn serve_static(
     mut stream: TcpStream,
     root: &Path,
     log: &std::sync::Mutex<Vec<String>>,
+    mut held: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     loop {
         let mut head = Vec::new();
@@ -756,6 +781,9 @@ async fn serve_static(
         let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
         let path = target.split('?').next().unwrap_or("/").to_string();
         log.lock().unwrap().push(path.clone());
+        if held.wait_for(|held| !held).await.is_err() {
+            return Ok(());
+        }
         let raw = path.trim_start_matches('/');
         let rel = common::percent::decode(raw).unwrap_or_else(|| raw.to_string());
         let safe = !rel.split('/').any(|c| c == "..");
