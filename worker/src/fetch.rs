@@ -12,6 +12,7 @@ use common::digest::{Expected, FileDigests, Hasher};
 use common::store::download_lease::{Attempt, DownloadLease, LeaseOwner};
 use common::{Download, ErrorKind, Failure, Store};
 use futures_util::StreamExt;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,6 +74,11 @@ pub struct Fetcher {
     /// This request as a holder of download leases; None when the store has no room for them
     /// (then it downloads without single flight).
     leases: Option<Arc<LeaseOwner>>,
+    /// The digests of the files this request has verified and committed, by store key: a
+    /// second package manager of the request that needs one (npm and yarn share tarballs)
+    /// checks it against these instead of reading it again. Only kept digests are here (a
+    /// layout that reads none forgets them as it stages).
+    verified: Arc<std::sync::Mutex<HashMap<String, FileDigests>>>,
 }
 
 const ATTEMPTS: u32 = 4;
@@ -106,6 +112,7 @@ impl Fetcher {
             store,
             outbound,
             leases,
+            verified: Arc::default(),
         }
     }
 
@@ -253,7 +260,17 @@ impl Fetcher {
             .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         let ((temp, digests), lease) = match self.source(download, &path).await {
             Source::Store => {
-                let digests = verified(path, download, check).await?;
+                let known = self
+                    .verified
+                    .lock()
+                    .expect("not poisoned")
+                    .get(&download.store_key)
+                    .cloned();
+                let digests = match known {
+                    // its format check passed then too: a key names one kind of file
+                    Some(d) => verify(&download.expected, &d, &download.label).map(|()| d)?,
+                    None => verified(path, download, check).await?,
+                };
                 return Ok(staged(download, digests, None, None, false));
             }
             Source::Linked(temp) => {
@@ -342,6 +359,12 @@ impl Fetcher {
         }
         // in the store now, where waiters look first
         drop(lease);
+        if let Some(digests) = &fetched.digests {
+            self.verified
+                .lock()
+                .expect("not poisoned")
+                .insert(fetched.store_key.clone(), (**digests).clone());
+        }
         Ok(fetched)
     }
 
@@ -619,6 +642,36 @@ mod tests {
         while upstream.hits() < n {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_request_does_not_read_again_a_file_it_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let d = download("http://127.0.0.1:9/unused", BODY);
+        store.put_bytes(&d.store_key, BODY).unwrap();
+        let request = fetcher(&store, Duration::from_secs(30));
+        let first = request.stage(&d, no_check(&d)).await.unwrap();
+        request.commit(first).unwrap();
+        // the stored bytes change under it: this request verified them already and does not
+        // read them again (another request does, and fails)
+        store.put_bytes(&d.store_key, b"other").unwrap();
+        let again = request.stage(&d, no_check(&d)).await.unwrap();
+        assert!(!again.fetched.from_network);
+        let other = fetcher(&store, Duration::from_secs(30));
+        let err = other.stage(&d, no_check(&d)).await.err().unwrap();
+        assert_eq!(err.error_type(), "InvalidChecksum");
+        // its own expectations still hold against what it verified
+        let wrong = Download {
+            expected: Expected::one(
+                FileDigests::of_reader(&b"x"[..])
+                    .unwrap()
+                    .get(HashAlgorithm::Sha256),
+            ),
+            ..d.clone()
+        };
+        let err = request.stage(&wrong, no_check(&wrong)).await.err().unwrap();
+        assert_eq!(err.error_type(), "InvalidChecksum");
     }
 
     #[tokio::test]
