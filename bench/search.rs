@@ -186,16 +186,25 @@ async fn run() {
         for l in plan {
             println!("  {}", l.line);
         }
-        let count: Vec<PlanLine> = diesel::sql_query(
-            "EXPLAIN (ANALYZE, COSTS OFF) SELECT count(*) FROM request_dependencies d WHERE d.purl = $1",
-        )
-        .bind::<Text, _>(purl)
-        .load(&mut conn)
-        .await
-        .unwrap();
-        println!("plan of its count:");
-        for l in count {
-            println!("  {}", l.line);
+        for (which, sql) in [
+            (
+                "its total (kept by the triggers)",
+                "EXPLAIN (ANALYZE, COSTS OFF) SELECT requests FROM dependency_request_counts WHERE purl = $1",
+            ),
+            (
+                "its count with &state= (counted)",
+                "EXPLAIN (ANALYZE, COSTS OFF) SELECT count(*) FROM request_dependencies d WHERE d.purl = $1",
+            ),
+        ] {
+            let plan: Vec<PlanLine> = diesel::sql_query(sql)
+                .bind::<Text, _>(purl)
+                .load(&mut conn)
+                .await
+                .unwrap();
+            println!("plan of {which}:");
+            for l in plan {
+                println!("  {}", l.line);
+            }
         }
     }
 

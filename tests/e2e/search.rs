@@ -225,6 +225,30 @@ async fn search_finds_requests_by_purl_name_version_and_state() {
         [(r3, false), (r2, true), (r1, false)],
         "{page}"
     );
+    // the total of a purl is kept as rows come and go (a report replaces a request's rows)
+    {
+        use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+        let mut conn = AsyncPgConnection::establish(&larder.database_url)
+            .await
+            .unwrap();
+        for sql in [
+            format!("CREATE TEMP TABLE saved AS SELECT * FROM request_dependencies WHERE request_id = {r1}"),
+            format!("DELETE FROM request_dependencies WHERE request_id = {r1}"),
+        ] {
+            diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+        }
+        let page = search(&larder, "purl=pkg:npm/a@1.0.0").await;
+        assert_eq!(page["meta"]["total"], 2, "{page}");
+        assert_eq!(found(&page), [(r3, false), (r2, true)], "{page}");
+        diesel::sql_query("INSERT INTO request_dependencies SELECT * FROM saved")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            search(&larder, "purl=pkg:npm/a@1.0.0").await["meta"]["total"],
+            3
+        );
+    }
 
     // the command line: a table of the same
     let out = run_ok(

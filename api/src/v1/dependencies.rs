@@ -256,16 +256,29 @@ pub async fn search(
     let offset = q.pagination.offset()?;
     let (from_where, n) = q.sql_from_where();
     let mut conn = state.pool.get().await?;
-    // a request holds a purl once (the primary key): its rows need no DISTINCT, which sorts
-    let counted = match q.target {
-        Target::Purl { .. } => "count(*)",
-        Target::Name { .. } => "count(DISTINCT d.request_id)",
+    let total = match (&q.target, q.state) {
+        // kept by the table's triggers: no count of a popular purl's 100,000 index entries
+        (Target::Purl { key, .. }, None) => {
+            diesel::sql_query(
+                "SELECT coalesce((SELECT requests FROM dependency_request_counts WHERE purl = $1), 0) AS total",
+            )
+            .bind::<Text, _>(key.as_str())
+            .get_result::<Count>(&mut conn)
+            .await?
+            .total
+        }
+        (target, _) => {
+            // a request holds a purl once (the primary key): its rows need no DISTINCT
+            let counted = match target {
+                Target::Purl { .. } => "count(*)",
+                Target::Name { .. } => "count(DISTINCT d.request_id)",
+            };
+            q.bind(diesel::sql_query(format!("SELECT {counted} AS total {from_where}")).into_boxed())
+                .get_result::<Count>(&mut conn)
+                .await?
+                .total
+        }
     };
-    let total = q
-        .bind(diesel::sql_query(format!("SELECT {counted} AS total {from_where}")).into_boxed())
-        .get_result::<Count>(&mut conn)
-        .await?
-        .total;
     // the page of request ids first (from the index, in its order), then their rows
     let rows: Vec<Found> = q
         .bind(

@@ -1,0 +1,5 @@
+DROP TRIGGER request_dependencies_count_removed ON request_dependencies;
+DROP TRIGGER request_dependencies_count_added ON request_dependencies;
+DROP FUNCTION dependency_request_counts_remove();
+DROP FUNCTION dependency_request_counts_add();
+DROP TABLE dependency_request_counts;
