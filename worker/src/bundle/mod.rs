@@ -1,5 +1,6 @@
 //! The request's bundle: `app/` + `deps/`, byte-reproducible, streamed to the store as gzip
-//! members (a `.tar.gz` every gzip reader reads whole), the stored files' members made once.
+//! members (a `.tar.gz` every gzip reader reads whole): what the request wrote, compressed now;
+//! its stored files, streamed as they are; what was made from them, compressed once and kept.
 
 pub mod member;
 
@@ -48,8 +49,8 @@ pub fn write_overlay_file(
     std::fs::write(&dest, content).map_err(io)
 }
 
-/// The bundle being laid out: files written under its root, and stored files placed at their
-/// bundle paths without a copy (their tar entries come from the store, [`member`]).
+/// The bundle being laid out: files written under its root; stored files, and members made
+/// from them ([`member`]), placed at their bundle paths without a copy.
 #[derive(Clone, Debug)]
 pub struct BundleTree {
     root: PathBuf,
