@@ -44,6 +44,9 @@ pub struct CargoPlan {
     new_lines: BTreeSet<(String, String)>,
     /// This request's registry, for `config.registry.toml`.
     registry_url: String,
+    /// The upstream URL of each registry `.crate`, by (name, version); empty when the store
+    /// held everything and the upstream's `config.json` (its download template) was not read.
+    download_urls: BTreeMap<(String, String), String>,
 }
 
 impl PackageManager for Cargo {
@@ -72,7 +75,8 @@ impl PackageManager for Cargo {
         let refs: Vec<&CargoLock> = locks.iter().collect();
 
         // config.json is only needed when something is missing from the store
-        let index_config = if plan::required_store_keys(&refs).all(|k| ctx.store.contains(&k)) {
+        let warm = plan::required_store_keys(&refs).all(|k| ctx.store.contains(&k));
+        let index_config = if warm {
             // every download is a store hit (re-verified, never fetched): no upstream URL needed
             index::IndexConfig {
                 dl: "http://upstream.invalid/".into(),
@@ -94,6 +98,23 @@ impl PackageManager for Cargo {
             index::parse_config(&bytes)?
         };
         let plan = plan::plan(&refs, &ctx.config.crates_index, &index_config)?;
+        let mut download_urls = BTreeMap::new();
+        if !warm {
+            let by_key: BTreeMap<&str, &str> = plan
+                .downloads
+                .iter()
+                .map(|d| (d.store_key.as_str(), d.url.as_str()))
+                .collect();
+            for (p, _) in refs.iter().flat_map(|lock| lock.registry()) {
+                let key = plan::crate_store_key(&p.name, &p.version);
+                if let Some(url) = by_key
+                    .get(key.as_str())
+                    .and_then(|url| common::artifact::distribution_url(url))
+                {
+                    download_urls.insert((p.name.clone(), p.version.clone()), url);
+                }
+            }
+        }
 
         // each read made as a slot frees up: 45,000 reads made at once held 45 MB of futures
         // (by index: a closure taking a reference would not be Send for every lifetime)
@@ -130,6 +151,7 @@ impl PackageManager for Cargo {
             lines,
             new_lines,
             registry_url: registry_url(ctx),
+            download_urls,
         };
         Ok((plan, fetches))
     }
@@ -164,14 +186,18 @@ impl PackageManager for Cargo {
             };
             fetched.git.get(&fetch).map(|c| c.dir.clone())
         };
+        let mut sources = layout::CrateSources {
+            urls: plan.download_urls,
+            ..Default::default()
+        };
         for lock in &plan.locks {
-            layout::vendor_all(
+            sources.licenses.extend(layout::vendor_all(
                 lock,
                 &target,
                 &crate_file,
                 &git_checkout,
                 &vendor::Limits::default(),
-            )?;
+            )?);
         }
 
         let mut out = PmOutput::default();
@@ -187,7 +213,7 @@ impl PackageManager for Cargo {
                 &plan.registry_url,
                 ctx.repos_ca,
             )?);
-            for artifact in layout::artifacts(lock, &plan.lines) {
+            for artifact in layout::artifacts(lock, &plan.lines, &sources) {
                 let artifact = artifact?;
                 if seen.insert((artifact.name.clone(), artifact.version.clone())) {
                     out.add_artifacts([artifact])?;
