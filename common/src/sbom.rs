@@ -422,8 +422,9 @@ fn graph(inputs: &[SbomInput<'_>]) -> Graph {
                     node.dev_of.insert(package.purl.clone());
                 }
                 if let Some(version) = &dep.version {
+                    let file_version = artifact_version(&dep.kind, version);
                     for a in files
-                        .get(&(dep.name.as_str(), version.as_str()))
+                        .get(&(dep.name.as_str(), file_version.as_ref()))
                         .into_iter()
                         .flatten()
                     {
@@ -451,6 +452,26 @@ fn graph(inputs: &[SbomInput<'_>]) -> Graph {
         node.dev_of.retain(|p| known.contains(p));
     }
     Graph { nodes, apps }
+}
+
+/// The version a dependency's artifacts are recorded under: its own, but for pip's URL and git
+/// dependencies, whose reported version is Cachito's (`<url>#cachito_hash=<alg>:<hex>`,
+/// `git+<url>@<commit>`) and whose files are recorded as `external-<alg>-<hex>` and `<commit>`.
+fn artifact_version<'v>(kind: &str, version: &'v str) -> std::borrow::Cow<'v, str> {
+    if kind == "pip" {
+        if let Some((_, hash)) = version.rsplit_once("#cachito_hash=") {
+            if let Some((alg, hex)) = hash.split_once(':') {
+                return format!("external-{alg}-{hex}").into();
+            }
+        }
+        if let Some((_, commit)) = version
+            .strip_prefix("git+")
+            .and_then(|v| v.rsplit_once('@'))
+        {
+            return commit.into();
+        }
+    }
+    version.into()
 }
 
 fn unreachable_node(purl: &str) -> Node {
@@ -1221,6 +1242,26 @@ mod tests {
         assert_eq!(
             spdx_by("p")["downloadLocation"],
             "https://files.example.org/p-1.0.0.tar.gz"
+        );
+    }
+
+    #[test]
+    fn sbom_pip_url_and_git_dependencies_find_their_files() {
+        assert_eq!(
+            artifact_version(
+                "pip",
+                "https://h.example/u-1.0.tar.gz#cachito_hash=sha256:ab"
+            ),
+            "external-sha256-ab"
+        );
+        assert_eq!(
+            artifact_version("pip", "git+https://git.example/o/r.git@c0ffee"),
+            "c0ffee"
+        );
+        assert_eq!(artifact_version("pip", "1.0"), "1.0");
+        assert_eq!(
+            artifact_version("npm", "git+https://x@y"),
+            "git+https://x@y"
         );
     }
 
