@@ -318,6 +318,23 @@ pub fn is_spdx_expression(s: &str) -> bool {
     depth == 0 && !expect_id
 }
 
+/// Whether `declared` is an SPDX expression of identifiers on the SPDX licence list (any of
+/// its versions' deprecated ones too, as SPDX's validator takes them): what a document may carry
+/// as an expression. Text that only looks like one (`BSD`, `GPLv3`) names a licence, and a
+/// `LicenseRef-` would need its text declared in the document.
+pub fn is_known_spdx_expression(declared: &str) -> bool {
+    let mode = spdx::ParseMode {
+        allow_deprecated: true,
+        allow_postfix_plus_on_gpl: true,
+        ..spdx::ParseMode::STRICT
+    };
+    spdx::Expression::parse_mode(declared, mode).is_ok_and(|expression| {
+        expression.requirements().all(|r| {
+            r.req.license.id().is_some() && r.req.addition.as_ref().is_none_or(|a| a.id().is_some())
+        })
+    })
+}
+
 /// Everything of the requests, deduplicated by purl.
 struct Graph {
     nodes: BTreeMap<String, Node>,
@@ -586,7 +603,7 @@ fn component<'a>(node: &'a Node) -> Component<'a> {
         });
     }
     let licenses = match &node.license {
-        Some(l) if is_spdx_expression(l) => vec![serde_json::json!({"expression": l})],
+        Some(l) if is_known_spdx_expression(l) => vec![serde_json::json!({"expression": l})],
         Some(l) => vec![serde_json::json!({"license": {"name": l}})],
         None => Vec::new(),
     };
@@ -712,7 +729,18 @@ struct SpdxDocument<'a> {
     creation_info: CreationInfo,
     document_describes: Vec<String>,
     packages: Vec<SpdxPackage<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    has_extracted_licensing_infos: Vec<ExtractedLicense<'a>>,
     relationships: Vec<Relationship>,
+}
+
+/// A licence declared by its text (SPDX `hasExtractedLicensingInfos`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExtractedLicense<'a> {
+    license_id: &'a str,
+    extracted_text: &'a str,
+    name: &'a str,
 }
 
 #[derive(Serialize)]
@@ -773,6 +801,18 @@ pub fn spdx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> serde_json::Valu
         .map(|(i, purl)| (purl.as_str(), format!("SPDXRef-Package-{i}")))
         .collect();
     let id = |purl: &str| ids.get(purl).cloned().unwrap_or_default();
+    // a declared licence that is no expression of the licence list is declared in the document
+    // as extracted licensing info, its text kept, and referred to by its `LicenseRef-`
+    let licence_refs: BTreeMap<&str, String> = g
+        .nodes
+        .values()
+        .filter_map(|n| n.license.as_deref())
+        .filter(|l| !is_known_spdx_expression(l))
+        .collect::<BTreeSet<&str>>()
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| (text, format!("LicenseRef-Larder-{}", i + 1)))
+        .collect();
     let mut packages = Vec::new();
     let mut relationships = Vec::new();
     for node in g.nodes.values() {
@@ -819,11 +859,10 @@ pub fn spdx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> serde_json::Valu
                     })
                 })
                 .collect(),
-            license_declared: node
-                .license
-                .as_deref()
-                .filter(|l| is_spdx_expression(l))
-                .unwrap_or("NOASSERTION"),
+            license_declared: match node.license.as_deref() {
+                Some(l) => licence_refs.get(l).map_or(l, String::as_str),
+                None => "NOASSERTION",
+            },
             primary_package_purpose: match node.kind {
                 Kind::Application => "APPLICATION",
                 Kind::Package | Kind::Library => "LIBRARY",
@@ -877,6 +916,14 @@ pub fn spdx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> serde_json::Valu
         },
         document_describes: describes,
         packages,
+        has_extracted_licensing_infos: licence_refs
+            .iter()
+            .map(|(text, license_id)| ExtractedLicense {
+                license_id,
+                extracted_text: text,
+                name: text,
+            })
+            .collect(),
         relationships,
     };
     serde_json::to_value(doc).unwrap_or_default()
@@ -1195,6 +1242,16 @@ mod tests {
                 "https://rubygems.org/gems/g-1.0.0.gem",
             ),
             artifact(
+                "t",
+                "t-1.0.0.crate",
+                ArtifactMeta::Cargo(CargoMeta {
+                    index_line: String::new(),
+                    cksum: "0".repeat(64),
+                    license: Some("BSD".into()),
+                }),
+                "https://static.crates.io/crates/t/t-1.0.0.crate",
+            ),
+            artifact(
                 "m",
                 "v1.0.0.mod",
                 ArtifactMeta::Gomod(GoMeta { h1: None }),
@@ -1208,7 +1265,7 @@ mod tests {
             ),
         ];
         let mut data = data();
-        data.packages[0].dependencies = ["p", "g", "m"]
+        data.packages[0].dependencies = ["p", "g", "m", "t"]
             .iter()
             .map(|n| dep(n, "1.0.0", false, &[]))
             .collect();
@@ -1231,6 +1288,11 @@ mod tests {
             by("g")["licenses"],
             serde_json::json!([{"license": {"name": "Custom licence"}}])
         );
+        // looks like an expression, names no licence of the list
+        assert_eq!(
+            by("t")["licenses"],
+            serde_json::json!([{"license": {"name": "BSD"}}])
+        );
         assert_eq!(
             by("m")["externalReferences"],
             serde_json::json!([{"type": "distribution", "url": "https://proxy.golang.org/m/@v/v1.0.0.zip"}])
@@ -1238,7 +1300,17 @@ mod tests {
         let doc = spdx(&[input()], &ctx());
         let packages = doc["packages"].as_array().unwrap();
         let spdx_by = |name: &str| packages.iter().find(|p| p["name"] == name).unwrap().clone();
-        assert_eq!(spdx_by("g")["licenseDeclared"], "NOASSERTION");
+        assert_eq!(spdx_by("p")["licenseDeclared"], "BSD-3-Clause");
+        assert_eq!(spdx_by("t")["licenseDeclared"], "LicenseRef-Larder-1");
+        assert_eq!(spdx_by("g")["licenseDeclared"], "LicenseRef-Larder-2");
+        assert_eq!(spdx_by("app")["licenseDeclared"], "NOASSERTION");
+        assert_eq!(
+            doc["hasExtractedLicensingInfos"],
+            serde_json::json!([
+                {"licenseId": "LicenseRef-Larder-1", "extractedText": "BSD", "name": "BSD"},
+                {"licenseId": "LicenseRef-Larder-2", "extractedText": "Custom licence", "name": "Custom licence"},
+            ])
+        );
         assert_eq!(
             spdx_by("p")["downloadLocation"],
             "https://files.example.org/p-1.0.0.tar.gz"
@@ -1263,6 +1335,32 @@ mod tests {
             artifact_version("npm", "git+https://x@y"),
             "git+https://x@y"
         );
+    }
+
+    #[test]
+    fn sbom_known_licence_expressions() {
+        for ok in [
+            "MIT",
+            "MIT OR Apache-2.0",
+            "(MIT OR Apache-2.0) AND Ruby",
+            "Apache-2.0 WITH LLVM-exception",
+            "GPL-2.0+",
+            "GPL-2.0",
+        ] {
+            assert!(is_known_spdx_expression(ok), "{ok}");
+        }
+        for bad in [
+            "BSD",
+            "GPLv3",
+            "mit",
+            "MIT/Apache-2.0",
+            "LicenseRef-Foo",
+            "MIT WITH Nonsense-exception",
+            "Custom licence",
+            "",
+        ] {
+            assert!(!is_known_spdx_expression(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -70,12 +70,14 @@ impl Upstream {
                 ],
             )
             .unwrap(),
-            build_sdist(
+            // reads like an expression, is no licence of the SPDX list
+            build_sdist_with(
                 &dist,
                 "Zope.Fixture",
                 "3.0",
                 &["Beta>=2 ; python_version >= \"3\""],
                 None,
+                &[("License", "BSD")],
             )
             .unwrap(),
             build_sdist(&dist, "builddep", "1.0", &[], None).unwrap(),
@@ -536,7 +538,32 @@ async fn hashes_extras_markers_include_vcs_and_url_with_require_hashes() {
     assert_eq!(licenses["alpha@1.0"], "MIT OR Apache-2.0");
     assert_eq!(licenses["beta@2.0"], "BSD-3-Clause");
     assert_eq!(licenses["gamma@3.0"], "Custom fixture licence");
-    assert!(!licenses.contains_key("zope-fixture@3.0"), "{licenses:?}");
+    assert_eq!(licenses["zope-fixture@3.0"], "BSD");
+    let (_, spdx) = larder
+        .get(&format!("/api/v1/requests/{id}/sbom?format=spdx"))
+        .await;
+    let declared = |name: &str| {
+        let package = spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        package["licenseDeclared"].as_str().unwrap().to_string()
+    };
+    assert_eq!(declared("alpha"), "MIT OR Apache-2.0");
+    // a licence that is no SPDX expression is declared by its text
+    let texts: BTreeMap<String, String> = spdx["hasExtractedLicensingInfos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let text = l["extractedText"].as_str().unwrap().to_string();
+            (l["licenseId"].as_str().unwrap().to_string(), text)
+        })
+        .collect();
+    assert_eq!(texts[&declared("zope-fixture")], "BSD");
+    assert_eq!(texts[&declared("gamma")], "Custom fixture licence");
     let distributions = crate::support::sbom::cyclonedx_distributions(&bom);
     let base = &upstream.server.url;
     for (dependency, file) in [
