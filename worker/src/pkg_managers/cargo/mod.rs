@@ -44,8 +44,9 @@ pub struct CargoPlan {
     new_lines: BTreeSet<(String, String)>,
     /// This request's registry, for `config.registry.toml`.
     registry_url: String,
-    /// The upstream URL of each registry `.crate`, by (name, version); empty when the store
-    /// held everything and the upstream's `config.json` (its download template) was not read.
+    /// The upstream URL of each registry `.crate`, by (name, version): from the upstream's
+    /// `config.json` (its download template), else as recorded when the crate was first fetched
+    /// (`plan::download_url_store_key`; none for crates stored before URLs were).
     download_urls: BTreeMap<(String, String), String>,
 }
 
@@ -99,20 +100,20 @@ impl PackageManager for Cargo {
         };
         let plan = plan::plan(&refs, &ctx.config.crates_index, &index_config)?;
         let mut download_urls = BTreeMap::new();
-        if !warm {
-            let by_key: BTreeMap<&str, &str> = plan
-                .downloads
-                .iter()
-                .map(|d| (d.store_key.as_str(), d.url.as_str()))
-                .collect();
-            for (p, _) in refs.iter().flat_map(|lock| lock.registry()) {
+        let by_key: BTreeMap<&str, &str> = plan
+            .downloads
+            .iter()
+            .map(|d| (d.store_key.as_str(), d.url.as_str()))
+            .collect();
+        for (p, _) in refs.iter().flat_map(|lock| lock.registry()) {
+            let url = if warm {
+                recorded_download_url(ctx.store, &p.name, &p.version)
+            } else {
                 let key = plan::crate_store_key(&p.name, &p.version);
-                if let Some(url) = by_key
-                    .get(key.as_str())
-                    .and_then(|url| common::artifact::distribution_url(url))
-                {
-                    download_urls.insert((p.name.clone(), p.version.clone()), url);
-                }
+                by_key.get(key.as_str()).map(|url| url.to_string())
+            };
+            if let Some(url) = url.and_then(|u| common::artifact::distribution_url(&u)) {
+                download_urls.insert((p.name.clone(), p.version.clone()), url);
             }
         }
 
@@ -167,6 +168,17 @@ impl PackageManager for Cargo {
                         .put_bytes(&key, line.as_bytes())
                         .map_err(store_error)?;
                 }
+            }
+        }
+
+        // every crate verified: where each came from is recorded for the requests that will
+        // find it in the store (written once, like the index lines)
+        for ((name, version), url) in &plan.download_urls {
+            let key = plan::download_url_store_key(name, version);
+            if !ctx.store.contains(&key) {
+                ctx.store
+                    .put_bytes(&key, url.as_bytes())
+                    .map_err(store_error)?;
             }
         }
 
@@ -234,6 +246,24 @@ fn registry_url(ctx: &PmContext<'_>) -> String {
         Some(head) if !ctx.job.repository_token.is_empty() => format!("{head}cargo/"),
         _ => ctx.repository_url("cargo"),
     }
+}
+
+/// Longest recorded download URL read back.
+const MAX_RECORDED_URL_BYTES: u64 = 8 << 10;
+
+/// The download URL recorded when `name@version` was first fetched, if it was and reads.
+fn recorded_download_url(store: &common::Store, name: &str, version: &str) -> Option<String> {
+    use std::io::Read;
+    let path = store
+        .path(&plan::download_url_store_key(name, version))
+        .ok()?;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_RECORDED_URL_BYTES + 1)
+        .read_to_string(&mut text)
+        .ok()?;
+    (text.len() as u64 <= MAX_RECORDED_URL_BYTES).then_some(text)
 }
 
 /// One registry crate's index line.
