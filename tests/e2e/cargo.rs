@@ -521,11 +521,16 @@ async fn workspace_with_git_and_path_deps_builds_offline_and_serves_a_registry()
     };
     assert_eq!(deps_of(&bytes), deps_of(&bytes2));
     // its SBOM names the same distribution URLs (recorded when the crates were first fetched)
+    // and licences (read from the .crates: their vendored directories are kept members now)
     let (status, bom2) = larder.get(&format!("/api/v1/requests/{id2}/sbom")).await;
     assert_eq!(status, 200, "{bom2}");
     assert_eq!(
         sbom::cyclonedx_distributions(&bom2),
         sbom::cyclonedx_distributions(&bom)
+    );
+    assert_eq!(
+        sbom::cyclonedx_licenses(&bom2),
+        sbom::cyclonedx_licenses(&bom)
     );
 
     // 6. a stale request's registry is gone: 410

@@ -1030,6 +1030,9 @@ mod tests {
         assert_eq!(lic("[package]\nlicense = \" \"\n"), None);
         assert_eq!(lic("[package\nlicense = \"MIT\""), None);
         assert_eq!(manifest_license(&[0xff, 0xfe]), None);
+        let mut huge = b"[package]\nlicense = \"MIT\"\n#".to_vec();
+        huge.resize(MAX_MANIFEST_BYTES + 1, b'x');
+        assert_eq!(manifest_license(&huge), None);
         // a crate whose manifest declares none still vendors
         let bytes = build_crate_from_files(
             "foo",
