@@ -55,6 +55,7 @@ pub struct ArtifactRow {
     pub filename: String,
     pub store_key: String,
     pub meta: Value,
+    pub source_url: Option<String>,
 }
 
 impl ArtifactRow {
@@ -68,6 +69,7 @@ impl ArtifactRow {
                 filename: self.filename,
                 store_key: self.store_key,
                 meta,
+                source_url: self.source_url,
             }),
             Err(e) => Err((self.store_key, e)),
         }

@@ -60,6 +60,7 @@ diesel::table! {
         filename -> Text,
         store_key -> Text,
         meta -> Jsonb,
+        source_url -> Nullable<Text>,
     }
 }
 

@@ -91,6 +91,8 @@ struct Node {
     go_h1: BTreeSet<String>,
     license: Option<String>,
     vcs: Option<String>,
+    /// The upstream URLs its files were fetched from.
+    distribution: BTreeSet<String>,
     /// Package path inside the repository (packages only).
     path: Option<String>,
     depends_on: BTreeSet<String>,
@@ -110,6 +112,7 @@ impl Node {
             go_h1: BTreeSet::new(),
             license: None,
             vcs: vcs_of(purl),
+            distribution: BTreeSet::new(),
             path: None,
             depends_on: BTreeSet::new(),
             dev_of: BTreeSet::new(),
@@ -217,13 +220,17 @@ fn artifact_evidence(a: &Artifact) -> (Vec<Hash>, &'static str) {
     (hashes, how)
 }
 
-/// An SPDX `downloadLocation` for a VCS URL: kept when it is `git+<scheme>://<host>...` with a
-/// host name as SPDX's validator reads one (dotted, a 2-5 letter top-level domain), else
-/// `NOASSERTION` (file:// and bare-IP repositories are not download locations in SPDX's terms).
-fn spdx_download_location(vcs: &str) -> Option<&str> {
-    let rest = vcs.strip_prefix("git+")?;
-    let (scheme, rest) = rest.split_once("://")?;
-    if !matches!(scheme, "http" | "https" | "ssh" | "git") {
+/// An SPDX `downloadLocation` for a VCS URL (`git+<scheme>://<host>...`) or a distribution URL
+/// (`http(s)://<host>...`): kept when its host is a name as SPDX's validator reads one (dotted,
+/// a 2-5 letter top-level domain), else `NOASSERTION` (file:// and bare-IP locations are not
+/// download locations in SPDX's terms).
+fn spdx_download_location(location: &str) -> Option<&str> {
+    let (scheme, rest) = location.split_once("://")?;
+    let allowed = match scheme.strip_prefix("git+") {
+        Some(vcs_scheme) => matches!(vcs_scheme, "http" | "https" | "ssh" | "git"),
+        None => matches!(scheme, "http" | "https"),
+    };
+    if !allowed {
         return None;
     }
     let authority = rest.split(['/', '?', '#']).next()?;
@@ -247,23 +254,38 @@ fn spdx_download_location(vcs: &str) -> Option<&str> {
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         });
-    ok.then_some(vcs)
+    ok.then_some(location)
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// A declared licence: an SPDX expression when it reads as one.
-fn npm_license(a: &Artifact) -> Option<String> {
-    let ArtifactMeta::Npm(m) = &a.meta else {
-        return None;
+/// The licence a file's package declares (package.json, Cargo.toml, core metadata, gemspec);
+/// an SPDX expression when it reads as one.
+fn declared_license(a: &Artifact) -> Option<String> {
+    let declared = match &a.meta {
+        ArtifactMeta::Npm(m) => match m.manifest.license.as_ref()? {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Object(o) => o.get("type")?.as_str()?.to_string(),
+            _ => return None,
+        },
+        ArtifactMeta::Cargo(m) => m.license.clone()?,
+        ArtifactMeta::Pip(m) => m.license.clone()?,
+        ArtifactMeta::Rubygems(m) => m.license.clone()?,
+        ArtifactMeta::Gomod(_) => return None,
     };
-    match m.manifest.license.as_ref()? {
-        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        serde_json::Value::Object(o) => o.get("type")?.as_str().map(str::to_string),
-        _ => None,
+    let declared = declared.trim();
+    (!declared.is_empty()).then(|| declared.to_string())
+}
+
+/// Where a file came from, as a distribution reference: a Go module's `.info` and `.mod` are
+/// not its distribution, its `.zip` is.
+fn distribution_of(a: &Artifact) -> Option<&str> {
+    if matches!(a.meta, ArtifactMeta::Gomod(_)) && !a.filename.ends_with(".zip") {
+        return None;
     }
+    a.source_url.as_deref()
 }
 
 /// Whether `s` reads as an SPDX licence expression (identifiers, `LicenseRef-`, AND/OR/WITH,
@@ -294,6 +316,23 @@ pub fn is_spdx_expression(s: &str) -> bool {
         }
     }
     depth == 0 && !expect_id
+}
+
+/// Whether `declared` is an SPDX expression of identifiers on the SPDX licence list (any of
+/// its versions' deprecated ones too, as SPDX's validator takes them): what a document may carry
+/// as an expression. Text that only looks like one (`BSD`, `GPLv3`) names a licence, and a
+/// `LicenseRef-` would need its text declared in the document.
+pub fn is_known_spdx_expression(declared: &str) -> bool {
+    let mode = spdx::ParseMode {
+        allow_deprecated: true,
+        allow_postfix_plus_on_gpl: true,
+        ..spdx::ParseMode::STRICT
+    };
+    spdx::Expression::parse_mode(declared, mode).is_ok_and(|expression| {
+        expression.requirements().all(|r| {
+            r.req.license.id().is_some() && r.req.addition.as_ref().is_none_or(|a| a.id().is_some())
+        })
+    })
 }
 
 /// Everything of the requests, deduplicated by purl.
@@ -400,8 +439,9 @@ fn graph(inputs: &[SbomInput<'_>]) -> Graph {
                     node.dev_of.insert(package.purl.clone());
                 }
                 if let Some(version) = &dep.version {
+                    let file_version = artifact_version(&dep.kind, version);
                     for a in files
-                        .get(&(dep.name.as_str(), version.as_str()))
+                        .get(&(dep.name.as_str(), file_version.as_ref()))
                         .into_iter()
                         .flatten()
                     {
@@ -412,8 +452,10 @@ fn graph(inputs: &[SbomInput<'_>]) -> Graph {
                             node.go_h1.insert(h1.clone());
                         }
                         if node.license.is_none() {
-                            node.license = npm_license(a);
+                            node.license = declared_license(a);
                         }
+                        node.distribution
+                            .extend(distribution_of(a).map(str::to_string));
                     }
                 }
             }
@@ -427,6 +469,26 @@ fn graph(inputs: &[SbomInput<'_>]) -> Graph {
         node.dev_of.retain(|p| known.contains(p));
     }
     Graph { nodes, apps }
+}
+
+/// The version a dependency's artifacts are recorded under: its own, but for pip's URL and git
+/// dependencies, whose reported version is Cachito's (`<url>#cachito_hash=<alg>:<hex>`,
+/// `git+<url>@<commit>`) and whose files are recorded as `external-<alg>-<hex>` and `<commit>`.
+fn artifact_version<'v>(kind: &str, version: &'v str) -> std::borrow::Cow<'v, str> {
+    if kind == "pip" {
+        if let Some((_, hash)) = version.rsplit_once("#cachito_hash=") {
+            if let Some((alg, hex)) = hash.split_once(':') {
+                return format!("external-{alg}-{hex}").into();
+            }
+        }
+        if let Some((_, commit)) = version
+            .strip_prefix("git+")
+            .and_then(|v| v.rsplit_once('@'))
+        {
+            return commit.into();
+        }
+    }
+    version.into()
 }
 
 fn unreachable_node(purl: &str) -> Node {
@@ -541,7 +603,7 @@ fn component<'a>(node: &'a Node) -> Component<'a> {
         });
     }
     let licenses = match &node.license {
-        Some(l) if is_spdx_expression(l) => vec![serde_json::json!({"expression": l})],
+        Some(l) if is_known_spdx_expression(l) => vec![serde_json::json!({"expression": l})],
         Some(l) => vec![serde_json::json!({"license": {"name": l}})],
         None => Vec::new(),
     };
@@ -568,6 +630,10 @@ fn component<'a>(node: &'a Node) -> Component<'a> {
             .vcs
             .iter()
             .map(|url| ExternalReference { kind: "vcs", url })
+            .chain(node.distribution.iter().map(|url| ExternalReference {
+                kind: "distribution",
+                url,
+            }))
             .collect(),
         properties,
         components: Vec::new(),
@@ -663,7 +729,18 @@ struct SpdxDocument<'a> {
     creation_info: CreationInfo,
     document_describes: Vec<String>,
     packages: Vec<SpdxPackage<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    has_extracted_licensing_infos: Vec<ExtractedLicense<'a>>,
     relationships: Vec<Relationship>,
+}
+
+/// A licence declared by its text (SPDX `hasExtractedLicensingInfos`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExtractedLicense<'a> {
+    license_id: &'a str,
+    extracted_text: &'a str,
+    name: &'a str,
 }
 
 #[derive(Serialize)]
@@ -724,6 +801,18 @@ pub fn spdx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> serde_json::Valu
         .map(|(i, purl)| (purl.as_str(), format!("SPDXRef-Package-{i}")))
         .collect();
     let id = |purl: &str| ids.get(purl).cloned().unwrap_or_default();
+    // a declared licence that is no expression of the licence list is declared in the document
+    // as extracted licensing info, its text kept, and referred to by its `LicenseRef-`
+    let licence_refs: BTreeMap<&str, String> = g
+        .nodes
+        .values()
+        .filter_map(|n| n.license.as_deref())
+        .filter(|l| !is_known_spdx_expression(l))
+        .collect::<BTreeSet<&str>>()
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| (text, format!("LicenseRef-Larder-{}", i + 1)))
+        .collect();
     let mut packages = Vec::new();
     let mut relationships = Vec::new();
     for node in g.nodes.values() {
@@ -740,10 +829,17 @@ pub fn spdx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> serde_json::Valu
             spdxid: me.clone(),
             name: &node.name,
             version_info: node.version.as_deref(),
+            // one location: the git commit it was checked out at, else the first fetched URL
+            // SPDX's validator accepts
             download_location: node
                 .vcs
                 .as_deref()
                 .and_then(spdx_download_location)
+                .or_else(|| {
+                    node.distribution
+                        .iter()
+                        .find_map(|url| spdx_download_location(url))
+                })
                 .unwrap_or("NOASSERTION"),
             files_analyzed: false,
             checksums: node
@@ -763,11 +859,10 @@ pub fn spdx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> serde_json::Valu
                     })
                 })
                 .collect(),
-            license_declared: node
-                .license
-                .as_deref()
-                .filter(|l| is_spdx_expression(l))
-                .unwrap_or("NOASSERTION"),
+            license_declared: match node.license.as_deref() {
+                Some(l) => licence_refs.get(l).map_or(l, String::as_str),
+                None => "NOASSERTION",
+            },
             primary_package_purpose: match node.kind {
                 Kind::Application => "APPLICATION",
                 Kind::Package | Kind::Library => "LIBRARY",
@@ -821,6 +916,14 @@ pub fn spdx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> serde_json::Valu
         },
         document_describes: describes,
         packages,
+        has_extracted_licensing_infos: licence_refs
+            .iter()
+            .map(|(text, license_id)| ExtractedLicense {
+                license_id,
+                extracted_text: text,
+                name: text,
+            })
+            .collect(),
         relationships,
     };
     serde_json::to_value(doc).unwrap_or_default()
@@ -875,7 +978,9 @@ mod tests {
                 meta: ArtifactMeta::Cargo(CargoMeta {
                     index_line: String::new(),
                     cksum: "AB".repeat(32),
+                    license: Some("MIT".into()),
                 }),
+                source_url: Some("https://static.crates.io/crates/a/1.0.0/download".into()),
             },
             Artifact {
                 pm: PmName::new("npm"),
@@ -897,6 +1002,7 @@ mod tests {
                     },
                     ..Default::default()
                 })),
+                source_url: Some("http://127.0.0.1:4873/b/-/b-2.0.0.tgz".into()),
             },
         ]
     }
@@ -942,10 +1048,19 @@ mod tests {
         assert_eq!(a["hashes"][0]["alg"], "SHA-256");
         assert_eq!(a["hashes"][0]["content"], "ab".repeat(32));
         assert_eq!(a["properties"][0]["value"], "lockfile checksum");
+        assert_eq!(a["licenses"], serde_json::json!([{"expression": "MIT"}]));
+        assert_eq!(
+            a["externalReferences"],
+            serde_json::json!([{"type": "distribution", "url": "https://static.crates.io/crates/a/1.0.0/download"}])
+        );
         let b = by("pkg:cargo/b@2.0.0");
         assert_eq!(
             b["licenses"],
             serde_json::json!([{"expression": "(MIT OR Apache-2.0)"}])
+        );
+        assert_eq!(
+            b["externalReferences"][0]["url"],
+            "http://127.0.0.1:4873/b/-/b-2.0.0.tgz"
         );
         assert!(b["hashes"]
             .as_array()
@@ -1042,8 +1157,15 @@ mod tests {
             a["checksums"],
             serde_json::json!([{"algorithm": "SHA256", "checksumValue": "ab".repeat(32)}])
         );
+        assert_eq!(
+            a["downloadLocation"],
+            "https://static.crates.io/crates/a/1.0.0/download"
+        );
+        assert_eq!(a["licenseDeclared"], "MIT");
         let b = by("pkg:cargo/b@2.0.0");
         assert_eq!(b["licenseDeclared"], "(MIT OR Apache-2.0)");
+        // a bare-IP URL is no download location to SPDX's validator
+        assert_eq!(b["downloadLocation"], "NOASSERTION");
         let app = &doc["documentDescribes"][0];
         let rels = doc["relationships"].as_array().unwrap();
         let has = |x: &serde_json::Value, t: &str, y: &serde_json::Value| {
@@ -1080,6 +1202,168 @@ mod tests {
     }
 
     #[test]
+    fn sbom_licences_and_distributions_of_every_protocol() {
+        use crate::artifact::gomod::GoMeta;
+        use crate::artifact::pip::PipMeta;
+        use crate::artifact::rubygems::GemMeta;
+        let artifact = |name: &str, filename: &str, meta: ArtifactMeta, url: &str| Artifact {
+            pm: PmName::new("x"),
+            name: name.into(),
+            version: "1.0.0".into(),
+            filename: filename.into(),
+            store_key: format!("deps/x/{filename}"),
+            meta,
+            source_url: Some(url.into()),
+        };
+        let artifacts = vec![
+            artifact(
+                "p",
+                "p-1.0.0.tar.gz",
+                ArtifactMeta::Pip(PipMeta {
+                    sha256: "0".repeat(64),
+                    requires_python: None,
+                    size: 1,
+                    kind: PipFileKind::Index,
+                    path: "files/p/p-1.0.0.tar.gz".into(),
+                    license: Some("BSD-3-Clause".into()),
+                }),
+                "https://files.example.org/p-1.0.0.tar.gz",
+            ),
+            artifact(
+                "g",
+                "g-1.0.0.gem",
+                ArtifactMeta::Rubygems(GemMeta {
+                    platform: None,
+                    info_line: String::new(),
+                    sha256: "0".repeat(64),
+                    integrity: GemIntegrity::LockfileChecksum,
+                    license: Some("Custom licence".into()),
+                }),
+                "https://rubygems.org/gems/g-1.0.0.gem",
+            ),
+            artifact(
+                "t",
+                "t-1.0.0.crate",
+                ArtifactMeta::Cargo(CargoMeta {
+                    index_line: String::new(),
+                    cksum: "0".repeat(64),
+                    license: Some("BSD".into()),
+                }),
+                "https://static.crates.io/crates/t/t-1.0.0.crate",
+            ),
+            artifact(
+                "m",
+                "v1.0.0.mod",
+                ArtifactMeta::Gomod(GoMeta { h1: None }),
+                "https://proxy.golang.org/m/@v/v1.0.0.mod",
+            ),
+            artifact(
+                "m",
+                "v1.0.0.zip",
+                ArtifactMeta::Gomod(GoMeta { h1: None }),
+                "https://proxy.golang.org/m/@v/v1.0.0.zip",
+            ),
+        ];
+        let mut data = data();
+        data.packages[0].dependencies = ["p", "g", "m", "t"]
+            .iter()
+            .map(|n| dep(n, "1.0.0", false, &[]))
+            .collect();
+        data.packages[0].depends_on.clear();
+        let input = || SbomInput {
+            id: 1,
+            repo: "https://git.example/o/app",
+            git_ref: "c0ffee",
+            data: &data,
+            artifacts: &artifacts,
+        };
+        let bom = cyclonedx(&[input()], &ctx());
+        let comps = bom["components"].as_array().unwrap();
+        let by = |name: &str| comps.iter().find(|c| c["name"] == name).unwrap().clone();
+        assert_eq!(
+            by("p")["licenses"],
+            serde_json::json!([{"expression": "BSD-3-Clause"}])
+        );
+        assert_eq!(
+            by("g")["licenses"],
+            serde_json::json!([{"license": {"name": "Custom licence"}}])
+        );
+        // looks like an expression, names no licence of the list
+        assert_eq!(
+            by("t")["licenses"],
+            serde_json::json!([{"license": {"name": "BSD"}}])
+        );
+        assert_eq!(
+            by("m")["externalReferences"],
+            serde_json::json!([{"type": "distribution", "url": "https://proxy.golang.org/m/@v/v1.0.0.zip"}])
+        );
+        let doc = spdx(&[input()], &ctx());
+        let packages = doc["packages"].as_array().unwrap();
+        let spdx_by = |name: &str| packages.iter().find(|p| p["name"] == name).unwrap().clone();
+        assert_eq!(spdx_by("p")["licenseDeclared"], "BSD-3-Clause");
+        assert_eq!(spdx_by("t")["licenseDeclared"], "LicenseRef-Larder-1");
+        assert_eq!(spdx_by("g")["licenseDeclared"], "LicenseRef-Larder-2");
+        assert_eq!(spdx_by("app")["licenseDeclared"], "NOASSERTION");
+        assert_eq!(
+            doc["hasExtractedLicensingInfos"],
+            serde_json::json!([
+                {"licenseId": "LicenseRef-Larder-1", "extractedText": "BSD", "name": "BSD"},
+                {"licenseId": "LicenseRef-Larder-2", "extractedText": "Custom licence", "name": "Custom licence"},
+            ])
+        );
+        assert_eq!(
+            spdx_by("p")["downloadLocation"],
+            "https://files.example.org/p-1.0.0.tar.gz"
+        );
+    }
+
+    #[test]
+    fn sbom_pip_url_and_git_dependencies_find_their_files() {
+        assert_eq!(
+            artifact_version(
+                "pip",
+                "https://h.example/u-1.0.tar.gz#cachito_hash=sha256:ab"
+            ),
+            "external-sha256-ab"
+        );
+        assert_eq!(
+            artifact_version("pip", "git+https://git.example/o/r.git@c0ffee"),
+            "c0ffee"
+        );
+        assert_eq!(artifact_version("pip", "1.0"), "1.0");
+        assert_eq!(
+            artifact_version("npm", "git+https://x@y"),
+            "git+https://x@y"
+        );
+    }
+
+    #[test]
+    fn sbom_known_licence_expressions() {
+        for ok in [
+            "MIT",
+            "MIT OR Apache-2.0",
+            "(MIT OR Apache-2.0) AND Ruby",
+            "Apache-2.0 WITH LLVM-exception",
+            "GPL-2.0+",
+            "GPL-2.0",
+        ] {
+            assert!(is_known_spdx_expression(ok), "{ok}");
+        }
+        for bad in [
+            "BSD",
+            "GPLv3",
+            "mit",
+            "MIT/Apache-2.0",
+            "LicenseRef-Foo",
+            "MIT WITH Nonsense-exception",
+            "Custom licence",
+            "",
+        ] {
+            assert!(!is_known_spdx_expression(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn sbom_licence_expressions() {
         for ok in [
             "MIT",
@@ -1098,6 +1382,9 @@ mod tests {
             ("git+file:///tmp/r@abc", false),
             ("git+http://127.0.0.1:8080/r@abc", false),
             ("git+https://git.example/o/r@abc", false),
+            ("https://files.pythonhosted.org/p/a-1.0.tar.gz", true),
+            ("http://127.0.0.1:8080/gems/a-1.0.gem", false),
+            ("ftp://ftp.example.com/a.tgz", false),
         ] {
             assert_eq!(spdx_download_location(vcs).is_some(), ok, "{vcs}");
         }

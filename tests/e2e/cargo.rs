@@ -134,9 +134,10 @@ fn store_files_under(root: &Path, prefix: &str) -> Vec<String> {
 
 fn fixture_crates() -> Vec<BuiltCrate> {
     [
-        FixtureCrate::new("leaf", "1.0.0", &[]),
-        FixtureCrate::new("leaf", "2.0.0", &[]),
-        FixtureCrate::new("mid-dle", "0.3.1", &[("leaf", "1.0.0")]),
+        FixtureCrate::new("leaf", "1.0.0", &[]).license("MIT OR Apache-2.0"),
+        // cargo's deprecated separator: either licence
+        FixtureCrate::new("leaf", "2.0.0", &[]).license("MIT/Apache-2.0"),
+        FixtureCrate::new("mid-dle", "0.3.1", &[("leaf", "1.0.0")]).license("Apache-2.0"),
         FixtureCrate::new("ab", "0.1.0", &[("mid-dle", "0.3.1")]),
         FixtureCrate::new("undeclared", "1.0.0", &[]),
     ]
@@ -302,6 +303,44 @@ async fn workspace_with_git_and_path_deps_builds_offline_and_serves_a_registry()
             "{d}"
         );
     }
+    // licences as the crates' Cargo.toml declare them (ab declares none), and each registry
+    // crate's distribution URL is the upstream file the fetch downloaded
+    let licenses = sbom::cyclonedx_licenses(&bom);
+    for (crate_, license) in [
+        ("leaf@1.0.0", Some("MIT OR Apache-2.0")),
+        ("leaf@2.0.0", Some("MIT OR Apache-2.0")),
+        ("mid-dle@0.3.1", Some("Apache-2.0")),
+        ("ab@0.1.0", None),
+    ] {
+        assert_eq!(
+            licenses.get(crate_).map(String::as_str),
+            license,
+            "{crate_}"
+        );
+    }
+    let distributions = sbom::cyclonedx_distributions(&bom);
+    for (name, version) in [
+        ("ab", "0.1.0"),
+        ("leaf", "1.0.0"),
+        ("leaf", "2.0.0"),
+        ("mid-dle", "0.3.1"),
+    ] {
+        assert_eq!(
+            distributions[&format!("{name}@{version}")],
+            [format!(
+                "{}/crates/{name}/{name}-{version}.crate",
+                up.server.url
+            )]
+            .into_iter()
+            .collect(),
+            "{bom}"
+        );
+    }
+    // the git crate's reference is its repository, not a download
+    assert!(
+        !distributions.contains_key("gitdep@0.2.0"),
+        "{distributions:?}"
+    );
 
     // the returned configuration: offline + registry variants; the offline one is also in the
     // bundle's app overlay, so the bundle alone builds offline
@@ -481,6 +520,18 @@ async fn workspace_with_git_and_path_deps_builds_offline_and_serves_a_registry()
             .collect()
     };
     assert_eq!(deps_of(&bytes), deps_of(&bytes2));
+    // its SBOM names the same distribution URLs (recorded when the crates were first fetched)
+    // and licences (read from the .crates: their vendored directories are kept members now)
+    let (status, bom2) = larder.get(&format!("/api/v1/requests/{id2}/sbom")).await;
+    assert_eq!(status, 200, "{bom2}");
+    assert_eq!(
+        sbom::cyclonedx_distributions(&bom2),
+        sbom::cyclonedx_distributions(&bom)
+    );
+    assert_eq!(
+        sbom::cyclonedx_licenses(&bom2),
+        sbom::cyclonedx_licenses(&bom)
+    );
 
     // 6. a stale request's registry is gone: 410
     larder.expire_all();

@@ -206,6 +206,15 @@ async fn transitive_deps_build_offline_and_via_the_request_goproxy() {
         "{edges:?}"
     );
     assert_eq!(edges["example.com/b@v1.1.0"], set(&[]), "{edges:?}");
+    // a module's distribution is the .zip fetched from the GOPROXY (module paths case-encoded)
+    let distributions = crate::support::sbom::cyclonedx_distributions(&bom);
+    assert_eq!(
+        distributions["github.com/Fix/Upper@v1.0.0"],
+        set(&[&format!(
+            "{}/github.com/!fix/!upper/@v/v1.0.0.zip",
+            s.upstream.url
+        )])
+    );
     let (_, manifest) = s
         .larder
         .get(&format!("/api/v1/requests/{id}/content-manifest"))

@@ -305,6 +305,13 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
                 hashes[key]
             );
         }
+        // a registry tarball's distribution is the configured registry's file
+        let distributions = crate::support::sbom::cyclonedx_distributions(&bom);
+        assert_eq!(
+            distributions["@s/c@2.0.0"],
+            set(&[&format!("{}/@s/c/-/c-2.0.0.tgz", fx.upstream.url)]),
+            "{distributions:?}"
+        );
     }
     let off_lock = String::from_utf8(
         bundle["deps/app-overlay/package-lock.json"]

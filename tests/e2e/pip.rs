@@ -3,7 +3,9 @@
 //! from the unpacked bundle with no index at all.
 
 use crate::support::clients::{pip, run, venv};
-use crate::support::pip_fixtures::{build_sdist, build_wheel, write_simple_index, FixtureFile};
+use crate::support::pip_fixtures::{
+    build_sdist, build_sdist_with, build_wheel_with, write_simple_index, FixtureFile,
+};
 use crate::support::*;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -25,12 +27,59 @@ impl Upstream {
         let dir = tempfile::tempdir().unwrap();
         let dist = dir.path().join("dist");
         std::fs::create_dir_all(&dist).unwrap();
+        // licences of both core metadata fields; Requires-Dist with and without markers (the
+        // graph the pip SBOM test expects, see PIP_GRAPH)
+        let alpha_license = [("License-Expression", "MIT OR Apache-2.0")];
         let mut files = vec![
-            build_sdist(&dist, "alpha", "1.0", &["beta==2.0"], Some(">=3.8")).unwrap(),
-            build_wheel(&dist, "alpha", "1.0", &["beta==2.0"], Some(">=3.8")).unwrap(),
-            build_sdist(&dist, "beta", "2.0", &[], None).unwrap(),
-            build_sdist(&dist, "gamma", "3.0", &[], None).unwrap(),
-            build_sdist(&dist, "Zope.Fixture", "3.0", &[], None).unwrap(),
+            build_sdist_with(
+                &dist,
+                "alpha",
+                "1.0",
+                &["beta==2.0"],
+                Some(">=3.8"),
+                &alpha_license,
+            )
+            .unwrap(),
+            build_wheel_with(
+                &dist,
+                "alpha",
+                "1.0",
+                &["beta==2.0"],
+                Some(">=3.8"),
+                &alpha_license,
+            )
+            .unwrap(),
+            build_sdist_with(
+                &dist,
+                "beta",
+                "2.0",
+                &["gamma==3.0 ; extra == \"extra\""],
+                None,
+                &[("License", "BSD-3-Clause"), ("Provides-Extra", "extra")],
+            )
+            .unwrap(),
+            build_sdist_with(
+                &dist,
+                "gamma",
+                "3.0",
+                &["alpha ; extra == \"tests\""],
+                None,
+                &[
+                    ("License", "Custom fixture licence"),
+                    ("Provides-Extra", "tests"),
+                ],
+            )
+            .unwrap(),
+            // reads like an expression, is no licence of the SPDX list
+            build_sdist_with(
+                &dist,
+                "Zope.Fixture",
+                "3.0",
+                &["Beta>=2 ; python_version >= \"3\""],
+                None,
+                &[("License", "BSD")],
+            )
+            .unwrap(),
             build_sdist(&dist, "builddep", "1.0", &[], None).unwrap(),
             build_sdist(&dist, "delta", "1.0", &[], None).unwrap(),
             build_sdist(&dist, "htmlonly", "1.0", &[], None).unwrap(),
@@ -424,6 +473,17 @@ async fn plain_pins_build_requirements_real_pip_offline_and_cached_second_reques
     assert_eq!(upstream.server.requests(), Vec::<String>::new());
 }
 
+/// The pip graph the hashed request's SBOM must have: each fixture's Requires-Dist among the
+/// request's dependencies. alpha needs beta; beta needs gamma with its extra `extra`, which the
+/// request asks (`beta[extra]`); gamma needs alpha only with `tests`, which nobody asks; zope's
+/// python_version marker is not evaluated. urldep and vcsdep need nothing (checked apart).
+const PIP_GRAPH: &[(&str, &[&str])] = &[
+    ("alpha@1.0", &["beta@2.0"]),
+    ("beta@2.0", &["gamma@3.0"]),
+    ("gamma@3.0", &[]),
+    ("zope-fixture@3.0", &["beta@2.0"]),
+];
+
 #[tokio::test]
 async fn hashes_extras_markers_include_vcs_and_url_with_require_hashes() {
     let upstream = Upstream::start().await;
@@ -461,8 +521,85 @@ async fn hashes_extras_markers_include_vcs_and_url_with_require_hashes() {
         .await;
     let done = larder.wait(id).await;
     assert_eq!(done["state"], "complete", "{done}\n{}", larder.logs());
-    // the SBOM (hashes, VCS and URL requirements) is valid in both formats
-    crate::support::sbom::valid_sboms(&larder, id).await;
+    // the SBOM (hashes, VCS and URL requirements) is valid in both formats; its graph is the
+    // fetched files' Requires-Dist, its licences and distribution URLs their metadata's and
+    // the files fetched
+    let bom = crate::support::sbom::valid_sboms(&larder, id).await;
+    let edges = crate::support::sbom::cyclonedx_edges(&bom);
+    for (dependency, want) in PIP_GRAPH {
+        let want: std::collections::BTreeSet<String> = want.iter().map(|d| d.to_string()).collect();
+        assert_eq!(edges[*dependency], want, "{dependency}: {edges:?}");
+    }
+    for (from, to) in &edges {
+        let external = from.starts_with("urldep@") || from.starts_with("vcsdep@");
+        assert!(!external || to.is_empty(), "{from} -> {to:?}");
+    }
+    let licenses = crate::support::sbom::cyclonedx_licenses(&bom);
+    assert_eq!(licenses["alpha@1.0"], "MIT OR Apache-2.0");
+    assert_eq!(licenses["beta@2.0"], "BSD-3-Clause");
+    assert_eq!(licenses["gamma@3.0"], "Custom fixture licence");
+    assert_eq!(licenses["zope-fixture@3.0"], "BSD");
+    let (_, spdx) = larder
+        .get(&format!("/api/v1/requests/{id}/sbom?format=spdx"))
+        .await;
+    let declared = |name: &str| {
+        let package = spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        package["licenseDeclared"].as_str().unwrap().to_string()
+    };
+    assert_eq!(declared("alpha"), "MIT OR Apache-2.0");
+    // a licence that is no SPDX expression is declared by its text
+    let texts: BTreeMap<String, String> = spdx["hasExtractedLicensingInfos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let text = l["extractedText"].as_str().unwrap().to_string();
+            (l["licenseId"].as_str().unwrap().to_string(), text)
+        })
+        .collect();
+    assert_eq!(texts[&declared("zope-fixture")], "BSD");
+    assert_eq!(texts[&declared("gamma")], "Custom fixture licence");
+    let distributions = crate::support::sbom::cyclonedx_distributions(&bom);
+    let base = &upstream.server.url;
+    for (dependency, file) in [
+        ("alpha@1.0", "alpha/alpha-1.0.tar.gz"),
+        ("beta@2.0", "beta/beta-2.0.tar.gz"),
+        ("gamma@3.0", "gamma/gamma-3.0.tar.gz"),
+        ("zope-fixture@3.0", "zope-fixture/zope_fixture-3.0.tar.gz"),
+    ] {
+        assert_eq!(
+            distributions[dependency],
+            [format!("{base}/pypi/files/{file}")].into_iter().collect(),
+            "{dependency}"
+        );
+    }
+    let urldep: Vec<_> = distributions
+        .iter()
+        .filter(|(d, _)| d.starts_with("urldep@"))
+        .flat_map(|(_, urls)| urls)
+        .collect();
+    assert_eq!(urldep, [&format!("{base}/direct/urldep-1.0.tar.gz")]);
+    assert!(!distributions.keys().any(|d| d.starts_with("vcsdep@")));
+    // the URL and git requirements' files are theirs in the SBOM too (their reported versions
+    // are Cachito's, not the files')
+    let hashes = crate::support::sbom::cyclonedx_hashes(&bom);
+    let hashes_of = |prefix: &str| -> Vec<(String, String)> {
+        hashes
+            .iter()
+            .filter(|(d, _)| d.starts_with(prefix))
+            .flat_map(|(_, h)| h.iter().cloned())
+            .collect()
+    };
+    assert_eq!(
+        hashes_of("urldep@"),
+        [("SHA-256".to_string(), urldep_sha.clone())]
+    );
+    assert_eq!(hashes_of("vcsdep@").len(), 1, "{hashes:?}");
 
     let (_, packages) = larder.get(&format!("/api/v1/requests/{id}/packages")).await;
     assert_eq!(dependency(&packages, "zope-fixture")["version"], "3.0");

@@ -79,8 +79,8 @@ fn fixture_gems() -> Vec<FixtureGem> {
     vec![
         FixtureGem::new("rack", "1.0.0", &[]),
         FixtureGem::new("rack", "2.0.0", &[]),
-        FixtureGem::new("middle", "0.3.1", &[("rack", "= 1.0.0")]),
-        FixtureGem::new("top", "0.1.0", &[("middle", "~> 0.3")]),
+        FixtureGem::new("middle", "0.3.1", &[("rack", "= 1.0.0")]).licenses(&[]),
+        FixtureGem::new("top", "0.1.0", &[("middle", "~> 0.3")]).licenses(&["MIT", "Apache-2.0"]),
         FixtureGem::new("native", "1.0.0", &[]),
         FixtureGem::new("native", "1.0.0", &[]).platform("x86_64-linux"),
         FixtureGem::new("undeclared", "1.0.0", &[]),
@@ -195,6 +195,35 @@ async fn bundler_installs_through_the_gem_server_and_offline_from_the_bundle() {
     assert!(
         edges["gitgem@0.2.0"].contains("rack@1.0.0"),
         "{edges:?}\n{lock_text}"
+    );
+    // the gemspecs' licences (several as all applying, none for middle), and each registry
+    // gem's distribution URL is the upstream file fetched
+    let licenses = crate::support::sbom::cyclonedx_licenses(&bom);
+    assert_eq!(licenses["rack@1.0.0"], "MIT");
+    assert_eq!(licenses["top@0.1.0"], "MIT AND Apache-2.0");
+    assert!(!licenses.contains_key("middle@0.3.1"), "{licenses:?}");
+    let distributions = crate::support::sbom::cyclonedx_distributions(&bom);
+    for gem in ["rack-1.0.0", "middle-0.3.1", "top-0.1.0"] {
+        let (name, version) = gem.rsplit_once('-').unwrap();
+        assert_eq!(
+            distributions[&format!("{name}@{version}")],
+            [format!("{}/gems/{gem}.gem", up.server.url)]
+                .into_iter()
+                .collect(),
+            "{bom}"
+        );
+    }
+    assert!(
+        distributions["native@1.0.0"].contains(&format!(
+            "{}/gems/native-1.0.0-x86_64-linux.gem",
+            up.server.url
+        )),
+        "{distributions:?}"
+    );
+    // the git gem's reference is its repository
+    assert!(
+        !distributions.contains_key("gitgem@0.2.0"),
+        "{distributions:?}"
     );
     assert!(
         !up.server

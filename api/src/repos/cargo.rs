@@ -160,7 +160,9 @@ mod tests {
             meta: ArtifactMeta::Cargo(common::artifact::cargo::CargoMeta {
                 index_line: format!("{{\"name\":\"{name}\",\"vers\":\"{version}\"}}"),
                 cksum: "x".into(),
+                license: None,
             }),
+            source_url: None,
         }
     }
 

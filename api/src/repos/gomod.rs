@@ -133,6 +133,7 @@ mod tests {
             filename: format!("{version}.{ext}"),
             store_key: format!("deps/gomod/cache/download/{name}/@v/{version}.{ext}"),
             meta: common::ArtifactMeta::Gomod(Default::default()),
+            source_url: None,
         }
     }
 

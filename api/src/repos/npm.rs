@@ -274,6 +274,7 @@ mod tests {
                     shasum: "ab".into(),
                 },
             })),
+            source_url: None,
         }
     }
 

@@ -326,7 +326,9 @@ mod tests {
                 size: 12,
                 kind,
                 path: path.into(),
+                license: None,
             }),
+            source_url: None,
         }
     }
 

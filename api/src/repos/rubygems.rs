@@ -241,7 +241,9 @@ mod tests {
                 ),
                 sha256: "aa".into(),
                 integrity: GemIntegrity::UpstreamIndex,
+                license: None,
             }),
+            source_url: None,
         }
     }
 

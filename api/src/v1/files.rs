@@ -667,8 +667,9 @@ async fn record_artifacts(
     for a in &items {
         let meta = serde_json::to_value(&a.meta).map_err(|e| ApiError::internal(e.to_string()))?;
         if [a.pm.as_str(), &a.name, &a.version, &a.filename]
-            .iter()
-            .any(|text| has_control(text))
+            .into_iter()
+            .chain(a.source_url.as_deref())
+            .any(has_control)
             || any_string(&meta, &|s| s.contains('\0'))
         {
             return Err(ApiError::bad_request(format!(
@@ -707,6 +708,7 @@ async fn record_artifacts(
                         artifacts::filename.eq(&a.filename),
                         artifacts::store_key.eq(&a.store_key),
                         artifacts::meta.eq(meta),
+                        artifacts::source_url.eq(&a.source_url),
                     )
                 })
                 .collect();

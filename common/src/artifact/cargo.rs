@@ -9,6 +9,10 @@ pub struct CargoMeta {
     pub index_line: String,
     /// Cargo.lock's sha256 of the `.crate`, hex.
     pub cksum: String,
+    /// The `license` of the crate's own Cargo.toml (an SPDX expression, cargo's deprecated
+    /// `/` read as `OR`), when it declares one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
 }
 
 /// A crates.io-compatible crate name: ASCII alphanumerics, `-` and `_`, 1 to 64 characters,

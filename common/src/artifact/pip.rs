@@ -14,6 +14,10 @@ pub struct PipMeta {
     pub kind: PipFileKind,
     /// Where the index serves the file, below its base URL: `files/<…>`.
     pub path: String,
+    /// The file's core metadata `License-Expression` (PEP 639), else its `License`, when it
+    /// declares one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
 }
 
 /// How a file came into the request: only index files are listed on project pages; the

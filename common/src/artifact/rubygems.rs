@@ -25,6 +25,10 @@ pub struct GemMeta {
     /// The `.gem`'s sha256, hex (the one in `info_line`).
     pub sha256: String,
     pub integrity: GemIntegrity,
+    /// The gemspec's `licenses`, one SPDX expression when each reads as one (several joined
+    /// with `AND`), when it declares any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
 }
 
 /// A gem name as RubyGems.org allows it (letters, digits, `.`, `-`, `_`; not starting with a

@@ -81,6 +81,8 @@ pub struct FixtureCrate {
     pub name: String,
     pub version: String,
     pub deps: Vec<(String, String)>,
+    /// Cargo.toml's `license`, as written.
+    pub license: Option<String>,
 }
 
 impl FixtureCrate {
@@ -92,7 +94,13 @@ impl FixtureCrate {
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
+            license: None,
         }
+    }
+
+    pub fn license(mut self, license: &str) -> Self {
+        self.license = Some(license.into());
+        self
     }
 }
 
@@ -118,6 +126,9 @@ pub fn build_crate(c: &FixtureCrate) -> BuiltCrate {
         "[package]\nedition = \"2021\"\nname = \"{}\"\nversion = \"{}\"\n",
         c.name, c.version
     );
+    if let Some(license) = &c.license {
+        let _ = writeln!(manifest, "license = {license:?}");
+    }
     let mut body = String::from("1");
     if !c.deps.is_empty() {
         manifest.push_str("\n[dependencies]\n");
@@ -374,12 +385,14 @@ pub fn synthetic_graph(n: usize) -> (Vec<FixtureCrate>, Vec<(String, String)>) {
             name: name.clone(),
             version: "1.0.0".into(),
             deps,
+            license: None,
         });
         if i % 10 == 0 {
             crates.push(FixtureCrate {
                 name,
                 version: "2.0.0".into(),
                 deps: vec![],
+                license: None,
             });
         }
     }

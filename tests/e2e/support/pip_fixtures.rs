@@ -106,9 +106,23 @@ pub fn core_metadata(
     deps: &[&str],
     requires_python: Option<&str>,
 ) -> String {
+    core_metadata_with(name, version, deps, requires_python, &[])
+}
+
+/// [`core_metadata`] with more headers (`("License-Expression", "MIT")`).
+pub fn core_metadata_with(
+    name: &str,
+    version: &str,
+    deps: &[&str],
+    requires_python: Option<&str>,
+    headers: &[(&str, &str)],
+) -> String {
     let mut m = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
     if let Some(rp) = requires_python {
         m.push_str(&format!("Requires-Python: {rp}\n"));
+    }
+    for (key, value) in headers {
+        m.push_str(&format!("{key}: {value}\n"));
     }
     for d in deps {
         m.push_str(&format!("Requires-Dist: {d}\n"));
@@ -135,6 +149,18 @@ pub fn build_wheel(
     deps: &[&str],
     requires_python: Option<&str>,
 ) -> io::Result<FixtureFile> {
+    build_wheel_with(dir, name, version, deps, requires_python, &[])
+}
+
+/// [`build_wheel`] whose METADATA has more headers.
+pub fn build_wheel_with(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    deps: &[&str],
+    requires_python: Option<&str>,
+    headers: &[(&str, &str)],
+) -> io::Result<FixtureFile> {
     let w = wheel_name(name);
     let di = format!("{w}-{version}.dist-info");
     let files: Vec<(String, Vec<u8>)> = vec![
@@ -144,7 +170,7 @@ pub fn build_wheel(
         ),
         (
             format!("{di}/METADATA"),
-            core_metadata(name, version, deps, requires_python).into_bytes(),
+            core_metadata_with(name, version, deps, requires_python, headers).into_bytes(),
         ),
         (format!("{di}/WHEEL"), WHEEL_FILE.as_bytes().to_vec()),
     ];
@@ -218,9 +244,21 @@ pub fn build_sdist(
     deps: &[&str],
     requires_python: Option<&str>,
 ) -> io::Result<FixtureFile> {
+    build_sdist_with(dir, name, version, deps, requires_python, &[])
+}
+
+/// [`build_sdist`] whose PKG-INFO (and built wheel's METADATA) has more headers.
+pub fn build_sdist_with(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    deps: &[&str],
+    requires_python: Option<&str>,
+    headers: &[(&str, &str)],
+) -> io::Result<FixtureFile> {
     let w = wheel_name(name);
     let top = format!("{w}-{version}");
-    let metadata = core_metadata(name, version, deps, requires_python);
+    let metadata = core_metadata_with(name, version, deps, requires_python, headers);
     let pyproject = format!(
         "[build-system]\nrequires = []\nbuild-backend = \"larder_fixture_backend\"\nbackend-path = [\".\"]\n\n[project]\nname = {}\nversion = {}\n",
         serde_json::json!(name),

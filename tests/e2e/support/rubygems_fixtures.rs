@@ -17,6 +17,8 @@ pub struct FixtureGem {
     pub platform: Option<String>,
     /// (name, requirement) of its runtime dependencies.
     pub deps: Vec<(String, String)>,
+    /// The gemspec's `licenses`.
+    pub licenses: Vec<String>,
 }
 
 impl FixtureGem {
@@ -29,7 +31,13 @@ impl FixtureGem {
                 .iter()
                 .map(|(n, r)| (n.to_string(), r.to_string()))
                 .collect(),
+            licenses: vec!["MIT".into()],
         }
+    }
+
+    pub fn licenses(mut self, licenses: &[&str]) -> Self {
+        self.licenses = licenses.iter().map(|l| l.to_string()).collect();
+        self
     }
 
     pub fn platform(mut self, platform: &str) -> Self {
@@ -78,8 +86,8 @@ impl BuiltGem {
 
 pub fn gemspec(g: &FixtureGem, files: &[&str]) -> String {
     let mut s = format!(
-        "Gem::Specification.new do |s|\n  s.name = \"{}\"\n  s.version = \"{}\"\n  s.summary = \"{} fixture\"\n  s.authors = [\"Larder Test\"]\n  s.license = \"MIT\"\n  s.required_ruby_version = \">= 2.0\"\n  s.files = {files:?}\n",
-        g.name, g.version, g.name
+        "Gem::Specification.new do |s|\n  s.name = \"{}\"\n  s.version = \"{}\"\n  s.summary = \"{} fixture\"\n  s.authors = [\"Larder Test\"]\n  s.licenses = {:?}\n  s.required_ruby_version = \">= 2.0\"\n  s.files = {files:?}\n",
+        g.name, g.version, g.name, g.licenses
     );
     if let Some(p) = &g.platform {
         s.push_str(&format!("  s.platform = \"{p}\"\n"));

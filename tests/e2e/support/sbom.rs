@@ -201,3 +201,46 @@ pub fn graph_by_keys(
     }
     graph
 }
+
+/// `name@version` of a CycloneDX component.
+fn component_name(c: &Value) -> String {
+    format!(
+        "{}@{}",
+        c["name"].as_str().unwrap(),
+        c["version"].as_str().unwrap_or_default()
+    )
+}
+
+/// Each component's declared licence, `name@version -> expression or name` (components
+/// without one are absent).
+pub fn cyclonedx_licenses(bom: &Value) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for c in bom["components"].as_array().unwrap() {
+        let Some(first) = c["licenses"].as_array().and_then(|l| l.first()) else {
+            continue;
+        };
+        let license = first["expression"]
+            .as_str()
+            .or_else(|| first["license"]["name"].as_str())
+            .or_else(|| first["license"]["id"].as_str())
+            .unwrap();
+        out.insert(component_name(c), license.to_string());
+    }
+    out
+}
+
+/// Each component's `distribution` references, `name@version -> {url}` (components without
+/// one are absent).
+pub fn cyclonedx_distributions(bom: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for c in bom["components"].as_array().unwrap() {
+        for r in c["externalReferences"].as_array().into_iter().flatten() {
+            if r["type"] == "distribution" {
+                out.entry(component_name(c))
+                    .or_default()
+                    .insert(r["url"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    out
+}

@@ -11,8 +11,8 @@ use crate::pkg_managers::cargo::index::{check_line, IndexError};
 use crate::pkg_managers::cargo::lockfile::{CargoLock, LockedPackage, Source};
 use crate::pkg_managers::cargo::plan::crate_store_key;
 use crate::pkg_managers::cargo::vendor::{
-    check_verified, vendor_dir_name, vendor_git_crate, vendor_registry_crate, Limits, VendorError,
-    VENDOR_FORMAT,
+    check_verified, crate_license, vendor_dir_name, vendor_git_crate, vendor_registry_crate,
+    Limits, VendorError, VENDOR_FORMAT,
 };
 use common::artifact::cargo::CargoMeta;
 use common::commit::CommitId;
@@ -131,12 +131,22 @@ pub fn packages(lock: &CargoLock) -> Vec<Package> {
     out
 }
 
+/// What the SBOM learns of each registry crate, by (name, version), beyond its index line.
+#[derive(Clone, Debug, Default)]
+pub struct CrateSources {
+    /// The licence its Cargo.toml declares (read as it was vendored).
+    pub licenses: BTreeMap<(String, String), String>,
+    /// The upstream URL of its `.crate` (credentials stripped).
+    pub urls: BTreeMap<(String, String), String>,
+}
+
 /// One artifact per registry crate, made as it is read (50,000 at once were 40 MB). `lines` maps
 /// (name, version) to the verbatim upstream index line (as stored under
 /// `plan::index_line_store_key`); each is re-checked against the lockfile.
 pub fn artifacts<'a>(
     lock: &'a CargoLock,
     lines: &'a BTreeMap<(String, String), String>,
+    sources: &'a CrateSources,
 ) -> impl Iterator<Item = Result<Artifact, LayoutError>> + 'a {
     lock.registry().map(|(p, checksum)| {
         let key = (p.name.clone(), p.version.clone());
@@ -154,7 +164,9 @@ pub fn artifacts<'a>(
             meta: ArtifactMeta::Cargo(CargoMeta {
                 index_line: line.to_string(),
                 cksum: checksum.to_string(),
+                license: sources.licenses.get(&key).cloned(),
             }),
+            source_url: sources.urls.get(&key).cloned(),
         })
     })
 }
@@ -174,14 +186,14 @@ pub struct VendorTarget<'a> {
 
 /// Vendor every registry crate (from `crate_file(name, version)`) and every git crate (from
 /// `git_checkout(url, commit)`, a checkout at the locked commit) into the bundle's
-/// `deps/cargo/`.
+/// `deps/cargo/`. Returns the licences the registry crates declare, by (name, version).
 pub fn vendor_all(
     lock: &CargoLock,
     target: &VendorTarget,
     crate_file: CrateFile,
     git_checkout: GitCheckout,
     limits: &Limits,
-) -> Result<(), LayoutError> {
+) -> Result<BTreeMap<(String, String), String>, LayoutError> {
     let mut seen = BTreeSet::new();
     for p in lock
         .packages
@@ -195,6 +207,7 @@ pub fn vendor_all(
             )));
         }
     }
+    let mut licenses = BTreeMap::new();
     for p in &lock.packages {
         let dir = vendor_dir_name(&p.name, &p.version);
         let path = format!("deps/cargo/{dir}");
@@ -206,15 +219,22 @@ pub fn vendor_all(
                 // checked here too: a kept member is reused without vendoring again
                 check_verified(&verified, checksum, &format!("{}@{}", p.name, p.version))?;
                 let cache_key = format!("{VENDOR_FORMAT}:registry:{}:{dir}", verified.hex());
+                // the licence as the crate is hashed when the member is made; from the .crate's
+                // Cargo.toml (near its start) when a kept one is reused
+                let mut made = None;
                 target
                     .bundle
                     .place_derived(target.store, &path, &cache_key, |work: &Path| {
-                        vendor_registry_crate(
+                        let vendored = vendor_registry_crate(
                             &file, &verified, &p.name, &p.version, checksum, work, limits,
-                        )
-                        .map(drop)
-                        .map_err(LayoutError::from)
+                        )?;
+                        made = Some(vendored.license);
+                        Ok::<_, LayoutError>(())
                     })?;
+                let license = made.unwrap_or_else(|| crate_license(&file, &p.name, &p.version));
+                if let Some(license) = license {
+                    licenses.insert((p.name.clone(), p.version.clone()), license);
+                }
             }
             Source::Git { url, commit, .. } => {
                 let cache_key = format!("{VENDOR_FORMAT}:git:{url}:{commit}:{dir}");
@@ -232,7 +252,7 @@ pub fn vendor_all(
             Source::Path { .. } => {}
         }
     }
-    Ok(())
+    Ok(licenses)
 }
 
 #[cfg(test)]
@@ -375,7 +395,7 @@ mod tests {
             l: &CargoLock,
             lines: &BTreeMap<(String, String), String>,
         ) -> Result<Vec<Artifact>, LayoutError> {
-            artifacts(l, lines).collect()
+            artifacts(l, lines, &CrateSources::default()).collect()
         }
         assert!(matches!(
             all(&l, &lines),
@@ -399,7 +419,36 @@ mod tests {
             ArtifactMeta::Cargo(CargoMeta {
                 index_line: r#"{"name":"serde","vers":"1.0.0","cksum":"aa"}"#.into(),
                 cksum: "aa".into(),
+                license: None,
             })
+        );
+        assert_eq!(a[0].source_url, None);
+        let mut sources = CrateSources::default();
+        let serde = ("serde".to_string(), "1.0.0".to_string());
+        sources
+            .licenses
+            .insert(serde.clone(), "MIT OR Apache-2.0".into());
+        sources.urls.insert(
+            serde,
+            "https://static.crates.io/crates/serde/serde-1.0.0.crate".into(),
+        );
+        let a: Vec<Artifact> = artifacts(&l, &lines, &sources)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let ArtifactMeta::Cargo(meta) = &a[0].meta else {
+            panic!()
+        };
+        assert_eq!(meta.license.as_deref(), Some("MIT OR Apache-2.0"));
+        assert_eq!(
+            a[0].source_url.as_deref(),
+            Some("https://static.crates.io/crates/serde/serde-1.0.0.crate")
+        );
+        let ArtifactMeta::Cargo(meta) = &a[1].meta else {
+            panic!()
+        };
+        assert_eq!(
+            (meta.license.as_ref(), a[1].source_url.as_ref()),
+            (None, None)
         );
     }
 }

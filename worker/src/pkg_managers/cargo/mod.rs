@@ -44,6 +44,10 @@ pub struct CargoPlan {
     new_lines: BTreeSet<(String, String)>,
     /// This request's registry, for `config.registry.toml`.
     registry_url: String,
+    /// The upstream URL of each registry `.crate`, by (name, version): from the upstream's
+    /// `config.json` (its download template), else as recorded when the crate was first fetched
+    /// (`plan::download_url_store_key`; none for crates stored before URLs were).
+    download_urls: BTreeMap<(String, String), String>,
 }
 
 impl PackageManager for Cargo {
@@ -72,7 +76,8 @@ impl PackageManager for Cargo {
         let refs: Vec<&CargoLock> = locks.iter().collect();
 
         // config.json is only needed when something is missing from the store
-        let index_config = if plan::required_store_keys(&refs).all(|k| ctx.store.contains(&k)) {
+        let warm = plan::required_store_keys(&refs).all(|k| ctx.store.contains(&k));
+        let index_config = if warm {
             // every download is a store hit (re-verified, never fetched): no upstream URL needed
             index::IndexConfig {
                 dl: "http://upstream.invalid/".into(),
@@ -94,6 +99,23 @@ impl PackageManager for Cargo {
             index::parse_config(&bytes)?
         };
         let plan = plan::plan(&refs, &ctx.config.crates_index, &index_config)?;
+        let mut download_urls = BTreeMap::new();
+        let by_key: BTreeMap<&str, &str> = plan
+            .downloads
+            .iter()
+            .map(|d| (d.store_key.as_str(), d.url.as_str()))
+            .collect();
+        for (p, _) in refs.iter().flat_map(|lock| lock.registry()) {
+            let url = if warm {
+                recorded_download_url(ctx.store, &p.name, &p.version)
+            } else {
+                let key = plan::crate_store_key(&p.name, &p.version);
+                by_key.get(key.as_str()).map(|url| url.to_string())
+            };
+            if let Some(url) = url.and_then(|u| common::artifact::distribution_url(&u)) {
+                download_urls.insert((p.name.clone(), p.version.clone()), url);
+            }
+        }
 
         // each read made as a slot frees up: 45,000 reads made at once held 45 MB of futures
         // (by index: a closure taking a reference would not be Send for every lifetime)
@@ -130,6 +152,7 @@ impl PackageManager for Cargo {
             lines,
             new_lines,
             registry_url: registry_url(ctx),
+            download_urls,
         };
         Ok((plan, fetches))
     }
@@ -145,6 +168,17 @@ impl PackageManager for Cargo {
                         .put_bytes(&key, line.as_bytes())
                         .map_err(store_error)?;
                 }
+            }
+        }
+
+        // every crate verified: where each came from is recorded for the requests that will
+        // find it in the store (written once, like the index lines)
+        for ((name, version), url) in &plan.download_urls {
+            let key = plan::download_url_store_key(name, version);
+            if !ctx.store.contains(&key) {
+                ctx.store
+                    .put_bytes(&key, url.as_bytes())
+                    .map_err(store_error)?;
             }
         }
 
@@ -164,14 +198,18 @@ impl PackageManager for Cargo {
             };
             fetched.git.get(&fetch).map(|c| c.dir.clone())
         };
+        let mut sources = layout::CrateSources {
+            urls: plan.download_urls,
+            ..Default::default()
+        };
         for lock in &plan.locks {
-            layout::vendor_all(
+            sources.licenses.extend(layout::vendor_all(
                 lock,
                 &target,
                 &crate_file,
                 &git_checkout,
                 &vendor::Limits::default(),
-            )?;
+            )?);
         }
 
         let mut out = PmOutput::default();
@@ -187,7 +225,7 @@ impl PackageManager for Cargo {
                 &plan.registry_url,
                 ctx.repos_ca,
             )?);
-            for artifact in layout::artifacts(lock, &plan.lines) {
+            for artifact in layout::artifacts(lock, &plan.lines, &sources) {
                 let artifact = artifact?;
                 if seen.insert((artifact.name.clone(), artifact.version.clone())) {
                     out.add_artifacts([artifact])?;
@@ -208,6 +246,24 @@ fn registry_url(ctx: &PmContext<'_>) -> String {
         Some(head) if !ctx.job.repository_token.is_empty() => format!("{head}cargo/"),
         _ => ctx.repository_url("cargo"),
     }
+}
+
+/// Longest recorded download URL read back.
+const MAX_RECORDED_URL_BYTES: u64 = 8 << 10;
+
+/// The download URL recorded when `name@version` was first fetched, if it was and reads.
+fn recorded_download_url(store: &common::Store, name: &str, version: &str) -> Option<String> {
+    use std::io::Read;
+    let path = store
+        .path(&plan::download_url_store_key(name, version))
+        .ok()?;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_RECORDED_URL_BYTES + 1)
+        .read_to_string(&mut text)
+        .ok()?;
+    (text.len() as u64 <= MAX_RECORDED_URL_BYTES).then_some(text)
 }
 
 /// One registry crate's index line.

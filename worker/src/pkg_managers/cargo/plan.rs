@@ -55,6 +55,12 @@ pub fn index_line_store_key(name: &str, version: &str) -> String {
     format!("deps/cargo/{name}/{name}-{version}.index-line")
 }
 
+/// Where the upstream URL a `.crate` was first fetched from is kept (credentials removed): a
+/// request that finds every crate in the store reads no `config.json`, so it cannot compute it.
+pub fn download_url_store_key(name: &str, version: &str) -> String {
+    format!("deps/cargo/{name}/{name}-{version}.download-url")
+}
+
 /// One wanted index line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WantedLine {

@@ -117,9 +117,78 @@ pub fn check_verified(verified: &Digest, checksum: &str, label: &str) -> Result<
     Ok(())
 }
 
+/// Largest Cargo.toml parsed for its licence (crates.io's are a few KiB; the vendoring reads
+/// any size).
+const MAX_MANIFEST_BYTES: usize = 1 << 20;
+
+/// A registry crate laid out in the vendor directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VendoredCrate {
+    pub dir: PathBuf,
+    /// The `license` its Cargo.toml declares (see [`manifest_license`]).
+    pub license: Option<String>,
+}
+
+/// The `license` of a crate's (normalized, as published) Cargo.toml: an SPDX expression, with
+/// cargo's deprecated `/` separator (`MIT/Apache-2.0`, which meant either) read as ` OR `.
+/// `None` when the manifest does not parse or declares none (`license-file` alone names no
+/// licence): a licence is never a reason to fail.
+pub fn manifest_license(manifest: &[u8]) -> Option<String> {
+    if manifest.len() > MAX_MANIFEST_BYTES {
+        return None;
+    }
+    let text = std::str::from_utf8(manifest).ok()?;
+    let table: toml::Table = toml::from_str(text).ok()?;
+    let license = table.get("package")?.get("license")?.as_str()?.trim();
+    if license.is_empty() {
+        return None;
+    }
+    let is_identifier = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
+    };
+    let parts: Vec<&str> = license.split('/').map(str::trim).collect();
+    if parts.len() > 1 && parts.iter().all(|p| is_identifier(p)) {
+        return Some(parts.join(" OR "));
+    }
+    Some(license.to_string())
+}
+
+/// Entries of a `.crate` looked through for its Cargo.toml: cargo packs files sorted by path,
+/// so only `.cargo_vcs_info.json` and the few names sorting before `Cargo.toml` precede it.
+const MAX_MANIFEST_SEARCH_ENTRIES: usize = 256;
+/// Decompressed bytes of a `.crate` read through while looking for its Cargo.toml.
+const MAX_MANIFEST_SEARCH_BYTES: u64 = 64 << 20;
+
+/// The licence of a `.crate`'s Cargo.toml (see [`manifest_license`]), read from the archive
+/// without unpacking it: for a crate whose vendored directory was kept from an earlier request.
+/// `None` when it cannot be read.
+pub fn crate_license(crate_file: &Path, name: &str, version: &str) -> Option<String> {
+    let manifest = format!("{}/Cargo.toml", vendor_dir_name(name, version));
+    let file = fs::File::open(crate_file).ok()?;
+    let decompressed =
+        GzDecoder::new(std::io::BufReader::new(file)).take(MAX_MANIFEST_SEARCH_BYTES);
+    let mut archive = tar::Archive::new(decompressed);
+    for entry in archive.entries().ok()?.take(MAX_MANIFEST_SEARCH_ENTRIES) {
+        let entry = entry.ok()?;
+        if entry.header().entry_type().is_file()
+            && entry.path().ok()?.to_str() == Some(manifest.as_str())
+        {
+            let mut data = Vec::new();
+            entry
+                .take(MAX_MANIFEST_BYTES as u64 + 1)
+                .read_to_end(&mut data)
+                .ok()?;
+            return manifest_license(&data);
+        }
+    }
+    None
+}
+
 /// Unpack a `.crate` into `vendor_dir/<name>-<version>/` and write `.cargo-checksum.json`.
 /// `verified` is the `.crate`'s sha256 as computed when it was fetched: it must be the lockfile's
-/// `checksum`.
+/// `checksum`. Its Cargo.toml's licence is read as the file is hashed.
 pub fn vendor_registry_crate(
     crate_file: &Path,
     verified: &Digest,
@@ -128,7 +197,7 @@ pub fn vendor_registry_crate(
     checksum: &str,
     vendor_dir: &Path,
     limits: &Limits,
-) -> Result<PathBuf, VendorError> {
+) -> Result<VendoredCrate, VendorError> {
     check_name(name, version)?;
     let label = format!("{name}@{version}");
     check_verified(verified, checksum, &label)?;
@@ -157,8 +226,12 @@ pub fn vendor_registry_crate(
         fs::remove_file(unpacked.join(rel)).map_err(io(&label))?;
     }
     let mut cks = BTreeMap::new();
+    let mut license = None;
     for rel in &files {
         let data = fs::read(unpacked.join(rel)).map_err(io(&label))?;
+        if rel == "Cargo.toml" {
+            license = manifest_license(&data);
+        }
         cks.insert(rel.clone(), sha256_hex(&data));
     }
     fs::write(
@@ -166,7 +239,8 @@ pub fn vendor_registry_crate(
         checksum_json(&cks, Some(&actual)),
     )
     .map_err(io(&label))?;
-    finish(&unpacked, &vendor_dir.join(&top), &label)
+    let dir = finish(&unpacked, &vendor_dir.join(&top), &label)?;
+    Ok(VendoredCrate { dir, license })
 }
 
 /// Every regular file below `dir` (relative to `root`), no filtering.
@@ -839,7 +913,7 @@ mod tests {
         gz.finish().unwrap()
     }
 
-    fn try_vendor(bytes: &[u8]) -> Result<PathBuf, VendorError> {
+    fn try_vendor(bytes: &[u8]) -> Result<VendoredCrate, VendorError> {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("x.crate");
         fs::write(&f, bytes).unwrap();
@@ -865,7 +939,7 @@ mod tests {
             &[
                 CrateFile::new(
                     "Cargo.toml",
-                    b"[package]\nname = \"foo\"\nversion = \"1.0.0\"\n",
+                    b"[package]\nname = \"foo\"\nversion = \"1.0.0\"\nlicense = \"MIT/Apache-2.0\"\n",
                 ),
                 CrateFile::new("Cargo.toml.orig", b"orig"),
                 CrateFile::new(".cargo_vcs_info.json", b"{}"),
@@ -889,6 +963,8 @@ mod tests {
             &Limits::default(),
         )
         .unwrap();
+        assert_eq!(out.license.as_deref(), Some("MIT OR Apache-2.0"));
+        let out = out.dir;
         assert_eq!(out, d.path().join("vendor/foo-1.0.0"));
         let j: serde_json::Value =
             serde_json::from_slice(&fs::read(out.join(".cargo-checksum.json")).unwrap()).unwrap();
@@ -931,6 +1007,74 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.kind().error_type(), "InvalidChecksum");
         assert!(!d.path().join("vendor2/foo-1.0.0").exists());
+    }
+
+    #[test]
+    fn licence_of_the_crates_manifest() {
+        let lic = |toml: &str| manifest_license(toml.as_bytes());
+        assert_eq!(
+            lic("[package]\nname = \"a\"\nlicense = \"MIT OR Apache-2.0\"\n").as_deref(),
+            Some("MIT OR Apache-2.0")
+        );
+        assert_eq!(
+            lic("[package]\nlicense = \"MIT / Apache-2.0\"\n").as_deref(),
+            Some("MIT OR Apache-2.0")
+        );
+        assert_eq!(
+            lic("[package]\nlicense = \"Apache-2.0 WITH LLVM-exception\"\n").as_deref(),
+            Some("Apache-2.0 WITH LLVM-exception")
+        );
+        // a licence file alone, none, an empty one, a manifest that does not parse
+        assert_eq!(lic("[package]\nlicense-file = \"LICENSE\"\n"), None);
+        assert_eq!(lic("[package]\nname = \"a\"\n"), None);
+        assert_eq!(lic("[package]\nlicense = \" \"\n"), None);
+        assert_eq!(lic("[package\nlicense = \"MIT\""), None);
+        assert_eq!(manifest_license(&[0xff, 0xfe]), None);
+        let mut huge = b"[package]\nlicense = \"MIT\"\n#".to_vec();
+        huge.resize(MAX_MANIFEST_BYTES + 1, b'x');
+        assert_eq!(manifest_license(&huge), None);
+        // a crate whose manifest declares none still vendors
+        let bytes = build_crate_from_files(
+            "foo",
+            "1.0.0",
+            &[
+                CrateFile::new("Cargo.toml", b"[package\nbroken"),
+                CrateFile::new("src/lib.rs", b""),
+            ],
+        );
+        assert_eq!(try_vendor(&bytes).unwrap().license, None);
+        // read from the .crate alone, as for a kept vendored crate
+        let d = tempfile::tempdir().unwrap();
+        let with_licence = d.path().join("foo.crate");
+        fs::write(
+            &with_licence,
+            build_crate_from_files(
+                "foo",
+                "1.0.0",
+                &[
+                    CrateFile::new(".cargo_vcs_info.json", b"{}"),
+                    CrateFile::new("Cargo.lock", b"# lock"),
+                    CrateFile::new("Cargo.toml", b"[package]\nlicense = \"MIT/Apache-2.0\"\n"),
+                    CrateFile::new("src/lib.rs", b""),
+                ],
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            crate_license(&with_licence, "foo", "1.0.0").as_deref(),
+            Some("MIT OR Apache-2.0")
+        );
+        // another crate's name, no such file, not a crate
+        assert_eq!(crate_license(&with_licence, "bar", "1.0.0"), None);
+        assert_eq!(
+            crate_license(&d.path().join("none.crate"), "foo", "1.0.0"),
+            None
+        );
+        fs::write(d.path().join("junk.crate"), b"junk").unwrap();
+        assert_eq!(
+            crate_license(&d.path().join("junk.crate"), "foo", "1.0.0"),
+            None
+        );
     }
 
     #[test]

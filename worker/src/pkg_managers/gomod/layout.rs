@@ -232,6 +232,7 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                 filename: format!("{}.{}", d.version, d.kind.ext()),
                 store_key: key.clone(),
                 meta: ArtifactMeta::Gomod(GoMeta { h1: h1.clone() }),
+                source_url: common::artifact::distribution_url(&d.download.url),
             })
             .map_err(LayoutError::Spool)?;
     }

@@ -14,7 +14,7 @@
 //! files that declare them, so `npm ci` finds lockfile and package.json in sync (as Cachito does).
 
 use crate::bundle::overlay_path;
-use crate::pkg_managers::npm::classify::Kind;
+use crate::pkg_managers::npm::classify::{download_url, Kind};
 use crate::pkg_managers::npm::integrity::Integrity;
 use crate::pkg_managers::npm::lockfile::{
     open_limited, rel_display, LocationGraph, Project, PACKAGE_LOCK, SHRINKWRAP,
@@ -291,6 +291,25 @@ pub struct LayoutContext {
     /// where a tarball (its dependency and store key) is linked in the bundle, if anywhere
     /// (npm: at its store key, `deps/npm/…`; yarn: in its offline mirror)
     pub bundle_rel: fn(&PlannedDep, &str) -> Option<String>,
+    /// `LARDER_NPM_REGISTRY`: where registry tarballs are fetched from (the artifacts'
+    /// `source_url`)
+    pub upstream_registry: String,
+}
+
+/// The upstream URL a tarball was fetched from, credentials stripped: the configured
+/// registry's for a registry dependency (whatever host the lockfile names, that is where it
+/// comes from), the lockfile's for an http(s) tarball; none for what Larder packs from git or
+/// takes from the repository.
+pub fn upstream_url(d: &PlannedDep, upstream_registry: &str) -> Option<String> {
+    match &d.kind {
+        Kind::Registry => common::artifact::distribution_url(&download_url(
+            upstream_registry,
+            &d.entry.name,
+            d.entry.version.as_deref()?,
+        )),
+        Kind::HttpsTarball { url, .. } => common::artifact::distribution_url(url),
+        _ => None,
+    }
 }
 
 /// npm's [`LayoutContext::bundle_rel`]: the bundle path of a tarball is its store key.
@@ -687,6 +706,7 @@ pub fn artifact_for(
         filename: d.filename().unwrap_or_default(),
         store_key,
         meta: ArtifactMeta::Npm(Box::new(meta)),
+        source_url: None,
     })
 }
 
@@ -724,7 +744,8 @@ pub fn add_tarballs<'p>(
         };
         let file_digests = digests.get(key).ok_or_else(missing)?;
         let file = store.path(key).map_err(|_| missing())?;
-        let a = artifact_for(ctx.pm, d, &file, file_digests)?;
+        let mut a = artifact_for(ctx.pm, d, &file, file_digests)?;
+        a.source_url = upstream_url(d, &ctx.upstream_registry);
         if let Some(rel) = (ctx.bundle_rel)(d, key) {
             ctx.bundle
                 .place_stored(store, &rel, key)
@@ -1277,6 +1298,7 @@ pub(crate) fn report_graph(
         repos_ca: None,
         pm,
         bundle_rel: at_store_key,
+        upstream_registry: "https://registry.npmjs.org".into(),
     };
     let package = package_report(project, plan, &ctx);
     let names: HashMap<&str, String> = package
@@ -1456,6 +1478,7 @@ mod tests {
                 repos_ca: ca,
                 pm: "npm",
                 bundle_rel: at_store_key,
+                upstream_registry: "https://registry.npmjs.org".into(),
             };
             let app = bundle.path().join("app");
             let mut project =
@@ -1620,5 +1643,38 @@ mod rewrite_tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn tarballs_record_the_upstream_url_they_came_from() {
+        use crate::pkg_managers::npm::lockfile::LockEntry;
+        let dep = |name: &str, kind: Kind| PlannedDep {
+            entry: LockEntry {
+                name: name.into(),
+                version: Some("1.0.0".into()),
+                ..LockEntry::default()
+            },
+            kind,
+            store_key: Some("deps/npm/x.tgz".into()),
+        };
+        let upstream = "https://npm:s3cret@registry.example/npm/";
+        assert_eq!(
+            upstream_url(&dep("@s/a", Kind::Registry), upstream).as_deref(),
+            Some("https://registry.example/npm/@s/a/-/a-1.0.0.tgz")
+        );
+        let tarball = Kind::HttpsTarball {
+            url: "https://cdn.example/t.tgz".into(),
+            integrity: String::new(),
+        };
+        assert_eq!(
+            upstream_url(&dep("t", tarball), upstream).as_deref(),
+            Some("https://cdn.example/t.tgz")
+        );
+        let local = Kind::FileTarball {
+            path: RepoPath::root(),
+            original: "file:t.tgz".into(),
+            integrity: None,
+        };
+        assert_eq!(upstream_url(&dep("f", local), upstream), None);
     }
 }

@@ -224,6 +224,7 @@ pub fn layout_context(
         repos_ca: ctx.repos_ca.cloned(),
         pm,
         bundle_rel,
+        upstream_registry: ctx.config.npm_registry.clone(),
     }
 }
 

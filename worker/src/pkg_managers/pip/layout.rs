@@ -2,8 +2,9 @@
 //! requirements files and the artifacts the per-request index serves.
 
 use crate::bundle::BundleTree;
-use crate::pkg_managers::pip::metadata::ProjectMetadata;
-use crate::pkg_managers::pip::names::normalize_name;
+use crate::pkg_managers::pip::graph::{fill_edges, DependencyFacts};
+use crate::pkg_managers::pip::metadata::{CoreMetadata, ProjectMetadata};
+use crate::pkg_managers::pip::names::{normalize_name, Version};
 use crate::pkg_managers::pip::plan::{GitDep, Plan};
 use crate::pkg_managers::pip::requirements::{
     resolve_file, ParsedRequirements, Requirement, Source,
@@ -338,6 +339,8 @@ pub struct LayoutInput<'a> {
     pub serve: &'a ServeInfo,
     /// The index's CA (`LARDER_REPOS_CA_FILE`), named by `PIP_CERT`.
     pub repos_ca: Option<&'a ReposCa>,
+    /// The core metadata of the fetched files, by store key (as the fetch's checks read it).
+    pub metadata: &'a BTreeMap<String, CoreMetadata>,
 }
 
 fn pip_artifact(
@@ -346,6 +349,7 @@ fn pip_artifact(
     filename: String,
     key: &str,
     meta: PipMeta,
+    source_url: Option<String>,
 ) -> Artifact {
     Artifact {
         pm: "pip".into(),
@@ -354,7 +358,41 @@ fn pip_artifact(
         filename,
         store_key: key.into(),
         meta: ArtifactMeta::Pip(meta),
+        source_url,
     }
+}
+
+/// Whether two version strings name the same PEP 440 version (`1.0` and `1.0.0` do).
+fn same_version(a: &str, b: &str) -> bool {
+    match (Version::parse(a), Version::parse(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a.eq_ignore_ascii_case(b),
+    }
+}
+
+/// The core metadata of the files a requirement was fetched as: the index files of its pin,
+/// the file of its URL; none for a git dependency (nothing of it is read).
+fn metadata_of<'m>(
+    r: &Requirement,
+    plan: &Plan,
+    metadata: &'m BTreeMap<String, CoreMetadata>,
+) -> Vec<&'m CoreMetadata> {
+    let keys: Vec<&String> = match &r.source {
+        Source::Index { version, .. } => plan
+            .files
+            .iter()
+            .filter(|f| f.name == r.normalized && same_version(&f.version, version))
+            .map(|f| &f.download.store_key)
+            .collect(),
+        Source::Url { url, .. } => plan
+            .urls
+            .iter()
+            .filter(|u| u.url == *url)
+            .map(|u| &u.download.store_key)
+            .collect(),
+        Source::Vcs { .. } => Vec::new(),
+    };
+    keys.into_iter().filter_map(|k| metadata.get(k)).collect()
 }
 
 /// Lay out the fetched files under `deps/pip/`, and compute the packages report, env vars,
@@ -370,8 +408,10 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
         repo,
         serve,
         repos_ca,
+        metadata,
     } = *input;
     let bundle_root = bundle.root();
+    let license_of = |key: &str| metadata.get(key).and_then(|m| m.license.clone());
     let app_root = bundle_root.join("app");
     let mut artifacts = Vec::new();
     let mut seen = BTreeSet::new();
@@ -390,9 +430,13 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                 size: digests.size,
                 kind: PipFileKind::Index,
                 path: served_file_path(key),
+                license: license_of(key),
             };
             let (version, filename) = (f.version.clone(), f.filename.clone());
-            artifacts.push(pip_artifact(&f.name, version, filename, key, meta));
+            let source_url = common::artifact::distribution_url(&f.download.url);
+            artifacts.push(pip_artifact(
+                &f.name, version, filename, key, meta, source_url,
+            ));
         }
     }
     for g in &plan.git {
@@ -429,14 +473,17 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                 size,
                 kind: PipFileKind::Vcs,
                 path: served_file_path(&g.bundle_path),
+                license: None,
             };
             let version = g.commit.to_string();
+            // packed here from the checkout: its source is the VCS reference, not a download
             artifacts.push(pip_artifact(
                 &g.name,
                 version,
                 filename,
                 &g.bundle_path,
                 meta,
+                None,
             ));
         }
     }
@@ -456,14 +503,17 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
                 size: digests.size,
                 kind: PipFileKind::Url,
                 path: served_file_path(key),
+                license: license_of(key),
             };
             let version = format!("external-{}-{}", u.hash.algorithm, u.hash.hex());
+            let source_url = common::artifact::distribution_url(&u.download.url);
             artifacts.push(pip_artifact(
                 &u.name,
                 version,
                 u.filename.clone(),
                 key,
                 meta,
+                source_url,
             ));
         }
     }
@@ -472,11 +522,19 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
     let mut rewrite: BTreeMap<RepoPath, Vec<(usize, usize, String)>> = BTreeMap::new();
     for p in packages {
         let mut deps: BTreeMap<(String, String), Dependency> = BTreeMap::new();
+        let mut facts: BTreeMap<(String, String), DependencyFacts> = BTreeMap::new();
         for (sets, dev) in [(&p.runtime, false), (&p.build, true)] {
             for set in sets {
                 for r in &set.requirements {
                     let d = dependency_of(r, dev);
                     let key = (d.name.clone(), d.version.clone().unwrap_or_default());
+                    let f = facts.entry(key.clone()).or_default();
+                    f.extras.extend(r.extras.iter().map(|e| normalize_name(e)));
+                    for m in metadata_of(r, plan, metadata) {
+                        f.requires_dist
+                            .get_or_insert_with(BTreeSet::new)
+                            .extend(m.requires_dist.iter().cloned());
+                    }
                     deps.entry(key)
                         .and_modify(|e| {
                             if !dev {
@@ -502,6 +560,7 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
             }
         }
         let mut dependencies: Vec<Dependency> = deps.into_values().collect();
+        fill_edges(&mut dependencies, &facts);
         dependencies.sort_by(|a, b| {
             (&a.kind, a.dev, &a.name, &a.version).cmp(&(&b.kind, b.dev, &b.name, &b.version))
         });
@@ -791,6 +850,26 @@ mod tests {
             build: vec![bt],
         }];
         let tree = BundleTree::new(&bundle);
+        // as the fetch's checks read it: foo needs bar and the git dependency, bar needs foo
+        // only with an extra nobody asks
+        let core: BTreeMap<String, CoreMetadata> = [
+            (
+                "deps/pip/foo/foo-1.0.tar.gz".to_string(),
+                CoreMetadata {
+                    license: Some("MIT".into()),
+                    requires_dist: vec!["Bar>=1".into(), "repo ; python_version>'3'".into()],
+                },
+            ),
+            (
+                format!("deps/pip/external-bar/bar-external-sha256-{url_hash}.tar.gz"),
+                CoreMetadata {
+                    license: None,
+                    requires_dist: vec!["foo ; extra == 'x'".into()],
+                },
+            ),
+        ]
+        .into_iter()
+        .collect();
         let input = LayoutInput {
             store: &store,
             bundle: &tree,
@@ -801,6 +880,7 @@ mod tests {
             repo: &repo,
             serve: &serve,
             repos_ca: None,
+            metadata: &core,
         };
         let out = layout(&input).unwrap();
         assert!(!out.env_vars.contains_key("PIP_CERT"));
@@ -826,6 +906,48 @@ mod tests {
         assert!(deps.contains(&("foo", Some(false), "pkg:pypi/foo@1.0")));
         assert!(deps.contains(&("repo", Some(false), &*format!("pkg:github/org/repo@{SHA}"))));
         assert!(deps.iter().any(|d| d.0 == "bar" && d.2.starts_with("pkg:generic/bar?download_url=https%3A%2F%2Fh.example%2Fbar-1.0.tar.gz&checksum=sha256%3A")));
+        // the graph: each dependency's Requires-Dist among the package's dependencies
+        let edges = |name: &str| {
+            let d = p.dependencies.iter().find(|d| d.name == name).unwrap();
+            d.depends_on.clone()
+        };
+        let bar_purl = p
+            .dependencies
+            .iter()
+            .find(|d| d.name == "bar")
+            .unwrap()
+            .purl
+            .clone();
+        assert_eq!(
+            edges("foo"),
+            vec![bar_purl, format!("pkg:github/org/repo@{SHA}")]
+        );
+        assert_eq!(edges("bar"), Vec::<String>::new());
+        assert_eq!(edges("repo"), Vec::<String>::new());
+        // licences and where each file came from
+        let source = |key: &str| {
+            let a = out.artifacts.iter().find(|a| a.store_key == key).unwrap();
+            let ArtifactMeta::Pip(m) = &a.meta else {
+                panic!("{a:?}")
+            };
+            (m.license.clone(), a.source_url.clone())
+        };
+        assert_eq!(
+            source("deps/pip/foo/foo-1.0.tar.gz"),
+            (Some("MIT".into()), Some("https://up/foo-1.0.tar.gz".into()))
+        );
+        assert_eq!(
+            source(&format!(
+                "deps/pip/external-bar/bar-external-sha256-{url_hash}.tar.gz"
+            )),
+            (None, Some("https://h.example/bar-1.0.tar.gz".into()))
+        );
+        assert_eq!(
+            source(&format!(
+                "deps/pip/github.com/org/repo/repo-external-gitcommit-{SHA}.tar.gz"
+            )),
+            (None, None)
+        );
         assert_eq!(out.artifacts.len(), 3);
         let fl = std::fs::read_to_string(bundle.join("deps/pip/index.html")).unwrap();
         assert!(fl.contains(&format!("<a href=\"foo/foo-1.0.tar.gz#sha256={}\" data-requires-python=\"&gt;=3.8\">foo-1.0.tar.gz</a>", sd.sha256)), "{fl}");

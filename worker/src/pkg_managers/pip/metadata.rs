@@ -414,6 +414,101 @@ pub struct PkgInfo {
     pub name: String,
     pub version: String,
     pub requires_python: Option<String>,
+    /// What the SBOM takes of it.
+    pub core: CoreMetadata,
+}
+
+/// What the SBOM takes of a distribution's core metadata (a wheel's METADATA, an sdist's
+/// PKG-INFO).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoreMetadata {
+    /// `License-Expression` (PEP 639), else a `License` that names a licence (one line, not
+    /// `UNKNOWN`; a licence's whole text is no name).
+    pub license: Option<String>,
+    /// Every `Requires-Dist`, as written.
+    pub requires_dist: Vec<String>,
+}
+
+/// Longest `License` kept as a licence's name.
+const MAX_LICENSE_NAME: usize = 200;
+
+/// [`CoreMetadata`] of core metadata headers (the block before the first blank line).
+pub fn parse_core_metadata(text: &str) -> CoreMetadata {
+    let mut license_expression = None;
+    let mut license: Option<String> = None;
+    let mut requires_dist = Vec::new();
+    // the header the last line belonged to: a continuation line makes `License` multi-line
+    let mut last = String::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if last == "license" {
+                license = None;
+            }
+            continue;
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        last = key.trim().to_ascii_lowercase();
+        let value = value.trim();
+        match last.as_str() {
+            "license-expression" if !value.is_empty() => {
+                license_expression.get_or_insert_with(|| value.to_string());
+            }
+            "license" => {
+                let names_one = !value.is_empty()
+                    && value.len() <= MAX_LICENSE_NAME
+                    && !value.eq_ignore_ascii_case("UNKNOWN");
+                license = names_one.then(|| value.to_string());
+            }
+            "requires-dist" if !value.is_empty() => requires_dist.push(value.to_string()),
+            _ => {}
+        }
+    }
+    CoreMetadata {
+        license: license_expression.or(license),
+        requires_dist,
+    }
+}
+
+/// A wheel's `<name>-<version>.dist-info/METADATA`, read from the zip's directory and that one
+/// entry (bounded): `file` names it in errors.
+pub fn read_wheel_metadata(path: &Path, file: &str) -> Result<CoreMetadata, MetadataError> {
+    let bad = |reason: String| MetadataError::BadArchive {
+        file: file.to_string(),
+        reason,
+    };
+    let f = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut z = zip::ZipArchive::new(f).map_err(|e| bad(e.to_string()))?;
+    let found = (0..z.len().min(MAX_ENTRIES)).find(|&i| {
+        let name = z.name_for_index(i).unwrap_or("");
+        match name.split_once('/') {
+            Some((dir, rest)) => dir.ends_with(".dist-info") && rest == "METADATA",
+            None => false,
+        }
+    });
+    let i = found.ok_or_else(|| bad("no .dist-info/METADATA".to_string()))?;
+    let entry = z.by_index(i).map_err(|e| bad(e.to_string()))?;
+    Ok(parse_core_metadata(&read_bounded(entry).map_err(bad)?))
+}
+
+/// The core metadata of a distribution file by its name: a wheel's METADATA, an sdist's
+/// PKG-INFO; `None` for anything else.
+pub fn read_core_metadata(path: &Path, file: &str) -> Option<Result<CoreMetadata, MetadataError>> {
+    let lower = file.to_ascii_lowercase();
+    if lower.ends_with(".whl") {
+        Some(read_wheel_metadata(path, file))
+    } else if [".tar.gz", ".tgz", ".tar", ".zip"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+    {
+        Some(read_sdist_pkg_info_named(path, file).map(|info| info.core))
+    } else {
+        None
+    }
 }
 
 /// Parse RFC 822-style core metadata headers (stops at the first blank line).
@@ -520,6 +615,7 @@ pub fn read_sdist_pkg_info_named(path: &Path, file: &str) -> Result<PkgInfo, Met
         name,
         version,
         requires_python: h.get("requires-python").cloned().filter(|s| !s.is_empty()),
+        core: parse_core_metadata(&text),
     })
 }
 
@@ -740,5 +836,65 @@ setuptools.setup(
         assert_eq!(h["name"], "a");
         assert_eq!(h["summary"], "x\nmore");
         assert_eq!(h["version"], "1");
+    }
+
+    #[test]
+    fn core_metadata_licences_and_requirements() {
+        let m = parse_core_metadata(
+            "Metadata-Version: 2.4\nName: a\nLicense: MIT License\nLicense-Expression: MIT OR Apache-2.0\nRequires-Dist: b>=1\nRequires-Dist: c[x] ; extra == 'tests'\n\nRequires-Dist: not-a-header\n",
+        );
+        assert_eq!(m.license.as_deref(), Some("MIT OR Apache-2.0"));
+        assert_eq!(m.requires_dist, vec!["b>=1", "c[x] ; extra == 'tests'"]);
+        // the older field when it names a licence
+        let legacy = |license: &str| {
+            parse_core_metadata(&format!("Name: a\nLicense: {license}\nVersion: 1\n")).license
+        };
+        assert_eq!(legacy("BSD-3-Clause").as_deref(), Some("BSD-3-Clause"));
+        assert_eq!(legacy("Some licence").as_deref(), Some("Some licence"));
+        assert_eq!(legacy("UNKNOWN"), None);
+        assert_eq!(legacy(""), None);
+        assert_eq!(legacy(&"x".repeat(201)), None);
+        // the licence's whole text is no name
+        assert_eq!(
+            legacy("Copyright (c) 2020\n        Permission is hereby granted"),
+            None
+        );
+        assert_eq!(parse_core_metadata("Name: a\n"), CoreMetadata::default());
+    }
+
+    #[test]
+    fn core_metadata_of_wheels_and_sdists() {
+        use crate::pkg_managers::pip::fixtures::{build_sdist_with, build_wheel_with};
+        let d = tempfile::tempdir().unwrap();
+        let headers = [("License-Expression", "Apache-2.0")];
+        let wheel =
+            build_wheel_with(d.path(), "Foo.Bar", "1.0", &["baz==2"], None, &headers).unwrap();
+        let m = read_core_metadata(&wheel.path, &wheel.filename)
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.license.as_deref(), Some("Apache-2.0"));
+        assert_eq!(m.requires_dist, vec!["baz==2"]);
+        let headers = [("License", "BSD")];
+        let sdist = build_sdist_with(d.path(), "qux", "2.0", &[], None, &headers).unwrap();
+        let info = check_sdist(&sdist.path, "qux", "2.0").unwrap();
+        assert_eq!(info.core.license.as_deref(), Some("BSD"));
+        assert_eq!(
+            read_core_metadata(&sdist.path, &sdist.filename)
+                .unwrap()
+                .unwrap()
+                .license
+                .as_deref(),
+            Some("BSD")
+        );
+        // a wheel without METADATA, something that is no archive, another kind of file
+        let empty = d.path().join("e-1.0-py3-none-any.whl");
+        crate::pkg_managers::pip::fixtures::write_zip(&empty, &[("e/__init__.py", b"")]).unwrap();
+        assert!(read_wheel_metadata(&empty, "e-1.0-py3-none-any.whl").is_err());
+        let junk = d.path().join("j-1.0-py3-none-any.whl");
+        std::fs::write(&junk, b"junk").unwrap();
+        assert!(read_core_metadata(&junk, "j-1.0-py3-none-any.whl")
+            .unwrap()
+            .is_err());
+        assert!(read_core_metadata(&junk, "j-1.0.exe").is_none());
     }
 }

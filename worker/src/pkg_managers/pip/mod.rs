@@ -7,6 +7,7 @@
 //! → the shared fetch (all or nothing) → layout (git dependencies packed from their checkouts).
 //! No code from the repository or its dependencies is ever run.
 
+pub mod graph;
 pub mod index;
 pub mod layout;
 pub mod metadata;
@@ -30,7 +31,12 @@ use plan::{FileKind, Plan};
 use requirements::{ParsedRequirements, Requirement, Source};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// The core metadata of each fetched file, by store key: taken by the checks that already
+/// read the file as it is verified (an sdist's PKG-INFO; a wheel's METADATA, one small zip
+/// entry), so the layout reads no file again.
+pub type MetadataByKey = Arc<Mutex<BTreeMap<String, metadata::CoreMetadata>>>;
 
 /// The `pip` package manager.
 pub struct Pip;
@@ -44,6 +50,8 @@ pub struct PipPlan {
     pin_cache: Vec<(String, Vec<u8>)>,
     repo: RepoRef,
     serve: ServeInfo,
+    /// Filled by the fetch's checks.
+    metadata: MetadataByKey,
 }
 
 impl PackageManager for Pip {
@@ -144,9 +152,10 @@ impl PackageManager for Pip {
                 })
             })
             .collect();
+        let metadata = MetadataByKey::default();
         let fetches = Fetches {
             what,
-            downloads: downloads(&plan),
+            downloads: downloads(&plan, &metadata),
             git: plan
                 .git
                 .iter()
@@ -170,6 +179,7 @@ impl PackageManager for Pip {
                 base_url: ctx.repository_url_without_token("pip"),
                 token: ctx.job.repository_token.clone(),
             },
+            metadata,
         };
         Ok((plan, fetches))
     }
@@ -180,6 +190,13 @@ impl PackageManager for Pip {
                 .put_bytes(key, bytes)
                 .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         }
+        // every check has run: nothing else holds the map
+        let metadata = std::mem::take(
+            &mut *plan
+                .metadata
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         let out = layout::layout(&LayoutInput {
             store: ctx.store,
             bundle: ctx.bundle,
@@ -190,6 +207,7 @@ impl PackageManager for Pip {
             repo: &plan.repo,
             serve: &plan.serve,
             repos_ca: ctx.repos_ca,
+            metadata: &metadata,
         })?;
         let mut output = PmOutput {
             packages: out.packages,
@@ -278,26 +296,39 @@ async fn fetch_pages(
 }
 
 /// The check run on a downloaded (or already stored) file before it is kept: the
-/// requirements' own hashes (any of each list) and an sdist's PKG-INFO.
+/// requirements' own hashes (any of each list) and an sdist's PKG-INFO. It keeps the file's
+/// core metadata in `found` (by `store_key`); metadata that cannot be read is left out, never
+/// a failure, but for an index sdist's PKG-INFO, which must name the pinned version.
 fn check_for(
     filename: String,
     label: String,
     accept: Vec<Vec<Digest>>,
     sdist: Option<(String, String)>,
+    store_key: String,
+    found: MetadataByKey,
 ) -> Check {
     Box::new(move |path| {
         for list in &accept {
             plan::verify_file_named(path, &filename, &label, list)?;
         }
-        if let Some((name, version)) = &sdist {
-            metadata::check_sdist_named(path, &filename, name, version)?;
+        let core = match &sdist {
+            Some((name, version)) => {
+                Some(metadata::check_sdist_named(path, &filename, name, version)?.core)
+            }
+            None => metadata::read_core_metadata(path, &filename).and_then(Result::ok),
+        };
+        if let Some(core) = core {
+            found
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(store_key.clone(), core);
         }
         Ok(())
     })
 }
 
 /// Every planned file with its check; nothing enters the store unless all of them verify.
-fn downloads(plan: &Plan) -> Vec<(Arc<Download>, Check)> {
+fn downloads(plan: &Plan, found: &MetadataByKey) -> Vec<(Arc<Download>, Check)> {
     let index_files = plan.files.iter().map(|f| {
         let sdist = (f.kind == FileKind::Sdist).then(|| (f.name.clone(), f.version.clone()));
         let accept = if f.verify_after {
@@ -307,14 +338,27 @@ fn downloads(plan: &Plan) -> Vec<(Arc<Download>, Check)> {
         } else {
             Vec::new()
         };
-        let check = check_for(f.filename.clone(), f.download.label.clone(), accept, sdist);
+        let check = check_for(
+            f.filename.clone(),
+            f.download.label.clone(),
+            accept,
+            sdist,
+            f.download.store_key.clone(),
+            found.clone(),
+        );
         (Arc::new(f.download.clone()), check)
     });
     let url_files = plan.urls.iter().map(|u| {
-        (
-            Arc::new(u.download.clone()),
-            crate::fetch::no_check(&u.download),
-        )
+        // its digest is the `Expected` the fetch checks; the check only reads its metadata
+        let check = check_for(
+            u.filename.clone(),
+            u.download.label.clone(),
+            Vec::new(),
+            None,
+            u.download.store_key.clone(),
+            found.clone(),
+        );
+        (Arc::new(u.download.clone()), check)
     });
     index_files.chain(url_files).collect()
 }

@@ -8,7 +8,7 @@
 //! request repository's purl with `#<path>`.
 
 use super::lockfile::{GemLock, GitSource, Spec};
-use super::{config, GemPlan};
+use super::{config, gemspec, GemPlan};
 use crate::pkg_managers::{Fetched, GitFetch, LayoutContext, PmOutput};
 use common::artifact::rubygems::{info_line_store_key, GemMeta};
 use common::{Artifact, ArtifactMeta, Dependency, ErrorKind, Failure, Package};
@@ -64,11 +64,28 @@ pub fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<Pm
 
     let deps = ctx.deps_dir().join("rubygems");
     std::fs::create_dir_all(&deps).map_err(io_failure("deps/rubygems"))?;
+    let mut licenses: BTreeMap<String, String> = BTreeMap::new();
     for gem in plan.gems.values() {
         ctx.place_stored(
             &format!("deps/rubygems/{}.gem", gem.full_name()),
             &gem.store_key(),
         )?;
+        // the SBOM's licence: only the small gemspec is read; a gem it cannot be read from
+        // (it installs from its data, not from this) is handed back without one
+        let license = ctx
+            .store
+            .path(&gem.store_key())
+            .map_err(|e| e.to_string())
+            .and_then(|path| gemspec::gem_license(&path).map_err(|e| e.to_string()));
+        match license {
+            Ok(Some(license)) => {
+                licenses.insert(gem.full_name(), license);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::info!(gem = %gem.full_name(), error = %e, "no licence read from the gem")
+            }
+        }
     }
     let mut done_git = BTreeSet::new();
     for lock in &plan.locks {
@@ -128,7 +145,9 @@ pub fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<Pm
             info_line: g.info_line.clone(),
             sha256: g.sha256.hex(),
             integrity: g.integrity,
+            license: licenses.get(&g.full_name()).cloned(),
         }),
+        source_url: common::artifact::distribution_url(&g.download_url),
     }))?;
     Ok(out)
 }

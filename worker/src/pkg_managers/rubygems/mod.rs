@@ -13,6 +13,7 @@
 //! a gem's code.
 
 pub mod config;
+pub mod gemspec;
 pub mod index;
 pub mod layout;
 pub mod lockfile;
@@ -112,6 +113,8 @@ pub struct PlannedGem {
     pub integrity: GemIntegrity,
     /// Read upstream now: recorded in the store once every file verified.
     pub new_line: bool,
+    /// Where the `.gem` is fetched from: its upstream's `gems/<full name>.gem`.
+    pub download_url: String,
 }
 
 impl PlannedGem {
@@ -174,7 +177,7 @@ impl PackageManager for Rubygems {
             by_name.entry(w.name.clone()).or_default().push(w);
         }
         // each gem's index read as a slot frees up, `LARDER_DOWNLOAD_CONCURRENCY` at a time
-        let resolved: Vec<Vec<(PlannedGem, String)>> = stream::iter(by_name)
+        let resolved: Vec<Vec<PlannedGem>> = stream::iter(by_name)
             .map(|(name, wanted)| async move { resolve(ctx, &name, wanted).await })
             .buffer_unordered(ctx.config.download_concurrency.max(1))
             .try_collect()
@@ -182,9 +185,9 @@ impl PackageManager for Rubygems {
         let mut gems = BTreeMap::new();
         let mut downloads = Vec::new();
         for resolved in resolved {
-            for (gem, url) in resolved {
+            for gem in resolved {
                 let download = Download {
-                    url,
+                    url: gem.download_url.clone(),
                     store_key: gem.store_key(),
                     expected: Expected::one(gem.sha256.clone()),
                     label: format!("{}.gem", gem.full_name()),
@@ -354,7 +357,7 @@ async fn resolve(
     ctx: &PmContext<'_>,
     name: &str,
     wanted: Vec<Wanted>,
-) -> Result<Vec<(PlannedGem, String)>, Failure> {
+) -> Result<Vec<PlannedGem>, Failure> {
     let store_error = |key: &str, reason: String| PlanError::Store {
         key: key.to_string(),
         reason,
@@ -449,19 +452,16 @@ async fn resolve(
             Some(_) => GemIntegrity::LockfileChecksum,
             None => GemIntegrity::UpstreamIndex,
         };
-        let url = format!("{upstream}/gems/{full}.gem");
-        out.push((
-            PlannedGem {
-                name: w.name,
-                version: w.version,
-                platform: w.platform,
-                info_line: line,
-                sha256: index_sum,
-                integrity,
-                new_line,
-            },
-            url,
-        ));
+        out.push(PlannedGem {
+            name: w.name,
+            version: w.version,
+            platform: w.platform,
+            info_line: line,
+            sha256: index_sum,
+            integrity,
+            new_line,
+            download_url: format!("{upstream}/gems/{full}.gem"),
+        });
     }
     Ok(out)
 }

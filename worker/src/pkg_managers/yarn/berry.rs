@@ -1558,6 +1558,7 @@ mod tests {
             repos_ca: None,
             pm: "yarn",
             bundle_rel: |_, _| None,
+            upstream_registry: "https://registry.npmjs.org".into(),
         };
         let sub = RepoPath::parse("web/app").unwrap();
         let text = serde_yaml::to_string(&registry_yarnrc(&own, &ctx, &sub)).unwrap();
