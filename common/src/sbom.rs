@@ -644,7 +644,7 @@ fn component<'a>(node: &'a Node) -> Component<'a> {
 const MERGED_REF: &str = "larder:merged";
 
 /// CycloneDX 1.6 JSON of the requests.
-pub fn cyclonedx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> serde_json::Value {
+pub fn cyclonedx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> Vec<u8> {
     let g = graph(inputs);
     let single = inputs.len() == 1;
     let root = if single {
@@ -712,7 +712,8 @@ pub fn cyclonedx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> serde_json:
         components,
         dependencies,
     };
-    serde_json::to_value(bom).unwrap_or_default()
+    // straight to bytes: no second tree of the document in memory
+    serde_json::to_vec(&bom).expect("an SBOM of strings and numbers serializes")
 }
 
 // SPDX 2.3
@@ -792,7 +793,7 @@ struct Relationship {
 }
 
 /// SPDX 2.3 JSON of the requests: the applications are the described packages.
-pub fn spdx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> serde_json::Value {
+pub fn spdx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> Vec<u8> {
     let g = graph(inputs);
     let ids: HashMap<&str, String> = g
         .nodes
@@ -926,7 +927,7 @@ pub fn spdx(inputs: &[SbomInput<'_>], ctx: &SbomContext<'_>) -> serde_json::Valu
             .collect(),
         relationships,
     };
-    serde_json::to_value(doc).unwrap_or_default()
+    serde_json::to_vec(&doc).expect("an SBOM of strings and numbers serializes")
 }
 
 #[cfg(test)]
@@ -1027,7 +1028,7 @@ mod tests {
             data: &data,
             artifacts: &artifacts,
         };
-        let bom = cyclonedx(&[input], &ctx());
+        let bom: serde_json::Value = serde_json::from_slice(&cyclonedx(&[input], &ctx())).unwrap();
         assert_eq!(bom["specVersion"], "1.6");
         assert_eq!(
             bom["serialNumber"],
@@ -1109,7 +1110,7 @@ mod tests {
                 artifacts: &[],
             },
         ];
-        let bom = cyclonedx(&inputs, &ctx());
+        let bom: serde_json::Value = serde_json::from_slice(&cyclonedx(&inputs, &ctx())).unwrap();
         let comps = bom["components"].as_array().unwrap();
         // two applications, one package, three dependencies
         assert_eq!(comps.len(), 6, "{bom}");
@@ -1126,7 +1127,7 @@ mod tests {
         assert_eq!(b["dependsOn"], serde_json::json!(["pkg:cargo/t@0.1.0"]));
         assert_eq!(bom["metadata"]["component"]["bom-ref"], MERGED_REF);
 
-        let doc = spdx(&inputs, &ctx());
+        let doc: serde_json::Value = serde_json::from_slice(&spdx(&inputs, &ctx())).unwrap();
         assert_eq!(doc["documentDescribes"].as_array().unwrap().len(), 2);
         assert!(!doc["documentNamespace"].as_str().unwrap().contains('#'));
     }
@@ -1142,7 +1143,7 @@ mod tests {
             data: &data,
             artifacts: &artifacts,
         };
-        let doc = spdx(&[input], &ctx());
+        let doc: serde_json::Value = serde_json::from_slice(&spdx(&[input], &ctx())).unwrap();
         assert_eq!(doc["spdxVersion"], "SPDX-2.3");
         let packages = doc["packages"].as_array().unwrap();
         let by = |purl: &str| {
@@ -1193,7 +1194,7 @@ mod tests {
             data: &data,
             artifacts: &[],
         };
-        let doc = spdx(&[input], &ctx());
+        let doc: serde_json::Value = serde_json::from_slice(&spdx(&[input], &ctx())).unwrap();
         assert!(doc["relationships"]
             .as_array()
             .unwrap()
@@ -1277,7 +1278,8 @@ mod tests {
             data: &data,
             artifacts: &artifacts,
         };
-        let bom = cyclonedx(&[input()], &ctx());
+        let bom: serde_json::Value =
+            serde_json::from_slice(&cyclonedx(&[input()], &ctx())).unwrap();
         let comps = bom["components"].as_array().unwrap();
         let by = |name: &str| comps.iter().find(|c| c["name"] == name).unwrap().clone();
         assert_eq!(
@@ -1297,7 +1299,7 @@ mod tests {
             by("m")["externalReferences"],
             serde_json::json!([{"type": "distribution", "url": "https://proxy.golang.org/m/@v/v1.0.0.zip"}])
         );
-        let doc = spdx(&[input()], &ctx());
+        let doc: serde_json::Value = serde_json::from_slice(&spdx(&[input()], &ctx())).unwrap();
         let packages = doc["packages"].as_array().unwrap();
         let spdx_by = |name: &str| packages.iter().find(|p| p["name"] == name).unwrap().clone();
         assert_eq!(spdx_by("p")["licenseDeclared"], "BSD-3-Clause");

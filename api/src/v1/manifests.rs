@@ -176,7 +176,9 @@ async fn write_sbom(
         SbomFormat::CycloneDx => common::sbom::cyclonedx(&inputs, &ctx),
         SbomFormat::Spdx => common::sbom::spdx(&inputs, &ctx),
     };
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 /// `GET /api/v1/sbom?requests=1,2[&format=cyclonedx|spdx]`: the merged SBOM of several
