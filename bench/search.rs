@@ -12,11 +12,11 @@
 //! `dep-<k>@1.0.<v>` is in about 830 of them; every fifth dependency is a dev dependency.
 //!
 //! Measured 2026-11-30 at 100,000 requests (50,000,000 rows), debug build of the api, on the
-//! shared 2-core machine, with the total still counted with `count(DISTINCT …)`: filled in
-//! 787 s, indexed in 212 s; heap 4,027 MiB, primary key 3,202 MiB, purl index 2,812 MiB,
-//! name index 2,812 MiB (12,854 MiB in all). A typical purl (in ~830 requests): p50 4.1 ms,
-//! p99 17.4 ms; the purl in every request: p50 18.5 ms, p99 32.0 ms (its count read 100,000
-//! index entries in 26 ms; the page itself 0.06 ms).
+//! shared 2-core machine, with a purl's total read from `dependency_request_counts` (kept by
+//! triggers): filled in 527 s, indexed in 160 s; heap 4,027 MiB, primary key 3,202 MiB, purl
+//! index 2,812 MiB, name index 2,812 MiB (12,854 MiB in all). A typical purl (in ~830
+//! requests): p50 2.8 ms, p99 8.2 ms; the purl in every request: p50 2.6 ms, p99 7.5 ms (its
+//! total read in 0.03 ms, where counting its 100,000 index entries took 25 ms).
 
 #[path = "../tests/e2e/support/mod.rs"]
 mod support;

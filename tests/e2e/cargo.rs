@@ -100,16 +100,7 @@ async fn larder_for(index: &str) -> Larder {
 
 /// The files of the bundle written to `dir` (`dir/app`, `dir/deps`).
 fn unpack(bytes: &[u8], dir: &Path) {
-    for (path, content) in untar(bytes) {
-        let p = dir.join(path.trim_end_matches('/'));
-        match content {
-            None => std::fs::create_dir_all(&p).unwrap(),
-            Some(c) => {
-                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-                std::fs::write(&p, c).unwrap();
-            }
-        }
-    }
+    gnu_untar(bytes, dir);
 }
 
 fn store_files_under(root: &Path, prefix: &str) -> Vec<String> {

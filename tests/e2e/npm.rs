@@ -397,9 +397,7 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
     // offline route: the unpacked bundle with its app overlay applied (README's command), an
     // empty cache and no registry at all
     let unpacked = fx.tmp.path().join("bundle");
-    tar::Archive::new(flate2::read::MultiGzDecoder::new(&bundle_bytes[..]))
-        .unpack(&unpacked)
-        .unwrap();
+    gnu_untar(&bundle_bytes, &unpacked);
     apply_app_overlay(&unpacked);
     let (ok, out) = npm(
         &unpacked.join("app"),

@@ -230,16 +230,7 @@ fn python_git_repo(root: &Path, work: &Path, name: &str, version: &str) -> Strin
 
 /// Unpack a bundle onto disk, with the request's configuration files written over `app/`.
 fn unpack_bundle(bytes: &[u8], dest: &Path, config_files: &Value) {
-    for (path, content) in untar(bytes) {
-        let p = dest.join(&path);
-        match content {
-            None => std::fs::create_dir_all(&p).unwrap(),
-            Some(c) => {
-                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-                std::fs::write(&p, c).unwrap();
-            }
-        }
-    }
+    gnu_untar(bytes, dest);
     for f in config_files.as_array().unwrap() {
         let content = base64::engine::general_purpose::STANDARD
             .decode(f["content"].as_str().unwrap())

@@ -115,8 +115,7 @@ pub fn wide(proxy: &Path, n: usize) -> (String, String, String) {
 
 /// Unpack a bundle (`.tar.gz`) into `dest`.
 pub fn unpack(bytes: &[u8], dest: &Path) {
-    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(bytes));
-    archive.unpack(dest).unwrap();
+    super::gnu_untar(bytes, dest);
 }
 
 /// The request's environment variables as the client sets them (`path` kinds made absolute

@@ -468,6 +468,21 @@ impl GitRepo {
 }
 
 /// Unpack a `.tar.gz` into a map of path -> content (directories as None).
+/// Unpack a bundle with GNU tar, as a user does: a bundle is several gzip members, and the
+/// offline routes are proven on what `tar -xzf` makes of it.
+pub fn gnu_untar(bytes: &[u8], dest: &Path) {
+    use std::io::Write;
+    std::fs::create_dir_all(dest).unwrap();
+    let mut tar = Command::new("tar")
+        .args(["-xzf", "-", "-C"])
+        .arg(dest)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("GNU tar runs");
+    tar.stdin.take().unwrap().write_all(bytes).unwrap();
+    assert!(tar.wait().unwrap().success(), "tar -xzf unpacks the bundle");
+}
+
 pub fn untar(bytes: &[u8]) -> BTreeMap<String, Option<Vec<u8>>> {
     let mut out = BTreeMap::new();
     let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(bytes));
