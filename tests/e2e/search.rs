@@ -38,18 +38,7 @@ fn npm_app(
         };
         deps.insert(dep.to_string(), "*".into());
     }
-    let lock = npm_fixtures::lockfile(3, &root, tree, "https://registry.npmjs.org/");
-    let repo = GitRepo::new(dir);
-    repo.write(
-        "package.json",
-        &serde_json::to_string_pretty(&root.package_json()).unwrap(),
-    )
-    .write(
-        "package-lock.json",
-        &serde_json::to_string_pretty(&lock).unwrap(),
-    );
-    let commit = repo.commit(name);
-    (repo, commit)
+    npm_fixtures::committed_project(dir, &root, tree, name)
 }
 
 /// `(id, dev)` of every item of a page.

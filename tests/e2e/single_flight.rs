@@ -46,17 +46,8 @@ async fn fixture() -> Fixture {
                 }
             })
             .collect();
-        let lock = npm_fixtures::lockfile(3, &root, &tree, "https://registry.npmjs.org/");
-        let repo = GitRepo::new(tmp.path().join(name));
-        repo.write(
-            "package.json",
-            &serde_json::to_string_pretty(&root.package_json()).unwrap(),
-        )
-        .write(
-            "package-lock.json",
-            &serde_json::to_string_pretty(&lock).unwrap(),
-        );
-        let commit = repo.commit(name);
+        let (repo, commit) =
+            npm_fixtures::committed_project(tmp.path().join(name), &root, &tree, name);
         projects.push((repo, commit));
     }
     let tarballs = packages

@@ -191,6 +191,28 @@ fn resolved(base: &str, p: &BuiltPackage) -> String {
 
 /// A lockfile (version 1, 2 or 3) for `root` and the installed `tree`, `resolved` URLs under
 /// `registry` (use `https://registry.npmjs.org/` for what npm would write).
+/// A repository at `dir` holding `root`'s package.json and the v3 lockfile of `tree` (with
+/// registry.npmjs.org URLs), committed with the message `message`: the repository and commit.
+pub fn committed_project(
+    dir: PathBuf,
+    root: &RootProject,
+    tree: &[TreeEntry],
+    message: &str,
+) -> (super::GitRepo, String) {
+    let lock = lockfile(3, root, tree, "https://registry.npmjs.org/");
+    let repo = super::GitRepo::new(dir);
+    repo.write(
+        "package.json",
+        &serde_json::to_string_pretty(&root.package_json()).unwrap(),
+    )
+    .write(
+        "package-lock.json",
+        &serde_json::to_string_pretty(&lock).unwrap(),
+    );
+    let commit = repo.commit(message);
+    (repo, commit)
+}
+
 pub fn lockfile(version: u32, root: &RootProject, tree: &[TreeEntry], registry: &str) -> Value {
     let mut doc = Map::new();
     doc.insert("name".into(), json!(root.name));
