@@ -7,10 +7,6 @@
 #[path = "../tests/e2e/support/mod.rs"]
 mod support;
 
-use support::cargo_fixtures;
-
-use cargo_fixtures::*;
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::*;
@@ -41,17 +37,6 @@ fn cargo(home: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool,
     )
 }
 
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
@@ -73,33 +58,12 @@ async fn run() {
     let t = work.path();
 
     // fixture registry + workspace (lockfile with real checksums)
-    let (graph, roots) = synthetic_graph(n);
-    let built: Vec<BuiltCrate> = graph.iter().map(build_crate).collect();
-    let up_dir = t.join("upstream");
-    std::fs::create_dir_all(&up_dir).unwrap();
-    let up = StaticServer::start(&up_dir).await;
-    write_registry(
-        &up_dir,
-        &format!("{}/crates/{{crate}}/{{crate}}-{{version}}.crate", up.url),
-        &built,
-    )
-    .unwrap();
-    let index = format!("sparse+{}/", up.url);
-    let repo_dir = t.join("repo");
-    write_workspace(
-        &repo_dir,
-        &[FixtureMember {
-            name: "app".into(),
-            version: "0.1.0".into(),
-            path: "app".into(),
-            deps: roots,
-            path_deps: vec![],
-        }],
-        &built,
-    )
-    .unwrap();
-    let repo = GitRepo::new(repo_dir.clone());
-    let commit = repo.commit("bench");
+    let projects::Cargo {
+        project,
+        built,
+        index,
+    } = projects::cargo(t, n).await;
+    let (up, repo_dir) = (&project.upstream, project.repo.dir.clone());
     let total_bytes: usize = built.iter().map(|c| c.bytes.len()).sum();
     println!(
         "fixture: {} crates in Cargo.lock ({} KiB of .crate files), registry {}",
@@ -110,13 +74,11 @@ async fn run() {
 
     // Larder
     let mut larder = Larder::new();
-    larder
-        .env
-        .insert("LARDER_CRATES_INDEX".into(), index.clone());
+    project.configure(&mut larder);
     let serve = larder.spawn("serve", &[]);
     larder.wait_healthy().await;
     let pid = larder.pid(serve);
-    let submit = json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["cargo"]});
+    let submit = project.body();
 
     up.clear_requests();
     let start = Instant::now();
@@ -233,11 +195,8 @@ async fn run() {
         secs(from_larder),
         from_larder_upstream
     );
-    match hwm {
-        Some(k) => println!(
-            "\n`larder serve` (api + worker) peak RSS (VmHWM): {:.1} MiB",
-            k as f64 / 1024.0
-        ),
-        None => println!("\n`larder serve` peak RSS: unavailable (no /proc)"),
-    }
+    println!(
+        "\n`larder serve` (api + worker) peak RSS (VmHWM): {:.1} MiB",
+        hwm as f64 / 1024.0
+    );
 }

@@ -11,7 +11,6 @@ mod support;
 use support::gomod_fixtures;
 
 use gomod_fixtures::*;
-use serde_json::json;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -22,26 +21,22 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(320);
     let work = tempfile::tempdir().unwrap();
-    let proxy = work.path().join("proxy");
     let t = Instant::now();
-    let (gomod, gosum, main) = wide(&proxy, n);
+    let projects::Gomod {
+        project,
+        gomod,
+        gosum,
+        main,
+    } = projects::gomod(work.path(), n).await;
     let fixture_time = t.elapsed();
-    let upstream = StaticServer::start(&proxy).await;
+    let upstream = &project.upstream;
 
     let mut larder = Larder::new();
-    larder
-        .env
-        .insert("LARDER_GOPROXY".into(), upstream.url.clone());
+    project.configure(&mut larder);
     larder.env.insert("LARDER_LOG".into(), "warn".into());
     let serve = larder.spawn("serve", &[]);
     larder.wait_healthy().await;
-
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write("go.mod", &gomod)
-        .write("go.sum", &gosum)
-        .write("main.go", &main);
-    let commit = repo.commit("wide");
-    let body = json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["gomod"]});
+    let body = project.body();
 
     let (id, cold) = timed(&larder, &body).await;
     let cold_requests = upstream.requests().len();
@@ -103,15 +98,6 @@ async fn main() {
         "| peak RSS of `larder serve` (api + worker, VmHWM) | {:.1} MiB | |",
         hwm as f64 / 1024.0
     );
-}
-
-fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Submit and wait for completion; returns the request id and the time it took.

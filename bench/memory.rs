@@ -21,11 +21,7 @@
 #[path = "../tests/e2e/support/mod.rs"]
 mod support;
 
-use support::npm_fixtures;
-
 use support::gomod_fixtures;
-
-use support::cargo_fixtures;
 
 // glibc's malloc fragments this harness's heap while it builds 50,000 fixture crates (each
 // build frees a large zlib state under a small survivor): gigabytes for nothing
@@ -433,81 +429,35 @@ async fn big_file(dir: &Path, mib: usize) -> Fixture {
 }
 
 async fn npm(dir: &Path, n: usize) -> Fixture {
-    let up_dir = dir.join("registry");
-    std::fs::create_dir_all(&up_dir).unwrap();
-    let upstream = StaticServer::start(&up_dir).await;
-    let (root, tree) = npm_fixtures::synthetic(n);
-    let pkgs: Vec<_> = tree.iter().map(|e| e.pkg.clone()).collect();
-    npm_fixtures::write_registry(&up_dir, &upstream.url, &pkgs).unwrap();
-    let repo = GitRepo::new(dir.join("repo"));
-    let lock = npm_fixtures::lockfile(3, &root, &tree, "https://registry.npmjs.org/");
-    repo.write(
-        "package.json",
-        &serde_json::to_string_pretty(&root.package_json()).unwrap(),
-    )
-    .write(
-        "package-lock.json",
-        &serde_json::to_string_pretty(&lock).unwrap(),
-    );
-    let commit = repo.commit("npm");
-    let size = std::fs::metadata(repo.dir.join("package-lock.json"))
+    let p = projects::npm(dir, n).await.project;
+    let size = std::fs::metadata(p.repo.dir.join("package-lock.json"))
         .unwrap()
         .len();
     Fixture {
         what: format!("package-lock.json v3, {n} packages ({} MiB)", size >> 20),
-        body: json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["npm"]}),
-        env: vec![("LARDER_NPM_REGISTRY".into(), upstream.url.clone())],
+        body: p.body(),
+        env: p.env,
         expect: None,
         built_in: Duration::ZERO,
-        _servers: vec![Box::new(upstream)],
+        _servers: vec![Box::new(p.upstream)],
     }
 }
 
 async fn cargo(dir: &Path, n: usize) -> Fixture {
-    use cargo_fixtures::*;
     // synthetic_graph(k) has k + k/10 crates
-    let (graph, roots) = synthetic_graph((n * 10).div_ceil(11));
-    let built: Vec<BuiltCrate> = graph.iter().map(build_crate).collect();
-    let up_dir = dir.join("registry");
-    std::fs::create_dir_all(&up_dir).unwrap();
-    let upstream = StaticServer::start(&up_dir).await;
-    write_registry(
-        &up_dir,
-        &format!(
-            "{}/crates/{{crate}}/{{crate}}-{{version}}.crate",
-            upstream.url
-        ),
-        &built,
-    )
-    .unwrap();
-    let repo_dir = dir.join("repo");
-    write_workspace(
-        &repo_dir,
-        &[FixtureMember {
-            name: "app".into(),
-            version: "0.1.0".into(),
-            path: "app".into(),
-            deps: roots,
-            path_deps: vec![],
-        }],
-        &built,
-    )
-    .unwrap();
-    let repo = GitRepo::new(repo_dir);
-    let commit = repo.commit("cargo");
-    let size = std::fs::metadata(repo.dir.join("Cargo.lock"))
+    let projects::Cargo {
+        project: p, built, ..
+    } = projects::cargo(dir, (n * 10).div_ceil(11)).await;
+    let size = std::fs::metadata(p.repo.dir.join("Cargo.lock"))
         .unwrap()
         .len();
     Fixture {
         what: format!("Cargo.lock, {} crates ({} MiB)", built.len(), size >> 20),
-        body: json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["cargo"]}),
-        env: vec![(
-            "LARDER_CRATES_INDEX".into(),
-            format!("sparse+{}/", upstream.url),
-        )],
+        body: p.body(),
+        env: p.env,
         expect: None,
         built_in: Duration::ZERO,
-        _servers: vec![Box::new(upstream)],
+        _servers: vec![Box::new(p.upstream)],
     }
 }
 

@@ -9,7 +9,7 @@ mod support;
 use support::npm_fixtures;
 
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::*;
@@ -33,15 +33,6 @@ fn npm_ci(dir: &Path, home: &Path) -> Duration {
     took
 }
 
-fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn main() {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -57,28 +48,15 @@ async fn run() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let tmp = tempfile::tempdir().unwrap();
-    let up_dir = tmp.path().join("upstream");
-    std::fs::create_dir_all(&up_dir).unwrap();
-    let upstream = StaticServer::start(&up_dir).await;
-    let (root, tree) = npm_fixtures::synthetic(n);
-    let pkgs: Vec<_> = tree.iter().map(|e| e.pkg.clone()).collect();
-    npm_fixtures::write_registry(&up_dir, &upstream.url, &pkgs).unwrap();
-    let repo = GitRepo::new(tmp.path().join("repo"));
-    let lock = npm_fixtures::lockfile(3, &root, &tree, "https://registry.npmjs.org/");
-    repo.write(
-        "package.json",
-        &serde_json::to_string_pretty(&root.package_json()).unwrap(),
-    )
-    .write(
-        "package-lock.json",
-        &serde_json::to_string_pretty(&lock).unwrap(),
-    );
-    let commit = repo.commit("bench");
+    let projects::Npm {
+        project,
+        root,
+        tree,
+    } = projects::npm(tmp.path(), n).await;
+    let upstream = &project.upstream;
 
     let mut larder = Larder::new();
-    larder
-        .env
-        .insert("LARDER_NPM_REGISTRY".into(), upstream.url.clone());
+    project.configure(&mut larder);
     // measurement knobs for the served process (the harness clears its environment):
     // LARDER_NPM_BENCH_CHILD_<VAR>=value sets <VAR> (e.g. MALLOC_ARENA_MAX, LD_PRELOAD)
     for (k, v) in std::env::vars() {
@@ -109,12 +87,10 @@ async fn run() {
 
     let prefetch = |label: &'static str| {
         let larder = &larder;
-        let (repo_url, commit) = (repo.url(), commit.clone());
+        let body = project.body();
         async move {
             let t = Instant::now();
-            let id = larder
-                .submit(json!({"repo": repo_url, "ref": commit, "pkg_managers": ["npm"]}))
-                .await;
+            let id = larder.submit(body).await;
             let done = larder
                 .wait_until(id, Duration::from_secs(1800), |r| {
                     r["state"] != "in_progress"

@@ -6,19 +6,8 @@
 #[path = "../tests/e2e/support/mod.rs"]
 mod support;
 
-use support::pip_fixtures;
-
-use serde_json::json;
 use std::time::{Duration, Instant};
 use support::*;
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
 
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
@@ -40,42 +29,21 @@ async fn main() {
 /// with `--only-binary :all:` (the wheels: a pure download).
 async fn scenario(n: usize, wheels: bool) {
     let work = tempfile::tempdir().unwrap();
-    let dist = work.path().join("dist");
-    std::fs::create_dir_all(&dist).unwrap();
-    let (files, requirements) = pip_fixtures::benchmark_set(&dist, n, wheels).unwrap();
+    let projects::Pip {
+        project,
+        files,
+        requirements,
+        index,
+    } = projects::pip(work.path(), n, wheels).await;
+    let upstream = &project.upstream;
     let total_bytes: u64 = files.iter().map(|f| f.size).sum();
-    let root = work.path().join("upstream");
-    pip_fixtures::write_simple_index(&root, &files).unwrap();
-    // HTML pages only, so that the static server answers `text/html`, which pip accepts too.
-    for f in &files {
-        let json = root
-            .join("simple")
-            .join(pip_fixtures::normalize_name(&f.name))
-            .join("index.json");
-        let _ = std::fs::remove_file(json);
-    }
-    let upstream = StaticServer::start(&root).await;
-    let index = format!("{}/simple/", upstream.url);
 
     let mut larder = Larder::new();
-    larder.env.insert("LARDER_PYPI_INDEX".into(), index.clone());
+    project.configure(&mut larder);
     let serve = larder.spawn("serve", &[]);
     larder.wait_healthy().await;
     let pid = larder.pid(serve);
-
-    let repo = GitRepo::new(work.path().join("repo"));
-    repo.write(
-        "pyproject.toml",
-        "[project]\nname = \"bench\"\nversion = \"1.0\"\n",
-    )
-    .write("requirements.txt", &requirements);
-    let commit = repo.commit("bench");
-    let flags: Vec<&str> = if wheels {
-        vec!["pip-allow-binary"]
-    } else {
-        vec![]
-    };
-    let body = json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["pip"], "flags": flags});
+    let body = project.body();
 
     let mut rows = Vec::new();
     for label in ["cold", "warm"] {
@@ -159,11 +127,8 @@ async fn scenario(n: usize, wheels: bool) {
     for (label, took, requests) in &rows {
         println!("| {label} | {} | {requests} |", secs(*took));
     }
-    match hwm {
-        Some(kib) => println!(
-            "\npeak RSS of `larder serve` (api + worker, VmHWM): {:.1} MiB",
-            kib as f64 / 1024.0
-        ),
-        None => println!("\npeak RSS: /proc not readable"),
-    }
+    println!(
+        "\npeak RSS of `larder serve` (api + worker, VmHWM): {:.1} MiB",
+        hwm as f64 / 1024.0
+    );
 }

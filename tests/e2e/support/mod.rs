@@ -7,6 +7,7 @@ pub mod clients;
 pub mod gomod_fixtures;
 pub mod npm_fixtures;
 pub mod pip_fixtures;
+pub mod projects;
 pub mod rubygems_fixtures;
 pub mod sbom;
 pub mod tls;
@@ -844,6 +845,17 @@ pub fn clean_command(program: &str, home: &Path) -> Command {
         .env("npm_config_userconfig", home.join(".npmrc-empty"))
         .env("npm_config_globalconfig", home.join(".npmrc-global-empty"));
     cmd
+}
+
+/// Peak resident set size (`VmHWM` in `/proc/<pid>/status`) of a process, KiB; 0 when it
+/// cannot be read.
+pub fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Incompressible bytes (xorshift64*), `mib` MiB, written to `path`; returns their SHA-256.
