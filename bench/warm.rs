@@ -9,9 +9,12 @@
 //!    queue, so that its peak RSS covers warm requests only;
 //! 3. warm: the same repository and commit submitted again, every dependency stored,
 //!    `LARDER_WARM_BENCH_WARM_RUNS` times (default 3), one after the other;
-//! 4. the disk floor: every file under `<data>/deps/<pm>/` read to nowhere.
+//! 4. the disk floor: every file under `<data>/deps/<pm>/` and `<data>/bundle-members/` read to
+//!    nowhere.
 //!
-//! Cases: `npm-1000`, `npm-3000` (package-lock.json v3 of that many packages), `cargo-250`
+//! Cases: `npm-1000`, `npm-3000` (package-lock.json v3 of that many packages, each tarball
+//! holding `LARDER_WARM_BENCH_NPM_KIB` KiB that do not compress, default 28: the mean of a real
+//! 495-package lockfile's 14 MB), `cargo-250`
 //! (Cargo.lock of 250 crates + every 10th in a second version: 275 `.crate` files), `pip-250`
 //! (requirements.txt of 250 hashed sdists), `gomod-320` (go.mod/go.sum of 320 modules). Any
 //! `<pm>-<n>` of those package managers works (`npm-50` for a quick run).
@@ -25,8 +28,9 @@
 //! - `floor s`: the disk floor: wall time of walking `<data>/deps/<pm>/` (the store's files of
 //!   that package manager: what the request downloaded and verified — npm tarballs, cargo
 //!   `.crate` files and `.index-line` records, pip sdists, gomod `.info`/`.mod`/`.zip` — whose
-//!   bytes a warm bundle carries; the kept gzip members under `<data>/bundle-members/`, the
-//!   bundles and the sources are not read) and reading every regular file through a 256 KiB
+//!   bytes a warm bundle carries) and `<data>/bundle-members/` (what was made from them once
+//!   and a warm bundle copies: cargo's vendored crates); the bundles and the sources are not
+//!   read) and reading every regular file through a 256 KiB
 //!   buffer to nowhere, like `find … -exec cat {} + > /dev/null`. One untimed read first, so
 //!   that it is the page-cache floor as the warm request sees it; the median of 3 timed reads.
 //! - `warm/floor`: `warm s` / `floor s`; goal ≤ 3.
@@ -43,7 +47,8 @@
 //!
 //! Knobs: `LARDER_WARM_BENCH_CASES=npm-1000,cargo-250` (default
 //! `npm-1000,npm-3000,cargo-250,pip-250,gomod-320`), `LARDER_WARM_BENCH_WARM_RUNS` (default 3),
-//! `LARDER_WARM_BENCH_CHILD_<VAR>=value` (set `<VAR>` for `larder serve`). Needs PostgreSQL and
+//! `LARDER_WARM_BENCH_NPM_KIB` (default 28), `LARDER_WARM_BENCH_CHILD_<VAR>=value` (set `<VAR>` for
+//! `larder serve`). Needs PostgreSQL and
 //! RabbitMQ like the tests, and `git`.
 //!
 //! A quick check under the dev profile (`larder` unoptimized, so no numbers to keep):
@@ -142,7 +147,13 @@ async fn project(case: &str, dir: &Path) -> Project {
         .and_then(|(pm, n)| Some((pm, n.parse::<usize>().ok()?)))
         .unwrap_or_else(|| panic!("case {case:?} is not <pm>-<n>"));
     match pm {
-        "npm" => projects::npm(dir, n).await.project,
+        "npm" => {
+            let kib = std::env::var("LARDER_WARM_BENCH_NPM_KIB")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(28);
+            projects::npm_with_payload(dir, n, kib << 10).await.project
+        }
         "cargo" => projects::cargo(dir, n).await.project,
         "pip" => projects::pip(dir, n, false).await.project,
         "gomod" => projects::gomod(dir, n).await.project,
@@ -188,8 +199,11 @@ async fn measure(case: &str, project: &Project, runs: usize, fixture: Duration) 
     let (bundle_bytes, warm_sha) = download(&larder, last).await;
 
     // the disk floor
-    let deps = larder.data.path().join("deps").join(project.pm);
-    let floor = tokio::task::spawn_blocking(move || floor(&deps))
+    let dirs = [
+        larder.data.path().join("deps").join(project.pm),
+        larder.data.path().join("bundle-members"),
+    ];
+    let floor = tokio::task::spawn_blocking(move || floor(&dirs))
         .await
         .unwrap();
 
@@ -247,16 +261,23 @@ async fn download(larder: &Larder, id: i64) -> (u64, String) {
     (bytes, hex::encode(hasher.finalize()))
 }
 
-/// Walk `dir` and read every regular file below it through a 256 KiB buffer, discarding the
-/// bytes: once to warm the page cache, then the median of three timed reads.
-fn floor(dir: &Path) -> Floor {
-    assert!(dir.is_dir(), "{} is not a directory", dir.display());
+/// Walk `dirs` (those that exist) and read every regular file below them through a 256 KiB
+/// buffer, discarding the bytes: once to warm the page cache, then the median of three timed
+/// reads.
+fn floor(dirs: &[PathBuf]) -> Floor {
+    assert!(dirs[0].is_dir(), "{} is not a directory", dirs[0].display());
     let mut buf = vec![0u8; 256 * 1024];
-    let (files, bytes) = read_tree(dir, &mut buf);
+    let read_all = |buf: &mut [u8]| {
+        dirs.iter()
+            .filter(|d| d.is_dir())
+            .map(|d| read_tree(d, buf))
+            .fold((0, 0), |(f, b), (f2, b2)| (f + f2, b + b2))
+    };
+    let (files, bytes) = read_all(&mut buf);
     let mut times: Vec<Duration> = (0..3)
         .map(|_| {
             let t = Instant::now();
-            let again = read_tree(dir, &mut buf);
+            let again = read_all(&mut buf);
             let took = t.elapsed();
             assert_eq!(again, (files, bytes), "the store changed under the floor");
             took

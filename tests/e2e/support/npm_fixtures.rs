@@ -302,6 +302,12 @@ fn insert_nested(map: &mut Map<String, Value>, parts: &[&str], e: Value) {
 /// A synthetic flat tree of `n` packages (`pkg-<i>` 1.0.<i>, each depending on up to two
 /// earlier ones; every 10th is scoped `@fx/pkg-<i>`), the root depending on all of them.
 pub fn synthetic(n: usize) -> (RootProject, Vec<TreeEntry>) {
+    synthetic_with_payload(n, 0)
+}
+
+/// [`synthetic`], each package also holding `payload` bytes that do not compress (`data.bin`,
+/// the same bytes for the same package every time): tarballs of a realistic size.
+pub fn synthetic_with_payload(n: usize, payload: usize) -> (RootProject, Vec<TreeEntry>) {
     let name = |i: usize| {
         if i % 10 == 3 {
             format!("@fx/pkg-{i}")
@@ -322,6 +328,19 @@ pub fn synthetic(n: usize) -> (RootProject, Vec<TreeEntry>) {
         }
         if i >= 3 {
             p = p.dep(&name(i - 3), &format!("1.0.{}", i - 3));
+        }
+        if payload > 0 {
+            // xorshift64 seeded by the package: incompressible and reproducible
+            let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64 + 1);
+            let data = (0..payload)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            p.files.push(("data.bin".into(), data));
         }
         let b = build(&p);
         root.dependencies

@@ -50,23 +50,19 @@ pub struct Npm {
 }
 
 pub async fn npm(dir: &Path, n: usize) -> Npm {
+    npm_with_payload(dir, n, 0).await
+}
+
+/// [`npm`] with `payload` incompressible bytes in each package
+/// ([`npm_fixtures::synthetic_with_payload`]).
+pub async fn npm_with_payload(dir: &Path, n: usize, payload: usize) -> Npm {
     let up_dir = dir.join("upstream");
     std::fs::create_dir_all(&up_dir).unwrap();
     let upstream = StaticServer::start(&up_dir).await;
-    let (root, tree) = npm_fixtures::synthetic(n);
+    let (root, tree) = npm_fixtures::synthetic_with_payload(n, payload);
     let pkgs: Vec<_> = tree.iter().map(|e| e.pkg.clone()).collect();
     npm_fixtures::write_registry(&up_dir, &upstream.url, &pkgs).unwrap();
-    let repo = GitRepo::new(dir.join("repo"));
-    let lock = npm_fixtures::lockfile(3, &root, &tree, "https://registry.npmjs.org/");
-    repo.write(
-        "package.json",
-        &serde_json::to_string_pretty(&root.package_json()).unwrap(),
-    )
-    .write(
-        "package-lock.json",
-        &serde_json::to_string_pretty(&lock).unwrap(),
-    );
-    let commit = repo.commit("npm");
+    let (repo, commit) = npm_fixtures::committed_project(dir.join("repo"), &root, &tree, "npm");
     let env = vec![("LARDER_NPM_REGISTRY".into(), upstream.url.clone())];
     Npm {
         project: Project {
