@@ -197,6 +197,9 @@ async fn measure(case: &str, project: &Project, runs: usize, fixture: Duration) 
     let rss_warm_kib = vm_hwm_kib(larder.pid(serve));
     let upstream_warm = project.upstream.requests().len();
     let (bundle_bytes, warm_sha) = download(&larder, last).await;
+    if std::env::var_os("LARDER_WARM_BENCH_PRINT_LOGS").is_some() {
+        eprintln!("{}", larder.logs());
+    }
 
     // the disk floor
     let dirs = [

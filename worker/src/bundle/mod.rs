@@ -79,8 +79,6 @@ pub enum PlaceError {
     },
     #[error("{key} is not a file in the store")]
     NotStored { key: String },
-    #[error("cannot make the directory of {path} in the bundle: {source}")]
-    Io { path: String, source: io::Error },
     #[error(transparent)]
     Member(#[from] member::MemberError),
 }
@@ -143,19 +141,13 @@ impl BundleTree {
         .map_err(E::from)
     }
 
-    /// `path` made safe, its directory made in the tree.
+    /// `path` made safe. Its directories are not made in the tree (thousands of `mkdir`s are
+    /// most of a warm layout's time): the bundle has entries for them ([`write_bundle`]).
     fn checked_path(&self, path: &str) -> Result<String, PlaceError> {
         let rel = common::archive::safe_relative(Path::new(path))
             .filter(|p| p.starts_with("deps") && p != Path::new("deps"))
             .ok_or_else(|| PlaceError::UnsafePath(path.to_string()))?;
-        let path = rel.to_string_lossy().into_owned();
-        if let Some(parent) = self.root.join(&rel).parent() {
-            std::fs::create_dir_all(parent).map_err(|source| PlaceError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        }
-        Ok(path)
+        Ok(rel.to_string_lossy().into_owned())
     }
 
     fn insert(&self, path: String, placed: Placed) -> Result<(), PlaceError> {
@@ -247,6 +239,21 @@ fn write_members(
     // stored files are compressed archives already: one member of stored (not deflated)
     // blocks, streamed from the store at the speed of a copy
     let mut files = TarGzWriter::stored_member(&mut out);
+    // the directories of what is placed that the request did not write into: an entry each,
+    // as the tree walk makes for those it did (a parent sorts before its children)
+    let placed_dirs: std::collections::BTreeSet<&str> = stored
+        .keys()
+        .flat_map(|path| {
+            path.char_indices()
+                .filter(|&(_, c)| c == '/')
+                .map(|(i, _)| &path[..i])
+        })
+        .collect();
+    for dir in placed_dirs {
+        if !root.join(dir).is_dir() {
+            files.append_empty_dir(dir)?;
+        }
+    }
     for (path, placed) in stored {
         if root.join(path).symlink_metadata().is_ok() {
             return Err(BundleError::Collision(path.clone()));
@@ -374,7 +381,9 @@ mod tests {
             .unwrap()
             .success());
         for (key, _) in &stored {
-            std::fs::hard_link(store.path(key).unwrap(), old_work.join(key)).unwrap();
+            let dest = old_work.join(key);
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::hard_link(store.path(key).unwrap(), dest).unwrap();
         }
         let old_bundle = dir.path().join("old.tar.gz");
         let mut w = TarGzWriter::new(std::fs::File::create(&old_bundle).unwrap());
@@ -469,6 +478,7 @@ mod tests {
         let tree = BundleTree::new(&work);
         tree.place_stored(&store, "deps/npm/a.tgz", "deps/npm/a.tgz")
             .unwrap();
+        std::fs::create_dir_all(work.join("deps/npm")).unwrap();
         std::fs::write(work.join("deps/npm/a.tgz"), "other").unwrap();
         let err = write_bundle(&store, 1, &tree, false).unwrap_err();
         assert!(err.message.contains("deps/npm/a.tgz"), "{}", err.message);

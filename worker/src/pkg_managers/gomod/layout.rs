@@ -216,6 +216,9 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
         if d.kind == GoFileKind::Zip {
             let h = h1.clone().unwrap_or_default();
             let zh = dest.with_extension("ziphash");
+            if let Some(dir) = zh.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+            }
             std::fs::write(&zh, h.as_bytes()).map_err(|e| io(&zh, e))?;
         }
         if d.kind == GoFileKind::Mod {
@@ -250,6 +253,9 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
         all.dedup();
         let mut text = all.join("\n");
         text.push('\n');
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        }
         std::fs::write(&p, text).map_err(|e| io(&p, e))?;
     }
 
