@@ -48,7 +48,8 @@
 //! Knobs: `LARDER_WARM_BENCH_CASES=npm-1000,cargo-250` (default
 //! `npm-1000,npm-3000,cargo-250,pip-250,gomod-320`), `LARDER_WARM_BENCH_WARM_RUNS` (default 3),
 //! `LARDER_WARM_BENCH_NPM_KIB` (default 28), `LARDER_WARM_BENCH_CHILD_<VAR>=value` (set `<VAR>` for
-//! `larder serve`). Needs PostgreSQL and
+//! `larder serve`), `LARDER_WARM_BENCH_PRINT_LOGS=1` (print the warm `larder serve`'s log: with
+//! `LARDER_WARM_BENCH_CHILD_LARDER_LOG=info`, each step of a request with its time). Needs PostgreSQL and
 //! RabbitMQ like the tests, and `git`.
 //!
 //! A quick check under the dev profile (`larder` unoptimized, so no numbers to keep):

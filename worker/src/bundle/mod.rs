@@ -235,10 +235,6 @@ fn write_members(
     } else {
         first.append_empty_dir("deps")?;
     }
-    first.finish()?;
-    // stored files are compressed archives already: one member of stored (not deflated)
-    // blocks, streamed from the store at the speed of a copy
-    let mut files = TarGzWriter::stored_member(&mut out);
     // the directories of what is placed that the request did not write into: an entry each,
     // as the tree walk makes for those it did (a parent sorts before its children)
     let placed_dirs: std::collections::BTreeSet<&str> = stored
@@ -251,9 +247,13 @@ fn write_members(
         .collect();
     for dir in placed_dirs {
         if !root.join(dir).is_dir() {
-            files.append_empty_dir(dir)?;
+            first.append_empty_dir(dir)?;
         }
     }
+    first.finish()?;
+    // stored files are compressed archives already: one member of stored (not deflated)
+    // blocks, streamed from the store at the speed of a copy
+    let mut files = TarGzWriter::stored_member(&mut out);
     for (path, placed) in stored {
         if root.join(path).symlink_metadata().is_ok() {
             return Err(BundleError::Collision(path.clone()));
