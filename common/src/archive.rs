@@ -430,6 +430,16 @@ impl<W: Write> TarGzWriter<W> {
         self.builder.append_path_with_name(dir, name)
     }
 
+    /// A regular file of `bytes` (mode 0644) under the archive name `name`.
+    pub fn append_bytes(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o644);
+        header.set_mtime(1_153_704_088);
+        header.set_size(bytes.len() as u64);
+        self.builder.append_data(&mut header, name, bytes)
+    }
+
     /// An empty directory entry.
     pub fn append_empty_dir(&mut self, name: &str) -> io::Result<()> {
         let mut header = tar::Header::new_gnu();

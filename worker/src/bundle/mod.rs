@@ -65,6 +65,8 @@ enum Placed {
     Stored(String),
     /// A member made from stored inputs ([`BundleTree::place_derived`]).
     Derived { key: String, sha256: [u8; 32] },
+    /// A small file the layout made ([`BundleTree::place_bytes`]).
+    Bytes(Vec<u8>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +141,13 @@ impl BundleTree {
             },
         )
         .map_err(E::from)
+    }
+
+    /// Put a small file the layout made at `path` (`deps/...`), kept in memory until the bundle
+    /// is written: nothing written into the work tree, no directory made for it.
+    pub fn place_bytes(&self, path: &str, bytes: Vec<u8>) -> Result<(), PlaceError> {
+        let path = self.checked_path(path)?;
+        self.insert(path, Placed::Bytes(bytes))
     }
 
     /// `path` made safe. Its directories are not made in the tree (thousands of `mkdir`s are
@@ -248,6 +257,11 @@ fn write_members(
     for dir in placed_dirs {
         if !root.join(dir).is_dir() {
             first.append_empty_dir(dir)?;
+        }
+    }
+    for (path, placed) in stored {
+        if let Placed::Bytes(bytes) = placed {
+            first.append_bytes(path, bytes)?;
         }
     }
     first.finish()?;
@@ -360,6 +374,8 @@ mod tests {
             store.put_bytes(key, bytes).unwrap();
             tree.place_stored(&store, key, key).unwrap();
         }
+        tree.place_bytes("deps/gomod/m/@v/list", b"v1.0.0\n".to_vec())
+            .unwrap();
         // placed twice: one entry; another file at a placed path: refused
         tree.place_stored(&store, stored[0].0, stored[0].0).unwrap();
         assert!(matches!(
@@ -385,6 +401,8 @@ mod tests {
             std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
             std::fs::hard_link(store.path(key).unwrap(), dest).unwrap();
         }
+        std::fs::create_dir_all(old_work.join("deps/gomod/m/@v")).unwrap();
+        std::fs::write(old_work.join("deps/gomod/m/@v/list"), "v1.0.0\n").unwrap();
         let old_bundle = dir.path().join("old.tar.gz");
         let mut w = TarGzWriter::new(std::fs::File::create(&old_bundle).unwrap());
         w.append_tree("app", &old_work.join("app"), &|_| false)
@@ -409,7 +427,7 @@ mod tests {
             unpack_with(tool, &old_bundle, &old_out);
             unpack_with(tool, &new_bundle, &new_out);
             let (old_tree, new_tree) = (tree_of(&old_out), tree_of(&new_out));
-            assert_eq!(old_tree.len(), 16, "{:?}", old_tree.keys());
+            assert_eq!(old_tree.len(), 20, "{:?}", old_tree.keys());
             assert_eq!(new_tree, old_tree, "{tool}");
         }
         let out = dir.path().join("ours");
@@ -421,6 +439,9 @@ mod tests {
         for (key, _) in &stored {
             again.place_stored(&store, key, key).unwrap();
         }
+        again
+            .place_bytes("deps/gomod/m/@v/list", b"v1.0.0\n".to_vec())
+            .unwrap();
         assert_eq!(write_bundle(&store, 8, &again, false).unwrap(), digest);
     }
 

@@ -191,7 +191,6 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
     let mut lists: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for d in &inp.plan.downloads {
         let key = &d.download.store_key;
-        let dest = root.join(cache_rel(key));
         inp.bundle
             .place_stored(inp.store, &cache_rel(key), key)
             .map_err(|e| LayoutError::Store {
@@ -215,11 +214,13 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
         };
         if d.kind == GoFileKind::Zip {
             let h = h1.clone().unwrap_or_default();
-            let zh = dest.with_extension("ziphash");
-            if let Some(dir) = zh.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-            }
-            std::fs::write(&zh, h.as_bytes()).map_err(|e| io(&zh, e))?;
+            let zh = cache_rel(key)
+                .strip_suffix(".zip")
+                .map(|stem| format!("{stem}.ziphash"))
+                .unwrap_or_else(|| format!("{}.ziphash", cache_rel(key)));
+            inp.bundle
+                .place_bytes(&zh, h.into_bytes())
+                .map_err(|e| io(Path::new(&zh), std::io::Error::other(e.to_string())))?;
         }
         if d.kind == GoFileKind::Mod {
             lists
@@ -240,23 +241,14 @@ pub fn write_layout(inp: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
             .map_err(LayoutError::Spool)?;
     }
     for (ep, versions) in lists {
-        let p = cache.join(&ep).join("@v").join("list");
+        let p = format!("{CACHE_DIR}/{ep}/@v/list");
         let mut all: Vec<String> = versions.into_iter().collect();
-        if let Ok(old) = std::fs::read_to_string(&p) {
-            all.extend(
-                old.lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(str::to_string),
-            );
-        }
         all.sort_by(|a, b| compare_versions(a, b));
-        all.dedup();
         let mut text = all.join("\n");
         text.push('\n');
-        if let Some(dir) = p.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        }
-        std::fs::write(&p, text).map_err(|e| io(&p, e))?;
+        inp.bundle
+            .place_bytes(&p, text.into_bytes())
+            .map_err(|e| io(Path::new(&p), std::io::Error::other(e.to_string())))?;
     }
 
     // rewritten go.mod / go.sum (dependency_replacements)
