@@ -79,8 +79,14 @@ impl Store {
         Ok(dest)
     }
 
-    /// Like `persist`, for a temporary file already synced and closed.
-    pub fn persist_path(&self, temp: tempfile::TempPath, key: &str) -> Result<PathBuf, StoreError> {
+    /// Move a temporary file already synced and closed to `key`, unless the key holds a file
+    /// already: that one stays (a stored file is never replaced) and the temporary file is
+    /// handed back for the caller to compare (it is removed when dropped).
+    pub fn persist_new(
+        &self,
+        temp: tempfile::TempPath,
+        key: &str,
+    ) -> Result<Option<tempfile::TempPath>, StoreError> {
         let dest = self.path(key)?;
         let io = |source| StoreError::Io {
             key: key.to_string(),
@@ -89,8 +95,11 @@ impl Store {
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(io)?;
         }
-        temp.persist(&dest).map_err(|e| io(e.error))?;
-        Ok(dest)
+        match temp.persist_noclobber(&dest) {
+            Ok(()) => Ok(None),
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(Some(e.path)),
+            Err(e) => Err(io(e.error)),
+        }
     }
 
     /// Atomically write `bytes` to `key`.
@@ -221,7 +230,12 @@ impl Store {
             }
         }
         let blob = self.persist(temp, &bundle_blob_key(sha256_hex))?;
+        // an earlier attempt of the request may have made other bytes: its reference goes
+        let earlier = self.recorded_bundle(request_id)?;
         self.put_bytes(&bundle_checksum_key(request_id), sha256_hex.as_bytes())?;
+        if let Some(old) = earlier.filter(|old| old != sha256_hex) {
+            self.release_blob(&old, request_id)?;
+        }
         Ok(blob)
     }
 
@@ -251,18 +265,29 @@ impl Store {
     /// The request no longer needs its bundle: its name and reference go, and the blob too
     /// when no other request refers to it.
     pub fn release_bundle(&self, request_id: i64) -> Result<(), StoreError> {
-        let recorded = fs::read_to_string(self.path(&bundle_checksum_key(request_id))?)
-            .ok()
-            .map(|t| t.trim().to_string())
-            .filter(|t| is_sha256_hex(t));
+        if let Some(hex) = self.recorded_bundle(request_id)? {
+            self.release_blob(&hex, request_id)?;
+        }
+        // the name last: a failure before leaves it, and a retry finds what to release
         self.remove(&legacy_bundle_key(request_id))?;
-        self.remove(&bundle_checksum_key(request_id))?;
-        let Some(hex) = recorded else {
-            return Ok(());
-        };
-        let refs = self.path(&bundle_refs_dir(&hex))?;
+        self.remove(&bundle_checksum_key(request_id))
+    }
+
+    /// The sha256 (hex) the request's bundle name records, if any.
+    fn recorded_bundle(&self, request_id: i64) -> Result<Option<String>, StoreError> {
+        Ok(
+            fs::read_to_string(self.path(&bundle_checksum_key(request_id))?)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| is_sha256_hex(t)),
+        )
+    }
+
+    /// Drop the request's reference to a blob, and the blob with the last one.
+    fn release_blob(&self, hex: &str, request_id: i64) -> Result<(), StoreError> {
+        let refs = self.path(&bundle_refs_dir(hex))?;
         let io = |source| StoreError::Io {
-            key: bundle_blob_key(&hex),
+            key: bundle_blob_key(hex),
             source,
         };
         match fs::remove_file(refs.join(request_id.to_string())) {
@@ -275,7 +300,7 @@ impl Store {
         if referenced(&refs).map_err(io)? {
             return Ok(());
         }
-        let blob = self.path(&bundle_blob_key(&hex))?;
+        let blob = self.path(&bundle_blob_key(hex))?;
         let aside = blob.with_extension(format!("gz.released-{request_id}"));
         match fs::rename(&blob, &aside) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -354,6 +379,14 @@ mod tests {
         assert!(!blob.exists());
         assert_eq!(blobs(&store), 1);
         store.release_bundle(2).unwrap();
+        // an attempt that made other bytes than the request's earlier one: the earlier goes
+        let (d, first) = bundle_temp(&store, b"first attempt");
+        let first_blob = store.publish_bundle(d, &first, 5).unwrap();
+        let (e, second) = bundle_temp(&store, b"second attempt");
+        store.publish_bundle(e, &second, 5).unwrap();
+        assert!(!first_blob.exists());
+        assert_eq!(store.bundle_of(5).unwrap().unwrap().1, second);
+        store.release_bundle(5).unwrap();
         // a request of the old layout: its own file, still served and removed
         store.put_bytes(&legacy_bundle_key(9), b"old").unwrap();
         let old = hex::encode(Sha256::digest(b"old"));

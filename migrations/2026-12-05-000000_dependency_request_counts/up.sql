@@ -11,7 +11,7 @@ CREATE TABLE dependency_request_counts (
 CREATE FUNCTION dependency_request_counts_add() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO dependency_request_counts AS c (purl, requests)
-    SELECT purl, count(*) FROM added GROUP BY purl ORDER BY purl
+    SELECT purl, count(*) FROM added GROUP BY purl ORDER BY purl COLLATE "C"
     ON CONFLICT (purl) DO UPDATE SET requests = c.requests + EXCLUDED.requests;
     RETURN NULL;
 END $$;
@@ -19,7 +19,7 @@ END $$;
 CREATE FUNCTION dependency_request_counts_remove() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO dependency_request_counts AS c (purl, requests)
-    SELECT purl, -count(*) FROM removed GROUP BY purl ORDER BY purl
+    SELECT purl, -count(*) FROM removed GROUP BY purl ORDER BY purl COLLATE "C"
     ON CONFLICT (purl) DO UPDATE SET requests = c.requests + EXCLUDED.requests;
     RETURN NULL;
 END $$;

@@ -368,6 +368,10 @@ async fn a_worker_killed_20_times_at_random_points_converges() {
     assert_eq!(named, ids.len(), "{all:?}");
     let blobs = all.iter().filter(|f| f.ends_with(".tar.gz")).count();
     assert!((1..=ids.len()).contains(&blobs), "{all:?}");
+    // one reference a request, none left over from an attempt, nothing moved aside
+    let refs = all.iter().filter(|f| f.contains(".refs/")).count();
+    assert_eq!(refs, ids.len(), "{all:?}");
+    assert!(!all.iter().any(|f| f.contains(".released-")), "{all:?}");
     let deps = files(&data.join("deps/gomod"));
     let unique: std::collections::BTreeSet<&String> = deps.iter().collect();
     assert_eq!(unique.len(), deps.len());

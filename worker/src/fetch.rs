@@ -267,8 +267,13 @@ impl Fetcher {
                     .get(&download.store_key)
                     .cloned();
                 let digests = match known {
-                    // its format check passed then too: a key names one kind of file
-                    Some(d) => verify(&download.expected, &d, &download.label).map(|()| d)?,
+                    // not hashed again; its check still runs: it may be the only tie to this
+                    // package manager's lockfile (yarn Berry's zip checksum)
+                    Some(d) => {
+                        verify(&download.expected, &d, &download.label)?;
+                        crate::blocking::blocking(move || check(&path)).await?;
+                        d
+                    }
                     None => verified(path, download, check).await?,
                 };
                 return Ok(staged(download, digests, None, None, false));
@@ -352,9 +357,28 @@ impl Fetcher {
             lease,
         } = staged;
         if let Some(temp) = temp {
-            self.store
-                .persist_path(temp, &fetched.store_key)
+            let io = |e: std::io::Error| Failure::new(ErrorKind::FileAccessError, e.to_string());
+            let kept = self
+                .store
+                .persist_new(temp, &fetched.store_key)
                 .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+            // a stored file is never replaced (a bundle streams it after it was verified):
+            // another request stored the key meanwhile, and it must be these very bytes
+            if let Some(ours) = kept {
+                let theirs = self
+                    .store
+                    .path(&fetched.store_key)
+                    .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+                if !same_content(&ours, &theirs).map_err(io)? {
+                    return Err(Failure::new(
+                        ErrorKind::InvalidChecksum,
+                        format!(
+                            "The store already holds other bytes for {} than this request verified",
+                            fetched.store_key
+                        ),
+                    ));
+                }
+            }
             tracing::debug!(key = %fetched.store_key, "stored");
         }
         // in the store now, where waiters look first
@@ -467,6 +491,17 @@ fn staged(
         temp,
         lease,
     }
+}
+
+/// Whether two files hold the same bytes: the same file (a holder's published download,
+/// linked), or equal digests.
+fn same_content(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (ma, mb) = (std::fs::metadata(a)?, std::fs::metadata(b)?);
+    if (ma.dev(), ma.ino()) == (mb.dev(), mb.ino()) {
+        return Ok(true);
+    }
+    Ok(ma.len() == mb.len() && FileDigests::of_file(a)? == FileDigests::of_file(b)?)
 }
 
 /// The digests of the file at `path`, checked against what `download` expects and by `check`
@@ -639,9 +674,17 @@ mod tests {
     }
 
     async fn until_hits(upstream: &Upstream, n: usize) {
-        while upstream.hits() < n {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let waited = tokio::time::timeout(Duration::from_secs(30), async {
+            while upstream.hits() < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "the upstream saw {} of {n} requests",
+            upstream.hits()
+        );
     }
 
     #[tokio::test]
@@ -658,6 +701,15 @@ mod tests {
         store.put_bytes(&d.store_key, b"other").unwrap();
         let again = request.stage(&d, no_check(&d)).await.unwrap();
         assert!(!again.fetched.from_network);
+        // its format check runs all the same
+        let refusing: Check = Box::new(|_| {
+            Err(Failure::new(
+                ErrorKind::InvalidFileFormat,
+                "the check refuses it",
+            ))
+        });
+        let err = request.stage(&d, refusing).await.err().unwrap();
+        assert_eq!(err.error_type(), "InvalidFileFormat");
         let other = fetcher(&store, Duration::from_secs(30));
         let err = other.stage(&d, no_check(&d)).await.err().unwrap();
         assert_eq!(err.error_type(), "InvalidChecksum");

@@ -72,11 +72,20 @@ pub async fn download(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResu
         ))
     };
     let (store, id) = (state.store.clone(), row.id);
-    let (path, recorded) = web::block(move || store.bundle_of(id))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|_| missing())?
-        .ok_or_else(missing)?;
+    let (path, recorded) = web::block(move || {
+        // a release of the same bytes by a stale request moves the blob aside for a moment
+        match store.bundle_of(id) {
+            Ok(None) => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                store.bundle_of(id)
+            }
+            found => found,
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|_| missing())?
+    .ok_or_else(missing)?;
     // Every byte served is re-verified against the checksum recorded when the bundle was made.
     let hash_path = path.clone();
     let (digest, size) = web::block(move || sha256_of(&hash_path))
@@ -606,6 +615,18 @@ impl DependencyIndex {
         request_id: i64,
     ) -> ApiResult<()> {
         use crate::schema::request_dependencies as rd;
+        let replacing: bool = diesel::select(diesel::dsl::exists(
+            rd::table.filter(rd::request_id.eq(request_id)),
+        ))
+        .get_result(conn)
+        .await?;
+        if replacing {
+            // the delete's counts and the inserts' are two runs of purl order, which could
+            // cross another report's one run: replacements (a retried attempt) go one at a time
+            diesel::sql_query("LOCK TABLE dependency_request_counts IN SHARE ROW EXCLUSIVE MODE")
+                .execute(conn)
+                .await?;
+        }
         diesel::delete(rd::table.filter(rd::request_id.eq(request_id)))
             .execute(conn)
             .await?;

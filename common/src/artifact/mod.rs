@@ -27,9 +27,9 @@ pub struct Artifact {
     pub source_url: Option<String>,
 }
 
-/// `url` as an SBOM may show it: an absolute http(s) URL without userinfo (a token or password
-/// of a private upstream stays out of the document) and without fragment; `None` for anything
-/// else.
+/// `url` as an SBOM may show it: an absolute http(s) URL without userinfo, query or fragment
+/// (a token, password or presigned signature of a private upstream stays out of the document);
+/// `None` for anything else.
 pub fn distribution_url(url: &str) -> Option<String> {
     let mut parsed = url::Url::parse(url).ok()?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
@@ -38,6 +38,7 @@ pub fn distribution_url(url: &str) -> Option<String> {
     // both only fail for URLs that cannot have userinfo, which http(s) ones can
     parsed.set_username("").ok()?;
     parsed.set_password(None).ok()?;
+    parsed.set_query(None);
     parsed.set_fragment(None);
     Some(parsed.into())
 }
@@ -59,7 +60,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn distribution_urls_lose_credentials_and_fragments() {
+    fn distribution_urls_lose_credentials_queries_and_fragments() {
         assert_eq!(
             distribution_url("https://user:s3cret@registry.example/a/-/a-1.0.0.tgz").as_deref(),
             Some("https://registry.example/a/-/a-1.0.0.tgz")
@@ -69,8 +70,9 @@ mod tests {
             Some("https://files.example/p/p-1.0.tar.gz")
         );
         assert_eq!(
-            distribution_url("http://127.0.0.1:8080/gems/rack-3.0.0.gem?x=1").as_deref(),
-            Some("http://127.0.0.1:8080/gems/rack-3.0.0.gem?x=1")
+            distribution_url("http://127.0.0.1:8080/p/a.whl?X-Amz-Signature=ab&private_token=t")
+                .as_deref(),
+            Some("http://127.0.0.1:8080/p/a.whl")
         );
         assert_eq!(distribution_url("file:///tmp/a.tgz"), None);
         assert_eq!(distribution_url("git+https://github.com/o/r"), None);

@@ -161,6 +161,27 @@ impl BundleTree {
 
     fn insert(&self, path: String, placed: Placed) -> Result<(), PlaceError> {
         let mut stored = self.stored.lock().expect("not poisoned");
+        // a file placed where a placed directory tree has one of its own, or the reverse
+        let below = format!("{path}/");
+        let nested = stored
+            .range(below.clone()..)
+            .next()
+            .filter(|(k, _)| k.starts_with(&below))
+            .map(|(k, _)| k.clone())
+            .or_else(|| {
+                path.char_indices()
+                    .filter(|&(_, c)| c == '/')
+                    .map(|(i, _)| &path[..i])
+                    .find(|a| stored.contains_key(*a))
+                    .map(str::to_string)
+            });
+        if let Some(other) = nested {
+            return Err(PlaceError::Conflict {
+                first: other,
+                second: format!("{placed:?}"),
+                path,
+            });
+        }
         match stored.get(&path) {
             Some(first) if *first != placed => Err(PlaceError::Conflict {
                 first: format!("{first:?}"),
@@ -255,8 +276,10 @@ fn write_members(
         })
         .collect();
     for dir in placed_dirs {
-        if !root.join(dir).is_dir() {
-            first.append_empty_dir(dir)?;
+        match root.join(dir).symlink_metadata() {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(BundleError::Collision(dir.to_string())),
+            Err(_) => first.append_empty_dir(dir)?,
         }
     }
     for (path, placed) in stored {
@@ -386,6 +409,16 @@ mod tests {
             tree.place_stored(&store, "app/x", &long),
             Err(PlaceError::UnsafePath(_))
         ));
+        // a file inside a placed file, or a file where a placed one has its directory
+        for nested in ["deps/npm/a/-/a-1.0.0.tgz/x", "deps/npm/a/-"] {
+            assert!(
+                matches!(
+                    tree.place_stored(&store, nested, &long),
+                    Err(PlaceError::Conflict { .. })
+                ),
+                "{nested}"
+            );
+        }
 
         // the old way: the stored files in the tree, the whole tree compressed at once
         let old_work = dir.path().join("old");

@@ -1120,13 +1120,28 @@ pub fn layout(
             if !written.insert(rel.clone()) {
                 continue;
             }
-            // the lockfile's checksum is part of the key: a kept zip was checked against it
-            let cache_key = format!(
-                "{BERRY_ZIP_FORMAT}:{}:{}:{}",
-                z.store_key,
-                z.name,
-                z.checksum.as_deref().unwrap_or("-")
-            );
+            // the lockfile's checksum is part of the key: a kept zip was checked against it;
+            // without one, the tarball's own digest is (a store key names no upstream)
+            let content = match &z.checksum {
+                Some(hash) => format!("zip-sha512:{hash}"),
+                None => {
+                    let tgz = ctx
+                        .store
+                        .path(&z.store_key)
+                        .map_err(|_| LayoutError::Missing {
+                            label: z.label.clone(),
+                            store_key: z.store_key.clone(),
+                        })?;
+                    let digests = common::digest::FileDigests::of_file(&tgz).map_err(|e| {
+                        LayoutError::Io {
+                            file: z.store_key.clone(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    format!("tgz-{}", digests.get(common::digest::HashAlgorithm::Sha256))
+                }
+            };
+            let cache_key = format!("{BERRY_ZIP_FORMAT}:{}:{}:{content}", z.store_key, z.name);
             ctx.bundle
                 .place_derived(&ctx.store, &rel, &cache_key, |work: &Path| {
                     write_cache_zip(ctx, z, &work.join(&z.file_name))
