@@ -12,6 +12,7 @@ pub mod models;
 pub mod publisher;
 pub mod repos;
 pub mod schema;
+pub mod search_backfill;
 pub mod sweeper;
 pub mod tls;
 pub mod v1;
@@ -241,6 +242,7 @@ pub async fn start(
         state.publisher.clone(),
         Duration::from_secs(2),
     ));
+    tokio::spawn(search_backfill::run(state.pool.clone()));
     tokio::spawn(sweeper::run(
         state.pool.clone(),
         state.publisher.clone(),

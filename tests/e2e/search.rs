@@ -96,7 +96,7 @@ async fn search_finds_requests_by_purl_name_version_and_state() {
             entry("node_modules/@s/c/node_modules/b", &b2, false),
         ],
     );
-    let larder = larder_for(&upstream).await;
+    let mut larder = larder_for(&upstream).await;
     let mut ids = Vec::new();
     for (repo, commit) in [
         (&one, &one_commit),
@@ -287,6 +287,44 @@ async fn search_finds_requests_by_purl_name_version_and_state() {
             .trim_start()
             .starts_with(&r2.to_string()),
         "{out}"
+    );
+
+    // a request reported before the search existed (no rows, listed by the migration) is
+    // indexed from its stored packages data when the api starts
+    {
+        use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+        let mut conn = AsyncPgConnection::establish(&larder.database_url)
+            .await
+            .unwrap();
+        for sql in [
+            format!("DELETE FROM request_dependencies WHERE request_id = {r1}"),
+            format!("INSERT INTO request_dependencies_backfill VALUES ({r1})"),
+        ] {
+            diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+        }
+    }
+    assert_eq!(
+        search(&larder, "purl=pkg:npm/a@1.0.0").await["meta"]["total"],
+        2
+    );
+    larder.kill(0);
+    larder.spawn("serve", &[]);
+    larder.wait_healthy().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let page = search(&larder, "purl=pkg:npm/a@1.0.0").await;
+        if found(&page) == [(r3, false), (r2, true), (r1, false)] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not backfilled: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        search(&larder, "purl=pkg:npm/a@1.0.0").await["meta"]["total"],
+        3
     );
 }
 

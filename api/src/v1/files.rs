@@ -513,6 +513,11 @@ fn checked_packages_data(body: Vec<u8>) -> ApiResult<(String, DependencyIndex)> 
     Ok((text, index))
 }
 
+/// The search index of stored packages data (`search_backfill`).
+pub fn dependency_index_of(body: Vec<u8>) -> ApiResult<DependencyIndex> {
+    checked_packages_data(body).map(|(_, index)| index)
+}
+
 /// The packages data object (`{"packages": [...]}`, other keys ignored), read into the index.
 struct IndexedPackages<'i>(&'i mut DependencyIndex);
 
@@ -583,7 +588,7 @@ struct IndexedDependency {
 /// A request's dependencies by their purl's search key ([`common::purl::search_key`]; a purl
 /// that is none is kept as written), once each.
 #[derive(Debug, Default)]
-struct DependencyIndex(BTreeMap<String, IndexedDependency>);
+pub struct DependencyIndex(BTreeMap<String, IndexedDependency>);
 
 impl DependencyIndex {
     fn add(&mut self, package: &common::Package) {
@@ -609,7 +614,7 @@ impl DependencyIndex {
 
     /// Replace the request's rows by these (inside the transaction that stores its packages
     /// data).
-    async fn write(
+    pub async fn write(
         self,
         conn: &mut diesel_async::AsyncPgConnection,
         request_id: i64,
