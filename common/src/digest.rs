@@ -134,23 +134,26 @@ impl fmt::Debug for Digest {
     }
 }
 
-/// Every digest of one file and its size, computed in one pass (kept as bytes: 164 of them).
+/// The digests of one file and its size, computed in one pass (kept as bytes). SHA-384 only
+/// when it was asked for ([`Hasher::for_expected`]): it costs as much as SHA-512, and few
+/// lockfiles name it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct FileDigests {
     pub size: u64,
     sha1: [u8; 20],
     sha256: [u8; 32],
-    sha384: [u8; 48],
+    sha384: Option<[u8; 48]>,
     sha512: [u8; 64],
 }
 
 impl FileDigests {
-    /// The file's digest in `algorithm`.
+    /// The file's digest in `algorithm`; a digest that was not computed (SHA-384, when not
+    /// asked for) is empty, and matches nothing.
     pub fn get(&self, algorithm: HashAlgorithm) -> Digest {
         let bytes: &[u8] = match algorithm {
             HashAlgorithm::Sha1 => &self.sha1,
             HashAlgorithm::Sha256 => &self.sha256,
-            HashAlgorithm::Sha384 => &self.sha384,
+            HashAlgorithm::Sha384 => self.sha384.as_ref().map_or(&[][..], |d| &d[..]),
             HashAlgorithm::Sha512 => &self.sha512,
         };
         Digest {
@@ -159,13 +162,31 @@ impl FileDigests {
         }
     }
 
+    /// Whether every digest `expected` names was computed.
+    pub fn covers(&self, expected: &Expected) -> bool {
+        self.sha384.is_some()
+            || expected
+                .0
+                .iter()
+                .all(|d| d.algorithm != HashAlgorithm::Sha384)
+    }
+
     pub fn matches(&self, digest: &Digest) -> bool {
         self.get(digest.algorithm).bytes == digest.bytes
     }
 
     /// Read `reader` to its end.
-    pub fn of_reader(mut reader: impl Read) -> std::io::Result<Self> {
-        let mut hasher = Hasher::default();
+    pub fn of_reader(reader: impl Read) -> std::io::Result<Self> {
+        Self::of_reader_with(reader, Hasher::default())
+    }
+
+    /// The digests of the file at `path` that `expected` can be checked against (and SHA-1,
+    /// SHA-256, SHA-512, which layouts read).
+    pub fn of_file_for(path: &std::path::Path, expected: &Expected) -> std::io::Result<Self> {
+        Self::of_reader_with(std::fs::File::open(path)?, Hasher::for_expected(expected))
+    }
+
+    fn of_reader_with(mut reader: impl Read, mut hasher: Hasher) -> std::io::Result<Self> {
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = reader.read(&mut buf)?;
@@ -192,22 +213,48 @@ impl fmt::Debug for FileDigests {
     }
 }
 
-/// All four digests of a stream, fed in chunks.
-#[derive(Default, Clone)]
+/// The digests of a stream, fed in chunks: all four by default.
+#[derive(Clone)]
 pub struct Hasher {
     size: u64,
     sha1: Sha1,
     sha256: Sha256,
-    sha384: Sha384,
+    sha384: Option<Sha384>,
     sha512: Sha512,
 }
 
+impl Default for Hasher {
+    fn default() -> Self {
+        Self {
+            size: 0,
+            sha1: Sha1::default(),
+            sha256: Sha256::default(),
+            sha384: Some(Sha384::default()),
+            sha512: Sha512::default(),
+        }
+    }
+}
+
 impl Hasher {
+    /// SHA-384 only when `expected` names it.
+    pub fn for_expected(expected: &Expected) -> Self {
+        let wants_sha384 = expected
+            .0
+            .iter()
+            .any(|d| d.algorithm == HashAlgorithm::Sha384);
+        Self {
+            sha384: wants_sha384.then(Sha384::default),
+            ..Self::default()
+        }
+    }
+
     pub fn update(&mut self, chunk: &[u8]) {
         self.size += chunk.len() as u64;
         self.sha1.update(chunk);
         self.sha256.update(chunk);
-        self.sha384.update(chunk);
+        if let Some(h) = &mut self.sha384 {
+            h.update(chunk);
+        }
         self.sha512.update(chunk);
     }
 
@@ -216,7 +263,7 @@ impl Hasher {
             size: self.size,
             sha1: self.sha1.finalize().into(),
             sha256: self.sha256.finalize().into(),
-            sha384: self.sha384.finalize().into(),
+            sha384: self.sha384.map(|h| h.finalize().into()),
             sha512: self.sha512.finalize().into(),
         }
     }
@@ -257,6 +304,28 @@ impl fmt::Display for Expected {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sha384_is_computed_only_when_expected_names_it() {
+        let all = FileDigests::of_reader(&b"hello"[..]).unwrap();
+        let want = all.get(HashAlgorithm::Sha384);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"hello").unwrap();
+        let sha512 = Expected::one(all.get(HashAlgorithm::Sha512));
+        let without = FileDigests::of_file_for(&file, &sha512).unwrap();
+        assert!(sha512.is_met_by(&without));
+        assert!(without.get(HashAlgorithm::Sha384).bytes().is_empty());
+        assert!(
+            !without.matches(&want),
+            "a digest not computed matches nothing"
+        );
+        let sha384 = Expected::one(want.clone());
+        assert!(!without.covers(&sha384));
+        let with = FileDigests::of_file_for(&file, &sha384).unwrap();
+        assert!(with.covers(&sha384) && sha384.is_met_by(&with));
+        assert_eq!(with, all);
+    }
 
     #[test]
     fn one_pass_every_algorithm() {

@@ -265,6 +265,7 @@ impl Fetcher {
                     .lock()
                     .expect("not poisoned")
                     .get(&download.store_key)
+                    .filter(|d| d.covers(&download.expected))
                     .cloned();
                 let digests = match known {
                     // not hashed again; its check still runs: it may be the only tie to this
@@ -418,7 +419,10 @@ impl Fetcher {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.download_to_temp(&download.url, &what).await {
+            match self
+                .download_to_temp(&download.url, &what, &download.expected)
+                .await
+            {
                 Ok(done) => return Ok(done),
                 Err(DownloadError::NotFound) => {
                     return Err(Failure::new(
@@ -449,6 +453,7 @@ impl Fetcher {
         &self,
         url: &str,
         what: &str,
+        expected: &Expected,
     ) -> Result<(tempfile::NamedTempFile, FileDigests), DownloadError> {
         let resp = self
             .http
@@ -465,7 +470,7 @@ impl Fetcher {
             .store
             .temp_file()
             .map_err(|e| DownloadError::Transient(e.to_string()))?;
-        let mut hashers = Hasher::default();
+        let mut hashers = Hasher::for_expected(expected);
         self.stream_body(resp, BodyKind::Artifact, what, |chunk| {
             hashers.update(chunk);
             temp.write_all(chunk)
@@ -513,7 +518,7 @@ async fn verified(
 ) -> Result<FileDigests, Failure> {
     let (expected, label) = (download.expected.clone(), download.label.clone());
     crate::blocking::blocking(move || {
-        let digests = FileDigests::of_file(&path).map_err(|e| {
+        let digests = FileDigests::of_file_for(&path, &expected).map_err(|e| {
             Failure::new(
                 ErrorKind::FileAccessError,
                 format!("Cannot read {}: {e}", path.display()),
