@@ -143,9 +143,8 @@ pub struct LayoutContext<'a> {
     pub job: &'a Job,
     pub config: &'a Config,
     pub store: &'a Store,
-    /// The bundle's root: `app/` (the source) and `deps/` below it.
-    pub bundle_root: &'a Path,
-    /// Where stored files are placed in the bundle without a copy.
+    /// The bundle: `app/` (the source) and `deps/` below its root; stored files are placed in
+    /// it without a copy.
     pub bundle: &'a BundleTree,
     /// The CA of the request's repositories (`LARDER_REPOS_CA_FILE`), for a package manager
     /// that hands back a repository: its client configuration names it
@@ -155,6 +154,11 @@ pub struct LayoutContext<'a> {
 }
 
 impl LayoutContext<'_> {
+    /// The bundle's root: `app/` (the source) and `deps/` below it.
+    pub fn bundle_root(&self) -> &Path {
+        self.bundle.root()
+    }
+
     /// Put the stored file `key` at `path` (`deps/...`) in the bundle.
     pub fn place_stored(&self, path: &str, key: &str) -> Result<(), Failure> {
         self.bundle
@@ -163,11 +167,11 @@ impl LayoutContext<'_> {
     }
 
     pub fn app_dir(&self) -> PathBuf {
-        self.bundle_root.join("app")
+        self.bundle_root().join("app")
     }
 
     pub fn deps_dir(&self) -> PathBuf {
-        self.bundle_root.join("deps")
+        self.bundle_root().join("deps")
     }
 }
 
@@ -469,7 +473,6 @@ impl<P: PackageManager> Registered for P {
                     job: &job,
                     config: &config,
                     store: &store,
-                    bundle_root: bundle.root(),
                     bundle: &bundle,
                     repos_ca: repos_ca.as_ref(),
                 };

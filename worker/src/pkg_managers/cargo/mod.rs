@@ -218,7 +218,7 @@ impl PackageManager for Cargo {
             out.packages.extend(layout::packages(lock));
             let git = config::git_sources(lock);
             let (path, text) = config::offline_config(&lock.package_path, &git);
-            crate::bundle::write_overlay_file(ctx.bundle_root, &path, text.as_bytes())?;
+            crate::bundle::write_overlay_file(ctx.bundle_root(), &path, text.as_bytes())?;
             out.config_files.push(ConfigFile::inline(path, text));
             out.config_files.push(config::registry_config(
                 &lock.package_path,

@@ -109,7 +109,7 @@ impl PackageManager for Gomod {
     fn layout(plan: GomodPlan, _: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
         let recorded = plan.recorded.lock().expect("not poisoned").clone();
         let out = layout::write_layout(&layout::LayoutInput {
-            bundle_root: ctx.bundle_root,
+            bundle_root: ctx.bundle_root(),
             plan: &plan.plan,
             recorded: &recorded,
             store: ctx.store,

@@ -277,10 +277,8 @@ pub struct LayoutContext {
     /// the request's repository URL and commit (top-level purls)
     pub source_repo: String,
     pub source_ref: String,
-    /// the bundle being laid out: tarballs are linked into `deps/npm/` and the offline files
-    /// written into the app overlay as they are made (none is held until the end)
-    pub bundle_root: PathBuf,
-    /// where the tarballs are placed, streamed from the store when the bundle is written
+    /// the bundle being laid out: tarballs are placed in it (streamed from the store when it is
+    /// written) and the offline files written into the app overlay as they are made
     pub bundle: crate::bundle::BundleTree,
     /// where the rewritten lockfile handed back is kept
     pub store: common::Store,
@@ -318,9 +316,14 @@ pub fn at_store_key(_: &PlannedDep, store_key: &str) -> Option<String> {
 }
 
 impl LayoutContext {
+    /// The bundle's root: `app/` and `deps/` below it.
+    pub fn bundle_root(&self) -> &Path {
+        self.bundle.root()
+    }
+
     /// the unpacked repository (`app/`): package.json files are read inside it only
     fn app_dir(&self) -> PathBuf {
-        self.bundle_root.join("app")
+        self.bundle_root().join("app")
     }
 }
 
@@ -806,7 +809,7 @@ pub fn layout(
     let lock_path = project.dir.join(lock_name);
     let text = read_text(&lock_path, lock_name)?;
     let offline = create_in_bundle(
-        &ctx.bundle_root,
+        ctx.bundle_root(),
         &overlay_path(&format!("{app_rel_dir}/{lock_name}")),
     )?;
     rewrite_lock_to(
@@ -889,7 +892,7 @@ pub fn layout(
                 to_bytes(&reg_pj),
             ));
             let overlay = overlay_path(&format!("{app}/package.json"));
-            let mut file = create_in_bundle(&ctx.bundle_root, &overlay)?;
+            let mut file = create_in_bundle(ctx.bundle_root(), &overlay)?;
             std::io::Write::write_all(&mut file, &to_bytes(&off_pj)).map_err(|e| {
                 LayoutError::Io {
                     file: overlay,
@@ -1292,7 +1295,6 @@ pub(crate) fn report_graph(
         token: "t".into(),
         source_repo: "https://git.example/o/app".into(),
         source_ref: "abc".into(),
-        bundle_root: dir.path().to_path_buf(),
         bundle: crate::bundle::BundleTree::new(dir.path()),
         store: Store::new(dir.path().join("store")),
         repos_ca: None,
@@ -1472,7 +1474,6 @@ mod tests {
                 token: "tok".into(),
                 source_repo: "https://git.example/o/web".into(),
                 source_ref: "abc".into(),
-                bundle_root: bundle.path().to_path_buf(),
                 bundle: crate::bundle::BundleTree::new(bundle.path()),
                 store: store.clone(),
                 repos_ca: ca,

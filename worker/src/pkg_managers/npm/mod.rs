@@ -218,7 +218,6 @@ pub fn layout_context(
         token: ctx.job.repository_token.clone(),
         source_repo: ctx.job.repo.clone(),
         source_ref: ctx.job.git_ref.clone(),
-        bundle_root: ctx.bundle_root.to_path_buf(),
         bundle: ctx.bundle.clone(),
         store: ctx.store.clone(),
         repos_ca: ctx.repos_ca.cloned(),

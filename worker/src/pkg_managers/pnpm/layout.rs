@@ -137,7 +137,7 @@ pub fn layout(
     let rewritten = rewrite_checked(&text, &offline, &display)?;
     drop(text);
     let overlay = overlay_path(&display);
-    create_in_bundle(&ctx.bundle_root, &overlay)?
+    create_in_bundle(ctx.bundle_root(), &overlay)?
         .write_all(&rewritten)
         .map_err(|e| LayoutError::Io {
             file: overlay,

@@ -823,7 +823,7 @@ fn own_yarnrc(project: &Project, ctx: &LayoutContext) -> Result<serde_yaml::Mapp
     let file = project
         .path
         .join(YARNRC)
-        .and_then(|p| p.resolve(&ctx.bundle_root.join("app")))
+        .and_then(|p| p.resolve(&ctx.bundle_root().join("app")))
         .map_err(|_| LockfileError::OutsideRepository(display.clone()))?;
     let text = read_to_string_limited(&file, &display, MAX_YARNRC_BYTES)?;
     if text.trim().is_empty() {
@@ -1010,7 +1010,7 @@ fn handback_rewrites(
             berry_zip::cache_file_name_for(&h.name, &offline_url, Some(&hash), &b.cache_key)
         );
         if written.insert(rel.clone()) {
-            let mut out = std::io::BufWriter::new(create_in_bundle(&ctx.bundle_root, &rel)?);
+            let mut out = std::io::BufWriter::new(create_in_bundle(ctx.bundle_root(), &rel)?);
             berry_zip::convert_tgz_hashed(&tgz, &h.name, &h.resolution, &mut out)?;
             out.flush().map_err(|e| LayoutError::Io {
                 file: rel.clone(),
@@ -1028,17 +1028,20 @@ fn handback_rewrites(
 /// Part of every cache zip's key: a change to the conversion changes it.
 const BERRY_ZIP_FORMAT: &str = "berry-zip-1";
 
-/// Convert the stored tarball of `z` to Yarn's cache zip at `out`, checked against the
-/// lockfile's checksum.
-fn write_cache_zip(ctx: &LayoutContext, z: &CacheZip, out: &Path) -> Result<(), Failure> {
-    let tgz = ctx
-        .store
+/// Where the store keeps the tarball of `z`.
+fn stored_tarball(ctx: &LayoutContext, z: &CacheZip) -> Result<std::path::PathBuf, LayoutError> {
+    ctx.store
         .path(&z.store_key)
         .map_err(|_| LayoutError::Missing {
             label: z.label.clone(),
             store_key: z.store_key.clone(),
-        })?;
-    let bytes = std::fs::read(&tgz).map_err(|e| LayoutError::Io {
+        })
+}
+
+/// Convert the stored tarball of `z` to Yarn's cache zip at `out`, checked against the
+/// lockfile's checksum.
+fn write_cache_zip(ctx: &LayoutContext, z: &CacheZip, out: &Path) -> Result<(), Failure> {
+    let bytes = std::fs::read(stored_tarball(ctx, z)?).map_err(|e| LayoutError::Io {
         file: z.store_key.clone(),
         reason: e.to_string(),
     })?;
@@ -1106,7 +1109,7 @@ pub fn layout(
         if !offline.is_empty() {
             let overlay = overlay_path(&lock_rel);
             let rewritten = rewrite_lock(&text, &offline)?;
-            let mut f = create_in_bundle(&ctx.bundle_root, &overlay)?;
+            let mut f = create_in_bundle(ctx.bundle_root(), &overlay)?;
             f.write_all(rewritten.as_bytes())
                 .map_err(|e| LayoutError::Io {
                     file: overlay,
@@ -1125,18 +1128,13 @@ pub fn layout(
             let content = match &z.checksum {
                 Some(hash) => format!("zip-sha512:{hash}"),
                 None => {
-                    let tgz = ctx
-                        .store
-                        .path(&z.store_key)
-                        .map_err(|_| LayoutError::Missing {
-                            label: z.label.clone(),
-                            store_key: z.store_key.clone(),
-                        })?;
-                    let digests = common::digest::FileDigests::of_file(&tgz).map_err(|e| {
-                        LayoutError::Io {
-                            file: z.store_key.clone(),
-                            reason: e.to_string(),
-                        }
+                    let digests = common::digest::FileDigests::of_file_for(
+                        &stored_tarball(ctx, z)?,
+                        &common::digest::Expected::none(),
+                    )
+                    .map_err(|e| LayoutError::Io {
+                        file: z.store_key.clone(),
+                        reason: e.to_string(),
                     })?;
                     format!("tgz-{}", digests.get(common::digest::HashAlgorithm::Sha256))
                 }
@@ -1149,7 +1147,7 @@ pub fn layout(
         }
         let overlay = overlay_path(&rc_path);
         let text = yaml_text(&offline_yarnrc(&own, &b.project.path), &overlay)?;
-        let mut f = create_in_bundle(&ctx.bundle_root, &overlay)?;
+        let mut f = create_in_bundle(ctx.bundle_root(), &overlay)?;
         f.write_all(text.as_bytes()).map_err(|e| LayoutError::Io {
             file: overlay,
             reason: e.to_string(),
@@ -1567,7 +1565,6 @@ mod tests {
             token: "tok".into(),
             source_repo: "https://github.com/u/r".into(),
             source_ref: "0".repeat(40),
-            bundle_root: t.path().to_path_buf(),
             bundle: crate::bundle::BundleTree::new(t.path()),
             store: common::Store::new(t.path().join("store")),
             repos_ca: None,

@@ -201,12 +201,12 @@ pub fn layout(
     for d in &plan.deps {
         if let (Some(MirrorFile::GitArchive(name)), Some(key)) = (mirror_file(d), &d.store_key) {
             let rel = MirrorFile::GitArchive(name).rel();
-            if !ctx.bundle_root.join(&rel).exists() {
+            if !ctx.bundle_root().join(&rel).exists() {
                 let packed = ctx.store.path(key).map_err(|e| LayoutError::Io {
                     file: key.clone(),
                     reason: e.to_string(),
                 })?;
-                let out = create_in_bundle(&ctx.bundle_root, &rel)?;
+                let out = create_in_bundle(ctx.bundle_root(), &rel)?;
                 write_git_archive(&packed, out).map_err(|e| LayoutError::Io {
                     file: rel,
                     reason: e.to_string(),
@@ -216,7 +216,7 @@ pub fn layout(
     }
     let up = "../".repeat(project.path.depth() + 1);
     let overlay = overlay_path(&format!("{app_dir}/.yarnrc"));
-    let mut f = create_in_bundle(&ctx.bundle_root, &overlay)?;
+    let mut f = create_in_bundle(ctx.bundle_root(), &overlay)?;
     write!(
         f,
         "yarn-offline-mirror \"{up}{MIRROR_DIR}\"\nyarn-offline-mirror-pruning false\n"
