@@ -35,5 +35,12 @@ pub async fn run(
         crate::v1::requests::expire(&mut conn, store, *id).await?;
         tracing::info!(request_id = id, "request is now stale");
     }
+    if !ids.is_empty() {
+        // recipes of the bundles those requests released last
+        match store.prune_bundle_recipes() {
+            Ok(pruned) => tracing::info!(pruned, "bundle recipes of removed bundles forgotten"),
+            Err(e) => tracing::warn!(error = %e, "cannot forget the recipes of removed bundles"),
+        }
+    }
     Ok(ids)
 }
