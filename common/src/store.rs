@@ -1,7 +1,7 @@
 //! The permanent content store: a directory tree of immutable blobs addressed by key.
 //! Writes are atomic (temp file, fsync, rename) so a reader never sees half a blob.
 
-pub mod digest_record;
+pub mod file_record;
 pub mod download_lease;
 
 use std::fs::{self, File};

@@ -9,7 +9,7 @@
 
 use crate::outbound::{BodyKind, LimitExceeded, Outbound, Refusal};
 use common::digest::{Expected, FileDigests, Hasher};
-use common::store::digest_record;
+use common::store::file_record;
 use common::store::download_lease::{Attempt, DownloadLease, LeaseOwner};
 use common::{Download, ErrorKind, Failure, Store};
 use futures_util::StreamExt;
@@ -252,6 +252,27 @@ impl Fetcher {
         crate::blocking::blocking(move || fetcher.commit(staged)).await
     }
 
+    /// A file in the store whose digests this request verified, or whose recorded ones
+    /// (`common::store::file_record`) cover what `download` expects: checked against them
+    /// without reading it. Its `check` still runs: it may be the only tie to this package
+    /// manager's lockfile (yarn Berry's zip checksum). None when it must be staged the long way
+    /// ([`stage`](Self::stage)). Blocking.
+    pub fn stage_stored(&self, download: &Download, check: &Check) -> Option<Result<Staged, Failure>> {
+        let path = self.store.path(&download.store_key).ok()?;
+        let digests = self
+            .verified
+            .lock()
+            .expect("not poisoned")
+            .get(&download.store_key)
+            .filter(|d| d.covers(&download.expected))
+            .cloned()
+            .or_else(|| {
+                file_record::recorded_digests(&path).filter(|d| d.covers(&download.expected))
+            })?;
+        let checked = verify(&download.expected, &digests, &download.label).and_then(|()| check(&path));
+        Some(checked.map(|()| staged(download, digests, None, None, false)))
+    }
+
     /// Verify a file already in the store, or download and verify it into a staged temporary
     /// file that `commit` moves into the store.
     pub async fn stage(&self, download: &Download, check: Check) -> Result<Staged, Failure> {
@@ -261,24 +282,17 @@ impl Fetcher {
             .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         let ((temp, digests), lease) = match self.source(download, &path).await {
             Source::Store => {
-                let known = self
-                    .verified
-                    .lock()
-                    .expect("not poisoned")
-                    .get(&download.store_key)
-                    .filter(|d| d.covers(&download.expected))
-                    .cloned();
-                let digests = match known {
-                    // not hashed again; its check still runs: it may be the only tie to this
-                    // package manager's lockfile (yarn Berry's zip checksum)
-                    Some(d) => {
-                        verify(&download.expected, &d, &download.label)?;
-                        crate::blocking::blocking(move || check(&path)).await?;
-                        d
+                let (fetcher, download) = (self.clone(), download.clone());
+                return crate::blocking::blocking(move || {
+                    if let Some(checked) = fetcher.stage_stored(&download, &check) {
+                        return checked;
                     }
-                    None => verified_stored(path, download, check).await?,
-                };
-                return Ok(staged(download, digests, None, None, false));
+                    let digests =
+                        hash_and_verify(&path, &download.expected, &download.label, &check)?;
+                    keep_record(&path, &digests);
+                    Ok(staged(&download, digests, None, None, false))
+                })
+                .await;
             }
             Source::Linked(temp) => {
                 let (temp, digests) = verified_temp(temp, download, check).await?;
@@ -541,32 +555,10 @@ fn hash_and_verify(
     Ok(digests)
 }
 
-/// [`verified`] for a file in the store: against the digests recorded on it when it was
-/// verified before (`common::store::digest_record`), without reading it, when they cover what
-/// `download` expects; else hashed again, and the record made.
-async fn verified_stored(
-    path: PathBuf,
-    download: &Download,
-    check: Check,
-) -> Result<FileDigests, Failure> {
-    let (expected, label) = (download.expected.clone(), download.label.clone());
-    crate::blocking::blocking(move || {
-        if let Some(digests) = digest_record::recorded(&path).filter(|d| d.covers(&expected)) {
-            verify(&expected, &digests, &label)?;
-            check(&path)?;
-            return Ok(digests);
-        }
-        let digests = hash_and_verify(&path, &expected, &label, &check)?;
-        keep_record(&path, &digests);
-        Ok(digests)
-    })
-    .await
-}
-
 /// Record `digests` on the verified file at `path`; a filesystem without extended attributes
 /// keeps none (the file is then hashed by every request that needs it).
 fn keep_record(path: &Path, digests: &FileDigests) {
-    if let Err(e) = digest_record::record(path, digests) {
+    if let Err(e) = file_record::record_digests(path, digests) {
         tracing::debug!(path = %path.display(), error = %e, "no digest record kept");
     }
 }
@@ -780,10 +772,10 @@ mod tests {
         // the first request to find it hashes it and records what it verified
         let first = fetcher(&store, Duration::from_secs(30));
         first.stage(&d, no_check(&d)).await.unwrap();
-        if !digest_record::kept_in(dir.path()) {
+        if !file_record::kept_in(dir.path()) {
             return;
         }
-        assert!(digest_record::recorded(&path).is_some());
+        assert!(file_record::recorded_digests(&path).is_some());
         // bytes that change without a write (rot): the record speaks for the file, unread
         // (the bundle's streaming check is what catches those)
         let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
@@ -800,7 +792,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_download_is_stored_with_its_digest_record() {
+    async fn a_download_is_stored_with_its_file_record() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         let upstream = Upstream::start().await;
@@ -810,8 +802,8 @@ mod tests {
         let staged = request.stage(&d, no_check(&d)).await.unwrap();
         request.commit(staged).unwrap();
         let path = store.path(&d.store_key).unwrap();
-        if digest_record::kept_in(dir.path()) {
-            let recorded = digest_record::recorded(&path).expect("a record");
+        if file_record::kept_in(dir.path()) {
+            let recorded = file_record::recorded_digests(&path).expect("a record");
             assert_eq!(recorded, FileDigests::of_file_for(&path, &d.expected).unwrap());
         }
     }

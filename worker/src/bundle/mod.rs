@@ -5,7 +5,7 @@
 pub mod member;
 
 use common::archive::{HashingWriter, TarGzWriter};
-use common::store::{digest_record, BundleReuse};
+use common::store::{file_record, BundleReuse};
 use common::{ErrorKind, Failure, Store};
 use std::os::unix::fs::PermissionsExt;
 use std::collections::BTreeMap;
@@ -64,7 +64,7 @@ pub struct BundleTree {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Placed {
     /// A stored file, by key (streamed from the store when the bundle is written), with the
-    /// sha256 recorded on it when it was verified (`common::store::digest_record`; checked as
+    /// sha256 recorded on it when it was verified (`common::store::file_record`; checked as
     /// it streams) and whether it is executable (its mode in the bundle).
     Stored {
         key: String,
@@ -125,7 +125,7 @@ impl BundleTree {
         }
         let placed = Placed::Stored {
             key: key.to_string(),
-            sha256: digest_record::recorded(&file).map(|d| *d.sha256()),
+            sha256: file_record::recorded_digests(&file).map(|d| *d.sha256()),
             executable: meta.permissions().mode() & 0o111 != 0,
         };
         self.insert(path, placed)
@@ -609,7 +609,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path().join("store"));
         std::fs::create_dir_all(store.root()).unwrap();
-        if !digest_record::kept_in(store.root()) {
+        if !file_record::kept_in(store.root()) {
             return;
         }
         let work = dir.path().join("work");
@@ -617,7 +617,7 @@ mod tests {
         std::fs::write(work.join("app/package.json"), "{}").unwrap();
         let key = "deps/npm/a/-/a-1.0.0.tgz";
         let stored = store.put_bytes(key, &[7u8; 50_000]).unwrap();
-        digest_record::record(&stored, &common::digest::FileDigests::of_file(&stored).unwrap())
+        file_record::record_digests(&stored, &common::digest::FileDigests::of_file(&stored).unwrap())
             .unwrap();
         let bundle_with = |id: i64| {
             let tree = BundleTree::new(&work);

@@ -384,7 +384,27 @@ impl PmContext<'_> {
         let step = (total / 10).max(1);
         let mut last_note = Instant::now();
         let limit = self.config.download_concurrency.max(1);
-        let mut staged = Vec::with_capacity(items.len());
+        // what the store holds with a record that answers for it, in one blocking task: on a
+        // warm request that is every file, each a few system calls
+        let fetcher = self.fetcher.clone();
+        let (mut staged, items) = blocking(move || {
+            let mut staged = Vec::with_capacity(items.len());
+            let mut rest = Vec::new();
+            for (download, check) in items {
+                match fetcher.stage_stored(&download, &check) {
+                    Some(Ok(mut file)) => {
+                        if !keep_digests {
+                            file.forget_digests();
+                        }
+                        staged.push(file);
+                    }
+                    Some(Err(failure)) => return Err(failure),
+                    None => rest.push((download, check)),
+                }
+            }
+            Ok((staged, rest))
+        })
+        .await?;
         let mut items = items.into_iter();
         let mut running = FuturesUnordered::new();
         loop {

@@ -88,6 +88,64 @@ pub fn read_manifest_from_tgz(path: &Path, label: &str) -> Result<Value, LayoutE
     read_manifest_from_reader(std::io::BufReader::new(f), label)
 }
 
+/// The fields of a stored tarball's manifest that its artifact reads ([`artifact_for`],
+/// [`packument_manifest`]): recorded on the file the first time (`file_record`), read from
+/// the tarball again only when it has no record or was written since.
+fn manifest_of(file: &Path, label: &str) -> Result<Value, LayoutError> {
+    const RECORD: &str = "npm-manifest";
+    if let Some(kept) = common::store::file_record::recorded(file, RECORD)
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .filter(Value::is_object)
+    {
+        return Ok(kept);
+    }
+    let manifest = read_manifest_from_tgz(file, label)?;
+    let mut kept = serde_json::Map::new();
+    for field in MANIFEST_FIELDS {
+        if let Some(v) = manifest.get(*field) {
+            kept.insert((*field).to_string(), v.clone());
+        }
+    }
+    let install_scripts: serde_json::Map<String, Value> = manifest
+        .get("scripts")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| INSTALL_SCRIPTS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !install_scripts.is_empty() {
+        kept.insert("scripts".into(), Value::Object(install_scripts));
+    }
+    let kept = Value::Object(kept);
+    // too large for the filesystem's attributes: read from the tarball each time
+    let _ = common::store::file_record::record(file, RECORD, kept.to_string().as_bytes());
+    Ok(kept)
+}
+
+/// The manifest fields an artifact reads (`scripts` aside: only its install scripts).
+const MANIFEST_FIELDS: &[&str] = &[
+    "name",
+    "version",
+    "description",
+    "dependencies",
+    "optionalDependencies",
+    "peerDependencies",
+    "peerDependenciesMeta",
+    "bundleDependencies",
+    "bundledDependencies",
+    "bin",
+    "directories",
+    "engines",
+    "os",
+    "cpu",
+    "deprecated",
+    "license",
+    "_hasShrinkwrap",
+];
+
+const INSTALL_SCRIPTS: [&str; 3] = ["preinstall", "install", "postinstall"];
+
 pub fn read_manifest_from_tgz_bytes(bytes: &[u8], label: &str) -> Result<Value, LayoutError> {
     read_manifest_from_reader(bytes, label)
 }
@@ -165,9 +223,7 @@ pub fn packument_manifest(manifest: &Value) -> NpmManifest {
         .get("scripts")
         .and_then(|s| s.as_object())
         .is_some_and(|s| {
-            ["preinstall", "install", "postinstall"]
-                .iter()
-                .any(|k| s.contains_key(*k))
+            INSTALL_SCRIPTS.iter().any(|k| s.contains_key(*k))
         });
     NpmManifest {
         description: field("description"),
@@ -664,7 +720,7 @@ pub fn artifact_for(
                 .map_err(|e| mismatch(e.to_string()))?;
         }
     }
-    let manifest = read_manifest_from_tgz(file, &label)?;
+    let manifest = manifest_of(file, &label)?;
     let mname = manifest
         .get("name")
         .and_then(|v| v.as_str())
@@ -1523,6 +1579,44 @@ mod tests {
         assert_eq!(e.len(), 4);
         assert_eq!(e["CYPRESS_INSTALL_BINARY"].value, "0");
         assert!(e.values().all(|v| v.kind == "literal"));
+    }
+
+    #[test]
+    fn a_manifest_read_once_is_recorded_on_the_tarball_with_what_artifacts_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = br#"{"name":"p","version":"1.0.0","readme":"long","dependencies":{"a":"^1"},
+            "scripts":{"test":"x","postinstall":"y"},"license":"MIT","_hasShrinkwrap":true}"#;
+        let t = crate::pkg_managers::npm::pack::write_tgz(&[
+            crate::pkg_managers::npm::pack::TgzEntry {
+                path: "package/package.json".into(),
+                data: manifest,
+                executable: false,
+            },
+        ])
+        .unwrap();
+        let file = dir.path().join("p-1.0.0.tgz");
+        std::fs::write(&file, &t).unwrap();
+        let read = read_manifest_from_tgz(&file, "p").unwrap();
+        let first = manifest_of(&file, "p").unwrap();
+        assert_eq!(packument_manifest(&first), packument_manifest(&read));
+        assert_eq!(first["name"], "p");
+        assert_eq!(first["version"], "1.0.0");
+        assert!(first.get("readme").is_none(), "{first}");
+        assert_eq!(first["scripts"], serde_json::json!({"postinstall": "y"}));
+        if !common::store::file_record::kept_in(dir.path()) {
+            return;
+        }
+        assert!(common::store::file_record::recorded(&file, "npm-manifest").is_some());
+        // from the record: the tarball is not read (here: it could not be)
+        let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+        std::io::Write::write_all(&mut &f, &vec![0u8; t.len()]).unwrap();
+        f.set_modified(mtime).unwrap();
+        assert_eq!(manifest_of(&file, "p").unwrap(), first);
+        // written since: read again (and refused, these bytes are no tarball)
+        f.set_modified(mtime + std::time::Duration::from_secs(1))
+            .unwrap();
+        assert!(manifest_of(&file, "p").is_err());
     }
 
     #[test]
