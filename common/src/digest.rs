@@ -234,7 +234,10 @@ impl FileDigests {
             sha1: sha1.try_into().ok()?,
             sha256: sha256.try_into().ok()?,
             sha512: sha512.try_into().ok()?,
-            sha384: (!rest.is_empty()).then(|| rest.try_into()).transpose().ok()?,
+            sha384: (!rest.is_empty())
+                .then(|| rest.try_into())
+                .transpose()
+                .ok()?,
         })
     }
 }

@@ -1,8 +1,8 @@
 //! The permanent content store: a directory tree of immutable blobs addressed by key.
 //! Writes are atomic (temp file, fsync, rename) so a reader never sees half a blob.
 
-pub mod file_record;
 pub mod download_lease;
+pub mod file_record;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -285,7 +285,11 @@ impl Store {
     }
 
     /// Record that the inputs `recipe_hex` names made the bundle `sha256_hex`.
-    pub fn record_bundle_recipe(&self, recipe_hex: &str, sha256_hex: &str) -> Result<(), StoreError> {
+    pub fn record_bundle_recipe(
+        &self,
+        recipe_hex: &str,
+        sha256_hex: &str,
+    ) -> Result<(), StoreError> {
         if !is_sha256_hex(recipe_hex) || !is_sha256_hex(sha256_hex) {
             return Err(StoreError::InvalidKey(format!("{recipe_hex} {sha256_hex}")));
         }

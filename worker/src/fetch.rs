@@ -9,8 +9,8 @@
 
 use crate::outbound::{BodyKind, LimitExceeded, Outbound, Refusal};
 use common::digest::{Expected, FileDigests, Hasher};
-use common::store::file_record;
 use common::store::download_lease::{Attempt, DownloadLease, LeaseOwner};
+use common::store::file_record;
 use common::{Download, ErrorKind, Failure, Store};
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -257,7 +257,11 @@ impl Fetcher {
     /// without reading it. Its `check` still runs: it may be the only tie to this package
     /// manager's lockfile (yarn Berry's zip checksum). None when it must be staged the long way
     /// ([`stage`](Self::stage)). Blocking.
-    pub fn stage_stored(&self, download: &Download, check: &Check) -> Option<Result<Staged, Failure>> {
+    pub fn stage_stored(
+        &self,
+        download: &Download,
+        check: &Check,
+    ) -> Option<Result<Staged, Failure>> {
         let path = self.store.path(&download.store_key).ok()?;
         let digests = self
             .verified
@@ -269,7 +273,8 @@ impl Fetcher {
             .or_else(|| {
                 file_record::recorded_digests(&path).filter(|d| d.covers(&download.expected))
             })?;
-        let checked = verify(&download.expected, &digests, &download.label).and_then(|()| check(&path));
+        let checked =
+            verify(&download.expected, &digests, &download.label).and_then(|()| check(&path));
         Some(checked.map(|()| staged(download, digests, None, None, false)))
     }
 
@@ -804,10 +809,12 @@ mod tests {
         let path = store.path(&d.store_key).unwrap();
         if file_record::kept_in(dir.path()) {
             let recorded = file_record::recorded_digests(&path).expect("a record");
-            assert_eq!(recorded, FileDigests::of_file_for(&path, &d.expected).unwrap());
+            assert_eq!(
+                recorded,
+                FileDigests::of_file_for(&path, &d.expected).unwrap()
+            );
         }
     }
-
 
     #[tokio::test]
     async fn two_requests_download_a_missing_file_once() {

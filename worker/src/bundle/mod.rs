@@ -7,9 +7,9 @@ pub mod member;
 use common::archive::{HashingWriter, TarGzWriter};
 use common::store::{file_record, BundleReuse};
 use common::{ErrorKind, Failure, Store};
-use std::os::unix::fs::PermissionsExt;
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -603,8 +603,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bundle_of_the_same_inputs_is_reused_checked_and_stored_files_are_checked_as_they_stream(
-    ) {
+    fn a_bundle_of_the_same_inputs_is_reused_checked_and_stored_files_are_checked_as_they_stream() {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path().join("store"));
@@ -617,8 +616,11 @@ mod tests {
         std::fs::write(work.join("app/package.json"), "{}").unwrap();
         let key = "deps/npm/a/-/a-1.0.0.tgz";
         let stored = store.put_bytes(key, &[7u8; 50_000]).unwrap();
-        file_record::record_digests(&stored, &common::digest::FileDigests::of_file(&stored).unwrap())
-            .unwrap();
+        file_record::record_digests(
+            &stored,
+            &common::digest::FileDigests::of_file(&stored).unwrap(),
+        )
+        .unwrap();
         let bundle_with = |id: i64| {
             let tree = BundleTree::new(&work);
             tree.place_stored(&store, key, key).unwrap();
@@ -641,7 +643,9 @@ mod tests {
         assert_eq!(bundle_with(3).unwrap(), first);
         let (blob, _) = store.bundle_of(3).unwrap().unwrap();
         assert_eq!(
-            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&blob).unwrap())),
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                std::fs::read(&blob).unwrap()
+            )),
             first
         );
 
@@ -649,7 +653,10 @@ mod tests {
         // the next bundle that streams it, and is removed to be downloaded again
         std::fs::write(work.join("app/package.json"), "{\"other\": 1}").unwrap();
         let mtime = std::fs::metadata(&stored).unwrap().modified().unwrap();
-        let file = std::fs::OpenOptions::new().write(true).open(&stored).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&stored)
+            .unwrap();
         std::io::Write::write_all(&mut &file, &[8u8; 10]).unwrap();
         file.set_modified(mtime).unwrap();
         let err = bundle_with(4).unwrap_err();

@@ -222,9 +222,7 @@ pub fn packument_manifest(manifest: &Value) -> NpmManifest {
     let has_install_script = manifest
         .get("scripts")
         .and_then(|s| s.as_object())
-        .is_some_and(|s| {
-            INSTALL_SCRIPTS.iter().any(|k| s.contains_key(*k))
-        });
+        .is_some_and(|s| INSTALL_SCRIPTS.iter().any(|k| s.contains_key(*k)));
     NpmManifest {
         description: field("description"),
         dependencies: field("dependencies"),
