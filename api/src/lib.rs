@@ -13,6 +13,7 @@ pub mod publisher;
 pub mod repos;
 pub mod schema;
 pub mod search_backfill;
+pub mod secret;
 pub mod sweeper;
 pub mod tls;
 pub mod v1;
@@ -47,7 +48,7 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] tls::TlsSetupError),
     #[error("cannot read or create the token secret: {0}")]
-    Secret(std::io::Error),
+    Secret(#[from] secret::SecretError),
     #[error("LARDER_AMQP_URL is not a valid AMQP URI: {0}")]
     BrokerUri(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -173,7 +174,8 @@ routes! {
     post "/api/v1/requests/{id}/claim" => v1::leases::claim,
     post "/api/v1/requests/{id}/heartbeat" => v1::leases::heartbeat,
     get "/api/v1/requests/{id}/download" => v1::files::download,
-    get "/api/v1/requests/{id}/logs" => v1::files::logs,
+    get "/api/v1/requests/{id}/logs" => v1::logs::get,
+    post "/api/v1/requests/{id}/logs" => v1::logs::append,
     get "/api/v1/requests/{id}/environment-variables" => v1::files::environment_variables,
     get "/api/v1/requests/{id}/configuration-files" => v1::files::get_configuration_files,
     post "/api/v1/requests/{id}/configuration-files" => v1::files::add_configuration_files,
@@ -196,8 +198,7 @@ impl AppState {
         let pool = db::setup(&config.database_url, config.db_pool_size.into()).await?;
         let database_health = Arc::new(health::DatabaseHealth::new(&config.database_url));
         let store = Store::new(&config.data_dir);
-        let secret = TokenSecret::load_or_create(&config.data_dir.join("secret.key"))
-            .map_err(StartError::Secret)?;
+        let secret = secret::load_or_create(&pool, &config.data_dir).await?;
         let broker = config.broker_uri().map_err(StartError::BrokerUri)?;
         let publisher = Arc::new(publisher::Publisher::new(broker, &config.queue));
         Ok(Self {

@@ -87,7 +87,9 @@ fn fetch_in_child_processes() -> Result<()> {
     Ok(())
 }
 
-fn init_tracing(data_dir: Option<&std::path::Path>) {
+/// Logging to stderr, and, for a process that runs a worker, to the requests' logs (sent to
+/// the api once the worker starts).
+fn init_tracing(with_request_logs: bool) -> Option<worker::request_log::RequestLogs> {
     let filter = EnvFilter::try_from_env("LARDER_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,actix_server=warn"));
     use std::io::IsTerminal;
@@ -96,16 +98,23 @@ fn init_tracing(data_dir: Option<&std::path::Path>) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     let registry = tracing_subscriber::registry().with(filter).with(fmt);
-    match data_dir {
-        Some(dir) => registry.with(worker::request_log::layer(dir)).init(),
-        None => registry.init(),
+    if with_request_logs {
+        let (layer, logs) = worker::request_log::layer();
+        registry.with(layer).init();
+        Some(logs)
+    } else {
+        registry.init();
+        None
     }
 }
 
 /// The worker of `serve`, on its own runtime whose threads (and their blocking pool, where the
 /// archive and hashing work runs) the kernel schedules after the api's: a busy worker on a
 /// small machine must not make `/healthz` or a submission wait.
-fn spawn_background_worker(config: Config) -> Result<()> {
+fn spawn_background_worker(
+    config: Config,
+    request_logs: Option<worker::request_log::RequestLogs>,
+) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("larder-worker")
@@ -115,7 +124,7 @@ fn spawn_background_worker(config: Config) -> Result<()> {
         .context("cannot start the worker's runtime")?;
     std::thread::Builder::new()
         .name("larder-worker".into())
-        .spawn(move || runtime.block_on(worker::run(config)))
+        .spawn(move || runtime.block_on(worker::run(config, request_logs)))
         .context("cannot start the worker's thread")?;
     Ok(())
 }
@@ -144,7 +153,7 @@ async fn main() -> Result<()> {
                 config.trusted_proxies = None;
                 eprintln!("WARNING: development mode: local repositories are allowed and authentication is OFF");
             }
-            init_tracing(Some(&config.data_dir));
+            let request_logs = init_tracing(true);
             // over TLS the in-process worker reaches the api by its public name, which the
             // certificate is for
             if config.api_url.is_none() && config.tls_cert.is_none() {
@@ -165,30 +174,30 @@ async fn main() -> Result<()> {
             worker::check_config(&config)?;
             let server = api::start(config.clone(), worker::pkg_managers::catalogue()).await?;
             fetch_in_child_processes()?;
-            spawn_background_worker(config)?;
+            spawn_background_worker(config, request_logs)?;
             server.await.context("the api stopped")?;
         }
         Command::Api { config } => {
-            init_tracing(None);
+            init_tracing(false);
             api::start(config, worker::pkg_managers::catalogue())
                 .await?
                 .await
                 .context("the api stopped")?;
         }
         Command::Worker { config } => {
-            init_tracing(Some(&config.data_dir));
+            let request_logs = init_tracing(true);
             worker::check_config(&config)?;
             fetch_in_child_processes()?;
-            worker::run(config).await;
+            worker::run(config, request_logs).await;
         }
         Command::Migrate { config } => {
-            init_tracing(None);
+            init_tracing(false);
             api::db::create_database(&config.database_url).await?;
             let applied = api::db::migrate(&config.database_url).await?;
             println!("applied {} migration(s)", applied.len());
         }
         Command::Cleanup { config } => {
-            init_tracing(None);
+            init_tracing(false);
             let pool = api::db::setup(&config.database_url, config.db_pool_size.into()).await?;
             let store = common::Store::new(&config.data_dir);
             let ids = api::cleanup::run(&pool, &store, config.request_lifetime_days)

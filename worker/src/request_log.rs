@@ -1,9 +1,16 @@
-//! Per-request log files: every event inside a span carrying `request_id` is appended to
-//! `logs/<id>.log` in the store, which the api serves at `/api/v1/requests/{id}/logs`.
+//! Per-request logs: every event inside a span carrying `request_id` becomes a line of that
+//! request's log. The lines are kept in memory and sent to the api in chunks of whole lines
+//! (`POST /api/v1/requests/{id}/logs`, every [`FLUSH_INTERVAL`], as soon as a request has
+//! [`FLUSH_BYTES`] waiting, and before its final state), which keeps them in the database and
+//! serves them at `/api/v1/requests/{id}/logs` from any instance. Logging never waits for the
+//! api: past [`PENDING_LIMIT`] waiting bytes (an api unreachable for long), lines are dropped
+//! and the log says how many where they went missing.
 
+use crate::api_client::ApiClient;
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Subscriber};
@@ -11,13 +18,315 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+/// How often waiting lines are sent.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// A request with this much waiting is sent at once, without waiting for the interval.
+pub const FLUSH_BYTES: usize = 64 << 10;
+/// The most bytes one chunk carries (always whole lines; a line is at most 64 KiB).
+const CHUNK_BYTES: usize = 256 << 10;
+/// The most bytes waiting for the api, all requests together.
+pub const PENDING_LIMIT: usize = 8 << 20;
+/// How long a request's last lines may hold up its final report.
+const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// One try per send (the next round retries).
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The tracing layer: turns events into lines of their request's log.
 pub struct RequestLogLayer {
-    dir: PathBuf,
+    shared: Arc<Shared>,
 }
 
-pub fn layer(data_dir: impl Into<PathBuf>) -> RequestLogLayer {
-    RequestLogLayer {
-        dir: data_dir.into().join("logs"),
+/// The sending side of the request logs: started with [`RequestLogs::ship`] once the worker
+/// has its api client.
+#[derive(Clone)]
+pub struct RequestLogs {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    /// A request's waiting lines reached [`FLUSH_BYTES`].
+    full: tokio::sync::Notify,
+    /// Held while sending, so a request's chunks go out one at a time, in order.
+    sender: tokio::sync::Mutex<Option<Sender>>,
+}
+
+struct Sender {
+    api: ApiClient,
+    /// Names this process's chunks (`writer`), unique across restarts.
+    writer: String,
+    next_seq: i64,
+}
+
+pub fn layer() -> (RequestLogLayer, RequestLogs) {
+    let shared = Arc::new(Shared {
+        pending: Mutex::new(Pending::default()),
+        full: tokio::sync::Notify::new(),
+        sender: tokio::sync::Mutex::new(None),
+    });
+    (
+        RequestLogLayer {
+            shared: shared.clone(),
+        },
+        RequestLogs { shared },
+    )
+}
+
+/// What waits for the api, per request.
+#[derive(Default)]
+struct Pending {
+    requests: HashMap<i64, RequestLines>,
+    /// Bytes waiting, all requests together (lines and unsent chunks).
+    bytes: usize,
+    /// Lines dropped since the process started.
+    dropped_total: u64,
+}
+
+#[derive(Default)]
+struct RequestLines {
+    /// A chunk whose sending failed: sent again as it was, with its number, so the api stores
+    /// it once even if the first send reached it.
+    unsent: Option<(i64, Vec<u8>)>,
+    /// Lines not yet in a chunk.
+    text: Vec<u8>,
+    /// Lines dropped since the last one kept.
+    dropped: u64,
+}
+
+fn dropped_notice(lines: u64) -> String {
+    format!(
+        "{} larder: {lines} line(s) of this log were dropped here: the api could not take them in time\n",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f"),
+    )
+}
+
+impl RequestLines {
+    fn is_empty(&self) -> bool {
+        self.unsent.is_none() && self.text.is_empty() && self.dropped == 0
+    }
+}
+
+impl Pending {
+    /// Keep `line` for `request_id`; `true` when the request now has enough to send.
+    fn push(&mut self, request_id: i64, line: &str) -> bool {
+        let total = self.bytes;
+        let lines = self.requests.entry(request_id).or_default();
+        if total + line.len() > PENDING_LIMIT {
+            lines.dropped += 1;
+            self.dropped_total += 1;
+            return false;
+        }
+        if lines.dropped > 0 {
+            let notice = dropped_notice(std::mem::take(&mut lines.dropped));
+            lines.text.extend_from_slice(notice.as_bytes());
+            self.bytes += notice.len();
+        }
+        lines.text.extend_from_slice(line.as_bytes());
+        self.bytes += line.len();
+        lines.text.len() >= FLUSH_BYTES
+    }
+
+    /// The next chunk of `request_id` to send: the unsent one, else up to [`CHUNK_BYTES`] of
+    /// whole lines (with the notice of lines dropped last, when `closing`), numbered by
+    /// `next_seq`. It stays counted in `bytes` until [`Pending::sent`] or [`Pending::failed`].
+    fn take_chunk(
+        &mut self,
+        request_id: i64,
+        next_seq: &mut i64,
+        closing: bool,
+    ) -> Option<(i64, Vec<u8>)> {
+        let lines = self.requests.get_mut(&request_id)?;
+        if let Some(unsent) = lines.unsent.take() {
+            return Some(unsent);
+        }
+        if closing && lines.dropped > 0 {
+            let notice = dropped_notice(std::mem::take(&mut lines.dropped));
+            lines.text.extend_from_slice(notice.as_bytes());
+            self.bytes += notice.len();
+        }
+        if lines.text.is_empty() {
+            if lines.is_empty() {
+                self.requests.remove(&request_id);
+            }
+            return None;
+        }
+        let cut = if lines.text.len() <= CHUNK_BYTES {
+            lines.text.len()
+        } else {
+            lines.text[..CHUNK_BYTES]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(lines.text.len(), |i| i + 1)
+        };
+        let rest = lines.text.split_off(cut);
+        let chunk = std::mem::replace(&mut lines.text, rest);
+        let seq = *next_seq;
+        *next_seq += 1;
+        Some((seq, chunk))
+    }
+
+    /// The api took the chunk (or will never take it: `dropped_lines` says how many lines
+    /// went with it).
+    fn sent(&mut self, request_id: i64, chunk: &[u8], dropped_lines: u64) {
+        self.bytes -= chunk.len();
+        self.dropped_total += dropped_lines;
+        if let Some(lines) = self.requests.get(&request_id) {
+            if lines.is_empty() {
+                self.requests.remove(&request_id);
+            }
+        }
+    }
+
+    /// Sending failed for now: the chunk goes first next time, as it is.
+    fn failed(&mut self, request_id: i64, chunk: (i64, Vec<u8>)) {
+        self.requests.entry(request_id).or_default().unsent = Some(chunk);
+    }
+
+    /// The api refuses this request's log for good (stale, unknown): what waits for it goes.
+    fn discard(&mut self, request_id: i64) -> u64 {
+        let Some(lines) = self.requests.remove(&request_id) else {
+            return 0;
+        };
+        let unsent = lines.unsent.map(|(_, chunk)| chunk).unwrap_or_default();
+        self.bytes -= unsent.len() + lines.text.len();
+        let dropped = lines_in(&unsent) + lines_in(&lines.text);
+        self.dropped_total += dropped;
+        dropped
+    }
+}
+
+fn lines_in(text: &[u8]) -> u64 {
+    text.iter().filter(|b| **b == b'\n').count() as u64
+}
+
+/// What sending one chunk came to.
+enum Sent {
+    /// Taken, or nothing to send.
+    Done,
+    /// Nothing more to send for this request now.
+    Empty,
+    /// The api could not be reached or failed: try again later.
+    Later,
+}
+
+impl RequestLogs {
+    /// Send the waiting lines through `api` from now on, in the background, forever.
+    pub fn ship(&self, api: ApiClient, writer: String) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            *shared.sender.lock().await = Some(Sender {
+                api,
+                writer,
+                next_seq: 0,
+            });
+            let mut reported_drops = 0;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(FLUSH_INTERVAL) => {}
+                    () = shared.full.notified() => {}
+                }
+                shared.send_waiting().await;
+                let dropped = shared.pending.lock().expect("not poisoned").dropped_total;
+                if dropped > reported_drops {
+                    tracing::warn!(
+                        lines = dropped - reported_drops,
+                        "request log lines were dropped: the api could not take them"
+                    );
+                    reported_drops = dropped;
+                }
+            }
+        });
+    }
+
+    /// Send all of `request_id`'s waiting lines now (before its final state is reported, so a
+    /// client that sees the state sees the log that led there), for a few seconds at most.
+    pub async fn flush(&self, request_id: i64) {
+        let flush = async {
+            let mut sender = self.shared.sender.lock().await;
+            let Some(sender) = sender.as_mut() else {
+                return;
+            };
+            while let Sent::Done = self.shared.send_one(sender, request_id, true).await {}
+        };
+        if tokio::time::timeout(FINAL_FLUSH_TIMEOUT, flush)
+            .await
+            .is_err()
+        {
+            tracing::debug!(request_id, "the request's last log lines are sent later");
+        }
+    }
+}
+
+impl Shared {
+    fn push(&self, request_id: i64, line: &str) {
+        if self
+            .pending
+            .lock()
+            .expect("not poisoned")
+            .push(request_id, line)
+        {
+            self.full.notify_one();
+        }
+    }
+
+    /// One round: a chunk after another for each request with lines waiting, until the api
+    /// fails to take one.
+    async fn send_waiting(&self) {
+        let mut sender = self.sender.lock().await;
+        let Some(sender) = sender.as_mut() else {
+            return;
+        };
+        let ids: Vec<i64> = self
+            .pending
+            .lock()
+            .expect("not poisoned")
+            .requests
+            .keys()
+            .copied()
+            .collect();
+        for id in ids {
+            loop {
+                match self.send_one(sender, id, false).await {
+                    Sent::Done => {}
+                    Sent::Empty => break,
+                    Sent::Later => return,
+                }
+            }
+        }
+    }
+
+    async fn send_one(&self, sender: &mut Sender, request_id: i64, closing: bool) -> Sent {
+        let Some((seq, chunk)) = self.pending.lock().expect("not poisoned").take_chunk(
+            request_id,
+            &mut sender.next_seq,
+            closing,
+        ) else {
+            return Sent::Empty;
+        };
+        let body = bytes::Bytes::from(chunk);
+        let result = sender
+            .api
+            .append_log(request_id, &sender.writer, seq, body.clone(), SEND_TIMEOUT)
+            .await;
+        let mut pending = self.pending.lock().expect("not poisoned");
+        match result {
+            Ok(()) => {
+                pending.sent(request_id, &body, 0);
+                Sent::Done
+            }
+            Err(e) if e.is_permanent() => {
+                let chunk_lines = lines_in(&body);
+                pending.sent(request_id, &body, chunk_lines);
+                let dropped = chunk_lines + pending.discard(request_id);
+                drop(pending);
+                tracing::debug!(request_id, lines = dropped, error = %e, "the api refuses this request's log; its waiting lines are dropped");
+                Sent::Empty
+            }
+            Err(_) => {
+                pending.failed(request_id, (seq, body.to_vec()));
+                Sent::Later
+            }
+        }
     }
 }
 
@@ -91,14 +400,6 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for RequestLogLayer {
         // one event stays one line
         let mut line = common::text::clean(&line.0.replace('\n', "\\n"), 64 * 1024);
         line.push('\n');
-        let _ = std::fs::create_dir_all(&self.dir);
-        let path = self.dir.join(format!("{request_id}.log"));
-        if let Ok(mut file) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            let _ = file.write_all(line.as_bytes());
-        }
+        self.shared.push(request_id, &line);
     }
 }

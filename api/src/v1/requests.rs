@@ -503,7 +503,8 @@ pub async fn patch(
     Ok(HttpResponse::Ok().finish())
 }
 
-/// A stale request keeps its row and history; its bundle and log go. Sources and dependencies
+/// A stale request keeps its row and history; its bundle and the log file of an earlier
+/// version go (its log in the database went with the transition). Sources and dependencies
 /// stay: they are permanent.
 pub fn remove_stale_files(store: &common::Store, id: i64) {
     for removed in [
@@ -714,6 +715,9 @@ pub(crate) async fn apply_patch(
                 .execute(conn)
                 .await?;
             new_state = Some(*next);
+            if *next == RequestState::Stale {
+                crate::v1::logs::remove(conn, id).await?;
+            }
         }
         if *next == RequestState::Failed {
             if let Some((origin, kind)) = &update.error {

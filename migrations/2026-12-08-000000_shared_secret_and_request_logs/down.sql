@@ -1,0 +1,2 @@
+DROP TABLE request_log_chunks;
+DROP TABLE server_secrets;
