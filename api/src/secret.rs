@@ -60,7 +60,9 @@ pub async fn load_or_create(pool: &DbPool, data_dir: &Path) -> Result<TokenSecre
         .ok_or(diesel::result::Error::NotFound)?;
     if inserted == 1 {
         match imported {
-            Some(_) => tracing::info!(file = %legacy.display(), "imported the token secret into the database; the file is no longer read"),
+            Some(_) => {
+                tracing::info!(file = %legacy.display(), "imported the token secret into the database; the file is no longer read")
+            }
             None => tracing::info!("created the token secret"),
         }
     } else if imported.is_some_and(|file| file.as_bytes() != secret.as_bytes()) {

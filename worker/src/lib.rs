@@ -156,7 +156,7 @@ async fn consume(config: Arc<Config>, store: Store, api: ApiClient) -> Result<()
             let api = &api;
             async {
                 let redelivered = delivery.redelivered;
-                match pipeline::process(&config, &store, &api, job.request_id, redelivered).await {
+                match pipeline::process(&config, &store, api, job.request_id, redelivered).await {
                     Ok(Outcome::Complete | Outcome::Failed | Outcome::Skipped | Outcome::Superseded) => {
                         let _ = delivery.ack(BasicAckOptions::default()).await;
                     }

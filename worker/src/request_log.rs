@@ -403,3 +403,103 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for RequestLogLayer {
         self.shared.push(request_id, &line);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(n: usize, len: usize) -> String {
+        let mut line = format!("line {n} ");
+        line.push_str(&"x".repeat(len - line.len() - 1));
+        line.push('\n');
+        line
+    }
+
+    #[test]
+    fn chunks_are_whole_lines_in_order_and_numbered() {
+        let mut pending = Pending::default();
+        let mut seq = 7;
+        let lines: Vec<String> = (0..100).map(|n| line(n, 10_000)).collect();
+        for l in &lines {
+            pending.push(1, l);
+        }
+        assert_eq!(pending.bytes, 1_000_000);
+        let mut sent = Vec::new();
+        while let Some((n, chunk)) = pending.take_chunk(1, &mut seq, false) {
+            assert!(chunk.len() <= CHUNK_BYTES);
+            assert!(chunk.ends_with(b"\n"));
+            assert_eq!(n, 7 + sent.len() as i64);
+            pending.sent(1, &chunk, 0);
+            sent.push(chunk);
+        }
+        assert_eq!(sent.concat(), lines.concat().into_bytes());
+        assert_eq!(pending.bytes, 0);
+        assert!(pending.requests.is_empty());
+    }
+
+    #[test]
+    fn a_chunk_that_failed_is_sent_again_as_it_was_before_later_lines() {
+        let mut pending = Pending::default();
+        let mut seq = 0;
+        pending.push(1, "first\n");
+        let chunk = pending.take_chunk(1, &mut seq, false).unwrap();
+        pending.push(1, "second\n");
+        pending.failed(1, chunk);
+        let again = pending.take_chunk(1, &mut seq, false).unwrap();
+        assert_eq!(again, (0, b"first\n".to_vec()));
+        pending.sent(1, &again.1, 0);
+        let next = pending.take_chunk(1, &mut seq, false).unwrap();
+        assert_eq!(next, (1, b"second\n".to_vec()));
+        pending.sent(1, &next.1, 0);
+        assert_eq!(pending.bytes, 0);
+    }
+
+    #[test]
+    fn past_the_limit_lines_are_dropped_and_the_log_says_how_many() {
+        let mut pending = Pending::default();
+        let mut seq = 0;
+        // exactly the limit: any line more is dropped
+        let big = line(0, 64 << 10);
+        let mut kept = 0;
+        while pending.bytes + big.len() <= PENDING_LIMIT {
+            pending.push(1, &big);
+            kept += 1;
+        }
+        for _ in 0..5 {
+            pending.push(2, "lost\n");
+        }
+        pending.push(1, &big);
+        assert_eq!(pending.dropped_total, 6);
+        assert_eq!(pending.bytes, PENDING_LIMIT);
+        // the api takes what waited: the next line kept is preceded by the notice
+        while let Some((_, chunk)) = pending.take_chunk(1, &mut seq, false) {
+            pending.sent(1, &chunk, 0);
+        }
+        pending.push(2, "back\n");
+        let (_, chunk) = pending.take_chunk(2, &mut seq, false).unwrap();
+        let text = String::from_utf8(chunk).unwrap();
+        assert!(
+            text.contains("larder: 5 line(s) of this log were dropped here"),
+            "{text}"
+        );
+        assert!(text.ends_with("back\n"), "{text}");
+        // a request that ends while its lines are being dropped says so at its end
+        pending.sent(2, text.as_bytes(), 0);
+        assert!(kept > 0);
+        assert!(pending.requests.get(&1).is_some_and(|l| l.dropped == 1));
+        let (_, end) = pending.take_chunk(1, &mut seq, true).unwrap();
+        assert!(String::from_utf8(end)
+            .unwrap()
+            .contains("larder: 1 line(s) of this log were dropped here"));
+    }
+
+    #[test]
+    fn a_refused_log_is_discarded_and_counted() {
+        let mut pending = Pending::default();
+        pending.push(3, "a\n");
+        pending.push(3, "b\n");
+        assert_eq!(pending.discard(3), 2);
+        assert_eq!(pending.bytes, 0);
+        assert_eq!(pending.dropped_total, 2);
+    }
+}

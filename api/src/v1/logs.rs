@@ -49,9 +49,7 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<Ht
     }
     let counter = state.bytes_downloaded.clone();
     let file_part = match legacy_file {
-        Some(file) => {
-            crate::v1::files::stream_file(file, counter.clone()).left_stream()
-        }
+        Some(file) => crate::v1::files::stream_file(file, counter.clone()).left_stream(),
         None => stream::empty().right_stream(),
     };
     let chunks = stored_chunks(state.pool.clone(), row.id, counter);
