@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cleanup;
+pub mod counters;
 pub mod db;
 pub mod docs;
 pub mod error;
@@ -18,12 +19,17 @@ pub mod sweeper;
 pub mod tls;
 pub mod v1;
 
+#[cfg(test)]
+mod test_db;
+
 use actix_web::{web, App, HttpServer};
 use common::token::TokenSecret;
 use common::{Catalogue, Config, Store};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The `service_counters` row of `larder_bytes_downloaded_total`.
+const BYTES_DOWNLOADED: &str = "bytes_downloaded";
 
 pub struct AppState {
     pub config: Config,
@@ -33,7 +39,8 @@ pub struct AppState {
     pub secret: TokenSecret,
     /// `None` when authentication is off.
     pub auth: Option<auth::Authentication>,
-    pub bytes_downloaded: Arc<AtomicU64>,
+    /// Bytes served to clients, by every instance (`/metrics`).
+    pub bytes_downloaded: Arc<counters::SharedCounter>,
     pub database_health: Arc<health::DatabaseHealth>,
     /// The package managers this deployment processes (the worker's registry).
     pub catalogue: Catalogue,
@@ -208,7 +215,7 @@ impl AppState {
             store,
             secret,
             auth,
-            bytes_downloaded: Arc::new(AtomicU64::new(0)),
+            bytes_downloaded: Arc::new(counters::SharedCounter::new(BYTES_DOWNLOADED)),
             database_health,
             catalogue,
         })
@@ -244,6 +251,10 @@ pub async fn start(
         Duration::from_secs(2),
     ));
     tokio::spawn(search_backfill::run(state.pool.clone()));
+    tokio::spawn(counters::run(
+        state.bytes_downloaded.clone(),
+        state.pool.clone(),
+    ));
     tokio::spawn(sweeper::run(
         state.pool.clone(),
         state.publisher.clone(),

@@ -87,3 +87,58 @@ async fn stored(
     row.map(|row| TokenSecret::from_slice(&row.value).ok_or(SecretError::Corrupt(row.value.len())))
         .transpose()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_db::TestDb;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn instances_starting_together_agree_on_one_secret() {
+        let db = TestDb::new().await;
+        let dirs: Vec<_> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
+        let secrets = futures_util::future::join_all(
+            dirs.iter().map(|dir| load_or_create(&db.pool, dir.path())),
+        )
+        .await;
+        let first = secrets[0].as_ref().unwrap().as_bytes();
+        for secret in &secrets {
+            assert_eq!(secret.as_ref().unwrap().as_bytes(), first);
+        }
+        // and later starts read it
+        let again = load_or_create(&db.pool, dirs[0].path()).await.unwrap();
+        assert_eq!(again.as_bytes(), first);
+        assert!(!dirs[0].path().join(LEGACY_SECRET_FILE).exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_secret_file_of_an_earlier_version_is_imported_once() {
+        let db = TestDb::new().await;
+        let (upgraded, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::write(
+            upgraded.path().join(LEGACY_SECRET_FILE),
+            hex::encode([3u8; 32]),
+        )
+        .unwrap();
+        std::fs::write(
+            other.path().join(LEGACY_SECRET_FILE),
+            hex::encode([4u8; 32]),
+        )
+        .unwrap();
+        let imported = load_or_create(&db.pool, upgraded.path()).await.unwrap();
+        assert_eq!(imported.as_bytes(), &[3u8; 32]);
+        let kept = load_or_create(&db.pool, other.path()).await.unwrap();
+        assert_eq!(kept.as_bytes(), &[3u8; 32]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unreadable_secret_file_stops_the_start() {
+        let db = TestDb::new().await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LEGACY_SECRET_FILE), "not hex").unwrap();
+        assert!(matches!(
+            load_or_create(&db.pool, dir.path()).await,
+            Err(SecretError::LegacyFile { .. })
+        ));
+    }
+}

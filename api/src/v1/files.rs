@@ -124,7 +124,7 @@ pub async fn download(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResu
         builder,
         file,
         size,
-        state.bytes_downloaded.clone(),
+        state.bytes_downloaded.counting(),
     ))
 }
 

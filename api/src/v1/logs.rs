@@ -47,7 +47,7 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<Ht
             _ => Err(ApiError::not_found()),
         };
     }
-    let counter = state.bytes_downloaded.clone();
+    let counter = state.bytes_downloaded.counting();
     let file_part = match legacy_file {
         Some(file) => crate::v1::files::stream_file(file, counter.clone()).left_stream(),
         None => stream::empty().right_stream(),

@@ -21,3 +21,10 @@ CREATE TABLE request_log_chunks (
 );
 
 CREATE INDEX request_log_chunks_request_idx ON request_log_chunks (request_id, id);
+
+-- Counters of the whole deployment (`api/src/counters.rs`): each api instance adds what it
+-- counted every few seconds, so `/metrics` reports the same totals from any instance.
+CREATE TABLE service_counters (
+    name TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
