@@ -49,6 +49,48 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// A request that completed `ago`.
+    pub async fn finished_request(&self, ago: chrono::Duration) -> i64 {
+        self.insert_request("complete", ago, None).await
+    }
+
+    /// A request created `ago` whose job never reached the broker.
+    pub async fn undispatched_request(&self, ago: chrono::Duration) -> i64 {
+        self.insert_request("in_progress", ago, None).await
+    }
+
+    async fn insert_request(
+        &self,
+        state: &str,
+        ago: chrono::Duration,
+        dispatched: Option<chrono::NaiveDateTime>,
+    ) -> i64 {
+        use diesel::sql_types::{Nullable, Text, Timestamp};
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+        }
+        let then = chrono::Utc::now().naive_utc() - ago;
+        let mut conn = self.pool.get().await.unwrap();
+        diesel::sql_query(
+            "INSERT INTO requests (repo, ref, pkg_managers, flags, created, state, state_reason, \
+               updated, token_salt, dispatched_at) \
+             VALUES ('https://example.com/r.git', '0123456789abcdef0123456789abcdef01234567', \
+               '{}', '{}', $1, $2, 'as the test set it', $1, 'salt', $3) RETURNING id",
+        )
+        .bind::<Timestamp, _>(then)
+        .bind::<Text, _>(state)
+        .bind::<Nullable<Timestamp>, _>(dispatched)
+        .get_result::<Id>(&mut conn)
+        .await
+        .unwrap()
+        .id
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let url = self.url.clone();

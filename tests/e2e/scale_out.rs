@@ -56,6 +56,23 @@ async fn log_at(larder: &Larder, url: &str, id: i64) -> (u16, String) {
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
+async fn bytes_downloaded(larder: &Larder, url: &str) -> u64 {
+    let metrics = larder
+        .http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("larder_bytes_downloaded_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no bytes downloaded in {metrics}"))
+}
+
 #[derive(diesel::QueryableByName)]
 struct SecretRow {
     #[diesel(sql_type = Binary)]
@@ -136,6 +153,22 @@ async fn two_apis_started_together_agree_on_tokens_and_serve_every_log() {
     assert!(first.contains("request claimed"), "{first}");
     assert!(first.contains("request complete"), "{first}");
     assert_eq!(log_at(&larder, &other, id).await, (200, first.clone()));
+    // /metrics counts the bytes both served, whichever is asked (the other's within seconds)
+    let both = 2 * first.len() as u64;
+    for url in [&larder.url, &other] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let served = bytes_downloaded(&larder, url).await;
+            if served >= both {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{url} reports {served} bytes downloaded, not {both}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
     // nothing of it on either api's disk
     for dir in [larder.data.path(), other_data.path()] {
         assert!(!dir.join("logs").exists(), "{}", dir.display());

@@ -519,16 +519,22 @@ pub fn remove_stale_files(store: &common::Store, id: i64) {
 
 pub const EXPIRED: &str = "The request has expired";
 
-/// Mark one request stale (the cleanup job).
-pub async fn expire(conn: &mut crate::db::DbConn, store: &common::Store, id: i64) -> ApiResult<()> {
+/// Mark one request stale (the cleanup job); `false` when it already was (another cleanup made
+/// it stale first).
+pub async fn expire(
+    conn: &mut crate::db::DbConn,
+    store: &common::Store,
+    id: i64,
+) -> ApiResult<bool> {
     let update = PatchBody::state(RequestState::Stale, EXPIRED.to_string(), None);
     let changed = conn
         .transaction::<_, ApiError, _>(async |conn| apply_patch(conn, id, update, None).await)
         .await?;
-    if changed == Some(RequestState::Stale) {
+    let expired = changed == Some(RequestState::Stale);
+    if expired {
         remove_stale_files(store, id);
     }
-    Ok(())
+    Ok(expired)
 }
 
 /// Bounds of what a worker reports (reasons: `common::text::MAX_REASON_BYTES`).
