@@ -1,6 +1,7 @@
 //! Per-request repository tokens. A token is derived from a server secret and a random
 //! per-request salt, so the database never holds a usable token, yet the api can hand the
-//! token back in a request's environment variables and check a presented one.
+//! token back in a request's environment variables and check a presented one. The api keeps
+//! the secret in its database (`api/src/secret.rs`).
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
