@@ -127,19 +127,15 @@ impl Pending {
     }
 
     /// The next chunk of `request_id` to send: the unsent one, else up to [`CHUNK_BYTES`] of
-    /// whole lines (with the notice of lines dropped last, when `closing`), numbered by
-    /// `next_seq`. It stays counted in `bytes` until [`Pending::sent`] or [`Pending::failed`].
-    fn take_chunk(
-        &mut self,
-        request_id: i64,
-        next_seq: &mut i64,
-        closing: bool,
-    ) -> Option<(i64, Vec<u8>)> {
+    /// whole lines, numbered by `next_seq`. Lines dropped since the last one kept were dropped
+    /// after all that waits: their notice goes last. The chunk stays counted in `bytes` until
+    /// [`Pending::sent`] or [`Pending::failed`].
+    fn take_chunk(&mut self, request_id: i64, next_seq: &mut i64) -> Option<(i64, Vec<u8>)> {
         let lines = self.requests.get_mut(&request_id)?;
         if let Some(unsent) = lines.unsent.take() {
             return Some(unsent);
         }
-        if closing && lines.dropped > 0 {
+        if lines.dropped > 0 {
             let notice = dropped_notice(std::mem::take(&mut lines.dropped));
             lines.text.extend_from_slice(notice.as_bytes());
             self.bytes += notice.len();
@@ -212,13 +208,18 @@ enum Sent {
 impl RequestLogs {
     /// Send the waiting lines through `api` from now on, in the background, forever.
     pub fn ship(&self, api: ApiClient, writer: String) {
+        // before the first request's flush can look for it
+        *self
+            .shared
+            .sender
+            .try_lock()
+            .expect("nothing sends before shipping starts") = Some(Sender {
+            api,
+            writer,
+            next_seq: 0,
+        });
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            *shared.sender.lock().await = Some(Sender {
-                api,
-                writer,
-                next_seq: 0,
-            });
             let mut reported_drops = 0;
             loop {
                 tokio::select! {
@@ -239,20 +240,28 @@ impl RequestLogs {
     }
 
     /// Send all of `request_id`'s waiting lines now (before its final state is reported, so a
-    /// client that sees the state sees the log that led there), for a few seconds at most.
+    /// client that sees the state sees the log that led there), for a few seconds at most:
+    /// what is left then goes with the next rounds.
     pub async fn flush(&self, request_id: i64) {
-        let flush = async {
-            let mut sender = self.shared.sender.lock().await;
-            let Some(sender) = sender.as_mut() else {
-                return;
-            };
-            while let Sent::Done = self.shared.send_one(sender, request_id, true).await {}
+        let deadline = tokio::time::Instant::now() + FINAL_FLUSH_TIMEOUT;
+        // waiting for the lock may be cut short; a send may not (its chunk is out of `pending`
+        // until it ends), so each is bounded by what is left
+        let Ok(mut sender) = tokio::time::timeout_at(deadline, self.shared.sender.lock()).await
+        else {
+            return;
         };
-        if tokio::time::timeout(FINAL_FLUSH_TIMEOUT, flush)
-            .await
-            .is_err()
-        {
-            tracing::debug!(request_id, "the request's last log lines are sent later");
+        let Some(sender) = sender.as_mut() else {
+            return;
+        };
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.shared.send_one(sender, request_id, left).await {
+                Sent::Done => {}
+                Sent::Empty | Sent::Later => return,
+            }
         }
     }
 }
@@ -286,7 +295,7 @@ impl Shared {
             .collect();
         for id in ids {
             loop {
-                match self.send_one(sender, id, false).await {
+                match self.send_one(sender, id, SEND_TIMEOUT).await {
                     Sent::Done => {}
                     Sent::Empty => break,
                     Sent::Later => return,
@@ -295,18 +304,20 @@ impl Shared {
         }
     }
 
-    async fn send_one(&self, sender: &mut Sender, request_id: i64, closing: bool) -> Sent {
-        let Some((seq, chunk)) = self.pending.lock().expect("not poisoned").take_chunk(
-            request_id,
-            &mut sender.next_seq,
-            closing,
-        ) else {
+    /// Send `request_id`'s next chunk, waiting at most `timeout` for the api.
+    async fn send_one(&self, sender: &mut Sender, request_id: i64, timeout: Duration) -> Sent {
+        let Some((seq, chunk)) = self
+            .pending
+            .lock()
+            .expect("not poisoned")
+            .take_chunk(request_id, &mut sender.next_seq)
+        else {
             return Sent::Empty;
         };
         let body = bytes::Bytes::from(chunk);
         let result = sender
             .api
-            .append_log(request_id, &sender.writer, seq, body.clone(), SEND_TIMEOUT)
+            .append_log(request_id, &sender.writer, seq, body.clone(), timeout)
             .await;
         let mut pending = self.pending.lock().expect("not poisoned");
         match result {
@@ -425,7 +436,7 @@ mod tests {
         }
         assert_eq!(pending.bytes, 1_000_000);
         let mut sent = Vec::new();
-        while let Some((n, chunk)) = pending.take_chunk(1, &mut seq, false) {
+        while let Some((n, chunk)) = pending.take_chunk(1, &mut seq) {
             assert!(chunk.len() <= CHUNK_BYTES);
             assert!(chunk.ends_with(b"\n"));
             assert_eq!(n, 7 + sent.len() as i64);
@@ -442,13 +453,13 @@ mod tests {
         let mut pending = Pending::default();
         let mut seq = 0;
         pending.push(1, "first\n");
-        let chunk = pending.take_chunk(1, &mut seq, false).unwrap();
+        let chunk = pending.take_chunk(1, &mut seq).unwrap();
         pending.push(1, "second\n");
         pending.failed(1, chunk);
-        let again = pending.take_chunk(1, &mut seq, false).unwrap();
+        let again = pending.take_chunk(1, &mut seq).unwrap();
         assert_eq!(again, (0, b"first\n".to_vec()));
         pending.sent(1, &again.1, 0);
-        let next = pending.take_chunk(1, &mut seq, false).unwrap();
+        let next = pending.take_chunk(1, &mut seq).unwrap();
         assert_eq!(next, (1, b"second\n".to_vec()));
         pending.sent(1, &next.1, 0);
         assert_eq!(pending.bytes, 0);
@@ -471,26 +482,30 @@ mod tests {
         pending.push(1, &big);
         assert_eq!(pending.dropped_total, 6);
         assert_eq!(pending.bytes, PENDING_LIMIT);
-        // the api takes what waited: the next line kept is preceded by the notice
-        while let Some((_, chunk)) = pending.take_chunk(1, &mut seq, false) {
+        // the api takes what waited; the line dropped after it is told of last
+        let mut drained = Vec::new();
+        while let Some((_, chunk)) = pending.take_chunk(1, &mut seq) {
             pending.sent(1, &chunk, 0);
+            drained.extend(chunk);
         }
+        let drained = String::from_utf8(drained).unwrap();
+        assert_eq!(drained.matches(big.as_str()).count(), kept);
+        assert!(drained
+            .strip_prefix(&big.repeat(kept))
+            .unwrap()
+            .contains("larder: 1 line(s) of this log were dropped here"));
+        assert!(!pending.requests.contains_key(&1));
+        // a request whose next line is kept: the notice comes before it
         pending.push(2, "back\n");
-        let (_, chunk) = pending.take_chunk(2, &mut seq, false).unwrap();
+        let (_, chunk) = pending.take_chunk(2, &mut seq).unwrap();
         let text = String::from_utf8(chunk).unwrap();
         assert!(
             text.contains("larder: 5 line(s) of this log were dropped here"),
             "{text}"
         );
         assert!(text.ends_with("back\n"), "{text}");
-        // a request that ends while its lines are being dropped says so at its end
         pending.sent(2, text.as_bytes(), 0);
-        assert!(kept > 0);
-        assert!(pending.requests.get(&1).is_some_and(|l| l.dropped == 1));
-        let (_, end) = pending.take_chunk(1, &mut seq, true).unwrap();
-        assert!(String::from_utf8(end)
-            .unwrap()
-            .contains("larder: 1 line(s) of this log were dropped here"));
+        assert_eq!(pending.bytes, 0);
     }
 
     #[test]
