@@ -326,3 +326,73 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+#[tokio::test]
+async fn two_apis_sweeping_hand_a_silent_request_over_once_per_lease() {
+    let mut larder = Larder::new();
+    larder
+        .env
+        .insert("LARDER_HEARTBEAT_TIMEOUT".into(), "2s".into());
+    // both sweep every 0.5 s
+    larder.spawn("api", &[]);
+    let other_data = tempfile::tempdir().unwrap();
+    let (_, other) = spawn_api(&mut larder, other_data.path(), &[]);
+    larder.wait_healthy().await;
+    wait_healthy_at(&larder, &other).await;
+
+    // this test is the only consumer: it sees every job the apis publish
+    let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let mut jobs = channel
+        .basic_consume(
+            larder.queue.as_str().into(),
+            "scale-out-test".into(),
+            lapin::options::BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let id = larder
+        .submit(json!({"repo": "https://github.com/org/repo.git", "ref": "0123456789abcdef0123456789abcdef01234567", "pkg_managers": []}))
+        .await;
+    use futures_util::StreamExt;
+    let first = tokio::time::timeout(Duration::from_secs(10), jobs.next())
+        .await
+        .expect("the submission's job");
+    assert!(first.is_some());
+    // a worker claims it, then is never heard of again
+    let (status, job) = larder
+        .post(
+            &format!("/api/v1/requests/{id}/claim"),
+            &json!({"worker": "silent-1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{job}");
+
+    let watched = Instant::now();
+    let mut handovers = Vec::new();
+    while watched.elapsed() < Duration::from_secs(7) {
+        let left = Duration::from_secs(7).saturating_sub(watched.elapsed());
+        let Ok(Some(delivery)) = tokio::time::timeout(left, jobs.next()).await else {
+            break;
+        };
+        let delivery = delivery.unwrap();
+        let message: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap();
+        assert_eq!(message["request_id"], id);
+        handovers.push(watched.elapsed());
+    }
+    // a lease is 2 s: a handover in each (1 s apart at least, whatever the sweeps' latency),
+    // never two from the two apis at once
+    assert!(handovers.len() >= 2, "{handovers:?}\n{}", larder.logs());
+    for pair in handovers.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_secs(1),
+            "two handovers within one lease: {handovers:?}"
+        );
+    }
+}
