@@ -39,6 +39,13 @@ pub async fn run(
             expired.push(id);
         }
     }
+    if !expired.is_empty() {
+        // recipes of the bundles those requests released last
+        match store.prune_bundle_recipes() {
+            Ok(pruned) => tracing::info!(pruned, "bundle recipes of removed bundles forgotten"),
+            Err(e) => tracing::warn!(error = %e, "cannot forget the recipes of removed bundles"),
+        }
+    }
     Ok(expired)
 }
 

@@ -241,17 +241,30 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// Per relative path, the content standing in for a placeholder file: (exact size, reader).
 pub type Substitutions<'a> = dyn Fn(&Path) -> Option<io::Result<(u64, Box<dyn Read>)>> + 'a;
 
 /// Yields exactly `remaining` bytes of `inner`, or an error: the tar writer pads a short entry
 /// with zeros and would otherwise write a damaged archive without a word.
-struct ExactSize {
-    inner: Box<dyn Read>,
+struct ExactSize<R> {
+    inner: R,
     remaining: u64,
 }
 
-impl Read for ExactSize {
+impl<R: Read> Read for ExactSize<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -357,6 +370,31 @@ impl<W: Write> TarGzWriter<W> {
     /// Append the file at `path` (a regular file) under the archive name `name`.
     pub fn append_file(&mut self, name: &str, path: &Path) -> io::Result<()> {
         self.builder.append_path_with_name(path, name)
+    }
+
+    /// [`append_file`](Self::append_file) (the same entry), returning the sha256 of the bytes
+    /// it streamed: what a caller checks a file against without reading it twice.
+    pub fn append_file_hashed(&mut self, name: &str, path: &Path) -> io::Result<[u8; 32]> {
+        let file = fs::File::open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a regular file", path.display()),
+            ));
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_metadata_in_mode(&meta, tar::HeaderMode::Deterministic);
+        let mut hashing = HashingReader {
+            inner: file,
+            hasher: Sha256::new(),
+        };
+        let exact = ExactSize {
+            inner: &mut hashing,
+            remaining: meta.len(),
+        };
+        self.builder.append_data(&mut header, name, exact)?;
+        Ok(hashing.hasher.finalize().into())
     }
 
     /// Append the tree at `dir` under the archive name `prefix`, in sorted order.

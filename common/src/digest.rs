@@ -200,6 +200,43 @@ impl FileDigests {
     pub fn of_file(path: &std::path::Path) -> std::io::Result<Self> {
         Self::of_reader(std::fs::File::open(path)?)
     }
+
+    /// The sha256, the digest every stored file's record has.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+
+    /// As bytes: size, SHA-1, SHA-256, SHA-512, then SHA-384 when it was computed.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + 20 + 32 + 64 + 48);
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&self.sha1);
+        out.extend_from_slice(&self.sha256);
+        out.extend_from_slice(&self.sha512);
+        if let Some(sha384) = &self.sha384 {
+            out.extend_from_slice(sha384);
+        }
+        out
+    }
+
+    /// [`to_bytes`](Self::to_bytes) read back; None for anything else.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        const BASE: usize = 8 + 20 + 32 + 64;
+        if bytes.len() != BASE && bytes.len() != BASE + 48 {
+            return None;
+        }
+        let (size, rest) = bytes.split_at(8);
+        let (sha1, rest) = rest.split_at(20);
+        let (sha256, rest) = rest.split_at(32);
+        let (sha512, rest) = rest.split_at(64);
+        Some(Self {
+            size: u64::from_le_bytes(size.try_into().ok()?),
+            sha1: sha1.try_into().ok()?,
+            sha256: sha256.try_into().ok()?,
+            sha512: sha512.try_into().ok()?,
+            sha384: (!rest.is_empty()).then(|| rest.try_into()).transpose().ok()?,
+        })
+    }
 }
 
 impl fmt::Debug for FileDigests {

@@ -1,6 +1,7 @@
 //! The permanent content store: a directory tree of immutable blobs addressed by key.
 //! Writes are atomic (temp file, fsync, rename) so a reader never sees half a blob.
 
+pub mod digest_record;
 pub mod download_lease;
 
 use std::fs::{self, File};
@@ -192,6 +193,22 @@ fn bundle_refs_dir(sha256_hex: &str) -> String {
     format!("bundles/sha256/{sha256_hex}.refs")
 }
 
+/// What a bundle made of exactly these inputs turned out to be: its blob's sha256 (hex).
+fn bundle_recipe_key(recipe_hex: &str) -> String {
+    format!("bundles/recipes/{recipe_hex}")
+}
+
+/// What [`Store::reuse_bundle`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleReuse {
+    /// The blob, whole: it is the request's bundle now.
+    Named,
+    /// No such blob (released since).
+    Missing,
+    /// A blob without its sha256: removed.
+    Damaged,
+}
+
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
@@ -214,6 +231,104 @@ impl Store {
         if !is_sha256_hex(sha256_hex) {
             return Err(StoreError::InvalidKey(sha256_hex.to_string()));
         }
+        self.add_bundle_ref(sha256_hex, request_id)?;
+        let blob = self.persist(temp, &bundle_blob_key(sha256_hex))?;
+        self.name_bundle(sha256_hex, request_id)?;
+        Ok(blob)
+    }
+
+    /// Name the blob `sha256_hex`, already in the store, as the bundle of `request_id`, as
+    /// [`publish_bundle`](Store::publish_bundle) does, when it is there with those bytes (read
+    /// and hashed: a damaged blob is removed, for the caller to write it again).
+    pub fn reuse_bundle(
+        &self,
+        sha256_hex: &str,
+        request_id: i64,
+    ) -> Result<BundleReuse, StoreError> {
+        if !is_sha256_hex(sha256_hex) {
+            return Err(StoreError::InvalidKey(sha256_hex.to_string()));
+        }
+        self.add_bundle_ref(sha256_hex, request_id)?;
+        let key = bundle_blob_key(sha256_hex);
+        let blob = self.path(&key)?;
+        let io = |source| StoreError::Io {
+            key: key.clone(),
+            source,
+        };
+        let mut hasher = Sha256::new();
+        match File::open(&blob) {
+            Ok(mut file) => io::copy(&mut file, &mut hasher).map_err(io)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BundleReuse::Missing),
+            Err(e) => return Err(io(e)),
+        };
+        if hex::encode(hasher.finalize()) != sha256_hex {
+            let aside = blob.with_extension(format!("gz.damaged-{request_id}"));
+            fs::rename(&blob, &aside).map_err(io)?;
+            fs::remove_file(&aside).map_err(io)?;
+            return Ok(BundleReuse::Damaged);
+        }
+        self.name_bundle(sha256_hex, request_id)?;
+        Ok(BundleReuse::Named)
+    }
+
+    /// The bundle (sha256 hex) made before of the inputs `recipe_hex` names, if one was.
+    pub fn bundle_of_recipe(&self, recipe_hex: &str) -> Result<Option<String>, StoreError> {
+        if !is_sha256_hex(recipe_hex) {
+            return Err(StoreError::InvalidKey(recipe_hex.to_string()));
+        }
+        let key = bundle_recipe_key(recipe_hex);
+        match fs::read_to_string(self.path(&key)?) {
+            Ok(text) => Ok(Some(text.trim().to_string()).filter(|t| is_sha256_hex(t))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { key, source }),
+        }
+    }
+
+    /// Record that the inputs `recipe_hex` names made the bundle `sha256_hex`.
+    pub fn record_bundle_recipe(&self, recipe_hex: &str, sha256_hex: &str) -> Result<(), StoreError> {
+        if !is_sha256_hex(recipe_hex) || !is_sha256_hex(sha256_hex) {
+            return Err(StoreError::InvalidKey(format!("{recipe_hex} {sha256_hex}")));
+        }
+        self.put_bytes(&bundle_recipe_key(recipe_hex), sha256_hex.as_bytes())
+            .map(drop)
+    }
+
+    /// Forget the recipes whose bundle is gone (released with its last request): what the
+    /// stale cleanup runs. How many it forgot.
+    pub fn prune_bundle_recipes(&self) -> Result<usize, StoreError> {
+        let dir = self.root.join("bundles/recipes");
+        let io = |source| StoreError::Io {
+            key: "bundles/recipes".into(),
+            source,
+        };
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io(e)),
+        };
+        let mut pruned = 0;
+        for entry in entries {
+            let entry = entry.map_err(io)?;
+            let Some(recipe) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if !is_sha256_hex(&recipe) {
+                continue;
+            }
+            let kept = self
+                .bundle_of_recipe(&recipe)?
+                .is_some_and(|hex| self.contains(&bundle_blob_key(&hex)));
+            if !kept {
+                match fs::remove_file(entry.path()) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io(e)),
+                    _ => pruned += 1,
+                }
+            }
+        }
+        Ok(pruned)
+    }
+
+    fn add_bundle_ref(&self, sha256_hex: &str, request_id: i64) -> Result<(), StoreError> {
         let refs = self.path(&bundle_refs_dir(sha256_hex))?;
         let io = |source| StoreError::Io {
             key: bundle_refs_dir(sha256_hex),
@@ -224,19 +339,22 @@ impl Store {
         loop {
             fs::create_dir_all(&refs).map_err(io)?;
             match File::create(refs.join(request_id.to_string())) {
-                Ok(_) => break,
+                Ok(_) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 10 => attempts += 1,
                 Err(e) => return Err(io(e)),
             }
         }
-        let blob = self.persist(temp, &bundle_blob_key(sha256_hex))?;
+    }
+
+    /// The request's name for its (referenced) bundle blob.
+    fn name_bundle(&self, sha256_hex: &str, request_id: i64) -> Result<(), StoreError> {
         // an earlier attempt of the request may have made other bytes: its reference goes
         let earlier = self.recorded_bundle(request_id)?;
         self.put_bytes(&bundle_checksum_key(request_id), sha256_hex.as_bytes())?;
         if let Some(old) = earlier.filter(|old| old != sha256_hex) {
             self.release_blob(&old, request_id)?;
         }
-        Ok(blob)
+        Ok(())
     }
 
     /// The path of the request's bundle and the sha256 (hex) it must have, if it has one.

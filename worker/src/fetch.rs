@@ -9,6 +9,7 @@
 
 use crate::outbound::{BodyKind, LimitExceeded, Outbound, Refusal};
 use common::digest::{Expected, FileDigests, Hasher};
+use common::store::digest_record;
 use common::store::download_lease::{Attempt, DownloadLease, LeaseOwner};
 use common::{Download, ErrorKind, Failure, Store};
 use futures_util::StreamExt;
@@ -275,7 +276,7 @@ impl Fetcher {
                         crate::blocking::blocking(move || check(&path)).await?;
                         d
                     }
-                    None => verified(path, download, check).await?,
+                    None => verified_stored(path, download, check).await?,
                 };
                 return Ok(staged(download, digests, None, None, false));
             }
@@ -285,9 +286,12 @@ impl Fetcher {
             }
             Source::Download(lease) => (self.download_verified(download).await?, lease),
         };
+        let digests_for_record = digests.clone();
         let key = download.store_key.clone();
         let (temp, lease) = crate::blocking::blocking(move || {
             check(temp.path())?;
+            // on the inode: it goes into the store with the file, and to the waiters that link it
+            keep_record(temp.path(), &digests_for_record);
             temp.as_file()
                 .sync_all()
                 .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
@@ -517,18 +521,54 @@ async fn verified(
     check: Check,
 ) -> Result<FileDigests, Failure> {
     let (expected, label) = (download.expected.clone(), download.label.clone());
+    crate::blocking::blocking(move || hash_and_verify(&path, &expected, &label, &check)).await
+}
+
+fn hash_and_verify(
+    path: &Path,
+    expected: &Expected,
+    label: &str,
+    check: &Check,
+) -> Result<FileDigests, Failure> {
+    let digests = FileDigests::of_file_for(path, expected).map_err(|e| {
+        Failure::new(
+            ErrorKind::FileAccessError,
+            format!("Cannot read {}: {e}", path.display()),
+        )
+    })?;
+    verify(expected, &digests, label)?;
+    check(path)?;
+    Ok(digests)
+}
+
+/// [`verified`] for a file in the store: against the digests recorded on it when it was
+/// verified before (`common::store::digest_record`), without reading it, when they cover what
+/// `download` expects; else hashed again, and the record made.
+async fn verified_stored(
+    path: PathBuf,
+    download: &Download,
+    check: Check,
+) -> Result<FileDigests, Failure> {
+    let (expected, label) = (download.expected.clone(), download.label.clone());
     crate::blocking::blocking(move || {
-        let digests = FileDigests::of_file_for(&path, &expected).map_err(|e| {
-            Failure::new(
-                ErrorKind::FileAccessError,
-                format!("Cannot read {}: {e}", path.display()),
-            )
-        })?;
-        verify(&expected, &digests, &label)?;
-        check(&path)?;
+        if let Some(digests) = digest_record::recorded(&path).filter(|d| d.covers(&expected)) {
+            verify(&expected, &digests, &label)?;
+            check(&path)?;
+            return Ok(digests);
+        }
+        let digests = hash_and_verify(&path, &expected, &label, &check)?;
+        keep_record(&path, &digests);
         Ok(digests)
     })
     .await
+}
+
+/// Record `digests` on the verified file at `path`; a filesystem without extended attributes
+/// keeps none (the file is then hashed by every request that needs it).
+fn keep_record(path: &Path, digests: &FileDigests) {
+    if let Err(e) = digest_record::record(path, digests) {
+        tracing::debug!(path = %path.display(), error = %e, "no digest record kept");
+    }
 }
 
 /// [`verified`] for a temporary file, handed back with its digests.
@@ -730,6 +770,52 @@ mod tests {
         let err = request.stage(&wrong, no_check(&wrong)).await.err().unwrap();
         assert_eq!(err.error_type(), "InvalidChecksum");
     }
+
+    #[tokio::test]
+    async fn a_stored_file_is_checked_against_its_digest_record_until_it_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let d = download("http://127.0.0.1:9/unused", BODY);
+        let path = store.put_bytes(&d.store_key, BODY).unwrap();
+        // the first request to find it hashes it and records what it verified
+        let first = fetcher(&store, Duration::from_secs(30));
+        first.stage(&d, no_check(&d)).await.unwrap();
+        if !digest_record::kept_in(dir.path()) {
+            return;
+        }
+        assert!(digest_record::recorded(&path).is_some());
+        // bytes that change without a write (rot): the record speaks for the file, unread
+        // (the bundle's streaming check is what catches those)
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut &file, &BODY.to_ascii_uppercase()).unwrap();
+        file.set_modified(mtime).unwrap();
+        let unread = fetcher(&store, Duration::from_secs(30));
+        assert!(unread.stage(&d, no_check(&d)).await.is_ok());
+        // a write (a new modification time): hashed again, and refused
+        file.set_modified(mtime + Duration::from_secs(1)).unwrap();
+        let after = fetcher(&store, Duration::from_secs(30));
+        let err = after.stage(&d, no_check(&d)).await.err().unwrap();
+        assert_eq!(err.error_type(), "InvalidChecksum");
+    }
+
+    #[tokio::test]
+    async fn a_download_is_stored_with_its_digest_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let upstream = Upstream::start().await;
+        upstream.release();
+        let d = download(&upstream.url, BODY);
+        let request = fetcher(&store, Duration::from_secs(30));
+        let staged = request.stage(&d, no_check(&d)).await.unwrap();
+        request.commit(staged).unwrap();
+        let path = store.path(&d.store_key).unwrap();
+        if digest_record::kept_in(dir.path()) {
+            let recorded = digest_record::recorded(&path).expect("a record");
+            assert_eq!(recorded, FileDigests::of_file_for(&path, &d.expected).unwrap());
+        }
+    }
+
 
     #[tokio::test]
     async fn two_requests_download_a_missing_file_once() {

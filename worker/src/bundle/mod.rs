@@ -5,7 +5,9 @@
 pub mod member;
 
 use common::archive::{HashingWriter, TarGzWriter};
+use common::store::{digest_record, BundleReuse};
 use common::{ErrorKind, Failure, Store};
+use std::os::unix::fs::PermissionsExt;
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -61,8 +63,14 @@ pub struct BundleTree {
 /// What is placed at a bundle path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Placed {
-    /// A stored file, by key (streamed from the store when the bundle is written).
-    Stored(String),
+    /// A stored file, by key (streamed from the store when the bundle is written), with the
+    /// sha256 recorded on it when it was verified (`common::store::digest_record`; checked as
+    /// it streams) and whether it is executable (its mode in the bundle).
+    Stored {
+        key: String,
+        sha256: Option<[u8; 32]>,
+        executable: bool,
+    },
     /// A member made from stored inputs ([`BundleTree::place_derived`]).
     Derived { key: String, sha256: [u8; 32] },
     /// A small file the layout made ([`BundleTree::place_bytes`]).
@@ -107,12 +115,20 @@ impl BundleTree {
     /// path twice is one entry.
     pub fn place_stored(&self, store: &Store, path: &str, key: &str) -> Result<(), PlaceError> {
         let path = self.checked_path(path)?;
-        if !store.path(key).is_ok_and(|p| p.is_file()) {
-            return Err(PlaceError::NotStored {
-                key: key.to_string(),
-            });
+        let not_stored = || PlaceError::NotStored {
+            key: key.to_string(),
+        };
+        let file = store.path(key).map_err(|_| not_stored())?;
+        let meta = std::fs::metadata(&file).map_err(|_| not_stored())?;
+        if !meta.is_file() {
+            return Err(not_stored());
         }
-        self.insert(path, Placed::Stored(key.to_string()))
+        let placed = Placed::Stored {
+            key: key.to_string(),
+            sha256: digest_record::recorded(&file).map(|d| *d.sha256()),
+            executable: meta.permissions().mode() & 0o111 != 0,
+        };
+        self.insert(path, placed)
     }
 
     /// Put at `path` (`deps/...`) what `cache_key` names, made from stored inputs: the kept
@@ -230,7 +246,13 @@ enum BundleError {
     Collision(String),
     #[error("The bundle member {0} does not have its recorded sha256 (it was removed: it is made again by the next request that needs it)")]
     DamagedMember(String),
+    #[error("The stored file {0} does not have the sha256 it was verified with (it was removed: it is downloaded again by the next request that needs it)")]
+    DamagedStored(String),
 }
+
+/// Names the bundle writer's output for given inputs: a change to what it writes for the same
+/// inputs must change this, so that recipes recorded before name nothing.
+const BUNDLE_FORMAT: &str = concat!("larder-bundle/1/", env!("CARGO_PKG_VERSION"));
 
 /// Write the request's bundle: `app/` and the files written under `deps/` compressed now, the
 /// placed stored files streamed from the store, each kept derived member copied, then the end
@@ -254,6 +276,11 @@ fn write_members(
     stored: &BTreeMap<String, Placed>,
     include_git: bool,
 ) -> Result<String, BundleError> {
+    for path in stored.keys() {
+        if root.join(path).symlink_metadata().is_ok() {
+            return Err(BundleError::Collision(path.clone()));
+        }
+    }
     let temp = store.temp_file()?;
     let mut out = HashingWriter::new(BufWriter::new(temp.reopen()?));
     let mut first = TarGzWriter::member(&mut out);
@@ -287,16 +314,35 @@ fn write_members(
             first.append_bytes(path, bytes)?;
         }
     }
-    first.finish()?;
+    let (_, first_sha256, _) = first.finish()?;
+    // the same inputs make the same bytes: a bundle made of them before is reused, read once
+    // to check it, instead of being written again (most of a warm request's time)
+    let recipe = recipe_of(&first_sha256, stored);
+    if let Some(recipe) = &recipe {
+        if let Some(hex) = store.bundle_of_recipe(recipe)? {
+            match store.reuse_bundle(&hex, request_id)? {
+                BundleReuse::Named => {
+                    tracing::info!(sha256 = %hex, "bundle reused: made of the same inputs before");
+                    return Ok(hex);
+                }
+                BundleReuse::Missing => {}
+                BundleReuse::Damaged => {
+                    tracing::warn!(sha256 = %hex, "a kept bundle was damaged and is removed; writing it again")
+                }
+            }
+        }
+    }
     // stored files are compressed archives already: one member of stored (not deflated)
-    // blocks, streamed from the store at the speed of a copy
+    // blocks, streamed from the store at the speed of a copy, each checked against the
+    // sha256 it was verified with
     let mut files = TarGzWriter::stored_member(&mut out);
     for (path, placed) in stored {
-        if root.join(path).symlink_metadata().is_ok() {
-            return Err(BundleError::Collision(path.clone()));
-        }
-        if let Placed::Stored(key) = placed {
-            files.append_file(path, &store.path(key)?)?;
+        if let Placed::Stored { key, sha256, .. } = placed {
+            let streamed = files.append_file_hashed(path, &store.path(key)?)?;
+            if sha256.is_some_and(|recorded| recorded != streamed) {
+                let _ = store.remove(key);
+                return Err(BundleError::DamagedStored(key.clone()));
+            }
         }
     }
     files.finish()?;
@@ -318,8 +364,42 @@ fn write_members(
     buf.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     let digest = hex::encode(digest);
     store.publish_bundle(temp, &digest, request_id)?;
+    if let Some(recipe) = &recipe {
+        store.record_bundle_recipe(recipe, &digest)?;
+    }
     tracing::info!(size, sha256 = %digest, members = stored.len(), "bundle written");
     Ok(digest)
+}
+
+/// What the bundle is made of, named: the format, the first member's bytes (`app/`, what the
+/// request wrote, the directories, the placed bytes), and every placed path with the sha256
+/// of what is there. None when a stored file has no recorded digest to name it by.
+fn recipe_of(first_sha256: &[u8; 32], stored: &BTreeMap<String, Placed>) -> Option<String> {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(BUNDLE_FORMAT);
+    hasher.update([0]);
+    hasher.update(first_sha256);
+    for (path, placed) in stored {
+        hasher.update(path);
+        match placed {
+            Placed::Stored {
+                sha256, executable, ..
+            } => {
+                hasher.update(if *executable { b"\0x" } else { b"\0s" });
+                hasher.update(sha256.as_ref()?);
+            }
+            Placed::Derived { sha256, .. } => {
+                hasher.update(b"\0d");
+                hasher.update(sha256);
+            }
+            Placed::Bytes(bytes) => {
+                hasher.update(b"\0b");
+                hasher.update(Sha256::digest(bytes));
+            }
+        }
+    }
+    Some(hex::encode(hasher.finalize()))
 }
 
 #[cfg(test)]
@@ -520,6 +600,61 @@ mod tests {
         });
         assert!(matches!(failed, Err(PlaceError::UnsafePath(_))));
         assert!(!tree.has_stored("deps/cargo/d-1.0.0"));
+    }
+
+    #[test]
+    fn a_bundle_of_the_same_inputs_is_reused_checked_and_stored_files_are_checked_as_they_stream(
+    ) {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("store"));
+        std::fs::create_dir_all(store.root()).unwrap();
+        if !digest_record::kept_in(store.root()) {
+            return;
+        }
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(work.join("app")).unwrap();
+        std::fs::write(work.join("app/package.json"), "{}").unwrap();
+        let key = "deps/npm/a/-/a-1.0.0.tgz";
+        let stored = store.put_bytes(key, &[7u8; 50_000]).unwrap();
+        digest_record::record(&stored, &common::digest::FileDigests::of_file(&stored).unwrap())
+            .unwrap();
+        let bundle_with = |id: i64| {
+            let tree = BundleTree::new(&work);
+            tree.place_stored(&store, key, key).unwrap();
+            write_bundle(&store, id, &tree, false)
+        };
+        let inode = |id: i64| {
+            let (path, _) = store.bundle_of(id).unwrap().unwrap();
+            std::fs::metadata(path).unwrap().ino()
+        };
+        let first = bundle_with(1).unwrap();
+        assert_eq!(bundle_with(2).unwrap(), first);
+        assert_eq!(inode(2), inode(1), "the same blob, not written again");
+
+        // a damaged blob is not reused: removed, and written again
+        let (blob, _) = store.bundle_of(2).unwrap().unwrap();
+        let mut bytes = std::fs::read(&blob).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&blob, &bytes).unwrap();
+        assert_eq!(bundle_with(3).unwrap(), first);
+        let (blob, _) = store.bundle_of(3).unwrap().unwrap();
+        assert_eq!(
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&blob).unwrap())),
+            first
+        );
+
+        // a stored file whose bytes changed without a write (its record still stands) fails
+        // the next bundle that streams it, and is removed to be downloaded again
+        std::fs::write(work.join("app/package.json"), "{\"other\": 1}").unwrap();
+        let mtime = std::fs::metadata(&stored).unwrap().modified().unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&stored).unwrap();
+        std::io::Write::write_all(&mut &file, &[8u8; 10]).unwrap();
+        file.set_modified(mtime).unwrap();
+        let err = bundle_with(4).unwrap_err();
+        assert!(err.message.contains(key), "{}", err.message);
+        assert!(!stored.exists());
     }
 
     #[test]

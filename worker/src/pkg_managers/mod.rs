@@ -43,6 +43,10 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The least time between two notes of a fetch's progress.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The package managers this worker processes, in the order they run (Cachito's).
 pub static REGISTRY: &[&dyn Registered] = &[
@@ -378,6 +382,7 @@ impl PmContext<'_> {
         keep_digests: bool,
     ) -> Result<Vec<crate::fetch::Staged>, Failure> {
         let step = (total / 10).max(1);
+        let mut last_note = Instant::now();
         let limit = self.config.download_concurrency.max(1);
         let mut staged = Vec::with_capacity(items.len());
         let mut items = items.into_iter();
@@ -399,8 +404,11 @@ impl PmContext<'_> {
             }
             staged.push(file);
             let n = staged.len();
-            if n % step == 0 || n == total {
+            // a note every tenth, when the last is a while ago: a request that finds everything
+            // stored is done before the first would tell anyone anything
+            if n % step == 0 && last_note.elapsed() >= PROGRESS_INTERVAL {
                 self.progress(&format!("{what} ({n}/{total})")).await;
+                last_note = Instant::now();
             }
         }
     }
