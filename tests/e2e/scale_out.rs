@@ -278,6 +278,8 @@ async fn logs_are_appended_once_per_chunk_after_an_old_log_file_and_streamed_in_
         (200, "from the file\none\ntwo\nthree\n".to_string())
     );
     assert_eq!(append("w-1", 2, vec![0xff, b'\n']).await, 400);
+    assert_eq!(append("w-1", 2, b"no newline".to_vec()).await, 400);
+    assert_eq!(append("w-1", 2, b"a \x1b[31m colour\n".to_vec()).await, 400);
     assert_eq!(
         append("w-1", 2, vec![b'x'; common::LOG_CHUNK_LIMIT + 1]).await,
         413

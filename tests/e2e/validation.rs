@@ -232,7 +232,7 @@ async fn auth_guards_submission_and_worker_endpoints() {
         (
             reqwest::Method::POST,
             format!("/api/v1/requests/{id}/logs?writer=w-1&seq=0"),
-            json!("a line"),
+            json!("not even a line"),
         ),
     ];
     for (method, path, payload) in &worker_calls {

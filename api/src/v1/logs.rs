@@ -145,8 +145,8 @@ struct StateRow {
     state: String,
 }
 
-/// Worker-only `POST /api/v1/requests/{id}/logs?writer=…&seq=…`: append whole lines (UTF-8
-/// text) to the request's log. Refused (410) once the request is stale: its log is gone.
+/// Worker-only `POST /api/v1/requests/{id}/logs?writer=…&seq=…`: append whole lines (UTF-8,
+/// no control character but tab and newline, the last one ended too) to the request's log. Refused (410) once the request is stale: its log is gone.
 pub async fn append(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -164,11 +164,15 @@ pub async fn append(
         )));
     }
     let body = crate::v1::files::read_body(&req, payload, common::LOG_CHUNK_LIMIT).await?;
-    if std::str::from_utf8(&body).is_err() {
-        return Err(ApiError::bad_request("The request body is not valid UTF-8"));
-    }
     if body.is_empty() {
         return Ok(HttpResponse::NoContent().finish());
+    }
+    // whole lines of clean text: chunks are served one after the other, as they are
+    let lines = std::str::from_utf8(&body).ok();
+    if !lines.is_some_and(|text| text.ends_with('\n') && common::text::is_clean(text)) {
+        return Err(ApiError::bad_request(
+            "The request body must be whole lines of UTF-8 text without control characters",
+        ));
     }
     let mut conn = state.pool.get().await?;
     let id = *id;
