@@ -178,7 +178,8 @@ impl Pending {
         self.requests.entry(request_id).or_default().unsent = Some(chunk);
     }
 
-    /// The api refuses this request's log for good (stale, unknown): what waits for it goes.
+    /// The api refuses this request's log for good (stale, unknown, or this worker's token):
+    /// what waits for it goes.
     fn discard(&mut self, request_id: i64) -> u64 {
         let Some(lines) = self.requests.remove(&request_id) else {
             return 0;
@@ -197,9 +198,9 @@ fn lines_in(text: &[u8]) -> u64 {
 
 /// What sending one chunk came to.
 enum Sent {
-    /// Taken, or nothing to send.
+    /// The api took a chunk.
     Done,
-    /// Nothing more to send for this request now.
+    /// Nothing more to send for this request now (or the api refuses its log for good).
     Empty,
     /// The api could not be reached or failed: try again later.
     Later,
@@ -334,7 +335,7 @@ impl Shared {
                 Sent::Empty
             }
             Err(_) => {
-                pending.failed(request_id, (seq, body.to_vec()));
+                pending.failed(request_id, (seq, Vec::from(body)));
                 Sent::Later
             }
         }
