@@ -1,4 +1,5 @@
-//! `larder cleanup`: requests past their lifetime become stale.
+//! `larder cleanup`: requests past their lifetime become stale. Runs of it on several machines
+//! at once are safe: each request is made stale under its row lock, once.
 
 use crate::db::DbPool;
 use crate::schema::requests;
@@ -8,7 +9,7 @@ use diesel_async::RunQueryDsl;
 /// Failed requests are kept a week for debugging.
 const FAILED_LIFETIME_DAYS: i64 = 7;
 
-/// Mark expired requests stale; returns their ids.
+/// Mark expired requests stale; returns the ids of those this run made stale.
 pub async fn run(
     pool: &DbPool,
     store: &common::Store,
@@ -31,16 +32,49 @@ pub async fn run(
         .order(requests::id)
         .load(&mut conn)
         .await?;
-    for id in &ids {
-        crate::v1::requests::expire(&mut conn, store, *id).await?;
-        tracing::info!(request_id = id, "request is now stale");
+    let mut expired = Vec::with_capacity(ids.len());
+    for id in ids {
+        if crate::v1::requests::expire(&mut conn, store, id).await? {
+            tracing::info!(request_id = id, "request is now stale");
+            expired.push(id);
+        }
     }
-    if !ids.is_empty() {
+    if !expired.is_empty() {
         // recipes of the bundles those requests released last
         match store.prune_bundle_recipes() {
             Ok(pruned) => tracing::info!(pruned, "bundle recipes of removed bundles forgotten"),
             Err(e) => tracing::warn!(error = %e, "cannot forget the recipes of removed bundles"),
         }
     }
-    Ok(ids)
+    Ok(expired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_db::TestDb;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn cleanups_running_together_make_each_request_stale_once() {
+        let db = TestDb::new().await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = common::Store::new(dir.path());
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            ids.push(db.finished_request(chrono::Duration::days(3)).await);
+        }
+        let (a, b) = tokio::join!(run(&db.pool, &store, 1), run(&db.pool, &store, 1));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let mut expired: Vec<i64> = a.iter().chain(&b).copied().collect();
+        expired.sort_unstable();
+        assert_eq!(expired, ids);
+        let mut conn = db.pool.get().await.unwrap();
+        let stale: i64 = crate::schema::request_states::table
+            .filter(crate::schema::request_states::state.eq("stale"))
+            .count()
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(stale, 20);
+    }
 }

@@ -64,9 +64,11 @@ pub async fn create_database(database_url: &str) -> Result<(), DbSetupError> {
             .await
         {
             Ok(_) => tracing::info!(database = %name, "created the database"),
-            // Another process created it at the same moment.
-            Err(diesel::result::Error::DatabaseError(_, info))
-                if info.message().contains("already exists") => {}
+            // Another process created it at the same moment (caught by the check of the name,
+            // or by the unique index of the catalogue if both got past the check).
+            Err(diesel::result::Error::DatabaseError(kind, info))
+                if info.message().contains("already exists")
+                    || matches!(kind, diesel::result::DatabaseErrorKind::UniqueViolation) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -83,9 +85,18 @@ pub async fn drop_database(database_url: &str) -> Result<(), DbSetupError> {
     Ok(())
 }
 
+/// The advisory lock (`pg_advisory_lock`) held while migrating: api instances starting
+/// together migrate one after the other, and the later ones find nothing left to do.
+const MIGRATION_LOCK: i64 = 0x6c61_7264_6572_0001;
+
 /// Apply pending migrations. Needs the multi-threaded tokio runtime.
 pub async fn migrate(database_url: &str) -> Result<Vec<String>, DbSetupError> {
-    let conn = AsyncPgConnection::establish(database_url).await?;
+    let mut conn = AsyncPgConnection::establish(database_url).await?;
+    // held by this connection until it closes, with the harness
+    diesel::sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+        .execute(&mut conn)
+        .await?;
     let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
     let applied = harness
         .run_pending_migrations(MIGRATIONS)

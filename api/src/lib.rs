@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cleanup;
+pub mod counters;
 pub mod db;
 pub mod docs;
 pub mod error;
@@ -13,16 +14,22 @@ pub mod publisher;
 pub mod repos;
 pub mod schema;
 pub mod search_backfill;
+pub mod secret;
 pub mod sweeper;
 pub mod tls;
 pub mod v1;
 
+#[cfg(test)]
+mod test_db;
+
 use actix_web::{web, App, HttpServer};
 use common::token::TokenSecret;
 use common::{Catalogue, Config, Store};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The `service_counters` row of `larder_bytes_downloaded_total`.
+const BYTES_DOWNLOADED: &str = "bytes_downloaded";
 
 pub struct AppState {
     pub config: Config,
@@ -32,7 +39,8 @@ pub struct AppState {
     pub secret: TokenSecret,
     /// `None` when authentication is off.
     pub auth: Option<auth::Authentication>,
-    pub bytes_downloaded: Arc<AtomicU64>,
+    /// Bytes served to clients, by every instance (`/metrics`).
+    pub bytes_downloaded: Arc<counters::SharedCounter>,
     pub database_health: Arc<health::DatabaseHealth>,
     /// The package managers this deployment processes (the worker's registry).
     pub catalogue: Catalogue,
@@ -47,7 +55,7 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] tls::TlsSetupError),
     #[error("cannot read or create the token secret: {0}")]
-    Secret(std::io::Error),
+    Secret(#[from] secret::SecretError),
     #[error("LARDER_AMQP_URL is not a valid AMQP URI: {0}")]
     BrokerUri(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -173,7 +181,8 @@ routes! {
     post "/api/v1/requests/{id}/claim" => v1::leases::claim,
     post "/api/v1/requests/{id}/heartbeat" => v1::leases::heartbeat,
     get "/api/v1/requests/{id}/download" => v1::files::download,
-    get "/api/v1/requests/{id}/logs" => v1::files::logs,
+    get "/api/v1/requests/{id}/logs" => v1::logs::get,
+    post "/api/v1/requests/{id}/logs" => v1::logs::append,
     get "/api/v1/requests/{id}/environment-variables" => v1::files::environment_variables,
     get "/api/v1/requests/{id}/configuration-files" => v1::files::get_configuration_files,
     post "/api/v1/requests/{id}/configuration-files" => v1::files::add_configuration_files,
@@ -196,8 +205,7 @@ impl AppState {
         let pool = db::setup(&config.database_url, config.db_pool_size.into()).await?;
         let database_health = Arc::new(health::DatabaseHealth::new(&config.database_url));
         let store = Store::new(&config.data_dir);
-        let secret = TokenSecret::load_or_create(&config.data_dir.join("secret.key"))
-            .map_err(StartError::Secret)?;
+        let secret = secret::load_or_create(&pool, &config.data_dir).await?;
         let broker = config.broker_uri().map_err(StartError::BrokerUri)?;
         let publisher = Arc::new(publisher::Publisher::new(broker, &config.queue));
         Ok(Self {
@@ -207,7 +215,7 @@ impl AppState {
             store,
             secret,
             auth,
-            bytes_downloaded: Arc::new(AtomicU64::new(0)),
+            bytes_downloaded: Arc::new(counters::SharedCounter::new(BYTES_DOWNLOADED)),
             database_health,
             catalogue,
         })
@@ -243,6 +251,10 @@ pub async fn start(
         Duration::from_secs(2),
     ));
     tokio::spawn(search_backfill::run(state.pool.clone()));
+    tokio::spawn(counters::run(
+        state.bytes_downloaded.clone(),
+        state.pool.clone(),
+    ));
     tokio::spawn(sweeper::run(
         state.pool.clone(),
         state.publisher.clone(),

@@ -329,3 +329,53 @@ pub async fn dispatch_pending(pool: &DbPool, publisher: &Publisher) -> Result<()
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_db::TestDb;
+
+    const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+    async fn jobs_waiting_then_delete(queue: &str) -> u32 {
+        let conn = Connection::connect(AMQP, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = conn.create_channel().await.unwrap();
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let _ = channel.queue_delete(queue.into(), Default::default()).await;
+        declared.message_count()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn dispatchers_of_several_instances_send_each_job_once() {
+        let db = TestDb::new().await;
+        let queue = format!("larder_dispatcher_test_{}", std::process::id());
+        for _ in 0..30 {
+            db.undispatched_request(chrono::Duration::seconds(30)).await;
+        }
+        let (one, two) = (
+            Publisher::new(AMQP.parse().unwrap(), &queue),
+            Publisher::new(AMQP.parse().unwrap(), &queue),
+        );
+        for _ in 0..2 {
+            let (a, b) = tokio::join!(
+                dispatch_pending(&db.pool, &one),
+                dispatch_pending(&db.pool, &two)
+            );
+            a.unwrap();
+            b.unwrap();
+        }
+        assert_eq!(jobs_waiting_then_delete(&queue).await, 30);
+    }
+}

@@ -90,7 +90,9 @@ fn fetch_in_child_processes() -> Result<()> {
     Ok(())
 }
 
-fn init_tracing(data_dir: Option<&std::path::Path>) {
+/// Logging to stderr, and, for a process that runs a worker, to the requests' logs (sent to
+/// the api once the worker starts).
+fn init_tracing(with_request_logs: bool) -> Option<worker::request_log::RequestLogs> {
     let filter = EnvFilter::try_from_env("LARDER_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,actix_server=warn"));
     use std::io::IsTerminal;
@@ -99,23 +101,34 @@ fn init_tracing(data_dir: Option<&std::path::Path>) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     let registry = tracing_subscriber::registry().with(filter).with(fmt);
-    match data_dir {
-        Some(dir) => registry.with(worker::request_log::layer(dir)).init(),
-        None => registry.init(),
+    if with_request_logs {
+        let (layer, logs) = worker::request_log::layer();
+        registry.with(layer).init();
+        Some(logs)
+    } else {
+        registry.init();
+        None
     }
 }
 
 /// The worker of `serve`, on its own runtime whose threads (and their blocking pool, where the
 /// archive and hashing work runs) the kernel schedules after the api's: a busy worker on a
 /// small machine must not make `/healthz` or a submission wait.
-fn spawn_background_worker(config: Config) -> Result<std::thread::JoinHandle<()>> {
-    spawn_worker(config, true)
+fn spawn_background_worker(
+    config: Config,
+    request_logs: Option<worker::request_log::RequestLogs>,
+) -> Result<std::thread::JoinHandle<()>> {
+    spawn_worker(config, true, request_logs)
 }
 
 /// The worker on a runtime of its own. Its blocking pool is bounded: every file a request
 /// checks is a short task there, and tokio's default (up to 512 threads, each kept 10 s) made
 /// a hundred threads whose allocator caches doubled `serve`'s RSS over repeated warm requests.
-fn spawn_worker(config: Config, lower: bool) -> Result<std::thread::JoinHandle<()>> {
+fn spawn_worker(
+    config: Config,
+    lower: bool,
+    request_logs: Option<worker::request_log::RequestLogs>,
+) -> Result<std::thread::JoinHandle<()>> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder
         .worker_threads(2)
@@ -130,7 +143,7 @@ fn spawn_worker(config: Config, lower: bool) -> Result<std::thread::JoinHandle<(
         .context("cannot start the worker's runtime")?;
     std::thread::Builder::new()
         .name("larder-worker".into())
-        .spawn(move || runtime.block_on(worker::run(config)))
+        .spawn(move || runtime.block_on(worker::run(config, request_logs)))
         .context("cannot start the worker's thread")
 }
 
@@ -158,7 +171,7 @@ async fn main() -> Result<()> {
                 config.trusted_proxies = None;
                 eprintln!("WARNING: development mode: local repositories are allowed and authentication is OFF");
             }
-            init_tracing(Some(&config.data_dir));
+            let request_logs = init_tracing(true);
             // over TLS the in-process worker reaches the api by its public name, which the
             // certificate is for
             if config.api_url.is_none() && config.tls_cert.is_none() {
@@ -179,34 +192,34 @@ async fn main() -> Result<()> {
             worker::check_config(&config)?;
             let server = api::start(config.clone(), worker::pkg_managers::catalogue()).await?;
             fetch_in_child_processes()?;
-            let _worker = spawn_background_worker(config)?;
+            let _worker = spawn_background_worker(config, request_logs)?;
             server.await.context("the api stopped")?;
         }
         Command::Api { config } => {
-            init_tracing(None);
+            init_tracing(false);
             api::start(config, worker::pkg_managers::catalogue())
                 .await?
                 .await
                 .context("the api stopped")?;
         }
         Command::Worker { config } => {
-            init_tracing(Some(&config.data_dir));
+            let request_logs = init_tracing(true);
             worker::check_config(&config)?;
             fetch_in_child_processes()?;
-            let worker = spawn_worker(config, false)?;
+            let worker = spawn_worker(config, false, request_logs)?;
             tokio::task::spawn_blocking(move || worker.join())
                 .await
                 .context("the worker stopped")?
                 .map_err(|_| anyhow::anyhow!("the worker panicked"))?;
         }
         Command::Migrate { config } => {
-            init_tracing(None);
+            init_tracing(false);
             api::db::create_database(&config.database_url).await?;
             let applied = api::db::migrate(&config.database_url).await?;
             println!("applied {} migration(s)", applied.len());
         }
         Command::Cleanup { config } => {
-            init_tracing(None);
+            init_tracing(false);
             let pool = api::db::setup(&config.database_url, config.db_pool_size.into()).await?;
             let store = common::Store::new(&config.data_dir);
             let ids = api::cleanup::run(&pool, &store, config.request_lifetime_days)

@@ -30,7 +30,7 @@ pub struct Config {
     #[arg(long, env = "LARDER_QUEUE", default_value = "larder")]
     pub queue: String,
 
-    /// Root of the permanent store (sources, dependencies, bundles, logs).
+    /// Root of the permanent store (sources, dependencies, bundles).
     #[arg(long, env = "LARDER_DATA_DIR", default_value = "./larder-data")]
     pub data_dir: PathBuf,
 

@@ -253,6 +253,10 @@ pub struct Job {
 /// The header a worker's reports carry: the attempt its claim returned.
 pub const ATTEMPT_HEADER: &str = "X-Larder-Attempt";
 
+/// The largest chunk of a request's log a worker sends at once (`POST …/logs`): whole lines,
+/// each at most 64 KiB.
+pub const LOG_CHUNK_LIMIT: usize = 1 << 20;
+
 /// The packages data of a finished request (Cachito's packages file).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackagesData {

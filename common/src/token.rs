@@ -1,12 +1,15 @@
 //! Per-request repository tokens. A token is derived from a server secret and a random
 //! per-request salt, so the database never holds a usable token, yet the api can hand the
-//! token back in a request's environment variables and check a presented one.
+//! token back in a request's environment variables and check a presented one. The api keeps
+//! the secret in its database (`api/src/secret.rs`).
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
+
+const WRONG_LENGTH: &str = "the secret key must be 32 bytes";
 
 #[derive(Clone)]
 pub struct TokenSecret([u8; 32]);
@@ -18,39 +21,34 @@ impl std::fmt::Debug for TokenSecret {
 }
 
 impl TokenSecret {
-    /// Read the secret at `path`, creating it (mode 0600) on first use. Every api sharing the
-    /// store shares the secret.
-    pub fn load_or_create(path: &Path) -> io::Result<Self> {
-        if let Ok(bytes) = std::fs::read(path) {
-            let decoded = hex::decode(bytes.trim_ascii())
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            let key: [u8; 32] = decoded.try_into().map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "the secret key must be 32 bytes",
-                )
-            })?;
-            return Ok(Self(key));
-        }
+    /// A new random secret.
+    pub fn generate() -> Self {
         let mut key = [0u8; 32];
         rand::rng().fill_bytes(&mut key);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        match opts.open(path) {
-            Ok(mut file) => {
-                file.write_all(hex::encode(key).as_bytes())?;
-                file.sync_all()?;
-                Ok(Self(key))
-            }
-            // Another process created it first: use theirs.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Self::load_or_create(path),
-            Err(e) => Err(e),
-        }
+        Self(key)
+    }
+
+    /// The secret an api of an earlier version kept at `path` (hex), if there is one there.
+    pub fn read_file(path: &Path) -> io::Result<Option<Self>> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let decoded = hex::decode(bytes.trim_ascii())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Self::from_slice(&decoded)
+            .map(Some)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, WRONG_LENGTH))
+    }
+
+    /// `None` unless `bytes` is 32 bytes long.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     pub fn from_bytes(key: [u8; 32]) -> Self {
@@ -87,11 +85,14 @@ mod tests {
     }
 
     #[test]
-    fn secret_persists() {
+    fn a_secret_file_of_an_earlier_version_reads() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret.key");
-        let one = TokenSecret::load_or_create(&path).unwrap();
-        let two = TokenSecret::load_or_create(&path).unwrap();
-        assert_eq!(one.repo_token(1, "x"), two.repo_token(1, "x"));
+        assert!(TokenSecret::read_file(&path).unwrap().is_none());
+        std::fs::write(&path, format!("{}\n", hex::encode([9u8; 32]))).unwrap();
+        let read = TokenSecret::read_file(&path).unwrap().unwrap();
+        assert_eq!(read.as_bytes(), &[9u8; 32]);
+        std::fs::write(&path, hex::encode([9u8; 31])).unwrap();
+        assert!(TokenSecret::read_file(&path).is_err());
     }
 }

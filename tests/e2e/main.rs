@@ -20,6 +20,7 @@ mod pnpm;
 mod reliability;
 mod requests;
 mod rubygems;
+mod scale_out;
 mod search;
 mod single_flight;
 mod tls;

@@ -229,6 +229,11 @@ async fn auth_guards_submission_and_worker_endpoints() {
             format!("/api/v1/requests/{id}/artifacts"),
             json!([]),
         ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/requests/{id}/logs?writer=w-1&seq=0"),
+            json!("not even a line"),
+        ),
     ];
     for (method, path, payload) in &worker_calls {
         let url = format!("{}{path}", larder.url);

@@ -50,6 +50,8 @@ pub struct ApiClient {
     token: Option<String>,
     /// The attempt this client reports for (`X-Larder-Attempt`), once a claim granted one.
     attempt: Option<i32>,
+    /// Flushed before a final state is reported.
+    request_logs: Option<crate::request_log::RequestLogs>,
 }
 
 const ATTEMPTS: u32 = 6;
@@ -70,6 +72,58 @@ impl ApiClient {
             base: base.trim_end_matches('/').to_string(),
             token,
             attempt: None,
+            request_logs: None,
+        }
+    }
+
+    /// A client that sends a request's waiting log lines before reporting its final state.
+    pub fn with_request_logs(self, request_logs: crate::request_log::RequestLogs) -> Self {
+        Self {
+            request_logs: Some(request_logs),
+            ..self
+        }
+    }
+
+    /// Send the request's waiting log lines now (for a few seconds at most).
+    pub async fn flush_request_log(&self, id: i64) {
+        if let Some(logs) = &self.request_logs {
+            logs.flush(id).await;
+        }
+    }
+
+    /// Append whole lines to the request's log: chunk `seq` of `writer`. One try, within
+    /// `timeout`: the request log retries in its next round.
+    pub async fn append_log(
+        &self,
+        id: i64,
+        writer: &str,
+        seq: i64,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<(), ApiClientError> {
+        let path = format!("/api/v1/requests/{id}/logs");
+        let what = format!("POST {path}");
+        let mut req = self
+            .http
+            .post(format!(
+                "{}{path}?writer={}&seq={seq}",
+                self.base,
+                common::percent::encode_component(writer)
+            ))
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .timeout(timeout)
+            .body(body);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        match req.send().await {
+            Ok(resp) if resp.status().is_success() => Ok(()),
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let body = resp.text().await.unwrap_or_default();
+                Err(ApiClientError::Status { what, status, body })
+            }
+            Err(source) => Err(ApiClientError::Http { what, source }),
         }
     }
 
@@ -211,6 +265,7 @@ impl ApiClient {
     }
 
     pub async fn complete(&self, id: i64) -> Result<(), ApiClientError> {
+        self.flush_request_log(id).await;
         self.patch(
             id,
             json!({"state": RequestState::Complete, "state_reason": "Completed successfully"}),
@@ -219,6 +274,7 @@ impl ApiClient {
     }
 
     pub async fn fail(&self, id: i64, failure: &Failure) -> Result<(), ApiClientError> {
+        self.flush_request_log(id).await;
         self.patch(
             id,
             json!({"state": RequestState::Failed, "state_reason": failure.message, "error_origin": failure.origin(), "error_type": failure.error_type()}),

@@ -62,8 +62,9 @@ pub fn check_config(config: &Config) -> Result<(), pkg_managers::repos_ca::Repos
     Ok(())
 }
 
-/// Consume jobs forever, reconnecting to the broker whenever the connection drops.
-pub async fn run(config: Config) {
+/// Consume jobs forever, reconnecting to the broker whenever the connection drops. The
+/// requests' logs go to the api through `request_logs` (from [`request_log::layer`]), if given.
+pub async fn run(config: Config, request_logs: Option<request_log::RequestLogs>) {
     configure_libgit2();
     let config = Arc::new(config);
     let store = Store::new(&config.data_dir);
@@ -80,6 +81,19 @@ pub async fn run(config: Config) {
         config.worker_token.clone(),
         repos_ca.as_ref().map(|ca| ca.pem()),
     );
+    let api = match request_logs {
+        Some(logs) => {
+            // pid 1 in every container, and a restarted process counts its chunks from 0
+            let writer = format!(
+                "{}-{}",
+                pipeline::worker_name(),
+                &common::token::new_salt()[..12]
+            );
+            logs.ship(api.clone(), writer);
+            api.with_request_logs(logs)
+        }
+        None => api,
+    };
     pipeline::remove_stale_temp(&store, config.request_timeout + config.heartbeat_timeout);
     match common::store::download_lease::remove_dead_leases(&store) {
         Ok(0) => {}
@@ -139,9 +153,10 @@ async fn consume(config: Arc<Config>, store: Store, api: ApiClient) -> Result<()
                 return;
             };
             let span = tracing::info_span!("request", request_id = job.request_id);
+            let api = &api;
             async {
                 let redelivered = delivery.redelivered;
-                match pipeline::process(&config, &store, &api, job.request_id, redelivered).await {
+                match pipeline::process(&config, &store, api, job.request_id, redelivered).await {
                     Ok(Outcome::Complete | Outcome::Failed | Outcome::Skipped | Outcome::Superseded) => {
                         let _ = delivery.ack(BasicAckOptions::default()).await;
                     }
@@ -157,7 +172,9 @@ async fn consume(config: Arc<Config>, store: Store, api: ApiClient) -> Result<()
                 }
             }
             .instrument(span)
-            .await
+            .await;
+            // what was logged after the final state, and by a skipped or superseded attempt
+            api.flush_request_log(job.request_id).await;
         });
     }
     Err(WorkerError::ConsumerClosed)

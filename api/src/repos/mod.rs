@@ -198,9 +198,7 @@ impl RepoRequest {
                 bytes,
                 content_type,
             } => {
-                self.state
-                    .bytes_downloaded
-                    .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                self.state.bytes_downloaded.add(bytes.len() as u64);
                 Ok(HttpResponse::Ok().content_type(content_type).body(bytes))
             }
             Served::File {
@@ -222,7 +220,7 @@ impl RepoRequest {
                     builder,
                     file,
                     size,
-                    self.state.bytes_downloaded.clone(),
+                    self.state.bytes_downloaded.counting(),
                 ))
             }
         }

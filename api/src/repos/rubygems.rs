@@ -197,9 +197,7 @@ pub async fn handle(repo: &RepoRequest, req: &HttpRequest, tail: &str) -> ApiRes
                     .insert_header((header::ETAG, etag))
                     .finish());
             }
-            repo.state
-                .bytes_downloaded
-                .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            repo.state.bytes_downloaded.add(body.len() as u64);
             Ok(HttpResponse::Ok()
                 .content_type(INDEX_CONTENT_TYPE)
                 .insert_header((header::ETAG, etag))

@@ -124,30 +124,8 @@ pub async fn download(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResu
         builder,
         file,
         size,
-        state.bytes_downloaded.clone(),
+        state.bytes_downloaded.counting(),
     ))
-}
-
-pub async fn logs(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
-    let mut conn = state.pool.get().await?;
-    let row = find(&mut conn, *id).await?;
-    drop(conn);
-    let path = state.store.path(&common::store::log_key(row.id))?;
-    match tokio::fs::File::open(&path).await {
-        Ok(file) => Ok(HttpResponse::Ok()
-            .content_type("text/plain; charset=utf-8")
-            .streaming(stream_file(file, state.bytes_downloaded.clone()))),
-        Err(_) => match row.state.as_str() {
-            "stale" => Err(ApiError::gone(format!(
-                "The logs for the Larder request {} no longer exist",
-                row.id
-            ))),
-            "in_progress" => Ok(HttpResponse::Ok()
-                .content_type("text/plain; charset=utf-8")
-                .finish()),
-            _ => Err(ApiError::not_found()),
-        },
-    }
 }
 
 pub async fn environment_variables(
@@ -466,7 +444,7 @@ pub async fn put_packages(
 
 /// A body of at most `limit` bytes, in one buffer sized once from the announced length (grown
 /// by doubling, it would hold up to twice the body).
-async fn read_body(
+pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,

@@ -3,6 +3,7 @@ pub mod dependencies;
 pub mod files;
 pub mod filters;
 pub mod leases;
+pub mod logs;
 pub mod manifests;
 pub mod pagination;
 pub mod request_metrics;

@@ -514,7 +514,8 @@ pub async fn patch(
     Ok(HttpResponse::Ok().finish())
 }
 
-/// A stale request keeps its row and history; its bundle and log go. Sources and dependencies
+/// A stale request keeps its row and history; its bundle and the log file of an earlier
+/// version go (its log in the database went with the transition). Sources and dependencies
 /// stay: they are permanent.
 pub fn remove_stale_files(store: &common::Store, id: i64) {
     for removed in [
@@ -529,16 +530,22 @@ pub fn remove_stale_files(store: &common::Store, id: i64) {
 
 pub const EXPIRED: &str = "The request has expired";
 
-/// Mark one request stale (the cleanup job).
-pub async fn expire(conn: &mut crate::db::DbConn, store: &common::Store, id: i64) -> ApiResult<()> {
+/// Mark one request stale (the cleanup job); `false` when it already was (another cleanup made
+/// it stale first).
+pub async fn expire(
+    conn: &mut crate::db::DbConn,
+    store: &common::Store,
+    id: i64,
+) -> ApiResult<bool> {
     let update = PatchBody::state(RequestState::Stale, EXPIRED.to_string(), None);
     let changed = conn
         .transaction::<_, ApiError, _>(async |conn| apply_patch(conn, id, update, None).await)
         .await?;
-    if changed == Some(RequestState::Stale) {
+    let expired = changed == Some(RequestState::Stale);
+    if expired {
         remove_stale_files(store, id);
     }
-    Ok(())
+    Ok(expired)
 }
 
 /// Bounds of what a worker reports (reasons: `common::text::MAX_REASON_BYTES`).
@@ -734,6 +741,9 @@ pub(crate) async fn apply_patch(
                 .execute(conn)
                 .await?;
             new_state = Some(*next);
+            if *next == RequestState::Stale {
+                crate::v1::logs::remove(conn, id).await?;
+            }
         }
         if *next == RequestState::Failed {
             if let Some((origin, kind)) = &update.error {

@@ -9,7 +9,6 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde_json::{json, Map, Value};
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 
 /// What `/api/v1/status` reports: the database (from the background check), the broker and the
 /// workers consuming this deployment's queue. `/api/v1/status/short` answers from it too.
@@ -120,7 +119,8 @@ struct DurationRow {
     seconds: f64,
 }
 
-/// Derived from the database at scrape time, so every api instance reports the same numbers.
+/// Derived from the database at scrape time, so every api instance reports the same numbers
+/// (the bytes downloaded through the other instances within `counters::FLUSH_INTERVAL` aside).
 pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
     let counts: Vec<(String, i64)> = requests::table
@@ -179,12 +179,16 @@ pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
             values.len()
         );
     }
-    out.push_str("# HELP larder_bytes_downloaded_total Bytes served to clients (bundles, logs, repositories).\n# TYPE larder_bytes_downloaded_total counter\n");
-    let _ = writeln!(
-        out,
-        "larder_bytes_downloaded_total {}",
-        std::sync::atomic::AtomicU64::load(&state.bytes_downloaded, Ordering::Relaxed)
-    );
+    drop(conn);
+    let bytes_downloaded = state
+        .bytes_downloaded
+        .total(&state.pool)
+        .await
+        .map_err(|e| {
+            crate::error::ApiError::unavailable(format!("The counters cannot be read: {e}"))
+        })?;
+    out.push_str("# HELP larder_bytes_downloaded_total Bytes served to clients (bundles, logs, repositories) by every api instance.\n# TYPE larder_bytes_downloaded_total counter\n");
+    let _ = writeln!(out, "larder_bytes_downloaded_total {bytes_downloaded}");
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out))

@@ -1,0 +1,107 @@
+//! A fresh PostgreSQL database for one test (the real server, as every test uses), migrated,
+//! dropped when the test ends.
+
+use crate::db::{self, DbPool};
+
+pub struct TestDb {
+    pub url: String,
+    pub pool: DbPool,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let url = format!(
+            "postgres://postgres@127.0.0.1:5432/larder_api_test_{}_{nanos}",
+            std::process::id()
+        );
+        let pool = db::setup(&url, 8).await.unwrap();
+        Self { url, pool }
+    }
+
+    /// A request in progress, claimed once `silent_for` ago by a worker not heard of since.
+    pub async fn silent_request(&self, silent_for: chrono::Duration) -> i64 {
+        use diesel::sql_types::Timestamp;
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+        }
+        let now = chrono::Utc::now().naive_utc();
+        let mut conn = self.pool.get().await.unwrap();
+        diesel::sql_query(
+            "INSERT INTO requests (repo, ref, pkg_managers, flags, created, state, state_reason, \
+               updated, token_salt, dispatched_at, attempts, started_at, heartbeat_at, worker) \
+             VALUES ('https://example.com/r.git', '0123456789abcdef0123456789abcdef01234567', \
+               '{}', '{}', $2, 'in_progress', 'The request was initiated', $1, 'salt', $2, 1, $2, \
+               $2, 'gone-1') RETURNING id",
+        )
+        .bind::<Timestamp, _>(now)
+        .bind::<Timestamp, _>(now - silent_for)
+        .get_result::<Id>(&mut conn)
+        .await
+        .unwrap()
+        .id
+    }
+}
+
+impl TestDb {
+    /// A request that completed `ago`.
+    pub async fn finished_request(&self, ago: chrono::Duration) -> i64 {
+        self.insert_request("complete", ago, None).await
+    }
+
+    /// A request created `ago` whose job never reached the broker.
+    pub async fn undispatched_request(&self, ago: chrono::Duration) -> i64 {
+        self.insert_request("in_progress", ago, None).await
+    }
+
+    async fn insert_request(
+        &self,
+        state: &str,
+        ago: chrono::Duration,
+        dispatched: Option<chrono::NaiveDateTime>,
+    ) -> i64 {
+        use diesel::sql_types::{Nullable, Text, Timestamp};
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+        }
+        let then = chrono::Utc::now().naive_utc() - ago;
+        let mut conn = self.pool.get().await.unwrap();
+        diesel::sql_query(
+            "INSERT INTO requests (repo, ref, pkg_managers, flags, created, state, state_reason, \
+               updated, token_salt, dispatched_at) \
+             VALUES ('https://example.com/r.git', '0123456789abcdef0123456789abcdef01234567', \
+               '{}', '{}', $1, $2, 'as the test set it', $1, 'salt', $3) RETURNING id",
+        )
+        .bind::<Timestamp, _>(then)
+        .bind::<Text, _>(state)
+        .bind::<Nullable<Timestamp>, _>(dispatched)
+        .get_result::<Id>(&mut conn)
+        .await
+        .unwrap()
+        .id
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        // Drop may run inside the test's runtime: drop the database on a thread with its own
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(db::drop_database(&url))
+        })
+        .join();
+    }
+}
