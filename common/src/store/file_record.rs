@@ -32,15 +32,21 @@ pub fn record(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
 
 /// The record `name` of the file at `path`, if it has one made since its last write.
 pub fn recorded(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let mut bytes = xattr::get(path, format!("{PREFIX}{name}")).ok()??;
+    read(path, name).map(|(value, _)| value)
+}
+
+/// The record and the file's metadata: one `getxattr` into a block-sized buffer (ext4 keeps no
+/// larger value) and one `statx`, per record of each of thousands of files a warm request reads.
+fn read(path: &Path, name: &str) -> Option<(Vec<u8>, Metadata)> {
+    let mut buf = [0u8; 4096];
+    let n = rustix::fs::getxattr(path, format!("{PREFIX}{name}").as_str(), &mut buf[..]).ok()?;
     let meta = std::fs::metadata(path).ok()?;
-    let (&version, rest) = bytes.split_first()?;
-    let (when, _) = rest.split_at_checked(STAMP)?;
+    let (&version, rest) = buf[..n].split_first()?;
+    let (when, value) = rest.split_at_checked(STAMP)?;
     if version != VERSION || when != stamp(&meta) {
         return None;
     }
-    bytes.drain(..1 + STAMP);
-    Some(bytes)
+    Some((value.to_vec(), meta))
 }
 
 const DIGESTS: &str = "digests";
@@ -63,8 +69,8 @@ pub fn record_digests(path: &Path, digests: &FileDigests) -> io::Result<()> {
 
 /// The digests recorded on the file at `path`, if it has a record made since its last write.
 pub fn recorded_digests(path: &Path) -> Option<FileDigests> {
-    let size = std::fs::metadata(path).ok()?.len();
-    FileDigests::from_bytes(&recorded(path, DIGESTS)?).filter(|d| d.size == size)
+    let (value, meta) = read(path, DIGESTS)?;
+    FileDigests::from_bytes(&value).filter(|d| d.size == meta.len())
 }
 
 /// Whether the filesystem of the directory `dir` keeps records (user extended attributes).
