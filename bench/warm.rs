@@ -231,8 +231,20 @@ async fn measure(case: &str, project: &Project, runs: usize, fixture: Duration) 
 async fn timed(larder: &Larder, body: &serde_json::Value) -> (i64, Duration) {
     let t = Instant::now();
     let id = larder.submit(body.clone()).await;
+    if std::env::var_os("LARDER_WARM_BENCH_PRINT_LOGS").is_some() {
+        eprintln!("request {id}: submitted in {:.1?}", t.elapsed());
+    }
     loop {
+        let polled = Instant::now();
         let (status, r) = larder.get(&format!("/api/v1/requests/{id}")).await;
+        if std::env::var_os("LARDER_WARM_BENCH_PRINT_LOGS").is_some() {
+            eprintln!(
+                "request {id}: {} at {:.1?} (GET {:.1?})",
+                r["state"],
+                t.elapsed(),
+                polled.elapsed()
+            );
+        }
         assert_eq!(status, 200, "{r}");
         if r["state"] != "in_progress" {
             let took = t.elapsed();

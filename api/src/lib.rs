@@ -281,6 +281,9 @@ pub async fn start(
             }))
     })
     .workers(4)
+    // a response streamed in several writes (a request's JSON, a repository's index) waited
+    // for the client's delayed ACK: Nagle's algorithm held its last segment 40 ms
+    .tcp_nodelay(true)
     .backlog(BACKLOG)
     .max_connections(MAX_CONNECTIONS_PER_WORKER)
     .client_request_timeout(REQUEST_HEAD_TIMEOUT)

@@ -177,6 +177,12 @@ pub async fn append(
     let mut conn = state.pool.get().await?;
     let id = *id;
     conn.transaction::<_, ApiError, _>(async |conn| {
+        // not a WAL flush per chunk: the request's completion (or failure) commits durably
+        // after its last chunk, and takes every chunk before it to disk; a database crash can
+        // lose only the lines of its last moments
+        diesel::sql_query("SET LOCAL synchronous_commit TO OFF")
+            .execute(conn)
+            .await?;
         // KEY SHARE: going stale (FOR UPDATE, which removes the chunks) waits for this
         // append, and this one for it, so no chunk outlives its request's log
         let row: StateRow =
