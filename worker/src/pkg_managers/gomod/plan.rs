@@ -772,9 +772,9 @@ pub fn verify_download(d: &GoDownload, file: &Path) -> Result<Option<String>, Ve
             Ok(Some(h))
         }
         GoFileKind::Zip => {
-            let s = validate_zip(file, &d.module, &d.version)?;
+            let h1 = zip_h1(file, &d.module, &d.version)?;
             if let ExpectedH1::Verify(e) = &d.h1 {
-                if *e != s.h1 {
+                if *e != h1 {
                     return Err(DirhashError::Mismatch {
                         label: label.to_string(),
                         what: "the module zip",
@@ -783,9 +783,28 @@ pub fn verify_download(d: &GoDownload, file: &Path) -> Result<Option<String>, Ve
                     .into());
                 }
             }
-            Ok(Some(s.h1))
+            Ok(Some(h1))
         }
     }
+}
+
+/// The `h1:` of a module zip that passes the zip rules for `module@version`: recorded on the
+/// stored file the first time (`file_record`), so that a request finding it again does not
+/// unpack and hash every file of it again.
+fn zip_h1(file: &Path, module: &str, version: &str) -> Result<String, VerifyError> {
+    use common::store::file_record;
+    const RECORD: &str = "gomod-zip-h1";
+    let tag = format!("{module}@{version} ");
+    let recorded = file_record::recorded(file, RECORD)
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix(&tag).map(str::to_string));
+    if let Some(h1) = recorded {
+        return Ok(h1);
+    }
+    let h1 = validate_zip(file, module, version)?.h1;
+    // a filesystem without records: validated again next time
+    let _ = file_record::record(file, RECORD, format!("{tag}{h1}").as_bytes());
+    Ok(h1)
 }
 
 /// A file of the repository the bundle must carry with new content (path relative to `app/`).
@@ -960,6 +979,31 @@ mod tests {
         assert_eq!(z.h1, ExpectedH1::Verify(a.h1.clone()));
         assert_eq!(p.downloads[0].h1, ExpectedH1::None);
         assert_eq!(p.zip_h1.len(), 1);
+    }
+
+    #[test]
+    fn a_module_zip_validated_once_is_recorded_for_its_module_and_version() {
+        let a = m("example.com/a", "v1.0.0");
+        let d = tempfile::tempdir().unwrap();
+        let zip = d.path().join("v1.0.0.zip");
+        std::fs::write(&zip, &a.zip).unwrap();
+        let h1 = zip_h1(&zip, "example.com/a", "v1.0.0").unwrap();
+        assert_eq!(h1, a.h1);
+        // another module@version is not taken from the record: it is validated, and refused
+        assert!(zip_h1(&zip, "example.com/b", "v1.0.0").is_err());
+        if !common::store::file_record::kept_in(d.path()) {
+            return;
+        }
+        // the record answers without reading the zip (here: it could not be read as one)
+        let mtime = std::fs::metadata(&zip).unwrap().modified().unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&zip).unwrap();
+        std::io::Write::write_all(&mut &f, &vec![0u8; a.zip.len()]).unwrap();
+        f.set_modified(mtime).unwrap();
+        assert_eq!(zip_h1(&zip, "example.com/a", "v1.0.0").unwrap(), a.h1);
+        // written since: validated again
+        f.set_modified(mtime + std::time::Duration::from_secs(1))
+            .unwrap();
+        assert!(zip_h1(&zip, "example.com/a", "v1.0.0").is_err());
     }
 
     #[test]
