@@ -193,6 +193,11 @@ fn bundle_refs_dir(sha256_hex: &str) -> String {
     format!("bundles/sha256/{sha256_hex}.refs")
 }
 
+/// The blob a request referred to and has not named yet (a reuse or publication under way).
+fn bundle_pending_key(request_id: i64) -> String {
+    format!("bundles/{request_id}.tar.gz.pending")
+}
+
 /// What a bundle made of exactly these inputs turned out to be: its blob's sha256 (hex).
 fn bundle_recipe_key(recipe_hex: &str) -> String {
     format!("bundles/recipes/{recipe_hex}")
@@ -256,19 +261,55 @@ impl Store {
             source,
         };
         let mut hasher = Sha256::new();
-        match File::open(&blob) {
-            Ok(mut file) => io::copy(&mut file, &mut hasher).map_err(io)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BundleReuse::Missing),
+        let read = match File::open(&blob) {
+            Ok(mut file) => {
+                io::copy(&mut file, &mut hasher).map_err(io)?;
+                file.metadata().map_err(io)?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.drop_pending_ref(sha256_hex, request_id)?;
+                return Ok(BundleReuse::Missing);
+            }
             Err(e) => return Err(io(e)),
         };
         if hex::encode(hasher.finalize()) != sha256_hex {
-            let aside = blob.with_extension(format!("gz.damaged-{request_id}"));
-            fs::rename(&blob, &aside).map_err(io)?;
-            fs::remove_file(&aside).map_err(io)?;
+            self.remove_damaged_blob(&blob, &read, request_id)
+                .map_err(io)?;
+            self.drop_pending_ref(sha256_hex, request_id)?;
             return Ok(BundleReuse::Damaged);
         }
         self.name_bundle(sha256_hex, request_id)?;
         Ok(BundleReuse::Named)
+    }
+
+    /// Take away the damaged blob at `blob`, the file `read` was of: not another request's
+    /// whole one published there since.
+    fn remove_damaged_blob(
+        &self,
+        blob: &Path,
+        read: &fs::Metadata,
+        request_id: i64,
+    ) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let aside = blob.with_extension(format!("gz.damaged-{request_id}"));
+        match fs::rename(blob, &aside) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            other => other?,
+        }
+        let moved = fs::metadata(&aside)?;
+        if (moved.dev(), moved.ino()) != (read.dev(), read.ino()) && !blob.exists() {
+            return fs::rename(&aside, blob);
+        }
+        fs::remove_file(&aside)
+    }
+
+    /// A reference this request added and will not name (the blob was gone or damaged): it
+    /// goes, unless the request's bundle is that blob already.
+    fn drop_pending_ref(&self, sha256_hex: &str, request_id: i64) -> Result<(), StoreError> {
+        if self.recorded_bundle(request_id)?.as_deref() != Some(sha256_hex) {
+            self.release_blob(sha256_hex, request_id)?;
+        }
+        self.remove(&bundle_pending_key(request_id))
     }
 
     /// The bundle (sha256 hex) made before of the inputs `recipe_hex` names, if one was.
@@ -333,6 +374,9 @@ impl Store {
     }
 
     fn add_bundle_ref(&self, sha256_hex: &str, request_id: i64) -> Result<(), StoreError> {
+        // first what the reference is, so that a worker killed before it names it leaves
+        // nothing that the request's release does not find
+        self.put_bytes(&bundle_pending_key(request_id), sha256_hex.as_bytes())?;
         let refs = self.path(&bundle_refs_dir(sha256_hex))?;
         let io = |source| StoreError::Io {
             key: bundle_refs_dir(sha256_hex),
@@ -358,7 +402,7 @@ impl Store {
         if let Some(old) = earlier.filter(|old| old != sha256_hex) {
             self.release_blob(&old, request_id)?;
         }
-        Ok(())
+        self.remove(&bundle_pending_key(request_id))
     }
 
     /// The path of the request's bundle and the sha256 (hex) it must have, if it has one.
@@ -387,9 +431,18 @@ impl Store {
     /// The request no longer needs its bundle: its name and reference go, and the blob too
     /// when no other request refers to it.
     pub fn release_bundle(&self, request_id: i64) -> Result<(), StoreError> {
-        if let Some(hex) = self.recorded_bundle(request_id)? {
+        let named = self.recorded_bundle(request_id)?;
+        if let Some(hex) = &named {
+            self.release_blob(hex, request_id)?;
+        }
+        let pending = fs::read_to_string(self.path(&bundle_pending_key(request_id))?)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| is_sha256_hex(t) && Some(t) != named.as_ref());
+        if let Some(hex) = pending {
             self.release_blob(&hex, request_id)?;
         }
+        self.remove(&bundle_pending_key(request_id))?;
         // the name last: a failure before leaves it, and a retry finds what to release
         self.remove(&legacy_bundle_key(request_id))?;
         self.remove(&bundle_checksum_key(request_id))

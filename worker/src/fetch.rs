@@ -292,9 +292,13 @@ impl Fetcher {
                     if let Some(checked) = fetcher.stage_stored(&download, &check) {
                         return checked;
                     }
+                    // the stamp before the bytes: a write while they are read voids the record
+                    let before = std::fs::metadata(&path).ok();
                     let digests =
                         hash_and_verify(&path, &download.expected, &download.label, &check)?;
-                    keep_record(&path, &digests);
+                    if let Some(before) = before {
+                        keep_record(&path, &digests, &before);
+                    }
                     Ok(staged(&download, digests, None, None, false))
                 })
                 .await;
@@ -310,7 +314,9 @@ impl Fetcher {
         let (temp, lease) = crate::blocking::blocking(move || {
             check(temp.path())?;
             // on the inode: it goes into the store with the file, and to the waiters that link it
-            keep_record(temp.path(), &digests_for_record);
+            if let Ok(meta) = temp.as_file().metadata() {
+                keep_record(temp.path(), &digests_for_record, &meta);
+            }
             temp.as_file()
                 .sync_all()
                 .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
@@ -562,8 +568,8 @@ fn hash_and_verify(
 
 /// Record `digests` on the verified file at `path`; a filesystem without extended attributes
 /// keeps none (the file is then hashed by every request that needs it).
-fn keep_record(path: &Path, digests: &FileDigests) {
-    if let Err(e) = file_record::record_digests(path, digests) {
+fn keep_record(path: &Path, digests: &FileDigests, before: &std::fs::Metadata) {
+    if let Err(e) = file_record::record_digests(path, digests, before) {
         tracing::debug!(path = %path.display(), error = %e, "no digest record kept");
     }
 }

@@ -214,14 +214,36 @@ impl RepoRequest {
                     .await
                     .map_err(|e| ApiError::internal(e.to_string()))?
                     .len();
+                let record_of = path.clone();
+                let recorded =
+                    web::block(move || common::store::file_record::recorded_digests(&record_of))
+                        .await
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                let counter = self.state.bytes_downloaded.counting();
                 let mut builder = HttpResponse::Ok();
-                builder.content_type(content_type);
-                Ok(crate::v1::files::stored_file(
-                    builder,
-                    file,
-                    size,
-                    self.state.bytes_downloaded.counting(),
-                ))
+                builder
+                    .content_type(content_type)
+                    .insert_header(header::ContentEncoding::Identity)
+                    .no_chunking(size);
+                // what a request verified is what is served: checked as it streams
+                Ok(match recorded.filter(|d| d.size == size) {
+                    Some(digests) => {
+                        let store = self.state.store.clone();
+                        let damaged = move || {
+                            tracing::error!(key = %store_key, "a stored file does not have the sha256 it was verified with: removed, the next request that needs it downloads it again");
+                            if let Err(e) = store.remove(&store_key) {
+                                tracing::warn!(key = %store_key, error = %e, "cannot remove a damaged stored file");
+                            }
+                        };
+                        builder.streaming(crate::v1::files::verified_stream(
+                            file,
+                            *digests.sha256(),
+                            counter,
+                            damaged,
+                        ))
+                    }
+                    None => builder.streaming(crate::v1::files::stream_file(file, counter)),
+                })
             }
         }
     }

@@ -43,6 +43,72 @@ pub fn stream_file(
     })
 }
 
+/// [`stream_file`], checked against the sha256 `expected` as it streams: each chunk goes out
+/// only once the next one is read, and the last only once the whole file hashed to `expected`;
+/// else the stream fails there (the client, short of `Content-Length`, fails too) and
+/// `damaged` runs. A stored file that rotted is never served whole.
+pub fn verified_stream(
+    file: tokio::fs::File,
+    expected: [u8; 32],
+    counter: Arc<std::sync::atomic::AtomicU64>,
+    damaged: impl FnOnce() + Send + 'static,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> {
+    struct State<F> {
+        file: tokio::fs::File,
+        hasher: Sha256,
+        held: Option<web::Bytes>,
+        expected: [u8; 32],
+        counter: Arc<std::sync::atomic::AtomicU64>,
+        damaged: Option<F>,
+    }
+    let state = State {
+        file,
+        hasher: Sha256::new(),
+        held: None,
+        expected,
+        counter,
+        damaged: Some(damaged),
+    };
+    stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            match state.file.read(&mut buf).await {
+                Ok(0) => {
+                    let digest: [u8; 32] = std::mem::take(&mut state.hasher).finalize().into();
+                    if digest != state.expected {
+                        if let Some(damaged) = state.damaged.take() {
+                            damaged();
+                        }
+                        let e = std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "the stored file does not have the sha256 it was verified with",
+                        );
+                        return Some((Err(e), None));
+                    }
+                    let last = state.held.take()?;
+                    state
+                        .counter
+                        .fetch_add(last.len() as u64, Ordering::Relaxed);
+                    return Some((Ok(last), None));
+                }
+                Ok(n) => {
+                    buf.truncate(n);
+                    state.hasher.update(&buf);
+                    let previous = state.held.replace(web::Bytes::from(buf));
+                    if let Some(chunk) = previous {
+                        state
+                            .counter
+                            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                        return Some((Ok(chunk), Some(state)));
+                    }
+                }
+                Err(e) => return Some((Err(e), None)),
+            }
+        }
+    })
+}
+
 /// A response streaming a stored file as it is: never compressed again, with its length.
 pub fn stored_file(
     mut builder: actix_web::HttpResponseBuilder,
@@ -739,4 +805,60 @@ pub async fn content_manifest(
     }
     let data = shown_packages_data(&mut conn, &row).await?;
     Ok(HttpResponse::Ok().json(common::manifest::content_manifest(data.as_ref())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (bytes the stream handed out before it ended or failed, whether it failed, whether
+    /// `damaged` ran)
+    async fn served(content: &[u8], expected: [u8; 32]) -> (usize, bool, bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, content).unwrap();
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        let stream = verified_stream(file, expected, Arc::default(), move || {
+            flag.store(true, Ordering::SeqCst)
+        });
+        futures_util::pin_mut!(stream);
+        let (mut out, mut failed) = (0, false);
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => out += bytes.len(),
+                Err(_) => failed = true,
+            }
+        }
+        (
+            out,
+            failed,
+            std::sync::atomic::AtomicBool::load(&ran, Ordering::SeqCst),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_stored_file_is_served_whole_only_when_it_has_its_sha256() {
+        let content: Vec<u8> = (0..3 * CHUNK + 17).map(|i| i as u8).collect();
+        let good: [u8; 32] = Sha256::digest(&content).into();
+        assert_eq!(served(&content, good).await, (content.len(), false, false));
+        let (out, failed, damaged) = served(&content, [0; 32]).await;
+        assert!(failed && damaged);
+        assert!(
+            out < content.len(),
+            "{out} of {} bytes went out",
+            content.len()
+        );
+        // one chunk, and none
+        assert_eq!(
+            served(b"x", Sha256::digest(b"x").into()).await,
+            (1, false, false)
+        );
+        assert_eq!(
+            served(b"", Sha256::digest(b"").into()).await,
+            (0, false, false)
+        );
+        assert_eq!(served(b"x", [0; 32]).await, (0, true, true));
+    }
 }

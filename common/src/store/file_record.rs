@@ -22,10 +22,15 @@ const VERSION: u8 = 1;
 
 /// Record `value` as `name` on the file at `path`, as the file is now.
 pub fn record(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
-    let meta = std::fs::metadata(path)?;
+    record_as_of(path, name, value, &std::fs::metadata(path)?)
+}
+
+/// [`record`], for the file as `meta` saw it: what was read after `meta` was taken is recorded
+/// for that file only (a write since changes the stamp, and the record speaks for nothing).
+pub fn record_as_of(path: &Path, name: &str, value: &[u8], meta: &Metadata) -> io::Result<()> {
     let mut bytes = Vec::with_capacity(1 + STAMP + value.len());
     bytes.push(VERSION);
-    bytes.extend_from_slice(&stamp(&meta));
+    bytes.extend_from_slice(&stamp(meta));
     bytes.extend_from_slice(value);
     xattr::set(path, format!("{PREFIX}{name}"), &bytes)
 }
@@ -38,10 +43,20 @@ pub fn recorded(path: &Path, name: &str) -> Option<Vec<u8>> {
 /// The record and the file's metadata: one `getxattr` into a block-sized buffer (ext4 keeps no
 /// larger value) and one `statx`, per record of each of thousands of files a warm request reads.
 fn read(path: &Path, name: &str) -> Option<(Vec<u8>, Metadata)> {
+    let attribute = format!("{PREFIX}{name}");
     let mut buf = [0u8; 4096];
-    let n = rustix::fs::getxattr(path, format!("{PREFIX}{name}").as_str(), &mut buf[..]).ok()?;
+    let larger;
+    let value = match rustix::fs::getxattr(path, attribute.as_str(), &mut buf[..]) {
+        Ok(n) => &buf[..n],
+        // a filesystem that keeps larger values (XFS, btrfs)
+        Err(rustix::io::Errno::RANGE) => {
+            larger = xattr::get(path, &attribute).ok()??;
+            &larger[..]
+        }
+        Err(_) => return None,
+    };
     let meta = std::fs::metadata(path).ok()?;
-    let (&version, rest) = buf[..n].split_first()?;
+    let (&version, rest) = value.split_first()?;
     let (when, value) = rest.split_at_checked(STAMP)?;
     if version != VERSION || when != stamp(&meta) {
         return None;
@@ -51,9 +66,9 @@ fn read(path: &Path, name: &str) -> Option<(Vec<u8>, Metadata)> {
 
 const DIGESTS: &str = "digests";
 
-/// Record `digests` (computed from the file at `path` as it is now) on it.
-pub fn record_digests(path: &Path, digests: &FileDigests) -> io::Result<()> {
-    let size = std::fs::metadata(path)?.len();
+/// Record `digests` (computed from the file at `path` as `meta` saw it before it was read) on it.
+pub fn record_digests(path: &Path, digests: &FileDigests, meta: &Metadata) -> io::Result<()> {
+    let size = meta.len();
     if size != digests.size {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -64,7 +79,7 @@ pub fn record_digests(path: &Path, digests: &FileDigests) -> io::Result<()> {
             ),
         ));
     }
-    record(path, DIGESTS, &digests.to_bytes())
+    record_as_of(path, DIGESTS, &digests.to_bytes(), meta)
 }
 
 /// The digests recorded on the file at `path`, if it has a record made since its last write.
@@ -104,7 +119,7 @@ mod tests {
         if !kept_in(dir.path()) {
             return;
         }
-        record_digests(&path, &digests).unwrap();
+        record_digests(&path, &digests, &std::fs::metadata(&path).unwrap()).unwrap();
         assert_eq!(recorded_digests(&path), Some(digests.clone()));
         // a hard link is the same inode: the same record
         let link = dir.path().join("link.tgz");
@@ -120,7 +135,7 @@ mod tests {
 
         // digests of other bytes than the file holds are refused
         let other = FileDigests::of_reader(&b"other size"[..]).unwrap();
-        assert!(record_digests(&path, &other).is_err());
+        assert!(record_digests(&path, &other, &std::fs::metadata(&path).unwrap()).is_err());
         // none at all
         assert_eq!(recorded_digests(&dir.path().join("missing")), None);
     }

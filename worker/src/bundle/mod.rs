@@ -126,7 +126,8 @@ impl BundleTree {
         let placed = Placed::Stored {
             key: key.to_string(),
             sha256: file_record::recorded_digests(&file).map(|d| *d.sha256()),
-            executable: meta.permissions().mode() & 0o111 != 0,
+            // what tar's deterministic mode keeps of it: 0755 when the owner may run it
+            executable: meta.permissions().mode() & 0o100 != 0,
         };
         self.insert(path, placed)
     }
@@ -318,19 +319,11 @@ fn write_members(
     // the same inputs make the same bytes: a bundle made of them before is reused, read once
     // to check it, instead of being written again (most of a warm request's time)
     let recipe = recipe_of(&first_sha256, stored);
-    if let Some(recipe) = &recipe {
-        if let Some(hex) = store.bundle_of_recipe(recipe)? {
-            match store.reuse_bundle(&hex, request_id)? {
-                BundleReuse::Named => {
-                    tracing::info!(sha256 = %hex, "bundle reused: made of the same inputs before");
-                    return Ok(hex);
-                }
-                BundleReuse::Missing => {}
-                BundleReuse::Damaged => {
-                    tracing::warn!(sha256 = %hex, "a kept bundle was damaged and is removed; writing it again")
-                }
-            }
-        }
+    if let Some(hex) = recipe
+        .as_deref()
+        .and_then(|r| reusable(store, r, request_id))
+    {
+        return Ok(hex);
     }
     // stored files are compressed archives already: one member of stored (not deflated)
     // blocks, streamed from the store at the speed of a copy, each checked against the
@@ -365,10 +358,40 @@ fn write_members(
     let digest = hex::encode(digest);
     store.publish_bundle(temp, &digest, request_id)?;
     if let Some(recipe) = &recipe {
-        store.record_bundle_recipe(recipe, &digest)?;
+        // only a shortcut for the next request: the bundle is made
+        if let Err(e) = store.record_bundle_recipe(recipe, &digest) {
+            tracing::warn!(error = %e, "cannot record the bundle's recipe");
+        }
     }
     tracing::info!(size, sha256 = %digest, members = stored.len(), "bundle written");
     Ok(digest)
+}
+
+/// The bundle made before of the inputs `recipe` names, now the request's (its sha256), if
+/// there is one whole. A failure here only costs the shortcut: the bundle is written.
+fn reusable(store: &Store, recipe: &str, request_id: i64) -> Option<String> {
+    let hex = match store.bundle_of_recipe(recipe) {
+        Ok(found) => found?,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a bundle recipe; writing the bundle");
+            return None;
+        }
+    };
+    match store.reuse_bundle(&hex, request_id) {
+        Ok(BundleReuse::Named) => {
+            tracing::info!(sha256 = %hex, "bundle reused: made of the same inputs before");
+            Some(hex)
+        }
+        Ok(BundleReuse::Missing) => None,
+        Ok(BundleReuse::Damaged) => {
+            tracing::warn!(sha256 = %hex, "a kept bundle was damaged and is removed; writing it again");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(sha256 = %hex, error = %e, "cannot reuse a kept bundle; writing it again");
+            None
+        }
+    }
 }
 
 /// What the bundle is made of, named: the format, the first member's bytes (`app/`, what the
@@ -619,6 +642,7 @@ mod tests {
         file_record::record_digests(
             &stored,
             &common::digest::FileDigests::of_file(&stored).unwrap(),
+            &std::fs::metadata(&stored).unwrap(),
         )
         .unwrap();
         let bundle_with = |id: i64| {
@@ -662,6 +686,114 @@ mod tests {
         let err = bundle_with(4).unwrap_err();
         assert!(err.message.contains(key), "{}", err.message);
         assert!(!stored.exists());
+    }
+
+    /// A stored file with its digest record.
+    fn put_recorded(store: &Store, key: &str, bytes: &[u8]) -> PathBuf {
+        let stored = store.put_bytes(key, bytes).unwrap();
+        let digests = common::digest::FileDigests::of_file(&stored).unwrap();
+        file_record::record_digests(&stored, &digests, &std::fs::metadata(&stored).unwrap())
+            .unwrap();
+        stored
+    }
+
+    #[test]
+    fn a_reuse_that_finds_the_blob_gone_leaves_no_reference_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("store"));
+        std::fs::create_dir_all(store.root()).unwrap();
+        if !file_record::kept_in(store.root()) {
+            return;
+        }
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(work.join("app")).unwrap();
+        std::fs::write(work.join("app/package.json"), "{}").unwrap();
+        let key = "deps/npm/a/-/a-1.0.0.tgz";
+        let stored = put_recorded(&store, key, &[7u8; 50_000]);
+        let bundle_with = |id: i64| {
+            let tree = BundleTree::new(&work);
+            tree.place_stored(&store, key, key).unwrap();
+            write_bundle(&store, id, &tree, false)
+        };
+        let h = bundle_with(1).unwrap();
+        // request 1 goes stale: its blob goes, its recipe stays until a cleanup
+        store.release_bundle(1).unwrap();
+        // request 2, the same inputs: the blob is gone, and then its bundle fails
+        let mtime = std::fs::metadata(&stored).unwrap().modified().unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&stored)
+            .unwrap();
+        std::io::Write::write_all(&mut &f, &[8u8; 10]).unwrap();
+        f.set_modified(mtime).unwrap();
+        assert!(bundle_with(2).is_err());
+        assert!(!store
+            .root()
+            .join(format!("bundles/sha256/{h}.refs/2"))
+            .exists());
+        store.release_bundle(2).unwrap();
+        // request 3 makes the blob again; when it goes stale, the blob goes
+        put_recorded(&store, key, &[7u8; 50_000]);
+        assert_eq!(bundle_with(3).unwrap(), h);
+        store.release_bundle(3).unwrap();
+        assert!(!store
+            .root()
+            .join(format!("bundles/sha256/{h}.tar.gz"))
+            .exists());
+    }
+
+    #[test]
+    fn a_reference_taken_and_never_named_goes_with_the_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("store"));
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(work.join("app")).unwrap();
+        let key = "deps/npm/a/-/a-1.0.0.tgz";
+        put_recorded(&store, key, b"a");
+        let tree = BundleTree::new(&work);
+        tree.place_stored(&store, key, key).unwrap();
+        let h = write_bundle(&store, 1, &tree, false).unwrap();
+        // request 2's worker killed between taking its reference and naming the blob: as
+        // `reuse_bundle` leaves it after the reference, before the blob is read
+        let refs = store.root().join(format!("bundles/sha256/{h}.refs"));
+        std::fs::write(refs.join("2"), b"").unwrap();
+        std::fs::write(store.root().join("bundles/2.tar.gz.pending"), &h).unwrap();
+        store.release_bundle(2).unwrap();
+        store.release_bundle(1).unwrap();
+        assert!(!store
+            .root()
+            .join(format!("bundles/sha256/{h}.tar.gz"))
+            .exists());
+    }
+
+    #[test]
+    fn the_recipe_names_the_mode_tar_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("store"));
+        std::fs::create_dir_all(store.root()).unwrap();
+        if !file_record::kept_in(store.root()) {
+            return;
+        }
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(work.join("app")).unwrap();
+        let key = "deps/x/tool.bin";
+        let stored = put_recorded(&store, key, b"tool");
+        let bundle_with = |id: i64| {
+            let tree = BundleTree::new(&work);
+            tree.place_stored(&store, key, key).unwrap();
+            write_bundle(&store, id, &tree, false).unwrap()
+        };
+        std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o654)).unwrap();
+        let group_x = bundle_with(1);
+        std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o754)).unwrap();
+        let owner_x = bundle_with(2);
+        std::fs::remove_dir_all(store.root().join("bundles/recipes")).unwrap();
+        assert_ne!(owner_x, group_x, "other bytes, another recipe");
+        assert_eq!(
+            bundle_with(3),
+            owner_x,
+            "what these inputs make, written again"
+        );
     }
 
     #[test]

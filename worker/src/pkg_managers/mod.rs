@@ -363,6 +363,46 @@ impl PmContext<'_> {
     }
 }
 
+/// The files of `batch` the store holds with a record that answers for them, staged; and the
+/// others, to stage the long way.
+async fn stage_stored_batch(
+    fetcher: Fetcher,
+    batch: Vec<(Arc<Download>, Check)>,
+    keep_digests: bool,
+) -> Result<(Vec<crate::fetch::Staged>, Vec<(Arc<Download>, Check)>), Failure> {
+    blocking(move || {
+        let mut found = Vec::with_capacity(batch.len());
+        let mut missing = Vec::new();
+        for (download, check) in batch {
+            match fetcher.stage_stored(&download, &check) {
+                Some(Ok(mut file)) => {
+                    if !keep_digests {
+                        file.forget_digests();
+                    }
+                    found.push(file);
+                }
+                Some(Err(failure)) => return Err(failure),
+                None => missing.push((download, check)),
+            }
+        }
+        Ok((found, missing))
+    })
+    .await
+}
+
+/// Files checked in one blocking task of the stored pass.
+const STORED_BATCH: usize = 64;
+
+/// `items` in vectors of `size` (the last one shorter).
+fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::with_capacity(items.len().div_ceil(size));
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        out.push(items.by_ref().take(size).collect());
+    }
+    out
+}
+
 async fn stage_one(
     fetcher: Fetcher,
     download: Arc<Download>,
@@ -384,27 +424,29 @@ impl PmContext<'_> {
         let step = (total / 10).max(1);
         let mut last_note = Instant::now();
         let limit = self.config.download_concurrency.max(1);
-        // what the store holds with a record that answers for it, in one blocking task: on a
-        // warm request that is every file, each a few system calls
+        // what the store holds with a record that answers for it, in blocking tasks of many
+        // files each (on a warm request that is every file, each a few system calls and its
+        // package manager's check), as many at once as downloads
+        let mut staged = Vec::with_capacity(items.len());
+        let mut rest = Vec::new();
         let fetcher = self.fetcher.clone();
-        let (mut staged, items) = blocking(move || {
-            let mut staged = Vec::with_capacity(items.len());
-            let mut rest = Vec::new();
-            for (download, check) in items {
-                match fetcher.stage_stored(&download, &check) {
-                    Some(Ok(mut file)) => {
-                        if !keep_digests {
-                            file.forget_digests();
-                        }
-                        staged.push(file);
-                    }
-                    Some(Err(failure)) => return Err(failure),
-                    None => rest.push((download, check)),
-                }
+        let batches: Vec<_> = chunked(items, STORED_BATCH)
+            .into_iter()
+            .map(|batch| stage_stored_batch(fetcher.clone(), batch, keep_digests))
+            .collect();
+        let mut batches = futures_util::stream::iter(batches).buffer_unordered(limit);
+        while let Some(batch) = batches.next().await {
+            let (found, missing) = batch?;
+            staged.extend(found);
+            rest.extend(missing);
+            if last_note.elapsed() >= PROGRESS_INTERVAL {
+                let n = staged.len();
+                self.progress(&format!("{what} ({n}/{total})")).await;
+                last_note = Instant::now();
             }
-            Ok((staged, rest))
-        })
-        .await?;
+        }
+        drop(batches);
+        let items = rest;
         let mut items = items.into_iter();
         let mut running = FuturesUnordered::new();
         loop {

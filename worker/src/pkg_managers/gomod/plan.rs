@@ -801,9 +801,12 @@ fn zip_h1(file: &Path, module: &str, version: &str) -> Result<String, VerifyErro
     if let Some(h1) = recorded {
         return Ok(h1);
     }
+    let before = std::fs::metadata(file).ok();
     let h1 = validate_zip(file, module, version)?.h1;
     // a filesystem without records: validated again next time
-    let _ = file_record::record(file, RECORD, format!("{tag}{h1}").as_bytes());
+    if let Some(before) = before {
+        let _ = file_record::record_as_of(file, RECORD, format!("{tag}{h1}").as_bytes(), &before);
+    }
     Ok(h1)
 }
 

@@ -99,6 +99,7 @@ fn manifest_of(file: &Path, label: &str) -> Result<Value, LayoutError> {
     {
         return Ok(kept);
     }
+    let before = fs::metadata(file).ok();
     let manifest = read_manifest_from_tgz(file, label)?;
     let mut kept = serde_json::Map::new();
     for field in MANIFEST_FIELDS {
@@ -119,7 +120,10 @@ fn manifest_of(file: &Path, label: &str) -> Result<Value, LayoutError> {
     }
     let kept = Value::Object(kept);
     // too large for the filesystem's attributes: read from the tarball each time
-    let _ = common::store::file_record::record(file, RECORD, kept.to_string().as_bytes());
+    if let Some(before) = before {
+        let value = kept.to_string();
+        let _ = common::store::file_record::record_as_of(file, RECORD, value.as_bytes(), &before);
+    }
     Ok(kept)
 }
 
