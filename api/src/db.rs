@@ -136,3 +136,14 @@ pub async fn setup(database_url: &str, pool_size: usize) -> Result<DbPool, DbSet
     }
     pool(database_url, pool_size)
 }
+
+/// The database's clock (UTC): what every api instance judges a worker's silence by, so that
+/// instances whose clocks disagree never hand over a live request.
+pub async fn now(conn: &mut DbConn) -> diesel::QueryResult<chrono::NaiveDateTime> {
+    use diesel_async::RunQueryDsl;
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamp>(
+        "(now() AT TIME ZONE 'UTC')",
+    ))
+    .get_result(conn)
+    .await
+}

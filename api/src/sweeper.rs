@@ -54,9 +54,9 @@ async fn sweep(
     heartbeat_timeout: Duration,
     request_timeout: Duration,
 ) -> Result<(), SweepError> {
-    let now = chrono::Utc::now().naive_utc();
     let lease = chrono(heartbeat_timeout);
     let mut conn = pool.get().await?;
+    let now = crate::db::now(&mut conn).await?;
     // one lease of grace: a live worker fails its own request at the deadline first
     let deadline = now
         .checked_sub_signed(chrono(request_timeout) + lease)

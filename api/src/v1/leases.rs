@@ -102,7 +102,7 @@ pub async fn claim(
             if row.state != RequestState::InProgress.as_str() {
                 return Ok(Claim::Refused(format!("Request {id} is {}", row.state)));
             }
-            let now = chrono::Utc::now().naive_utc();
+            let now = crate::db::now(conn).await?;
             let live = row.heartbeat_at.is_some_and(|h| now - h < lease);
             if row.attempts > 0 && live && !body.redelivered {
                 return Ok(Claim::Refused(format!(
@@ -204,8 +204,9 @@ pub async fn heartbeat(
     conn.transaction::<_, ApiError, _>(async |conn| {
         let row = lock(conn, id).await?;
         check_attempt(&row, body.attempt)?;
+        let now = crate::db::now(conn).await?;
         diesel::update(requests::table.find(id))
-            .set(requests::heartbeat_at.eq(chrono::Utc::now().naive_utc()))
+            .set(requests::heartbeat_at.eq(now))
             .execute(conn)
             .await?;
         Ok(())
