@@ -23,6 +23,7 @@ mod rubygems;
 mod scale_out;
 mod search;
 mod single_flight;
+mod store_integrity;
 mod tls;
 mod validation;
 mod yarn;
