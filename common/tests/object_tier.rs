@@ -6,7 +6,7 @@
 mod s3;
 
 use common::digest::{Digest, HashAlgorithm};
-use common::store::object::{ObjectTier, ObjectTierError, Stored, DEFAULT_PART_SIZE};
+use common::store::object::{ObjectTier, ObjectTierError, StoreUrl, Stored, DEFAULT_PART_SIZE};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use s3::MotoServer;
@@ -49,7 +49,10 @@ impl Backend {
     fn tier(&self) -> ObjectTier {
         match self {
             Backend::S3 { moto, prefix, .. } => s3_tier(moto, prefix),
-            Backend::File { root, .. } => ObjectTier::local(root.path()).unwrap(),
+            Backend::File { root, .. } => {
+                let url = StoreUrl::parse(&format!("file://{}", root.path().display())).unwrap();
+                ObjectTier::open(&url).unwrap()
+            }
         }
     }
 
@@ -433,6 +436,8 @@ async fn list_and_delete(backend: &Backend) {
     ));
     let all: Vec<_> = tier.list("").try_collect().await.unwrap();
     assert_eq!(all.len(), 2);
+    let none: Vec<_> = tier.list("no/such/prefix").try_collect().await.unwrap();
+    assert_eq!(none, Vec::new());
 }
 
 macro_rules! on_s3_and_file {
@@ -632,4 +637,69 @@ fn memory_does_not_grow_with_the_object() {
             MEMORY_OBJECT / 1024
         );
     }
+}
+
+/// Run by [`s3_settings_come_from_the_aws_variables`] in a process of its own, with the
+/// variables set: store one object through the tier `LARDER_STORE_URL` names.
+#[tokio::test]
+#[ignore = "run in a child process by s3_settings_come_from_the_aws_variables"]
+async fn environment_probe() {
+    let url = StoreUrl::parse(&std::env::var("LARDER_STORE_URL").unwrap()).unwrap();
+    let tier = ObjectTier::open(&url).unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let source = files.path().join("source");
+    std::fs::write(&source, b"configured from the environment").unwrap();
+    tier.put_file(
+        "from-env",
+        &source,
+        &sha256_of(b"configured from the environment"),
+    )
+    .await
+    .unwrap();
+}
+
+/// `s3://bucket/prefix` takes the endpoint, region and credentials from the standard AWS
+/// variables, and a plain-http endpoint only with `AWS_ALLOW_HTTP`.
+#[test]
+fn s3_settings_come_from_the_aws_variables() {
+    let Some(moto) = MotoServer::start("larder-env") else {
+        return;
+    };
+    let probe = |allow_http: Option<&str>| {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args(["environment_probe", "--exact", "--ignored", "--nocapture"])
+            .env("LARDER_STORE_URL", "s3://larder-env/from/env")
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_REGION", s3::REGION)
+            .env("AWS_ACCESS_KEY_ID", s3::CREDENTIALS.0)
+            .env("AWS_SECRET_ACCESS_KEY", s3::CREDENTIALS.1)
+            .env_remove("AWS_ALLOW_HTTP");
+        if let Some(allow) = allow_http {
+            child.env("AWS_ALLOW_HTTP", allow);
+        }
+        child.output().unwrap()
+    };
+    let refused = probe(None);
+    assert!(
+        !refused.status.success(),
+        "an http endpoint without AWS_ALLOW_HTTP was used"
+    );
+    let (status, _) = moto
+        .request("GET", "/larder-env/from/env/from-env", &[], b"")
+        .unwrap();
+    assert_eq!(status, 404);
+
+    let stored = probe(Some("true"));
+    assert!(
+        stored.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&stored.stdout),
+        String::from_utf8_lossy(&stored.stderr)
+    );
+    let (status, body) = moto
+        .request("GET", "/larder-env/from/env/from-env", &[], b"")
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body, b"configured from the environment");
 }
