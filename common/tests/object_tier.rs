@@ -108,7 +108,8 @@ fn s3_tier(moto: &MotoServer, prefix: &str) -> ObjectTier {
     ObjectTier::s3(builder, &moto.bucket, prefix).unwrap()
 }
 
-/// `len` incompressible bytes (xorshift64*) from `seed` written to `path`; their sha256.
+/// `len` incompressible bytes (xorshift64*) from `seed` (`seed` and `seed | 1` give the same)
+/// written to `path`; their sha256.
 fn write_random(path: &Path, len: usize, seed: u64) -> Digest {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let mut hasher = Sha256::new();
@@ -295,6 +296,42 @@ async fn concurrent_writers_of_the_same_bytes_converge(backend: &Backend) {
     assert_eq!(backend.multipart_uploads(), Vec::<String>::new());
 }
 
+async fn concurrent_writers_of_different_bytes_one_wins(backend: &Backend) {
+    let tier = backend.tier();
+    for len in [SMALL, LARGE] {
+        let key = format!("deps/gomod/race/@v/v{len}.zip");
+        let writers: Vec<_> = (0..3u64)
+            .map(|seed| {
+                let source = backend.files().join(format!("source-{len}-{seed}"));
+                let digest = write_random(&source, len, 100 + 2 * seed);
+                let (tier, key) = (tier.clone(), key.clone());
+                let put = tokio::spawn({
+                    let digest = digest.clone();
+                    async move { tier.put_file(&key, &source, &digest).await }
+                });
+                (digest, put)
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for (digest, put) in writers {
+            match put.await.unwrap() {
+                Ok(Stored::Written) => winners.push(digest),
+                Err(ObjectTierError::Conflict { .. }) => {}
+                other => panic!("{len} bytes: expected written or a conflict, got {other:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "{len} bytes: one writer wins");
+        let dest = backend.files().join("copy");
+        tier.get_to_file(&key, &dest).await.unwrap();
+        assert_eq!(
+            sha256_of_file(&dest),
+            winners[0],
+            "{len} bytes: the winner's, whole"
+        );
+    }
+    assert_eq!(backend.multipart_uploads(), Vec::<String>::new());
+}
+
 async fn a_source_unlike_its_digest_stores_nothing(backend: &Backend) {
     let tier = backend.tier();
     for len in [SMALL, LARGE] {
@@ -471,6 +508,7 @@ on_s3_and_file!(
     other_bytes_conflict_and_leave_the_original,
     an_unrecorded_object_is_compared_by_its_bytes,
     concurrent_writers_of_the_same_bytes_converge,
+    concurrent_writers_of_different_bytes_one_wins,
     a_source_unlike_its_digest_stores_nothing,
     a_corrupted_object_is_damaged_not_served,
     range_reads_return_exactly_the_bytes_asked,

@@ -23,14 +23,18 @@ use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer};
+use object_store::client::HttpRequestBody;
 use object_store::local::LocalFileSystem;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
+use object_store::signer::Signer;
 use object_store::{
-    Attribute, AttributeValue, Attributes, GetOptions, GetRange, GetResult, MultipartUpload,
+    Attribute, AttributeValue, Attributes, GetOptions, GetRange, GetResult, MultipartId,
     ObjectStore, ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload,
 };
 use sha2::{Digest as _, Sha256};
@@ -230,6 +234,8 @@ pub struct ObjectTier {
     /// Set for `file://`: writes go through a staged file and a hard link, with the sha256 as
     /// an extended attribute, which `LocalFileSystem` cannot set.
     local: Option<Arc<LocalFileSystem>>,
+    /// Set for `s3://`: multipart uploads part by part, completed conditionally.
+    s3: Option<S3Access>,
     /// Put before every key (S3 only; a local tier's root is its prefix).
     prefix: String,
     part_size: usize,
@@ -267,6 +273,7 @@ impl ObjectTier {
         Ok(Self {
             objects: files.clone(),
             local: Some(files),
+            s3: None,
             prefix: String::new(),
             part_size: DEFAULT_PART_SIZE,
         })
@@ -278,15 +285,25 @@ impl ObjectTier {
         if !prefix.is_empty() && !valid_key(prefix) {
             return Err(ObjectTierError::InvalidKey(prefix.to_string()));
         }
+        // object_store's own default region
+        let region = builder
+            .get_config_value(&AmazonS3ConfigKey::Region)
+            .unwrap_or_else(|| "us-east-1".to_string());
         let s3 = builder.with_bucket_name(bucket).build().map_err(|source| {
             ObjectTierError::Backend {
                 key: String::new(),
                 source,
             }
         })?;
+        let s3 = Arc::new(s3);
         Ok(Self {
-            objects: Arc::new(s3),
+            objects: s3.clone(),
             local: None,
+            s3: Some(S3Access {
+                s3,
+                region,
+                http: reqwest::Client::new(),
+            }),
             prefix: prefix.to_string(),
             part_size: DEFAULT_PART_SIZE,
         })
@@ -397,7 +414,8 @@ impl ObjectTier {
             self.put_single(key, &location, source, size, sha256)
                 .await?
         } else {
-            self.put_multipart(key, &location, source, size, sha256)
+            let s3 = self.s3.as_ref().expect("a tier is local or S3");
+            self.put_multipart(s3, key, &location, source, size, sha256)
                 .await?
         };
         if written {
@@ -497,9 +515,11 @@ impl ObjectTier {
         }
     }
 
-    /// A multipart upload, aborted unless it completes; `false` when the key was taken first.
+    /// A multipart upload, completed only if the key is still free (`If-None-Match: *`) and
+    /// aborted unless it completes; `false` when the key was taken first.
     async fn put_multipart(
         &self,
+        s3: &S3Access,
         key: &str,
         location: &ObjectPath,
         source: &Path,
@@ -510,29 +530,20 @@ impl ObjectTier {
             attributes: Self::sha256_attributes(sha256),
             ..PutMultipartOptions::default()
         };
-        let mut upload = self
-            .objects
-            .put_multipart_opts(location, options)
+        let upload = s3
+            .s3
+            .create_multipart_opts(location, options)
             .await
             .map_err(|e| backend(key, e))?;
         let outcome = match self
-            .upload_parts(key, upload.as_mut(), source, size, sha256)
+            .upload_parts(s3, key, location, &upload, source, size, sha256)
             .await
         {
-            // never complete over an object another writer completed meanwhile
-            Ok(()) => match self.head_at(key, location).await {
-                Ok(None) => upload
-                    .complete()
-                    .await
-                    .map(|_| true)
-                    .map_err(|e| backend(key, e)),
-                Ok(Some(_)) => Ok(false),
-                Err(e) => Err(e),
-            },
+            Ok(parts) => s3.complete_if_absent(key, location, &upload, &parts).await,
             Err(e) => Err(e),
         };
         if !matches!(outcome, Ok(true)) {
-            if let Err(e) = upload.abort().await {
+            if let Err(e) = s3.s3.abort_multipart(location, &upload).await {
                 tracing::warn!(key, error = %e, "could not abort a multipart upload");
             }
         }
@@ -544,52 +555,42 @@ impl ObjectTier {
         if stored == *sha256 {
             return Ok(true);
         }
-        match self.head_at(key, location).await?.and_then(|o| o.sha256) {
-            Some(recorded) if recorded == *sha256 => {
-                // this upload's own object, damaged: nobody can use it
-                if let Err(e) = self.objects.delete(location).await {
-                    tracing::warn!(key, error = %e, "could not remove a damaged upload");
-                }
-                Err(ObjectTierError::Damaged {
-                    key: key.to_string(),
-                    recorded: recorded.hex(),
-                    actual: stored.hex(),
-                })
-            }
-            Some(recorded) => Err(ObjectTierError::Conflict {
-                key: key.to_string(),
-                existing: recorded.hex(),
-                offered: sha256.hex(),
-            }),
-            None => Err(ObjectTierError::Conflict {
-                key: key.to_string(),
-                existing: stored.hex(),
-                offered: sha256.hex(),
-            }),
+        // this upload's own object (the key was free), damaged: nobody can use it
+        if let Err(e) = self.objects.delete(location).await {
+            tracing::warn!(key, error = %e, "could not remove a damaged upload");
         }
+        Err(ObjectTierError::Damaged {
+            key: key.to_string(),
+            recorded: sha256.hex(),
+            actual: stored.hex(),
+        })
     }
 
     /// Send the file's parts, at most [`PARTS_IN_FLIGHT`] at once, checking what was read
-    /// against `size` and `sha256` before the upload may complete.
+    /// against `size` and `sha256` before the upload may complete; the parts in order.
+    #[allow(clippy::too_many_arguments)]
     async fn upload_parts(
         &self,
+        s3: &S3Access,
         key: &str,
-        upload: &mut dyn MultipartUpload,
+        location: &ObjectPath,
+        upload: &MultipartId,
         source: &Path,
         size: u64,
         sha256: &Digest,
-    ) -> Result<()> {
+    ) -> Result<Vec<PartId>> {
         let mut file = tokio::fs::File::open(source)
             .await
             .map_err(|e| local_error(source, e))?;
         let mut hasher = Sha256::new();
         let mut read = 0u64;
+        let mut parts = Vec::new();
         // spawned, so parts go up while the next is read; dropped (aborted) on an error
         let mut in_flight = tokio::task::JoinSet::new();
-        loop {
+        for index in 0.. {
             // a slot first, then the part: no more than PARTS_IN_FLIGHT parts in memory
             while in_flight.len() >= PARTS_IN_FLIGHT {
-                part_done(key, in_flight.join_next().await)?;
+                parts.push(part_done(key, in_flight.join_next().await)?);
             }
             let mut part = vec![0u8; self.part_size];
             let filled = read_up_to(&mut file, &mut part)
@@ -601,15 +602,23 @@ impl ObjectTier {
             part.truncate(filled);
             hasher.update(&part);
             read += filled as u64;
-            in_flight.spawn(upload.put_part(PutPayload::from(part)));
+            let (objects, location, upload) = (s3.s3.clone(), location.clone(), upload.clone());
+            in_flight.spawn(async move {
+                let part = objects
+                    .put_part(&location, &upload, index, PutPayload::from(part))
+                    .await?;
+                Ok((index, part))
+            });
             if filled < self.part_size {
                 break;
             }
         }
-        while !in_flight.is_empty() {
-            part_done(key, in_flight.join_next().await)?;
+        while let Some(joined) = in_flight.join_next().await {
+            parts.push(part_done(key, Some(joined))?);
         }
-        check_source(source, size, sha256, read, hasher)
+        check_source(source, size, sha256, read, hasher)?;
+        parts.sort_by_key(|(index, _)| *index);
+        Ok(parts.into_iter().map(|(_, part)| part).collect())
     }
 
     /// Write the object under `key` to `dest` (replacing it), streaming, and only if its bytes
@@ -852,15 +861,107 @@ async fn read_up_to(file: &mut tokio::fs::File, buf: &mut [u8]) -> io::Result<us
     Ok(filled)
 }
 
+type UploadedPart = (usize, PartId);
+
 fn part_done(
     key: &str,
-    joined: Option<Result<object_store::Result<()>, tokio::task::JoinError>>,
-) -> Result<()> {
-    match joined {
-        None | Some(Ok(Ok(()))) => Ok(()),
-        Some(Ok(Err(e))) => Err(backend(key, e)),
-        Some(Err(e)) => Err(backend(key, object_store::Error::JoinError { source: e })),
+    joined: Option<Result<object_store::Result<UploadedPart>, tokio::task::JoinError>>,
+) -> Result<UploadedPart> {
+    match joined.expect("a part in flight") {
+        Ok(Ok(part)) => Ok(part),
+        Ok(Err(e)) => Err(backend(key, e)),
+        Err(e) => Err(backend(key, object_store::Error::JoinError { source: e })),
     }
+}
+
+/// What an S3 tier needs beyond `ObjectStore`: object_store completes a multipart upload
+/// unconditionally, so the tier sends CompleteMultipartUpload itself, signed with the same
+/// credentials, with `If-None-Match: *` (AWS S3 since 2024, moto).
+#[derive(Clone, Debug)]
+struct S3Access {
+    s3: Arc<AmazonS3>,
+    region: String,
+    http: reqwest::Client,
+}
+
+impl S3Access {
+    /// Complete the upload unless the key holds an object already (`false`).
+    async fn complete_if_absent(
+        &self,
+        key: &str,
+        location: &ObjectPath,
+        upload: &MultipartId,
+        parts: &[PartId],
+    ) -> Result<bool> {
+        let failed = |what: String| {
+            backend(
+                key,
+                object_store::Error::Generic {
+                    store: "S3",
+                    source: what.into(),
+                },
+            )
+        };
+        // the object's URL as object_store addresses it (endpoint, path or virtual host)
+        let mut url = self
+            .s3
+            .signed_url(http::Method::POST, location, Duration::from_secs(60))
+            .await
+            .map_err(|e| backend(key, e))?;
+        url.set_query(None);
+        url.query_pairs_mut().append_pair("uploadId", upload);
+        let mut body = String::from("<CompleteMultipartUpload>");
+        for (index, part) in parts.iter().enumerate() {
+            body.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                index + 1,
+                xml_text(&part.content_id)
+            ));
+        }
+        body.push_str("</CompleteMultipartUpload>");
+        let credential = self
+            .s3
+            .credentials()
+            .get_credential()
+            .await
+            .map_err(|e| backend(key, e))?;
+        let mut request = http::Request::builder()
+            .method(http::Method::POST)
+            .uri(url.as_str())
+            .header(http::header::IF_NONE_MATCH, "*")
+            .header(http::header::CONTENT_TYPE, "application/xml")
+            .body(HttpRequestBody::from(body.clone()))
+            .map_err(|e| failed(e.to_string()))?;
+        AwsAuthorizer::new(&credential, "s3", &self.region)
+            .try_authorize(&mut request, None)
+            .map_err(|e| backend(key, e))?;
+        let response = self
+            .http
+            .post(url)
+            .headers(request.headers().clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| failed(format!("CompleteMultipartUpload: {e}")))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        match status.as_u16() {
+            // an error can come with 200 once the upload has been assembled
+            200 if !text.contains("<Error>") => Ok(true),
+            // taken: 412; a conditional write to the same key in flight: 409
+            412 | 409 => Ok(false),
+            _ => Err(failed(format!(
+                "CompleteMultipartUpload answered {status}: {text:.500}"
+            ))),
+        }
+    }
+}
+
+fn xml_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn stream_of(key: &str, found: GetResult) -> BoxStream<'static, Result<Bytes>> {
