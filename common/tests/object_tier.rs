@@ -678,7 +678,8 @@ fn memory_does_not_grow_with_the_object() {
 }
 
 /// Run by [`s3_settings_come_from_the_aws_variables`] in a process of its own, with the
-/// variables set: store one object through the tier `LARDER_STORE_URL` names.
+/// variables set: store one object of several parts (a multipart upload, its completion
+/// signed by the tier itself) through the tier `LARDER_STORE_URL` names.
 #[tokio::test]
 #[ignore = "run in a child process by s3_settings_come_from_the_aws_variables"]
 async fn environment_probe() {
@@ -686,15 +687,14 @@ async fn environment_probe() {
     let tier = ObjectTier::open(&url).unwrap();
     let files = tempfile::tempdir().unwrap();
     let source = files.path().join("source");
-    std::fs::write(&source, b"configured from the environment").unwrap();
-    tier.put_file(
-        "from-env",
-        &source,
-        &sha256_of(b"configured from the environment"),
-    )
-    .await
-    .unwrap();
+    let digest = write_random(&source, LARGE, ENV_PROBE_SEED);
+    assert_eq!(
+        tier.put_file("from-env", &source, &digest).await.unwrap(),
+        Stored::Written
+    );
 }
+
+const ENV_PROBE_SEED: u64 = 13;
 
 /// `s3://bucket/prefix` takes the endpoint, region and credentials from the standard AWS
 /// variables, and a plain-http endpoint only with `AWS_ALLOW_HTTP`.
@@ -739,5 +739,89 @@ fn s3_settings_come_from_the_aws_variables() {
         .request("GET", "/larder-env/from/env/from-env", &[], b"")
         .unwrap();
     assert_eq!(status, 200);
-    assert_eq!(body, b"configured from the environment");
+    let expected = write_random(
+        &tempfile::tempdir().unwrap().path().join("expected"),
+        LARGE,
+        ENV_PROBE_SEED,
+    );
+    assert_eq!(sha256_of(&body), expected);
+}
+
+/// Against a server that checks every signature: each request the tier makes is signed right,
+/// the CompleteMultipartUpload it signs itself included, and a wrong secret gets nothing in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_is_signed_right() {
+    let Some((moto, (key_id, secret))) = MotoServer::start_checking_signatures("larder-signed")
+    else {
+        return;
+    };
+    let tier_with = |secret: &str| {
+        let builder = AmazonS3Builder::new()
+            .with_endpoint(moto.endpoint())
+            .with_allow_http(true)
+            .with_region(s3::REGION)
+            .with_access_key_id(&key_id)
+            .with_secret_access_key(secret);
+        ObjectTier::s3(builder, &moto.bucket, PREFIX).unwrap()
+    };
+    let tier = tier_with(&secret);
+    let files = tempfile::tempdir().unwrap();
+    for len in [SMALL, LARGE] {
+        let key = format!("signed/{len}");
+        let source = files.path().join("source");
+        let digest = write_random(&source, len, 20);
+        assert_eq!(
+            tier.put_file(&key, &source, &digest).await.unwrap(),
+            Stored::Written
+        );
+        // found by the look before any upload
+        let other = files.path().join("other");
+        write_random(&other, len, 22);
+        let other_digest = sha256_of_file(&other);
+        assert!(matches!(
+            tier.put_file(&key, &other, &other_digest).await,
+            Err(ObjectTierError::Conflict { .. })
+        ));
+        let dest = files.path().join("copy");
+        tier.get_to_file(&key, &dest).await.unwrap();
+        assert_eq!(sha256_of_file(&dest), digest);
+        let range = tier.get_range(&key, 10..20).await.unwrap();
+        assert_eq!(range.range, 10..20);
+    }
+    // racing writers of different bytes: the losers' completions are refused (412), their
+    // uploads aborted
+    let racers: Vec<_> = (0..2u64)
+        .map(|seed| {
+            let source = files.path().join(format!("racer-{seed}"));
+            let digest = write_random(&source, LARGE, 30 + 2 * seed);
+            let tier = tier.clone();
+            tokio::spawn(async move { tier.put_file("signed/race", &source, &digest).await })
+        })
+        .collect();
+    let mut written = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(Stored::Written) => written += 1,
+            Err(ObjectTierError::Conflict { .. }) => {}
+            other => panic!("expected written or a conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(written, 1);
+    tier.get_to_file("signed/race", &files.path().join("race"))
+        .await
+        .unwrap();
+
+    let listed: Vec<_> = tier.list("signed").try_collect().await.unwrap();
+    assert_eq!(listed.len(), 3);
+    tier.delete(&format!("signed/{SMALL}")).await.unwrap();
+    assert_eq!(tier.head(&format!("signed/{SMALL}")).await.unwrap(), None);
+
+    let source = files.path().join("source");
+    let digest = write_random(&source, SMALL, 24);
+    assert!(matches!(
+        tier_with("not-the-secret")
+            .put_file("signed/refused", &source, &digest)
+            .await,
+        Err(ObjectTierError::Backend { .. })
+    ));
 }

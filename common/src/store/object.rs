@@ -6,9 +6,9 @@
 //! What it guarantees:
 //! - A key is written once. A write that finds the key taken converges when the object there has
 //!   the same sha256 and fails with [`ObjectTierError::Conflict`] when it has other bytes; the
-//!   object there stays. S3 writes are conditional (`If-None-Match: *`) where one request
-//!   carries the bytes (a single PUT); a multipart upload looks before it completes, and after
-//!   completing reads the object back (see [`ObjectTier::put_file`] for the window that leaves).
+//!   object there stays. S3 writes are conditional (`If-None-Match: *`): a single PUT, or the
+//!   completion of a multipart upload (which the tier signs and sends itself: object_store 0.14
+//!   completes unconditionally). A multipart upload's object is read back and checked after.
 //! - Every object carries the sha256 of its bytes (S3 user metadata `sha256`; on `file://` an
 //!   extended attribute of the file, set before the file appears under its key).
 //!   [`ObjectTier::get_to_file`] hands back only bytes that have it; streams hand the recorded
@@ -390,12 +390,9 @@ impl ObjectTier {
     /// writers of the same bytes both succeed with one whole object. A file that changes while
     /// it is read is [`ObjectTierError::SourceChanged`] and nothing is stored.
     ///
-    /// Files above the part size go up in a multipart upload, aborted on any failure. S3
-    /// completes an upload unconditionally (object_store offers no conditional completion), so
-    /// the upload looks for the key just before completing and reads the object back after:
-    /// two writers of *different* bytes racing in that window leave the later one's object,
-    /// and the earlier one learns it (a `Conflict`). A key's bytes are its content's in this
-    /// store, so two writers never mean different bytes unless something is already wrong.
+    /// Files above the part size go up in a multipart upload, aborted on any failure, completed
+    /// only if the key is still free, and read back after: an object the store assembled with
+    /// other bytes is removed and [`ObjectTierError::Damaged`].
     pub async fn put_file(&self, key: &str, source: &Path, sha256: &Digest) -> Result<Stored> {
         if sha256.algorithm != HashAlgorithm::Sha256 {
             return Err(ObjectTierError::NotSha256(sha256.clone()));

@@ -34,20 +34,7 @@ impl MotoServer {
     /// A fresh server with `bucket` made. `None`, said loudly, when moto is not installed,
     /// unless `LARDER_REQUIRE_MOTO` is set (as `.ci/run` does): then that fails the test.
     pub fn start(bucket: &str) -> Option<MotoServer> {
-        let program = Self::venv().join("bin/moto_server");
-        if !program.exists() {
-            assert!(
-                std::env::var_os("LARDER_REQUIRE_MOTO").is_none(),
-                "LARDER_REQUIRE_MOTO is set but there is no {}",
-                program.display()
-            );
-            eprintln!(
-                "\n*** SKIPPED: no S3 server: {} is missing (run .ci/run, or set LARDER_MOTO_VENV). \
-                 This test checked nothing. ***\n",
-                program.display()
-            );
-            return None;
-        }
+        let program = Self::program()?;
         let port = free_port();
         let child = Command::new(&program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -78,11 +65,103 @@ impl MotoServer {
         }
     }
 
+    /// A server that checks every request's SigV4 signature, with `bucket` made: moto's
+    /// `INITIAL_NO_AUTH_ACTION_COUNT` lets the first five requests in unchecked, which make an
+    /// IAM user allowed all of S3, its access key, and the bucket. Returns the key and secret.
+    /// (This server's raw requests ([`Self::request`]) are refused after that.)
+    pub fn start_checking_signatures(bucket: &str) -> Option<(MotoServer, (String, String))> {
+        let program = Self::program()?;
+        let port = free_port();
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "5")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let moto = MotoServer {
+            child,
+            port,
+            bucket: bucket.to_string(),
+        };
+        // listening is ready: a request would use up one of the five
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not listen on port {port} within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let iam = |form: &str| {
+            let (status, body) = moto
+                .request_as(
+                    "POST",
+                    "/",
+                    "iam",
+                    "application/x-www-form-urlencoded",
+                    &[],
+                    format!("{form}&Version=2010-05-08").as_bytes(),
+                )
+                .expect("IAM request");
+            let body = String::from_utf8_lossy(&body).into_owned();
+            assert_eq!(status, 200, "{form}: {body}");
+            body
+        };
+        let element = |xml: &str, name: &str| {
+            let start = xml.find(&format!("<{name}>")).expect(name) + name.len() + 2;
+            let end = xml[start..].find('<').expect(name) + start;
+            xml[start..end].to_string()
+        };
+        iam("Action=CreateUser&UserName=larder");
+        let policy = iam(
+            "Action=CreatePolicy&PolicyName=s3-all&PolicyDocument=%7B%22Version%22%3A%222012-10-17%22%2C\
+             %22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22s3%3A*%22%2C\
+             %22Resource%22%3A%22*%22%7D%5D%7D",
+        );
+        let arn = element(&policy, "Arn");
+        iam(&format!(
+            "Action=AttachUserPolicy&UserName=larder&PolicyArn={}",
+            arn.replace(':', "%3A").replace('/', "%2F")
+        ));
+        let key = iam("Action=CreateAccessKey&UserName=larder");
+        let credentials = (
+            element(&key, "AccessKeyId"),
+            element(&key, "SecretAccessKey"),
+        );
+        let (status, body) = moto
+            .request("PUT", &format!("/{bucket}"), &[], b"")
+            .expect("CreateBucket");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        Some((moto, credentials))
+    }
+
+    /// `moto_server`, or `None` (said loudly) when it is not installed, unless
+    /// `LARDER_REQUIRE_MOTO` is set: then that fails the test.
+    fn program() -> Option<PathBuf> {
+        let program = Self::venv().join("bin/moto_server");
+        if program.exists() {
+            return Some(program);
+        }
+        assert!(
+            std::env::var_os("LARDER_REQUIRE_MOTO").is_none(),
+            "LARDER_REQUIRE_MOTO is set but there is no {}",
+            program.display()
+        );
+        eprintln!(
+            "\n*** SKIPPED: no S3 server: {} is missing (run .ci/run, or set LARDER_MOTO_VENV). \
+             This test checked nothing. ***\n",
+            program.display()
+        );
+        None
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// An unsigned HTTP/1.1 request: the status and the body.
+    /// An S3 request signed with no valid signature: the status and the body.
     pub fn request(
         &self,
         method: &str,
@@ -90,12 +169,32 @@ impl MotoServer {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> std::io::Result<(u16, Vec<u8>)> {
+        self.request_as(
+            method,
+            path_and_query,
+            "s3",
+            "application/octet-stream",
+            headers,
+            body,
+        )
+    }
+
+    /// A request to `service` (moto routes by the credential scope) with no valid signature.
+    pub fn request_as(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        service: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<(u16, Vec<u8>)> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
         let mut head = format!(
             "{method} {path_and_query} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n\
-             Content-Type: application/octet-stream\r\nConnection: close\r\n\
-             Authorization: AWS4-HMAC-SHA256 Credential={}/20260101/{REGION}/s3/aws4_request, \
+             Content-Type: {content_type}\r\nConnection: close\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential={}/20260101/{REGION}/{service}/aws4_request, \
              SignedHeaders=host, Signature={}\r\n",
             self.port,
             body.len(),
