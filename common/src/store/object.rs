@@ -302,7 +302,18 @@ impl ObjectTier {
             s3: Some(S3Access {
                 s3,
                 region,
-                http: reqwest::Client::new(),
+                // S3 may take minutes to assemble a large object (it answers as it goes)
+                http: reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(30))
+                    .timeout(Duration::from_secs(15 * 60))
+                    .build()
+                    .map_err(|e| ObjectTierError::Backend {
+                        key: String::new(),
+                        source: object_store::Error::Generic {
+                            store: "S3",
+                            source: e.into(),
+                        },
+                    })?,
             }),
             prefix: prefix.to_string(),
             part_size: DEFAULT_PART_SIZE,
