@@ -563,15 +563,26 @@ impl ObjectTier {
         if stored == *sha256 {
             return Ok(true);
         }
-        // this upload's own object (the key was free), damaged: nobody can use it
-        if let Err(e) = self.objects.delete(location).await {
-            tracing::warn!(key, error = %e, "could not remove a damaged upload");
+        match self.head_at(key, location).await?.and_then(|o| o.sha256) {
+            Some(recorded) if recorded == *sha256 => {
+                // this upload's own object, damaged: nobody can use it
+                if let Err(e) = self.objects.delete(location).await {
+                    tracing::warn!(key, error = %e, "could not remove a damaged upload");
+                }
+                Err(ObjectTierError::Damaged {
+                    key: key.to_string(),
+                    recorded: recorded.hex(),
+                    actual: stored.hex(),
+                })
+            }
+            // another writer's, completed over this one: a store whose conditional completion
+            // is not atomic (moto's is not); never remove what may be theirs
+            _ => Err(ObjectTierError::Conflict {
+                key: key.to_string(),
+                existing: stored.hex(),
+                offered: sha256.hex(),
+            }),
         }
-        Err(ObjectTierError::Damaged {
-            key: key.to_string(),
-            recorded: sha256.hex(),
-            actual: stored.hex(),
-        })
     }
 
     /// Send the file's parts, at most [`PARTS_IN_FLIGHT`] at once, checking what was read
