@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::store::object::StoreUrl;
+
 /// The broker frame size asked for when `LARDER_AMQP_URL` names none.
 const BROKER_FRAME_BYTES: u32 = 16 * 1024;
 
@@ -33,6 +35,12 @@ pub struct Config {
     /// Root of the permanent store (sources, dependencies, bundles).
     #[arg(long, env = "LARDER_DATA_DIR", default_value = "./larder-data")]
     pub data_dir: PathBuf,
+
+    /// Where the store's objects live: `file:///absolute/path` or `s3://bucket/prefix` (S3
+    /// endpoint, region and credentials from the `AWS_*` variables). Unset: `LARDER_DATA_DIR`.
+    /// Accepted; the service does not use it yet.
+    #[arg(long, env = "LARDER_STORE_URL", value_parser = StoreUrl::parse)]
+    pub store_url: Option<StoreUrl>,
 
     /// Address the api listens on.
     #[arg(long, env = "LARDER_LISTEN", default_value = "127.0.0.1:8080")]
@@ -401,6 +409,35 @@ mod tests {
         assert_eq!(config.broker_uri().unwrap().query.frame_max, Some(131072));
         config.amqp_url = "http://nope".into();
         assert!(config.broker_uri().is_err());
+    }
+
+    #[test]
+    fn store_url_takes_file_or_s3_and_names_the_scheme_it_refuses() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            config: Config,
+        }
+        let parsed = Flags::try_parse_from(["larder", "--store-url", "s3://larder/prod"]).unwrap();
+        assert_eq!(
+            parsed.config.store_url,
+            Some(StoreUrl::S3 {
+                bucket: "larder".into(),
+                prefix: "prod".into()
+            })
+        );
+        let parsed =
+            Flags::try_parse_from(["larder", "--store-url", "file:///srv/larder"]).unwrap();
+        assert_eq!(
+            parsed.config.store_url,
+            Some(StoreUrl::File("/srv/larder".into()))
+        );
+        let error = Flags::try_parse_from(["larder", "--store-url", "gs://larder/prod"])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("scheme \"gs\" is not one of"), "{error}");
     }
 
     #[test]

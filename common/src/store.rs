@@ -3,6 +3,7 @@
 
 pub mod download_lease;
 pub mod file_record;
+pub mod object;
 
 use std::fs::{self, File};
 use std::io::{self, Write};

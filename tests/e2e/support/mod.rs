@@ -9,6 +9,7 @@ pub mod npm_fixtures;
 pub mod pip_fixtures;
 pub mod projects;
 pub mod rubygems_fixtures;
+pub mod s3;
 pub mod sbom;
 pub mod tls;
 
