@@ -159,6 +159,21 @@ fn lower_priority() {
     }
 }
 
+/// The service keeps its store in `LARDER_DATA_DIR` until it runs on the object tier: a store
+/// URL naming anything else is refused at start, never silently ignored.
+fn refuse_unwired_store(config: &Config) -> Result<()> {
+    use common::store::object::StoreUrl;
+    match &config.store_url {
+        None => Ok(()),
+        Some(StoreUrl::File(path)) if path == &config.data_dir => Ok(()),
+        Some(other) => anyhow::bail!(
+            "LARDER_STORE_URL={other:?}: this version of the api and worker keeps its store in \
+             LARDER_DATA_DIR ({}) only; unset LARDER_STORE_URL or point it there",
+            config.data_dir.display()
+        ),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -189,6 +204,7 @@ async fn main() -> Result<()> {
                 ));
                 config.worker_token = Some(token);
             }
+            refuse_unwired_store(&config)?;
             worker::check_config(&config)?;
             let server = api::start(config.clone(), worker::pkg_managers::catalogue()).await?;
             fetch_in_child_processes()?;
@@ -197,6 +213,7 @@ async fn main() -> Result<()> {
         }
         Command::Api { config } => {
             init_tracing(false);
+            refuse_unwired_store(&config)?;
             api::start(config, worker::pkg_managers::catalogue())
                 .await?
                 .await
@@ -204,6 +221,7 @@ async fn main() -> Result<()> {
         }
         Command::Worker { config } => {
             let request_logs = init_tracing(true);
+            refuse_unwired_store(&config)?;
             worker::check_config(&config)?;
             fetch_in_child_processes()?;
             let worker = spawn_worker(config, false, request_logs)?;
