@@ -167,8 +167,12 @@ fn refuse_unwired_store(config: &Config) -> Result<()> {
         None => Ok(()),
         Some(StoreUrl::File(path)) if path == &config.data_dir => Ok(()),
         Some(other) => anyhow::bail!(
-            "LARDER_STORE_URL={other:?}: this version of the api and worker keeps its store in \
+            "LARDER_STORE_URL={}: this version of the api and worker keeps its store in \
              LARDER_DATA_DIR ({}) only; unset LARDER_STORE_URL or point it there",
+            match other {
+                StoreUrl::File(path) => format!("file://{}", path.display()),
+                StoreUrl::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+            },
             config.data_dir.display()
         ),
     }
