@@ -93,6 +93,57 @@ async fn bundle_matches_git_archive_and_survives_the_repository() {
 }
 
 #[tokio::test]
+async fn a_bundle_download_resumes_with_a_range() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "a.txt", &"a".repeat(5000));
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    assert_eq!(larder.wait(id).await["state"], "complete");
+    let (whole, _) = larder.download(id).await;
+    let url = format!("{}/api/v1/requests/{id}/download", larder.url);
+    let get = |headers: &[(&str, String)]| {
+        let mut req = larder.http.get(&url);
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_string())
+            };
+            let (range, etag) = (header("content-range"), header("etag"));
+            (status, range, etag, resp.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (status, _, etag, body) = get(&[]).await;
+    assert_eq!((status, body.len()), (200, whole.len()));
+    let etag = etag.expect("an ETag");
+    let n = whole.len();
+    // the rest from byte 100, as `curl -C 100` asks
+    let (status, range, _, body) = get(&[("Range", "bytes=100-".into())]).await;
+    assert_eq!(status, 206);
+    assert_eq!(range.unwrap(), format!("bytes 100-{}/{n}", n - 1));
+    assert_eq!(body, whole[100..]);
+    let (status, _, _, body) =
+        get(&[("Range", "bytes=-10".into()), ("If-Range", etag.clone())]).await;
+    assert_eq!((status, body), (206, whole[n - 10..].to_vec()));
+    // other bytes than the client has: the whole
+    let (status, _, _, body) = get(&[
+        ("Range", "bytes=0-9".into()),
+        ("If-Range", "\"other\"".into()),
+    ])
+    .await;
+    assert_eq!((status, body.len()), (200, n));
+    let (status, range, _, _) = get(&[("Range", format!("bytes={n}-"))]).await;
+    assert_eq!((status, range.unwrap()), (416, format!("bytes */{n}")));
+}
+
+#[tokio::test]
 async fn include_git_dir_keeps_git() {
     let larder = Larder::start().await;
     let work = tempfile::tempdir().unwrap();

@@ -122,7 +122,11 @@ pub fn stored_file(
         .streaming(stream_file(file, counter))
 }
 
-pub async fn download(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+pub async fn download(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
     let row = find(&mut conn, *id).await?;
     drop(conn);
@@ -169,12 +173,35 @@ pub async fn download(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResu
             row.id
         )));
     }
-    let file = tokio::fs::File::open(&path)
+    let mut file = tokio::fs::File::open(&path)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let mut builder = HttpResponse::Ok();
+    // the bytes' own name: a client resuming with `If-Range` gets the rest of these bytes only
+    let etag = format!("\"sha256-{}\"", hex::encode(digest));
+    let range = match byte_range(&req, size, &etag) {
+        Ranged::Whole => None,
+        Ranged::Part(range) => Some(range),
+        Ranged::Unsatisfiable => {
+            return Ok(HttpResponse::RangeNotSatisfiable()
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+                .finish())
+        }
+    };
+    let mut builder = match &range {
+        None => HttpResponse::Ok(),
+        Some(range) => {
+            let mut partial = HttpResponse::PartialContent();
+            partial.insert_header((
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{size}", range.start, range.end - 1),
+            ));
+            partial
+        }
+    };
     builder
         .content_type("application/gzip")
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::ETAG, etag))
         .insert_header((
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=larder-{}.tar.gz", row.id),
@@ -186,12 +213,103 @@ pub async fn download(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResu
                 base64::engine::general_purpose::STANDARD.encode(digest)
             ),
         ));
-    Ok(stored_file(
-        builder,
-        file,
-        size,
-        state.bytes_downloaded.counting(),
-    ))
+    let counter = state.bytes_downloaded.counting();
+    Ok(match range {
+        None => stored_file(builder, file, size, counter),
+        Some(range) => {
+            use tokio::io::AsyncSeekExt;
+            file.seek(std::io::SeekFrom::Start(range.start))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let len = range.end - range.start;
+            builder
+                .insert_header(header::ContentEncoding::Identity)
+                .no_chunking(len)
+                .streaming(stream_file_part(file, len, counter))
+        }
+    })
+}
+
+/// What a `Range` header asks of `size` bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum Ranged {
+    /// No range, one this server does not serve (several, another unit), or an `If-Range`
+    /// naming other bytes: the whole.
+    Whole,
+    /// One satisfiable range (end exclusive).
+    Part(std::ops::Range<u64>),
+    /// One range that starts past the end.
+    Unsatisfiable,
+}
+
+/// The single byte range of `Range: bytes=…` (RFC 9110 §14.1.2: `a-b`, `a-`, `-n`).
+fn byte_range(req: &HttpRequest, size: u64, etag: &str) -> Ranged {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let Some(spec) = header(header::RANGE).and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return Ranged::Whole;
+    };
+    if header(header::IF_RANGE).is_some_and(|tag| tag.trim() != etag) {
+        return Ranged::Whole;
+    }
+    parse_byte_range(spec, size)
+}
+
+fn parse_byte_range(spec: &str, size: u64) -> Ranged {
+    let Some((first, last)) = spec.trim().split_once('-').filter(|_| !spec.contains(',')) else {
+        return Ranged::Whole;
+    };
+    let number = |s: &str| s.trim().parse::<u64>().ok();
+    let (start, end) = match (first.trim(), last.trim()) {
+        ("", suffix) => match number(suffix) {
+            Some(0) => return Ranged::Unsatisfiable,
+            Some(n) => (size.saturating_sub(n), size),
+            None => return Ranged::Whole,
+        },
+        (start, "") => match number(start) {
+            Some(start) => (start, size),
+            None => return Ranged::Whole,
+        },
+        (start, end) => match (number(start), number(end)) {
+            (Some(start), Some(end)) if start <= end => (start, end.saturating_add(1).min(size)),
+            _ => return Ranged::Whole,
+        },
+    };
+    if start >= size {
+        return Ranged::Unsatisfiable;
+    }
+    Ranged::Part(start..end)
+}
+
+/// [`stream_file`] of the next `len` bytes of `file`.
+fn stream_file_part(
+    file: tokio::fs::File,
+    len: u64,
+    counter: Arc<std::sync::atomic::AtomicU64>,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> {
+    stream::unfold(
+        (file, len, counter),
+        |(mut file, left, counter)| async move {
+            if left == 0 {
+                return None;
+            }
+            let mut buf = vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))];
+            match file.read(&mut buf).await {
+                Ok(0) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the bundle is shorter than it was",
+                    )),
+                    (file, 0, counter),
+                )),
+                Ok(n) => {
+                    buf.truncate(n);
+                    counter.fetch_add(n as u64, Ordering::Relaxed);
+                    Some((Ok(web::Bytes::from(buf)), (file, left - n as u64, counter)))
+                }
+                Err(e) => Some((Err(e), (file, 0, counter))),
+            }
+        },
+    )
 }
 
 pub async fn environment_variables(
@@ -836,6 +954,26 @@ mod tests {
             failed,
             std::sync::atomic::AtomicBool::load(&ran, Ordering::SeqCst),
         )
+    }
+
+    #[test]
+    fn byte_ranges() {
+        use Ranged::*;
+        for (spec, want) in [
+            ("0-9", Part(0..10)),
+            ("90-", Part(90..100)),
+            ("-10", Part(90..100)),
+            ("-1000", Part(0..100)),
+            ("95-1000", Part(95..100)),
+            ("100-", Unsatisfiable),
+            ("-0", Unsatisfiable),
+            ("9-0", Whole),
+            ("0-1,5-6", Whole),
+            ("x-", Whole),
+            ("", Whole),
+        ] {
+            assert_eq!(parse_byte_range(spec, 100), want, "{spec}");
+        }
     }
 
     #[tokio::test]
