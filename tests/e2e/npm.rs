@@ -357,11 +357,7 @@ async fn journey(v: u32, extras: bool) -> (Larder, Fixture, i64) {
 
     // a tarball of the per-request registry goes out as stored (never gzipped again), with its
     // length, for the scoped one of the pair sharing a file name too
-    let npmrc = String::from_utf8(cfg["app/.npmrc"].clone()).unwrap();
-    let token = npmrc
-        .lines()
-        .find_map(|l| l.split_once(":_authToken=").map(|(_, t)| t.to_string()))
-        .unwrap();
+    let token = npm_token_of(&cfg["app/.npmrc"]);
     for name in ["expect", "@jest/expect"] {
         let resp = larder
             .http
@@ -442,14 +438,7 @@ async fn npm_lockfile_v3_all_kinds_real_client_and_reuse() {
     // the per-request registry: packuments (scoped, abbreviated) list only the request's
     // versions; wrong token 401
     let base = format!("{}/repos/{id}/npm/", larder.url);
-    let token = String::from_utf8(larder.config_files(id).await["app/.npmrc"].clone())
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.split_once(":_authToken=")
-                .map(|(_, t)| t.trim().to_string())
-        })
-        .expect("the .npmrc carries the token");
+    let token = larder.npm_token(id).await;
     let get = |path: &str, token: &str, accept: &str| {
         larder
             .http

@@ -23,14 +23,7 @@ async fn a_rotten_stored_tarball_is_not_served_and_is_downloaded_again() {
     let key = format!("deps/npm/{}", pkg.tarball_path());
     let stored = larder.data.path().join(&key);
     let whole = std::fs::read(&stored).unwrap();
-    let token = String::from_utf8(larder.config_files(id).await["app/.npmrc"].clone())
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.split_once(":_authToken=")
-                .map(|(_, t)| t.trim().to_string())
-        })
-        .expect("the .npmrc carries the token");
+    let token = larder.npm_token(id).await;
     let url = format!("{}/repos/{id}/npm/{}", larder.url, pkg.tarball_path());
     // the body, or why there is none whole
     let fetch = || async {

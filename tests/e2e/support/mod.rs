@@ -313,6 +313,11 @@ impl Larder {
     }
 
     /// `larder cleanup` with a lifetime of 0 days: every finished request becomes stale.
+    /// The npm registry token the request's `app/.npmrc` carries.
+    pub async fn npm_token(&self, id: i64) -> String {
+        npm_token_of(&self.config_files(id).await["app/.npmrc"])
+    }
+
     pub fn expire_all(&self) {
         run_ok(
             Command::new(env!("CARGO_BIN_EXE_larder"))
@@ -879,4 +884,15 @@ pub fn write_random_file(path: &Path, mib: usize, seed: u64) -> String {
     }
     out.flush().unwrap();
     hex::encode(hasher.finalize())
+}
+
+/// The token of an `.npmrc`'s `//host/path/:_authToken=` line.
+pub fn npm_token_of(npmrc: &[u8]) -> String {
+    String::from_utf8_lossy(npmrc)
+        .lines()
+        .find_map(|l| {
+            l.split_once(":_authToken=")
+                .map(|(_, t)| t.trim().to_string())
+        })
+        .expect("the .npmrc carries the token")
 }

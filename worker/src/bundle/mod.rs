@@ -629,27 +629,12 @@ mod tests {
     fn a_bundle_of_the_same_inputs_is_reused_checked_and_stored_files_are_checked_as_they_stream() {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().join("store"));
-        std::fs::create_dir_all(store.root()).unwrap();
-        if !file_record::kept_in(store.root()) {
+        let Some((store, work)) = recording_fixture(dir.path()) else {
             return;
-        }
-        let work = dir.path().join("work");
-        std::fs::create_dir_all(work.join("app")).unwrap();
-        std::fs::write(work.join("app/package.json"), "{}").unwrap();
-        let key = "deps/npm/a/-/a-1.0.0.tgz";
-        let stored = store.put_bytes(key, &[7u8; 50_000]).unwrap();
-        file_record::record_digests(
-            &stored,
-            &common::digest::FileDigests::of_file(&stored).unwrap(),
-            &std::fs::metadata(&stored).unwrap(),
-        )
-        .unwrap();
-        let bundle_with = |id: i64| {
-            let tree = BundleTree::new(&work);
-            tree.place_stored(&store, key, key).unwrap();
-            write_bundle(&store, id, &tree, false)
         };
+        let key = "deps/npm/a/-/a-1.0.0.tgz";
+        let stored = put_recorded(&store, key, &[7u8; 50_000]);
+        let bundle_with = |id: i64| bundle_placing(&store, &work, key, id);
         let inode = |id: i64| {
             let (path, _) = store.bundle_of(id).unwrap().unwrap();
             std::fs::metadata(path).unwrap().ino()
@@ -688,6 +673,27 @@ mod tests {
         assert!(!stored.exists());
     }
 
+    /// A store that keeps records, and a work tree holding `app/package.json`; None where the
+    /// filesystem keeps no records.
+    fn recording_fixture(dir: &Path) -> Option<(Store, PathBuf)> {
+        let store = Store::new(dir.join("store"));
+        std::fs::create_dir_all(store.root()).unwrap();
+        if !file_record::kept_in(store.root()) {
+            return None;
+        }
+        let work = dir.join("work");
+        std::fs::create_dir_all(work.join("app")).unwrap();
+        std::fs::write(work.join("app/package.json"), "{}").unwrap();
+        Some((store, work))
+    }
+
+    /// The bundle of request `id`: the work tree, and the stored file `key` at its own path.
+    fn bundle_placing(store: &Store, work: &Path, key: &str, id: i64) -> Result<String, Failure> {
+        let tree = BundleTree::new(work);
+        tree.place_stored(store, key, key).unwrap();
+        write_bundle(store, id, &tree, false)
+    }
+
     /// A stored file with its digest record.
     fn put_recorded(store: &Store, key: &str, bytes: &[u8]) -> PathBuf {
         let stored = store.put_bytes(key, bytes).unwrap();
@@ -700,21 +706,12 @@ mod tests {
     #[test]
     fn a_reuse_that_finds_the_blob_gone_leaves_no_reference_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().join("store"));
-        std::fs::create_dir_all(store.root()).unwrap();
-        if !file_record::kept_in(store.root()) {
+        let Some((store, work)) = recording_fixture(dir.path()) else {
             return;
-        }
-        let work = dir.path().join("work");
-        std::fs::create_dir_all(work.join("app")).unwrap();
-        std::fs::write(work.join("app/package.json"), "{}").unwrap();
+        };
         let key = "deps/npm/a/-/a-1.0.0.tgz";
         let stored = put_recorded(&store, key, &[7u8; 50_000]);
-        let bundle_with = |id: i64| {
-            let tree = BundleTree::new(&work);
-            tree.place_stored(&store, key, key).unwrap();
-            write_bundle(&store, id, &tree, false)
-        };
+        let bundle_with = |id: i64| bundle_placing(&store, &work, key, id);
         let h = bundle_with(1).unwrap();
         // request 1 goes stale: its blob goes, its recipe stays until a cleanup
         store.release_bundle(1).unwrap();
@@ -769,20 +766,12 @@ mod tests {
     #[test]
     fn the_recipe_names_the_mode_tar_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().join("store"));
-        std::fs::create_dir_all(store.root()).unwrap();
-        if !file_record::kept_in(store.root()) {
+        let Some((store, work)) = recording_fixture(dir.path()) else {
             return;
-        }
-        let work = dir.path().join("work");
-        std::fs::create_dir_all(work.join("app")).unwrap();
+        };
         let key = "deps/x/tool.bin";
         let stored = put_recorded(&store, key, b"tool");
-        let bundle_with = |id: i64| {
-            let tree = BundleTree::new(&work);
-            tree.place_stored(&store, key, key).unwrap();
-            write_bundle(&store, id, &tree, false).unwrap()
-        };
+        let bundle_with = |id: i64| bundle_placing(&store, &work, key, id).unwrap();
         std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o654)).unwrap();
         let group_x = bundle_with(1);
         std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o754)).unwrap();
