@@ -34,6 +34,10 @@
 //!   buffer to nowhere, like `find … -exec cat {} + > /dev/null`. One untimed read first, so
 //!   that it is the page-cache floor as the warm request sees it; the median of 3 timed reads.
 //! - `warm/floor`: `warm s` / `floor s`; goal ≤ 3.
+//! - `fixed s`: the warm time (median of the runs) of a project of one package of the same
+//!   package manager, measured the same way: what a request costs whatever its lockfile
+//!   (submission, its transactions, the queue, the 20 ms polling).
+//! - `(warm − fixed)/floor`: what grows with the lockfile, next to the disk floor.
 //! - `bundle MB`: bytes (10⁶) of `GET /api/v1/requests/{id}/download` of the last warm request
 //!   (checked against the cold request's bundle: same sha256 or not, below the table).
 //! - `RSS cold MiB`: peak RSS (`VmHWM` of `/proc/<pid>/status`) of the first `larder serve`
@@ -88,6 +92,9 @@ struct Row {
     upstream_cold: usize,
     upstream_warm: usize,
     fixture: Duration,
+    /// The warm time of a project of one package of the same package manager: what a request
+    /// costs whatever its lockfile (submission, transactions, queue, polling).
+    fixed: Duration,
 }
 
 impl Row {
@@ -126,7 +133,13 @@ async fn run() {
         let project = project(case, work.path()).await;
         let fixture = t.elapsed();
         eprintln!("{case}: fixture built in {fixture:.1?}");
-        let row = measure(case, &project, runs, fixture).await;
+        let mut row = measure(case, &project, runs, fixture).await;
+        let pm = case.split_once('-').map_or(case, |(pm, _)| pm);
+        let one_dir = tempfile::tempdir().unwrap();
+        let one = self::project(&format!("{pm}-1"), one_dir.path()).await;
+        row.fixed = measure(&format!("{pm}-1"), &one, runs, Duration::ZERO)
+            .await
+            .warm();
         eprintln!(
             "{case}: cold {:.2?}, warm {:.2?} (runs {:.2?}), floor {:.3?}, RSS cold {} MiB, warm {} MiB",
             row.cold,
@@ -224,6 +237,7 @@ async fn measure(case: &str, project: &Project, runs: usize, fixture: Duration) 
         upstream_cold,
         upstream_warm,
         fixture,
+        fixed: Duration::ZERO,
     }
 }
 
@@ -359,14 +373,16 @@ fn print_table(rows: &[Row], runs: usize) {
     println!(
         "goals (issue 15): warm/cold ≤ {WARM_COLD_GOAL}, warm ≤ {WARM_FLOOR_GOAL}× the disk floor, peak RSS ≤ {RSS_GOAL_MIB} MiB cold and warm for {RSS_GOAL_CASE}"
     );
-    println!("| case | cold s | warm s | warm/cold | floor s | warm/floor | bundle MB | RSS cold MiB | RSS warm MiB |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| case | cold s | warm s | warm/cold | floor s | warm/floor | fixed s | (warm − fixed)/floor | bundle MB | RSS cold MiB | RSS warm MiB |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in rows {
         let warm = r.warm().as_secs_f64();
         let cold = r.cold.as_secs_f64();
         let floor = r.floor.took.as_secs_f64();
         let warm_cold = warm / cold;
         let warm_floor = warm / floor;
+        let fixed = r.fixed.as_secs_f64();
+        let growing = (warm - fixed).max(0.0) / floor;
         let rss = |kib: u64| {
             if r.case == RSS_GOAL_CASE {
                 format!("{:.1} {}", mib(kib), mark(mib(kib) <= RSS_GOAL_MIB))
@@ -375,7 +391,7 @@ fn print_table(rows: &[Row], runs: usize) {
             }
         };
         println!(
-            "| {} | {cold:.2} | {warm:.2} | {warm_cold:.2} {} | {floor:.4} | {warm_floor:.1} {} | {:.2} | {} | {} |",
+            "| {} | {cold:.2} | {warm:.2} | {warm_cold:.2} {} | {floor:.4} | {warm_floor:.1} {} | {fixed:.3} | {growing:.1} | {:.2} | {} | {} |",
             r.case,
             mark(warm_cold <= WARM_COLD_GOAL),
             mark(warm_floor <= WARM_FLOOR_GOAL),
