@@ -518,6 +518,37 @@ mod tests {
     }
 
     #[test]
+    fn a_recipe_names_its_bundle_until_the_bundle_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let (kept_recipe, gone_recipe) = ("a".repeat(64), "b".repeat(64));
+        let (a, kept) = bundle_temp(&store, b"kept bundle");
+        store.publish_bundle(a, &kept, 1).unwrap();
+        let (b, gone) = bundle_temp(&store, b"released bundle");
+        store.publish_bundle(b, &gone, 2).unwrap();
+        store.record_bundle_recipe(&kept_recipe, &kept).unwrap();
+        store.record_bundle_recipe(&gone_recipe, &gone).unwrap();
+        assert_eq!(
+            store.bundle_of_recipe(&gone_recipe).unwrap(),
+            Some(gone.clone())
+        );
+        // a reuse names the blob for another request; one of a blob gone finds it missing
+        assert_eq!(store.reuse_bundle(&kept, 3).unwrap(), BundleReuse::Named);
+        assert_eq!(store.bundle_of(3).unwrap().unwrap().1, kept);
+        store.release_bundle(2).unwrap();
+        assert_eq!(store.reuse_bundle(&gone, 4).unwrap(), BundleReuse::Missing);
+        assert_eq!(store.prune_bundle_recipes().unwrap(), 1);
+        assert_eq!(store.bundle_of_recipe(&gone_recipe).unwrap(), None);
+        assert_eq!(store.bundle_of_recipe(&kept_recipe).unwrap(), Some(kept));
+        assert!(store.bundle_of_recipe("not hex").is_err());
+        // request 4 keeps no reference to the blob it did not get
+        assert!(!store
+            .root()
+            .join(format!("bundles/sha256/{gone}.refs/4"))
+            .exists());
+    }
+
+    #[test]
     fn identical_bundles_share_one_blob_until_the_last_request_releases_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
