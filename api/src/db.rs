@@ -137,12 +137,16 @@ pub async fn setup(database_url: &str, pool_size: usize) -> Result<DbPool, DbSet
     pool(database_url, pool_size)
 }
 
-/// The database's clock (UTC): what every api instance judges a worker's silence by, so that
-/// instances whose clocks disagree never hand over a live request.
-pub async fn now(conn: &mut DbConn) -> diesel::QueryResult<chrono::NaiveDateTime> {
+/// The database's clock (UTC), at this statement (not the transaction's start: a heartbeat that
+/// waited for a row lock is as late as it is): what every api instance judges a worker's
+/// silence and a dispatch's lease by, so that instances whose clocks disagree agree.
+pub async fn now<C>(conn: &mut C) -> diesel::QueryResult<chrono::NaiveDateTime>
+where
+    C: diesel_async::AsyncConnection<Backend = diesel::pg::Pg>,
+{
     use diesel_async::RunQueryDsl;
     diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamp>(
-        "(now() AT TIME ZONE 'UTC')",
+        "(statement_timestamp() AT TIME ZONE 'UTC')",
     ))
     .get_result(conn)
     .await

@@ -233,10 +233,6 @@ pub enum DispatchError {
     Publish(#[from] PublishError),
 }
 
-fn now() -> chrono::NaiveDateTime {
-    chrono::Utc::now().naive_utc()
-}
-
 fn delta(duration: Duration) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(duration).expect("a few seconds")
 }
@@ -251,8 +247,8 @@ struct ClaimedId {
 /// ended, in one statement: their rows are locked only while it runs.
 async fn claim_undispatched(pool: &DbPool) -> Result<Vec<i64>, DispatchError> {
     use diesel::sql_types::{BigInt, Timestamp};
-    let now = now();
     let mut conn = pool.get().await?;
+    let now = crate::db::now(&mut conn).await?;
     let claimed: Vec<ClaimedId> = diesel::sql_query(
         "UPDATE requests SET dispatch_lease_until = $1 WHERE id IN (\
            SELECT id FROM requests \
@@ -277,9 +273,10 @@ async fn mark_dispatched(pool: &DbPool, ids: &[i64]) -> Result<(), DispatchError
         return Ok(());
     }
     let mut conn = pool.get().await?;
+    let now = crate::db::now(&mut conn).await?;
     diesel::update(requests::table.filter(requests::id.eq_any(ids)))
         .set((
-            requests::dispatched_at.eq(now()),
+            requests::dispatched_at.eq(now),
             requests::dispatch_lease_until.eq(None::<chrono::NaiveDateTime>),
         ))
         .execute(&mut conn)

@@ -241,6 +241,7 @@ async fn main() -> Result<()> {
             println!("applied {} migration(s)", applied.len());
         }
         Command::Cleanup { config } => {
+            refuse_unwired_store(&config)?;
             init_tracing(false);
             let pool = api::db::setup(&config.database_url, config.db_pool_size.into()).await?;
             let store = common::Store::new(&config.data_dir);

@@ -373,8 +373,13 @@ impl<W: Write> TarGzWriter<W> {
     }
 
     /// [`append_file`](Self::append_file) (the same entry), returning the sha256 of the bytes
-    /// it streamed: what a caller checks a file against without reading it twice.
-    pub fn append_file_hashed(&mut self, name: &str, path: &Path) -> io::Result<[u8; 32]> {
+    /// it streamed (what a caller checks a file against without reading it twice) and the
+    /// metadata of the file it read.
+    pub fn append_file_hashed(
+        &mut self,
+        name: &str,
+        path: &Path,
+    ) -> io::Result<([u8; 32], fs::Metadata)> {
         let file = fs::File::open(path)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
@@ -394,7 +399,7 @@ impl<W: Write> TarGzWriter<W> {
             remaining: meta.len(),
         };
         self.builder.append_data(&mut header, name, exact)?;
-        Ok(hashing.hasher.finalize().into())
+        Ok((hashing.hasher.finalize().into(), meta))
     }
 
     /// Append the tree at `dir` under the archive name `prefix`, in sorted order.

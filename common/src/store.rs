@@ -255,6 +255,18 @@ impl Store {
             return Err(StoreError::InvalidKey(sha256_hex.to_string()));
         }
         self.add_bundle_ref(sha256_hex, request_id)?;
+        let found = self.checked_blob(sha256_hex, request_id);
+        match found {
+            Ok(BundleReuse::Named) => self.name_bundle(sha256_hex, request_id)?,
+            // the reference taken above goes, whatever went wrong
+            _ => self.drop_pending_ref(sha256_hex, request_id)?,
+        }
+        found
+    }
+
+    /// Whether the blob `sha256_hex` is there whole (then [`BundleReuse::Named`], not named yet),
+    /// missing, or damaged (then removed).
+    fn checked_blob(&self, sha256_hex: &str, request_id: i64) -> Result<BundleReuse, StoreError> {
         let key = bundle_blob_key(sha256_hex);
         let blob = self.path(&key)?;
         let io = |source| StoreError::Io {
@@ -267,19 +279,14 @@ impl Store {
                 io::copy(&mut file, &mut hasher).map_err(io)?;
                 file.metadata().map_err(io)?
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.drop_pending_ref(sha256_hex, request_id)?;
-                return Ok(BundleReuse::Missing);
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BundleReuse::Missing),
             Err(e) => return Err(io(e)),
         };
         if hex::encode(hasher.finalize()) != sha256_hex {
             self.remove_damaged_blob(&blob, &read, request_id)
                 .map_err(io)?;
-            self.drop_pending_ref(sha256_hex, request_id)?;
             return Ok(BundleReuse::Damaged);
         }
-        self.name_bundle(sha256_hex, request_id)?;
         Ok(BundleReuse::Named)
     }
 

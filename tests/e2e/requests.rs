@@ -141,6 +141,15 @@ async fn a_bundle_download_resumes_with_a_range() {
     assert_eq!((status, body.len()), (200, n));
     let (status, range, _, _) = get(&[("Range", format!("bytes={n}-"))]).await;
     assert_eq!((status, range.unwrap()), (416, format!("bytes */{n}")));
+    // a range is a GET's: HEAD answers for the whole
+    let head = larder
+        .http
+        .head(&url)
+        .header("Range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
 }
 
 #[tokio::test]

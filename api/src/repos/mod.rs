@@ -206,19 +206,20 @@ impl RepoRequest {
                 content_type,
             } => {
                 let path = self.state.store.path(&store_key)?;
-                let file = tokio::fs::File::open(&path)
-                    .await
-                    .map_err(|e| ApiError::internal(format!("{store_key}: {e}")))?;
-                let size = file
-                    .metadata()
-                    .await
-                    .map_err(|e| ApiError::internal(e.to_string()))?
-                    .len();
-                let record_of = path.clone();
-                let recorded =
-                    web::block(move || common::store::file_record::recorded_digests(&record_of))
-                        .await
-                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                let opened = path.clone();
+                // the record, size and identity of the very file served, whatever its path
+                // names by the time the stream ends
+                let (file, meta, recorded) = web::block(move || {
+                    let file = std::fs::File::open(&opened)?;
+                    let meta = file.metadata()?;
+                    let recorded = common::store::file_record::recorded_digests_of(&file);
+                    Ok::<_, std::io::Error>((file, meta, recorded))
+                })
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|e| ApiError::internal(format!("{store_key}: {e}")))?;
+                let size = meta.len();
+                let file = tokio::fs::File::from_std(file);
                 let counter = self.state.bytes_downloaded.counting();
                 let mut builder = HttpResponse::Ok();
                 builder
@@ -230,7 +231,15 @@ impl RepoRequest {
                     Some(digests) => {
                         let store = self.state.store.clone();
                         let damaged = move || {
+                            use std::os::unix::fs::MetadataExt;
                             tracing::error!(key = %store_key, "a stored file does not have the sha256 it was verified with: removed, the next request that needs it downloads it again");
+                            // not a whole file stored at its key since this one was opened
+                            let same = std::fs::symlink_metadata(&path).is_ok_and(|now| {
+                                (now.dev(), now.ino()) == (meta.dev(), meta.ino())
+                            });
+                            if !same {
+                                return;
+                            }
                             if let Err(e) = store.remove(&store_key) {
                                 tracing::warn!(key = %store_key, error = %e, "cannot remove a damaged stored file");
                             }

@@ -178,7 +178,13 @@ pub async fn download(
         .map_err(|e| ApiError::internal(e.to_string()))?;
     // the bytes' own name: a client resuming with `If-Range` gets the rest of these bytes only
     let etag = format!("\"sha256-{}\"", hex::encode(digest));
-    let range = match byte_range(&req, size, &etag) {
+    // a range is a GET's (RFC 9110 §14.2): HEAD answers for the whole
+    let ranged = if req.method() == actix_web::http::Method::GET {
+        byte_range(&req, size, &etag)
+    } else {
+        Ranged::Whole
+    };
+    let range = match ranged {
         Ranged::Whole => None,
         Ranged::Part(range) => Some(range),
         Ranged::Unsatisfiable => {
@@ -244,12 +250,19 @@ enum Ranged {
 
 /// The single byte range of `Range: bytes=…` (RFC 9110 §14.1.2: `a-b`, `a-`, `-n`).
 fn byte_range(req: &HttpRequest, size: u64, etag: &str) -> Ranged {
-    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let Some(spec) = header(header::RANGE).and_then(|v| v.trim().strip_prefix("bytes=")) else {
+    let Some(spec) = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
         return Ranged::Whole;
     };
-    if header(header::IF_RANGE).is_some_and(|tag| tag.trim() != etag) {
-        return Ranged::Whole;
+    // any validator but this ETag, however it is written: the whole (RFC 9110 §13.1.5)
+    if let Some(tag) = req.headers().get(header::IF_RANGE) {
+        if tag.as_bytes().trim_ascii() != etag.as_bytes() {
+            return Ranged::Whole;
+        }
     }
     parse_byte_range(spec, size)
 }
@@ -258,7 +271,12 @@ fn parse_byte_range(spec: &str, size: u64) -> Ranged {
     let Some((first, last)) = spec.trim().split_once('-').filter(|_| !spec.contains(',')) else {
         return Ranged::Whole;
     };
-    let number = |s: &str| s.trim().parse::<u64>().ok();
+    let number = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
     let (start, end) = match (first.trim(), last.trim()) {
         ("", suffix) => match number(suffix) {
             Some(0) => return Ranged::Unsatisfiable,
@@ -970,6 +988,7 @@ mod tests {
             ("9-0", Whole),
             ("0-1,5-6", Whole),
             ("x-", Whole),
+            ("+5-", Whole),
             ("", Whole),
         ] {
             assert_eq!(parse_byte_range(spec, 100), want, "{spec}");

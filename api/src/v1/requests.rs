@@ -706,7 +706,7 @@ pub(crate) async fn apply_patch(
         .state
         .parse()
         .map_err(|_| ApiError::internal("corrupt request state"))?;
-    let now = chrono::Utc::now().naive_utc();
+    let now = crate::db::now(conn).await?;
     if let Some(attempt) = attempt {
         crate::v1::leases::check_attempt(&row, attempt)?;
         diesel::update(requests::table.find(id))

@@ -56,12 +56,23 @@ fn read(path: &Path, name: &str) -> Option<(Vec<u8>, Metadata)> {
         Err(_) => return None,
     };
     let meta = std::fs::metadata(path).ok()?;
-    let (&version, rest) = value.split_first()?;
+    Some((stamped(value, &meta)?.to_vec(), meta))
+}
+
+/// The value of a record made of the file `meta` describes, as it is now.
+fn stamped<'v>(record: &'v [u8], meta: &Metadata) -> Option<&'v [u8]> {
+    let (&version, rest) = record.split_first()?;
     let (when, value) = rest.split_at_checked(STAMP)?;
-    if version != VERSION || when != stamp(&meta) {
-        return None;
-    }
-    Some((value.to_vec(), meta))
+    (version == VERSION && when == stamp(meta)).then_some(value)
+}
+
+/// [`recorded_digests`] of an open file: the very file a reader streams, whichever file its
+/// path names by now.
+pub fn recorded_digests_of(file: &std::fs::File) -> Option<FileDigests> {
+    use xattr::FileExt;
+    let record = file.get_xattr(format!("{PREFIX}{DIGESTS}")).ok()??;
+    let meta = file.metadata().ok()?;
+    FileDigests::from_bytes(stamped(&record, &meta)?).filter(|d| d.size == meta.len())
 }
 
 const DIGESTS: &str = "digests";

@@ -331,9 +331,16 @@ fn write_members(
     let mut files = TarGzWriter::stored_member(&mut out);
     for (path, placed) in stored {
         if let Placed::Stored { key, sha256, .. } = placed {
-            let streamed = files.append_file_hashed(path, &store.path(key)?)?;
+            let file = store.path(key)?;
+            let (streamed, read) = files.append_file_hashed(path, &file)?;
             if sha256.is_some_and(|recorded| recorded != streamed) {
-                let _ = store.remove(key);
+                use std::os::unix::fs::MetadataExt;
+                // the file read, not one stored at its key since
+                let same = std::fs::symlink_metadata(&file)
+                    .is_ok_and(|now| (now.dev(), now.ino()) == (read.dev(), read.ino()));
+                if same {
+                    let _ = store.remove(key);
+                }
                 return Err(BundleError::DamagedStored(key.clone()));
             }
         }
