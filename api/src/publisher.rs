@@ -330,29 +330,7 @@ pub async fn dispatch_pending(pool: &DbPool, publisher: &Publisher) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_db::TestDb;
-
-    const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-    async fn jobs_waiting_then_delete(queue: &str) -> u32 {
-        let conn = Connection::connect(AMQP, ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = conn.create_channel().await.unwrap();
-        let declared = channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let _ = channel.queue_delete(queue.into(), Default::default()).await;
-        declared.message_count()
-    }
+    use crate::test_db::{delete_queue, jobs_waiting, TestDb, AMQP};
 
     #[tokio::test(flavor = "multi_thread")]
     async fn dispatchers_of_several_instances_send_each_job_once() {
@@ -373,6 +351,7 @@ mod tests {
             a.unwrap();
             b.unwrap();
         }
-        assert_eq!(jobs_waiting_then_delete(&queue).await, 30);
+        assert_eq!(jobs_waiting(&queue).await, 30);
+        delete_queue(&queue).await;
     }
 }

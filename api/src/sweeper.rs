@@ -157,42 +157,14 @@ async fn give_back(pool: &DbPool, unpublished: &[Silent], marked_at: chrono::Nai
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_db::TestDb;
+    use crate::test_db::{delete_queue, jobs_waiting, TestDb, AMQP};
 
-    const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
     const LEASE: Duration = Duration::from_secs(60);
     const DEADLINE: Duration = Duration::from_secs(3600);
 
     /// An api instance's publisher to `queue`.
     fn instance(queue: &str) -> Publisher {
         Publisher::new(AMQP.parse().unwrap(), queue)
-    }
-
-    async fn jobs_waiting(queue: &str) -> u32 {
-        let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = conn.create_channel().await.unwrap();
-        let declared = channel
-            .queue_declare(
-                queue.into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                lapin::types::FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        declared.message_count()
-    }
-
-    async fn delete_queue(queue: &str) {
-        let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = conn.create_channel().await.unwrap();
-        let _ = channel.queue_delete(queue.into(), Default::default()).await;
     }
 
     async fn dispatched_at(db: &TestDb, id: i64) -> Option<chrono::NaiveDateTime> {

@@ -1,5 +1,5 @@
 //! A fresh PostgreSQL database for one test (the real server, as every test uses), migrated,
-//! dropped when the test ends.
+//! dropped when the test ends; and the real RabbitMQ's queues as tests look at them.
 
 use crate::db::{self, DbPool};
 
@@ -104,4 +104,38 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+/// The RabbitMQ every test uses.
+pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+async fn broker_channel() -> lapin::Channel {
+    let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    conn.create_channel().await.unwrap()
+}
+
+/// The jobs waiting in `queue`.
+pub async fn jobs_waiting(queue: &str) -> u32 {
+    let declared = broker_channel()
+        .await
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    declared.message_count()
+}
+
+pub async fn delete_queue(queue: &str) {
+    let _ = broker_channel()
+        .await
+        .queue_delete(queue.into(), Default::default())
+        .await;
 }

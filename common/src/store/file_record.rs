@@ -20,14 +20,9 @@ use std::path::Path;
 const PREFIX: &str = "user.larder.";
 const VERSION: u8 = 1;
 
-/// Record `value` as `name` on the file at `path`, as the file is now.
-pub fn record(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
-    record_as_of(path, name, value, &std::fs::metadata(path)?)
-}
-
-/// [`record`], for the file as `meta` saw it: what was read after `meta` was taken is recorded
-/// for that file only (a write since changes the stamp, and the record speaks for nothing).
-pub fn record_as_of(path: &Path, name: &str, value: &[u8], meta: &Metadata) -> io::Result<()> {
+/// Record `value` as `name` on the file at `path`, for the file as `meta` saw it (taken before
+/// its bytes were read): a write since changes the stamp, and the record speaks for nothing.
+pub fn record(path: &Path, name: &str, value: &[u8], meta: &Metadata) -> io::Result<()> {
     let mut bytes = Vec::with_capacity(1 + STAMP + value.len());
     bytes.push(VERSION);
     bytes.extend_from_slice(&stamp(meta));
@@ -90,7 +85,7 @@ pub fn record_digests(path: &Path, digests: &FileDigests, meta: &Metadata) -> io
             ),
         ));
     }
-    record_as_of(path, DIGESTS, &digests.to_bytes(), meta)
+    record(path, DIGESTS, &digests.to_bytes(), meta)
 }
 
 /// The digests recorded on the file at `path`, if it has a record made since its last write.

@@ -122,7 +122,7 @@ fn manifest_of(file: &Path, label: &str) -> Result<Value, LayoutError> {
     // too large for the filesystem's attributes: read from the tarball each time
     if let Some(before) = before {
         let value = kept.to_string();
-        let _ = common::store::file_record::record_as_of(file, RECORD, value.as_bytes(), &before);
+        let _ = common::store::file_record::record(file, RECORD, value.as_bytes(), &before);
     }
     Ok(kept)
 }
