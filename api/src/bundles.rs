@@ -117,9 +117,7 @@ mod tests {
     use crate::test_db::TestDb;
     use object_store::aws::AmazonS3Builder;
 
-    #[path = "../../../tests/e2e/support/s3.rs"]
-    #[allow(dead_code)]
-    mod s3;
+    use crate::test_s3 as s3;
 
     fn tier(moto: &s3::MotoServer) -> ObjectTier {
         let builder = AmazonS3Builder::new()
