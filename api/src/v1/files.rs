@@ -252,7 +252,11 @@ async fn download_object(
         .ok()
         .and_then(|d| d.try_into().ok())
         .ok_or_else(&changed)?;
-    let info = tier.head(&key).await.map_err(backend)?.ok_or_else(&missing)?;
+    let info = tier
+        .head(&key)
+        .await
+        .map_err(backend)?
+        .ok_or_else(&missing)?;
     if info.sha256.as_ref().map(|d| d.hex()).as_deref() != Some(sha256_hex) {
         return Err(changed());
     }
@@ -265,14 +269,20 @@ async fn download_object(
     builder.insert_header(header::ContentEncoding::Identity);
     let counter = state.bytes_downloaded.counting();
     if req.method() == actix_web::http::Method::HEAD {
-        return Ok(builder.no_chunking(size).streaming(stream::empty::<Result<web::Bytes, std::io::Error>>()));
+        return Ok(builder
+            .no_chunking(size)
+            .streaming(stream::empty::<Result<web::Bytes, std::io::Error>>()));
     }
     let io = |e: ObjectTierError| std::io::Error::other(e.to_string());
     match range {
         None => {
             let object = tier.get_stream(&key).await.map_err(backend)?;
             if empty_but_not(object.size, &digest) {
-                tracing::error!(request_id = id, key, "a bundle in the object store is empty");
+                tracing::error!(
+                    request_id = id,
+                    key,
+                    "a bundle in the object store is empty"
+                );
                 return Err(changed());
             }
             let chunks = object.bytes.map(move |c| c.map_err(io));
@@ -291,7 +301,11 @@ async fn download_object(
                 hasher.update(chunk.map_err(backend)?);
             }
             if <[u8; 32]>::from(hasher.finalize()) != digest {
-                tracing::error!(request_id = id, key, "a bundle in the object store does not have its sha256");
+                tracing::error!(
+                    request_id = id,
+                    key,
+                    "a bundle in the object store does not have its sha256"
+                );
                 return Err(changed());
             }
             let part = tier.get_range(&key, range).await.map_err(backend)?;
