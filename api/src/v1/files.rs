@@ -211,7 +211,7 @@ pub async fn download(
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let (mut builder, range) = match bundle_response(&req, row.id, size, digest) {
         Ok(found) => found,
-        Err(unsatisfiable) => return Ok(unsatisfiable),
+        Err(size) => return Ok(unsatisfiable(size)),
     };
     let counter = state.bytes_downloaded.counting();
     Ok(match range {
@@ -263,7 +263,7 @@ async fn download_object(
     let size = info.size;
     let (builder, range) = match bundle_response(req, id, size, digest) {
         Ok(found) => found,
-        Err(unsatisfiable) => return Ok(unsatisfiable),
+        Err(size) => return Ok(unsatisfiable(size)),
     };
     let mut builder = builder;
     builder.insert_header(header::ContentEncoding::Identity);
@@ -321,7 +321,8 @@ async fn download_object(
     }
 }
 
-/// The bundle's response head (`Err`: a 416) and the range it serves, if one: its sha256 names
+/// The bundle's response head and the range it serves, if one (`Err`: the range starts past the
+/// bundle's `size`, a 416, [`unsatisfiable`]): its sha256 names
 /// the bytes (`ETag`, `Digest`), and a client resuming with `If-Range` gets the rest of these
 /// bytes only.
 fn bundle_response(
@@ -329,7 +330,7 @@ fn bundle_response(
     id: i64,
     size: u64,
     digest: [u8; 32],
-) -> Result<(actix_web::HttpResponseBuilder, Option<std::ops::Range<u64>>), HttpResponse> {
+) -> Result<(actix_web::HttpResponseBuilder, Option<std::ops::Range<u64>>), u64> {
     let etag = format!("\"sha256-{}\"", hex::encode(digest));
     // a range is a GET's (RFC 9110 §14.2): HEAD answers for the whole
     let ranged = if req.method() == actix_web::http::Method::GET {
@@ -340,11 +341,7 @@ fn bundle_response(
     let range = match ranged {
         Ranged::Whole => None,
         Ranged::Part(range) => Some(range),
-        Ranged::Unsatisfiable => {
-            return Err(HttpResponse::RangeNotSatisfiable()
-                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
-                .finish())
-        }
+        Ranged::Unsatisfiable => return Err(size),
     };
     let mut builder = match &range {
         None => HttpResponse::Ok(),
@@ -373,6 +370,13 @@ fn bundle_response(
             ),
         ));
     Ok((builder, range))
+}
+
+/// 416 for a bundle of `size` bytes.
+fn unsatisfiable(size: u64) -> HttpResponse {
+    HttpResponse::RangeNotSatisfiable()
+        .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+        .finish()
 }
 
 /// What a `Range` header asks of `size` bytes.
