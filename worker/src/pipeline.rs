@@ -394,8 +394,9 @@ async fn run(
         api.progress(job.id, "Putting the files in the object store")
             .await?;
         // what the api serves (the bundle, repositories' files, stored configuration files)
-        // and what another worker would fetch again (the source, every dependency)
+        // and what another worker would fetch again (the source, every file committed)
         let keys = std::iter::once(key)
+            .chain(fetcher.committed_keys())
             .chain(written.stored_keys.iter().cloned())
             .chain(output.artifacts.store_keys().cloned())
             .chain(output.config_files.iter().filter_map(|f| match &f.content {
