@@ -868,3 +868,200 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
         .filter(|&n| n > 0)
         .ok_or_else(|| format!("{text:?} is not a size this can hold"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with(dir: &Path, files: &[(&str, &[u8])]) -> SharedStore {
+        let store = Store::new(dir);
+        for (key, bytes) in files {
+            store.put_bytes(key, bytes).unwrap();
+        }
+        SharedStore::Directory(store)
+    }
+
+    fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+        list_directory(root)
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.key.clone(), std::fs::read(root.join(&o.key)).unwrap()))
+            .collect()
+    }
+
+    const FILES: &[(&str, &[u8])] = &[
+        ("deps/npm/a/-/a-1.0.0.tgz", b"a tarball"),
+        ("deps/npm/b/-/b-2.0.0.tgz", &[7u8; 3000]),
+        ("sources/example.com/r/0123.tar.gz", b"a source archive"),
+    ];
+
+    async fn exported(from: &SharedStore, out: &Path, max_volume: u64) -> Exported {
+        export(
+            from,
+            out,
+            "a1",
+            None,
+            Utc::now(),
+            max_volume,
+            &Progress::hidden(),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_export_imports_whole_once_and_the_bundles_and_work_files_stay_home() {
+        let (a, b, out) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let from = store_with(a.path(), FILES);
+        Store::new(a.path())
+            .put_bytes("bundles/sha256/x.tar.gz", b"bundle")
+            .unwrap();
+        Store::new(a.path())
+            .put_bytes("download-leases/x", b"lease")
+            .unwrap();
+        // small volumes: one object each
+        let done = exported(&from, &out.path().join("x"), 4096).await;
+        assert!(done.damaged.is_empty());
+        assert_eq!(done.manifest.objects.len(), 3);
+        assert_eq!(done.manifest.volumes.len(), 3);
+        assert_eq!(
+            Manifest::read(&out.path().join("x")).unwrap(),
+            done.manifest
+        );
+
+        let to = SharedStore::Directory(Store::new(b.path()));
+        let staging = b.path().join("tmp");
+        let (_, first) = import(&to, &out.path().join("x"), &staging, &Progress::hidden())
+            .await
+            .unwrap();
+        assert_eq!((first.written, first.present), (3, 0));
+        assert!(first.refused.is_empty());
+        assert_eq!(tree(b.path()), tree(a.path()));
+        assert!(!b.path().join("bundles").exists());
+        // stored with its digests recorded, as a download is
+        let path = b.path().join(FILES[0].0);
+        assert!(file_record::recorded_digests(&path).is_some());
+
+        let (_, again) = import(&to, &out.path().join("x"), &staging, &Progress::hidden())
+            .await
+            .unwrap();
+        assert_eq!((again.written, again.present), (0, 3));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_flipped_byte_refuses_that_object_only_and_a_missing_volume_imports_nothing() {
+        let (a, b, out) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let from = store_with(a.path(), FILES);
+        let done = exported(&from, out.path(), 1 << 20).await;
+        assert_eq!(done.manifest.volumes.len(), 1);
+        // flip one byte of b's payload inside the volume
+        let volume = out.path().join(&done.manifest.volumes[0].name);
+        let mut bytes = std::fs::read(&volume).unwrap();
+        let at = bytes
+            .windows(3000)
+            .position(|w| w.iter().all(|&x| x == 7))
+            .unwrap()
+            + 10;
+        bytes[at] ^= 1;
+        std::fs::write(&volume, bytes).unwrap();
+        let to = SharedStore::Directory(Store::new(b.path()));
+        let (_, done) = import(&to, out.path(), &b.path().join("tmp"), &Progress::hidden())
+            .await
+            .unwrap();
+        assert_eq!(done.written, 2);
+        assert_eq!(done.refused.len(), 1);
+        assert_eq!(done.refused[0].0, "deps/npm/b/-/b-2.0.0.tgz");
+        assert!(!b.path().join("deps/npm/b").exists());
+
+        std::fs::remove_file(&volume).unwrap();
+        let c = tempfile::tempdir().unwrap();
+        let to = SharedStore::Directory(Store::new(c.path()));
+        let missing = import(&to, out.path(), &c.path().join("tmp"), &Progress::hidden())
+            .await
+            .unwrap_err();
+        assert!(
+            missing.to_string().contains("volume-00001.tar"),
+            "{missing}"
+        );
+        assert!(list_directory(c.path()).unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_key_held_with_other_bytes_is_refused_and_left_alone() {
+        let (a, b, out) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let from = store_with(a.path(), FILES);
+        exported(&from, out.path(), 1 << 20).await;
+        let to = store_with(b.path(), &[("deps/npm/a/-/a-1.0.0.tgz", b"other bytes")]);
+        let (_, done) = import(&to, out.path(), &b.path().join("tmp"), &Progress::hidden())
+            .await
+            .unwrap();
+        assert_eq!(done.written, 2);
+        assert_eq!(done.refused.len(), 1);
+        assert!(
+            done.refused[0].1.contains("other bytes"),
+            "{:?}",
+            done.refused
+        );
+        assert_eq!(
+            std::fs::read(b.path().join("deps/npm/a/-/a-1.0.0.tgz")).unwrap(),
+            b"other bytes"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_export_since_a_time_holds_what_was_stored_after_it() {
+        let (a, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let from = store_with(a.path(), &FILES[..1]);
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(a.path().join(FILES[0].0))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let since = Utc::now() - chrono::Duration::minutes(30);
+        store_with(a.path(), &FILES[1..]);
+        let done = export(
+            &from,
+            out.path(),
+            "a1",
+            Some(since),
+            Utc::now(),
+            1 << 20,
+            &Progress::hidden(),
+        )
+        .await
+        .unwrap();
+        let keys: Vec<&str> = done
+            .manifest
+            .objects
+            .iter()
+            .map(|o| o.key.as_str())
+            .collect();
+        assert_eq!(keys, [FILES[1].0, FILES[2].0]);
+        assert_eq!(done.manifest.since, Some(since));
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("700M"), Ok(700 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert!(parse_size("4X").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("").is_err());
+    }
+}
