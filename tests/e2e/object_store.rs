@@ -83,6 +83,7 @@ impl S3Larder {
 
     /// Two apis, then a worker on each; returns once both apis answer.
     async fn start(&mut self) {
+        let mut indices = Vec::new();
         for i in 0..2 {
             let (data, work) = self.own_dirs();
             let url = if i == 0 {
@@ -91,7 +92,7 @@ impl S3Larder {
                 format!("http://127.0.0.1:{}", free_port())
             };
             let listen = url.trim_start_matches("http://").to_string();
-            self.larder.spawn(
+            let index = self.larder.spawn(
                 "api",
                 &[
                     ("LARDER_LISTEN", listen.as_str()),
@@ -101,9 +102,10 @@ impl S3Larder {
                 ],
             );
             self.apis.push(url);
+            indices.push(index);
         }
-        for url in self.apis.clone() {
-            wait_healthy_at(&self.larder, &url).await;
+        for (url, index) in self.apis.clone().iter().zip(indices) {
+            wait_healthy_at(&self.larder, url, index).await;
         }
         for i in 0..2 {
             self.spawn_worker(i);
@@ -358,9 +360,17 @@ async fn get_body(req: reqwest::RequestBuilder) -> (u16, Result<Vec<u8>, String>
     }
 }
 
-async fn wait_healthy_at(larder: &Larder, url: &str) {
+/// Wait until the api (`larder.spawn` index `index`) at `url` answers; fails at once when it
+/// exited with an error (its log's `Error: …`).
+async fn wait_healthy_at(larder: &Larder, url: &str, index: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let log = larder.data.path().join(format!("api-{index}.log"));
     while Instant::now() < deadline {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.starts_with("Error: ") || text.contains("\nError: ") {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            panic!("the api at {url} exited:\n{}", larder.logs());
+        }
         if let Ok(resp) = larder.http.get(format!("{url}/healthz")).send().await {
             if resp.status().is_success() {
                 return;
