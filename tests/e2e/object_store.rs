@@ -686,6 +686,29 @@ async fn every_package_manager_completes_on_s3_and_both_apis_serve_its_bundle_an
         bundles.insert(*pm, d.same_bundle_through_both(*id).await);
     }
 
+    // a request's log, through either api
+    let id = ids["npm"];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let log = d.larder.text(&format!("/api/v1/requests/{id}/logs")).await;
+        if log.contains("request complete") {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "no completion in the log: {log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let other = d
+        .larder
+        .http
+        .get(format!("{}/api/v1/requests/{id}/logs", d.apis[1]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(other, log, "the log through the other api");
+
     // what each bundle holds
     let npm_bundle = untar(&bundles["npm"]);
     let pkg = &npm.tree[0].pkg;
