@@ -12,7 +12,8 @@ const FAILED_LIFETIME_DAYS: i64 = 7;
 /// Mark expired requests stale; returns the ids of those this run made stale.
 pub async fn run(
     pool: &DbPool,
-    store: &common::Store,
+    shared: &common::store::SharedStore,
+    directory: &common::Store,
     lifetime_days: u32,
 ) -> Result<Vec<i64>, crate::error::ApiError> {
     let mut conn = pool.get().await?;
@@ -32,14 +33,15 @@ pub async fn run(
         .order(requests::id)
         .load(&mut conn)
         .await?;
+    drop(conn);
     let mut expired = Vec::with_capacity(ids.len());
     for id in ids {
-        if crate::v1::requests::expire(&mut conn, store, id).await? {
+        if crate::v1::requests::expire(pool, shared, directory, id).await? {
             tracing::info!(request_id = id, "request is now stale");
             expired.push(id);
         }
     }
-    if !expired.is_empty() {
+    if let (false, common::store::SharedStore::Directory(store)) = (expired.is_empty(), shared) {
         // recipes of the bundles those requests released last
         match store.prune_bundle_recipes() {
             Ok(pruned) => tracing::info!(pruned, "bundle recipes of removed bundles forgotten"),
@@ -59,11 +61,15 @@ mod tests {
         let db = TestDb::new().await;
         let dir = tempfile::tempdir().unwrap();
         let store = common::Store::new(dir.path());
+        let shared = common::store::SharedStore::Directory(store.clone());
         let mut ids = Vec::new();
         for _ in 0..20 {
             ids.push(db.finished_request(chrono::Duration::days(3)).await);
         }
-        let (a, b) = tokio::join!(run(&db.pool, &store, 1), run(&db.pool, &store, 1));
+        let (a, b) = tokio::join!(
+            run(&db.pool, &shared, &store, 1),
+            run(&db.pool, &shared, &store, 1)
+        );
         let (a, b) = (a.unwrap(), b.unwrap());
         let mut expired: Vec<i64> = a.iter().chain(&b).copied().collect();
         expired.sort_unstable();

@@ -2,6 +2,7 @@
 //! publisher that hands jobs to workers.
 
 pub mod auth;
+pub mod bundles;
 pub mod cleanup;
 pub mod counters;
 pub mod db;
@@ -24,6 +25,8 @@ mod test_db;
 
 use actix_web::{web, App, HttpServer};
 use common::token::TokenSecret;
+use common::store::object::ObjectTier;
+use common::store::SharedStore;
 use common::{Catalogue, Config, Store};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +38,13 @@ pub struct AppState {
     pub config: Config,
     pub pool: db::DbPool,
     pub publisher: Arc<publisher::Publisher>,
+    /// The store every api and worker shares (`LARDER_STORE_URL`).
+    pub shared: SharedStore,
+    /// The shared store's directory; on an object store, `LARDER_DATA_DIR` (what an earlier
+    /// version left there: logs, the secret file).
     pub store: Store,
+    /// Set when the shared store is an object store: stored files are read from it.
+    pub objects: Option<ObjectTier>,
     pub secret: TokenSecret,
     /// `None` when authentication is off.
     pub auth: Option<auth::Authentication>,
@@ -54,6 +63,8 @@ pub enum StartError {
     Auth(#[from] auth::AuthSetupError),
     #[error(transparent)]
     Tls(#[from] tls::TlsSetupError),
+    #[error("LARDER_STORE_URL: {0}")]
+    Store(#[from] common::store::object::ObjectTierError),
     #[error("cannot read or create the token secret: {0}")]
     Secret(#[from] secret::SecretError),
     #[error("LARDER_AMQP_URL is not a valid AMQP URI: {0}")]
@@ -204,7 +215,9 @@ impl AppState {
         }
         let pool = db::setup(&config.database_url, config.db_pool_size.into()).await?;
         let database_health = Arc::new(health::DatabaseHealth::new(&config.database_url));
-        let store = Store::new(&config.data_dir);
+        let shared = SharedStore::open(&config)?;
+        let store = shared.directory(&config);
+        let objects = shared.objects().cloned();
         let secret = secret::load_or_create(&pool, &config.data_dir).await?;
         let broker = config.broker_uri().map_err(StartError::BrokerUri)?;
         let publisher = Arc::new(publisher::Publisher::new(broker, &config.queue));
@@ -212,7 +225,9 @@ impl AppState {
             config,
             pool,
             publisher,
+            shared,
             store,
+            objects,
             secret,
             auth,
             bytes_downloaded: Arc::new(counters::SharedCounter::new(BYTES_DOWNLOADED)),

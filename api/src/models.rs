@@ -35,6 +35,8 @@ pub struct RequestRow {
     pub started_at: Option<chrono::NaiveDateTime>,
     pub heartbeat_at: Option<chrono::NaiveDateTime>,
     pub worker: Option<String>,
+    /// The sha256 (hex) of the request's bundle, named when it completed.
+    pub bundle_sha256: Option<String>,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable)]

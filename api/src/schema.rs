@@ -29,6 +29,7 @@ diesel::table! {
         heartbeat_at -> Nullable<Timestamp>,
         worker -> Nullable<Text>,
         dispatch_lease_until -> Nullable<Timestamp>,
+        bundle_sha256 -> Nullable<Text>,
     }
 }
 

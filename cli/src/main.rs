@@ -159,23 +159,9 @@ fn lower_priority() {
     }
 }
 
-/// The service keeps its store in `LARDER_DATA_DIR` until it runs on the object tier: a store
-/// URL naming anything else is refused at start, never silently ignored.
-fn refuse_unwired_store(config: &Config) -> Result<()> {
-    use common::store::object::StoreUrl;
-    match &config.store_url {
-        None => Ok(()),
-        Some(StoreUrl::File(path)) if path == &config.data_dir => Ok(()),
-        Some(other) => anyhow::bail!(
-            "LARDER_STORE_URL={}: this version of the api and worker keeps its store in \
-             LARDER_DATA_DIR ({}) only; unset LARDER_STORE_URL or point it there",
-            match other {
-                StoreUrl::File(path) => format!("file://{}", path.display()),
-                StoreUrl::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
-            },
-            config.data_dir.display()
-        ),
-    }
+/// The store `LARDER_STORE_URL` names, checked at start rather than by the first request.
+fn shared_store(config: &Config) -> Result<common::store::SharedStore> {
+    common::store::SharedStore::open(config).context("LARDER_STORE_URL")
 }
 
 #[tokio::main]
@@ -208,7 +194,7 @@ async fn main() -> Result<()> {
                 ));
                 config.worker_token = Some(token);
             }
-            refuse_unwired_store(&config)?;
+            shared_store(&config)?;
             worker::check_config(&config)?;
             let server = api::start(config.clone(), worker::pkg_managers::catalogue()).await?;
             fetch_in_child_processes()?;
@@ -217,7 +203,7 @@ async fn main() -> Result<()> {
         }
         Command::Api { config } => {
             init_tracing(false);
-            refuse_unwired_store(&config)?;
+            shared_store(&config)?;
             api::start(config, worker::pkg_managers::catalogue())
                 .await?
                 .await
@@ -225,7 +211,7 @@ async fn main() -> Result<()> {
         }
         Command::Worker { config } => {
             let request_logs = init_tracing(true);
-            refuse_unwired_store(&config)?;
+            shared_store(&config)?;
             worker::check_config(&config)?;
             fetch_in_child_processes()?;
             let worker = spawn_worker(config, false, request_logs)?;
@@ -241,11 +227,11 @@ async fn main() -> Result<()> {
             println!("applied {} migration(s)", applied.len());
         }
         Command::Cleanup { config } => {
-            refuse_unwired_store(&config)?;
+            let shared = shared_store(&config)?;
             init_tracing(false);
             let pool = api::db::setup(&config.database_url, config.db_pool_size.into()).await?;
-            let store = common::Store::new(&config.data_dir);
-            let ids = api::cleanup::run(&pool, &store, config.request_lifetime_days)
+            let directory = shared.directory(&config);
+            let ids = api::cleanup::run(&pool, &shared, &directory, config.request_lifetime_days)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message))?;
             println!("{} request(s) marked stale", ids.len());

@@ -36,11 +36,18 @@ pub struct Config {
     #[arg(long, env = "LARDER_DATA_DIR", default_value = "./larder-data")]
     pub data_dir: PathBuf,
 
-    /// Where the store's objects live: `file:///absolute/path` or `s3://bucket/prefix` (S3
-    /// endpoint, region and credentials from the `AWS_*` variables). Unset: `LARDER_DATA_DIR`.
-    /// Accepted; the service does not use it yet.
+    /// Where the store every api and worker shares lives: `file:///absolute/path` (a
+    /// directory, on one machine or a shared mount) or `s3://bucket/prefix` (S3 endpoint,
+    /// region and credentials from the `AWS_*` variables; no directory is shared). Unset:
+    /// `LARDER_DATA_DIR`.
     #[arg(long, env = "LARDER_STORE_URL", value_parser = StoreUrl::parse)]
     pub store_url: Option<StoreUrl>,
+
+    /// A worker's scratch directory when the store is an object store: work directories and
+    /// a cache of the objects its requests used. Unset: `larder-work` in the system's
+    /// temporary directory.
+    #[arg(long, env = "LARDER_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
 
     /// Address the api listens on.
     #[arg(long, env = "LARDER_LISTEN", default_value = "127.0.0.1:8080")]
@@ -344,6 +351,13 @@ impl Config {
         let mut uri: amq_protocol_uri::AMQPUri = self.amqp_url.parse()?;
         uri.query.frame_max.get_or_insert(BROKER_FRAME_BYTES);
         Ok(uri)
+    }
+
+    /// The scratch directory of a worker on an object store (`LARDER_WORK_DIR`).
+    pub fn work_dir(&self) -> PathBuf {
+        self.work_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("larder-work"))
     }
 
     pub fn api_url(&self) -> &str {

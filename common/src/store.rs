@@ -4,6 +4,9 @@
 pub mod download_lease;
 pub mod file_record;
 pub mod object;
+pub mod shared;
+
+pub use shared::SharedStore;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -215,7 +218,7 @@ pub enum BundleReuse {
     Damaged,
 }
 
-fn is_sha256_hex(s: &str) -> bool {
+pub fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 

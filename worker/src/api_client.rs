@@ -264,11 +264,12 @@ impl ApiClient {
         .await
     }
 
-    pub async fn complete(&self, id: i64) -> Result<(), ApiClientError> {
+    /// The request is complete, its bundle the blob `bundle_sha256` (hex).
+    pub async fn complete(&self, id: i64, bundle_sha256: &str) -> Result<(), ApiClientError> {
         self.flush_request_log(id).await;
         self.patch(
             id,
-            json!({"state": RequestState::Complete, "state_reason": "Completed successfully"}),
+            json!({"state": RequestState::Complete, "state_reason": "Completed successfully", "bundle_sha256": bundle_sha256}),
         )
         .await
     }

@@ -3,6 +3,7 @@
 //! packument entries) and none is read again before then.
 
 use common::Artifact;
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 
@@ -11,6 +12,8 @@ pub struct ArtifactSpool {
     /// Made at the first artifact.
     file: Option<BufWriter<File>>,
     count: usize,
+    /// What the artifacts serve (a key once, however many artifacts name it).
+    store_keys: BTreeSet<String>,
 }
 
 impl ArtifactSpool {
@@ -19,17 +22,25 @@ impl ArtifactSpool {
         serde_json::to_writer(&mut *file, artifact)?;
         file.write_all(b"\n")?;
         self.count += 1;
+        self.store_keys.insert(artifact.store_key.clone());
         Ok(())
     }
 
     /// Add `other`'s artifacts after this one's.
-    pub fn append(&mut self, other: ArtifactSpool) -> io::Result<()> {
+    pub fn append(&mut self, mut other: ArtifactSpool) -> io::Result<()> {
         let count = other.count;
+        let keys = std::mem::take(&mut other.store_keys);
         if let Some(mut lines) = other.into_lines()? {
             io::copy(&mut lines, self.file()?)?;
         }
         self.count += count;
+        self.store_keys.extend(keys);
         Ok(())
+    }
+
+    /// The store keys of the files the artifacts serve.
+    pub fn store_keys(&self) -> impl Iterator<Item = &String> {
+        self.store_keys.iter()
     }
 
     pub fn len(&self) -> usize {

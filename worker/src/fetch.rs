@@ -10,6 +10,7 @@
 use crate::outbound::{BodyKind, LimitExceeded, Outbound, Refusal};
 use common::digest::{Expected, FileDigests, Hasher};
 use common::store::download_lease::{Attempt, DownloadLease, LeaseOwner};
+use crate::shared_objects::SharedObjects;
 use common::store::file_record;
 use common::{Download, ErrorKind, Failure, Store};
 use futures_util::StreamExt;
@@ -80,6 +81,9 @@ pub struct Fetcher {
     /// checks it against these instead of reading it again. Only kept digests are here (a
     /// layout that reads none forgets them as it stages).
     verified: Arc<std::sync::Mutex<HashMap<String, FileDigests>>>,
+    /// On an object store: where a file missing from the store (this worker's cache of it) is
+    /// taken from before it is downloaded.
+    objects: Option<SharedObjects>,
 }
 
 const ATTEMPTS: u32 = 4;
@@ -114,7 +118,14 @@ impl Fetcher {
             outbound,
             leases,
             verified: Arc::default(),
+            objects: None,
         }
+    }
+
+    /// A missing file is taken from `objects` if they have it, downloaded otherwise.
+    pub fn with_objects(mut self, objects: Option<SharedObjects>) -> Self {
+        self.objects = objects;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -307,7 +318,7 @@ impl Fetcher {
                 let (temp, digests) = verified_temp(temp, download, check).await?;
                 return Ok(staged(download, digests, Some(temp), None, false));
             }
-            Source::Download(lease) => (self.download_verified(download).await?, lease),
+            Source::Download(lease) => (self.taken_or_downloaded(download).await?, lease),
         };
         let digests_for_record = digests.clone();
         let key = download.store_key.clone();
@@ -420,6 +431,22 @@ impl Fetcher {
                 .insert(fetched.store_key.clone(), (**digests).clone());
         }
         Ok(fetched)
+    }
+
+    /// The file from the object store if it has it (checked against the lockfile's digests as
+    /// a download is), else downloaded.
+    async fn taken_or_downloaded(
+        &self,
+        download: &Download,
+    ) -> Result<(tempfile::NamedTempFile, FileDigests), Failure> {
+        if let Some(objects) = &self.objects {
+            if let Some(temp) = objects.take(&download.store_key).await? {
+                let path = temp.path().to_path_buf();
+                let digests = verified(path, download, no_check(download)).await?;
+                return Ok((temp, digests));
+            }
+        }
+        self.download_verified(download).await
     }
 
     /// Download with retries into a temporary file and check its digest; the whole of it

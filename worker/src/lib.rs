@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod pkg_managers;
 pub mod request_log;
 pub mod sandbox;
+pub mod shared_objects;
 pub mod source;
 
 use api_client::ApiClient;
@@ -67,7 +68,18 @@ pub fn check_config(config: &Config) -> Result<(), pkg_managers::repos_ca::Repos
 pub async fn run(config: Config, request_logs: Option<request_log::RequestLogs>) {
     configure_libgit2();
     let config = Arc::new(config);
-    let store = Store::new(&config.data_dir);
+    let shared = match common::store::SharedStore::open(&config) {
+        Ok(shared) => shared,
+        Err(e) => {
+            tracing::error!(error = %e, "LARDER_STORE_URL names no usable store; the worker stops");
+            return;
+        }
+    };
+    // on an object store, a cache of it in the work directory
+    let store = shared.worker_directory(&config);
+    let objects = shared
+        .objects()
+        .map(|tier| shared_objects::SharedObjects::new(tier.clone(), store.clone()));
     // the api is served at the public URL, whose certificate that CA signs
     let repos_ca = match pkg_managers::repos_ca::ReposCa::from_config(&config) {
         Ok(ca) => ca,
@@ -104,7 +116,7 @@ pub async fn run(config: Config, request_logs: Option<request_log::RequestLogs>)
     }
     let mut delay = Duration::from_millis(500);
     loop {
-        match consume(config.clone(), store.clone(), api.clone()).await {
+        match consume(config.clone(), store.clone(), objects.clone(), api.clone()).await {
             Ok(()) => delay = Duration::from_millis(500),
             Err(e) => {
                 tracing::warn!(error = %e, "lost the broker; reconnecting");
@@ -115,7 +127,12 @@ pub async fn run(config: Config, request_logs: Option<request_log::RequestLogs>)
     }
 }
 
-async fn consume(config: Arc<Config>, store: Store, api: ApiClient) -> Result<(), WorkerError> {
+async fn consume(
+    config: Arc<Config>,
+    store: Store,
+    objects: Option<shared_objects::SharedObjects>,
+    api: ApiClient,
+) -> Result<(), WorkerError> {
     let broker = config.broker_uri().map_err(WorkerError::BrokerUri)?;
     let conn = Connection::connect_uri(broker, ConnectionProperties::default()).await?;
     let channel = conn.create_channel().await?;
@@ -146,6 +163,7 @@ async fn consume(config: Arc<Config>, store: Store, api: ApiClient) -> Result<()
     while let Some(delivery) = consumer.next().await {
         let delivery = delivery?;
         let (config, store, api) = (config.clone(), store.clone(), api.clone());
+        let objects = objects.clone();
         tokio::spawn(async move {
             let Ok(job) = serde_json::from_slice::<JobMessage>(&delivery.data) else {
                 tracing::error!("dropping a malformed job message");
@@ -156,7 +174,7 @@ async fn consume(config: Arc<Config>, store: Store, api: ApiClient) -> Result<()
             let api = &api;
             async {
                 let redelivered = delivery.redelivered;
-                match pipeline::process(&config, &store, api, job.request_id, redelivered).await {
+                match pipeline::process(&config, &store, objects.as_ref(), api, job.request_id, redelivered).await {
                     Ok(Outcome::Complete | Outcome::Failed | Outcome::Skipped | Outcome::Superseded) => {
                         let _ = delivery.ack(BasicAckOptions::default()).await;
                     }

@@ -1,5 +1,6 @@
 //! One request, start to finish: source, package managers, bundle, report.
 
+use crate::shared_objects::SharedObjects;
 use crate::api_client::Claim;
 use crate::api_client::{ApiClient, ApiClientError};
 use crate::blocking::blocking;
@@ -39,6 +40,7 @@ pub fn worker_name() -> String {
 pub async fn process(
     config: &Config,
     store: &Store,
+    objects: Option<&SharedObjects>,
     api: &ApiClient,
     request_id: i64,
     redelivered: bool,
@@ -57,7 +59,7 @@ pub async fn process(
         .to_std()
         .unwrap_or_default();
     let deadline = tokio::time::Instant::now() + remaining;
-    let work = tokio::time::timeout_at(deadline, attempt(config, store, api, &job));
+    let work = tokio::time::timeout_at(deadline, attempt(config, store, objects, api, &job));
     tokio::select! {
         outcome = work => match outcome {
             Ok(outcome) => outcome,
@@ -138,6 +140,7 @@ fn remove_earlier_attempts(store: &Store, request_id: i64, attempt: i32) {
 async fn attempt(
     config: &Config,
     store: &Store,
+    objects: Option<&SharedObjects>,
     api: &ApiClient,
     job: &Job,
 ) -> Result<Outcome, PipelineError> {
@@ -156,12 +159,12 @@ async fn attempt(
             .await
         }
     };
-    let result = run(config, store, api, job, work.path()).await;
+    let result = run(config, store, objects, api, job, work.path()).await;
     // the bundle is in the store: the work directory goes before the request can end, so a
     // worker killed from here on leaves nothing behind
     drop(work);
-    let output = match result {
-        Ok(output) => output,
+    let (output, bundle) = match result {
+        Ok(done) => done,
         Err(Step::Failed(failure)) => return fail(api, request_id, failure).await,
         Err(Step::Api(e)) => return Err(e.into()),
     };
@@ -184,8 +187,50 @@ async fn attempt(
         }
         Err(e) => return Err(e.into()),
     }
-    api.complete(request_id).await?;
+    complete(store, objects, api, request_id, &bundle).await
+}
+
+/// Complete the request, naming its bundle. On an object store the api names it only once it
+/// finds it there: a stale request's release may have taken the same bytes away since they
+/// were put, and they are put again. The worker's copy goes once the request is complete.
+async fn complete(
+    store: &Store,
+    objects: Option<&SharedObjects>,
+    api: &ApiClient,
+    request_id: i64,
+    bundle: &bundle::WrittenBundle,
+) -> Result<Outcome, PipelineError> {
+    let mut tries = 0;
+    loop {
+        match api.complete(request_id, &bundle.sha256_hex).await {
+            Ok(()) => break,
+            Err(e) if e.is_conflict() && objects.is_some() && tries < 3 => {
+                tries += 1;
+                tracing::warn!(error = %e, "the bundle left the object store before the request completed; putting it again");
+                let key = common::store::bundle_blob_key(&bundle.sha256_hex);
+                if let Some(objects) = objects {
+                    if let Err(e) = objects.put_all([key], 1).await {
+                        let failure = Failure::from(e);
+                        return fail(api, request_id, failure).await;
+                    }
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     tracing::info!("request complete");
+    if objects.is_some() {
+        let store = store.clone();
+        let released = blocking(move || {
+            store
+                .release_bundle(request_id)
+                .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))
+        })
+        .await;
+        if let Err(e) = released {
+            tracing::warn!(error = %e.message, "cannot remove the bundle from the work directory");
+        }
+    }
     Ok(Outcome::Complete)
 }
 
@@ -237,10 +282,11 @@ impl From<ApiClientError> for Step {
 async fn run(
     config: &Config,
     store: &Store,
+    objects: Option<&SharedObjects>,
     api: &ApiClient,
     job: &Job,
     work: &Path,
-) -> Result<PmOutput, Step> {
+) -> Result<(PmOutput, bundle::WrittenBundle), Step> {
     if let Some(name) = job.pkg_managers.iter().find(|name| {
         !REGISTRY
             .iter()
@@ -268,6 +314,10 @@ async fn run(
     let key = source::source_key(&job.repo, &job.git_ref, submodules)?;
     let app = work.join("app");
     let outbound = crate::outbound::Outbound::for_request(config);
+    if let Some(objects) = objects {
+        // another worker's fetch of the same commit, if any
+        objects.take_into_cache(&key).await.map_err(Failure::from)?;
+    }
     {
         let (store, key, app) = (store.clone(), key.clone(), app.clone());
         let (url, commit, outbound) = (job.repo.clone(), job.git_ref.clone(), outbound.clone());
@@ -309,7 +359,8 @@ async fn run(
         .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
 
     let tree = bundle::BundleTree::new(work);
-    let fetcher = crate::fetch::Fetcher::new(store.clone(), outbound);
+    let fetcher =
+        crate::fetch::Fetcher::new(store.clone(), outbound).with_objects(objects.cloned());
     let mut output = PmOutput::default();
     for pm in running {
         let ctx = PmContext {
@@ -334,12 +385,35 @@ async fn run(
 
     api.progress(job.id, "Assembling the bundle archive")
         .await?;
-    {
+    let written = {
         let (store, id) = (store.clone(), job.id);
         let include_git = job.flags.iter().any(|f| f == "include-git-dir");
-        blocking(move || bundle::write_bundle(&store, id, &tree, include_git).map(drop)).await?;
+        blocking(move || bundle::write_bundle(&store, id, &tree, include_git)).await?
+    };
+    if let Some(objects) = objects {
+        api.progress(job.id, "Putting the files in the object store")
+            .await?;
+        // what the api serves (the bundle, repositories' files, stored configuration files)
+        // and what another worker would fetch again (the source, every dependency)
+        let keys = std::iter::once(key)
+            .chain(written.stored_keys.iter().cloned())
+            .chain(output.artifacts.store_keys().cloned())
+            .chain(output.config_files.iter().filter_map(|f| match &f.content {
+                common::ConfigContent::Stored(sha256) => {
+                    Some(common::store::config_file_key(sha256))
+                }
+                _ => None,
+            }))
+            .chain(std::iter::once(common::store::bundle_blob_key(
+                &written.sha256_hex,
+            )));
+        let put = objects
+            .put_all(keys, config.download_concurrency)
+            .await
+            .map_err(Failure::from)?;
+        tracing::info!(put, "files put in the object store");
     }
-    Ok(output)
+    Ok((output, written))
 }
 
 fn check_duplicates(output: &PmOutput) -> Result<(), Failure> {

@@ -20,6 +20,7 @@ use common::Artifact;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
 use subtle::ConstantTimeEq;
 
 /// What a package manager's repository answers for one path.
@@ -205,6 +206,9 @@ impl RepoRequest {
                 store_key,
                 content_type,
             } => {
+                if let Some(tier) = &self.state.objects {
+                    return self.object(tier, store_key, content_type).await;
+                }
                 let path = self.state.store.path(&store_key)?;
                 let opened = path.clone();
                 // the record, size and identity of the very file served, whatever its path
@@ -255,6 +259,55 @@ impl RepoRequest {
                 })
             }
         }
+    }
+
+    /// A stored file from the object store, checked as it streams against the sha256 the
+    /// worker put it with: a damaged object is removed (the next request that needs it
+    /// downloads it again) and the response ends short of its `Content-Length`.
+    async fn object(
+        &self,
+        tier: &common::store::object::ObjectTier,
+        store_key: String,
+        content_type: &'static str,
+    ) -> ApiResult<HttpResponse> {
+        use common::store::object::ObjectTierError;
+        let object = tier.get_stream(&store_key).await.map_err(|e| match e {
+            ObjectTierError::NotFound(_) => {
+                ApiError::internal(format!("{store_key} is not in the store"))
+            }
+            e => ApiError::internal(format!("{store_key}: {e}")),
+        })?;
+        let Some(sha256) = object
+            .sha256
+            .and_then(|d| <[u8; 32]>::try_from(d.bytes()).ok())
+        else {
+            return Err(ApiError::internal(format!(
+                "{store_key} has no sha256 in the store"
+            )));
+        };
+        let counter = self.state.bytes_downloaded.counting();
+        let chunks = object
+            .bytes
+            .map(|c| c.map_err(|e| std::io::Error::other(e.to_string())));
+        let (tier, key) = (tier.clone(), store_key);
+        let damaged = move || {
+            tracing::error!(%key, "an object does not have the sha256 it was stored with: removed, the next request that needs it downloads it again");
+            tokio::spawn(async move {
+                if let Err(e) = tier.delete(&key).await {
+                    tracing::warn!(%key, error = %e, "cannot remove a damaged object");
+                }
+            });
+        };
+        Ok(HttpResponse::Ok()
+            .content_type(content_type)
+            .insert_header(header::ContentEncoding::Identity)
+            .no_chunking(object.size)
+            .streaming(crate::v1::files::verified_chunks(
+                chunks,
+                sha256,
+                counter,
+                damaged,
+            )))
     }
 }
 

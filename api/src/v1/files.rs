@@ -53,8 +53,32 @@ pub fn verified_stream(
     counter: Arc<std::sync::atomic::AtomicU64>,
     damaged: impl FnOnce() + Send + 'static,
 ) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> {
-    struct State<F> {
-        file: tokio::fs::File,
+    let chunks = stream::unfold(file, |mut file| async move {
+        let mut buf = vec![0u8; CHUNK];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(web::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    verified_chunks(chunks, expected, counter, damaged)
+}
+
+/// [`verified_stream`] of any chunks (an object store's).
+pub fn verified_chunks<S>(
+    chunks: S,
+    expected: [u8; 32],
+    counter: Arc<std::sync::atomic::AtomicU64>,
+    damaged: impl FnOnce() + Send + 'static,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>>
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, std::io::Error>>,
+{
+    struct State<S, F> {
+        chunks: std::pin::Pin<Box<S>>,
         hasher: Sha256,
         held: Option<web::Bytes>,
         expected: [u8; 32],
@@ -62,7 +86,7 @@ pub fn verified_stream(
         damaged: Option<F>,
     }
     let state = State {
-        file,
+        chunks: Box::pin(chunks),
         hasher: Sha256::new(),
         held: None,
         expected,
@@ -72,9 +96,8 @@ pub fn verified_stream(
     stream::unfold(Some(state), |state| async move {
         let mut state = state?;
         loop {
-            let mut buf = vec![0u8; CHUNK];
-            match state.file.read(&mut buf).await {
-                Ok(0) => {
+            match state.chunks.next().await {
+                None => {
                     let digest: [u8; 32] = std::mem::take(&mut state.hasher).finalize().into();
                     if digest != state.expected {
                         if let Some(damaged) = state.damaged.take() {
@@ -92,10 +115,12 @@ pub fn verified_stream(
                         .fetch_add(last.len() as u64, Ordering::Relaxed);
                     return Some((Ok(last), None));
                 }
-                Ok(n) => {
-                    buf.truncate(n);
-                    state.hasher.update(&buf);
-                    let previous = state.held.replace(web::Bytes::from(buf));
+                Some(Ok(chunk)) => {
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    state.hasher.update(&chunk);
+                    let previous = state.held.replace(chunk);
                     if let Some(chunk) = previous {
                         state
                             .counter
@@ -103,7 +128,7 @@ pub fn verified_stream(
                         return Some((Ok(chunk), Some(state)));
                     }
                 }
-                Err(e) => return Some((Err(e), None)),
+                Some(Err(e)) => return Some((Err(e), None)),
             }
         }
     })
@@ -141,6 +166,16 @@ pub async fn download(
             row.id
         ))
     };
+    let changed = || {
+        ApiError::internal(format!(
+            "Checksum of bundle archive {}.tar.gz has changed.",
+            row.id
+        ))
+    };
+    if let Some(tier) = &state.objects {
+        let sha256_hex = row.bundle_sha256.as_deref().ok_or_else(missing)?;
+        return download_object(&req, &state, tier, row.id, sha256_hex, missing, changed).await;
+    }
     let (store, id) = (state.store.clone(), row.id);
     let (path, recorded) = web::block(move || {
         // a release of the same bytes by a stale request moves the blob aside for a moment
@@ -161,26 +196,120 @@ pub async fn download(
     let (digest, size) = web::block(move || sha256_of(&hash_path))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|_| {
-            ApiError::internal(format!(
-                "The bundle archive of request {} is missing",
-                row.id
-            ))
-        })?;
+        .map_err(|_| missing())?;
     if hex::encode(digest) != recorded.trim() {
-        return Err(ApiError::internal(format!(
-            "Checksum of bundle archive {}.tar.gz has changed.",
-            row.id
-        )));
+        return Err(changed());
     }
     let mut file = tokio::fs::File::open(&path)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    // the bytes' own name: a client resuming with `If-Range` gets the rest of these bytes only
+    let (mut builder, range) = match bundle_response(&req, row.id, size, digest) {
+        Ok(found) => found,
+        Err(unsatisfiable) => return Ok(unsatisfiable),
+    };
+    let counter = state.bytes_downloaded.counting();
+    Ok(match range {
+        None => stored_file(builder, file, size, counter),
+        Some(range) => {
+            use tokio::io::AsyncSeekExt;
+            file.seek(std::io::SeekFrom::Start(range.start))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let len = range.end - range.start;
+            builder
+                .insert_header(header::ContentEncoding::Identity)
+                .no_chunking(len)
+                .streaming(stream_file_part(file, len, counter))
+        }
+    })
+}
+
+/// The bundle `sha256_hex` from an object store. A whole GET is checked as it streams (a
+/// damaged blob ends short of `Content-Length`, as a damaged repository file does); a range is
+/// served only once the whole blob hashed to its name.
+async fn download_object(
+    req: &HttpRequest,
+    state: &AppState,
+    tier: &common::store::object::ObjectTier,
+    id: i64,
+    sha256_hex: &str,
+    missing: impl Fn() -> ApiError,
+    changed: impl Fn() -> ApiError,
+) -> ApiResult<HttpResponse> {
+    use common::store::object::ObjectTierError;
+    let key = common::store::bundle_blob_key(sha256_hex);
+    let backend = |e: ObjectTierError| match e {
+        ObjectTierError::NotFound(_) => missing(),
+        e => ApiError::internal(e.to_string()),
+    };
+    let digest: [u8; 32] = hex::decode(sha256_hex)
+        .ok()
+        .and_then(|d| d.try_into().ok())
+        .ok_or_else(&changed)?;
+    let info = tier.head(&key).await.map_err(backend)?.ok_or_else(&missing)?;
+    if info.sha256.as_ref().map(|d| d.hex()).as_deref() != Some(sha256_hex) {
+        return Err(changed());
+    }
+    let size = info.size;
+    let (builder, range) = match bundle_response(req, id, size, digest) {
+        Ok(found) => found,
+        Err(unsatisfiable) => return Ok(unsatisfiable),
+    };
+    let mut builder = builder;
+    builder.insert_header(header::ContentEncoding::Identity);
+    let counter = state.bytes_downloaded.counting();
+    if req.method() == actix_web::http::Method::HEAD {
+        return Ok(builder.no_chunking(size).streaming(stream::empty::<Result<web::Bytes, std::io::Error>>()));
+    }
+    let io = |e: ObjectTierError| std::io::Error::other(e.to_string());
+    match range {
+        None => {
+            let object = tier.get_stream(&key).await.map_err(backend)?;
+            let chunks = object.bytes.map(move |c| c.map_err(io));
+            let damaged = move || {
+                tracing::error!(request_id = id, key = %common::store::bundle_blob_key(&hex::encode(digest)), "a bundle in the object store does not have its sha256");
+            };
+            Ok(builder
+                .no_chunking(object.size)
+                .streaming(verified_chunks(chunks, digest, counter, damaged)))
+        }
+        Some(range) => {
+            // a range cannot be checked alone: the whole blob first, as on a directory store
+            let mut whole = tier.get_stream(&key).await.map_err(backend)?;
+            let mut hasher = Sha256::new();
+            while let Some(chunk) = whole.bytes.next().await {
+                hasher.update(chunk.map_err(backend)?);
+            }
+            if <[u8; 32]>::from(hasher.finalize()) != digest {
+                tracing::error!(request_id = id, key, "a bundle in the object store does not have its sha256");
+                return Err(changed());
+            }
+            let part = tier.get_range(&key, range).await.map_err(backend)?;
+            let len = part.range.end - part.range.start;
+            let counted = counter.clone();
+            let chunks = part.bytes.map(move |c| {
+                let c = c.map_err(io)?;
+                counted.fetch_add(c.len() as u64, Ordering::Relaxed);
+                Ok::<_, std::io::Error>(c)
+            });
+            Ok(builder.no_chunking(len).streaming(chunks))
+        }
+    }
+}
+
+/// The bundle's response head (`Err`: a 416) and the range it serves, if one: its sha256 names
+/// the bytes (`ETag`, `Digest`), and a client resuming with `If-Range` gets the rest of these
+/// bytes only.
+fn bundle_response(
+    req: &HttpRequest,
+    id: i64,
+    size: u64,
+    digest: [u8; 32],
+) -> Result<(actix_web::HttpResponseBuilder, Option<std::ops::Range<u64>>), HttpResponse> {
     let etag = format!("\"sha256-{}\"", hex::encode(digest));
     // a range is a GET's (RFC 9110 §14.2): HEAD answers for the whole
     let ranged = if req.method() == actix_web::http::Method::GET {
-        byte_range(&req, size, &etag)
+        byte_range(req, size, &etag)
     } else {
         Ranged::Whole
     };
@@ -188,7 +317,7 @@ pub async fn download(
         Ranged::Whole => None,
         Ranged::Part(range) => Some(range),
         Ranged::Unsatisfiable => {
-            return Ok(HttpResponse::RangeNotSatisfiable()
+            return Err(HttpResponse::RangeNotSatisfiable()
                 .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
                 .finish())
         }
@@ -210,7 +339,7 @@ pub async fn download(
         .insert_header((header::ETAG, etag))
         .insert_header((
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=larder-{}.tar.gz", row.id),
+            format!("attachment; filename=larder-{id}.tar.gz"),
         ))
         .insert_header((
             "Digest",
@@ -219,21 +348,7 @@ pub async fn download(
                 base64::engine::general_purpose::STANDARD.encode(digest)
             ),
         ));
-    let counter = state.bytes_downloaded.counting();
-    Ok(match range {
-        None => stored_file(builder, file, size, counter),
-        Some(range) => {
-            use tokio::io::AsyncSeekExt;
-            file.seek(std::io::SeekFrom::Start(range.start))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            let len = range.end - range.start;
-            builder
-                .insert_header(header::ContentEncoding::Identity)
-                .no_chunking(len)
-                .streaming(stream_file_part(file, len, counter))
-        }
-    })
+    Ok((builder, range))
 }
 
 /// What a `Range` header asks of `size` bytes.
@@ -368,6 +483,16 @@ pub async fn get_configuration_files(
                 // verified before the first byte is sent, as a bundle is
                 let key = stored_config_file_key(&sha256)
                     .ok_or_else(|| ApiError::internal(format!("bad sha256 of {path}")))?;
+                if let Some(tier) = &state.objects {
+                    // verified as it is copied; the copy goes with the response
+                    let copy = tempfile::NamedTempFile::new()
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    tier.get_to_file(&key, copy.path()).await.map_err(|e| {
+                        ApiError::internal(format!("The configuration file {path} is missing: {e}"))
+                    })?;
+                    files.push((path, HeldContent::Copy(copy)));
+                    continue;
+                }
                 let file = state.store.path(&key)?;
                 let (verified, file) = web::block(move || {
                     let (digest, _) = sha256_of(&file)?;
@@ -410,6 +535,9 @@ pub async fn get_configuration_files(
                         HeldContent::Store(file) => {
                             std::io::copy(&mut std::fs::File::open(file)?, &mut encoder)?;
                         }
+                        HeldContent::Copy(copy) => {
+                            std::io::copy(&mut copy.reopen()?, &mut encoder)?;
+                        }
                     }
                     encoder.finish()?;
                 }
@@ -426,6 +554,8 @@ pub async fn get_configuration_files(
 enum HeldContent {
     Row(Vec<u8>),
     Store(std::path::PathBuf),
+    /// A verified copy of an object (removed with the response).
+    Copy(tempfile::NamedTempFile),
 }
 
 /// The store key of a configuration file named by a sha256 in lowercase hex.
@@ -535,14 +665,27 @@ pub async fn add_configuration_files(
                     "The sha256 of \"{path}\" must be 64 lowercase hexadecimal digits"
                 ))
             })?;
-            let file = state.store.path(&key)?;
-            let actual = web::block(move || sha256_of(&file))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-                .map_err(|_| {
-                    ApiError::bad_request(format!("The content of \"{path}\" is not in the store"))
-                })?;
-            if hex::encode(actual.0) != sha256 {
+            let not_stored =
+                || ApiError::bad_request(format!("The content of \"{path}\" is not in the store"));
+            let actual = match &state.objects {
+                // the sha256 the worker put it with; its bytes are checked when it is served
+                Some(tier) => tier
+                    .head(&key)
+                    .await
+                    .map_err(|e| ApiError::internal(format!("cannot look up {key}: {e}")))?
+                    .and_then(|o| o.sha256)
+                    .ok_or_else(not_stored)?
+                    .hex(),
+                None => {
+                    let file = state.store.path(&key)?;
+                    let (digest, _) = web::block(move || sha256_of(&file))
+                        .await
+                        .map_err(|e| ApiError::internal(e.to_string()))?
+                        .map_err(|_| not_stored())?;
+                    hex::encode(digest)
+                }
+            };
+            if actual != sha256 {
                 return Err(ApiError::bad_request(format!(
                     "The content of \"{path}\" in the store does not match its sha256"
                 )));

@@ -454,6 +454,7 @@ fn hidden_token(state: &AppState, caller: &auth::Caller, row: &RequestRow) -> Op
 }
 
 const PATCH_KEYS: &[&str] = &[
+    "bundle_sha256",
     "dependencies_count",
     "environment_variables",
     "error_origin",
@@ -505,11 +506,16 @@ pub async fn patch(
                     .execute(conn)
                     .await?;
             }
-            apply_patch(conn, id, update, attempt).await
+            let bundle = update.bundle_sha256.clone();
+            let new_state = apply_patch(conn, id, update, attempt).await?;
+            if let Some(sha256_hex) = bundle {
+                crate::bundles::name(conn, state.objects.as_ref(), id, &sha256_hex).await?;
+            }
+            Ok(new_state)
         })
         .await?;
     if new_state == Some(RequestState::Stale) {
-        remove_stale_files(&state.store, id);
+        remove_stale_files(&state.pool, &state.shared, &state.store, id).await;
     }
     Ok(HttpResponse::Ok().finish())
 }
@@ -517,14 +523,17 @@ pub async fn patch(
 /// A stale request keeps its row and history; its bundle and the log file of an earlier
 /// version go (its log in the database went with the transition). Sources and dependencies
 /// stay: they are permanent.
-pub fn remove_stale_files(store: &common::Store, id: i64) {
-    for removed in [
-        store.release_bundle(id),
-        store.remove(&common::store::log_key(id)),
-    ] {
-        if let Err(e) = removed {
-            tracing::warn!(request_id = id, error = %e, "could not delete a stale request's file");
-        }
+pub async fn remove_stale_files(
+    pool: &crate::db::DbPool,
+    shared: &common::store::SharedStore,
+    directory: &common::Store,
+    id: i64,
+) {
+    if let Err(e) = crate::bundles::release(pool, shared, id).await {
+        tracing::warn!(request_id = id, error = %e.message, "could not release a stale request's bundle");
+    }
+    if let Err(e) = directory.remove(&common::store::log_key(id)) {
+        tracing::warn!(request_id = id, error = %e, "could not delete a stale request's log file");
     }
 }
 
@@ -533,17 +542,20 @@ pub const EXPIRED: &str = "The request has expired";
 /// Mark one request stale (the cleanup job); `false` when it already was (another cleanup made
 /// it stale first).
 pub async fn expire(
-    conn: &mut crate::db::DbConn,
-    store: &common::Store,
+    pool: &crate::db::DbPool,
+    shared: &common::store::SharedStore,
+    directory: &common::Store,
     id: i64,
 ) -> ApiResult<bool> {
+    let mut conn = pool.get().await?;
     let update = PatchBody::state(RequestState::Stale, EXPIRED.to_string(), None);
     let changed = conn
         .transaction::<_, ApiError, _>(async |conn| apply_patch(conn, id, update, None).await)
         .await?;
     let expired = changed == Some(RequestState::Stale);
+    drop(conn);
     if expired {
-        remove_stale_files(store, id);
+        remove_stale_files(pool, shared, directory, id).await;
     }
     Ok(expired)
 }
@@ -559,6 +571,8 @@ pub(crate) struct PatchBody {
     pub packages_count: Option<i32>,
     pub dependencies_count: Option<i32>,
     pub error: Option<(ErrorOrigin, String)>,
+    /// The worker's bundle (sha256 hex), named with its completion.
+    pub bundle_sha256: Option<String>,
 }
 
 impl PatchBody {
@@ -580,6 +594,7 @@ impl PatchBody {
             packages_count: None,
             dependencies_count: None,
             error,
+            bundle_sha256: None,
         }
     }
 
@@ -590,6 +605,7 @@ impl PatchBody {
             && self.packages_count.is_none()
             && self.dependencies_count.is_none()
             && self.error.is_none()
+            && self.bundle_sha256.is_none()
     }
 
     fn parse(obj: &Map<String, Value>) -> ApiResult<Self> {
@@ -683,12 +699,26 @@ impl PatchBody {
                 ))
             }
         };
+        let bundle_sha256 = match obj.get("bundle_sha256") {
+            None => None,
+            Some(v) => Some(
+                v.as_str()
+                    .filter(|s| crate::bundles::is_sha256_hex(s))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "The value for \"bundle_sha256\" must be 64 lowercase hexadecimal digits",
+                        )
+                    })?
+                    .to_string(),
+            ),
+        };
         Ok(Self {
             state,
             env,
             packages_count: count("packages_count")?,
             dependencies_count: count("dependencies_count")?,
             error,
+            bundle_sha256,
         })
     }
 }

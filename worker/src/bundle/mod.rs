@@ -258,16 +258,36 @@ const BUNDLE_FORMAT: &str = concat!("larder-bundle/1/", env!("CARGO_PKG_VERSION"
 /// Write the request's bundle: `app/` and the files written under `deps/` compressed now, the
 /// placed stored files streamed from the store, each kept derived member copied, then the end
 /// of the archive; kept by its sha256 (shared with every request whose bundle is the same) and
-/// named for the request. Returns the digest.
+/// named for the request.
 pub fn write_bundle(
     store: &Store,
     request_id: i64,
     tree: &BundleTree,
     include_git: bool,
-) -> Result<String, Failure> {
+) -> Result<WrittenBundle, Failure> {
     let stored = tree.take_stored();
-    write_members(store, request_id, tree.root(), &stored, include_git)
-        .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))
+    let sha256_hex = write_members(store, request_id, tree.root(), &stored, include_git)
+        .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+    let stored_keys = stored
+        .into_values()
+        .filter_map(|placed| match placed {
+            Placed::Stored { key, .. } => Some(key),
+            Placed::Derived { .. } | Placed::Bytes(_) => None,
+        })
+        .collect();
+    Ok(WrittenBundle {
+        sha256_hex,
+        stored_keys,
+    })
+}
+
+/// What [`write_bundle`] made.
+#[derive(Debug)]
+pub struct WrittenBundle {
+    /// The bundle's sha256 (hex): its blob's name.
+    pub sha256_hex: String,
+    /// The stored files it holds, by key.
+    pub stored_keys: Vec<String>,
 }
 
 fn write_members(
@@ -554,7 +574,7 @@ mod tests {
             .unwrap();
         w.finish().unwrap();
 
-        let digest = write_bundle(&store, 7, &tree, false).unwrap();
+        let digest = write_bundle(&store, 7, &tree, false).unwrap().sha256_hex;
         let (new_bundle, recorded) = store.bundle_of(7).unwrap().unwrap();
         assert_eq!(recorded, digest);
         let bytes = std::fs::read(&new_bundle).unwrap();
@@ -585,7 +605,7 @@ mod tests {
         again
             .place_bytes("deps/gomod/m/@v/list", b"v1.0.0\n".to_vec())
             .unwrap();
-        assert_eq!(write_bundle(&store, 8, &again, false).unwrap(), digest);
+        assert_eq!(write_bundle(&store, 8, &again, false).unwrap().sha256_hex, digest);
     }
 
     #[test]
@@ -606,7 +626,7 @@ mod tests {
             let tree = BundleTree::new(&work);
             tree.place_derived(&store, "deps/cargo/c-1.0.0", "crate c sha", build)
                 .unwrap();
-            write_bundle(&store, id, &tree, false).unwrap()
+            write_bundle(&store, id, &tree, false).unwrap().sha256_hex
         };
         let first = bundle_with(1);
         assert_eq!(builds.get(), 1);
@@ -698,7 +718,7 @@ mod tests {
     fn bundle_placing(store: &Store, work: &Path, key: &str, id: i64) -> Result<String, Failure> {
         let tree = BundleTree::new(work);
         tree.place_stored(store, key, key).unwrap();
-        write_bundle(store, id, &tree, false)
+        write_bundle(store, id, &tree, false).map(|w| w.sha256_hex)
     }
 
     /// A stored file with its digest record.
@@ -756,7 +776,7 @@ mod tests {
         put_recorded(&store, key, b"a");
         let tree = BundleTree::new(&work);
         tree.place_stored(&store, key, key).unwrap();
-        let h = write_bundle(&store, 1, &tree, false).unwrap();
+        let h = write_bundle(&store, 1, &tree, false).unwrap().sha256_hex;
         // request 2's worker killed between taking its reference and naming the blob: as
         // `reuse_bundle` leaves it after the reference, before the blob is read
         let refs = store.root().join(format!("bundles/sha256/{h}.refs"));

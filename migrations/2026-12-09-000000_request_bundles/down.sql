@@ -1,0 +1,2 @@
+DROP INDEX requests_bundle_sha256;
+ALTER TABLE requests DROP COLUMN bundle_sha256;
