@@ -862,18 +862,30 @@ async fn npm_ci_installs_on_s3_through_the_api_that_did_not_take_the_request() {
     d.complete(id).await;
 
     // the hand-back, read through the second api and pointed at it
-    let (status, files) = get_json(
-        &d.larder,
-        &format!("{}/api/v1/requests/{id}/configuration-files", d.apis[1]),
-    )
+    let (status, files) = get_body(d.larder.http.get(format!(
+        "{}/api/v1/requests/{id}/configuration-files",
+        d.apis[1]
+    )))
     .await;
-    assert_eq!(status, 200, "{files}");
+    let files: Value = match files {
+        Ok(body) if status == 200 => serde_json::from_slice(&body).unwrap(),
+        other => panic!(
+            "configuration files through {}: {status} {:?}\n{}",
+            d.apis[1],
+            other.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            d.larder.logs()
+        ),
+    };
     let work = tmp.path().join("work");
     copy_dir(&npm.project.repo.dir, &work);
     for f in files.as_array().unwrap() {
         use base64::Engine;
         let content = base64::engine::general_purpose::STANDARD
-            .decode(f["content"].as_str().unwrap())
+            .decode(
+                f["content"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no content: {files}")),
+            )
             .unwrap();
         // `//host:port/…` (an .npmrc's token line) as well as URLs
         let host = |url: &str| url.trim_start_matches("http:").to_string();
