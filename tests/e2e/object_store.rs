@@ -847,19 +847,71 @@ async fn every_package_manager_completes_on_s3_and_both_apis_serve_its_bundle_an
     d.nothing_stored_on_disk();
 }
 
-/// The real `npm ci` installs a request submitted through one api from the per-request
-/// registry of the other (its hand-back pointed there), no directory shared.
+/// Real clients install from the per-request repository of the api that did not take the
+/// request (the hand-back pointed there), no directory shared: `npm ci` a request submitted
+/// through the first api from the second's registry, `pip install` a request submitted through
+/// the second from the first's index.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn npm_ci_installs_on_s3_through_the_api_that_did_not_take_the_request() {
+async fn real_clients_install_on_s3_through_the_api_that_did_not_take_the_request() {
     let Some(mut d) = S3Larder::new() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let npm = crate::support::projects::npm(&tmp.path().join("npm"), 4).await;
+    let pip = crate::support::projects::pip(&tmp.path().join("pip"), 2, true).await;
     npm.project.configure(&mut d.larder);
+    pip.project.configure(&mut d.larder);
     d.start().await;
     let id = d.submit_at(0, npm.project.body()).await;
+    let pip_id = d.submit_at(1, pip.project.body()).await;
     d.complete(id).await;
+    d.complete(pip_id).await;
+
+    // pip: PIP_INDEX_URL, read through the first api and pointed at it
+    let (status, env) = get_json(
+        &d.larder,
+        &format!(
+            "{}/api/v1/requests/{pip_id}/environment-variables",
+            d.apis[0]
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{env}");
+    let index_url = env["PIP_INDEX_URL"]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no PIP_INDEX_URL: {env}"))
+        .to_string();
+    let host = |url: &str| url.trim_start_matches("http://").to_string();
+    assert!(index_url.contains(&host(&d.apis[0])) || index_url.contains(&host(&d.apis[1])));
+    let index_url = index_url.replace(&host(&d.apis[1]), &host(&d.apis[0]));
+    let home = tmp.path().join("home-pip");
+    std::fs::create_dir_all(&home).unwrap();
+    let py = crate::support::clients::venv(&tmp.path().join("venv"), &home);
+    let reqs = pip.project.repo.dir.join("requirements.txt");
+    let (ok, out) = crate::support::clients::pip(
+        &py,
+        &home,
+        &[("PIP_INDEX_URL", &index_url)],
+        &[
+            "install",
+            "--only-binary",
+            ":all:",
+            "-r",
+            reqs.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        ok,
+        "pip install through the other api's index failed:\n{out}\n{}",
+        d.larder.logs()
+    );
+    for f in pip.files.iter().filter(|f| f.filename.ends_with(".whl")) {
+        assert!(
+            out.contains(&format!("{}-{}", f.name, f.version)),
+            "{} not installed:\n{out}",
+            f.filename
+        );
+    }
 
     // the hand-back, read through the second api and pointed at it
     let (status, files) = get_body(d.larder.http.get(format!(
