@@ -285,11 +285,12 @@ impl RepoRequest {
                 "{store_key} has no sha256 in the store"
             )));
         };
+        let size = object.size;
         let counter = self.state.bytes_downloaded.counting();
         let chunks = object
             .bytes
             .map(|c| c.map_err(|e| std::io::Error::other(e.to_string())));
-        let (tier, key) = (tier.clone(), store_key);
+        let (tier, key) = (tier.clone(), store_key.clone());
         let damaged = move || {
             tracing::error!(%key, "an object does not have the sha256 it was stored with: removed, the next request that needs it downloads it again");
             tokio::spawn(async move {
@@ -298,10 +299,14 @@ impl RepoRequest {
                 }
             });
         };
+        if crate::v1::files::empty_but_not(size, &sha256) {
+            damaged();
+            return Err(ApiError::internal(format!("{store_key} is damaged in the store")));
+        }
         Ok(HttpResponse::Ok()
             .content_type(content_type)
             .insert_header(header::ContentEncoding::Identity)
-            .no_chunking(object.size)
+            .no_chunking(size)
             .streaming(crate::v1::files::verified_chunks(
                 chunks,
                 sha256,

@@ -67,6 +67,12 @@ pub fn verified_stream(
     verified_chunks(chunks, expected, counter, damaged)
 }
 
+/// Whether `size` bytes cannot hash to `expected` without being read: an empty body is never
+/// polled, so [`verified_chunks`] cannot catch an object emptied in the store.
+pub fn empty_but_not(size: u64, expected: &[u8; 32]) -> bool {
+    size == 0 && <[u8; 32]>::from(Sha256::digest(b"")) != *expected
+}
+
 /// [`verified_stream`] of any chunks (an object store's).
 pub fn verified_chunks<S>(
     chunks: S,
@@ -265,6 +271,10 @@ async fn download_object(
     match range {
         None => {
             let object = tier.get_stream(&key).await.map_err(backend)?;
+            if empty_but_not(object.size, &digest) {
+                tracing::error!(request_id = id, key, "a bundle in the object store is empty");
+                return Err(changed());
+            }
             let chunks = object.bytes.map(move |c| c.map_err(io));
             let damaged = move || {
                 tracing::error!(request_id = id, key = %common::store::bundle_blob_key(&hex::encode(digest)), "a bundle in the object store does not have its sha256");
@@ -486,8 +496,9 @@ pub async fn get_configuration_files(
                 if let Some(tier) = &state.objects {
                     // verified as it is copied; the copy goes with the response
                     let copy = tempfile::NamedTempFile::new()
-                        .map_err(|e| ApiError::internal(e.to_string()))?;
-                    tier.get_to_file(&key, copy.path()).await.map_err(|e| {
+                        .map_err(|e| ApiError::internal(e.to_string()))?
+                        .into_temp_path();
+                    tier.get_to_file(&key, &copy).await.map_err(|e| {
                         ApiError::internal(format!("The configuration file {path} is missing: {e}"))
                     })?;
                     files.push((path, HeldContent::Copy(copy)));
@@ -536,7 +547,7 @@ pub async fn get_configuration_files(
                             std::io::copy(&mut std::fs::File::open(file)?, &mut encoder)?;
                         }
                         HeldContent::Copy(copy) => {
-                            std::io::copy(&mut copy.reopen()?, &mut encoder)?;
+                            std::io::copy(&mut std::fs::File::open(&copy)?, &mut encoder)?;
                         }
                     }
                     encoder.finish()?;
@@ -555,7 +566,7 @@ enum HeldContent {
     Row(Vec<u8>),
     Store(std::path::PathBuf),
     /// A verified copy of an object (removed with the response).
-    Copy(tempfile::NamedTempFile),
+    Copy(tempfile::TempPath),
 }
 
 /// The store key of a configuration file named by a sha256 in lowercase hex.
