@@ -977,6 +977,18 @@ async fn get_json(larder: &Larder, url: &str) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// Both apis still answer (a damaged object cuts a response short, never the process).
+async fn both_apis_up(d: &S3Larder) {
+    for api in &d.apis {
+        let resp = d.larder.http.get(format!("{api}/healthz")).send().await;
+        assert!(
+            resp.is_ok_and(|r| r.status().is_success()),
+            "{api} no longer answers:\n{}",
+            d.larder.logs()
+        );
+    }
+}
+
 /// The index (in `d.workers`) of the worker whose log shows it took request `id`.
 fn worker_of(d: &S3Larder, id: i64) -> Option<usize> {
     let taken = |log: &str| {
@@ -1088,6 +1100,10 @@ async fn a_corrupted_dependency_object_on_s3_is_never_served_and_is_fetched_agai
     let path = format!("npm/{}", served.tarball_path());
     for api in &d.apis {
         let (status, body) = d.repo_file(api, id, &path).await;
+        eprintln!(
+            "the corrupted {path} through {api}: {status}, {:?}",
+            body.as_ref().map(Vec::len)
+        );
         if let (200, Ok(body)) = (status, &body) {
             panic!(
                 "{api} served the corrupted {path} whole ({} bytes, {})",
@@ -1100,6 +1116,8 @@ async fn a_corrupted_dependency_object_on_s3_is_never_served_and_is_fetched_agai
             );
         }
     }
+
+    both_apis_up(&d).await;
 
     // (b) workers with empty caches: a new request of the same lockfile (another commit, so that
     // no bundle is reused by its recipe) needs both tarballs
@@ -1171,6 +1189,10 @@ async fn a_corrupted_bundle_on_s3_is_never_downloaded_whole() {
     d.corrupt(&key, &bad);
     for api in &d.apis {
         let (status, body) = d.bundle_at(api, id).await;
+        eprintln!(
+            "the corrupted bundle through {api}: {status}, {:?}",
+            body.as_ref().map(Vec::len)
+        );
         if let (200, Ok(body)) = (status, &body) {
             panic!(
                 "{api} served the corrupted bundle whole ({} bytes, {})",
@@ -1183,4 +1205,5 @@ async fn a_corrupted_bundle_on_s3_is_never_downloaded_whole() {
             );
         }
     }
+    both_apis_up(&d).await;
 }
