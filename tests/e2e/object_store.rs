@@ -148,7 +148,9 @@ impl S3Larder {
     async fn complete(&self, id: i64) -> Value {
         let done = self
             .larder
-            .wait_until(id, Duration::from_secs(120), |r| r["state"] != "in_progress")
+            .wait_until(id, Duration::from_secs(120), |r| {
+                r["state"] != "in_progress"
+            })
             .await;
         assert_eq!(
             done["state"],
@@ -308,7 +310,13 @@ impl S3Larder {
     /// No process's LARDER_DATA_DIR holds the store (dependencies, bundles, sources).
     fn nothing_stored_on_disk(&self) {
         for dir in &self.data_dirs {
-            for shared in ["deps", "bundles", "sources", "bundle-members", "config-files"] {
+            for shared in [
+                "deps",
+                "bundles",
+                "sources",
+                "bundle-members",
+                "config-files",
+            ] {
                 let p = dir.path().join(shared);
                 assert!(
                     !p.exists(),
@@ -583,12 +591,15 @@ async fn gems(work: &Path) -> Gems {
     write_server(dir.path(), std::slice::from_ref(&rack));
     let server = StaticServer::start(dir.path()).await;
     let repo = GitRepo::new(work.join("gems-repo"));
-    repo.write("Gemfile", "source \"https://rubygems.org\"\n\ngem \"rack\"\n")
-        .write(
-            "Gemfile.lock",
-            "GEM\n  remote: https://rubygems.org/\n  specs:\n    rack (1.0.0)\n\nPLATFORMS\n  ruby\n\n\
+    repo.write(
+        "Gemfile",
+        "source \"https://rubygems.org\"\n\ngem \"rack\"\n",
+    )
+    .write(
+        "Gemfile.lock",
+        "GEM\n  remote: https://rubygems.org/\n  specs:\n    rack (1.0.0)\n\nPLATFORMS\n  ruby\n\n\
              DEPENDENCIES\n  rack\n\nBUNDLED WITH\n   2.3.7\n",
-        );
+    );
     let commit = repo.commit("gems");
     Gems {
         _dir: dir,
@@ -763,12 +774,8 @@ async fn every_package_manager_completes_on_s3_and_both_apis_serve_its_bundle_an
 
     // a stored file of each repository, through both apis
     let read = |p: PathBuf| std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    d.repo_file_through_both(
-        ids["npm"],
-        &format!("npm/{}", pkg.tarball_path()),
-        &pkg.tgz,
-    )
-    .await;
+    d.repo_file_through_both(ids["npm"], &format!("npm/{}", pkg.tarball_path()), &pkg.tgz)
+        .await;
     for pm in ["yarn", "pnpm"] {
         d.repo_file_through_both(
             ids[pm],
@@ -780,13 +787,22 @@ async fn every_package_manager_completes_on_s3_and_both_apis_serve_its_bundle_an
     d.repo_file_through_both(
         ids["gomod"],
         "gomod/example.com/m0/@v/v1.0.0.zip",
-        &read(gomod.project.upstream.root.join("example.com/m0/@v/v1.0.0.zip")),
+        &read(
+            gomod
+                .project
+                .upstream
+                .root
+                .join("example.com/m0/@v/v1.0.0.zip"),
+        ),
     )
     .await;
     let krate = &cargo.built[0];
     d.repo_file_through_both(
         ids["cargo"],
-        &format!("cargo/api/v1/crates/{}/{}/download", krate.name, krate.version),
+        &format!(
+            "cargo/api/v1/crates/{}/{}/download",
+            krate.name, krate.version
+        ),
         &krate.bytes,
     )
     .await;
@@ -1206,4 +1222,60 @@ async fn a_corrupted_bundle_on_s3_is_never_downloaded_whole() {
         }
     }
     both_apis_up(&d).await;
+}
+
+/// A dependency and a bundle larger than two 8 MiB parts (multipart uploads): stored whole with
+/// their sha256, no upload left incomplete, streamed whole through both apis, and a Range across
+/// a part boundary is the bundle's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_several_multipart_parts_travel_through_s3_whole() {
+    let Some(mut d) = S3Larder::new() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let npm =
+        crate::support::projects::npm_with_payload(&tmp.path().join("npm"), 1, 17 << 20).await;
+    npm.project.configure(&mut d.larder);
+    d.start().await;
+    let id = d.submit_at(1, npm.project.body()).await;
+    d.complete(id).await;
+    let pkg = &npm.tree[0].pkg;
+    assert!(pkg.tgz.len() > 16 << 20, "{} bytes", pkg.tgz.len());
+
+    let key = format!("deps/npm/{}", pkg.tarball_path());
+    let (stored, sha) = d.object(&key);
+    assert!(stored == pkg.tgz, "{key} is not the upstream's tarball");
+    assert_eq!(sha, Some(sha256_hex(&pkg.tgz)), "{key}");
+    let bundle = d.same_bundle_through_both(id).await;
+    assert!(bundle.len() > 16 << 20);
+    let (stored, sha) = d.object(&format!("bundles/sha256/{}.tar.gz", sha256_hex(&bundle)));
+    assert!(
+        stored == bundle,
+        "the stored bundle is not the one downloaded"
+    );
+    assert_eq!(sha, Some(sha256_hex(&bundle)));
+    let uploads = d.moto.multipart_uploads();
+    assert!(uploads.is_empty(), "uploads left incomplete: {uploads:?}");
+
+    d.repo_file_through_both(id, &format!("npm/{}", pkg.tarball_path()), &pkg.tgz)
+        .await;
+    let (from, to) = ((8 << 20) - 1000, (8 << 20) + 1000);
+    for api in &d.apis {
+        let resp = d
+            .larder
+            .http
+            .get(format!("{api}/api/v1/requests/{id}/download"))
+            .header("Range", format!("bytes={from}-{to}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 206, "Range through {api}");
+        assert_eq!(
+            header(&resp, "content-range"),
+            Some(format!("bytes {from}-{to}/{}", bundle.len()))
+        );
+        let part = resp.bytes().await.unwrap();
+        assert!(part[..] == bundle[from..=to], "the range through {api}");
+    }
+    d.nothing_stored_on_disk();
 }
