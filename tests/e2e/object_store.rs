@@ -69,9 +69,14 @@ impl S3Larder {
         })
     }
 
+    /// A process's own LARDER_DATA_DIR and LARDER_WORK_DIR (its HOME and TMPDIR: `home` and
+    /// `tmp` in its data directory, so that not even /tmp is common to two processes).
     fn own_dirs(&mut self) -> (String, String) {
         let data = tempfile::tempdir().unwrap();
         let work = tempfile::tempdir().unwrap();
+        for own in ["home", "tmp"] {
+            std::fs::create_dir(data.path().join(own)).unwrap();
+        }
         let paths = (
             data.path().to_string_lossy().into_owned(),
             work.path().to_string_lossy().into_owned(),
@@ -98,6 +103,10 @@ impl S3Larder {
                     ("LARDER_LISTEN", listen.as_str()),
                     ("LARDER_PUBLIC_URL", url.as_str()),
                     ("LARDER_DATA_DIR", data.as_str()),
+                    ("HOME", &format!("{data}/home")),
+                    ("TMPDIR", &format!("{data}/tmp")),
+                    ("HOME", &format!("{data}/home")),
+                    ("TMPDIR", &format!("{data}/tmp")),
                     ("LARDER_WORK_DIR", work.as_str()),
                 ],
             );
@@ -121,6 +130,8 @@ impl S3Larder {
             &[
                 ("LARDER_API_URL", url.as_str()),
                 ("LARDER_DATA_DIR", data.as_str()),
+                ("HOME", &format!("{data}/home")),
+                ("TMPDIR", &format!("{data}/tmp")),
                 ("LARDER_WORK_DIR", work.as_str()),
             ],
         );
