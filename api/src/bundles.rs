@@ -110,3 +110,91 @@ async fn release_blob(conn: &mut DbConn, tier: &ObjectTier, id: i64) -> ApiResul
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_db::TestDb;
+    use object_store::aws::AmazonS3Builder;
+
+    use crate::test_s3 as s3;
+
+    fn tier(moto: &s3::MotoServer) -> ObjectTier {
+        let builder = AmazonS3Builder::new()
+            .with_endpoint(moto.endpoint())
+            .with_allow_http(true)
+            .with_region(s3::REGION)
+            .with_access_key_id(s3::CREDENTIALS.0)
+            .with_secret_access_key(s3::CREDENTIALS.1);
+        ObjectTier::s3(builder, &moto.bucket, "p").unwrap()
+    }
+
+    async fn put_blob(tier: &ObjectTier, bytes: &[u8]) -> String {
+        use sha2::Digest as _;
+        let hex = hex::encode(sha2::Sha256::digest(bytes));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        let digest =
+            common::digest::Digest::from_hex(common::digest::HashAlgorithm::Sha256, &hex).unwrap();
+        tier.put_file(&bundle_blob_key(&hex), file.path(), &digest)
+            .await
+            .unwrap();
+        hex
+    }
+
+    async fn name_in_transaction(
+        db: &TestDb,
+        tier: &ObjectTier,
+        id: i64,
+        hex: &str,
+    ) -> ApiResult<()> {
+        let mut conn = db.pool.get().await.unwrap();
+        conn.transaction::<_, ApiError, _>(async |conn| name(conn, Some(tier), id, hex).await)
+            .await
+    }
+
+    async fn make_stale(db: &TestDb, id: i64) {
+        let mut conn = db.pool.get().await.unwrap();
+        diesel::update(requests::table.find(id))
+            .set(requests::state.eq("stale"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_object_blob_is_named_only_when_there_and_goes_with_the_last_request_naming_it() {
+        let Some(moto) = s3::MotoServer::start("bundles") else {
+            return;
+        };
+        let tier = tier(&moto);
+        let shared = SharedStore::Objects(tier.clone());
+        let db = TestDb::new().await;
+        let (a, b) = (
+            db.finished_request(chrono::Duration::days(1)).await,
+            db.finished_request(chrono::Duration::days(1)).await,
+        );
+        let absent = "0".repeat(64);
+        let refused = name_in_transaction(&db, &tier, a, &absent).await.unwrap_err();
+        assert_eq!(refused.status.as_u16(), 409, "{}", refused.message);
+
+        let hex = put_blob(&tier, b"the same bundle").await;
+        name_in_transaction(&db, &tier, a, &hex).await.unwrap();
+        name_in_transaction(&db, &tier, b, &hex).await.unwrap();
+        let key = bundle_blob_key(&hex);
+
+        make_stale(&db, a).await;
+        release(&db.pool, &shared, a).await.unwrap();
+        assert!(tier.head(&key).await.unwrap().is_some(), "b still names it");
+
+        make_stale(&db, b).await;
+        release(&db.pool, &shared, b).await.unwrap();
+        assert!(tier.head(&key).await.unwrap().is_none(), "gone with its last request");
+        // released again (a retried cleanup): nothing to do
+        release(&db.pool, &shared, b).await.unwrap();
+        // a request completing with those bytes now finds them gone, and is told so
+        let c = db.finished_request(chrono::Duration::days(1)).await;
+        let refused = name_in_transaction(&db, &tier, c, &hex).await.unwrap_err();
+        assert_eq!(refused.status.as_u16(), 409);
+    }
+}

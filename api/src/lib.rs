@@ -22,6 +22,11 @@ pub mod v1;
 
 #[cfg(test)]
 mod test_db;
+/// A real S3 server (moto) for the tests, as the end-to-end tests start it.
+#[cfg(test)]
+#[path = "../../tests/e2e/support/s3.rs"]
+#[allow(dead_code)]
+mod test_s3;
 
 use actix_web::{web, App, HttpServer};
 use common::token::TokenSecret;
