@@ -1290,3 +1290,75 @@ async fn files_of_several_multipart_parts_travel_through_s3_whole() {
     }
     d.nothing_stored_on_disk();
 }
+
+/// Two requests of the same lockfile taken at once by the two workers (each with a cache of its
+/// own): both write the same keys; they converge on one object each (the upstream's bytes, with
+/// their sha256), both requests complete, and their bundles are one blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_storing_the_same_dependencies_at_once_converge_on_one_object() {
+    let Some(mut d) = S3Larder::new() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 4).await;
+    npm.project.configure(&mut d.larder);
+    d.larder
+        .env
+        .insert("LARDER_WORKER_CONCURRENCY".into(), "1".into());
+    d.start().await;
+
+    // both workers wait on the upstream with one request each, then download at once
+    let upstream = &npm.project.upstream;
+    upstream.hold();
+    let first = d.submit_at(0, npm.project.body()).await;
+    let second = d.submit_at(1, npm.project.body()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (a, b) = (worker_of(&d, first), worker_of(&d, second));
+        if let (Some(a), Some(b)) = (a, b) {
+            assert_ne!(a, b, "one worker took both requests");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the workers did not take one request each:\n{}",
+            d.larder.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    upstream.release();
+    d.complete(first).await;
+    d.complete(second).await;
+    let one = d.same_bundle_through_both(first).await;
+    let other = d.same_bundle_through_both(second).await;
+    assert!(one == other, "the same commit made two different bundles");
+
+    let keys = d.keys();
+    for entry in &npm.tree {
+        let key = format!("deps/npm/{}", entry.pkg.tarball_path());
+        assert_eq!(
+            keys.iter().filter(|k| **k == key).count(),
+            1,
+            "{key} in {keys:?}"
+        );
+        let (bytes, sha) = d.object(&key);
+        assert!(bytes == entry.pkg.tgz, "{key} is not the upstream's bytes");
+        assert_eq!(sha, Some(sha256_hex(&entry.pkg.tgz)), "{key}");
+        for id in [first, second] {
+            d.repo_file_through_both(
+                id,
+                &format!("npm/{}", entry.pkg.tarball_path()),
+                &entry.pkg.tgz,
+            )
+            .await;
+        }
+    }
+    let blobs = keys
+        .iter()
+        .filter(|k| k.starts_with("bundles/sha256/") && k.ends_with(".tar.gz"))
+        .count();
+    assert_eq!(blobs, 1, "one bundle blob: {keys:?}");
+    let uploads = d.moto.multipart_uploads();
+    assert!(uploads.is_empty(), "uploads left incomplete: {uploads:?}");
+}
