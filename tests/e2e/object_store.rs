@@ -1362,3 +1362,52 @@ async fn two_workers_storing_the_same_dependencies_at_once_converge_on_one_objec
     let uploads = d.moto.multipart_uploads();
     assert!(uploads.is_empty(), "uploads left incomplete: {uploads:?}");
 }
+
+/// `larder cleanup` on an object store: a stale request's bundle download is refused (400, as on
+/// the local store) and its repository answers 410 through both apis, and its bundle blob, used by no other request, leaves the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_requests_bundle_leaves_the_bucket_and_both_apis_refuse_it() {
+    let Some(mut d) = S3Larder::new() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 2).await;
+    npm.project.configure(&mut d.larder);
+    d.start().await;
+    let id = d.submit_at(0, npm.project.body()).await;
+    d.complete(id).await;
+    let bundle = d.same_bundle_through_both(id).await;
+    let blob = format!("bundles/sha256/{}.tar.gz", sha256_hex(&bundle));
+    assert!(d.keys().contains(&blob), "{blob} in {:?}", d.keys());
+    let token = d.token(id).await;
+
+    // `larder cleanup` on a machine of its own (a data directory nobody else has)
+    let (data, _) = d.own_dirs();
+    run_ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+            .arg("cleanup")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&d.larder.env)
+            .env("LARDER_DATA_DIR", &data)
+            .env("LARDER_REQUEST_LIFETIME_DAYS", "0"),
+    );
+    let pkg = &npm.tree[0].pkg;
+    for api in &d.apis {
+        let (status, _) = d.bundle_at(api, id).await;
+        assert_eq!(status, 400, "the stale bundle through {api}");
+        let (status, _) = get_body(d.larder.http.get(format!(
+            "{api}/repos/{id}/t/{token}/npm/{}",
+            pkg.tarball_path()
+        )))
+        .await;
+        assert_eq!(status, 410, "the stale repository through {api}");
+    }
+    let keys = d.keys();
+    assert!(!keys.contains(&blob), "{blob} stays in the bucket");
+    // the dependencies stay for the next request
+    assert!(
+        keys.contains(&format!("deps/npm/{}", pkg.tarball_path())),
+        "{keys:?}"
+    );
+}
