@@ -1411,3 +1411,40 @@ async fn a_stale_requests_bundle_leaves_the_bucket_and_both_apis_refuse_it() {
         "{keys:?}"
     );
 }
+
+/// Workers with empty caches take from the bucket what another worker stored: a second request
+/// of the same commit downloads nothing from the upstream and makes the same bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_an_empty_cache_takes_what_another_stored_and_downloads_nothing() {
+    let Some(mut d) = S3Larder::new() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 3).await;
+    npm.project.configure(&mut d.larder);
+    d.start().await;
+    let first = d.submit_at(0, npm.project.body()).await;
+    d.complete(first).await;
+    let bundle = d.same_bundle_through_both(first).await;
+
+    for w in d.workers.clone() {
+        d.larder.kill(w);
+    }
+    d.workers.clear();
+    d.spawn_worker(0);
+    d.spawn_worker(1);
+    let upstream = &npm.project.upstream;
+    upstream.clear_requests();
+    let second = d.submit_at(1, npm.project.body()).await;
+    d.complete(second).await;
+    let downloads: Vec<String> = upstream
+        .requests()
+        .into_iter()
+        .filter(|r| r.ends_with(".tgz"))
+        .collect();
+    assert_eq!(downloads, Vec::<String>::new(), "downloaded again");
+    assert!(
+        d.same_bundle_through_both(second).await == bundle,
+        "the same commit made another bundle"
+    );
+}
