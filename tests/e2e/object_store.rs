@@ -32,6 +32,8 @@ struct S3Larder {
     larder: Larder,
     moto: MotoServer,
     apis: Vec<String>,
+    /// `larder.spawn` indices of the apis
+    api_indices: Vec<usize>,
     /// `larder.spawn` indices of the workers
     workers: Vec<usize>,
     /// every process's LARDER_DATA_DIR, for the "nothing of the store on a disk" check
@@ -63,6 +65,7 @@ impl S3Larder {
             larder,
             moto,
             apis: Vec::new(),
+            api_indices: Vec::new(),
             workers: Vec::new(),
             data_dirs: Vec::new(),
             work_dirs: Vec::new(),
@@ -111,6 +114,7 @@ impl S3Larder {
                 ],
             );
             self.apis.push(url);
+            self.api_indices.push(index);
             indices.push(index);
         }
         for (url, index) in self.apis.clone().iter().zip(indices) {
@@ -1239,7 +1243,7 @@ async fn a_corrupted_bundle_on_s3_is_never_downloaded_whole() {
 /// their sha256, no upload left incomplete, streamed whole through both apis, and a Range across
 /// a part boundary is the bundle's bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_of_several_multipart_parts_travel_through_s3_whole() {
+async fn files_of_several_multipart_parts_are_streamed_whole_through_s3_and_both_apis() {
     let Some(mut d) = S3Larder::new() else {
         return;
     };
@@ -1270,6 +1274,35 @@ async fn files_of_several_multipart_parts_travel_through_s3_whole() {
 
     d.repo_file_through_both(id, &format!("npm/{}", pkg.tarball_path()), &pkg.tgz)
         .await;
+    // streamed: an api's peak memory does not grow by what it serves
+    let token = d.token(id).await;
+    for (api, index) in d.apis.iter().zip(&d.api_indices) {
+        let pid = d.larder.pid(*index);
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+        let before = vm_hwm_kib(pid);
+        let mut served = 0;
+        for url in [
+            format!("{api}/api/v1/requests/{id}/download"),
+            format!("{api}/repos/{id}/t/{token}/npm/{}", pkg.tarball_path()),
+        ] {
+            let mut resp = d.larder.http.get(url).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            while let Some(chunk) = resp.chunk().await.unwrap() {
+                served += chunk.len();
+            }
+        }
+        assert_eq!(served, bundle.len() + pkg.tgz.len());
+        let grew_mib = vm_hwm_kib(pid).saturating_sub(before) / 1024;
+        eprintln!(
+            "{api} served {} MiB; its peak grew {grew_mib} MiB",
+            served >> 20
+        );
+        assert!(
+            grew_mib < 12,
+            "{api} grew {grew_mib} MiB serving {} MiB",
+            served >> 20
+        );
+    }
     let (from, to) = ((8 << 20) - 1000, (8 << 20) + 1000);
     for api in &d.apis {
         let resp = d
