@@ -1240,8 +1240,9 @@ async fn a_corrupted_bundle_on_s3_is_never_downloaded_whole() {
 }
 
 /// A dependency and a bundle larger than two 8 MiB parts (multipart uploads): stored whole with
-/// their sha256, no upload left incomplete, streamed whole through both apis, and a Range across
-/// a part boundary is the bundle's bytes.
+/// their sha256, no upload left incomplete, streamed whole through both apis (an api's peak
+/// memory does not grow by what it serves), and a Range across a part boundary is the bundle's
+/// bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_of_several_multipart_parts_are_streamed_whole_through_s3_and_both_apis() {
     let Some(mut d) = S3Larder::new() else {
