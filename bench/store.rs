@@ -190,7 +190,10 @@ async fn measure(
             }
         };
         floor.push(t.elapsed());
-        assert_eq!(floor_bytes, repo_bytes, "{store}: the floor read other bytes");
+        assert_eq!(
+            floor_bytes, repo_bytes,
+            "{store}: the floor read other bytes"
+        );
     }
     Row {
         store,

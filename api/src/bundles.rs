@@ -175,7 +175,9 @@ mod tests {
             db.finished_request(chrono::Duration::days(1)).await,
         );
         let absent = "0".repeat(64);
-        let refused = name_in_transaction(&db, &tier, a, &absent).await.unwrap_err();
+        let refused = name_in_transaction(&db, &tier, a, &absent)
+            .await
+            .unwrap_err();
         assert_eq!(refused.status.as_u16(), 409, "{}", refused.message);
 
         let hex = put_blob(&tier, b"the same bundle").await;
@@ -189,7 +191,10 @@ mod tests {
 
         make_stale(&db, b).await;
         release(&db.pool, &shared, b).await.unwrap();
-        assert!(tier.head(&key).await.unwrap().is_none(), "gone with its last request");
+        assert!(
+            tier.head(&key).await.unwrap().is_none(),
+            "gone with its last request"
+        );
         // released again (a retried cleanup): nothing to do
         release(&db.pool, &shared, b).await.unwrap();
         // a request completing with those bytes now finds them gone, and is told so

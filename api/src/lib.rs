@@ -29,9 +29,9 @@ mod test_db;
 mod test_s3;
 
 use actix_web::{web, App, HttpServer};
-use common::token::TokenSecret;
 use common::store::object::ObjectTier;
 use common::store::SharedStore;
+use common::token::TokenSecret;
 use common::{Catalogue, Config, Store};
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,9 +8,9 @@
 //! lease itself.
 
 use crate::outbound::{BodyKind, LimitExceeded, Outbound, Refusal};
+use crate::shared_objects::SharedObjects;
 use common::digest::{Expected, FileDigests, Hasher};
 use common::store::download_lease::{Attempt, DownloadLease, LeaseOwner};
-use crate::shared_objects::SharedObjects;
 use common::store::file_record;
 use common::{Download, ErrorKind, Failure, Store};
 use futures_util::StreamExt;

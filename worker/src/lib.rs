@@ -14,6 +14,11 @@ pub mod request_log;
 pub mod sandbox;
 pub mod shared_objects;
 pub mod source;
+/// A real S3 server (moto) for the tests, as the end-to-end tests start it.
+#[cfg(test)]
+#[path = "../../tests/e2e/support/s3.rs"]
+#[allow(dead_code)]
+mod test_s3;
 
 use api_client::ApiClient;
 use common::{Config, JobMessage, Store};

@@ -1,10 +1,10 @@
 //! One request, start to finish: source, package managers, bundle, report.
 
-use crate::shared_objects::SharedObjects;
 use crate::api_client::Claim;
 use crate::api_client::{ApiClient, ApiClientError};
 use crate::blocking::blocking;
 use crate::pkg_managers::{PmContext, PmOutput, Registered, ReposCa, REGISTRY};
+use crate::shared_objects::SharedObjects;
 use crate::{bundle, sandbox, source};
 use common::archive::UnpackLimits;
 use common::{Config, ErrorKind, Failure, Job, PackagesData, Store};

@@ -29,6 +29,9 @@ impl common::Classify for SharedObjectsError {
     }
 }
 
+/// Multipart uploads one request runs at once.
+const MULTIPART_AT_ONCE: usize = 2;
+
 /// The shared objects and this worker's cache of them.
 #[derive(Clone, Debug)]
 pub struct SharedObjects {
@@ -104,8 +107,12 @@ impl SharedObjects {
         concurrency: usize,
     ) -> Result<usize, SharedObjectsError> {
         let keys: std::collections::BTreeSet<String> = keys.into_iter().collect();
+        // a multipart upload holds two parts in memory: few of those at once, whatever the
+        // concurrency of small ones
+        let multipart = tokio::sync::Semaphore::new(MULTIPART_AT_ONCE);
+        let multipart = &multipart;
         let put = stream::iter(keys)
-            .map(|key| async move { self.put(&key).await })
+            .map(|key| async move { self.put(&key, multipart).await })
             .buffer_unordered(concurrency.max(1))
             .try_fold(0, |n, written| async move { Ok(n + usize::from(written)) })
             .await?;
@@ -113,7 +120,11 @@ impl SharedObjects {
     }
 
     /// Put one file of the cache; whether this call wrote it.
-    async fn put(&self, key: &str) -> Result<bool, SharedObjectsError> {
+    async fn put(
+        &self,
+        key: &str,
+        multipart: &tokio::sync::Semaphore,
+    ) -> Result<bool, SharedObjectsError> {
         let not_local = |reason: String| SharedObjectsError::NotLocal {
             key: key.to_string(),
             reason,
@@ -134,6 +145,14 @@ impl SharedObjects {
                 }),
             };
         }
+        let size = std::fs::metadata(&path)
+            .map_err(|e| not_local(e.to_string()))?
+            .len();
+        let _permit = if size > self.tier.part_size() as u64 {
+            Some(multipart.acquire().await.expect("never closed"))
+        } else {
+            None
+        };
         let stored = self.tier.put_file(key, &path, &sha256).await?;
         Ok(stored == common::store::object::Stored::Written)
     }
@@ -147,4 +166,75 @@ fn sha256_of(path: &std::path::Path) -> std::io::Result<Digest> {
         None => FileDigests::of_file(path)?,
     };
     Ok(Digest::new(HashAlgorithm::Sha256, digests.sha256()).expect("32 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_s3 as s3;
+    use object_store::aws::AmazonS3Builder;
+
+    fn objects(moto: &s3::MotoServer, cache: &std::path::Path) -> SharedObjects {
+        let builder = AmazonS3Builder::new()
+            .with_endpoint(moto.endpoint())
+            .with_allow_http(true)
+            .with_region(s3::REGION)
+            .with_access_key_id(s3::CREDENTIALS.0)
+            .with_secret_access_key(s3::CREDENTIALS.1);
+        let tier = ObjectTier::s3(builder, &moto.bucket, "p").unwrap();
+        SharedObjects::new(tier, Store::new(cache))
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn files_go_up_once_and_come_back_verified_and_a_damaged_object_is_not_taken() {
+        let Some(moto) = s3::MotoServer::start("shared") else {
+            return;
+        };
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (first, second) = (objects(&moto, a.path()), objects(&moto, b.path()));
+        let key = "deps/npm/a/-/a-1.0.0.tgz";
+        first.local.put_bytes(key, b"the tarball").unwrap();
+        first.local.put_bytes("deps/npm/b.tgz", b"b").unwrap();
+
+        assert!(
+            second.take(key).await.unwrap().is_none(),
+            "nothing there yet"
+        );
+        let keys = [key.to_string(), "deps/npm/b.tgz".to_string()];
+        assert_eq!(first.put_all(keys.clone(), 4).await.unwrap(), 2);
+        assert_eq!(first.put_all(keys, 4).await.unwrap(), 0, "there already");
+
+        // another worker's cache fills from the store
+        assert!(second.take_into_cache(key).await.unwrap());
+        assert_eq!(
+            std::fs::read(second.local.path(key).unwrap()).unwrap(),
+            b"the tarball"
+        );
+
+        // other bytes under a key the store holds: the request fails, the object stays
+        second.local.put_bytes("deps/npm/b.tgz", b"not b").unwrap();
+        let refused = second
+            .put_all(["deps/npm/b.tgz".to_string()], 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, SharedObjectsError::OtherBytes { .. }),
+            "{refused}"
+        );
+
+        // an object that rotted in the store (its recorded sha256 kept) is not taken, and goes
+        let sha256 = first.tier.head(key).await.unwrap().unwrap().sha256.unwrap();
+        moto.put_raw(
+            &format!("p/{key}"),
+            b"rotten bytes",
+            &[("sha256", &sha256.hex())],
+        );
+        let third = tempfile::tempdir().unwrap();
+        let third = objects(&moto, third.path());
+        assert!(third.take(key).await.unwrap().is_none());
+        assert!(first.tier.head(key).await.unwrap().is_none(), "removed");
+        // the next worker with a good copy puts it again
+        assert_eq!(first.put_all([key.to_string()], 1).await.unwrap(), 1);
+        assert!(third.take_into_cache(key).await.unwrap());
+    }
 }

@@ -301,17 +301,16 @@ impl RepoRequest {
         };
         if crate::v1::files::empty_but_not(size, &sha256) {
             damaged();
-            return Err(ApiError::internal(format!("{store_key} is damaged in the store")));
+            return Err(ApiError::internal(format!(
+                "{store_key} is damaged in the store"
+            )));
         }
         Ok(HttpResponse::Ok()
             .content_type(content_type)
             .insert_header(header::ContentEncoding::Identity)
             .no_chunking(size)
             .streaming(crate::v1::files::verified_chunks(
-                chunks,
-                sha256,
-                counter,
-                damaged,
+                chunks, sha256, counter, damaged,
             )))
     }
 }

@@ -211,7 +211,7 @@ pub async fn download(
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let (mut builder, range) = match bundle_response(&req, row.id, size, digest) {
         Ok(found) => found,
-        Err(unsatisfiable) => return Ok(unsatisfiable),
+        Err(size) => return Ok(unsatisfiable(size)),
     };
     let counter = state.bytes_downloaded.counting();
     Ok(match range {
@@ -252,27 +252,37 @@ async fn download_object(
         .ok()
         .and_then(|d| d.try_into().ok())
         .ok_or_else(&changed)?;
-    let info = tier.head(&key).await.map_err(backend)?.ok_or_else(&missing)?;
+    let info = tier
+        .head(&key)
+        .await
+        .map_err(backend)?
+        .ok_or_else(&missing)?;
     if info.sha256.as_ref().map(|d| d.hex()).as_deref() != Some(sha256_hex) {
         return Err(changed());
     }
     let size = info.size;
     let (builder, range) = match bundle_response(req, id, size, digest) {
         Ok(found) => found,
-        Err(unsatisfiable) => return Ok(unsatisfiable),
+        Err(size) => return Ok(unsatisfiable(size)),
     };
     let mut builder = builder;
     builder.insert_header(header::ContentEncoding::Identity);
     let counter = state.bytes_downloaded.counting();
     if req.method() == actix_web::http::Method::HEAD {
-        return Ok(builder.no_chunking(size).streaming(stream::empty::<Result<web::Bytes, std::io::Error>>()));
+        return Ok(builder
+            .no_chunking(size)
+            .streaming(stream::empty::<Result<web::Bytes, std::io::Error>>()));
     }
     let io = |e: ObjectTierError| std::io::Error::other(e.to_string());
     match range {
         None => {
             let object = tier.get_stream(&key).await.map_err(backend)?;
             if empty_but_not(object.size, &digest) {
-                tracing::error!(request_id = id, key, "a bundle in the object store is empty");
+                tracing::error!(
+                    request_id = id,
+                    key,
+                    "a bundle in the object store is empty"
+                );
                 return Err(changed());
             }
             let chunks = object.bytes.map(move |c| c.map_err(io));
@@ -291,7 +301,11 @@ async fn download_object(
                 hasher.update(chunk.map_err(backend)?);
             }
             if <[u8; 32]>::from(hasher.finalize()) != digest {
-                tracing::error!(request_id = id, key, "a bundle in the object store does not have its sha256");
+                tracing::error!(
+                    request_id = id,
+                    key,
+                    "a bundle in the object store does not have its sha256"
+                );
                 return Err(changed());
             }
             let part = tier.get_range(&key, range).await.map_err(backend)?;
@@ -307,7 +321,8 @@ async fn download_object(
     }
 }
 
-/// The bundle's response head (`Err`: a 416) and the range it serves, if one: its sha256 names
+/// The bundle's response head and the range it serves, if one (`Err`: the range starts past the
+/// bundle's `size`, a 416, [`unsatisfiable`]): its sha256 names
 /// the bytes (`ETag`, `Digest`), and a client resuming with `If-Range` gets the rest of these
 /// bytes only.
 fn bundle_response(
@@ -315,7 +330,7 @@ fn bundle_response(
     id: i64,
     size: u64,
     digest: [u8; 32],
-) -> Result<(actix_web::HttpResponseBuilder, Option<std::ops::Range<u64>>), HttpResponse> {
+) -> Result<(actix_web::HttpResponseBuilder, Option<std::ops::Range<u64>>), u64> {
     let etag = format!("\"sha256-{}\"", hex::encode(digest));
     // a range is a GET's (RFC 9110 §14.2): HEAD answers for the whole
     let ranged = if req.method() == actix_web::http::Method::GET {
@@ -326,11 +341,7 @@ fn bundle_response(
     let range = match ranged {
         Ranged::Whole => None,
         Ranged::Part(range) => Some(range),
-        Ranged::Unsatisfiable => {
-            return Err(HttpResponse::RangeNotSatisfiable()
-                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
-                .finish())
-        }
+        Ranged::Unsatisfiable => return Err(size),
     };
     let mut builder = match &range {
         None => HttpResponse::Ok(),
@@ -359,6 +370,13 @@ fn bundle_response(
             ),
         ));
     Ok((builder, range))
+}
+
+/// 416 for a bundle of `size` bytes.
+fn unsatisfiable(size: u64) -> HttpResponse {
+    HttpResponse::RangeNotSatisfiable()
+        .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+        .finish()
 }
 
 /// What a `Range` header asks of `size` bytes.

@@ -327,6 +327,11 @@ impl ObjectTier {
     }
 
     /// The underlying object store, without this tier's checks (for tools and tests).
+    /// Files above this go up in a multipart upload, two parts of it in memory at a time.
+    pub fn part_size(&self) -> usize {
+        self.part_size
+    }
+
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.objects
     }

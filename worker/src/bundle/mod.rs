@@ -605,7 +605,10 @@ mod tests {
         again
             .place_bytes("deps/gomod/m/@v/list", b"v1.0.0\n".to_vec())
             .unwrap();
-        assert_eq!(write_bundle(&store, 8, &again, false).unwrap().sha256_hex, digest);
+        assert_eq!(
+            write_bundle(&store, 8, &again, false).unwrap().sha256_hex,
+            digest
+        );
     }
 
     #[test]
