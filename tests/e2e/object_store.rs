@@ -1482,3 +1482,91 @@ async fn a_worker_with_an_empty_cache_takes_what_another_stored_and_downloads_no
         "the same commit made another bundle"
     );
 }
+
+/// A stored configuration file (npm's registry lockfile) and a source archive overwritten in
+/// the bucket with other bytes, their `sha256` kept: neither api hands the damaged configuration
+/// file out, and workers with empty caches fetch the commit again: a new request of the same
+/// commit completes with the commit as its `app/`, the source object is whole again, and the
+/// new request's configuration files (its own: they name its repositories) are handed out
+/// through both apis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_configuration_file_or_source_archive_on_s3_is_never_used() {
+    let Some(mut d) = S3Larder::new() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 2).await;
+    npm.project.configure(&mut d.larder);
+    d.start().await;
+    let id = d.submit_at(0, npm.project.body()).await;
+    d.complete(id).await;
+    let keys = d.keys();
+    let find = |prefix: &str| -> String {
+        let found: Vec<&String> = keys.iter().filter(|k| k.starts_with(prefix)).collect();
+        assert_eq!(found.len(), 1, "one key below {prefix}: {keys:?}");
+        found[0].clone()
+    };
+    let config = find("config-files/");
+    let source = find("sources/");
+    for key in [&config, &source] {
+        let (mut bytes, _) = d.object(key);
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        d.corrupt(key, &bytes);
+    }
+
+    for api in &d.apis {
+        let (status, body) = get_body(
+            d.larder
+                .http
+                .get(format!("{api}/api/v1/requests/{id}/configuration-files")),
+        )
+        .await;
+        eprintln!(
+            "the corrupted configuration file through {api}: {status}, {:?}",
+            body.as_ref().map(Vec::len)
+        );
+        if let (200, Ok(body)) = (status, &body) {
+            panic!(
+                "{api} handed out the configuration files with a damaged one: {}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+    both_apis_up(&d).await;
+
+    for w in d.workers.clone() {
+        d.larder.kill(w);
+    }
+    d.workers.clear();
+    d.spawn_worker(0);
+    d.spawn_worker(1);
+    let again = d.submit_at(1, npm.project.body()).await;
+    d.complete(again).await;
+    let bundle = d.same_bundle_through_both(again).await;
+    assert_app_is_commit(&bundle, &npm.project.repo.dir, &npm.project.commit);
+    // the new request's configuration files, whole through both apis
+    for api in &d.apis {
+        let (status, body) = get_body(
+            d.larder
+                .http
+                .get(format!("{api}/api/v1/requests/{again}/configuration-files")),
+        )
+        .await;
+        assert_eq!(
+            status,
+            200,
+            "the configuration files through {api}: {body:?}\n{}",
+            d.larder.logs()
+        );
+        let files: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+        let paths: Vec<&str> = files
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap())
+            .collect();
+        assert!(paths.contains(&"app/package-lock.json"), "{paths:?}");
+    }
+    every_object_carries_its_sha256(&d, &[source]);
+}
