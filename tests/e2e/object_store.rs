@@ -1570,3 +1570,67 @@ async fn a_corrupted_configuration_file_or_source_archive_on_s3_is_never_used() 
     }
     every_object_carries_its_sha256(&d, &[source]);
 }
+
+/// Two requests of one commit share one bundle blob: `larder cleanup` making the first stale
+/// leaves the blob to the second (downloaded whole through both apis); once the second is stale
+/// too, the blob leaves the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_blob_shared_by_two_requests_stays_until_the_last_is_stale() {
+    let Some(mut d) = S3Larder::new() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 2).await;
+    npm.project.configure(&mut d.larder);
+    d.start().await;
+    let first = d.submit_at(0, npm.project.body()).await;
+    d.complete(first).await;
+    let second = d.submit_at(1, npm.project.body()).await;
+    d.complete(second).await;
+    let bundle = d.same_bundle_through_both(first).await;
+    assert!(d.same_bundle_through_both(second).await == bundle);
+    let blob = format!("bundles/sha256/{}.tar.gz", sha256_hex(&bundle));
+    assert!(d.keys().contains(&blob), "{blob} in {:?}", d.keys());
+
+    // the second was updated a day from now: only the first is past a lifetime of 0 days
+    let mut conn = AsyncPgConnection::establish(&d.larder.database_url)
+        .await
+        .unwrap();
+    diesel::sql_query("UPDATE requests SET updated = updated + interval '1 day' WHERE id = $1")
+        .bind::<BigInt, _>(second)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let cleanup = |d: &mut S3Larder| {
+        let (data, _) = d.own_dirs();
+        run_ok(
+            std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+                .arg("cleanup")
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .envs(&d.larder.env)
+                .env("LARDER_DATA_DIR", &data)
+                .env("LARDER_REQUEST_LIFETIME_DAYS", "0"),
+        )
+    };
+    cleanup(&mut d);
+    for api in &d.apis {
+        assert_eq!(d.bundle_at(api, first).await.0, 400, "{api}");
+    }
+    assert!(
+        d.keys().contains(&blob),
+        "the second's blob left the bucket"
+    );
+    assert!(d.same_bundle_through_both(second).await == bundle);
+
+    diesel::sql_query("UPDATE requests SET updated = updated - interval '2 days' WHERE id = $1")
+        .bind::<BigInt, _>(second)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    cleanup(&mut d);
+    for api in &d.apis {
+        assert_eq!(d.bundle_at(api, second).await.0, 400, "{api}");
+    }
+    assert!(!d.keys().contains(&blob), "{blob} stays in the bucket");
+}
