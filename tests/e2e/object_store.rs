@@ -1634,3 +1634,60 @@ async fn a_bundle_blob_shared_by_two_requests_stays_until_the_last_is_stale() {
     }
     assert!(!d.keys().contains(&blob), "{blob} stays in the bucket");
 }
+
+/// Yarn Berry on S3 (its Yarn cache zips made once, kept as bundle members in the store): its
+/// bundle is identical through both apis and carries the cache; workers with empty caches then
+/// make a request of another commit of the same lockfile from the bucket alone (nothing
+/// downloaded from the upstream) and the same cache zips.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_cache_zips_made_by_one_worker_serve_the_next_from_s3() {
+    let Some(mut d) = S3Larder::new() else {
+        return;
+    };
+    let berry = crate::yarn_berry::fixture().await;
+    berry.repo.write("NOTE", "first\n");
+    let first_commit = berry.repo.commit("first");
+    d.larder
+        .env
+        .insert("LARDER_NPM_REGISTRY".into(), berry.upstream.url.clone());
+    d.start().await;
+    let body =
+        |commit: &str| json!({"repo": berry.repo.url(), "ref": commit, "pkg_managers": ["yarn"]});
+    let first = d.submit_at(0, body(&first_commit)).await;
+    d.complete(first).await;
+    let zips = |bundle: &[u8]| -> BTreeMap<String, Vec<u8>> {
+        untar(bundle)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("deps/yarn-berry/cache/") && k.ends_with(".zip"))
+            .map(|(k, v)| (k, v.unwrap()))
+            .collect()
+    };
+    let made = zips(&d.same_bundle_through_both(first).await);
+    assert!(!made.is_empty(), "no Yarn cache zip in the bundle");
+    d.repo_file_through_both(
+        first,
+        "npm/a/-/a-1.0.0.tgz",
+        &std::fs::read(berry.tmp.path().join("upstream/a/-/a-1.0.0.tgz")).unwrap(),
+    )
+    .await;
+
+    for w in d.workers.clone() {
+        d.larder.kill(w);
+    }
+    d.workers.clear();
+    d.spawn_worker(0);
+    d.spawn_worker(1);
+    berry.repo.write("NOTE", "second\n");
+    let second_commit = berry.repo.commit("second");
+    berry.upstream.clear_requests();
+    let second = d.submit_at(1, body(&second_commit)).await;
+    d.complete(second).await;
+    let downloads: Vec<String> = berry
+        .upstream
+        .requests()
+        .into_iter()
+        .filter(|r| r.ends_with(".tgz"))
+        .collect();
+    assert_eq!(downloads, Vec::<String>::new(), "downloaded again");
+    assert_eq!(zips(&d.same_bundle_through_both(second).await), made);
+}
