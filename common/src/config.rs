@@ -49,6 +49,11 @@ pub struct Config {
     #[arg(long, env = "LARDER_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
 
+    /// How large a worker's cache of the object store (in `LARDER_WORK_DIR`) may grow (bytes)
+    /// before the files used longest ago go, while the worker runs no request.
+    #[arg(long, env = "LARDER_WORK_CACHE_SIZE", default_value_t = 10 << 30)]
+    pub work_cache_size: u64,
+
     /// Address the api listens on.
     #[arg(long, env = "LARDER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,

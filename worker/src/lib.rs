@@ -85,6 +85,12 @@ pub async fn run(config: Config, request_logs: Option<request_log::RequestLogs>)
     let objects = shared
         .objects()
         .map(|tier| shared_objects::SharedObjects::new(tier.clone(), store.clone()));
+    let cache = objects.as_ref().map(|_| {
+        Arc::new(shared_objects::WorkCache::new(
+            store.root(),
+            config.work_cache_size,
+        ))
+    });
     // the api is served at the public URL, whose certificate that CA signs
     let repos_ca = match pkg_managers::repos_ca::ReposCa::from_config(&config) {
         Ok(ca) => ca,
@@ -121,7 +127,8 @@ pub async fn run(config: Config, request_logs: Option<request_log::RequestLogs>)
     }
     let mut delay = Duration::from_millis(500);
     loop {
-        match consume(config.clone(), store.clone(), objects.clone(), api.clone()).await {
+        let cached = objects.clone().zip(cache.clone());
+        match consume(config.clone(), store.clone(), cached, api.clone()).await {
             Ok(()) => delay = Duration::from_millis(500),
             Err(e) => {
                 tracing::warn!(error = %e, "lost the broker; reconnecting");
@@ -135,7 +142,10 @@ pub async fn run(config: Config, request_logs: Option<request_log::RequestLogs>)
 async fn consume(
     config: Arc<Config>,
     store: Store,
-    objects: Option<shared_objects::SharedObjects>,
+    cached: Option<(
+        shared_objects::SharedObjects,
+        Arc<shared_objects::WorkCache>,
+    )>,
     api: ApiClient,
 ) -> Result<(), WorkerError> {
     let broker = config.broker_uri().map_err(WorkerError::BrokerUri)?;
@@ -168,7 +178,7 @@ async fn consume(
     while let Some(delivery) = consumer.next().await {
         let delivery = delivery?;
         let (config, store, api) = (config.clone(), store.clone(), api.clone());
-        let objects = objects.clone();
+        let cached = cached.clone();
         tokio::spawn(async move {
             let Ok(job) = serde_json::from_slice::<JobMessage>(&delivery.data) else {
                 tracing::error!("dropping a malformed job message");
@@ -179,7 +189,17 @@ async fn consume(
             let api = &api;
             async {
                 let redelivered = delivery.redelivered;
-                match pipeline::process(&config, &store, objects.as_ref(), api, job.request_id, redelivered).await {
+                let hold = match &cached {
+                    Some((_, cache)) => Some(cache.hold().await),
+                    None => None,
+                };
+                let objects = cached.as_ref().map(|(objects, _)| objects);
+                let processed = pipeline::process(&config, &store, objects, api, job.request_id, redelivered).await;
+                drop(hold);
+                if let Some((_, cache)) = &cached {
+                    cache.prune_when_idle().await;
+                }
+                match processed {
                     Ok(Outcome::Complete | Outcome::Failed | Outcome::Skipped | Outcome::Superseded) => {
                         let _ = delivery.ack(BasicAckOptions::default()).await;
                     }

@@ -168,6 +168,99 @@ fn sha256_of(path: &std::path::Path) -> std::io::Result<Digest> {
     Ok(Digest::new(HashAlgorithm::Sha256, digests.sha256()).expect("32 bytes"))
 }
 
+/// The part of the cache that fills from the objects (work directories, leases and recipes
+/// are not the cache's).
+const CACHED: &[&str] = &["deps", "sources", "config-files", "bundle-members"];
+
+/// The worker's cache of the object store, held to `LARDER_WORK_CACHE_SIZE`: every request
+/// uses it under a shared hold; the files used longest ago (by access time) go only when no
+/// request holds it, so none loses a file it checked was there.
+#[derive(Debug)]
+pub struct WorkCache {
+    holds: tokio::sync::RwLock<()>,
+    root: std::path::PathBuf,
+    max_bytes: u64,
+    /// When the cache was last measured: a walk of a large cache takes a while, so at most
+    /// one every [`MEASURE_EVERY`].
+    measured: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+const MEASURE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl WorkCache {
+    pub fn new(root: impl Into<std::path::PathBuf>, max_bytes: u64) -> Self {
+        Self {
+            holds: tokio::sync::RwLock::new(()),
+            root: root.into(),
+            max_bytes,
+            measured: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Held by a request for as long as it runs.
+    pub async fn hold(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.holds.read().await
+    }
+
+    /// When no request holds the cache and it is larger than its bound, remove the files used
+    /// longest ago until it is 80 % of it. How many bytes went (none while a request runs).
+    pub async fn prune_when_idle(&self) -> u64 {
+        let Ok(_alone) = self.holds.try_write() else {
+            return 0;
+        };
+        {
+            let mut measured = self.measured.lock().expect("not poisoned");
+            if measured.is_some_and(|at| at.elapsed() < MEASURE_EVERY) {
+                return 0;
+            }
+            *measured = Some(std::time::Instant::now());
+        }
+        let (root, max) = (self.root.clone(), self.max_bytes);
+        tokio::task::block_in_place(|| prune(&root, max))
+    }
+}
+
+fn prune(root: &std::path::Path, max_bytes: u64) -> u64 {
+    let mut files = Vec::new();
+    let mut total = 0u64;
+    let mut dirs: Vec<std::path::PathBuf> = CACHED.iter().map(|d| root.join(d)).collect();
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else if meta.is_file() {
+                use std::os::unix::fs::MetadataExt;
+                total += meta.len();
+                files.push((meta.atime(), meta.len(), entry.path()));
+            }
+        }
+    }
+    if total <= max_bytes {
+        return 0;
+    }
+    files.sort_unstable();
+    let goal = max_bytes / 10 * 8;
+    let mut removed = 0;
+    for (_, len, path) in files {
+        if total - removed <= goal {
+            break;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            removed += len;
+        }
+    }
+    tracing::info!(
+        removed_bytes = removed,
+        kept_bytes = total - removed,
+        "pruned the work directory's cache of the object store"
+    );
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +329,39 @@ mod tests {
         // the next worker with a good copy puts it again
         assert_eq!(first.put_all([key.to_string()], 1).await.unwrap(), 1);
         assert!(third.take_into_cache(key).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_cache_loses_its_least_recently_used_files_only_while_no_request_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let keys = ["deps/npm/old.tgz", "deps/npm/mid.tgz", "sources/new.tar.gz"];
+        for (i, key) in keys.iter().enumerate() {
+            let path = store.put_bytes(key, &[0u8; 1000]).unwrap();
+            // used an hour apart, oldest first
+            let used = std::time::SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_secs(1_700_000_000 + 3600 * i as u64);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_times(std::fs::FileTimes::new().set_accessed(used))
+                .unwrap();
+        }
+        store
+            .put_bytes("download-leases/x", b"not the cache's")
+            .unwrap();
+        let cache = WorkCache::new(dir.path(), 2500);
+
+        let hold = cache.hold().await;
+        assert_eq!(cache.prune_when_idle().await, 0, "a request holds it");
+        assert!(keys.iter().all(|k| store.contains(k)));
+        drop(hold);
+
+        // 3000 bytes over a bound of 2500: down to 2000, the oldest first
+        assert_eq!(cache.prune_when_idle().await, 1000);
+        assert!(!store.contains(keys[0]));
+        assert!(store.contains(keys[1]) && store.contains(keys[2]));
+        assert!(store.contains("download-leases/x"));
     }
 }
