@@ -1691,3 +1691,59 @@ async fn yarn_berry_cache_zips_made_by_one_worker_serve_the_next_from_s3() {
     assert_eq!(downloads, Vec::<String>::new(), "downloaded again");
     assert_eq!(zips(&d.same_bundle_through_both(second).await), made);
 }
+
+/// Workers whose cache of the object store is held to nothing (LARDER_WORK_CACHE_SIZE=0): the
+/// worker that ran the first request empties its cache after it, and the next requests (one at
+/// least on an emptied cache) still complete whole, taking from the bucket what the cache let
+/// go: the upstream is asked for each tarball once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_with_a_cache_held_to_nothing_take_everything_from_s3_again() {
+    let Some(mut d) = S3Larder::new() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 3).await;
+    npm.project.configure(&mut d.larder);
+    d.larder
+        .env
+        .insert("LARDER_WORK_CACHE_SIZE".into(), "0".into());
+    d.start().await;
+    for round in 0..3 {
+        npm.project.repo.write("NOTE", &format!("round {round}\n"));
+        let commit = npm.project.repo.commit("another round");
+        let mut body = npm.project.body();
+        body["ref"] = json!(commit);
+        let id = d.submit_at(round % 2, body).await;
+        d.complete(id).await;
+        let bundle = untar(&d.same_bundle_through_both(id).await);
+        for entry in &npm.tree {
+            let path = format!("deps/npm/{}", entry.pkg.tarball_path());
+            assert_eq!(
+                bundle.get(&path).cloned().flatten().as_deref(),
+                Some(&entry.pkg.tgz[..]),
+                "{path} in round {round}"
+            );
+        }
+        if round == 0 {
+            // the worker that ran it pruned its cache before taking another job
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !d
+                .larder
+                .logs()
+                .contains("pruned the work directory's cache of the object store")
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "no worker pruned its cache:\n{}",
+                    d.larder.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    for (path, hits) in npm.project.upstream.hits() {
+        if path.ends_with(".tgz") {
+            assert_eq!(hits, 1, "{path} downloaded {hits} times");
+        }
+    }
+}
