@@ -1747,3 +1747,64 @@ async fn workers_with_a_cache_held_to_nothing_take_everything_from_s3_again() {
         }
     }
 }
+
+/// A worker frozen (SIGSTOP) while it waits on a stalled upstream keeps its broker connection:
+/// only its lease can tell. The other worker takes the request over once the lease expires and
+/// completes it; the old attempt, woken, changes nothing: not the request, not its bundle, not
+/// an object in the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_workers_request_on_s3_is_taken_over_once_its_lease_expires() {
+    let Some(mut d) = S3Larder::new() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 3).await;
+    npm.project.configure(&mut d.larder);
+    d.larder
+        .env
+        .insert("LARDER_WORKER_CONCURRENCY".into(), "1".into());
+    d.start().await;
+
+    let upstream = &npm.project.upstream;
+    upstream.hold();
+    let id = d.submit_at(1, npm.project.body()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let frozen = loop {
+        if let (Some(w), true) = (
+            worker_of(&d, id),
+            upstream.requests().iter().any(|r| r.ends_with(".tgz")),
+        ) {
+            break d.workers[w];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no worker started downloading:\n{}",
+            d.larder.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let signal = |sig: &str| {
+        let pid = d.larder.pid(frozen).to_string();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    upstream.release();
+    let done = d.complete(id).await;
+    let bundle = d.same_bundle_through_both(id).await;
+    let keys = d.keys();
+
+    signal("-CONT");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_, after) = get_json(&d.larder, &format!("{}/api/v1/requests/{id}", d.apis[0])).await;
+    assert_eq!(after["state"], "complete", "{after}");
+    assert_eq!(after["state_history"], done["state_history"], "{after}");
+    assert!(d.same_bundle_through_both(id).await == bundle);
+    let now = d.keys();
+    assert_eq!(now, keys, "the old attempt changed the bucket");
+    every_object_carries_its_sha256(&d, &now);
+}
