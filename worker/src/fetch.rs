@@ -84,6 +84,8 @@ pub struct Fetcher {
     /// On an object store: where a file missing from the store (this worker's cache of it) is
     /// taken from before it is downloaded.
     objects: Option<SharedObjects>,
+    /// Every file this request committed, by store key.
+    committed: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 const ATTEMPTS: u32 = 4;
@@ -119,6 +121,7 @@ impl Fetcher {
             leases,
             verified: Arc::default(),
             objects: None,
+            committed: Arc::default(),
         }
     }
 
@@ -126,6 +129,12 @@ impl Fetcher {
     pub fn with_objects(mut self, objects: Option<SharedObjects>) -> Self {
         self.objects = objects;
         self
+    }
+
+    /// The store keys of every file this request committed (downloaded, taken or found).
+    pub fn committed_keys(&self) -> Vec<String> {
+        let committed = self.committed.lock().expect("not poisoned");
+        committed.iter().cloned().collect()
     }
 
     pub fn store(&self) -> &Store {
@@ -424,6 +433,10 @@ impl Fetcher {
         }
         // in the store now, where waiters look first
         drop(lease);
+        self.committed
+            .lock()
+            .expect("not poisoned")
+            .insert(fetched.store_key.clone());
         if let Some(digests) = &fetched.digests {
             self.verified
                 .lock()

@@ -60,7 +60,7 @@ pub async fn process(
         .unwrap_or_default();
     let deadline = tokio::time::Instant::now() + remaining;
     let work = tokio::time::timeout_at(deadline, attempt(config, store, objects, api, &job));
-    tokio::select! {
+    let outcome = tokio::select! {
         outcome = work => match outcome {
             Ok(outcome) => outcome,
             Err(_) => fail(api, request_id, Failure::timed_out(config.request_timeout)).await,
@@ -69,7 +69,21 @@ pub async fn process(
             tracing::warn!("another attempt took the request over; this one stops");
             Ok(Outcome::Superseded)
         }
+    };
+    if objects.is_some() && matches!(outcome, Ok(Outcome::Complete | Outcome::Failed)) {
+        // the object store keeps the bundle: the cache does not
+        let store = store.clone();
+        let released = blocking(move || {
+            store
+                .release_bundle(request_id)
+                .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))
+        })
+        .await;
+        if let Err(e) = released {
+            tracing::warn!(error = %e.message, "cannot remove the bundle from the work directory");
+        }
     }
+    outcome
 }
 
 /// Renew the lease until the api refuses it (superseded, or the request is final).
@@ -187,14 +201,13 @@ async fn attempt(
         }
         Err(e) => return Err(e.into()),
     }
-    complete(store, objects, api, request_id, &bundle).await
+    complete(objects, api, request_id, &bundle).await
 }
 
 /// Complete the request, naming its bundle. On an object store the api names it only once it
 /// finds it there: a stale request's release may have taken the same bytes away since they
-/// were put, and they are put again. The worker's copy goes once the request is complete.
+/// were put, and they are put again.
 async fn complete(
-    store: &Store,
     objects: Option<&SharedObjects>,
     api: &ApiClient,
     request_id: i64,
@@ -219,18 +232,6 @@ async fn complete(
         }
     }
     tracing::info!("request complete");
-    if objects.is_some() {
-        let store = store.clone();
-        let released = blocking(move || {
-            store
-                .release_bundle(request_id)
-                .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))
-        })
-        .await;
-        if let Err(e) = released {
-            tracing::warn!(error = %e.message, "cannot remove the bundle from the work directory");
-        }
-    }
     Ok(Outcome::Complete)
 }
 
@@ -394,8 +395,9 @@ async fn run(
         api.progress(job.id, "Putting the files in the object store")
             .await?;
         // what the api serves (the bundle, repositories' files, stored configuration files)
-        // and what another worker would fetch again (the source, every dependency)
+        // and what another worker would fetch again (the source, every file committed)
         let keys = std::iter::once(key)
+            .chain(fetcher.committed_keys())
             .chain(written.stored_keys.iter().cloned())
             .chain(output.artifacts.store_keys().cloned())
             .chain(output.config_files.iter().filter_map(|f| match &f.content {
