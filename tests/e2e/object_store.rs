@@ -1325,30 +1325,32 @@ async fn files_of_several_multipart_parts_are_streamed_whole_through_s3_and_both
     d.nothing_stored_on_disk();
 }
 
-/// Two requests of the same lockfile taken at once by the two workers (each with a cache of its
-/// own): both write the same keys; they converge on one object each (the upstream's bytes, with
-/// their sha256), both requests complete, and their bundles are one blob.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_workers_storing_the_same_dependencies_at_once_converge_on_one_object() {
-    let Some(mut d) = S3Larder::new() else {
-        return;
+/// Two requests of the same lockfile (of one commit, or of two) taken at once by the two
+/// workers, each with a cache of its own, both waiting on the upstream, then downloading at once:
+/// both complete, and every dependency is one object in the bucket (the upstream's bytes, with
+/// their sha256) that both requests' repositories serve through both apis. Returns the two
+/// requests' bundles.
+async fn race(
+    d: &mut S3Larder,
+    npm: &crate::support::projects::Npm,
+    same_commit: bool,
+) -> (Vec<u8>, Vec<u8>) {
+    let body = |note: &str| {
+        let mut body = npm.project.body();
+        if !same_commit {
+            npm.project.repo.write("NOTE", note);
+            body["ref"] = json!(npm.project.repo.commit(note));
+        }
+        body
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 4).await;
-    npm.project.configure(&mut d.larder);
-    d.larder
-        .env
-        .insert("LARDER_WORKER_CONCURRENCY".into(), "1".into());
-    d.start().await;
-
-    // both workers wait on the upstream with one request each, then download at once
+    let (one, two) = (body("one"), body("two"));
     let upstream = &npm.project.upstream;
     upstream.hold();
-    let first = d.submit_at(0, npm.project.body()).await;
-    let second = d.submit_at(1, npm.project.body()).await;
+    let first = d.submit_at(0, one).await;
+    let second = d.submit_at(1, two).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (a, b) = (worker_of(&d, first), worker_of(&d, second));
+        let (a, b) = (worker_of(d, first), worker_of(d, second));
         if let (Some(a), Some(b)) = (a, b) {
             assert_ne!(a, b, "one worker took both requests");
             break;
@@ -1364,9 +1366,10 @@ async fn two_workers_storing_the_same_dependencies_at_once_converge_on_one_objec
     upstream.release();
     d.complete(first).await;
     d.complete(second).await;
-    let one = d.same_bundle_through_both(first).await;
-    let other = d.same_bundle_through_both(second).await;
-    assert!(one == other, "the same commit made two different bundles");
+    let bundles = (
+        d.same_bundle_through_both(first).await,
+        d.same_bundle_through_both(second).await,
+    );
 
     let keys = d.keys();
     for entry in &npm.tree {
@@ -1388,17 +1391,56 @@ async fn two_workers_storing_the_same_dependencies_at_once_converge_on_one_objec
             .await;
         }
     }
-    let blobs = keys
+    let uploads = d.moto.multipart_uploads();
+    assert!(uploads.is_empty(), "uploads left incomplete: {uploads:?}");
+    every_object_carries_its_sha256(d, &keys);
+    bundles
+}
+
+async fn racing_deployment() -> Option<(S3Larder, tempfile::TempDir, crate::support::projects::Npm)>
+{
+    let mut d = S3Larder::new()?;
+    let tmp = tempfile::tempdir().unwrap();
+    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 4).await;
+    npm.project.configure(&mut d.larder);
+    d.larder
+        .env
+        .insert("LARDER_WORKER_CONCURRENCY".into(), "1".into());
+    d.start().await;
+    Some((d, tmp, npm))
+}
+
+/// Two workers storing the same dependencies at once, for two commits of one lockfile: they
+/// converge on one object each ([`race`]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_storing_the_same_dependencies_at_once_converge_on_one_object() {
+    let Some((mut d, _tmp, npm)) = racing_deployment().await else {
+        return;
+    };
+    race(&mut d, &npm, false).await;
+}
+
+/// Two workers taking two requests of the same commit, new to the store, at once: each fetches
+/// the commit and both put its source archive; both requests complete ([`race`]) with one
+/// bundle, one blob in the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_fetching_the_same_new_commit_at_once_both_complete_it() {
+    let Some((mut d, _tmp, npm)) = racing_deployment().await else {
+        return;
+    };
+    let (one, other) = race(&mut d, &npm, true).await;
+    assert!(one == other, "the same commit made two different bundles");
+    let blobs = d
+        .keys()
         .iter()
         .filter(|k| k.starts_with("bundles/sha256/") && k.ends_with(".tar.gz"))
         .count();
-    assert_eq!(blobs, 1, "one bundle blob: {keys:?}");
-    let uploads = d.moto.multipart_uploads();
-    assert!(uploads.is_empty(), "uploads left incomplete: {uploads:?}");
+    assert_eq!(blobs, 1, "one bundle blob");
 }
 
 /// `larder cleanup` on an object store: a stale request's bundle download is refused (400, as on
-/// the local store) and its repository answers 410 through both apis, and its bundle blob, used by no other request, leaves the bucket.
+/// the local store) and its repository answers 410 through both apis, and its bundle blob, used
+/// by no other request, leaves the bucket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_requests_bundle_leaves_the_bucket_and_both_apis_refuse_it() {
     let Some(mut d) = S3Larder::new() else {
