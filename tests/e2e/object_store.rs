@@ -143,6 +143,30 @@ impl S3Larder {
         index
     }
 
+    /// SIGKILL every worker and start two new ones (one on each api) with empty caches.
+    fn fresh_workers(&mut self) {
+        for w in std::mem::take(&mut self.workers) {
+            self.larder.kill(w);
+        }
+        self.spawn_worker(0);
+        self.spawn_worker(1);
+    }
+
+    /// `larder cleanup` with a lifetime of 0 days, on a machine of its own (a data directory
+    /// nobody else has).
+    fn cleanup(&mut self) {
+        let (data, _) = self.own_dirs();
+        run_ok(
+            std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+                .arg("cleanup")
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .envs(&self.larder.env)
+                .env("LARDER_DATA_DIR", &data)
+                .env("LARDER_REQUEST_LIFETIME_DAYS", "0"),
+        );
+    }
+
     /// Submit through `apis[api]`.
     async fn submit_at(&self, api: usize, body: Value) -> i64 {
         let resp = self
@@ -1152,12 +1176,7 @@ async fn a_corrupted_dependency_object_on_s3_is_never_served_and_is_fetched_agai
 
     // (b) workers with empty caches: a new request of the same lockfile (another commit, so that
     // no bundle is reused by its recipe) needs both tarballs
-    for w in d.workers.clone() {
-        d.larder.kill(w);
-    }
-    d.workers.clear();
-    d.spawn_worker(0);
-    d.spawn_worker(1);
+    d.fresh_workers();
     npm.project
         .repo
         .write("NOTE", "another commit, the same lockfile\n");
@@ -1457,17 +1476,7 @@ async fn a_stale_requests_bundle_leaves_the_bucket_and_both_apis_refuse_it() {
     assert!(d.keys().contains(&blob), "{blob} in {:?}", d.keys());
     let token = d.token(id).await;
 
-    // `larder cleanup` on a machine of its own (a data directory nobody else has)
-    let (data, _) = d.own_dirs();
-    run_ok(
-        std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
-            .arg("cleanup")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(&d.larder.env)
-            .env("LARDER_DATA_DIR", &data)
-            .env("LARDER_REQUEST_LIFETIME_DAYS", "0"),
-    );
+    d.cleanup();
     let pkg = &npm.tree[0].pkg;
     for api in &d.apis {
         let (status, _) = d.bundle_at(api, id).await;
@@ -1503,12 +1512,7 @@ async fn a_worker_with_an_empty_cache_takes_what_another_stored_and_downloads_no
     d.complete(first).await;
     let bundle = d.same_bundle_through_both(first).await;
 
-    for w in d.workers.clone() {
-        d.larder.kill(w);
-    }
-    d.workers.clear();
-    d.spawn_worker(0);
-    d.spawn_worker(1);
+    d.fresh_workers();
     let upstream = &npm.project.upstream;
     upstream.clear_requests();
     let second = d.submit_at(1, npm.project.body()).await;
@@ -1577,12 +1581,7 @@ async fn a_corrupted_configuration_file_or_source_archive_on_s3_is_never_used() 
     }
     both_apis_up(&d).await;
 
-    for w in d.workers.clone() {
-        d.larder.kill(w);
-    }
-    d.workers.clear();
-    d.spawn_worker(0);
-    d.spawn_worker(1);
+    d.fresh_workers();
     let again = d.submit_at(1, npm.project.body()).await;
     d.complete(again).await;
     let bundle = d.same_bundle_through_both(again).await;
@@ -1643,19 +1642,7 @@ async fn a_bundle_blob_shared_by_two_requests_stays_until_the_last_is_stale() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let cleanup = |d: &mut S3Larder| {
-        let (data, _) = d.own_dirs();
-        run_ok(
-            std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
-                .arg("cleanup")
-                .env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .envs(&d.larder.env)
-                .env("LARDER_DATA_DIR", &data)
-                .env("LARDER_REQUEST_LIFETIME_DAYS", "0"),
-        )
-    };
-    cleanup(&mut d);
+    d.cleanup();
     for api in &d.apis {
         assert_eq!(d.bundle_at(api, first).await.0, 400, "{api}");
     }
@@ -1670,7 +1657,7 @@ async fn a_bundle_blob_shared_by_two_requests_stays_until_the_last_is_stale() {
         .execute(&mut conn)
         .await
         .unwrap();
-    cleanup(&mut d);
+    d.cleanup();
     for api in &d.apis {
         assert_eq!(d.bundle_at(api, second).await.0, 400, "{api}");
     }
@@ -1713,12 +1700,7 @@ async fn yarn_berry_cache_zips_made_by_one_worker_serve_the_next_from_s3() {
     )
     .await;
 
-    for w in d.workers.clone() {
-        d.larder.kill(w);
-    }
-    d.workers.clear();
-    d.spawn_worker(0);
-    d.spawn_worker(1);
+    d.fresh_workers();
     berry.repo.write("NOTE", "second\n");
     let second_commit = berry.repo.commit("second");
     berry.upstream.clear_requests();
