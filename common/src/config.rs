@@ -200,6 +200,12 @@ pub struct Config {
     #[arg(long, env = "LARDER_ALLOW_PRIVATE_UPSTREAMS", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_private_upstreams: bool,
 
+    /// Never contact an upstream (an instance on the far side of an air gap, filled by
+    /// `larder import`): what a request needs must be in the store; what is not fails the
+    /// request with a reason that names it.
+    #[arg(long, env = "LARDER_OFFLINE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub offline: bool,
+
     /// The only hosts dependency and source URLs may name (comma separated; `*.example.com`
     /// matches every subdomain of example.com, not example.com itself). Unset: any host.
     #[arg(long, env = "LARDER_ALLOWED_HOSTS", value_parser = HostList::parse)]

@@ -163,6 +163,12 @@ pub enum Refusal {
     Redirect { to: String, reason: Box<Refusal> },
     #[error("it redirects more than {MAX_REDIRECTS} times")]
     TooManyRedirects,
+    #[error(
+        "it is not in the store and this instance never contacts an upstream (LARDER_OFFLINE): \
+         export it from an instance that reaches it (`larder export`) and import it here \
+         (`larder import`)"
+    )]
+    Offline,
 }
 
 fn describe_address(host: Option<&str>, ip: IpAddr, r: Restricted) -> String {
@@ -183,6 +189,8 @@ impl Refusal {
     pub fn failure(&self, what: &str) -> Failure {
         let kind = match self {
             Refusal::Unresolvable { .. } => ErrorKind::RepositoryAccessError,
+            // the deployment's doing: what it lacks is for its operator to bring
+            Refusal::Offline => ErrorKind::NetworkError,
             _ => ErrorKind::InvalidRequestData,
         };
         Failure::new(kind, format!("Refusing to fetch {what}: {self}"))
@@ -209,6 +217,8 @@ pub struct OutboundPolicy {
     allow_private: bool,
     allow_local_repos: bool,
     allowed_hosts: Option<HostList>,
+    /// `LARDER_OFFLINE`: no host at all.
+    offline: bool,
 }
 
 impl OutboundPolicy {
@@ -217,6 +227,7 @@ impl OutboundPolicy {
             allow_private: config.allow_private_upstreams,
             allow_local_repos: config.allow_local_repos,
             allowed_hosts: config.allowed_hosts.clone(),
+            offline: config.offline,
         }
     }
 
@@ -244,6 +255,9 @@ impl OutboundPolicy {
     /// A host as a URL names it (`url::Url::host_str`: IPv6 in brackets): metadata names,
     /// the allowed hosts, and IP literals. Names are checked again once resolved.
     pub fn check_host(&self, host: &str) -> Result<(), Refusal> {
+        if self.offline {
+            return Err(Refusal::Offline);
+        }
         check_name(host)?;
         if let Some(ip) = ip_literal(host) {
             self.check_ip(None, ip)?;
@@ -515,6 +529,34 @@ impl Outbound {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_offline_instance_contacts_no_host_but_reads_local_repositories() {
+        let policy = OutboundPolicy {
+            offline: true,
+            allow_local_repos: true,
+            ..OutboundPolicy::default()
+        };
+        let url = url::Url::parse("https://registry.npmjs.org/a/-/a-1.0.0.tgz").unwrap();
+        assert_eq!(policy.check_http_url(&url), Err(Refusal::Offline));
+        assert_eq!(
+            policy.check_git_url("https://example.com/r.git"),
+            Err(Refusal::Offline)
+        );
+        assert_eq!(
+            policy.check_git_url("git@example.com:o/r.git"),
+            Err(Refusal::Offline)
+        );
+        assert_eq!(policy.check_git_url("/srv/repos/r"), Ok(()));
+        let failure = Refusal::Offline.failure("the npm package a@1.0.0");
+        assert_eq!(failure.kind, ErrorKind::NetworkError);
+        assert!(failure.message.contains("a@1.0.0"), "{}", failure.message);
+        assert!(
+            failure.message.contains("LARDER_OFFLINE"),
+            "{}",
+            failure.message
+        );
+    }
     use super::*;
 
     fn policy(allow_private: bool, allowed_hosts: Option<&str>) -> OutboundPolicy {
@@ -522,6 +564,7 @@ mod tests {
             allow_private,
             allow_local_repos: false,
             allowed_hosts: allowed_hosts.map(|h| HostList::parse(h).unwrap()),
+            offline: false,
         }
     }
 
@@ -692,6 +735,7 @@ mod tests {
             allow_private: true,
             allow_local_repos: true,
             allowed_hosts: None,
+            offline: false,
         };
         assert!(open.resolve_git_url("http://localhost:9/r.git").is_ok());
         assert!(open.resolve_git_url("/srv/repo").is_ok());
