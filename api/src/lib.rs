@@ -18,6 +18,7 @@ pub mod search_backfill;
 pub mod secret;
 pub mod sweeper;
 pub mod tls;
+pub mod transfers;
 pub mod v1;
 
 #[cfg(test)]
@@ -189,6 +190,7 @@ routes! {
     get "/api/v1/sbom" => v1::manifests::sbom,
     get "/api/v1/request-metrics" => v1::request_metrics::list,
     get "/api/v1/request-metrics/summary" => v1::request_metrics::summary,
+    get "/api/v1/transfers" => v1::transfers::list,
     get "/api/v1/requests" => v1::requests::list,
     post "/api/v1/requests" => v1::requests::create,
     get "/api/v1/requests/latest" => v1::requests::latest,

@@ -88,3 +88,22 @@ diesel::allow_tables_to_appear_in_same_query!(
     artifacts,
     request_dependencies
 );
+
+diesel::table! {
+    transfers (id) {
+        id -> Int8,
+        kind -> Text,
+        instance -> Text,
+        since -> Nullable<Timestamp>,
+        until -> Timestamp,
+        directory -> Text,
+        state -> Text,
+        state_reason -> Text,
+        started -> Timestamp,
+        finished -> Nullable<Timestamp>,
+        objects -> Int8,
+        bytes -> Int8,
+        present -> Int8,
+        refused -> Int8,
+    }
+}

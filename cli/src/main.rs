@@ -1,6 +1,7 @@
 //! `larder`: the service (serve, api, worker, migrate, cleanup) and its command-line client.
 
 mod client;
+mod transfer;
 
 // glibc's malloc keeps what a large request freed (per-thread arenas, fragmented pages): the
 // same build ran a 10,000-package npm request (`cargo bench --bench memory`, debug) at 409 MiB
@@ -74,6 +75,13 @@ enum Command {
         #[command(flatten)]
         config: Config,
     },
+    /// Write what the store holds (sources, dependencies) as volumes and a manifest, to carry
+    /// across an air gap: everything, or what was stored since a time or the last export.
+    Export(transfer::ExportArgs),
+    /// Bring an export into this store: every object checked against the manifest before it
+    /// is stored; run again after any failure, it finishes the job. Exit status 2 when some
+    /// objects were refused (listed), 1 on an error.
+    Import(transfer::ImportArgs),
     /// A worker's git fetch, in a process of its own: a job as JSON on stdin, its report on
     /// stdout.
     #[command(hide = true)]
@@ -235,6 +243,14 @@ async fn main() -> Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message))?;
             println!("{} request(s) marked stale", ids.len());
+        }
+        Command::Export(args) => {
+            init_tracing(false);
+            std::process::exit(transfer::export(args).await?)
+        }
+        Command::Import(args) => {
+            init_tracing(false);
+            std::process::exit(transfer::import(args).await?)
         }
         Command::GitFetch => {
             let job = serde_json::from_reader(std::io::stdin().lock())

@@ -18,6 +18,7 @@ pub mod sbom;
 pub mod store;
 pub mod text;
 pub mod token;
+pub mod transfer;
 
 pub use artifact::{Artifact, ArtifactMeta};
 pub use config::{Config, HostList, HostPattern};

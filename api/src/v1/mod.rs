@@ -9,4 +9,5 @@ pub mod pagination;
 pub mod request_metrics;
 pub mod requests;
 pub mod status;
+pub mod transfers;
 pub mod validation;

@@ -225,6 +225,8 @@ pub struct RangeStream {
 pub struct ListedObject {
     pub key: String,
     pub size: u64,
+    /// When the store wrote it (S3: when its upload started).
+    pub modified: chrono::DateTime<chrono::Utc>,
 }
 
 /// The store's objects in an object store, by key (the same keys as [`super::Store`]).
@@ -773,6 +775,7 @@ impl ObjectTier {
                     .unwrap_or(meta.location.as_ref())
                     .to_string(),
                 size: meta.size,
+                modified: meta.last_modified,
             })
             .boxed()
     }

@@ -1,0 +1,114 @@
+//! The record of the store's exports and imports (`larder export`, `larder import`): each one a
+//! row of `transfers`, begun before anything moves and ended with its counts, so a transfer
+//! that died shows as `in_progress` with its start; and where an export `--since-last` starts.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use sha2::{Digest as _, Sha256};
+
+use crate::db::DbPool;
+use crate::error::ApiResult;
+use crate::schema::transfers;
+
+/// An export `--since-last` starts this long before the previous one's `until`: an upload
+/// that began before it (S3 stamps an object with its start) and finished after it was listed
+/// is in the next export, at worst twice (an import skips what it holds).
+pub const SINCE_LAST_OVERLAP: chrono::Duration = chrono::Duration::minutes(15);
+
+/// This deployment's name in a manifest: stable for as long as its secret is, the same from
+/// every api and CLI, and nothing of the secret.
+pub fn instance_of(secret: &common::token::TokenSecret) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"larder-instance\0");
+    hasher.update(secret.as_bytes());
+    hex::encode(&hasher.finalize()[..8])
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Export,
+    Import,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Export => "export",
+            Kind::Import => "import",
+        }
+    }
+}
+
+/// What a finished transfer moved.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counts {
+    pub objects: i64,
+    pub bytes: i64,
+    pub present: i64,
+    pub refused: i64,
+}
+
+/// Where an export `--since-last` of `instance` starts: its last complete export's `until`,
+/// less [`SINCE_LAST_OVERLAP`]; `None` when it never exported.
+pub async fn since_last_export(pool: &DbPool, instance: &str) -> ApiResult<Option<NaiveDateTime>> {
+    let mut conn = pool.get().await?;
+    let last: Option<NaiveDateTime> = transfers::table
+        .filter(transfers::kind.eq("export"))
+        .filter(transfers::state.eq("complete"))
+        .filter(transfers::instance.eq(instance))
+        .select(diesel::dsl::max(transfers::until))
+        .first(&mut conn)
+        .await?;
+    Ok(last.map(|until| until - SINCE_LAST_OVERLAP))
+}
+
+/// Record a transfer starting now; its id.
+pub async fn begin(
+    pool: &DbPool,
+    kind: Kind,
+    instance: &str,
+    since: Option<NaiveDateTime>,
+    until: NaiveDateTime,
+    directory: &str,
+) -> ApiResult<i64> {
+    let mut conn = pool.get().await?;
+    let now = crate::db::now(&mut conn).await?;
+    Ok(diesel::insert_into(transfers::table)
+        .values((
+            transfers::kind.eq(kind.as_str()),
+            transfers::instance.eq(instance),
+            transfers::since.eq(since),
+            transfers::until.eq(until),
+            transfers::directory.eq(directory),
+            transfers::state.eq("in_progress"),
+            transfers::started.eq(now),
+        ))
+        .returning(transfers::id)
+        .get_result(&mut conn)
+        .await?)
+}
+
+/// Record how transfer `id` ended: its counts, or why it failed.
+pub async fn end(pool: &DbPool, id: i64, outcome: Result<Counts, String>) -> ApiResult<()> {
+    let mut conn = pool.get().await?;
+    let now = crate::db::now(&mut conn).await?;
+    let (state, reason, counts) = match outcome {
+        Ok(counts) => ("complete", String::new(), counts),
+        Err(reason) => ("failed", reason, Counts::default()),
+    };
+    diesel::update(transfers::table.find(id))
+        .set((
+            transfers::state.eq(state),
+            transfers::state_reason
+                .eq(common::text::clean(&reason, common::text::MAX_REASON_BYTES)),
+            transfers::finished.eq(now),
+            transfers::objects.eq(counts.objects),
+            transfers::bytes.eq(counts.bytes),
+            transfers::present.eq(counts.present),
+            transfers::refused.eq(counts.refused),
+        ))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! `larder export` and `larder import`: the store across an air gap (`common::transfer`), each
+//! run recorded in the database (`api::transfers`, listed by `GET /api/v1/transfers`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use api::transfers::{self, Counts, Kind};
+use chrono::{DateTime, Utc};
+use common::store::SharedStore;
+use common::transfer::{self, Manifest, Progress};
+use common::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// An empty (or new) directory to write the volumes and `manifest.json` into.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only what was stored after this time (RFC 3339, `2026-11-30T08:00:00Z`).
+    #[arg(long, conflicts_with = "since_last")]
+    pub since: Option<DateTime<Utc>>,
+    /// Only what was stored since this instance's last complete export (everything if none).
+    #[arg(long)]
+    pub since_last: bool,
+    /// The largest volume (`4G`, `700M`, bytes); an object larger than that goes alone in one.
+    #[arg(long, default_value = "4G", value_parser = transfer::parse_size)]
+    pub max_volume_size: u64,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// A directory an export wrote (its `manifest.json` and volumes).
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+async fn open(config: &Config) -> Result<(SharedStore, api::db::DbPool, String)> {
+    let shared = SharedStore::open(config).context("LARDER_STORE_URL")?;
+    api::db::create_database(&config.database_url).await?;
+    api::db::migrate(&config.database_url).await?;
+    let pool = api::db::setup(&config.database_url, 2).await?;
+    let secret = api::secret::load_or_create(&pool, &config.data_dir).await?;
+    Ok((shared, pool, transfers::instance_of(&secret)))
+}
+
+fn utc(t: chrono::NaiveDateTime) -> DateTime<Utc> {
+    DateTime::from_naive_utc_and_offset(t, Utc)
+}
+
+pub async fn export(args: ExportArgs) -> Result<i32> {
+    let (shared, pool, instance) = open(&args.config).await?;
+    let since = match (args.since, args.since_last) {
+        (Some(since), _) => Some(since),
+        (None, true) => transfers::since_last_export(&pool, &instance)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?
+            .map(utc),
+        (None, false) => None,
+    };
+    let until = {
+        let mut conn = pool.get().await?;
+        utc(api::db::now(&mut conn).await?)
+    };
+    let directory = args.out.display().to_string();
+    let id = transfers::begin(
+        &pool,
+        Kind::Export,
+        &instance,
+        since.map(|t| t.naive_utc()),
+        until.naive_utc(),
+        &directory,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e.message))?;
+    let progress = Progress::on_terminal("export");
+    let exported = transfer::export(
+        &shared,
+        &args.out,
+        &instance,
+        since,
+        until,
+        args.max_volume_size,
+        &progress,
+    )
+    .await;
+    let outcome = match &exported {
+        Ok(done) => Ok(Counts {
+            objects: done.manifest.objects.len() as i64,
+            bytes: done.manifest.bytes() as i64,
+            present: 0,
+            refused: done.damaged.len() as i64,
+        }),
+        Err(e) => Err(e.to_string()),
+    };
+    transfers::end(&pool, id, outcome)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let done = exported.with_context(|| format!("export into {directory}"))?;
+    for (key, why) in &done.damaged {
+        eprintln!("WARNING: not exported, damaged in this store: {key}: {why}");
+    }
+    println!(
+        "exported {} object(s), {:.1} MB, in {} volume(s) to {directory} (instance {instance}, stored {} until {})",
+        done.manifest.objects.len(),
+        done.manifest.bytes() as f64 / 1e6,
+        done.manifest.volumes.len(),
+        since.map_or("from the start".to_string(), |t| format!("after {}", t.to_rfc3339())),
+        until.to_rfc3339(),
+    );
+    Ok(0)
+}
+
+pub async fn import(args: ImportArgs) -> Result<i32> {
+    let (shared, pool, _) = open(&args.config).await?;
+    let directory = args.dir.display().to_string();
+    let manifest = Manifest::read(&args.dir)?;
+    let id = transfers::begin(
+        &pool,
+        Kind::Import,
+        &manifest.instance,
+        manifest.since.map(|t| t.naive_utc()),
+        manifest.until.naive_utc(),
+        &directory,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e.message))?;
+    // copies wait where they can be renamed into place: the store's own temporary directory
+    let staging = match &shared {
+        SharedStore::Directory(store) => store.root().join("tmp"),
+        SharedStore::Objects(_) => args.config.work_dir().join("tmp"),
+    };
+    let progress = Progress::on_terminal("import");
+    let imported = transfer::import(&shared, &args.dir, &staging, &progress).await;
+    let outcome = match &imported {
+        Ok((_, done)) => Ok(Counts {
+            objects: done.written as i64,
+            bytes: done.written_bytes as i64,
+            present: done.present as i64,
+            refused: done.refused.len() as i64,
+        }),
+        Err(e) => Err(e.to_string()),
+    };
+    transfers::end(&pool, id, outcome)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let (manifest, done) = imported.with_context(|| format!("import of {directory}"))?;
+    for (key, why) in &done.refused {
+        eprintln!("REFUSED: {key}: {why}");
+    }
+    println!(
+        "imported {} object(s) ({:.1} MB), {} already present, {} refused, from {directory} (instance {})",
+        done.written,
+        done.written_bytes as f64 / 1e6,
+        done.present,
+        done.refused.len(),
+        manifest.instance,
+    );
+    Ok(if done.refused.is_empty() { 0 } else { 2 })
+}

@@ -1,0 +1,870 @@
+//! Moving a store across an air gap. `larder export` writes the objects stored since a time as
+//! tar volumes and a manifest naming every object's key, size and sha256; `larder import`
+//! brings them into another store, each object verified against the manifest before it
+//! becomes visible there, written once and atomically, so an import killed at any point and
+//! run again ends as if it had run once.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::{Digest, Expected, FileDigests, HashAlgorithm, Hasher};
+use crate::store::object::ObjectTierError;
+use crate::store::{file_record, SharedStore, Store};
+
+/// The manifest's file name in a transfer directory; written last, so a directory without it
+/// is an export that did not finish.
+pub const MANIFEST: &str = "manifest.json";
+const FORMAT: &str = "larder-transfer/1";
+/// What is exported: the permanent part of a store (bundles, recipes, leases and work files
+/// are each instance's own).
+const EXPORTED: &[&str] = &["sources", "deps"];
+/// A tar entry's header blocks (a long name takes two more) and the archive's end.
+const ENTRY_OVERHEAD: u64 = 3 * 512;
+const ARCHIVE_END: u64 = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("the store: {0}")]
+    Objects(#[from] ObjectTierError),
+    #[error("the store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error(
+        "{0} is not a transfer directory: it has no {MANIFEST} (an export that did not finish?)"
+    )]
+    NoManifest(PathBuf),
+    #[error("{path} is not a manifest this version reads: {reason}")]
+    BadManifest { path: PathBuf, reason: String },
+    #[error("the volume {0} is missing from the transfer directory")]
+    MissingVolume(String),
+    #[error("{0} already holds a transfer; export into an empty directory")]
+    NotEmpty(PathBuf),
+}
+
+type Result<T, E = TransferError> = std::result::Result<T, E>;
+
+fn io_at(path: &Path) -> impl Fn(io::Error) -> TransferError + '_ {
+    move |source| TransferError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What an export holds and where.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    /// The exporting instance.
+    pub instance: String,
+    /// Objects stored after this (none: all of them) ...
+    pub since: Option<DateTime<Utc>>,
+    /// ... and by this time.
+    pub until: DateTime<Utc>,
+    pub volumes: Vec<Volume>,
+    pub objects: Vec<ManifestObject>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestObject {
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+    /// The index of its volume in [`Manifest::volumes`].
+    pub volume: usize,
+}
+
+impl Manifest {
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(TransferError::NoManifest(dir.to_path_buf()))
+            }
+            Err(e) => return Err(io_at(&path)(e)),
+        };
+        let bad = |reason: String| TransferError::BadManifest {
+            path: path.clone(),
+            reason,
+        };
+        let manifest: Manifest =
+            serde_json::from_reader(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
+        if manifest.format != FORMAT {
+            return Err(bad(format!("its format is {:?}", manifest.format)));
+        }
+        if let Some(o) = manifest
+            .objects
+            .iter()
+            .find(|o| o.volume >= manifest.volumes.len() || !valid_key(&o.key))
+        {
+            return Err(bad(format!(
+                "the object {:?} is not one it can hold",
+                o.key
+            )));
+        }
+        Ok(manifest)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.objects.iter().map(|o| o.size).sum()
+    }
+}
+
+/// A key an export may carry: below an exported prefix, no `.`/`..`/empty segment.
+fn valid_key(key: &str) -> bool {
+    EXPORTED
+        .iter()
+        .any(|p| key.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
+        && key
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\\'))
+}
+
+/// An object of the store, as a listing sees it.
+#[derive(Clone, Debug)]
+struct Listed {
+    key: String,
+    size: u64,
+    modified: DateTime<Utc>,
+}
+
+/// Every exported object stored after `since` (all of them when `None`), by key.
+async fn list(store: &SharedStore, since: Option<DateTime<Utc>>) -> Result<Vec<Listed>> {
+    let mut found = match store {
+        SharedStore::Directory(dir) => {
+            let root = dir.root().to_path_buf();
+            tokio::task::spawn_blocking(move || list_directory(&root))
+                .await
+                .map_err(|e| io_at(Path::new("store"))(io::Error::other(e)))??
+        }
+        SharedStore::Objects(tier) => {
+            let mut found = Vec::new();
+            for prefix in EXPORTED {
+                let listed: Vec<_> = tier.list(prefix).try_collect().await?;
+                found.extend(listed.into_iter().map(|o| Listed {
+                    key: o.key,
+                    size: o.size,
+                    modified: o.modified,
+                }));
+            }
+            found
+        }
+    };
+    found.retain(|o| valid_key(&o.key) && since.is_none_or(|since| o.modified > since));
+    found.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(found)
+}
+
+fn list_directory(root: &Path) -> Result<Vec<Listed>> {
+    let mut found = Vec::new();
+    let mut dirs: Vec<PathBuf> = EXPORTED.iter().map(|p| root.join(p)).collect();
+    while let Some(dir) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_at(&dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_at(&dir))?;
+            let meta = entry.metadata().map_err(io_at(&entry.path()))?;
+            if meta.is_dir() {
+                dirs.push(entry.path());
+                continue;
+            }
+            if !meta.is_file() {
+                continue;
+            }
+            let path = entry.path();
+            let Some(key) = path
+                .strip_prefix(root)
+                .ok()
+                .and_then(|k| k.to_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let modified = meta.modified().map_err(io_at(&path))?;
+            found.push(Listed {
+                key,
+                size: meta.len(),
+                modified: modified.into(),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// What an export wrote.
+#[derive(Clone, Debug)]
+pub struct Exported {
+    pub manifest: Manifest,
+    /// Objects not exported because they no longer have the sha256 they were stored with
+    /// (key, why): the far side would refuse them anyway.
+    pub damaged: Vec<(String, String)>,
+}
+
+/// Write every object of `store` stored after `since` into `out` (made if missing, empty):
+/// volumes of at most `max_volume` bytes (an object larger than that alone in one), then the
+/// manifest. `until` is the time the export is of (taken before the store is listed).
+pub async fn export(
+    store: &SharedStore,
+    out: &Path,
+    instance: &str,
+    since: Option<DateTime<Utc>>,
+    until: DateTime<Utc>,
+    max_volume: u64,
+    progress: &Progress,
+) -> Result<Exported> {
+    std::fs::create_dir_all(out).map_err(io_at(out))?;
+    if std::fs::read_dir(out).map_err(io_at(out))?.next().is_some() {
+        return Err(TransferError::NotEmpty(out.to_path_buf()));
+    }
+    let listed = list(store, since).await?;
+    progress.start(listed.len() as u64, listed.iter().map(|o| o.size).sum());
+    let scratch = tempfile::tempdir_in(out).map_err(io_at(out))?;
+    let mut volumes = Vec::new();
+    let mut objects = Vec::new();
+    let mut damaged = Vec::new();
+    let mut current: Option<VolumeWriter> = None;
+    for object in listed {
+        let entry = ENTRY_OVERHEAD + object.size.div_ceil(512) * 512;
+        if current
+            .as_ref()
+            .is_some_and(|v| v.objects > 0 && v.written + entry + ARCHIVE_END > max_volume)
+        {
+            volumes.push(current.take().expect("checked").finish()?);
+        }
+        let volume = match &mut current {
+            Some(volume) => volume,
+            None => current.insert(VolumeWriter::create(out, volumes.len() + 1)?),
+        };
+        match read_object(store, &object.key, scratch.path()).await {
+            Ok(source) => {
+                let sha256 = volume.append(&object.key, &source)?;
+                objects.push(ManifestObject {
+                    key: object.key,
+                    size: source.size,
+                    sha256,
+                    volume: volumes.len(),
+                });
+            }
+            Err(ReadError::Damaged(why)) => {
+                tracing::error!(key = %object.key, %why, "not exported: the stored object is damaged");
+                damaged.push((object.key, why));
+            }
+            // removed since it was listed (a damaged file taken away): nothing to move
+            Err(ReadError::Gone) => {}
+            Err(ReadError::Transfer(e)) => return Err(e),
+        }
+        progress.advance(object.size);
+    }
+    if let Some(volume) = current {
+        volumes.push(volume.finish()?);
+    }
+    // a volume left with nothing (its only object damaged or gone) is not shipped
+    let mut kept = Vec::new();
+    let mut renumber = HashMap::new();
+    for (i, volume) in volumes.into_iter().enumerate() {
+        if objects.iter().any(|o| o.volume == i) {
+            renumber.insert(i, kept.len());
+            kept.push(volume);
+        } else {
+            let path = out.join(&volume.name);
+            std::fs::remove_file(&path).map_err(io_at(&path))?;
+        }
+    }
+    for o in &mut objects {
+        o.volume = renumber[&o.volume];
+    }
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        instance: instance.into(),
+        since,
+        until,
+        volumes: kept,
+        objects,
+    };
+    drop(scratch);
+    let temp = tempfile::NamedTempFile::new_in(out).map_err(io_at(out))?;
+    serde_json::to_writer_pretty(BufWriter::new(temp.as_file()), &manifest)
+        .map_err(|e| io_at(out)(e.into()))?;
+    temp.as_file().sync_all().map_err(io_at(out))?;
+    // readable by whoever carries the media, as the volumes are
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644))
+        .map_err(io_at(out))?;
+    let path = out.join(MANIFEST);
+    temp.persist(&path).map_err(|e| io_at(&path)(e.error))?;
+    progress.finish();
+    Ok(Exported { manifest, damaged })
+}
+
+/// An object about to go into a volume: a file to read and the sha256 its bytes must have.
+struct Source {
+    path: PathBuf,
+    size: u64,
+    /// The sha256 recorded for it, if any; checked as it is copied.
+    sha256: Option<[u8; 32]>,
+    /// Removed with this (a copy taken from an object store).
+    _copy: Option<tempfile::TempPath>,
+}
+
+enum ReadError {
+    Damaged(String),
+    Gone,
+    Transfer(TransferError),
+}
+
+async fn read_object(
+    store: &SharedStore,
+    key: &str,
+    scratch: &Path,
+) -> std::result::Result<Source, ReadError> {
+    match store {
+        SharedStore::Directory(dir) => {
+            let path = dir.path(key).map_err(|e| ReadError::Transfer(e.into()))?;
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ReadError::Gone),
+                Err(e) => return Err(ReadError::Transfer(io_at(&path)(e))),
+            };
+            let size = file
+                .metadata()
+                .map_err(|e| ReadError::Transfer(io_at(&path)(e)))?
+                .len();
+            let sha256 = file_record::recorded_digests_of(&file)
+                .filter(|d| d.size == size)
+                .map(|d| *d.sha256());
+            Ok(Source {
+                path,
+                size,
+                sha256,
+                _copy: None,
+            })
+        }
+        SharedStore::Objects(tier) => {
+            // taken whole and verified first: a volume never holds bytes the store did not
+            // record
+            let copy = tempfile::NamedTempFile::new_in(scratch)
+                .map_err(|e| ReadError::Transfer(io_at(scratch)(e)))?
+                .into_temp_path();
+            match tier.get_to_file(key, &copy).await {
+                Ok(info) => Ok(Source {
+                    path: copy.to_path_buf(),
+                    size: info.size,
+                    sha256: info.sha256.and_then(|d| d.bytes().try_into().ok()),
+                    _copy: Some(copy),
+                }),
+                Err(ObjectTierError::NotFound(_)) => Err(ReadError::Gone),
+                Err(e @ (ObjectTierError::Damaged { .. } | ObjectTierError::Unrecorded(_))) => {
+                    Err(ReadError::Damaged(e.to_string()))
+                }
+                Err(e) => Err(ReadError::Transfer(e.into())),
+            }
+        }
+    }
+}
+
+/// A volume being written: a tar file, hashed as it goes.
+struct VolumeWriter {
+    name: String,
+    path: PathBuf,
+    tar: tar::Builder<HashingWriter<BufWriter<File>>>,
+    written: u64,
+    objects: usize,
+}
+
+impl VolumeWriter {
+    fn create(out: &Path, number: usize) -> Result<Self> {
+        let name = format!("volume-{number:05}.tar");
+        let path = out.join(&name);
+        let file = File::create_new(&path).map_err(io_at(&path))?;
+        let mut tar = tar::Builder::new(HashingWriter::new(BufWriter::new(file)));
+        tar.mode(tar::HeaderMode::Deterministic);
+        Ok(Self {
+            name,
+            path,
+            tar,
+            written: 0,
+            objects: 0,
+        })
+    }
+
+    /// Append the object `key`: its sha256 (hex), checked against the one recorded for it.
+    fn append(&mut self, key: &str, source: &Source) -> Result<String> {
+        let file = File::open(&source.path).map_err(io_at(&source.path))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(source.size);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        let mut reader = HashingReader {
+            inner: file.take(source.size),
+            hasher: Sha256::new(),
+            read: 0,
+        };
+        self.tar
+            .append_data(&mut header, key, &mut reader)
+            .map_err(io_at(&self.path))?;
+        if reader.read != source.size {
+            return Err(io_at(&source.path)(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file is shorter than it was",
+            )));
+        }
+        let sha256: [u8; 32] = reader.hasher.finalize().into();
+        if source.sha256.is_some_and(|recorded| recorded != sha256) {
+            // the volume holds it already: the manifest names what it is, and the far side
+            // refuses it there; rot is reported here too
+            tracing::error!(key, "exported with other bytes than it was stored with");
+        }
+        self.written = self.tar.get_ref().written;
+        self.objects += 1;
+        Ok(hex::encode(sha256))
+    }
+
+    fn finish(self) -> Result<Volume> {
+        let Self {
+            name, path, tar, ..
+        } = self;
+        let mut hashing = tar.into_inner().map_err(io_at(&path))?;
+        hashing.flush().map_err(io_at(&path))?;
+        let size = hashing.written;
+        let sha256 = hex::encode(hashing.hasher.finalize());
+        let file = hashing
+            .inner
+            .into_inner()
+            .map_err(|e| io_at(&path)(e.into_error()))?;
+        file.sync_all().map_err(io_at(&path))?;
+        Ok(Volume { name, size, sha256 })
+    }
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    read: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// Objects written into the store.
+    pub written: u64,
+    pub written_bytes: u64,
+    /// Objects the store held already with the same sha256.
+    pub present: u64,
+    /// Objects not imported, and why: bytes other than the manifest names (a damaged
+    /// volume), a key the store holds with other bytes, an entry the manifest does not name,
+    /// an object missing from its volume.
+    pub refused: Vec<(String, String)>,
+}
+
+/// Bring the transfer in `dir` into `store`. Every volume must be there (else
+/// [`TransferError::MissingVolume`], and nothing is imported); each object is copied aside,
+/// checked against the manifest's size and sha256, and only then stored under its key; a key
+/// the store holds already is left as it is (the same bytes: counted present; other bytes:
+/// refused). `staging` is where copies wait (the store's own temporary directory for a
+/// directory store, so they are renamed into place).
+pub async fn import(
+    store: &SharedStore,
+    dir: &Path,
+    staging: &Path,
+    progress: &Progress,
+) -> Result<(Manifest, Imported)> {
+    let manifest = Manifest::read(dir)?;
+    if let Some(missing) = manifest
+        .volumes
+        .iter()
+        .find(|v| !dir.join(&v.name).is_file())
+    {
+        return Err(TransferError::MissingVolume(missing.name.clone()));
+    }
+    progress.start(manifest.objects.len() as u64, manifest.bytes());
+    std::fs::create_dir_all(staging).map_err(io_at(staging))?;
+    let mut imported = Imported::default();
+    for (index, volume) in manifest.volumes.iter().enumerate() {
+        let expected: HashMap<&str, &ManifestObject> = manifest
+            .objects
+            .iter()
+            .filter(|o| o.volume == index)
+            .map(|o| (o.key.as_str(), o))
+            .collect();
+        let path = dir.join(&volume.name);
+        let (store, staging, handle) = (
+            store.clone(),
+            staging.to_path_buf(),
+            tokio::runtime::Handle::current(),
+        );
+        let expected_owned: HashMap<String, ManifestObject> = expected
+            .iter()
+            .map(|(k, o)| (k.to_string(), (*o).clone()))
+            .collect();
+        let progress = progress.clone();
+        let (from_volume, seen) = tokio::task::spawn_blocking(move || {
+            import_volume(&store, &path, &expected_owned, &staging, &handle, &progress)
+        })
+        .await
+        .map_err(|e| io_at(dir)(io::Error::other(e)))??;
+        imported.written += from_volume.written;
+        imported.written_bytes += from_volume.written_bytes;
+        imported.present += from_volume.present;
+        imported.refused.extend(from_volume.refused);
+        for key in expected.keys().filter(|k| !seen.contains(**k)) {
+            imported
+                .refused
+                .push((key.to_string(), format!("not in {}", volume.name)));
+        }
+    }
+    progress.finish();
+    Ok((manifest, imported))
+}
+
+fn import_volume(
+    store: &SharedStore,
+    path: &Path,
+    expected: &HashMap<String, ManifestObject>,
+    staging: &Path,
+    handle: &tokio::runtime::Handle,
+    progress: &Progress,
+) -> Result<(Imported, std::collections::HashSet<String>)> {
+    let file = File::open(path).map_err(io_at(path))?;
+    let mut archive = tar::Archive::new(BufReader::new(file));
+    let mut imported = Imported::default();
+    let mut seen = std::collections::HashSet::new();
+    let volume = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("volume");
+    let entries = archive.entries().map_err(io_at(path))?;
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(entry) => entry,
+            // a volume cut short: what it held so far is in, the rest is reported missing
+            Err(e) => {
+                tracing::error!(volume, error = %e, "the volume cannot be read further");
+                break;
+            }
+        };
+        let key = match entry.path() {
+            Ok(p) => p.to_string_lossy().into_owned(),
+            Err(_) => continue,
+        };
+        let Some(object) = expected.get(&key) else {
+            imported.refused.push((
+                key,
+                format!("{volume} holds it but the manifest does not name it"),
+            ));
+            continue;
+        };
+        seen.insert(key.clone());
+        let outcome = import_object(store, &mut entry, object, staging, handle);
+        progress.advance(object.size);
+        match outcome {
+            Ok(Placed::Written) => {
+                imported.written += 1;
+                imported.written_bytes += object.size;
+            }
+            Ok(Placed::Present) => imported.present += 1,
+            Ok(Placed::Refused(why)) => {
+                tracing::error!(key, %why, "not imported");
+                imported.refused.push((key, why));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((imported, seen))
+}
+
+enum Placed {
+    Written,
+    Present,
+    Refused(String),
+}
+
+fn import_object(
+    store: &SharedStore,
+    entry: &mut impl Read,
+    object: &ManifestObject,
+    staging: &Path,
+    handle: &tokio::runtime::Handle,
+) -> Result<Placed> {
+    let Ok(sha256) = Digest::from_hex(HashAlgorithm::Sha256, &object.sha256) else {
+        return Ok(Placed::Refused("the manifest's sha256 is not one".into()));
+    };
+    // the store first: an object already there is not read from the volume at all
+    if let Some(found) = present_sha256(store, &object.key, handle)? {
+        return Ok(if found == sha256 {
+            Placed::Present
+        } else {
+            Placed::Refused(format!(
+                "the store holds other bytes under this key (sha256 {})",
+                found.hex()
+            ))
+        });
+    }
+    let temp = tempfile::NamedTempFile::new_in(staging).map_err(io_at(staging))?;
+    let mut hasher = Hasher::for_expected(&Expected::none());
+    {
+        let mut out = BufWriter::new(temp.as_file());
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = entry.read(&mut buf).map_err(io_at(temp.path()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(io_at(temp.path()))?;
+        }
+        out.flush().map_err(io_at(temp.path()))?;
+    }
+    let digests = hasher.finish();
+    if digests.size != object.size || *digests.sha256() != sha256.bytes()[..] {
+        return Ok(Placed::Refused(format!(
+            "its bytes (sha256 {}, {} bytes) are not what the manifest names",
+            hex::encode(digests.sha256()),
+            digests.size
+        )));
+    }
+    temp.as_file().sync_all().map_err(io_at(temp.path()))?;
+    match store {
+        SharedStore::Directory(dir) => place_in_directory(dir, temp, &object.key, &digests),
+        SharedStore::Objects(tier) => {
+            match handle.block_on(tier.put_file(&object.key, temp.path(), &sha256)) {
+                Ok(_) => Ok(Placed::Written),
+                Err(ObjectTierError::Conflict { .. }) => Ok(Placed::Refused(
+                    "the store holds other bytes under this key".into(),
+                )),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+fn place_in_directory(
+    dir: &Store,
+    temp: tempfile::NamedTempFile,
+    key: &str,
+    digests: &FileDigests,
+) -> Result<Placed> {
+    // recorded on the inode before it is visible: a request finds it checked already
+    if let Ok(meta) = temp.as_file().metadata() {
+        let _ = file_record::record_digests(temp.path(), digests, &meta);
+    }
+    match dir.persist_new(temp.into_temp_path(), key)? {
+        None => Ok(Placed::Written),
+        // stored meanwhile by someone else
+        Some(ours) => {
+            let theirs = dir.path(key)?;
+            let same = sha256_of_file(&theirs)? == *digests.sha256();
+            drop(ours);
+            Ok(if same {
+                Placed::Present
+            } else {
+                Placed::Refused("the store holds other bytes under this key".into())
+            })
+        }
+    }
+}
+
+/// The sha256 of what the store holds under `key`, if anything.
+fn present_sha256(
+    store: &SharedStore,
+    key: &str,
+    handle: &tokio::runtime::Handle,
+) -> Result<Option<Digest>> {
+    match store {
+        SharedStore::Directory(dir) => {
+            let path = dir.path(key)?;
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io_at(&path)(e)),
+            };
+            let size = file.metadata().map_err(io_at(&path))?.len();
+            let sha256 = match file_record::recorded_digests_of(&file).filter(|d| d.size == size) {
+                Some(digests) => *digests.sha256(),
+                None => sha256_of_file(&path)?,
+            };
+            Ok(Some(
+                Digest::new(HashAlgorithm::Sha256, &sha256).expect("32 bytes"),
+            ))
+        }
+        SharedStore::Objects(tier) => Ok(handle
+            .block_on(tier.head(key))?
+            // an object without a record is nothing the store can vouch for: other bytes
+            .map(|o| {
+                o.sha256
+                    .unwrap_or_else(|| Digest::new(HashAlgorithm::Sha256, &[0; 32]).expect("32"))
+            })),
+    }
+}
+
+fn sha256_of_file(path: &Path) -> Result<[u8; 32]> {
+    let mut file = File::open(path).map_err(io_at(path))?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut file, &mut hasher).map_err(io_at(path))?;
+    Ok(hasher.finalize().into())
+}
+
+/// How far an export or import is, shown on a terminal (a line redrawn at most twice a
+/// second) and nowhere else.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    inner: Option<std::sync::Arc<std::sync::Mutex<ProgressLine>>>,
+}
+
+#[derive(Debug)]
+struct ProgressLine {
+    what: &'static str,
+    objects: u64,
+    bytes: u64,
+    done_objects: u64,
+    done_bytes: u64,
+    drawn: Option<std::time::Instant>,
+}
+
+impl Progress {
+    /// A progress line on stderr when it is a terminal.
+    pub fn on_terminal(what: &'static str) -> Self {
+        use std::io::IsTerminal;
+        Self {
+            inner: io::stderr().is_terminal().then(|| {
+                std::sync::Arc::new(std::sync::Mutex::new(ProgressLine {
+                    what,
+                    objects: 0,
+                    bytes: 0,
+                    done_objects: 0,
+                    done_bytes: 0,
+                    drawn: None,
+                }))
+            }),
+        }
+    }
+
+    pub fn hidden() -> Self {
+        Self { inner: None }
+    }
+
+    fn start(&self, objects: u64, bytes: u64) {
+        if let Some(line) = &self.inner {
+            let mut line = line.lock().expect("not poisoned");
+            line.objects = objects;
+            line.bytes = bytes;
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(line) = &self.inner {
+            let mut line = line.lock().expect("not poisoned");
+            line.done_objects += 1;
+            line.done_bytes += bytes;
+            if line
+                .drawn
+                .is_none_or(|at| at.elapsed() >= std::time::Duration::from_millis(500))
+            {
+                line.drawn = Some(std::time::Instant::now());
+                line.draw();
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(line) = &self.inner {
+            line.lock().expect("not poisoned").draw();
+            eprintln!();
+        }
+    }
+}
+
+impl ProgressLine {
+    fn draw(&self) {
+        let percent = (self.done_bytes * 100)
+            .checked_div(self.bytes)
+            .unwrap_or(100);
+        eprint!(
+            "\r{}: {}/{} objects, {:.1}/{:.1} MB ({percent} %)   ",
+            self.what,
+            self.done_objects,
+            self.objects,
+            self.done_bytes as f64 / 1e6,
+            self.bytes as f64 / 1e6,
+        );
+    }
+}
+
+/// A size as people write it: bytes, or with a binary suffix (`512K`, `100M`, `4G`, `1T`).
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (4G, 700M, 1048576)"))?;
+    let shift = match unit.trim().to_ascii_uppercase().trim_end_matches('B') {
+        "" => 0,
+        "K" | "KI" => 10,
+        "M" | "MI" => 20,
+        "G" | "GI" => 30,
+        "T" | "TI" => 40,
+        _ => return Err(format!("{text:?}: the unit is one of K, M, G, T")),
+    };
+    n.checked_mul(1 << shift)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{text:?} is not a size this can hold"))
+}
