@@ -14,6 +14,7 @@ mod large_files;
 mod load;
 mod metrics;
 mod npm;
+mod object_store;
 mod openapi;
 mod pip;
 mod pnpm;
