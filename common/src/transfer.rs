@@ -647,14 +647,16 @@ fn import_object(
     };
     // the store first: an object already there is not read from the volume at all
     if let Some(found) = present_sha256(store, &object.key, handle)? {
-        return Ok(if found == sha256 {
-            Placed::Present
-        } else {
-            Placed::Refused(format!(
-                "the store holds other bytes under this key (sha256 {})",
-                found.hex()
-            ))
-        });
+        return Ok(
+            if found == sha256 || crate::store::interchangeable(&object.key) {
+                Placed::Present
+            } else {
+                Placed::Refused(format!(
+                    "the store holds other bytes under this key (sha256 {})",
+                    found.hex()
+                ))
+            },
+        );
     }
     let temp = tempfile::NamedTempFile::new_in(staging).map_err(io_at(staging))?;
     let mut hasher = Hasher::for_expected(&Expected::none());
@@ -685,6 +687,11 @@ fn import_object(
         SharedStore::Objects(tier) => {
             match handle.block_on(tier.put_file(&object.key, temp.path(), &sha256)) {
                 Ok(_) => Ok(Placed::Written),
+                Err(ObjectTierError::Conflict { .. })
+                    if crate::store::interchangeable(&object.key) =>
+                {
+                    Ok(Placed::Present)
+                }
                 Err(ObjectTierError::Conflict { .. }) => Ok(Placed::Refused(
                     "the store holds other bytes under this key".into(),
                 )),
