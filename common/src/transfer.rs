@@ -14,6 +14,7 @@ use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::archive::{HashingReader, HashingWriter};
 use crate::digest::{Digest, Expected, FileDigests, HashAlgorithm, Hasher};
 use crate::store::object::ObjectTierError;
 use crate::store::{file_record, SharedStore, Store};
@@ -413,27 +414,23 @@ impl VolumeWriter {
         header.set_mode(0o644);
         header.set_mtime(0);
         header.set_entry_type(tar::EntryType::Regular);
-        let mut reader = HashingReader {
-            inner: file.take(source.size),
-            hasher: Sha256::new(),
-            read: 0,
-        };
+        let mut reader = HashingReader::new(file.take(source.size));
         self.tar
             .append_data(&mut header, key, &mut reader)
             .map_err(io_at(&self.path))?;
-        if reader.read != source.size {
+        let (sha256, read) = reader.finish();
+        if read != source.size {
             return Err(io_at(&source.path)(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the file is shorter than it was",
             )));
         }
-        let sha256: [u8; 32] = reader.hasher.finalize().into();
         if source.sha256.is_some_and(|recorded| recorded != sha256) {
             // the volume holds it already: the manifest names what it is, and the far side
             // refuses it there; rot is reported here too
             tracing::error!(key, "exported with other bytes than it was stored with");
         }
-        self.written = self.tar.get_ref().written;
+        self.written = self.tar.get_ref().written();
         self.objects += 1;
         Ok(hex::encode(sha256))
     }
@@ -444,58 +441,13 @@ impl VolumeWriter {
         } = self;
         let mut hashing = tar.into_inner().map_err(io_at(&path))?;
         hashing.flush().map_err(io_at(&path))?;
-        let size = hashing.written;
-        let sha256 = hex::encode(hashing.hasher.finalize());
-        let file = hashing
-            .inner
+        let (buffered, sha256, size) = hashing.finish();
+        let sha256 = hex::encode(sha256);
+        let file = buffered
             .into_inner()
             .map_err(|e| io_at(&path)(e.into_error()))?;
         file.sync_all().map_err(io_at(&path))?;
         Ok(Volume { name, size, sha256 })
-    }
-}
-
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    written: u64,
-}
-
-impl<W> HashingWriter<W> {
-    fn new(inner: W) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            written: 0,
-        }
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    read: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
     }
 }
 
