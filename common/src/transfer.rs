@@ -1023,4 +1023,58 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("").is_err());
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_object_store_exports_and_imports_like_a_directory_and_exports_no_damaged_object() {
+        use crate::test_s3 as s3;
+        let Some(moto) = s3::MotoServer::start("transfers") else {
+            return;
+        };
+        let builder = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(moto.endpoint())
+            .with_allow_http(true)
+            .with_region(s3::REGION)
+            .with_access_key_id(s3::CREDENTIALS.0)
+            .with_secret_access_key(s3::CREDENTIALS.1);
+        let tier = crate::store::object::ObjectTier::s3(builder, &moto.bucket, "p").unwrap();
+        let objects = SharedStore::Objects(tier.clone());
+        let (a, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let from = store_with(a.path(), FILES);
+        exported(&from, first.path(), 1 << 20).await;
+        let staging = tempfile::tempdir().unwrap();
+        let (_, into_s3) = import(&objects, first.path(), staging.path(), &Progress::hidden())
+            .await
+            .unwrap();
+        assert_eq!(into_s3.written, 3);
+        let (_, again) = import(&objects, first.path(), staging.path(), &Progress::hidden())
+            .await
+            .unwrap();
+        assert_eq!((again.written, again.present), (0, 3));
+
+        // rot in the bucket, its sha256 kept: not carried across
+        let rotten = FILES[0].0;
+        let sha256 = tier.head(rotten).await.unwrap().unwrap().sha256.unwrap();
+        moto.put_raw(
+            &format!("p/{rotten}"),
+            b"rotten",
+            &[("sha256", &sha256.hex())],
+        );
+        let done = exported(&objects, second.path(), 1 << 20).await;
+        assert_eq!(done.damaged.len(), 1);
+        assert_eq!(done.damaged[0].0, rotten);
+        let to = SharedStore::Directory(Store::new(c.path()));
+        let (_, back) = import(
+            &to,
+            second.path(),
+            &c.path().join("tmp"),
+            &Progress::hidden(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(back.written, 2);
+        let mut expected = tree(a.path());
+        expected.remove(rotten);
+        assert_eq!(tree(c.path()), expected);
+    }
 }
