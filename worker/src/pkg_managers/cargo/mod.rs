@@ -75,8 +75,31 @@ impl PackageManager for Cargo {
         ctx.progress(&what).await;
         let refs: Vec<&CargoLock> = locks.iter().collect();
 
-        // config.json is only needed when something is missing from the store
-        let warm = plan::required_store_keys(&refs).all(|k| ctx.store.contains(&k));
+        // config.json is only needed when something is missing from the store (on an object
+        // store: from this worker's cache and from the objects)
+        let mut missing = Vec::new();
+        for key in plan::required_store_keys(&refs) {
+            if !ctx.fetcher.take_into_cache(&key).await? {
+                missing.push(key);
+            }
+        }
+        for (p, _) in refs.iter().flat_map(|lock| lock.registry()) {
+            // where each came from, for the SBOM; the index lines and these are kept records
+            // every worker shares
+            let recorded = plan::download_url_store_key(&p.name, &p.version);
+            ctx.fetcher.take_into_cache(&recorded).await?;
+            ctx.fetcher
+                .share(plan::index_line_store_key(&p.name, &p.version));
+        }
+        let warm = missing.is_empty();
+        if let (false, true) = (warm, ctx.config.offline) {
+            // the index is what would be read first: name what it would be read for instead
+            return Err(crate::outbound::Refusal::Offline.failure(&format!(
+                "{} ({} file(s) of this lockfile are missing)",
+                missing[0],
+                missing.len()
+            )));
+        }
         let index_config = if warm {
             // every download is a store hit (re-verified, never fetched): no upstream URL needed
             index::IndexConfig {
@@ -115,6 +138,11 @@ impl PackageManager for Cargo {
             if let Some(url) = url.and_then(|u| common::artifact::distribution_url(&u)) {
                 download_urls.insert((p.name.clone(), p.version.clone()), url);
             }
+        }
+        // recorded by the layout when missing
+        for (name, version) in download_urls.keys() {
+            ctx.fetcher
+                .share(plan::download_url_store_key(name, version));
         }
 
         // each read made as a slot frees up: 45,000 reads made at once held 45 MB of futures
