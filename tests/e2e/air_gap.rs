@@ -97,7 +97,11 @@ fn store_tree(larder: &Larder) -> BTreeMap<String, String> {
             if kind.is_dir() {
                 rec(root, &path, out);
             } else if kind.is_file() {
-                let key = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let key = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 out.insert(key, sha256_hex(&std::fs::read(&path).unwrap()));
             }
         }
@@ -352,7 +356,10 @@ async fn across_the_gap(pms: &[&str]) {
     let b = offline_instance().await;
     let said = import_ok(&b, &dir);
     assert!(
-        said.contains(&format!("imported {} object(s)", m["objects"].as_array().unwrap().len())),
+        said.contains(&format!(
+            "imported {} object(s)",
+            m["objects"].as_array().unwrap().len()
+        )),
         "{said}"
     );
     let mut failures = Vec::new();
@@ -389,8 +396,8 @@ async fn across_the_gap(pms: &[&str]) {
 
 /// Acceptance of issue 17, one request of every package manager.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_completed_online_complete_offline_after_export_and_import_with_identical_bundles(
-) {
+async fn requests_completed_online_complete_offline_after_export_and_import_with_identical_bundles()
+{
     let pms = [
         "npm",
         "yarn",
@@ -471,7 +478,10 @@ async fn a_second_export_since_the_last_holds_only_what_was_stored_after_the_fir
     let out = tempfile::tempdir().unwrap();
     let first_dir = out.path().join("first");
     let first = export(&a, &first_dir, &["--since-last"]);
-    assert!(first["since"].is_null(), "a first export holds all: {first}");
+    assert!(
+        first["since"].is_null(),
+        "a first export holds all: {first}"
+    );
     let first_keys = manifest_keys(&first);
     let before: BTreeSet<String> = store_tree(&a).keys().cloned().collect();
     assert_eq!(first_keys, before);
@@ -631,7 +641,10 @@ async fn an_import_killed_at_twenty_points_converges_on_rerun_to_an_uninterrupte
     let started = Instant::now();
     let said = import_ok(&reference, &ex.dir);
     let took = started.elapsed();
-    assert!(said.contains(&format!("imported {objects} object(s)")), "{said}");
+    assert!(
+        said.contains(&format!("imported {objects} object(s)")),
+        "{said}"
+    );
     let want = store_tree(&reference);
     assert_eq!(
         want.keys().cloned().collect::<BTreeSet<_>>(),
@@ -675,7 +688,11 @@ async fn an_import_killed_at_twenty_points_converges_on_rerun_to_an_uninterrupte
         }
         let got = store_tree(&b);
         if got != want {
-            let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
+            let missing: Vec<_> = want
+                .keys()
+                .filter(|k| !got.contains_key(*k))
+                .take(5)
+                .collect();
             let differ: Vec<_> = got
                 .iter()
                 .filter(|(k, v)| want.get(*k) != Some(*v))
@@ -715,7 +732,9 @@ async fn a_flipped_byte_in_a_volume_refuses_exactly_that_object_and_imports_ever
     let objects = ex.manifest["objects"].as_array().unwrap();
     let victim = objects
         .iter()
-        .find(|o| o["key"].as_str().unwrap().starts_with("deps/") && o["size"].as_u64().unwrap() > 1000)
+        .find(|o| {
+            o["key"].as_str().unwrap().starts_with("deps/") && o["size"].as_u64().unwrap() > 1000
+        })
         .expect("a dependency of some size");
     let key = victim["key"].as_str().unwrap();
     let volume_name = ex.manifest["volumes"][victim["volume"].as_u64().unwrap() as usize]["name"]
@@ -734,7 +753,10 @@ async fn a_flipped_byte_in_a_volume_refuses_exactly_that_object_and_imports_ever
     assert_eq!(code, 2, "stdout: {out}\nstderr: {err}");
     let refused: Vec<&str> = err.lines().filter(|l| l.starts_with("REFUSED: ")).collect();
     assert_eq!(refused.len(), 1, "{err}");
-    assert!(refused[0].starts_with(&format!("REFUSED: {key}: ")), "{err}");
+    assert!(
+        refused[0].starts_with(&format!("REFUSED: {key}: ")),
+        "{err}"
+    );
     assert!(
         out.contains(&format!("imported {} object(s)", objects.len() - 1))
             && out.contains("1 refused"),
@@ -795,7 +817,10 @@ async fn a_second_import_of_the_same_volumes_writes_nothing_and_the_transfers_ap
         .sum();
     let b = offline_instance().await;
     let first = import_ok(&b, &ex.dir);
-    assert!(first.contains(&format!("imported {objects} object(s)")), "{first}");
+    assert!(
+        first.contains(&format!("imported {objects} object(s)")),
+        "{first}"
+    );
     let tree = store_tree(&b);
     let second = import_ok(&b, &ex.dir);
     assert!(
@@ -818,7 +843,7 @@ async fn a_second_import_of_the_same_volumes_writes_nothing_and_the_transfers_ap
         assert_eq!(item["state"], "complete", "{item}");
         assert_eq!(item["directory"], dir.as_str(), "{item}");
         assert_eq!(item["instance"], ex.manifest["instance"], "{item}");
-        assert_eq!(item["until"].is_null(), false, "{item}");
+        assert!(!item["until"].is_null(), "{item}");
         assert_eq!(item["objects"], objects as u64, "{item}");
         assert_eq!(item["bytes"], bytes, "{item}");
         assert_eq!(item["present"], present as u64, "{item}");
@@ -937,7 +962,10 @@ async fn a_source_archive_both_instances_made_of_one_commit_is_the_same_and_impo
     // the npm request that failed offline completes now, with A's bundle
     let npm_b = run_request(&b, &fx.body("npm")).await;
     if npm_b["state"] != "complete" {
-        problems.push(format!("npm on B after the import: {}", npm_b["state_reason"]));
+        problems.push(format!(
+            "npm on B after the import: {}",
+            npm_b["state_reason"]
+        ));
     } else {
         let (x, _) = a.download(npm_a["id"].as_i64().unwrap()).await;
         let (y, _) = b.download(npm_b["id"].as_i64().unwrap()).await;
@@ -946,4 +974,45 @@ async fn a_source_archive_both_instances_made_of_one_commit_is_the_same_and_impo
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// B already holds one of the exported keys with other bytes: the import refuses that object
+/// (exit 2, its key on stderr), leaves B's bytes as they were, and imports every other object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_the_store_holds_with_other_bytes_is_refused_and_left_unchanged() {
+    let ex = exported_npm(6, 4 << 10, "4G").await;
+    let objects = ex.manifest["objects"].as_array().unwrap();
+    let key = objects
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .find(|k| k.starts_with("deps/"))
+        .expect("a dependency");
+    let b = Larder::new();
+    let theirs = b.data.path().join(key);
+    std::fs::create_dir_all(theirs.parent().unwrap()).unwrap();
+    std::fs::write(&theirs, b"other bytes under this key").unwrap();
+    let (code, out, err) = import(&b, &ex.dir);
+    assert_eq!(code, 2, "stdout: {out}\nstderr: {err}");
+    let refused: Vec<&str> = err.lines().filter(|l| l.starts_with("REFUSED: ")).collect();
+    assert_eq!(refused.len(), 1, "{err}");
+    assert!(
+        refused[0].starts_with(&format!("REFUSED: {key}: ")),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&theirs).unwrap(),
+        b"other bytes under this key",
+        "the import changed what B held"
+    );
+    let got = store_tree(&b);
+    assert_eq!(
+        got.keys().cloned().collect::<BTreeSet<_>>(),
+        manifest_keys(&ex.manifest)
+    );
+    for o in objects {
+        let k = o["key"].as_str().unwrap();
+        if k != key {
+            assert_eq!(got[k], o["sha256"].as_str().unwrap(), "{k}");
+        }
+    }
 }
