@@ -227,6 +227,10 @@ impl<W: Write> HashingWriter<W> {
     pub fn finish(self) -> (W, [u8; 32], u64) {
         (self.inner, self.hasher.finalize().into(), self.written)
     }
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
@@ -241,15 +245,33 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-struct HashingReader<R> {
+/// A reader that hashes what passes through it.
+pub(crate) struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
+    read: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            read: 0,
+        }
+    }
+
+    /// The sha256 of what was read, and how many bytes.
+    pub(crate) fn finish(self) -> ([u8; 32], u64) {
+        (self.hasher.finalize().into(), self.read)
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        self.read += n as u64;
         Ok(n)
     }
 }
@@ -390,10 +412,7 @@ impl<W: Write> TarGzWriter<W> {
         }
         let mut header = tar::Header::new_gnu();
         header.set_metadata_in_mode(&meta, tar::HeaderMode::Deterministic);
-        let mut hashing = HashingReader {
-            inner: file,
-            hasher: Sha256::new(),
-        };
+        let mut hashing = HashingReader::new(file);
         let exact = ExactSize {
             inner: &mut hashing,
             remaining: meta.len(),

@@ -16,6 +16,11 @@ pub mod pypi;
 pub mod repo_path;
 pub mod sbom;
 pub mod store;
+/// A real S3 server (moto) for the tests, as the end-to-end tests start it.
+#[cfg(test)]
+#[path = "../../tests/e2e/support/s3.rs"]
+#[allow(dead_code)]
+mod test_s3;
 pub mod text;
 pub mod token;
 pub mod transfer;

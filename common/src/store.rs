@@ -508,6 +508,13 @@ impl Store {
     }
 }
 
+/// A key whose bytes one fetch makes as good as another's: a source archive is the commit, but
+/// each fetch packs its own `.git`. A store holding it with other bytes keeps them, and whoever
+/// brings other ones (another worker, an import) leaves them be.
+pub fn interchangeable(key: &str) -> bool {
+    key.starts_with("sources/")
+}
+
 /// A configuration file too large for a report body, by its content.
 pub fn config_file_key(sha256: &Digest) -> String {
     format!("config-files/{}", sha256.hex())

@@ -14,6 +14,7 @@ use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::archive::{HashingReader, HashingWriter};
 use crate::digest::{Digest, Expected, FileDigests, HashAlgorithm, Hasher};
 use crate::store::object::ObjectTierError;
 use crate::store::{file_record, SharedStore, Store};
@@ -413,27 +414,23 @@ impl VolumeWriter {
         header.set_mode(0o644);
         header.set_mtime(0);
         header.set_entry_type(tar::EntryType::Regular);
-        let mut reader = HashingReader {
-            inner: file.take(source.size),
-            hasher: Sha256::new(),
-            read: 0,
-        };
+        let mut reader = HashingReader::new(file.take(source.size));
         self.tar
             .append_data(&mut header, key, &mut reader)
             .map_err(io_at(&self.path))?;
-        if reader.read != source.size {
+        let (sha256, read) = reader.finish();
+        if read != source.size {
             return Err(io_at(&source.path)(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the file is shorter than it was",
             )));
         }
-        let sha256: [u8; 32] = reader.hasher.finalize().into();
         if source.sha256.is_some_and(|recorded| recorded != sha256) {
             // the volume holds it already: the manifest names what it is, and the far side
             // refuses it there; rot is reported here too
             tracing::error!(key, "exported with other bytes than it was stored with");
         }
-        self.written = self.tar.get_ref().written;
+        self.written = self.tar.get_ref().written();
         self.objects += 1;
         Ok(hex::encode(sha256))
     }
@@ -444,58 +441,13 @@ impl VolumeWriter {
         } = self;
         let mut hashing = tar.into_inner().map_err(io_at(&path))?;
         hashing.flush().map_err(io_at(&path))?;
-        let size = hashing.written;
-        let sha256 = hex::encode(hashing.hasher.finalize());
-        let file = hashing
-            .inner
+        let (buffered, sha256, size) = hashing.finish();
+        let sha256 = hex::encode(sha256);
+        let file = buffered
             .into_inner()
             .map_err(|e| io_at(&path)(e.into_error()))?;
         file.sync_all().map_err(io_at(&path))?;
         Ok(Volume { name, size, sha256 })
-    }
-}
-
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    written: u64,
-}
-
-impl<W> HashingWriter<W> {
-    fn new(inner: W) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            written: 0,
-        }
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    read: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
     }
 }
 
@@ -647,14 +599,16 @@ fn import_object(
     };
     // the store first: an object already there is not read from the volume at all
     if let Some(found) = present_sha256(store, &object.key, handle)? {
-        return Ok(if found == sha256 {
-            Placed::Present
-        } else {
-            Placed::Refused(format!(
-                "the store holds other bytes under this key (sha256 {})",
-                found.hex()
-            ))
-        });
+        return Ok(
+            if found == sha256 || crate::store::interchangeable(&object.key) {
+                Placed::Present
+            } else {
+                Placed::Refused(format!(
+                    "the store holds other bytes under this key (sha256 {})",
+                    found.hex()
+                ))
+            },
+        );
     }
     let temp = tempfile::NamedTempFile::new_in(staging).map_err(io_at(staging))?;
     let mut hasher = Hasher::for_expected(&Expected::none());
@@ -685,6 +639,11 @@ fn import_object(
         SharedStore::Objects(tier) => {
             match handle.block_on(tier.put_file(&object.key, temp.path(), &sha256)) {
                 Ok(_) => Ok(Placed::Written),
+                Err(ObjectTierError::Conflict { .. })
+                    if crate::store::interchangeable(&object.key) =>
+                {
+                    Ok(Placed::Present)
+                }
                 Err(ObjectTierError::Conflict { .. }) => Ok(Placed::Refused(
                     "the store holds other bytes under this key".into(),
                 )),
@@ -1063,5 +1022,59 @@ mod tests {
         assert!(parse_size("4X").is_err());
         assert!(parse_size("0").is_err());
         assert!(parse_size("").is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_object_store_exports_and_imports_like_a_directory_and_exports_no_damaged_object() {
+        use crate::test_s3 as s3;
+        let Some(moto) = s3::MotoServer::start("transfers") else {
+            return;
+        };
+        let builder = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(moto.endpoint())
+            .with_allow_http(true)
+            .with_region(s3::REGION)
+            .with_access_key_id(s3::CREDENTIALS.0)
+            .with_secret_access_key(s3::CREDENTIALS.1);
+        let tier = crate::store::object::ObjectTier::s3(builder, &moto.bucket, "p").unwrap();
+        let objects = SharedStore::Objects(tier.clone());
+        let (a, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let from = store_with(a.path(), FILES);
+        exported(&from, first.path(), 1 << 20).await;
+        let staging = tempfile::tempdir().unwrap();
+        let (_, into_s3) = import(&objects, first.path(), staging.path(), &Progress::hidden())
+            .await
+            .unwrap();
+        assert_eq!(into_s3.written, 3);
+        let (_, again) = import(&objects, first.path(), staging.path(), &Progress::hidden())
+            .await
+            .unwrap();
+        assert_eq!((again.written, again.present), (0, 3));
+
+        // rot in the bucket, its sha256 kept: not carried across
+        let rotten = FILES[0].0;
+        let sha256 = tier.head(rotten).await.unwrap().unwrap().sha256.unwrap();
+        moto.put_raw(
+            &format!("p/{rotten}"),
+            b"rotten",
+            &[("sha256", &sha256.hex())],
+        );
+        let done = exported(&objects, second.path(), 1 << 20).await;
+        assert_eq!(done.damaged.len(), 1);
+        assert_eq!(done.damaged[0].0, rotten);
+        let to = SharedStore::Directory(Store::new(c.path()));
+        let (_, back) = import(
+            &to,
+            second.path(),
+            &c.path().join("tmp"),
+            &Progress::hidden(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(back.written, 2);
+        let mut expected = tree(a.path());
+        expected.remove(rotten);
+        assert_eq!(tree(c.path()), expected);
     }
 }

@@ -379,6 +379,19 @@ struct SaltRow {
     token_salt: String,
 }
 
+/// A started deployment (two apis, two workers, moto) with an npm project of `n` packages on
+/// its fixture upstream; `None` when there is no S3 server to test with.
+async fn started_with_npm(
+    n: usize,
+) -> Option<(S3Larder, crate::support::projects::Npm, tempfile::TempDir)> {
+    let mut d = S3Larder::new()?;
+    let tmp = tempfile::tempdir().unwrap();
+    let npm = crate::support::projects::npm(&tmp.path().join("npm"), n).await;
+    npm.project.configure(&mut d.larder);
+    d.start().await;
+    Some((d, npm, tmp))
+}
+
 fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
     resp.headers()
         .get(name)
@@ -1129,13 +1142,9 @@ async fn a_worker_killed_mid_request_on_s3_leaves_it_to_the_other_worker() {
 /// serves the good bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_dependency_object_on_s3_is_never_served_and_is_fetched_again() {
-    let Some(mut d) = S3Larder::new() else {
+    let Some((mut d, npm, _tmp)) = started_with_npm(3).await else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 3).await;
-    npm.project.configure(&mut d.larder);
-    d.start().await;
     let id = d.submit_at(0, npm.project.body()).await;
     d.complete(id).await;
 
@@ -1220,13 +1229,9 @@ async fn a_corrupted_dependency_object_on_s3_is_never_served_and_is_fetched_agai
 /// fails through both apis (an error status or a body cut short), never the bad bytes whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_bundle_on_s3_is_never_downloaded_whole() {
-    let Some(mut d) = S3Larder::new() else {
+    let Some((d, npm, _tmp)) = started_with_npm(2).await else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 2).await;
-    npm.project.configure(&mut d.larder);
-    d.start().await;
     let id = d.submit_at(0, npm.project.body()).await;
     d.complete(id).await;
     let good = d.same_bundle_through_both(id).await;
@@ -1462,13 +1467,9 @@ async fn two_workers_fetching_the_same_new_commit_at_once_both_complete_it() {
 /// by no other request, leaves the bucket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_requests_bundle_leaves_the_bucket_and_both_apis_refuse_it() {
-    let Some(mut d) = S3Larder::new() else {
+    let Some((mut d, npm, _tmp)) = started_with_npm(2).await else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 2).await;
-    npm.project.configure(&mut d.larder);
-    d.start().await;
     let id = d.submit_at(0, npm.project.body()).await;
     d.complete(id).await;
     let bundle = d.same_bundle_through_both(id).await;
@@ -1501,13 +1502,9 @@ async fn a_stale_requests_bundle_leaves_the_bucket_and_both_apis_refuse_it() {
 /// of the same commit downloads nothing from the upstream and makes the same bundle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_with_an_empty_cache_takes_what_another_stored_and_downloads_nothing() {
-    let Some(mut d) = S3Larder::new() else {
+    let Some((mut d, npm, _tmp)) = started_with_npm(3).await else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 3).await;
-    npm.project.configure(&mut d.larder);
-    d.start().await;
     let first = d.submit_at(0, npm.project.body()).await;
     d.complete(first).await;
     let bundle = d.same_bundle_through_both(first).await;
@@ -1537,13 +1534,9 @@ async fn a_worker_with_an_empty_cache_takes_what_another_stored_and_downloads_no
 /// through both apis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_configuration_file_or_source_archive_on_s3_is_never_used() {
-    let Some(mut d) = S3Larder::new() else {
+    let Some((mut d, npm, _tmp)) = started_with_npm(2).await else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 2).await;
-    npm.project.configure(&mut d.larder);
-    d.start().await;
     let id = d.submit_at(0, npm.project.body()).await;
     d.complete(id).await;
     let keys = d.keys();
@@ -1617,13 +1610,9 @@ async fn a_corrupted_configuration_file_or_source_archive_on_s3_is_never_used() 
 /// too, the blob leaves the bucket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundle_blob_shared_by_two_requests_stays_until_the_last_is_stale() {
-    let Some(mut d) = S3Larder::new() else {
+    let Some((mut d, npm, _tmp)) = started_with_npm(2).await else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let npm = crate::support::projects::npm(&tmp.path().join("npm"), 2).await;
-    npm.project.configure(&mut d.larder);
-    d.start().await;
     let first = d.submit_at(0, npm.project.body()).await;
     d.complete(first).await;
     let second = d.submit_at(1, npm.project.body()).await;

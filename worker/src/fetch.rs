@@ -131,6 +131,22 @@ impl Fetcher {
         self
     }
 
+    /// On an object store, take the stored file `key` into this worker's cache if the cache
+    /// lacks it (a file a package manager keeps for itself, such as pip's index pins); whether
+    /// the cache has it now. A directory store has it or not.
+    pub async fn take_into_cache(&self, key: &str) -> Result<bool, Failure> {
+        match &self.objects {
+            Some(objects) => Ok(objects.take_into_cache(key).await?),
+            None => Ok(self.store.contains(key)),
+        }
+    }
+
+    /// A file this request stores itself (not a download) that other workers should find:
+    /// put in the object store with the rest.
+    pub fn share(&self, key: String) {
+        self.committed.lock().expect("not poisoned").insert(key);
+    }
+
     /// The store keys of every file this request committed (downloaded, taken or found).
     pub fn committed_keys(&self) -> Vec<String> {
         let committed = self.committed.lock().expect("not poisoned");

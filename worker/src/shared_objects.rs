@@ -21,11 +21,10 @@ pub enum SharedObjectsError {
 
 impl common::Classify for SharedObjectsError {
     fn kind(&self) -> ErrorKind {
-        match self {
-            Self::OtherBytes { .. } => ErrorKind::InvalidChecksum,
-            Self::Tier(ObjectTierError::Conflict { .. }) => ErrorKind::InvalidChecksum,
-            _ => ErrorKind::FileAccessError,
-        }
+        // a file taken from the store is checked against the lockfile like a download (a
+        // lockfile's doing fails there); other bytes at put time are two workers making a
+        // file apart and differently: this deployment's doing
+        ErrorKind::FileAccessError
     }
 }
 
@@ -140,6 +139,7 @@ impl SharedObjects {
         if let Some(there) = self.tier.head(key).await? {
             return match there.sha256 {
                 Some(theirs) if theirs == sha256 => Ok(false),
+                Some(_) if common::store::interchangeable(key) => Ok(false),
                 _ => Err(SharedObjectsError::OtherBytes {
                     key: key.to_string(),
                 }),
@@ -153,8 +153,14 @@ impl SharedObjects {
         } else {
             None
         };
-        let stored = self.tier.put_file(key, &path, &sha256).await?;
-        Ok(stored == common::store::object::Stored::Written)
+        match self.tier.put_file(key, &path, &sha256).await {
+            Ok(stored) => Ok(stored == common::store::object::Stored::Written),
+            // another worker's fetch of the same commit got there first
+            Err(ObjectTierError::Conflict { .. }) if common::store::interchangeable(key) => {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -98,6 +98,10 @@ impl PackageManager for Pip {
                 continue;
             };
             let key = pin_cache_key(&name, &version);
+            // another worker's pins, on an object store (a miss just reads the index)
+            if let Err(e) = ctx.fetcher.take_into_cache(&key).await {
+                tracing::warn!(key, error = %e.message, "cannot take the pin from the object store");
+            }
             let hit = ctx
                 .store
                 .path(&key)
@@ -106,7 +110,10 @@ impl PackageManager for Pip {
                 .and_then(|b| serde_json::from_slice::<Vec<IndexFile>>(&b).ok())
                 .filter(|files| !files.is_empty());
             match hit {
-                Some(files) => cached.entry(name).or_default().extend(files),
+                Some(files) => {
+                    ctx.fetcher.share(key);
+                    cached.entry(name).or_default().extend(files)
+                }
                 None => {
                     uncached.insert(name);
                 }
@@ -138,7 +145,7 @@ impl PackageManager for Pip {
         ))
         .await;
 
-        let pin_cache = index_reqs
+        let pin_cache: Vec<(String, Vec<u8>)> = index_reqs
             .iter()
             .filter(|r| uncached.contains(&r.normalized))
             .filter_map(|r| {
@@ -152,6 +159,9 @@ impl PackageManager for Pip {
                 })
             })
             .collect();
+        for (key, _) in &pin_cache {
+            ctx.fetcher.share(key.clone());
+        }
         let metadata = MetadataByKey::default();
         let fetches = Fetches {
             what,

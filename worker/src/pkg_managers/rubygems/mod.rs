@@ -365,7 +365,8 @@ async fn resolve(
     let mut recorded: BTreeMap<String, String> = BTreeMap::new();
     for w in &wanted {
         let key = info_line_store_key(&w.name, &w.version, w.platform.as_deref());
-        if ctx.store.contains(&key) {
+        // on an object store, the line another worker recorded first
+        if ctx.fetcher.take_into_cache(&key).await? {
             let path = ctx
                 .store
                 .path(&key)
@@ -421,6 +422,14 @@ async fn resolve(
     let mut out = Vec::with_capacity(wanted.len());
     for w in wanted {
         let full = w.full_name();
+        if recorded.contains_key(&full) || upstream_lines.contains_key(&full) {
+            // recorded, or recorded by the layout once every gem verified
+            ctx.fetcher.share(info_line_store_key(
+                &w.name,
+                &w.version,
+                w.platform.as_deref(),
+            ));
+        }
         let (line, upstream, new_line) =
             match (recorded.remove(&full), upstream_lines.remove(&full)) {
                 (Some(line), _) => (
