@@ -4,6 +4,7 @@
 
 mod support;
 
+mod air_gap;
 mod cargo;
 mod gomod;
 mod hostile_api;
