@@ -586,9 +586,6 @@ async fn an_offline_request_needing_dependencies_never_imported_fails_naming_one
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "service defect: offline, a cargo request missing a crate fails on the index's config.json \
-            (`Refusing to fetch <LARDER_CRATES_INDEX>/config.json: it is not in the store …`), never \
-            naming the crate (worker/src/pkg_managers/cargo/mod.rs, the config.json fetch when not warm)"]
 async fn an_offline_cargo_request_needing_a_crate_never_imported_fails_naming_it_and_larder_offline(
 ) {
     never_imported(&["cargo"]).await;
@@ -860,10 +857,6 @@ async fn a_second_import_of_the_same_volumes_writes_nothing_and_the_transfers_ap
 /// same request, exports: B's import finds that archive already present, the same bytes, and
 /// refuses nothing, and the two bundles are identical.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "service defect: a source archive holds app/.git/index with the checkout's stat data (and \
-            .git/logs/HEAD with times for submodules), so two fetches of one commit differ and the \
-            import refuses A's archive: `REFUSED: sources/…/<commit>.tar.gz: the store holds other \
-            bytes under this key` (worker/src/source.rs `checkout`)"]
 async fn a_source_archive_both_instances_made_of_one_commit_is_the_same_and_imports_as_present() {
     let fx = Fixtures::new().await;
     let body = fx.body("git-submodule");

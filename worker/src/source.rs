@@ -419,7 +419,21 @@ fn checkout(
             path: s.path.as_os_str().as_bytes().to_vec(),
         })?;
     }
+    // no stat data for any entry, and no reflog: two checkouts of one commit make the same
+    // `.git`, so every fetch of it makes the same archive (git compares content the first time
+    // it looks at an entry without stat data)
+    let checked_out: Vec<git2::IndexEntry> = index.iter().collect();
+    for mut entry in checked_out {
+        entry.ctime = git2::IndexTime::new(0, 0);
+        entry.mtime = git2::IndexTime::new(0, 0);
+        (entry.dev, entry.ino, entry.uid, entry.gid) = (0, 0, 0, 0);
+        index.add(&entry)?;
+    }
     index.write()?;
+    match std::fs::remove_dir_all(repo.path().join("logs")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
     if !streamed.is_empty() {
         let bytes: u64 = streamed.iter().map(|s| s.blob.size).sum();
         tracing::info!(
