@@ -52,17 +52,13 @@ async fn run() {
     let from = SharedStore::Directory(Store::new(&a));
     let out = work.path().join("export");
     let t = Instant::now();
-    let exported = transfer::export(
-        &from,
-        &out,
-        "bench",
-        None,
-        chrono::Utc::now(),
-        1 << 30,
-        &Progress::hidden(),
-    )
-    .await
-    .unwrap();
+    let range = transfer::ExportRange {
+        until: chrono::Utc::now(),
+        ..transfer::ExportRange::default()
+    };
+    let exported = transfer::export(&from, &out, "bench", &range, 1 << 30, &Progress::hidden())
+        .await
+        .unwrap();
     let export_took = t.elapsed();
     assert_eq!(exported.manifest.objects.len() as u64, files);
 

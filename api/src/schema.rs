@@ -107,3 +107,13 @@ diesel::table! {
         refused -> Int8,
     }
 }
+
+diesel::table! {
+    exported_objects (transfer_id, key) {
+        transfer_id -> Int8,
+        key -> Text,
+    }
+}
+
+diesel::joinable!(exported_objects -> transfers (transfer_id));
+diesel::allow_tables_to_appear_in_same_query!(exported_objects, transfers);

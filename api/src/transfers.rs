@@ -9,11 +9,12 @@ use sha2::{Digest as _, Sha256};
 
 use crate::db::DbPool;
 use crate::error::ApiResult;
-use crate::schema::transfers;
+use crate::schema::{exported_objects, transfers};
+use std::collections::HashSet;
 
 /// An export `--since-last` starts this long before the previous one's `until`: an upload
 /// that began before it (S3 stamps an object with its start) and finished after it was listed
-/// is in the next export, at worst twice (an import skips what it holds).
+/// is in the next export; what the previous one held is left out.
 pub const SINCE_LAST_OVERLAP: chrono::Duration = chrono::Duration::minutes(15);
 
 /// This deployment's name in a manifest: stable for as long as its secret is, the same from
@@ -50,17 +51,56 @@ pub struct Counts {
 }
 
 /// Where an export `--since-last` of `instance` starts: its last complete export's `until`,
-/// less [`SINCE_LAST_OVERLAP`]; `None` when it never exported.
-pub async fn since_last_export(pool: &DbPool, instance: &str) -> ApiResult<Option<NaiveDateTime>> {
+/// less [`SINCE_LAST_OVERLAP`], and the keys that export held (left out again); `None` when it
+/// never exported.
+pub async fn since_last_export(
+    pool: &DbPool,
+    instance: &str,
+) -> ApiResult<Option<(NaiveDateTime, HashSet<String>)>> {
     let mut conn = pool.get().await?;
-    let last: Option<NaiveDateTime> = transfers::table
+    let last: Option<(i64, NaiveDateTime)> = transfers::table
         .filter(transfers::kind.eq("export"))
         .filter(transfers::state.eq("complete"))
         .filter(transfers::instance.eq(instance))
-        .select(diesel::dsl::max(transfers::until))
+        .order(transfers::until.desc())
+        .select((transfers::id, transfers::until))
         .first(&mut conn)
+        .await
+        .optional()?;
+    let Some((id, until)) = last else {
+        return Ok(None);
+    };
+    let held: Vec<String> = exported_objects::table
+        .filter(exported_objects::transfer_id.eq(id))
+        .select(exported_objects::key)
+        .load(&mut conn)
         .await?;
-    Ok(last.map(|until| until - SINCE_LAST_OVERLAP))
+    Ok(Some((
+        until - SINCE_LAST_OVERLAP,
+        held.into_iter().collect(),
+    )))
+}
+
+/// Record the keys export `id` held, for the next `--since-last`.
+pub async fn record_exported(pool: &DbPool, id: i64, keys: &[String]) -> ApiResult<()> {
+    let mut conn = pool.get().await?;
+    for chunk in keys.chunks(1000) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|key| {
+                (
+                    exported_objects::transfer_id.eq(id),
+                    exported_objects::key.eq(key),
+                )
+            })
+            .collect();
+        diesel::insert_into(exported_objects::table)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .execute(&mut conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Record a transfer starting now; its id.

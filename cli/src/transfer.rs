@@ -51,18 +51,22 @@ fn utc(t: chrono::NaiveDateTime) -> DateTime<Utc> {
 
 pub async fn export(args: ExportArgs) -> Result<i32> {
     let (shared, pool, instance) = open(&args.config).await?;
-    let since = match (args.since, args.since_last) {
-        (Some(since), _) => Some(since),
-        (None, true) => transfers::since_last_export(&pool, &instance)
+    let (since, held) = match (args.since, args.since_last) {
+        (Some(since), _) => (Some(since), Default::default()),
+        (None, true) => match transfers::since_last_export(&pool, &instance)
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?
-            .map(utc),
-        (None, false) => None,
+        {
+            Some((since, held)) => (Some(utc(since)), held),
+            None => (None, Default::default()),
+        },
+        (None, false) => (None, Default::default()),
     };
     let until = {
         let mut conn = pool.get().await?;
         utc(api::db::now(&mut conn).await?)
     };
+    let range = transfer::ExportRange { since, until, held };
     let directory = args.out.display().to_string();
     let id = transfers::begin(
         &pool,
@@ -79,12 +83,22 @@ pub async fn export(args: ExportArgs) -> Result<i32> {
         &shared,
         &args.out,
         &instance,
-        since,
-        until,
+        &range,
         args.max_volume_size,
         &progress,
     )
     .await;
+    if let Ok(done) = &exported {
+        let keys: Vec<String> = done
+            .manifest
+            .objects
+            .iter()
+            .map(|o| o.key.clone())
+            .collect();
+        transfers::record_exported(&pool, id, &keys)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+    }
     let outcome = match &exported {
         Ok(done) => Ok(Counts {
             objects: done.manifest.objects.len() as i64,

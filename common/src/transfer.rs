@@ -219,23 +219,34 @@ pub struct Exported {
     pub damaged: Vec<(String, String)>,
 }
 
-/// Write every object of `store` stored after `since` into `out` (made if missing, empty):
+/// What an export covers: objects stored after `since` (all when `None`) and by `until` (the
+/// time the export is of, taken before the store is listed), less the keys in `held` (what an
+/// earlier export carried).
+#[derive(Clone, Debug, Default)]
+pub struct ExportRange {
+    pub since: Option<DateTime<Utc>>,
+    pub until: DateTime<Utc>,
+    pub held: std::collections::HashSet<String>,
+}
+
+/// Write every object of `store` that `range` covers into `out` (made if missing, empty):
 /// volumes of at most `max_volume` bytes (an object larger than that alone in one), then the
-/// manifest. `until` is the time the export is of (taken before the store is listed).
+/// manifest.
 pub async fn export(
     store: &SharedStore,
     out: &Path,
     instance: &str,
-    since: Option<DateTime<Utc>>,
-    until: DateTime<Utc>,
+    range: &ExportRange,
     max_volume: u64,
     progress: &Progress,
 ) -> Result<Exported> {
+    let (since, until) = (range.since, range.until);
     std::fs::create_dir_all(out).map_err(io_at(out))?;
     if std::fs::read_dir(out).map_err(io_at(out))?.next().is_some() {
         return Err(TransferError::NotEmpty(out.to_path_buf()));
     }
-    let listed = list(store, since).await?;
+    let mut listed = list(store, since).await?;
+    listed.retain(|o| !range.held.contains(&o.key));
     progress.start(listed.len() as u64, listed.iter().map(|o| o.size).sum());
     let scratch = tempfile::tempdir_in(out).map_err(io_at(out))?;
     let mut volumes = Vec::new();
@@ -855,17 +866,13 @@ mod tests {
     ];
 
     async fn exported(from: &SharedStore, out: &Path, max_volume: u64) -> Exported {
-        export(
-            from,
-            out,
-            "a1",
-            None,
-            Utc::now(),
-            max_volume,
-            &Progress::hidden(),
-        )
-        .await
-        .unwrap()
+        let range = ExportRange {
+            until: Utc::now(),
+            ..ExportRange::default()
+        };
+        export(from, out, "a1", &range, max_volume, &Progress::hidden())
+            .await
+            .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -980,7 +987,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn an_export_since_a_time_holds_what_was_stored_after_it() {
+    async fn an_export_since_a_time_holds_what_was_stored_after_it_less_what_was_held() {
         let (a, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let from = store_with(a.path(), &FILES[..1]);
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
@@ -992,12 +999,17 @@ mod tests {
             .unwrap();
         let since = Utc::now() - chrono::Duration::minutes(30);
         store_with(a.path(), &FILES[1..]);
+        let range = ExportRange {
+            since: Some(since),
+            until: Utc::now(),
+            // what the previous export held is left out
+            held: [FILES[2].0.to_string()].into(),
+        };
         let done = export(
             &from,
             out.path(),
             "a1",
-            Some(since),
-            Utc::now(),
+            &range,
             1 << 20,
             &Progress::hidden(),
         )
@@ -1009,7 +1021,7 @@ mod tests {
             .iter()
             .map(|o| o.key.as_str())
             .collect();
-        assert_eq!(keys, [FILES[1].0, FILES[2].0]);
+        assert_eq!(keys, [FILES[1].0]);
         assert_eq!(done.manifest.since, Some(since));
     }
 

@@ -1,1 +1,2 @@
+DROP TABLE exported_objects;
 DROP TABLE transfers;

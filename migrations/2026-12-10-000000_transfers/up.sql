@@ -18,3 +18,11 @@ CREATE TABLE transfers (
     refused BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX transfers_last_export ON transfers (instance, until) WHERE kind = 'export' AND state = 'complete';
+
+-- What each export held, by key: an export `--since-last` starts a little before the last one
+-- ended (an upload in flight then is not missed) and leaves out what that one carried.
+CREATE TABLE exported_objects (
+    transfer_id BIGINT NOT NULL REFERENCES transfers (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    PRIMARY KEY (transfer_id, key)
+);
