@@ -5,7 +5,6 @@
 //! twenty points, a flipped byte, a missing volume, a second import, `GET /api/v1/transfers`,
 //! and an offline request that needs what was never imported.
 
-use crate::support::rubygems_fixtures::{build_gem, write_server, FixtureGem};
 use crate::support::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -181,38 +180,6 @@ fn merge_tree(src: &Path, dst: &Path) {
     }
 }
 
-/// A one-gem rubygems project: the gem server and a repository whose Gemfile.lock names it.
-struct Gems {
-    _dir: tempfile::TempDir,
-    server: StaticServer,
-    repo: GitRepo,
-    commit: String,
-}
-
-async fn gems(work: &Path) -> Gems {
-    let rack = build_gem(work, &FixtureGem::new("rack", "1.0.0", &[]));
-    let dir = tempfile::tempdir().unwrap();
-    write_server(dir.path(), std::slice::from_ref(&rack));
-    let server = StaticServer::start(dir.path()).await;
-    let repo = GitRepo::new(work.join("gems-repo"));
-    repo.write(
-        "Gemfile",
-        "source \"https://rubygems.org\"\n\ngem \"rack\"\n",
-    )
-    .write(
-        "Gemfile.lock",
-        "GEM\n  remote: https://rubygems.org/\n  specs:\n    rack (1.0.0)\n\nPLATFORMS\n  ruby\n\n\
-             DEPENDENCIES\n  rack\n\nBUNDLED WITH\n   2.3.7\n",
-    );
-    let commit = repo.commit("gems");
-    Gems {
-        _dir: dir,
-        server,
-        repo,
-        commit,
-    }
-}
-
 /// One project of every package manager on its fixture upstream (npm, yarn and pnpm share one
 /// registry, as they share one setting).
 struct Fixtures {
@@ -223,7 +190,7 @@ struct Fixtures {
     pip: crate::support::projects::Pip,
     gomod: crate::support::projects::Gomod,
     cargo: crate::support::projects::Cargo,
-    gems: Gems,
+    gems: crate::support::projects::Gems,
     registry: StaticServer,
     app: GitRepo,
     app_commit: String,
@@ -240,7 +207,7 @@ impl Fixtures {
         let pip = crate::support::projects::pip(&t.join("pip"), 2, false).await;
         let gomod = crate::support::projects::gomod(&t.join("gomod"), 2).await;
         let cargo = crate::support::projects::cargo(&t.join("cargo"), 2).await;
-        let gems = gems(&t.join("gems")).await;
+        let gems = crate::support::projects::gems(&t.join("gems")).await;
         let registry_dir = t.join("npm-registry");
         merge_tree(&npm.project.upstream.root, &registry_dir);
         merge_tree(&yarn.tmp.path().join("upstream"), &registry_dir);

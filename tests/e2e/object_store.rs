@@ -8,7 +8,6 @@
 
 use crate::support::clients::npm as npm_client;
 use crate::support::npm_fixtures::{copy_dir, write};
-use crate::support::rubygems_fixtures::{build_gem, write_server, FixtureGem};
 use crate::support::s3::{MotoServer, CREDENTIALS, REGION};
 use crate::support::*;
 use common::token::TokenSecret;
@@ -628,40 +627,6 @@ fn every_object_carries_its_sha256(d: &S3Larder, keys: &[String]) {
     }
 }
 
-/// A one-gem rubygems project: the gem server and a repository whose Gemfile.lock names it.
-struct Gems {
-    _dir: tempfile::TempDir,
-    server: StaticServer,
-    gem: Vec<u8>,
-    repo: GitRepo,
-    commit: String,
-}
-
-async fn gems(work: &Path) -> Gems {
-    let rack = build_gem(work, &FixtureGem::new("rack", "1.0.0", &[]));
-    let dir = tempfile::tempdir().unwrap();
-    write_server(dir.path(), std::slice::from_ref(&rack));
-    let server = StaticServer::start(dir.path()).await;
-    let repo = GitRepo::new(work.join("gems-repo"));
-    repo.write(
-        "Gemfile",
-        "source \"https://rubygems.org\"\n\ngem \"rack\"\n",
-    )
-    .write(
-        "Gemfile.lock",
-        "GEM\n  remote: https://rubygems.org/\n  specs:\n    rack (1.0.0)\n\nPLATFORMS\n  ruby\n\n\
-             DEPENDENCIES\n  rack\n\nBUNDLED WITH\n   2.3.7\n",
-    );
-    let commit = repo.commit("gems");
-    Gems {
-        _dir: dir,
-        server,
-        gem: rack.bytes,
-        repo,
-        commit,
-    }
-}
-
 /// One request of every package manager Larder has, half of them submitted through each api, at
 /// once: each completes; its bundle downloads whole and identical through both apis (HEAD and
 /// Range too); a stored file of each repository is served through both; every object carries its
@@ -679,7 +644,7 @@ async fn every_package_manager_completes_on_s3_and_both_apis_serve_its_bundle_an
     let pip = crate::support::projects::pip(&t.join("pip"), 2, false).await;
     let gomod = crate::support::projects::gomod(&t.join("gomod"), 2).await;
     let cargo = crate::support::projects::cargo(&t.join("cargo"), 2).await;
-    let gems = gems(&t.join("gems")).await;
+    let gems = crate::support::projects::gems(&t.join("gems")).await;
     // npm, yarn and pnpm share one registry setting: one upstream holding all three's packages
     let registry = t.join("npm-registry");
     merge_tree(&npm.project.upstream.root, &registry);

@@ -3,7 +3,7 @@
 //! lockfile names all of them. Used by `bench/npm.rs`, `cargo.rs`, `pip.rs`, `gomod.rs`,
 //! `memory.rs` and `warm.rs`.
 
-use super::{cargo_fixtures, gomod_fixtures, npm_fixtures, pip_fixtures};
+use super::{cargo_fixtures, gomod_fixtures, npm_fixtures, pip_fixtures, rubygems_fixtures};
 use super::{GitRepo, Larder, StaticServer};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -220,5 +220,42 @@ pub async fn gomod(dir: &Path, n: usize) -> Gomod {
         gomod,
         gosum,
         main,
+    }
+}
+
+/// A one-gem rubygems project: the gem server and a repository whose Gemfile.lock names it.
+pub struct Gems {
+    _dir: tempfile::TempDir,
+    pub server: StaticServer,
+    pub gem: Vec<u8>,
+    pub repo: GitRepo,
+    pub commit: String,
+}
+
+pub async fn gems(work: &Path) -> Gems {
+    let rack = rubygems_fixtures::build_gem(
+        work,
+        &rubygems_fixtures::FixtureGem::new("rack", "1.0.0", &[]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    rubygems_fixtures::write_server(dir.path(), std::slice::from_ref(&rack));
+    let server = StaticServer::start(dir.path()).await;
+    let repo = GitRepo::new(work.join("gems-repo"));
+    repo.write(
+        "Gemfile",
+        "source \"https://rubygems.org\"\n\ngem \"rack\"\n",
+    )
+    .write(
+        "Gemfile.lock",
+        "GEM\n  remote: https://rubygems.org/\n  specs:\n    rack (1.0.0)\n\nPLATFORMS\n  ruby\n\n\
+             DEPENDENCIES\n  rack\n\nBUNDLED WITH\n   2.3.7\n",
+    );
+    let commit = repo.commit("gems");
+    Gems {
+        _dir: dir,
+        server,
+        gem: rack.bytes,
+        repo,
+        commit,
     }
 }
