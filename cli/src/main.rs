@@ -172,6 +172,20 @@ fn shared_store(config: &Config) -> Result<common::store::SharedStore> {
     common::store::SharedStore::open(config).context("LARDER_STORE_URL")
 }
 
+/// A worker on an object store holds its work directory for as long as it runs (kept open by
+/// the caller): two worker processes on one directory are refused at start.
+fn work_dir_of(config: &Config) -> Result<Option<std::fs::File>> {
+    match shared_store(config)? {
+        common::store::SharedStore::Objects(_) => {
+            let dir = config.work_dir();
+            worker::shared_objects::lock_work_dir(&dir)
+                .with_context(|| format!("LARDER_WORK_DIR {}", dir.display()))
+                .map(Some)
+        }
+        common::store::SharedStore::Directory(_) => Ok(None),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -202,7 +216,7 @@ async fn main() -> Result<()> {
                 ));
                 config.worker_token = Some(token);
             }
-            shared_store(&config)?;
+            let _work_dir = work_dir_of(&config)?;
             worker::check_config(&config)?;
             let server = api::start(config.clone(), worker::pkg_managers::catalogue()).await?;
             fetch_in_child_processes()?;
@@ -219,7 +233,7 @@ async fn main() -> Result<()> {
         }
         Command::Worker { config } => {
             let request_logs = init_tracing(true);
-            shared_store(&config)?;
+            let _work_dir = work_dir_of(&config)?;
             worker::check_config(&config)?;
             fetch_in_child_processes()?;
             let worker = spawn_worker(config, false, request_logs)?;

@@ -113,7 +113,7 @@ pub async fn export(args: ExportArgs) -> Result<i32> {
         .map_err(|e| anyhow::anyhow!(e.message))?;
     let done = exported.with_context(|| format!("export into {directory}"))?;
     for (key, why) in &done.damaged {
-        eprintln!("WARNING: not exported, damaged in this store: {key}: {why}");
+        eprintln!("WARNING: damaged in this store, the far side will not take it: {key}: {why}");
     }
     println!(
         "exported {} object(s), {:.1} MB, in {} volume(s) to {directory} (instance {instance}, stored {} until {})",

@@ -508,11 +508,17 @@ impl Store {
     }
 }
 
-/// A key whose bytes one fetch makes as good as another's: a source archive is the commit, but
-/// each fetch packs its own `.git`. A store holding it with other bytes keeps them, and whoever
-/// brings other ones (another worker, an import) leaves them be.
+/// A key whose bytes one writer makes as good as another's: a source archive (each fetch of a
+/// commit packs its own `.git`), and the records package managers keep of what an upstream
+/// index said when they first read it (pip's pins, cargo's index lines and download URLs,
+/// rubygems' info lines: the first one recorded stands). A store holding it with other bytes
+/// keeps them, and whoever brings other ones (another worker, an import) leaves them be.
 pub fn interchangeable(key: &str) -> bool {
     key.starts_with("sources/")
+        || key.starts_with("deps/pip-index/")
+        || (key.starts_with("deps/cargo/")
+            && (key.ends_with(".index-line") || key.ends_with(".download-url")))
+        || (key.starts_with("deps/rubygems/") && key.ends_with(".info-line"))
 }
 
 /// A configuration file too large for a report body, by its content.

@@ -108,6 +108,17 @@ impl Manifest {
         if manifest.format != FORMAT {
             return Err(bad(format!("its format is {:?}", manifest.format)));
         }
+        // a volume is a file of the transfer directory, nothing else
+        if let Some(v) = manifest.volumes.iter().find(|v| {
+            !v.name.ends_with(".tar")
+                || v.name.contains(['/', '\\', '\0'])
+                || v.name.starts_with('.')
+        }) {
+            return Err(bad(format!(
+                "the volume name {:?} is not a file name",
+                v.name
+            )));
+        }
         if let Some(o) = manifest
             .objects
             .iter()
@@ -199,11 +210,16 @@ fn list_directory(root: &Path) -> Result<Vec<Listed>> {
             else {
                 continue;
             };
-            let modified = meta.modified().map_err(io_at(&path))?;
+            // when it appeared under its key: a stored file is renamed into place (which
+            // changes its ctime) after it was written (its mtime), maybe long after
+            use std::os::unix::fs::MetadataExt;
+            let written: DateTime<Utc> = meta.modified().map_err(io_at(&path))?.into();
+            let placed =
+                DateTime::from_timestamp(meta.ctime(), meta.ctime_nsec() as u32).unwrap_or(written);
             found.push(Listed {
                 key,
                 size: meta.len(),
-                modified: modified.into(),
+                modified: written.max(placed),
             });
         }
     }
@@ -214,8 +230,10 @@ fn list_directory(root: &Path) -> Result<Vec<Listed>> {
 #[derive(Clone, Debug)]
 pub struct Exported {
     pub manifest: Manifest,
-    /// Objects not exported because they no longer have the sha256 they were stored with
-    /// (key, why): the far side would refuse them anyway.
+    /// Objects that no longer have the sha256 they were stored with (key, why): left out (an
+    /// object store checks before the volume is written), or carried with the sha256 they
+    /// should have, which the far side refuses them on (a directory's record is checked as the
+    /// bytes go into the volume).
     pub damaged: Vec<(String, String)>,
 }
 
@@ -267,7 +285,17 @@ pub async fn export(
         };
         match read_object(store, &object.key, scratch.path()).await {
             Ok(source) => {
-                let sha256 = volume.append(&object.key, &source)?;
+                let sha256 = match volume.append(&object.key, &source)? {
+                    Appended::Whole(sha256) => sha256,
+                    Appended::Damaged { recorded } => {
+                        let why = "its bytes no longer have the sha256 recorded when it was \
+                                   stored; the far side refuses it"
+                            .to_string();
+                        tracing::error!(key = %object.key, why, "damaged in the store");
+                        damaged.push((object.key.clone(), why));
+                        recorded
+                    }
+                };
                 objects.push(ManifestObject {
                     key: object.key,
                     size: source.size,
@@ -392,6 +420,14 @@ async fn read_object(
     }
 }
 
+/// What [`VolumeWriter::append`] put in the volume.
+enum Appended {
+    /// Bytes with this sha256 (hex), the one recorded for them if any.
+    Whole(String),
+    /// Bytes that no longer have the sha256 (hex) recorded for them.
+    Damaged { recorded: String },
+}
+
 /// A volume being written: a tar file, hashed as it goes.
 struct VolumeWriter {
     name: String,
@@ -417,8 +453,8 @@ impl VolumeWriter {
         })
     }
 
-    /// Append the object `key`: its sha256 (hex), checked against the one recorded for it.
-    fn append(&mut self, key: &str, source: &Source) -> Result<String> {
+    /// Append the object `key`, its bytes checked against the sha256 recorded for it.
+    fn append(&mut self, key: &str, source: &Source) -> Result<Appended> {
         let file = File::open(&source.path).map_err(io_at(&source.path))?;
         let mut header = tar::Header::new_gnu();
         header.set_size(source.size);
@@ -436,14 +472,16 @@ impl VolumeWriter {
                 "the file is shorter than it was",
             )));
         }
-        if source.sha256.is_some_and(|recorded| recorded != sha256) {
-            // the volume holds it already: the manifest names what it is, and the far side
-            // refuses it there; rot is reported here too
-            tracing::error!(key, "exported with other bytes than it was stored with");
-        }
         self.written = self.tar.get_ref().written();
         self.objects += 1;
-        Ok(hex::encode(sha256))
+        Ok(match source.sha256 {
+            // the volume holds the bytes already: the manifest names what they should have
+            // been, so the far side refuses them
+            Some(recorded) if recorded != sha256 => Appended::Damaged {
+                recorded: hex::encode(recorded),
+            },
+            _ => Appended::Whole(hex::encode(sha256)),
+        })
     }
 
     fn finish(self) -> Result<Volume> {
@@ -574,7 +612,16 @@ fn import_volume(
             continue;
         };
         seen.insert(key.clone());
-        let outcome = import_object(store, &mut entry, object, staging, handle);
+        // never more read than the manifest names: a huge entry is refused unread
+        let declared = entry.header().size().unwrap_or(u64::MAX);
+        let outcome = if declared != object.size {
+            Ok(Placed::Refused(format!(
+                "{volume} holds {declared} bytes for it, not the {} the manifest names",
+                object.size
+            )))
+        } else {
+            import_object(store, &mut entry, object, staging, handle)
+        };
         progress.advance(object.size);
         match outcome {
             Ok(Placed::Written) => {
@@ -989,16 +1036,24 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn an_export_since_a_time_holds_what_was_stored_after_it_less_what_was_held() {
         let (a, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let from = store_with(a.path(), &FILES[..1]);
-        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        // a file written long ago and renamed into place now is stored now
+        let late = a.path().join("tmp/late");
+        std::fs::create_dir_all(late.parent().unwrap()).unwrap();
+        std::fs::write(&late, FILES[1].1).unwrap();
         std::fs::File::options()
             .write(true)
-            .open(a.path().join(FILES[0].0))
+            .open(&late)
             .unwrap()
-            .set_modified(old)
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
             .unwrap();
-        let since = Utc::now() - chrono::Duration::minutes(30);
-        store_with(a.path(), &FILES[1..]);
+        let from = store_with(a.path(), &FILES[..1]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let since = Utc::now();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let dest = a.path().join(FILES[1].0);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::rename(&late, &dest).unwrap();
+        store_with(a.path(), &FILES[2..]);
         let range = ExportRange {
             since: Some(since),
             until: Utc::now(),
@@ -1088,5 +1143,45 @@ mod tests {
         let mut expected = tree(a.path());
         expected.remove(rotten);
         assert_eq!(tree(c.path()), expected);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_file_that_rotted_in_a_directory_store_is_named_and_refused_on_the_far_side() {
+        let (a, b, out) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let from = store_with(a.path(), FILES);
+        // recorded when verified, then rotten in place: same size, same modification time
+        let path = a.path().join(FILES[1].0);
+        let meta = std::fs::metadata(&path).unwrap();
+        let digests = FileDigests::of_file(&path).unwrap();
+        file_record::record_digests(&path, &digests, &meta).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[5] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(meta.modified().unwrap())
+            .unwrap();
+        assert!(
+            file_record::recorded_digests(&path).is_some(),
+            "the record still stands"
+        );
+
+        let done = exported(&from, out.path(), 1 << 20).await;
+        assert_eq!(done.damaged.len(), 1);
+        assert_eq!(done.damaged[0].0, FILES[1].0);
+        let to = SharedStore::Directory(Store::new(b.path()));
+        let (_, imported) = import(&to, out.path(), &b.path().join("tmp"), &Progress::hidden())
+            .await
+            .unwrap();
+        assert_eq!(imported.written, 2);
+        assert_eq!(imported.refused.len(), 1);
+        assert_eq!(imported.refused[0].0, FILES[1].0);
+        assert!(!b.path().join(FILES[1].0).exists());
     }
 }

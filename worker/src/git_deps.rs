@@ -2,7 +2,7 @@
 //! `deps/git/<host>/<path>/<commit>.tar.gz`, reused without the network, checked out on demand.
 
 use crate::blocking::blocking;
-use crate::outbound::Outbound;
+use crate::fetch::Fetcher;
 use common::archive::UnpackLimits;
 use common::commit::CommitId;
 use common::{ErrorKind, Failure, Store};
@@ -27,18 +27,16 @@ pub fn commit_id(url: &str, commit: &str) -> Result<CommitId, Failure> {
 /// `dest` (without `.git`: the package managers pack or vendor the files only). Returns the
 /// store key.
 pub async fn checkout(
-    store: &Store,
-    outbound: &Outbound,
+    fetcher: &Fetcher,
     url: &str,
     commit: &CommitId,
     dest: &Path,
 ) -> Result<String, Failure> {
-    outbound
-        .policy()
-        .check_git_url(url)
-        .map_err(|r| r.failure(&format!("the git dependency {url}")))?;
     let key = git_dep_key(url, commit.as_str())?;
-    let outbound = outbound.clone();
+    // another worker's fetch of it, on an object store
+    fetcher.take_into_cache(&key).await?;
+    let (store, outbound) = (fetcher.store(), fetcher.outbound().clone());
+    crate::source::check_git_url(store, &key, url, &outbound, "the git dependency")?;
     let (store, k, url, commit, dest): (Store, String, String, String, PathBuf) = (
         store.clone(),
         key.clone(),
@@ -74,5 +72,6 @@ pub async fn checkout(
         Ok(())
     })
     .await?;
+    fetcher.share(key.clone());
     Ok(key)
 }

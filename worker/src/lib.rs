@@ -85,6 +85,16 @@ pub async fn run(config: Config, request_logs: Option<request_log::RequestLogs>)
     let objects = shared
         .objects()
         .map(|tier| shared_objects::SharedObjects::new(tier.clone(), store.clone()));
+    if objects.is_some() {
+        // this process holds the work directory (`lock_work_dir`): bundles an earlier run left
+        // there are nobody's now (the object store has every one that was named)
+        match std::fs::remove_dir_all(store.root().join("bundles")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(error = %e, "cannot remove earlier bundles from the work directory")
+            }
+            _ => {}
+        }
+    }
     let cache = objects.as_ref().map(|_| {
         Arc::new(shared_objects::WorkCache::new(
             store.root(),
@@ -197,7 +207,7 @@ async fn consume(
                 let processed = pipeline::process(&config, &store, objects, api, job.request_id, redelivered).await;
                 drop(hold);
                 if let Some((_, cache)) = &cached {
-                    cache.prune_when_idle().await;
+                    cache.prune_when_over().await;
                 }
                 match processed {
                     Ok(Outcome::Complete | Outcome::Failed | Outcome::Skipped | Outcome::Superseded) => {

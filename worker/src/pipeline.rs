@@ -70,7 +70,8 @@ pub async fn process(
             Ok(Outcome::Superseded)
         }
     };
-    if objects.is_some() && matches!(outcome, Ok(Outcome::Complete | Outcome::Failed)) {
+    // a superseded attempt's bundle may be the new attempt's too
+    if objects.is_some() && !matches!(outcome, Ok(Outcome::Superseded)) {
         // the object store keeps the bundle: the cache does not
         let store = store.clone();
         let released = blocking(move || {

@@ -208,12 +208,10 @@ impl WorkCache {
         self.holds.read().await
     }
 
-    /// When no request holds the cache and it is larger than its bound, remove the files used
-    /// longest ago until it is 80 % of it. How many bytes went (none while a request runs).
-    pub async fn prune_when_idle(&self) -> u64 {
-        let Ok(_alone) = self.holds.try_write() else {
-            return 0;
-        };
+    /// When the cache is larger than its bound, wait until no request holds it (requests that
+    /// start meanwhile wait behind), then remove the files used longest ago until it is 80 % of
+    /// the bound. How many bytes went.
+    pub async fn prune_when_over(&self) -> u64 {
         {
             let mut measured = self.measured.lock().expect("not poisoned");
             if measured.is_some_and(|at| at.elapsed() < MEASURE_EVERY) {
@@ -221,12 +219,35 @@ impl WorkCache {
             }
             *measured = Some(std::time::Instant::now());
         }
-        let (root, max) = (self.root.clone(), self.max_bytes);
+        let root = self.root.clone();
+        if tokio::task::block_in_place(|| cached_files(&root).1) <= self.max_bytes {
+            return 0;
+        }
+        let _alone = self.holds.write().await;
+        let max = self.max_bytes;
         tokio::task::block_in_place(|| prune(&root, max))
     }
 }
 
-fn prune(root: &std::path::Path, max_bytes: u64) -> u64 {
+/// Hold `dir` as this process's work directory for as long as the file handed back is open: a
+/// second worker process on the same directory would prune files under the first one's
+/// requests, so it is refused at start.
+pub fn lock_work_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(".larder-worker.lock");
+    let file = std::fs::File::create(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::other(format!(
+            "another worker process uses {} (LARDER_WORK_DIR): give each its own",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// The cache's files (access time, size, path) and their total size.
+fn cached_files(root: &std::path::Path) -> (Vec<(i64, u64, std::path::PathBuf)>, u64) {
     let mut files = Vec::new();
     let mut total = 0u64;
     let mut dirs: Vec<std::path::PathBuf> = CACHED.iter().map(|d| root.join(d)).collect();
@@ -245,6 +266,11 @@ fn prune(root: &std::path::Path, max_bytes: u64) -> u64 {
             }
         }
     }
+    (files, total)
+}
+
+fn prune(root: &std::path::Path, max_bytes: u64) -> u64 {
+    let (mut files, total) = cached_files(root);
     if total <= max_bytes {
         return 0;
     }
@@ -338,7 +364,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn the_cache_loses_its_least_recently_used_files_only_while_no_request_holds_it() {
+    async fn the_cache_loses_its_least_recently_used_files_once_no_request_holds_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         let keys = ["deps/npm/old.tgz", "deps/npm/mid.tgz", "sources/new.tar.gz"];
@@ -359,13 +385,22 @@ mod tests {
             .unwrap();
         let cache = WorkCache::new(dir.path(), 2500);
 
+        let cache = std::sync::Arc::new(cache);
         let hold = cache.hold().await;
-        assert_eq!(cache.prune_when_idle().await, 0, "a request holds it");
+        let pruning = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.prune_when_over().await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            !pruning.is_finished(),
+            "it waits while a request holds the cache"
+        );
         assert!(keys.iter().all(|k| store.contains(k)));
         drop(hold);
 
         // 3000 bytes over a bound of 2500: down to 2000, the oldest first
-        assert_eq!(cache.prune_when_idle().await, 1000);
+        assert_eq!(pruning.await.unwrap(), 1000);
         assert!(!store.contains(keys[0]));
         assert!(store.contains(keys[1]) && store.contains(keys[2]));
         assert!(store.contains("download-leases/x"));

@@ -577,6 +577,23 @@ pub fn fetch_submodules(
     Ok(streamed)
 }
 
+/// Whether the policy lets the repository `url` be read: a cached copy (`key`) is only handed
+/// out while the policy would still fetch it, but offline (`LARDER_OFFLINE`) the store is where
+/// repositories come from, so its copy is enough. `what` names the repository in the failure.
+pub fn check_git_url(
+    store: &Store,
+    key: &str,
+    url: &str,
+    outbound: &Outbound,
+    what: &str,
+) -> Result<(), Failure> {
+    match outbound.policy().check_git_url(url) {
+        Ok(()) => Ok(()),
+        Err(crate::outbound::Refusal::Offline) if store.contains(key) => Ok(()),
+        Err(refusal) => Err(refusal.failure(&format!("{what} {url}"))),
+    }
+}
+
 /// Make sure the store holds the source archive; fetch it from the repository if not.
 /// Returns whether the network was used.
 pub fn ensure_source(
@@ -587,11 +604,7 @@ pub fn ensure_source(
     submodules: bool,
     outbound: &Outbound,
 ) -> Result<bool, Failure> {
-    // a cached copy is only handed out while the policy would still fetch it
-    outbound
-        .policy()
-        .check_git_url(url)
-        .map_err(|r| r.failure(&format!("the git repository {url}")))?;
+    check_git_url(store, key, url, outbound, "the git repository")?;
     if store.contains(key) {
         tracing::info!(key, "reusing the cached source archive");
         return Ok(false);

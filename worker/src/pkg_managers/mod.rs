@@ -282,14 +282,8 @@ impl PmContext<'_> {
             .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         for (i, g) in git.into_iter().enumerate() {
             let dir = checkouts.path().join(i.to_string());
-            let store_key = crate::git_deps::checkout(
-                self.store,
-                self.fetcher.outbound(),
-                &g.url,
-                &g.commit,
-                &dir,
-            )
-            .await?;
+            let store_key =
+                crate::git_deps::checkout(self.fetcher, &g.url, &g.commit, &dir).await?;
             out.git.insert(g, GitCheckout { dir, store_key });
             done += 1;
         }

@@ -93,6 +93,8 @@ impl PackageManager for Pip {
         let mut pages: BTreeMap<String, Vec<IndexFile>> = BTreeMap::new();
         let mut uncached: BTreeSet<String> = BTreeSet::new();
         let mut cached: BTreeMap<String, Vec<IndexFile>> = BTreeMap::new();
+        // pins found in the store: they stand, whatever the index says now
+        let mut pinned: BTreeSet<String> = BTreeSet::new();
         for req in &index_reqs {
             let Some((name, version)) = pin_of(req) else {
                 continue;
@@ -111,7 +113,8 @@ impl PackageManager for Pip {
                 .filter(|files| !files.is_empty());
             match hit {
                 Some(files) => {
-                    ctx.fetcher.share(key);
+                    ctx.fetcher.share(key.clone());
+                    pinned.insert(key);
                     cached.entry(name).or_default().extend(files)
                 }
                 None => {
@@ -150,6 +153,9 @@ impl PackageManager for Pip {
             .filter(|r| uncached.contains(&r.normalized))
             .filter_map(|r| {
                 let (name, version) = pin_of(r)?;
+                if pinned.contains(&pin_cache_key(&name, &version)) {
+                    return None;
+                }
                 let files = plan::files_of_pin(r, pages.get(&name)?);
                 (!files.is_empty()).then(|| {
                     (
@@ -196,9 +202,12 @@ impl PackageManager for Pip {
 
     fn layout(plan: PipPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
         for (key, bytes) in &plan.pin_cache {
-            ctx.store
-                .put_bytes(key, bytes)
-                .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+            // written once: another request's pin of the same version stands
+            if !ctx.store.contains(key) {
+                ctx.store
+                    .put_bytes(key, bytes)
+                    .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+            }
         }
         // every check has run: nothing else holds the map
         let metadata = std::mem::take(
