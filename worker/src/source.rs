@@ -774,4 +774,26 @@ mod tests {
             "https://x/y"
         );
     }
+
+    #[test]
+    fn offline_a_remote_repository_comes_from_the_store_or_fails_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let mut config = common::Config::from_env();
+        config.offline = true;
+        let outbound = Outbound::for_request(&config);
+        let url = "https://example.com/org/repo.git";
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let key = source_key(url, commit, false).unwrap();
+        let missing = ensure_source(&store, &key, url, commit, false, &outbound).unwrap_err();
+        assert!(missing.message.contains(url), "{}", missing.message);
+        assert!(
+            missing.message.contains("LARDER_OFFLINE"),
+            "{}",
+            missing.message
+        );
+        // imported: read from the store, never from the network
+        store.put_bytes(&key, b"an archive").unwrap();
+        assert!(!ensure_source(&store, &key, url, commit, false, &outbound).unwrap());
+    }
 }
