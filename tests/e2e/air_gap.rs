@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -608,15 +608,34 @@ async fn an_import_killed_at_twenty_points_converges_on_rerun_to_an_uninterrupte
     let mut partial = 0;
     let mut failures = Vec::new();
     for i in 0..20u32 {
-        // spread over the whole run (its start-up, database migration and the copy itself)
-        let at = took.mul_f64((i as f64 + rand::Rng::random::<f64>(&mut rng)) / 20.0);
+        // a quarter of the kills at a time over the whole run (its start-up and database
+        // migration included), the rest once a random number of objects is stored: on a
+        // loaded machine a time alone mostly lands before the copy or after it
+        let (at, delay, after_objects) = if i % 4 == 0 {
+            let delay = took.mul_f64((i as f64 + rand::Rng::random::<f64>(&mut rng)) / 20.0);
+            (format!("{delay:?}"), delay, None)
+        } else {
+            let k = rand::Rng::random_range(&mut rng, 1..objects);
+            (format!("{k} objects"), Duration::ZERO, Some(k))
+        };
         let b = Larder::new();
+        let started = Instant::now();
         let mut child = cli_command(&b, &["import", ex.dir.to_str().unwrap()], &[])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(at);
+        match after_objects {
+            None => std::thread::sleep(delay),
+            Some(k) => {
+                while store_tree_len(&b) < k
+                    && child.try_wait().unwrap().is_none()
+                    && started.elapsed() < Duration::from_secs(60)
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
         let _ = child.kill();
         let status = child.wait().unwrap();
         let interrupted = store_tree(&b);
@@ -657,9 +676,31 @@ async fn an_import_killed_at_twenty_points_converges_on_rerun_to_an_uninterrupte
     eprintln!("{partial} of 20 kills left a partial import");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(
-        partial >= 5,
+        partial >= 10,
         "only {partial} of 20 kills landed mid-import: the test does not exercise resumption"
     );
+}
+
+/// How many files `larder`'s store holds under `sources/` and `deps/` (a cheap walk).
+fn store_tree_len(larder: &Larder) -> usize {
+    let mut dirs = vec![
+        larder.data.path().join("sources"),
+        larder.data.path().join("deps"),
+    ];
+    let mut n = 0;
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(entry.path()),
+                Ok(t) if t.is_file() => n += 1,
+                _ => {}
+            }
+        }
+    }
+    n
 }
 
 /// Where the bytes of `key` sit in a volume (an offset from the volume's start).
