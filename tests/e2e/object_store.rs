@@ -716,7 +716,7 @@ async fn every_package_manager_completes_on_s3_and_both_apis_serve_its_bundle_an
 
     // a request's log, through either api
     let id = ids["npm"];
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let log = loop {
         let log = d.larder.text(&format!("/api/v1/requests/{id}/logs")).await;
         if log.contains("request complete") {

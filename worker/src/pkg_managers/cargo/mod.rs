@@ -77,17 +77,25 @@ impl PackageManager for Cargo {
 
         // config.json is only needed when something is missing from the store (on an object
         // store: from this worker's cache and from the objects)
-        let mut missing = Vec::new();
-        for key in plan::required_store_keys(&refs) {
-            if !ctx.fetcher.take_into_cache(&key).await? {
-                missing.push(key);
-            }
-        }
+        // where each came from is recorded too (for the SBOM); index lines and these are
+        // records every worker shares
+        let recorded: Vec<String> = refs
+            .iter()
+            .flat_map(|lock| lock.registry())
+            .map(|(p, _)| plan::download_url_store_key(&p.name, &p.version))
+            .collect();
+        let required: Vec<String> = plan::required_store_keys(&refs).collect();
+        let mut missing: Vec<String> = stream::iter(required.into_iter().chain(recorded))
+            .map(|key| async move {
+                let found = ctx.fetcher.take_into_cache(&key).await?;
+                Ok::<_, Failure>((!found && !key.ends_with(".download-url")).then_some(key))
+            })
+            .buffer_unordered(ctx.config.download_concurrency.max(1))
+            .try_filter_map(|missing| async move { Ok(missing) })
+            .try_collect()
+            .await?;
+        missing.sort();
         for (p, _) in refs.iter().flat_map(|lock| lock.registry()) {
-            // where each came from, for the SBOM; the index lines and these are kept records
-            // every worker shares
-            let recorded = plan::download_url_store_key(&p.name, &p.version);
-            ctx.fetcher.take_into_cache(&recorded).await?;
             ctx.fetcher
                 .share(plan::index_line_store_key(&p.name, &p.version));
         }
