@@ -181,24 +181,24 @@ fn merge_tree(src: &Path, dst: &Path) {
 }
 
 /// One project of every package manager on its fixture upstream (npm, yarn and pnpm share one
-/// registry, as they share one setting).
-struct Fixtures {
+/// registry, as they share one setting); the object-store tests use it too.
+pub(crate) struct Fixtures {
     _tmp: tempfile::TempDir,
-    npm: crate::support::projects::Npm,
-    yarn: crate::yarn::Fixture,
-    pnpm: crate::pnpm::Fixture,
-    pip: crate::support::projects::Pip,
-    gomod: crate::support::projects::Gomod,
-    cargo: crate::support::projects::Cargo,
-    gems: crate::support::projects::Gems,
-    registry: StaticServer,
-    app: GitRepo,
-    app_commit: String,
+    pub(crate) npm: crate::support::projects::Npm,
+    pub(crate) yarn: crate::yarn::Fixture,
+    pub(crate) pnpm: crate::pnpm::Fixture,
+    pub(crate) pip: crate::support::projects::Pip,
+    pub(crate) gomod: crate::support::projects::Gomod,
+    pub(crate) cargo: crate::support::projects::Cargo,
+    pub(crate) gems: crate::support::projects::Gems,
+    pub(crate) registry: StaticServer,
+    pub(crate) app: GitRepo,
+    pub(crate) app_commit: String,
     _lib: GitRepo,
 }
 
 impl Fixtures {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let t = tmp.path();
         let npm = crate::support::projects::npm(&t.join("npm"), 3).await;
@@ -236,7 +236,7 @@ impl Fixtures {
         }
     }
 
-    fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         [
             ("LARDER_NPM_REGISTRY", self.registry.url.clone()),
             ("LARDER_PYPI_INDEX", self.pip.index.clone()),
@@ -249,7 +249,7 @@ impl Fixtures {
         .collect()
     }
 
-    fn body(&self, pm: &str) -> Value {
+    pub(crate) fn body(&self, pm: &str) -> Value {
         match pm {
             "npm" => self.npm.project.body(),
             "yarn" => {

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const BUCKET: &str = "larder-e2e";
@@ -590,31 +590,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Copy the files below `src` into `dst`; a file already there must have the same bytes
-/// (the fixture builders are deterministic: one package, one tarball), but for the registry's
-/// metadata (`index.json`/`index.html`), which the later fixture's replaces.
-fn merge_tree(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let t = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            merge_tree(&e.path(), &t);
-            continue;
-        }
-        let bytes = std::fs::read(e.path()).unwrap();
-        let meta = e.file_name() == "index.json" || e.file_name() == "index.html";
-        if let (false, Ok(there)) = (meta, std::fs::read(&t)) {
-            assert!(
-                there == bytes,
-                "{} differs between two fixture registries",
-                t.display()
-            );
-        }
-        std::fs::write(&t, bytes).unwrap();
-    }
-}
-
 /// Every object below the prefix carries its sha256 as `sha256` metadata.
 fn every_object_carries_its_sha256(d: &S3Larder, keys: &[String]) {
     for key in keys {
@@ -636,63 +611,22 @@ async fn every_package_manager_completes_on_s3_and_both_apis_serve_its_bundle_an
     let Some(mut d) = S3Larder::new() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path();
-    let npm = crate::support::projects::npm(&t.join("npm"), 3).await;
-    let yarn = crate::yarn::fixture("").await;
-    let pnpm = crate::pnpm::fixture("", false, |s| s).await;
-    let pip = crate::support::projects::pip(&t.join("pip"), 2, false).await;
-    let gomod = crate::support::projects::gomod(&t.join("gomod"), 2).await;
-    let cargo = crate::support::projects::cargo(&t.join("cargo"), 2).await;
-    let gems = crate::support::projects::gems(&t.join("gems")).await;
-    // npm, yarn and pnpm share one registry setting: one upstream holding all three's packages
-    let registry = t.join("npm-registry");
-    merge_tree(&npm.project.upstream.root, &registry);
-    merge_tree(&yarn.tmp.path().join("upstream"), &registry);
-    merge_tree(&pnpm.tmp.path().join("upstream"), &registry);
-    let registry_server = StaticServer::start(&registry).await;
-    // git submodules
-    let lib = GitRepo::new(t.join("lib"));
-    lib.write("lib.txt", "library v1");
-    lib.commit("lib");
-    let app = GitRepo::new(t.join("app"));
-    app.write("main.txt", "main");
-    app.add_submodule(&lib, "vendor/lib");
-    let app_commit = app.commit("with submodule");
-
-    for (k, v) in [
-        ("LARDER_NPM_REGISTRY", registry_server.url.clone()),
-        ("LARDER_PYPI_INDEX", pip.index.clone()),
-        ("LARDER_GOPROXY", gomod.project.upstream.url.clone()),
-        ("LARDER_CRATES_INDEX", cargo.index.clone()),
-        ("LARDER_RUBYGEMS_URL", gems.server.url.clone()),
-    ] {
-        d.larder.env.insert(k.into(), v);
-    }
+    let fx = crate::air_gap::Fixtures::new().await;
+    d.larder.env.extend(fx.env());
     d.start().await;
-
-    let bodies: Vec<(&str, Value)> = vec![
-        ("npm", npm.project.body()),
-        (
-            "yarn",
-            json!({"repo": yarn.repo.url(), "ref": yarn.commit, "pkg_managers": ["yarn"]}),
-        ),
-        (
-            "pnpm",
-            json!({"repo": pnpm.repo.url(), "ref": pnpm.commit, "pkg_managers": ["pnpm"]}),
-        ),
-        ("pip", pip.project.body()),
-        ("gomod", gomod.project.body()),
-        ("cargo", cargo.project.body()),
-        (
-            "rubygems",
-            json!({"repo": gems.repo.url(), "ref": gems.commit, "pkg_managers": ["rubygems"]}),
-        ),
-        (
-            "git-submodule",
-            json!({"repo": app.url(), "ref": app_commit, "pkg_managers": ["git-submodule"]}),
-        ),
-    ];
+    let bodies: Vec<(&str, Value)> = [
+        "npm",
+        "yarn",
+        "pnpm",
+        "pip",
+        "gomod",
+        "cargo",
+        "rubygems",
+        "git-submodule",
+    ]
+    .into_iter()
+    .map(|pm| (pm, fx.body(pm)))
+    .collect();
     // every package manager of the registry is here
     let catalogue: Vec<String> = worker::pkg_managers::REGISTRY
         .iter()
@@ -739,7 +673,7 @@ async fn every_package_manager_completes_on_s3_and_both_apis_serve_its_bundle_an
 
     // what each bundle holds
     let npm_bundle = untar(&bundles["npm"]);
-    let pkg = &npm.tree[0].pkg;
+    let pkg = &fx.npm.tree[0].pkg;
     assert_eq!(
         npm_bundle
             .get(&format!("deps/npm/{}", pkg.tarball_path()))
@@ -797,7 +731,7 @@ async fn every_package_manager_completes_on_s3_and_both_apis_serve_its_bundle_an
         d.repo_file_through_both(
             ids[pm],
             "npm/a/-/a-1.0.0.tgz",
-            &read(registry.join("a/-/a-1.0.0.tgz")),
+            &read(fx.registry.root.join("a/-/a-1.0.0.tgz")),
         )
         .await;
     }
@@ -805,7 +739,7 @@ async fn every_package_manager_completes_on_s3_and_both_apis_serve_its_bundle_an
         ids["gomod"],
         "gomod/example.com/m0/@v/v1.0.0.zip",
         &read(
-            gomod
+            fx.gomod
                 .project
                 .upstream
                 .root
@@ -813,7 +747,7 @@ async fn every_package_manager_completes_on_s3_and_both_apis_serve_its_bundle_an
         ),
     )
     .await;
-    let krate = &cargo.built[0];
+    let krate = &fx.cargo.built[0];
     d.repo_file_through_both(
         ids["cargo"],
         &format!(
@@ -823,10 +757,14 @@ async fn every_package_manager_completes_on_s3_and_both_apis_serve_its_bundle_an
         &krate.bytes,
     )
     .await;
-    d.repo_file_through_both(ids["rubygems"], "rubygems/gems/rack-1.0.0.gem", &gems.gem)
-        .await;
+    d.repo_file_through_both(
+        ids["rubygems"],
+        "rubygems/gems/rack-1.0.0.gem",
+        &fx.gems.gem,
+    )
+    .await;
     // pip: the first file its simple page links to
-    let dist = &pip.files[0];
+    let dist = &fx.pip.files[0];
     let token = d.token(ids["pip"]).await;
     let page_url = format!(
         "{}/repos/{}/t/{token}/pip/simple/{}/",
