@@ -82,6 +82,66 @@ pub async fn release(pool: &DbPool, store: &SharedStore, id: i64) -> ApiResult<(
     }
 }
 
+/// Remove the blobs of the object store that no request that is not stale names and that were
+/// stored more than `grace` ago: a request that failed after its worker put its bundle leaves
+/// one, and so does a release whose delete failed. Each goes under its lock, as a release's
+/// does; a completion naming it later finds it gone and the worker puts it again. How many
+/// went.
+pub async fn remove_unnamed(
+    pool: &DbPool,
+    tier: &ObjectTier,
+    grace: chrono::Duration,
+) -> ApiResult<usize> {
+    use futures_util::TryStreamExt;
+    let listed: Vec<_> = tier
+        .list("bundles/sha256")
+        .try_collect()
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot list the bundles: {e}")))?;
+    let before = chrono::Utc::now() - grace;
+    let mut conn = pool.get().await?;
+    let mut removed = 0;
+    for object in listed.into_iter().filter(|o| o.modified < before) {
+        let Some(sha256_hex) = object
+            .key
+            .strip_prefix("bundles/sha256/")
+            .and_then(|name| name.strip_suffix(".tar.gz"))
+            .filter(|hex| is_sha256_hex(hex))
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let gone = conn
+            .transaction::<_, ApiError, _>(async |conn| {
+                lock_blob(conn, &sha256_hex).await?;
+                if users(conn, &sha256_hex).await? > 0 {
+                    return Ok(false);
+                }
+                tier.delete(&object.key).await.map_err(|e| {
+                    ApiError::internal(format!("cannot remove {}: {e}", object.key))
+                })?;
+                Ok(true)
+            })
+            .await?;
+        if gone {
+            tracing::info!(key = %object.key, "removed a bundle no request names");
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// How many requests that are not stale name the blob.
+async fn users(conn: &mut diesel_async::AsyncPgConnection, sha256_hex: &str) -> ApiResult<i64> {
+    Ok(diesel::sql_query(
+        "SELECT count(*) AS n FROM requests WHERE bundle_sha256 = $1 AND state <> 'stale'",
+    )
+    .bind::<Text, _>(sha256_hex)
+    .get_result::<Count>(conn)
+    .await?
+    .n)
+}
+
 async fn release_blob(conn: &mut DbConn, tier: &ObjectTier, id: i64) -> ApiResult<()> {
     let named: Option<String> = requests::table
         .find(id)
@@ -93,13 +153,7 @@ async fn release_blob(conn: &mut DbConn, tier: &ObjectTier, id: i64) -> ApiResul
     };
     conn.transaction::<_, ApiError, _>(async |conn| {
         lock_blob(conn, &sha256_hex).await?;
-        let users = diesel::sql_query(
-            "SELECT count(*) AS n FROM requests WHERE bundle_sha256 = $1 AND state <> 'stale'",
-        )
-        .bind::<Text, _>(&sha256_hex)
-        .get_result::<Count>(conn)
-        .await?;
-        if users.n == 0 {
+        if users(conn, &sha256_hex).await? == 0 {
             let key = bundle_blob_key(&sha256_hex);
             tier.delete(&key)
                 .await
@@ -201,5 +255,37 @@ mod tests {
         let c = db.finished_request(chrono::Duration::days(1)).await;
         let refused = name_in_transaction(&db, &tier, c, &hex).await.unwrap_err();
         assert_eq!(refused.status.as_u16(), 409);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_blob_no_request_names_goes_once_it_is_older_than_the_grace() {
+        let Some(moto) = s3::MotoServer::start("unnamed") else {
+            return;
+        };
+        let tier = tier(&moto);
+        let db = TestDb::new().await;
+        let named = put_blob(&tier, b"a request's bundle").await;
+        let orphan = put_blob(&tier, b"a failed request's bundle").await;
+        let a = db.finished_request(chrono::Duration::days(1)).await;
+        name_in_transaction(&db, &tier, a, &named).await.unwrap();
+
+        let young = remove_unnamed(&db.pool, &tier, chrono::Duration::hours(1)).await;
+        assert_eq!(
+            young.unwrap(),
+            0,
+            "within the grace: it may be a running request's"
+        );
+        assert_eq!(
+            remove_unnamed(&db.pool, &tier, chrono::Duration::zero())
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(tier
+            .head(&bundle_blob_key(&orphan))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(tier.head(&bundle_blob_key(&named)).await.unwrap().is_some());
     }
 }

@@ -10,11 +10,14 @@ use diesel_async::RunQueryDsl;
 const FAILED_LIFETIME_DAYS: i64 = 7;
 
 /// Mark expired requests stale; returns the ids of those this run made stale.
+/// On an object store, also the bundles no request names (`crate::bundles::remove_unnamed`)
+/// stored more than `grace` ago (longer than a request may run).
 pub async fn run(
     pool: &DbPool,
     shared: &common::store::SharedStore,
     directory: &common::Store,
     lifetime_days: u32,
+    grace: chrono::Duration,
 ) -> Result<Vec<i64>, crate::error::ApiError> {
     let mut conn = pool.get().await?;
     let now = chrono::Utc::now().naive_utc();
@@ -39,6 +42,15 @@ pub async fn run(
         if crate::v1::requests::expire(pool, shared, directory, id).await? {
             tracing::info!(request_id = id, "request is now stale");
             expired.push(id);
+        }
+    }
+    if let common::store::SharedStore::Objects(tier) = shared {
+        let removed = crate::bundles::remove_unnamed(pool, tier, grace).await?;
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "bundles no request names removed from the object store"
+            );
         }
     }
     if let (false, common::store::SharedStore::Directory(store)) = (expired.is_empty(), shared) {
@@ -67,8 +79,8 @@ mod tests {
             ids.push(db.finished_request(chrono::Duration::days(3)).await);
         }
         let (a, b) = tokio::join!(
-            run(&db.pool, &shared, &store, 1),
-            run(&db.pool, &shared, &store, 1)
+            run(&db.pool, &shared, &store, 1, chrono::Duration::hours(2)),
+            run(&db.pool, &shared, &store, 1, chrono::Duration::hours(2))
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         let mut expired: Vec<i64> = a.iter().chain(&b).copied().collect();

@@ -253,9 +253,18 @@ async fn main() -> Result<()> {
             init_tracing(false);
             let pool = api::db::setup(&config.database_url, config.db_pool_size.into()).await?;
             let directory = shared.directory(&config);
-            let ids = api::cleanup::run(&pool, &shared, &directory, config.request_lifetime_days)
-                .await
-                .map_err(|e| anyhow::anyhow!(e.message))?;
+            // a blob younger than a request may run can be a running request's, not yet named
+            let grace = chrono::Duration::from_std(config.request_timeout * 2)
+                .unwrap_or(chrono::Duration::days(1));
+            let ids = api::cleanup::run(
+                &pool,
+                &shared,
+                &directory,
+                config.request_lifetime_days,
+                grace,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
             println!("{} request(s) marked stale", ids.len());
         }
         Command::Export(args) => {
