@@ -538,11 +538,11 @@ pub async fn import(
     std::fs::create_dir_all(staging).map_err(io_at(staging))?;
     let mut imported = Imported::default();
     for (index, volume) in manifest.volumes.iter().enumerate() {
-        let expected: HashMap<&str, &ManifestObject> = manifest
+        let expected: HashMap<String, ManifestObject> = manifest
             .objects
             .iter()
             .filter(|o| o.volume == index)
-            .map(|o| (o.key.as_str(), o))
+            .map(|o| (o.key.clone(), o.clone()))
             .collect();
         let path = dir.join(&volume.name);
         let (store, staging, handle) = (
@@ -550,13 +550,9 @@ pub async fn import(
             staging.to_path_buf(),
             tokio::runtime::Handle::current(),
         );
-        let expected_owned: HashMap<String, ManifestObject> = expected
-            .iter()
-            .map(|(k, o)| (k.to_string(), (*o).clone()))
-            .collect();
         let progress = progress.clone();
-        let (from_volume, seen) = tokio::task::spawn_blocking(move || {
-            import_volume(&store, &path, &expected_owned, &staging, &handle, &progress)
+        let from_volume = tokio::task::spawn_blocking(move || {
+            import_volume(&store, &path, expected, &staging, &handle, &progress)
         })
         .await
         .map_err(|e| io_at(dir)(io::Error::other(e)))??;
@@ -564,28 +560,24 @@ pub async fn import(
         imported.written_bytes += from_volume.written_bytes;
         imported.present += from_volume.present;
         imported.refused.extend(from_volume.refused);
-        for key in expected.keys().filter(|k| !seen.contains(**k)) {
-            imported
-                .refused
-                .push((key.to_string(), format!("not in {}", volume.name)));
-        }
     }
     progress.finish();
     Ok((manifest, imported))
 }
 
+/// Import the objects of one volume; `expected` is what the manifest says it holds (an object
+/// it does not hold is refused as missing).
 fn import_volume(
     store: &SharedStore,
     path: &Path,
-    expected: &HashMap<String, ManifestObject>,
+    mut expected: HashMap<String, ManifestObject>,
     staging: &Path,
     handle: &tokio::runtime::Handle,
     progress: &Progress,
-) -> Result<(Imported, std::collections::HashSet<String>)> {
+) -> Result<Imported> {
     let file = File::open(path).map_err(io_at(path))?;
     let mut archive = tar::Archive::new(BufReader::new(file));
     let mut imported = Imported::default();
-    let mut seen = std::collections::HashSet::new();
     let volume = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -604,14 +596,13 @@ fn import_volume(
             Ok(p) => p.to_string_lossy().into_owned(),
             Err(_) => continue,
         };
-        let Some(object) = expected.get(&key) else {
+        let Some(object) = expected.remove(&key) else {
             imported.refused.push((
                 key,
                 format!("{volume} holds it but the manifest does not name it"),
             ));
             continue;
         };
-        seen.insert(key.clone());
         // never more read than the manifest names: a huge entry is refused unread
         let declared = entry.header().size().unwrap_or(u64::MAX);
         let outcome = if declared != object.size {
@@ -620,7 +611,7 @@ fn import_volume(
                 object.size
             )))
         } else {
-            import_object(store, &mut entry, object, staging, handle)
+            import_object(store, &mut entry, &object, staging, handle)
         };
         progress.advance(object.size);
         match outcome {
@@ -636,7 +627,12 @@ fn import_volume(
             Err(e) => return Err(e),
         }
     }
-    Ok((imported, seen))
+    imported.refused.extend(
+        expected
+            .into_keys()
+            .map(|key| (key, format!("not in {volume}"))),
+    );
+    Ok(imported)
 }
 
 enum Placed {
