@@ -56,9 +56,17 @@ async fn run() {
         until: chrono::Utc::now(),
         ..transfer::ExportRange::default()
     };
-    let exported = transfer::export(&from, &out, "bench", &range, 1 << 30, &Progress::hidden())
-        .await
-        .unwrap();
+    let exported = transfer::export(
+        &from,
+        &out,
+        "bench",
+        &range,
+        1 << 30,
+        None,
+        &Progress::hidden(),
+    )
+    .await
+    .unwrap();
     let export_took = t.elapsed();
     assert_eq!(exported.manifest.objects.len() as u64, files);
 

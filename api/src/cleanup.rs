@@ -25,6 +25,8 @@ pub async fn run(
     let failed_cutoff = now - chrono::Duration::days(FAILED_LIFETIME_DAYS);
     let ids: Vec<i64> = requests::table
         .select(requests::id)
+        // an imported request is a record with nothing here to release: it stays as it came
+        .filter(requests::imported_instance.is_null())
         .filter(
             requests::state
                 .eq_any(["complete", "in_progress"])

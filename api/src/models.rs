@@ -37,6 +37,9 @@ pub struct RequestRow {
     pub worker: Option<String>,
     /// The sha256 (hex) of the request's bundle, named when it completed.
     pub bundle_sha256: Option<String>,
+    /// The instance this request was imported from (`larder import`), and its id there.
+    pub imported_instance: Option<String>,
+    pub imported_id: Option<i64>,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -266,6 +269,12 @@ pub fn render_request(
     obj.insert("state".into(), json!(row.state));
     obj.insert("state_reason".into(), json!(row.state_reason));
     obj.insert("updated".into(), json!(format_time(&row.updated)));
+    if let (Some(instance), Some(id)) = (&row.imported_instance, row.imported_id) {
+        obj.insert(
+            "imported_from".into(),
+            json!({"instance": instance, "id": id}),
+        );
+    }
     if let (Some(origin), Some(kind)) = (&row.error_origin, &row.error_type) {
         obj.insert("error_origin".into(), json!(origin));
         obj.insert("error_type".into(), json!(kind));

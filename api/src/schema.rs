@@ -30,6 +30,8 @@ diesel::table! {
         worker -> Nullable<Text>,
         dispatch_lease_until -> Nullable<Timestamp>,
         bundle_sha256 -> Nullable<Text>,
+        imported_instance -> Nullable<Text>,
+        imported_id -> Nullable<Int8>,
     }
 }
 
@@ -105,6 +107,7 @@ diesel::table! {
         bytes -> Int8,
         present -> Int8,
         refused -> Int8,
+        requests -> Int8,
     }
 }
 

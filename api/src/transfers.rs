@@ -8,9 +8,15 @@ use diesel_async::RunQueryDsl;
 use sha2::{Digest as _, Sha256};
 
 use crate::db::DbPool;
-use crate::error::ApiResult;
-use crate::schema::{exported_objects, transfers};
-use std::collections::HashSet;
+use crate::error::{ApiError, ApiResult};
+use crate::models::RequestRow;
+use crate::schema::{exported_objects, request_states, requests, transfers};
+use common::transfer::RequestRecords;
+use common::{ErrorOrigin, RequestState};
+use diesel_async::AsyncConnection;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::{HashMap, HashSet};
 
 /// An export `--since-last` starts this long before the previous one's `until`: an upload
 /// that began before it (S3 stamps an object with its start) and finished after it was listed
@@ -48,6 +54,8 @@ pub struct Counts {
     pub bytes: i64,
     pub present: i64,
     pub refused: i64,
+    /// Requests' records exported, or imported.
+    pub requests: i64,
 }
 
 /// Where an export `--since-last` of `instance` starts: its last complete export's `until`,
@@ -147,8 +155,308 @@ pub async fn end(pool: &DbPool, id: i64, outcome: Result<Counts, String>) -> Api
             transfers::bytes.eq(counts.bytes),
             transfers::present.eq(counts.present),
             transfers::refused.eq(counts.refused),
+            transfers::requests.eq(counts.requests),
         ))
         .execute(&mut conn)
         .await?;
     Ok(())
+}
+
+/// A request as `larder export --with-requests` carries it: what was asked, how it ended, its
+/// history and its packages data. Not its environment, configuration files or repositories:
+/// those name the exporting instance and its tokens.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExportedRequest {
+    pub id: i64,
+    pub repo: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub pkg_managers: Vec<String>,
+    pub packages: serde_json::Value,
+    pub flags: Vec<String>,
+    pub dependency_replacements: serde_json::Value,
+    pub user: Option<String>,
+    pub submitted_by: Option<String>,
+    pub created: NaiveDateTime,
+    pub state: RequestState,
+    pub state_reason: String,
+    pub updated: NaiveDateTime,
+    pub error_origin: Option<String>,
+    pub error_type: Option<String>,
+    pub packages_count: Option<i32>,
+    pub dependencies_count: Option<i32>,
+    pub packages_data: Option<Box<RawValue>>,
+    pub state_history: Vec<ExportedState>,
+}
+
+#[derive(Debug, Serialize, Deserialize, Queryable)]
+pub struct ExportedState {
+    pub state: String,
+    pub state_reason: String,
+    pub updated: NaiveDateTime,
+}
+
+/// Requests read from the database a page at a time.
+const REQUESTS_PAGE: i64 = 200;
+
+/// Add this instance's own finished requests updated after `since` (all when `None`) and by
+/// `until` to `records`; how many.
+pub async fn export_requests(
+    pool: &DbPool,
+    since: Option<NaiveDateTime>,
+    until: NaiveDateTime,
+    records: &mut RequestRecords,
+) -> Result<u64, TransferRecordError> {
+    let mut conn = pool.get().await.map_err(ApiError::from)?;
+    let mut after = 0i64;
+    let start = records.count();
+    loop {
+        let mut query = requests::table
+            .filter(requests::id.gt(after))
+            .filter(requests::state.ne(RequestState::InProgress.as_str()))
+            .filter(requests::imported_instance.is_null())
+            .filter(requests::updated.le(until))
+            .into_boxed();
+        if let Some(since) = since {
+            query = query.filter(requests::updated.gt(since));
+        }
+        let page: Vec<(RequestRow, Option<String>)> = query
+            .order(requests::id)
+            .limit(REQUESTS_PAGE)
+            .select((
+                RequestRow::as_select(),
+                diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
+                    "packages_data::text",
+                ),
+            ))
+            .load(&mut conn)
+            .await
+            .map_err(ApiError::from)?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = last.id;
+        let ids: Vec<i64> = page.iter().map(|(row, _)| row.id).collect();
+        let mut histories: HashMap<i64, Vec<ExportedState>> = HashMap::new();
+        let states: Vec<(i64, ExportedState)> = request_states::table
+            .filter(request_states::request_id.eq_any(&ids))
+            .order((request_states::request_id, request_states::id))
+            .select((
+                request_states::request_id,
+                (
+                    request_states::state,
+                    request_states::state_reason,
+                    request_states::updated,
+                ),
+            ))
+            .load(&mut conn)
+            .await
+            .map_err(ApiError::from)?;
+        for (id, state) in states {
+            histories.entry(id).or_default().push(state);
+        }
+        for (row, data) in page {
+            let state = row.state.parse().map_err(|()| {
+                TransferRecordError::Unreadable(format!(
+                    "request {} is in an unknown state {:?}",
+                    row.id, row.state
+                ))
+            })?;
+            let packages_data = data.map(RawValue::from_string).transpose().map_err(|e| {
+                TransferRecordError::Unreadable(format!(
+                    "the packages data of request {}: {e}",
+                    row.id
+                ))
+            })?;
+            records.push(&ExportedRequest {
+                state_history: histories.remove(&row.id).unwrap_or_default(),
+                id: row.id,
+                repo: row.repo,
+                git_ref: row.git_ref,
+                pkg_managers: row.pkg_managers,
+                packages: row.packages,
+                flags: row.flags,
+                dependency_replacements: row.dependency_replacements,
+                user: row.user_name,
+                submitted_by: row.submitted_by,
+                created: row.created,
+                state,
+                state_reason: row.state_reason,
+                updated: row.updated,
+                error_origin: row.error_origin,
+                error_type: row.error_type,
+                packages_count: row.packages_count,
+                dependencies_count: row.dependencies_count,
+                packages_data,
+            })?;
+        }
+    }
+    Ok(records.count() - start)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferRecordError {
+    #[error("the database: {}", .0.message)]
+    Database(#[from] ApiError),
+    #[error(transparent)]
+    Transfer(#[from] common::transfer::TransferError),
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+/// What an import of requests' records did.
+#[derive(Debug, Default)]
+pub struct ImportedRequests {
+    pub imported: u64,
+    /// Imported by an earlier run.
+    pub present: u64,
+    /// (which record, why): left out.
+    pub refused: Vec<(String, String)>,
+}
+
+/// Record each of `records` (exported by `instance`) as a request of this instance, under a
+/// new id, with its history and its dependencies in the search, each in one transaction, once:
+/// a record imported before is left as it is.
+pub async fn import_requests(
+    pool: &DbPool,
+    instance: &str,
+    records: impl Iterator<Item = Result<ExportedRequest, serde_json::Error>>,
+) -> Result<ImportedRequests, ApiError> {
+    let mut done = ImportedRequests::default();
+    for (line, record) in records.enumerate() {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                // the file matched the manifest: a record that does not read is the exporter's
+                // and so is every one after it
+                done.refused
+                    .push((format!("record {}", line + 1), e.to_string()));
+                break;
+            }
+        };
+        let which = format!("request {} of {instance}", record.id);
+        match import_one(pool, instance, record).await {
+            Ok(true) => done.imported += 1,
+            Ok(false) => done.present += 1,
+            Err(Refused::Record(why)) => done.refused.push((which, why)),
+            Err(Refused::Database(e)) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+enum Refused {
+    Record(String),
+    Database(ApiError),
+}
+
+impl From<diesel::result::Error> for Refused {
+    fn from(e: diesel::result::Error) -> Self {
+        Refused::Database(e.into())
+    }
+}
+
+async fn import_one(
+    pool: &DbPool,
+    instance: &str,
+    record: ExportedRequest,
+) -> Result<bool, Refused> {
+    if !record.state.is_final() {
+        return Err(Refused::Record(format!(
+            "it is {}: only finished requests are carried",
+            record.state
+        )));
+    }
+    if let Some(s) = record
+        .state_history
+        .iter()
+        .find(|s| s.state.parse::<RequestState>().is_err())
+    {
+        return Err(Refused::Record(format!(
+            "its history holds an unknown state {:?}",
+            s.state
+        )));
+    }
+    if let Some(origin) = record
+        .error_origin
+        .as_deref()
+        .filter(|o| serde_json::from_value::<ErrorOrigin>(serde_json::json!(o)).is_err())
+    {
+        return Err(Refused::Record(format!(
+            "its error origin {origin:?} is neither client nor server"
+        )));
+    }
+    let checked = match record.packages_data {
+        Some(data) => {
+            let body = data.get().as_bytes().to_vec();
+            let checked =
+                tokio::task::spawn_blocking(move || crate::v1::files::checked_packages_data(body))
+                    .await
+                    .map_err(|e| Refused::Database(ApiError::internal(e.to_string())))?;
+            Some(checked.map_err(|e| Refused::Record(e.message))?)
+        }
+        None => None,
+    };
+    let clean = |text: &str| common::text::clean(text, common::text::MAX_REASON_BYTES);
+    let mut conn = pool.get().await.map_err(|e| Refused::Database(e.into()))?;
+    conn.transaction::<_, Refused, _>(async |conn| {
+        let id: Option<i64> = diesel::insert_into(requests::table)
+            .values((
+                requests::repo.eq(&record.repo),
+                requests::git_ref.eq(&record.git_ref),
+                requests::pkg_managers.eq(&record.pkg_managers),
+                requests::packages.eq(&record.packages),
+                requests::flags.eq(&record.flags),
+                requests::dependency_replacements.eq(&record.dependency_replacements),
+                requests::user_name.eq(&record.user),
+                requests::submitted_by.eq(&record.submitted_by),
+                requests::created.eq(record.created),
+                requests::state.eq(record.state.as_str()),
+                requests::state_reason.eq(clean(&record.state_reason)),
+                requests::updated.eq(record.updated),
+                requests::error_origin.eq(&record.error_origin),
+                requests::error_type.eq(&record.error_type),
+                requests::packages_count.eq(record.packages_count),
+                requests::dependencies_count.eq(record.dependencies_count),
+                requests::token_salt.eq(common::token::new_salt()),
+                // never sent to a worker: it is finished
+                requests::dispatched_at.eq(record.created),
+                requests::imported_instance.eq(instance),
+                requests::imported_id.eq(record.id),
+            ))
+            .on_conflict_do_nothing()
+            .returning(requests::id)
+            .get_result(conn)
+            .await
+            .optional()?;
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        let states: Vec<_> = record
+            .state_history
+            .iter()
+            .map(|s| {
+                (
+                    request_states::request_id.eq(id),
+                    request_states::state.eq(&s.state),
+                    request_states::state_reason.eq(clean(&s.state_reason)),
+                    request_states::updated.eq(s.updated),
+                )
+            })
+            .collect();
+        diesel::insert_into(request_states::table)
+            .values(states)
+            .execute(conn)
+            .await?;
+        if let Some((json, index)) = checked {
+            diesel::sql_query("UPDATE requests SET packages_data = $1::jsonb WHERE id = $2")
+                .bind::<diesel::sql_types::Text, _>(json)
+                .bind::<diesel::sql_types::BigInt, _>(id)
+                .execute(conn)
+                .await?;
+            index.write(conn, id).await.map_err(Refused::Database)?;
+        }
+        Ok(true)
+    })
+    .await
 }

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use api::transfers::{self, Counts, Kind};
+use api::transfers::{self, Counts, ExportedRequest, ImportedRequests, Kind, TransferRecordError};
 use chrono::{DateTime, Utc};
 use common::store::SharedStore;
-use common::transfer::{self, Manifest, Progress};
+use common::transfer::{self, Manifest, Progress, RequestRecords};
 use common::Config;
 
 #[derive(Debug, clap::Args)]
@@ -24,6 +24,10 @@ pub struct ExportArgs {
     /// The largest volume (`4G`, `700M`, bytes); an object larger than that goes alone in one.
     #[arg(long, default_value = "4G", value_parser = transfer::parse_size)]
     pub max_volume_size: u64,
+    /// Also the records of this instance's finished requests updated in the same range (what
+    /// was asked, how it ended, its history, packages and dependencies; not bundles).
+    #[arg(long)]
+    pub with_requests: bool,
     #[command(flatten)]
     pub config: Config,
 }
@@ -78,6 +82,25 @@ pub async fn export(args: ExportArgs) -> Result<i32> {
     )
     .await
     .map_err(|e| anyhow::anyhow!(e.message))?;
+    let requests = if args.with_requests {
+        let mut records = RequestRecords::new()?;
+        let written = transfers::export_requests(
+            &pool,
+            since.map(|t| t.naive_utc()),
+            until.naive_utc(),
+            &mut records,
+        )
+        .await;
+        if let Err(e) = written {
+            transfers::end(&pool, id, Err(e.to_string()))
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            return Err(e).context("the requests' records");
+        }
+        Some(records)
+    } else {
+        None
+    };
     let progress = Progress::on_terminal("export");
     let exported = transfer::export(
         &shared,
@@ -85,6 +108,7 @@ pub async fn export(args: ExportArgs) -> Result<i32> {
         &instance,
         &range,
         args.max_volume_size,
+        requests,
         &progress,
     )
     .await;
@@ -105,6 +129,11 @@ pub async fn export(args: ExportArgs) -> Result<i32> {
             bytes: done.manifest.bytes() as i64,
             present: 0,
             refused: done.damaged.len() as i64,
+            requests: done
+                .manifest
+                .requests
+                .as_ref()
+                .map_or(0, |r| r.count as i64),
         }),
         Err(e) => Err(e.to_string()),
     };
@@ -115,8 +144,12 @@ pub async fn export(args: ExportArgs) -> Result<i32> {
     for (key, why) in &done.damaged {
         eprintln!("WARNING: damaged in this store, the far side will not take it: {key}: {why}");
     }
+    let requests = match &done.manifest.requests {
+        Some(r) => format!(" and {} request(s)", r.count),
+        None => String::new(),
+    };
     println!(
-        "exported {} object(s), {:.1} MB, in {} volume(s) to {directory} (instance {instance}, stored {} until {})",
+        "exported {} object(s){requests}, {:.1} MB, in {} volume(s) to {directory} (instance {instance}, stored {} until {})",
         done.manifest.objects.len(),
         done.manifest.bytes() as f64 / 1e6,
         done.manifest.volumes.len(),
@@ -147,21 +180,37 @@ pub async fn import(args: ImportArgs) -> Result<i32> {
     };
     let progress = Progress::on_terminal("import");
     let imported = transfer::import(&shared, &args.dir, &staging, &progress).await;
-    let outcome = match &imported {
-        Ok((_, done)) => Ok(Counts {
+    // requests after the objects: a record never names a dependency the store lacks
+    let requests = match &imported {
+        Ok((manifest, _)) => import_requests(&pool, &args.dir, manifest).await,
+        Err(_) => Ok(ImportedRequests::default()),
+    };
+    let outcome = match (&imported, &requests) {
+        (Ok((_, done)), Ok(requests)) => Ok(Counts {
             objects: done.written as i64,
             bytes: done.written_bytes as i64,
-            present: done.present as i64,
-            refused: done.refused.len() as i64,
+            present: (done.present + requests.present) as i64,
+            refused: (done.refused.len() + requests.refused.len()) as i64,
+            requests: requests.imported as i64,
         }),
-        Err(e) => Err(e.to_string()),
+        (Err(e), _) => Err(e.to_string()),
+        (_, Err(e)) => Err(format!("the requests' records: {e}")),
     };
     transfers::end(&pool, id, outcome)
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
     let (manifest, done) = imported.with_context(|| format!("import of {directory}"))?;
-    for (key, why) in &done.refused {
+    let requests = requests.with_context(|| format!("import of {directory}"))?;
+    for (key, why) in done.refused.iter().chain(&requests.refused) {
         eprintln!("REFUSED: {key}: {why}");
+    }
+    if manifest.requests.is_some() {
+        println!(
+            "imported {} request(s), {} already present, {} refused",
+            requests.imported,
+            requests.present,
+            requests.refused.len()
+        );
     }
     println!(
         "imported {} object(s) ({:.1} MB), {} already present, {} refused, from {directory} (instance {})",
@@ -171,5 +220,30 @@ pub async fn import(args: ImportArgs) -> Result<i32> {
         done.refused.len(),
         manifest.instance,
     );
-    Ok(if done.refused.is_empty() { 0 } else { 2 })
+    Ok(if done.refused.is_empty() && requests.refused.is_empty() {
+        0
+    } else {
+        2
+    })
+}
+
+/// The transfer's requests' records into the database; a requests file that does not match
+/// the manifest is refused whole (the objects stay imported).
+async fn import_requests(
+    pool: &api::db::DbPool,
+    dir: &std::path::Path,
+    manifest: &Manifest,
+) -> Result<ImportedRequests, TransferRecordError> {
+    let records = match transfer::request_records::<ExportedRequest>(dir, manifest) {
+        Ok(Some(records)) => records,
+        Ok(None) => return Ok(ImportedRequests::default()),
+        Err(e @ transfer::TransferError::DamagedRequests(_)) => {
+            return Ok(ImportedRequests {
+                refused: vec![(transfer::REQUESTS.to_string(), e.to_string())],
+                ..Default::default()
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(transfers::import_requests(pool, &manifest.instance, records).await?)
 }

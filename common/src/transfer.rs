@@ -22,6 +22,8 @@ use crate::store::{file_record, SharedStore, Store};
 /// The manifest's file name in a transfer directory; written last, so a directory without it
 /// is an export that did not finish.
 pub const MANIFEST: &str = "manifest.json";
+/// The exported requests' records (`larder export --with-requests`), one JSON object a line.
+pub const REQUESTS: &str = "requests.jsonl";
 const FORMAT: &str = "larder-transfer/1";
 /// What is exported: the permanent part of a store (bundles, recipes, leases and work files
 /// are each instance's own).
@@ -48,6 +50,8 @@ pub enum TransferError {
     MissingVolume(String),
     #[error("{0} already holds a transfer; export into an empty directory")]
     NotEmpty(PathBuf),
+    #[error("{REQUESTS} does not hold the requests the manifest says: {0}")]
+    DamagedRequests(String),
 }
 
 type Result<T, E = TransferError> = std::result::Result<T, E>;
@@ -71,6 +75,108 @@ pub struct Manifest {
     pub until: DateTime<Utc>,
     pub volumes: Vec<Volume>,
     pub objects: Vec<ManifestObject>,
+    /// The requests' records in [`REQUESTS`], when the export has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<RequestsFile>,
+}
+
+/// What [`REQUESTS`] holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestsFile {
+    pub count: u64,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Requests' records being written for an export, one JSON line each, in a temporary file
+/// until [`export`] puts it beside the volumes.
+pub struct RequestRecords {
+    file: BufWriter<tempfile::NamedTempFile>,
+    hasher: Sha256,
+    count: u64,
+    size: u64,
+}
+
+impl RequestRecords {
+    pub fn new() -> Result<Self> {
+        let temp = std::env::temp_dir();
+        let file = tempfile::NamedTempFile::new_in(&temp).map_err(io_at(&temp))?;
+        Ok(Self {
+            file: BufWriter::new(file),
+            hasher: Sha256::new(),
+            count: 0,
+            size: 0,
+        })
+    }
+
+    pub fn push(&mut self, record: &impl Serialize) -> Result<()> {
+        let mut line = serde_json::to_vec(record)
+            .map_err(|e| io_at(Path::new(REQUESTS))(io::Error::other(e)))?;
+        line.push(b'\n');
+        self.hasher.update(&line);
+        self.file
+            .write_all(&line)
+            .map_err(io_at(Path::new(REQUESTS)))?;
+        self.count += 1;
+        self.size += line.len() as u64;
+        Ok(())
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Copy the records to `path`; what the manifest says of them.
+    fn place(self, path: &Path) -> Result<RequestsFile> {
+        let temp = self
+            .file
+            .into_inner()
+            .map_err(|e| io_at(Path::new(REQUESTS))(e.into_error()))?;
+        std::fs::copy(temp.path(), path).map_err(io_at(path))?;
+        File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(io_at(path))?;
+        Ok(RequestsFile {
+            count: self.count,
+            size: self.size,
+            sha256: hex::encode(self.hasher.finalize()),
+        })
+    }
+}
+
+/// The requests' records of the transfer in `dir`, when its manifest names them: the whole
+/// file checked against the manifest first, then read one record at a time.
+pub fn request_records<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    manifest: &Manifest,
+) -> Result<Option<impl Iterator<Item = Result<T, serde_json::Error>>>> {
+    let Some(expected) = &manifest.requests else {
+        return Ok(None);
+    };
+    let path = dir.join(REQUESTS);
+    let damaged = |why: String| TransferError::DamagedRequests(why);
+    let mut file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(damaged(format!("{} is missing", path.display())))
+        }
+        Err(e) => return Err(io_at(&path)(e)),
+    };
+    let mut hasher = Sha256::new();
+    let size =
+        io::copy(&mut (&mut file).take(expected.size + 1), &mut hasher).map_err(io_at(&path))?;
+    let sha256 = hex::encode(hasher.finalize());
+    if size != expected.size || sha256 != expected.sha256 {
+        return Err(damaged(format!(
+            "{size} bytes of sha256 {sha256}, not {} of {}",
+            expected.size, expected.sha256
+        )));
+    }
+    use std::io::Seek;
+    file.rewind().map_err(io_at(&path))?;
+    Ok(Some(
+        serde_json::Deserializer::from_reader(BufReader::new(file)).into_iter::<T>(),
+    ))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,6 +362,7 @@ pub async fn export(
     instance: &str,
     range: &ExportRange,
     max_volume: u64,
+    requests: Option<RequestRecords>,
     progress: &Progress,
 ) -> Result<Exported> {
     let (since, until) = (range.since, range.until);
@@ -331,6 +438,9 @@ pub async fn export(
     for o in &mut objects {
         o.volume = renumber[&o.volume];
     }
+    let requests = requests
+        .map(|records| records.place(&out.join(REQUESTS)))
+        .transpose()?;
     let manifest = Manifest {
         format: FORMAT.into(),
         instance: instance.into(),
@@ -338,6 +448,7 @@ pub async fn export(
         until,
         volumes: kept,
         objects,
+        requests,
     };
     drop(scratch);
     let temp = tempfile::NamedTempFile::new_in(out).map_err(io_at(out))?;
@@ -913,9 +1024,84 @@ mod tests {
             until: Utc::now(),
             ..ExportRange::default()
         };
-        export(from, out, "a1", &range, max_volume, &Progress::hidden())
-            .await
+        export(
+            from,
+            out,
+            "a1",
+            &range,
+            max_volume,
+            None,
+            &Progress::hidden(),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn request_records_go_beside_the_volumes_and_read_back_only_whole() {
+        let (a, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let from = store_with(a.path(), FILES);
+        let mut records = RequestRecords::new().unwrap();
+        for id in 1..=3 {
+            records
+                .push(&serde_json::json!({"id": id, "repo": "<script>"}))
+                .unwrap();
+        }
+        let range = ExportRange {
+            until: Utc::now(),
+            ..ExportRange::default()
+        };
+        let done = export(
+            &from,
+            out.path(),
+            "a1",
+            &range,
+            1 << 20,
+            Some(records),
+            &Progress::hidden(),
+        )
+        .await
+        .unwrap();
+        let manifest = Manifest::read(out.path()).unwrap();
+        assert_eq!(manifest, done.manifest);
+        assert_eq!(manifest.requests.as_ref().unwrap().count, 3);
+        let read: Vec<serde_json::Value> = request_records(out.path(), &manifest)
             .unwrap()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(read.len(), 3);
+        assert_eq!(read[2]["id"], 3);
+
+        // one byte changed: nothing of it is read
+        let path = out.path().join(REQUESTS);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[2] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let Err(TransferError::DamagedRequests(why)) =
+            request_records::<serde_json::Value>(out.path(), &manifest).map(|_| ())
+        else {
+            panic!("a changed requests file was read");
+        };
+        assert!(why.contains(&manifest.requests.unwrap().sha256), "{why}");
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            request_records::<serde_json::Value>(out.path(), &Manifest::read(out.path()).unwrap())
+                .map(|_| ()),
+            Err(TransferError::DamagedRequests(_))
+        ));
+
+        // an export without them names none
+        let (b, out2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        exported(&store_with(b.path(), FILES), out2.path(), 1 << 20).await;
+        let plain = Manifest::read(out2.path()).unwrap();
+        assert_eq!(plain.requests, None);
+        assert!(!std::fs::read_to_string(out2.path().join(MANIFEST))
+            .unwrap()
+            .contains("requests"));
+        assert!(request_records::<serde_json::Value>(out2.path(), &plain)
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -1062,6 +1248,7 @@ mod tests {
             "a1",
             &range,
             1 << 20,
+            None,
             &Progress::hidden(),
         )
         .await

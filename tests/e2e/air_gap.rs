@@ -1003,3 +1003,139 @@ async fn a_key_the_store_holds_with_other_bytes_is_refused_and_left_unchanged() 
         }
     }
 }
+
+/// `--with-requests`: A's finished requests go across as records; B lists them under its own
+/// ids with where they came from, their history, contents and search entries, refuses their
+/// bundle by name, and a second import records nothing again. Without the flag, none go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_with_requests_carries_their_records_and_the_far_side_lists_and_searches_them() {
+    let fx = Fixtures::new().await;
+    let a = online_instance(&fx.env()).await;
+    let complete = run_request(&a, &fx.body("npm")).await;
+    assert_eq!(complete["state"], "complete", "{complete}\n{}", a.logs());
+    let missing_commit = "0".repeat(40);
+    let failed = run_request(
+        &a,
+        &json!({"repo": fx.app.url(), "ref": missing_commit, "pkg_managers": ["npm"]}),
+    )
+    .await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    let a_id = complete["id"].as_i64().unwrap();
+    let (_, on_a) = a.get(&format!("/api/v1/requests/{a_id}")).await;
+
+    let out = tempfile::tempdir().unwrap();
+    let plain = export(&a, &out.path().join("plain"), &[]);
+    assert!(plain.get("requests").is_none(), "{plain}");
+    assert!(!out.path().join("plain/requests.jsonl").exists());
+    let dir = out.path().join("with");
+    let m = export(&a, &dir, &["--with-requests"]);
+    assert_eq!(m["requests"]["count"], 2, "{m}");
+
+    let b = offline_instance().await;
+    let said = import_ok(&b, &dir);
+    assert!(said.contains("imported 2 request(s)"), "{said}");
+    let (_, listed) = b.get("/api/v1/requests?per_page=10").await;
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{listed}");
+    let instance = m["instance"].as_str().unwrap();
+    let on_b = items
+        .iter()
+        .find(|r| r["imported_from"]["id"] == a_id)
+        .unwrap_or_else(|| panic!("A's request {a_id} is not on B: {listed}"));
+    assert_eq!(on_b["imported_from"]["instance"], instance);
+    assert!(items
+        .iter()
+        .any(|r| r["state"] == "failed" && r["state_reason"] == failed["state_reason"]));
+    let b_id = on_b["id"].as_i64().unwrap();
+    let (status, detail) = b.get(&format!("/api/v1/requests/{b_id}")).await;
+    assert_eq!(status, 200, "{detail}");
+    for field in [
+        "repo",
+        "ref",
+        "pkg_managers",
+        "state",
+        "state_reason",
+        "created",
+        "updated",
+        "state_history",
+        "packages",
+        "dependencies",
+    ] {
+        assert_eq!(detail[field], on_a[field], "{field} on B differs from A");
+    }
+    assert_eq!(detail["environment_variables"], json!({}));
+    // what it contained, as A said
+    let (_, manifest_a) = a
+        .get(&format!("/api/v1/requests/{a_id}/content-manifest"))
+        .await;
+    let (status, manifest_b) = b
+        .get(&format!("/api/v1/requests/{b_id}/content-manifest"))
+        .await;
+    assert_eq!(status, 200, "{manifest_b}");
+    assert_eq!(manifest_b, manifest_a);
+    let (status, sbom) = b.get(&format!("/api/v1/requests/{b_id}/sbom")).await;
+    assert_eq!(status, 200, "{sbom}");
+    // the dependency search finds it by what it fetched
+    let purl = manifest_a["image_contents"][0]["dependencies"][0]["purl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no dependency purl in {manifest_a}"));
+    let query: String = url::form_urlencoded::byte_serialize(purl.as_bytes()).collect();
+    let (status, found) = b.get(&format!("/api/v1/dependencies?purl={query}")).await;
+    assert_eq!(status, 200, "{found}");
+    assert!(
+        found["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == b_id),
+        "{purl}: {found}"
+    );
+    // no bundle here, and it says whose request it is
+    let (status, body) = b.get(&format!("/api/v1/requests/{b_id}/download")).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().unwrap().contains(instance), "{body}");
+
+    // once: a second import records nothing, and B's own export does not send them back
+    let again = import_ok(&b, &dir);
+    assert!(
+        again.contains("imported 0 request(s), 2 already present"),
+        "{again}"
+    );
+    let (_, listed) = b.get("/api/v1/requests").await;
+    assert_eq!(listed["meta"]["total"], 2, "{listed}");
+    let (_, transfers) = b.get("/api/v1/transfers").await;
+    assert_eq!(transfers["items"][0]["requests"], 0, "{transfers}");
+    assert_eq!(transfers["items"][1]["requests"], 2, "{transfers}");
+    let back = export(&b, &out.path().join("back"), &["--with-requests"]);
+    assert_eq!(back["requests"]["count"], 0, "{back}");
+}
+
+/// A requests file that does not match its manifest is refused whole, named; every object is
+/// imported all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_requests_file_is_refused_whole_and_the_objects_still_import() {
+    let fx = Fixtures::new().await;
+    let a = online_instance(&fx.env()).await;
+    let done = run_request(&a, &fx.body("npm")).await;
+    assert_eq!(done["state"], "complete", "{done}");
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("t");
+    let m = export(&a, &dir, &["--with-requests"]);
+    let path = dir.join("requests.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("\"complete\"", "\"failed__\"", 1)).unwrap();
+
+    let b = offline_instance().await;
+    let (code, said, err) = import(&b, &dir);
+    assert_eq!(code, 2, "{said}\n{err}");
+    assert!(err.contains("REFUSED: requests.jsonl"), "{err}");
+    assert!(
+        said.contains(&format!(
+            "imported {} object(s)",
+            m["objects"].as_array().unwrap().len()
+        )),
+        "{said}"
+    );
+    let (_, listed) = b.get("/api/v1/requests").await;
+    assert_eq!(listed["meta"]["total"], 0, "{listed}");
+}

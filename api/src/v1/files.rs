@@ -166,6 +166,17 @@ pub async fn download(
             "The request must be in the \"complete\" state before downloading the archive",
         ));
     }
+    if let (Some(instance), Some(original)) = (&row.imported_instance, row.imported_id) {
+        return Err(ApiError {
+            status: actix_web::http::StatusCode::NOT_FOUND,
+            message: format!(
+                "Request {} is the record of request {original} of instance {instance}, \
+                 imported without its bundle: submit the same repository and ref here to make \
+                 one",
+                row.id
+            ),
+        });
+    }
     let missing = || {
         ApiError::internal(format!(
             "The bundle archive of request {} is missing",
@@ -844,7 +855,7 @@ pub(crate) async fn read_body(
 
 /// `body` if it is packages data PostgreSQL accepts: every package is read as
 /// [`common::Package`], its dependencies added to the search index, and dropped.
-fn checked_packages_data(body: Vec<u8>) -> ApiResult<(String, DependencyIndex)> {
+pub(crate) fn checked_packages_data(body: Vec<u8>) -> ApiResult<(String, DependencyIndex)> {
     use serde::de::DeserializeSeed;
     let text = String::from_utf8(body)
         .map_err(|_| ApiError::bad_request("The request body is not valid UTF-8"))?;

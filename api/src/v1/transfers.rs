@@ -27,6 +27,7 @@ struct TransferRow {
     bytes: i64,
     present: i64,
     refused: i64,
+    requests: i64,
 }
 
 #[derive(Serialize)]
@@ -45,6 +46,7 @@ struct Item {
     bytes: i64,
     present: i64,
     refused: i64,
+    requests: i64,
 }
 
 pub async fn list(
@@ -87,6 +89,7 @@ pub async fn list(
             bytes: t.bytes,
             present: t.present,
             refused: t.refused,
+            requests: t.requests,
         })
         .collect();
     let meta = pagination.meta(total, |page| {
