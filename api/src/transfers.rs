@@ -460,3 +460,103 @@ async fn import_one(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_db::TestDb;
+
+    fn record(id: i64, state: &str) -> ExportedRequest {
+        let now = chrono::Utc::now().naive_utc();
+        serde_json::from_value(serde_json::json!({
+            "id": id,
+            "repo": "https://example.com/<script>alert(1)</script>.git",
+            "ref": "a".repeat(40),
+            "pkg_managers": ["npm"],
+            "packages": {},
+            "flags": [],
+            "dependency_replacements": [],
+            "user": null,
+            "submitted_by": null,
+            "created": now,
+            "state": state,
+            "state_reason": "Completed successfully",
+            "updated": now,
+            "error_origin": null,
+            "error_type": null,
+            "packages_count": 1,
+            "dependencies_count": 1,
+            "packages_data": {"packages": [{"name": "app", "type": "npm", "version": "1.0.0",
+                "purl": "pkg:npm/app@1.0.0", "path": ".", "dependencies": [
+                {"name": "left-pad", "type": "npm", "version": "1.3.0",
+                 "purl": "pkg:npm/left-pad@1.3.0", "dev": false}]}]},
+            "state_history": [{"state": state, "state_reason": "Completed successfully", "updated": now}],
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn imports_of_the_same_records_at_once_record_each_once_and_refuse_unfinished_ones() {
+        let db = TestDb::new().await;
+        let records = || (1..=30).map(|id| Ok(record(id, "complete")));
+        let (a, b) = tokio::join!(
+            import_requests(&db.pool, "a1", records()),
+            import_requests(&db.pool, "a1", records())
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!((a.imported + b.imported, a.present + b.present), (30, 30));
+        let mut conn = db.pool.get().await.unwrap();
+        let rows: i64 = requests::table.count().get_result(&mut conn).await.unwrap();
+        let states: i64 = request_states::table
+            .count()
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        let indexed: i64 = crate::schema::request_dependencies::table
+            .count()
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!((rows, states, indexed), (30, 30, 30));
+
+        // the same ids from another instance are other requests
+        let other = import_requests(&db.pool, "b2", records()).await.unwrap();
+        assert_eq!(other.imported, 30);
+
+        let mut in_progress = record(31, "in_progress");
+        in_progress.state_history.clear();
+        let mut bad_origin = record(32, "failed");
+        bad_origin.error_origin = Some("<b>".into());
+        let mut bad_history = record(33, "complete");
+        bad_history.state_history[0].state = "done".into();
+        let mut bad_data = record(34, "complete");
+        bad_data.packages_data = Some(RawValue::from_string("{\"packages\": 1}".into()).unwrap());
+        let done = import_requests(
+            &db.pool,
+            "a1",
+            [in_progress, bad_origin, bad_history, bad_data]
+                .into_iter()
+                .map(Ok),
+        )
+        .await
+        .unwrap();
+        let refused: Vec<&str> = done
+            .refused
+            .iter()
+            .map(|(which, _)| which.as_str())
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                "request 31 of a1",
+                "request 32 of a1",
+                "request 33 of a1",
+                "request 34 of a1"
+            ],
+            "{:?}",
+            done.refused
+        );
+        let rows: i64 = requests::table.count().get_result(&mut conn).await.unwrap();
+        assert_eq!(rows, 60);
+    }
+}
