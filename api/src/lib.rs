@@ -30,6 +30,7 @@ mod test_db;
 mod test_s3;
 
 use actix_web::{web, App, HttpServer};
+use common::job_queue::InProcessQueue;
 use common::store::object::ObjectTier;
 use common::store::SharedStore;
 use common::token::TokenSecret;
@@ -75,6 +76,10 @@ pub enum StartError {
     Secret(#[from] secret::SecretError),
     #[error("LARDER_AMQP_URL is not a valid AMQP URI: {0}")]
     BrokerUri(String),
+    #[error("LARDER_AMQP_URL is not set: `larder api` sends jobs to RabbitMQ (only `larder serve` has a queue of its own)")]
+    NoBroker,
+    #[error("cannot resend the jobs of the in-process queue: {0}")]
+    Resend(#[from] publisher::DispatchError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -215,7 +220,13 @@ routes! {
 }
 
 impl AppState {
-    pub async fn new(config: Config, catalogue: Catalogue) -> Result<Self, StartError> {
+    /// `in_process`: the queue of `larder serve`'s own worker, used when `LARDER_AMQP_URL` is
+    /// unset.
+    pub async fn new(
+        config: Config,
+        catalogue: Catalogue,
+        in_process: Option<InProcessQueue>,
+    ) -> Result<Self, StartError> {
         let auth = auth::Authentication::from_config(&config)?;
         if auth.is_none() {
             tracing::warn!("none of LARDER_API_TOKENS, LARDER_TLS_CLIENT_CA, LARDER_TRUSTED_PROXIES is set: authentication is OFF, anyone can submit requests and act as a worker");
@@ -226,8 +237,15 @@ impl AppState {
         let store = shared.directory(&config);
         let objects = shared.objects().cloned();
         let secret = secret::load_or_create(&pool, &config.data_dir).await?;
-        let broker = config.broker_uri().map_err(StartError::BrokerUri)?;
-        let publisher = Arc::new(publisher::Publisher::new(broker, &config.queue));
+        let publisher = match (
+            config.broker_uri().map_err(StartError::BrokerUri)?,
+            in_process,
+        ) {
+            (Some(broker), _) => publisher::Publisher::new(broker, &config.queue),
+            (None, Some(queue)) => publisher::Publisher::InProcess(queue),
+            (None, None) => return Err(StartError::NoBroker),
+        };
+        let publisher = Arc::new(publisher);
         Ok(Self {
             config,
             pool,
@@ -252,13 +270,23 @@ const MAX_CONNECTIONS_PER_WORKER: usize = 2048;
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Start the api: listen, and run the dispatcher beside it. `catalogue` is what the workers
-/// process (`worker::pkg_managers::catalogue()`). Returns the server to await.
+/// process (`worker::pkg_managers::catalogue()`); `in_process` the queue of `larder serve`'s
+/// worker (used without `LARDER_AMQP_URL`). Returns the server to await.
 pub async fn start(
     config: Config,
     catalogue: Catalogue,
+    in_process: Option<InProcessQueue>,
 ) -> Result<actix_web::dev::Server, StartError> {
-    let state = web::Data::new(AppState::new(config, catalogue).await?);
-    if !state.publisher.check().await {
+    let state = web::Data::new(AppState::new(config, catalogue, in_process).await?);
+    if let publisher::Publisher::InProcess(queue) = &*state.publisher {
+        let resent = publisher::resend_in_process_jobs(&state.pool, queue).await?;
+        if resent > 0 {
+            tracing::info!(
+                requests = resent,
+                "jobs of requests in progress sent again to this process's worker"
+            );
+        }
+    } else if !state.publisher.check().await {
         tracing::warn!(
             "RabbitMQ is not reachable now; requests are recorded and their jobs sent once it is"
         );

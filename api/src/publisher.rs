@@ -1,8 +1,10 @@
-//! Publishing jobs to RabbitMQ with publisher confirms, and the dispatcher that sends the jobs
+//! Publishing jobs to RabbitMQ with publisher confirms (or, in one `larder serve` without
+//! `LARDER_AMQP_URL`, to its worker's in-process queue), and the dispatcher that sends the jobs
 //! a failed publish (or a crashed api) left behind.
 
 use crate::db::DbPool;
 use crate::schema::requests;
+use common::job_queue::{InProcessJob, InProcessQueue, WorkerGone};
 use common::JobMessage;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -26,6 +28,8 @@ pub enum PublishError {
     Nacked,
     #[error("the broker was unreachable a moment ago")]
     Unreachable,
+    #[error(transparent)]
+    WorkerGone(#[from] WorkerGone),
 }
 
 /// Declare the durable job queue (api and workers declare it the same way).
@@ -64,21 +68,83 @@ struct LinkState {
 
 const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
 
-pub struct Publisher {
+/// Where jobs go.
+pub enum Publisher {
+    Broker(Box<BrokerPublisher>),
+    InProcess(InProcessQueue),
+}
+
+impl Publisher {
+    pub fn new(broker: AMQPUri, queue: &str) -> Self {
+        Self::Broker(Box::new(BrokerPublisher {
+            broker,
+            queue: queue.to_string(),
+            state: Mutex::new(LinkState::default()),
+        }))
+    }
+
+    /// Publish one job; from RabbitMQ, once the broker confirmed it.
+    pub async fn publish(&self, request_id: i64) -> Result<(), PublishError> {
+        match self {
+            Self::Broker(broker) => broker.publish(request_id).await,
+            Self::InProcess(queue) => Ok(queue.send(InProcessJob {
+                request_id,
+                redelivered: false,
+            })?),
+        }
+    }
+
+    /// Whether jobs can be sent now.
+    pub async fn check(&self) -> bool {
+        match self {
+            Self::Broker(broker) => broker.link().await.is_ok(),
+            Self::InProcess(queue) => queue.consumers() > 0,
+        }
+    }
+
+    /// Number of consumers (workers) of the queue, if the broker answers.
+    pub async fn consumer_count(&self) -> Option<u32> {
+        match self {
+            Self::Broker(broker) => broker.consumer_count().await,
+            Self::InProcess(queue) => Some(queue.consumers()),
+        }
+    }
+}
+
+/// Resend the job of every request in progress that was dispatched: the in-process queue
+/// starts empty, so what it held when the process stopped is gone. An earlier attempt's
+/// lease is taken over at once (no other process works from this queue).
+pub async fn resend_in_process_jobs(
+    pool: &DbPool,
+    queue: &InProcessQueue,
+) -> Result<usize, DispatchError> {
+    let mut conn = pool.get().await?;
+    let ids: Vec<i64> = requests::table
+        .filter(requests::state.eq(common::RequestState::InProgress.as_str()))
+        .filter(requests::dispatched_at.is_not_null())
+        .order(requests::id)
+        .select(requests::id)
+        .load(&mut conn)
+        .await?;
+    for &request_id in &ids {
+        queue
+            .send(InProcessJob {
+                request_id,
+                redelivered: true,
+            })
+            .map_err(PublishError::from)?;
+    }
+    Ok(ids.len())
+}
+
+/// RabbitMQ, over one shared confirm-mode channel.
+pub struct BrokerPublisher {
     broker: AMQPUri,
     queue: String,
     state: Mutex<LinkState>,
 }
 
-impl Publisher {
-    pub fn new(broker: AMQPUri, queue: &str) -> Self {
-        Self {
-            broker,
-            queue: queue.to_string(),
-            state: Mutex::new(LinkState::default()),
-        }
-    }
-
+impl BrokerPublisher {
     async fn connect(&self) -> Result<Link, PublishError> {
         let connect = async {
             let conn =
@@ -134,7 +200,7 @@ impl Publisher {
 
     /// Publish one job and wait for the broker's confirmation. Publishes run concurrently on
     /// the shared channel; a broken connection is dropped and re-made on the next call.
-    pub async fn publish(&self, request_id: i64) -> Result<(), PublishError> {
+    async fn publish(&self, request_id: i64) -> Result<(), PublishError> {
         let link = self.link().await?;
         let payload = serde_json::to_vec(&JobMessage { request_id }).expect("job serializes");
         let publish = async {
@@ -163,13 +229,7 @@ impl Publisher {
         result
     }
 
-    /// Whether the broker can be reached now.
-    pub async fn check(&self) -> bool {
-        self.link().await.is_ok()
-    }
-
-    /// Number of consumers (workers) on the queue, if the broker answers.
-    pub async fn consumer_count(&self) -> Option<u32> {
+    async fn consumer_count(&self) -> Option<u32> {
         let link = self.link().await.ok()?;
         let declare = link.channel.queue_declare(
             self.queue.as_str().into(),

@@ -29,6 +29,7 @@ unsafe impl Sync for MallocConf {}
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use common::job_queue::InProcessQueue;
 use common::Config;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -125,8 +126,9 @@ fn init_tracing(with_request_logs: bool) -> Option<worker::request_log::RequestL
 fn spawn_background_worker(
     config: Config,
     request_logs: Option<worker::request_log::RequestLogs>,
+    in_process: Option<InProcessQueue>,
 ) -> Result<std::thread::JoinHandle<()>> {
-    spawn_worker(config, true, request_logs)
+    spawn_worker(config, true, request_logs, in_process)
 }
 
 /// The worker on a runtime of its own. Its blocking pool is bounded: every file a request
@@ -136,6 +138,7 @@ fn spawn_worker(
     config: Config,
     lower: bool,
     request_logs: Option<worker::request_log::RequestLogs>,
+    in_process: Option<InProcessQueue>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder
@@ -151,7 +154,7 @@ fn spawn_worker(
         .context("cannot start the worker's runtime")?;
     std::thread::Builder::new()
         .name("larder-worker".into())
-        .spawn(move || runtime.block_on(worker::run(config, request_logs)))
+        .spawn(move || runtime.block_on(worker::run(config, request_logs, in_process)))
         .context("cannot start the worker's thread")
 }
 
@@ -218,25 +221,45 @@ async fn main() -> Result<()> {
             }
             let _work_dir = work_dir_of(&config)?;
             worker::check_config(&config)?;
-            let server = api::start(config.clone(), worker::pkg_managers::catalogue()).await?;
+            // without RabbitMQ, jobs go from the api to the worker of this process
+            let in_process = match config.broker_uri() {
+                Ok(None) => Some(InProcessQueue::default()),
+                _ => None,
+            };
+            if in_process.is_some() {
+                eprintln!("LARDER_AMQP_URL is not set: jobs are queued in this process (one `larder serve` per database)");
+            }
+            let server = api::start(
+                config.clone(),
+                worker::pkg_managers::catalogue(),
+                in_process.clone(),
+            )
+            .await?;
             fetch_in_child_processes()?;
-            let _worker = spawn_background_worker(config, request_logs)?;
+            let _worker = spawn_background_worker(config, request_logs, in_process)?;
             server.await.context("the api stopped")?;
         }
         Command::Api { config } => {
             init_tracing(false);
             shared_store(&config)?;
-            api::start(config, worker::pkg_managers::catalogue())
+            api::start(config, worker::pkg_managers::catalogue(), None)
                 .await?
                 .await
                 .context("the api stopped")?;
         }
         Command::Worker { config } => {
+            if config
+                .broker_uri()
+                .map_err(|e| anyhow::anyhow!("LARDER_AMQP_URL is not a valid AMQP URI: {e}"))?
+                .is_none()
+            {
+                anyhow::bail!("LARDER_AMQP_URL is not set: `larder worker` takes jobs from RabbitMQ (only `larder serve` has a queue of its own)");
+            }
             let request_logs = init_tracing(true);
             let _work_dir = work_dir_of(&config)?;
             worker::check_config(&config)?;
             fetch_in_child_processes()?;
-            let worker = spawn_worker(config, false, request_logs)?;
+            let worker = spawn_worker(config, false, request_logs, None)?;
             tokio::task::spawn_blocking(move || worker.join())
                 .await
                 .context("the worker stopped")?

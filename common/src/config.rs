@@ -20,13 +20,10 @@ pub struct Config {
     )]
     pub database_url: String,
 
-    /// RabbitMQ URL.
-    #[arg(
-        long,
-        env = "LARDER_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
-    pub amqp_url: String,
+    /// RabbitMQ URL. Unset (or empty): `larder serve` queues jobs in its own process; `larder
+    /// api` and `larder worker` need it.
+    #[arg(long, env = "LARDER_AMQP_URL")]
+    pub amqp_url: Option<String>,
 
     /// Queue name.
     #[arg(long, env = "LARDER_QUEUE", default_value = "larder")]
@@ -358,10 +355,14 @@ impl Config {
     /// `LARDER_AMQP_URL` with small frames unless it names a size: jobs are a few hundred bytes,
     /// and the client keeps 32 frames of buffer each way per connection (8 MiB per connection
     /// at RabbitMQ's default of 128 KiB).
-    pub fn broker_uri(&self) -> Result<amq_protocol_uri::AMQPUri, String> {
-        let mut uri: amq_protocol_uri::AMQPUri = self.amqp_url.parse()?;
+    /// `None` when it is unset (or empty).
+    pub fn broker_uri(&self) -> Result<Option<amq_protocol_uri::AMQPUri>, String> {
+        let Some(url) = self.amqp_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let mut uri: amq_protocol_uri::AMQPUri = url.parse()?;
         uri.query.frame_max.get_or_insert(BROKER_FRAME_BYTES);
-        Ok(uri)
+        Ok(Some(uri))
     }
 
     /// The scratch directory of a worker on an object store (`LARDER_WORK_DIR`).
@@ -425,14 +426,21 @@ mod tests {
     #[test]
     fn broker_uri_asks_for_small_frames_unless_told() {
         let mut config = Config::from_env();
-        config.amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2f".into();
+        config.amqp_url = None;
+        assert!(config.broker_uri().unwrap().is_none());
+        config.amqp_url = Some(String::new());
+        assert!(config.broker_uri().unwrap().is_none());
+        config.amqp_url = Some("amqp://guest:guest@127.0.0.1:5672/%2f".into());
         assert_eq!(
-            config.broker_uri().unwrap().query.frame_max,
+            config.broker_uri().unwrap().unwrap().query.frame_max,
             Some(16 * 1024)
         );
-        config.amqp_url = "amqp://127.0.0.1:5672/%2f?frame_max=131072".into();
-        assert_eq!(config.broker_uri().unwrap().query.frame_max, Some(131072));
-        config.amqp_url = "http://nope".into();
+        config.amqp_url = Some("amqp://127.0.0.1:5672/%2f?frame_max=131072".into());
+        assert_eq!(
+            config.broker_uri().unwrap().unwrap().query.frame_max,
+            Some(131072)
+        );
+        config.amqp_url = Some("http://nope".into());
         assert!(config.broker_uri().is_err());
     }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod digest;
 pub mod failure;
 pub mod gomod;
+pub mod job_queue;
 pub mod manifest;
 pub mod model;
 pub mod percent;

@@ -383,3 +383,85 @@ async fn a_worker_killed_20_times_at_random_points_converges() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     eprintln!("killed the worker at {kills:?} ms after its start");
 }
+
+/// `larder serve` without `LARDER_AMQP_URL`: jobs go to its own worker, and a job it held when
+/// it was killed is sent again when it starts (the database is the record).
+#[tokio::test]
+async fn serve_without_a_broker_queues_in_process_and_finishes_a_request_after_a_kill() {
+    let base = tempfile::tempdir().unwrap();
+    let repo = GitRepo::new(base.path().join("project"));
+    repo.write("README", "queued in process\n");
+    let commit = repo.commit("c");
+    let daemon = GitDaemon::start(base.path()).await;
+    let proxy = TcpProxy::start(&format!("127.0.0.1:{}", daemon.port)).await;
+
+    let mut larder = Larder::new();
+    larder.env.remove("LARDER_AMQP_URL");
+    // RabbitMQ is not asked: nothing of this deployment's queue appears there
+    let first = larder.spawn("serve", &[("LARDER_WORKER_CONCURRENCY", "1")]);
+    larder.wait_healthy().await;
+    // the worker takes the queue once its runtime started
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        status = larder.get("/api/v1/status").await.1;
+        if status["workers"][0]["consumers"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["workers"][0]["consumers"], 1, "{status}");
+    assert_eq!(status["workers"][0]["name"], "in-process queue", "{status}");
+
+    let quick = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    assert_eq!(larder.wait(quick).await["state"], "complete");
+
+    // stuck fetching the repository, then killed
+    proxy.set(ProxyMode::Paused);
+    let id = larder.submit(json!({"repo": format!("git://127.0.0.1:{}/project", proxy.port), "ref": commit, "pkg_managers": []})).await;
+    larder
+        .wait_until(id, Duration::from_secs(60), |r| {
+            r["state_reason"] == "Fetching the application source"
+        })
+        .await;
+    larder.kill(first);
+    proxy.set(ProxyMode::Open);
+    larder.spawn("serve", &[("LARDER_WORKER_CONCURRENCY", "1")]);
+    larder.wait_healthy().await;
+    let done = larder
+        .wait_until(id, Duration::from_secs(60), |r| r["state"] != "in_progress")
+        .await;
+    assert_eq!(done["state"], "complete", "{done}\n{}", larder.logs());
+    let bundle = untar(&larder.download(id).await.0);
+    assert_eq!(
+        bundle["app/README"].as_deref(),
+        Some(&b"queued in process\n"[..])
+    );
+    assert!(
+        !queue_exists(&larder.queue).await,
+        "a queue named {} appeared on RabbitMQ",
+        larder.queue
+    );
+}
+
+/// `larder api` and `larder worker` work from RabbitMQ: without `LARDER_AMQP_URL` they refuse
+/// to start, saying so.
+#[tokio::test]
+async fn api_and_worker_without_a_broker_refuse_to_start_naming_it() {
+    let mut larder = Larder::new();
+    larder.env.remove("LARDER_AMQP_URL");
+    for cmd in ["api", "worker"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+            .arg(cmd)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", larder.data.path())
+            .envs(&larder.env)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{cmd} started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("LARDER_AMQP_URL is not set"), "{cmd}: {err}");
+    }
+}

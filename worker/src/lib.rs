@@ -21,6 +21,7 @@ pub mod source;
 mod test_s3;
 
 use api_client::ApiClient;
+use common::job_queue::{InProcessJob, InProcessJobs, InProcessQueue};
 use common::{Config, JobMessage, Store};
 use futures_util::StreamExt;
 use lapin::options::{
@@ -40,8 +41,6 @@ pub enum WorkerError {
     Broker(#[from] lapin::Error),
     #[error("the broker closed the consumer")]
     ConsumerClosed,
-    #[error("LARDER_AMQP_URL is not a valid AMQP URI: {0}")]
-    BrokerUri(String),
 }
 
 /// What a worker checks of its configuration before it takes a job (`larder worker` and
@@ -70,7 +69,13 @@ pub fn check_config(config: &Config) -> Result<(), pkg_managers::repos_ca::Repos
 
 /// Consume jobs forever, reconnecting to the broker whenever the connection drops. The
 /// requests' logs go to the api through `request_logs` (from [`request_log::layer`]), if given.
-pub async fn run(config: Config, request_logs: Option<request_log::RequestLogs>) {
+/// The worker, until its process ends: jobs from RabbitMQ (`LARDER_AMQP_URL`) or, in `larder
+/// serve` without it, from `in_process`.
+pub async fn run(
+    config: Config,
+    request_logs: Option<request_log::RequestLogs>,
+    in_process: Option<InProcessQueue>,
+) {
     configure_libgit2();
     let config = Arc::new(config);
     let shared = match common::store::SharedStore::open(&config) {
@@ -135,10 +140,36 @@ pub async fn run(config: Config, request_logs: Option<request_log::RequestLogs>)
             tracing::warn!(error = %e, "could not remove the download leases of dead workers")
         }
     }
+    let cached = objects.clone().zip(cache.clone());
+    let broker = match (config.broker_uri(), in_process) {
+        (Ok(Some(broker)), _) => broker,
+        (Ok(None), Some(queue)) => {
+            let Some(jobs) = queue.take_jobs() else {
+                tracing::error!("another worker took this process's queue; the worker stops");
+                return;
+            };
+            return consume_in_process(config, store, cached, api, queue, jobs).await;
+        }
+        (Ok(None), None) => {
+            tracing::error!("LARDER_AMQP_URL is not set: `larder worker` takes jobs from RabbitMQ (only `larder serve` has a queue of its own); the worker stops");
+            return;
+        }
+        (Err(e), _) => {
+            tracing::error!(error = %e, "LARDER_AMQP_URL is not a valid AMQP URI; the worker stops");
+            return;
+        }
+    };
     let mut delay = Duration::from_millis(500);
     loop {
-        let cached = objects.clone().zip(cache.clone());
-        match consume(config.clone(), store.clone(), cached, api.clone()).await {
+        match consume(
+            config.clone(),
+            store.clone(),
+            cached.clone(),
+            api.clone(),
+            broker.clone(),
+        )
+        .await
+        {
             Ok(()) => delay = Duration::from_millis(500),
             Err(e) => {
                 tracing::warn!(error = %e, "lost the broker; reconnecting");
@@ -149,16 +180,134 @@ pub async fn run(config: Config, request_logs: Option<request_log::RequestLogs>)
     }
 }
 
-async fn consume(
-    config: Arc<Config>,
-    store: Store,
-    cached: Option<(
+/// What became of a job.
+enum Disposition {
+    /// Finished (or not this worker's to do): the job is done with.
+    Done,
+    /// To be tried again a little later.
+    Retry,
+}
+
+/// Process one job.
+async fn work_on(
+    config: &Config,
+    store: &Store,
+    cached: Option<&(
         shared_objects::SharedObjects,
         Arc<shared_objects::WorkCache>,
     )>,
+    api: &ApiClient,
+    request_id: i64,
+    redelivered: bool,
+) -> Disposition {
+    let span = tracing::info_span!("request", request_id);
+    let disposition = async {
+        let hold = match cached {
+            Some((_, cache)) => Some(cache.hold().await),
+            None => None,
+        };
+        let objects = cached.map(|(objects, _)| objects);
+        let processed =
+            pipeline::process(config, store, objects, api, request_id, redelivered).await;
+        drop(hold);
+        if let Some((_, cache)) = cached {
+            cache.prune_when_over().await;
+        }
+        match processed {
+            Ok(
+                Outcome::Complete | Outcome::Failed | Outcome::Skipped | Outcome::Superseded,
+            ) => Disposition::Done,
+            Err(e) if e_is_permanent(&e) => {
+                tracing::error!(error = %e, "the api refused this job; dropping it");
+                Disposition::Done
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not finish the request; it goes back on the queue");
+                tokio::time::sleep(RETRY_AFTER).await;
+                Disposition::Retry
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+    // what was logged after the final state, and by a skipped or superseded attempt
+    api.flush_request_log(request_id).await;
+    disposition
+}
+
+/// How long a job that could not be finished waits before it goes back on the queue.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+type Cached = Option<(
+    shared_objects::SharedObjects,
+    Arc<shared_objects::WorkCache>,
+)>;
+
+/// Jobs from `larder serve`'s own queue, `LARDER_WORKER_CONCURRENCY` at a time, until the api
+/// of the process is gone.
+async fn consume_in_process(
+    config: Arc<Config>,
+    store: Store,
+    cached: Cached,
     api: ApiClient,
+    queue: InProcessQueue,
+    mut jobs: InProcessJobs,
+) {
+    let running = Arc::new(tokio::sync::Semaphore::new(
+        usize::from(config.worker_concurrency).max(1),
+    ));
+    tracing::info!(
+        concurrency = config.worker_concurrency,
+        "worker taking jobs from this process's queue"
+    );
+    loop {
+        let Ok(slot) = running.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(job) = jobs.recv().await else {
+            return;
+        };
+        let (config, store, api, cached, queue) = (
+            config.clone(),
+            store.clone(),
+            api.clone(),
+            cached.clone(),
+            queue.clone(),
+        );
+        tokio::spawn(async move {
+            let done = work_on(
+                &config,
+                &store,
+                cached.as_ref(),
+                &api,
+                job.request_id,
+                job.redelivered,
+            )
+            .await;
+            drop(slot);
+            if let Disposition::Retry = done {
+                let again = InProcessJob {
+                    redelivered: true,
+                    ..job
+                };
+                if queue.send(again).is_err() {
+                    tracing::warn!(
+                        request_id = job.request_id,
+                        "the queue is gone; the job is sent again at the next start"
+                    );
+                }
+            }
+        });
+    }
+}
+
+async fn consume(
+    config: Arc<Config>,
+    store: Store,
+    cached: Cached,
+    api: ApiClient,
+    broker: lapin::uri::AMQPUri,
 ) -> Result<(), WorkerError> {
-    let broker = config.broker_uri().map_err(WorkerError::BrokerUri)?;
     let conn = Connection::connect_uri(broker, ConnectionProperties::default()).await?;
     let channel = conn.create_channel().await?;
     channel
@@ -171,7 +320,6 @@ async fn consume(
             FieldTable::default(),
         )
         .await?;
-    // One unacknowledged job per request slot: a job is acked only once its request is final.
     channel
         .basic_qos(config.worker_concurrency.max(1), BasicQosOptions::default())
         .await?;
@@ -195,39 +343,26 @@ async fn consume(
                 let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
                 return;
             };
-            let span = tracing::info_span!("request", request_id = job.request_id);
-            let api = &api;
-            async {
-                let redelivered = delivery.redelivered;
-                let hold = match &cached {
-                    Some((_, cache)) => Some(cache.hold().await),
-                    None => None,
-                };
-                let objects = cached.as_ref().map(|(objects, _)| objects);
-                let processed = pipeline::process(&config, &store, objects, api, job.request_id, redelivered).await;
-                drop(hold);
-                if let Some((_, cache)) = &cached {
-                    cache.prune_when_over().await;
-                }
-                match processed {
-                    Ok(Outcome::Complete | Outcome::Failed | Outcome::Skipped | Outcome::Superseded) => {
-                        let _ = delivery.ack(BasicAckOptions::default()).await;
-                    }
-                    Err(e) if e_is_permanent(&e) => {
-                        tracing::error!(error = %e, "the api refused this job; dropping it");
-                        let _ = delivery.ack(BasicAckOptions::default()).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not finish the request; it goes back on the queue");
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                        let _ = delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
-                    }
-                }
-            }
-            .instrument(span)
+            let done = work_on(
+                &config,
+                &store,
+                cached.as_ref(),
+                &api,
+                job.request_id,
+                delivery.redelivered,
+            )
             .await;
-            // what was logged after the final state, and by a skipped or superseded attempt
-            api.flush_request_log(job.request_id).await;
+            let _ = match done {
+                Disposition::Done => delivery.ack(BasicAckOptions::default()).await,
+                Disposition::Retry => {
+                    delivery
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        })
+                        .await
+                }
+            };
         });
     }
     Err(WorkerError::ConsumerClosed)

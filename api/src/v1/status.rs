@@ -48,12 +48,24 @@ impl ServiceStatus {
         if !self.database_ok {
             services[0]["reason"] = json!(DATABASE_DOWN);
         }
-        let mut broker = json!({"name": "rabbitmq", "ok": self.consumers.is_some()});
+        let in_process = matches!(&*state.publisher, crate::publisher::Publisher::InProcess(_));
+        let (broker_name, queue_name) = if in_process {
+            (
+                "in-process queue".to_string(),
+                "in-process queue".to_string(),
+            )
+        } else {
+            (
+                "rabbitmq".to_string(),
+                format!("queue {}", state.config.queue),
+            )
+        };
+        let mut broker = json!({"name": broker_name, "ok": self.consumers.is_some()});
         if self.consumers.is_none() {
             broker["reason"] = json!(BROKER_DOWN);
         }
         services.push(broker);
-        let mut workers = json!({"name": format!("queue {}", state.config.queue), "ok": self.workers_ok(), "consumers": self.consumers.unwrap_or(0)});
+        let mut workers = json!({"name": queue_name, "ok": self.workers_ok(), "consumers": self.consumers.unwrap_or(0)});
         if !self.workers_ok() {
             workers["reason"] = json!(NO_WORKERS);
         }

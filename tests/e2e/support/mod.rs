@@ -385,6 +385,24 @@ impl Drop for Larder {
     }
 }
 
+/// Whether RabbitMQ has a queue of this name.
+pub async fn queue_exists(queue: &str) -> bool {
+    let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_declare(
+        queue.into(),
+        lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        lapin::types::FieldTable::default(),
+    )
+    .await
+    .is_ok()
+}
+
 /// Run `cmd` to completion; panics with its stderr unless it succeeds. Returns its stdout.
 pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().unwrap();
