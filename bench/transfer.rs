@@ -59,7 +59,7 @@ async fn run() {
     let exported = transfer::export(
         &from,
         &out,
-        "bench",
+        "00000000000000be",
         &range,
         1 << 30,
         None,

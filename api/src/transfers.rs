@@ -220,23 +220,19 @@ pub async fn export_requests(
         if let Some(since) = since {
             query = query.filter(requests::updated.gt(since));
         }
-        let page: Vec<(RequestRow, Option<String>)> = query
+        // packages data (tens of MB for a large lockfile) is read a request at a time below
+        let page: Vec<RequestRow> = query
             .order(requests::id)
             .limit(REQUESTS_PAGE)
-            .select((
-                RequestRow::as_select(),
-                diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
-                    "packages_data::text",
-                ),
-            ))
+            .select(RequestRow::as_select())
             .load(&mut conn)
             .await
             .map_err(ApiError::from)?;
-        let Some((last, _)) = page.last() else {
+        let Some(last) = page.last() else {
             break;
         };
         after = last.id;
-        let ids: Vec<i64> = page.iter().map(|(row, _)| row.id).collect();
+        let ids: Vec<i64> = page.iter().map(|row| row.id).collect();
         let mut histories: HashMap<i64, Vec<ExportedState>> = HashMap::new();
         let states: Vec<(i64, ExportedState)> = request_states::table
             .filter(request_states::request_id.eq_any(&ids))
@@ -255,7 +251,15 @@ pub async fn export_requests(
         for (id, state) in states {
             histories.entry(id).or_default().push(state);
         }
-        for (row, data) in page {
+        for row in page {
+            let data: Option<String> = requests::table
+                .find(row.id)
+                .select(diesel::dsl::sql::<
+                    diesel::sql_types::Nullable<diesel::sql_types::Text>,
+                >("packages_data::text"))
+                .first(&mut conn)
+                .await
+                .map_err(ApiError::from)?;
             let state = row.state.parse().map_err(|()| {
                 TransferRecordError::Unreadable(format!(
                     "request {} is in an unknown state {:?}",
@@ -308,41 +312,54 @@ pub enum TransferRecordError {
 #[derive(Debug, Default)]
 pub struct ImportedRequests {
     pub imported: u64,
-    /// Imported by an earlier run.
+    /// Imported by an earlier run, unchanged since.
     pub present: u64,
+    /// Imported by an earlier run, and since then gone stale on the exporting instance: that
+    /// state added here.
+    pub updated: u64,
     /// (which record, why): left out.
     pub refused: Vec<(String, String)>,
 }
 
 /// Record each of `records` (exported by `instance`) as a request of this instance, under a
 /// new id, with its history and its dependencies in the search, each in one transaction, once:
-/// a record imported before is left as it is.
+/// a record imported before is left as it is, but for a later state it reached on the
+/// exporting instance (`stale`). A record is checked as a submission is (`catalogue`: the
+/// package managers this deployment has); one that is not what an export writes is refused,
+/// named, and the others are imported.
 pub async fn import_requests(
     pool: &DbPool,
     instance: &str,
-    records: impl Iterator<Item = Result<ExportedRequest, serde_json::Error>>,
+    catalogue: &common::Catalogue,
+    records: impl Iterator<Item = Result<ExportedRequest, String>>,
 ) -> Result<ImportedRequests, ApiError> {
     let mut done = ImportedRequests::default();
     for (line, record) in records.enumerate() {
         let record = match record {
             Ok(record) => record,
-            Err(e) => {
-                // the file matched the manifest: a record that does not read is the exporter's
-                // and so is every one after it
-                done.refused
-                    .push((format!("record {}", line + 1), e.to_string()));
-                break;
+            Err(why) => {
+                done.refused.push((format!("record {}", line + 1), why));
+                continue;
             }
         };
         let which = format!("request {} of {instance}", record.id);
-        match import_one(pool, instance, record).await {
-            Ok(true) => done.imported += 1,
-            Ok(false) => done.present += 1,
+        match import_one(pool, instance, catalogue, record).await {
+            Ok(Recorded::Imported) => done.imported += 1,
+            Ok(Recorded::Present) => done.present += 1,
+            Ok(Recorded::Updated) => done.updated += 1,
             Err(Refused::Record(why)) => done.refused.push((which, why)),
-            Err(Refused::Database(e)) => return Err(e),
+            Err(Refused::Database(e)) => {
+                return Err(ApiError::internal(format!("{which}: {}", e.message)))
+            }
         }
     }
     Ok(done)
+}
+
+enum Recorded {
+    Imported,
+    Present,
+    Updated,
 }
 
 enum Refused {
@@ -352,39 +369,114 @@ enum Refused {
 
 impl From<diesel::result::Error> for Refused {
     fn from(e: diesel::result::Error) -> Self {
-        Refused::Database(e.into())
+        match e {
+            // the row's values (a NUL, a value out of range, an index row too large): the
+            // record's fault, not the database's
+            diesel::result::Error::DatabaseError(_, info) => {
+                Refused::Record(format!("the database refused it: {}", info.message()))
+            }
+            e => Refused::Database(e.into()),
+        }
     }
 }
 
-async fn import_one(
-    pool: &DbPool,
-    instance: &str,
-    record: ExportedRequest,
-) -> Result<bool, Refused> {
+/// The longest user name a record may carry.
+const MAX_USER_BYTES: usize = 200;
+
+/// A record as `export_requests` writes it, or why not.
+fn check_record(record: &ExportedRequest, catalogue: &common::Catalogue) -> Result<(), String> {
+    use crate::v1::validation::{any_string, has_control, validate_new_request};
     if !record.state.is_final() {
-        return Err(Refused::Record(format!(
+        return Err(format!(
             "it is {}: only finished requests are carried",
             record.state
-        )));
+        ));
     }
-    if let Some(s) = record
-        .state_history
-        .iter()
-        .find(|s| s.state.parse::<RequestState>().is_err())
-    {
-        return Err(Refused::Record(format!(
-            "its history holds an unknown state {:?}",
-            s.state
-        )));
+    // what was asked, as a submission is checked (a repository of A's disk included)
+    let asked = serde_json::json!({
+        "repo": record.repo,
+        "ref": record.git_ref,
+        "pkg_managers": record.pkg_managers,
+        "packages": record.packages,
+        "flags": record.flags,
+        "dependency_replacements": record.dependency_replacements,
+    });
+    validate_new_request(&asked, true, catalogue).map_err(|e| e.message)?;
+    for (name, text) in [
+        ("user", &record.user),
+        ("submitted_by", &record.submitted_by),
+        ("error_type", &record.error_type),
+    ] {
+        if text
+            .as_deref()
+            .is_some_and(|t| t.len() > MAX_USER_BYTES || has_control(t))
+        {
+            return Err(format!(
+                "its {name} is longer than {MAX_USER_BYTES} bytes or holds control characters"
+            ));
+        }
     }
     if let Some(origin) = record
         .error_origin
         .as_deref()
         .filter(|o| serde_json::from_value::<ErrorOrigin>(serde_json::json!(o)).is_err())
     {
-        return Err(Refused::Record(format!(
+        return Err(format!(
             "its error origin {origin:?} is neither client nor server"
-        )));
+        ));
+    }
+    if let Some(s) = record
+        .state_history
+        .iter()
+        .find(|s| s.state.parse::<RequestState>().is_err())
+    {
+        return Err(format!("its history holds an unknown state {:?}", s.state));
+    }
+    if record.state_history.last().map(|s| s.state.as_str()) != Some(record.state.as_str()) {
+        return Err(format!(
+            "its history does not end in its state {}",
+            record.state
+        ));
+    }
+    let times = [record.created, record.updated]
+        .into_iter()
+        .chain(record.state_history.iter().map(|s| s.updated));
+    if let Some(t) = times
+        .into_iter()
+        .find(|t| !(1970..=9999).contains(&chrono::Datelike::year(t)))
+    {
+        return Err(format!("its time {t} is out of range"));
+    }
+    if record.packages_count.is_some_and(|n| n < 0)
+        || record.dependencies_count.is_some_and(|n| n < 0)
+    {
+        return Err("it counts fewer than no packages or dependencies".into());
+    }
+    // \u0000 in JSON: PostgreSQL's jsonb refuses it
+    let nul = |t: &str| t.contains('\0');
+    if any_string(&record.packages, &nul) || any_string(&record.dependency_replacements, &nul) {
+        return Err("it holds a NUL character".into());
+    }
+    Ok(())
+}
+
+async fn import_one(
+    pool: &DbPool,
+    instance: &str,
+    catalogue: &common::Catalogue,
+    record: ExportedRequest,
+) -> Result<Recorded, Refused> {
+    check_record(&record, catalogue).map_err(Refused::Record)?;
+    let mut conn = pool.get().await.map_err(|e| Refused::Database(e.into()))?;
+    let known: Option<(i64, String, NaiveDateTime)> = requests::table
+        .filter(requests::imported_instance.eq(instance))
+        .filter(requests::imported_id.eq(record.id))
+        .select((requests::id, requests::state, requests::updated))
+        .first(&mut conn)
+        .await
+        .optional()?;
+    if let Some((id, state, updated)) = known {
+        return later_state(&mut conn, id, &state, updated, &record).await;
     }
     let checked = match record.packages_data {
         Some(data) => {
@@ -393,12 +485,14 @@ async fn import_one(
                 tokio::task::spawn_blocking(move || crate::v1::files::checked_packages_data(body))
                     .await
                     .map_err(|e| Refused::Database(ApiError::internal(e.to_string())))?;
-            Some(checked.map_err(|e| Refused::Record(e.message))?)
+            Some(
+                checked
+                    .map_err(|e| Refused::Record(format!("its packages data: {}", e.message)))?,
+            )
         }
         None => None,
     };
     let clean = |text: &str| common::text::clean(text, common::text::MAX_REASON_BYTES);
-    let mut conn = pool.get().await.map_err(|e| Refused::Database(e.into()))?;
     conn.transaction::<_, Refused, _>(async |conn| {
         let id: Option<i64> = diesel::insert_into(requests::table)
             .values((
@@ -430,7 +524,8 @@ async fn import_one(
             .await
             .optional()?;
         let Some(id) = id else {
-            return Ok(false);
+            // another import recorded it meanwhile
+            return Ok(Recorded::Present);
         };
         let states: Vec<_> = record
             .state_history
@@ -456,7 +551,64 @@ async fn import_one(
                 .await?;
             index.write(conn, id).await.map_err(Refused::Database)?;
         }
-        Ok(true)
+        Ok(Recorded::Imported)
+    })
+    .await
+}
+
+/// A record imported before: the state it reached since on the exporting instance (a
+/// complete or failed request gone stale), with the history after what is here.
+async fn later_state(
+    conn: &mut crate::db::DbConn,
+    id: i64,
+    state: &str,
+    updated: NaiveDateTime,
+    record: &ExportedRequest,
+) -> Result<Recorded, Refused> {
+    let moved = record.updated > updated
+        && state
+            .parse::<RequestState>()
+            .is_ok_and(|known| known != record.state && known.can_become(record.state));
+    if !moved {
+        return Ok(Recorded::Present);
+    }
+    let clean = |text: &str| common::text::clean(text, common::text::MAX_REASON_BYTES);
+    conn.transaction::<_, Refused, _>(async |conn| {
+        // under the row lock, once: a concurrent import of the same record finds it moved
+        let changed = diesel::update(
+            requests::table
+                .find(id)
+                .filter(requests::state.eq(state))
+                .filter(requests::updated.eq(updated)),
+        )
+        .set((
+            requests::state.eq(record.state.as_str()),
+            requests::state_reason.eq(clean(&record.state_reason)),
+            requests::updated.eq(record.updated),
+        ))
+        .execute(conn)
+        .await?;
+        if changed == 0 {
+            return Ok(Recorded::Present);
+        }
+        let states: Vec<_> = record
+            .state_history
+            .iter()
+            .filter(|s| s.updated > updated)
+            .map(|s| {
+                (
+                    request_states::request_id.eq(id),
+                    request_states::state.eq(&s.state),
+                    request_states::state_reason.eq(clean(&s.state_reason)),
+                    request_states::updated.eq(s.updated),
+                )
+            })
+            .collect();
+        diesel::insert_into(request_states::table)
+            .values(states)
+            .execute(conn)
+            .await?;
+        Ok(Recorded::Updated)
     })
     .await
 }
@@ -470,7 +622,7 @@ mod tests {
         let now = chrono::Utc::now().naive_utc();
         serde_json::from_value(serde_json::json!({
             "id": id,
-            "repo": "https://example.com/<script>alert(1)</script>.git",
+            "repo": "https://example.com/org/app.git",
             "ref": "a".repeat(40),
             "pkg_managers": ["npm"],
             "packages": {},
@@ -498,10 +650,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn imports_of_the_same_records_at_once_record_each_once_and_refuse_unfinished_ones() {
         let db = TestDb::new().await;
+        let catalogue = worker::pkg_managers::catalogue();
         let records = || (1..=30).map(|id| Ok(record(id, "complete")));
         let (a, b) = tokio::join!(
-            import_requests(&db.pool, "a1", records()),
-            import_requests(&db.pool, "a1", records())
+            import_requests(&db.pool, "a1", &catalogue, records()),
+            import_requests(&db.pool, "a1", &catalogue, records())
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!((a.imported + b.imported, a.present + b.present), (30, 30));
@@ -520,7 +673,9 @@ mod tests {
         assert_eq!((rows, states, indexed), (30, 30, 30));
 
         // the same ids from another instance are other requests
-        let other = import_requests(&db.pool, "b2", records()).await.unwrap();
+        let other = import_requests(&db.pool, "b2", &catalogue, records())
+            .await
+            .unwrap();
         assert_eq!(other.imported, 30);
 
         let mut in_progress = record(31, "in_progress");
@@ -531,12 +686,31 @@ mod tests {
         bad_history.state_history[0].state = "done".into();
         let mut bad_data = record(34, "complete");
         bad_data.packages_data = Some(RawValue::from_string("{\"packages\": 1}".into()).unwrap());
+        let mut bad_ref = record(35, "complete");
+        bad_ref.git_ref = "main".into();
+        let mut nul_user = record(36, "complete");
+        nul_user.user = Some("a\0b".into());
+        let mut far_future = record(37, "complete");
+        far_future.updated = chrono::NaiveDate::from_ymd_opt(12000, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
         let done = import_requests(
             &db.pool,
             "a1",
-            [in_progress, bad_origin, bad_history, bad_data]
-                .into_iter()
-                .map(Ok),
+            &catalogue,
+            [
+                Ok(in_progress),
+                Ok(bad_origin),
+                Ok(bad_history),
+                Ok(bad_data),
+                Err("expected value at line 1 column 1".to_string()),
+                Ok(bad_ref),
+                Ok(nul_user),
+                Ok(far_future),
+                Ok(record(38, "complete")),
+            ]
+            .into_iter(),
         )
         .await
         .unwrap();
@@ -551,12 +725,58 @@ mod tests {
                 "request 31 of a1",
                 "request 32 of a1",
                 "request 33 of a1",
-                "request 34 of a1"
+                "request 34 of a1",
+                "record 5",
+                "request 35 of a1",
+                "request 36 of a1",
+                "request 37 of a1",
             ],
             "{:?}",
             done.refused
         );
+        // the records after the refused ones are imported
+        assert_eq!(done.imported, 1);
         let rows: i64 = requests::table.count().get_result(&mut conn).await.unwrap();
-        assert_eq!(rows, 60);
+        assert_eq!(rows, 61);
+
+        // gone stale on the exporting instance since: that state is added, once
+        let mut stale = record(1, "stale");
+        let later = chrono::Utc::now().naive_utc();
+        stale.updated = later;
+        let long_ago = chrono::NaiveDate::from_ymd_opt(2020, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        stale.state_history = vec![
+            ExportedState {
+                state: "complete".into(),
+                state_reason: "Completed successfully".into(),
+                updated: long_ago,
+            },
+            ExportedState {
+                state: "stale".into(),
+                state_reason: "The request has expired".into(),
+                updated: later,
+            },
+        ];
+        let again = import_requests(&db.pool, "a1", &catalogue, [Ok(stale)].into_iter())
+            .await
+            .unwrap();
+        assert_eq!((again.updated, again.present), (1, 0), "{again:?}");
+        let (state, history): (String, i64) = requests::table
+            .filter(requests::imported_instance.eq("a1"))
+            .filter(requests::imported_id.eq(1))
+            .select((
+                requests::state,
+                request_states::table
+                    .filter(request_states::request_id.eq(requests::id))
+                    .count()
+                    .single_value()
+                    .assume_not_null(),
+            ))
+            .first(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!((state.as_str(), history), ("stale", 2));
     }
 }

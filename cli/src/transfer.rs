@@ -83,7 +83,7 @@ pub async fn export(args: ExportArgs) -> Result<i32> {
     .await
     .map_err(|e| anyhow::anyhow!(e.message))?;
     let requests = if args.with_requests {
-        let mut records = RequestRecords::new()?;
+        let mut records = RequestRecords::new(&args.out)?;
         let written = transfers::export_requests(
             &pool,
             since.map(|t| t.naive_utc()),
@@ -160,7 +160,7 @@ pub async fn export(args: ExportArgs) -> Result<i32> {
 }
 
 pub async fn import(args: ImportArgs) -> Result<i32> {
-    let (shared, pool, _) = open(&args.config).await?;
+    let (shared, pool, own_instance) = open(&args.config).await?;
     let directory = args.dir.display().to_string();
     let manifest = Manifest::read(&args.dir)?;
     let id = transfers::begin(
@@ -182,7 +182,7 @@ pub async fn import(args: ImportArgs) -> Result<i32> {
     let imported = transfer::import(&shared, &args.dir, &staging, &progress).await;
     // requests after the objects: a record never names a dependency the store lacks
     let requests = match &imported {
-        Ok((manifest, _)) => import_requests(&pool, &args.dir, manifest).await,
+        Ok((manifest, _)) => import_requests(&pool, &args.dir, manifest, &own_instance).await,
         Err(_) => Ok(ImportedRequests::default()),
     };
     let outcome = match (&imported, &requests) {
@@ -190,8 +190,9 @@ pub async fn import(args: ImportArgs) -> Result<i32> {
             objects: done.written as i64,
             bytes: done.written_bytes as i64,
             present: (done.present + requests.present) as i64,
+            // a record gone stale since is recorded anew
+            requests: (requests.imported + requests.updated) as i64,
             refused: (done.refused.len() + requests.refused.len()) as i64,
-            requests: requests.imported as i64,
         }),
         (Err(e), _) => Err(e.to_string()),
         (_, Err(e)) => Err(format!("the requests' records: {e}")),
@@ -206,9 +207,10 @@ pub async fn import(args: ImportArgs) -> Result<i32> {
     }
     if manifest.requests.is_some() {
         println!(
-            "imported {} request(s), {} already present, {} refused",
+            "imported {} request(s), {} already present, {} gone stale since, {} refused",
             requests.imported,
             requests.present,
+            requests.updated,
             requests.refused.len()
         );
     }
@@ -233,7 +235,18 @@ async fn import_requests(
     pool: &api::db::DbPool,
     dir: &std::path::Path,
     manifest: &Manifest,
+    own_instance: &str,
 ) -> Result<ImportedRequests, TransferRecordError> {
+    if manifest.requests.is_some() && manifest.instance == own_instance {
+        return Ok(ImportedRequests {
+            refused: vec![(
+                transfer::REQUESTS.to_string(),
+                "these are this instance's own requests (an export imported where it was made)"
+                    .into(),
+            )],
+            ..Default::default()
+        });
+    }
     let records = match transfer::request_records::<ExportedRequest>(dir, manifest) {
         Ok(Some(records)) => records,
         Ok(None) => return Ok(ImportedRequests::default()),
@@ -245,5 +258,6 @@ async fn import_requests(
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(transfers::import_requests(pool, &manifest.instance, records).await?)
+    let catalogue = worker::pkg_managers::catalogue();
+    Ok(transfers::import_requests(pool, &manifest.instance, &catalogue, records).await?)
 }

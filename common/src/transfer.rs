@@ -89,7 +89,7 @@ pub struct RequestsFile {
 }
 
 /// Requests' records being written for an export, one JSON line each, in a temporary file
-/// until [`export`] puts it beside the volumes.
+/// beside the transfer directory until [`export`] puts it with the volumes.
 pub struct RequestRecords {
     file: BufWriter<tempfile::NamedTempFile>,
     hasher: Sha256,
@@ -98,9 +98,14 @@ pub struct RequestRecords {
 }
 
 impl RequestRecords {
-    pub fn new() -> Result<Self> {
-        let temp = std::env::temp_dir();
-        let file = tempfile::NamedTempFile::new_in(&temp).map_err(io_at(&temp))?;
+    /// For an export into `out`.
+    pub fn new(out: &Path) -> Result<Self> {
+        let beside = match out.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&beside).map_err(io_at(&beside))?;
+        let file = tempfile::NamedTempFile::new_in(&beside).map_err(io_at(&beside))?;
         Ok(Self {
             file: BufWriter::new(file),
             hasher: Sha256::new(),
@@ -126,16 +131,24 @@ impl RequestRecords {
         self.count
     }
 
-    /// Copy the records to `path`; what the manifest says of them.
+    /// Move the records to `path`; what the manifest says of them.
     fn place(self, path: &Path) -> Result<RequestsFile> {
+        use std::os::unix::fs::PermissionsExt;
         let temp = self
             .file
             .into_inner()
             .map_err(|e| io_at(Path::new(REQUESTS))(e.into_error()))?;
-        std::fs::copy(temp.path(), path).map_err(io_at(path))?;
-        File::open(path)
-            .and_then(|f| f.sync_all())
-            .map_err(io_at(path))?;
+        temp.as_file().sync_all().map_err(io_at(temp.path()))?;
+        // readable by whoever carries the media, as the volumes are
+        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(io_at(temp.path()))?;
+        if let Err(e) = temp.persist(path) {
+            // another file system (the transfer directory a mount point)
+            std::fs::copy(e.file.path(), path).map_err(io_at(path))?;
+            File::open(path)
+                .and_then(|f| f.sync_all())
+                .map_err(io_at(path))?;
+        }
         Ok(RequestsFile {
             count: self.count,
             size: self.size,
@@ -145,11 +158,13 @@ impl RequestRecords {
 }
 
 /// The requests' records of the transfer in `dir`, when its manifest names them: the whole
-/// file checked against the manifest first, then read one record at a time.
+/// file checked against the manifest first, then read a line (a record) at a time; a line that
+/// does not read is an error of its own (why), as is a count other than the manifest's.
 pub fn request_records<T: serde::de::DeserializeOwned>(
     dir: &Path,
     manifest: &Manifest,
-) -> Result<Option<impl Iterator<Item = Result<T, serde_json::Error>>>> {
+) -> Result<Option<impl Iterator<Item = Result<T, String>>>> {
+    use std::io::{BufRead, Seek};
     let Some(expected) = &manifest.requests else {
         return Ok(None);
     };
@@ -163,8 +178,11 @@ pub fn request_records<T: serde::de::DeserializeOwned>(
         Err(e) => return Err(io_at(&path)(e)),
     };
     let mut hasher = Sha256::new();
-    let size =
-        io::copy(&mut (&mut file).take(expected.size + 1), &mut hasher).map_err(io_at(&path))?;
+    let size = io::copy(
+        &mut (&mut file).take(expected.size.saturating_add(1)),
+        &mut hasher,
+    )
+    .map_err(io_at(&path))?;
     let sha256 = hex::encode(hasher.finalize());
     if size != expected.size || sha256 != expected.sha256 {
         return Err(damaged(format!(
@@ -172,11 +190,33 @@ pub fn request_records<T: serde::de::DeserializeOwned>(
             expected.size, expected.sha256
         )));
     }
-    use std::io::Seek;
     file.rewind().map_err(io_at(&path))?;
-    Ok(Some(
-        serde_json::Deserializer::from_reader(BufReader::new(file)).into_iter::<T>(),
-    ))
+    let mut reader = BufReader::new(file);
+    let (count, mut read, mut ended) = (expected.count, 0u64, false);
+    Ok(Some(std::iter::from_fn(move || {
+        if ended {
+            return None;
+        }
+        let mut line = Vec::new();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => {
+                ended = true;
+                (read != count).then(|| {
+                    Err(format!(
+                        "the file holds {read} record(s), the manifest says {count}"
+                    ))
+                })
+            }
+            Ok(_) => {
+                read += 1;
+                Some(serde_json::from_slice(&line).map_err(|e| e.to_string()))
+            }
+            Err(e) => {
+                ended = true;
+                Some(Err(e.to_string()))
+            }
+        }
+    })))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,6 +253,18 @@ impl Manifest {
             serde_json::from_reader(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
         if manifest.format != FORMAT {
             return Err(bad(format!("its format is {:?}", manifest.format)));
+        }
+        // what `api::transfers::instance_of` names an instance: it is stored and shown
+        if manifest.instance.len() != 16
+            || !manifest
+                .instance
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(bad(format!(
+                "the instance {:?} is not an instance's name",
+                manifest.instance
+            )));
         }
         // a volume is a file of the transfer directory, nothing else
         if let Some(v) = manifest.volumes.iter().find(|v| {
@@ -1027,7 +1079,7 @@ mod tests {
         export(
             from,
             out,
-            "a1",
+            "00000000000000a1",
             &range,
             max_volume,
             None,
@@ -1041,7 +1093,7 @@ mod tests {
     async fn request_records_go_beside_the_volumes_and_read_back_only_whole() {
         let (a, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let from = store_with(a.path(), FILES);
-        let mut records = RequestRecords::new().unwrap();
+        let mut records = RequestRecords::new(out.path()).unwrap();
         for id in 1..=3 {
             records
                 .push(&serde_json::json!({"id": id, "repo": "<script>"}))
@@ -1054,7 +1106,7 @@ mod tests {
         let done = export(
             &from,
             out.path(),
-            "a1",
+            "00000000000000a1",
             &range,
             1 << 20,
             Some(records),
@@ -1070,6 +1122,12 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.path().join(REQUESTS))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
         assert_eq!(read.len(), 3);
         assert_eq!(read[2]["id"], 3);
 
@@ -1245,7 +1303,7 @@ mod tests {
         let done = export(
             &from,
             out.path(),
-            "a1",
+            "00000000000000a1",
             &range,
             1 << 20,
             None,

@@ -1108,6 +1108,29 @@ async fn an_export_with_requests_carries_their_records_and_the_far_side_lists_an
     assert_eq!(transfers["items"][1]["requests"], 2, "{transfers}");
     let back = export(&b, &out.path().join("back"), &["--with-requests"]);
     assert_eq!(back["requests"]["count"], 0, "{back}");
+    // B's own work only: the metrics and `latest` leave A's records out
+    let (_, metrics) = b.get("/api/v1/request-metrics").await;
+    assert_eq!(metrics["meta"]["total"], 0, "{metrics}");
+    let repo_name = on_a["repo"].as_str().unwrap().trim_start_matches("file://");
+    let latest = format!(
+        "/api/v1/requests/latest?repo_name={}&ref={}",
+        url::form_urlencoded::byte_serialize(repo_name.as_bytes()).collect::<String>(),
+        on_a["ref"].as_str().unwrap()
+    );
+    let (status, found) = a.get(&latest).await;
+    assert_eq!((status, &found["id"]), (200, &json!(a_id)), "{found}");
+    let (status, found) = b.get(&latest).await;
+    assert_eq!(status, 404, "{found}");
+
+    // an export imported where it was made: its requests are refused, named
+    let (code, said, err) = import(&a, &dir);
+    assert_eq!(code, 2, "{said}\n{err}");
+    assert!(
+        err.contains("REFUSED: requests.jsonl: these are this instance's own requests"),
+        "{err}"
+    );
+    let (_, on_a_now) = a.get("/api/v1/requests").await;
+    assert_eq!(on_a_now["meta"]["total"], 2, "{on_a_now}");
 }
 
 /// A requests file that does not match its manifest is refused whole, named; every object is

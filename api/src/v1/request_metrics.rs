@@ -29,6 +29,13 @@ macro_rules! is_final_state {
     };
 }
 
+/// The state is of a request this instance processed (not one imported from another).
+macro_rules! this_instances {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM requests i WHERE i.id = request_states.request_id AND i.imported_instance IS NOT NULL)"
+    };
+}
+
 /// When the request of the outer query's `request_states` row had its first (`0`) or second
 /// (`1`) state, by the `(request_id, id)` index.
 macro_rules! nth_state_at {
@@ -113,6 +120,7 @@ impl MetricsQuery {
     fn filtered(&self) -> request_states::BoxedQuery<'static, Pg> {
         let mut query = request_states::table
             .filter(sql::<Bool>(is_final_state!()))
+            .filter(sql::<Bool>(this_instances!()))
             .into_boxed();
         let filters = &self.finished_and_error;
         if let Some(from) = &filters.from {
@@ -301,6 +309,8 @@ const SUMMARY: &str = concat!(
     time_in_queue!(),
     " AS time_in_queue FROM request_states WHERE ",
     is_final_state!(),
+    " AND ",
+    this_instances!(),
     " AND request_states.updated >= $1 AND request_states.updated <= $2) ",
     "SELECT avg(duration) AS duration_avg, ",
     "percentile_cont(0.5) WITHIN GROUP (ORDER BY duration) AS duration_50, ",

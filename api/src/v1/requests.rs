@@ -411,6 +411,8 @@ pub async fn latest(
     let mut conn = state.pool.get().await?;
     let rows: Vec<RequestRow> = requests::table
         .filter(requests::git_ref.eq(&git_ref))
+        // another instance's record has no bundle here
+        .filter(requests::imported_instance.is_null())
         .filter(
             requests::repo
                 .like(format!("%{repo_name}"))

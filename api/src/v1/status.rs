@@ -135,7 +135,9 @@ struct DurationRow {
 /// (the bytes downloaded through the other instances within `counters::FLUSH_INTERVAL` aside).
 pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
+    // this instance's requests: another's imported records are not its work
     let counts: Vec<(String, i64)> = requests::table
+        .filter(requests::imported_instance.is_null())
         .group_by(requests::state)
         .select((requests::state, diesel::dsl::count_star()))
         .load(&mut conn)
@@ -144,7 +146,7 @@ pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let durations: Vec<DurationRow> = diesel::sql_query(
         "SELECT r.state, EXTRACT(EPOCH FROM (s.updated - r.created))::float8 AS seconds \
          FROM requests r JOIN LATERAL (SELECT updated FROM request_states WHERE request_id = r.id AND state = r.state ORDER BY id LIMIT 1) s ON true \
-         WHERE r.state IN ('complete', 'failed')",
+         WHERE r.state IN ('complete', 'failed') AND r.imported_instance IS NULL",
     )
     .load(&mut conn)
     .await?;
