@@ -159,8 +159,15 @@ impl Larder {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.data.path());
+        // `LARDER_TEST_QUEUE=in-process`: every `serve` queues its jobs itself, as one without
+        // RabbitMQ does
+        let in_process = cmd == "serve"
+            && std::env::var("LARDER_TEST_QUEUE").is_ok_and(|q| q == "in-process")
+            && !extra.iter().any(|(k, _)| *k == "LARDER_AMQP_URL");
         for (k, v) in &self.env {
-            command.env(k, v);
+            if !(in_process && k == "LARDER_AMQP_URL") {
+                command.env(k, v);
+            }
         }
         for (k, v) in extra {
             command.env(k, v);
