@@ -282,3 +282,146 @@ pub async fn page(
     };
     html(StatusCode::OK, &page)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "<img src=x onerror=alert(1)><script>alert(2)</script>";
+
+    fn page() -> RequestPage {
+        RequestPage {
+            id: 3,
+            repo: HOSTILE.into(),
+            git_ref: "0123456789abcdef0123456789abcdef01234567".into(),
+            pkg_managers: "npm".into(),
+            flags: String::new(),
+            state: "complete".into(),
+            state_class: "state-complete",
+            state_reason: HOSTILE.into(),
+            error: None,
+            created: "2026-12-01 00:00:00".into(),
+            updated: "2026-12-01 00:00:01".into(),
+            in_progress: false,
+            complete: true,
+            history: vec![HistoryEntry {
+                state: "complete".into(),
+                state_class: "state-complete",
+                state_reason: HOSTILE.into(),
+                updated: "2026-12-01 00:00:01".into(),
+            }],
+            packages: vec![PackageView {
+                kind: "npm".into(),
+                name: "app".into(),
+                version: "1.0.0".into(),
+                path: ".".into(),
+                purl: "pkg:npm/app@1.0.0".into(),
+                dependency_count: 2,
+                dependencies: vec![
+                    DependencyRow {
+                        kind: "npm".into(),
+                        name: HOSTILE.into(),
+                        version: "1.0.0".into(),
+                        purl: "pkg:npm/%40s/x@1.0.0?a=b&c=d".into(),
+                        dev: true,
+                        optional: false,
+                        replaces: None,
+                    },
+                    DependencyRow {
+                        kind: "npm".into(),
+                        name: "leaf".into(),
+                        version: "2.0.0".into(),
+                        purl: "pkg:npm/leaf@2.0.0".into(),
+                        dev: false,
+                        optional: false,
+                        replaces: None,
+                    },
+                ],
+            }],
+            dependency_filter: HOSTILE.into(),
+            dependencies_shown: 2,
+            dependencies_matching: 2,
+            env_vars: vec![EnvVarView {
+                name: "NPM_CONFIG_REGISTRY".into(),
+                value: format!("http://x/repos/3/t/{REDACTED}/npm/"),
+                kind: "literal".into(),
+            }],
+            config_files: vec![ConfigFileView {
+                path: ".npmrc".into(),
+                content: None,
+                size: Some(120),
+            }],
+            may_see_secrets: false,
+            log_tail: format!("line\n{HOSTILE}"),
+            log_gone: false,
+        }
+    }
+
+    #[test]
+    fn everything_shown_is_escaped() {
+        let html = page().render().unwrap();
+        assert!(!html.contains("<img src=x"), "{html}");
+        assert!(!html.contains("<script>alert"), "{html}");
+        let escaped =
+            "&#60;img src=x onerror=alert(1)&#62;&#60;script&#62;alert(2)&#60;/script&#62;";
+        // repository, reason, history, dependency name, filter value, log
+        assert_eq!(html.matches(escaped).count(), 6, "{html}");
+        // a purl goes into a search link encoded, then escaped
+        assert!(
+            html.contains("href=\"/ui/search?purl=pkg%3Anpm/%2540s/x%401.0.0%3Fa%3Db%26c%3Dd\""),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn dev_dependencies_are_marked_and_secrets_hidden() {
+        let html = page().render().unwrap();
+        assert_eq!(
+            html.matches("<span class=\"tag dev\">dev</span>").count(),
+            1
+        );
+        assert!(html.contains("REDACTED"));
+        assert!(html.contains("only the request's submitter, its user, a representative or a worker may read them"), "{html}");
+        // a reader who may not see it gets no content and no size
+        assert!(!html.contains("120 bytes"));
+        let mut reader = page();
+        reader.may_see_secrets = true;
+        reader.config_files[0].content = Some("//x/:_authToken=secret".into());
+        let html = reader.render().unwrap();
+        assert!(
+            html.contains("<pre class=\"file\">//x/:_authToken=secret</pre>"),
+            "{html}"
+        );
+        // links to what a complete request has
+        for link in [
+            "/download",
+            "/content-manifest",
+            "/sbom?format=cyclonedx",
+            "/sbom?format=spdx",
+        ] {
+            assert!(
+                html.contains(&format!("href=\"/api/v1/requests/3{link}\"")),
+                "{link}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_in_progress_is_followed() {
+        let mut p = page();
+        p.in_progress = true;
+        p.complete = false;
+        let html = p.render().unwrap();
+        assert!(html.contains("data-live-request=\"3\""));
+        assert!(!html.contains("/download\""));
+        assert!(!page().render().unwrap().contains("data-live-request"));
+    }
+
+    #[test]
+    fn ids_in_paths() {
+        assert_eq!(parse_id("12").unwrap(), 12);
+        for bad in ["0", "-1", "x", "", "99999999999999999999"] {
+            assert_eq!(parse_id(bad).unwrap_err().status, 404, "{bad}");
+        }
+    }
+}

@@ -193,3 +193,72 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> UiResult<Http
     page.rows = rows.into_iter().map(Row::from).collect();
     html(StatusCode::OK, &page)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "<script>document.title='pwned'</script>\"'&";
+
+    #[test]
+    fn rows_are_escaped_and_in_progress_ones_are_live() {
+        let page = RequestListPage {
+            rows: vec![Row::from(ListedRequest {
+                id: 7,
+                repo: format!("https://h/{HOSTILE}"),
+                git_ref: "0123456789abcdef0123456789abcdef01234567".into(),
+                pkg_managers: vec!["npm".into()],
+                state: "in_progress".into(),
+                state_reason: HOSTILE.into(),
+                created: chrono::NaiveDateTime::default(),
+            })],
+            filters: Filters {
+                repo: HOSTILE.into(),
+                ..Default::default()
+            },
+            states: RequestState::ALL.iter().map(|s| s.as_str()).collect(),
+            pkg_managers: vec!["npm", "pip"],
+            newer: None,
+            older: Some(link("/ui/requests", &[("repo", HOSTILE), ("before", "7")])),
+            first: None,
+            error: Some(HOSTILE.into()),
+        };
+        let html = page.render().unwrap();
+        assert!(!html.contains("<script>document"), "{html}");
+        assert!(!html.contains("'pwned'"), "{html}");
+        let escaped =
+            "&#60;script&#62;document.title=&#39;pwned&#39;&#60;/script&#62;&#34;&#39;&#38;";
+        // the repository, the reason, the filter's value and the error
+        assert_eq!(html.matches(escaped).count(), 4, "{html}");
+        assert!(html.contains("<tr data-live-id=\"7\">"), "{html}");
+        assert!(
+            html.contains("<span class=\"state state-in_progress\" data-state>in_progress</span>")
+        );
+        assert!(html.contains(
+            "<code title=\"0123456789abcdef0123456789abcdef01234567\">0123456789ab</code>"
+        ));
+        assert!(html.contains("<html lang=\"en\">"));
+        assert!(html.contains("name=\"viewport\""));
+        // the link's query is form-encoded, then escaped as an attribute
+        assert!(html.contains("href=\"/ui/requests?repo=%3Cscript%3Edocument.title%3D%27pwned%27%3C%2Fscript%3E%22%27%26&#38;before=7\""), "{html}");
+        // every input has its label
+        for id in ["f-state", "f-repo", "f-ref", "f-pm"] {
+            assert!(html.contains(&format!("<label for=\"{id}\">")), "{id}");
+        }
+    }
+
+    #[test]
+    fn a_final_request_is_not_polled() {
+        let row = Row::from(ListedRequest {
+            id: 1,
+            repo: "r".into(),
+            git_ref: "g".into(),
+            pkg_managers: vec![],
+            state: "complete".into(),
+            state_reason: "done".into(),
+            created: chrono::NaiveDateTime::default(),
+        });
+        assert!(!row.in_progress);
+        assert_eq!(row.state_class, "state-complete");
+    }
+}
