@@ -9,7 +9,7 @@ use crate::schema::requests;
 use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Binary};
+use diesel::sql_types::{BigInt, Binary, Integer};
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
 
@@ -95,7 +95,7 @@ pub async fn log_tail(conn: &mut crate::db::DbConn, request_id: i64) -> Result<S
          FROM request_log_chunks WHERE request_id = $1 ORDER BY id DESC LIMIT 4",
     )
     .bind::<BigInt, _>(request_id)
-    .bind::<BigInt, _>(LOG_TAIL_BYTES as i64)
+    .bind::<Integer, _>(LOG_TAIL_BYTES as i32)
     .load(conn)
     .await?;
     let mut bytes = Vec::new();
