@@ -178,8 +178,9 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> UiResult<Http
         link("/ui/requests", &with)
     };
     let (first_id, last_id) = (
-        rows.iter().next().map(|r| r.id),
-        rows.iter().next_back().map(|r| r.id),
+        // the slice's, not diesel's `first`
+        <[ListedRequest]>::first(&rows).map(|r| r.id),
+        <[ListedRequest]>::last(&rows).map(|r| r.id),
     );
     let (newer, older) = match keyset {
         Keyset::Newest => (None, more.then_some(()).and(last_id)),

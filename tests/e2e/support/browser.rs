@@ -186,7 +186,20 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the session even when a test panicked before [`Browser::quit`] (ChromeDriver then
+    /// closes the browser; killing ChromeDriver alone would leave Chromium running).
     fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let authority = self.base.trim_start_matches("http://").to_string();
+        let request = format!(
+            "DELETE /session/{} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.session
+        );
+        if let Ok(mut stream) = std::net::TcpStream::connect(&authority) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = stream.write_all(request.as_bytes());
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
