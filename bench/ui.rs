@@ -117,6 +117,22 @@ async fn run() {
         }
     }
 
+    // what the repository filter costs without the index of migration 2026-12-11 (dropped in a
+    // transaction that is rolled back)
+    exec(&mut conn, "BEGIN").await;
+    exec(&mut conn, "DROP INDEX requests_repo_idx").await;
+    let plan: Vec<PlanLine> = diesel::sql_query(format!(
+        "EXPLAIN (ANALYZE, COSTS OFF) SELECT {columns} FROM requests WHERE repo = '{old_repo}' ORDER BY id DESC LIMIT 26"
+    ))
+    .load(&mut conn)
+    .await
+    .unwrap();
+    exec(&mut conn, "ROLLBACK").await;
+    println!("\nplan of repo= (10 requests) without requests_repo_idx:");
+    for l in plan {
+        println!("  {}", l.line);
+    }
+
     let http = reqwest::Client::new();
     let pages = [
         ("/ui/requests (newest 25)", "/ui/requests".to_string()),
