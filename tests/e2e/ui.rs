@@ -344,3 +344,68 @@ async fn ui_pages_without_javascript_and_bad_input() {
     assert_eq!(states["requests"][0]["state"], "complete");
     assert_eq!(states["requests"].as_array().unwrap().len(), 1);
 }
+
+/// With authentication on, a request's page shows its configuration files' contents only to
+/// those the API lets read them (its submitter, a representative, a worker), as
+/// `GET …/configuration-files` decides; anyone else sees their paths and a note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_request_page_shows_secrets_only_to_their_readers() {
+    use base64::Engine;
+    let mut larder = Larder::new();
+    larder.env.insert(
+        "LARDER_API_TOKENS".into(),
+        "alicetok=alice,bobtok=bob,reptok=osbs:representative,worktok=bot:worker".into(),
+    );
+    larder
+        .env
+        .insert("LARDER_WORKER_TOKEN".into(), "worktok".into());
+    larder.spawn("serve", &[]);
+    larder.wait_healthy().await;
+    let work = tempfile::tempdir().unwrap();
+    let (repo, commit) = GitRepo::with_file(work.path().join("r"), "a", "a");
+    larder.token = Some("alicetok".into());
+    let id = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    assert_eq!(larder.wait(id).await["state"], "complete");
+    larder.token = Some("worktok".into());
+    let secret = "//registry/:_authToken=SECRET-VALUE-42";
+    let (status, body) = larder
+        .post(
+            &format!("/api/v1/requests/{id}/configuration-files"),
+            &json!([{"path": "app/.npmrc", "type": "base64",
+                     "content": base64::engine::general_purpose::STANDARD.encode(secret)}]),
+        )
+        .await;
+    assert!(
+        status == 200 || status == 201 || status == 204,
+        "{status} {body}"
+    );
+    let page_as = |token: Option<&'static str>| {
+        let http = larder.http.clone();
+        let url = format!("{}/ui/requests/{id}", larder.url);
+        async move {
+            let mut req = http.get(url);
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.text().await.unwrap()
+        }
+    };
+    for reader in ["alicetok", "reptok", "worktok"] {
+        let page = page_as(Some(reader)).await;
+        assert!(page.contains(secret), "{reader} reads the file");
+        assert!(page.contains("<code>app/.npmrc</code>"));
+    }
+    for (who, token) in [("anonymous", None), ("bob", Some("bobtok"))] {
+        let page = page_as(token).await;
+        assert!(!page.contains("SECRET-VALUE-42"), "{who} must not read it");
+        assert!(
+            page.contains("<code>app/.npmrc</code>"),
+            "{who} sees the path"
+        );
+        assert!(page.contains("may read them"), "{who} is told why");
+    }
+}
