@@ -37,6 +37,7 @@ pub struct StatusPage {
     pub undispatched: i64,
     pub pkg_managers: Vec<&'static str>,
     pub failures: Vec<Failure>,
+    pub max_failures: i64,
 }
 
 pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> UiResult<HttpResponse> {
@@ -88,6 +89,7 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> UiResult<Http
         in_progress,
         undispatched,
         pkg_managers: state.catalogue.names().collect(),
+        max_failures: RECENT_FAILURES,
         failures: failed
             .into_iter()
             .map(|(id, repo, state_reason, kind, origin, updated)| Failure {
