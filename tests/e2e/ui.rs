@@ -1,6 +1,7 @@
 //! The web pages in a real browser (headless Chromium through ChromeDriver) against a real
 //! Larder: a request submitted through the API turns `complete` on the list without a reload,
-//! its page shows its packages and log, the search finds it by a dependency's purl, a hostile
+//! its page (open in a second tab meanwhile) follows it to complete and then shows its packages
+//! and log, the search finds it by a dependency's purl, a hostile
 //! repository URL and state reason show as text and run nothing, and every page is written to
 //! `target/ui-screenshots/` (at a desktop and at a phone width).
 
@@ -78,7 +79,34 @@ async fn ui_pages_in_a_browser() {
     browser
         .eval("window.__sameDocument = 'kept'; return true;", json!([]))
         .await;
+    let list_tab = browser.tab().await;
+    // the request's own page, in a second tab, follows it too
+    browser.new_tab().await;
+    browser
+        .goto(&format!("{}/ui/requests/{id}", larder.url))
+        .await;
+    assert_eq!(browser.text("#state").await.as_deref(), Some("in_progress"));
+    assert_eq!(
+        browser
+            .eval(
+                "return document.getElementById('live-note').hidden;",
+                json!([])
+            )
+            .await,
+        false,
+        "the page says it follows the request"
+    );
     upstream.release();
+    browser
+        .wait_for(
+            "the request's page following it to complete, with its packages",
+            "var s = document.getElementById('state'); \
+             return !!s && s.textContent === 'complete' && !!document.querySelector('table.deps');",
+            json!([]),
+            Duration::from_secs(120),
+        )
+        .await;
+    browser.switch_to(&list_tab).await;
     let first_cell_state = format!(
         "var a = document.querySelector('a[href=\"/ui/requests/{id}\"]'); \
          if (!a) return false; var s = a.closest('tr').querySelector('[data-state]'); \

@@ -115,6 +115,39 @@ impl Browser {
             .await;
     }
 
+    /// The current tab's handle.
+    pub async fn tab(&self) -> String {
+        self.command(reqwest::Method::GET, "/window", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Open a new tab and switch to it; its handle.
+    pub async fn new_tab(&self) -> String {
+        let opened = self
+            .command(
+                reqwest::Method::POST,
+                "/window/new",
+                Some(json!({"type": "tab"})),
+            )
+            .await;
+        let handle = opened["handle"].as_str().unwrap().to_string();
+        self.switch_to(&handle).await;
+        handle
+    }
+
+    /// Make the tab `handle` the one commands go to.
+    pub async fn switch_to(&self, handle: &str) {
+        self.command(
+            reqwest::Method::POST,
+            "/window",
+            Some(json!({"handle": handle})),
+        )
+        .await;
+    }
+
     /// Run `script` (a function body; `arguments` are `args`) in the page; what it returns.
     pub async fn eval(&self, script: &str, args: Value) -> Value {
         self.command(
