@@ -366,6 +366,51 @@ async fn ui_pages_without_javascript_and_bad_input() {
         let (status, _, body) = get(path.clone()).await;
         assert_eq!(status, expected, "{path}: {body}");
     }
+    // paging by keyset, filters kept: three requests one a page
+    let more: Vec<i64> = {
+        let mut ids = vec![id];
+        for _ in 0..2 {
+            let next = larder
+                .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+                .await;
+            larder.wait(next).await;
+            ids.push(next);
+        }
+        ids
+    };
+    let href = |page: &str, rel: &str| -> Option<String> {
+        let at = page.find(&format!("rel=\"{rel}\""))?;
+        let start = page[..at].rfind("href=\"")? + 6;
+        let end = start + page[start..].find('"')?;
+        Some(page[start..end].replace("&#38;", "&"))
+    };
+    let ids_on = |page: &str| -> Vec<i64> {
+        more.iter()
+            .copied()
+            .filter(|i| page.contains(&format!("href=\"/ui/requests/{i}\"")))
+            .collect()
+    };
+    let (_, _, newest) = get("/ui/requests?per_page=1&state=complete".into()).await;
+    assert_eq!(ids_on(&newest), [more[2]]);
+    assert_eq!(href(&newest, "prev"), None);
+    let older = href(&newest, "next").expect("an older page");
+    assert_eq!(
+        older,
+        format!("/ui/requests?per_page=1&state=complete&before={}", more[2])
+    );
+    let (_, _, middle) = get(older).await;
+    assert_eq!(ids_on(&middle), [more[1]]);
+    let newer = href(&middle, "prev").expect("a newer page");
+    assert_eq!(
+        newer,
+        format!("/ui/requests?per_page=1&state=complete&after={}", more[1])
+    );
+    let (_, _, back) = get(newer).await;
+    assert_eq!(ids_on(&back), [more[2]]);
+    let (_, _, oldest) = get(href(&middle, "next").expect("the oldest page")).await;
+    assert_eq!(ids_on(&oldest), [more[0]]);
+    assert_eq!(href(&oldest, "next"), None);
+
     let (_, _, states) = get(format!("/ui/states?ids={id},99999999")).await;
     let states: serde_json::Value = serde_json::from_str(&states).unwrap();
     assert_eq!(states["requests"][0]["id"], id);
