@@ -156,6 +156,10 @@ async fn run() {
             "/ui/requests?pkg_manager=pip".to_string(),
         ),
         (
+            "/ui/requests?pkg_manager=rubygems (none)",
+            "/ui/requests?pkg_manager=rubygems".to_string(),
+        ),
+        (
             "/ui/requests?before= (90% back)",
             format!("/ui/requests?before={deep}"),
         ),
