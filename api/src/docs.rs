@@ -1,4 +1,4 @@
-//! The OpenAPI document and a rendered page of it at `/`.
+//! The OpenAPI document and a rendered page of it at `/api`.
 
 use actix_web::HttpResponse;
 
@@ -19,7 +19,7 @@ pub async fn index() -> HttpResponse {
     let doc: serde_yaml::Value = serde_yaml::from_str(OPENAPI_YAML).unwrap_or_default();
     let title = doc["info"]["title"].as_str().unwrap_or("Larder API");
     let mut html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}code{{background:#eee;padding:0 .2em}}h3{{margin-bottom:.2em}}.m{{font-weight:bold;text-transform:uppercase}}</style></head><body><h1>{t}</h1><p>{d}</p><p>Machine-readable: <a href=\"/openapi.yaml\">openapi.yaml</a></p>",
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}code{{background:#eee;padding:0 .2em}}h3{{margin-bottom:.2em}}.m{{font-weight:bold;text-transform:uppercase}}</style></head><body><h1>{t}</h1><p>{d}</p><p>Machine-readable: <a href=\"/openapi.yaml\">openapi.yaml</a>. Pages for people: <a href=\"/\">the start page</a>.</p>",
         t = escape(title),
         d = escape(doc["info"]["description"].as_str().unwrap_or(""))
     );

@@ -19,6 +19,7 @@ pub mod secret;
 pub mod sweeper;
 pub mod tls;
 pub mod transfers;
+pub mod ui;
 pub mod v1;
 
 #[cfg(test)]
@@ -87,7 +88,8 @@ pub enum StartError {
     },
 }
 
-/// Registers every route from one table, which the OpenAPI test reads too. Each route is its
+/// Registers every route of the API from one table, which the OpenAPI test reads too (the web
+/// pages for people have their own, `ui::UI_ROUTES`). Each route is its
 /// own resource, guarded by its method, with the JSON body limit of its endpoint.
 macro_rules! routes {
     ($($method:ident $path:literal => $handler:path),* $(,)?) => {
@@ -184,7 +186,8 @@ async fn strip_identity_marker(
 }
 
 routes! {
-    get "/" => docs::index,
+    get "/" => ui::landing::page,
+    get "/api" => docs::index,
     get "/openapi.yaml" => docs::openapi,
     get "/healthz" => v1::status::healthz,
     get "/metrics" => v1::status::metrics,
@@ -326,6 +329,7 @@ pub async fn start(
             .wrap(actix_web::middleware::from_fn(strip_identity_marker))
             .wrap(actix_web::middleware::from_fn(bound_request_head))
             .configure(configure)
+            .configure(ui::configure)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(error::ApiError::not_found())
             }))

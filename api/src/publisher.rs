@@ -109,6 +109,17 @@ impl Publisher {
             Self::InProcess(queue) => Some(queue.consumers()),
         }
     }
+
+    /// The queue's consumers and waiting jobs, if the broker answers.
+    pub async fn queue_counts(&self) -> Option<QueueCounts> {
+        match self {
+            Self::Broker(broker) => broker.queue_counts().await,
+            Self::InProcess(queue) => Some(QueueCounts {
+                consumers: queue.consumers(),
+                waiting_jobs: u32::try_from(queue.waiting()).unwrap_or(u32::MAX),
+            }),
+        }
+    }
 }
 
 /// Resend the job of every request in progress that was dispatched: the in-process queue
@@ -230,6 +241,12 @@ impl BrokerPublisher {
     }
 
     async fn consumer_count(&self) -> Option<u32> {
+        self.queue_counts().await.map(|counts| counts.consumers)
+    }
+
+    /// The queue's consumers (workers) and the jobs waiting in it, if the broker answers (one
+    /// passive declare: the broker's own counts, nothing is read from the queue).
+    async fn queue_counts(&self) -> Option<QueueCounts> {
         let link = self.link().await.ok()?;
         let declare = link.channel.queue_declare(
             self.queue.as_str().into(),
@@ -240,10 +257,21 @@ impl BrokerPublisher {
             FieldTable::default(),
         );
         match tokio::time::timeout(BROKER_TIMEOUT, declare).await {
-            Ok(Ok(queue)) => Some(queue.consumer_count()),
+            Ok(Ok(queue)) => Some(QueueCounts {
+                consumers: queue.consumer_count(),
+                waiting_jobs: queue.message_count(),
+            }),
             _ => None,
         }
     }
+}
+
+/// What the broker says of the job queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub consumers: u32,
+    /// Jobs published and not yet taken by a worker.
+    pub waiting_jobs: u32,
 }
 
 /// Publish one request's job and record that it went out. No database connection is held

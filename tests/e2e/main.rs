@@ -27,6 +27,7 @@ mod search;
 mod single_flight;
 mod store_integrity;
 mod tls;
+mod ui;
 mod validation;
 mod yarn;
 mod yarn_berry;

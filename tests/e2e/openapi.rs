@@ -31,6 +31,28 @@ fn every_route_is_documented_and_every_documented_path_is_routed() {
     assert_eq!(documented, routed);
 }
 
+/// The web pages for people (`api::ui::UI_ROUTES`, HTML under `/ui/`) are not the API: they
+/// are registered apart from `api::ROUTES` and left out of openapi.yaml (and so of
+/// schemathesis); `/` (the start page) and `/api` (this document rendered) are documented.
+#[test]
+fn the_web_pages_are_outside_the_api_and_its_document() {
+    let spec = spec();
+    let paths = spec["paths"].as_object().unwrap();
+    for route in api::ui::UI_ROUTES {
+        assert!(route.starts_with("/ui/"), "{route} is not under /ui/");
+        assert!(!paths.contains_key(*route), "{route} is documented as API");
+    }
+    assert!(api::ROUTES
+        .iter()
+        .all(|(_, path)| !path.starts_with("/ui/")));
+    for page in ["/", "/api"] {
+        assert!(
+            spec["paths"][page]["get"]["responses"]["200"]["content"]["text/html"].is_object(),
+            "{page} is documented as an HTML page"
+        );
+    }
+}
+
 /// A small JSON Schema (OpenAPI 3.0 subset) check: type, nullable, enum, properties, required,
 /// additionalProperties, items, allOf, anyOf, $ref.
 fn check(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
@@ -302,7 +324,9 @@ async fn live_responses_match_their_schemas() {
     let created_at = done["created"].as_str().unwrap();
     assert_eq!(created_at.len(), 26, "{created_at}");
     assert_eq!(&created_at[19..20], ".");
-    // The documentation page renders.
-    let page = larder.text("/").await;
+    // The documentation page renders, at /api; the start page links it.
+    let page = larder.text("/api").await;
     assert!(page.contains("/api/v1/requests/{id}/download"));
+    let start = larder.text("/").await;
+    assert!(start.contains("href=\"/api\"") && start.contains("href=\"/ui/requests\""));
 }

@@ -25,7 +25,7 @@ pub const INDEXED_BYTES: usize = 2048;
 
 /// What is searched for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Target {
+pub(crate) enum Target {
     /// the search key of a purl (`common::purl::search_key`)
     Purl { given: String, key: String },
     Name {
@@ -36,17 +36,20 @@ enum Target {
 }
 
 #[derive(Debug)]
-struct SearchQuery {
-    pagination: Pagination,
-    target: Target,
-    state: Option<RequestState>,
+pub(crate) struct SearchQuery {
+    pub(crate) pagination: Pagination,
+    pub(crate) target: Target,
+    pub(crate) state: Option<RequestState>,
+    /// Only requests older than this one (the web page's keyset paging; the API pages by
+    /// `page`).
+    pub(crate) before: Option<i64>,
 }
 
 const NEEDS_TARGET: &str =
     "Either the \"purl\" parameter or the \"type\" and \"name\" parameters are required";
 
 impl SearchQuery {
-    fn parse(pairs: &[(String, String)]) -> ApiResult<Self> {
+    pub(crate) fn parse(pairs: &[(String, String)]) -> ApiResult<Self> {
         let mut pagination = Pagination::default();
         let (mut purl, mut kind, mut name, mut version, mut state) = (None, None, None, None, None);
         let mut invalid = Vec::new();
@@ -123,11 +126,12 @@ impl SearchQuery {
             pagination,
             target,
             state,
+            before: None,
         })
     }
 
     /// The filters, as query pairs for pagination links.
-    fn link_pairs(&self) -> Vec<(&str, &str)> {
+    pub(crate) fn link_pairs(&self) -> Vec<(&str, &str)> {
         let mut pairs = Vec::new();
         match &self.target {
             Target::Purl { given, .. } => pairs.push(("purl", given.as_str())),
@@ -151,7 +155,7 @@ impl SearchQuery {
 
     /// `FROM … WHERE …` over the index (and the requests, for a state), with its binds from
     /// `$1`, and the next free bind number.
-    fn sql_from_where(&self) -> (String, usize) {
+    pub(crate) fn sql_from_where(&self) -> (String, usize) {
         let mut sql = String::from("FROM request_dependencies d");
         if self.state.is_some() {
             sql.push_str(" JOIN requests r ON r.id = d.request_id");
@@ -178,10 +182,13 @@ impl SearchQuery {
         if self.state.is_some() {
             sql.push_str(&format!(" AND r.state = ${}", next()));
         }
+        if self.before.is_some() {
+            sql.push_str(&format!(" AND d.request_id < ${}", next()));
+        }
         (sql, n)
     }
 
-    fn bind<'a, Q>(
+    pub(crate) fn bind<'a, Q>(
         &'a self,
         mut query: diesel::query_builder::BoxedSqlQuery<'a, Pg, Q>,
     ) -> diesel::query_builder::BoxedSqlQuery<'a, Pg, Q>
@@ -206,7 +213,37 @@ impl SearchQuery {
         if let Some(s) = self.state {
             query = query.bind::<Text, _>(s.as_str());
         }
+        if let Some(before) = self.before {
+            query = query.bind::<BigInt, _>(before);
+        }
         query
+    }
+
+    /// The requests holding the target, newest first: `limit` of them after `offset`. The page
+    /// of request ids comes from the index (in its order), then their rows.
+    pub(crate) async fn page(
+        &self,
+        conn: &mut crate::db::DbConn,
+        limit: i64,
+        offset: i64,
+    ) -> ApiResult<Vec<Found>> {
+        let (from_where, n) = self.sql_from_where();
+        Ok(self
+            .bind(
+                diesel::sql_query(format!(
+                    "SELECT r.id, r.repo, r.ref AS git_ref, r.state, r.created, m.dev \
+                     FROM (SELECT d.request_id, bool_and(d.dev) AS dev {from_where} \
+                           GROUP BY d.request_id ORDER BY d.request_id DESC LIMIT ${} OFFSET ${}) m \
+                     JOIN requests r ON r.id = m.request_id ORDER BY r.id DESC",
+                    n,
+                    n + 1
+                ))
+                .into_boxed(),
+            )
+            .bind::<BigInt, _>(limit)
+            .bind::<BigInt, _>(offset)
+            .load(conn)
+            .await?)
     }
 }
 
@@ -217,19 +254,19 @@ struct Count {
 }
 
 #[derive(diesel::QueryableByName)]
-struct Found {
+pub(crate) struct Found {
     #[diesel(sql_type = BigInt)]
-    id: i64,
+    pub(crate) id: i64,
     #[diesel(sql_type = Text)]
-    repo: String,
+    pub(crate) repo: String,
     #[diesel(sql_type = Text)]
-    git_ref: String,
+    pub(crate) git_ref: String,
     #[diesel(sql_type = Text)]
-    state: String,
+    pub(crate) state: String,
     #[diesel(sql_type = Timestamp)]
-    created: chrono::NaiveDateTime,
+    pub(crate) created: chrono::NaiveDateTime,
     #[diesel(sql_type = Bool)]
-    dev: bool,
+    pub(crate) dev: bool,
 }
 
 /// One request that contains the dependency.
@@ -254,7 +291,7 @@ pub async fn search(
     // as reading requests
     auth::caller(&req)?;
     let offset = q.pagination.offset()?;
-    let (from_where, n) = q.sql_from_where();
+    let (from_where, _) = q.sql_from_where();
     let mut conn = state.pool.get().await?;
     let total = match (&q.target, q.state) {
         // kept by the table's triggers: no count of a popular purl's 100,000 index entries
@@ -279,23 +316,7 @@ pub async fn search(
                 .total
         }
     };
-    // the page of request ids first (from the index, in its order), then their rows
-    let rows: Vec<Found> = q
-        .bind(
-            diesel::sql_query(format!(
-                "SELECT r.id, r.repo, r.ref AS git_ref, r.state, r.created, m.dev \
-                 FROM (SELECT d.request_id, bool_and(d.dev) AS dev {from_where} \
-                       GROUP BY d.request_id ORDER BY d.request_id DESC LIMIT ${} OFFSET ${}) m \
-                 JOIN requests r ON r.id = m.request_id ORDER BY r.id DESC",
-                n,
-                n + 1
-            ))
-            .into_boxed(),
-        )
-        .bind::<BigInt, _>(q.pagination.per_page)
-        .bind::<BigInt, _>(offset)
-        .load(&mut conn)
-        .await?;
+    let rows = q.page(&mut conn, q.pagination.per_page, offset).await?;
     drop(conn);
     q.pagination.check_exists(rows.len())?;
     let items: Vec<Item> = rows

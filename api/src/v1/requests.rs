@@ -181,7 +181,10 @@ pub async fn shown_packages_data(
     packages_data(conn, row.id).await
 }
 
-async fn load_history(conn: &mut crate::db::DbConn, id: i64) -> ApiResult<Vec<StateRow>> {
+pub(crate) async fn load_history(
+    conn: &mut crate::db::DbConn,
+    id: i64,
+) -> ApiResult<Vec<StateRow>> {
     Ok(request_states::table
         .filter(request_states::request_id.eq(id))
         .order(request_states::id.desc())
@@ -191,18 +194,21 @@ async fn load_history(conn: &mut crate::db::DbConn, id: i64) -> ApiResult<Vec<St
 }
 
 /// Filters of the list endpoint, validated.
-struct ListQuery {
-    pagination: Pagination,
-    verbose: bool,
-    state: Option<RequestState>,
-    repo: Option<String>,
-    git_ref: Option<String>,
-    pkg_managers: Vec<String>,
-    created_and_error: WindowAndError,
+pub(crate) struct ListQuery {
+    pub(crate) pagination: Pagination,
+    pub(crate) verbose: bool,
+    pub(crate) state: Option<RequestState>,
+    pub(crate) repo: Option<String>,
+    pub(crate) git_ref: Option<String>,
+    pub(crate) pkg_managers: Vec<String>,
+    pub(crate) created_and_error: WindowAndError,
 }
 
 impl ListQuery {
-    fn parse(pairs: &[(String, String)], catalogue: &common::Catalogue) -> ApiResult<Self> {
+    pub(crate) fn parse(
+        pairs: &[(String, String)],
+        catalogue: &common::Catalogue,
+    ) -> ApiResult<Self> {
         let mut q = ListQuery {
             pagination: Pagination::default(),
             verbose: false,
@@ -266,7 +272,7 @@ impl ListQuery {
         Ok(q)
     }
 
-    fn filtered(&self) -> requests::BoxedQuery<'static, Pg> {
+    pub(crate) fn filtered(&self) -> requests::BoxedQuery<'static, Pg> {
         let mut query = requests::table.into_boxed();
         if let Some(s) = self.state {
             query = query.filter(requests::state.eq(s.as_str()));
@@ -446,7 +452,11 @@ pub async fn latest(
 }
 
 /// The request's repository token when the caller may not see it.
-fn hidden_token(state: &AppState, caller: &auth::Caller, row: &RequestRow) -> Option<String> {
+pub(crate) fn hidden_token(
+    state: &AppState,
+    caller: &auth::Caller,
+    row: &RequestRow,
+) -> Option<String> {
     let visible = auth::may_see_secrets(
         caller,
         row.submitted_by.as_deref(),

@@ -12,28 +12,28 @@ use std::fmt::Write;
 
 /// What `/api/v1/status` reports: the database (from the background check), the broker and the
 /// workers consuming this deployment's queue. `/api/v1/status/short` answers from it too.
-struct ServiceStatus {
-    database_ok: bool,
+pub(crate) struct ServiceStatus {
+    pub(crate) database_ok: bool,
     /// Consumers of the queue; `None` when the broker did not answer.
-    consumers: Option<u32>,
+    pub(crate) consumers: Option<u32>,
 }
 
 impl ServiceStatus {
-    async fn check(state: &AppState) -> Self {
+    pub(crate) async fn check(state: &AppState) -> Self {
         Self {
             database_ok: state.database_health.is_ok(),
             consumers: state.publisher.consumer_count().await,
         }
     }
 
-    fn workers_ok(&self) -> bool {
+    pub(crate) fn workers_ok(&self) -> bool {
         self.consumers.unwrap_or(0) > 0
     }
 
     /// Why the api cannot take requests now, in Cachito's words: the first service down, in
     /// its order. Workers do not count: without one, requests are still recorded and their
     /// jobs wait in the queue for the first worker to come.
-    fn service_down(&self) -> Option<String> {
+    pub(crate) fn service_down(&self) -> Option<String> {
         if !self.database_ok {
             Some(format!("database unavailable: {DATABASE_DOWN}"))
         } else if self.consumers.is_none() {

@@ -2,6 +2,7 @@
 //! with a fresh database, queue and store per test; git fixtures; a TCP proxy the test controls.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cargo_fixtures;
 pub mod clients;
 pub mod gomod_fixtures;
@@ -241,6 +242,17 @@ impl Larder {
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let resp = self
             .auth(self.http.post(format!("{}{path}", self.url)))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .auth(self.http.patch(format!("{}{path}", self.url)))
             .json(body)
             .send()
             .await

@@ -1,0 +1,190 @@
+//! What the pages' script polls: the states of the requests a list shows (`/ui/states?ids=`),
+//! and one request's state and log tail (`/ui/requests/{id}/live`). Small JSON, primary-key
+//! lookups: a poll costs the same whatever the number of requests.
+
+use super::UiResult;
+use crate::auth;
+use crate::error::ApiError;
+use crate::schema::requests;
+use crate::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Binary, Integer};
+use diesel_async::RunQueryDsl;
+use serde::Serialize;
+
+/// The most ids one poll asks about (a list page shows at most 100 requests).
+pub const MAX_IDS: usize = 100;
+/// The bytes of a log's end a page shows.
+pub const LOG_TAIL_BYTES: usize = 64 << 10;
+/// The lines of a log's end a page shows.
+pub const LOG_TAIL_LINES: usize = 200;
+
+#[derive(Serialize, Queryable)]
+pub struct LiveState {
+    pub id: i64,
+    pub state: String,
+    pub state_reason: String,
+}
+
+/// `ids=1,2,3` as request ids: at most [`MAX_IDS`], each an integer of at least 1.
+pub fn parse_ids(req: &HttpRequest) -> Result<Vec<i64>, ApiError> {
+    let mut ids = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        if k != "ids" {
+            return Err(ApiError::bad_request(format!(
+                "The following query parameters are invalid: {k}"
+            )));
+        }
+        for id in v.split(',').filter(|s| !s.is_empty()) {
+            let id = id.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                ApiError::bad_request(
+                    "The \"ids\" parameter must be request ids separated by commas",
+                )
+            })?;
+            ids.push(id);
+        }
+    }
+    if ids.len() > MAX_IDS {
+        return Err(ApiError::bad_request(format!(
+            "The \"ids\" parameter names at most {MAX_IDS} requests"
+        )));
+    }
+    Ok(ids)
+}
+
+/// `GET /ui/states?ids=1,2`: `{"requests": [{"id", "state", "state_reason"}]}` of those that
+/// exist. Errors in the API's JSON shape: a script reads this.
+pub async fn states(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::caller(&req)?;
+    let ids = parse_ids(&req)?;
+    let found: Vec<LiveState> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        let mut conn = state.pool.get().await?;
+        requests::table
+            .filter(requests::id.eq_any(ids))
+            .select((requests::id, requests::state, requests::state_reason))
+            .load(&mut conn)
+            .await?
+    };
+    #[derive(Serialize)]
+    struct States {
+        requests: Vec<LiveState>,
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(States { requests: found }))
+}
+
+#[derive(diesel::QueryableByName)]
+struct TailChunk {
+    #[diesel(sql_type = Binary)]
+    body: Vec<u8>,
+}
+
+/// The end of a request's log in the database: the last [`LOG_TAIL_LINES`] whole lines of at
+/// most [`LOG_TAIL_BYTES`], read from its last chunks only (each cut to that size in the query).
+/// A log an earlier version kept in a file is not shown here (the API serves it whole).
+pub async fn log_tail(conn: &mut crate::db::DbConn, request_id: i64) -> Result<String, ApiError> {
+    let chunks: Vec<TailChunk> = diesel::sql_query(
+        "SELECT substring(body FROM greatest(octet_length(body) - $2 + 1, 1)) AS body \
+         FROM request_log_chunks WHERE request_id = $1 ORDER BY id DESC LIMIT 4",
+    )
+    .bind::<BigInt, _>(request_id)
+    .bind::<Integer, _>(LOG_TAIL_BYTES as i32)
+    .load(conn)
+    .await?;
+    let mut bytes = Vec::new();
+    for chunk in chunks.into_iter().rev() {
+        bytes.extend_from_slice(&chunk.body);
+    }
+    Ok(tail_of(&bytes))
+}
+
+/// The last whole lines of `bytes`, within the bounds above.
+pub fn tail_of(bytes: &[u8]) -> String {
+    let mut start = bytes.len().saturating_sub(LOG_TAIL_BYTES);
+    if start > 0 {
+        // from the first whole line
+        if let Some(newline) = bytes[start..].iter().position(|b| *b == b'\n') {
+            start += newline + 1;
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes[start..]);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}
+
+/// `GET /ui/requests/{id}/live`: `{"id", "state", "state_reason", "log_tail"}`.
+pub async fn request(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> UiResult<HttpResponse> {
+    auth::caller(&req)?;
+    let id = super::request_detail::parse_id(&id)?;
+    let mut conn = state.pool.get().await?;
+    let found: LiveState = requests::table
+        .find(id)
+        .select((requests::id, requests::state, requests::state_reason))
+        .first(&mut conn)
+        .await?;
+    let log_tail = log_tail(&mut conn, id).await?;
+    #[derive(Serialize)]
+    struct Live {
+        #[serde(flatten)]
+        request: LiveState,
+        log_tail: String,
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(Live {
+            request: found,
+            log_tail,
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tail_is_whole_lines_within_bounds() {
+        let log: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        let tail = tail_of(log.as_bytes());
+        assert_eq!(tail.lines().count(), LOG_TAIL_LINES);
+        assert!(tail.ends_with("line 999"));
+        assert!(tail.starts_with("line 800"));
+        let long = format!("{}\nlast\n", "x".repeat(LOG_TAIL_BYTES * 2));
+        assert_eq!(tail_of(long.as_bytes()), "last");
+        assert_eq!(tail_of(b""), "");
+        assert_eq!(
+            tail_of(b"\xff\xfe bad utf-8\n"),
+            "\u{fffd}\u{fffd} bad utf-8"
+        );
+    }
+
+    #[test]
+    fn ids_are_bounded_and_checked() {
+        let req = |q: &str| {
+            actix_web::test::TestRequest::get()
+                .uri(&format!("/ui/states?{q}"))
+                .to_http_request()
+        };
+        assert_eq!(parse_ids(&req("ids=1,2,3")).unwrap(), [1, 2, 3]);
+        assert_eq!(parse_ids(&req("")).unwrap(), Vec::<i64>::new());
+        let many: Vec<String> = (1..=101).map(|i| i.to_string()).collect();
+        for bad in [
+            "ids=x",
+            "ids=0",
+            "other=1",
+            &format!("ids={}", many.join(",")),
+        ] {
+            assert_eq!(parse_ids(&req(bad)).unwrap_err().status, 400, "{bad}");
+        }
+    }
+}

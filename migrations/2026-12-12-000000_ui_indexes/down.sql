@@ -1,0 +1,1 @@
+DROP INDEX requests_repo_idx;
