@@ -236,8 +236,20 @@ async fn main() -> Result<()> {
             )
             .await?;
             fetch_in_child_processes()?;
-            let _worker = spawn_background_worker(config, request_logs, in_process)?;
-            server.await.context("the api stopped")?;
+            let worker = spawn_background_worker(config, request_logs, in_process)?;
+            // a serve whose worker ended would take requests nobody processes: it stops, and
+            // a supervisor's restart sends its jobs again
+            let worker_ended = tokio::task::spawn_blocking(move || worker.join());
+            tokio::select! {
+                served = server => served.context("the api stopped")?,
+                ended = worker_ended => {
+                    let why = match ended {
+                        Ok(Ok(())) => "returned",
+                        _ => "panicked",
+                    };
+                    anyhow::bail!("the worker of this process {why} (see its log above); stopping");
+                }
+            }
         }
         Command::Api { config } => {
             init_tracing(false);
