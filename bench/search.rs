@@ -18,9 +18,12 @@
 //! requests): p50 2.8 ms, p99 8.2 ms; the purl in every request: p50 2.6 ms, p99 7.5 ms (its
 //! total read in 0.03 ms, where counting its 100,000 index entries took 25 ms).
 
+#[path = "database.rs"]
+mod database;
 #[path = "../tests/e2e/support/mod.rs"]
 mod support;
 
+use database::{env_number, exec, PlanLine};
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rand::Rng;
@@ -39,22 +42,9 @@ fn main() {
         .block_on(run());
 }
 
-fn env_number(name: &str, default: i64) -> i64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[derive(diesel::QueryableByName)]
 struct Line {
     #[diesel(sql_type = Text)]
-    line: String,
-}
-
-#[derive(diesel::QueryableByName)]
-struct PlanLine {
-    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
     line: String,
 }
 
@@ -64,13 +54,6 @@ struct Size {
     name: String,
     #[diesel(sql_type = BigInt)]
     bytes: i64,
-}
-
-async fn exec(conn: &mut AsyncPgConnection, sql: &str) {
-    diesel::sql_query(sql)
-        .execute(conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 async fn run() {

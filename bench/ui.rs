@@ -12,10 +12,12 @@
 //! walks the primary key expecting a match soon; a GIN index on `pkg_managers` was tried and
 //! not chosen).
 
+#[path = "database.rs"]
+mod database;
 #[path = "../tests/e2e/support/mod.rs"]
 mod support;
 
-use diesel::sql_types::Text;
+use database::{env_number, exec, PlanLine};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use std::time::{Duration, Instant};
 use support::*;
@@ -29,30 +31,10 @@ fn main() {
         .block_on(run());
 }
 
-fn env_number(name: &str, default: i64) -> i64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-#[derive(diesel::QueryableByName)]
-struct PlanLine {
-    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
-    line: String,
-}
-
 #[derive(diesel::QueryableByName)]
 struct Id {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     id: i64,
-}
-
-async fn exec(conn: &mut AsyncPgConnection, sql: &str) {
-    diesel::sql_query(sql)
-        .execute(conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 async fn run() {

@@ -181,7 +181,7 @@ pub struct ExportedRequest {
     pub state: RequestState,
     pub state_reason: String,
     pub updated: NaiveDateTime,
-    pub error_origin: Option<String>,
+    pub error_origin: Option<ErrorOrigin>,
     pub error_type: Option<String>,
     pub packages_count: Option<i32>,
     pub dependencies_count: Option<i32>,
@@ -287,7 +287,7 @@ pub async fn export_requests(
                 state,
                 state_reason: row.state_reason,
                 updated: row.updated,
-                error_origin: row.error_origin,
+                error_origin: row.error_origin.as_deref().and_then(|o| o.parse().ok()),
                 error_type: row.error_type,
                 packages_count: row.packages_count,
                 dependencies_count: row.dependencies_count,
@@ -416,15 +416,6 @@ fn check_record(record: &ExportedRequest, catalogue: &common::Catalogue) -> Resu
             ));
         }
     }
-    if let Some(origin) = record
-        .error_origin
-        .as_deref()
-        .filter(|o| serde_json::from_value::<ErrorOrigin>(serde_json::json!(o)).is_err())
-    {
-        return Err(format!(
-            "its error origin {origin:?} is neither client nor server"
-        ));
-    }
     if let Some(s) = record
         .state_history
         .iter()
@@ -492,7 +483,6 @@ async fn import_one(
         }
         None => None,
     };
-    let clean = |text: &str| common::text::clean(text, common::text::MAX_REASON_BYTES);
     conn.transaction::<_, Refused, _>(async |conn| {
         let id: Option<i64> = diesel::insert_into(requests::table)
             .values((
@@ -508,7 +498,7 @@ async fn import_one(
                 requests::state.eq(record.state.as_str()),
                 requests::state_reason.eq(clean(&record.state_reason)),
                 requests::updated.eq(record.updated),
-                requests::error_origin.eq(&record.error_origin),
+                requests::error_origin.eq(record.error_origin.map(ErrorOrigin::as_str)),
                 requests::error_type.eq(&record.error_type),
                 requests::packages_count.eq(record.packages_count),
                 requests::dependencies_count.eq(record.dependencies_count),
@@ -527,33 +517,43 @@ async fn import_one(
             // another import recorded it meanwhile
             return Ok(Recorded::Present);
         };
-        let states: Vec<_> = record
-            .state_history
-            .iter()
-            .map(|s| {
-                (
-                    request_states::request_id.eq(id),
-                    request_states::state.eq(&s.state),
-                    request_states::state_reason.eq(clean(&s.state_reason)),
-                    request_states::updated.eq(s.updated),
-                )
-            })
-            .collect();
-        diesel::insert_into(request_states::table)
-            .values(states)
-            .execute(conn)
-            .await?;
+        insert_history(conn, id, record.state_history.iter()).await?;
         if let Some((json, index)) = checked {
-            diesel::sql_query("UPDATE requests SET packages_data = $1::jsonb WHERE id = $2")
-                .bind::<diesel::sql_types::Text, _>(json)
-                .bind::<diesel::sql_types::BigInt, _>(id)
-                .execute(conn)
-                .await?;
-            index.write(conn, id).await.map_err(Refused::Database)?;
+            crate::v1::files::store_packages_data(conn, id, json, index)
+                .await
+                .map_err(Refused::Database)?;
         }
         Ok(Recorded::Imported)
     })
     .await
+}
+
+/// A reason as the api keeps one.
+fn clean(reason: &str) -> String {
+    common::text::clean(reason, common::text::MAX_REASON_BYTES)
+}
+
+/// Add `states` to request `id`'s history.
+async fn insert_history(
+    conn: &mut diesel_async::AsyncPgConnection,
+    id: i64,
+    states: impl Iterator<Item = &ExportedState>,
+) -> Result<(), Refused> {
+    let rows: Vec<_> = states
+        .map(|s| {
+            (
+                request_states::request_id.eq(id),
+                request_states::state.eq(s.state.as_str()),
+                request_states::state_reason.eq(clean(&s.state_reason)),
+                request_states::updated.eq(s.updated),
+            )
+        })
+        .collect();
+    diesel::insert_into(request_states::table)
+        .values(rows)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A record imported before: the state it reached since on the exporting instance (a
@@ -572,7 +572,6 @@ async fn later_state(
     if !moved {
         return Ok(Recorded::Present);
     }
-    let clean = |text: &str| common::text::clean(text, common::text::MAX_REASON_BYTES);
     conn.transaction::<_, Refused, _>(async |conn| {
         // under the row lock, once: a concurrent import of the same record finds it moved
         let changed = diesel::update(
@@ -591,23 +590,8 @@ async fn later_state(
         if changed == 0 {
             return Ok(Recorded::Present);
         }
-        let states: Vec<_> = record
-            .state_history
-            .iter()
-            .filter(|s| s.updated > updated)
-            .map(|s| {
-                (
-                    request_states::request_id.eq(id),
-                    request_states::state.eq(&s.state),
-                    request_states::state_reason.eq(clean(&s.state_reason)),
-                    request_states::updated.eq(s.updated),
-                )
-            })
-            .collect();
-        diesel::insert_into(request_states::table)
-            .values(states)
-            .execute(conn)
-            .await?;
+        let since = record.state_history.iter().filter(|s| s.updated > updated);
+        insert_history(conn, id, since).await?;
         Ok(Recorded::Updated)
     })
     .await
@@ -681,7 +665,7 @@ mod tests {
         let mut in_progress = record(31, "in_progress");
         in_progress.state_history.clear();
         let mut bad_origin = record(32, "failed");
-        bad_origin.error_origin = Some("<b>".into());
+        bad_origin.error_type = Some("<b>\u{7}".into());
         let mut bad_history = record(33, "complete");
         bad_history.state_history[0].state = "done".into();
         let mut bad_data = record(34, "complete");

@@ -205,6 +205,14 @@ pub async fn import(args: ImportArgs) -> Result<i32> {
     for (key, why) in done.refused.iter().chain(&requests.refused) {
         eprintln!("REFUSED: {key}: {why}");
     }
+    println!(
+        "imported {} object(s) ({:.1} MB), {} already present, {} refused, from {directory} (instance {})",
+        done.written,
+        done.written_bytes as f64 / 1e6,
+        done.present,
+        done.refused.len(),
+        manifest.instance,
+    );
     if manifest.requests.is_some() {
         println!(
             "imported {} request(s), {} already present, {} gone stale since, {} refused",
@@ -214,14 +222,6 @@ pub async fn import(args: ImportArgs) -> Result<i32> {
             requests.refused.len()
         );
     }
-    println!(
-        "imported {} object(s) ({:.1} MB), {} already present, {} refused, from {directory} (instance {})",
-        done.written,
-        done.written_bytes as f64 / 1e6,
-        done.present,
-        done.refused.len(),
-        manifest.instance,
-    );
     Ok(if done.refused.is_empty() && requests.refused.is_empty() {
         0
     } else {

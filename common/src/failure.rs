@@ -20,6 +20,16 @@ impl ErrorOrigin {
     }
 }
 
+impl std::str::FromStr for ErrorOrigin {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        [Self::Client, Self::Server]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or(())
+    }
+}
+
 /// What went wrong, in Cachito's vocabulary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ErrorKind {

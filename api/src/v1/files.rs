@@ -815,13 +815,7 @@ pub async fn put_packages(
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async |conn| {
         let row = crate::v1::leases::lock_for_report(conn, attempt, *id).await?;
-        diesel::sql_query("UPDATE requests SET packages_data = $1::jsonb WHERE id = $2")
-            .bind::<diesel::sql_types::Text, _>(json)
-            .bind::<diesel::sql_types::Int8, _>(row.id)
-            .execute(conn)
-            .await?;
-        index.write(conn, row.id).await?;
-        Ok(())
+        store_packages_data(conn, row.id, json, index).await
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -874,6 +868,22 @@ pub(crate) fn checked_packages_data(body: Vec<u8>) -> ApiResult<(String, Depende
         ));
     }
     Ok((text, index))
+}
+
+/// Store a request's checked packages data ([`checked_packages_data`]) and its search rows
+/// (inside the caller's transaction).
+pub(crate) async fn store_packages_data(
+    conn: &mut diesel_async::AsyncPgConnection,
+    request_id: i64,
+    json: String,
+    index: DependencyIndex,
+) -> ApiResult<()> {
+    diesel::sql_query("UPDATE requests SET packages_data = $1::jsonb WHERE id = $2")
+        .bind::<diesel::sql_types::Text, _>(json)
+        .bind::<diesel::sql_types::Int8, _>(request_id)
+        .execute(conn)
+        .await?;
+    index.write(conn, request_id).await
 }
 
 /// The search index of stored packages data (`search_backfill`).

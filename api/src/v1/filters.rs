@@ -75,10 +75,9 @@ impl WindowAndError {
         } else if key == self.to_param {
             self.to = Some(TimeBound::parse(key, value, WindowEnd::To)?);
         } else if key == "error_origin" {
-            self.error_origin = Some(match value {
-                "client" => ErrorOrigin::Client,
-                "server" => ErrorOrigin::Server,
-                _ => {
+            self.error_origin = Some(match value.parse::<ErrorOrigin>() {
+                Ok(origin) => origin,
+                Err(()) => {
                     check_text(key, value)?;
                     return Err(ApiError::bad_request(format!(
                         "'{value}' is not one of ['client', 'server']"
