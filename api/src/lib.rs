@@ -16,6 +16,7 @@ pub mod repos;
 pub mod schema;
 pub mod search_backfill;
 pub mod secret;
+pub mod store_usage;
 pub mod sweeper;
 pub mod tls;
 pub mod transfers;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub database_health: Arc<health::DatabaseHealth>,
     /// The package managers this deployment processes (the worker's registry).
     pub catalogue: Catalogue,
+    /// What the store holds, as last measured (`/ui/status`).
+    pub store_usage: Arc<store_usage::StoreUsage>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -261,6 +264,7 @@ impl AppState {
             bytes_downloaded: Arc::new(counters::SharedCounter::new(BYTES_DOWNLOADED)),
             database_health,
             catalogue,
+            store_usage: Arc::default(),
         })
     }
 }

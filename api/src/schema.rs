@@ -79,16 +79,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    request_pkg_managers (pkg_manager, request_id) {
+        pkg_manager -> Text,
+        request_id -> Int8,
+    }
+}
+
 diesel::joinable!(request_states -> requests (request_id));
 diesel::joinable!(configuration_files -> requests (request_id));
 diesel::joinable!(artifacts -> requests (request_id));
 diesel::joinable!(request_dependencies -> requests (request_id));
+diesel::joinable!(request_pkg_managers -> requests (request_id));
 diesel::allow_tables_to_appear_in_same_query!(
     requests,
     request_states,
     configuration_files,
     artifacts,
-    request_dependencies
+    request_dependencies,
+    request_pkg_managers
 );
 
 diesel::table! {

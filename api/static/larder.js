@@ -1,6 +1,8 @@
 // Larder's pages work without this script. It only adds:
 // - live states on the request list: rows of requests in progress (data-live-id) are polled
 //   through /ui/states until they are final;
+// - new requests on the list's newest page: /ui/newer (data-newer) is polled and what it finds
+//   goes on top (or, past a page of them, a link to the newest page);
 // - a request page that follows its request (data-live-request): state, reason and log tail from
 //   /ui/requests/{id}/live, and a reload once the request is final (to show what it fetched);
 // - the dependency filter as one types.
@@ -19,9 +21,12 @@
     el.className = "state " + stateClass(state);
   }
 
+  var listPolling = false;
+
   function pollList() {
     var rows = document.querySelectorAll("tr[data-live-id]");
-    if (rows.length === 0) return;
+    if (rows.length === 0) { listPolling = false; return; }
+    listPolling = true;
     var ids = [];
     rows.forEach(function (row) { ids.push(row.getAttribute("data-live-id")); });
     fetch("/ui/states?ids=" + encodeURIComponent(ids.join(",")), { headers: { Accept: "application/json" } })
@@ -41,7 +46,74 @@
       .catch(function () {})
       .then(function () {
         if (document.querySelector("tr[data-live-id]")) setTimeout(pollList, POLL_MS);
+        else listPolling = false;
       });
+  }
+
+  function cell(row, label, text, className) {
+    var td = document.createElement("td");
+    td.setAttribute("data-label", label);
+    if (className) td.className = className;
+    if (text !== undefined) td.textContent = text;
+    row.appendChild(td);
+    return td;
+  }
+
+  // the same row the server renders (templates/requests.html), built as text
+  function listRow(req) {
+    var row = document.createElement("tr");
+    if (req.in_progress) row.setAttribute("data-live-id", String(req.id));
+    var link = document.createElement("a");
+    link.href = "/ui/requests/" + encodeURIComponent(String(req.id));
+    link.textContent = String(req.id);
+    cell(row, "Id").appendChild(link);
+    cell(row, "Repository", req.repo, "repo");
+    var code = document.createElement("code");
+    code.title = req.git_ref;
+    code.textContent = req.short_ref;
+    cell(row, "Commit").appendChild(code);
+    cell(row, "Package managers", req.pkg_managers);
+    var stateCell = cell(row, "State");
+    var state = document.createElement("span");
+    state.setAttribute("data-state", "");
+    setState(state, req.state);
+    var reason = document.createElement("div");
+    reason.className = "reason";
+    reason.setAttribute("data-state-reason", "");
+    reason.textContent = req.state_reason;
+    stateCell.appendChild(state);
+    stateCell.appendChild(reason);
+    cell(row, "Created (UTC)", req.created);
+    return row;
+  }
+
+  function watchNewer(table) {
+    var url = new URL(table.getAttribute("data-newer"), window.location.href);
+    var body = table.querySelector("tbody");
+    function poll() {
+      fetch(url.toString(), { headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (found) {
+          if (!found) { setTimeout(poll, POLL_MS * 4); return; }
+          if (found.more) {
+            // more than a page was made since: the newest page shows them
+            document.getElementById("newer-note").hidden = false;
+            return;
+          }
+          if (found.requests.length > 0) {
+            var empty = document.getElementById("no-rows");
+            if (empty) empty.remove();
+            for (var i = found.requests.length - 1; i >= 0; i--) {
+              body.insertBefore(listRow(found.requests[i]), body.firstChild);
+            }
+            url.searchParams.set("after", String(found.requests[0].id));
+            if (!listPolling) pollList();
+          }
+          setTimeout(poll, POLL_MS * 2);
+        })
+        .catch(function () { setTimeout(poll, POLL_MS * 4); });
+    }
+    setTimeout(poll, POLL_MS * 2);
   }
 
   function followRequest(section) {
@@ -84,6 +156,8 @@
 
   function start() {
     pollList();
+    var list = document.querySelector("table[data-newer]");
+    if (list) watchNewer(list);
     var section = document.querySelector("[data-live-request]");
     if (section) followRequest(section);
     dependencyFilter();

@@ -449,6 +449,78 @@ async fn listing_filters_paginate_and_keep_filters() {
 }
 
 #[tokio::test]
+async fn listing_by_package_manager_finds_every_request_naming_it() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let (repo, commit) = GitRepo::with_file(work.path().join("repo"), "a.txt", "a");
+    // (the requests fail: the repository has no lockfile; the list does not care)
+    let mut ids = Vec::new();
+    for pms in [
+        json!(["npm"]),
+        json!(["pip"]),
+        json!(["npm", "pip"]),
+        json!([]),
+    ] {
+        ids.push(
+            larder
+                .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": pms}))
+                .await,
+        );
+    }
+    for id in &ids {
+        larder.wait(*id).await;
+    }
+    let listed = |query: &'static str| {
+        let larder = &larder;
+        async move {
+            let (status, page) = larder.get(&format!("/api/v1/requests?{query}")).await;
+            assert_eq!(status, 200, "{query}: {page}");
+            let items: Vec<i64> = page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_i64().unwrap())
+                .collect();
+            if !query.contains("per_page") {
+                assert_eq!(page["meta"]["total"], items.len(), "{query}");
+            }
+            items
+        }
+    };
+    assert_eq!(listed("pkg_manager=npm").await, [ids[2], ids[0]]);
+    assert_eq!(listed("pkg_manager=pip").await, [ids[2], ids[1]]);
+    assert_eq!(listed("pkg_manager=npm&pkg_manager=pip").await, [ids[2]]);
+    assert_eq!(
+        listed("pkg_manager=pip&pkg_manager=npm&pkg_manager=pip").await,
+        [ids[2]]
+    );
+    assert_eq!(listed("pkg_manager=gomod").await, Vec::<i64>::new());
+    assert_eq!(listed("pkg_manager=pip&per_page=1&page=2").await, [ids[1]]);
+    assert_eq!(
+        listed("pkg_manager=").await.len(),
+        4,
+        "an empty value is no filter"
+    );
+    // the page for people uses the same filter
+    let page = larder
+        .http
+        .get(format!("{}/ui/requests?pkg_manager=pip", larder.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (id, shown) in ids.iter().zip([false, true, true, false]) {
+        assert_eq!(
+            page.contains(&format!("href=\"/ui/requests/{id}\"")),
+            shown,
+            "request {id} on /ui/requests?pkg_manager=pip"
+        );
+    }
+}
+
+#[tokio::test]
 async fn cleanup_makes_requests_stale() {
     let larder = Larder::start().await;
     let work = tempfile::tempdir().unwrap();

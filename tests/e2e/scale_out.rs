@@ -285,6 +285,17 @@ async fn logs_are_appended_once_per_chunk_after_an_old_log_file_and_streamed_in_
         log_at(&larder, &larder.url, id).await,
         (200, "from the file\none\ntwo\nthree\n".to_string())
     );
+    // and the page's log tail shows the same
+    let live: serde_json::Value = larder
+        .http
+        .get(format!("{}/ui/requests/{id}/live", larder.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(live["log_tail"], "from the file\none\ntwo\nthree");
     assert_eq!(append("w-1", 2, vec![0xff, b'\n']).await, 400);
     assert_eq!(append("w-1", 2, b"no newline".to_vec()).await, 400);
     assert_eq!(append("w-1", 2, b"a \x1b[31m colour\n".to_vec()).await, 400);

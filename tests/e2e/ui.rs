@@ -107,15 +107,17 @@ async fn ui_pages_in_a_browser() {
         )
         .await;
     browser.switch_to(&list_tab).await;
-    let first_cell_state = format!(
-        "var a = document.querySelector('a[href=\"/ui/requests/{id}\"]'); \
-         if (!a) return false; var s = a.closest('tr').querySelector('[data-state]'); \
-         return s.textContent === 'complete' && s.classList.contains('state-complete');"
-    );
+    let row_complete = |id: i64| {
+        format!(
+            "var a = document.querySelector('a[href=\"/ui/requests/{id}\"]'); \
+             if (!a) return false; var s = a.closest('tr').querySelector('[data-state]'); \
+             return s.textContent === 'complete' && s.classList.contains('state-complete');"
+        )
+    };
     browser
         .wait_for(
             "the request turning complete",
-            &first_cell_state,
+            &row_complete(id),
             json!([]),
             Duration::from_secs(120),
         )
@@ -129,6 +131,43 @@ async fn ui_pages_in_a_browser() {
     );
     let done = larder.wait(id).await;
     assert_eq!(done["state"], "complete", "{done}");
+    // a request made while the list is open appears on top of it (its dependencies are stored
+    // already: it may be complete by then), and follows its state
+    let second = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": ["npm"]}))
+        .await;
+    browser
+        .wait_for(
+            "the new request on top of the list",
+            &format!(
+                "var row = document.querySelector('#request-list tbody tr'); \
+                 return !!row && row.querySelector('a').getAttribute('href') === '/ui/requests/{second}' \
+                   && row.cells[1].textContent === {repo};",
+                repo = serde_json::to_string(&repo.url()).unwrap()
+            ),
+            json!([]),
+            Duration::from_secs(60),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the new request turning complete",
+            &row_complete(second),
+            json!([]),
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval(
+                "return [window.__sameDocument || null, document.querySelectorAll('#request-list tbody tr').length];",
+                json!([])
+            )
+            .await,
+        json!(["kept", 2]),
+        "the new request was added without a reload, once"
+    );
+    assert_eq!(larder.wait(second).await["state"], "complete");
     browser.screenshot(&shots.join("requests.png")).await;
 
     // the request's page: packages (dev marked), the log, links
@@ -245,7 +284,40 @@ async fn ui_pages_in_a_browser() {
     browser
         .goto(&format!("{}/ui/requests?state=failed", larder.url))
         .await;
-    browser.goto(&format!("{}/ui/status", larder.url)).await;
+    // the store's size by package manager: measured in the background when the page asks,
+    // shown from then on (a measurement is at most 10 s old on a store this small)
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        browser.goto(&format!("{}/ui/status", larder.url)).await;
+        let npm = browser
+            .eval(
+                "var row = document.querySelector('#store-usage tr[data-area=\"deps/npm\"]'); \
+                 return row ? [row.cells[1].textContent, row.cells[2].title] : null;",
+                json!([]),
+            )
+            .await;
+        if npm.is_array() {
+            // the two tarballs of the project, and their bytes exactly
+            let stored: u64 = ["leaf", "devtool"]
+                .iter()
+                .map(|name| {
+                    let dir = larder.data.path().join("deps/npm").join(name).join("-");
+                    std::fs::read_dir(&dir)
+                        .unwrap()
+                        .map(|e| e.unwrap().metadata().unwrap().len())
+                        .sum::<u64>()
+                })
+                .sum();
+            assert_eq!(npm, json!(["2", format!("{stored} bytes")]));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/ui/status never showed the npm files: {:?}",
+            browser.text("main").await
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let facts = browser.text("main").await.unwrap_or_default();
     assert!(facts.contains("Workers on queue"), "{facts}");
     assert_nothing_ran(&browser, "/ui/status").await;
@@ -278,6 +350,13 @@ async fn ui_pages_in_a_browser() {
         ("/ui/status".to_string(), "status"),
     ] {
         phone.goto(&format!("{}{page}", larder.url)).await;
+        assert_eq!(
+            phone
+                .eval("return document.documentElement.clientWidth;", json!([]))
+                .await,
+            390,
+            "{page} is laid out at the phone's width"
+        );
         let overflow = phone
             .eval(
                 "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",

@@ -86,10 +86,15 @@ struct TailChunk {
     body: Vec<u8>,
 }
 
-/// The end of a request's log in the database: the last [`LOG_TAIL_LINES`] whole lines of at
-/// most [`LOG_TAIL_BYTES`], read from its last chunks only (each cut to that size in the query).
-/// A log an earlier version kept in a file is not shown here (the API serves it whole).
-pub async fn log_tail(conn: &mut crate::db::DbConn, request_id: i64) -> Result<String, ApiError> {
+/// The end of a request's log: the last [`LOG_TAIL_LINES`] whole lines of at most
+/// [`LOG_TAIL_BYTES`] of what `GET …/logs` serves (the file an earlier version wrote, if the
+/// store still has one, then the chunks in the database), read from the file's end and the last
+/// chunks only (each cut to that size in the query).
+pub async fn log_tail(
+    conn: &mut crate::db::DbConn,
+    store: &common::store::Store,
+    request_id: i64,
+) -> Result<String, ApiError> {
     let chunks: Vec<TailChunk> = diesel::sql_query(
         "SELECT substring(body FROM greatest(octet_length(body) - $2 + 1, 1)) AS body \
          FROM request_log_chunks WHERE request_id = $1 ORDER BY id DESC LIMIT 4",
@@ -102,7 +107,31 @@ pub async fn log_tail(conn: &mut crate::db::DbConn, request_id: i64) -> Result<S
     for chunk in chunks.into_iter().rev() {
         bytes.extend_from_slice(&chunk.body);
     }
+    if bytes.len() < LOG_TAIL_BYTES {
+        let path = store.path(&common::store::log_key(request_id))?;
+        let mut from_file = file_end(&path, LOG_TAIL_BYTES - bytes.len())
+            .await
+            .map_err(|e| ApiError::internal(format!("reading {}: {e}", path.display())))?;
+        from_file.extend_from_slice(&bytes);
+        bytes = from_file;
+    }
     Ok(tail_of(&bytes))
+}
+
+/// The last `limit` bytes of the file at `path`; none if there is no such file.
+async fn file_end(path: &std::path::Path, limit: usize) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata().await?.len();
+    let start = len.saturating_sub(limit as u64);
+    file.seek(std::io::SeekFrom::Start(start)).await?;
+    let mut bytes = Vec::with_capacity((len - start) as usize);
+    file.take(limit as u64).read_to_end(&mut bytes).await?;
+    Ok(bytes)
 }
 
 /// The last whole lines of `bytes`, within the bounds above.
@@ -133,7 +162,7 @@ pub async fn request(
         .select((requests::id, requests::state, requests::state_reason))
         .first(&mut conn)
         .await?;
-    let log_tail = log_tail(&mut conn, id).await?;
+    let log_tail = log_tail(&mut conn, &state.store, id).await?;
     #[derive(Serialize)]
     struct Live {
         #[serde(flatten)]

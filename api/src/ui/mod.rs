@@ -49,6 +49,7 @@ ui_routes! {
     "/ui/requests/{id}" => request_detail::page,
     "/ui/requests/{id}/live" => live::request,
     "/ui/states" => live::states,
+    "/ui/newer" => request_list::newer,
     "/ui/search" => search::page,
     "/ui/status" => status::page,
     "/ui/static/larder.css" => assets::css,

@@ -168,7 +168,7 @@ pub async fn page(
     let log_tail = if is_stale {
         String::new()
     } else {
-        log_tail(&mut conn, id).await?
+        log_tail(&mut conn, &state.store, id).await?
     };
     drop(conn);
 

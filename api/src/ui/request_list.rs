@@ -1,6 +1,8 @@
 //! `/ui/requests`: the requests, newest first, with the API's filters (`v1::requests::ListQuery`:
 //! state, repo, ref, package manager, creation window, error), a page at a time by keyset.
-//! In-progress rows carry `data-live-id`: the script polls `/ui/states` for them.
+//! In-progress rows carry `data-live-id`: the script polls `/ui/states` for them. The newest
+//! page names `/ui/newer?after=<its top id>&<its filters>` (`data-newer`): the script polls it and
+//! puts requests made since on top.
 
 use super::{filled_pairs, html, link, shown_time, state_class, Keyset, UiResult};
 use crate::auth;
@@ -31,7 +33,8 @@ pub struct ListedRequest {
     pub created: chrono::NaiveDateTime,
 }
 
-/// A row as shown.
+/// A row as shown (and as `/ui/newer` sends it to the script).
+#[derive(serde::Serialize)]
 pub struct Row {
     pub id: i64,
     pub repo: String,
@@ -81,6 +84,8 @@ pub struct RequestListPage {
     pub newer: Option<String>,
     pub older: Option<String>,
     pub first: Option<String>,
+    /// On the newest page: where the script asks for requests made since.
+    pub watch: Option<String>,
     pub error: Option<String>,
 }
 
@@ -125,6 +130,7 @@ fn empty_page(state: &AppState, filters: Filters, error: Option<String>) -> Requ
         newer: None,
         older: None,
         first: None,
+        watch: None,
         error,
     }
 }
@@ -191,8 +197,58 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> UiResult<Http
     page.newer = newer.map(|id| at("after", id));
     page.older = older.map(|id| at("before", id));
     page.first = (keyset != Keyset::Newest).then(|| link("/ui/requests", &kept));
+    if keyset == Keyset::Newest {
+        let top = first_id.unwrap_or(0).to_string();
+        let mut with = kept.clone();
+        with.push(("after", &top));
+        page.watch = Some(link("/ui/newer", &with));
+    }
     page.rows = rows.into_iter().map(Row::from).collect();
     html(StatusCode::OK, &page)
+}
+
+/// `GET /ui/newer?after=ID&<the list's filters>`: `{"requests": [rows newest first], "more"}`,
+/// the requests past `after` (0: any) that the filters select, at most `per_page` (25 unless
+/// given); `more` when there are others past those. Errors in the API's JSON shape: a script
+/// reads this.
+pub async fn newer(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    auth::caller(&req)?;
+    let mut pairs = filled_pairs(&req);
+    let mut after = None;
+    pairs.retain(|(k, v)| {
+        if k != "after" {
+            return true;
+        }
+        after = Some(v.parse::<i64>().ok().filter(|n| *n >= 0));
+        false
+    });
+    let after = after.flatten().ok_or_else(|| {
+        ApiError::bad_request("The \"after\" parameter must be a request id or 0")
+    })?;
+    let mut query = ListQuery::parse(&pairs, &state.catalogue)?;
+    if !pairs.iter().any(|(k, _)| k == "per_page") {
+        query.pagination.per_page = DEFAULT_ROWS;
+    }
+    let mut conn = state.pool.get().await?;
+    let (rows, more) = load_page(
+        &mut conn,
+        &query,
+        Keyset::After(after),
+        query.pagination.per_page,
+    )
+    .await?;
+    drop(conn);
+    #[derive(serde::Serialize)]
+    struct Newer {
+        requests: Vec<Row>,
+        more: bool,
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(Newer {
+            requests: rows.into_iter().map(Row::from).collect(),
+            more,
+        }))
 }
 
 #[cfg(test)]
@@ -222,6 +278,7 @@ mod tests {
             newer: None,
             older: Some(link("/ui/requests", &[("repo", HOSTILE), ("before", "7")])),
             first: None,
+            watch: Some(link("/ui/newer", &[("repo", HOSTILE), ("after", "7")])),
             error: Some(HOSTILE.into()),
         };
         let html = page.render().unwrap();
@@ -241,6 +298,7 @@ mod tests {
         assert!(html.contains("<html lang=\"en\">"));
         assert!(html.contains("name=\"viewport\""));
         // the link's query is form-encoded, then escaped as an attribute
+        assert!(html.contains("data-newer=\"/ui/newer?repo=%3Cscript%3Edocument.title%3D%27pwned%27%3C%2Fscript%3E%22%27%26&#38;after=7\""), "{html}");
         assert!(html.contains("href=\"/ui/requests?repo=%3Cscript%3Edocument.title%3D%27pwned%27%3C%2Fscript%3E%22%27%26&#38;before=7\""), "{html}");
         // every input has its label
         for id in ["f-state", "f-repo", "f-ref", "f-pm"] {

@@ -5,7 +5,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::json_stream;
 use crate::models::{render_request, Hidden, RenderedRequest, RequestRow, StateRow};
 use crate::publisher;
-use crate::schema::{request_states, requests};
+use crate::schema::{request_pkg_managers, request_states, requests};
 use crate::v1::filters::WindowAndError;
 use crate::v1::pagination::{PageMeta, Pagination};
 use crate::v1::validation::{check_text, has_control, validate_new_request};
@@ -283,8 +283,15 @@ impl ListQuery {
         if let Some(r) = &self.git_ref {
             query = query.filter(requests::git_ref.eq(r.clone()));
         }
-        if !self.pkg_managers.is_empty() {
-            query = query.filter(requests::pkg_managers.contains(self.pkg_managers.clone()));
+        for pm in &self.pkg_managers {
+            // through the index of migration 2026-12-13, not `pkg_managers @>`: see there
+            query = query.filter(
+                requests::id.eq_any(
+                    request_pkg_managers::table
+                        .filter(request_pkg_managers::pkg_manager.eq(pm.clone()))
+                        .select(request_pkg_managers::request_id),
+                ),
+            );
         }
         let window = &self.created_and_error;
         if let Some(from) = &window.from {

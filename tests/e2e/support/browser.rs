@@ -71,11 +71,19 @@ impl Browser {
             format!("--user-data-dir={}", profile.path().display()),
             format!("--window-size={width},{height}"),
         ];
+        let mut options = json!({"binary": CHROMIUM, "args": args});
+        if width < 600 {
+            // a phone: headless Chromium keeps windows at least 500 px wide, the emulated
+            // screen is exactly as wide as asked (and lays pages out for touch)
+            options["mobileEmulation"] = json!({"deviceMetrics": {
+                "width": width, "height": height, "pixelRatio": 2.0, "touch": true
+            }});
+        }
         let resp: Value = http
             .post(format!("{base}/session"))
             .json(&json!({"capabilities": {"alwaysMatch": {
                 "browserName": "chrome",
-                "goog:chromeOptions": {"binary": CHROMIUM, "args": args}
+                "goog:chromeOptions": options
             }}}))
             .send()
             .await
