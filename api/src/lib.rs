@@ -64,6 +64,8 @@ pub struct AppState {
     pub catalogue: Catalogue,
     /// What the store holds, as last measured (`/ui/status`).
     pub store_usage: Arc<store_usage::StoreUsage>,
+    /// With an in-process queue: its lock on the database, for as long as the api runs.
+    pub in_process_lock: Option<publisher::InProcessQueueLock>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,8 @@ pub enum StartError {
     NoBroker,
     #[error("cannot resend the jobs of the in-process queue: {0}")]
     Resend(#[from] publisher::DispatchError),
+    #[error(transparent)]
+    QueueLock(#[from] publisher::QueueLockError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -243,12 +247,17 @@ impl AppState {
         let store = shared.directory(&config);
         let objects = shared.objects().cloned();
         let secret = secret::load_or_create(&pool, &config.data_dir).await?;
+        let mut in_process_lock = None;
         let publisher = match (
             config.broker_uri().map_err(StartError::BrokerUri)?,
             in_process,
         ) {
             (Some(broker), _) => publisher::Publisher::new(broker, &config.queue),
-            (None, Some(queue)) => publisher::Publisher::InProcess(queue),
+            (None, Some(queue)) => {
+                in_process_lock =
+                    Some(publisher::lock_in_process_queue(&config.database_url).await?);
+                publisher::Publisher::InProcess(queue)
+            }
             (None, None) => return Err(StartError::NoBroker),
         };
         let publisher = Arc::new(publisher);
@@ -265,6 +274,7 @@ impl AppState {
             database_health,
             catalogue,
             store_usage: Arc::default(),
+            in_process_lock,
         })
     }
 }
@@ -293,7 +303,16 @@ pub async fn start(
                 "jobs of requests in progress sent again to this process's worker"
             );
         }
-    } else if !state.publisher.check().await {
+    } else {
+        let requeued = publisher::requeue_in_process_jobs(&state.config.database_url).await?;
+        if requeued > 0 {
+            tracing::info!(
+                requests = requeued,
+                "jobs a `larder serve` queued in its own process sent to RabbitMQ"
+            );
+        }
+    }
+    if !state.publisher.is_in_process() && !state.publisher.check().await {
         tracing::warn!(
             "RabbitMQ is not reachable now; requests are recorded and their jobs sent once it is"
         );

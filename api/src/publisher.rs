@@ -7,7 +7,7 @@ use crate::schema::requests;
 use common::job_queue::{InProcessJob, InProcessQueue, WorkerGone};
 use common::JobMessage;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
@@ -94,6 +94,11 @@ impl Publisher {
         }
     }
 
+    /// Whether jobs go to this process's own worker.
+    pub fn is_in_process(&self) -> bool {
+        matches!(self, Self::InProcess(_))
+    }
+
     /// Whether jobs can be sent now.
     pub async fn check(&self) -> bool {
         match self {
@@ -124,19 +129,24 @@ impl Publisher {
 
 /// Resend the job of every request in progress that was dispatched: the in-process queue
 /// starts empty, so what it held when the process stopped is gone. An earlier attempt's
-/// lease is taken over at once (no other process works from this queue).
+/// lease is taken over at once (no other process works from this queue: see
+/// [`lock_in_process_queue`]). Jobs that went to RabbitMQ before are taken over too (the
+/// deployment changed; its workers are gone with it).
 pub async fn resend_in_process_jobs(
     pool: &DbPool,
     queue: &InProcessQueue,
 ) -> Result<usize, DispatchError> {
     let mut conn = pool.get().await?;
-    let ids: Vec<i64> = requests::table
-        .filter(requests::state.eq(common::RequestState::InProgress.as_str()))
-        .filter(requests::dispatched_at.is_not_null())
-        .order(requests::id)
-        .select(requests::id)
-        .load(&mut conn)
-        .await?;
+    let mut ids: Vec<i64> = diesel::update(
+        requests::table
+            .filter(requests::state.eq(common::RequestState::InProgress.as_str()))
+            .filter(requests::dispatched_at.is_not_null()),
+    )
+    .set(requests::queued_in_process.eq(true))
+    .returning(requests::id)
+    .get_results(&mut conn)
+    .await?;
+    ids.sort_unstable();
     for &request_id in &ids {
         queue
             .send(InProcessJob {
@@ -146,6 +156,116 @@ pub async fn resend_in_process_jobs(
             .map_err(PublishError::from)?;
     }
     Ok(ids.len())
+}
+
+/// The session-level advisory lock a `larder serve` with its own queue holds on its database
+/// while it runs ("larder" and 2; 1 is `db::MIGRATION_LOCK`): a second such serve would resend
+/// the first one's jobs and take over its leases, and a RabbitMQ deployment would send them
+/// again.
+const IN_PROCESS_QUEUE_LOCK: i64 = 0x6c61_7264_6572_0002;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueLockError {
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("database error: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("another `larder serve` without LARDER_AMQP_URL runs on this database: its jobs are in its own queue (stop it, or give both LARDER_AMQP_URL)")]
+    Taken,
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
+}
+
+async fn try_queue_lock(conn: &mut AsyncPgConnection) -> Result<bool, diesel::result::Error> {
+    let locked: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+        .bind::<diesel::sql_types::BigInt, _>(IN_PROCESS_QUEUE_LOCK)
+        .get_result(conn)
+        .await?;
+    Ok(locked.locked)
+}
+
+/// The in-process queue's lock, held while this lives.
+pub struct InProcessQueueLock {
+    holder: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for InProcessQueueLock {
+    fn drop(&mut self) {
+        // the connection goes with the task, and the lock with the connection's session
+        self.holder.abort();
+    }
+}
+
+/// Take the in-process queue's lock on `database_url`, on a connection of its own (checked
+/// every few seconds and taken again if it dropped); refused when another process holds it.
+pub async fn lock_in_process_queue(
+    database_url: &str,
+) -> Result<InProcessQueueLock, QueueLockError> {
+    let mut conn = AsyncPgConnection::establish(database_url).await?;
+    if !try_queue_lock(&mut conn).await? {
+        return Err(QueueLockError::Taken);
+    }
+    let database_url = database_url.to_string();
+    let holder = tokio::spawn(async move {
+        let mut held = Some(conn);
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            if let Some(conn) = &mut held {
+                if crate::db::now(conn).await.is_ok() {
+                    continue;
+                }
+                held = None;
+                tracing::warn!(
+                    "lost the connection holding the in-process queue's lock; taking it again"
+                );
+            }
+            match AsyncPgConnection::establish(&database_url).await {
+                Ok(mut conn) => match try_queue_lock(&mut conn).await {
+                    Ok(true) => held = Some(conn),
+                    Ok(false) => tracing::error!("{}", QueueLockError::Taken),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot take the in-process queue's lock again")
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the in-process queue's lock again")
+                }
+            }
+        }
+    });
+    Ok(InProcessQueueLock { holder })
+}
+
+/// Give the requests whose jobs went to a `larder serve`'s own queue back to the dispatcher,
+/// which sends them to RabbitMQ; unless such a serve still runs on this database (it holds the
+/// lock above), when they stay its own. Returns how many were given back.
+pub async fn requeue_in_process_jobs(database_url: &str) -> Result<usize, QueueLockError> {
+    let mut conn = AsyncPgConnection::establish(database_url).await?;
+    if !try_queue_lock(&mut conn).await? {
+        tracing::warn!("a `larder serve` without LARDER_AMQP_URL runs on this database: the jobs in its own queue stay there");
+        return Ok(0);
+    }
+    let requeued = diesel::update(
+        requests::table
+            .filter(requests::queued_in_process)
+            .filter(requests::state.eq(common::RequestState::InProgress.as_str())),
+    )
+    .set((
+        requests::queued_in_process.eq(false),
+        requests::dispatched_at.eq(None::<chrono::NaiveDateTime>),
+        requests::dispatch_lease_until.eq(None::<chrono::NaiveDateTime>),
+    ))
+    .execute(&mut conn)
+    .await;
+    // the session ends with the connection; unlocking first lets a serve start at once
+    let _ = diesel::sql_query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut conn)
+        .await;
+    Ok(requeued?)
 }
 
 /// RabbitMQ, over one shared confirm-mode channel.
@@ -282,7 +402,7 @@ pub async fn dispatch(
     request_id: i64,
 ) -> Result<(), PublishError> {
     publisher.publish(request_id).await?;
-    if let Err(e) = mark_dispatched(pool, &[request_id]).await {
+    if let Err(e) = mark_dispatched(pool, &[request_id], publisher.is_in_process()).await {
         // at least once: the dispatcher publishes it again, and a worker skips a final request
         tracing::warn!(request_id, error = %e, "published, but could not record it");
     }
@@ -356,7 +476,11 @@ async fn claim_undispatched(pool: &DbPool) -> Result<Vec<i64>, DispatchError> {
     Ok(ids)
 }
 
-async fn mark_dispatched(pool: &DbPool, ids: &[i64]) -> Result<(), DispatchError> {
+async fn mark_dispatched(
+    pool: &DbPool,
+    ids: &[i64],
+    in_process: bool,
+) -> Result<(), DispatchError> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -366,6 +490,7 @@ async fn mark_dispatched(pool: &DbPool, ids: &[i64]) -> Result<(), DispatchError
         .set((
             requests::dispatched_at.eq(now),
             requests::dispatch_lease_until.eq(None::<chrono::NaiveDateTime>),
+            requests::queued_in_process.eq(in_process),
         ))
         .execute(&mut conn)
         .await?;
@@ -405,7 +530,7 @@ pub async fn dispatch_pending(pool: &DbPool, publisher: &Publisher) -> Result<()
             }
         }
     }
-    mark_dispatched(pool, &published).await?;
+    mark_dispatched(pool, &published, publisher.is_in_process()).await?;
     match failure {
         Some(e) => {
             release(pool, &ids[published.len()..]).await?;
@@ -441,5 +566,91 @@ mod tests {
         }
         assert_eq!(jobs_waiting(&queue).await, 30);
         delete_queue(&queue).await;
+    }
+
+    async fn dispatch_state(db: &TestDb, id: i64) -> (bool, bool) {
+        let mut conn = db.pool.get().await.unwrap();
+        let (dispatched, in_process): (Option<chrono::NaiveDateTime>, bool) = requests::table
+            .find(id)
+            .select((requests::dispatched_at, requests::queued_in_process))
+            .first(&mut conn)
+            .await
+            .unwrap();
+        (dispatched.is_some(), in_process)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn jobs_of_an_in_process_queue_go_to_rabbitmq_once_its_serve_is_gone() {
+        let db = TestDb::new().await;
+        let queue = InProcessQueue::default();
+        let _jobs = queue.take_jobs();
+        let in_process = Publisher::InProcess(queue.clone());
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let id = db.undispatched_request(chrono::Duration::seconds(30)).await;
+            dispatch(&db.pool, &in_process, id).await.unwrap();
+            assert_eq!(dispatch_state(&db, id).await, (true, true));
+            ids.push(id);
+        }
+        let finished = db.finished_request(chrono::Duration::seconds(30)).await;
+
+        // while a serve holds its queue: a second one is refused, and a RabbitMQ deployment
+        // leaves its jobs alone
+        let lock = lock_in_process_queue(&db.url).await.unwrap();
+        assert!(matches!(
+            lock_in_process_queue(&db.url).await,
+            Err(QueueLockError::Taken)
+        ));
+        assert_eq!(requeue_in_process_jobs(&db.url).await.unwrap(), 0);
+        assert_eq!(dispatch_state(&db, ids[0]).await, (true, true));
+        // the serve restarting resends them all
+        assert_eq!(resend_in_process_jobs(&db.pool, &queue).await.unwrap(), 3);
+        drop(lock);
+        wait_unlocked(&db).await;
+
+        // gone: RabbitMQ's dispatcher sends them, once
+        assert_eq!(requeue_in_process_jobs(&db.url).await.unwrap(), 3);
+        assert_eq!(requeue_in_process_jobs(&db.url).await.unwrap(), 0);
+        for &id in &ids {
+            assert_eq!(
+                dispatch_state(&db, id).await,
+                (false, false),
+                "request {id}"
+            );
+        }
+        assert_eq!(dispatch_state(&db, finished).await, (false, false));
+        let rabbit = format!("larder_requeue_test_{}", std::process::id());
+        let broker = Publisher::new(AMQP.parse().unwrap(), &rabbit);
+        dispatch_pending(&db.pool, &broker).await.unwrap();
+        assert_eq!(jobs_waiting(&rabbit).await, 3);
+        for &id in &ids {
+            assert_eq!(dispatch_state(&db, id).await, (true, false));
+        }
+        delete_queue(&rabbit).await;
+        // and a serve may take the database again
+        let again = lock_in_process_queue(&db.url).await.unwrap();
+        drop(again);
+        wait_unlocked(&db).await;
+    }
+
+    /// Until no session holds an advisory lock on the test's database (a dropped lock's
+    /// session ends a moment later).
+    async fn wait_unlocked(db: &TestDb) {
+        let mut conn = db.pool.get().await.unwrap();
+        // the session ends when the aborted task drops its connection
+        for _ in 0..50 {
+            let held: Vec<Locked> = diesel::sql_query(
+                "SELECT count(*) > 0 AS locked FROM pg_locks WHERE locktype = 'advisory' \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .load(&mut conn)
+            .await
+            .unwrap();
+            if !held[0].locked {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the lock holder's session did not end");
     }
 }

@@ -32,6 +32,7 @@ diesel::table! {
         bundle_sha256 -> Nullable<Text>,
         imported_instance -> Nullable<Text>,
         imported_id -> Nullable<Int8>,
+        queued_in_process -> Bool,
     }
 }
 

@@ -81,7 +81,7 @@ async fn sweep(
             tracing::warn!(request_id = id, "request failed: past its deadline");
         }
     }
-    let silent = claim_silent(&mut conn, now, now - lease).await?;
+    let silent = claim_silent(&mut conn, now, now - lease, publisher.is_in_process()).await?;
     // never hold a connection while waiting for the broker
     drop(conn);
     for (i, request) in silent.iter().enumerate() {
@@ -116,6 +116,7 @@ async fn claim_silent(
     conn: &mut AsyncPgConnection,
     now: chrono::NaiveDateTime,
     silent_since: chrono::NaiveDateTime,
+    in_process: bool,
 ) -> Result<Vec<Silent>, SweepError> {
     Ok(diesel::sql_query(
         "WITH picked AS (\
@@ -123,11 +124,12 @@ async fn claim_silent(
            WHERE state = 'in_progress' AND attempts > 0 AND heartbeat_at < $1 \
              AND (dispatched_at IS NULL OR dispatched_at < $1) \
            ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED) \
-         UPDATE requests r SET dispatched_at = $2 FROM picked WHERE r.id = picked.id \
+         UPDATE requests r SET dispatched_at = $2, queued_in_process = $3 FROM picked WHERE r.id = picked.id \
          RETURNING r.id, picked.worker, picked.dispatched_at AS previous",
     )
     .bind::<Timestamp, _>(silent_since)
     .bind::<Timestamp, _>(now)
+    .bind::<diesel::sql_types::Bool, _>(in_process)
     .load(conn)
     .await?)
 }

@@ -2,7 +2,9 @@
 //! the api's dispatcher to the worker of the same process. The database stays the record: a
 //! job in this queue is a request `in_progress` and dispatched, and `serve` marks every such
 //! request again when it starts (`api::publisher::resend_in_process_jobs`), so a job the
-//! process held when it stopped is not lost.
+//! process held when it stopped is not lost. One such serve per database: it holds a lock there
+//! (`api::publisher::lock_in_process_queue`), and the jobs it queued are sent to RabbitMQ by a
+//! RabbitMQ deployment started on the database after it (`requeue_in_process_jobs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

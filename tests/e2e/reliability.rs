@@ -445,6 +445,83 @@ async fn serve_without_a_broker_queues_in_process_and_finishes_a_request_after_a
     );
 }
 
+/// One `larder serve` with its own queue per database: a second is refused. Once it is gone, a
+/// RabbitMQ deployment on the same database sends the jobs it had queued and not started to
+/// RabbitMQ (they lived only in that process), and takes over the one it had started.
+#[tokio::test]
+async fn jobs_a_serve_queued_itself_are_finished_by_rabbitmq_workers_once_it_is_gone() {
+    let base = tempfile::tempdir().unwrap();
+    let repo = GitRepo::new(base.path().join("project"));
+    repo.write("README", "queued in process\n");
+    let commit = repo.commit("c");
+    let daemon = GitDaemon::start(base.path()).await;
+    let proxy = TcpProxy::start(&format!("127.0.0.1:{}", daemon.port)).await;
+
+    let mut larder = Larder::new();
+    larder
+        .env
+        .insert("LARDER_HEARTBEAT_TIMEOUT".into(), "2s".into());
+    let amqp = larder.env.remove("LARDER_AMQP_URL").unwrap();
+    // one job at a time: the second waits in the process's queue, never started
+    let serve = larder.spawn("serve", &[("LARDER_WORKER_CONCURRENCY", "1")]);
+    larder.wait_healthy().await;
+
+    let second_serve = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", larder.data.path())
+        .envs(&larder.env)
+        .env("LARDER_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert!(!second_serve.status.success(), "a second serve started");
+    let err = String::from_utf8_lossy(&second_serve.stderr);
+    assert!(
+        err.contains("another `larder serve` without LARDER_AMQP_URL runs on this database"),
+        "{err}"
+    );
+
+    proxy.set(ProxyMode::Paused);
+    let stuck_repo = format!("git://127.0.0.1:{}/project", proxy.port);
+    let started = larder
+        .submit(json!({"repo": stuck_repo, "ref": commit, "pkg_managers": []}))
+        .await;
+    larder
+        .wait_until(started, Duration::from_secs(60), |r| {
+            r["state_reason"] == "Fetching the application source"
+        })
+        .await;
+    let queued = larder
+        .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+        .await;
+    // dispatched to the busy worker's queue
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = larder
+        .http
+        .get(format!("{}/ui/status", larder.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(status.contains("<dd id=\"queue-depth\">1</dd>"), "{status}");
+    larder.kill(serve);
+    proxy.set(ProxyMode::Open);
+
+    larder.env.insert("LARDER_AMQP_URL".into(), amqp);
+    larder.spawn("api", &[]);
+    larder.wait_healthy().await;
+    larder.spawn("worker", &[]);
+    for id in [queued, started] {
+        let done = larder
+            .wait_until(id, Duration::from_secs(90), |r| r["state"] != "in_progress")
+            .await;
+        assert_eq!(done["state"], "complete", "{id}: {done}\n{}", larder.logs());
+    }
+}
+
 /// `larder api` and `larder worker` work from RabbitMQ: without `LARDER_AMQP_URL` they refuse
 /// to start, saying so.
 #[tokio::test]
