@@ -192,15 +192,18 @@ pub fn parse_input(raw: &str) -> Result<Input> {
         ));
     }
     let mut out: BTreeMap<PmName, Vec<PackageSpec>> = BTreeMap::new();
+    let mut flag_names: Vec<String> = Vec::new();
     for package in packages {
-        let (name, spec) = parse_package(package)?;
+        let (name, spec, flag) = parse_package(package)?;
+        if let Some(flag) = flag.filter(|f| !flag_names.iter().any(|n| n == f)) {
+            flag_names.push(flag.to_string());
+        }
         let specs = out.entry(PmName::new(name)).or_default();
         // as Hermeto: a package once by (type, path)
         if !specs.iter().any(|s| s.path == spec.path) {
             specs.push(spec);
         }
     }
-    let mut flag_names = Vec::new();
     for flag in flags {
         let Value::String(flag) = flag else {
             return Err(usage("\"flags\" must be a list of strings"));
@@ -222,7 +225,9 @@ pub fn parse_input(raw: &str) -> Result<Input> {
     })
 }
 
-fn parse_package(package: Value) -> Result<(&'static str, PackageSpec)> {
+/// One package of the input: Larder's package manager, its spec, and the request flags it
+/// asks for (pip's `allow_binary`: Larder's `pip-allow-binary`, for every pip package).
+fn parse_package(package: Value) -> Result<(&'static str, PackageSpec, Option<&'static str>)> {
     let Value::Object(mut map) = package else {
         return Err(usage(format!(
             "A package must be a JSON object, not {package}"
@@ -259,6 +264,7 @@ fn parse_package(package: Value) -> Result<(&'static str, PackageSpec)> {
         path,
         ..PackageSpec::default()
     };
+    let mut flag = None;
     let paths = |field: &str, value: Value| -> Result<Vec<String>> {
         let Value::Array(items) = value else {
             return Err(usage(format!("\"{field}\" must be a list of paths")));
@@ -281,8 +287,12 @@ fn parse_package(package: Value) -> Result<(&'static str, PackageSpec)> {
             ("pip", "requirements_build_files") => {
                 spec.requirements_build_files = Some(paths(&field, value)?)
             }
-            // wheels are fetched as the lockfile's hashes allow; Hermeto's filters are not
             ("pip" | "rubygems", "allow_binary") if value == Value::Bool(false) => {}
+            // every wheel of a pinned version, as Hermeto's legacy `allow_binary`
+            ("pip", "allow_binary") if value == Value::Bool(true) => {
+                flag = Some(worker::pkg_managers::pip::plan::FLAG_ALLOW_BINARY)
+            }
+            // Hermeto's binary filters (architecture, OS, Python version) are not Larder's
             ("pip" | "rubygems", "allow_binary" | "binary") => {
                 return Err(usage(format!(
                     "The {kind} package's {field:?} is not supported by Larder yet"
@@ -300,7 +310,7 @@ fn parse_package(package: Value) -> Result<(&'static str, PackageSpec)> {
             }
         }
     }
-    Ok((name, spec))
+    Ok((name, spec, flag))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -375,10 +385,21 @@ pub async fn fetch_deps(args: FetchDepsArgs) -> Result<i32> {
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     let output = args.output.canonicalize()?;
+    // an earlier run's results go first: a run that fails leaves none that look current
+    for earlier in [".build-config.json", "bom.json"] {
+        match std::fs::remove_file(output.join(earlier)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {earlier}"))
+            }
+            _ => {}
+        }
+    }
     let config = common::Config::from_env();
     let cache = cache_dir()?;
     std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
     let store = common::Store::new(&cache);
+    // what runs killed on this cache left (nothing runs a day)
+    worker::pipeline::remove_stale_temp(&store, std::time::Duration::from_secs(24 * 3600));
     tracing::info!(cache = %cache.display(), "the dependencies' cache");
     let request = worker::local::LocalRequest {
         source,
@@ -856,6 +877,8 @@ mod tests {
         let full =
             parse_input(r#"{"packages": [{"type": "gomod"}], "flags": ["cgo-disable"]}"#).unwrap();
         assert_eq!(full.flags, ["cgo-disable"]);
+        let wheels = parse_input(r#"{"type": "pip", "allow_binary": true}"#).unwrap();
+        assert_eq!(wheels.flags, ["pip-allow-binary"]);
     }
 
     #[test]
@@ -869,7 +892,7 @@ mod tests {
             r#"{"packages": [{"type": "npm"}], "extra": 1}"#,
             r#"{"type": "npm""#,
             r#"[1]"#,
-            r#"{"type": "pip", "allow_binary": true}"#,
+            r#"{"type": "pip", "binary": {"arch": "x86_64"}}"#,
         ] {
             let e = parse_input(bad).unwrap_err();
             assert!(e.downcast_ref::<UsageError>().is_some(), "{bad}: {e}");

@@ -595,6 +595,10 @@ async fn a_wrong_hash_fails_closed_and_bad_input_is_a_usage_error() {
             &registry,
         )
     };
+    // an earlier run's results in the output directory do not outlive a failed run
+    std::fs::create_dir_all(&output).unwrap();
+    std::fs::write(output.join("bom.json"), "{}").unwrap();
+    std::fs::write(output.join(".build-config.json"), "{}").unwrap();
     let (code, log) = fetch("npm");
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("fx-b"), "the failure names the package: {log}");
