@@ -637,3 +637,150 @@ async fn a_wrong_hash_fails_closed_and_bad_input_is_a_usage_error() {
         "{log}"
     );
 }
+
+/// Every kind of npm dependency (registry, scoped, nested, an alias, an http(s) tarball, a
+/// `file:` tarball, a git dependency, a workspace) of lockfile versions 3 and 1: after
+/// `inject-files`, the real `npm ci --offline` installs the whole tree with no registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_every_kind_of_dependency_installs_offline() {
+    for v in [3, 1] {
+        let fx = crate::npm::fixture(v, true).await;
+        let work = fx.tmp.path();
+        let (home, cache) = (work.join("home"), work.join("cache"));
+        let output = work.join("output");
+        let (code, log) = larder(
+            &home,
+            &cache,
+            &[
+                "fetch-deps",
+                "--source",
+                fx.repo.dir.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                r#"{"packages": [{"type": "npm"}]}"#,
+            ],
+            &[
+                ("LARDER_NPM_REGISTRY", fx.upstream.url.as_str()),
+                ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+            ],
+        );
+        assert_eq!(code, 0, "v{v}: {log}");
+        assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+        let (code, log) = larder(
+            &home,
+            &cache,
+            &["inject-files", output.to_str().unwrap()],
+            &[],
+        );
+        assert_eq!(code, 0, "v{v}: {log}");
+        let requests = fx.upstream.requests().len();
+        let (ok, log) = npm(
+            &fx.repo.dir,
+            &work.join("npm-home"),
+            &[
+                "ci",
+                "--offline",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+            ],
+            &[("npm_config_registry", NOWHERE)],
+        );
+        assert!(ok, "v{v}: npm ci --offline failed:\n{log}");
+        assert_eq!(
+            crate::support::clients::npm_installed(&fx.repo.dir),
+            fx.tree,
+            "v{v}"
+        );
+        assert_eq!(fx.upstream.requests().len(), requests, "v{v}");
+    }
+}
+
+/// pip's VCS and direct URL requirements: the requirements file is a project file naming the
+/// output directory's copies (`name @ file://${output_dir}/deps/pip/…#sha256=…`), and the real
+/// pip installs all of it with no index and no git server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pip_vcs_and_url_requirements_install_offline() {
+    let upstream = crate::pip::Upstream::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let git_root = work.path().join("git");
+    let vcs_commit = crate::pip::python_git_repo(&git_root, work.path(), "vcsdep", "0.5");
+    let git_http = crate::pip::GitHttp::start(&git_root).await;
+    let repo = GitRepo::new(work.path().join("src"));
+    repo.write("pyproject.toml", crate::pip::PYPROJECT).write(
+        "requirements.txt",
+        &format!(
+            "alpha==1.0\nbeta==2.0\nurldep @ {}/direct/urldep-1.0.tar.gz#sha256={}\ngit+{}/vcsdep.git@{vcs_commit}#egg=vcsdep\n",
+            upstream.server.url,
+            upstream.sha("urldep-1.0.tar.gz"),
+            git_http.url,
+        ),
+    );
+    repo.commit("vcs and url");
+    let (home, cache) = (work.path().join("home"), work.path().join("cache"));
+    let output = work.path().join("output");
+    let index = upstream.index();
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &[
+            "fetch-deps",
+            "--source",
+            repo.dir.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "pip",
+        ],
+        &[
+            ("LARDER_PYPI_INDEX", index.as_str()),
+            ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+        ],
+    );
+    assert_eq!(code, 0, "{log}");
+    let config = read_json(&output.join(".build-config.json"));
+    let reqs = &config["project_files"][0];
+    assert!(
+        reqs["abspath"]
+            .as_str()
+            .unwrap()
+            .ends_with("/requirements.txt"),
+        "{config}"
+    );
+    let template = reqs["template"].as_str().unwrap();
+    assert!(
+        template.contains("urldep @ file://${output_dir}/deps/pip/"),
+        "{template}"
+    );
+    assert!(
+        template.contains("vcsdep @ file://${output_dir}/deps/pip/"),
+        "{template}"
+    );
+    assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+    drop(git_http);
+
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let env = env_json(&home, &cache, &output);
+    let pip_home = work.path().join("pip-home");
+    std::fs::create_dir_all(&pip_home).unwrap();
+    let py = venv(&work.path().join("venv"), &pip_home);
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    vars.push(("PIP_INDEX_URL", NOWHERE));
+    let requests = upstream.server.requests().len();
+    let reqs = repo.dir.join("requirements.txt");
+    let (ok, log) = pip(
+        &py,
+        &pip_home,
+        &vars,
+        &["install", "-r", reqs.to_str().unwrap()],
+    );
+    assert!(ok, "offline pip install failed:\n{log}");
+    let (ok, log) = run(Command::new(&py).args(["-c", "import alpha, beta, urldep, vcsdep"]));
+    assert!(ok, "{log}");
+    assert_eq!(upstream.server.requests().len(), requests);
+}
