@@ -784,3 +784,76 @@ async fn pip_vcs_and_url_requirements_install_offline() {
     assert!(ok, "{log}");
     assert_eq!(upstream.server.requests().len(), requests);
 }
+
+/// cargo: the crates vendored under `deps/cargo/`, `.cargo/config.toml` a project file naming
+/// them by the output directory's path; the real `cargo build --offline --locked` builds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cargo_fetch_deps_then_real_cargo_build_offline() {
+    let work = tempfile::tempdir().unwrap();
+    let fx = crate::support::projects::cargo(work.path(), 6).await;
+    let (home, cache) = (work.path().join("home"), work.path().join("cache"));
+    let output = work.path().join("output");
+    let env: Vec<(&str, &str)> = fx
+        .project
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let source = fx.project.repo.dir.clone();
+    let fetch = || {
+        larder(
+            &home,
+            &cache,
+            &[
+                "fetch-deps",
+                "--source",
+                source.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                "cargo",
+            ],
+            &env,
+        )
+    };
+    let (code, log) = fetch();
+    assert_eq!(code, 0, "{log}");
+    assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+    let config = read_json(&output.join(".build-config.json"));
+    let file = &config["project_files"][0];
+    assert!(
+        file["abspath"]
+            .as_str()
+            .unwrap()
+            .ends_with("/.cargo/config.toml"),
+        "{config}"
+    );
+    assert!(
+        file["template"]
+            .as_str()
+            .unwrap()
+            .contains("directory = \"${output_dir}/deps/cargo\""),
+        "{config}"
+    );
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let requests = fx.project.upstream.requests().len();
+    let (ok, log) = crate::support::clients::cargo(
+        &work.path().join("cargo-home"),
+        &source,
+        &["build", "--offline", "--locked"],
+        &[],
+    );
+    assert!(ok, "cargo build --offline failed:\n{log}");
+    assert_eq!(fx.project.upstream.requests().len(), requests);
+
+    git(&source, &["checkout", "--", "."]);
+    fx.project.upstream.clear_requests();
+    let (code, log) = fetch();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(fx.project.upstream.requests(), Vec::<String>::new());
+}
