@@ -630,10 +630,10 @@ async fn a_wrong_hash_fails_closed_and_bad_input_is_a_usage_error() {
         assert!(log.contains("Error: "), "{bad}: {log}");
     }
     // a package manager `fetch-deps` does not do yet is named
-    let (code, log) = fetch("gomod");
+    let (code, log) = fetch("pnpm");
     assert_ne!(code, 0);
     assert!(
-        log.contains("gomod") && log.contains("not supported by `larder fetch-deps` yet"),
+        log.contains("pnpm") && log.contains("not supported by `larder fetch-deps` yet"),
         "{log}"
     );
 }
@@ -856,4 +856,64 @@ async fn cargo_fetch_deps_then_real_cargo_build_offline() {
     let (code, log) = fetch();
     assert_eq!(code, 0, "{log}");
     assert_eq!(fx.project.upstream.requests(), Vec::<String>::new());
+}
+
+/// gomod: the module cache under `deps/gomod/`, Hermeto's `GO*` variables below the output
+/// directory; the real `go build` and `go run` with nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gomod_fetch_deps_then_real_go_build_offline() {
+    use crate::support::gomod_fixtures::*;
+    let work = tempfile::tempdir().unwrap();
+    let proxy = work.path().join("proxy");
+    let fx = transitive(&proxy);
+    let upstream = StaticServer::start(&proxy).await;
+    let repo = GitRepo::new(work.path().join("src"));
+    repo.write("go.mod", APP_GOMOD)
+        .write("go.sum", &gosum_text(&[&fx.upper, &fx.b], &[]))
+        .write("main.go", &main_go(&["github.com/Fix/Upper"], "upper.A()"));
+    repo.commit("app");
+    let (home, cache) = (work.path().join("home"), work.path().join("cache"));
+    let output = work.path().join("output");
+    let fetch = || {
+        larder(
+            &home,
+            &cache,
+            &[
+                "fetch-deps",
+                "--source",
+                repo.dir.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                r#"{"packages": [{"type": "gomod"}], "flags": ["cgo-disable"]}"#,
+            ],
+            &[("LARDER_GOPROXY", upstream.url.as_str())],
+        )
+    };
+    let (code, log) = fetch();
+    assert_eq!(code, 0, "{log}");
+    assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+    let env = env_json(&home, &cache, &output);
+    let out_abs = output.canonicalize().unwrap();
+    assert!(
+        env.contains(&(
+            "GOMODCACHE".into(),
+            format!("{}/deps/gomod/pkg/mod", out_abs.display())
+        )),
+        "{env:?}"
+    );
+    assert!(env.contains(&("GOPROXY".into(), "off".into())), "{env:?}");
+    let requests = upstream.requests().len();
+    let go_home = work.path().join("go-home");
+    let (ok, log) = go(&repo.dir, &go_home, &["build", "./..."], &env);
+    assert!(ok, "offline go build failed: {log}");
+    let (ok, log) = go(&repo.dir, &go_home, &["run", "."], &env);
+    assert!(ok, "offline go run failed: {log}");
+    assert_eq!(upstream.requests().len(), requests);
+    make_writable(&output);
+
+    upstream.clear_requests();
+    let (code, log) = fetch();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(upstream.requests(), Vec::<String>::new());
+    make_writable(&output);
 }
