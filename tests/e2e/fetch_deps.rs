@@ -576,6 +576,15 @@ async fn a_wrong_hash_fails_closed_and_bad_input_is_a_usage_error() {
     repo.write(
         "package-lock.json",
         &serde_json::to_string_pretty(&lock).unwrap(),
+    )
+    // a yarn Berry project, which fetch-deps does not do yet
+    .write(
+        "berry/package.json",
+        r#"{"name": "berry", "version": "1.0.0"}"#,
+    )
+    .write(
+        "berry/yarn.lock",
+        "__metadata:\n  version: 8\n  cacheKey: 10c0\n",
     );
     repo.commit("a wrong hash");
     let output = work.path().join("output");
@@ -629,11 +638,14 @@ async fn a_wrong_hash_fails_closed_and_bad_input_is_a_usage_error() {
         assert_eq!(code, 2, "{bad}: {log}");
         assert!(log.contains("Error: "), "{bad}: {log}");
     }
+    let (code, log) = fetch(r#"{"type": "yarn", "path": "berry"}"#);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("yarn Berry"), "{log}");
     // a package manager `fetch-deps` does not do yet is named
-    let (code, log) = fetch("pnpm");
+    let (code, log) = fetch("bundler");
     assert_ne!(code, 0);
     assert!(
-        log.contains("pnpm") && log.contains("not supported by `larder fetch-deps` yet"),
+        log.contains("rubygems") && log.contains("not supported by `larder fetch-deps` yet"),
         "{log}"
     );
 }
@@ -916,4 +928,72 @@ async fn gomod_fetch_deps_then_real_go_build_offline() {
     assert_eq!(code, 0, "{log}");
     assert_eq!(upstream.requests(), Vec::<String>::new());
     make_writable(&output);
+}
+
+/// yarn v1: the offline mirror under `deps/yarn-classic/`, named by Hermeto's
+/// `YARN_YARN_OFFLINE_MIRROR`; the real yarn 1 installs the whole tree (registry, scoped,
+/// nested, an alias, https and `file:` tarballs, a git dependency) with the commit's own
+/// yarn.lock and no registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_v1_fetch_deps_then_real_yarn_install_offline() {
+    let fx = crate::yarn::fixture("").await;
+    let work = fx.tmp.path();
+    let (home, cache) = (work.join("home"), work.join("cache"));
+    let output = work.join("output");
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &[
+            "fetch-deps",
+            "--source",
+            fx.repo.dir.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "yarn",
+        ],
+        &[
+            ("LARDER_NPM_REGISTRY", fx.upstream.url.as_str()),
+            ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+        ],
+    );
+    assert_eq!(code, 0, "{log}");
+    assert!(output.join("deps/yarn-classic/a-1.0.0.tgz").is_file());
+    assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let env = env_json(&home, &cache, &output);
+    let requests = fx.upstream.requests().len();
+    let yarn_home = work.join("yarn-home");
+    std::fs::create_dir_all(&yarn_home).unwrap();
+    let mut cmd = clean_command(
+        crate::support::clients::yarn_path().to_str().unwrap(),
+        &yarn_home,
+    );
+    cmd.args([
+        "install",
+        "--offline",
+        "--frozen-lockfile",
+        "--ignore-scripts",
+        "--non-interactive",
+    ])
+    .current_dir(&fx.repo.dir)
+    .env("YARN_CACHE_FOLDER", yarn_home.join("yarn-cache"))
+    .env("YARN_DISABLE_SELF_UPDATE_CHECK", "true")
+    .env("npm_config_registry", NOWHERE);
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let (ok, log) = run(&mut cmd);
+    assert!(ok, "offline yarn install failed:\n{log}");
+    assert_eq!(
+        crate::yarn::installed(&fx.repo.dir),
+        crate::yarn::TREE,
+        "{log}"
+    );
+    assert_eq!(fx.upstream.requests().len(), requests);
 }
