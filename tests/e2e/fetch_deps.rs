@@ -997,3 +997,69 @@ async fn yarn_v1_fetch_deps_then_real_yarn_install_offline() {
     );
     assert_eq!(fx.upstream.requests().len(), requests);
 }
+
+/// pnpm: the tarballs under `deps/pnpm/`, `pnpm-lock.yaml` a project file whose fetched
+/// resolutions name them below `${output_dir}`; the real pnpm 9 installs offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pnpm_fetch_deps_then_real_pnpm_install_offline() {
+    let fx = crate::pnpm::fixture("", false, |s| s).await;
+    let work = fx.tmp.path();
+    let (home, cache) = (work.join("home"), work.join("cache"));
+    let output = work.join("output");
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &[
+            "fetch-deps",
+            "--source",
+            fx.repo.dir.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "pnpm",
+        ],
+        &[
+            ("LARDER_NPM_REGISTRY", fx.upstream.url.as_str()),
+            ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+        ],
+    );
+    assert_eq!(code, 0, "{log}");
+    assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+    let config = read_json(&output.join(".build-config.json"));
+    let lock = config["project_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["abspath"].as_str().unwrap().ends_with("/pnpm-lock.yaml"))
+        .unwrap_or_else(|| panic!("{config}"));
+    assert!(
+        lock["template"]
+            .as_str()
+            .unwrap()
+            .contains("file:${output_dir}/deps/pnpm/"),
+        "{lock}"
+    );
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let requests = fx.upstream.requests().len();
+    let (ok, log) = crate::support::clients::pnpm(
+        &fx.repo.dir,
+        &work.join("pnpm-home"),
+        &[
+            "install",
+            "--offline",
+            "--frozen-lockfile",
+            "--ignore-scripts",
+        ],
+    );
+    assert!(ok, "offline pnpm install failed:\n{log}");
+    let got = crate::pnpm::installed(&fx.repo.dir);
+    for want in crate::pnpm::TREE {
+        assert!(got.contains(&want.to_string()), "{want} in {got:?}\n{log}");
+    }
+    assert_eq!(fx.upstream.requests().len(), requests);
+}
