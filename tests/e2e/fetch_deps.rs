@@ -642,10 +642,10 @@ async fn a_wrong_hash_fails_closed_and_bad_input_is_a_usage_error() {
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("yarn Berry"), "{log}");
     // a package manager `fetch-deps` does not do yet is named
-    let (code, log) = fetch("bundler");
+    let (code, log) = fetch("git-submodule");
     assert_ne!(code, 0);
     assert!(
-        log.contains("rubygems") && log.contains("not supported by `larder fetch-deps` yet"),
+        log.contains("git-submodule") && log.contains("not supported by `larder fetch-deps` yet"),
         "{log}"
     );
 }
@@ -1062,4 +1062,60 @@ async fn pnpm_fetch_deps_then_real_pnpm_install_offline() {
         assert!(got.contains(&want.to_string()), "{want} in {got:?}\n{log}");
     }
     assert_eq!(fx.upstream.requests().len(), requests);
+}
+
+/// bundler (Larder's rubygems): Bundler's cache under `deps/rubygems/`, named by Bundler's
+/// variables; the real `bundle install --local` installs the locked gems with no gem server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundler_fetch_deps_then_real_bundle_install_local() {
+    use crate::support::rubygems_fixtures::bundle;
+    let work = tempfile::tempdir().unwrap();
+    let t = work.path();
+    let up = crate::rubygems::upstream(t, &crate::rubygems::fixture_gems()).await;
+    let repo = GitRepo::new(t.join("shop"));
+    repo.write(
+        "Gemfile",
+        "source \"https://rubygems.org\"\n\ngem \"top\"\n",
+    );
+    let lock_text = crate::rubygems::lock(&repo.dir, &t.join("home-lock"), &up);
+    repo.write("Gemfile.lock", &lock_text);
+    repo.commit("shop");
+    let (home, cache) = (t.join("home"), t.join("cache"));
+    let output = t.join("output");
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &[
+            "fetch-deps",
+            "--source",
+            repo.dir.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            r#"{"type": "bundler"}"#,
+        ],
+        &[("LARDER_RUBYGEMS_URL", up.server.url.as_str())],
+    );
+    assert_eq!(code, 0, "{log}");
+    for g in ["rack-1.0.0.gem", "middle-0.3.1.gem", "top-0.1.0.gem"] {
+        assert!(output.join("deps/rubygems").join(g).is_file(), "{g}");
+    }
+    assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+    let env = env_json(&home, &cache, &output);
+    let requests = up.server.requests().len();
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (ok, out) = bundle(
+        &repo.dir,
+        &t.join("home-install"),
+        &["install", "--local"],
+        &vars,
+    );
+    assert!(ok, "bundle install --local:\n{out}");
+    let (ok, out) = bundle(
+        &repo.dir,
+        &t.join("home-install"),
+        &["exec", "ruby", "-e", "require 'top'; puts :ok"],
+        &vars,
+    );
+    assert!(ok && out.contains("ok"), "{out}");
+    assert_eq!(up.server.requests().len(), requests);
 }
