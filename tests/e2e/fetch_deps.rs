@@ -81,6 +81,35 @@ fn env_json(home: &Path, cache: &Path, output: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A second run on the same input into a new output directory: the cache answers, and the
+/// upstream is asked nothing.
+fn assert_warm_run_asks_nothing(
+    home: &Path,
+    cache: &Path,
+    source: &Path,
+    input: &str,
+    env: &[(&str, &str)],
+    upstream: &StaticServer,
+) {
+    upstream.clear_requests();
+    let output = tempfile::tempdir().unwrap();
+    let (code, log) = larder(
+        home,
+        cache,
+        &[
+            "fetch-deps",
+            "--source",
+            source.to_str().unwrap(),
+            "--output",
+            output.path().to_str().unwrap(),
+            input,
+        ],
+        env,
+    );
+    assert_eq!(code, 0, "warm run: {log}");
+    assert_eq!(upstream.requests(), Vec::<String>::new(), "warm run: {log}");
+}
+
 struct NpmUpstream {
     server: StaticServer,
     _dir: tempfile::TempDir,
@@ -958,6 +987,17 @@ async fn yarn_v1_fetch_deps_then_real_yarn_install_offline() {
     );
     assert_eq!(code, 0, "{log}");
     assert!(output.join("deps/yarn-classic/a-1.0.0.tgz").is_file());
+    assert_warm_run_asks_nothing(
+        &home,
+        &cache,
+        &fx.repo.dir,
+        "yarn",
+        &[
+            ("LARDER_NPM_REGISTRY", fx.upstream.url.as_str()),
+            ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+        ],
+        &fx.upstream,
+    );
     assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
     let (code, log) = larder(
         &home,
@@ -1023,6 +1063,17 @@ async fn pnpm_fetch_deps_then_real_pnpm_install_offline() {
         ],
     );
     assert_eq!(code, 0, "{log}");
+    assert_warm_run_asks_nothing(
+        &home,
+        &cache,
+        &fx.repo.dir,
+        "pnpm",
+        &[
+            ("LARDER_NPM_REGISTRY", fx.upstream.url.as_str()),
+            ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+        ],
+        &fx.upstream,
+    );
     assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
     let config = read_json(&output.join(".build-config.json"));
     let lock = config["project_files"]
@@ -1096,6 +1147,14 @@ async fn bundler_fetch_deps_then_real_bundle_install_local() {
         &[("LARDER_RUBYGEMS_URL", up.server.url.as_str())],
     );
     assert_eq!(code, 0, "{log}");
+    assert_warm_run_asks_nothing(
+        &home,
+        &cache,
+        &repo.dir,
+        r#"{"type": "bundler"}"#,
+        &[("LARDER_RUBYGEMS_URL", up.server.url.as_str())],
+        &up.server,
+    );
     for g in ["rack-1.0.0.gem", "middle-0.3.1.gem", "top-0.1.0.gem"] {
         assert!(output.join("deps/rubygems").join(g).is_file(), "{g}");
     }
