@@ -464,6 +464,30 @@ async fn pip_fetch_deps_then_real_pip_offline_and_a_warm_run_asks_nothing() {
         env.contains(&("PIP_NO_INDEX".into(), "true".into())),
         "{env:?}"
     );
+    // the env format, for where the build mounts the output (a path a shell must have quoted)
+    let (code, text) = larder(
+        &home,
+        &cache,
+        &[
+            "generate-env",
+            output.to_str().unwrap(),
+            "--for-output-dir",
+            "/mnt/hermeto output",
+            "--format",
+            "env",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == "export PIP_FIND_LINKS='/mnt/hermeto output/deps/pip'"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l == "export PIP_NO_INDEX=true"),
+        "{text}"
+    );
     let (code, log) = larder(
         &home,
         &cache,
