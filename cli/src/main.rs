@@ -1,6 +1,7 @@
 //! `larder`: the service (serve, api, worker, migrate, cleanup) and its command-line client.
 
 mod client;
+mod hermeto;
 mod transfer;
 
 // glibc's malloc keeps what a large request freed (per-thread arenas, fragmented pages): the
@@ -87,6 +88,18 @@ enum Command {
     /// stdout.
     #[command(hide = true)]
     GitFetch,
+    /// Hermeto's `fetch-deps` with no service: fetch and verify a source directory's
+    /// dependencies into an output directory (`deps/`, `bom.json`, `.build-config.json`),
+    /// cached in `LARDER_CACHE_DIR` (else `~/.cache/larder`). Exit status 2 on bad input.
+    FetchDeps(hermeto::FetchDepsArgs),
+    /// Hermeto's `generate-env`: the environment variables a build of a `fetch-deps` output
+    /// needs.
+    GenerateEnv(hermeto::GenerateEnvArgs),
+    /// Hermeto's `inject-files`: write the project files of a `fetch-deps` output into the
+    /// source.
+    InjectFiles(hermeto::InjectFilesArgs),
+    /// Hermeto's `merge-sboms`: one CycloneDX SBOM of several, each component once by purl.
+    MergeSboms(hermeto::MergeSbomsArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -315,6 +328,23 @@ async fn main() -> Result<()> {
                 .context("a git fetch job on stdin")?;
             let report = tokio::task::block_in_place(|| worker::source::run_fetch_job(job));
             serde_json::to_writer(std::io::stdout().lock(), &report)?;
+        }
+        Command::FetchDeps(args) => {
+            init_tracing(false);
+            fetch_in_child_processes()?;
+            std::process::exit(hermeto::fetch_deps(args).await?)
+        }
+        Command::GenerateEnv(args) => {
+            init_tracing(false);
+            std::process::exit(hermeto::generate_env(args)?)
+        }
+        Command::InjectFiles(args) => {
+            init_tracing(false);
+            std::process::exit(hermeto::inject_files(args)?)
+        }
+        Command::MergeSboms(args) => {
+            init_tracing(false);
+            std::process::exit(hermeto::merge_sboms(args)?)
         }
         Command::Client(cmd) => std::process::exit(client::run(cmd).await?),
     }

@@ -6,6 +6,7 @@ mod support;
 
 mod air_gap;
 mod cargo;
+mod fetch_deps;
 mod gomod;
 mod hostile_api;
 mod hostile_lockfiles;

@@ -16,13 +16,13 @@ use std::fs;
 /// The upstream registry and a repository whose lockfile (version `v`) uses every kind of
 /// dependency: registry (nested, scoped, dev, optional, alias), a workspace (v2/v3), a git
 /// dependency, an http(s) tarball and a `file:` tarball inside the repository.
-struct Fixture {
-    tmp: tempfile::TempDir,
-    upstream: StaticServer,
-    repo: GitRepo,
+pub(crate) struct Fixture {
+    pub(crate) tmp: tempfile::TempDir,
+    pub(crate) upstream: StaticServer,
+    pub(crate) repo: GitRepo,
     commit: String,
     /// `location@version` of every package npm must install
-    tree: Vec<String>,
+    pub(crate) tree: Vec<String>,
 }
 
 fn entry(location: &str, pkg: &npm_fixtures::BuiltPackage, dev: bool, optional: bool) -> TreeEntry {
@@ -34,7 +34,8 @@ fn entry(location: &str, pkg: &npm_fixtures::BuiltPackage, dev: bool, optional: 
     }
 }
 
-async fn fixture(v: u32, extras: bool) -> Fixture {
+/// Also `larder fetch-deps`'s (`fetch_deps.rs`): the same lockfiles of every kind.
+pub(crate) async fn fixture(v: u32, extras: bool) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let up_dir = tmp.path().join("upstream");
     fs::create_dir_all(&up_dir).unwrap();

@@ -15,15 +15,15 @@ use std::process::{Child, Command, Stdio};
 
 /// The fixture upstream: `<url>/pypi/simple/` (PEP 691 JSON pages, one project HTML only) and
 /// `<url>/direct/urldep-1.0.tar.gz` for a direct URL requirement.
-struct Upstream {
-    server: StaticServer,
+pub(crate) struct Upstream {
+    pub(crate) server: StaticServer,
     _dir: tempfile::TempDir,
     root: PathBuf,
     files: BTreeMap<String, FixtureFile>,
 }
 
 impl Upstream {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let dist = dir.path().join("dist");
         std::fs::create_dir_all(&dist).unwrap();
@@ -101,11 +101,11 @@ impl Upstream {
         }
     }
 
-    fn index(&self) -> String {
+    pub(crate) fn index(&self) -> String {
         format!("{}/pypi/simple/", self.server.url)
     }
 
-    fn sha(&self, filename: &str) -> &str {
+    pub(crate) fn sha(&self, filename: &str) -> &str {
         &self.files[filename].sha256
     }
 }
@@ -121,8 +121,8 @@ async fn larder(upstream: &Upstream) -> Larder {
 }
 
 /// A git server speaking the smart HTTP protocol (`git http-backend`), for VCS requirements.
-struct GitHttp {
-    url: String,
+pub(crate) struct GitHttp {
+    pub(crate) url: String,
     child: Child,
 }
 
@@ -174,7 +174,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
 "#;
 
 impl GitHttp {
-    async fn start(root: &Path) -> Self {
+    pub(crate) async fn start(root: &Path) -> Self {
         let port = free_port();
         let child = Command::new("python3")
             .args(["-c", GIT_HTTP_PY])
@@ -208,7 +208,7 @@ impl Drop for GitHttp {
 
 /// A buildable Python project in a bare git repository `<root>/<name>.git`: the files of a
 /// fixture sdist (its in-tree build backend included). Returns the commit.
-fn python_git_repo(root: &Path, work: &Path, name: &str, version: &str) -> String {
+pub(crate) fn python_git_repo(root: &Path, work: &Path, name: &str, version: &str) -> String {
     let dist = work.join(format!("{name}-dist"));
     std::fs::create_dir_all(&dist).unwrap();
     let sdist = build_sdist(&dist, name, version, &[], None).unwrap();
@@ -269,7 +269,7 @@ fn store_files(larder: &Larder, prefix: &str) -> Vec<String> {
     out
 }
 
-const PYPROJECT: &str = "[project]\nname = \"demo-app\"\nversion = \"0.1.0\"\n";
+pub(crate) const PYPROJECT: &str = "[project]\nname = \"demo-app\"\nversion = \"0.1.0\"\n";
 
 #[tokio::test]
 async fn plain_pins_build_requirements_real_pip_offline_and_cached_second_request() {

@@ -48,14 +48,14 @@ fn store_files_under(root: &Path, prefix: &str) -> Vec<String> {
     out
 }
 
-struct Upstream {
-    server: StaticServer,
+pub(crate) struct Upstream {
+    pub(crate) server: StaticServer,
     dir: tempfile::TempDir,
     gems: Vec<BuiltGem>,
 }
 
 impl Upstream {
-    fn gem(&self, full_name: &str) -> &BuiltGem {
+    pub(crate) fn gem(&self, full_name: &str) -> &BuiltGem {
         self.gems
             .iter()
             .find(|g| g.full_name() == full_name)
@@ -63,7 +63,7 @@ impl Upstream {
     }
 }
 
-async fn upstream(work: &Path, gems: &[FixtureGem]) -> Upstream {
+pub(crate) async fn upstream(work: &Path, gems: &[FixtureGem]) -> Upstream {
     let built: Vec<BuiltGem> = gems.iter().map(|g| build_gem(work, g)).collect();
     let dir = tempfile::tempdir().unwrap();
     write_server(dir.path(), &built);
@@ -75,7 +75,7 @@ async fn upstream(work: &Path, gems: &[FixtureGem]) -> Upstream {
     }
 }
 
-fn fixture_gems() -> Vec<FixtureGem> {
+pub(crate) fn fixture_gems() -> Vec<FixtureGem> {
     vec![
         FixtureGem::new("rack", "1.0.0", &[]),
         FixtureGem::new("rack", "2.0.0", &[]),
@@ -100,7 +100,7 @@ async fn larder_for(up: &Upstream) -> Larder {
 /// Lock `dir`'s Gemfile with the real bundler against the fixture server (standing in for
 /// rubygems.org through a mirror, so the lockfile names rubygems.org), for `ruby` and this
 /// machine's platform.
-fn lock(dir: &Path, home: &Path, up: &Upstream) -> String {
+pub(crate) fn lock(dir: &Path, home: &Path, up: &Upstream) -> String {
     let mirror = format!("{}/", up.server.url);
     let env = [("BUNDLE_MIRROR__ALL", mirror.as_str())];
     let (ok, out) = bundle(dir, home, &["lock", "--add-platform", "ruby"], &env);

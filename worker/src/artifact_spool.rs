@@ -62,6 +62,17 @@ impl ArtifactSpool {
         })
     }
 
+    /// Every artifact, read back in order (`larder fetch-deps`'s SBOM).
+    pub fn into_artifacts(self) -> io::Result<Vec<Artifact>> {
+        let mut out = Vec::with_capacity(self.count);
+        if let Some(lines) = self.into_lines()? {
+            for line in lines.lines() {
+                out.push(serde_json::from_str(&line?)?);
+            }
+        }
+        Ok(out)
+    }
+
     fn file(&mut self) -> io::Result<&mut BufWriter<File>> {
         let file = match self.file.take() {
             Some(file) => file,

@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod fetch;
 pub mod git_deps;
 pub mod git_pack;
+pub mod local;
 pub mod outbound;
 pub mod pipeline;
 pub mod pkg_managers;

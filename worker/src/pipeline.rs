@@ -372,7 +372,8 @@ async fn run(
             bundle: &tree,
             store,
             config,
-            api,
+            progress_to: crate::pkg_managers::ProgressTo::Api(api),
+            hand_back: crate::pkg_managers::HandBack::Service,
             fetcher: &fetcher,
             descriptor: pm.descriptor(),
             repos_ca: repos_ca.as_ref(),
@@ -419,7 +420,7 @@ async fn run(
     Ok((output, written))
 }
 
-fn check_duplicates(output: &PmOutput) -> Result<(), Failure> {
+pub(crate) fn check_duplicates(output: &PmOutput) -> Result<(), Failure> {
     let mut seen = std::collections::HashSet::new();
     for p in &output.packages {
         if !seen.insert((&p.name, &p.kind, &p.version)) {

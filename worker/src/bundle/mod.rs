@@ -91,6 +91,10 @@ pub enum PlaceError {
     NotStored { key: String },
     #[error(transparent)]
     Member(#[from] member::MemberError),
+    #[error("Cannot write {path}: {source}")]
+    Write { path: String, source: io::Error },
+    #[error("The stored file {0} does not have the sha256 it was verified with")]
+    Damaged(String),
 }
 
 impl common::Classify for PlaceError {
@@ -218,9 +222,74 @@ impl BundleTree {
         self.stored.lock().expect("not poisoned").contains_key(path)
     }
 
+    /// Write what is placed into the directory `dest` instead of a bundle (`larder fetch-deps`'s
+    /// output directory): stored files copied out of the store (checked against the sha256
+    /// recorded when they were verified, as a bundle checks them), derived members unpacked,
+    /// small files written.
+    pub fn write_placed_to(&self, store: &Store, dest: &Path) -> Result<(), PlaceError> {
+        for (path, placed) in self.take_stored() {
+            let target = dest.join(&path);
+            let write = |source: io::Error| PlaceError::Write {
+                path: path.clone(),
+                source,
+            };
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(write)?;
+            }
+            match placed {
+                Placed::Stored {
+                    key,
+                    sha256,
+                    executable,
+                } => {
+                    let source = store
+                        .path(&key)
+                        .map_err(|_| PlaceError::NotStored { key: key.clone() })?;
+                    let copied = copy_hashing(&source, &target).map_err(write)?;
+                    if sha256.is_some_and(|recorded| recorded != copied) {
+                        let _ = std::fs::remove_file(&target);
+                        return Err(PlaceError::Damaged(key));
+                    }
+                    if executable {
+                        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
+                            .map_err(write)?;
+                    }
+                }
+                Placed::Derived { key, .. } => {
+                    let member = store
+                        .path(&key)
+                        .map_err(|_| PlaceError::NotStored { key: key.clone() })?;
+                    common::archive::unpack_tar_gz(&member, dest, Default::default())
+                        .map_err(|e| write(io::Error::other(e.to_string())))?;
+                }
+                Placed::Bytes(bytes) => std::fs::write(&target, bytes).map_err(write)?,
+            }
+        }
+        Ok(())
+    }
+
     fn take_stored(&self) -> BTreeMap<String, Placed> {
         std::mem::take(&mut *self.stored.lock().expect("not poisoned"))
     }
+}
+
+/// Copy `source` to a new file `target`, returning the sha256 of what was copied.
+fn copy_hashing(source: &Path, target: &Path) -> io::Result<[u8; 32]> {
+    use sha2::Digest as _;
+    let mut input = std::fs::File::open(source)?;
+    let mut out = BufWriter::new(std::fs::File::create(target)?);
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = io::Read::read(&mut input, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])?;
+    }
+    out.flush()?;
+    Ok(hasher.finalize().into())
 }
 
 /// A derived member's failure: the builder's own, or the member's.

@@ -60,6 +60,35 @@ pub static REGISTRY: &[&dyn Registered] = &[
     &rubygems::Rubygems,
 ];
 
+/// Where a layout's hand-back is for: the kind of output the same plan and fetch end in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HandBack {
+    /// The service: a bundle, clients pointed at the request's repositories, a report to the
+    /// api.
+    #[default]
+    Service,
+    /// `larder fetch-deps` (Hermeto's layout): `deps/<pm>/…` in an output directory, and the
+    /// files an offline build needs over the source written into the app overlay with
+    /// [`OUTPUT_DIR_MARK`] where the output directory's absolute path goes (the local runner
+    /// turns them into `${output_dir}` templates). Environment variables of kind `path` are
+    /// relative to the output directory.
+    OutputDir,
+}
+
+/// Stands for the output directory's absolute path in what a layout writes for
+/// [`HandBack::OutputDir`] (no `$` in it: every `$` of the rest is escaped as `$$` when it
+/// becomes a template).
+pub const OUTPUT_DIR_MARK: &str = "@larder-output-dir@";
+
+/// Where a running package manager's progress goes.
+#[derive(Clone, Copy)]
+pub enum ProgressTo<'a> {
+    /// The request's progress on the api (it moves the request's `updated`).
+    Api(&'a ApiClient),
+    /// The log only (`larder fetch-deps`: no api).
+    Log,
+}
+
 /// The registry's descriptors, for the api's validation and `/status`.
 pub fn catalogue() -> common::Catalogue {
     common::Catalogue(REGISTRY.iter().map(|pm| pm.descriptor()).collect())
@@ -80,6 +109,10 @@ pub trait PackageManager: Send + Sync + 'static {
     /// is given the repositories' CA when one is configured (`LayoutContext::repos_ca`) and
     /// names it in that configuration, and the request hands the CA file back.
     const HANDS_BACK_REPOSITORY: bool = true;
+
+    /// Whether its layout makes Hermeto's hand-back for [`HandBack::OutputDir`] (`larder
+    /// fetch-deps`); one that does not is refused there by name.
+    const HANDS_BACK_OUTPUT_DIR: bool = false;
 
     /// Read the lockfiles of every requested path (`ctx.specs()`) and list the files the store
     /// must hold. May read upstream indexes; never downloads an artifact itself.
@@ -155,6 +188,8 @@ pub struct LayoutContext<'a> {
     /// ([`ReposCa::relative_to`], [`ReposCa::env_var`]); the file itself, [`ReposCa::PATH`],
     /// is handed back once by the pipeline.
     pub repos_ca: Option<&'a ReposCa>,
+    /// What the hand-back is for.
+    pub hand_back: HandBack,
 }
 
 impl LayoutContext<'_> {
@@ -190,7 +225,10 @@ pub struct PmContext<'a> {
     pub bundle: &'a BundleTree,
     pub store: &'a Store,
     pub config: &'a Config,
-    pub api: &'a ApiClient,
+    /// Where progress goes.
+    pub progress_to: ProgressTo<'a>,
+    /// What the hand-back is for (the layout's [`LayoutContext::hand_back`]).
+    pub hand_back: HandBack,
     /// Verified downloads into the store, bounded by `LARDER_DOWNLOAD_CONCURRENCY`.
     pub fetcher: &'a Fetcher,
     /// The package manager being run.
@@ -250,8 +288,13 @@ impl PmContext<'_> {
 
     /// Report progress; it moves the request's `updated`, which clients watch for liveness.
     pub async fn progress(&self, reason: &str) {
-        if let Err(e) = self.api.progress(self.job.id, reason).await {
-            tracing::warn!(error = %e, "could not report progress");
+        match self.progress_to {
+            ProgressTo::Api(api) => {
+                if let Err(e) = api.progress(self.job.id, reason).await {
+                    tracing::warn!(error = %e, "could not report progress");
+                }
+            }
+            ProgressTo::Log => tracing::info!(pm = self.descriptor.name, "{reason}"),
         }
     }
 
@@ -513,6 +556,8 @@ pub trait Registered: Send + Sync {
     fn descriptor(&self) -> &'static Descriptor;
     /// [`PackageManager::HANDS_BACK_REPOSITORY`].
     fn hands_back_repository(&self) -> bool;
+    /// [`PackageManager::HANDS_BACK_OUTPUT_DIR`].
+    fn hands_back_output_dir(&self) -> bool;
     fn run<'a>(&'a self, ctx: &'a PmContext<'a>) -> BoxFuture<'a, Result<PmOutput, Failure>>;
 }
 
@@ -525,6 +570,10 @@ impl<P: PackageManager> Registered for P {
         P::HANDS_BACK_REPOSITORY
     }
 
+    fn hands_back_output_dir(&self) -> bool {
+        P::HANDS_BACK_OUTPUT_DIR
+    }
+
     fn run<'a>(&'a self, ctx: &'a PmContext<'a>) -> BoxFuture<'a, Result<PmOutput, Failure>> {
         async move {
             let (plan, fetches) = self.plan(ctx).await?;
@@ -532,6 +581,7 @@ impl<P: PackageManager> Registered for P {
             let (job, config, store) = (ctx.job.clone(), ctx.config.clone(), ctx.store.clone());
             let repos_ca = ctx.repos_ca.filter(|_| P::HANDS_BACK_REPOSITORY).cloned();
             let bundle = ctx.bundle.clone();
+            let hand_back = ctx.hand_back;
             let output = blocking(move || {
                 let lctx = LayoutContext {
                     job: &job,
@@ -539,6 +589,7 @@ impl<P: PackageManager> Registered for P {
                     store: &store,
                     bundle: &bundle,
                     repos_ca: repos_ca.as_ref(),
+                    hand_back,
                 };
                 P::layout(plan, fetched, &lctx)
             })

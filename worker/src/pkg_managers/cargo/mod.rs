@@ -21,7 +21,10 @@ pub mod vendor;
 #[path = "../../../../tests/e2e/support/cargo_fixtures.rs"]
 pub mod fixtures;
 
-use super::{Fetched, Fetches, GitFetch, LayoutContext, PackageManager, PmContext, PmOutput};
+use super::{
+    Fetched, Fetches, GitFetch, HandBack, LayoutContext, PackageManager, PmContext, PmOutput,
+    OUTPUT_DIR_MARK,
+};
 use crate::blocking::blocking;
 use crate::fetch::no_check;
 use common::digest::HashAlgorithm;
@@ -54,6 +57,8 @@ impl PackageManager for Cargo {
     type Plan = CargoPlan;
 
     const DESCRIPTOR: Descriptor = Descriptor::new("cargo");
+
+    const HANDS_BACK_OUTPUT_DIR: bool = true;
 
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(CargoPlan, Fetches), Failure> {
         let mut locks: Vec<CargoLock> = Vec::new();
@@ -250,17 +255,27 @@ impl PackageManager for Cargo {
 
         let mut out = PmOutput::default();
         let mut seen = BTreeSet::new();
+        // an output directory's configuration names its vendored crates by absolute path (as
+        // Hermeto's does); there is no registry to point at
+        let output_dir = ctx.hand_back == HandBack::OutputDir;
         for lock in &plan.locks {
             out.packages.extend(layout::packages(lock));
             let git = config::git_sources(lock);
-            let (path, text) = config::offline_config(&lock.package_path, &git);
+            let (path, text) = if output_dir {
+                let vendor_dir = format!("{OUTPUT_DIR_MARK}/deps/cargo");
+                config::offline_config_in(&lock.package_path, &git, &vendor_dir)
+            } else {
+                config::offline_config(&lock.package_path, &git)
+            };
             crate::bundle::write_overlay_file(ctx.bundle_root(), &path, text.as_bytes())?;
-            out.config_files.push(ConfigFile::inline(path, text));
-            out.config_files.push(config::registry_config(
-                &lock.package_path,
-                &plan.registry_url,
-                ctx.repos_ca,
-            )?);
+            if !output_dir {
+                out.config_files.push(ConfigFile::inline(path, text));
+                out.config_files.push(config::registry_config(
+                    &lock.package_path,
+                    &plan.registry_url,
+                    ctx.repos_ca,
+                )?);
+            }
             for artifact in layout::artifacts(lock, &plan.lines, &sources) {
                 let artifact = artifact?;
                 if seen.insert((artifact.name.clone(), artifact.version.clone())) {
@@ -268,7 +283,9 @@ impl PackageManager for Cargo {
                 }
             }
         }
-        out.env = config::registry_env(&ctx.job.repository_token);
+        if !output_dir {
+            out.env = config::registry_env(&ctx.job.repository_token);
+        }
         Ok(out)
     }
 }

@@ -50,6 +50,8 @@ impl PackageManager for Gomod {
         ..Descriptor::new("gomod")
     };
 
+    const HANDS_BACK_OUTPUT_DIR: bool = true;
+
     // go.sum vouched for every file: 75,000 digests of a 50,000-line go.sum nobody reads
     const READS_DIGESTS: bool = false;
 
@@ -118,9 +120,15 @@ impl PackageManager for Gomod {
             repo_url: &plan.proxy_url,
             repos_ca: ctx.repos_ca,
         })?;
+        let mut env = out.env_vars;
+        if ctx.hand_back == super::HandBack::OutputDir {
+            // no GOPROXY to serve them: go reads the modules from GOMODCACHE (`path`
+            // variables, below the output directory), as from an unpacked bundle
+            env.insert("GOPROXY".into(), common::EnvVar::literal("off"));
+        }
         Ok(PmOutput {
             packages: out.packages,
-            env: out.env_vars,
+            env,
             artifacts: out.artifacts,
             ..PmOutput::default()
         })

@@ -350,6 +350,9 @@ pub struct LayoutContext {
     /// `LARDER_NPM_REGISTRY`: where registry tarballs are fetched from (the artifacts'
     /// `source_url`)
     pub upstream_registry: String,
+    /// What the hand-back is for: for an output directory the offline files name each
+    /// tarball by its absolute path, `file://<output dir>/deps/npm/…` (as Hermeto's do).
+    pub hand_back: crate::pkg_managers::HandBack,
 }
 
 /// The upstream URL a tarball was fetched from, credentials stripped: the configured
@@ -843,6 +846,7 @@ pub fn layout(
         by_location: BTreeMap::new(),
         repo_url: &repo_url,
         up: "../".repeat(project.path.depth() + 1),
+        output_dir: ctx.hand_back == crate::pkg_managers::HandBack::OutputDir,
     };
     for d in &plan.deps {
         let Some(key) = &d.store_key else { continue };
@@ -1003,6 +1007,8 @@ struct Rewrites<'a> {
     repo_url: &'a str,
     /// From the project's directory in `app/` up to the bundle's root.
     up: String,
+    /// Offline files for an output directory: absolute `file://` URLs below its mark.
+    output_dir: bool,
 }
 
 impl Rewrites<'_> {
@@ -1015,6 +1021,11 @@ impl Rewrites<'_> {
     fn resolved(&self, r: &Rewrite<'_>, variant: Variant, extra_up: &str) -> String {
         match variant {
             Variant::Registry => format!("{}{}/-/{}", self.repo_url, r.name, r.filename),
+            Variant::Offline if self.output_dir => format!(
+                "file://{}/{}",
+                crate::pkg_managers::OUTPUT_DIR_MARK,
+                r.store_key
+            ),
             Variant::Offline => format!("file:{extra_up}{}{}", self.up, r.store_key),
         }
     }
@@ -1359,6 +1370,7 @@ pub(crate) fn report_graph(
         pm,
         bundle_rel: at_store_key,
         upstream_registry: "https://registry.npmjs.org".into(),
+        hand_back: crate::pkg_managers::HandBack::Service,
     };
     let package = package_report(project, plan, &ctx);
     let names: HashMap<&str, String> = package
@@ -1538,6 +1550,7 @@ mod tests {
                 pm: "npm",
                 bundle_rel: at_store_key,
                 upstream_registry: "https://registry.npmjs.org".into(),
+                hand_back: crate::pkg_managers::HandBack::Service,
             };
             let app = bundle.path().join("app");
             let mut project =
@@ -1685,6 +1698,7 @@ mod rewrite_tests {
             by_location,
             repo_url: "http://r/npm/",
             up: "../".into(),
+            output_dir: false,
         }
     }
 

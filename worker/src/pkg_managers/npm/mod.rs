@@ -45,6 +45,8 @@ impl PackageManager for Npm {
         ..Descriptor::new("npm")
     };
 
+    const HANDS_BACK_OUTPUT_DIR: bool = true;
+
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(NpmPlan, Fetches), Failure> {
         let (mut projects, what) =
             plan_projects(ctx, |app, path| Ok(lockfile::read_project(app, path)?)).await?;
@@ -224,6 +226,7 @@ pub fn layout_context(
         pm,
         bundle_rel,
         upstream_registry: ctx.config.npm_registry.clone(),
+        hand_back: ctx.hand_back,
     }
 }
 

@@ -9,7 +9,7 @@ use crate::pkg_managers::pip::plan::{GitDep, Plan};
 use crate::pkg_managers::pip::requirements::{
     resolve_file, ParsedRequirements, Requirement, Source,
 };
-use crate::pkg_managers::{GitCheckout, GitFetch, ReposCa};
+use crate::pkg_managers::{GitCheckout, GitFetch, HandBack, ReposCa, OUTPUT_DIR_MARK};
 use common::archive::TarGzWriter;
 use common::artifact::pip::{PipFileKind, PipMeta};
 use common::commit::CommitId;
@@ -235,6 +235,21 @@ pub fn env_vars(serve: &ServeInfo, repos_ca: Option<&ReposCa>) -> Result<EnvVars
     Ok(env)
 }
 
+/// Hermeto's pip variables for an output directory: pip finds every file in `deps/pip` (its
+/// links page, [`write_find_links_page`]) and asks no index.
+pub fn output_dir_env_vars() -> EnvVars {
+    let mut env = EnvVars::new();
+    env.insert("PIP_FIND_LINKS".into(), EnvVar::path("deps/pip"));
+    env.insert(
+        "PIP_NO_INDEX".into(),
+        EnvVar {
+            value: "true".into(),
+            kind: "literal".into(),
+        },
+    );
+    env
+}
+
 /// Place the stored file `key` at the same path in the bundle.
 fn place(store: &Store, key: &str, bundle: &BundleTree, label: &str) -> Result<(), LayoutError> {
     bundle
@@ -337,6 +352,8 @@ pub struct LayoutInput<'a> {
     pub checkouts: &'a BTreeMap<GitFetch, GitCheckout>,
     pub repo: &'a RepoRef,
     pub serve: &'a ServeInfo,
+    /// What the hand-back is for.
+    pub hand_back: HandBack,
     /// The index's CA (`LARDER_REPOS_CA_FILE`), named by `PIP_CERT`.
     pub repos_ca: Option<&'a ReposCa>,
     /// The core metadata of the fetched files, by store key (as the fetch's checks read it).
@@ -409,14 +426,28 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
         serve,
         repos_ca,
         metadata,
+        hand_back,
     } = *input;
+    let output_dir = hand_back == HandBack::OutputDir;
     let bundle_root = bundle.root();
     let license_of = |key: &str| metadata.get(key).and_then(|m| m.license.clone());
     let app_root = bundle_root.join("app");
     let mut artifacts = Vec::new();
     let mut seen = BTreeSet::new();
     // served URL (with token and #sha256) of each VCS/URL dependency, keyed by its bundle path
-    let base = base_with_token(serve)?;
+    // an output directory's files are named by their absolute path (Hermeto's `file://` URLs)
+    let base = if output_dir {
+        String::new()
+    } else {
+        base_with_token(serve)?
+    };
+    let link = |bundle_path: &str| {
+        if output_dir {
+            format!("file://{OUTPUT_DIR_MARK}/{bundle_path}")
+        } else {
+            format!("{base}{}", served_file_path(bundle_path))
+        }
+    };
     let mut vcs_urls: BTreeMap<(String, CommitId), String> = BTreeMap::new();
     let mut url_urls: BTreeMap<String, String> = BTreeMap::new();
     for f in &plan.files {
@@ -464,7 +495,7 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
         }
         vcs_urls.insert(
             (g.url.clone(), g.commit.clone()),
-            format!("{base}{}{frag}", served_file_path(&g.bundle_path)),
+            format!("{}{frag}", link(&g.bundle_path)),
         );
         if seen.insert(g.bundle_path.clone()) {
             let meta = PipMeta {
@@ -492,10 +523,7 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
         place(store, key, bundle, &u.download.label)?;
         let digests = digests_of(files, key, &u.download.label)?;
         let sha = digests.get(HashAlgorithm::Sha256).hex();
-        url_urls.insert(
-            u.url.clone(),
-            format!("{base}{}#sha256={sha}", served_file_path(key)),
-        );
+        url_urls.insert(u.url.clone(), format!("{}#sha256={sha}", link(key)));
         if seen.insert(key.clone()) {
             let meta = PipMeta {
                 sha256: sha,
@@ -594,12 +622,31 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
             }
             physical.splice(start - 1..end, [format!("{new}\n")]);
         }
-        config_files.push(ConfigFile::inline(format!("app/{file}"), physical.concat()));
+        if output_dir {
+            // a project file of the output directory: the app overlay is what the local
+            // runner hands back over the source
+            crate::bundle::write_overlay_file(
+                bundle_root,
+                &format!("app/{file}"),
+                physical.concat().as_bytes(),
+            )
+            .map_err(|f| LayoutError::Write {
+                path: file.to_string(),
+                reason: f.message,
+            })?;
+        } else {
+            config_files.push(ConfigFile::inline(format!("app/{file}"), physical.concat()));
+        }
     }
     write_find_links_page(bundle_root, &artifacts)?;
+    let env_vars = if output_dir {
+        output_dir_env_vars()
+    } else {
+        env_vars(serve, repos_ca)?
+    };
     Ok(LayoutOutput {
         packages: out_packages,
-        env_vars: env_vars(serve, repos_ca)?,
+        env_vars,
         config_files,
         artifacts,
     })
@@ -881,6 +928,7 @@ mod tests {
             serve: &serve,
             repos_ca: None,
             metadata: &core,
+            hand_back: HandBack::Service,
         };
         let out = layout(&input).unwrap();
         assert!(!out.env_vars.contains_key("PIP_CERT"));

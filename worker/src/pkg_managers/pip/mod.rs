@@ -62,6 +62,8 @@ impl PackageManager for Pip {
         ..Descriptor::new("pip")
     };
 
+    const HANDS_BACK_OUTPUT_DIR: bool = true;
+
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(PipPlan, Fetches), Failure> {
         let (_, what) = ctx.paths_and_what();
         ctx.progress(&what).await;
@@ -227,6 +229,7 @@ impl PackageManager for Pip {
             serve: &plan.serve,
             repos_ca: ctx.repos_ca,
             metadata: &metadata,
+            hand_back: ctx.hand_back,
         })?;
         let mut output = PmOutput {
             packages: out.packages,

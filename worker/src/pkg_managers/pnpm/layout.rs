@@ -84,7 +84,13 @@ pub fn layout(
 
     let mut registry: BTreeMap<&str, NewResolution> = BTreeMap::new();
     let mut offline: BTreeMap<&str, NewResolution> = BTreeMap::new();
-    let up = "../".repeat(project.path.depth() + 1);
+    // the bundle's files relative to the package directory; an output directory's by its
+    // absolute path
+    let up = if ctx.hand_back == crate::pkg_managers::HandBack::OutputDir {
+        format!("{}/", crate::pkg_managers::OUTPUT_DIR_MARK)
+    } else {
+        "../".repeat(project.path.depth() + 1)
+    };
     for d in &plan.deps {
         let Some(key) = d.store_key.as_deref() else {
             continue;

@@ -35,6 +35,8 @@ impl PackageManager for Pnpm {
         ..Descriptor::new("pnpm")
     };
 
+    const HANDS_BACK_OUTPUT_DIR: bool = true;
+
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(PnpmPlan, Fetches), Failure> {
         let (mut projects, what) =
             plan_projects(ctx, |app, path| Ok(project::read_project(app, path)?)).await?;

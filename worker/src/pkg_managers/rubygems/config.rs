@@ -4,7 +4,7 @@
 
 use super::lockfile::GemLock;
 use crate::pkg_managers::ReposCa;
-use common::{ConfigFile, ErrorKind, Failure};
+use common::{ConfigFile, EnvVar, EnvVars, ErrorKind, Failure};
 use std::fmt::Write as _;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +53,27 @@ fn q(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Bundler's variables for `larder fetch-deps`'s output directory: its cache is
+/// `deps/rubygems` (`path`: below the output directory), installs are frozen, from the cache
+/// only (`bundle install --local`), into the project's `vendor/bundle`; with `ruby`-platform
+/// gems only, no platform gem is looked for.
+pub fn output_dir_env(platform_gems: bool) -> EnvVars {
+    let mut env = EnvVars::new();
+    env.insert("BUNDLE_CACHE_PATH".into(), EnvVar::path("deps/rubygems"));
+    for (name, value) in [
+        ("BUNDLE_DEPLOYMENT", "true"),
+        ("BUNDLE_FROZEN", "true"),
+        ("BUNDLE_ALLOW_OFFLINE_INSTALL", "true"),
+        ("BUNDLE_NO_PRUNE", "true"),
+    ] {
+        env.insert(name.into(), EnvVar::literal(value));
+    }
+    if !platform_gems {
+        env.insert("BUNDLE_FORCE_RUBY_PLATFORM".into(), EnvVar::literal("true"));
+    }
+    env
 }
 
 /// The `.bundle/config` of one Gemfile: `locals` are (gem name, its checkout's directory

@@ -51,6 +51,28 @@ fn io_failure<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> LayoutError + '
     }
 }
 
+/// The gem server's artifact of every fetched gem (also the SBOM's).
+fn artifacts<'p>(
+    plan: &'p GemPlan,
+    licenses: &'p BTreeMap<String, String>,
+) -> impl Iterator<Item = Artifact> + 'p {
+    plan.gems.values().map(|g| Artifact {
+        pm: "rubygems".into(),
+        name: g.name.clone(),
+        version: g.version.clone(),
+        filename: format!("{}.gem", g.full_name()),
+        store_key: g.store_key(),
+        meta: ArtifactMeta::Rubygems(GemMeta {
+            platform: g.platform.clone(),
+            info_line: g.info_line.clone(),
+            sha256: g.sha256.hex(),
+            integrity: g.integrity,
+            license: licenses.get(&g.full_name()).cloned(),
+        }),
+        source_url: common::artifact::distribution_url(&g.download_url),
+    })
+}
+
 pub fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
     // every gem verified: the index lines seen for the first time are recorded now, for good
     for gem in plan.gems.values().filter(|g| g.new_line) {
@@ -106,6 +128,17 @@ pub fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<Pm
     }
 
     let mut out = PmOutput::default();
+    if ctx.hand_back == crate::pkg_managers::HandBack::OutputDir {
+        // Bundler's cache (`bundle cache --all`'s layout) named by its variables, no gem
+        // server: `bundle install --local` installs from it (git gems from their cached
+        // checkouts)
+        for lock in &plan.locks {
+            out.packages.push(package(lock, &plan, ctx));
+        }
+        out.env = config::output_dir_env(plan.platform_gems);
+        out.add_artifacts(artifacts(&plan, &licenses))?;
+        return Ok(out);
+    }
     for lock in &plan.locks {
         out.packages.push(package(lock, &plan, ctx));
         let up = "../".repeat(lock.package_path.depth() + 1);
@@ -134,21 +167,7 @@ pub fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<Pm
         // RubyGems' fetcher, which trusts only its own setting or OpenSSL's SSL_CERT_FILE
         out.env.insert("SSL_CERT_FILE".into(), ca.env_var());
     }
-    out.add_artifacts(plan.gems.values().map(|g| Artifact {
-        pm: "rubygems".into(),
-        name: g.name.clone(),
-        version: g.version.clone(),
-        filename: format!("{}.gem", g.full_name()),
-        store_key: g.store_key(),
-        meta: ArtifactMeta::Rubygems(GemMeta {
-            platform: g.platform.clone(),
-            info_line: g.info_line.clone(),
-            sha256: g.sha256.hex(),
-            integrity: g.integrity,
-            license: licenses.get(&g.full_name()).cloned(),
-        }),
-        source_url: common::artifact::distribution_url(&g.download_url),
-    }))?;
+    out.add_artifacts(artifacts(&plan, &licenses))?;
     Ok(out)
 }
 

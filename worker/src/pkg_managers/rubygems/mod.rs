@@ -159,6 +159,8 @@ impl PackageManager for Rubygems {
 
     const READS_DIGESTS: bool = false;
 
+    const HANDS_BACK_OUTPUT_DIR: bool = true;
+
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(GemPlan, Fetches), Failure> {
         let (paths, what) = ctx.paths_and_what();
         ctx.progress(&what).await;

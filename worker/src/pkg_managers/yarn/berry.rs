@@ -1571,6 +1571,7 @@ mod tests {
             pm: "yarn",
             bundle_rel: |_, _| None,
             upstream_registry: "https://registry.npmjs.org".into(),
+            hand_back: crate::pkg_managers::HandBack::Service,
         };
         let sub = RepoPath::parse("web/app").unwrap();
         let text = serde_yaml::to_string(&registry_yarnrc(&own, &ctx, &sub)).unwrap();

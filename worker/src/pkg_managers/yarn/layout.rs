@@ -214,6 +214,10 @@ pub fn layout(
             }
         }
     }
+    if ctx.hand_back == crate::pkg_managers::HandBack::OutputDir {
+        // the mirror is named by variables (`YARN_YARN_OFFLINE_MIRROR`)
+        return Ok((package_report(project, plan, ctx), config_files));
+    }
     let up = "../".repeat(project.path.depth() + 1);
     let overlay = overlay_path(&format!("{app_dir}/.yarnrc"));
     let mut f = create_in_bundle(ctx.bundle_root(), &overlay)?;

@@ -20,7 +20,7 @@ pub mod lockfile;
 pub mod project;
 
 use super::npm::{self, collect_fetches, emit_artifacts, layout_context, plan_paths};
-use super::{Fetched, Fetches, LayoutContext, PackageManager, PmContext, PmOutput};
+use super::{Fetched, Fetches, HandBack, LayoutContext, PackageManager, PmContext, PmOutput};
 use crate::blocking::blocking;
 use common::{Descriptor, Failure};
 use std::collections::BTreeSet;
@@ -44,6 +44,9 @@ impl PackageManager for Yarn {
         ..Descriptor::new("yarn")
     };
 
+    /// yarn v1's; a Berry lockfile is refused by name in the plan.
+    const HANDS_BACK_OUTPUT_DIR: bool = true;
+
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(YarnPlan, Fetches), Failure> {
         let (paths, what) = ctx.paths_and_what();
         ctx.progress(&what).await;
@@ -61,6 +64,12 @@ impl PackageManager for Yarn {
             Ok::<_, Failure>((reads, classic))
         })
         .await?;
+        if ctx.hand_back == HandBack::OutputDir && !berry_reads.is_empty() {
+            return Err(Failure::new(
+                common::ErrorKind::UnsupportedFeature,
+                "yarn Berry (Yarn 2 and later) lockfiles are not supported by `larder fetch-deps` yet (only by the service); yarn v1 lockfiles are",
+            ));
+        }
         let mut classic = plan_paths(ctx, classic_paths, |app, path| {
             Ok(project::read_project(app, path)?)
         })
@@ -97,6 +106,18 @@ impl PackageManager for Yarn {
             env: npm::layout::default_env_vars(),
             ..PmOutput::default()
         };
+        if ctx.hand_back == HandBack::OutputDir {
+            // Hermeto's: the mirror named by yarn's own variables, the repository's `.yarnrc`
+            // left as it is
+            output.env.insert(
+                "YARN_YARN_OFFLINE_MIRROR".into(),
+                common::EnvVar::path(layout::MIRROR_DIR),
+            );
+            output.env.insert(
+                "YARN_YARN_OFFLINE_MIRROR_PRUNING".into(),
+                common::EnvVar::literal("false"),
+            );
+        }
         // every tarball once, whichever yarn needs it (a Berry dependency has no `resolved`:
         // it is not linked into the v1 mirror)
         let classic_len = plan.classic.len();

@@ -1,0 +1,1204 @@
+//! `larder fetch-deps` (Hermeto's command line, no service): fixture upstreams, the real
+//! `larder` binary with a fresh cache, then `inject-files` + `generate-env` and the real client
+//! installing offline from the output directory as Hermeto's documentation describes; a second
+//! run asks the upstream nothing; a wrong hash fails closed; bad input is a usage error.
+
+use crate::support::clients::{npm, pip, run, venv};
+use crate::support::npm_fixtures::{
+    build, lockfile, write_registry, FixturePackage, RootProject, TreeEntry,
+};
+use crate::support::pip_fixtures::{build_sdist, write_simple_index};
+use crate::support::sbom::assert_valid;
+use crate::support::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A closed port: a client that tried the network there fails at once.
+const NOWHERE: &str = "http://127.0.0.1:9/";
+
+/// `larder <args>` as on a clean machine: a fresh HOME, the cache in `cache`, `env` added.
+fn larder(home: &Path, cache: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    std::fs::create_dir_all(home).unwrap();
+    let mut cmd = clean_command(env!("CARGO_BIN_EXE_larder"), home);
+    cmd.args(args)
+        .env("LARDER_CACHE_DIR", cache)
+        // fixture upstreams listen on loopback
+        .env("LARDER_ALLOW_PRIVATE_UPSTREAMS", "true")
+        .env("LARDER_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+/// The components' purls of a CycloneDX document.
+fn purls(bom: &Value) -> BTreeSet<String> {
+    bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["purl"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The environment `generate-env --format json` gives, as pairs.
+fn env_json(home: &Path, cache: &Path, output: &Path) -> Vec<(String, String)> {
+    let (code, text) = larder(
+        home,
+        cache,
+        &["generate-env", output.to_str().unwrap(), "--format", "json"],
+        &[],
+    );
+    assert_eq!(code, 0, "{text}");
+    let start = text.find('[').unwrap();
+    let vars: Value = serde_json::from_str(text[start..].lines().next().unwrap()).unwrap();
+    vars.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().to_string(),
+                v["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A second run on the same input into a new output directory: the cache answers, and the
+/// upstream is asked nothing.
+fn assert_warm_run_asks_nothing(
+    home: &Path,
+    cache: &Path,
+    source: &Path,
+    input: &str,
+    env: &[(&str, &str)],
+    upstream: &StaticServer,
+) {
+    upstream.clear_requests();
+    let output = tempfile::tempdir().unwrap();
+    let (code, log) = larder(
+        home,
+        cache,
+        &[
+            "fetch-deps",
+            "--source",
+            source.to_str().unwrap(),
+            "--output",
+            output.path().to_str().unwrap(),
+            input,
+        ],
+        env,
+    );
+    assert_eq!(code, 0, "warm run: {log}");
+    assert_eq!(upstream.requests(), Vec::<String>::new(), "warm run: {log}");
+}
+
+struct NpmUpstream {
+    server: StaticServer,
+    _dir: tempfile::TempDir,
+    root: RootProject,
+    tree: Vec<TreeEntry>,
+}
+
+/// A registry of three packages (one scoped, one a dependency of another) and the root
+/// project depending on them.
+async fn npm_upstream() -> NpmUpstream {
+    let dir = tempfile::tempdir().unwrap();
+    let b = build(&FixturePackage::new("fx-b", "1.0.0"));
+    let a = build(&FixturePackage::new("fx-a", "1.0.0").dep("fx-b", "^1.0.0"));
+    let c = build(&FixturePackage::new("@fx/c", "2.0.0"));
+    write_registry(
+        dir.path(),
+        "https://registry.npmjs.org/",
+        &[a.clone(), b.clone(), c.clone()],
+    )
+    .unwrap();
+    let mut root = RootProject {
+        name: "demo-web".into(),
+        version: "1.0.0".into(),
+        ..Default::default()
+    };
+    root.dependencies.insert("fx-a".into(), "^1.0.0".into());
+    root.dependencies.insert("@fx/c".into(), "^2.0.0".into());
+    let entry = |pkg, dev| TreeEntry {
+        location: format!("node_modules/{}", &pkg_name(&pkg)),
+        pkg,
+        dev,
+        optional: false,
+    };
+    let tree = vec![entry(a, false), entry(b, false), entry(c, false)];
+    let server = StaticServer::start(dir.path()).await;
+    NpmUpstream {
+        server,
+        _dir: dir,
+        root,
+        tree,
+    }
+}
+
+fn pkg_name(p: &crate::support::npm_fixtures::BuiltPackage) -> String {
+    p.name.clone()
+}
+
+/// A committed npm project at `dir` (`sub` below the repository's root, "" for the root).
+fn npm_project(repo: &GitRepo, sub: &str, up: &NpmUpstream) {
+    let at = |f: &str| {
+        if sub.is_empty() {
+            f.to_string()
+        } else {
+            format!("{sub}/{f}")
+        }
+    };
+    let lock = lockfile(3, &up.root, &up.tree, "https://registry.npmjs.org/");
+    repo.write(
+        &at("package.json"),
+        &serde_json::to_string_pretty(&up.root.package_json()).unwrap(),
+    )
+    .write(
+        &at("package-lock.json"),
+        &serde_json::to_string_pretty(&lock).unwrap(),
+    );
+}
+
+struct PipUpstream {
+    server: StaticServer,
+    _dir: tempfile::TempDir,
+}
+
+impl PipUpstream {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let dist = dir.path().join("dist");
+        std::fs::create_dir_all(&dist).unwrap();
+        let files = vec![
+            build_sdist(&dist, "alpha", "1.0", &["beta==2.0"], None).unwrap(),
+            build_sdist(&dist, "beta", "2.0", &[], None).unwrap(),
+        ];
+        let root = dir.path().join("root");
+        write_simple_index(&root.join("pypi"), &files).unwrap();
+        let server = StaticServer::start(&root).await;
+        Self { server, _dir: dir }
+    }
+
+    fn index(&self) -> String {
+        format!("{}/pypi/simple/", self.server.url)
+    }
+}
+
+const PYPROJECT: &str = "[project]\nname = \"demo-app\"\nversion = \"0.1.0\"\n";
+
+fn pip_project(repo: &GitRepo, sub: &str) {
+    let at = |f: &str| {
+        if sub.is_empty() {
+            f.to_string()
+        } else {
+            format!("{sub}/{f}")
+        }
+    };
+    repo.write(&at("pyproject.toml"), PYPROJECT)
+        .write(&at("requirements.txt"), "alpha==1.0\nbeta==2.0\n");
+}
+
+/// Every file below `dir`, relative, with its bytes (none when it does not exist).
+fn tree_of(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                walk(base, &e.path(), out);
+            } else {
+                out.push((
+                    e.path().strip_prefix(base).unwrap().to_path_buf(),
+                    std::fs::read(e.path()).unwrap(),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if dir.is_dir() {
+        walk(dir, dir, &mut out);
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_fetch_deps_then_real_npm_ci_offline_and_a_warm_run_asks_nothing() {
+    let up = npm_upstream().await;
+    let work = tempfile::tempdir().unwrap();
+    let (home, cache) = (work.path().join("home"), work.path().join("cache"));
+    let repo = GitRepo::new(work.path().join("src"));
+    npm_project(&repo, "", &up);
+    repo.commit("npm project");
+    let output = work.path().join("output");
+    let registry = [("LARDER_NPM_REGISTRY", up.server.url.as_str())];
+    let fetch = |input: &str| {
+        larder(
+            &home,
+            &cache,
+            &[
+                "fetch-deps",
+                "--source",
+                repo.dir.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                input,
+            ],
+            &registry,
+        )
+    };
+    // the bare name form
+    let (code, log) = fetch("npm");
+    assert_eq!(code, 0, "{log}");
+    assert!(!up.server.requests().is_empty());
+
+    // Hermeto's layout: deps/npm/…, bom.json, .build-config.json
+    let deps = tree_of(&output.join("deps/npm"));
+    assert_eq!(
+        deps.len(),
+        3,
+        "{:?}",
+        deps.iter().map(|d| &d.0).collect::<Vec<_>>()
+    );
+    let bom = read_json(&output.join("bom.json"));
+    assert_valid("cyclonedx", &bom);
+    let want: BTreeSet<String> = [
+        "pkg:npm/fx-a@1.0.0",
+        "pkg:npm/fx-b@1.0.0",
+        "pkg:npm/%40fx/c@2.0.0",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    assert!(want.is_subset(&purls(&bom)), "{:?}", purls(&bom));
+    let config = read_json(&output.join(".build-config.json"));
+    let files = config["project_files"].as_array().unwrap();
+    let lock_file = files
+        .iter()
+        .find(|f| {
+            f["abspath"]
+                .as_str()
+                .unwrap()
+                .ends_with("/package-lock.json")
+        })
+        .unwrap_or_else(|| panic!("{config}"));
+    assert_eq!(
+        lock_file["abspath"].as_str().unwrap(),
+        repo.dir
+            .canonicalize()
+            .unwrap()
+            .join("package-lock.json")
+            .to_str()
+            .unwrap()
+    );
+    let template = lock_file["template"].as_str().unwrap();
+    assert!(
+        template.contains("\"file://${output_dir}/deps/npm/"),
+        "{template}"
+    );
+    assert!(!template.contains("registry.npmjs.org"), "{template}");
+
+    // inject-files for the output directory where the build sees it (moved), generate-env
+    let moved = work.path().join("moved-output");
+    npm_fixtures_copy(&output, &moved);
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &[
+            "inject-files",
+            output.to_str().unwrap(),
+            "--for-output-dir",
+            moved.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let injected = std::fs::read_to_string(repo.dir.join("package-lock.json")).unwrap();
+    assert!(
+        injected.contains(&format!("\"file://{}/deps/npm/", moved.display())),
+        "{injected}"
+    );
+    let env_file = work.path().join("larder.env");
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &[
+            "generate-env",
+            output.to_str().unwrap(),
+            "-o",
+            env_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let env_text = std::fs::read_to_string(&env_file).unwrap();
+    assert!(
+        env_text.lines().all(|l| l.starts_with("export ")),
+        "{env_text}"
+    );
+
+    // the real npm, offline, no registry reachable, the original output gone
+    std::fs::remove_dir_all(&output).unwrap();
+    let requests = up.server.requests().len();
+    let npm_home = work.path().join("npm-home");
+    let (ok, log) = npm(
+        &repo.dir,
+        &npm_home,
+        &[
+            "ci",
+            "--offline",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+        ],
+        &[("npm_config_registry", NOWHERE)],
+    );
+    assert!(ok, "npm ci failed:\n{log}");
+    for p in ["fx-a", "fx-b", "@fx/c"] {
+        assert!(
+            repo.dir
+                .join("node_modules")
+                .join(p)
+                .join("package.json")
+                .is_file(),
+            "{p} not installed"
+        );
+    }
+    assert_eq!(up.server.requests().len(), requests);
+
+    // a second run on the same input, another output: the cache answers, nobody is asked
+    git(&repo.dir, &["checkout", "--", "."]);
+    std::fs::remove_dir_all(repo.dir.join("node_modules")).unwrap();
+    up.server.clear_requests();
+    let (code, log) = fetch(r#"{"type": "npm", "path": "."}"#);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(up.server.requests(), Vec::<String>::new());
+    assert_eq!(
+        tree_of(&output.join("deps/npm")),
+        tree_of(&moved.join("deps/npm"))
+    );
+}
+
+fn npm_fixtures_copy(from: &Path, to: &Path) {
+    let (ok, log) = run(Command::new("cp").arg("-a").arg(from).arg(to));
+    assert!(ok, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pip_fetch_deps_then_real_pip_offline_and_a_warm_run_asks_nothing() {
+    let up = PipUpstream::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let (home, cache) = (work.path().join("home"), work.path().join("cache"));
+    let repo = GitRepo::new(work.path().join("src"));
+    pip_project(&repo, "py");
+    repo.commit("pip project");
+    let output = work.path().join("output");
+    let index = up.index();
+    let fetch = || {
+        larder(
+            &home,
+            &cache,
+            &[
+                "fetch-deps",
+                "--source",
+                repo.dir.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                r#"{"packages": [{"type": "pip", "path": "py", "requirements_files": ["requirements.txt"]}], "flags": []}"#,
+            ],
+            &[("LARDER_PYPI_INDEX", index.as_str())],
+        )
+    };
+    let (code, log) = fetch();
+    assert_eq!(code, 0, "{log}");
+    for f in [
+        "deps/pip/alpha/alpha-1.0.tar.gz",
+        "deps/pip/beta/beta-2.0.tar.gz",
+        "deps/pip/index.html",
+    ] {
+        assert!(
+            output.join(f).is_file(),
+            "{f}: {:?}",
+            tree_of(&output)
+                .into_iter()
+                .map(|t| t.0)
+                .collect::<Vec<_>>()
+        );
+    }
+    let bom = read_json(&output.join("bom.json"));
+    assert_valid("cyclonedx", &bom);
+    assert!(
+        purls(&bom).contains("pkg:pypi/alpha@1.0"),
+        "{:?}",
+        purls(&bom)
+    );
+
+    // Hermeto's pip variables, resolved for the output directory
+    let env = env_json(&home, &cache, &output);
+    let out_abs = output.canonicalize().unwrap();
+    assert!(
+        env.contains(&(
+            "PIP_FIND_LINKS".into(),
+            format!("{}/deps/pip", out_abs.display())
+        )),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&("PIP_NO_INDEX".into(), "true".into())),
+        "{env:?}"
+    );
+    // the env format, for where the build mounts the output (a path a shell must have quoted)
+    let (code, text) = larder(
+        &home,
+        &cache,
+        &[
+            "generate-env",
+            output.to_str().unwrap(),
+            "--for-output-dir",
+            "/mnt/hermeto output",
+            "--format",
+            "env",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == "export PIP_FIND_LINKS='/mnt/hermeto output/deps/pip'"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l == "export PIP_NO_INDEX=true"),
+        "{text}"
+    );
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+
+    // the real pip with those variables only: no index anywhere
+    let pip_home = work.path().join("pip-home");
+    std::fs::create_dir_all(&pip_home).unwrap();
+    let py = venv(&work.path().join("venv"), &pip_home);
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut with_nowhere = vars.clone();
+    with_nowhere.push(("PIP_INDEX_URL", NOWHERE));
+    let reqs = repo.dir.join("py/requirements.txt");
+    let requests = up.server.requests().len();
+    let (ok, log) = pip(
+        &py,
+        &pip_home,
+        &with_nowhere,
+        &["install", "-r", reqs.to_str().unwrap()],
+    );
+    assert!(ok, "offline pip install failed:\n{log}");
+    let (ok, log) = run(Command::new(&py).args(["-c", "import alpha, beta"]));
+    assert!(ok, "{log}");
+    assert_eq!(up.server.requests().len(), requests);
+
+    // a second run: the cache answers (the pins recorded too), nobody is asked
+    up.server.clear_requests();
+    let (code, log) = fetch();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(up.server.requests(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_of_package_managers_and_merged_sboms_validate() {
+    let npm_up = npm_upstream().await;
+    let pip_up = PipUpstream::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let (home, cache) = (work.path().join("home"), work.path().join("cache"));
+    let repo = GitRepo::new(work.path().join("src"));
+    npm_project(&repo, "web", &npm_up);
+    pip_project(&repo, "py");
+    repo.commit("two projects");
+    let index = pip_up.index();
+    let upstreams = [
+        ("LARDER_NPM_REGISTRY", npm_up.server.url.as_str()),
+        ("LARDER_PYPI_INDEX", index.as_str()),
+    ];
+    let fetch = |output: &Path, input: &str, extra: &[&str]| {
+        let mut args = vec![
+            "fetch-deps",
+            "--source",
+            repo.dir.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.push(input);
+        let (code, log) = larder(&home, &cache, &args, &upstreams);
+        assert_eq!(code, 0, "{input}: {log}");
+        read_json(&output.join("bom.json"))
+    };
+    let (npm_out, pip_out, both_out, spdx_out) = (
+        work.path().join("npm"),
+        work.path().join("pip"),
+        work.path().join("both"),
+        work.path().join("spdx"),
+    );
+    let npm_bom = fetch(&npm_out, r#"{"type": "npm", "path": "web"}"#, &[]);
+    let pip_bom = fetch(&pip_out, r#"{"type": "pip", "path": "py"}"#, &[]);
+    let list = r#"[{"type": "npm", "path": "web"}, {"type": "pip", "path": "py"}]"#;
+    let both_bom = fetch(&both_out, list, &[]);
+    assert_valid("cyclonedx", &both_bom);
+    let spdx = fetch(&spdx_out, list, &["--sbom-output-type", "spdx"]);
+    assert_valid("spdx", &spdx);
+    assert!(both_out.join("deps/npm").is_dir() && both_out.join("deps/pip").is_dir());
+
+    let merged_file = work.path().join("merged.json");
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &[
+            "merge-sboms",
+            npm_out.join("bom.json").to_str().unwrap(),
+            pip_out.join("bom.json").to_str().unwrap(),
+            "-o",
+            merged_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let merged = read_json(&merged_file);
+    assert_valid("cyclonedx", &merged);
+    let union: BTreeSet<String> = purls(&npm_bom).union(&purls(&pip_bom)).cloned().collect();
+    assert_eq!(purls(&merged), union);
+    assert!(purls(&both_bom).is_subset(&union.union(&purls(&both_bom)).cloned().collect()));
+    // the same SBOM twice merges into one of its components, each once
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &[
+            "merge-sboms",
+            npm_out.join("bom.json").to_str().unwrap(),
+            merged_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let again: Value = serde_json::from_str(&log[log.find('{').unwrap()..]).unwrap();
+    assert_eq!(purls(&again), union);
+    assert_eq!(
+        again["components"].as_array().unwrap().len(),
+        merged["components"].as_array().unwrap().len()
+    );
+    // one file is not a merge
+    let (code, _) = larder(
+        &home,
+        &cache,
+        &["merge-sboms", merged_file.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_hash_fails_closed_and_bad_input_is_a_usage_error() {
+    let up = npm_upstream().await;
+    let work = tempfile::tempdir().unwrap();
+    let (home, cache) = (work.path().join("home"), work.path().join("cache"));
+    let repo = GitRepo::new(work.path().join("src"));
+    npm_project(&repo, "", &up);
+    // the lockfile promises other bytes for fx-b
+    let lock_path = repo.dir.join("package-lock.json");
+    let mut lock = read_json(&lock_path);
+    let wrong = format!("sha512-{}", "A".repeat(86) + "==");
+    lock["packages"]["node_modules/fx-b"]["integrity"] = Value::String(wrong);
+    repo.write(
+        "package-lock.json",
+        &serde_json::to_string_pretty(&lock).unwrap(),
+    )
+    // a yarn Berry project, which fetch-deps does not do yet
+    .write(
+        "berry/package.json",
+        r#"{"name": "berry", "version": "1.0.0"}"#,
+    )
+    .write(
+        "berry/yarn.lock",
+        "__metadata:\n  version: 8\n  cacheKey: 10c0\n",
+    );
+    repo.commit("a wrong hash");
+    let output = work.path().join("output");
+    let registry = [("LARDER_NPM_REGISTRY", up.server.url.as_str())];
+    let fetch = |input: &str| {
+        larder(
+            &home,
+            &cache,
+            &[
+                "fetch-deps",
+                "--source",
+                repo.dir.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                input,
+            ],
+            &registry,
+        )
+    };
+    // an earlier run's results in the output directory do not outlive a failed run
+    std::fs::create_dir_all(&output).unwrap();
+    std::fs::write(output.join("bom.json"), "{}").unwrap();
+    std::fs::write(output.join(".build-config.json"), "{}").unwrap();
+    let (code, log) = fetch("npm");
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("fx-b"), "the failure names the package: {log}");
+    assert!(!output.join("bom.json").exists());
+    assert!(!output.join(".build-config.json").exists());
+    // nothing of the failed run entered the cache's dependencies
+    let stored: Vec<PathBuf> = tree_of(&cache.join("deps"))
+        .into_iter()
+        .map(|t| t.0)
+        .collect();
+    assert!(
+        stored
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("fx-b-1.0.0")),
+        "{stored:?}"
+    );
+
+    for bad in [
+        "nosuch",
+        r#"{"type": "npm", "paht": "x"}"#,
+        r#"{"type": "npm", "path": "../outside"}"#,
+        r#"{"packages": [{"type": "npm"}], "flags": ["no-such-flag"]}"#,
+        r#"{"packages": []}"#,
+        r#"{"type": "npm""#,
+        r#"{"type": "yarn", "workspaces": ["a"]}"#,
+    ] {
+        let (code, log) = fetch(bad);
+        assert_eq!(code, 2, "{bad}: {log}");
+        assert!(log.contains("Error: "), "{bad}: {log}");
+    }
+    let (code, log) = fetch(r#"{"type": "yarn", "path": "berry"}"#);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("yarn Berry"), "{log}");
+    // a package manager `fetch-deps` does not do yet is named
+    let (code, log) = fetch("git-submodule");
+    assert_ne!(code, 0);
+    assert!(
+        log.contains("git-submodule") && log.contains("not supported by `larder fetch-deps` yet"),
+        "{log}"
+    );
+}
+
+/// Every kind of npm dependency (registry, scoped, nested, an alias, an http(s) tarball, a
+/// `file:` tarball, a git dependency, a workspace) of lockfile versions 3 and 1: after
+/// `inject-files`, the real `npm ci --offline` installs the whole tree with no registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_every_kind_of_dependency_installs_offline() {
+    for v in [3, 1] {
+        let fx = crate::npm::fixture(v, true).await;
+        let work = fx.tmp.path();
+        let (home, cache) = (work.join("home"), work.join("cache"));
+        let output = work.join("output");
+        let (code, log) = larder(
+            &home,
+            &cache,
+            &[
+                "fetch-deps",
+                "--source",
+                fx.repo.dir.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                r#"{"packages": [{"type": "npm"}]}"#,
+            ],
+            &[
+                ("LARDER_NPM_REGISTRY", fx.upstream.url.as_str()),
+                ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+            ],
+        );
+        assert_eq!(code, 0, "v{v}: {log}");
+        assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+        let (code, log) = larder(
+            &home,
+            &cache,
+            &["inject-files", output.to_str().unwrap()],
+            &[],
+        );
+        assert_eq!(code, 0, "v{v}: {log}");
+        let requests = fx.upstream.requests().len();
+        let (ok, log) = npm(
+            &fx.repo.dir,
+            &work.join("npm-home"),
+            &[
+                "ci",
+                "--offline",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+            ],
+            &[("npm_config_registry", NOWHERE)],
+        );
+        assert!(ok, "v{v}: npm ci --offline failed:\n{log}");
+        assert_eq!(
+            crate::support::clients::npm_installed(&fx.repo.dir),
+            fx.tree,
+            "v{v}"
+        );
+        assert_eq!(fx.upstream.requests().len(), requests, "v{v}");
+    }
+}
+
+/// pip's VCS and direct URL requirements: the requirements file is a project file naming the
+/// output directory's copies (`name @ file://${output_dir}/deps/pip/…#sha256=…`), and the real
+/// pip installs all of it with no index and no git server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pip_vcs_and_url_requirements_install_offline() {
+    let upstream = crate::pip::Upstream::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let git_root = work.path().join("git");
+    let vcs_commit = crate::pip::python_git_repo(&git_root, work.path(), "vcsdep", "0.5");
+    let git_http = crate::pip::GitHttp::start(&git_root).await;
+    let repo = GitRepo::new(work.path().join("src"));
+    repo.write("pyproject.toml", crate::pip::PYPROJECT).write(
+        "requirements.txt",
+        &format!(
+            "alpha==1.0\nbeta==2.0\nurldep @ {}/direct/urldep-1.0.tar.gz#sha256={}\ngit+{}/vcsdep.git@{vcs_commit}#egg=vcsdep\n",
+            upstream.server.url,
+            upstream.sha("urldep-1.0.tar.gz"),
+            git_http.url,
+        ),
+    );
+    repo.commit("vcs and url");
+    let (home, cache) = (work.path().join("home"), work.path().join("cache"));
+    let output = work.path().join("output");
+    let index = upstream.index();
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &[
+            "fetch-deps",
+            "--source",
+            repo.dir.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "pip",
+        ],
+        &[
+            ("LARDER_PYPI_INDEX", index.as_str()),
+            ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+        ],
+    );
+    assert_eq!(code, 0, "{log}");
+    let config = read_json(&output.join(".build-config.json"));
+    let reqs = &config["project_files"][0];
+    assert!(
+        reqs["abspath"]
+            .as_str()
+            .unwrap()
+            .ends_with("/requirements.txt"),
+        "{config}"
+    );
+    let template = reqs["template"].as_str().unwrap();
+    assert!(
+        template.contains("urldep @ file://${output_dir}/deps/pip/"),
+        "{template}"
+    );
+    assert!(
+        template.contains("vcsdep @ file://${output_dir}/deps/pip/"),
+        "{template}"
+    );
+    assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+    drop(git_http);
+
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let env = env_json(&home, &cache, &output);
+    let pip_home = work.path().join("pip-home");
+    std::fs::create_dir_all(&pip_home).unwrap();
+    let py = venv(&work.path().join("venv"), &pip_home);
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    vars.push(("PIP_INDEX_URL", NOWHERE));
+    let requests = upstream.server.requests().len();
+    let reqs = repo.dir.join("requirements.txt");
+    let (ok, log) = pip(
+        &py,
+        &pip_home,
+        &vars,
+        &["install", "-r", reqs.to_str().unwrap()],
+    );
+    assert!(ok, "offline pip install failed:\n{log}");
+    let (ok, log) = run(Command::new(&py).args(["-c", "import alpha, beta, urldep, vcsdep"]));
+    assert!(ok, "{log}");
+    assert_eq!(upstream.server.requests().len(), requests);
+}
+
+/// cargo: the crates vendored under `deps/cargo/`, `.cargo/config.toml` a project file naming
+/// them by the output directory's path; the real `cargo build --offline --locked` builds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cargo_fetch_deps_then_real_cargo_build_offline() {
+    let work = tempfile::tempdir().unwrap();
+    let fx = crate::support::projects::cargo(work.path(), 6).await;
+    let (home, cache) = (work.path().join("home"), work.path().join("cache"));
+    let output = work.path().join("output");
+    let env: Vec<(&str, &str)> = fx
+        .project
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let source = fx.project.repo.dir.clone();
+    let fetch = || {
+        larder(
+            &home,
+            &cache,
+            &[
+                "fetch-deps",
+                "--source",
+                source.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                "cargo",
+            ],
+            &env,
+        )
+    };
+    let (code, log) = fetch();
+    assert_eq!(code, 0, "{log}");
+    assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+    let config = read_json(&output.join(".build-config.json"));
+    let file = &config["project_files"][0];
+    assert!(
+        file["abspath"]
+            .as_str()
+            .unwrap()
+            .ends_with("/.cargo/config.toml"),
+        "{config}"
+    );
+    assert!(
+        file["template"]
+            .as_str()
+            .unwrap()
+            .contains("directory = \"${output_dir}/deps/cargo\""),
+        "{config}"
+    );
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let requests = fx.project.upstream.requests().len();
+    let (ok, log) = crate::support::clients::cargo(
+        &work.path().join("cargo-home"),
+        &source,
+        &["build", "--offline", "--locked"],
+        &[],
+    );
+    assert!(ok, "cargo build --offline failed:\n{log}");
+    assert_eq!(fx.project.upstream.requests().len(), requests);
+
+    git(&source, &["checkout", "--", "."]);
+    fx.project.upstream.clear_requests();
+    let (code, log) = fetch();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(fx.project.upstream.requests(), Vec::<String>::new());
+}
+
+/// gomod: the module cache under `deps/gomod/`, Hermeto's `GO*` variables below the output
+/// directory; the real `go build` and `go run` with nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gomod_fetch_deps_then_real_go_build_offline() {
+    use crate::support::gomod_fixtures::*;
+    let work = tempfile::tempdir().unwrap();
+    let proxy = work.path().join("proxy");
+    let fx = transitive(&proxy);
+    let upstream = StaticServer::start(&proxy).await;
+    let repo = GitRepo::new(work.path().join("src"));
+    repo.write("go.mod", APP_GOMOD)
+        .write("go.sum", &gosum_text(&[&fx.upper, &fx.b], &[]))
+        .write("main.go", &main_go(&["github.com/Fix/Upper"], "upper.A()"));
+    repo.commit("app");
+    let (home, cache) = (work.path().join("home"), work.path().join("cache"));
+    let output = work.path().join("output");
+    let fetch = || {
+        larder(
+            &home,
+            &cache,
+            &[
+                "fetch-deps",
+                "--source",
+                repo.dir.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                r#"{"packages": [{"type": "gomod"}], "flags": ["cgo-disable"]}"#,
+            ],
+            &[("LARDER_GOPROXY", upstream.url.as_str())],
+        )
+    };
+    let (code, log) = fetch();
+    assert_eq!(code, 0, "{log}");
+    assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+    let env = env_json(&home, &cache, &output);
+    let out_abs = output.canonicalize().unwrap();
+    assert!(
+        env.contains(&(
+            "GOMODCACHE".into(),
+            format!("{}/deps/gomod/pkg/mod", out_abs.display())
+        )),
+        "{env:?}"
+    );
+    assert!(env.contains(&("GOPROXY".into(), "off".into())), "{env:?}");
+    let requests = upstream.requests().len();
+    let go_home = work.path().join("go-home");
+    let (ok, log) = go(&repo.dir, &go_home, &["build", "./..."], &env);
+    assert!(ok, "offline go build failed: {log}");
+    let (ok, log) = go(&repo.dir, &go_home, &["run", "."], &env);
+    assert!(ok, "offline go run failed: {log}");
+    assert_eq!(upstream.requests().len(), requests);
+    make_writable(&output);
+
+    upstream.clear_requests();
+    let (code, log) = fetch();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(upstream.requests(), Vec::<String>::new());
+    make_writable(&output);
+}
+
+/// yarn v1: the offline mirror under `deps/yarn-classic/`, named by Hermeto's
+/// `YARN_YARN_OFFLINE_MIRROR`; the real yarn 1 installs the whole tree (registry, scoped,
+/// nested, an alias, https and `file:` tarballs, a git dependency) with the commit's own
+/// yarn.lock and no registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_v1_fetch_deps_then_real_yarn_install_offline() {
+    let fx = crate::yarn::fixture("").await;
+    let work = fx.tmp.path();
+    let (home, cache) = (work.join("home"), work.join("cache"));
+    let output = work.join("output");
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &[
+            "fetch-deps",
+            "--source",
+            fx.repo.dir.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "yarn",
+        ],
+        &[
+            ("LARDER_NPM_REGISTRY", fx.upstream.url.as_str()),
+            ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+        ],
+    );
+    assert_eq!(code, 0, "{log}");
+    assert!(output.join("deps/yarn-classic/a-1.0.0.tgz").is_file());
+    assert_warm_run_asks_nothing(
+        &home,
+        &cache,
+        &fx.repo.dir,
+        "yarn",
+        &[
+            ("LARDER_NPM_REGISTRY", fx.upstream.url.as_str()),
+            ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+        ],
+        &fx.upstream,
+    );
+    assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let env = env_json(&home, &cache, &output);
+    let requests = fx.upstream.requests().len();
+    let yarn_home = work.join("yarn-home");
+    std::fs::create_dir_all(&yarn_home).unwrap();
+    let mut cmd = clean_command(
+        crate::support::clients::yarn_path().to_str().unwrap(),
+        &yarn_home,
+    );
+    cmd.args([
+        "install",
+        "--offline",
+        "--frozen-lockfile",
+        "--ignore-scripts",
+        "--non-interactive",
+    ])
+    .current_dir(&fx.repo.dir)
+    .env("YARN_CACHE_FOLDER", yarn_home.join("yarn-cache"))
+    .env("YARN_DISABLE_SELF_UPDATE_CHECK", "true")
+    .env("npm_config_registry", NOWHERE);
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let (ok, log) = run(&mut cmd);
+    assert!(ok, "offline yarn install failed:\n{log}");
+    assert_eq!(
+        crate::yarn::installed(&fx.repo.dir),
+        crate::yarn::TREE,
+        "{log}"
+    );
+    assert_eq!(fx.upstream.requests().len(), requests);
+}
+
+/// pnpm: the tarballs under `deps/pnpm/`, `pnpm-lock.yaml` a project file whose fetched
+/// resolutions name them below `${output_dir}`; the real pnpm 9 installs offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pnpm_fetch_deps_then_real_pnpm_install_offline() {
+    let fx = crate::pnpm::fixture("", false, |s| s).await;
+    let work = fx.tmp.path();
+    let (home, cache) = (work.join("home"), work.join("cache"));
+    let output = work.join("output");
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &[
+            "fetch-deps",
+            "--source",
+            fx.repo.dir.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "pnpm",
+        ],
+        &[
+            ("LARDER_NPM_REGISTRY", fx.upstream.url.as_str()),
+            ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+        ],
+    );
+    assert_eq!(code, 0, "{log}");
+    assert_warm_run_asks_nothing(
+        &home,
+        &cache,
+        &fx.repo.dir,
+        "pnpm",
+        &[
+            ("LARDER_NPM_REGISTRY", fx.upstream.url.as_str()),
+            ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+        ],
+        &fx.upstream,
+    );
+    assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+    let config = read_json(&output.join(".build-config.json"));
+    let lock = config["project_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["abspath"].as_str().unwrap().ends_with("/pnpm-lock.yaml"))
+        .unwrap_or_else(|| panic!("{config}"));
+    assert!(
+        lock["template"]
+            .as_str()
+            .unwrap()
+            .contains("file:${output_dir}/deps/pnpm/"),
+        "{lock}"
+    );
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let requests = fx.upstream.requests().len();
+    let (ok, log) = crate::support::clients::pnpm(
+        &fx.repo.dir,
+        &work.join("pnpm-home"),
+        &[
+            "install",
+            "--offline",
+            "--frozen-lockfile",
+            "--ignore-scripts",
+        ],
+    );
+    assert!(ok, "offline pnpm install failed:\n{log}");
+    let got = crate::pnpm::installed(&fx.repo.dir);
+    for want in crate::pnpm::TREE {
+        assert!(got.contains(&want.to_string()), "{want} in {got:?}\n{log}");
+    }
+    assert_eq!(fx.upstream.requests().len(), requests);
+}
+
+/// bundler (Larder's rubygems): Bundler's cache under `deps/rubygems/`, named by Bundler's
+/// variables; the real `bundle install --local` installs the locked gems with no gem server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundler_fetch_deps_then_real_bundle_install_local() {
+    use crate::support::rubygems_fixtures::bundle;
+    let work = tempfile::tempdir().unwrap();
+    let t = work.path();
+    let up = crate::rubygems::upstream(t, &crate::rubygems::fixture_gems()).await;
+    let repo = GitRepo::new(t.join("shop"));
+    repo.write(
+        "Gemfile",
+        "source \"https://rubygems.org\"\n\ngem \"top\"\n",
+    );
+    let lock_text = crate::rubygems::lock(&repo.dir, &t.join("home-lock"), &up);
+    repo.write("Gemfile.lock", &lock_text);
+    repo.commit("shop");
+    let (home, cache) = (t.join("home"), t.join("cache"));
+    let output = t.join("output");
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &[
+            "fetch-deps",
+            "--source",
+            repo.dir.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            r#"{"type": "bundler"}"#,
+        ],
+        &[("LARDER_RUBYGEMS_URL", up.server.url.as_str())],
+    );
+    assert_eq!(code, 0, "{log}");
+    assert_warm_run_asks_nothing(
+        &home,
+        &cache,
+        &repo.dir,
+        r#"{"type": "bundler"}"#,
+        &[("LARDER_RUBYGEMS_URL", up.server.url.as_str())],
+        &up.server,
+    );
+    for g in ["rack-1.0.0.gem", "middle-0.3.1.gem", "top-0.1.0.gem"] {
+        assert!(output.join("deps/rubygems").join(g).is_file(), "{g}");
+    }
+    assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+    let env = env_json(&home, &cache, &output);
+    let requests = up.server.requests().len();
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (ok, out) = bundle(
+        &repo.dir,
+        &t.join("home-install"),
+        &["install", "--local"],
+        &vars,
+    );
+    assert!(ok, "bundle install --local:\n{out}");
+    let (ok, out) = bundle(
+        &repo.dir,
+        &t.join("home-install"),
+        &["exec", "ruby", "-e", "require 'top'; puts :ok"],
+        &vars,
+    );
+    assert!(ok && out.contains("ok"), "{out}");
+    assert_eq!(up.server.requests().len(), requests);
+}

@@ -1,0 +1,337 @@
+//! The worker's engine without a service (`larder fetch-deps`): the same plan, verified fetch
+//! into the store and layout of every requested package manager, for a source directory on
+//! this machine, into an output directory laid out as Hermeto's. No api, no database: progress
+//! goes to the log ([`ProgressTo::Log`]) and the layouts make the output directory's hand-back
+//! ([`HandBack::OutputDir`]).
+//!
+//! The store is a local one (`LARDER_CACHE_DIR`, else `~/.cache/larder`, chosen by the
+//! caller): what a run verified is there for the next, which re-verifies it through the
+//! same "already in the store" path as the service's requests.
+
+use crate::blocking::blocking;
+use crate::bundle::{BundleTree, APP_OVERLAY};
+use crate::fetch::Fetcher;
+use crate::outbound::Outbound;
+use crate::pkg_managers::{
+    HandBack, PmContext, PmOutput, ProgressTo, Registered, OUTPUT_DIR_MARK, REGISTRY,
+};
+use common::{
+    Artifact, Config, EnvVars, ErrorKind, Failure, Job, PackageSpec, PackagesData, PmName,
+    RequestState, Store,
+};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What to fetch: the source, where the output goes, each package manager's paths.
+#[derive(Clone, Debug)]
+pub struct LocalRequest {
+    /// The source directory (made absolute and canonical by [`fetch_deps`]).
+    pub source: PathBuf,
+    /// The output directory: its `deps/` is replaced.
+    pub output: PathBuf,
+    /// Package managers by name, with their packages (paths below the source).
+    pub packages: BTreeMap<PmName, Vec<PackageSpec>>,
+    pub flags: Vec<String>,
+}
+
+/// A file an offline build needs written into the source (`inject-files`): its absolute path
+/// and its content as a template where `${output_dir}` is the output directory's path and
+/// `$$` a `$` (Python's `string.Template`, as Hermeto reads it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectFile {
+    pub abspath: PathBuf,
+    pub template: String,
+}
+
+/// What a run found and made.
+#[derive(Debug)]
+pub struct LocalOutput {
+    /// The source's repository (its `origin`, else a `file://` URL of the source directory)
+    /// and commit, as the purls of its own packages name them.
+    pub repo: String,
+    pub git_ref: String,
+    pub packages: PackagesData,
+    /// Every artifact (the verified files), for the SBOM.
+    pub artifacts: Vec<Artifact>,
+    /// Environment variables; a `path` one is relative to the output directory.
+    pub env: EnvVars,
+    pub project_files: Vec<ProjectFile>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("{0} is not a package manager Larder knows")]
+    Unknown(String),
+    #[error(
+        "The {0} package manager is not supported by `larder fetch-deps` yet (only by the service)"
+    )]
+    NotYet(String),
+    #[error("The source directory {path} cannot be read: {reason}")]
+    Source { path: String, reason: String },
+    #[error("Cannot write the output directory {path}: {reason}")]
+    Output { path: String, reason: String },
+    #[error("The project file {0} is not UTF-8 text")]
+    NotText(String),
+}
+
+impl common::Classify for LocalError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            LocalError::Unknown(_) | LocalError::NotYet(_) => ErrorKind::UnsupportedFeature,
+            LocalError::Source { .. } => ErrorKind::InvalidRepoStructure,
+            LocalError::Output { .. } | LocalError::NotText(_) => ErrorKind::FileAccessError,
+        }
+    }
+}
+
+/// The package managers `larder fetch-deps` runs, by Larder's name.
+pub fn output_dir_package_managers() -> Vec<&'static str> {
+    REGISTRY
+        .iter()
+        .filter(|pm| pm.hands_back_output_dir())
+        .map(|pm| pm.descriptor().name)
+        .collect()
+}
+
+/// Run every requested package manager (in [`REGISTRY`] order) on `request.source`, with
+/// `store` as the permanent cache, and write `request.output`'s `deps/`. The build
+/// configuration and the SBOM are the caller's to write, from what is returned.
+pub async fn fetch_deps(
+    config: &Config,
+    store: &Store,
+    request: &LocalRequest,
+) -> Result<LocalOutput, Failure> {
+    for name in request.packages.keys() {
+        let Some(pm) = REGISTRY
+            .iter()
+            .find(|pm| pm.descriptor().name == name.as_str())
+        else {
+            return Err(LocalError::Unknown(name.to_string()).into());
+        };
+        if !pm.hands_back_output_dir() {
+            return Err(LocalError::NotYet(name.to_string()).into());
+        }
+    }
+    let source = request
+        .source
+        .canonicalize()
+        .map_err(|e| LocalError::Source {
+            path: request.source.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    let (repo, git_ref) = source_identity(&source);
+    let job = Job {
+        id: 0,
+        repo: repo.clone(),
+        git_ref: git_ref.clone(),
+        state: RequestState::InProgress,
+        pkg_managers: request.packages.keys().cloned().collect(),
+        packages: request.packages.clone(),
+        flags: request.flags.clone(),
+        dependency_replacements: Vec::new(),
+        repository_url: String::new(),
+        repository_token: String::new(),
+        attempt: 1,
+        deadline: chrono::NaiveDateTime::MAX,
+        heartbeat_seconds: 0,
+    };
+    let running: Vec<&dyn Registered> = REGISTRY
+        .iter()
+        .copied()
+        .filter(|pm| request.packages.keys().any(|n| n == pm.descriptor().name))
+        .collect();
+
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |e: std::io::Error| LocalError::Output {
+            path: path.clone(),
+            reason: e.to_string(),
+        }
+    };
+    // the layouts read the source at `<work>/app` and write below `<work>/deps`
+    let work = store.temp_dir("fetch-deps-").map_err(io(store.root()))?;
+    let app = work.path().join("app");
+    std::os::unix::fs::symlink(&source, &app).map_err(io(&app))?;
+    let deps = work.path().join("deps");
+    std::fs::create_dir_all(&deps).map_err(io(&deps))?;
+    let tree = BundleTree::new(work.path());
+    let fetcher = Fetcher::new(store.clone(), Outbound::for_request(config));
+    let mut output = PmOutput::default();
+    for pm in running {
+        let ctx = PmContext {
+            job: &job,
+            app_dir: &app,
+            deps_dir: &deps,
+            bundle: &tree,
+            store,
+            config,
+            progress_to: ProgressTo::Log,
+            hand_back: HandBack::OutputDir,
+            fetcher: &fetcher,
+            descriptor: pm.descriptor(),
+            repos_ca: None,
+        };
+        output.merge(pm.run(&ctx).await?)?;
+    }
+    crate::pipeline::check_duplicates(&output)?;
+
+    let out_dir = request.output.clone();
+    let work_root = work.path().to_path_buf();
+    let store_for_copy = store.clone();
+    let project_files =
+        blocking(move || write_output(&store_for_copy, &tree, &work_root, &source, &out_dir))
+            .await?;
+    // the link first: the work directory's removal must not reach the source
+    std::fs::remove_file(&app).map_err(io(&app))?;
+    drop(work);
+
+    let artifacts = output
+        .artifacts
+        .into_artifacts()
+        .map_err(|e| LocalError::Output {
+            path: "artifacts".into(),
+            reason: e.to_string(),
+        })?;
+    let mut packages = PackagesData {
+        packages: output.packages,
+    };
+    for package in &mut packages.packages {
+        package.dependencies.sort();
+    }
+    Ok(LocalOutput {
+        repo,
+        git_ref,
+        packages,
+        artifacts,
+        env: output.env,
+        project_files,
+    })
+}
+
+/// `<output>/deps/` from the work directory (what the layouts wrote, and what they placed
+/// from the store), and the project files from the app overlay.
+fn write_output(
+    store: &Store,
+    tree: &BundleTree,
+    work: &Path,
+    source: &Path,
+    output: &Path,
+) -> Result<Vec<ProjectFile>, Failure> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |e: std::io::Error| LocalError::Output {
+            path: path.clone(),
+            reason: e.to_string(),
+        }
+    };
+    let out_deps = output.join("deps");
+    // as Hermeto: an earlier run's dependencies go
+    match std::fs::remove_dir_all(&out_deps) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&out_deps)(e).into()),
+    }
+    std::fs::create_dir_all(&out_deps).map_err(io(&out_deps))?;
+    let overlay = work.join(APP_OVERLAY);
+    copy_tree(&work.join("deps"), &out_deps, &overlay).map_err(io(&out_deps))?;
+    tree.write_placed_to(store, output)
+        .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+    let mut project_files = Vec::new();
+    if overlay.is_dir() {
+        collect_project_files(&overlay, &overlay, source, &mut project_files)?;
+    }
+    project_files.sort_by(|a, b| a.abspath.cmp(&b.abspath));
+    Ok(project_files)
+}
+
+/// Copy the files below `from` to `to`, leaving out `skip`.
+fn copy_tree(from: &Path, to: &Path, skip: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let path = entry.path();
+        if path == skip {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&path, &target, skip)?;
+        } else if kind.is_file() {
+            std::fs::copy(&path, &target)?;
+        }
+    }
+    Ok(())
+}
+
+fn collect_project_files(
+    overlay: &Path,
+    dir: &Path,
+    source: &Path,
+    out: &mut Vec<ProjectFile>,
+) -> Result<(), Failure> {
+    let io = |e: std::io::Error| LocalError::Output {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
+        if entry.file_type().map_err(io)?.is_dir() {
+            collect_project_files(overlay, &path, source, out)?;
+            continue;
+        }
+        let rel = path.strip_prefix(overlay).unwrap_or(&path);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|_| LocalError::NotText(rel.display().to_string()))?;
+        out.push(ProjectFile {
+            abspath: source.join(rel),
+            template: template_of(&text),
+        });
+    }
+    Ok(())
+}
+
+/// What a layout wrote for an output directory, as a template: every `$` escaped, then the
+/// output directory's mark made the placeholder.
+pub fn template_of(text: &str) -> String {
+    text.replace('$', "$$")
+        .replace(OUTPUT_DIR_MARK, "${output_dir}")
+}
+
+/// The source's repository and commit: its git `origin` and `HEAD` when it is a git
+/// repository, else a `file://` URL of the directory and no commit (40 zeros).
+fn source_identity(source: &Path) -> (String, String) {
+    let fallback_repo = format!("file://{}", source.display());
+    let none = "0".repeat(40);
+    let Ok(repo) = git2::Repository::open(source) else {
+        return (fallback_repo, none);
+    };
+    let url = repo
+        .find_remote("origin")
+        .ok()
+        .and_then(|r| r.url().ok().map(str::to_string))
+        .unwrap_or(fallback_repo);
+    let commit = repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .map(|c| c.id().to_string())
+        .unwrap_or(none);
+    (url, commit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_escape_dollars_and_name_the_output_dir() {
+        assert_eq!(
+            template_of(&format!(
+                "a $HOME file://{OUTPUT_DIR_MARK}/deps/npm/x.tgz $$"
+            )),
+            "a $$HOME file://${output_dir}/deps/npm/x.tgz $$$$"
+        );
+    }
+}
