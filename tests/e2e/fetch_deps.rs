@@ -41,6 +41,23 @@ fn larder(home: &Path, cache: &Path, args: &[&str], env: &[(&str, &str)]) -> (i3
     )
 }
 
+/// `larder fetch-deps --source <source> --output <output> <input>`, as [`larder`] runs it.
+fn fetch_deps(
+    home: &Path,
+    cache: &Path,
+    source: &str,
+    output: &str,
+    input: &str,
+    env: &[(&str, &str)],
+) -> (i32, String) {
+    larder(
+        home,
+        cache,
+        &["fetch-deps", "--source", source, "--output", output, input],
+        env,
+    )
+}
+
 fn read_json(path: &Path) -> Value {
     serde_json::from_slice(
         &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
@@ -93,17 +110,12 @@ fn assert_warm_run_asks_nothing(
 ) {
     upstream.clear_requests();
     let output = tempfile::tempdir().unwrap();
-    let (code, log) = larder(
+    let (code, log) = fetch_deps(
         home,
         cache,
-        &[
-            "fetch-deps",
-            "--source",
-            source.to_str().unwrap(),
-            "--output",
-            output.path().to_str().unwrap(),
-            input,
-        ],
+        source.to_str().unwrap(),
+        output.path().to_str().unwrap(),
+        input,
         env,
     );
     assert_eq!(code, 0, "warm run: {log}");
@@ -250,17 +262,12 @@ async fn npm_fetch_deps_then_real_npm_ci_offline_and_a_warm_run_asks_nothing() {
     let output = work.path().join("output");
     let registry = [("LARDER_NPM_REGISTRY", up.server.url.as_str())];
     let fetch = |input: &str| {
-        larder(
+        fetch_deps(
             &home,
             &cache,
-            &[
-                "fetch-deps",
-                "--source",
-                repo.dir.to_str().unwrap(),
-                "--output",
-                output.to_str().unwrap(),
-                input,
-            ],
+            repo.dir.to_str().unwrap(),
+            output.to_str().unwrap(),
+            input,
             &registry,
         )
     };
@@ -412,17 +419,12 @@ async fn pip_fetch_deps_then_real_pip_offline_and_a_warm_run_asks_nothing() {
     let output = work.path().join("output");
     let index = up.index();
     let fetch = || {
-        larder(
+        fetch_deps(
             &home,
             &cache,
-            &[
-                "fetch-deps",
-                "--source",
-                repo.dir.to_str().unwrap(),
-                "--output",
-                output.to_str().unwrap(),
-                r#"{"packages": [{"type": "pip", "path": "py", "requirements_files": ["requirements.txt"]}], "flags": []}"#,
-            ],
+            repo.dir.to_str().unwrap(),
+            output.to_str().unwrap(),
+            r#"{"packages": [{"type": "pip", "path": "py", "requirements_files": ["requirements.txt"]}], "flags": []}"#,
             &[("LARDER_PYPI_INDEX", index.as_str())],
         )
     };
@@ -643,17 +645,12 @@ async fn a_wrong_hash_fails_closed_and_bad_input_is_a_usage_error() {
     let output = work.path().join("output");
     let registry = [("LARDER_NPM_REGISTRY", up.server.url.as_str())];
     let fetch = |input: &str| {
-        larder(
+        fetch_deps(
             &home,
             &cache,
-            &[
-                "fetch-deps",
-                "--source",
-                repo.dir.to_str().unwrap(),
-                "--output",
-                output.to_str().unwrap(),
-                input,
-            ],
+            repo.dir.to_str().unwrap(),
+            output.to_str().unwrap(),
+            input,
             &registry,
         )
     };
@@ -713,17 +710,12 @@ async fn npm_every_kind_of_dependency_installs_offline() {
         let work = fx.tmp.path();
         let (home, cache) = (work.join("home"), work.join("cache"));
         let output = work.join("output");
-        let (code, log) = larder(
+        let (code, log) = fetch_deps(
             &home,
             &cache,
-            &[
-                "fetch-deps",
-                "--source",
-                fx.repo.dir.to_str().unwrap(),
-                "--output",
-                output.to_str().unwrap(),
-                r#"{"packages": [{"type": "npm"}]}"#,
-            ],
+            fx.repo.dir.to_str().unwrap(),
+            output.to_str().unwrap(),
+            r#"{"packages": [{"type": "npm"}]}"#,
             &[
                 ("LARDER_NPM_REGISTRY", fx.upstream.url.as_str()),
                 ("LARDER_ALLOW_LOCAL_REPOS", "true"),
@@ -785,17 +777,12 @@ async fn pip_vcs_and_url_requirements_install_offline() {
     let (home, cache) = (work.path().join("home"), work.path().join("cache"));
     let output = work.path().join("output");
     let index = upstream.index();
-    let (code, log) = larder(
+    let (code, log) = fetch_deps(
         &home,
         &cache,
-        &[
-            "fetch-deps",
-            "--source",
-            repo.dir.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            "pip",
-        ],
+        repo.dir.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "pip",
         &[
             ("LARDER_PYPI_INDEX", index.as_str()),
             ("LARDER_ALLOW_LOCAL_REPOS", "true"),
@@ -866,17 +853,12 @@ async fn cargo_fetch_deps_then_real_cargo_build_offline() {
         .collect();
     let source = fx.project.repo.dir.clone();
     let fetch = || {
-        larder(
+        fetch_deps(
             &home,
             &cache,
-            &[
-                "fetch-deps",
-                "--source",
-                source.to_str().unwrap(),
-                "--output",
-                output.to_str().unwrap(),
-                "cargo",
-            ],
+            source.to_str().unwrap(),
+            output.to_str().unwrap(),
+            "cargo",
             &env,
         )
     };
@@ -940,17 +922,12 @@ async fn gomod_fetch_deps_then_real_go_build_offline() {
     let (home, cache) = (work.path().join("home"), work.path().join("cache"));
     let output = work.path().join("output");
     let fetch = || {
-        larder(
+        fetch_deps(
             &home,
             &cache,
-            &[
-                "fetch-deps",
-                "--source",
-                repo.dir.to_str().unwrap(),
-                "--output",
-                output.to_str().unwrap(),
-                r#"{"packages": [{"type": "gomod"}], "flags": ["cgo-disable"]}"#,
-            ],
+            repo.dir.to_str().unwrap(),
+            output.to_str().unwrap(),
+            r#"{"packages": [{"type": "gomod"}], "flags": ["cgo-disable"]}"#,
             &[("LARDER_GOPROXY", upstream.url.as_str())],
         )
     };
@@ -993,17 +970,12 @@ async fn yarn_v1_fetch_deps_then_real_yarn_install_offline() {
     let work = fx.tmp.path();
     let (home, cache) = (work.join("home"), work.join("cache"));
     let output = work.join("output");
-    let (code, log) = larder(
+    let (code, log) = fetch_deps(
         &home,
         &cache,
-        &[
-            "fetch-deps",
-            "--source",
-            fx.repo.dir.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            "yarn",
-        ],
+        fx.repo.dir.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "yarn",
         &[
             ("LARDER_NPM_REGISTRY", fx.upstream.url.as_str()),
             ("LARDER_ALLOW_LOCAL_REPOS", "true"),
@@ -1070,17 +1042,12 @@ async fn pnpm_fetch_deps_then_real_pnpm_install_offline() {
     let work = fx.tmp.path();
     let (home, cache) = (work.join("home"), work.join("cache"));
     let output = work.join("output");
-    let (code, log) = larder(
+    let (code, log) = fetch_deps(
         &home,
         &cache,
-        &[
-            "fetch-deps",
-            "--source",
-            fx.repo.dir.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            "pnpm",
-        ],
+        fx.repo.dir.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "pnpm",
         &[
             ("LARDER_NPM_REGISTRY", fx.upstream.url.as_str()),
             ("LARDER_ALLOW_LOCAL_REPOS", "true"),
@@ -1157,17 +1124,12 @@ async fn bundler_fetch_deps_then_real_bundle_install_local() {
     repo.commit("shop");
     let (home, cache) = (t.join("home"), t.join("cache"));
     let output = t.join("output");
-    let (code, log) = larder(
+    let (code, log) = fetch_deps(
         &home,
         &cache,
-        &[
-            "fetch-deps",
-            "--source",
-            repo.dir.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            r#"{"type": "bundler"}"#,
-        ],
+        repo.dir.to_str().unwrap(),
+        output.to_str().unwrap(),
+        r#"{"type": "bundler"}"#,
         &[("LARDER_RUBYGEMS_URL", up.server.url.as_str())],
     );
     assert_eq!(code, 0, "{log}");
