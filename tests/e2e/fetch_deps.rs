@@ -1164,3 +1164,246 @@ async fn bundler_fetch_deps_then_real_bundle_install_local() {
     assert!(ok && out.contains("ok"), "{out}");
     assert_eq!(up.server.requests().len(), requests);
 }
+
+/// `git status --porcelain` of the source: empty when nothing in it changed.
+fn source_changes(source: &Path) -> String {
+    git(source, &["status", "--porcelain", "--ignored"])
+}
+
+/// gomod: `gomod-vendor` and `gomod-vendor-check` write nothing into the source (Hermeto's
+/// deprecated no-ops): a committed consistent `vendor/` is checked and kept, an inconsistent one
+/// is refused, and without one no `vendor/` is made; the real `go build` builds offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gomod_vendor_flags_never_write_the_source() {
+    use crate::support::gomod_fixtures::*;
+    let work = tempfile::tempdir().unwrap();
+    let proxy = work.path().join("proxy");
+    let fx = transitive(&proxy);
+    let upstream = StaticServer::start(&proxy).await;
+    let repo = GitRepo::new(work.path().join("src"));
+    repo.write("go.mod", APP_GOMOD)
+        .write("go.sum", &gosum_text(&[&fx.upper, &fx.b], &[]))
+        .write("main.go", &main_go(&["github.com/Fix/Upper"], "upper.A()"))
+        .write("vendor/modules.txt", crate::gomod::MODULES_TXT)
+        .write(
+            "vendor/example.com/b/b.go",
+            "package b\n\nfunc B() string { return \"b\" }\n",
+        )
+        .write(
+            "vendor/github.com/Fix/Upper/upper.go",
+            "package upper\n\nimport \"example.com/b\"\n\nfunc A() string { return \"a\" + b.B() }\n",
+        );
+    repo.commit("vendored");
+    let (home, cache) = (work.path().join("home"), work.path().join("cache"));
+    let goproxy = [("LARDER_GOPROXY", upstream.url.as_str())];
+    let go_home = work.path().join("go-home");
+    let mut n = 0;
+    let mut fetch = |flags: &str| {
+        n += 1;
+        let output = work.path().join(format!("output-{n}"));
+        let input = format!(r#"{{"packages": [{{"type": "gomod"}}], "flags": {flags}}}"#);
+        let (code, log) = fetch_deps(
+            &home,
+            &cache,
+            repo.dir.to_str().unwrap(),
+            output.to_str().unwrap(),
+            &input,
+            &goproxy,
+        );
+        (code, log, output)
+    };
+
+    // a consistent vendor/: kept as committed, with either flag, and go builds from it
+    for flags in [
+        r#"["gomod-vendor"]"#,
+        r#"["gomod-vendor-check"]"#,
+        r#"["gomod-vendor", "cgo-disable"]"#,
+    ] {
+        let (code, log, output) = fetch(flags);
+        assert_eq!(code, 0, "{flags}: {log}");
+        assert_eq!(source_changes(&repo.dir), "", "{flags}: {log}");
+        assert_eq!(
+            std::fs::read_to_string(repo.dir.join("vendor/modules.txt")).unwrap(),
+            crate::gomod::MODULES_TXT
+        );
+        make_writable(&output);
+    }
+    let (_, _, output) = fetch(r#"["gomod-vendor"]"#);
+    let env = env_json(&home, &cache, &output);
+    let requests = upstream.requests().len();
+    let (ok, log) = go(
+        &repo.dir,
+        &go_home,
+        &["build", "-o", "/dev/null", "."],
+        &env,
+    );
+    assert!(ok, "offline go build from vendor/ failed: {log}");
+    assert_eq!(upstream.requests().len(), requests);
+    assert_eq!(source_changes(&repo.dir), "");
+    make_writable(&output);
+
+    // an inconsistent vendor/: refused (the flag does not regenerate it), the source untouched
+    repo.write(
+        "vendor/modules.txt",
+        "# github.com/Fix/Upper v1.0.0\n## explicit; go 1.19\ngithub.com/Fix/Upper\n",
+    );
+    repo.commit("stale vendor");
+    for flags in [r#"["gomod-vendor"]"#, "[]"] {
+        let (code, log, output) = fetch(flags);
+        assert_ne!(code, 0, "{flags}: {log}");
+        assert!(log.contains("vendor directory is not consistent"), "{log}");
+        assert_eq!(source_changes(&repo.dir), "", "{flags}: {log}");
+        if output.exists() {
+            make_writable(&output);
+        }
+    }
+
+    // no vendor/: none is made; the module cache in the output builds offline
+    git(&repo.dir, &["rm", "-r", "-q", "vendor"]);
+    repo.commit("no vendor");
+    let (code, log, output) = fetch(r#"["gomod-vendor", "gomod-vendor-check"]"#);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(source_changes(&repo.dir), "", "{log}");
+    assert!(!repo.dir.join("vendor").exists());
+    let env = env_json(&home, &cache, &output);
+    let requests = upstream.requests().len();
+    let (ok, log) = go(
+        &repo.dir,
+        &go_home,
+        &["build", "-o", "/dev/null", "."],
+        &env,
+    );
+    assert!(ok, "offline go build failed: {log}");
+    assert_eq!(upstream.requests().len(), requests);
+    assert_eq!(source_changes(&repo.dir), "");
+    make_writable(&output);
+    make_writable(&go_home);
+}
+
+/// cargo: the repository's own `.cargo/config.toml` is merged into, not replaced: after
+/// `inject-files` it keeps its `[build]` and `[alias]` and gains the vendored sources; the
+/// real `cargo build --offline --locked` builds with its rustflags (the crate does not compile
+/// without them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cargo_fetch_deps_keeps_the_repository_cargo_config() {
+    let work = tempfile::tempdir().unwrap();
+    let fx = crate::support::projects::cargo(work.path(), 3).await;
+    let (home, cache) = (work.path().join("home"), work.path().join("cache"));
+    let output = work.path().join("output");
+    let env: Vec<(&str, &str)> = fx
+        .project
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let repo = &fx.project.repo;
+    let source = repo.dir.clone();
+    let lib = std::fs::read_to_string(source.join("app/src/lib.rs")).unwrap();
+    repo.write(
+        ".cargo/config.toml",
+        "# the project's own settings\n[build]\nrustflags = [\"--cfg\", \"larder_test\"]\n\n\
+         [alias]\nlarder-check = \"check --offline --locked\"\n",
+    )
+    .write(
+        "app/src/lib.rs",
+        &format!("#[cfg(not(larder_test))]\ncompile_error!(\"no larder_test cfg\");\n{lib}"),
+    );
+    repo.commit("own cargo config");
+
+    let (code, log) = fetch_deps(
+        &home,
+        &cache,
+        source.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "cargo",
+        &env,
+    );
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(source_changes(&source), "", "fetch-deps wrote the source");
+    let config = read_json(&output.join(".build-config.json"));
+    let files = config["project_files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{config}");
+    assert_eq!(
+        files[0]["abspath"].as_str().unwrap(),
+        source
+            .canonicalize()
+            .unwrap()
+            .join(".cargo/config.toml")
+            .to_str()
+            .unwrap(),
+        "{config}"
+    );
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let text = std::fs::read_to_string(source.join(".cargo/config.toml")).unwrap();
+    let out_abs = output.canonicalize().unwrap();
+    for want in [
+        "[build]\nrustflags = [\"--cfg\", \"larder_test\"]\n",
+        "[alias]\nlarder-check = \"check --offline --locked\"\n",
+        "[source.crates-io]\nreplace-with = \"vendored-sources\"\n",
+        &format!(
+            "[source.vendored-sources]\ndirectory = \"{}/deps/cargo\"\n",
+            out_abs.display()
+        ),
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+
+    let requests = fx.project.upstream.requests().len();
+    let cargo_home = work.path().join("cargo-home");
+    let (ok, log) = crate::support::clients::cargo(
+        &cargo_home,
+        &source,
+        &["build", "--offline", "--locked"],
+        &[],
+    );
+    assert!(ok, "cargo build --offline failed:\n{log}");
+    let (ok, log) = crate::support::clients::cargo(&cargo_home, &source, &["larder-check"], &[]);
+    assert!(ok, "the repository's alias:\n{log}");
+    assert_eq!(fx.project.upstream.requests().len(), requests);
+}
+
+/// cargo: a `.cargo` that is a symbolic link out of the source is refused (the configuration
+/// would be read from, and injected into, another directory); nothing is written there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cargo_a_cargo_dir_linked_outside_the_source_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let fx = crate::support::projects::cargo(work.path(), 1).await;
+    let (home, cache) = (work.path().join("home"), work.path().join("cache"));
+    let output = work.path().join("output");
+    let env: Vec<(&str, &str)> = fx
+        .project
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let outside = work.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("config.toml"), "[build]\njobs = 1\n").unwrap();
+    let repo = &fx.project.repo;
+    repo.symlink(".cargo", outside.to_str().unwrap());
+    repo.commit("linked .cargo");
+    let before = tree_of(&outside);
+
+    let (code, log) = fetch_deps(
+        &home,
+        &cache,
+        repo.dir.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "cargo",
+        &env,
+    );
+    assert_ne!(code, 0, "{log}");
+    assert!(
+        log.contains("cargo configuration .cargo") && log.contains("symbolic link"),
+        "{log}"
+    );
+    assert_eq!(tree_of(&outside), before, "written outside the source");
+    assert_eq!(source_changes(&repo.dir), "");
+    assert!(!output.join(".build-config.json").exists());
+}

@@ -469,7 +469,7 @@ fn vendored(env: &[(String, String)], empty: &Path) -> Vec<(String, String)> {
     with(&env, "GOMODCACHE", &empty.display().to_string())
 }
 
-const MODULES_TXT: &str = "# example.com/b v1.1.0\n## explicit; go 1.19\nexample.com/b\n# github.com/Fix/Upper v1.0.0\n## explicit; go 1.19\ngithub.com/Fix/Upper\n";
+pub(crate) const MODULES_TXT: &str = "# example.com/b v1.1.0\n## explicit; go 1.19\nexample.com/b\n# github.com/Fix/Upper v1.0.0\n## explicit; go 1.19\ngithub.com/Fix/Upper\n";
 
 #[tokio::test]
 async fn vendored_repository_with_and_without_the_flags() {

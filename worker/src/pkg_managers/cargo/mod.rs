@@ -262,8 +262,14 @@ impl PackageManager for Cargo {
             out.packages.extend(layout::packages(lock));
             let git = config::git_sources(lock);
             let (path, text) = if output_dir {
+                // the app is the user's source: its own configuration is kept, merged into
                 let vendor_dir = format!("{OUTPUT_DIR_MARK}/deps/cargo");
-                config::offline_config_in(&lock.package_path, &git, &vendor_dir)
+                config::offline_config_merged(
+                    &ctx.app_dir(),
+                    &lock.package_path,
+                    &git,
+                    &vendor_dir,
+                )?
             } else {
                 config::offline_config(&lock.package_path, &git)
             };

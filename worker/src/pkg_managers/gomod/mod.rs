@@ -66,7 +66,11 @@ impl PackageManager for Gomod {
             .filter(|r| r.kind == "gomod")
             .cloned()
             .collect();
-        let flags = Flags::from_names(&ctx.job.flags, ctx.config.gomod_strict_vendor);
+        let flags = Flags {
+            // `larder fetch-deps`: the source is the user's, never written (no vendor/ made)
+            read_only_source: ctx.hand_back == super::HandBack::OutputDir,
+            ..Flags::from_names(&ctx.job.flags, ctx.config.gomod_strict_vendor)
+        };
         let (app, upstream) = (ctx.app_dir.to_path_buf(), ctx.config.goproxy.clone());
         let git_ref = ctx.job.git_ref.clone();
         let (plan, main_versions) = blocking(move || {
@@ -109,6 +113,22 @@ impl PackageManager for Gomod {
     }
 
     fn layout(plan: GomodPlan, _: Fetched, ctx: &LayoutContext) -> Result<PmOutput, Failure> {
+        let output_dir = ctx.hand_back == super::HandBack::OutputDir;
+        // an output directory's app/ is the user's source itself: nothing may be written there
+        // (the plan never asks for it; this keeps it so)
+        if output_dir
+            && plan
+                .plan
+                .modules
+                .iter()
+                .any(|m| m.vendor == plan::VendorMode::Generate || m.gomod_rewritten.is_some())
+        {
+            return Err(Failure::new(
+                common::ErrorKind::UnsupportedFeature,
+                "`larder fetch-deps` never writes the source: vendor/ is not generated and \
+                 go.mod is not rewritten",
+            ));
+        }
         let recorded = plan.recorded.lock().expect("not poisoned").clone();
         let out = layout::write_layout(&layout::LayoutInput {
             bundle_root: ctx.bundle_root(),
@@ -121,7 +141,7 @@ impl PackageManager for Gomod {
             repos_ca: ctx.repos_ca,
         })?;
         let mut env = out.env_vars;
-        if ctx.hand_back == super::HandBack::OutputDir {
+        if output_dir {
             // no GOPROXY to serve them: go reads the modules from GOMODCACHE (`path`
             // variables, below the output directory), as from an unpacked bundle
             env.insert("GOPROXY".into(), common::EnvVar::literal("off"));

@@ -134,6 +134,11 @@ pub struct Flags {
     pub gomod_vendor_check: bool,
     /// deployment setting (Cachito's `cachito_gomod_strict_vendor`)
     pub strict_vendor: bool,
+    /// `larder fetch-deps` ([`crate::pkg_managers::HandBack::OutputDir`]): the source is the
+    /// user's own directory and is never written. As Hermeto: `vendor/` is never generated
+    /// (`gomod-vendor` and `gomod-vendor-check` are accepted and change nothing), and one that
+    /// exists is checked as `gomod-vendor-check` checks it, with or without a flag.
+    pub read_only_source: bool,
 }
 
 impl Flags {
@@ -143,6 +148,7 @@ impl Flags {
             gomod_vendor: has("gomod-vendor"),
             gomod_vendor_check: has("gomod-vendor-check"),
             strict_vendor,
+            read_only_source: false,
         }
     }
 }
@@ -412,15 +418,12 @@ pub fn plan(
         // vendoring
         let vendor_dir = dir.join("vendor");
         let vendor_exists = vendor_dir.is_dir();
-        let vendor_mode = if !flags.gomod_vendor && !flags.gomod_vendor_check {
-            if vendor_exists && flags.strict_vendor {
-                return Err(VendorError::StrictVendor.into());
-            }
-            VendorMode::None
-        } else if vendor_exists {
+        // the consistency of an existing vendor/: Err when it cannot be read at all, Ok(Err)
+        // when it is not consistent with go.mod
+        let check_vendor = || -> Result<Result<(), PlanError>, PlanError> {
             let mt_path = file("vendor/modules.txt")?;
             let mt_file = mt_path.as_str().to_string();
-            let check = match read_text(repo, &mt_path, 64 << 20)? {
+            Ok(match read_text(repo, &mt_path, 64 << 20)? {
                 Some(mt) => vendor::parse_modules_txt(&mt_file, &mt)
                     .map_err(PlanError::from)
                     .and_then(|parsed| {
@@ -430,8 +433,23 @@ pub fn plan(
                     details: vec![format!("{mt_file} is missing")],
                 }
                 .into()),
-            };
-            match check {
+            })
+        };
+        let vendor_mode = if flags.read_only_source {
+            // never written: checked when it exists, and refused when inconsistent
+            if vendor_exists {
+                check_vendor()??;
+                VendorMode::UseExisting
+            } else {
+                VendorMode::None
+            }
+        } else if !flags.gomod_vendor && !flags.gomod_vendor_check {
+            if vendor_exists && flags.strict_vendor {
+                return Err(VendorError::StrictVendor.into());
+            }
+            VendorMode::None
+        } else if vendor_exists {
+            match check_vendor()? {
                 Ok(()) => VendorMode::UseExisting,
                 Err(e) if flags.gomod_vendor_check => return Err(e),
                 Err(_) => VendorMode::Generate,
@@ -1249,6 +1267,51 @@ mod tests {
             plan(d.path(), &[], &[], check, UP).unwrap().modules[0].vendor,
             VendorMode::Generate
         );
+    }
+
+    #[test]
+    fn read_only_source_checks_vendor_and_never_generates_it() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "go.mod", "module example.com/app\ngo 1.19\n");
+        let ro = |names: &[&str]| Flags {
+            read_only_source: true,
+            ..Flags::from_names(names, true)
+        };
+        let all: [&[&str]; 4] = [
+            &[],
+            &["gomod-vendor"],
+            &["gomod-vendor-check"],
+            &["gomod-vendor", "gomod-vendor-check"],
+        ];
+        // no vendor/: the flags change nothing (and strict is not asked for)
+        for names in all {
+            let p = plan(d.path(), &[], &[], ro(names), UP).unwrap();
+            assert_eq!(p.modules[0].vendor, VendorMode::None, "{names:?}");
+        }
+        // a consistent one is used, with or without a flag
+        write(d.path(), "vendor/modules.txt", "");
+        for names in all {
+            let p = plan(d.path(), &[], &[], ro(names), UP).unwrap();
+            assert_eq!(p.modules[0].vendor, VendorMode::UseExisting, "{names:?}");
+        }
+        // an inconsistent one is refused, gomod-vendor or not
+        write(
+            d.path(),
+            "vendor/modules.txt",
+            "# example.com/x v1.0.0\n## explicit\nexample.com/x\n",
+        );
+        for names in all {
+            let e = plan(d.path(), &[], &[], ro(names), UP).unwrap_err();
+            assert_eq!(
+                e.message(),
+                super::vendor::INCONSISTENT_MESSAGE,
+                "{names:?}"
+            );
+        }
+        // vendor/ without modules.txt: inconsistent
+        std::fs::remove_file(d.path().join("vendor/modules.txt")).unwrap();
+        let e = plan(d.path(), &[], &[], ro(&["gomod-vendor"]), UP).unwrap_err();
+        assert_eq!(e.message(), super::vendor::INCONSISTENT_MESSAGE);
     }
 
     #[test]
