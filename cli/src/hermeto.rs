@@ -199,9 +199,16 @@ pub fn parse_input(raw: &str) -> Result<Input> {
             flag_names.push(flag.to_string());
         }
         let specs = out.entry(PmName::new(name)).or_default();
-        // as Hermeto: a package once by (type, path)
-        if !specs.iter().any(|s| s.path == spec.path) {
-            specs.push(spec);
+        // as Hermeto: a package once by (type, path), and two that differ are a conflict
+        match specs.iter().find(|s| s.path == spec.path) {
+            None => specs.push(spec),
+            Some(same) if *same == spec => {}
+            Some(_) => {
+                return Err(usage(format!(
+                    "Conflicting {name} packages at the path {:?}: give each path once",
+                    spec.path.as_str()
+                )))
+            }
         }
     }
     for flag in flags {
@@ -438,7 +445,6 @@ pub async fn fetch_deps(args: FetchDepsArgs) -> Result<i32> {
             .collect(),
         options: None,
     };
-    write_json(&output.join(".build-config.json"), &build_config)?;
     let input = common::sbom::SbomInput {
         id: 0,
         repo: &fetched.repo,
@@ -458,7 +464,11 @@ pub async fn fetch_deps(args: FetchDepsArgs) -> Result<i32> {
         SbomType::Cyclonedx => common::sbom::cyclonedx(&[input], &ctx),
         SbomType::Spdx => common::sbom::spdx(&[input], &ctx),
     };
-    std::fs::write(output.join("bom.json"), bom).context("writing bom.json")?;
+    // each whole or not at all, the build configuration last: an output with one is complete
+    write_whole(&output.join("bom.json"), &bom)?;
+    let mut config = serde_json::to_vec_pretty(&build_config)?;
+    config.push(b'\n');
+    write_whole(&output.join(".build-config.json"), &config)?;
     tracing::info!(
         output = %output.display(),
         packages = fetched.packages.packages.len(),
@@ -477,10 +487,17 @@ fn usage_exit(e: anyhow::Error) -> Result<i32> {
     }
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value)?;
-    bytes.push(b'\n');
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+/// `bytes` at `path`, through a new file renamed into place.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing in {}", dir.display()))?;
+    std::io::Write::write_all(&mut temp, bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    temp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 fn escape_dollars(text: &str) -> String {
@@ -566,34 +583,74 @@ fn for_output_dir(from: &Path, for_dir: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
-/// Each variable's value: `${output_dir}` and the other variables (by their templates, as
-/// Hermeto resolves them) substituted; an older config's `path` variable is below the output
-/// directory.
-pub fn resolved_env(config: &BuildConfig, output_dir: &Path) -> Vec<(String, String)> {
+/// Each variable's value: `${output_dir}` and the other variables named in it substituted,
+/// those resolved first (as Hermeto resolves them: `GOPROXY=file://${GOMODCACHE}/…` with
+/// `GOMODCACHE=${output_dir}/…`); an older config's `path` variable is below the output
+/// directory. Variables that name each other are an error.
+pub fn resolved_env(
+    config: &BuildConfig,
+    output_dir: &Path,
+) -> std::result::Result<Vec<(String, String)>, String> {
     let output_dir = output_dir.to_string_lossy().into_owned();
-    let raw: BTreeMap<&str, &str> = config
+    let vars: BTreeMap<&str, &BuildEnvVar> = config
         .environment_variables
         .iter()
-        .map(|v| (v.name.as_str(), v.value.as_str()))
+        .map(|v| (v.name.as_str(), v))
         .collect();
-    config
-        .environment_variables
-        .iter()
-        .map(|var| {
-            let lookup = |name: &str| {
-                if name == "output_dir" {
-                    Some(output_dir.clone())
-                } else {
-                    raw.get(name).map(|v| v.to_string())
-                }
-            };
-            let mut value = safe_substitute(&var.value, &lookup);
-            if var.kind.as_deref() == Some("path") {
-                value = format!("{output_dir}/{value}");
-            }
-            (var.name.clone(), value)
-        })
-        .collect()
+    let resolver = EnvResolver {
+        vars,
+        output_dir,
+        done: Default::default(),
+        resolving: Default::default(),
+        cycle: Default::default(),
+    };
+    let mut resolved = Vec::with_capacity(config.environment_variables.len());
+    for var in &config.environment_variables {
+        let value = resolver.value(&var.name);
+        if let Some(names) = resolver.cycle.borrow().as_ref() {
+            return Err(format!("the variables {names} name each other"));
+        }
+        resolved.push((var.name.clone(), value.unwrap_or_default()));
+    }
+    Ok(resolved)
+}
+
+struct EnvResolver<'a> {
+    vars: BTreeMap<&'a str, &'a BuildEnvVar>,
+    output_dir: String,
+    done: std::cell::RefCell<BTreeMap<String, String>>,
+    /// The variables being resolved, outermost first.
+    resolving: std::cell::RefCell<Vec<String>>,
+    cycle: std::cell::RefCell<Option<String>>,
+}
+
+impl EnvResolver<'_> {
+    /// `name`'s value (`None`: no such variable; the reference stays as written).
+    fn value(&self, name: &str) -> Option<String> {
+        if name == "output_dir" {
+            return Some(self.output_dir.clone());
+        }
+        if let Some(value) = self.done.borrow().get(name) {
+            return Some(value.clone());
+        }
+        let var = self.vars.get(name)?;
+        if self.resolving.borrow().iter().any(|n| n == name) {
+            let mut names = self.resolving.borrow().clone();
+            names.push(name.to_string());
+            *self.cycle.borrow_mut() = Some(names.join(" → "));
+            return Some(String::new());
+        }
+        self.resolving.borrow_mut().push(name.to_string());
+        let mut value = safe_substitute(&var.value, &|n| self.value(n));
+        self.resolving.borrow_mut().pop();
+        if var.kind.as_deref() == Some("path") {
+            value = format!("{}/{value}", self.output_dir);
+        }
+        self.done
+            .borrow_mut()
+            .insert(name.to_string(), value.clone());
+        Some(value)
+    }
 }
 
 /// Run `generate-env`: the exit status.
@@ -615,7 +672,7 @@ pub fn generate_env(args: GenerateEnvArgs) -> Result<i32> {
             },
             (None, None) => EnvFormat::Json,
         };
-        let vars = resolved_env(&config, &dir);
+        let vars = resolved_env(&config, &dir).map_err(usage)?;
         let text = match format {
             EnvFormat::Json => serde_json::to_string(
                 &vars
@@ -655,15 +712,23 @@ pub fn inject_files(args: InjectFilesArgs) -> Result<i32> {
             let content = safe_substitute(&file.template, &|name| {
                 (name == "output_dir").then(|| dir.clone())
             });
+            let parent = file
+                .abspath
+                .parent()
+                .with_context(|| format!("{} names no directory", file.abspath.display()))?;
             if file.abspath.exists() {
                 tracing::info!(path = %file.abspath.display(), "overwriting");
             } else {
                 tracing::info!(path = %file.abspath.display(), "creating");
-                if let Some(parent) = file.abspath.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
+                std::fs::create_dir_all(parent)?;
             }
-            std::fs::write(&file.abspath, content)
+            // a new file renamed over the old: a symbolic link put there since fetch-deps
+            // checked the source is replaced, never written through
+            let mut temp = tempfile::NamedTempFile::new_in(parent)
+                .with_context(|| format!("writing in {}", parent.display()))?;
+            std::io::Write::write_all(&mut temp, content.as_bytes())
+                .with_context(|| format!("writing {}", file.abspath.display()))?;
+            temp.persist(&file.abspath)
                 .with_context(|| format!("writing {}", file.abspath.display()))?;
         }
         Ok(())
@@ -893,10 +958,55 @@ mod tests {
             r#"{"type": "npm""#,
             r#"[1]"#,
             r#"{"type": "pip", "binary": {"arch": "x86_64"}}"#,
+            r#"[{"type": "pip", "requirements_files": ["a.txt"]}, {"type": "pip", "requirements_files": ["b.txt"]}]"#,
         ] {
             let e = parse_input(bad).unwrap_err();
             assert!(e.downcast_ref::<UsageError>().is_some(), "{bad}: {e}");
         }
+    }
+
+    fn config_of(vars: &[(&str, &str)]) -> BuildConfig {
+        BuildConfig {
+            environment_variables: vars
+                .iter()
+                .map(|(name, value)| BuildEnvVar {
+                    name: name.to_string(),
+                    value: value.to_string(),
+                    kind: None,
+                })
+                .collect(),
+            project_files: Vec::new(),
+            options: None,
+        }
+    }
+
+    #[test]
+    fn variables_naming_variables_resolve_as_hermeto_resolves_them() {
+        // Hermeto's own gomod variables
+        let config = config_of(&[
+            ("GOPROXY", "file://${GOMODCACHE}/cache/download"),
+            ("GOMODCACHE", "${GOPATH}/pkg/mod"),
+            ("GOPATH", "${output_dir}/deps/gomod"),
+            ("PRICE", "$$5 ${NOT_A_VARIABLE}"),
+        ]);
+        assert_eq!(
+            resolved_env(&config, Path::new("/out")).unwrap(),
+            [
+                (
+                    "GOPROXY".to_string(),
+                    "file:///out/deps/gomod/pkg/mod/cache/download".to_string()
+                ),
+                (
+                    "GOMODCACHE".to_string(),
+                    "/out/deps/gomod/pkg/mod".to_string()
+                ),
+                ("GOPATH".to_string(), "/out/deps/gomod".to_string()),
+                ("PRICE".to_string(), "$5 ${NOT_A_VARIABLE}".to_string()),
+            ]
+        );
+        let cycle = config_of(&[("A", "x${B}"), ("B", "${C}"), ("C", "$A")]);
+        let e = resolved_env(&cycle, Path::new("/out")).unwrap_err();
+        assert_eq!(e, "the variables A → B → C → A name each other");
     }
 
     #[test]

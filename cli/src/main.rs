@@ -45,7 +45,21 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Hermeto's global options, accepted where pipelines pass them (`hermeto --log-level=info
+    /// fetch-deps …`). The log level, unless `LARDER_LOG` says otherwise.
+    #[arg(long, global = true, value_name = "LEVEL", ignore_case = true,
+          value_parser = ["debug", "info", "warning", "error", "critical"])]
+    log_level: Option<String>,
+    /// Hermeto's configuration file: not read (Larder's settings are its `LARDER_*` variables).
+    #[arg(long, global = true, value_name = "FILE")]
+    config_file: Option<std::path::PathBuf>,
+    /// Hermeto's mode: Larder is always strict (`permissive` is refused).
+    #[arg(long, global = true, value_parser = ["strict"])]
+    mode: Option<String>,
 }
+
+/// The level `--log-level` asked for, as a tracing filter.
+static LOG_LEVEL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
 
 #[derive(Subcommand)]
 enum Command {
@@ -115,8 +129,14 @@ fn fetch_in_child_processes() -> Result<()> {
 /// Logging to stderr, and, for a process that runs a worker, to the requests' logs (sent to
 /// the api once the worker starts).
 fn init_tracing(with_request_logs: bool) -> Option<worker::request_log::RequestLogs> {
-    let filter = EnvFilter::try_from_env("LARDER_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,actix_server=warn"));
+    let filter = EnvFilter::try_from_env("LARDER_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(
+            LOG_LEVEL
+                .get()
+                .copied()
+                .unwrap_or("info,lapin=warn,actix_server=warn"),
+        )
+    });
     use std::io::IsTerminal;
     // colour only on a terminal: redirected logs and log files stay plain text
     let fmt = tracing_subscriber::fmt::layer()
@@ -205,6 +225,21 @@ fn work_dir_of(config: &Config) -> Result<Option<std::fs::File>> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Some(level) = &cli.log_level {
+        let _ = LOG_LEVEL.set(match level.to_ascii_lowercase().as_str() {
+            "debug" => "debug",
+            "info" => "info",
+            "warning" => "warn",
+            _ => "error",
+        });
+    }
+    if let Some(file) = &cli.config_file {
+        eprintln!(
+            "note: --config-file {} is not read: Larder is configured by its LARDER_* variables",
+            file.display()
+        );
+    }
+    let _ = cli.mode;
     match cli.command {
         Command::Serve { dev, mut config } => {
             if dev {

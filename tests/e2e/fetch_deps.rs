@@ -80,7 +80,14 @@ fn env_json(home: &Path, cache: &Path, output: &Path) -> Vec<(String, String)> {
     let (code, text) = larder(
         home,
         cache,
-        &["generate-env", output.to_str().unwrap(), "--format", "json"],
+        // with Hermeto's global option, as Konflux's task passes it
+        &[
+            "--log-level=info",
+            "generate-env",
+            output.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
         &[],
     );
     assert_eq!(code, 0, "{text}");
@@ -587,7 +594,8 @@ async fn a_list_of_package_managers_and_merged_sboms_validate() {
     assert_valid("cyclonedx", &merged);
     let union: BTreeSet<String> = purls(&npm_bom).union(&purls(&pip_bom)).cloned().collect();
     assert_eq!(purls(&merged), union);
-    assert!(purls(&both_bom).is_subset(&union.union(&purls(&both_bom)).cloned().collect()));
+    // one run of both package managers names what the two runs did
+    assert_eq!(purls(&both_bom), union);
     // the same SBOM twice merges into one of its components, each once
     let (code, log) = larder(
         &home,

@@ -282,6 +282,19 @@ fn collect_project_files(
             continue;
         }
         let rel = path.strip_prefix(overlay).unwrap_or(&path);
+        // inject-files writes it into the source: no symlinked directory of the source
+        // (`.cargo -> /etc`) may carry that write elsewhere, and the file itself is not a
+        // symlink (inject-files replaces a file, it never writes through one)
+        let outside = |reason: String| LocalError::Source {
+            path: rel.display().to_string(),
+            reason,
+        };
+        common::repo_path::RepoPath::from_path(rel)
+            .and_then(|r| r.resolve_new(source))
+            .map_err(|e| outside(e.to_string()))?;
+        if std::fs::symlink_metadata(source.join(rel)).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(outside("it is a symbolic link in the source".into()).into());
+        }
         let text = std::fs::read_to_string(&path)
             .map_err(|_| LocalError::NotText(rel.display().to_string()))?;
         out.push(ProjectFile {
@@ -299,19 +312,29 @@ pub fn template_of(text: &str) -> String {
         .replace(OUTPUT_DIR_MARK, "${output_dir}")
 }
 
-/// The source's repository and commit: its git `origin` and `HEAD` when it is a git
-/// repository, else a `file://` URL of the directory and no commit (40 zeros).
+/// The source's repository and commit: the `origin` and `HEAD` of the git repository holding
+/// it, else a `file://` URL of the directory and no commit (40 zeros), said in the log.
 fn source_identity(source: &Path) -> (String, String) {
     let fallback_repo = format!("file://{}", source.display());
     let none = "0".repeat(40);
-    let Ok(repo) = git2::Repository::open(source) else {
-        return (fallback_repo, none);
+    let repo = match git2::Repository::discover(source) {
+        Ok(repo) => repo,
+        Err(e) => {
+            tracing::warn!(source = %source.display(), error = %e, "the source is not in a git repository the SBOM can name");
+            return (fallback_repo, none);
+        }
     };
-    let url = repo
+    let url = match repo
         .find_remote("origin")
         .ok()
         .and_then(|r| r.url().ok().map(str::to_string))
-        .unwrap_or(fallback_repo);
+    {
+        Some(url) => canonical_origin(&url),
+        None => {
+            tracing::warn!(source = %source.display(), "the source's repository has no origin remote");
+            fallback_repo
+        }
+    };
     let commit = repo
         .head()
         .ok()
@@ -321,9 +344,53 @@ fn source_identity(source: &Path) -> (String, String) {
     (url, commit)
 }
 
+/// `origin` as the SBOM may name it: without credentials (a deploy token in the URL would be
+/// published with the SBOM), an scp-like `user@host:path` as `ssh://user@host/path`.
+fn canonical_origin(url: &str) -> String {
+    if url.contains("://") {
+        let Ok(mut parsed) = url::Url::parse(url) else {
+            return url.to_string();
+        };
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            tracing::warn!("the origin URL names credentials: left out of the SBOM");
+            // both only fail for URLs that cannot have userinfo
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+        }
+        return parsed.into();
+    }
+    match url.split_once(':') {
+        Some((host, path)) if !host.contains('/') => {
+            format!("ssh://{host}/{}", path.trim_start_matches('/'))
+        }
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_lose_credentials_and_scp_forms_become_urls() {
+        assert_eq!(
+            canonical_origin("https://deploy:glpat-SECRET@gitlab.example.com/grp/demo.git"),
+            "https://gitlab.example.com/grp/demo.git"
+        );
+        assert_eq!(
+            canonical_origin("https://token@host.example/r"),
+            "https://host.example/r"
+        );
+        assert_eq!(
+            canonical_origin("git@github.com:org/repo.git"),
+            "ssh://git@github.com/org/repo.git"
+        );
+        assert_eq!(
+            canonical_origin("https://github.com/org/repo"),
+            "https://github.com/org/repo"
+        );
+        assert_eq!(canonical_origin("/srv/git/repo"), "/srv/git/repo");
+    }
 
     #[test]
     fn templates_escape_dollars_and_name_the_output_dir() {

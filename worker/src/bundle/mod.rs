@@ -255,10 +255,21 @@ impl BundleTree {
                             .map_err(write)?;
                     }
                 }
-                Placed::Derived { key, .. } => {
+                Placed::Derived { key, sha256 } => {
                     let member = store
                         .path(&key)
                         .map_err(|_| PlaceError::NotStored { key: key.clone() })?;
+                    // checked as a bundle checks it, before anything of it is unpacked
+                    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+                    io::copy(
+                        &mut std::fs::File::open(&member).map_err(write)?,
+                        &mut hasher,
+                    )
+                    .map_err(write)?;
+                    if <[u8; 32]>::from(sha2::Digest::finalize(hasher)) != sha256 {
+                        member::discard(store, &key);
+                        return Err(PlaceError::Damaged(key));
+                    }
                     common::archive::unpack_tar_gz(&member, dest, Default::default())
                         .map_err(|e| write(io::Error::other(e.to_string())))?;
                 }
