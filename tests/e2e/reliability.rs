@@ -6,14 +6,42 @@ use crate::support::*;
 use serde_json::json;
 use std::time::Duration;
 
+/// A repository of one commit (a README) served over git:// behind a proxy the test can pause
+/// (a fetch of `through_proxy()` then hangs until it opens).
+struct ServedRepo {
+    repo: GitRepo,
+    commit: String,
+    proxy: TcpProxy,
+    _daemon: GitDaemon,
+    _base: tempfile::TempDir,
+}
+
+impl ServedRepo {
+    async fn start(readme: &str) -> Self {
+        let base = tempfile::tempdir().unwrap();
+        let repo = GitRepo::new(base.path().join("project"));
+        repo.write("README", readme);
+        let commit = repo.commit("c");
+        let daemon = GitDaemon::start(base.path()).await;
+        let proxy = TcpProxy::start(&format!("127.0.0.1:{}", daemon.port)).await;
+        Self {
+            repo,
+            commit,
+            proxy,
+            _daemon: daemon,
+            _base: base,
+        }
+    }
+
+    fn through_proxy(&self) -> String {
+        format!("git://127.0.0.1:{}/project", self.proxy.port)
+    }
+}
+
 #[tokio::test]
 async fn a_killed_workers_request_is_finished_by_another() {
-    let base = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(base.path().join("project"));
-    repo.write("README", "survives a crash\n");
-    let commit = repo.commit("c");
-    let daemon = GitDaemon::start(base.path()).await;
-    let proxy = TcpProxy::start(&format!("127.0.0.1:{}", daemon.port)).await;
+    let served = ServedRepo::start("survives a crash\n").await;
+    let (commit, proxy) = (served.commit.clone(), &served.proxy);
 
     let mut larder = Larder::new();
     larder.spawn("api", &[]);
@@ -22,7 +50,9 @@ async fn a_killed_workers_request_is_finished_by_another() {
 
     // The first worker gets stuck fetching the repository, then dies.
     proxy.set(ProxyMode::Paused);
-    let id = larder.submit(json!({"repo": format!("git://127.0.0.1:{}/project", proxy.port), "ref": commit, "pkg_managers": []})).await;
+    let id = larder
+        .submit(json!({"repo": served.through_proxy(), "ref": commit, "pkg_managers": []}))
+        .await;
     larder
         .wait_until(id, Duration::from_secs(60), |r| {
             r["state_reason"] == "Fetching the application source"
@@ -133,17 +163,6 @@ fn signal(pid: u32, sig: &str) {
     assert!(ok, "kill {sig} {pid}");
 }
 
-/// A repository served through a proxy the test can pause, so a worker hangs fetching it.
-async fn stalled_repository(base: &std::path::Path) -> (GitDaemon, TcpProxy, String, String) {
-    let repo = GitRepo::new(base.join("project"));
-    repo.write("README", "slow\n");
-    let commit = repo.commit("c");
-    let daemon = GitDaemon::start(base).await;
-    let proxy = TcpProxy::start(&format!("127.0.0.1:{}", daemon.port)).await;
-    let url = format!("git://127.0.0.1:{}/project", proxy.port);
-    (daemon, proxy, url, commit)
-}
-
 async fn wait_for_log(larder: &Larder, needle: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !larder.logs().contains(needle) {
@@ -167,8 +186,8 @@ fn reasons(r: &serde_json::Value) -> Vec<String> {
 
 #[tokio::test]
 async fn a_silent_workers_request_is_taken_over_and_the_old_attempt_changes_nothing() {
-    let base = tempfile::tempdir().unwrap();
-    let (_daemon, proxy, url, commit) = stalled_repository(base.path()).await;
+    let served = ServedRepo::start("slow\n").await;
+    let (proxy, url, commit) = (&served.proxy, served.through_proxy(), served.commit.clone());
     let mut larder = Larder::new();
     larder
         .env
@@ -209,7 +228,8 @@ async fn a_silent_workers_request_is_taken_over_and_the_old_attempt_changes_noth
 #[tokio::test]
 async fn a_request_past_its_deadline_fails_and_frees_the_worker() {
     let base = tempfile::tempdir().unwrap();
-    let (_daemon, proxy, url, commit) = stalled_repository(base.path()).await;
+    let served = ServedRepo::start("slow\n").await;
+    let (proxy, url, commit) = (&served.proxy, served.through_proxy(), served.commit.clone());
     let mut larder = Larder::new();
     larder
         .env
@@ -239,7 +259,8 @@ async fn a_request_past_its_deadline_fails_and_frees_the_worker() {
 #[tokio::test]
 async fn a_request_whose_workers_keep_dying_fails_after_its_deliveries() {
     let base = tempfile::tempdir().unwrap();
-    let (_daemon, proxy, url, commit) = stalled_repository(base.path()).await;
+    let served = ServedRepo::start("slow\n").await;
+    let (proxy, url, commit) = (&served.proxy, served.through_proxy(), served.commit.clone());
     let mut larder = Larder::new();
     larder
         .env
@@ -388,12 +409,8 @@ async fn a_worker_killed_20_times_at_random_points_converges() {
 /// it was killed is sent again when it starts (the database is the record).
 #[tokio::test]
 async fn serve_without_a_broker_queues_in_process_and_finishes_a_request_after_a_kill() {
-    let base = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(base.path().join("project"));
-    repo.write("README", "queued in process\n");
-    let commit = repo.commit("c");
-    let daemon = GitDaemon::start(base.path()).await;
-    let proxy = TcpProxy::start(&format!("127.0.0.1:{}", daemon.port)).await;
+    let served = ServedRepo::start("queued in process\n").await;
+    let (repo, commit, proxy) = (&served.repo, served.commit.clone(), &served.proxy);
 
     let mut larder = Larder::new();
     larder.env.remove("LARDER_AMQP_URL");
@@ -419,7 +436,9 @@ async fn serve_without_a_broker_queues_in_process_and_finishes_a_request_after_a
 
     // stuck fetching the repository, then killed
     proxy.set(ProxyMode::Paused);
-    let id = larder.submit(json!({"repo": format!("git://127.0.0.1:{}/project", proxy.port), "ref": commit, "pkg_managers": []})).await;
+    let id = larder
+        .submit(json!({"repo": served.through_proxy(), "ref": commit, "pkg_managers": []}))
+        .await;
     larder
         .wait_until(id, Duration::from_secs(60), |r| {
             r["state_reason"] == "Fetching the application source"
@@ -450,12 +469,8 @@ async fn serve_without_a_broker_queues_in_process_and_finishes_a_request_after_a
 /// RabbitMQ (they lived only in that process), and takes over the one it had started.
 #[tokio::test]
 async fn jobs_a_serve_queued_itself_are_finished_by_rabbitmq_workers_once_it_is_gone() {
-    let base = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(base.path().join("project"));
-    repo.write("README", "queued in process\n");
-    let commit = repo.commit("c");
-    let daemon = GitDaemon::start(base.path()).await;
-    let proxy = TcpProxy::start(&format!("127.0.0.1:{}", daemon.port)).await;
+    let served = ServedRepo::start("queued in process\n").await;
+    let (repo, commit, proxy) = (&served.repo, served.commit.clone(), &served.proxy);
 
     let mut larder = Larder::new();
     larder
@@ -483,7 +498,7 @@ async fn jobs_a_serve_queued_itself_are_finished_by_rabbitmq_workers_once_it_is_
     );
 
     proxy.set(ProxyMode::Paused);
-    let stuck_repo = format!("git://127.0.0.1:{}/project", proxy.port);
+    let stuck_repo = served.through_proxy();
     let started = larder
         .submit(json!({"repo": stuck_repo, "ref": commit, "pkg_managers": []}))
         .await;
@@ -497,15 +512,7 @@ async fn jobs_a_serve_queued_itself_are_finished_by_rabbitmq_workers_once_it_is_
         .await;
     // dispatched to the busy worker's queue
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let status = larder
-        .http
-        .get(format!("{}/ui/status", larder.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let status = larder.page("/ui/status").await;
     assert!(status.contains("<dd id=\"queue-depth\">1</dd>"), "{status}");
     larder.kill(serve);
     proxy.set(ProxyMode::Open);

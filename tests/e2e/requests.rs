@@ -502,15 +502,7 @@ async fn listing_by_package_manager_finds_every_request_naming_it() {
         "an empty value is no filter"
     );
     // the page for people uses the same filter
-    let page = larder
-        .http
-        .get(format!("{}/ui/requests?pkg_manager=pip", larder.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = larder.page("/ui/requests?pkg_manager=pip").await;
     for (id, shown) in ids.iter().zip([false, true, true, false]) {
         assert_eq!(
             page.contains(&format!("href=\"/ui/requests/{id}\"")),

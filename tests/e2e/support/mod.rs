@@ -239,6 +239,17 @@ impl Larder {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// The body of a page (`/ui/…`) as text, whatever its status.
+    pub async fn page(&self, path: &str) -> String {
+        self.auth(self.http.get(format!("{}{path}", self.url)))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let resp = self
             .auth(self.http.post(format!("{}{path}", self.url)))
