@@ -13,7 +13,7 @@ use crate::bundle::{BundleTree, APP_OVERLAY};
 use crate::fetch::Fetcher;
 use crate::outbound::Outbound;
 use crate::pkg_managers::{
-    HandBack, PmContext, PmOutput, ProgressTo, Registered, OUTPUT_DIR_MARK, REGISTRY,
+    HandBack, PmContext, PmOutput, ProgressTo, Registered, output_dir_mark, REGISTRY,
 };
 use common::{
     Artifact, Config, EnvVars, ErrorKind, Failure, Job, PackageSpec, PackagesData, PmName,
@@ -309,7 +309,7 @@ fn collect_project_files(
 /// output directory's mark made the placeholder.
 pub fn template_of(text: &str) -> String {
     text.replace('$', "$$")
-        .replace(OUTPUT_DIR_MARK, "${output_dir}")
+        .replace(output_dir_mark(), "${output_dir}")
 }
 
 /// The source's repository and commit: the `origin` and `HEAD` of the git repository holding
@@ -396,9 +396,15 @@ mod tests {
     fn templates_escape_dollars_and_name_the_output_dir() {
         assert_eq!(
             template_of(&format!(
-                "a $HOME file://{OUTPUT_DIR_MARK}/deps/npm/x.tgz $$"
+                "a $HOME file://{}/deps/npm/x.tgz $$",
+                output_dir_mark()
             )),
             "a $$HOME file://${output_dir}/deps/npm/x.tgz $$$$"
+        );
+        // a repository cannot write the mark: it is not known before the run
+        assert_eq!(
+            template_of("@larder-output-dir@ @larder-output-dir-0@"),
+            "@larder-output-dir@ @larder-output-dir-0@"
         );
     }
 }

@@ -69,7 +69,7 @@ pub enum HandBack {
     Service,
     /// `larder fetch-deps` (Hermeto's layout): `deps/<pm>/…` in an output directory, and the
     /// files an offline build needs over the source written into the app overlay with
-    /// [`OUTPUT_DIR_MARK`] where the output directory's absolute path goes (the local runner
+    /// [`output_dir_mark`] where the output directory's absolute path goes (the local runner
     /// turns them into `${output_dir}` templates). Environment variables of kind `path` are
     /// relative to the output directory.
     OutputDir,
@@ -77,8 +77,14 @@ pub enum HandBack {
 
 /// Stands for the output directory's absolute path in what a layout writes for
 /// [`HandBack::OutputDir`] (no `$` in it: every `$` of the rest is escaped as `$$` when it
-/// becomes a template).
-pub const OUTPUT_DIR_MARK: &str = "@larder-output-dir@";
+/// becomes a template). Random per process: a fixed mark written in a repository's own files
+/// would have been turned into the output directory's path too.
+pub fn output_dir_mark() -> &'static str {
+    static MARK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("@larder-output-dir-{}@", common::token::new_salt())
+    });
+    &MARK
+}
 
 /// Where a running package manager's progress goes.
 #[derive(Clone, Copy)]

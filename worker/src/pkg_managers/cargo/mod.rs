@@ -23,7 +23,7 @@ pub mod fixtures;
 
 use super::{
     Fetched, Fetches, GitFetch, HandBack, LayoutContext, PackageManager, PmContext, PmOutput,
-    OUTPUT_DIR_MARK,
+    output_dir_mark,
 };
 use crate::blocking::blocking;
 use crate::fetch::no_check;
@@ -263,7 +263,7 @@ impl PackageManager for Cargo {
             let git = config::git_sources(lock);
             let (path, text) = if output_dir {
                 // the app is the user's source: its own configuration is kept, merged into
-                let vendor_dir = format!("{OUTPUT_DIR_MARK}/deps/cargo");
+                let vendor_dir = format!("{}/deps/cargo", output_dir_mark());
                 config::offline_config_merged(
                     &ctx.app_dir(),
                     &lock.package_path,

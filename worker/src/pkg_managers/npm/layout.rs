@@ -1023,7 +1023,7 @@ impl Rewrites<'_> {
             Variant::Registry => format!("{}{}/-/{}", self.repo_url, r.name, r.filename),
             Variant::Offline if self.output_dir => format!(
                 "file://{}/{}",
-                crate::pkg_managers::OUTPUT_DIR_MARK,
+                crate::pkg_managers::output_dir_mark(),
                 r.store_key
             ),
             Variant::Offline => format!("file:{extra_up}{}{}", self.up, r.store_key),

@@ -9,7 +9,7 @@ use crate::pkg_managers::pip::plan::{GitDep, Plan};
 use crate::pkg_managers::pip::requirements::{
     resolve_file, ParsedRequirements, Requirement, Source,
 };
-use crate::pkg_managers::{GitCheckout, GitFetch, HandBack, ReposCa, OUTPUT_DIR_MARK};
+use crate::pkg_managers::{GitCheckout, GitFetch, HandBack, ReposCa, output_dir_mark};
 use common::archive::TarGzWriter;
 use common::artifact::pip::{PipFileKind, PipMeta};
 use common::commit::CommitId;
@@ -443,7 +443,7 @@ pub fn layout(input: &LayoutInput) -> Result<LayoutOutput, LayoutError> {
     };
     let link = |bundle_path: &str| {
         if output_dir {
-            format!("file://{OUTPUT_DIR_MARK}/{bundle_path}")
+            format!("file://{}/{bundle_path}", output_dir_mark())
         } else {
             format!("{base}{}", served_file_path(bundle_path))
         }

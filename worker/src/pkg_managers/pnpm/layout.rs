@@ -87,7 +87,7 @@ pub fn layout(
     // the bundle's files relative to the package directory; an output directory's by its
     // absolute path
     let up = if ctx.hand_back == crate::pkg_managers::HandBack::OutputDir {
-        format!("{}/", crate::pkg_managers::OUTPUT_DIR_MARK)
+        format!("{}/", crate::pkg_managers::output_dir_mark())
     } else {
         "../".repeat(project.path.depth() + 1)
     };
