@@ -14,16 +14,21 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use crate::db::{DbConn, DbPool};
+use crate::db::{AsDb, DbPool};
 use crate::error::{ApiError, ApiResult};
 use crate::schema::requests;
 
 /// The blob's lock until the transaction ends: namings and releases of one blob in turn.
-async fn lock_blob(conn: &mut diesel_async::AsyncPgConnection, sha256_hex: &str) -> ApiResult<()> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('larder-bundle:' || $1, 0))")
+/// (SQLite's transactions take turns already: its pool has one connection.)
+async fn lock_blob(conn: &mut impl AsDb, sha256_hex: &str) -> ApiResult<()> {
+    if let crate::db::Db::Postgres(c) = conn.as_db() {
+        diesel::sql_query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('larder-bundle:' || $1, 0))",
+        )
         .bind::<Text, _>(sha256_hex)
-        .execute(conn)
+        .execute(c)
         .await?;
+    }
     Ok(())
 }
 
@@ -33,7 +38,7 @@ pub use common::store::is_sha256_hex;
 /// request's row). On an object store the blob must be there with that sha256: otherwise a
 /// 409 tells the worker to put it (again) and complete again.
 pub async fn name(
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &mut impl AsDb,
     objects: Option<&ObjectTier>,
     id: i64,
     sha256_hex: &str,
@@ -52,10 +57,10 @@ pub async fn name(
             )));
         }
     }
-    diesel::update(requests::table.find(id))
+    crate::on!(conn, c => diesel::update(requests::table.find(id))
         .set(requests::bundle_sha256.eq(sha256_hex))
-        .execute(conn)
-        .await?;
+        .execute(c)
+        .await)?;
     Ok(())
 }
 
@@ -111,7 +116,7 @@ pub async fn remove_unnamed(
         else {
             continue;
         };
-        let gone = conn
+        let gone = crate::on!(&mut conn, c => c
             .transaction::<_, ApiError, _>(async |conn| {
                 lock_blob(conn, &sha256_hex).await?;
                 if users(conn, &sha256_hex).await? > 0 {
@@ -122,7 +127,7 @@ pub async fn remove_unnamed(
                 })?;
                 Ok(true)
             })
-            .await?;
+            .await)?;
         if gone {
             tracing::info!(key = %object.key, "removed a bundle no request names");
             removed += 1;
@@ -132,26 +137,26 @@ pub async fn remove_unnamed(
 }
 
 /// How many requests that are not stale name the blob.
-async fn users(conn: &mut diesel_async::AsyncPgConnection, sha256_hex: &str) -> ApiResult<i64> {
-    Ok(diesel::sql_query(
+async fn users(conn: &mut impl AsDb, sha256_hex: &str) -> ApiResult<i64> {
+    Ok(crate::on!(conn, c => diesel::sql_query(
         "SELECT count(*) AS n FROM requests WHERE bundle_sha256 = $1 AND state <> 'stale'",
     )
     .bind::<Text, _>(sha256_hex)
-    .get_result::<Count>(conn)
-    .await?
+    .get_result::<Count>(c)
+    .await)?
     .n)
 }
 
-async fn release_blob(conn: &mut DbConn, tier: &ObjectTier, id: i64) -> ApiResult<()> {
-    let named: Option<String> = requests::table
+async fn release_blob(conn: &mut impl AsDb, tier: &ObjectTier, id: i64) -> ApiResult<()> {
+    let named: Option<String> = crate::on!(conn, c => requests::table
         .find(id)
         .select(requests::bundle_sha256)
-        .first(conn)
-        .await?;
+        .first(c)
+        .await)?;
     let Some(sha256_hex) = named.filter(|s| is_sha256_hex(s)) else {
         return Ok(());
     };
-    conn.transaction::<_, ApiError, _>(async |conn| {
+    crate::on!(conn, c => c.transaction::<_, ApiError, _>(async |conn| {
         lock_blob(conn, &sha256_hex).await?;
         if users(conn, &sha256_hex).await? == 0 {
             let key = bundle_blob_key(&sha256_hex);
@@ -162,7 +167,7 @@ async fn release_blob(conn: &mut DbConn, tier: &ObjectTier, id: i64) -> ApiResul
         }
         Ok(())
     })
-    .await
+    .await)
 }
 
 #[cfg(test)]
@@ -203,17 +208,17 @@ mod tests {
         hex: &str,
     ) -> ApiResult<()> {
         let mut conn = db.pool.get().await.unwrap();
-        conn.transaction::<_, ApiError, _>(async |conn| name(conn, Some(tier), id, hex).await)
-            .await
+        crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| name(conn, Some(tier), id, hex).await)
+            .await)
     }
 
     async fn make_stale(db: &TestDb, id: i64) {
         let mut conn = db.pool.get().await.unwrap();
-        diesel::update(requests::table.find(id))
+        crate::on!(&mut conn, c => diesel::update(requests::table.find(id))
             .set(requests::state.eq("stale"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+            .execute(c)
+            .await)
+        .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread")]

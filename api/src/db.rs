@@ -1,23 +1,193 @@
-//! Database connection pool, creation of the database, and migrations.
+//! The database: PostgreSQL (`LARDER_DATABASE_URL`) or the embedded SQLite file in the data
+//! directory (unset); its pool, creation and migrations. Every query is written once and
+//! compiled for both backends by [`on!`].
 
 use diesel::prelude::*;
+use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 
-pub type DbPool = Pool<AsyncPgConnection>;
-pub type DbConn = Object<AsyncPgConnection>;
+/// SQLite's connection, run on tokio's blocking threads.
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Which database: a PostgreSQL URL, or the embedded SQLite file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+impl Database {
+    /// `LARDER_DATABASE_URL` if set (`postgres://…`, or `sqlite:///absolute/path` for a file of
+    /// one's choosing), else `larder.db` in the data directory.
+    pub fn from_config(url: Option<&str>, data_dir: &Path) -> Result<Self, DbSetupError> {
+        match url.map(str::trim).filter(|u| !u.is_empty()) {
+            None => Ok(Self::Sqlite(data_dir.join("larder.db"))),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Ok(Self::Postgres(u.to_string()))
+            }
+            Some(u) => match u.strip_prefix("sqlite://") {
+                Some(path) if Path::new(path).is_absolute() => Ok(Self::Sqlite(path.into())),
+                _ => Err(DbSetupError::InvalidUrl(u.to_string())),
+            },
+        }
+    }
+
+    /// What logs and pages name: the URL without its password, or the file.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut u) => {
+                    let _ = u.set_password(None);
+                    u.to_string()
+                }
+                Err(_) => "postgres".into(),
+            },
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Self::Sqlite(_))
+    }
+}
+
+/// A pool of connections to either database.
+#[derive(Clone)]
+pub enum DbPool {
+    Postgres(Pool<AsyncPgConnection>),
+    Sqlite(Pool<SqliteConn>),
+}
+
+/// A connection taken from a [`DbPool`].
+pub enum DbConn {
+    Postgres(Object<AsyncPgConnection>),
+    Sqlite(Object<SqliteConn>),
+}
+
+impl DbPool {
+    pub async fn get(&self) -> Result<DbConn, diesel_async::pooled_connection::deadpool::PoolError> {
+        Ok(match self {
+            Self::Postgres(p) => DbConn::Postgres(p.get().await?),
+            Self::Sqlite(p) => DbConn::Sqlite(p.get().await?),
+        })
+    }
+
+    pub fn status(&self) -> deadpool::Status {
+        match self {
+            Self::Postgres(p) => p.status(),
+            Self::Sqlite(p) => p.status(),
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Self::Sqlite(_))
+    }
+}
+
+/// A connection of either backend, borrowed: what [`on!`] matches on.
+pub enum Db<'a> {
+    Postgres(&'a mut AsyncPgConnection),
+    Sqlite(&'a mut SqliteConn),
+}
+
+/// Anything a query can run on: a pooled connection, a connection of either backend (as a
+/// transaction's closure gets it), or a [`Db`].
+pub trait AsDb: Send {
+    fn as_db(&mut self) -> Db<'_>;
+}
+
+impl AsDb for AsyncPgConnection {
+    fn as_db(&mut self) -> Db<'_> {
+        Db::Postgres(self)
+    }
+}
+
+impl AsDb for SqliteConn {
+    fn as_db(&mut self) -> Db<'_> {
+        Db::Sqlite(self)
+    }
+}
+
+impl AsDb for DbConn {
+    fn as_db(&mut self) -> Db<'_> {
+        match self {
+            Self::Postgres(c) => Db::Postgres(c),
+            Self::Sqlite(c) => Db::Sqlite(c),
+        }
+    }
+}
+
+impl AsDb for Db<'_> {
+    fn as_db(&mut self) -> Db<'_> {
+        match self {
+            Self::Postgres(c) => Db::Postgres(c),
+            Self::Sqlite(c) => Db::Sqlite(c),
+        }
+    }
+}
+
+impl<T: AsDb + ?Sized> AsDb for &mut T {
+    fn as_db(&mut self) -> Db<'_> {
+        (**self).as_db()
+    }
+}
+
+impl DbConn {
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Self::Sqlite(_))
+    }
+}
+
+/// `on!(conn, c => body)`: `body` compiled for each backend with `c` that backend's
+/// connection (`&mut AsyncPgConnection` or `&mut SqliteConn`), run for the one `conn` is.
+/// One query text, two backends; where SQL must differ, [`sql!`] picks the text.
+#[macro_export]
+macro_rules! on {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $crate::db::AsDb::as_db($conn) {
+            $crate::db::Db::Postgres($c) => {
+                #[allow(unused)]
+                const SQLITE: bool = false;
+                $body
+            }
+            $crate::db::Db::Sqlite($c) => {
+                #[allow(unused)]
+                const SQLITE: bool = true;
+                $body
+            }
+        }
+    };
+}
+
+/// Inside [`on!`]: PostgreSQL's text, or SQLite's.
+#[macro_export]
+macro_rules! sql {
+    (postgres: $pg:expr, sqlite: $lite:expr $(,)?) => {
+        if SQLITE {
+            $lite
+        } else {
+            $pg
+        }
+    };
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbSetupError {
     #[error("invalid database URL {0:?}")]
     InvalidUrl(String),
-    #[error("cannot connect to PostgreSQL: {0}")]
+    #[error("cannot connect to the database: {0}")]
     Connect(#[from] diesel::ConnectionError),
+    #[error("cannot create the database's directory {0}: {1}")]
+    Directory(PathBuf, std::io::Error),
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
     #[error("migrations failed: {0}")]
@@ -90,21 +260,48 @@ pub async fn drop_database(database_url: &str) -> Result<(), DbSetupError> {
 const MIGRATION_LOCK: i64 = 0x6c61_7264_6572_0001;
 
 /// Apply pending migrations. Needs the multi-threaded tokio runtime.
-pub async fn migrate(database_url: &str) -> Result<Vec<String>, DbSetupError> {
-    let mut conn = AsyncPgConnection::establish(database_url).await?;
-    // held by this connection until it closes, with the harness
-    diesel::sql_query("SELECT pg_advisory_lock($1)")
-        .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
-        .execute(&mut conn)
-        .await?;
-    let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
-    let applied = harness
-        .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| DbSetupError::Migrations(e.to_string()))?
-        .into_iter()
-        .map(|v| v.to_string())
-        .collect();
+pub async fn migrate(database: &Database) -> Result<Vec<String>, DbSetupError> {
+    let applied = match database {
+        Database::Postgres(url) => {
+            let mut conn = AsyncPgConnection::establish(url).await?;
+            // held by this connection until it closes, with the harness
+            diesel::sql_query("SELECT pg_advisory_lock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+                .execute(&mut conn)
+                .await?;
+            let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+            harness
+                .run_pending_migrations(MIGRATIONS)
+                .map_err(|e| DbSetupError::Migrations(e.to_string()))?
+                .into_iter()
+                .map(|v| v.to_string())
+                .collect()
+        }
+        Database::Sqlite(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || {
+                // SQLite's own lock: one migrating connection at a time
+                let mut conn = <SqliteConnection as diesel::Connection>::establish(&sqlite_url(&path))?;
+                diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_PRAGMAS)?;
+                conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|applied| applied.into_iter().map(|v| v.to_string()).collect())
+                    .map_err(|e| DbSetupError::Migrations(e.to_string()))
+            })
+            .await
+            .map_err(|e| DbSetupError::Migrations(e.to_string()))??
+        }
+    };
     Ok(applied)
+}
+
+/// Every SQLite connection: the write-ahead log (readers never wait for the writer, and a
+/// power cut loses no committed transaction), foreign keys enforced as PostgreSQL's are, and
+/// a writer waits for another instead of failing at once.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;";
+
+fn sqlite_url(path: &Path) -> String {
+    path.display().to_string()
 }
 
 /// How long a handler waits for a free pooled connection before the api answers 503: a burst
@@ -112,42 +309,120 @@ pub async fn migrate(database_url: &str) -> Result<Vec<String>, DbSetupError> {
 pub const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Opening a new connection, and checking an idle one before it is handed out again.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// SQLite has one writer at a time; one connection makes every transaction wait its turn in
+/// the pool (a second connection's deferred transaction could find the database changed under
+/// it and fail). A longer wait than PostgreSQL's: every handler shares the one connection.
+pub const SQLITE_POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A bounded pool: at most `size` connections; waiting for one, opening one and recycling one
-/// all time out (a timeout is answered 503, see `error.rs`).
-pub fn pool(database_url: &str, size: usize) -> Result<DbPool, DbSetupError> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
-    Pool::builder(manager)
-        .max_size(size)
-        .wait_timeout(Some(POOL_WAIT_TIMEOUT))
-        .create_timeout(Some(CONNECT_TIMEOUT))
-        .recycle_timeout(Some(CONNECT_TIMEOUT))
-        .runtime(deadpool::Runtime::Tokio1)
-        .build()
-        .map_err(|e| DbSetupError::Pool(e.to_string()))
+/// A bounded pool: at most `size` connections (SQLite: one); waiting for one, opening one and
+/// recycling one all time out (a timeout is answered 503, see `error.rs`).
+pub fn pool(database: &Database, size: usize) -> Result<DbPool, DbSetupError> {
+    match database {
+        Database::Postgres(url) => {
+            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            Pool::builder(manager)
+                .max_size(size)
+                .wait_timeout(Some(POOL_WAIT_TIMEOUT))
+                .create_timeout(Some(CONNECT_TIMEOUT))
+                .recycle_timeout(Some(CONNECT_TIMEOUT))
+                .runtime(deadpool::Runtime::Tokio1)
+                .build()
+                .map(DbPool::Postgres)
+                .map_err(|e| DbSetupError::Pool(e.to_string()))
+        }
+        Database::Sqlite(path) => {
+            let mut config = ManagerConfig::default();
+            config.custom_setup = Box::new(|url| {
+                Box::pin(async move {
+                    let mut conn = SqliteConn::establish(url).await?;
+                    conn.batch_execute(SQLITE_PRAGMAS)
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                    Ok(conn)
+                })
+            });
+            let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(
+                sqlite_url(path),
+                config,
+            );
+            Pool::builder(manager)
+                .max_size(1)
+                .wait_timeout(Some(SQLITE_POOL_WAIT_TIMEOUT))
+                .create_timeout(Some(CONNECT_TIMEOUT))
+                .recycle_timeout(Some(CONNECT_TIMEOUT))
+                .runtime(deadpool::Runtime::Tokio1)
+                .build()
+                .map(DbPool::Sqlite)
+                .map_err(|e| DbSetupError::Pool(e.to_string()))
+        }
+    }
+}
+
+/// Create the database if it does not exist yet: PostgreSQL's on its server, SQLite's
+/// directory (the file is created by its first connection).
+pub async fn create(database: &Database) -> Result<(), DbSetupError> {
+    match database {
+        Database::Postgres(url) => create_database(url).await,
+        Database::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| DbSetupError::Directory(dir.to_path_buf(), e))?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Create, migrate and connect with a pool of `pool_size` connections.
-pub async fn setup(database_url: &str, pool_size: usize) -> Result<DbPool, DbSetupError> {
-    create_database(database_url).await?;
-    let applied = migrate(database_url).await?;
+pub async fn setup(database: &Database, pool_size: usize) -> Result<DbPool, DbSetupError> {
+    create(database).await?;
+    let applied = migrate(database).await?;
     if !applied.is_empty() {
         tracing::info!(?applied, "applied migrations");
     }
-    pool(database_url, pool_size)
+    pool(database, pool_size)
 }
 
 /// The database's clock (UTC), at this statement (not the transaction's start: a heartbeat that
 /// waited for a row lock is as late as it is): what every api instance judges a worker's
 /// silence and a dispatch's lease by, so that instances whose clocks disagree agree.
-pub async fn now<C>(conn: &mut C) -> diesel::QueryResult<chrono::NaiveDateTime>
-where
-    C: diesel_async::AsyncConnection<Backend = diesel::pg::Pg>,
-{
-    use diesel_async::RunQueryDsl;
-    diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamp>(
-        "(statement_timestamp() AT TIME ZONE 'UTC')",
-    ))
-    .get_result(conn)
-    .await
+pub async fn now(conn: &mut impl AsDb) -> diesel::QueryResult<chrono::NaiveDateTime> {
+    crate::on!(conn, c => {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamp>(crate::sql!(
+            postgres: "(statement_timestamp() AT TIME ZONE 'UTC')",
+            sqlite: "strftime('%Y-%m-%d %H:%M:%f', 'now')",
+        )))
+        .get_result(c)
+        .await
+    })
+}
+
+/// A connection of its own, outside the pool (the health check's, the queue lock's).
+pub enum Connection {
+    Postgres(AsyncPgConnection),
+    Sqlite(SqliteConn),
+}
+
+impl AsDb for Connection {
+    fn as_db(&mut self) -> Db<'_> {
+        match self {
+            Self::Postgres(c) => Db::Postgres(c),
+            Self::Sqlite(c) => Db::Sqlite(c),
+        }
+    }
+}
+
+pub async fn connect(database: &Database) -> Result<Connection, diesel::ConnectionError> {
+    match database {
+        Database::Postgres(url) => Ok(Connection::Postgres(
+            AsyncPgConnection::establish(url).await?,
+        )),
+        Database::Sqlite(path) => {
+            let mut conn = SqliteConn::establish(&sqlite_url(path)).await?;
+            conn.batch_execute(SQLITE_PRAGMAS)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(Connection::Sqlite(conn))
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //! connection of its own, so that a saturated pool can neither delay nor fail the answer, and a
 //! hung database makes it report failure instead of hanging.
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use crate::db::{Connection, Database};
+use diesel_async::RunQueryDsl;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,14 +15,14 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 const FRESHNESS: Duration = Duration::from_secs(5);
 
 pub struct DatabaseHealth {
-    database_url: String,
+    database: Database,
     last_ok: Mutex<Option<Instant>>,
 }
 
 impl DatabaseHealth {
-    pub fn new(database_url: &str) -> Self {
+    pub fn new(database: &Database) -> Self {
         Self {
-            database_url: database_url.to_string(),
+            database: database.clone(),
             last_ok: Mutex::new(None),
         }
     }
@@ -35,19 +36,17 @@ impl DatabaseHealth {
     }
 
     /// Check once on `conn` (opened, or re-opened after a failure, as needed).
-    pub async fn check(&self, conn: &mut Option<AsyncPgConnection>) -> bool {
+    pub async fn check(&self, conn: &mut Option<Connection>) -> bool {
         let attempt = async {
             if conn.is_none() {
                 *conn = Some(
-                    AsyncPgConnection::establish(&self.database_url)
+                    crate::db::connect(&self.database)
                         .await
                         .map_err(|e| e.to_string())?,
                 );
             }
             let conn = conn.as_mut().expect("opened above");
-            diesel::sql_query("SELECT 1")
-                .execute(conn)
-                .await
+            crate::on!(conn, c => diesel::sql_query("SELECT 1").execute(c).await)
                 .map_err(|e| e.to_string())
         };
         let failure = match tokio::time::timeout(CHECK_TIMEOUT, attempt).await {
@@ -73,7 +72,7 @@ impl DatabaseHealth {
     }
 
     /// Forever: check the database every second.
-    pub async fn run(self: std::sync::Arc<Self>, mut conn: Option<AsyncPgConnection>) {
+    pub async fn run(self: std::sync::Arc<Self>, mut conn: Option<Connection>) {
         let mut interval = tokio::time::interval(CHECK_INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

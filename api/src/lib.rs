@@ -16,6 +16,7 @@ pub mod repos;
 pub mod schema;
 pub mod search_backfill;
 pub mod secret;
+pub mod sql_types;
 pub mod store_usage;
 pub mod sweeper;
 pub mod tls;
@@ -45,6 +46,7 @@ const BYTES_DOWNLOADED: &str = "bytes_downloaded";
 
 pub struct AppState {
     pub config: Config,
+    pub database: db::Database,
     pub pool: db::DbPool,
     pub publisher: Arc<publisher::Publisher>,
     /// The store every api and worker shares (`LARDER_STORE_URL`).
@@ -241,8 +243,10 @@ impl AppState {
         if auth.is_none() {
             tracing::warn!("none of LARDER_API_TOKENS, LARDER_TLS_CLIENT_CA, LARDER_TRUSTED_PROXIES is set: authentication is OFF, anyone can submit requests and act as a worker");
         }
-        let pool = db::setup(&config.database_url, config.db_pool_size.into()).await?;
-        let database_health = Arc::new(health::DatabaseHealth::new(&config.database_url));
+        let database = db::Database::from_config(config.database_url.as_deref(), &config.data_dir)?;
+        tracing::info!(database = %database.describe(), "database");
+        let pool = db::setup(&database, config.db_pool_size.into()).await?;
+        let database_health = Arc::new(health::DatabaseHealth::new(&database));
         let shared = SharedStore::open(&config)?;
         let store = shared.directory(&config);
         let objects = shared.objects().cloned();
@@ -255,7 +259,7 @@ impl AppState {
             (Some(broker), _) => publisher::Publisher::new(broker, &config.queue),
             (None, Some(queue)) => {
                 in_process_lock =
-                    Some(publisher::lock_in_process_queue(&config.database_url).await?);
+                    Some(publisher::lock_in_process_queue(&database).await?);
                 publisher::Publisher::InProcess(queue)
             }
             (None, None) => return Err(StartError::NoBroker),
@@ -263,6 +267,7 @@ impl AppState {
         let publisher = Arc::new(publisher);
         Ok(Self {
             config,
+            database,
             pool,
             publisher,
             shared,
@@ -304,7 +309,7 @@ pub async fn start(
             );
         }
     } else {
-        let requeued = publisher::requeue_in_process_jobs(&state.config.database_url).await?;
+        let requeued = publisher::requeue_in_process_jobs(&state.database).await?;
         if requeued > 0 {
             tracing::info!(
                 requests = requeued,

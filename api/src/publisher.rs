@@ -2,7 +2,7 @@
 //! `LARDER_AMQP_URL`, to its worker's in-process queue), and the dispatcher that sends the jobs
 //! a failed publish (or a crashed api) left behind.
 
-use crate::db::DbPool;
+use crate::db::{Database, DbPool};
 use crate::schema::requests;
 use common::job_queue::{InProcessJob, InProcessQueue, WorkerGone};
 use common::JobMessage;
@@ -166,10 +166,12 @@ const IN_PROCESS_QUEUE_LOCK: i64 = 0x6c61_7264_6572_0002;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueLockError {
-    #[error("cannot connect to PostgreSQL: {0}")]
+    #[error("cannot connect to the database: {0}")]
     Connect(#[from] diesel::ConnectionError),
     #[error("database error: {0}")]
     Db(#[from] diesel::result::Error),
+    #[error("cannot lock {0}: {1}")]
+    File(std::path::PathBuf, std::io::Error),
     #[error("another `larder serve` without LARDER_AMQP_URL runs on this database: its jobs are in its own queue (stop it, or give both LARDER_AMQP_URL)")]
     Taken,
 }
@@ -188,28 +190,59 @@ async fn try_queue_lock(conn: &mut AsyncPgConnection) -> Result<bool, diesel::re
     Ok(locked.locked)
 }
 
+/// The file SQLite's in-process queue lock is taken on, beside the database (an advisory
+/// `flock`, released by the kernel when the process ends however it ends).
+fn sqlite_queue_lock_file(
+    path: &std::path::Path,
+) -> Result<Option<std::fs::File>, QueueLockError> {
+    let lock_path = path.with_extension("queue-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| QueueLockError::File(lock_path.clone(), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(QueueLockError::File(lock_path, e)),
+    }
+}
+
 /// The in-process queue's lock, held while this lives.
-pub struct InProcessQueueLock {
-    holder: tokio::task::JoinHandle<()>,
+pub enum InProcessQueueLock {
+    /// PostgreSQL's session lock, on a connection a task keeps.
+    Postgres(tokio::task::JoinHandle<()>),
+    /// SQLite's: the lock file, open.
+    Sqlite(#[allow(dead_code)] std::fs::File),
 }
 
 impl Drop for InProcessQueueLock {
     fn drop(&mut self) {
         // the connection goes with the task, and the lock with the connection's session
-        self.holder.abort();
+        if let Self::Postgres(holder) = self {
+            holder.abort();
+        }
     }
 }
 
-/// Take the in-process queue's lock on `database_url`, on a connection of its own (checked
+/// Take the in-process queue's lock on `database`, on a connection of its own (checked
 /// every few seconds and taken again if it dropped); refused when another process holds it.
 pub async fn lock_in_process_queue(
-    database_url: &str,
+    database: &Database,
 ) -> Result<InProcessQueueLock, QueueLockError> {
-    let mut conn = AsyncPgConnection::establish(database_url).await?;
+    let database_url = match database {
+        Database::Postgres(url) => url.clone(),
+        Database::Sqlite(path) => {
+            return sqlite_queue_lock_file(path)?
+                .map(InProcessQueueLock::Sqlite)
+                .ok_or(QueueLockError::Taken)
+        }
+    };
+    let mut conn = AsyncPgConnection::establish(&database_url).await?;
     if !try_queue_lock(&mut conn).await? {
         return Err(QueueLockError::Taken);
     }
-    let database_url = database_url.to_string();
     let holder = tokio::spawn(async move {
         let mut held = Some(conn);
         loop {
@@ -237,19 +270,31 @@ pub async fn lock_in_process_queue(
             }
         }
     });
-    Ok(InProcessQueueLock { holder })
+    Ok(InProcessQueueLock::Postgres(holder))
 }
 
 /// Give the requests whose jobs went to a `larder serve`'s own queue back to the dispatcher,
 /// which sends them to RabbitMQ; unless such a serve still runs on this database (it holds the
 /// lock above), when they stay its own. Returns how many were given back.
-pub async fn requeue_in_process_jobs(database_url: &str) -> Result<usize, QueueLockError> {
-    let mut conn = AsyncPgConnection::establish(database_url).await?;
-    if !try_queue_lock(&mut conn).await? {
+pub async fn requeue_in_process_jobs(database: &Database) -> Result<usize, QueueLockError> {
+    let mut conn = crate::db::connect(database).await?;
+    // held until this returns
+    let _sqlite_lock;
+    let locked = match (&mut conn, database) {
+        (crate::db::Connection::Postgres(c), _) => try_queue_lock(c).await?,
+        (_, Database::Sqlite(path)) => {
+            _sqlite_lock = sqlite_queue_lock_file(path)?;
+            _sqlite_lock.is_some()
+        }
+        (crate::db::Connection::Sqlite(_), Database::Postgres(_)) => {
+            unreachable!("connect gives the database's own connection")
+        }
+    };
+    if !locked {
         tracing::warn!("a `larder serve` without LARDER_AMQP_URL runs on this database: the jobs in its own queue stay there");
         return Ok(0);
     }
-    let requeued = diesel::update(
+    let requeued = crate::on!(&mut conn, c => diesel::update(
         requests::table
             .filter(requests::queued_in_process)
             .filter(requests::state.eq(common::RequestState::InProgress.as_str())),
@@ -259,12 +304,14 @@ pub async fn requeue_in_process_jobs(database_url: &str) -> Result<usize, QueueL
         requests::dispatched_at.eq(None::<chrono::NaiveDateTime>),
         requests::dispatch_lease_until.eq(None::<chrono::NaiveDateTime>),
     ))
-    .execute(&mut conn)
-    .await;
+    .execute(c)
+    .await);
     // the session ends with the connection; unlocking first lets a serve start at once
-    let _ = diesel::sql_query("SELECT pg_advisory_unlock_all()")
-        .execute(&mut conn)
-        .await;
+    if let crate::db::Connection::Postgres(c) = &mut conn {
+        let _ = diesel::sql_query("SELECT pg_advisory_unlock_all()")
+            .execute(c)
+            .await;
+    }
     Ok(requeued?)
 }
 

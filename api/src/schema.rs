@@ -1,14 +1,17 @@
 // @generated-style diesel schema, kept by hand in step with migrations/.
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::TextList;
+
     requests (id) {
         id -> Int8,
         repo -> Text,
         #[sql_name = "ref"]
         git_ref -> Text,
-        pkg_managers -> Array<Text>,
+        pkg_managers -> TextList,
         packages -> Jsonb,
-        flags -> Array<Text>,
+        flags -> TextList,
         dependency_replacements -> Jsonb,
         user_name -> Nullable<Text>,
         submitted_by -> Nullable<Text>,

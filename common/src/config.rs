@@ -12,13 +12,11 @@ const BROKER_FRAME_BYTES: u32 = 16 * 1024;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
-    /// PostgreSQL URL; the database is created if missing and migrated at start.
-    #[arg(
-        long,
-        env = "LARDER_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/larder"
-    )]
-    pub database_url: String,
+    /// PostgreSQL URL (`postgres://…`); the database is created if missing and migrated at
+    /// start. Unset: the embedded SQLite database `larder.db` in `LARDER_DATA_DIR` (one
+    /// machine; `sqlite:///absolute/path` names another file).
+    #[arg(long, env = "LARDER_DATABASE_URL")]
+    pub database_url: Option<String>,
 
     /// RabbitMQ URL. Unset (or empty): `larder serve` queues jobs in its own process; `larder
     /// api` and `larder worker` need it.

@@ -1,0 +1,13 @@
+DROP TABLE exported_objects;
+DROP TABLE transfers;
+DROP TABLE service_counters;
+DROP TABLE server_secrets;
+DROP TABLE request_pkg_managers;
+DROP TABLE request_log_chunks;
+DROP TABLE request_dependencies_backfill;
+DROP TABLE dependency_request_counts;
+DROP TABLE request_dependencies;
+DROP TABLE artifacts;
+DROP TABLE configuration_files;
+DROP TABLE request_states;
+DROP TABLE requests;
