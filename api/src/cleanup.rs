@@ -20,10 +20,10 @@ pub async fn run(
     grace: chrono::Duration,
 ) -> Result<Vec<i64>, crate::error::ApiError> {
     let mut conn = pool.get().await?;
-    let now = chrono::Utc::now().naive_utc();
+    let now = crate::db::clock();
     let cutoff = now - chrono::Duration::days(lifetime_days as i64);
     let failed_cutoff = now - chrono::Duration::days(FAILED_LIFETIME_DAYS);
-    let ids: Vec<i64> = requests::table
+    let query = requests::table
         .select(requests::id)
         // an imported request is a record with nothing here to release: it stays as it came
         .filter(requests::imported_instance.is_null())
@@ -35,9 +35,8 @@ pub async fn run(
                     .eq("failed")
                     .and(requests::updated.lt(failed_cutoff))),
         )
-        .order(requests::id)
-        .load(&mut conn)
-        .await?;
+        .order(requests::id);
+    let ids: Vec<i64> = crate::on!(&mut conn, c => query.load(c).await)?;
     drop(conn);
     let mut expired = Vec::with_capacity(ids.len());
     for id in ids {
@@ -89,12 +88,10 @@ mod tests {
         expired.sort_unstable();
         assert_eq!(expired, ids);
         let mut conn = db.pool.get().await.unwrap();
-        let stale: i64 = crate::schema::request_states::table
+        let query = crate::schema::request_states::table
             .filter(crate::schema::request_states::state.eq("stale"))
-            .count()
-            .get_result(&mut conn)
-            .await
-            .unwrap();
+            .count();
+        let stale: i64 = crate::on!(&mut conn, c => query.get_result(c).await).unwrap();
         assert_eq!(stale, 20);
     }
 }

@@ -63,14 +63,14 @@ impl SharedCounter {
         }
         let added = async {
             let mut conn = pool.get().await?;
-            diesel::sql_query(
+            // the same upsert in both (SQLite has `ON CONFLICT … DO UPDATE` and `excluded`)
+            let add = diesel::sql_query(
                 "INSERT INTO service_counters (name, value) VALUES ($1, $2) \
                  ON CONFLICT (name) DO UPDATE SET value = service_counters.value + EXCLUDED.value",
             )
             .bind::<Text, _>(self.name)
-            .bind::<BigInt, _>(i64::try_from(counted).unwrap_or(i64::MAX))
-            .execute(&mut conn)
-            .await?;
+            .bind::<BigInt, _>(i64::try_from(counted).unwrap_or(i64::MAX));
+            crate::on!(&mut conn, c => add.execute(c).await)?;
             Ok::<_, CounterError>(())
         }
         .await;
@@ -84,16 +84,13 @@ impl SharedCounter {
     pub async fn total(&self, pool: &DbPool) -> Result<u64, CounterError> {
         let _moving = self.moving.lock().await;
         let mut conn = pool.get().await?;
-        let stored: Option<Value> =
-            match diesel::sql_query("SELECT value FROM service_counters WHERE name = $1")
-                .bind::<Text, _>(self.name)
-                .get_result(&mut conn)
-                .await
-            {
-                Ok(row) => Some(row),
-                Err(diesel::result::Error::NotFound) => None,
-                Err(e) => return Err(e.into()),
-            };
+        let query = diesel::sql_query("SELECT value FROM service_counters WHERE name = $1")
+            .bind::<Text, _>(self.name);
+        let stored: Option<Value> = match crate::on!(&mut conn, c => query.get_result(c).await) {
+            Ok(row) => Some(row),
+            Err(diesel::result::Error::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
         let stored = stored.map_or(0, |row| u64::try_from(row.value).unwrap_or(0));
         Ok(stored + AtomicU64::load(&self.unflushed, Ordering::Relaxed))
     }

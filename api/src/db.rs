@@ -58,6 +58,11 @@ impl Database {
     pub fn is_sqlite(&self) -> bool {
         matches!(self, Self::Sqlite(_))
     }
+
+    /// The configuration's database.
+    pub fn of(config: &common::config::Config) -> Result<Self, DbSetupError> {
+        Self::from_config(config.database_url.as_deref(), &config.data_dir)
+    }
 }
 
 /// A pool of connections to either database.
@@ -67,14 +72,18 @@ pub enum DbPool {
     Sqlite(Pool<SqliteConn>),
 }
 
-/// A connection taken from a [`DbPool`].
+/// A connection taken from a [`DbPool`]. (Not boxed: one lives on a handler's stack while it
+/// runs, and PostgreSQL's is the one deployments of many run.)
+#[allow(clippy::large_enum_variant)]
 pub enum DbConn {
     Postgres(Object<AsyncPgConnection>),
     Sqlite(Object<SqliteConn>),
 }
 
 impl DbPool {
-    pub async fn get(&self) -> Result<DbConn, diesel_async::pooled_connection::deadpool::PoolError> {
+    pub async fn get(
+        &self,
+    ) -> Result<DbConn, diesel_async::pooled_connection::deadpool::PoolError> {
         Ok(match self {
             Self::Postgres(p) => DbConn::Postgres(p.get().await?),
             Self::Sqlite(p) => DbConn::Sqlite(p.get().await?),
@@ -281,7 +290,8 @@ pub async fn migrate(database: &Database) -> Result<Vec<String>, DbSetupError> {
             let path = path.clone();
             tokio::task::spawn_blocking(move || {
                 // SQLite's own lock: one migrating connection at a time
-                let mut conn = <SqliteConnection as diesel::Connection>::establish(&sqlite_url(&path))?;
+                let mut conn =
+                    <SqliteConnection as diesel::Connection>::establish(&sqlite_url(&path))?;
                 diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_PRAGMAS)?;
                 conn.run_pending_migrations(SQLITE_MIGRATIONS)
                     .map(|applied| applied.into_iter().map(|v| v.to_string()).collect())
@@ -383,21 +393,32 @@ pub async fn setup(database: &Database, pool_size: usize) -> Result<DbPool, DbSe
     pool(database, pool_size)
 }
 
+/// This process's clock (UTC) to the microsecond, as PostgreSQL keeps timestamps: SQLite keeps
+/// what it is given, and an instant the API prints to the microsecond must find itself again.
+pub fn clock() -> chrono::NaiveDateTime {
+    use chrono::SubsecRound;
+    chrono::Utc::now().naive_utc().trunc_subsecs(6)
+}
+
 /// The database's clock (UTC), at this statement (not the transaction's start: a heartbeat that
 /// waited for a row lock is as late as it is): what every api instance judges a worker's
-/// silence and a dispatch's lease by, so that instances whose clocks disagree agree.
+/// silence and a dispatch's lease by, so that instances whose clocks disagree agree. SQLite's
+/// is this process's (the one process it serves), to the microsecond as PostgreSQL's.
 pub async fn now(conn: &mut impl AsDb) -> diesel::QueryResult<chrono::NaiveDateTime> {
-    crate::on!(conn, c => {
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamp>(crate::sql!(
-            postgres: "(statement_timestamp() AT TIME ZONE 'UTC')",
-            sqlite: "strftime('%Y-%m-%d %H:%M:%f', 'now')",
-        )))
-        .get_result(c)
-        .await
-    })
+    match conn.as_db() {
+        Db::Postgres(c) => {
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamp>(
+                "(statement_timestamp() AT TIME ZONE 'UTC')",
+            ))
+            .get_result(c)
+            .await
+        }
+        Db::Sqlite(_) => Ok(clock()),
+    }
 }
 
 /// A connection of its own, outside the pool (the health check's, the queue lock's).
+#[allow(clippy::large_enum_variant)]
 pub enum Connection {
     Postgres(AsyncPgConnection),
     Sqlite(SqliteConn),

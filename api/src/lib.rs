@@ -243,7 +243,7 @@ impl AppState {
         if auth.is_none() {
             tracing::warn!("none of LARDER_API_TOKENS, LARDER_TLS_CLIENT_CA, LARDER_TRUSTED_PROXIES is set: authentication is OFF, anyone can submit requests and act as a worker");
         }
-        let database = db::Database::from_config(config.database_url.as_deref(), &config.data_dir)?;
+        let database = db::Database::of(&config)?;
         tracing::info!(database = %database.describe(), "database");
         let pool = db::setup(&database, config.db_pool_size.into()).await?;
         let database_health = Arc::new(health::DatabaseHealth::new(&database));
@@ -258,8 +258,7 @@ impl AppState {
         ) {
             (Some(broker), _) => publisher::Publisher::new(broker, &config.queue),
             (None, Some(queue)) => {
-                in_process_lock =
-                    Some(publisher::lock_in_process_queue(&database).await?);
+                in_process_lock = Some(publisher::lock_in_process_queue(&database).await?);
                 publisher::Publisher::InProcess(queue)
             }
             (None, None) => return Err(StartError::NoBroker),

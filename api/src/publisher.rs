@@ -137,15 +137,15 @@ pub async fn resend_in_process_jobs(
     queue: &InProcessQueue,
 ) -> Result<usize, DispatchError> {
     let mut conn = pool.get().await?;
-    let mut ids: Vec<i64> = diesel::update(
+    let mut ids: Vec<i64> = crate::on!(&mut conn, c => diesel::update(
         requests::table
             .filter(requests::state.eq(common::RequestState::InProgress.as_str()))
             .filter(requests::dispatched_at.is_not_null()),
     )
     .set(requests::queued_in_process.eq(true))
     .returning(requests::id)
-    .get_results(&mut conn)
-    .await?;
+    .get_results(c)
+    .await)?;
     ids.sort_unstable();
     for &request_id in &ids {
         queue
@@ -192,9 +192,7 @@ async fn try_queue_lock(conn: &mut AsyncPgConnection) -> Result<bool, diesel::re
 
 /// The file SQLite's in-process queue lock is taken on, beside the database (an advisory
 /// `flock`, released by the kernel when the process ends however it ends).
-fn sqlite_queue_lock_file(
-    path: &std::path::Path,
-) -> Result<Option<std::fs::File>, QueueLockError> {
+fn sqlite_queue_lock_file(path: &std::path::Path) -> Result<Option<std::fs::File>, QueueLockError> {
     let lock_path = path.with_extension("queue-lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -504,20 +502,27 @@ async fn claim_undispatched(pool: &DbPool) -> Result<Vec<i64>, DispatchError> {
     use diesel::sql_types::{BigInt, Timestamp};
     let mut conn = pool.get().await?;
     let now = crate::db::now(&mut conn).await?;
-    let claimed: Vec<ClaimedId> = diesel::sql_query(
-        "UPDATE requests SET dispatch_lease_until = $1 WHERE id IN (\
+    let claimed: Vec<ClaimedId> = crate::on!(&mut conn, c => diesel::sql_query(crate::sql!(
+        postgres: "UPDATE requests SET dispatch_lease_until = $1 WHERE id IN (\
            SELECT id FROM requests \
            WHERE dispatched_at IS NULL AND state = 'in_progress' AND created < $2 \
              AND (dispatch_lease_until IS NULL OR dispatch_lease_until < $3) \
            ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) \
          RETURNING id",
-    )
+        // one connection: nothing else claims meanwhile
+        sqlite: "UPDATE requests SET dispatch_lease_until = $1 WHERE id IN (\
+           SELECT id FROM requests \
+           WHERE dispatched_at IS NULL AND state = 'in_progress' AND created < $2 \
+             AND (dispatch_lease_until IS NULL OR dispatch_lease_until < $3) \
+           ORDER BY id LIMIT $4) \
+         RETURNING id",
+    ))
     .bind::<Timestamp, _>(now + delta(DISPATCH_LEASE))
     .bind::<Timestamp, _>(now - delta(DISPATCH_GRACE))
     .bind::<Timestamp, _>(now)
     .bind::<BigInt, _>(DISPATCH_BATCH)
-    .load(&mut conn)
-    .await?;
+    .load(c)
+    .await)?;
     let mut ids: Vec<i64> = claimed.into_iter().map(|c| c.id).collect();
     ids.sort_unstable();
     Ok(ids)
@@ -533,14 +538,14 @@ async fn mark_dispatched(
     }
     let mut conn = pool.get().await?;
     let now = crate::db::now(&mut conn).await?;
-    diesel::update(requests::table.filter(requests::id.eq_any(ids)))
+    crate::on!(&mut conn, c => diesel::update(requests::table.filter(requests::id.eq_any(ids)))
         .set((
             requests::dispatched_at.eq(now),
             requests::dispatch_lease_until.eq(None::<chrono::NaiveDateTime>),
             requests::queued_in_process.eq(in_process),
         ))
-        .execute(&mut conn)
-        .await?;
+        .execute(c)
+        .await)?;
     Ok(())
 }
 
@@ -550,10 +555,10 @@ async fn release(pool: &DbPool, ids: &[i64]) -> Result<(), DispatchError> {
         return Ok(());
     }
     let mut conn = pool.get().await?;
-    diesel::update(requests::table.filter(requests::id.eq_any(ids)))
+    crate::on!(&mut conn, c => diesel::update(requests::table.filter(requests::id.eq_any(ids)))
         .set(requests::dispatch_lease_until.eq(None::<chrono::NaiveDateTime>))
-        .execute(&mut conn)
-        .await?;
+        .execute(c)
+        .await)?;
     Ok(())
 }
 
@@ -617,11 +622,12 @@ mod tests {
 
     async fn dispatch_state(db: &TestDb, id: i64) -> (bool, bool) {
         let mut conn = db.pool.get().await.unwrap();
-        let (dispatched, in_process): (Option<chrono::NaiveDateTime>, bool) = requests::table
-            .find(id)
-            .select((requests::dispatched_at, requests::queued_in_process))
-            .first(&mut conn)
-            .await
+        let (dispatched, in_process): (Option<chrono::NaiveDateTime>, bool) =
+            crate::on!(&mut conn, c => requests::table
+                .find(id)
+                .select((requests::dispatched_at, requests::queued_in_process))
+                .first(c)
+                .await)
             .unwrap();
         (dispatched.is_some(), in_process)
     }
@@ -643,12 +649,12 @@ mod tests {
 
         // while a serve holds its queue: a second one is refused, and a RabbitMQ deployment
         // leaves its jobs alone
-        let lock = lock_in_process_queue(&db.url).await.unwrap();
+        let lock = lock_in_process_queue(&db.database).await.unwrap();
         assert!(matches!(
-            lock_in_process_queue(&db.url).await,
+            lock_in_process_queue(&db.database).await,
             Err(QueueLockError::Taken)
         ));
-        assert_eq!(requeue_in_process_jobs(&db.url).await.unwrap(), 0);
+        assert_eq!(requeue_in_process_jobs(&db.database).await.unwrap(), 0);
         assert_eq!(dispatch_state(&db, ids[0]).await, (true, true));
         // the serve restarting resends them all
         assert_eq!(resend_in_process_jobs(&db.pool, &queue).await.unwrap(), 3);
@@ -656,8 +662,8 @@ mod tests {
         wait_unlocked(&db).await;
 
         // gone: RabbitMQ's dispatcher sends them, once
-        assert_eq!(requeue_in_process_jobs(&db.url).await.unwrap(), 3);
-        assert_eq!(requeue_in_process_jobs(&db.url).await.unwrap(), 0);
+        assert_eq!(requeue_in_process_jobs(&db.database).await.unwrap(), 3);
+        assert_eq!(requeue_in_process_jobs(&db.database).await.unwrap(), 0);
         for &id in &ids {
             assert_eq!(
                 dispatch_state(&db, id).await,
@@ -675,7 +681,7 @@ mod tests {
         }
         delete_queue(&rabbit).await;
         // and a serve may take the database again
-        let again = lock_in_process_queue(&db.url).await.unwrap();
+        let again = lock_in_process_queue(&db.database).await.unwrap();
         drop(again);
         wait_unlocked(&db).await;
     }
@@ -684,13 +690,16 @@ mod tests {
     /// session ends a moment later).
     async fn wait_unlocked(db: &TestDb) {
         let mut conn = db.pool.get().await.unwrap();
+        let crate::db::DbConn::Postgres(conn) = &mut conn else {
+            unreachable!("the api's tests run on PostgreSQL")
+        };
         // the session ends when the aborted task drops its connection
         for _ in 0..50 {
             let held: Vec<Locked> = diesel::sql_query(
                 "SELECT count(*) > 0 AS locked FROM pg_locks WHERE locktype = 'advisory' \
                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             )
-            .load(&mut conn)
+            .load(conn)
             .await
             .unwrap();
             if !held[0].locked {

@@ -41,12 +41,17 @@ pub async fn run(pool: DbPool) {
 /// Index one listed request; `None` when none is left.
 async fn index_one(pool: &DbPool) -> Result<Option<i64>, ApiError> {
     let mut conn = pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async |conn| {
-        let pending: Option<Pending> = diesel::sql_query(
-            "SELECT b.request_id, r.packages_data::text AS packages_data \
+    crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| {
+        // SQLite: no row lock (its one connection serializes the work); the stored JSONB read
+        // back as JSON text
+        let pending: Option<Pending> = diesel::sql_query(crate::sql!(
+            postgres: "SELECT b.request_id, r.packages_data::text AS packages_data \
              FROM request_dependencies_backfill b JOIN requests r ON r.id = b.request_id \
              ORDER BY b.request_id LIMIT 1 FOR UPDATE OF b SKIP LOCKED",
-        )
+            sqlite: "SELECT b.request_id, json(r.packages_data) AS packages_data \
+             FROM request_dependencies_backfill b JOIN requests r ON r.id = b.request_id \
+             ORDER BY b.request_id LIMIT 1",
+        ))
         .get_result(conn)
         .await
         .map(Some)
@@ -72,5 +77,5 @@ async fn index_one(pool: &DbPool) -> Result<Option<i64>, ApiError> {
             .await?;
         Ok(Some(id))
     })
-    .await
+    .await)
 }

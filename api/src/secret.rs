@@ -48,13 +48,13 @@ pub async fn load_or_create(pool: &DbPool, data_dir: &Path) -> Result<TokenSecre
         source,
     })?;
     let candidate = imported.clone().unwrap_or_else(TokenSecret::generate);
-    let inserted = diesel::sql_query(
+    // the same statement in both (SQLite has `ON CONFLICT (…) DO NOTHING`)
+    let insert = diesel::sql_query(
         "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
     )
     .bind::<Text, _>(REPO_TOKEN_SECRET)
-    .bind::<Binary, _>(candidate.as_bytes().as_slice())
-    .execute(&mut conn)
-    .await?;
+    .bind::<Binary, _>(candidate.as_bytes().as_slice());
+    let inserted = crate::on!(&mut conn, c => insert.execute(c).await)?;
     let secret = stored(&mut conn)
         .await?
         .ok_or(diesel::result::Error::NotFound)?;
@@ -71,19 +71,14 @@ pub async fn load_or_create(pool: &DbPool, data_dir: &Path) -> Result<TokenSecre
     Ok(secret)
 }
 
-async fn stored(
-    conn: &mut diesel_async::AsyncPgConnection,
-) -> Result<Option<TokenSecret>, SecretError> {
-    let row: Option<SecretRow> =
-        match diesel::sql_query("SELECT value FROM server_secrets WHERE name = $1")
-            .bind::<Text, _>(REPO_TOKEN_SECRET)
-            .get_result(conn)
-            .await
-        {
-            Ok(row) => Some(row),
-            Err(diesel::result::Error::NotFound) => None,
-            Err(e) => return Err(e.into()),
-        };
+async fn stored(conn: &mut impl crate::db::AsDb) -> Result<Option<TokenSecret>, SecretError> {
+    let query = diesel::sql_query("SELECT value FROM server_secrets WHERE name = $1")
+        .bind::<Text, _>(REPO_TOKEN_SECRET);
+    let row: Option<SecretRow> = match crate::on!(conn, c => query.get_result(c).await) {
+        Ok(row) => Some(row),
+        Err(diesel::result::Error::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
     row.map(|row| TokenSecret::from_slice(&row.value).ok_or(SecretError::Corrupt(row.value.len())))
         .transpose()
 }

@@ -13,7 +13,7 @@ use crate::v1::requests::{apply_patch, PatchBody};
 use common::{Config, Failure, RequestState};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Timestamp};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,23 +61,22 @@ async fn sweep(
     let deadline = now
         .checked_sub_signed(chrono(request_timeout) + lease)
         .unwrap_or(chrono::NaiveDateTime::MIN);
-    let late: Vec<i64> = requests::table
+    let late = requests::table
         .select(requests::id)
         .filter(requests::state.eq(RequestState::InProgress.as_str()))
         .filter(requests::started_at.lt(deadline))
         .order(requests::id)
-        .limit(100)
-        .load(&mut conn)
-        .await?;
+        .limit(100);
+    let late: Vec<i64> = crate::on!(&mut conn, c => late.load(c).await)?;
     for id in late {
         let update = PatchBody::failed(Failure::timed_out(request_timeout));
         // already final (its worker, or another api instance, got there first): nothing to do
-        if let Ok(Some(RequestState::Failed)) = conn
-            .transaction::<_, crate::error::ApiError, _>(async |conn| {
+        if let Ok(Some(RequestState::Failed)) = crate::on!(&mut conn, c => {
+            c.transaction::<_, crate::error::ApiError, _>(async |conn| {
                 apply_patch(conn, id, update, None).await
             })
             .await
-        {
+        }) {
             tracing::warn!(request_id = id, "request failed: past its deadline");
         }
     }
@@ -112,26 +111,59 @@ struct Silent {
 /// Requests in progress whose worker has not beaten since `silent_since` and that were not
 /// handed over since then either: marked handed over at `now` in the statement that picks
 /// them, so an instance sweeping at the same moment skips them.
+///
+/// SQLite: its one connection serializes the sweeps, so no row lock; its `RETURNING` cannot
+/// name `FROM`'s tables (the previous `dispatched_at`), so the rows are picked, then marked, in
+/// one transaction.
 async fn claim_silent(
-    conn: &mut AsyncPgConnection,
+    conn: &mut impl crate::db::AsDb,
     now: chrono::NaiveDateTime,
     silent_since: chrono::NaiveDateTime,
     in_process: bool,
 ) -> Result<Vec<Silent>, SweepError> {
-    Ok(diesel::sql_query(
-        "WITH picked AS (\
-           SELECT id, worker, dispatched_at FROM requests \
-           WHERE state = 'in_progress' AND attempts > 0 AND heartbeat_at < $1 \
-             AND (dispatched_at IS NULL OR dispatched_at < $1) \
-           ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED) \
-         UPDATE requests r SET dispatched_at = $2, queued_in_process = $3 FROM picked WHERE r.id = picked.id \
-         RETURNING r.id, picked.worker, picked.dispatched_at AS previous",
-    )
-    .bind::<Timestamp, _>(silent_since)
-    .bind::<Timestamp, _>(now)
-    .bind::<diesel::sql_types::Bool, _>(in_process)
-    .load(conn)
-    .await?)
+    Ok(match conn.as_db() {
+        crate::db::Db::Postgres(c) => {
+            diesel::sql_query(
+                "WITH picked AS (\
+                   SELECT id, worker, dispatched_at FROM requests \
+                   WHERE state = 'in_progress' AND attempts > 0 AND heartbeat_at < $1 \
+                     AND (dispatched_at IS NULL OR dispatched_at < $1) \
+                   ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED) \
+                 UPDATE requests r SET dispatched_at = $2, queued_in_process = $3 FROM picked WHERE r.id = picked.id \
+                 RETURNING r.id, picked.worker, picked.dispatched_at AS previous",
+            )
+            .bind::<Timestamp, _>(silent_since)
+            .bind::<Timestamp, _>(now)
+            .bind::<diesel::sql_types::Bool, _>(in_process)
+            .load(c)
+            .await?
+        }
+        crate::db::Db::Sqlite(c) => {
+            c.transaction::<_, diesel::result::Error, _>(async |c| {
+                let picked: Vec<Silent> = diesel::sql_query(
+                    "SELECT id, worker, dispatched_at AS previous FROM requests \
+                     WHERE state = 'in_progress' AND attempts > 0 AND heartbeat_at < $1 \
+                       AND (dispatched_at IS NULL OR dispatched_at < $1) \
+                     ORDER BY id LIMIT 100",
+                )
+                .bind::<Timestamp, _>(silent_since)
+                .load(c)
+                .await?;
+                if !picked.is_empty() {
+                    let ids: Vec<i64> = picked.iter().map(|s| s.id).collect();
+                    diesel::update(requests::table.filter(requests::id.eq_any(&ids)))
+                        .set((
+                            requests::dispatched_at.eq(now),
+                            requests::queued_in_process.eq(in_process),
+                        ))
+                        .execute(c)
+                        .await?;
+                }
+                Ok(picked)
+            })
+            .await?
+        }
+    })
 }
 
 /// The broker failed: requests marked but not published are swept again next round.
@@ -139,14 +171,13 @@ async fn give_back(pool: &DbPool, unpublished: &[Silent], marked_at: chrono::Nai
     let result = async {
         let mut conn = pool.get().await?;
         for request in unpublished {
-            diesel::update(
+            let back = diesel::update(
                 requests::table
                     .find(request.id)
                     .filter(requests::dispatched_at.eq(marked_at)),
             )
-            .set(requests::dispatched_at.eq(request.previous))
-            .execute(&mut conn)
-            .await?;
+            .set(requests::dispatched_at.eq(request.previous));
+            crate::on!(&mut conn, c => back.execute(c).await)?;
         }
         Ok::<_, SweepError>(())
     }
@@ -171,12 +202,8 @@ mod tests {
 
     async fn dispatched_at(db: &TestDb, id: i64) -> Option<chrono::NaiveDateTime> {
         let mut conn = db.pool.get().await.unwrap();
-        requests::table
-            .find(id)
-            .select(requests::dispatched_at)
-            .first(&mut conn)
-            .await
-            .unwrap()
+        let query = requests::table.find(id).select(requests::dispatched_at);
+        crate::on!(&mut conn, c => query.first(c).await).unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -234,12 +261,10 @@ mod tests {
         a.unwrap();
         b.unwrap();
         let mut conn = db.pool.get().await.unwrap();
-        let states: Vec<String> = crate::schema::request_states::table
+        let query = crate::schema::request_states::table
             .filter(crate::schema::request_states::request_id.eq(id))
-            .select(crate::schema::request_states::state)
-            .load(&mut conn)
-            .await
-            .unwrap();
+            .select(crate::schema::request_states::state);
+        let states: Vec<String> = crate::on!(&mut conn, c => query.load(c).await).unwrap();
         assert_eq!(states, vec!["failed".to_string()]);
         delete_queue(&queue).await;
     }

@@ -5,6 +5,7 @@ use crate::db::{self, DbPool};
 
 pub struct TestDb {
     pub url: String,
+    pub database: db::Database,
     pub pool: DbPool,
 }
 
@@ -18,8 +19,13 @@ impl TestDb {
             "postgres://postgres@127.0.0.1:5432/larder_api_test_{}_{nanos}",
             std::process::id()
         );
-        let pool = db::setup(&url, 8).await.unwrap();
-        Self { url, pool }
+        let database = db::Database::Postgres(url.clone());
+        let pool = db::setup(&database, 8).await.unwrap();
+        Self {
+            url,
+            database,
+            pool,
+        }
     }
 
     /// A request in progress, claimed once `silent_for` ago by a worker not heard of since.
@@ -42,7 +48,7 @@ impl TestDb {
         )
         .bind::<Timestamp, _>(now)
         .bind::<Timestamp, _>(now - silent_for)
-        .get_result::<Id>(&mut conn)
+        .get_result::<Id>(pg(&mut conn))
         .await
         .unwrap()
         .id
@@ -84,10 +90,18 @@ impl TestDb {
         .bind::<Timestamp, _>(then)
         .bind::<Text, _>(state)
         .bind::<Nullable<Timestamp>, _>(dispatched)
-        .get_result::<Id>(&mut conn)
+        .get_result::<Id>(pg(&mut conn))
         .await
         .unwrap()
         .id
+    }
+}
+
+/// The test database's connection (these tests run on PostgreSQL).
+pub fn pg(conn: &mut db::DbConn) -> &mut diesel_async::AsyncPgConnection {
+    match conn {
+        db::DbConn::Postgres(c) => c,
+        db::DbConn::Sqlite(_) => unreachable!("TestDb is PostgreSQL"),
     }
 }
 

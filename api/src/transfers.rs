@@ -66,23 +66,21 @@ pub async fn since_last_export(
     instance: &str,
 ) -> ApiResult<Option<(NaiveDateTime, HashSet<String>)>> {
     let mut conn = pool.get().await?;
-    let last: Option<(i64, NaiveDateTime)> = transfers::table
+    let last = transfers::table
         .filter(transfers::kind.eq("export"))
         .filter(transfers::state.eq("complete"))
         .filter(transfers::instance.eq(instance))
         .order(transfers::until.desc())
-        .select((transfers::id, transfers::until))
-        .first(&mut conn)
-        .await
-        .optional()?;
+        .select((transfers::id, transfers::until));
+    let last: Option<(i64, NaiveDateTime)> =
+        crate::on!(&mut conn, c => last.first(c).await.optional())?;
     let Some((id, until)) = last else {
         return Ok(None);
     };
-    let held: Vec<String> = exported_objects::table
+    let held = exported_objects::table
         .filter(exported_objects::transfer_id.eq(id))
-        .select(exported_objects::key)
-        .load(&mut conn)
-        .await?;
+        .select(exported_objects::key);
+    let held: Vec<String> = crate::on!(&mut conn, c => held.load(c).await)?;
     Ok(Some((
         until - SINCE_LAST_OVERLAP,
         held.into_iter().collect(),
@@ -90,23 +88,46 @@ pub async fn since_last_export(
 }
 
 /// Record the keys export `id` held, for the next `--since-last`.
+///
+/// SQLite: a row a statement (diesel_async's SQLite has no multi-row insert), each chunk in one
+/// transaction.
 pub async fn record_exported(pool: &DbPool, id: i64, keys: &[String]) -> ApiResult<()> {
     let mut conn = pool.get().await?;
     for chunk in keys.chunks(1000) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|key| {
-                (
-                    exported_objects::transfer_id.eq(id),
-                    exported_objects::key.eq(key),
-                )
-            })
-            .collect();
-        diesel::insert_into(exported_objects::table)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .execute(&mut conn)
-            .await?;
+        match crate::db::AsDb::as_db(&mut conn) {
+            crate::db::Db::Postgres(c) => {
+                let rows: Vec<_> = chunk
+                    .iter()
+                    .map(|key| {
+                        (
+                            exported_objects::transfer_id.eq(id),
+                            exported_objects::key.eq(key),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(exported_objects::table)
+                    .values(rows)
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .await?;
+            }
+            crate::db::Db::Sqlite(c) => {
+                c.transaction::<_, diesel::result::Error, _>(async |c| {
+                    for key in chunk {
+                        diesel::insert_into(exported_objects::table)
+                            .values((
+                                exported_objects::transfer_id.eq(id),
+                                exported_objects::key.eq(key),
+                            ))
+                            .on_conflict_do_nothing()
+                            .execute(c)
+                            .await?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+        }
     }
     Ok(())
 }
@@ -122,7 +143,7 @@ pub async fn begin(
 ) -> ApiResult<i64> {
     let mut conn = pool.get().await?;
     let now = crate::db::now(&mut conn).await?;
-    Ok(diesel::insert_into(transfers::table)
+    let insert = diesel::insert_into(transfers::table)
         .values((
             transfers::kind.eq(kind.as_str()),
             transfers::instance.eq(instance),
@@ -132,9 +153,8 @@ pub async fn begin(
             transfers::state.eq("in_progress"),
             transfers::started.eq(now),
         ))
-        .returning(transfers::id)
-        .get_result(&mut conn)
-        .await?)
+        .returning(transfers::id);
+    Ok(crate::on!(&mut conn, c => insert.get_result(c).await)?)
 }
 
 /// Record how transfer `id` ended: its counts, or why it failed.
@@ -145,20 +165,17 @@ pub async fn end(pool: &DbPool, id: i64, outcome: Result<Counts, String>) -> Api
         Ok(counts) => ("complete", String::new(), counts),
         Err(reason) => ("failed", reason, Counts::default()),
     };
-    diesel::update(transfers::table.find(id))
-        .set((
-            transfers::state.eq(state),
-            transfers::state_reason
-                .eq(common::text::clean(&reason, common::text::MAX_REASON_BYTES)),
-            transfers::finished.eq(now),
-            transfers::objects.eq(counts.objects),
-            transfers::bytes.eq(counts.bytes),
-            transfers::present.eq(counts.present),
-            transfers::refused.eq(counts.refused),
-            transfers::requests.eq(counts.requests),
-        ))
-        .execute(&mut conn)
-        .await?;
+    let update = diesel::update(transfers::table.find(id)).set((
+        transfers::state.eq(state),
+        transfers::state_reason.eq(common::text::clean(&reason, common::text::MAX_REASON_BYTES)),
+        transfers::finished.eq(now),
+        transfers::objects.eq(counts.objects),
+        transfers::bytes.eq(counts.bytes),
+        transfers::present.eq(counts.present),
+        transfers::refused.eq(counts.refused),
+        transfers::requests.eq(counts.requests),
+    ));
+    crate::on!(&mut conn, c => update.execute(c).await)?;
     Ok(())
 }
 
@@ -211,30 +228,32 @@ pub async fn export_requests(
     let mut after = 0i64;
     let start = records.count();
     loop {
-        let mut query = requests::table
-            .filter(requests::id.gt(after))
-            .filter(requests::state.ne(RequestState::InProgress.as_str()))
-            .filter(requests::imported_instance.is_null())
-            .filter(requests::updated.le(until))
-            .into_boxed();
-        if let Some(since) = since {
-            query = query.filter(requests::updated.gt(since));
-        }
         // packages data (tens of MB for a large lockfile) is read a request at a time below
-        let page: Vec<RequestRow> = query
-            .order(requests::id)
-            .limit(REQUESTS_PAGE)
-            .select(RequestRow::as_select())
-            .load(&mut conn)
-            .await
-            .map_err(ApiError::from)?;
+        let page: Vec<RequestRow> = crate::on!(&mut conn, c => {
+            let mut query = requests::table
+                .filter(requests::id.gt(after))
+                .filter(requests::state.ne(RequestState::InProgress.as_str()))
+                .filter(requests::imported_instance.is_null())
+                .filter(requests::updated.le(until))
+                .into_boxed();
+            if let Some(since) = since {
+                query = query.filter(requests::updated.gt(since));
+            }
+            query
+                .order(requests::id)
+                .limit(REQUESTS_PAGE)
+                .select(RequestRow::as_select())
+                .load(c)
+                .await
+        })
+        .map_err(ApiError::from)?;
         let Some(last) = page.last() else {
             break;
         };
         after = last.id;
         let ids: Vec<i64> = page.iter().map(|row| row.id).collect();
         let mut histories: HashMap<i64, Vec<ExportedState>> = HashMap::new();
-        let states: Vec<(i64, ExportedState)> = request_states::table
+        let states = request_states::table
             .filter(request_states::request_id.eq_any(&ids))
             .order((request_states::request_id, request_states::id))
             .select((
@@ -244,22 +263,28 @@ pub async fn export_requests(
                     request_states::state_reason,
                     request_states::updated,
                 ),
-            ))
-            .load(&mut conn)
-            .await
-            .map_err(ApiError::from)?;
+            ));
+        let states: Vec<(i64, ExportedState)> =
+            crate::on!(&mut conn, c => states.load(c).await).map_err(ApiError::from)?;
         for (id, state) in states {
             histories.entry(id).or_default().push(state);
         }
         for row in page {
-            let data: Option<String> = requests::table
-                .find(row.id)
-                .select(diesel::dsl::sql::<
-                    diesel::sql_types::Nullable<diesel::sql_types::Text>,
-                >("packages_data::text"))
-                .first(&mut conn)
-                .await
-                .map_err(ApiError::from)?;
+            // the stored JSON as text (SQLite's JSONB through json(): compact, PostgreSQL's
+            // jsonb text has spaces; the same JSON)
+            let data: Option<String> = crate::on!(&mut conn, c => {
+                requests::table
+                    .find(row.id)
+                    .select(diesel::dsl::sql::<
+                        diesel::sql_types::Nullable<diesel::sql_types::Text>,
+                    >(crate::sql!(
+                        postgres: "packages_data::text",
+                        sqlite: "json(packages_data)",
+                    )))
+                    .first(c)
+                    .await
+            })
+            .map_err(ApiError::from)?;
             let state = row.state.parse().map_err(|()| {
                 TransferRecordError::Unreadable(format!(
                     "request {} is in an unknown state {:?}",
@@ -459,13 +484,12 @@ async fn import_one(
 ) -> Result<Recorded, Refused> {
     check_record(&record, catalogue).map_err(Refused::Record)?;
     let mut conn = pool.get().await.map_err(|e| Refused::Database(e.into()))?;
-    let known: Option<(i64, String, NaiveDateTime)> = requests::table
+    let known = requests::table
         .filter(requests::imported_instance.eq(instance))
         .filter(requests::imported_id.eq(record.id))
-        .select((requests::id, requests::state, requests::updated))
-        .first(&mut conn)
-        .await
-        .optional()?;
+        .select((requests::id, requests::state, requests::updated));
+    let known: Option<(i64, String, NaiveDateTime)> =
+        crate::on!(&mut conn, c => known.first(c).await.optional())?;
     if let Some((id, state, updated)) = known {
         return later_state(&mut conn, id, &state, updated, &record).await;
     }
@@ -483,14 +507,14 @@ async fn import_one(
         }
         None => None,
     };
-    conn.transaction::<_, Refused, _>(async |conn| {
+    crate::on!(&mut conn, c => c.transaction::<_, Refused, _>(async |conn| {
         let id: Option<i64> = diesel::insert_into(requests::table)
             .values((
                 requests::repo.eq(&record.repo),
                 requests::git_ref.eq(&record.git_ref),
-                requests::pkg_managers.eq(&record.pkg_managers),
+                requests::pkg_managers.eq(crate::sql_types::Strings(&record.pkg_managers)),
                 requests::packages.eq(&record.packages),
-                requests::flags.eq(&record.flags),
+                requests::flags.eq(crate::sql_types::Strings(&record.flags)),
                 requests::dependency_replacements.eq(&record.dependency_replacements),
                 requests::user_name.eq(&record.user),
                 requests::submitted_by.eq(&record.submitted_by),
@@ -525,7 +549,7 @@ async fn import_one(
         }
         Ok(Recorded::Imported)
     })
-    .await
+    .await)
 }
 
 /// A reason as the api keeps one.
@@ -533,9 +557,10 @@ fn clean(reason: &str) -> String {
     common::text::clean(reason, common::text::MAX_REASON_BYTES)
 }
 
-/// Add `states` to request `id`'s history.
+/// Add `states` to request `id`'s history (SQLite: a row a statement, diesel_async's SQLite
+/// has no multi-row insert; the callers hold a transaction).
 async fn insert_history(
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &mut impl crate::db::AsDb,
     id: i64,
     states: impl Iterator<Item = &ExportedState>,
 ) -> Result<(), Refused> {
@@ -549,17 +574,29 @@ async fn insert_history(
             )
         })
         .collect();
-    diesel::insert_into(request_states::table)
-        .values(rows)
-        .execute(conn)
-        .await?;
+    match conn.as_db() {
+        crate::db::Db::Postgres(c) => {
+            diesel::insert_into(request_states::table)
+                .values(rows)
+                .execute(c)
+                .await?;
+        }
+        crate::db::Db::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(request_states::table)
+                    .values(row)
+                    .execute(c)
+                    .await?;
+            }
+        }
+    }
     Ok(())
 }
 
 /// A record imported before: the state it reached since on the exporting instance (a
 /// complete or failed request gone stale), with the history after what is here.
 async fn later_state(
-    conn: &mut crate::db::DbConn,
+    conn: &mut impl crate::db::AsDb,
     id: i64,
     state: &str,
     updated: NaiveDateTime,
@@ -572,7 +609,7 @@ async fn later_state(
     if !moved {
         return Ok(Recorded::Present);
     }
-    conn.transaction::<_, Refused, _>(async |conn| {
+    crate::on!(conn, c => c.transaction::<_, Refused, _>(async |conn| {
         // under the row lock, once: a concurrent import of the same record finds it moved
         let changed = diesel::update(
             requests::table
@@ -594,7 +631,7 @@ async fn later_state(
         insert_history(conn, id, since).await?;
         Ok(Recorded::Updated)
     })
-    .await
+    .await)
 }
 
 #[cfg(test)]
@@ -643,17 +680,17 @@ mod tests {
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!((a.imported + b.imported, a.present + b.present), (30, 30));
         let mut conn = db.pool.get().await.unwrap();
-        let rows: i64 = requests::table.count().get_result(&mut conn).await.unwrap();
-        let states: i64 = request_states::table
-            .count()
-            .get_result(&mut conn)
-            .await
-            .unwrap();
-        let indexed: i64 = crate::schema::request_dependencies::table
-            .count()
-            .get_result(&mut conn)
-            .await
-            .unwrap();
+        let rows: i64 =
+            crate::on!(&mut conn, c => requests::table.count().get_result(c).await).unwrap();
+        let states: i64 =
+            crate::on!(&mut conn, c => request_states::table.count().get_result(c).await).unwrap();
+        let indexed: i64 = crate::on!(&mut conn, c => {
+            crate::schema::request_dependencies::table
+                .count()
+                .get_result(c)
+                .await
+        })
+        .unwrap();
         assert_eq!((rows, states, indexed), (30, 30, 30));
 
         // the same ids from another instance are other requests
@@ -720,7 +757,8 @@ mod tests {
         );
         // the records after the refused ones are imported
         assert_eq!(done.imported, 1);
-        let rows: i64 = requests::table.count().get_result(&mut conn).await.unwrap();
+        let rows: i64 =
+            crate::on!(&mut conn, c => requests::table.count().get_result(c).await).unwrap();
         assert_eq!(rows, 61);
 
         // gone stale on the exporting instance since: that state is added, once
@@ -747,7 +785,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((again.updated, again.present), (1, 0), "{again:?}");
-        let (state, history): (String, i64) = requests::table
+        let query = requests::table
             .filter(requests::imported_instance.eq("a1"))
             .filter(requests::imported_id.eq(1))
             .select((
@@ -757,10 +795,9 @@ mod tests {
                     .count()
                     .single_value()
                     .assume_not_null(),
-            ))
-            .first(&mut conn)
-            .await
-            .unwrap();
+            ));
+        let (state, history): (String, i64) =
+            crate::on!(&mut conn, c => query.first(c).await).unwrap();
         assert_eq!((state.as_str(), history), ("stale", 2));
     }
 }

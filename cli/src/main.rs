@@ -327,14 +327,16 @@ async fn main() -> Result<()> {
         }
         Command::Migrate { config } => {
             init_tracing(false);
-            api::db::create_database(&config.database_url).await?;
-            let applied = api::db::migrate(&config.database_url).await?;
+            let database = api::db::Database::of(&config)?;
+            api::db::create(&database).await?;
+            let applied = api::db::migrate(&database).await?;
             println!("applied {} migration(s)", applied.len());
         }
         Command::Cleanup { config } => {
             let shared = shared_store(&config)?;
             init_tracing(false);
-            let pool = api::db::setup(&config.database_url, config.db_pool_size.into()).await?;
+            let pool = api::db::setup(&api::db::Database::of(&config)?, config.db_pool_size.into())
+                .await?;
             let directory = shared.directory(&config);
             // a blob younger than a request may run can be a running request's, not yet named
             let grace = chrono::Duration::from_std(config.request_timeout * 2)

@@ -42,9 +42,7 @@ pub struct ImportArgs {
 
 async fn open(config: &Config) -> Result<(SharedStore, api::db::DbPool, String)> {
     let shared = SharedStore::open(config).context("LARDER_STORE_URL")?;
-    api::db::create_database(&config.database_url).await?;
-    api::db::migrate(&config.database_url).await?;
-    let pool = api::db::setup(&config.database_url, 2).await?;
+    let pool = api::db::setup(&api::db::Database::of(config)?, 2).await?;
     let secret = api::secret::load_or_create(&pool, &config.data_dir).await?;
     Ok((shared, pool, transfers::instance_of(&secret)))
 }

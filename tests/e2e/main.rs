@@ -6,6 +6,7 @@ mod support;
 
 mod air_gap;
 mod cargo;
+mod embedded;
 mod fetch_deps;
 mod gomod;
 mod hostile_api;

@@ -158,17 +158,17 @@ impl RepoRequest {
             return Ok(Vec::new());
         }
         let mut conn = self.state.pool.get().await?;
-        let mut query = artifacts::table
-            .filter(artifacts::request_id.eq(self.request_id))
-            .filter(artifacts::pm.eq_any(self.repository.package_managers()))
-            .into_boxed();
-        if let Some(name) = name {
-            query = query.filter(artifacts::name.eq(name.to_string()));
-        }
-        let rows: Vec<ArtifactRow> = query
-            .select(ArtifactRow::as_select())
-            .load(&mut conn)
-            .await?;
+        // boxed per backend
+        let rows: Vec<ArtifactRow> = crate::on!(&mut conn, c => {
+            let mut query = artifacts::table
+                .filter(artifacts::request_id.eq(self.request_id))
+                .filter(artifacts::pm.eq_any(self.repository.package_managers()))
+                .into_boxed();
+            if let Some(name) = name {
+                query = query.filter(artifacts::name.eq(name.to_string()));
+            }
+            query.select(ArtifactRow::as_select()).load(c).await
+        })?;
         Ok(rows
             .into_iter()
             .filter(|row| {

@@ -65,11 +65,12 @@ pub async fn states(
         Vec::new()
     } else {
         let mut conn = state.pool.get().await?;
-        requests::table
-            .filter(requests::id.eq_any(ids))
-            .select((requests::id, requests::state, requests::state_reason))
-            .load(&mut conn)
-            .await?
+        let q = requests::table.filter(requests::id.eq_any(ids)).select((
+            requests::id,
+            requests::state,
+            requests::state_reason,
+        ));
+        crate::on!(&mut conn, c => q.load(c).await)?
     };
     #[derive(Serialize)]
     struct States {
@@ -91,18 +92,34 @@ struct TailChunk {
 /// store still has one, then the chunks in the database), read from the file's end and the last
 /// chunks only (each cut to that size in the query).
 pub async fn log_tail(
-    conn: &mut crate::db::DbConn,
+    conn: &mut impl crate::db::AsDb,
     store: &common::store::Store,
     request_id: i64,
 ) -> Result<String, ApiError> {
-    let chunks: Vec<TailChunk> = diesel::sql_query(
-        "SELECT substring(body FROM greatest(octet_length(body) - $2 + 1, 1)) AS body \
-         FROM request_log_chunks WHERE request_id = $1 ORDER BY id DESC LIMIT 4",
-    )
-    .bind::<BigInt, _>(request_id)
-    .bind::<Integer, _>(LOG_TAIL_BYTES as i32)
-    .load(conn)
-    .await?;
+    // SQLite: `length` of a blob is its bytes, `substr` of a blob cuts bytes. Its `$n` are
+    // numbered by first appearance: the size comes first in the text, so it is `$1` and bound
+    // first there.
+    let chunks: Vec<TailChunk> = crate::on!(conn, c => {
+        if SQLITE {
+            diesel::sql_query(
+                "SELECT substr(body, max(length(body) - $1 + 1, 1)) AS body \
+                 FROM request_log_chunks WHERE request_id = $2 ORDER BY id DESC LIMIT 4",
+            )
+            .bind::<Integer, _>(LOG_TAIL_BYTES as i32)
+            .bind::<BigInt, _>(request_id)
+            .load(c)
+            .await
+        } else {
+            diesel::sql_query(
+                "SELECT substring(body FROM greatest(octet_length(body) - $2 + 1, 1)) AS body \
+                 FROM request_log_chunks WHERE request_id = $1 ORDER BY id DESC LIMIT 4",
+            )
+            .bind::<BigInt, _>(request_id)
+            .bind::<Integer, _>(LOG_TAIL_BYTES as i32)
+            .load(c)
+            .await
+        }
+    })?;
     let mut bytes = Vec::new();
     for chunk in chunks.into_iter().rev() {
         bytes.extend_from_slice(&chunk.body);
@@ -157,11 +174,11 @@ pub async fn request(
     auth::caller(&req)?;
     let id = super::request_detail::parse_id(&id)?;
     let mut conn = state.pool.get().await?;
-    let found: LiveState = requests::table
-        .find(id)
-        .select((requests::id, requests::state, requests::state_reason))
-        .first(&mut conn)
-        .await?;
+    let q =
+        requests::table
+            .find(id)
+            .select((requests::id, requests::state, requests::state_reason));
+    let found: LiveState = crate::on!(&mut conn, c => q.first(c).await)?;
     let log_tail = log_tail(&mut conn, &state.store, id).await?;
     #[derive(Serialize)]
     struct Live {
@@ -180,6 +197,108 @@ pub async fn request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A SQLite database of its own in a fresh directory (removed by the caller).
+    async fn sqlite_pool(name: &str) -> (std::path::PathBuf, crate::db::DbPool) {
+        let dir = std::env::temp_dir().join(format!(
+            "larder-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        ));
+        let pool = crate::db::setup(&crate::db::Database::Sqlite(dir.join("larder.db")), 1)
+            .await
+            .unwrap();
+        (dir, pool)
+    }
+
+    /// A request `id` in `state`, created at `created`.
+    async fn insert_request(
+        conn: &mut impl crate::db::AsDb,
+        id: i64,
+        state: &str,
+        created: chrono::NaiveDateTime,
+    ) {
+        use crate::schema::requests;
+        use diesel::ExpressionMethods;
+        use diesel_async::RunQueryDsl;
+        let none: Vec<String> = Vec::new();
+        crate::on!(conn, c => {
+            diesel::insert_into(requests::table)
+                .values((
+                    requests::id.eq(id),
+                    requests::repo.eq(format!("https://example.com/{id}.git")),
+                    requests::git_ref.eq("0123456789abcdef0123456789abcdef01234567"),
+                    requests::pkg_managers.eq(crate::sql_types::Strings(&none)),
+                    requests::flags.eq(crate::sql_types::Strings(&none)),
+                    requests::created.eq(created),
+                    requests::state.eq(state),
+                    requests::state_reason.eq("x"),
+                    requests::updated.eq(created),
+                    requests::token_salt.eq("s"),
+                ))
+                .execute(c)
+                .await
+        })
+        .unwrap();
+    }
+
+    /// The log's end, cut in bytes, is the same from PostgreSQL and SQLite.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn postgresql_and_sqlite_agree_on_the_tail() {
+        let pg = crate::test_db::TestDb::new().await;
+        let (dir, lite) = sqlite_pool("live").await;
+        let store = common::store::Store::new(dir.join("store"));
+        let mut answers = Vec::new();
+        for pool in [&pg.pool, &lite] {
+            let mut conn = pool.get().await.unwrap();
+            let bodies: [Vec<u8>; 6] = [
+                b"first\n".to_vec(),
+                "é ünïcode line\n".repeat(3000).into_bytes(),
+                b"\xff\xfe raw bytes\n".to_vec(),
+                "x".repeat(LOG_TAIL_BYTES + 17).into_bytes(),
+                "\nafter é\n".into(),
+                b"last".to_vec(),
+            ];
+            insert_request(
+                &mut conn,
+                1,
+                "in_progress",
+                chrono::NaiveDateTime::default(),
+            )
+            .await;
+            insert_request(
+                &mut conn,
+                2,
+                "in_progress",
+                chrono::NaiveDateTime::default(),
+            )
+            .await;
+            let mut answer = Vec::new();
+            for (seq, body) in bodies.iter().enumerate() {
+                let insert = diesel::sql_query(
+                    "INSERT INTO request_log_chunks (request_id, writer, writer_seq, body) \
+                     VALUES (1, 'w', $1, $2)",
+                )
+                .bind::<BigInt, _>(seq as i64)
+                .bind::<Binary, _>(body);
+                crate::on!(&mut conn, c => insert.execute(c).await).unwrap();
+                answer.push(log_tail(&mut conn, &store, 1).await.unwrap());
+            }
+            answer.push(log_tail(&mut conn, &store, 2).await.unwrap());
+            answers.push(answer);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(answers[0], answers[1]);
+        assert!(
+            answers[1][5].ends_with("after é\nlast"),
+            "{:?}",
+            answers[1][5]
+        );
+        assert_eq!(answers[1][6], "");
+    }
 
     #[test]
     fn the_tail_is_whole_lines_within_bounds() {

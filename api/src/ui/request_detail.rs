@@ -139,30 +139,36 @@ pub async fn page(
         row.submitted_by.as_deref(),
         row.user_name.as_deref(),
     );
-    let files: Vec<(String, Option<i32>)> = configuration_files::table
-        .filter(configuration_files::request_id.eq(id))
-        .order(configuration_files::path)
-        .select((
-            configuration_files::path,
-            diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Integer>>(
-                "octet_length(content)",
-            ),
-        ))
-        .load(&mut conn)
-        .await?;
-    let mut shown_contents: Vec<(String, Vec<u8>)> = Vec::new();
-    if may_see_secrets && files.iter().any(|(_, size)| size.is_some()) {
-        shown_contents = configuration_files::table
+    // the size in bytes: SQLite's `length` of a blob is its bytes
+    let files: Vec<(String, Option<i32>)> = crate::on!(&mut conn, c => {
+        configuration_files::table
             .filter(configuration_files::request_id.eq(id))
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
-                "octet_length(content) <= {MAX_SHOWN_FILE_BYTES}"
-            )))
+            .order(configuration_files::path)
             .select((
                 configuration_files::path,
-                diesel::dsl::sql::<diesel::sql_types::Binary>("content"),
+                diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Integer>>(
+                    crate::sql!(postgres: "octet_length(content)", sqlite: "length(content)"),
+                ),
             ))
-            .load(&mut conn)
-            .await?;
+            .load(c)
+            .await
+    })?;
+    let mut shown_contents: Vec<(String, Vec<u8>)> = Vec::new();
+    if may_see_secrets && files.iter().any(|(_, size)| size.is_some()) {
+        shown_contents = crate::on!(&mut conn, c => {
+            configuration_files::table
+                .filter(configuration_files::request_id.eq(id))
+                .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+                    "{} <= {MAX_SHOWN_FILE_BYTES}",
+                    crate::sql!(postgres: "octet_length(content)", sqlite: "length(content)"),
+                )))
+                .select((
+                    configuration_files::path,
+                    diesel::dsl::sql::<diesel::sql_types::Binary>("content"),
+                ))
+                .load(c)
+                .await
+        })?;
     }
     let is_stale = row.state == RequestState::Stale.as_str();
     let log_tail = if is_stale {

@@ -93,26 +93,29 @@ pub struct RequestListPage {
 /// there are more past them in the keyset's direction. An index range of the filters' index
 /// (the primary key, or `(state, id)`, `(repo, id)`, …), never a count or an offset.
 pub(crate) async fn load_page(
-    conn: &mut crate::db::DbConn,
+    conn: &mut impl crate::db::AsDb,
     query: &ListQuery,
     keyset: Keyset,
     limit: i64,
 ) -> Result<(Vec<ListedRequest>, bool), ApiError> {
-    let filtered = query.filtered();
-    let ordered = match keyset {
-        Keyset::Newest => filtered.order(requests::id.desc()),
-        Keyset::Before(id) => filtered
-            .filter(requests::id.lt(id))
-            .order(requests::id.desc()),
-        Keyset::After(id) => filtered
-            .filter(requests::id.gt(id))
-            .order(requests::id.asc()),
-    };
-    let mut rows: Vec<ListedRequest> = ordered
-        .limit(limit + 1)
-        .select(ListedRequest::as_select())
-        .load(conn)
-        .await?;
+    // built per backend: the boxed query is typed by it
+    let mut rows: Vec<ListedRequest> = crate::on!(conn, c => {
+        let filtered = query.filtered();
+        let ordered = match keyset {
+            Keyset::Newest => filtered.order(requests::id.desc()),
+            Keyset::Before(id) => filtered
+                .filter(requests::id.lt(id))
+                .order(requests::id.desc()),
+            Keyset::After(id) => filtered
+                .filter(requests::id.gt(id))
+                .order(requests::id.asc()),
+        };
+        ordered
+            .limit(limit + 1)
+            .select(ListedRequest::as_select())
+            .load(c)
+            .await
+    })?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     if matches!(keyset, Keyset::After(_)) {

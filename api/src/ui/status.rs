@@ -89,18 +89,22 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> UiResult<Http
     let counts = state.publisher.queue_counts().await;
     let mut conn = state.pool.get().await?;
     // the (state, id) index: as many entries as requests in progress
-    let in_progress: i64 = requests::table
-        .filter(requests::state.eq(RequestState::InProgress.as_str()))
-        .count()
-        .get_result(&mut conn)
-        .await?;
+    let in_progress: i64 = crate::on!(&mut conn, c => {
+        requests::table
+            .filter(requests::state.eq(RequestState::InProgress.as_str()))
+            .count()
+            .get_result(c)
+            .await
+    })?;
     // the dispatcher's partial index, with the same predicate
-    let undispatched: i64 = requests::table
-        .filter(requests::dispatched_at.is_null())
-        .filter(requests::state.eq(RequestState::InProgress.as_str()))
-        .count()
-        .get_result(&mut conn)
-        .await?;
+    let undispatched: i64 = crate::on!(&mut conn, c => {
+        requests::table
+            .filter(requests::dispatched_at.is_null())
+            .filter(requests::state.eq(RequestState::InProgress.as_str()))
+            .count()
+            .get_result(c)
+            .await
+    })?;
     #[allow(clippy::type_complexity)]
     let failed: Vec<(
         i64,
@@ -109,20 +113,21 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> UiResult<Http
         Option<String>,
         Option<String>,
         chrono::NaiveDateTime,
-    )> = requests::table
-        .filter(requests::state.eq(RequestState::Failed.as_str()))
-        .order(requests::id.desc())
-        .limit(RECENT_FAILURES)
-        .select((
-            requests::id,
-            requests::repo,
-            requests::state_reason,
-            requests::error_type,
-            requests::error_origin,
-            requests::updated,
-        ))
-        .load(&mut conn)
-        .await?;
+    )> = {
+        let q = requests::table
+            .filter(requests::state.eq(RequestState::Failed.as_str()))
+            .order(requests::id.desc())
+            .limit(RECENT_FAILURES)
+            .select((
+                requests::id,
+                requests::repo,
+                requests::state_reason,
+                requests::error_type,
+                requests::error_origin,
+                requests::updated,
+            ));
+        crate::on!(&mut conn, c => q.load(c).await)?
+    };
     drop(conn);
     let (measured, usage_error) = state.store_usage.current(&state.shared);
     let usage = measured.map(|m| Usage {

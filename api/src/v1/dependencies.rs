@@ -11,7 +11,6 @@ use crate::v1::validation::check_text;
 use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use common::RequestState;
-use diesel::pg::Pg;
 use diesel::sql_types::{BigInt, Bool, Text, Timestamp};
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
@@ -188,12 +187,17 @@ impl SearchQuery {
         (sql, n)
     }
 
-    pub(crate) fn bind<'a, Q>(
+    pub(crate) fn bind<'a, DB, Q>(
         &'a self,
-        mut query: diesel::query_builder::BoxedSqlQuery<'a, Pg, Q>,
-    ) -> diesel::query_builder::BoxedSqlQuery<'a, Pg, Q>
+        mut query: diesel::query_builder::BoxedSqlQuery<'a, DB, Q>,
+    ) -> diesel::query_builder::BoxedSqlQuery<'a, DB, Q>
     where
-        Q: diesel::query_builder::QueryFragment<Pg> + Send + 'a,
+        DB: diesel::backend::Backend
+            + diesel::sql_types::HasSqlType<Text>
+            + diesel::sql_types::HasSqlType<BigInt>,
+        &'a str: diesel::serialize::ToSql<Text, DB>,
+        i64: diesel::serialize::ToSql<BigInt, DB>,
+        Q: diesel::query_builder::QueryFragment<DB> + Send + 'a,
     {
         match &self.target {
             Target::Purl { key, .. } => query = query.bind::<Text, _>(key.as_str()),
@@ -223,27 +227,30 @@ impl SearchQuery {
     /// of request ids comes from the index (in its order), then their rows.
     pub(crate) async fn page(
         &self,
-        conn: &mut crate::db::DbConn,
+        conn: &mut impl crate::db::AsDb,
         limit: i64,
         offset: i64,
     ) -> ApiResult<Vec<Found>> {
         let (from_where, n) = self.sql_from_where();
-        Ok(self
-            .bind(
+        // SQLite has no bool_and: the least of 0/1 is 1 when every one is 1
+        Ok(crate::on!(conn, c => {
+            self.bind(
                 diesel::sql_query(format!(
                     "SELECT r.id, r.repo, r.ref AS git_ref, r.state, r.created, m.dev \
-                     FROM (SELECT d.request_id, bool_and(d.dev) AS dev {from_where} \
+                     FROM (SELECT d.request_id, {all_dev} AS dev {from_where} \
                            GROUP BY d.request_id ORDER BY d.request_id DESC LIMIT ${} OFFSET ${}) m \
                      JOIN requests r ON r.id = m.request_id ORDER BY r.id DESC",
                     n,
-                    n + 1
+                    n + 1,
+                    all_dev = crate::sql!(postgres: "bool_and(d.dev)", sqlite: "min(d.dev)"),
                 ))
                 .into_boxed(),
             )
             .bind::<BigInt, _>(limit)
             .bind::<BigInt, _>(offset)
-            .load(conn)
-            .await?)
+            .load(c)
+            .await
+        })?)
     }
 }
 
@@ -296,13 +303,11 @@ pub async fn search(
     let total = match (&q.target, q.state) {
         // kept by the table's triggers: no count of a popular purl's 100,000 index entries
         (Target::Purl { key, .. }, None) => {
-            diesel::sql_query(
+            let q = diesel::sql_query(
                 "SELECT coalesce((SELECT requests FROM dependency_request_counts WHERE purl = $1), 0) AS total",
             )
-            .bind::<Text, _>(key.as_str())
-            .get_result::<Count>(&mut conn)
-            .await?
-            .total
+            .bind::<Text, _>(key.as_str());
+            crate::on!(&mut conn, c => q.get_result::<Count>(c).await)?.total
         }
         (target, _) => {
             // a request holds a purl once (the primary key): its rows need no DISTINCT
@@ -310,10 +315,12 @@ pub async fn search(
                 Target::Purl { .. } => "count(*)",
                 Target::Name { .. } => "count(DISTINCT d.request_id)",
             };
-            q.bind(diesel::sql_query(format!("SELECT {counted} AS total {from_where}")).into_boxed())
-                .get_result::<Count>(&mut conn)
-                .await?
-                .total
+            crate::on!(&mut conn, c => {
+                q.bind(diesel::sql_query(format!("SELECT {counted} AS total {from_where}")).into_boxed())
+                    .get_result::<Count>(c)
+                    .await
+            })?
+            .total
         }
     };
     let rows = q.page(&mut conn, q.pagination.per_page, offset).await?;
@@ -350,6 +357,133 @@ pub async fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A SQLite database of its own in a fresh directory (removed by the caller).
+    async fn sqlite_pool(name: &str) -> (std::path::PathBuf, crate::db::DbPool) {
+        let dir = std::env::temp_dir().join(format!(
+            "larder-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        ));
+        let pool = crate::db::setup(&crate::db::Database::Sqlite(dir.join("larder.db")), 1)
+            .await
+            .unwrap();
+        (dir, pool)
+    }
+
+    /// A request `id` in `state`, created at `created`.
+    async fn insert_request(
+        conn: &mut impl crate::db::AsDb,
+        id: i64,
+        state: &str,
+        created: chrono::NaiveDateTime,
+    ) {
+        use crate::schema::requests;
+        use diesel::ExpressionMethods;
+        use diesel_async::RunQueryDsl;
+        let none: Vec<String> = Vec::new();
+        crate::on!(conn, c => {
+            diesel::insert_into(requests::table)
+                .values((
+                    requests::id.eq(id),
+                    requests::repo.eq(format!("https://example.com/{id}.git")),
+                    requests::git_ref.eq("0123456789abcdef0123456789abcdef01234567"),
+                    requests::pkg_managers.eq(crate::sql_types::Strings(&none)),
+                    requests::flags.eq(crate::sql_types::Strings(&none)),
+                    requests::created.eq(created),
+                    requests::state.eq(state),
+                    requests::state_reason.eq("x"),
+                    requests::updated.eq(created),
+                    requests::token_salt.eq("s"),
+                ))
+                .execute(c)
+                .await
+        })
+        .unwrap();
+    }
+
+    /// The search's page is the same on PostgreSQL and SQLite (`bool_and` and `min` of 0/1).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn postgresql_and_sqlite_agree() {
+        use crate::schema::request_dependencies as d;
+        use diesel::ExpressionMethods;
+        let pg = crate::test_db::TestDb::new().await;
+        let (dir, lite) = sqlite_pool("dependencies").await;
+        let created = chrono::NaiveDateTime::parse_from_str(
+            "2026-01-01 10:00:00.250",
+            "%Y-%m-%d %H:%M:%S%.f",
+        )
+        .unwrap();
+        let mut answers = Vec::new();
+        for pool in [&pg.pool, &lite] {
+            let mut conn = pool.get().await.unwrap();
+            for (id, state) in [
+                (1, "complete"),
+                (2, "failed"),
+                (3, "complete"),
+                (4, "complete"),
+            ] {
+                insert_request(&mut conn, id, state, created).await;
+            }
+            // (request, purl, dev): request 1 has lodash as dev and not, 2 only as dev
+            for (id, purl, version, dev) in [
+                (1i64, "pkg:npm/lodash@4.17.21", "4.17.21", true),
+                (1, "pkg:npm/lodash@4.17.20", "4.17.20", false),
+                (2, "pkg:npm/lodash@4.17.21", "4.17.21", true),
+                (3, "pkg:npm/lodash@4.17.21", "4.17.21", false),
+                (4, "pkg:npm/other@1", "1", true),
+            ] {
+                let name = if purl.contains("lodash") {
+                    "lodash"
+                } else {
+                    "other"
+                };
+                crate::on!(&mut conn, c => {
+                    diesel::insert_into(d::table)
+                        .values((
+                            d::request_id.eq(id),
+                            d::purl.eq(purl),
+                            d::kind.eq("npm"),
+                            d::name.eq(name),
+                            d::version.eq(version),
+                            d::dev.eq(dev),
+                        ))
+                        .execute(c)
+                        .await
+                })
+                .unwrap();
+            }
+            let mut answer = Vec::new();
+            for query in [
+                "type=npm&name=lodash",
+                "type=npm&name=lodash&version=4.17.21",
+                "type=npm&name=lodash&state=complete",
+                "purl=pkg:npm/lodash@4.17.21",
+                "purl=pkg:npm/other@1",
+                "type=npm&name=nothing",
+            ] {
+                let mut q = parse(query).unwrap();
+                for (before, limit, offset) in [(None, 10, 0), (None, 1, 1), (Some(3), 10, 0)] {
+                    q.before = before;
+                    let rows = q.page(&mut conn, limit, offset).await.unwrap();
+                    answer.push(format!(
+                        "{query} {before:?} {limit} {offset}: {:?}",
+                        rows.iter()
+                            .map(|f| (f.id, &f.repo, &f.git_ref, &f.state, f.created, f.dev))
+                            .collect::<Vec<_>>()
+                    ));
+                }
+            }
+            answers.push(answer);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(answers[0], answers[1]);
+        assert!(answers[1][0].contains("(3, "), "{:?}", answers[1]);
+        assert!(answers[1][0].contains("false), (2, "), "{:?}", answers[1]);
+    }
 
     fn parse(query: &str) -> ApiResult<SearchQuery> {
         let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())

@@ -503,16 +503,18 @@ pub async fn get_configuration_files(
     let mut conn = state.pool.get().await?;
     let row = find(&mut conn, *id).await?;
     auth::require_secret_reader(&req, row.submitted_by.as_deref(), row.user_name.as_deref())?;
-    let rows: Vec<(String, Option<Vec<u8>>, Option<String>)> = configuration_files::table
-        .filter(configuration_files::request_id.eq(row.id))
-        .order(configuration_files::path)
-        .select((
-            configuration_files::path,
-            configuration_files::content,
-            configuration_files::sha256,
-        ))
-        .load(&mut conn)
-        .await?;
+    let rows: Vec<(String, Option<Vec<u8>>, Option<String>)> = crate::on!(&mut conn, c => {
+        configuration_files::table
+            .filter(configuration_files::request_id.eq(row.id))
+            .order(configuration_files::path)
+            .select((
+                configuration_files::path,
+                configuration_files::content,
+                configuration_files::sha256,
+            ))
+            .load(c)
+            .await
+    })?;
     drop(conn);
     let mut files = Vec::with_capacity(rows.len());
     for (path, content, sha256) in rows {
@@ -748,7 +750,7 @@ pub async fn add_configuration_files(
     drop(bytes);
     let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async |conn| {
+    crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| {
         let row = crate::v1::leases::lock_for_report(conn, attempt, *id).await?;
         for (path, content) in files {
             let (content, sha256) = match content {
@@ -775,7 +777,7 @@ pub async fn add_configuration_files(
         }
         Ok(())
     })
-    .await?;
+    .await)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -813,11 +815,11 @@ pub async fn put_packages(
         .map_err(|e| ApiError::internal(e.to_string()))??;
     let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async |conn| {
+    crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| {
         let row = crate::v1::leases::lock_for_report(conn, attempt, *id).await?;
         store_packages_data(conn, row.id, json, index).await
     })
-    .await?;
+    .await)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -873,16 +875,19 @@ pub(crate) fn checked_packages_data(body: Vec<u8>) -> ApiResult<(String, Depende
 /// Store a request's checked packages data ([`checked_packages_data`]) and its search rows
 /// (inside the caller's transaction).
 pub(crate) async fn store_packages_data(
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &mut impl crate::db::AsDb,
     request_id: i64,
     json: String,
     index: DependencyIndex,
 ) -> ApiResult<()> {
-    diesel::sql_query("UPDATE requests SET packages_data = $1::jsonb WHERE id = $2")
-        .bind::<diesel::sql_types::Text, _>(json)
-        .bind::<diesel::sql_types::Int8, _>(request_id)
-        .execute(conn)
-        .await?;
+    crate::on!(conn, c => diesel::sql_query(crate::sql!(
+        postgres: "UPDATE requests SET packages_data = $1::jsonb WHERE id = $2",
+        sqlite: "UPDATE requests SET packages_data = jsonb($1) WHERE id = $2",
+    ))
+    .bind::<diesel::sql_types::Text, _>(&json)
+    .bind::<diesel::sql_types::Int8, _>(request_id)
+    .execute(c)
+    .await)?;
     index.write(conn, request_id).await
 }
 
@@ -987,47 +992,70 @@ impl DependencyIndex {
 
     /// Replace the request's rows by these (inside the transaction that stores its packages
     /// data).
-    pub async fn write(
-        self,
-        conn: &mut diesel_async::AsyncPgConnection,
-        request_id: i64,
-    ) -> ApiResult<()> {
+    pub async fn write(self, conn: &mut impl crate::db::AsDb, request_id: i64) -> ApiResult<()> {
         use crate::schema::request_dependencies as rd;
-        let replacing: bool = diesel::select(diesel::dsl::exists(
-            rd::table.filter(rd::request_id.eq(request_id)),
-        ))
-        .get_result(conn)
-        .await?;
-        if replacing {
-            // the delete's counts and the inserts' are two runs of purl order, which could
-            // cross another report's one run: replacements (a retried attempt) go one at a time
-            diesel::sql_query("LOCK TABLE dependency_request_counts IN SHARE ROW EXCLUSIVE MODE")
-                .execute(conn)
-                .await?;
-        }
-        diesel::delete(rd::table.filter(rd::request_id.eq(request_id)))
-            .execute(conn)
+        // (SQLite: one connection, so one report at a time; no table lock to take)
+        if let crate::db::Db::Postgres(c) = conn.as_db() {
+            let replacing: bool = diesel::select(diesel::dsl::exists(
+                rd::table.filter(rd::request_id.eq(request_id)),
+            ))
+            .get_result(c)
             .await?;
-        let rows: Vec<_> = self.0.into_iter().collect();
-        // 6 parameters a row, well below PostgreSQL's 65,535 a statement
-        for chunk in rows.chunks(5000) {
-            let values: Vec<_> = chunk
-                .iter()
-                .map(|(purl, dep)| {
-                    (
-                        rd::request_id.eq(request_id),
-                        rd::purl.eq(purl),
-                        rd::kind.eq(&dep.kind),
-                        rd::name.eq(&dep.name),
-                        rd::version.eq(dep.version.as_deref()),
-                        rd::dev.eq(dep.dev),
-                    )
-                })
-                .collect();
-            diesel::insert_into(rd::table)
-                .values(values)
-                .execute(conn)
+            if replacing {
+                // the delete's counts and the inserts' are two runs of purl order, which could
+                // cross another report's one run: replacements (a retried attempt) go one at a
+                // time
+                diesel::sql_query(
+                    "LOCK TABLE dependency_request_counts IN SHARE ROW EXCLUSIVE MODE",
+                )
+                .execute(c)
                 .await?;
+            }
+        }
+        crate::on!(conn, c => diesel::delete(rd::table.filter(rd::request_id.eq(request_id)))
+            .execute(c)
+            .await)?;
+        let rows: Vec<_> = self.0.into_iter().collect();
+        macro_rules! values_of {
+            ($chunk:expr) => {
+                $chunk
+                    .iter()
+                    .map(|(purl, dep)| {
+                        (
+                            rd::request_id.eq(request_id),
+                            rd::purl.eq(purl),
+                            rd::kind.eq(&dep.kind),
+                            rd::name.eq(&dep.name),
+                            rd::version.eq(dep.version.as_deref()),
+                            rd::dev.eq(dep.dev),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+        }
+        // 6 parameters a row, well below PostgreSQL's 65,535 a statement (and SQLite's 32,766)
+        match conn.as_db() {
+            crate::db::Db::Postgres(c) => {
+                for chunk in rows.chunks(5000) {
+                    diesel::insert_into(rd::table)
+                        .values(values_of!(chunk))
+                        .execute(c)
+                        .await?;
+                }
+            }
+            // diesel writes SQLite's multi-row insert only on its synchronous connection
+            crate::db::Db::Sqlite(c) => {
+                c.spawn_blocking(move |c| {
+                    for chunk in rows.chunks(5000) {
+                        diesel::RunQueryDsl::execute(
+                            diesel::insert_into(rd::table).values(values_of!(chunk)),
+                            c,
+                        )?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
         }
         Ok(())
     }
@@ -1087,20 +1115,35 @@ async fn record_artifacts(
     }
     let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async |conn| {
+    crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| {
         let row = crate::v1::leases::lock_for_report(conn, attempt, id).await?;
         if replace {
             diesel::delete(artifacts::table.filter(artifacts::request_id.eq(row.id)))
                 .execute(conn)
                 .await?;
         }
-        for (chunk, metas) in items.chunks(1000).zip(metas.chunks(1000)) {
-            let values: Vec<_> = chunk
+        insert_artifacts(conn, row.id, &items, &metas).await?;
+        Ok(())
+    })
+    .await)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Record `items` (their metadata `metas`), those already recorded kept as they are.
+async fn insert_artifacts(
+    conn: &mut impl crate::db::AsDb,
+    request_id: i64,
+    items: &[Artifact],
+    metas: &[serde_json::Value],
+) -> diesel::QueryResult<()> {
+    macro_rules! values_of {
+        ($chunk:expr, $metas:expr) => {
+            $chunk
                 .iter()
-                .zip(metas)
+                .zip($metas)
                 .map(|(a, meta)| {
                     (
-                        artifacts::request_id.eq(row.id),
+                        artifacts::request_id.eq(request_id),
                         artifacts::pm.eq(a.pm.as_str()),
                         artifacts::name.eq(&a.name),
                         artifacts::version.eq(&a.version),
@@ -1110,17 +1153,38 @@ async fn record_artifacts(
                         artifacts::source_url.eq(&a.source_url),
                     )
                 })
-                .collect();
-            diesel::insert_into(artifacts::table)
-                .values(values)
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
+                .collect::<Vec<_>>()
+        };
+    }
+    // 8 parameters a row: within PostgreSQL's 65,535 and SQLite's 32,766 a statement
+    match conn.as_db() {
+        crate::db::Db::Postgres(c) => {
+            for (chunk, metas) in items.chunks(1000).zip(metas.chunks(1000)) {
+                diesel::insert_into(artifacts::table)
+                    .values(values_of!(chunk, metas))
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .await?;
+            }
         }
-        Ok(())
-    })
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
+        // diesel writes SQLite's multi-row insert only on its synchronous connection
+        crate::db::Db::Sqlite(c) => {
+            let (items, metas) = (items.to_vec(), metas.to_vec());
+            c.spawn_blocking(move |c| {
+                for (chunk, metas) in items.chunks(1000).zip(metas.chunks(1000)) {
+                    diesel::RunQueryDsl::execute(
+                        diesel::insert_into(artifacts::table)
+                            .values(values_of!(chunk, metas))
+                            .on_conflict_do_nothing(),
+                        c,
+                    )?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 pub async fn content_manifest(
@@ -1139,6 +1203,128 @@ pub async fn content_manifest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The worker's writes on the embedded SQLite database: a request inserted as `create` does,
+    /// its packages data and dependency rows (stored, then replaced), artifacts, a log chunk,
+    /// and a patch to stale that removes the log.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn worker_reports_on_sqlite() {
+        use crate::models::RequestRow;
+        use crate::schema::{request_dependencies, requests};
+        use crate::v1::requests::{apply_patch, load_history, PatchBody};
+        use common::RequestState;
+        let dir = tempfile::tempdir().unwrap();
+        let database = crate::db::Database::Sqlite(dir.path().join("larder.db"));
+        let pool = crate::db::setup(&database, 1).await.unwrap();
+        let mut conn = pool.get().await.unwrap();
+        let now = chrono::Utc::now().naive_utc();
+        let (pms, flags) = (vec!["npm".to_string()], vec!["a-flag".to_string()]);
+        let row: RequestRow = crate::on!(&mut conn, c => {
+            diesel::insert_into(requests::table)
+                .values((
+                    requests::repo.eq("https://example.com/r.git"),
+                    requests::git_ref.eq("0123456789abcdef0123456789abcdef01234567"),
+                    requests::pkg_managers.eq(crate::sql_types::Strings(&pms)),
+                    requests::packages.eq(serde_json::json!({})),
+                    requests::flags.eq(crate::sql_types::Strings(&flags)),
+                    requests::dependency_replacements.eq(serde_json::json!([])),
+                    requests::created.eq(now),
+                    requests::state.eq("in_progress"),
+                    requests::state_reason.eq("The request was initiated"),
+                    requests::updated.eq(now),
+                    requests::token_salt.eq("salt"),
+                ))
+                .returning(RequestRow::as_returning())
+                .get_result(c)
+                .await
+        })
+        .unwrap();
+        assert_eq!((row.pkg_managers.clone(), row.flags.clone()), (pms, flags));
+        let id = row.id;
+        let data = |deps: &[&str]| {
+            let deps: Vec<_> = deps
+                .iter()
+                .map(|n| {
+                    serde_json::json!({"type": "npm", "name": n, "version": "1.0.0",
+                    "purl": format!("pkg:npm/{n}@1.0.0")})
+                })
+                .collect();
+            serde_json::to_vec(
+                &serde_json::json!({"packages": [{"type": "npm", "name": "p",
+                "version": "1", "purl": "pkg:npm/p@1", "dependencies": deps}]}),
+            )
+            .unwrap()
+        };
+        for deps in [&["a", "b", "c"][..], &["b", "d"][..]] {
+            let (json, index) = checked_packages_data(data(deps)).unwrap();
+            crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| {
+                crate::v1::leases::lock_for_report(conn, Some(0), id).await?;
+                store_packages_data(conn, id, json, index).await
+            })
+            .await)
+            .unwrap();
+            let stored = packages_data(&mut conn, id).await.unwrap().unwrap();
+            assert_eq!(stored.packages[0].dependencies.len(), deps.len());
+            let indexed: i64 = crate::on!(&mut conn, c => request_dependencies::table
+                .filter(request_dependencies::request_id.eq(id))
+                .count()
+                .get_result(c)
+                .await)
+            .unwrap();
+            assert_eq!(indexed, deps.len() as i64);
+        }
+        let artifact = Artifact {
+            pm: "gomod".into(),
+            name: "example.com/a".into(),
+            version: "v1.0.0".into(),
+            filename: "v1.0.0.zip".into(),
+            store_key: "deps/gomod/cache/download/example.com/a/@v/v1.0.0.zip".into(),
+            meta: common::ArtifactMeta::Gomod(Default::default()),
+            source_url: None,
+        };
+        let meta = serde_json::to_value(&artifact.meta).unwrap();
+        for _ in 0..2 {
+            insert_artifacts(
+                &mut conn,
+                id,
+                std::slice::from_ref(&artifact),
+                std::slice::from_ref(&meta),
+            )
+            .await
+            .unwrap();
+        }
+        let metas: Vec<serde_json::Value> = crate::on!(&mut conn, c => artifacts::table
+            .filter(artifacts::request_id.eq(id))
+            .select(artifacts::meta)
+            .load(c)
+            .await)
+        .unwrap();
+        assert_eq!(metas, vec![meta]);
+        crate::on!(&mut conn, c => diesel::sql_query(
+            "INSERT INTO request_log_chunks (request_id, writer, writer_seq, body) \
+             VALUES ($1, 'w', 1, x'6c696e650a')",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(id)
+        .execute(c)
+        .await)
+        .unwrap();
+        let update = PatchBody::state(RequestState::Stale, "gone".into(), None);
+        let changed = crate::on!(&mut conn, c => c
+            .transaction::<_, ApiError, _>(async |conn| apply_patch(conn, id, update, None).await)
+            .await)
+        .unwrap();
+        assert_eq!(changed, Some(RequestState::Stale));
+        let row = find(&mut conn, id).await.unwrap();
+        assert_eq!(row.state, "stale");
+        assert_eq!(load_history(&mut conn, id).await.unwrap().len(), 1);
+        let chunks: i64 = crate::on!(&mut conn, c => diesel::select(diesel::dsl::sql::<
+            diesel::sql_types::BigInt,
+        >("(SELECT count(*) FROM request_log_chunks)"))
+        .get_result(c)
+        .await)
+        .unwrap();
+        assert_eq!(chunks, 0);
+    }
 
     /// (bytes the stream handed out before it ended or failed, whether it failed, whether
     /// `damaged` ran)

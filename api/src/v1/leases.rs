@@ -51,7 +51,7 @@ pub fn check_attempt(row: &RequestRow, attempt: i32) -> ApiResult<()> {
 /// Worker-only writes (packages, artifacts, configuration files) with the attempt checked under
 /// the request's row lock.
 pub async fn lock_for_report(
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &mut impl crate::db::AsDb,
     attempt: Option<i32>,
     id: i64,
 ) -> ApiResult<RequestRow> {
@@ -96,7 +96,7 @@ pub async fn claim(
         chrono::Duration::from_std(config.heartbeat_timeout).unwrap_or(chrono::Duration::MAX),
     );
     let mut conn = state.pool.get().await?;
-    let outcome = conn
+    let outcome = crate::on!(&mut conn, c => c
         .transaction::<_, ApiError, _>(async |conn| {
             let row = lock(conn, id).await?;
             if row.state != RequestState::InProgress.as_str() {
@@ -128,7 +128,7 @@ pub async fn claim(
                 .await?;
             Ok(Claim::Granted(Box::new(row)))
         })
-        .await?;
+        .await)?;
     drop(conn);
     let row = match outcome {
         Claim::Refused(reason) => return Err(ApiError::conflict(reason)),
@@ -201,7 +201,7 @@ pub async fn heartbeat(
     auth::require_worker(&req)?;
     let id = *id;
     let mut conn = state.pool.get().await?;
-    conn.transaction::<_, ApiError, _>(async |conn| {
+    crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| {
         let row = lock(conn, id).await?;
         check_attempt(&row, body.attempt)?;
         let now = crate::db::now(conn).await?;
@@ -211,6 +211,6 @@ pub async fn heartbeat(
             .await?;
         Ok(())
     })
-    .await?;
+    .await)?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -32,12 +32,12 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<Ht
             row.id
         )));
     }
-    let logged: Logged = diesel::sql_query(
+    let logged: Logged = crate::on!(&mut conn, c => diesel::sql_query(
         "SELECT EXISTS (SELECT 1 FROM request_log_chunks WHERE request_id = $1) AS any",
     )
     .bind::<BigInt, _>(row.id)
-    .get_result(&mut conn)
-    .await?;
+    .get_result(c)
+    .await)?;
     drop(conn);
     let path = state.store.path(&common::store::log_key(row.id))?;
     let legacy_file = tokio::fs::File::open(&path).await.ok();
@@ -117,15 +117,15 @@ fn stored_chunks(
 
 async fn next_page(pool: &DbPool, request_id: i64, after: i64) -> ApiResult<Vec<Chunk>> {
     let mut conn = pool.get().await?;
-    Ok(diesel::sql_query(
+    Ok(crate::on!(&mut conn, c => diesel::sql_query(
         "SELECT id, body FROM request_log_chunks WHERE request_id = $1 AND id > $2 \
          ORDER BY id LIMIT $3",
     )
     .bind::<BigInt, _>(request_id)
     .bind::<BigInt, _>(after)
     .bind::<BigInt, _>(CHUNKS_PER_PAGE)
-    .load(&mut conn)
-    .await?)
+    .load(c)
+    .await)?)
 }
 
 /// Who sent a chunk and its number among that sender's chunks: the same pair sent again (its
@@ -176,20 +176,26 @@ pub async fn append(
     }
     let mut conn = state.pool.get().await?;
     let id = *id;
-    conn.transaction::<_, ApiError, _>(async |conn| {
+    crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| {
         // not a WAL flush per chunk: the request's completion (or failure) commits durably
         // after its last chunk, and takes every chunk before it to disk; a database crash can
-        // lose only the lines of its last moments
-        diesel::sql_query("SET LOCAL synchronous_commit TO OFF")
-            .execute(conn)
-            .await?;
-        // KEY SHARE: going stale (FOR UPDATE, which removes the chunks) waits for this
-        // append, and this one for it, so no chunk outlives its request's log
-        let row: StateRow =
-            diesel::sql_query("SELECT state FROM requests WHERE id = $1 FOR KEY SHARE")
-                .bind::<BigInt, _>(id)
-                .get_result(conn)
+        // lose only the lines of its last moments (PostgreSQL only: SQLite's commits all wait
+        // for the disk)
+        if !SQLITE {
+            diesel::sql_query("SET LOCAL synchronous_commit TO OFF")
+                .execute(conn)
                 .await?;
+        }
+        // KEY SHARE: going stale (FOR UPDATE, which removes the chunks) waits for this
+        // append, and this one for it, so no chunk outlives its request's log (SQLite's one
+        // connection runs the two one after the other anyway)
+        let row: StateRow = diesel::sql_query(crate::sql!(
+            postgres: "SELECT state FROM requests WHERE id = $1 FOR KEY SHARE",
+            sqlite: "SELECT state FROM requests WHERE id = $1",
+        ))
+        .bind::<BigInt, _>(id)
+        .get_result(conn)
+        .await?;
         if row.state == "stale" {
             return Err(ApiError::gone(format!(
                 "The logs for the Larder request {id} no longer exist"
@@ -207,15 +213,15 @@ pub async fn append(
         .await?;
         Ok(())
     })
-    .await?;
+    .await)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// A stale request's log goes with it (in the transaction that makes it stale).
-pub async fn remove(conn: &mut diesel_async::AsyncPgConnection, id: i64) -> ApiResult<()> {
-    diesel::sql_query("DELETE FROM request_log_chunks WHERE request_id = $1")
+pub async fn remove(conn: &mut impl crate::db::AsDb, id: i64) -> ApiResult<()> {
+    crate::on!(conn, c => diesel::sql_query("DELETE FROM request_log_chunks WHERE request_id = $1")
         .bind::<BigInt, _>(id)
-        .execute(conn)
-        .await?;
+        .execute(c)
+        .await)?;
     Ok(())
 }

@@ -39,11 +39,13 @@ async fn complete_requests(
         return Ok(Vec::new());
     }
     let mut conn = state.pool.get().await?;
-    let rows: Vec<RequestRow> = requests::table
-        .filter(requests::id.eq_any(&ids))
-        .select(RequestRow::as_select())
-        .load(&mut conn)
-        .await?;
+    let rows: Vec<RequestRow> = crate::on!(&mut conn, c => {
+        requests::table
+            .filter(requests::id.eq_any(&ids))
+            .select(RequestRow::as_select())
+            .load(c)
+            .await
+    })?;
     let missing: Vec<String> = ids
         .iter()
         .filter(|id| !rows.iter().any(|r| r.id == **id))
@@ -119,12 +121,15 @@ fn sbom_format(query: &[(String, String)]) -> ApiResult<SbomFormat> {
 
 /// Every artifact recorded for a request (those whose metadata no longer reads are left out:
 /// they add no evidence).
-async fn request_artifacts(conn: &mut crate::db::DbConn, id: i64) -> ApiResult<Vec<Artifact>> {
-    let rows: Vec<ArtifactRow> = artifacts::table
-        .filter(artifacts::request_id.eq(id))
-        .select(ArtifactRow::as_select())
-        .load(conn)
-        .await?;
+async fn request_artifacts(conn: &mut impl crate::db::AsDb, id: i64) -> ApiResult<Vec<Artifact>> {
+    // `as_select` is typed by the backend: built in each arm
+    let rows: Vec<ArtifactRow> = crate::on!(conn, c => {
+        artifacts::table
+            .filter(artifacts::request_id.eq(id))
+            .select(ArtifactRow::as_select())
+            .load(c)
+            .await
+    })?;
     Ok(rows
         .into_iter()
         .filter_map(|row| {

@@ -13,7 +13,6 @@ use crate::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use common::commit::CommitId;
 use common::{text, EnvVar, ErrorOrigin, PackagesData, RequestState};
-use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde_json::{Map, Value};
@@ -44,27 +43,24 @@ pub async fn create(
         }
         (None, caller) => (caller.as_ref().map(|c| c.user.clone()), None),
     };
-    let now = chrono::Utc::now().naive_utc();
+    let now = crate::db::clock();
+    let pkg_managers: Vec<String> = new.pkg_managers.iter().map(|p| p.to_string()).collect();
     let mut conn = state.pool.get().await?;
-    let (row, first_state): (RequestRow, StateRow) = conn
+    let (row, first_state): (RequestRow, StateRow) = crate::on!(&mut conn, c => c
         .transaction::<_, diesel::result::Error, _>(async |conn| {
             let row: RequestRow = diesel::insert_into(requests::table)
                 .values((
                     requests::repo.eq(&new.repo),
                     requests::git_ref.eq(new.git_ref.as_str()),
-                    requests::pkg_managers.eq(new
-                        .pkg_managers
-                        .iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()),
+                    requests::pkg_managers.eq(crate::sql_types::Strings(&pkg_managers)),
                     requests::packages
                         .eq(serde_json::to_value(&new.packages).expect("serializable")),
-                    requests::flags.eq(&new.flags),
+                    requests::flags.eq(crate::sql_types::Strings(&new.flags)),
                     requests::dependency_replacements
                         .eq(serde_json::to_value(&new.dependency_replacements)
                             .expect("serializable")),
-                    requests::user_name.eq(owner),
-                    requests::submitted_by.eq(submitted_by),
+                    requests::user_name.eq(&owner),
+                    requests::submitted_by.eq(&submitted_by),
                     requests::created.eq(now),
                     requests::state.eq(RequestState::InProgress.as_str()),
                     requests::state_reason.eq(INITIATED),
@@ -86,7 +82,7 @@ pub async fn create(
                 .await?;
             Ok((row, first_state))
         })
-        .await?;
+        .await)?;
     drop(conn);
     tracing::info!(request_id = row.id, repo = %row.repo, git_ref = %row.git_ref, "request created");
     // A failed publish loses nothing: the dispatcher sends the job once the broker is back.
@@ -132,39 +128,45 @@ pub async fn get(
     })
 }
 
-/// The request's row, locked until the transaction ends.
-pub async fn lock(conn: &mut diesel_async::AsyncPgConnection, id: i64) -> ApiResult<RequestRow> {
-    Ok(requests::table
-        .find(id)
-        .select(RequestRow::as_select())
-        .for_update()
-        .first(conn)
-        .await?)
+/// The request's row, locked until the transaction ends (PostgreSQL's `FOR UPDATE`; SQLite's
+/// one connection serializes every transaction, so its row is read as it is).
+pub async fn lock(conn: &mut impl crate::db::AsDb, id: i64) -> ApiResult<RequestRow> {
+    let query = requests::table.find(id);
+    Ok(match conn.as_db() {
+        crate::db::Db::Postgres(c) => {
+            query
+                .select(RequestRow::as_select())
+                .for_update()
+                .first(c)
+                .await?
+        }
+        crate::db::Db::Sqlite(c) => query.select(RequestRow::as_select()).first(c).await?,
+    })
 }
 
 /// The request (its dependencies, megabytes for a large lockfile, are loaded apart: see
 /// [`packages_data`]).
-pub async fn find(conn: &mut crate::db::DbConn, id: i64) -> ApiResult<RequestRow> {
-    Ok(requests::table
+pub async fn find(conn: &mut impl crate::db::AsDb, id: i64) -> ApiResult<RequestRow> {
+    Ok(crate::on!(conn, c => requests::table
         .find(id)
         .select(RequestRow::as_select())
-        .first(conn)
-        .await?)
+        .first(c)
+        .await)?)
 }
 
 /// Every package and dependency the worker reported, read as text (a `serde_json::Value` of
 /// them costs several times their size).
 pub async fn packages_data(
-    conn: &mut crate::db::DbConn,
+    conn: &mut impl crate::db::AsDb,
     id: i64,
 ) -> ApiResult<Option<PackagesData>> {
-    let text: Option<String> = requests::table
+    let text: Option<String> = crate::on!(conn, c => requests::table
         .find(id)
         .select(diesel::dsl::sql::<
             diesel::sql_types::Nullable<diesel::sql_types::Text>,
-        >("packages_data::text"))
-        .first(conn)
-        .await?;
+        >(crate::sql!(postgres: "packages_data::text", sqlite: "json(packages_data)")))
+        .first(c)
+        .await)?;
     text.map(|t| serde_json::from_str(&t))
         .transpose()
         .map_err(|e| ApiError::internal(format!("corrupt packages data of request {id}: {e}")))
@@ -172,7 +174,7 @@ pub async fn packages_data(
 
 /// The packages data a request shows: only while it is complete (as Cachito).
 pub async fn shown_packages_data(
-    conn: &mut crate::db::DbConn,
+    conn: &mut impl crate::db::AsDb,
     row: &RequestRow,
 ) -> ApiResult<Option<PackagesData>> {
     if row.state != RequestState::Complete.as_str() {
@@ -182,15 +184,15 @@ pub async fn shown_packages_data(
 }
 
 pub(crate) async fn load_history(
-    conn: &mut crate::db::DbConn,
+    conn: &mut impl crate::db::AsDb,
     id: i64,
 ) -> ApiResult<Vec<StateRow>> {
-    Ok(request_states::table
+    Ok(crate::on!(conn, c => request_states::table
         .filter(request_states::request_id.eq(id))
         .order(request_states::id.desc())
         .select(StateRow::as_select())
-        .load(conn)
-        .await?)
+        .load(c)
+        .await)?)
 }
 
 /// Filters of the list endpoint, validated.
@@ -272,41 +274,11 @@ impl ListQuery {
         Ok(q)
     }
 
-    pub(crate) fn filtered(&self) -> requests::BoxedQuery<'static, Pg> {
-        let mut query = requests::table.into_boxed();
-        if let Some(s) = self.state {
-            query = query.filter(requests::state.eq(s.as_str()));
-        }
-        if let Some(repo) = &self.repo {
-            query = query.filter(requests::repo.eq(repo.clone()));
-        }
-        if let Some(r) = &self.git_ref {
-            query = query.filter(requests::git_ref.eq(r.clone()));
-        }
-        for pm in &self.pkg_managers {
-            // through the index of migration 2026-12-13, not `pkg_managers @>`: see there
-            query = query.filter(
-                requests::id.eq_any(
-                    request_pkg_managers::table
-                        .filter(request_pkg_managers::pkg_manager.eq(pm.clone()))
-                        .select(request_pkg_managers::request_id),
-                ),
-            );
-        }
-        let window = &self.created_and_error;
-        if let Some(from) = &window.from {
-            query = query.filter(requests::created.ge(from.at));
-        }
-        if let Some(to) = &window.to {
-            query = query.filter(requests::created.le(to.at));
-        }
-        if let Some(origin) = window.error_origin {
-            query = query.filter(requests::error_origin.eq(origin.as_str()));
-        }
-        if let Some(error_type) = &window.error_type {
-            query = query.filter(requests::error_type.eq(error_type.clone()));
-        }
-        query
+    /// The requests these filters select, for either backend: use it inside an `on!` body,
+    /// where the backend is inferred from the connection (`q.filtered().count().get_result(c)`);
+    /// outside one, name it (`q.filtered::<diesel::pg::Pg>()`).
+    pub(crate) fn filtered<'a, DB: ListBackend>(&self) -> requests::BoxedQuery<'a, DB> {
+        DB::filtered(self)
     }
 
     /// A link to `page` that keeps every filter.
@@ -331,6 +303,58 @@ impl ListQuery {
     }
 }
 
+/// A backend the list's filters are built for ([`ListQuery::filtered`]): PostgreSQL and
+/// SQLite, the same query built for each.
+pub(crate) trait ListBackend: diesel::backend::Backend + Sized {
+    fn filtered<'a>(q: &ListQuery) -> requests::BoxedQuery<'a, Self>;
+}
+
+macro_rules! list_backend {
+    ($db:ty) => {
+        impl ListBackend for $db {
+            fn filtered<'a>(q: &ListQuery) -> requests::BoxedQuery<'a, Self> {
+                let mut query = requests::table.into_boxed();
+                if let Some(s) = q.state {
+                    query = query.filter(requests::state.eq(s.as_str()));
+                }
+                if let Some(repo) = &q.repo {
+                    query = query.filter(requests::repo.eq(repo.clone()));
+                }
+                if let Some(r) = &q.git_ref {
+                    query = query.filter(requests::git_ref.eq(r.clone()));
+                }
+                for pm in &q.pkg_managers {
+                    // through the index of migration 2026-12-13, not `pkg_managers @>`: see there
+                    query = query.filter(
+                        requests::id.eq_any(
+                            request_pkg_managers::table
+                                .filter(request_pkg_managers::pkg_manager.eq(pm.clone()))
+                                .select(request_pkg_managers::request_id),
+                        ),
+                    );
+                }
+                let window = &q.created_and_error;
+                if let Some(from) = &window.from {
+                    query = query.filter(requests::created.ge(from.at));
+                }
+                if let Some(to) = &window.to {
+                    query = query.filter(requests::created.le(to.at));
+                }
+                if let Some(origin) = window.error_origin {
+                    query = query.filter(requests::error_origin.eq(origin.as_str()));
+                }
+                if let Some(error_type) = &window.error_type {
+                    query = query.filter(requests::error_type.eq(error_type.clone()));
+                }
+                query
+            }
+        }
+    };
+}
+
+list_backend!(diesel::pg::Pg);
+list_backend!(diesel::sqlite::Sqlite);
+
 pub async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -340,15 +364,15 @@ pub async fn list(
     let caller = auth::caller(&req)?;
     let offset = q.pagination.offset()?;
     let mut conn = state.pool.get().await?;
-    let total: i64 = q.filtered().count().get_result(&mut conn).await?;
-    let rows: Vec<RequestRow> = q
+    let total: i64 = crate::on!(&mut conn, c => q.filtered().count().get_result(c).await)?;
+    let rows: Vec<RequestRow> = crate::on!(&mut conn, c => q
         .filtered()
         .order(requests::id.desc())
         .offset(offset)
         .limit(q.pagination.per_page)
         .select(RequestRow::as_select())
-        .load(&mut conn)
-        .await?;
+        .load(c)
+        .await)?;
     q.pagination.check_exists(rows.len())?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -422,7 +446,7 @@ pub async fn latest(
         ));
     }
     let mut conn = state.pool.get().await?;
-    let rows: Vec<RequestRow> = requests::table
+    let rows: Vec<RequestRow> = crate::on!(&mut conn, c => requests::table
         .filter(requests::git_ref.eq(&git_ref))
         // another instance's record has no bundle here
         .filter(requests::imported_instance.is_null())
@@ -433,8 +457,8 @@ pub async fn latest(
         )
         .order(requests::id.desc())
         .select(RequestRow::as_select())
-        .load(&mut conn)
-        .await?;
+        .load(c)
+        .await)?;
     let found = rows.iter().find(|row| {
         common::purl::host_and_path(&row.repo)
             .map(|(_, path)| path)
@@ -515,9 +539,10 @@ pub async fn patch(
     let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
     let progress_only = update.is_progress_only();
-    let new_state = conn
+    let new_state = crate::on!(&mut conn, c => c
         .transaction::<_, ApiError, _>(async |conn| {
-            if progress_only {
+            // (PostgreSQL only: SQLite's commits all wait for the disk)
+            if progress_only && !SQLITE {
                 // a progress note may be lost with the last moments before a crash (the next
                 // one, or the request's end, says more); waiting for the disk on each is a
                 // WAL flush per note, most of a warm request's time in PostgreSQL
@@ -532,7 +557,10 @@ pub async fn patch(
             }
             Ok(new_state)
         })
-        .await?;
+        .await)?;
+    // released first: the release of the bundle takes a pooled connection (SQLite's pool has
+    // one)
+    drop(conn);
     if new_state == Some(RequestState::Stale) {
         remove_stale_files(&state.pool, &state.shared, &state.store, id).await;
     }
@@ -568,9 +596,9 @@ pub async fn expire(
 ) -> ApiResult<bool> {
     let mut conn = pool.get().await?;
     let update = PatchBody::state(RequestState::Stale, EXPIRED.to_string(), None);
-    let changed = conn
+    let changed = crate::on!(&mut conn, c => c
         .transaction::<_, ApiError, _>(async |conn| apply_patch(conn, id, update, None).await)
-        .await?;
+        .await)?;
     let expired = changed == Some(RequestState::Stale);
     drop(conn);
     if expired {
@@ -745,7 +773,7 @@ impl PatchBody {
 /// Apply an update under the request's row lock. `attempt` is the worker's claim
 /// (`X-Larder-Attempt`): a superseded attempt changes nothing, a current one renews its lease.
 pub(crate) async fn apply_patch(
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &mut impl crate::db::AsDb,
     id: i64,
     update: PatchBody,
     attempt: Option<i32>,
@@ -758,10 +786,10 @@ pub(crate) async fn apply_patch(
     let now = crate::db::now(conn).await?;
     if let Some(attempt) = attempt {
         crate::v1::leases::check_attempt(&row, attempt)?;
-        diesel::update(requests::table.find(id))
+        crate::on!(conn, c => diesel::update(requests::table.find(id))
             .set(requests::heartbeat_at.eq(now))
-            .execute(conn)
-            .await?;
+            .execute(c)
+            .await)?;
     }
     let mut new_state = None;
     if let Some((next, reason)) = &update.state {
@@ -772,23 +800,23 @@ pub(crate) async fn apply_patch(
                     "State transition is not allowed from {current} to {next}."
                 )));
             }
-            diesel::insert_into(request_states::table)
+            crate::on!(conn, c => diesel::insert_into(request_states::table)
                 .values((
                     request_states::request_id.eq(id),
                     request_states::state.eq(next.as_str()),
                     request_states::state_reason.eq(reason),
                     request_states::updated.eq(now),
                 ))
-                .execute(conn)
-                .await?;
-            diesel::update(requests::table.find(id))
+                .execute(c)
+                .await)?;
+            crate::on!(conn, c => diesel::update(requests::table.find(id))
                 .set((
                     requests::state.eq(next.as_str()),
                     requests::state_reason.eq(reason),
                     requests::updated.eq(now),
                 ))
-                .execute(conn)
-                .await?;
+                .execute(c)
+                .await)?;
             new_state = Some(*next);
             if *next == RequestState::Stale {
                 crate::v1::logs::remove(conn, id).await?;
@@ -796,13 +824,13 @@ pub(crate) async fn apply_patch(
         }
         if *next == RequestState::Failed {
             if let Some((origin, kind)) = &update.error {
-                diesel::update(requests::table.find(id))
+                crate::on!(conn, c => diesel::update(requests::table.find(id))
                     .set((
                         requests::error_origin.eq(origin.as_str()),
                         requests::error_type.eq(kind),
                     ))
-                    .execute(conn)
-                    .await?;
+                    .execute(c)
+                    .await)?;
             }
         }
     }
@@ -810,25 +838,83 @@ pub(crate) async fn apply_patch(
         let mut env: BTreeMap<String, EnvVar> =
             serde_json::from_value(row.environment_variables.clone()).unwrap_or_default();
         env.extend(update.env);
-        diesel::update(requests::table.find(id))
+        crate::on!(conn, c => diesel::update(requests::table.find(id))
             .set(
                 requests::environment_variables
                     .eq(serde_json::to_value(env).expect("serializable")),
             )
-            .execute(conn)
-            .await?;
+            .execute(c)
+            .await)?;
     }
     if let Some(n) = update.packages_count {
-        diesel::update(requests::table.find(id))
+        crate::on!(conn, c => diesel::update(requests::table.find(id))
             .set(requests::packages_count.eq(n))
-            .execute(conn)
-            .await?;
+            .execute(c)
+            .await)?;
     }
     if let Some(n) = update.dependencies_count {
-        diesel::update(requests::table.find(id))
+        crate::on!(conn, c => diesel::update(requests::table.find(id))
             .set(requests::dependencies_count.eq(n))
-            .execute(conn)
-            .await?;
+            .execute(c)
+            .await)?;
     }
     Ok(new_state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The list's filters on the embedded SQLite database: by state and by package manager
+    /// (through the rows its trigger keeps).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn list_filters_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = crate::db::Database::Sqlite(dir.path().join("larder.db"));
+        let pool = crate::db::setup(&database, 1).await.unwrap();
+        let mut conn = pool.get().await.unwrap();
+        let now = chrono::Utc::now().naive_utc();
+        for pms in [vec!["npm".to_string()], vec!["npm".into(), "pip".into()]] {
+            crate::on!(&mut conn, c => {
+                diesel::insert_into(requests::table)
+                    .values((
+                        requests::repo.eq("https://example.com/r.git"),
+                        requests::git_ref.eq("0123456789abcdef0123456789abcdef01234567"),
+                        requests::pkg_managers.eq(crate::sql_types::Strings(&pms)),
+                        requests::packages.eq(serde_json::json!({})),
+                        requests::flags.eq(crate::sql_types::Strings(&[])),
+                        requests::dependency_replacements.eq(serde_json::json!([])),
+                        requests::created.eq(now),
+                        requests::state.eq("in_progress"),
+                        requests::state_reason.eq(INITIATED),
+                        requests::updated.eq(now),
+                        requests::token_salt.eq("salt"),
+                    ))
+                    .execute(c)
+                    .await
+            })
+            .unwrap();
+        }
+        let query = |state: Option<RequestState>, pms: &[&str]| ListQuery {
+            pagination: Pagination::default(),
+            verbose: false,
+            state,
+            repo: None,
+            git_ref: None,
+            pkg_managers: pms.iter().map(|p| p.to_string()).collect(),
+            created_and_error: WindowAndError::new("created_from", "created_to"),
+        };
+        for (q, want) in [
+            (query(None, &[]), 2),
+            (query(None, &["npm"]), 2),
+            (query(None, &["npm", "pip"]), 1),
+            (query(None, &["gomod"]), 0),
+            (query(Some(RequestState::InProgress), &["pip"]), 1),
+            (query(Some(RequestState::Complete), &[]), 0),
+        ] {
+            let total: i64 =
+                crate::on!(&mut conn, c => q.filtered().count().get_result(c).await).unwrap();
+            assert_eq!(total, want, "{:?} {:?}", q.state, q.pkg_managers);
+        }
+    }
 }

@@ -136,20 +136,29 @@ struct DurationRow {
 pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
     // this instance's requests: another's imported records are not its work
-    let counts: Vec<(String, i64)> = requests::table
-        .filter(requests::imported_instance.is_null())
-        .group_by(requests::state)
-        .select((requests::state, diesel::dsl::count_star()))
-        .load(&mut conn)
-        .await?;
-    // The duration of a finished request: from creation to its final state.
-    let durations: Vec<DurationRow> = diesel::sql_query(
-        "SELECT r.state, EXTRACT(EPOCH FROM (s.updated - r.created))::float8 AS seconds \
-         FROM requests r JOIN LATERAL (SELECT updated FROM request_states WHERE request_id = r.id AND state = r.state ORDER BY id LIMIT 1) s ON true \
-         WHERE r.state IN ('complete', 'failed') AND r.imported_instance IS NULL",
-    )
-    .load(&mut conn)
-    .await?;
+    let counts: Vec<(String, i64)> = {
+        let q = requests::table
+            .filter(requests::imported_instance.is_null())
+            .group_by(requests::state)
+            .select((requests::state, diesel::dsl::count_star()));
+        crate::on!(&mut conn, c => q.load(c).await)?
+    };
+    // The duration of a finished request: from creation to its final state. SQLite has no
+    // LATERAL: the first such state's time by a correlated subquery (rows without one left
+    // out, as the inner join does).
+    let durations: Vec<DurationRow> = crate::on!(&mut conn, c => {
+        diesel::sql_query(crate::sql!(
+            postgres: "SELECT r.state, EXTRACT(EPOCH FROM (s.updated - r.created))::float8 AS seconds \
+                       FROM requests r JOIN LATERAL (SELECT updated FROM request_states WHERE request_id = r.id AND state = r.state ORDER BY id LIMIT 1) s ON true \
+                       WHERE r.state IN ('complete', 'failed') AND r.imported_instance IS NULL",
+            sqlite: concat!("SELECT state, ", crate::sqlite_seconds!("created", "updated"), " AS seconds \
+                     FROM (SELECT r.state, r.created, (SELECT updated FROM request_states WHERE request_id = r.id AND state = r.state ORDER BY id LIMIT 1) AS updated \
+                           FROM requests r WHERE r.state IN ('complete', 'failed') AND r.imported_instance IS NULL) \
+                     WHERE updated IS NOT NULL"),
+        ))
+        .load(c)
+        .await
+    })?;
     let mut out = String::new();
     out.push_str(
         "# HELP larder_requests_count Requests by state.\n# TYPE larder_requests_count gauge\n",

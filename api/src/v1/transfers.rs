@@ -62,14 +62,18 @@ pub async fn list(
         }
     }
     let mut conn = state.pool.get().await?;
-    let total: i64 = transfers::table.count().get_result(&mut conn).await?;
-    let rows: Vec<TransferRow> = transfers::table
-        .order(transfers::id.desc())
-        .offset(pagination.offset()?)
-        .limit(pagination.per_page)
-        .select(TransferRow::as_select())
-        .load(&mut conn)
-        .await?;
+    let total: i64 = crate::on!(&mut conn, c => transfers::table.count().get_result(c).await)?;
+    let offset = pagination.offset()?;
+    // `as_select()` is typed by backend: built in each arm
+    let rows: Vec<TransferRow> = crate::on!(&mut conn, c => {
+        transfers::table
+            .order(transfers::id.desc())
+            .offset(offset)
+            .limit(pagination.per_page)
+            .select(TransferRow::as_select())
+            .load(c)
+            .await
+    })?;
     pagination.check_exists(rows.len())?;
     let time = |t: &chrono::NaiveDateTime| common::format_time(t);
     let items: Vec<Item> = rows

@@ -65,6 +65,9 @@ fn share_machine() -> Option<tokio::sync::OwnedRwLockReadGuard<()>> {
 
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
+/// Set in the run `embedded.rs` makes in a network namespace of its own (and only there).
+pub const IN_NAMESPACE: &str = "LARDER_TEST_IN_NAMESPACE";
+
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .unwrap()
@@ -79,6 +82,11 @@ fn unique(prefix: &str) -> String {
         .unwrap()
         .subsec_nanos();
     format!("{prefix}_{}_{nanos}_{}", std::process::id(), free_port())
+}
+
+/// `LARDER_TEST_DATABASE=sqlite`: the deployments of this run use the embedded SQLite database.
+pub fn embedded_database() -> bool {
+    std::env::var("LARDER_TEST_DATABASE").is_ok_and(|d| d == "sqlite")
 }
 
 /// A Larder deployment for one test.
@@ -107,7 +115,11 @@ impl Larder {
         );
         let queue = unique("larder_test");
         let mut env = BTreeMap::new();
-        env.insert("LARDER_DATABASE_URL".into(), database_url.clone());
+        // `LARDER_TEST_DATABASE=sqlite`: every command of the deployment keeps its records in
+        // the embedded database of its data directory, as one without PostgreSQL does
+        if !embedded_database() {
+            env.insert("LARDER_DATABASE_URL".into(), database_url.clone());
+        }
         env.insert("LARDER_AMQP_URL".into(), AMQP.into());
         env.insert("LARDER_QUEUE".into(), queue.clone());
         env.insert(
@@ -140,6 +152,14 @@ impl Larder {
 
     /// `larder serve` (api + worker) and wait until it answers.
     pub async fn start() -> Self {
+        if std::env::var_os(IN_NAMESPACE).is_some() {
+            for port in [5432, 5672] {
+                assert!(
+                    std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+                    "port {port} answers in the namespace"
+                );
+            }
+        }
         let mut larder = Self::new();
         larder.spawn("serve", &[]);
         larder.wait_healthy().await;
@@ -160,10 +180,11 @@ impl Larder {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.data.path());
-        // `LARDER_TEST_QUEUE=in-process`: every `serve` queues its jobs itself, as one without
-        // RabbitMQ does
+        // `LARDER_TEST_QUEUE=in-process` (or an embedded database): every `serve` queues its
+        // jobs itself, as one without RabbitMQ does
         let in_process = cmd == "serve"
-            && std::env::var("LARDER_TEST_QUEUE").is_ok_and(|q| q == "in-process")
+            && (embedded_database()
+                || std::env::var("LARDER_TEST_QUEUE").is_ok_and(|q| q == "in-process"))
             && !extra.iter().any(|(k, _)| *k == "LARDER_AMQP_URL");
         for (k, v) in &self.env {
             if !(in_process && k == "LARDER_AMQP_URL") {
