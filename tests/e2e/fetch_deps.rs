@@ -1114,31 +1114,65 @@ async fn pnpm_fetch_deps_then_real_pnpm_install_offline() {
     assert_eq!(fx.upstream.requests().len(), requests);
 }
 
-/// bundler (Larder's rubygems): Bundler's cache under `deps/rubygems/`, named by Bundler's
-/// variables; the real `bundle install --local` installs the locked gems with no gem server.
+/// bundler (Larder's rubygems), as Hermeto lays it out: Bundler's cache under `deps/bundler/`
+/// (a git gem's checkout with its symbolic link inside it), `BUNDLE_APP_CONFIG` naming the
+/// output directory's `bundler/config_override/` that `inject-files` writes; a committed
+/// `.bundle/config` pointing elsewhere (a path, a mirror, a cache) is not read, and the real
+/// `bundle install` installs the locked gems offline with no gem server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bundler_fetch_deps_then_real_bundle_install_local() {
-    use crate::support::rubygems_fixtures::bundle;
+async fn bundler_fetch_deps_then_real_bundle_install_offline_despite_the_repository_config() {
+    use crate::support::rubygems_fixtures::{
+        bundle, gemspec, installed_gems, lib_source, FixtureGem,
+    };
     let work = tempfile::tempdir().unwrap();
     let t = work.path();
     let up = crate::rubygems::upstream(t, &crate::rubygems::fixture_gems()).await;
+    // a git gem whose alias file is a link to its library
+    let gitgem = GitRepo::new(t.join("gitgem"));
+    let gg = FixtureGem::new("gitgem", "0.2.0", &[]);
+    gitgem
+        .write(
+            "gitgem.gemspec",
+            &gemspec(&gg, &["lib/gitgem.rb", "lib/gitgem_alias.rb"]),
+        )
+        .write("lib/gitgem.rb", &lib_source(&gg));
+    std::os::unix::fs::symlink("gitgem.rb", gitgem.dir.join("lib/gitgem_alias.rb")).unwrap();
+    let git_commit = gitgem.commit("gitgem");
     let repo = GitRepo::new(t.join("shop"));
     repo.write(
         "Gemfile",
-        "source \"https://rubygems.org\"\n\ngem \"top\"\n",
+        &format!(
+            "source \"https://rubygems.org\"\n\ngem \"top\"\ngem \"gitgem\", git: \"file://{}\", branch: \"main\"\n",
+            gitgem.url()
+        ),
     );
     let lock_text = crate::rubygems::lock(&repo.dir, &t.join("home-lock"), &up);
     repo.write("Gemfile.lock", &lock_text);
+    // what a developer's machine left committed: every one of these would break the build
+    let cache_elsewhere = t.join("not-the-cache");
+    repo.write(
+        ".bundle/config",
+        &format!(
+            "---\nBUNDLE_PATH: \"{}\"\nBUNDLE_MIRROR__HTTPS://RUBYGEMS__ORG/: \"{NOWHERE}\"\nBUNDLE_CACHE_PATH: \"{}\"\nBUNDLE_DEPLOYMENT: \"false\"\nBUNDLE_WITHOUT: \"nothing_here\"\n",
+            t.join("wrong-path").display(),
+            cache_elsewhere.display()
+        ),
+    );
     repo.commit("shop");
     let (home, cache) = (t.join("home"), t.join("cache"));
     let output = t.join("output");
+    let upstream = [
+        ("LARDER_RUBYGEMS_URL", up.server.url.as_str()),
+        // the git gem is a local repository
+        ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+    ];
     let (code, log) = fetch_deps(
         &home,
         &cache,
         repo.dir.to_str().unwrap(),
         output.to_str().unwrap(),
         r#"{"type": "bundler"}"#,
-        &[("LARDER_RUBYGEMS_URL", up.server.url.as_str())],
+        &upstream,
     );
     assert_eq!(code, 0, "{log}");
     assert_warm_run_asks_nothing(
@@ -1146,27 +1180,80 @@ async fn bundler_fetch_deps_then_real_bundle_install_local() {
         &cache,
         &repo.dir,
         r#"{"type": "bundler"}"#,
-        &[("LARDER_RUBYGEMS_URL", up.server.url.as_str())],
+        &upstream,
         &up.server,
     );
     for g in ["rack-1.0.0.gem", "middle-0.3.1.gem", "top-0.1.0.gem"] {
-        assert!(output.join("deps/rubygems").join(g).is_file(), "{g}");
+        assert!(output.join("deps/bundler").join(g).is_file(), "{g}");
     }
+    assert!(!output.join("deps/rubygems").exists());
+    let checkout = output.join(format!("deps/bundler/gitgem-{}", &git_commit[..12]));
+    assert_eq!(
+        std::fs::read_link(checkout.join("lib/gitgem_alias.rb")).unwrap(),
+        Path::new("gitgem.rb")
+    );
     assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+
+    // Hermeto's variable, and its configuration written by inject-files, not into the source
     let env = env_json(&home, &cache, &output);
+    let app_config = output.join("bundler/config_override");
+    assert_eq!(
+        env,
+        vec![(
+            "BUNDLE_APP_CONFIG".to_string(),
+            app_config.to_str().unwrap().to_string()
+        )]
+    );
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let config = std::fs::read_to_string(app_config.join("config")).unwrap();
+    assert!(
+        config.contains(&format!(
+            "BUNDLE_CACHE_PATH: \"{}/deps/bundler\"",
+            output.display()
+        )),
+        "{config}"
+    );
+    assert!(
+        config.contains("BUNDLE_WITHOUT: \"nothing_here\""),
+        "{config}"
+    );
+    for gone in ["wrong-path", "MIRROR", "not-the-cache", "\"false\""] {
+        assert!(!config.contains(gone), "{gone}: {config}");
+    }
+    assert_eq!(source_changes(&repo.dir), "");
+
     let requests = up.server.requests().len();
     let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (ok, out) = bundle(
-        &repo.dir,
-        &t.join("home-install"),
-        &["install", "--local"],
-        &vars,
+    let (ok, out) = bundle(&repo.dir, &t.join("home-install"), &["install"], &vars);
+    assert!(ok, "bundle install:\n{out}\n{config}");
+    let gems = installed_gems(&repo.dir.join("vendor/bundle"));
+    for want in ["rack-1.0.0", "middle-0.3.1", "top-0.1.0"] {
+        assert!(
+            gems.contains(&want.to_string()),
+            "{want} in {gems:?}\n{out}"
+        );
+    }
+    // a git gem is used where it is cached: the output directory's checkout
+    assert!(
+        out.contains(&format!("(at {}@", checkout.display())),
+        "{out}"
     );
-    assert!(ok, "bundle install --local:\n{out}");
+    assert!(!t.join("wrong-path").exists() && !cache_elsewhere.exists());
     let (ok, out) = bundle(
         &repo.dir,
         &t.join("home-install"),
-        &["exec", "ruby", "-e", "require 'top'; puts :ok"],
+        &[
+            "exec",
+            "ruby",
+            "-e",
+            "require 'top'; require 'gitgem_alias'; puts :ok",
+        ],
         &vars,
     );
     assert!(ok && out.contains("ok"), "{out}");
