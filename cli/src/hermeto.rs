@@ -5,6 +5,7 @@
 //! `worker::local::fetch_deps` on a permanent local store (`LARDER_CACHE_DIR`, else
 //! `~/.cache/larder`).
 
+use crate::sbom_merge;
 use anyhow::{Context, Result};
 use common::repo_path::RepoPath;
 use common::{PackageSpec, PmName};
@@ -93,12 +94,19 @@ pub struct InjectFilesArgs {
 
 #[derive(clap::Args)]
 pub struct MergeSbomsArgs {
-    /// Two or more CycloneDX SBOMs (`fetch-deps`'s `bom.json`, Larder's or Hermeto's).
+    /// Two or more SBOMs, CycloneDX or SPDX 2 (`fetch-deps`'s `bom.json`, Larder's or
+    /// Hermeto's), in any mix.
     #[arg(required = true, num_args = 1..)]
     files: Vec<PathBuf>,
     /// Write to this file instead of standard output.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// The merged SBOM's format (Hermeto's: CycloneDX unless told, whatever the inputs).
+    #[arg(long = "sbom-output-type", value_enum, default_value = "cyclonedx")]
+    sbom_type: SbomType,
+    /// The merged SPDX document's name (default: the first SPDX input's).
+    #[arg(long)]
+    sbom_name: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -749,20 +757,47 @@ pub fn merge_sboms(args: MergeSbomsArgs) -> Result<i32> {
             return Err(usage("Need at least two different SBOM files"));
         }
         let mut docs = Vec::new();
+        let mut labels = Vec::new();
         for file in &files {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| usage(format!("Cannot read {}: {e}", file.display())))?;
             let doc: Value = serde_json::from_str(&text)
                 .map_err(|_| usage(format!("{} does not look like a SBOM file", file.display())))?;
-            if doc.get("bomFormat").and_then(Value::as_str) != Some("CycloneDX") {
-                return Err(usage(format!(
-                    "{} is not a CycloneDX SBOM (merging SPDX is not supported by Larder yet)",
-                    file.display()
-                )));
-            }
-            docs.push(doc);
+            let label = file.display().to_string();
+            let format = sbom_merge::format_of(&doc, &label).map_err(|e| usage(e.to_string()))?;
+            docs.push((format, doc));
+            labels.push(label);
         }
-        let merged = merge_cyclonedx(&docs);
+        // as Hermeto: every input converted to the output's format, then merged
+        let merged = match args.sbom_type {
+            SbomType::Cyclonedx => {
+                let docs: Vec<Value> = docs
+                    .into_iter()
+                    .map(|(format, doc)| match format {
+                        sbom_merge::Format::CycloneDx => doc,
+                        sbom_merge::Format::Spdx => sbom_merge::cyclonedx_of_spdx(&doc),
+                    })
+                    .collect();
+                merge_cyclonedx(&docs)
+            }
+            SbomType::Spdx => {
+                let name = args.sbom_name.clone().or_else(|| {
+                    docs.iter()
+                        .find(|(format, _)| *format == sbom_merge::Format::Spdx)
+                        .and_then(|(_, doc)| doc.get("name").and_then(Value::as_str))
+                        .map(str::to_string)
+                });
+                let docs: Vec<Value> = docs
+                    .into_iter()
+                    .map(|(format, doc)| match format {
+                        sbom_merge::Format::Spdx => doc,
+                        sbom_merge::Format::CycloneDx => sbom_merge::spdx_of_cyclonedx(&doc),
+                    })
+                    .collect();
+                sbom_merge::merge_spdx(&docs, &labels, name.as_deref())
+                    .map_err(|e| usage(e.to_string()))?
+            }
+        };
         let text = serde_json::to_string_pretty(&merged)?;
         match &args.output {
             Some(file) => std::fs::write(file, format!("{text}\n"))
@@ -848,6 +883,11 @@ pub fn merge_cyclonedx(docs: &[Value]) -> Value {
     }
     let first = &docs[0];
     let first_root_key = first.pointer("/metadata/component").map(key);
+    // the first document's root is the merge's: not a component too (an SPDX input converted
+    // has its repository's package among its components)
+    if let Some(k) = &first_root_key {
+        components.remove(k);
+    }
     for root in roots {
         let k = key(root);
         if Some(&k) != first_root_key.as_ref() && !components.contains_key(&k) {

@@ -622,6 +622,142 @@ async fn a_list_of_package_managers_and_merged_sboms_validate() {
         &[],
     );
     assert_eq!(code, 2);
+
+    // SPDX: two runs' documents merge into one valid document, each package once (by purl),
+    // every relationship of both kept
+    let (npm_spdx_out, pip_spdx_out) = (work.path().join("npm-spdx"), work.path().join("pip-spdx"));
+    let spdx_type = ["--sbom-output-type", "spdx"];
+    let npm_spdx = fetch(
+        &npm_spdx_out,
+        r#"{"type": "npm", "path": "web"}"#,
+        &spdx_type,
+    );
+    let pip_spdx = fetch(
+        &pip_spdx_out,
+        r#"{"type": "pip", "path": "py"}"#,
+        &spdx_type,
+    );
+    let merge = |files: &[&Path], extra: &[&str]| {
+        let out = work.path().join("merged-any.json");
+        let mut args = vec!["merge-sboms"];
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        args.extend_from_slice(&["-o", out.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let (code, log) = larder(&home, &cache, &args, &[]);
+        assert_eq!(code, 0, "{log}");
+        read_json(&out)
+    };
+    let (npm_spdx_file, pip_spdx_file) =
+        (npm_spdx_out.join("bom.json"), pip_spdx_out.join("bom.json"));
+    let merged_spdx = merge(
+        &[&npm_spdx_file, &pip_spdx_file],
+        &["--sbom-output-type", "spdx", "--sbom-name", "web-and-py"],
+    );
+    assert_valid("spdx", &merged_spdx);
+    assert_eq!(merged_spdx["name"], "web-and-py");
+    let spdx_union: Vec<String> = spdx_purls(&npm_spdx)
+        .into_iter()
+        .chain(spdx_purls(&pip_spdx))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        spdx_purls(&merged_spdx),
+        spdx_union,
+        "a package lost or twice"
+    );
+    assert!(spdx_union.len() > 4, "{spdx_union:?}");
+    let ids: BTreeSet<&str> = merged_spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["SPDXID"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), spdx_union.len(), "SPDXIDs not unique");
+    let edges: BTreeSet<_> = spdx_edges(&npm_spdx)
+        .union(&spdx_edges(&pip_spdx))
+        .cloned()
+        .collect();
+    assert!(
+        edges.iter().any(|(_, kind, _)| kind == "DEPENDS_ON"),
+        "{edges:?}"
+    );
+    assert_eq!(spdx_edges(&merged_spdx), edges);
+    // the same document again: nothing twice
+    let again = merge(
+        &[
+            &npm_spdx_file,
+            &pip_spdx_file,
+            &merged_file_of(&work, &merged_spdx),
+        ],
+        &["--sbom-output-type", "spdx"],
+    );
+    assert_valid("spdx", &again);
+    assert_eq!(spdx_purls(&again), spdx_union);
+    // a mix (Hermeto's merge converts): CycloneDX and SPDX into either format
+    let mixed = merge(
+        &[&npm_out.join("bom.json"), &pip_spdx_file],
+        &["--sbom-output-type", "spdx"],
+    );
+    assert_valid("spdx", &mixed);
+    assert_eq!(spdx_purls(&mixed), spdx_union);
+    let mixed = merge(&[&npm_out.join("bom.json"), &pip_spdx_file], &[]);
+    assert_valid("cyclonedx", &mixed);
+    assert_eq!(purls(&mixed), union);
+}
+
+/// `doc` written to a file of `work` (for a merge of a merge).
+fn merged_file_of(work: &tempfile::TempDir, doc: &Value) -> PathBuf {
+    let file = work.path().join("merged-spdx.json");
+    std::fs::write(&file, serde_json::to_vec(doc).unwrap()).unwrap();
+    file
+}
+
+/// Every purl of an SPDX document's packages, sorted, a package's repeated as often as it is
+/// there.
+fn spdx_purls(doc: &Value) -> Vec<String> {
+    let mut purls: Vec<String> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["externalRefs"].as_array().cloned().unwrap_or_default())
+        .filter(|r| r["referenceType"] == "purl")
+        .map(|r| r["referenceLocator"].as_str().unwrap().to_string())
+        .collect();
+    purls.sort();
+    purls
+}
+
+/// An SPDX document's relationships between packages, by their purls (`DOCUMENT` for it).
+fn spdx_edges(doc: &Value) -> BTreeSet<(String, String, String)> {
+    let mut purl_of: std::collections::BTreeMap<&str, String> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["SPDXID"].as_str().unwrap(),
+                p["externalRefs"][0]["referenceLocator"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    purl_of.insert("SPDXRef-DOCUMENT", "DOCUMENT".into());
+    doc["relationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let end = |k: &str| purl_of[r[k].as_str().unwrap()].clone();
+            (
+                end("spdxElementId"),
+                r["relationshipType"].as_str().unwrap().to_string(),
+                end("relatedSpdxElement"),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
