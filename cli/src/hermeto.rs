@@ -682,12 +682,7 @@ pub fn generate_env(args: GenerateEnvArgs) -> Result<i32> {
         };
         let vars = resolved_env(&config, &dir).map_err(usage)?;
         let text = match format {
-            EnvFormat::Json => serde_json::to_string(
-                &vars
-                    .iter()
-                    .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
-                    .collect::<Vec<_>>(),
-            )?,
+            EnvFormat::Json => env_json(&vars),
             EnvFormat::Env => vars
                 .iter()
                 .map(|(name, value)| {
@@ -708,6 +703,49 @@ pub fn generate_env(args: GenerateEnvArgs) -> Result<i32> {
         Ok(())
     };
     run().map(|()| 0).or_else(usage_exit)
+}
+
+/// The variables as Hermeto's `generate-env --format json` prints them: Python's
+/// `json.dumps` of a list of `{"name", "value"}` objects (one line, `", "` and `": "` between
+/// items, every character outside printable ASCII escaped as `\uXXXX`).
+pub fn env_json(vars: &[(String, String)]) -> String {
+    let items: Vec<String> = vars
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "{{\"name\": {}, \"value\": {}}}",
+                python_json_string(name),
+                python_json_string(value)
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// A JSON string as Python's `json.dumps` writes it with `ensure_ascii` (its default).
+fn python_json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Run `inject-files`: the exit status.
@@ -1047,6 +1085,23 @@ mod tests {
         let cycle = config_of(&[("A", "x${B}"), ("B", "${C}"), ("C", "$A")]);
         let e = resolved_env(&cycle, Path::new("/out")).unwrap_err();
         assert_eq!(e, "the variables A → B → C → A name each other");
+    }
+
+    #[test]
+    fn env_json_is_what_pythons_json_dumps_prints() {
+        // python3 -c 'import json; print(json.dumps([{"name": ..., "value": ...}, ...]))'
+        let vars = [
+            (
+                "A".to_string(),
+                "é\u{2028}😀\u{7f}\u{1}\u{8}\"\\/".to_string(),
+            ),
+            ("GOFLAGS".to_string(), "-mod=mod\tx\n".to_string()),
+        ];
+        assert_eq!(
+            env_json(&vars),
+            r#"[{"name": "A", "value": "\u00e9\u2028\ud83d\ude00\u007f\u0001\b\"\\/"}, {"name": "GOFLAGS", "value": "-mod=mod\tx\n"}]"#
+        );
+        assert_eq!(env_json(&[]), "[]");
     }
 
     #[test]
