@@ -835,13 +835,62 @@ async fn a_wrong_hash_fails_closed_and_bad_input_is_a_usage_error() {
     let (code, log) = fetch(r#"{"type": "yarn", "path": "berry"}"#);
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("yarn Berry"), "{log}");
-    // a package manager `fetch-deps` does not do yet is named
-    let (code, log) = fetch("git-submodule");
-    assert_ne!(code, 0);
+}
+
+/// git-submodule (not Hermeto's; the service's): the source's submodules, each checked out at
+/// the commit HEAD pins, are components of `bom.json` with the purl the service gives them, and
+/// nothing is in `deps/`; one checked out at another commit fails with exit 1, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_submodules_at_their_pinned_commits_are_reported_and_others_fail() {
+    let work = tempfile::tempdir().unwrap();
+    let t = work.path();
+    let (lib, lib_commit) = GitRepo::with_file(t.join("lib"), "lib.txt", "v1\n");
+    let repo = GitRepo::new(t.join("src"));
+    repo.write("README", "app\n");
+    repo.add_submodule(&lib, "vendor/lib");
+    repo.commit("with a submodule");
+    let (home, cache) = (t.join("home"), t.join("cache"));
+    let output = t.join("output");
+    let run = || {
+        fetch_deps(
+            &home,
+            &cache,
+            repo.dir.to_str().unwrap(),
+            output.to_str().unwrap(),
+            r#"{"type": "git-submodule"}"#,
+            &[],
+        )
+    };
+    let (code, log) = run();
+    assert_eq!(code, 0, "{log}");
+    let bom = read_json(&output.join("bom.json"));
+    assert_valid("cyclonedx", &bom);
+    // the service's purl of a submodule (named by its path, as `git submodule add` names it)
+    let want = common::purl::vcs_purl("vendor/lib", &lib.url(), &lib_commit);
+    assert!(purls(&bom).contains(&want), "{want} in {:?}", purls(&bom));
+    let deps: Vec<_> = std::fs::read_dir(output.join("deps")).unwrap().collect();
+    assert!(deps.is_empty(), "{deps:?}");
+
+    // the submodule moved on without the parent's pin: refused, nothing looks current
+    let sub = repo.dir.join("vendor/lib");
+    std::fs::write(sub.join("lib.txt"), "v2\n").unwrap();
+    git(&sub, &["commit", "-qam", "v2"]);
+    let moved = git(&sub, &["rev-parse", "HEAD"]);
+    let (code, log) = run();
+    assert_eq!(code, 1, "{log}");
     assert!(
-        log.contains("git-submodule") && log.contains("not supported by `larder fetch-deps` yet"),
+        log.contains("vendor/lib") && log.contains(&moved) && log.contains(&lib_commit),
         "{log}"
     );
+    assert!(!output.join("bom.json").exists());
+    // not checked out at all: refused too
+    git(
+        &repo.dir,
+        &["submodule", "--quiet", "deinit", "-f", "vendor/lib"],
+    );
+    let (code, log) = run();
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("not checked out"), "{log}");
 }
 
 /// Every kind of npm dependency (registry, scoped, nested, an alias, an http(s) tarball, a
