@@ -584,8 +584,11 @@ mod tests {
         })
     }
 
+    /// A relationship by its ends' purls: (from, type, to).
+    type Edge = (String, String, String);
+
     /// purl → SPDXID, and relationships as purl pairs (`DOCUMENT` for the document).
-    fn by_purl(doc: &Value) -> (BTreeMap<String, String>, BTreeSet<(String, String, String)>) {
+    fn by_purl(doc: &Value) -> (BTreeMap<String, String>, BTreeSet<Edge>) {
         let mut ids = BTreeMap::new();
         let mut purl_of = BTreeMap::new();
         for p in doc["packages"].as_array().unwrap() {
