@@ -622,6 +622,142 @@ async fn a_list_of_package_managers_and_merged_sboms_validate() {
         &[],
     );
     assert_eq!(code, 2);
+
+    // SPDX: two runs' documents merge into one valid document, each package once (by purl),
+    // every relationship of both kept
+    let (npm_spdx_out, pip_spdx_out) = (work.path().join("npm-spdx"), work.path().join("pip-spdx"));
+    let spdx_type = ["--sbom-output-type", "spdx"];
+    let npm_spdx = fetch(
+        &npm_spdx_out,
+        r#"{"type": "npm", "path": "web"}"#,
+        &spdx_type,
+    );
+    let pip_spdx = fetch(
+        &pip_spdx_out,
+        r#"{"type": "pip", "path": "py"}"#,
+        &spdx_type,
+    );
+    let merge = |files: &[&Path], extra: &[&str]| {
+        let out = work.path().join("merged-any.json");
+        let mut args = vec!["merge-sboms"];
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        args.extend_from_slice(&["-o", out.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let (code, log) = larder(&home, &cache, &args, &[]);
+        assert_eq!(code, 0, "{log}");
+        read_json(&out)
+    };
+    let (npm_spdx_file, pip_spdx_file) =
+        (npm_spdx_out.join("bom.json"), pip_spdx_out.join("bom.json"));
+    let merged_spdx = merge(
+        &[&npm_spdx_file, &pip_spdx_file],
+        &["--sbom-output-type", "spdx", "--sbom-name", "web-and-py"],
+    );
+    assert_valid("spdx", &merged_spdx);
+    assert_eq!(merged_spdx["name"], "web-and-py");
+    let spdx_union: Vec<String> = spdx_purls(&npm_spdx)
+        .into_iter()
+        .chain(spdx_purls(&pip_spdx))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        spdx_purls(&merged_spdx),
+        spdx_union,
+        "a package lost or twice"
+    );
+    assert!(spdx_union.len() > 4, "{spdx_union:?}");
+    let ids: BTreeSet<&str> = merged_spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["SPDXID"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), spdx_union.len(), "SPDXIDs not unique");
+    let edges: BTreeSet<_> = spdx_edges(&npm_spdx)
+        .union(&spdx_edges(&pip_spdx))
+        .cloned()
+        .collect();
+    assert!(
+        edges.iter().any(|(_, kind, _)| kind == "DEPENDS_ON"),
+        "{edges:?}"
+    );
+    assert_eq!(spdx_edges(&merged_spdx), edges);
+    // the same document again: nothing twice
+    let again = merge(
+        &[
+            &npm_spdx_file,
+            &pip_spdx_file,
+            &merged_file_of(&work, &merged_spdx),
+        ],
+        &["--sbom-output-type", "spdx"],
+    );
+    assert_valid("spdx", &again);
+    assert_eq!(spdx_purls(&again), spdx_union);
+    // a mix (Hermeto's merge converts): CycloneDX and SPDX into either format
+    let mixed = merge(
+        &[&npm_out.join("bom.json"), &pip_spdx_file],
+        &["--sbom-output-type", "spdx"],
+    );
+    assert_valid("spdx", &mixed);
+    assert_eq!(spdx_purls(&mixed), spdx_union);
+    let mixed = merge(&[&npm_out.join("bom.json"), &pip_spdx_file], &[]);
+    assert_valid("cyclonedx", &mixed);
+    assert_eq!(purls(&mixed), union);
+}
+
+/// `doc` written to a file of `work` (for a merge of a merge).
+fn merged_file_of(work: &tempfile::TempDir, doc: &Value) -> PathBuf {
+    let file = work.path().join("merged-spdx.json");
+    std::fs::write(&file, serde_json::to_vec(doc).unwrap()).unwrap();
+    file
+}
+
+/// Every purl of an SPDX document's packages, sorted, a package's repeated as often as it is
+/// there.
+fn spdx_purls(doc: &Value) -> Vec<String> {
+    let mut purls: Vec<String> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["externalRefs"].as_array().cloned().unwrap_or_default())
+        .filter(|r| r["referenceType"] == "purl")
+        .map(|r| r["referenceLocator"].as_str().unwrap().to_string())
+        .collect();
+    purls.sort();
+    purls
+}
+
+/// An SPDX document's relationships between packages, by their purls (`DOCUMENT` for it).
+fn spdx_edges(doc: &Value) -> BTreeSet<(String, String, String)> {
+    let mut purl_of: std::collections::BTreeMap<&str, String> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["SPDXID"].as_str().unwrap(),
+                p["externalRefs"][0]["referenceLocator"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    purl_of.insert("SPDXRef-DOCUMENT", "DOCUMENT".into());
+    doc["relationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let end = |k: &str| purl_of[r[k].as_str().unwrap()].clone();
+            (
+                end("spdxElementId"),
+                r["relationshipType"].as_str().unwrap().to_string(),
+                end("relatedSpdxElement"),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -699,13 +835,62 @@ async fn a_wrong_hash_fails_closed_and_bad_input_is_a_usage_error() {
     let (code, log) = fetch(r#"{"type": "yarn", "path": "berry"}"#);
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("yarn Berry"), "{log}");
-    // a package manager `fetch-deps` does not do yet is named
-    let (code, log) = fetch("git-submodule");
-    assert_ne!(code, 0);
+}
+
+/// git-submodule (not Hermeto's; the service's): the source's submodules, each checked out at
+/// the commit HEAD pins, are components of `bom.json` with the purl the service gives them, and
+/// nothing is in `deps/`; one checked out at another commit fails with exit 1, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_submodules_at_their_pinned_commits_are_reported_and_others_fail() {
+    let work = tempfile::tempdir().unwrap();
+    let t = work.path();
+    let (lib, lib_commit) = GitRepo::with_file(t.join("lib"), "lib.txt", "v1\n");
+    let repo = GitRepo::new(t.join("src"));
+    repo.write("README", "app\n");
+    repo.add_submodule(&lib, "vendor/lib");
+    repo.commit("with a submodule");
+    let (home, cache) = (t.join("home"), t.join("cache"));
+    let output = t.join("output");
+    let run = || {
+        fetch_deps(
+            &home,
+            &cache,
+            repo.dir.to_str().unwrap(),
+            output.to_str().unwrap(),
+            r#"{"type": "git-submodule"}"#,
+            &[],
+        )
+    };
+    let (code, log) = run();
+    assert_eq!(code, 0, "{log}");
+    let bom = read_json(&output.join("bom.json"));
+    assert_valid("cyclonedx", &bom);
+    // the service's purl of a submodule (named by its path, as `git submodule add` names it)
+    let want = common::purl::vcs_purl("vendor/lib", &lib.url(), &lib_commit);
+    assert!(purls(&bom).contains(&want), "{want} in {:?}", purls(&bom));
+    let deps: Vec<_> = std::fs::read_dir(output.join("deps")).unwrap().collect();
+    assert!(deps.is_empty(), "{deps:?}");
+
+    // the submodule moved on without the parent's pin: refused, nothing looks current
+    let sub = repo.dir.join("vendor/lib");
+    std::fs::write(sub.join("lib.txt"), "v2\n").unwrap();
+    git(&sub, &["commit", "-qam", "v2"]);
+    let moved = git(&sub, &["rev-parse", "HEAD"]);
+    let (code, log) = run();
+    assert_eq!(code, 1, "{log}");
     assert!(
-        log.contains("git-submodule") && log.contains("not supported by `larder fetch-deps` yet"),
+        log.contains("vendor/lib") && log.contains(&moved) && log.contains(&lib_commit),
         "{log}"
     );
+    assert!(!output.join("bom.json").exists());
+    // not checked out at all: refused too
+    git(
+        &repo.dir,
+        &["submodule", "--quiet", "deinit", "-f", "vendor/lib"],
+    );
+    let (code, log) = run();
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("not checked out"), "{log}");
 }
 
 /// Every kind of npm dependency (registry, scoped, nested, an alias, an http(s) tarball, a
@@ -1114,31 +1299,65 @@ async fn pnpm_fetch_deps_then_real_pnpm_install_offline() {
     assert_eq!(fx.upstream.requests().len(), requests);
 }
 
-/// bundler (Larder's rubygems): Bundler's cache under `deps/rubygems/`, named by Bundler's
-/// variables; the real `bundle install --local` installs the locked gems with no gem server.
+/// bundler (Larder's rubygems), as Hermeto lays it out: Bundler's cache under `deps/bundler/`
+/// (a git gem's checkout with its symbolic link inside it), `BUNDLE_APP_CONFIG` naming the
+/// output directory's `bundler/config_override/` that `inject-files` writes; a committed
+/// `.bundle/config` pointing elsewhere (a path, a mirror, a cache) is not read, and the real
+/// `bundle install` installs the locked gems offline with no gem server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bundler_fetch_deps_then_real_bundle_install_local() {
-    use crate::support::rubygems_fixtures::bundle;
+async fn bundler_fetch_deps_then_real_bundle_install_offline_despite_the_repository_config() {
+    use crate::support::rubygems_fixtures::{
+        bundle, gemspec, installed_gems, lib_source, FixtureGem,
+    };
     let work = tempfile::tempdir().unwrap();
     let t = work.path();
     let up = crate::rubygems::upstream(t, &crate::rubygems::fixture_gems()).await;
+    // a git gem whose alias file is a link to its library
+    let gitgem = GitRepo::new(t.join("gitgem"));
+    let gg = FixtureGem::new("gitgem", "0.2.0", &[]);
+    gitgem
+        .write(
+            "gitgem.gemspec",
+            &gemspec(&gg, &["lib/gitgem.rb", "lib/gitgem_alias.rb"]),
+        )
+        .write("lib/gitgem.rb", &lib_source(&gg));
+    std::os::unix::fs::symlink("gitgem.rb", gitgem.dir.join("lib/gitgem_alias.rb")).unwrap();
+    let git_commit = gitgem.commit("gitgem");
     let repo = GitRepo::new(t.join("shop"));
     repo.write(
         "Gemfile",
-        "source \"https://rubygems.org\"\n\ngem \"top\"\n",
+        &format!(
+            "source \"https://rubygems.org\"\n\ngem \"top\"\ngem \"gitgem\", git: \"file://{}\", branch: \"main\"\n",
+            gitgem.url()
+        ),
     );
     let lock_text = crate::rubygems::lock(&repo.dir, &t.join("home-lock"), &up);
     repo.write("Gemfile.lock", &lock_text);
+    // what a developer's machine left committed: every one of these would break the build
+    let cache_elsewhere = t.join("not-the-cache");
+    repo.write(
+        ".bundle/config",
+        &format!(
+            "---\nBUNDLE_PATH: \"{}\"\nBUNDLE_MIRROR__HTTPS://RUBYGEMS__ORG/: \"{NOWHERE}\"\nBUNDLE_CACHE_PATH: \"{}\"\nBUNDLE_DEPLOYMENT: \"false\"\nBUNDLE_WITHOUT: \"nothing_here\"\n",
+            t.join("wrong-path").display(),
+            cache_elsewhere.display()
+        ),
+    );
     repo.commit("shop");
     let (home, cache) = (t.join("home"), t.join("cache"));
     let output = t.join("output");
+    let upstream = [
+        ("LARDER_RUBYGEMS_URL", up.server.url.as_str()),
+        // the git gem is a local repository
+        ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+    ];
     let (code, log) = fetch_deps(
         &home,
         &cache,
         repo.dir.to_str().unwrap(),
         output.to_str().unwrap(),
         r#"{"type": "bundler"}"#,
-        &[("LARDER_RUBYGEMS_URL", up.server.url.as_str())],
+        &upstream,
     );
     assert_eq!(code, 0, "{log}");
     assert_warm_run_asks_nothing(
@@ -1146,27 +1365,80 @@ async fn bundler_fetch_deps_then_real_bundle_install_local() {
         &cache,
         &repo.dir,
         r#"{"type": "bundler"}"#,
-        &[("LARDER_RUBYGEMS_URL", up.server.url.as_str())],
+        &upstream,
         &up.server,
     );
     for g in ["rack-1.0.0.gem", "middle-0.3.1.gem", "top-0.1.0.gem"] {
-        assert!(output.join("deps/rubygems").join(g).is_file(), "{g}");
+        assert!(output.join("deps/bundler").join(g).is_file(), "{g}");
     }
+    assert!(!output.join("deps/rubygems").exists());
+    let checkout = output.join(format!("deps/bundler/gitgem-{}", &git_commit[..12]));
+    assert_eq!(
+        std::fs::read_link(checkout.join("lib/gitgem_alias.rb")).unwrap(),
+        Path::new("gitgem.rb")
+    );
     assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+
+    // Hermeto's variable, and its configuration written by inject-files, not into the source
     let env = env_json(&home, &cache, &output);
+    let app_config = output.join("bundler/config_override");
+    assert_eq!(
+        env,
+        vec![(
+            "BUNDLE_APP_CONFIG".to_string(),
+            app_config.to_str().unwrap().to_string()
+        )]
+    );
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let config = std::fs::read_to_string(app_config.join("config")).unwrap();
+    assert!(
+        config.contains(&format!(
+            "BUNDLE_CACHE_PATH: \"{}/deps/bundler\"",
+            output.display()
+        )),
+        "{config}"
+    );
+    assert!(
+        config.contains("BUNDLE_WITHOUT: \"nothing_here\""),
+        "{config}"
+    );
+    for gone in ["wrong-path", "MIRROR", "not-the-cache", "\"false\""] {
+        assert!(!config.contains(gone), "{gone}: {config}");
+    }
+    assert_eq!(source_changes(&repo.dir), "");
+
     let requests = up.server.requests().len();
     let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (ok, out) = bundle(
-        &repo.dir,
-        &t.join("home-install"),
-        &["install", "--local"],
-        &vars,
+    let (ok, out) = bundle(&repo.dir, &t.join("home-install"), &["install"], &vars);
+    assert!(ok, "bundle install:\n{out}\n{config}");
+    let gems = installed_gems(&repo.dir.join("vendor/bundle"));
+    for want in ["rack-1.0.0", "middle-0.3.1", "top-0.1.0"] {
+        assert!(
+            gems.contains(&want.to_string()),
+            "{want} in {gems:?}\n{out}"
+        );
+    }
+    // a git gem is used where it is cached: the output directory's checkout
+    assert!(
+        out.contains(&format!("(at {}@", checkout.display())),
+        "{out}"
     );
-    assert!(ok, "bundle install --local:\n{out}");
+    assert!(!t.join("wrong-path").exists() && !cache_elsewhere.exists());
     let (ok, out) = bundle(
         &repo.dir,
         &t.join("home-install"),
-        &["exec", "ruby", "-e", "require 'top'; puts :ok"],
+        &[
+            "exec",
+            "ruby",
+            "-e",
+            "require 'top'; require 'gitgem_alias'; puts :ok",
+        ],
         &vars,
     );
     assert!(ok && out.contains("ok"), "{out}");
