@@ -13,7 +13,7 @@ use crate::bundle::{BundleTree, APP_OVERLAY, OUTPUT_OVERLAY};
 use crate::fetch::Fetcher;
 use crate::outbound::Outbound;
 use crate::pkg_managers::{
-    HandBack, PmContext, PmOutput, ProgressTo, Registered, output_dir_mark, REGISTRY,
+    output_dir_mark, HandBack, PmContext, PmOutput, ProgressTo, Registered, REGISTRY,
 };
 use common::{
     Artifact, Config, EnvVars, ErrorKind, Failure, Job, PackageSpec, PackagesData, PmName,

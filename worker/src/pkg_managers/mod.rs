@@ -80,9 +80,8 @@ pub enum HandBack {
 /// becomes a template). Random per process: a fixed mark written in a repository's own files
 /// would have been turned into the output directory's path too.
 pub fn output_dir_mark() -> &'static str {
-    static MARK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!("@larder-output-dir-{}@", common::token::new_salt())
-    });
+    static MARK: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("@larder-output-dir-{}@", common::token::new_salt()));
     &MARK
 }
 

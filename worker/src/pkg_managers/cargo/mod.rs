@@ -22,8 +22,8 @@ pub mod vendor;
 pub mod fixtures;
 
 use super::{
-    Fetched, Fetches, GitFetch, HandBack, LayoutContext, PackageManager, PmContext, PmOutput,
-    output_dir_mark,
+    output_dir_mark, Fetched, Fetches, GitFetch, HandBack, LayoutContext, PackageManager,
+    PmContext, PmOutput,
 };
 use crate::blocking::blocking;
 use crate::fetch::no_check;

@@ -9,7 +9,7 @@ use crate::pkg_managers::pip::plan::{GitDep, Plan};
 use crate::pkg_managers::pip::requirements::{
     resolve_file, ParsedRequirements, Requirement, Source,
 };
-use crate::pkg_managers::{GitCheckout, GitFetch, HandBack, ReposCa, output_dir_mark};
+use crate::pkg_managers::{output_dir_mark, GitCheckout, GitFetch, HandBack, ReposCa};
 use common::archive::TarGzWriter;
 use common::artifact::pip::{PipFileKind, PipMeta};
 use common::commit::CommitId;

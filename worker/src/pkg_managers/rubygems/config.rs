@@ -112,7 +112,7 @@ pub fn parse_settings(text: &str) -> Vec<(String, String)> {
 }
 
 /// The output directory's Bundler configuration (`bundler/config_override/config`, with
-/// [`OUTPUT_DIR_MARK`](crate::pkg_managers::OUTPUT_DIR_MARK) for the output directory): the
+/// [`output_dir_mark`](crate::pkg_managers::output_dir_mark) for the output directory): the
 /// settings of the repository's `.bundle/config` files that [`kept_repository_setting`]
 /// keeps (the first value of a key wins; each left out is logged), then Hermeto's offline
 /// settings, the cache being `deps/bundler`; with `ruby`-platform gems only, no platform gem
@@ -133,7 +133,7 @@ pub fn output_dir_config(repository_configs: &[(String, String)], platform_gems:
     }
     let cache = format!(
         "{}/{OUTPUT_DIR_CACHE}",
-        crate::pkg_managers::OUTPUT_DIR_MARK
+        crate::pkg_managers::output_dir_mark()
     );
     let mut settings = vec![
         ("BUNDLE_CACHE_PATH", cache.as_str()),
@@ -243,7 +243,7 @@ mod tests {
         }
         assert!(text.contains(&format!(
             "BUNDLE_CACHE_PATH: \"{}/deps/bundler\"\n",
-            crate::pkg_managers::OUTPUT_DIR_MARK
+            crate::pkg_managers::output_dir_mark()
         )));
         for set in [
             "BUNDLE_DEPLOYMENT: \"true\"",
