@@ -66,6 +66,9 @@ use std::sync::Arc;
 /// Yarn's, by locator and checksum).
 pub const CACHE_DIR: &str = "deps/yarn-berry/cache";
 pub const YARNRC: &str = ".yarnrc.yml";
+/// Yarn's global folder in `larder fetch-deps`' output directory (Hermeto's
+/// `YARN_GLOBAL_FOLDER`): its `cache/` is the mirror the build's Yarn fills its cache from.
+pub const OUTPUT_DIR_GLOBAL_FOLDER: &str = "deps/yarn";
 const MAX_YARNRC_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +103,10 @@ pub enum BerryError {
     Yarnrc { file: String, reason: String },
     #[error("The upstream registry publishes no integrity for {label} (needed because {why})")]
     NoPublishedIntegrity { label: String, why: String },
+    #[error("The yarn Berry lockfile of {path:?} has the cache key {key:?}: `larder fetch-deps` makes Yarn's cache zips of cache key …c0 (Yarn 4's default), which Yarn takes from a mirror only with a lockfile of that key")]
+    OutputDirCacheKey { path: String, key: String },
+    #[error("The git dependency {0} of a yarn Berry lockfile is not supported by `larder fetch-deps` yet (Yarn checks its zip against the checksum of `yarn pack`'s output, which runs the repository's scripts); the service supports it")]
+    OutputDirGit(String),
     #[error("The upstream registry's document of {name} is not valid JSON: {reason}")]
     Packument { name: String, reason: String },
 }
@@ -112,7 +119,9 @@ impl Classify for BerryError {
             BerryError::Unsupported(_)
             | BerryError::ArchiveUrl(_)
             | BerryError::GitNotPinned(_)
-            | BerryError::CacheKey { .. } => ErrorKind::UnsupportedFeature,
+            | BerryError::CacheKey { .. }
+            | BerryError::OutputDirCacheKey { .. }
+            | BerryError::OutputDirGit(_) => ErrorKind::UnsupportedFeature,
             BerryError::TarballWithoutChecksum(_) => ErrorKind::InvalidChecksum,
             BerryError::Rewrite(_) => ErrorKind::InvalidFileFormat,
             BerryError::Outside { .. } => ErrorKind::ValidationError,
@@ -135,6 +144,9 @@ pub struct CacheZip {
     pub checksum: Option<String>,
     /// Yarn's cache file name
     pub file_name: String,
+    /// Yarn's name for it in a mirror (`Cache.getVersionFilename`: by locator and the
+    /// lockfile's cache key, whatever its checksum), where `larder fetch-deps` puts it
+    pub mirror_file_name: String,
     pub label: String,
 }
 
@@ -580,6 +592,12 @@ pub async fn plan(
                                 Some(hash),
                                 key,
                             ),
+                            mirror_file_name: berry_zip::cache_file_name_for(
+                                &name,
+                                &e.resolution.reference,
+                                None,
+                                &metadata_key,
+                            ),
                             label: label.clone(),
                         });
                         (
@@ -665,7 +683,9 @@ pub async fn plan(
                 let sri = match published.get(&label) {
                     Some(s) => s.clone(),
                     None => {
-                        let s = published_integrity(ctx, &upstream, &name, &version, &why).await?;
+                        let s =
+                            recorded_or_published_integrity(ctx, &upstream, &name, &version, &why)
+                                .await?;
                         published.insert(label.clone(), s.clone());
                         s
                     }
@@ -715,6 +735,7 @@ pub async fn plan(
                 version: version.clone(),
                 checksum: zip_checksum.clone(),
                 file_name: cache_file_name(&name, &version, zip_checksum.as_deref(), &cache_key),
+                mirror_file_name: cache_file_name(&name, &version, None, &metadata_key),
                 label: label.clone(),
             });
             plan.deps.push(PlannedDep {
@@ -767,6 +788,44 @@ fn integrity_check(label: String, integrity: Integrity) -> Check {
             .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         integrity.verify(&label, &digests).map_err(Failure::from)
     })
+}
+
+/// Where the store records the integrity the upstream registry published for `name@version`
+/// when it was first read: npm versions are immutable, so a warm run (or an offline one) takes
+/// it from there and asks the registry nothing.
+pub fn published_integrity_key(name: &str, version: &str) -> String {
+    format!("{}.published-integrity", registry_store_key(name, version))
+}
+
+/// The integrity of `name@version` the store recorded, else the upstream registry's, recorded
+/// now (the first one recorded stands).
+async fn recorded_or_published_integrity(
+    ctx: &PmContext<'_>,
+    upstream: &str,
+    name: &str,
+    version: &str,
+    why: &str,
+) -> Result<String, Failure> {
+    let key = published_integrity_key(name, version);
+    let store_error =
+        |e: common::store::StoreError| Failure::new(ErrorKind::FileAccessError, e.to_string());
+    if ctx.fetcher.take_into_cache(&key).await? {
+        let path = ctx.store.path(&key).map_err(store_error)?;
+        let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+        if recorded.starts_with("sha512-") && !recorded.contains(char::is_whitespace) {
+            ctx.fetcher.share(key);
+            return Ok(recorded);
+        }
+        tracing::warn!(%key, "the recorded integrity is not one: asking the registry again");
+    }
+    let sri = published_integrity(ctx, upstream, name, version, why).await?;
+    if !ctx.store.contains(&key) {
+        ctx.store
+            .put_bytes(&key, sri.as_bytes())
+            .map_err(store_error)?;
+    }
+    ctx.fetcher.share(key);
+    Ok(sri)
 }
 
 /// `dist.integrity` of `name@version` in the upstream registry's document of `name`.
@@ -1066,6 +1125,74 @@ fn write_cache_zip(ctx: &LayoutContext, z: &CacheZip, out: &Path) -> Result<(), 
     Ok(())
 }
 
+/// Place Yarn's cache zip of `z` at `rel` in the bundle (once: `written`), made once from
+/// the stored tarball and kept in the store.
+fn place_cache_zip(
+    ctx: &LayoutContext,
+    z: &CacheZip,
+    rel: &str,
+    written: &mut BTreeSet<String>,
+) -> Result<(), Failure> {
+    if !written.insert(rel.to_string()) {
+        return Ok(());
+    }
+    // the lockfile's checksum is part of the key: a kept zip was checked against it;
+    // without one, the tarball's own digest is (a store key names no upstream)
+    let content = match &z.checksum {
+        Some(hash) => format!("zip-sha512:{hash}"),
+        None => {
+            let digests = common::digest::FileDigests::of_file_for(
+                &stored_tarball(ctx, z)?,
+                &common::digest::Expected::none(),
+            )
+            .map_err(|e| LayoutError::Io {
+                file: z.store_key.clone(),
+                reason: e.to_string(),
+            })?;
+            format!("tgz-{}", digests.get(common::digest::HashAlgorithm::Sha256))
+        }
+    };
+    let cache_key = format!("{BERRY_ZIP_FORMAT}:{}:{}:{content}", z.store_key, z.name);
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    ctx.bundle
+        .place_derived(&ctx.store, rel, &cache_key, |work: &Path| {
+            write_cache_zip(ctx, z, &work.join(name))
+        })
+}
+
+/// `larder fetch-deps`' layout of one Berry package directory (Hermeto's): every cache zip
+/// under Yarn's mirror name in `deps/yarn/cache/` (the mirror of a Yarn whose global folder
+/// is `deps/yarn`, [`OUTPUT_DIR_GLOBAL_FOLDER`]), nothing over the source; its package
+/// report. The plan refused what such a mirror cannot serve ([`output_dir_unsupported`]).
+pub fn layout_output_dir(
+    b: &BerryProject,
+    ctx: &LayoutContext,
+    written: &mut BTreeSet<String>,
+) -> Result<Package, Failure> {
+    for z in &b.zips {
+        let rel = format!("{OUTPUT_DIR_GLOBAL_FOLDER}/cache/{}", z.mirror_file_name);
+        place_cache_zip(ctx, z, &rel, written)?;
+    }
+    Ok(package_report(&b.project, &b.plan, ctx))
+}
+
+/// Why a planned Berry package directory cannot be laid out for `larder fetch-deps`, if it
+/// cannot: Yarn takes a mirror's zip only with the lockfile's checksum, which Larder makes for
+/// a `…c0` cache key, and not for a git source (Yarn's is of `yarn pack`'s output, which runs
+/// the source's scripts).
+pub fn output_dir_unsupported(b: &BerryProject) -> Option<BerryError> {
+    if !b.offline {
+        return Some(BerryError::OutputDirCacheKey {
+            path: b.project.path.to_string(),
+            key: b.cache_key.clone(),
+        });
+    }
+    b.plan
+        .git
+        .first()
+        .map(|g| BerryError::OutputDirGit(g.label.clone()))
+}
+
 /// Lay out one Berry package directory: its Yarn cache zips into the bundle (once each,
 /// `written`), the offline `.yarnrc.yml` (and yarn.lock, with git entries) in the app overlay,
 /// the registry route's `.yarnrc.yml` (and yarn.lock, with http(s) tarball or git entries)
@@ -1119,31 +1246,7 @@ pub fn layout(
     }
     if b.offline {
         for z in &b.zips {
-            let rel = format!("{CACHE_DIR}/{}", z.file_name);
-            if !written.insert(rel.clone()) {
-                continue;
-            }
-            // the lockfile's checksum is part of the key: a kept zip was checked against it;
-            // without one, the tarball's own digest is (a store key names no upstream)
-            let content = match &z.checksum {
-                Some(hash) => format!("zip-sha512:{hash}"),
-                None => {
-                    let digests = common::digest::FileDigests::of_file_for(
-                        &stored_tarball(ctx, z)?,
-                        &common::digest::Expected::none(),
-                    )
-                    .map_err(|e| LayoutError::Io {
-                        file: z.store_key.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    format!("tgz-{}", digests.get(common::digest::HashAlgorithm::Sha256))
-                }
-            };
-            let cache_key = format!("{BERRY_ZIP_FORMAT}:{}:{}:{content}", z.store_key, z.name);
-            ctx.bundle
-                .place_derived(&ctx.store, &rel, &cache_key, |work: &Path| {
-                    write_cache_zip(ctx, z, &work.join(&z.file_name))
-                })?;
+            place_cache_zip(ctx, z, &format!("{CACHE_DIR}/{}", z.file_name), written)?;
         }
         let overlay = overlay_path(&rc_path);
         let text = yaml_text(&offline_yarnrc(&own, &b.project.path), &overlay)?;
