@@ -171,6 +171,8 @@ pub struct BerryProject {
     pub handback: Vec<Handback>,
     /// the lockfile's cache key (`10c0`)
     pub cache_key: String,
+    /// integrities the plan took from the registry, to record (name, version, integrity)
+    pub published: Vec<(String, String, String)>,
 }
 
 /// A resolution fetched from elsewhere than the registry.
@@ -540,6 +542,7 @@ pub async fn plan(
         };
         let mut zips = Vec::new();
         let mut handback = Vec::new();
+        let mut new_records = Vec::new();
         for (i, e) in r.lock.entries.iter().enumerate() {
             if !matches!(e.resolution.protocol(), "npm" | "workspace" | "patch") {
                 let remote = remote_of(&e.resolution).map_err(Failure::from)?;
@@ -683,9 +686,12 @@ pub async fn plan(
                 let sri = match published.get(&label) {
                     Some(s) => s.clone(),
                     None => {
-                        let s =
+                        let (s, fresh) =
                             recorded_or_published_integrity(ctx, &upstream, &name, &version, &why)
                                 .await?;
+                        if fresh {
+                            new_records.push((name.clone(), version.clone(), s.clone()));
+                        }
                         published.insert(label.clone(), s.clone());
                         s
                     }
@@ -760,6 +766,7 @@ pub async fn plan(
             offline,
             handback,
             cache_key: metadata_key,
+            published: new_records,
         });
     }
     Ok(out)
@@ -797,35 +804,45 @@ pub fn published_integrity_key(name: &str, version: &str) -> String {
     format!("{}.published-integrity", registry_store_key(name, version))
 }
 
-/// The integrity of `name@version` the store recorded, else the upstream registry's, recorded
-/// now (the first one recorded stands).
+/// The integrity of `name@version` the store recorded, else the upstream registry's (with
+/// `true`: for the layout to record, [`record_integrities`], once everything verified).
 async fn recorded_or_published_integrity(
     ctx: &PmContext<'_>,
     upstream: &str,
     name: &str,
     version: &str,
     why: &str,
-) -> Result<String, Failure> {
+) -> Result<(String, bool), Failure> {
     let key = published_integrity_key(name, version);
-    let store_error =
-        |e: common::store::StoreError| Failure::new(ErrorKind::FileAccessError, e.to_string());
     if ctx.fetcher.take_into_cache(&key).await? {
-        let path = ctx.store.path(&key).map_err(store_error)?;
+        let path = ctx
+            .store
+            .path(&key)
+            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+        ctx.fetcher.share(key.clone());
         if recorded.starts_with("sha512-") && !recorded.contains(char::is_whitespace) {
-            ctx.fetcher.share(key);
-            return Ok(recorded);
+            return Ok((recorded, false));
         }
-        tracing::warn!(%key, "the recorded integrity is not one: asking the registry again");
+        tracing::warn!(%key, "the recorded integrity is not one: asking the registry");
     }
     let sri = published_integrity(ctx, upstream, name, version, why).await?;
-    if !ctx.store.contains(&key) {
-        ctx.store
-            .put_bytes(&key, sri.as_bytes())
-            .map_err(store_error)?;
-    }
     ctx.fetcher.share(key);
-    Ok(sri)
+    Ok((sri, true))
+}
+
+/// Record in the store the integrities the plan took from the registry (the first one recorded
+/// stands), once every file verified.
+pub fn record_integrities(b: &BerryProject, store: &common::Store) -> Result<(), Failure> {
+    for (name, version, sri) in &b.published {
+        let key = published_integrity_key(name, version);
+        if !store.contains(&key) {
+            store
+                .put_bytes(&key, sri.as_bytes())
+                .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 /// `dist.integrity` of `name@version` in the upstream registry's document of `name`.

@@ -143,6 +143,7 @@ impl PackageManager for Yarn {
         let mut all = std::mem::take(&mut plan.classic);
         let mut berry_projects = Vec::new();
         for b in std::mem::take(&mut plan.berry) {
+            berry::record_integrities(&b, ctx.store)?;
             all.push((b.project, b.plan));
             berry_projects.push((b.zips, b.offline, b.handback, b.cache_key));
         }
@@ -168,6 +169,7 @@ impl PackageManager for Yarn {
                 offline,
                 handback,
                 cache_key,
+                published: Vec::new(),
             };
             if ctx.hand_back == HandBack::OutputDir {
                 output
