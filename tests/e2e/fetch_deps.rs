@@ -1941,3 +1941,84 @@ async fn yarn_berry_a_changed_checksum_fails_closed() {
         "{log}"
     );
 }
+
+/// A yarn Berry http(s) tarball dependency (`t@https://host/t.tgz`): its zip, checked against
+/// the lockfile's checksum, under Yarn's mirror name for that locator; the real Yarn 4
+/// installs it with the registry dependencies, offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_http_tarball_installs_offline() {
+    use crate::support::npm_fixtures::copy_dir;
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let up_dir = work.join("upstream");
+    std::fs::create_dir_all(up_dir.join("dl")).unwrap();
+    let upstream = StaticServer::start(&up_dir).await;
+    let pkgs = [
+        build(&FixturePackage::new("a", "1.0.0").dep("b", "^1.0.0")),
+        build(&FixturePackage::new("b", "1.1.0")),
+    ];
+    write_registry(&up_dir, &upstream.url, &pkgs).unwrap();
+    let t = build(&FixturePackage::new("t", "1.0.0"));
+    std::fs::write(up_dir.join("dl/t-1.0.0.tgz"), &t.tgz).unwrap();
+    let turl = format!("{}/dl/t-1.0.0.tgz", upstream.url);
+    let repo = GitRepo::new(work.join("repo"));
+    let pj = serde_json::json!({"name": "berry-remote", "version": "1.0.0", "private": true,
+                                "dependencies": {"a": "^1.0.0", "t": turl}});
+    let rc = format!(
+        "nodeLinker: node-modules\nnpmRegistryServer: \"{}\"\nunsafeHttpWhitelist:\n  - 127.0.0.1\n",
+        upstream.url
+    );
+    repo.write("package.json", &serde_json::to_string_pretty(&pj).unwrap())
+        .write(".yarnrc.yml", &rc);
+    // the lockfile, as Yarn 4 makes it against the fixture upstream
+    let gen = work.join("generate");
+    copy_dir(&repo.dir, &gen);
+    std::fs::write(
+        gen.join(".yarnrc.yml"),
+        format!("{rc}npmMinimalAgeGate: 0\n"),
+    )
+    .unwrap();
+    let (ok, out) = crate::support::clients::yarn_berry(&gen, &work.join("home-gen"), &["install"]);
+    assert!(ok, "yarn install (making the lockfile) failed:\n{out}");
+    let lock = std::fs::read_to_string(gen.join("yarn.lock")).unwrap();
+    assert!(
+        lock.contains(&format!("resolution: \"t@{turl}\"")),
+        "{lock}"
+    );
+    repo.write("yarn.lock", &lock);
+    repo.commit("an http tarball");
+
+    let (home, cache) = (work.join("home"), work.join("cache"));
+    let output = work.join("output");
+    let (code, log) = fetch_deps(
+        &home,
+        &cache,
+        repo.dir.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "yarn",
+        &[("LARDER_NPM_REGISTRY", upstream.url.as_str())],
+    );
+    assert_eq!(code, 0, "{log}");
+    let zips: Vec<String> = tree_of(&output.join("deps"))
+        .into_iter()
+        .map(|(p, _)| p.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(zips.len(), 3, "{zips:?}");
+    assert!(
+        zips.iter()
+            .any(|z| z.starts_with("yarn/cache/t-http-") && z.ends_with("-10c0.zip")),
+        "{zips:?}"
+    );
+    assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+    let env = env_json(&home, &cache, &output);
+    let requests = upstream.requests().len();
+    let (ok, out) = yarn_berry_install_offline(&repo.dir, &work.join("yarn-home"), &env);
+    assert!(ok, "offline yarn 4 install failed:\n{out}");
+    let required = node_in(
+        &repo.dir,
+        false,
+        "console.log([require('a'), require('t')].join(','))",
+    );
+    assert_eq!(required.trim(), "a@1.0.0,t@1.0.0", "{out}");
+    assert_eq!(upstream.requests().len(), requests);
+}
