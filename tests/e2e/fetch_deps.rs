@@ -1878,8 +1878,7 @@ async fn yarn_berry_fetch_deps_then_real_yarn_4_install_offline() {
 }
 
 /// A yarn.lock whose checksum of one package is not its zip's: fetch-deps fails naming it,
-/// writes no results, and the cache keeps nothing of that package; a Berry git dependency is
-/// refused by name.
+/// writes no results, and the cache keeps nothing of that package.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yarn_berry_a_changed_checksum_fails_closed() {
     let fx = crate::yarn_berry::fixture().await;
@@ -1919,34 +1918,15 @@ async fn yarn_berry_a_changed_checksum_fails_closed() {
             .any(|p| p.file_name().is_some_and(|n| n == "d-1.0.0.tgz")),
         "{stored:?}"
     );
-
-    // a git source: Yarn's checksum of it is of `yarn pack`'s output, which runs its scripts
-    let commit = "1".repeat(40);
-    fx.repo.write(
-        "yarn.lock",
-        &format!("__metadata:\n  version: 8\n  cacheKey: 10c0\n\n\"g@https://github.com/u/g.git#commit={commit}\":\n  version: 1.0.0\n  resolution: \"g@https://github.com/u/g.git#commit={commit}\"\n  checksum: 10c0/{}\n  languageName: node\n  linkType: hard\n", "0".repeat(128)),
-    );
-    let (code, log) = fetch_deps(
-        &home,
-        &cache,
-        fx.repo.dir.to_str().unwrap(),
-        output.to_str().unwrap(),
-        "yarn",
-        &[("LARDER_NPM_REGISTRY", fx.upstream.url.as_str())],
-    );
-    assert_eq!(code, 1, "{log}");
-    assert!(
-        log.contains("g@https://github.com/u/g.git")
-            && log.contains("not supported by `larder fetch-deps` yet"),
-        "{log}"
-    );
 }
 
 /// A yarn Berry http(s) tarball dependency (`t@https://host/t.tgz`): its zip, checked against
-/// the lockfile's checksum, under Yarn's mirror name for that locator; the real Yarn 4
-/// installs it with the registry dependencies, offline.
+/// the lockfile's checksum, under Yarn's mirror name for that locator; a git dependency at a
+/// commit: packed, its zip under its locator's mirror name and the project file `yarn.lock`
+/// giving it that zip's checksum. The real Yarn 4 installs both with the registry
+/// dependencies, offline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn yarn_berry_http_tarball_installs_offline() {
+async fn yarn_berry_http_tarball_and_git_dependency_install_offline() {
     use crate::support::npm_fixtures::copy_dir;
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path();
@@ -1961,9 +1941,17 @@ async fn yarn_berry_http_tarball_installs_offline() {
     let t = build(&FixturePackage::new("t", "1.0.0"));
     std::fs::write(up_dir.join("dl/t-1.0.0.tgz"), &t.tgz).unwrap();
     let turl = format!("{}/dl/t-1.0.0.tgz", upstream.url);
+    let g = GitRepo::new(work.join("gdep"));
+    g.write(
+        "package.json",
+        r#"{"name":"zz-git","version":"0.3.0","main":"index.js"}"#,
+    )
+    .write("index.js", "module.exports = 'zz-git@0.3.0';\n");
+    let sha = g.commit("gdep");
+    let gspec = format!("git+file://{}#commit={sha}", g.url());
     let repo = GitRepo::new(work.join("repo"));
-    let pj = serde_json::json!({"name": "berry-remote", "version": "1.0.0", "private": true,
-                                "dependencies": {"a": "^1.0.0", "t": turl}});
+    let mut pj = serde_json::json!({"name": "berry-remote", "version": "1.0.0", "private": true,
+                                    "dependencies": {"a": "^1.0.0", "t": turl}});
     let rc = format!(
         "nodeLinker: node-modules\nnpmRegistryServer: \"{}\"\nunsafeHttpWhitelist:\n  - 127.0.0.1\n",
         upstream.url
@@ -1985,8 +1973,19 @@ async fn yarn_berry_http_tarball_installs_offline() {
         lock.contains(&format!("resolution: \"t@{turl}\"")),
         "{lock}"
     );
-    repo.write("yarn.lock", &lock);
-    repo.commit("an http tarball");
+    // the git dependency, by hand (Yarn would run its scripts to pack it): last among the
+    // workspace's dependencies and the entries, a checksum Larder cannot make
+    let tdep = format!("    t: \"{turl}\"\n");
+    assert!(lock.contains(&tdep), "{lock}");
+    let lock = lock.replacen(&tdep, &format!("{tdep}    zz-git: \"{gspec}\"\n"), 1)
+        + &format!(
+            "\n\"zz-git@{gspec}\":\n  version: 0.3.0\n  resolution: \"zz-git@{gspec}\"\n  checksum: 10c0/{}\n  languageName: node\n  linkType: hard\n",
+            "0".repeat(128)
+        );
+    pj["dependencies"]["zz-git"] = serde_json::json!(gspec);
+    repo.write("package.json", &serde_json::to_string_pretty(&pj).unwrap())
+        .write("yarn.lock", &lock);
+    repo.commit("an http tarball and a git dependency");
 
     let (home, cache) = (work.join("home"), work.join("cache"));
     let output = work.join("output");
@@ -1996,29 +1995,68 @@ async fn yarn_berry_http_tarball_installs_offline() {
         repo.dir.to_str().unwrap(),
         output.to_str().unwrap(),
         "yarn",
-        &[("LARDER_NPM_REGISTRY", upstream.url.as_str())],
+        &[
+            ("LARDER_NPM_REGISTRY", upstream.url.as_str()),
+            ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+        ],
     );
     assert_eq!(code, 0, "{log}");
     let zips: Vec<String> = tree_of(&output.join("deps"))
         .into_iter()
         .map(|(p, _)| p.to_string_lossy().into_owned())
         .collect();
-    assert_eq!(zips.len(), 3, "{zips:?}");
+    assert_eq!(zips.len(), 4, "{zips:?}");
+    for prefix in ["yarn/cache/t-http-", "yarn/cache/zz-git-git"] {
+        assert!(
+            zips.iter()
+                .any(|z| z.starts_with(prefix) && z.ends_with("-10c0.zip")),
+            "{prefix}: {zips:?}"
+        );
+    }
+    let bom = read_json(&output.join("bom.json"));
+    assert_valid("cyclonedx", &bom);
     assert!(
-        zips.iter()
-            .any(|z| z.starts_with("yarn/cache/t-http-") && z.ends_with("-10c0.zip")),
-        "{zips:?}"
+        purls(&bom)
+            .iter()
+            .any(|p| p.starts_with("pkg:generic/zz-git?") && p.contains(&sha)),
+        "{:?}",
+        purls(&bom)
     );
-    assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+    // the one project file: yarn.lock, the git entry's checksum Larder's, nothing else changed
+    let config = read_json(&output.join(".build-config.json"));
+    let files = config["project_files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{config}");
+    assert!(files[0]["abspath"]
+        .as_str()
+        .unwrap()
+        .ends_with("/yarn.lock"));
+    let template = files[0]["template"].as_str().unwrap();
+    assert!(!template.contains(&"0".repeat(128)), "{template}");
+    let changed: Vec<(&str, &str)> = lock
+        .lines()
+        .zip(template.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(changed[0].1.starts_with("  checksum: 10c0/"), "{changed:?}");
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
     let env = env_json(&home, &cache, &output);
     let requests = upstream.requests().len();
+    // the git dependency's repository gone: Yarn cannot clone it, the mirror must serve it
+    std::fs::remove_dir_all(&g.dir).unwrap();
     let (ok, out) = yarn_berry_install_offline(&repo.dir, &work.join("yarn-home"), &env);
     assert!(ok, "offline yarn 4 install failed:\n{out}");
     let required = node_in(
         &repo.dir,
         false,
-        "console.log([require('a'), require('t')].join(','))",
+        "console.log([require('a'), require('t'), require('zz-git')].join(','))",
     );
-    assert_eq!(required.trim(), "a@1.0.0,t@1.0.0", "{out}");
+    assert_eq!(required.trim(), "a@1.0.0,t@1.0.0,zz-git@0.3.0", "{out}");
     assert_eq!(upstream.requests().len(), requests);
 }

@@ -105,8 +105,6 @@ pub enum BerryError {
     NoPublishedIntegrity { label: String, why: String },
     #[error("The yarn Berry lockfile of {path:?} has the cache key {key:?}: `larder fetch-deps` makes Yarn's cache zips of cache key …c0 (Yarn 4's default), which Yarn takes from a mirror only with a lockfile of that key")]
     OutputDirCacheKey { path: String, key: String },
-    #[error("The git dependency {0} of a yarn Berry lockfile is not supported by `larder fetch-deps` yet (Yarn checks its zip against the checksum of `yarn pack`'s output, which runs the repository's scripts); the service supports it")]
-    OutputDirGit(String),
     #[error("The upstream registry's document of {name} is not valid JSON: {reason}")]
     Packument { name: String, reason: String },
 }
@@ -120,8 +118,7 @@ impl Classify for BerryError {
             | BerryError::ArchiveUrl(_)
             | BerryError::GitNotPinned(_)
             | BerryError::CacheKey { .. }
-            | BerryError::OutputDirCacheKey { .. }
-            | BerryError::OutputDirGit(_) => ErrorKind::UnsupportedFeature,
+            | BerryError::OutputDirCacheKey { .. } => ErrorKind::UnsupportedFeature,
             BerryError::TarballWithoutChecksum(_) => ErrorKind::InvalidChecksum,
             BerryError::Rewrite(_) => ErrorKind::InvalidFileFormat,
             BerryError::Outside { .. } => ErrorKind::ValidationError,
@@ -1179,8 +1176,11 @@ fn place_cache_zip(
 
 /// `larder fetch-deps`' layout of one Berry package directory (Hermeto's): every cache zip
 /// under Yarn's mirror name in `deps/yarn/cache/` (the mirror of a Yarn whose global folder
-/// is `deps/yarn`, [`OUTPUT_DIR_GLOBAL_FOLDER`]), nothing over the source; its package
-/// report. The plan refused what such a mirror cannot serve ([`output_dir_unsupported`]).
+/// is `deps/yarn`, [`OUTPUT_DIR_GLOBAL_FOLDER`]); its package report. Nothing over the
+/// source, but for git sources: Yarn's checksum of one is of `yarn pack`'s output (which runs
+/// its scripts), so the project file `yarn.lock` gives each the checksum of Larder's zip of its
+/// pack (written in the mirror under the git locator's name), the rest of the file as it is.
+/// The plan refused what such a mirror cannot serve ([`output_dir_unsupported`]).
 pub fn layout_output_dir(
     b: &BerryProject,
     ctx: &LayoutContext,
@@ -1190,24 +1190,69 @@ pub fn layout_output_dir(
         let rel = format!("{OUTPUT_DIR_GLOBAL_FOLDER}/cache/{}", z.mirror_file_name);
         place_cache_zip(ctx, z, &rel, written)?;
     }
+    let mut rewrites = Rewrites::new();
+    for h in b.handback.iter().filter(|h| h.git) {
+        let io = |file: &str, e: std::io::Error| LayoutError::Io {
+            file: file.into(),
+            reason: e.to_string(),
+        };
+        let packed = ctx
+            .store
+            .path(&h.store_key)
+            .map_err(|_| LayoutError::Missing {
+                label: h.resolution.clone(),
+                store_key: h.store_key.clone(),
+            })?;
+        let tgz = std::fs::read(&packed).map_err(|e| io(&h.store_key, e))?;
+        let reference = h
+            .resolution
+            .strip_prefix(&format!("{}@", h.name))
+            .ok_or_else(|| BerryError::Rewrite(h.resolution.clone()))?;
+        let rel = format!(
+            "{OUTPUT_DIR_GLOBAL_FOLDER}/cache/{}",
+            berry_zip::cache_file_name_for(&h.name, reference, None, &b.cache_key)
+        );
+        let mut zip = Vec::new();
+        let hash = berry_zip::convert_tgz_hashed(&tgz, &h.name, &h.resolution, &mut zip)?;
+        if written.insert(rel.clone()) {
+            create_in_bundle(ctx.bundle_root(), &rel)?
+                .write_all(&zip)
+                .map_err(|e| io(&rel, e))?;
+        }
+        rewrites.insert(
+            h.resolution.clone(),
+            (
+                h.resolution.clone(),
+                Some(format!("{}/{hash}", b.cache_key)),
+            ),
+        );
+    }
+    if !rewrites.is_empty() {
+        let lock_rel = format!("{}/{YARN_LOCK}", app_rel(&b.project.path));
+        let text = read_to_string_limited(
+            &b.project.dir.join(YARN_LOCK),
+            &lock_rel,
+            MAX_LOCKFILE_BYTES,
+        )?;
+        let overlay = overlay_path(&lock_rel);
+        create_in_bundle(ctx.bundle_root(), &overlay)?
+            .write_all(rewrite_lock(&text, &rewrites)?.as_bytes())
+            .map_err(|e| LayoutError::Io {
+                file: overlay.clone(),
+                reason: e.to_string(),
+            })?;
+    }
     Ok(package_report(&b.project, &b.plan, ctx))
 }
 
 /// Why a planned Berry package directory cannot be laid out for `larder fetch-deps`, if it
 /// cannot: Yarn takes a mirror's zip only with the lockfile's checksum, which Larder makes for
-/// a `…c0` cache key, and not for a git source (Yarn's is of `yarn pack`'s output, which runs
-/// the source's scripts).
+/// a `…c0` cache key.
 pub fn output_dir_unsupported(b: &BerryProject) -> Option<BerryError> {
-    if !b.offline {
-        return Some(BerryError::OutputDirCacheKey {
-            path: b.project.path.to_string(),
-            key: b.cache_key.clone(),
-        });
-    }
-    b.plan
-        .git
-        .first()
-        .map(|g| BerryError::OutputDirGit(g.label.clone()))
+    (!b.offline).then(|| BerryError::OutputDirCacheKey {
+        path: b.project.path.to_string(),
+        key: b.cache_key.clone(),
+    })
 }
 
 /// Lay out one Berry package directory: its Yarn cache zips into the bundle (once each,
