@@ -46,7 +46,7 @@ impl PackageManager for Yarn {
         ..Descriptor::new("yarn")
     };
 
-    /// yarn v1's offline mirror and Berry's (a `…c0` lockfile without git sources).
+    /// yarn v1's offline mirror and Berry's (a lockfile of a `…c0` cache key).
     const HANDS_BACK_OUTPUT_DIR: bool = true;
 
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(YarnPlan, Fetches), Failure> {
