@@ -1878,7 +1878,8 @@ async fn yarn_berry_fetch_deps_then_real_yarn_4_install_offline() {
 }
 
 /// A yarn.lock whose checksum of one package is not its zip's: fetch-deps fails naming it,
-/// writes no results, and the cache keeps nothing of that package.
+/// writes no results, and the cache keeps nothing of that package. A lockfile of a compressed
+/// cache key is refused by name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yarn_berry_a_changed_checksum_fails_closed() {
     let fx = crate::yarn_berry::fixture().await;
@@ -1918,6 +1919,21 @@ async fn yarn_berry_a_changed_checksum_fails_closed() {
             .any(|p| p.file_name().is_some_and(|n| n == "d-1.0.0.tgz")),
         "{stored:?}"
     );
+
+    // a compressed cache key (Yarn 3's): no zip Larder makes has its checksums
+    fx.repo
+        .write("yarn.lock", &lock.replace("cacheKey: 10c0", "cacheKey: 8"));
+    let (code, log) = fetch_deps(
+        &home,
+        &cache,
+        fx.repo.dir.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "yarn",
+        &[("LARDER_NPM_REGISTRY", fx.upstream.url.as_str())],
+    );
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("has the cache key \"8\""), "{log}");
+    assert!(!output.join(".build-config.json").exists());
 }
 
 /// A yarn Berry http(s) tarball dependency (`t@https://host/t.tgz`): its zip, checked against
