@@ -5,6 +5,7 @@
 //! `worker::local::fetch_deps` on a permanent local store (`LARDER_CACHE_DIR`, else
 //! `~/.cache/larder`).
 
+use crate::sbom_merge;
 use anyhow::{Context, Result};
 use common::repo_path::RepoPath;
 use common::{PackageSpec, PmName};
@@ -93,12 +94,19 @@ pub struct InjectFilesArgs {
 
 #[derive(clap::Args)]
 pub struct MergeSbomsArgs {
-    /// Two or more CycloneDX SBOMs (`fetch-deps`'s `bom.json`, Larder's or Hermeto's).
+    /// Two or more SBOMs, CycloneDX or SPDX 2 (`fetch-deps`'s `bom.json`, Larder's or
+    /// Hermeto's), in any mix.
     #[arg(required = true, num_args = 1..)]
     files: Vec<PathBuf>,
     /// Write to this file instead of standard output.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// The merged SBOM's format (Hermeto's: CycloneDX unless told, whatever the inputs).
+    #[arg(long = "sbom-output-type", value_enum, default_value = "cyclonedx")]
+    sbom_type: SbomType,
+    /// The merged SPDX document's name (default: the first SPDX input's).
+    #[arg(long)]
+    sbom_name: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -674,12 +682,7 @@ pub fn generate_env(args: GenerateEnvArgs) -> Result<i32> {
         };
         let vars = resolved_env(&config, &dir).map_err(usage)?;
         let text = match format {
-            EnvFormat::Json => serde_json::to_string(
-                &vars
-                    .iter()
-                    .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
-                    .collect::<Vec<_>>(),
-            )?,
+            EnvFormat::Json => env_json(&vars),
             EnvFormat::Env => vars
                 .iter()
                 .map(|(name, value)| {
@@ -700,6 +703,49 @@ pub fn generate_env(args: GenerateEnvArgs) -> Result<i32> {
         Ok(())
     };
     run().map(|()| 0).or_else(usage_exit)
+}
+
+/// The variables as Hermeto's `generate-env --format json` prints them: Python's
+/// `json.dumps` of a list of `{"name", "value"}` objects (one line, `", "` and `": "` between
+/// items, every character outside printable ASCII escaped as `\uXXXX`).
+pub fn env_json(vars: &[(String, String)]) -> String {
+    let items: Vec<String> = vars
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "{{\"name\": {}, \"value\": {}}}",
+                python_json_string(name),
+                python_json_string(value)
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// A JSON string as Python's `json.dumps` writes it with `ensure_ascii` (its default).
+fn python_json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Run `inject-files`: the exit status.
@@ -749,20 +795,47 @@ pub fn merge_sboms(args: MergeSbomsArgs) -> Result<i32> {
             return Err(usage("Need at least two different SBOM files"));
         }
         let mut docs = Vec::new();
+        let mut labels = Vec::new();
         for file in &files {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| usage(format!("Cannot read {}: {e}", file.display())))?;
             let doc: Value = serde_json::from_str(&text)
                 .map_err(|_| usage(format!("{} does not look like a SBOM file", file.display())))?;
-            if doc.get("bomFormat").and_then(Value::as_str) != Some("CycloneDX") {
-                return Err(usage(format!(
-                    "{} is not a CycloneDX SBOM (merging SPDX is not supported by Larder yet)",
-                    file.display()
-                )));
-            }
-            docs.push(doc);
+            let label = file.display().to_string();
+            let format = sbom_merge::format_of(&doc, &label).map_err(|e| usage(e.to_string()))?;
+            docs.push((format, doc));
+            labels.push(label);
         }
-        let merged = merge_cyclonedx(&docs);
+        // as Hermeto: every input converted to the output's format, then merged
+        let merged = match args.sbom_type {
+            SbomType::Cyclonedx => {
+                let docs: Vec<Value> = docs
+                    .into_iter()
+                    .map(|(format, doc)| match format {
+                        sbom_merge::Format::CycloneDx => doc,
+                        sbom_merge::Format::Spdx => sbom_merge::cyclonedx_of_spdx(&doc),
+                    })
+                    .collect();
+                merge_cyclonedx(&docs)
+            }
+            SbomType::Spdx => {
+                let name = args.sbom_name.clone().or_else(|| {
+                    docs.iter()
+                        .find(|(format, _)| *format == sbom_merge::Format::Spdx)
+                        .and_then(|(_, doc)| doc.get("name").and_then(Value::as_str))
+                        .map(str::to_string)
+                });
+                let docs: Vec<Value> = docs
+                    .into_iter()
+                    .map(|(format, doc)| match format {
+                        sbom_merge::Format::Spdx => doc,
+                        sbom_merge::Format::CycloneDx => sbom_merge::spdx_of_cyclonedx(&doc),
+                    })
+                    .collect();
+                sbom_merge::merge_spdx(&docs, &labels, name.as_deref())
+                    .map_err(|e| usage(e.to_string()))?
+            }
+        };
         let text = serde_json::to_string_pretty(&merged)?;
         match &args.output {
             Some(file) => std::fs::write(file, format!("{text}\n"))
@@ -848,6 +921,11 @@ pub fn merge_cyclonedx(docs: &[Value]) -> Value {
     }
     let first = &docs[0];
     let first_root_key = first.pointer("/metadata/component").map(key);
+    // the first document's root is the merge's: not a component too (an SPDX input converted
+    // has its repository's package among its components)
+    if let Some(k) = &first_root_key {
+        components.remove(k);
+    }
     for root in roots {
         let k = key(root);
         if Some(&k) != first_root_key.as_ref() && !components.contains_key(&k) {
@@ -1007,6 +1085,23 @@ mod tests {
         let cycle = config_of(&[("A", "x${B}"), ("B", "${C}"), ("C", "$A")]);
         let e = resolved_env(&cycle, Path::new("/out")).unwrap_err();
         assert_eq!(e, "the variables A → B → C → A name each other");
+    }
+
+    #[test]
+    fn env_json_is_what_pythons_json_dumps_prints() {
+        // python3 -c 'import json; print(json.dumps([{"name": ..., "value": ...}, ...]))'
+        let vars = [
+            (
+                "A".to_string(),
+                "é\u{2028}😀\u{7f}\u{1}\u{8}\"\\/".to_string(),
+            ),
+            ("GOFLAGS".to_string(), "-mod=mod\tx\n".to_string()),
+        ];
+        assert_eq!(
+            env_json(&vars),
+            r#"[{"name": "A", "value": "\u00e9\u2028\ud83d\ude00\u007f\u0001\b\"\\/"}, {"name": "GOFLAGS", "value": "-mod=mod\tx\n"}]"#
+        );
+        assert_eq!(env_json(&[]), "[]");
     }
 
     #[test]

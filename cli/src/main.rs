@@ -2,6 +2,7 @@
 
 mod client;
 mod hermeto;
+mod sbom_merge;
 mod transfer;
 
 // glibc's malloc keeps what a large request freed (per-thread arenas, fragmented pages): the

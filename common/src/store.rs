@@ -511,7 +511,8 @@ impl Store {
 /// A key whose bytes one writer makes as good as another's: a source archive (each fetch of a
 /// commit packs its own `.git`), and the records package managers keep of what an upstream
 /// index said when they first read it (pip's pins, cargo's index lines and download URLs,
-/// rubygems' info lines: the first one recorded stands). A store holding it with other bytes
+/// rubygems' info lines, the npm integrity yarn Berry takes from the registry: the first one
+/// recorded stands). A store holding it with other bytes
 /// keeps them, and whoever brings other ones (another worker, an import) leaves them be.
 pub fn interchangeable(key: &str) -> bool {
     key.starts_with("sources/")
@@ -519,6 +520,7 @@ pub fn interchangeable(key: &str) -> bool {
         || (key.starts_with("deps/cargo/")
             && (key.ends_with(".index-line") || key.ends_with(".download-url")))
         || (key.starts_with("deps/rubygems/") && key.ends_with(".info-line"))
+        || (key.starts_with("deps/npm/") && key.ends_with(".published-integrity"))
 }
 
 /// A configuration file too large for a report body, by its content.

@@ -622,6 +622,142 @@ async fn a_list_of_package_managers_and_merged_sboms_validate() {
         &[],
     );
     assert_eq!(code, 2);
+
+    // SPDX: two runs' documents merge into one valid document, each package once (by purl),
+    // every relationship of both kept
+    let (npm_spdx_out, pip_spdx_out) = (work.path().join("npm-spdx"), work.path().join("pip-spdx"));
+    let spdx_type = ["--sbom-output-type", "spdx"];
+    let npm_spdx = fetch(
+        &npm_spdx_out,
+        r#"{"type": "npm", "path": "web"}"#,
+        &spdx_type,
+    );
+    let pip_spdx = fetch(
+        &pip_spdx_out,
+        r#"{"type": "pip", "path": "py"}"#,
+        &spdx_type,
+    );
+    let merge = |files: &[&Path], extra: &[&str]| {
+        let out = work.path().join("merged-any.json");
+        let mut args = vec!["merge-sboms"];
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        args.extend_from_slice(&["-o", out.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let (code, log) = larder(&home, &cache, &args, &[]);
+        assert_eq!(code, 0, "{log}");
+        read_json(&out)
+    };
+    let (npm_spdx_file, pip_spdx_file) =
+        (npm_spdx_out.join("bom.json"), pip_spdx_out.join("bom.json"));
+    let merged_spdx = merge(
+        &[&npm_spdx_file, &pip_spdx_file],
+        &["--sbom-output-type", "spdx", "--sbom-name", "web-and-py"],
+    );
+    assert_valid("spdx", &merged_spdx);
+    assert_eq!(merged_spdx["name"], "web-and-py");
+    let spdx_union: Vec<String> = spdx_purls(&npm_spdx)
+        .into_iter()
+        .chain(spdx_purls(&pip_spdx))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        spdx_purls(&merged_spdx),
+        spdx_union,
+        "a package lost or twice"
+    );
+    assert!(spdx_union.len() > 4, "{spdx_union:?}");
+    let ids: BTreeSet<&str> = merged_spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["SPDXID"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), spdx_union.len(), "SPDXIDs not unique");
+    let edges: BTreeSet<_> = spdx_edges(&npm_spdx)
+        .union(&spdx_edges(&pip_spdx))
+        .cloned()
+        .collect();
+    assert!(
+        edges.iter().any(|(_, kind, _)| kind == "DEPENDS_ON"),
+        "{edges:?}"
+    );
+    assert_eq!(spdx_edges(&merged_spdx), edges);
+    // the same document again: nothing twice
+    let again = merge(
+        &[
+            &npm_spdx_file,
+            &pip_spdx_file,
+            &merged_file_of(&work, &merged_spdx),
+        ],
+        &["--sbom-output-type", "spdx"],
+    );
+    assert_valid("spdx", &again);
+    assert_eq!(spdx_purls(&again), spdx_union);
+    // a mix (Hermeto's merge converts): CycloneDX and SPDX into either format
+    let mixed = merge(
+        &[&npm_out.join("bom.json"), &pip_spdx_file],
+        &["--sbom-output-type", "spdx"],
+    );
+    assert_valid("spdx", &mixed);
+    assert_eq!(spdx_purls(&mixed), spdx_union);
+    let mixed = merge(&[&npm_out.join("bom.json"), &pip_spdx_file], &[]);
+    assert_valid("cyclonedx", &mixed);
+    assert_eq!(purls(&mixed), union);
+}
+
+/// `doc` written to a file of `work` (for a merge of a merge).
+fn merged_file_of(work: &tempfile::TempDir, doc: &Value) -> PathBuf {
+    let file = work.path().join("merged-spdx.json");
+    std::fs::write(&file, serde_json::to_vec(doc).unwrap()).unwrap();
+    file
+}
+
+/// Every purl of an SPDX document's packages, sorted, a package's repeated as often as it is
+/// there.
+fn spdx_purls(doc: &Value) -> Vec<String> {
+    let mut purls: Vec<String> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["externalRefs"].as_array().cloned().unwrap_or_default())
+        .filter(|r| r["referenceType"] == "purl")
+        .map(|r| r["referenceLocator"].as_str().unwrap().to_string())
+        .collect();
+    purls.sort();
+    purls
+}
+
+/// An SPDX document's relationships between packages, by their purls (`DOCUMENT` for it).
+fn spdx_edges(doc: &Value) -> BTreeSet<(String, String, String)> {
+    let mut purl_of: std::collections::BTreeMap<&str, String> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["SPDXID"].as_str().unwrap(),
+                p["externalRefs"][0]["referenceLocator"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    purl_of.insert("SPDXRef-DOCUMENT", "DOCUMENT".into());
+    doc["relationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let end = |k: &str| purl_of[r[k].as_str().unwrap()].clone();
+            (
+                end("spdxElementId"),
+                r["relationshipType"].as_str().unwrap().to_string(),
+                end("relatedSpdxElement"),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -639,15 +775,6 @@ async fn a_wrong_hash_fails_closed_and_bad_input_is_a_usage_error() {
     repo.write(
         "package-lock.json",
         &serde_json::to_string_pretty(&lock).unwrap(),
-    )
-    // a yarn Berry project, which fetch-deps does not do yet
-    .write(
-        "berry/package.json",
-        r#"{"name": "berry", "version": "1.0.0"}"#,
-    )
-    .write(
-        "berry/yarn.lock",
-        "__metadata:\n  version: 8\n  cacheKey: 10c0\n",
     );
     repo.commit("a wrong hash");
     let output = work.path().join("output");
@@ -696,16 +823,62 @@ async fn a_wrong_hash_fails_closed_and_bad_input_is_a_usage_error() {
         assert_eq!(code, 2, "{bad}: {log}");
         assert!(log.contains("Error: "), "{bad}: {log}");
     }
-    let (code, log) = fetch(r#"{"type": "yarn", "path": "berry"}"#);
+}
+
+/// git-submodule (not Hermeto's; the service's): the source's submodules, each checked out at
+/// the commit HEAD pins, are components of `bom.json` with the purl the service gives them, and
+/// nothing is in `deps/`; one checked out at another commit fails with exit 1, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_submodules_at_their_pinned_commits_are_reported_and_others_fail() {
+    let work = tempfile::tempdir().unwrap();
+    let t = work.path();
+    let (lib, lib_commit) = GitRepo::with_file(t.join("lib"), "lib.txt", "v1\n");
+    let repo = GitRepo::new(t.join("src"));
+    repo.write("README", "app\n");
+    repo.add_submodule(&lib, "vendor/lib");
+    repo.commit("with a submodule");
+    let (home, cache) = (t.join("home"), t.join("cache"));
+    let output = t.join("output");
+    let run = || {
+        fetch_deps(
+            &home,
+            &cache,
+            repo.dir.to_str().unwrap(),
+            output.to_str().unwrap(),
+            r#"{"type": "git-submodule"}"#,
+            &[],
+        )
+    };
+    let (code, log) = run();
+    assert_eq!(code, 0, "{log}");
+    let bom = read_json(&output.join("bom.json"));
+    assert_valid("cyclonedx", &bom);
+    // the service's purl of a submodule (named by its path, as `git submodule add` names it)
+    let want = common::purl::vcs_purl("vendor/lib", &lib.url(), &lib_commit);
+    assert!(purls(&bom).contains(&want), "{want} in {:?}", purls(&bom));
+    let deps: Vec<_> = std::fs::read_dir(output.join("deps")).unwrap().collect();
+    assert!(deps.is_empty(), "{deps:?}");
+
+    // the submodule moved on without the parent's pin: refused, nothing looks current
+    let sub = repo.dir.join("vendor/lib");
+    std::fs::write(sub.join("lib.txt"), "v2\n").unwrap();
+    git(&sub, &["commit", "-qam", "v2"]);
+    let moved = git(&sub, &["rev-parse", "HEAD"]);
+    let (code, log) = run();
     assert_eq!(code, 1, "{log}");
-    assert!(log.contains("yarn Berry"), "{log}");
-    // a package manager `fetch-deps` does not do yet is named
-    let (code, log) = fetch("git-submodule");
-    assert_ne!(code, 0);
     assert!(
-        log.contains("git-submodule") && log.contains("not supported by `larder fetch-deps` yet"),
+        log.contains("vendor/lib") && log.contains(&moved) && log.contains(&lib_commit),
         "{log}"
     );
+    assert!(!output.join("bom.json").exists());
+    // not checked out at all: refused too
+    git(
+        &repo.dir,
+        &["submodule", "--quiet", "deinit", "-f", "vendor/lib"],
+    );
+    let (code, log) = run();
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("not checked out"), "{log}");
 }
 
 /// Every kind of npm dependency (registry, scoped, nested, an alias, an http(s) tarball, a
@@ -1114,31 +1287,65 @@ async fn pnpm_fetch_deps_then_real_pnpm_install_offline() {
     assert_eq!(fx.upstream.requests().len(), requests);
 }
 
-/// bundler (Larder's rubygems): Bundler's cache under `deps/rubygems/`, named by Bundler's
-/// variables; the real `bundle install --local` installs the locked gems with no gem server.
+/// bundler (Larder's rubygems), as Hermeto lays it out: Bundler's cache under `deps/bundler/`
+/// (a git gem's checkout with its symbolic link inside it), `BUNDLE_APP_CONFIG` naming the
+/// output directory's `bundler/config_override/` that `inject-files` writes; a committed
+/// `.bundle/config` pointing elsewhere (a path, a mirror, a cache) is not read, and the real
+/// `bundle install` installs the locked gems offline with no gem server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bundler_fetch_deps_then_real_bundle_install_local() {
-    use crate::support::rubygems_fixtures::bundle;
+async fn bundler_fetch_deps_then_real_bundle_install_offline_despite_the_repository_config() {
+    use crate::support::rubygems_fixtures::{
+        bundle, gemspec, installed_gems, lib_source, FixtureGem,
+    };
     let work = tempfile::tempdir().unwrap();
     let t = work.path();
     let up = crate::rubygems::upstream(t, &crate::rubygems::fixture_gems()).await;
+    // a git gem whose alias file is a link to its library
+    let gitgem = GitRepo::new(t.join("gitgem"));
+    let gg = FixtureGem::new("gitgem", "0.2.0", &[]);
+    gitgem
+        .write(
+            "gitgem.gemspec",
+            &gemspec(&gg, &["lib/gitgem.rb", "lib/gitgem_alias.rb"]),
+        )
+        .write("lib/gitgem.rb", &lib_source(&gg));
+    std::os::unix::fs::symlink("gitgem.rb", gitgem.dir.join("lib/gitgem_alias.rb")).unwrap();
+    let git_commit = gitgem.commit("gitgem");
     let repo = GitRepo::new(t.join("shop"));
     repo.write(
         "Gemfile",
-        "source \"https://rubygems.org\"\n\ngem \"top\"\n",
+        &format!(
+            "source \"https://rubygems.org\"\n\ngem \"top\"\ngem \"gitgem\", git: \"file://{}\", branch: \"main\"\n",
+            gitgem.url()
+        ),
     );
     let lock_text = crate::rubygems::lock(&repo.dir, &t.join("home-lock"), &up);
     repo.write("Gemfile.lock", &lock_text);
+    // what a developer's machine left committed: every one of these would break the build
+    let cache_elsewhere = t.join("not-the-cache");
+    repo.write(
+        ".bundle/config",
+        &format!(
+            "---\nBUNDLE_PATH: \"{}\"\nBUNDLE_MIRROR__HTTPS://RUBYGEMS__ORG/: \"{NOWHERE}\"\nBUNDLE_CACHE_PATH: \"{}\"\nBUNDLE_DEPLOYMENT: \"false\"\nBUNDLE_WITHOUT: \"nothing_here\"\n",
+            t.join("wrong-path").display(),
+            cache_elsewhere.display()
+        ),
+    );
     repo.commit("shop");
     let (home, cache) = (t.join("home"), t.join("cache"));
     let output = t.join("output");
+    let upstream = [
+        ("LARDER_RUBYGEMS_URL", up.server.url.as_str()),
+        // the git gem is a local repository
+        ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+    ];
     let (code, log) = fetch_deps(
         &home,
         &cache,
         repo.dir.to_str().unwrap(),
         output.to_str().unwrap(),
         r#"{"type": "bundler"}"#,
-        &[("LARDER_RUBYGEMS_URL", up.server.url.as_str())],
+        &upstream,
     );
     assert_eq!(code, 0, "{log}");
     assert_warm_run_asks_nothing(
@@ -1146,27 +1353,80 @@ async fn bundler_fetch_deps_then_real_bundle_install_local() {
         &cache,
         &repo.dir,
         r#"{"type": "bundler"}"#,
-        &[("LARDER_RUBYGEMS_URL", up.server.url.as_str())],
+        &upstream,
         &up.server,
     );
     for g in ["rack-1.0.0.gem", "middle-0.3.1.gem", "top-0.1.0.gem"] {
-        assert!(output.join("deps/rubygems").join(g).is_file(), "{g}");
+        assert!(output.join("deps/bundler").join(g).is_file(), "{g}");
     }
+    assert!(!output.join("deps/rubygems").exists());
+    let checkout = output.join(format!("deps/bundler/gitgem-{}", &git_commit[..12]));
+    assert_eq!(
+        std::fs::read_link(checkout.join("lib/gitgem_alias.rb")).unwrap(),
+        Path::new("gitgem.rb")
+    );
     assert_valid("cyclonedx", &read_json(&output.join("bom.json")));
+
+    // Hermeto's variable, and its configuration written by inject-files, not into the source
     let env = env_json(&home, &cache, &output);
+    let app_config = output.join("bundler/config_override");
+    assert_eq!(
+        env,
+        vec![(
+            "BUNDLE_APP_CONFIG".to_string(),
+            app_config.to_str().unwrap().to_string()
+        )]
+    );
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let config = std::fs::read_to_string(app_config.join("config")).unwrap();
+    assert!(
+        config.contains(&format!(
+            "BUNDLE_CACHE_PATH: \"{}/deps/bundler\"",
+            output.display()
+        )),
+        "{config}"
+    );
+    assert!(
+        config.contains("BUNDLE_WITHOUT: \"nothing_here\""),
+        "{config}"
+    );
+    for gone in ["wrong-path", "MIRROR", "not-the-cache", "\"false\""] {
+        assert!(!config.contains(gone), "{gone}: {config}");
+    }
+    assert_eq!(source_changes(&repo.dir), "");
+
     let requests = up.server.requests().len();
     let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (ok, out) = bundle(
-        &repo.dir,
-        &t.join("home-install"),
-        &["install", "--local"],
-        &vars,
+    let (ok, out) = bundle(&repo.dir, &t.join("home-install"), &["install"], &vars);
+    assert!(ok, "bundle install:\n{out}\n{config}");
+    let gems = installed_gems(&repo.dir.join("vendor/bundle"));
+    for want in ["rack-1.0.0", "middle-0.3.1", "top-0.1.0"] {
+        assert!(
+            gems.contains(&want.to_string()),
+            "{want} in {gems:?}\n{out}"
+        );
+    }
+    // a git gem is used where it is cached: the output directory's checkout
+    assert!(
+        out.contains(&format!("(at {}@", checkout.display())),
+        "{out}"
     );
-    assert!(ok, "bundle install --local:\n{out}");
+    assert!(!t.join("wrong-path").exists() && !cache_elsewhere.exists());
     let (ok, out) = bundle(
         &repo.dir,
         &t.join("home-install"),
-        &["exec", "ruby", "-e", "require 'top'; puts :ok"],
+        &[
+            "exec",
+            "ruby",
+            "-e",
+            "require 'top'; require 'gitgem_alias'; puts :ok",
+        ],
         &vars,
     );
     assert!(ok && out.contains("ok"), "{out}");
@@ -1414,4 +1674,405 @@ async fn cargo_a_cargo_dir_linked_outside_the_source_is_refused() {
     assert_eq!(tree_of(&outside), before, "written outside the source");
     assert_eq!(source_changes(&repo.dir), "");
     assert!(!output.join(".build-config.json").exists());
+}
+
+/// The real Yarn 4 `yarn install --immutable` in `dir` as a build would run it: a fresh HOME,
+/// `generate-env`'s variables, the registry at a closed port (the repository's `.yarnrc.yml`
+/// names the fixture upstream), no scripts, no telemetry.
+fn yarn_berry_install_offline(dir: &Path, home: &Path, env: &[(String, String)]) -> (bool, String) {
+    std::fs::create_dir_all(home).unwrap();
+    let mut cmd = clean_command(
+        crate::support::clients::yarn_berry_path().to_str().unwrap(),
+        home,
+    );
+    cmd.args(["install", "--immutable"])
+        .current_dir(dir)
+        .env("YARN_NPM_REGISTRY_SERVER", NOWHERE.trim_end_matches('/'))
+        .env("YARN_ENABLE_TELEMETRY", "false")
+        .env("YARN_ENABLE_SCRIPTS", "false")
+        .env("YARN_ENABLE_PROGRESS_BARS", "false");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
+}
+
+/// `node -e <script>` in `dir` (`-r ./.pnp.cjs` first for a PnP install): its output.
+fn node_in(dir: &Path, pnp: bool, script: &str) -> String {
+    let mut cmd = clean_command("node", &dir.join(".node-home"));
+    if pnp {
+        cmd.args(["-r", "./.pnp.cjs"]);
+    }
+    cmd.args(["-e", script]).current_dir(dir);
+    let (ok, out) = run(&mut cmd);
+    assert!(ok, "node -e {script}:\n{out}");
+    out
+}
+
+/// yarn Berry (Yarn 4): the cache zips under Yarn's mirror names in `deps/yarn/cache/`, named
+/// by Hermeto's variables (`YARN_GLOBAL_FOLDER`, `YARN_ENABLE_MIRROR`, …) and nothing written
+/// over the source; the real Yarn 4 installs `--immutable` with no registry, node-modules (the
+/// fixture's `nodeLinker`) and PnP (the same project without it, from a warm cache that asks
+/// the upstream nothing), and node requires what it installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_fetch_deps_then_real_yarn_4_install_offline() {
+    let fx = crate::yarn_berry::fixture().await;
+    let work = fx.tmp.path();
+    let (home, cache) = (work.join("home"), work.join("cache"));
+    // the PnP twin, before anything is installed in the repository
+    let pnp_src = work.join("pnp-src");
+    crate::support::npm_fixtures::copy_dir(&fx.repo.dir, &pnp_src);
+    let rc = std::fs::read_to_string(pnp_src.join(".yarnrc.yml")).unwrap();
+    assert!(rc.contains("nodeLinker: node-modules\n"), "{rc}");
+    std::fs::write(
+        pnp_src.join(".yarnrc.yml"),
+        rc.replace("nodeLinker: node-modules\n", ""),
+    )
+    .unwrap();
+    let registry = [("LARDER_NPM_REGISTRY", fx.upstream.url.as_str())];
+
+    let output = work.join("output");
+    let (code, log) = fetch_deps(
+        &home,
+        &cache,
+        fx.repo.dir.to_str().unwrap(),
+        output.to_str().unwrap(),
+        r#"{"type": "yarn", "path": "."}"#,
+        &registry,
+    );
+    assert_eq!(code, 0, "{log}");
+    let fetched = tree_of(&output.join("deps"));
+    // every package's zip under Yarn's mirror name (its locator and the cache key), the
+    // conditional fsx (no checksum in the lockfile) too
+    let zips: Vec<String> = tree_of(&output.join("deps"))
+        .into_iter()
+        .map(|(p, _)| p.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(zips.len(), 8, "{zips:?}");
+    assert!(
+        zips.iter()
+            .all(|z| z.starts_with("yarn/cache/") && z.ends_with("-10c0.zip")),
+        "{zips:?}"
+    );
+    for prefix in ["a-npm-1.0.0-", "@s-c-npm-2.0.0-", "fsx-npm-1.0.0-"] {
+        assert!(
+            zips.iter()
+                .any(|z| z.starts_with(&format!("yarn/cache/{prefix}"))),
+            "{prefix}: {zips:?}"
+        );
+    }
+    let bom = read_json(&output.join("bom.json"));
+    assert_valid("cyclonedx", &bom);
+    let want: BTreeSet<String> = [
+        "pkg:npm/a@1.0.0",
+        "pkg:npm/b@1.1.0",
+        "pkg:npm/b@2.0.0",
+        "pkg:npm/%40s/c@2.0.0",
+        "pkg:npm/d@1.0.0",
+        "pkg:npm/p@1.0.0",
+        "pkg:npm/resolve@1.22.8",
+        "pkg:npm/fsx@1.0.0",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    assert!(want.is_subset(&purls(&bom)), "{:?}", purls(&bom));
+    // Hermeto's hand-back: variables only, nothing over the source
+    let config = read_json(&output.join(".build-config.json"));
+    assert_eq!(
+        config["project_files"],
+        Value::Array(Vec::new()),
+        "{config}"
+    );
+    let env = env_json(&home, &cache, &output);
+    for (name, value) in [
+        ("YARN_ENABLE_GLOBAL_CACHE", "false".to_string()),
+        ("YARN_ENABLE_IMMUTABLE_CACHE", "false".to_string()),
+        ("YARN_ENABLE_MIRROR", "true".to_string()),
+        (
+            "YARN_GLOBAL_FOLDER",
+            format!("{}/deps/yarn", output.canonicalize().unwrap().display()),
+        ),
+    ] {
+        assert!(
+            env.iter().any(|(n, v)| n == name && *v == value),
+            "{name}={value} in {env:?}"
+        );
+    }
+    assert!(
+        !env.iter().any(|(n, _)| n.starts_with("YARN_YARN_")),
+        "yarn v1's variables are for a v1 project: {env:?}"
+    );
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        git(&fx.repo.dir, &["status", "--porcelain"]).trim(),
+        "",
+        "fetch-deps and inject-files leave the source as it was"
+    );
+
+    // node-modules: the real Yarn 4, the commit's own yarn.lock, no registry
+    let requests = fx.upstream.requests().len();
+    let (ok, out) = yarn_berry_install_offline(&fx.repo.dir, &work.join("yarn-home"), &env);
+    assert!(ok, "offline yarn 4 install (node-modules) failed:\n{out}");
+    crate::yarn_berry::assert_installed(&fx.repo.dir, &out);
+    let required = node_in(
+        &fx.repo.dir,
+        false,
+        "console.log([require('a'), require('@s/c'), require('p')].join(','))",
+    );
+    assert_eq!(
+        required.trim(),
+        "a@1.0.0,@s/c@2.0.0,p@1.0.0 patched",
+        "{out}"
+    );
+    assert_eq!(fx.upstream.requests().len(), requests);
+
+    // PnP (Yarn's default linker), fetched from the warm cache: the upstream is asked nothing
+    fx.upstream.clear_requests();
+    let pnp_output = work.join("output-pnp");
+    let (code, log) = fetch_deps(
+        &home,
+        &cache,
+        pnp_src.to_str().unwrap(),
+        pnp_output.to_str().unwrap(),
+        "yarn",
+        &registry,
+    );
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(fx.upstream.requests(), Vec::<String>::new(), "{log}");
+    // (Yarn added its own patched zips to the first output's mirror as it installed)
+    assert_eq!(
+        tree_of(&pnp_output.join("deps")),
+        fetched,
+        "the same lockfile, the same zips"
+    );
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", pnp_output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let env = env_json(&home, &cache, &pnp_output);
+    let (ok, out) = yarn_berry_install_offline(&pnp_src, &work.join("yarn-home-pnp"), &env);
+    assert!(ok, "offline yarn 4 install (PnP) failed:\n{out}");
+    assert!(pnp_src.join(".pnp.cjs").is_file(), "{out}");
+    assert!(!pnp_src.join("node_modules/a").exists(), "{out}");
+    let required = node_in(
+        &pnp_src,
+        true,
+        "console.log([require('a'), require('@s/c'), require('p')].join(','))",
+    );
+    assert_eq!(
+        required.trim(),
+        "a@1.0.0,@s/c@2.0.0,p@1.0.0 patched",
+        "{out}"
+    );
+    assert_eq!(fx.upstream.requests(), Vec::<String>::new());
+}
+
+/// A yarn.lock whose checksum of one package is not its zip's: fetch-deps fails naming it,
+/// writes no results, and the cache keeps nothing of that package. A lockfile of a compressed
+/// cache key is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_a_changed_checksum_fails_closed() {
+    let fx = crate::yarn_berry::fixture().await;
+    let work = fx.tmp.path();
+    let (home, cache) = (work.join("home"), work.join("cache"));
+    let lock = std::fs::read_to_string(fx.repo.dir.join("yarn.lock")).unwrap();
+    // d@npm:1.0.0's checksum, one hex digit changed
+    let start = lock.find("resolution: \"d@npm:1.0.0\"").unwrap();
+    let at = start + lock[start..].find("checksum: 10c0/").unwrap() + "checksum: 10c0/".len();
+    let digit = if &lock[at..at + 1] == "0" { "1" } else { "0" };
+    let changed = format!("{}{digit}{}", &lock[..at], &lock[at + 1..]);
+    fx.repo.write("yarn.lock", &changed);
+    fx.repo.commit("a changed checksum");
+    let output = work.join("output");
+    let (code, log) = fetch_deps(
+        &home,
+        &cache,
+        fx.repo.dir.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "yarn",
+        &[("LARDER_NPM_REGISTRY", fx.upstream.url.as_str())],
+    );
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("The checksum of d@1.0.0") && log.contains("does not match the lockfile"),
+        "{log}"
+    );
+    assert!(!output.join("bom.json").exists());
+    assert!(!output.join(".build-config.json").exists());
+    let stored: Vec<PathBuf> = tree_of(&cache.join("deps"))
+        .into_iter()
+        .map(|t| t.0)
+        .collect();
+    assert!(
+        !stored
+            .iter()
+            .any(|p| p.file_name().is_some_and(|n| n == "d-1.0.0.tgz")),
+        "{stored:?}"
+    );
+
+    // a compressed cache key (Yarn 3's): no zip Larder makes has its checksums
+    fx.repo
+        .write("yarn.lock", &lock.replace("cacheKey: 10c0", "cacheKey: 8"));
+    let (code, log) = fetch_deps(
+        &home,
+        &cache,
+        fx.repo.dir.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "yarn",
+        &[("LARDER_NPM_REGISTRY", fx.upstream.url.as_str())],
+    );
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("has the cache key \"8\""), "{log}");
+    assert!(!output.join(".build-config.json").exists());
+}
+
+/// A yarn Berry http(s) tarball dependency (`t@https://host/t.tgz`): its zip, checked against
+/// the lockfile's checksum, under Yarn's mirror name for that locator; a git dependency at a
+/// commit: packed, its zip under its locator's mirror name and the project file `yarn.lock`
+/// giving it that zip's checksum. The real Yarn 4 installs both with the registry
+/// dependencies, offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_http_tarball_and_git_dependency_install_offline() {
+    use crate::support::npm_fixtures::copy_dir;
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let up_dir = work.join("upstream");
+    std::fs::create_dir_all(up_dir.join("dl")).unwrap();
+    let upstream = StaticServer::start(&up_dir).await;
+    let pkgs = [
+        build(&FixturePackage::new("a", "1.0.0").dep("b", "^1.0.0")),
+        build(&FixturePackage::new("b", "1.1.0")),
+    ];
+    write_registry(&up_dir, &upstream.url, &pkgs).unwrap();
+    let t = build(&FixturePackage::new("t", "1.0.0"));
+    std::fs::write(up_dir.join("dl/t-1.0.0.tgz"), &t.tgz).unwrap();
+    let turl = format!("{}/dl/t-1.0.0.tgz", upstream.url);
+    let g = GitRepo::new(work.join("gdep"));
+    g.write(
+        "package.json",
+        r#"{"name":"zz-git","version":"0.3.0","main":"index.js"}"#,
+    )
+    .write("index.js", "module.exports = 'zz-git@0.3.0';\n");
+    let sha = g.commit("gdep");
+    let gspec = format!("git+file://{}#commit={sha}", g.url());
+    let repo = GitRepo::new(work.join("repo"));
+    let mut pj = serde_json::json!({"name": "berry-remote", "version": "1.0.0", "private": true,
+                                    "dependencies": {"a": "^1.0.0", "t": turl}});
+    let rc = format!(
+        "nodeLinker: node-modules\nnpmRegistryServer: \"{}\"\nunsafeHttpWhitelist:\n  - 127.0.0.1\n",
+        upstream.url
+    );
+    repo.write("package.json", &serde_json::to_string_pretty(&pj).unwrap())
+        .write(".yarnrc.yml", &rc);
+    // the lockfile, as Yarn 4 makes it against the fixture upstream
+    let gen = work.join("generate");
+    copy_dir(&repo.dir, &gen);
+    std::fs::write(
+        gen.join(".yarnrc.yml"),
+        format!("{rc}npmMinimalAgeGate: 0\n"),
+    )
+    .unwrap();
+    let (ok, out) = crate::support::clients::yarn_berry(&gen, &work.join("home-gen"), &["install"]);
+    assert!(ok, "yarn install (making the lockfile) failed:\n{out}");
+    let lock = std::fs::read_to_string(gen.join("yarn.lock")).unwrap();
+    assert!(
+        lock.contains(&format!("resolution: \"t@{turl}\"")),
+        "{lock}"
+    );
+    // the git dependency, by hand (Yarn would run its scripts to pack it): last among the
+    // workspace's dependencies and the entries, a checksum Larder cannot make
+    let tdep = format!("    t: \"{turl}\"\n");
+    assert!(lock.contains(&tdep), "{lock}");
+    let lock = lock.replacen(&tdep, &format!("{tdep}    zz-git: \"{gspec}\"\n"), 1)
+        + &format!(
+            "\n\"zz-git@{gspec}\":\n  version: 0.3.0\n  resolution: \"zz-git@{gspec}\"\n  checksum: 10c0/{}\n  languageName: node\n  linkType: hard\n",
+            "0".repeat(128)
+        );
+    pj["dependencies"]["zz-git"] = serde_json::json!(gspec);
+    repo.write("package.json", &serde_json::to_string_pretty(&pj).unwrap())
+        .write("yarn.lock", &lock);
+    repo.commit("an http tarball and a git dependency");
+
+    let (home, cache) = (work.join("home"), work.join("cache"));
+    let output = work.join("output");
+    let (code, log) = fetch_deps(
+        &home,
+        &cache,
+        repo.dir.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "yarn",
+        &[
+            ("LARDER_NPM_REGISTRY", upstream.url.as_str()),
+            ("LARDER_ALLOW_LOCAL_REPOS", "true"),
+        ],
+    );
+    assert_eq!(code, 0, "{log}");
+    let zips: Vec<String> = tree_of(&output.join("deps"))
+        .into_iter()
+        .map(|(p, _)| p.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(zips.len(), 4, "{zips:?}");
+    for prefix in ["yarn/cache/t-http-", "yarn/cache/zz-git-git"] {
+        assert!(
+            zips.iter()
+                .any(|z| z.starts_with(prefix) && z.ends_with("-10c0.zip")),
+            "{prefix}: {zips:?}"
+        );
+    }
+    let bom = read_json(&output.join("bom.json"));
+    assert_valid("cyclonedx", &bom);
+    assert!(
+        purls(&bom)
+            .iter()
+            .any(|p| p.starts_with("pkg:generic/zz-git?") && p.contains(&sha)),
+        "{:?}",
+        purls(&bom)
+    );
+    // the one project file: yarn.lock, the git entry's checksum Larder's, nothing else changed
+    let config = read_json(&output.join(".build-config.json"));
+    let files = config["project_files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{config}");
+    assert!(files[0]["abspath"]
+        .as_str()
+        .unwrap()
+        .ends_with("/yarn.lock"));
+    let template = files[0]["template"].as_str().unwrap();
+    assert!(!template.contains(&"0".repeat(128)), "{template}");
+    let changed: Vec<(&str, &str)> = lock
+        .lines()
+        .zip(template.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(changed[0].1.starts_with("  checksum: 10c0/"), "{changed:?}");
+    let (code, log) = larder(
+        &home,
+        &cache,
+        &["inject-files", output.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{log}");
+    let env = env_json(&home, &cache, &output);
+    let requests = upstream.requests().len();
+    // the git dependency's repository gone: Yarn cannot clone it, the mirror must serve it
+    std::fs::remove_dir_all(&g.dir).unwrap();
+    let (ok, out) = yarn_berry_install_offline(&repo.dir, &work.join("yarn-home"), &env);
+    assert!(ok, "offline yarn 4 install failed:\n{out}");
+    let required = node_in(
+        &repo.dir,
+        false,
+        "console.log([require('a'), require('t'), require('zz-git')].join(','))",
+    );
+    assert_eq!(required.trim(), "a@1.0.0,t@1.0.0,zz-git@0.3.0", "{out}");
+    assert_eq!(upstream.requests().len(), requests);
 }

@@ -9,7 +9,7 @@
 //! same "already in the store" path as the service's requests.
 
 use crate::blocking::blocking;
-use crate::bundle::{BundleTree, APP_OVERLAY};
+use crate::bundle::{BundleTree, APP_OVERLAY, OUTPUT_OVERLAY};
 use crate::fetch::Fetcher;
 use crate::outbound::Outbound;
 use crate::pkg_managers::{
@@ -233,35 +233,85 @@ fn write_output(
     }
     std::fs::create_dir_all(&out_deps).map_err(io(&out_deps))?;
     let overlay = work.join(APP_OVERLAY);
-    copy_tree(&work.join("deps"), &out_deps, &overlay).map_err(io(&out_deps))?;
+    let output_overlay = work.join(OUTPUT_OVERLAY);
+    let deps = work.join("deps");
+    copy_tree(
+        &deps,
+        &deps,
+        &out_deps,
+        &[overlay.as_path(), output_overlay.as_path()],
+    )
+    .map_err(io(&out_deps))?;
     tree.write_placed_to(store, output)
         .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
     let mut project_files = Vec::new();
     if overlay.is_dir() {
         collect_project_files(&overlay, &overlay, source, &mut project_files)?;
     }
+    if output_overlay.is_dir() {
+        // files of the output directory itself: the layouts named them, no source to guard
+        collect_project_files(&output_overlay, &output_overlay, output, &mut project_files)?;
+    }
     project_files.sort_by(|a, b| a.abspath.cmp(&b.abspath));
     Ok(project_files)
 }
 
-/// Copy the files below `from` to `to`, leaving out `skip`.
-fn copy_tree(from: &Path, to: &Path, skip: &Path) -> std::io::Result<()> {
+/// Copy the files below `from` to `to`, leaving out `skip`. `root` is the top of the copy
+/// (`deps/`): a symbolic link is kept when it leads inside the package directory it is in
+/// (`deps/<pm>/<name>/`, a git gem's checkout), and left out, said in the log, otherwise.
+fn copy_tree(root: &Path, from: &Path, to: &Path, skip: &[&Path]) -> std::io::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let path = entry.path();
-        if path == skip {
+        if skip.contains(&path.as_path()) {
             continue;
         }
         let target = to.join(entry.file_name());
         let kind = entry.file_type()?;
         if kind.is_dir() {
             std::fs::create_dir_all(&target)?;
-            copy_tree(&path, &target, skip)?;
+            copy_tree(root, &path, &target, skip)?;
         } else if kind.is_file() {
             std::fs::copy(&path, &target)?;
+        } else if kind.is_symlink() {
+            match link_inside_package(root, &path) {
+                Ok(link) => std::os::unix::fs::symlink(link, &target)?,
+                Err(reason) => {
+                    tracing::warn!(link = %path.strip_prefix(root).unwrap_or(&path).display(), reason, "a symbolic link left out of the output directory")
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// The text of the link at `link` when what it leads to (followed to the end, links on the
+/// way included; a dangling one judged hop by hop) stays inside its package directory, the
+/// first two levels below `root`.
+fn link_inside_package(root: &Path, link: &Path) -> Result<PathBuf, &'static str> {
+    let rel = link
+        .strip_prefix(root)
+        .map_err(|_| "not below the output")?;
+    let package: PathBuf = rel.components().take(2).collect();
+    if rel.components().count() <= 2 {
+        return Err("it is not inside a package directory");
+    }
+    let package_dir = root.join(&package);
+    let canonical = package_dir
+        .canonicalize()
+        .map_err(|_| "its package directory cannot be read")?;
+    let inner = rel
+        .strip_prefix(&package)
+        .map_err(|_| "not below its package")?;
+    if crate::sandbox::escapes(&canonical, &package_dir, inner) {
+        return Err("it leads outside its package directory");
+    }
+    let text = std::fs::read_link(link).map_err(|_| "it cannot be read")?;
+    if text.is_absolute() {
+        // it would name this run's work directory
+        return Err("it is absolute");
+    }
+    Ok(text)
 }
 
 fn collect_project_files(
@@ -390,6 +440,58 @@ mod tests {
             "https://github.com/org/repo"
         );
         assert_eq!(canonical_origin("/srv/git/repo"), "/srv/git/repo");
+    }
+
+    #[test]
+    fn links_inside_their_package_are_copied_and_others_left_out() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let (deps, out) = (dir.path().join("deps"), dir.path().join("out"));
+        let gem = deps.join("bundler/porta-0123456789ab");
+        std::fs::create_dir_all(gem.join("lib/sub")).unwrap();
+        std::fs::create_dir_all(deps.join("bundler/other")).unwrap();
+        std::fs::write(gem.join("lib/real.rb"), "x").unwrap();
+        std::fs::write(deps.join("bundler/other/secret"), "s").unwrap();
+        std::fs::write(dir.path().join("outside"), "o").unwrap();
+        // inside the checkout: kept as written
+        symlink("real.rb", gem.join("lib/same-dir.rb")).unwrap();
+        symlink("../../lib/real.rb", gem.join("lib/sub/up.rb")).unwrap();
+        symlink("lib", gem.join("lib-dir")).unwrap();
+        // through a link inside, then out: refused
+        symlink("lib-dir/../..", gem.join("via-link")).unwrap();
+        // out of the checkout (another package, the tree, absolute, dangling out): refused
+        symlink("../other/secret", gem.join("sibling")).unwrap();
+        symlink("../../../outside", gem.join("outside")).unwrap();
+        symlink(dir.path().join("outside"), gem.join("absolute")).unwrap();
+        symlink("../../../../nowhere", gem.join("dangling")).unwrap();
+        // a link that is a package directory itself: refused
+        symlink("porta-0123456789ab", deps.join("bundler/alias")).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        copy_tree(&deps, &deps, &out, &[]).unwrap();
+        let copied = out.join("bundler/porta-0123456789ab");
+        assert_eq!(
+            std::fs::read_to_string(copied.join("lib/same-dir.rb")).unwrap(),
+            "x"
+        );
+        assert_eq!(
+            std::fs::read_to_string(copied.join("lib/sub/up.rb")).unwrap(),
+            "x"
+        );
+        assert_eq!(
+            std::fs::read_link(copied.join("lib-dir")).unwrap(),
+            Path::new("lib")
+        );
+        for gone in ["via-link", "sibling", "outside", "absolute", "dangling"] {
+            assert!(
+                std::fs::symlink_metadata(copied.join(gone)).is_err(),
+                "{gone} was copied"
+            );
+        }
+        assert!(std::fs::symlink_metadata(out.join("bundler/alias")).is_err());
+        assert_eq!(
+            std::fs::read_to_string(out.join("bundler/other/secret")).unwrap(),
+            "s"
+        );
     }
 
     #[test]

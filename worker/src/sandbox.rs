@@ -52,7 +52,9 @@ pub fn check_symlinks(root: &Path, remove: bool) -> Result<Vec<PathBuf>, Failure
     Ok(removed)
 }
 
-fn escapes(canonical_root: &Path, root: &Path, rel: &Path) -> bool {
+/// Whether the link at `rel` below `root` leads outside it (`canonical_root`: `root`
+/// canonical).
+pub(crate) fn escapes(canonical_root: &Path, root: &Path, rel: &Path) -> bool {
     match fs::canonicalize(root.join(rel)) {
         Ok(target) => !target.starts_with(canonical_root),
         Err(e) if e.raw_os_error() == Some(40) => false, // ELOOP: a loop leads nowhere

@@ -18,6 +18,20 @@ use std::sync::{Arc, Mutex};
 /// byte for byte the commit.
 pub const APP_OVERLAY: &str = "deps/app-overlay";
 
+/// `larder fetch-deps` only: files an offline build needs in the output directory itself (as
+/// Hermeto's Bundler configuration, `bundler/config_override/config`), laid out as the output
+/// directory is; each becomes a project file at `<output>/<path>`. Never part of a bundle.
+pub const OUTPUT_OVERLAY: &str = "deps/output-overlay";
+
+/// Write `content` at `rel` (relative to the output directory) in [`OUTPUT_OVERLAY`].
+pub fn write_output_overlay_file(
+    bundle_root: &Path,
+    rel: &str,
+    content: &[u8],
+) -> Result<(), Failure> {
+    write_below(bundle_root, &format!("{OUTPUT_OVERLAY}/{rel}"), content)
+}
+
 /// The overlay path of a bundle path under `app/` (`app/web/package-lock.json` →
 /// `deps/app-overlay/web/package-lock.json`).
 pub fn overlay_path(app_path: &str) -> String {
@@ -31,7 +45,11 @@ pub fn write_overlay_file(
     app_path: &str,
     content: &[u8],
 ) -> Result<(), Failure> {
-    let rel = overlay_path(app_path);
+    write_below(bundle_root, &overlay_path(app_path), content)
+}
+
+/// Write `content` at `rel` below the bundle's root (a relative path that stays below it).
+fn write_below(bundle_root: &Path, rel: &str, content: &[u8]) -> Result<(), Failure> {
     let safe = common::archive::safe_relative(Path::new(&rel)).ok_or_else(|| {
         Failure::new(
             ErrorKind::FileAccessError,

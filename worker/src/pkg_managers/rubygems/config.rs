@@ -4,7 +4,7 @@
 
 use super::lockfile::GemLock;
 use crate::pkg_managers::ReposCa;
-use common::{ConfigFile, EnvVar, EnvVars, ErrorKind, Failure};
+use common::{ConfigFile, ErrorKind, Failure};
 use std::fmt::Write as _;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,25 +55,102 @@ fn q(s: &str) -> String {
     out
 }
 
-/// Bundler's variables for `larder fetch-deps`'s output directory: its cache is
-/// `deps/rubygems` (`path`: below the output directory), installs are frozen, from the cache
-/// only (`bundle install --local`), into the project's `vendor/bundle`; with `ruby`-platform
-/// gems only, no platform gem is looked for.
-pub fn output_dir_env(platform_gems: bool) -> EnvVars {
-    let mut env = EnvVars::new();
-    env.insert("BUNDLE_CACHE_PATH".into(), EnvVar::path("deps/rubygems"));
-    for (name, value) in [
+/// Where `larder fetch-deps` puts Bundler's cache, as Hermeto does: `deps/bundler/`.
+pub const OUTPUT_DIR_CACHE: &str = "deps/bundler";
+
+/// Hermeto's Bundler configuration directory, below the output directory: `BUNDLE_APP_CONFIG`
+/// names it, so Bundler reads its `config` instead of any `.bundle/config` of the project.
+pub const OUTPUT_DIR_APP_CONFIG: &str = "bundler/config_override";
+
+/// The repository's own `.bundle/config` settings kept in the output directory's
+/// configuration: those that choose what is installed and how, never where gems come from
+/// (mirrors, credentials, local overrides), where they go or are cached, or the offline
+/// settings Larder sets itself.
+fn kept_repository_setting(key: &str) -> bool {
+    const KEPT: &[&str] = &[
+        "BUNDLE_WITHOUT",
+        "BUNDLE_WITH",
+        "BUNDLE_ONLY",
+        "BUNDLE_JOBS",
+        "BUNDLE_BIN",
+        "BUNDLE_SHEBANG",
+        "BUNDLE_CLEAN",
+        "BUNDLE_SILENCE_ROOT_WARNING",
+        "BUNDLE_SILENCE_DEPRECATIONS",
+        "BUNDLE_IGNORE_MESSAGES",
+        "BUNDLE_IGNORE_FUNDING_REQUESTS",
+        "BUNDLE_DISABLE_SHARED_GEMS",
+        "BUNDLE_DISABLE_EXEC_LOAD",
+        "BUNDLE_AUTO_CLEAN_WITHOUT_PATH",
+    ];
+    KEPT.contains(&key) || key.starts_with("BUNDLE_BUILD__")
+}
+
+/// The `KEY: value` settings of a `.bundle/config` (Bundler's flat YAML: `---`, then one
+/// setting a line, the value plain, single- or double-quoted).
+pub fn parse_settings(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        // a mirror's key holds a URL: the key ends at the first ": "
+        let Some((key, value)) = line.split_once(": ") else {
+            continue;
+        };
+        if !key.starts_with("BUNDLE_") || key.contains(char::is_whitespace) {
+            continue;
+        }
+        let value = value.trim();
+        let value = if let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            inner.replace("\\\"", "\"").replace("\\\\", "\\")
+        } else if let Some(inner) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+            inner.replace("''", "'")
+        } else {
+            value.to_string()
+        };
+        out.push((key.to_string(), value));
+    }
+    out
+}
+
+/// The output directory's Bundler configuration (`bundler/config_override/config`, with
+/// [`output_dir_mark`](crate::pkg_managers::output_dir_mark) for the output directory): the
+/// settings of the repository's `.bundle/config` files that [`kept_repository_setting`]
+/// keeps (the first value of a key wins; each left out is logged), then Hermeto's offline
+/// settings, the cache being `deps/bundler`; with `ruby`-platform gems only, no platform gem
+/// is looked for.
+pub fn output_dir_config(repository_configs: &[(String, String)], platform_gems: bool) -> String {
+    let mut text = String::from("---\n");
+    let mut seen = std::collections::BTreeSet::new();
+    for (file, config) in repository_configs {
+        for (key, value) in parse_settings(config) {
+            if !kept_repository_setting(&key) || value.contains(['\n', '\r']) {
+                tracing::info!(file = %file, setting = %key, "a repository Bundler setting left out of the offline configuration");
+                continue;
+            }
+            if seen.insert(key.clone()) {
+                let _ = writeln!(text, "{key}: {}", q(&value));
+            }
+        }
+    }
+    let cache = format!(
+        "{}/{OUTPUT_DIR_CACHE}",
+        crate::pkg_managers::output_dir_mark()
+    );
+    let mut settings = vec![
+        ("BUNDLE_CACHE_PATH", cache.as_str()),
         ("BUNDLE_DEPLOYMENT", "true"),
         ("BUNDLE_FROZEN", "true"),
-        ("BUNDLE_ALLOW_OFFLINE_INSTALL", "true"),
         ("BUNDLE_NO_PRUNE", "true"),
-    ] {
-        env.insert(name.into(), EnvVar::literal(value));
-    }
+        ("BUNDLE_ALLOW_OFFLINE_INSTALL", "true"),
+        ("BUNDLE_DISABLE_VERSION_CHECK", "true"),
+        ("BUNDLE_VERSION", "system"),
+    ];
     if !platform_gems {
-        env.insert("BUNDLE_FORCE_RUBY_PLATFORM".into(), EnvVar::literal("true"));
+        settings.push(("BUNDLE_FORCE_RUBY_PLATFORM", "true"));
     }
-    env
+    for (key, value) in settings {
+        let _ = writeln!(text, "{key}: {}", q(value));
+    }
+    text
 }
 
 /// The `.bundle/config` of one Gemfile: `locals` are (gem name, its checkout's directory
@@ -148,5 +225,35 @@ mod tests {
         );
         assert!(text.contains("BUNDLE_FORCE_RUBY_PLATFORM: \"true\"\n"));
         assert!(text.contains("BUNDLE_LOCAL__PORTA: \"../../deps/rubygems/porta-0123456789ab\"\n"));
+    }
+
+    #[test]
+    fn the_output_dir_configuration_keeps_only_harmless_repository_settings() {
+        let repo = "---\nBUNDLE_PATH: \"/nonexistent/gems\"\nBUNDLE_MIRROR__HTTPS://RUBYGEMS__ORG/: \"http://mirror.invalid/\"\n\
+                    BUNDLE_WITHOUT: 'development:test'\nBUNDLE_DEPLOYMENT: \"false\"\nBUNDLE_BUILD__NOKOGIRI: --use-system-libraries\n\
+                    BUNDLE_GEMS__EXAMPLE__COM: \"user:secret\"\n";
+        let text = output_dir_config(&[(".bundle/config".into(), repo.into())], false);
+        assert!(
+            text.starts_with("---\nBUNDLE_WITHOUT: \"development:test\"\n"),
+            "{text}"
+        );
+        assert!(text.contains("BUNDLE_BUILD__NOKOGIRI: \"--use-system-libraries\"\n"));
+        for gone in ["BUNDLE_PATH", "MIRROR", "secret", "\"false\""] {
+            assert!(!text.contains(gone), "{gone} in {text}");
+        }
+        assert!(text.contains(&format!(
+            "BUNDLE_CACHE_PATH: \"{}/deps/bundler\"\n",
+            crate::pkg_managers::output_dir_mark()
+        )));
+        for set in [
+            "BUNDLE_DEPLOYMENT: \"true\"",
+            "BUNDLE_ALLOW_OFFLINE_INSTALL: \"true\"",
+            "BUNDLE_NO_PRUNE: \"true\"",
+            "BUNDLE_DISABLE_VERSION_CHECK: \"true\"",
+            "BUNDLE_VERSION: \"system\"",
+            "BUNDLE_FORCE_RUBY_PLATFORM: \"true\"",
+        ] {
+            assert!(text.contains(set), "{set} in {text}");
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! `deps/rubygems/` as Bundler's `vendor/cache` (`bundle cache --all`): every fetched `.gem`
+//! `deps/rubygems/` (`deps/bundler/` in `larder fetch-deps`'s output directory, as Hermeto's)
+//! as Bundler's `vendor/cache` (`bundle cache --all`): every fetched `.gem`
 //! by its file name, every git source checked out as `<repository basename>-<12-hex commit>/`
 //! (a git repository at the locked commit, so Bundler's local overrides accept it too); the
 //! packages, `.bundle/config` files and the gem server's artifacts.
@@ -84,12 +85,19 @@ pub fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<Pm
         }
     }
 
-    let deps = ctx.deps_dir().join("rubygems");
-    std::fs::create_dir_all(&deps).map_err(io_failure("deps/rubygems"))?;
+    let output_dir = ctx.hand_back == crate::pkg_managers::HandBack::OutputDir;
+    // the service's bundle keeps Cachito's `deps/rubygems`; an output directory is Hermeto's
+    let cache = if output_dir {
+        config::OUTPUT_DIR_CACHE
+    } else {
+        "deps/rubygems"
+    };
+    let deps = ctx.bundle_root().join(cache);
+    std::fs::create_dir_all(&deps).map_err(io_failure(cache))?;
     let mut licenses: BTreeMap<String, String> = BTreeMap::new();
     for gem in plan.gems.values() {
         ctx.place_stored(
-            &format!("deps/rubygems/{}.gem", gem.full_name()),
+            &format!("{cache}/{}.gem", gem.full_name()),
             &gem.store_key(),
         )?;
         // the SBOM's licence: only the small gemspec is read; a gem it cannot be read from
@@ -128,14 +136,28 @@ pub fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<Pm
     }
 
     let mut out = PmOutput::default();
-    if ctx.hand_back == crate::pkg_managers::HandBack::OutputDir {
-        // Bundler's cache (`bundle cache --all`'s layout) named by its variables, no gem
-        // server: `bundle install --local` installs from it (git gems from their cached
-        // checkouts)
+    if output_dir {
+        // as Hermeto: Bundler's cache (`bundle cache --all`'s layout) and a configuration of
+        // the output directory's own that BUNDLE_APP_CONFIG names, so no `.bundle/config` of
+        // the project is read; no gem server: `bundle install` installs from the cache (git
+        // gems from their cached checkouts)
+        let mut repository_configs = Vec::new();
         for lock in &plan.locks {
             out.packages.push(package(lock, &plan, ctx));
+            if let Some(found) = repository_config(ctx, lock)? {
+                repository_configs.push(found);
+            }
         }
-        out.env = config::output_dir_env(plan.platform_gems);
+        let text = config::output_dir_config(&repository_configs, plan.platform_gems);
+        crate::bundle::write_output_overlay_file(
+            ctx.bundle_root(),
+            &format!("{}/config", config::OUTPUT_DIR_APP_CONFIG),
+            text.as_bytes(),
+        )?;
+        out.env.insert(
+            "BUNDLE_APP_CONFIG".into(),
+            common::EnvVar::path(config::OUTPUT_DIR_APP_CONFIG),
+        );
         out.add_artifacts(artifacts(&plan, &licenses))?;
         return Ok(out);
     }
@@ -171,6 +193,28 @@ pub fn layout(plan: GemPlan, fetched: Fetched, ctx: &LayoutContext) -> Result<Pm
     Ok(out)
 }
 
+/// The `.bundle/config` of a Gemfile's directory, if the repository has one: its path as
+/// messages name it and its text. One that is a link out of the repository is refused.
+fn repository_config(
+    ctx: &LayoutContext,
+    lock: &GemLock,
+) -> Result<Option<(String, String)>, Failure> {
+    let rel = lock
+        .package_path
+        .join(".bundle/config")
+        .map_err(io_failure(".bundle/config"))?;
+    let path = match rel.resolve(&ctx.app_dir()) {
+        Ok(path) => path,
+        Err(common::repo_path::RepoPathError::Missing(_)) => return Ok(None),
+        Err(e) => return Err(io_failure(rel.as_str())(e).into()),
+    };
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(io_failure(rel.as_str()))?;
+    Ok(Some((rel.as_str().to_string(), text)))
+}
+
 /// `bundle cache --all`'s name of a git source's directory: the URL's basename without `.git`,
 /// `-`, the commit's first 12 hex digits.
 pub fn git_cache_dirname(g: &GitSource) -> Result<String, Failure> {
@@ -196,7 +240,7 @@ fn git_checkout(
 ) -> Result<(), Failure> {
     let archive = ctx.store.path(store_key).map_err(io_failure(store_key))?;
     let parent = dest.parent().unwrap_or(dest);
-    let tmp = tempfile::tempdir_in(parent).map_err(io_failure("deps/rubygems"))?;
+    let tmp = tempfile::tempdir_in(parent).map_err(io_failure("the gem cache"))?;
     common::archive::unpack_tar_gz(&archive, tmp.path(), Default::default()).map_err(|e| {
         LayoutError::Damaged {
             key: store_key.to_string(),

@@ -66,6 +66,9 @@ use std::sync::Arc;
 /// Yarn's, by locator and checksum).
 pub const CACHE_DIR: &str = "deps/yarn-berry/cache";
 pub const YARNRC: &str = ".yarnrc.yml";
+/// Yarn's global folder in `larder fetch-deps`' output directory (Hermeto's
+/// `YARN_GLOBAL_FOLDER`): its `cache/` is the mirror the build's Yarn fills its cache from.
+pub const OUTPUT_DIR_GLOBAL_FOLDER: &str = "deps/yarn";
 const MAX_YARNRC_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +103,8 @@ pub enum BerryError {
     Yarnrc { file: String, reason: String },
     #[error("The upstream registry publishes no integrity for {label} (needed because {why})")]
     NoPublishedIntegrity { label: String, why: String },
+    #[error("The yarn Berry lockfile of {path:?} has the cache key {key:?}: `larder fetch-deps` makes Yarn's cache zips of cache key …c0 (Yarn 4's default), which Yarn takes from a mirror only with a lockfile of that key")]
+    OutputDirCacheKey { path: String, key: String },
     #[error("The upstream registry's document of {name} is not valid JSON: {reason}")]
     Packument { name: String, reason: String },
 }
@@ -112,7 +117,8 @@ impl Classify for BerryError {
             BerryError::Unsupported(_)
             | BerryError::ArchiveUrl(_)
             | BerryError::GitNotPinned(_)
-            | BerryError::CacheKey { .. } => ErrorKind::UnsupportedFeature,
+            | BerryError::CacheKey { .. }
+            | BerryError::OutputDirCacheKey { .. } => ErrorKind::UnsupportedFeature,
             BerryError::TarballWithoutChecksum(_) => ErrorKind::InvalidChecksum,
             BerryError::Rewrite(_) => ErrorKind::InvalidFileFormat,
             BerryError::Outside { .. } => ErrorKind::ValidationError,
@@ -135,6 +141,9 @@ pub struct CacheZip {
     pub checksum: Option<String>,
     /// Yarn's cache file name
     pub file_name: String,
+    /// Yarn's name for it in a mirror (`Cache.getVersionFilename`: by locator and the
+    /// lockfile's cache key, whatever its checksum), where `larder fetch-deps` puts it
+    pub mirror_file_name: String,
     pub label: String,
 }
 
@@ -159,6 +168,8 @@ pub struct BerryProject {
     pub handback: Vec<Handback>,
     /// the lockfile's cache key (`10c0`)
     pub cache_key: String,
+    /// integrities the plan took from the registry, to record (name, version, integrity)
+    pub published: Vec<(String, String, String)>,
 }
 
 /// A resolution fetched from elsewhere than the registry.
@@ -528,6 +539,7 @@ pub async fn plan(
         };
         let mut zips = Vec::new();
         let mut handback = Vec::new();
+        let mut new_records = Vec::new();
         for (i, e) in r.lock.entries.iter().enumerate() {
             if !matches!(e.resolution.protocol(), "npm" | "workspace" | "patch") {
                 let remote = remote_of(&e.resolution).map_err(Failure::from)?;
@@ -579,6 +591,12 @@ pub async fn plan(
                                 &e.resolution.reference,
                                 Some(hash),
                                 key,
+                            ),
+                            mirror_file_name: berry_zip::cache_file_name_for(
+                                &name,
+                                &e.resolution.reference,
+                                None,
+                                &metadata_key,
                             ),
                             label: label.clone(),
                         });
@@ -665,7 +683,12 @@ pub async fn plan(
                 let sri = match published.get(&label) {
                     Some(s) => s.clone(),
                     None => {
-                        let s = published_integrity(ctx, &upstream, &name, &version, &why).await?;
+                        let (s, fresh) =
+                            recorded_or_published_integrity(ctx, &upstream, &name, &version, &why)
+                                .await?;
+                        if fresh {
+                            new_records.push((name.clone(), version.clone(), s.clone()));
+                        }
                         published.insert(label.clone(), s.clone());
                         s
                     }
@@ -715,6 +738,7 @@ pub async fn plan(
                 version: version.clone(),
                 checksum: zip_checksum.clone(),
                 file_name: cache_file_name(&name, &version, zip_checksum.as_deref(), &cache_key),
+                mirror_file_name: cache_file_name(&name, &version, None, &metadata_key),
                 label: label.clone(),
             });
             plan.deps.push(PlannedDep {
@@ -739,6 +763,7 @@ pub async fn plan(
             offline,
             handback,
             cache_key: metadata_key,
+            published: new_records,
         });
     }
     Ok(out)
@@ -767,6 +792,54 @@ fn integrity_check(label: String, integrity: Integrity) -> Check {
             .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
         integrity.verify(&label, &digests).map_err(Failure::from)
     })
+}
+
+/// Where the store records the integrity the upstream registry published for `name@version`
+/// when it was first read: npm versions are immutable, so a warm run (or an offline one) takes
+/// it from there and asks the registry nothing.
+pub fn published_integrity_key(name: &str, version: &str) -> String {
+    format!("{}.published-integrity", registry_store_key(name, version))
+}
+
+/// The integrity of `name@version` the store recorded, else the upstream registry's (with
+/// `true`: for the layout to record, [`record_integrities`], once everything verified).
+async fn recorded_or_published_integrity(
+    ctx: &PmContext<'_>,
+    upstream: &str,
+    name: &str,
+    version: &str,
+    why: &str,
+) -> Result<(String, bool), Failure> {
+    let key = published_integrity_key(name, version);
+    if ctx.fetcher.take_into_cache(&key).await? {
+        let path = ctx
+            .store
+            .path(&key)
+            .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+        let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+        ctx.fetcher.share(key.clone());
+        if recorded.starts_with("sha512-") && !recorded.contains(char::is_whitespace) {
+            return Ok((recorded, false));
+        }
+        tracing::warn!(%key, "the recorded integrity is not one: asking the registry");
+    }
+    let sri = published_integrity(ctx, upstream, name, version, why).await?;
+    ctx.fetcher.share(key);
+    Ok((sri, true))
+}
+
+/// Record in the store the integrities the plan took from the registry (the first one recorded
+/// stands), once every file verified.
+pub fn record_integrities(b: &BerryProject, store: &common::Store) -> Result<(), Failure> {
+    for (name, version, sri) in &b.published {
+        let key = published_integrity_key(name, version);
+        if !store.contains(&key) {
+            store
+                .put_bytes(&key, sri.as_bytes())
+                .map_err(|e| Failure::new(ErrorKind::FileAccessError, e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 /// `dist.integrity` of `name@version` in the upstream registry's document of `name`.
@@ -1066,6 +1139,122 @@ fn write_cache_zip(ctx: &LayoutContext, z: &CacheZip, out: &Path) -> Result<(), 
     Ok(())
 }
 
+/// Place Yarn's cache zip of `z` at `rel` in the bundle (once: `written`), made once from
+/// the stored tarball and kept in the store.
+fn place_cache_zip(
+    ctx: &LayoutContext,
+    z: &CacheZip,
+    rel: &str,
+    written: &mut BTreeSet<String>,
+) -> Result<(), Failure> {
+    if !written.insert(rel.to_string()) {
+        return Ok(());
+    }
+    // the lockfile's checksum is part of the key: a kept zip was checked against it;
+    // without one, the tarball's own digest is (a store key names no upstream)
+    let content = match &z.checksum {
+        Some(hash) => format!("zip-sha512:{hash}"),
+        None => {
+            let digests = common::digest::FileDigests::of_file_for(
+                &stored_tarball(ctx, z)?,
+                &common::digest::Expected::none(),
+            )
+            .map_err(|e| LayoutError::Io {
+                file: z.store_key.clone(),
+                reason: e.to_string(),
+            })?;
+            format!("tgz-{}", digests.get(common::digest::HashAlgorithm::Sha256))
+        }
+    };
+    let cache_key = format!("{BERRY_ZIP_FORMAT}:{}:{}:{content}", z.store_key, z.name);
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    ctx.bundle
+        .place_derived(&ctx.store, rel, &cache_key, |work: &Path| {
+            write_cache_zip(ctx, z, &work.join(name))
+        })
+}
+
+/// `larder fetch-deps`' layout of one Berry package directory (Hermeto's): every cache zip
+/// under Yarn's mirror name in `deps/yarn/cache/` (the mirror of a Yarn whose global folder
+/// is `deps/yarn`, [`OUTPUT_DIR_GLOBAL_FOLDER`]); its package report. Nothing over the
+/// source, but for git sources: Yarn's checksum of one is of `yarn pack`'s output (which runs
+/// its scripts), so the project file `yarn.lock` gives each the checksum of Larder's zip of its
+/// pack (written in the mirror under the git locator's name), the rest of the file as it is.
+/// The plan refused what such a mirror cannot serve ([`output_dir_unsupported`]).
+pub fn layout_output_dir(
+    b: &BerryProject,
+    ctx: &LayoutContext,
+    written: &mut BTreeSet<String>,
+) -> Result<Package, Failure> {
+    for z in &b.zips {
+        let rel = format!("{OUTPUT_DIR_GLOBAL_FOLDER}/cache/{}", z.mirror_file_name);
+        place_cache_zip(ctx, z, &rel, written)?;
+    }
+    let mut rewrites = Rewrites::new();
+    for h in b.handback.iter().filter(|h| h.git) {
+        let io = |file: &str, e: std::io::Error| LayoutError::Io {
+            file: file.into(),
+            reason: e.to_string(),
+        };
+        let packed = ctx
+            .store
+            .path(&h.store_key)
+            .map_err(|_| LayoutError::Missing {
+                label: h.resolution.clone(),
+                store_key: h.store_key.clone(),
+            })?;
+        let tgz = std::fs::read(&packed).map_err(|e| io(&h.store_key, e))?;
+        let reference = h
+            .resolution
+            .strip_prefix(&format!("{}@", h.name))
+            .ok_or_else(|| BerryError::Rewrite(h.resolution.clone()))?;
+        let rel = format!(
+            "{OUTPUT_DIR_GLOBAL_FOLDER}/cache/{}",
+            berry_zip::cache_file_name_for(&h.name, reference, None, &b.cache_key)
+        );
+        let mut zip = Vec::new();
+        let hash = berry_zip::convert_tgz_hashed(&tgz, &h.name, &h.resolution, &mut zip)?;
+        if written.insert(rel.clone()) {
+            create_in_bundle(ctx.bundle_root(), &rel)?
+                .write_all(&zip)
+                .map_err(|e| io(&rel, e))?;
+        }
+        rewrites.insert(
+            h.resolution.clone(),
+            (
+                h.resolution.clone(),
+                Some(format!("{}/{hash}", b.cache_key)),
+            ),
+        );
+    }
+    if !rewrites.is_empty() {
+        let lock_rel = format!("{}/{YARN_LOCK}", app_rel(&b.project.path));
+        let text = read_to_string_limited(
+            &b.project.dir.join(YARN_LOCK),
+            &lock_rel,
+            MAX_LOCKFILE_BYTES,
+        )?;
+        let overlay = overlay_path(&lock_rel);
+        create_in_bundle(ctx.bundle_root(), &overlay)?
+            .write_all(rewrite_lock(&text, &rewrites)?.as_bytes())
+            .map_err(|e| LayoutError::Io {
+                file: overlay.clone(),
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(package_report(&b.project, &b.plan, ctx))
+}
+
+/// Why a planned Berry package directory cannot be laid out for `larder fetch-deps`, if it
+/// cannot: Yarn takes a mirror's zip only with the lockfile's checksum, which Larder makes for
+/// a `…c0` cache key.
+pub fn output_dir_unsupported(b: &BerryProject) -> Option<BerryError> {
+    (!b.offline).then(|| BerryError::OutputDirCacheKey {
+        path: b.project.path.to_string(),
+        key: b.cache_key.clone(),
+    })
+}
+
 /// Lay out one Berry package directory: its Yarn cache zips into the bundle (once each,
 /// `written`), the offline `.yarnrc.yml` (and yarn.lock, with git entries) in the app overlay,
 /// the registry route's `.yarnrc.yml` (and yarn.lock, with http(s) tarball or git entries)
@@ -1119,31 +1308,7 @@ pub fn layout(
     }
     if b.offline {
         for z in &b.zips {
-            let rel = format!("{CACHE_DIR}/{}", z.file_name);
-            if !written.insert(rel.clone()) {
-                continue;
-            }
-            // the lockfile's checksum is part of the key: a kept zip was checked against it;
-            // without one, the tarball's own digest is (a store key names no upstream)
-            let content = match &z.checksum {
-                Some(hash) => format!("zip-sha512:{hash}"),
-                None => {
-                    let digests = common::digest::FileDigests::of_file_for(
-                        &stored_tarball(ctx, z)?,
-                        &common::digest::Expected::none(),
-                    )
-                    .map_err(|e| LayoutError::Io {
-                        file: z.store_key.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    format!("tgz-{}", digests.get(common::digest::HashAlgorithm::Sha256))
-                }
-            };
-            let cache_key = format!("{BERRY_ZIP_FORMAT}:{}:{}:{content}", z.store_key, z.name);
-            ctx.bundle
-                .place_derived(&ctx.store, &rel, &cache_key, |work: &Path| {
-                    write_cache_zip(ctx, z, &work.join(&z.file_name))
-                })?;
+            place_cache_zip(ctx, z, &format!("{CACHE_DIR}/{}", z.file_name), written)?;
         }
         let overlay = overlay_path(&rc_path);
         let text = yaml_text(&offline_yarnrc(&own, &b.project.path), &overlay)?;

@@ -9,7 +9,9 @@
 //!   registry and http(s) tarballs verified through Yarn's cache zip rebuilt byte for byte
 //!   (`berry_zip`), git sources at a commit packed as v1's → the same registry artifacts →
 //!   `berry::layout` (`.yarnrc.yml`, and yarn.lock with http(s)/git entries on the registry,
-//!   handed back; the Yarn cache `deps/yarn-berry/cache/` in the bundle, report).
+//!   handed back; the Yarn cache `deps/yarn-berry/cache/` in the bundle, report). For
+//!   `larder fetch-deps`, `berry::layout_output_dir`: the zips under Yarn's mirror names in
+//!   `deps/yarn/cache/`, named by Hermeto's variables (`YARN_GLOBAL_FOLDER`, …).
 
 pub mod berry;
 pub mod berry_lockfile;
@@ -44,7 +46,7 @@ impl PackageManager for Yarn {
         ..Descriptor::new("yarn")
     };
 
-    /// yarn v1's; a Berry lockfile is refused by name in the plan.
+    /// yarn v1's offline mirror and Berry's (a lockfile of a `…c0` cache key).
     const HANDS_BACK_OUTPUT_DIR: bool = true;
 
     async fn plan(&self, ctx: &PmContext<'_>) -> Result<(YarnPlan, Fetches), Failure> {
@@ -64,12 +66,6 @@ impl PackageManager for Yarn {
             Ok::<_, Failure>((reads, classic))
         })
         .await?;
-        if ctx.hand_back == HandBack::OutputDir && !berry_reads.is_empty() {
-            return Err(Failure::new(
-                common::ErrorKind::UnsupportedFeature,
-                "yarn Berry (Yarn 2 and later) lockfiles are not supported by `larder fetch-deps` yet (only by the service); yarn v1 lockfiles are",
-            ));
-        }
         let mut classic = plan_paths(ctx, classic_paths, |app, path| {
             Ok(project::read_project(app, path)?)
         })
@@ -82,6 +78,11 @@ impl PackageManager for Yarn {
             .map(|(d, _)| d.store_key.clone())
             .collect();
         let berry = berry::plan(ctx, berry_reads, &mut keys, &mut fetches.downloads).await?;
+        if ctx.hand_back == HandBack::OutputDir {
+            if let Some(e) = berry.iter().find_map(berry::output_dir_unsupported) {
+                return Err(e.into());
+            }
+        }
         // Berry's git sources: checked out and packed as v1's (one pack per store key)
         for g in berry.iter().flat_map(|b| &b.plan.git) {
             npm::add_git_dep(g, &mut keys, ctx.store, &mut fetches, &mut to_pack);
@@ -106,7 +107,7 @@ impl PackageManager for Yarn {
             env: npm::layout::default_env_vars(),
             ..PmOutput::default()
         };
-        if ctx.hand_back == HandBack::OutputDir {
+        if ctx.hand_back == HandBack::OutputDir && !plan.classic.is_empty() {
             // Hermeto's: the mirror named by yarn's own variables, the repository's `.yarnrc`
             // left as it is
             output.env.insert(
@@ -118,12 +119,31 @@ impl PackageManager for Yarn {
                 common::EnvVar::literal("false"),
             );
         }
+        if ctx.hand_back == HandBack::OutputDir && !plan.berry.is_empty() {
+            // Hermeto's for Berry: the output's `deps/yarn/cache` is the mirror the project's
+            // own cache is filled from (which a PnP install reads)
+            for (name, value) in [
+                ("YARN_ENABLE_GLOBAL_CACHE", "false"),
+                ("YARN_ENABLE_IMMUTABLE_CACHE", "false"),
+                ("YARN_ENABLE_MIRROR", "true"),
+                ("npm_config_build_from_source", "true"),
+            ] {
+                output
+                    .env
+                    .insert(name.into(), common::EnvVar::literal(value));
+            }
+            output.env.insert(
+                "YARN_GLOBAL_FOLDER".into(),
+                common::EnvVar::path(berry::OUTPUT_DIR_GLOBAL_FOLDER),
+            );
+        }
         // every tarball once, whichever yarn needs it (a Berry dependency has no `resolved`:
         // it is not linked into the v1 mirror)
         let classic_len = plan.classic.len();
         let mut all = std::mem::take(&mut plan.classic);
         let mut berry_projects = Vec::new();
         for b in std::mem::take(&mut plan.berry) {
+            berry::record_integrities(&b, ctx.store)?;
             all.push((b.project, b.plan));
             berry_projects.push((b.zips, b.offline, b.handback, b.cache_key));
         }
@@ -149,7 +169,14 @@ impl PackageManager for Yarn {
                 offline,
                 handback,
                 cache_key,
+                published: Vec::new(),
             };
+            if ctx.hand_back == HandBack::OutputDir {
+                output
+                    .packages
+                    .push(berry::layout_output_dir(&b, &lctx, &mut written)?);
+                continue;
+            }
             let (package, config_files) = berry::layout(&b, &lctx, &tarball_base, &mut written)?;
             output.packages.push(package);
             output.config_files.extend(config_files);
