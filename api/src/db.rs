@@ -55,8 +55,12 @@ impl Database {
         }
     }
 
-    pub fn is_sqlite(&self) -> bool {
-        matches!(self, Self::Sqlite(_))
+    /// Which kind, as pages name it (not where: that is the operator's).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "PostgreSQL",
+            Self::Sqlite(_) => "SQLite (embedded)",
+        }
     }
 
     /// The configuration's database.
@@ -95,10 +99,6 @@ impl DbPool {
             Self::Postgres(p) => p.status(),
             Self::Sqlite(p) => p.status(),
         }
-    }
-
-    pub fn is_sqlite(&self) -> bool {
-        matches!(self, Self::Sqlite(_))
     }
 }
 
@@ -147,12 +147,6 @@ impl AsDb for Db<'_> {
 impl<T: AsDb + ?Sized> AsDb for &mut T {
     fn as_db(&mut self) -> Db<'_> {
         (**self).as_db()
-    }
-}
-
-impl DbConn {
-    pub fn is_sqlite(&self) -> bool {
-        matches!(self, Self::Sqlite(_))
     }
 }
 

@@ -285,6 +285,12 @@ async fn main() -> Result<()> {
             )
             .await?;
             fetch_in_child_processes()?;
+            let url = config.public_url.trim_end_matches('/').to_string();
+            eprintln!(
+                "Larder is serving {url}/ (its pages; the API under {url}/api/v1). From a git \
+                 checkout, submit its HEAD and download the bundle:\n  LARDER_URL={url} larder \
+                 submit --repo . --ref HEAD --download bundle.tar.gz"
+            );
             let worker = spawn_background_worker(config, request_logs, in_process)?;
             // a serve whose worker ended would take requests nobody processes: it stops, and
             // a supervisor's restart sends its jobs again

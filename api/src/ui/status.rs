@@ -45,6 +45,8 @@ pub struct Failure {
 #[template(path = "status.html")]
 pub struct StatusPage {
     pub database_ok: bool,
+    /// Which database.
+    pub database: &'static str,
     pub broker_ok: bool,
     pub queue: String,
     pub workers: u32,
@@ -144,6 +146,7 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> UiResult<Http
         usage,
         usage_error,
         database_ok: state.database_health.is_ok(),
+        database: state.database.kind(),
         broker_ok: counts.is_some(),
         queue: state.config.queue.clone(),
         workers: counts.map_or(0, |c| c.consumers),
