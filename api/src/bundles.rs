@@ -116,18 +116,16 @@ pub async fn remove_unnamed(
         else {
             continue;
         };
-        let gone = crate::on!(&mut conn, c => c
-            .transaction::<_, ApiError, _>(async |conn| {
-                lock_blob(conn, &sha256_hex).await?;
-                if users(conn, &sha256_hex).await? > 0 {
-                    return Ok(false);
-                }
-                tier.delete(&object.key).await.map_err(|e| {
-                    ApiError::internal(format!("cannot remove {}: {e}", object.key))
-                })?;
-                Ok(true)
-            })
-            .await)?;
+        let gone = crate::on!(&mut conn, c => crate::transaction!(c, ApiError, async |conn| {
+            lock_blob(conn, &sha256_hex).await?;
+            if users(conn, &sha256_hex).await? > 0 {
+                return Ok(false);
+            }
+            tier.delete(&object.key).await.map_err(|e| {
+                ApiError::internal(format!("cannot remove {}: {e}", object.key))
+            })?;
+            Ok(true)
+        }))?;
         if gone {
             tracing::info!(key = %object.key, "removed a bundle no request names");
             removed += 1;
@@ -156,7 +154,7 @@ async fn release_blob(conn: &mut impl AsDb, tier: &ObjectTier, id: i64) -> ApiRe
     let Some(sha256_hex) = named.filter(|s| is_sha256_hex(s)) else {
         return Ok(());
     };
-    crate::on!(conn, c => c.transaction::<_, ApiError, _>(async |conn| {
+    crate::on!(conn, c => crate::transaction!(c, ApiError, async |conn| {
         lock_blob(conn, &sha256_hex).await?;
         if users(conn, &sha256_hex).await? == 0 {
             let key = bundle_blob_key(&sha256_hex);
@@ -166,8 +164,7 @@ async fn release_blob(conn: &mut impl AsDb, tier: &ObjectTier, id: i64) -> ApiRe
             tracing::info!(request_id = id, key, "bundle removed with its last request");
         }
         Ok(())
-    })
-    .await)
+    }))
 }
 
 #[cfg(test)]
@@ -208,8 +205,7 @@ mod tests {
         hex: &str,
     ) -> ApiResult<()> {
         let mut conn = db.pool.get().await.unwrap();
-        crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| name(conn, Some(tier), id, hex).await)
-            .await)
+        crate::on!(&mut conn, c => crate::transaction!(c, ApiError, async |conn| name(conn, Some(tier), id, hex).await))
     }
 
     async fn make_stale(db: &TestDb, id: i64) {

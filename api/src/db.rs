@@ -55,6 +55,15 @@ impl Database {
         }
     }
 
+    /// For a command that works on an existing database's records (`cleanup`, `export`): an
+    /// SQLite file that is not there is an error, not a new empty database.
+    pub fn existing(self) -> Result<Self, DbSetupError> {
+        match &self {
+            Self::Sqlite(path) if !path.exists() => Err(DbSetupError::Missing(path.clone())),
+            _ => Ok(self),
+        }
+    }
+
     /// Which kind, as pages name it (not where: that is the operator's).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -171,6 +180,83 @@ macro_rules! on {
     };
 }
 
+/// `transaction!(c, E, async |conn| …)`: `c.transaction` as diesel runs it, except that SQLite's
+/// outermost transaction begins IMMEDIATE (its write lock taken at `BEGIN`): a deferred one
+/// that read before another process (`larder cleanup`, `export`) committed would fail at its
+/// first write at once, where an immediate one waits its turn (`busy_timeout`).
+#[macro_export]
+macro_rules! transaction {
+    ($c:expr, $e:ty, $f:expr) => {
+        async {
+            let c = $c;
+            let outer = $crate::db::WriteLock::begin_immediate(&mut *c)
+                .await
+                .map_err(<$e>::from)?;
+            let result = c.transaction::<_, $e, _>($f).await;
+            if outer {
+                let ended = $crate::db::WriteLock::end_immediate(&mut *c, result.is_ok()).await;
+                if let (Ok(_), Err(e)) = (&result, ended) {
+                    return Err(<$e>::from(e));
+                }
+            }
+            result
+        }
+        .await
+    };
+}
+
+/// What [`transaction!`] needs of a connection: SQLite's immediate outer transaction (nothing
+/// on PostgreSQL, whose row locks serialize writers).
+pub trait WriteLock {
+    /// Begins an immediate transaction when none is open; whether it did.
+    fn begin_immediate(&mut self) -> impl std::future::Future<Output = QueryResult<bool>> + Send;
+    /// Commits (or rolls back) what [`WriteLock::begin_immediate`] began.
+    fn end_immediate(
+        &mut self,
+        commit: bool,
+    ) -> impl std::future::Future<Output = QueryResult<()>> + Send;
+}
+
+impl WriteLock for AsyncPgConnection {
+    async fn begin_immediate(&mut self) -> QueryResult<bool> {
+        Ok(false)
+    }
+
+    async fn end_immediate(&mut self, _commit: bool) -> QueryResult<()> {
+        Ok(())
+    }
+}
+
+impl WriteLock for SqliteConn {
+    fn begin_immediate(&mut self) -> impl std::future::Future<Output = QueryResult<bool>> + Send {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        self.spawn_blocking(|inner| {
+            let open = AnsiTransactionManager::transaction_manager_status_mut(inner)
+                .transaction_depth()?
+                .is_some();
+            if open {
+                return Ok(false);
+            }
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+            Ok(true)
+        })
+    }
+
+    fn end_immediate(
+        &mut self,
+        commit: bool,
+    ) -> impl std::future::Future<Output = QueryResult<()>> + Send {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        self.spawn_blocking(move |inner| {
+            if commit {
+                AnsiTransactionManager::commit_transaction(inner)
+            } else {
+                AnsiTransactionManager::rollback_transaction(inner)
+            }
+        })
+    }
+}
+
 /// Inside [`on!`]: PostgreSQL's text, or SQLite's.
 #[macro_export]
 macro_rules! sql {
@@ -191,6 +277,10 @@ pub enum DbSetupError {
     Connect(#[from] diesel::ConnectionError),
     #[error("cannot create the database's directory {0}: {1}")]
     Directory(PathBuf, std::io::Error),
+    #[error("another `larder serve` or `larder api` uses {0}: an SQLite database serves one process (give several a PostgreSQL with LARDER_DATABASE_URL)")]
+    Taken(PathBuf),
+    #[error("no database at {0}: LARDER_DATABASE_URL is unset and LARDER_DATA_DIR holds no larder.db (run this where `larder serve` keeps its data, or set LARDER_DATABASE_URL)")]
+    Missing(PathBuf),
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
     #[error("migrations failed: {0}")]
@@ -283,13 +373,26 @@ pub async fn migrate(database: &Database) -> Result<Vec<String>, DbSetupError> {
         Database::Sqlite(path) => {
             let path = path.clone();
             tokio::task::spawn_blocking(move || {
-                // SQLite's own lock: one migrating connection at a time
+                // processes starting together migrate one after the other (diesel reads what
+                // is pending outside a transaction): a lock file beside the database, released
+                // when this returns
+                let lock_path = path.with_extension("migrate-lock");
+                let lock = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .and_then(|f| f.lock().map(|()| f))
+                    .map_err(|e| DbSetupError::Directory(lock_path, e))?;
                 let mut conn =
                     <SqliteConnection as diesel::Connection>::establish(&sqlite_url(&path))?;
                 diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_PRAGMAS)?;
-                conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                let applied = conn
+                    .run_pending_migrations(SQLITE_MIGRATIONS)
                     .map(|applied| applied.into_iter().map(|v| v.to_string()).collect())
-                    .map_err(|e| DbSetupError::Migrations(e.to_string()))
+                    .map_err(|e| DbSetupError::Migrations(e.to_string()));
+                drop(lock);
+                applied
             })
             .await
             .map_err(|e| DbSetupError::Migrations(e.to_string()))??
@@ -298,10 +401,12 @@ pub async fn migrate(database: &Database) -> Result<Vec<String>, DbSetupError> {
     Ok(applied)
 }
 
-/// Every SQLite connection: the write-ahead log (readers never wait for the writer, and a
-/// power cut loses no committed transaction), foreign keys enforced as PostgreSQL's are, and
-/// a writer waits for another instead of failing at once.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+/// Every SQLite connection: the write-ahead log (readers never wait for the writer; with
+/// `synchronous = NORMAL` a crash of the process loses nothing and a power cut at most the last
+/// commits, the trade PostgreSQL's `synchronous_commit = off` makes for logs and progress),
+/// foreign keys enforced as PostgreSQL's are, and a writer waits for another instead of failing
+/// at once.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;";
 
 fn sqlite_url(path: &Path) -> String {
@@ -411,6 +516,30 @@ pub async fn now(conn: &mut impl AsDb) -> diesel::QueryResult<chrono::NaiveDateT
     }
 }
 
+/// The lock the one server process of an SQLite database holds while it runs (a `flock` on a
+/// file beside it, released by the kernel however the process ends): a second `serve` or `api`
+/// on the file is refused (`cleanup`, `export`, `import` beside it are fine: they take turns
+/// in SQLite's own locks). PostgreSQL has none: many api instances share it.
+pub struct ServerLock(#[allow(dead_code)] Option<std::fs::File>);
+
+pub fn lock_server(database: &Database) -> Result<ServerLock, DbSetupError> {
+    let Database::Sqlite(path) = database else {
+        return Ok(ServerLock(None));
+    };
+    let lock_path = path.with_extension("server-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| DbSetupError::Directory(lock_path.clone(), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(ServerLock(Some(file))),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DbSetupError::Taken(path.clone())),
+        Err(std::fs::TryLockError::Error(e)) => Err(DbSetupError::Directory(lock_path, e)),
+    }
+}
+
 /// A connection of its own, outside the pool (the health check's, the queue lock's).
 #[allow(clippy::large_enum_variant)]
 pub enum Connection {
@@ -439,5 +568,75 @@ pub async fn connect(database: &Database) -> Result<Connection, diesel::Connecti
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
             Ok(Connection::Sqlite(conn))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One server process per SQLite file; the next once it is gone. None for PostgreSQL.
+    #[test]
+    fn an_sqlite_database_has_one_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::Sqlite(dir.path().join("larder.db"));
+        let first = lock_server(&database).unwrap();
+        assert!(matches!(
+            lock_server(&database),
+            Err(DbSetupError::Taken(_))
+        ));
+        drop(first);
+        lock_server(&database).unwrap();
+        let postgres = Database::Postgres("postgres://localhost/x".into());
+        let (_a, _b) = (
+            lock_server(&postgres).unwrap(),
+            lock_server(&postgres).unwrap(),
+        );
+    }
+
+    /// Two processes on one SQLite file (two pools here): a transaction that read, then saw the
+    /// other commit a write, still writes (its turn was taken at BEGIN: the other's write
+    /// waited for it). A deferred transaction fails there at once ("database is locked").
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_sqlite_transaction_that_read_still_writes_when_another_process_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::Sqlite(dir.path().join("larder.db"));
+        let (serve, cleanup) = (
+            setup(&database, 1).await.unwrap(),
+            setup(&database, 1).await.unwrap(),
+        );
+        let (read, read_done) = tokio::sync::oneshot::channel::<()>();
+        let other = tokio::spawn(async move {
+            read_done.await.unwrap();
+            let mut conn = cleanup.get().await.unwrap();
+            crate::on!(&mut conn, c => diesel::sql_query(
+                "INSERT INTO service_counters (name, value) VALUES ('other', 1)",
+            )
+            .execute(c)
+            .await)
+        });
+        let mut read = Some(read);
+        let mut conn = serve.get().await.unwrap();
+        let written: QueryResult<usize> = crate::on!(&mut conn, c => crate::transaction!(
+            c,
+            diesel::result::Error,
+            async |c| {
+                diesel::sql_query("SELECT count(*) FROM service_counters")
+                    .execute(c)
+                    .await?;
+                read.take().unwrap().send(()).unwrap();
+                // the other process writes meanwhile
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                diesel::sql_query("INSERT INTO service_counters (name, value) VALUES ('this', 1)")
+                    .execute(c)
+                    .await
+            }
+        ));
+        assert_eq!(written.unwrap(), 1);
+        assert_eq!(
+            other.await.unwrap().unwrap(),
+            1,
+            "the other's write waited its turn"
+        );
     }
 }

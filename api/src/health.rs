@@ -46,8 +46,14 @@ impl DatabaseHealth {
                 );
             }
             let conn = conn.as_mut().expect("opened above");
-            crate::on!(conn, c => diesel::sql_query("SELECT 1").execute(c).await)
-                .map_err(|e| e.to_string())
+            crate::on!(conn, c => diesel::sql_query(crate::sql!(
+                postgres: "SELECT 1",
+                // reads the file (a bare SELECT would not)
+                sqlite: "SELECT count(*) FROM sqlite_schema",
+            ))
+            .execute(c)
+            .await)
+            .map_err(|e| e.to_string())
         };
         let failure = match tokio::time::timeout(CHECK_TIMEOUT, attempt).await {
             Ok(Ok(_)) => None,

@@ -68,6 +68,8 @@ pub struct AppState {
     pub store_usage: Arc<store_usage::StoreUsage>,
     /// With an in-process queue: its lock on the database, for as long as the api runs.
     pub in_process_lock: Option<publisher::InProcessQueueLock>,
+    /// An SQLite database's one server (see `db::lock_server`).
+    _server_lock: db::ServerLock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -245,6 +247,8 @@ impl AppState {
         }
         let database = db::Database::of(&config)?;
         tracing::info!(database = %database.describe(), "database");
+        db::create(&database).await?;
+        let server_lock = db::lock_server(&database)?;
         let pool = db::setup(&database, config.db_pool_size.into()).await?;
         let database_health = Arc::new(health::DatabaseHealth::new(&database));
         let shared = SharedStore::open(&config)?;
@@ -279,6 +283,7 @@ impl AppState {
             catalogue,
             store_usage: Arc::default(),
             in_process_lock,
+            _server_lock: server_lock,
         })
     }
 }

@@ -278,15 +278,13 @@ pub async fn requeue_in_process_jobs(database: &Database) -> Result<usize, Queue
     let mut conn = crate::db::connect(database).await?;
     // held until this returns
     let _sqlite_lock;
-    let locked = match (&mut conn, database) {
-        (crate::db::Connection::Postgres(c), _) => try_queue_lock(c).await?,
-        (_, Database::Sqlite(path)) => {
+    let locked = match (database, &mut conn) {
+        (Database::Sqlite(path), _) => {
             _sqlite_lock = sqlite_queue_lock_file(path)?;
             _sqlite_lock.is_some()
         }
-        (crate::db::Connection::Sqlite(_), Database::Postgres(_)) => {
-            unreachable!("connect gives the database's own connection")
-        }
+        (_, crate::db::Connection::Postgres(c)) => try_queue_lock(c).await?,
+        (_, crate::db::Connection::Sqlite(_)) => false,
     };
     if !locked {
         tracing::warn!("a `larder serve` without LARDER_AMQP_URL runs on this database: the jobs in its own queue stay there");

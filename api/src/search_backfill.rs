@@ -41,7 +41,7 @@ pub async fn run(pool: DbPool) {
 /// Index one listed request; `None` when none is left.
 async fn index_one(pool: &DbPool) -> Result<Option<i64>, ApiError> {
     let mut conn = pool.get().await?;
-    crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| {
+    crate::on!(&mut conn, c => crate::transaction!(c, ApiError, async |conn| {
         // SQLite: no row lock (its one connection serializes the work); the stored JSONB read
         // back as JSON text
         let pending: Option<Pending> = diesel::sql_query(crate::sql!(
@@ -76,6 +76,5 @@ async fn index_one(pool: &DbPool) -> Result<Option<i64>, ApiError> {
             .execute(conn)
             .await?;
         Ok(Some(id))
-    })
-    .await)
+    }))
 }

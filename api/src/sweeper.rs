@@ -72,10 +72,9 @@ async fn sweep(
         let update = PatchBody::failed(Failure::timed_out(request_timeout));
         // already final (its worker, or another api instance, got there first): nothing to do
         if let Ok(Some(RequestState::Failed)) = crate::on!(&mut conn, c => {
-            c.transaction::<_, crate::error::ApiError, _>(async |conn| {
+            crate::transaction!(c, crate::error::ApiError, async |conn| {
                 apply_patch(conn, id, update, None).await
             })
-            .await
         }) {
             tracing::warn!(request_id = id, "request failed: past its deadline");
         }
@@ -139,7 +138,7 @@ async fn claim_silent(
             .await?
         }
         crate::db::Db::Sqlite(c) => {
-            c.transaction::<_, diesel::result::Error, _>(async |c| {
+            crate::transaction!(c, diesel::result::Error, async |c| {
                 let picked: Vec<Silent> = diesel::sql_query(
                     "SELECT id, worker, dispatched_at AS previous FROM requests \
                      WHERE state = 'in_progress' AND attempts > 0 AND heartbeat_at < $1 \
@@ -160,8 +159,7 @@ async fn claim_silent(
                         .await?;
                 }
                 Ok(picked)
-            })
-            .await?
+            })?
         }
     })
 }

@@ -97,6 +97,53 @@ impl TestDb {
     }
 }
 
+/// An embedded SQLite database of its own, migrated, in a directory removed with it.
+pub struct TestSqlite {
+    _dir: tempfile::TempDir,
+    pub pool: DbPool,
+}
+
+impl TestSqlite {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = db::setup(&db::Database::Sqlite(dir.path().join("larder.db")), 1)
+            .await
+            .unwrap();
+        Self { _dir: dir, pool }
+    }
+}
+
+/// A request `id` in `state`, created at `created`.
+pub async fn insert_request(
+    conn: &mut impl crate::db::AsDb,
+    id: i64,
+    state: &str,
+    created: chrono::NaiveDateTime,
+) {
+    use crate::schema::requests;
+    use diesel::ExpressionMethods;
+    use diesel_async::RunQueryDsl;
+    let none: Vec<String> = Vec::new();
+    crate::on!(conn, c => {
+        diesel::insert_into(requests::table)
+            .values((
+                requests::id.eq(id),
+                requests::repo.eq(format!("https://example.com/{id}.git")),
+                requests::git_ref.eq("0123456789abcdef0123456789abcdef01234567"),
+                requests::pkg_managers.eq(crate::sql_types::Strings(&none)),
+                requests::flags.eq(crate::sql_types::Strings(&none)),
+                requests::created.eq(created),
+                requests::state.eq(state),
+                requests::state_reason.eq("x"),
+                requests::updated.eq(created),
+                requests::token_salt.eq("s"),
+            ))
+            .execute(c)
+            .await
+    })
+    .unwrap();
+}
+
 /// The test database's connection (these tests run on PostgreSQL).
 pub fn pg(conn: &mut db::DbConn) -> &mut diesel_async::AsyncPgConnection {
     match conn {

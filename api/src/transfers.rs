@@ -89,8 +89,8 @@ pub async fn since_last_export(
 
 /// Record the keys export `id` held, for the next `--since-last`.
 ///
-/// SQLite: a row a statement (diesel_async's SQLite has no multi-row insert), each chunk in one
-/// transaction.
+/// SQLite: a row a statement, each chunk in one transaction (diesel builds SQLite's multi-row
+/// insert only on its synchronous connection; `files.rs` runs its large ones there).
 pub async fn record_exported(pool: &DbPool, id: i64, keys: &[String]) -> ApiResult<()> {
     let mut conn = pool.get().await?;
     for chunk in keys.chunks(1000) {
@@ -112,7 +112,7 @@ pub async fn record_exported(pool: &DbPool, id: i64, keys: &[String]) -> ApiResu
                     .await?;
             }
             crate::db::Db::Sqlite(c) => {
-                c.transaction::<_, diesel::result::Error, _>(async |c| {
+                crate::transaction!(c, diesel::result::Error, async |c| {
                     for key in chunk {
                         diesel::insert_into(exported_objects::table)
                             .values((
@@ -124,8 +124,7 @@ pub async fn record_exported(pool: &DbPool, id: i64, keys: &[String]) -> ApiResu
                             .await?;
                     }
                     Ok(())
-                })
-                .await?;
+                })?;
             }
         }
     }
@@ -507,7 +506,7 @@ async fn import_one(
         }
         None => None,
     };
-    crate::on!(&mut conn, c => c.transaction::<_, Refused, _>(async |conn| {
+    crate::on!(&mut conn, c => crate::transaction!(c, Refused, async |conn| {
         let id: Option<i64> = diesel::insert_into(requests::table)
             .values((
                 requests::repo.eq(&record.repo),
@@ -548,8 +547,7 @@ async fn import_one(
                 .map_err(Refused::Database)?;
         }
         Ok(Recorded::Imported)
-    })
-    .await)
+    }))
 }
 
 /// A reason as the api keeps one.
@@ -557,8 +555,8 @@ fn clean(reason: &str) -> String {
     common::text::clean(reason, common::text::MAX_REASON_BYTES)
 }
 
-/// Add `states` to request `id`'s history (SQLite: a row a statement, diesel_async's SQLite
-/// has no multi-row insert; the callers hold a transaction).
+/// Add `states` to request `id`'s history (SQLite: a row a statement, as `record_exported`;
+/// the callers hold a transaction).
 async fn insert_history(
     conn: &mut impl crate::db::AsDb,
     id: i64,
@@ -609,7 +607,7 @@ async fn later_state(
     if !moved {
         return Ok(Recorded::Present);
     }
-    crate::on!(conn, c => c.transaction::<_, Refused, _>(async |conn| {
+    crate::on!(conn, c => crate::transaction!(c, Refused, async |conn| {
         // under the row lock, once: a concurrent import of the same record finds it moved
         let changed = diesel::update(
             requests::table
@@ -630,8 +628,7 @@ async fn later_state(
         let since = record.state_history.iter().filter(|s| s.updated > updated);
         insert_history(conn, id, since).await?;
         Ok(Recorded::Updated)
-    })
-    .await)
+    }))
 }
 
 #[cfg(test)]

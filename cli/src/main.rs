@@ -335,6 +335,7 @@ async fn main() -> Result<()> {
         Command::Migrate { config } => {
             init_tracing(false);
             let database = api::db::Database::of(&config)?;
+            tracing::info!(database = %database.describe(), "database");
             api::db::create(&database).await?;
             let applied = api::db::migrate(&database).await?;
             println!("applied {} migration(s)", applied.len());
@@ -342,8 +343,9 @@ async fn main() -> Result<()> {
         Command::Cleanup { config } => {
             let shared = shared_store(&config)?;
             init_tracing(false);
-            let pool = api::db::setup(&api::db::Database::of(&config)?, config.db_pool_size.into())
-                .await?;
+            let database = api::db::Database::of(&config)?.existing()?;
+            tracing::info!(database = %database.describe(), "database");
+            let pool = api::db::setup(&database, config.db_pool_size.into()).await?;
             let directory = shared.directory(&config);
             // a blob younger than a request may run can be a running request's, not yet named
             let grace = chrono::Duration::from_std(config.request_timeout * 2)

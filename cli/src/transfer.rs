@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use api::transfers::{self, Counts, ExportedRequest, ImportedRequests, Kind, TransferRecordError};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use common::store::SharedStore;
 use common::transfer::{self, Manifest, Progress, RequestRecords};
 use common::Config;
@@ -40,9 +40,16 @@ pub struct ImportArgs {
     pub config: Config,
 }
 
-async fn open(config: &Config) -> Result<(SharedStore, api::db::DbPool, String)> {
+/// The store, the database (`existing`: an export's, which must have records to send; an
+/// import may fill a new one) and this instance's name.
+async fn open(config: &Config, existing: bool) -> Result<(SharedStore, api::db::DbPool, String)> {
     let shared = SharedStore::open(config).context("LARDER_STORE_URL")?;
-    let pool = api::db::setup(&api::db::Database::of(config)?, 2).await?;
+    let mut database = api::db::Database::of(config)?;
+    if existing {
+        database = database.existing()?;
+    }
+    tracing::info!(database = %database.describe(), "database");
+    let pool = api::db::setup(&database, 2).await?;
     let secret = api::secret::load_or_create(&pool, &config.data_dir).await?;
     Ok((shared, pool, transfers::instance_of(&secret)))
 }
@@ -52,9 +59,9 @@ fn utc(t: chrono::NaiveDateTime) -> DateTime<Utc> {
 }
 
 pub async fn export(args: ExportArgs) -> Result<i32> {
-    let (shared, pool, instance) = open(&args.config).await?;
+    let (shared, pool, instance) = open(&args.config, true).await?;
     let (since, held) = match (args.since, args.since_last) {
-        (Some(since), _) => (Some(since), Default::default()),
+        (Some(since), _) => (Some(since.trunc_subsecs(6)), Default::default()),
         (None, true) => match transfers::since_last_export(&pool, &instance)
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?
@@ -158,7 +165,7 @@ pub async fn export(args: ExportArgs) -> Result<i32> {
 }
 
 pub async fn import(args: ImportArgs) -> Result<i32> {
-    let (shared, pool, own_instance) = open(&args.config).await?;
+    let (shared, pool, own_instance) = open(&args.config, false).await?;
     let directory = args.dir.display().to_string();
     let manifest = Manifest::read(&args.dir)?;
     let id = transfers::begin(

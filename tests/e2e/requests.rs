@@ -844,3 +844,47 @@ async fn worker_refuses_to_start_with_a_bad_repos_ca_file() {
         );
     }
 }
+
+/// `larder cleanup` and `larder export` beside a busy `larder serve` (cron on the machine it
+/// runs on): every command succeeds and every request completes. On the embedded database the
+/// processes share one SQLite file: a transaction that read before another process committed
+/// must wait for its turn to write, not fail.
+#[tokio::test]
+async fn cleanup_and_export_beside_a_busy_serve_both_succeed() {
+    let larder = Larder::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let (repo, commit) = GitRepo::with_file(
+            work.path().join(format!("repo{n}")),
+            "a.txt",
+            &n.to_string(),
+        );
+        ids.push(
+            larder
+                .submit(json!({"repo": repo.url(), "ref": commit, "pkg_managers": []}))
+                .await,
+        );
+    }
+    let env = larder.env.clone();
+    let out = work.path().join("export");
+    let beside = tokio::task::spawn_blocking(move || {
+        for _ in 0..3 {
+            run_ok(
+                std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+                    .arg("cleanup")
+                    .envs(&env),
+            );
+        }
+        run_ok(
+            std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+                .args(["export", "--out"])
+                .arg(&out)
+                .envs(&env),
+        );
+    });
+    for id in ids {
+        assert_eq!(larder.wait(id).await["state"], "complete", "request {id}");
+    }
+    beside.await.unwrap();
+}

@@ -198,61 +198,15 @@ pub async fn request(
 mod tests {
     use super::*;
 
-    /// A SQLite database of its own in a fresh directory (removed by the caller).
-    async fn sqlite_pool(name: &str) -> (std::path::PathBuf, crate::db::DbPool) {
-        let dir = std::env::temp_dir().join(format!(
-            "larder-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        ));
-        let pool = crate::db::setup(&crate::db::Database::Sqlite(dir.join("larder.db")), 1)
-            .await
-            .unwrap();
-        (dir, pool)
-    }
-
-    /// A request `id` in `state`, created at `created`.
-    async fn insert_request(
-        conn: &mut impl crate::db::AsDb,
-        id: i64,
-        state: &str,
-        created: chrono::NaiveDateTime,
-    ) {
-        use crate::schema::requests;
-        use diesel::ExpressionMethods;
-        use diesel_async::RunQueryDsl;
-        let none: Vec<String> = Vec::new();
-        crate::on!(conn, c => {
-            diesel::insert_into(requests::table)
-                .values((
-                    requests::id.eq(id),
-                    requests::repo.eq(format!("https://example.com/{id}.git")),
-                    requests::git_ref.eq("0123456789abcdef0123456789abcdef01234567"),
-                    requests::pkg_managers.eq(crate::sql_types::Strings(&none)),
-                    requests::flags.eq(crate::sql_types::Strings(&none)),
-                    requests::created.eq(created),
-                    requests::state.eq(state),
-                    requests::state_reason.eq("x"),
-                    requests::updated.eq(created),
-                    requests::token_salt.eq("s"),
-                ))
-                .execute(c)
-                .await
-        })
-        .unwrap();
-    }
-
     /// The log's end, cut in bytes, is the same from PostgreSQL and SQLite.
     #[tokio::test(flavor = "multi_thread")]
     async fn postgresql_and_sqlite_agree_on_the_tail() {
         let pg = crate::test_db::TestDb::new().await;
-        let (dir, lite) = sqlite_pool("live").await;
-        let store = common::store::Store::new(dir.join("store"));
+        let lite = crate::test_db::TestSqlite::new().await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = common::store::Store::new(dir.path().join("store"));
         let mut answers = Vec::new();
-        for pool in [&pg.pool, &lite] {
+        for pool in [&pg.pool, &lite.pool] {
             let mut conn = pool.get().await.unwrap();
             let bodies: [Vec<u8>; 6] = [
                 b"first\n".to_vec(),
@@ -262,14 +216,14 @@ mod tests {
                 "\nafter é\n".into(),
                 b"last".to_vec(),
             ];
-            insert_request(
+            crate::test_db::insert_request(
                 &mut conn,
                 1,
                 "in_progress",
                 chrono::NaiveDateTime::default(),
             )
             .await;
-            insert_request(
+            crate::test_db::insert_request(
                 &mut conn,
                 2,
                 "in_progress",
@@ -290,7 +244,6 @@ mod tests {
             answer.push(log_tail(&mut conn, &store, 2).await.unwrap());
             answers.push(answer);
         }
-        let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(answers[0], answers[1]);
         assert!(
             answers[1][5].ends_with("after é\nlast"),

@@ -358,67 +358,20 @@ pub async fn search(
 mod tests {
     use super::*;
 
-    /// A SQLite database of its own in a fresh directory (removed by the caller).
-    async fn sqlite_pool(name: &str) -> (std::path::PathBuf, crate::db::DbPool) {
-        let dir = std::env::temp_dir().join(format!(
-            "larder-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        ));
-        let pool = crate::db::setup(&crate::db::Database::Sqlite(dir.join("larder.db")), 1)
-            .await
-            .unwrap();
-        (dir, pool)
-    }
-
-    /// A request `id` in `state`, created at `created`.
-    async fn insert_request(
-        conn: &mut impl crate::db::AsDb,
-        id: i64,
-        state: &str,
-        created: chrono::NaiveDateTime,
-    ) {
-        use crate::schema::requests;
-        use diesel::ExpressionMethods;
-        use diesel_async::RunQueryDsl;
-        let none: Vec<String> = Vec::new();
-        crate::on!(conn, c => {
-            diesel::insert_into(requests::table)
-                .values((
-                    requests::id.eq(id),
-                    requests::repo.eq(format!("https://example.com/{id}.git")),
-                    requests::git_ref.eq("0123456789abcdef0123456789abcdef01234567"),
-                    requests::pkg_managers.eq(crate::sql_types::Strings(&none)),
-                    requests::flags.eq(crate::sql_types::Strings(&none)),
-                    requests::created.eq(created),
-                    requests::state.eq(state),
-                    requests::state_reason.eq("x"),
-                    requests::updated.eq(created),
-                    requests::token_salt.eq("s"),
-                ))
-                .execute(c)
-                .await
-        })
-        .unwrap();
-    }
-
     /// The search's page is the same on PostgreSQL and SQLite (`bool_and` and `min` of 0/1).
     #[tokio::test(flavor = "multi_thread")]
     async fn postgresql_and_sqlite_agree() {
         use crate::schema::request_dependencies as d;
         use diesel::ExpressionMethods;
         let pg = crate::test_db::TestDb::new().await;
-        let (dir, lite) = sqlite_pool("dependencies").await;
+        let lite = crate::test_db::TestSqlite::new().await;
         let created = chrono::NaiveDateTime::parse_from_str(
             "2026-01-01 10:00:00.250",
             "%Y-%m-%d %H:%M:%S%.f",
         )
         .unwrap();
         let mut answers = Vec::new();
-        for pool in [&pg.pool, &lite] {
+        for pool in [&pg.pool, &lite.pool] {
             let mut conn = pool.get().await.unwrap();
             for (id, state) in [
                 (1, "complete"),
@@ -426,7 +379,7 @@ mod tests {
                 (3, "complete"),
                 (4, "complete"),
             ] {
-                insert_request(&mut conn, id, state, created).await;
+                crate::test_db::insert_request(&mut conn, id, state, created).await;
             }
             // (request, purl, dev): request 1 has lodash as dev and not, 2 only as dev
             for (id, purl, version, dev) in [
@@ -479,7 +432,6 @@ mod tests {
             }
             answers.push(answer);
         }
-        let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(answers[0], answers[1]);
         assert!(answers[1][0].contains("(3, "), "{:?}", answers[1]);
         assert!(answers[1][0].contains("false), (2, "), "{:?}", answers[1]);

@@ -750,7 +750,7 @@ pub async fn add_configuration_files(
     drop(bytes);
     let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
-    crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| {
+    crate::on!(&mut conn, c => crate::transaction!(c, ApiError, async |conn| {
         let row = crate::v1::leases::lock_for_report(conn, attempt, *id).await?;
         for (path, content) in files {
             let (content, sha256) = match content {
@@ -776,8 +776,7 @@ pub async fn add_configuration_files(
                 .await?;
         }
         Ok(())
-    })
-    .await)?;
+    }))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -815,11 +814,10 @@ pub async fn put_packages(
         .map_err(|e| ApiError::internal(e.to_string()))??;
     let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
-    crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| {
+    crate::on!(&mut conn, c => crate::transaction!(c, ApiError, async |conn| {
         let row = crate::v1::leases::lock_for_report(conn, attempt, *id).await?;
         store_packages_data(conn, row.id, json, index).await
-    })
-    .await)?;
+    }))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -1115,7 +1113,7 @@ async fn record_artifacts(
     }
     let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
-    crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| {
+    crate::on!(&mut conn, c => crate::transaction!(c, ApiError, async |conn| {
         let row = crate::v1::leases::lock_for_report(conn, attempt, id).await?;
         if replace {
             diesel::delete(artifacts::table.filter(artifacts::request_id.eq(row.id)))
@@ -1124,8 +1122,7 @@ async fn record_artifacts(
         }
         insert_artifacts(conn, row.id, &items, &metas).await?;
         Ok(())
-    })
-    .await)?;
+    }))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -1257,11 +1254,10 @@ mod tests {
         };
         for deps in [&["a", "b", "c"][..], &["b", "d"][..]] {
             let (json, index) = checked_packages_data(data(deps)).unwrap();
-            crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| {
+            crate::on!(&mut conn, c => crate::transaction!(c, ApiError, async |conn| {
                 crate::v1::leases::lock_for_report(conn, Some(0), id).await?;
                 store_packages_data(conn, id, json, index).await
-            })
-            .await)
+            }))
             .unwrap();
             let stored = packages_data(&mut conn, id).await.unwrap().unwrap();
             assert_eq!(stored.packages[0].dependencies.len(), deps.len());
@@ -1309,9 +1305,7 @@ mod tests {
         .await)
         .unwrap();
         let update = PatchBody::state(RequestState::Stale, "gone".into(), None);
-        let changed = crate::on!(&mut conn, c => c
-            .transaction::<_, ApiError, _>(async |conn| apply_patch(conn, id, update, None).await)
-            .await)
+        let changed = crate::on!(&mut conn, c => crate::transaction!(c, ApiError, async |conn| apply_patch(conn, id, update, None).await))
         .unwrap();
         assert_eq!(changed, Some(RequestState::Stale));
         let row = find(&mut conn, id).await.unwrap();

@@ -96,39 +96,37 @@ pub async fn claim(
         chrono::Duration::from_std(config.heartbeat_timeout).unwrap_or(chrono::Duration::MAX),
     );
     let mut conn = state.pool.get().await?;
-    let outcome = crate::on!(&mut conn, c => c
-        .transaction::<_, ApiError, _>(async |conn| {
-            let row = lock(conn, id).await?;
-            if row.state != RequestState::InProgress.as_str() {
-                return Ok(Claim::Refused(format!("Request {id} is {}", row.state)));
-            }
-            let now = crate::db::now(conn).await?;
-            let live = row.heartbeat_at.is_some_and(|h| now - h < lease);
-            if row.attempts > 0 && live && !body.redelivered {
-                return Ok(Claim::Refused(format!(
-                    "Request {id} is being processed by {} (attempt {})",
-                    row.worker.as_deref().unwrap_or("a worker"),
-                    row.attempts
-                )));
-            }
-            if let Some(failure) = exhausted(&row, now, timeout, max, config) {
-                let reason = failure.message.clone();
-                apply_patch(conn, id, PatchBody::failed(failure), None).await?;
-                return Ok(Claim::Refused(reason));
-            }
-            let row: RequestRow = diesel::update(requests::table.find(id))
-                .set((
-                    requests::attempts.eq(row.attempts + 1),
-                    requests::started_at.eq(row.started_at.unwrap_or(now)),
-                    requests::heartbeat_at.eq(now),
-                    requests::worker.eq(&worker),
-                ))
-                .returning(RequestRow::as_returning())
-                .get_result(conn)
-                .await?;
-            Ok(Claim::Granted(Box::new(row)))
-        })
-        .await)?;
+    let outcome = crate::on!(&mut conn, c => crate::transaction!(c, ApiError, async |conn| {
+        let row = lock(conn, id).await?;
+        if row.state != RequestState::InProgress.as_str() {
+            return Ok(Claim::Refused(format!("Request {id} is {}", row.state)));
+        }
+        let now = crate::db::now(conn).await?;
+        let live = row.heartbeat_at.is_some_and(|h| now - h < lease);
+        if row.attempts > 0 && live && !body.redelivered {
+            return Ok(Claim::Refused(format!(
+                "Request {id} is being processed by {} (attempt {})",
+                row.worker.as_deref().unwrap_or("a worker"),
+                row.attempts
+            )));
+        }
+        if let Some(failure) = exhausted(&row, now, timeout, max, config) {
+            let reason = failure.message.clone();
+            apply_patch(conn, id, PatchBody::failed(failure), None).await?;
+            return Ok(Claim::Refused(reason));
+        }
+        let row: RequestRow = diesel::update(requests::table.find(id))
+            .set((
+                requests::attempts.eq(row.attempts + 1),
+                requests::started_at.eq(row.started_at.unwrap_or(now)),
+                requests::heartbeat_at.eq(now),
+                requests::worker.eq(&worker),
+            ))
+            .returning(RequestRow::as_returning())
+            .get_result(conn)
+            .await?;
+        Ok(Claim::Granted(Box::new(row)))
+    }))?;
     drop(conn);
     let row = match outcome {
         Claim::Refused(reason) => return Err(ApiError::conflict(reason)),
@@ -201,7 +199,7 @@ pub async fn heartbeat(
     auth::require_worker(&req)?;
     let id = *id;
     let mut conn = state.pool.get().await?;
-    crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| {
+    crate::on!(&mut conn, c => crate::transaction!(c, ApiError, async |conn| {
         let row = lock(conn, id).await?;
         check_attempt(&row, body.attempt)?;
         let now = crate::db::now(conn).await?;
@@ -210,7 +208,6 @@ pub async fn heartbeat(
             .execute(conn)
             .await?;
         Ok(())
-    })
-    .await)?;
+    }))?;
     Ok(HttpResponse::NoContent().finish())
 }

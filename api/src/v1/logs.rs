@@ -176,7 +176,7 @@ pub async fn append(
     }
     let mut conn = state.pool.get().await?;
     let id = *id;
-    crate::on!(&mut conn, c => c.transaction::<_, ApiError, _>(async |conn| {
+    crate::on!(&mut conn, c => crate::transaction!(c, ApiError, async |conn| {
         // not a WAL flush per chunk: the request's completion (or failure) commits durably
         // after its last chunk, and takes every chunk before it to disk; a database crash can
         // lose only the lines of its last moments (PostgreSQL only: SQLite's commits all wait
@@ -212,8 +212,7 @@ pub async fn append(
         .execute(conn)
         .await?;
         Ok(())
-    })
-    .await)?;
+    }))?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -46,43 +46,41 @@ pub async fn create(
     let now = crate::db::clock();
     let pkg_managers: Vec<String> = new.pkg_managers.iter().map(|p| p.to_string()).collect();
     let mut conn = state.pool.get().await?;
-    let (row, first_state): (RequestRow, StateRow) = crate::on!(&mut conn, c => c
-        .transaction::<_, diesel::result::Error, _>(async |conn| {
-            let row: RequestRow = diesel::insert_into(requests::table)
-                .values((
-                    requests::repo.eq(&new.repo),
-                    requests::git_ref.eq(new.git_ref.as_str()),
-                    requests::pkg_managers.eq(crate::sql_types::Strings(&pkg_managers)),
-                    requests::packages
-                        .eq(serde_json::to_value(&new.packages).expect("serializable")),
-                    requests::flags.eq(crate::sql_types::Strings(&new.flags)),
-                    requests::dependency_replacements
-                        .eq(serde_json::to_value(&new.dependency_replacements)
-                            .expect("serializable")),
-                    requests::user_name.eq(&owner),
-                    requests::submitted_by.eq(&submitted_by),
-                    requests::created.eq(now),
-                    requests::state.eq(RequestState::InProgress.as_str()),
-                    requests::state_reason.eq(INITIATED),
-                    requests::updated.eq(now),
-                    requests::token_salt.eq(common::token::new_salt()),
-                ))
-                .returning(RequestRow::as_returning())
-                .get_result(conn)
-                .await?;
-            let first_state: StateRow = diesel::insert_into(request_states::table)
-                .values((
-                    request_states::request_id.eq(row.id),
-                    request_states::state.eq(RequestState::InProgress.as_str()),
-                    request_states::state_reason.eq(INITIATED),
-                    request_states::updated.eq(now),
-                ))
-                .returning(StateRow::as_returning())
-                .get_result(conn)
-                .await?;
-            Ok((row, first_state))
-        })
-        .await)?;
+    let (row, first_state): (RequestRow, StateRow) = crate::on!(&mut conn, c => crate::transaction!(c, diesel::result::Error, async |conn| {
+        let row: RequestRow = diesel::insert_into(requests::table)
+            .values((
+                requests::repo.eq(&new.repo),
+                requests::git_ref.eq(new.git_ref.as_str()),
+                requests::pkg_managers.eq(crate::sql_types::Strings(&pkg_managers)),
+                requests::packages
+                    .eq(serde_json::to_value(&new.packages).expect("serializable")),
+                requests::flags.eq(crate::sql_types::Strings(&new.flags)),
+                requests::dependency_replacements
+                    .eq(serde_json::to_value(&new.dependency_replacements)
+                        .expect("serializable")),
+                requests::user_name.eq(&owner),
+                requests::submitted_by.eq(&submitted_by),
+                requests::created.eq(now),
+                requests::state.eq(RequestState::InProgress.as_str()),
+                requests::state_reason.eq(INITIATED),
+                requests::updated.eq(now),
+                requests::token_salt.eq(common::token::new_salt()),
+            ))
+            .returning(RequestRow::as_returning())
+            .get_result(conn)
+            .await?;
+        let first_state: StateRow = diesel::insert_into(request_states::table)
+            .values((
+                request_states::request_id.eq(row.id),
+                request_states::state.eq(RequestState::InProgress.as_str()),
+                request_states::state_reason.eq(INITIATED),
+                request_states::updated.eq(now),
+            ))
+            .returning(StateRow::as_returning())
+            .get_result(conn)
+            .await?;
+        Ok((row, first_state))
+    }))?;
     drop(conn);
     tracing::info!(request_id = row.id, repo = %row.repo, git_ref = %row.git_ref, "request created");
     // A failed publish loses nothing: the dispatcher sends the job once the broker is back.
@@ -539,25 +537,23 @@ pub async fn patch(
     let attempt = crate::v1::leases::attempt_header(&req)?;
     let mut conn = state.pool.get().await?;
     let progress_only = update.is_progress_only();
-    let new_state = crate::on!(&mut conn, c => c
-        .transaction::<_, ApiError, _>(async |conn| {
-            // (PostgreSQL only: SQLite's commits all wait for the disk)
-            if progress_only && !SQLITE {
-                // a progress note may be lost with the last moments before a crash (the next
-                // one, or the request's end, says more); waiting for the disk on each is a
-                // WAL flush per note, most of a warm request's time in PostgreSQL
-                diesel::sql_query("SET LOCAL synchronous_commit TO OFF")
-                    .execute(conn)
-                    .await?;
-            }
-            let bundle = update.bundle_sha256.clone();
-            let new_state = apply_patch(conn, id, update, attempt).await?;
-            if let Some(sha256_hex) = bundle {
-                crate::bundles::name(conn, state.objects.as_ref(), id, &sha256_hex).await?;
-            }
-            Ok(new_state)
-        })
-        .await)?;
+    let new_state = crate::on!(&mut conn, c => crate::transaction!(c, ApiError, async |conn| {
+        // (PostgreSQL only: SQLite's commits all wait for the disk)
+        if progress_only && !SQLITE {
+            // a progress note may be lost with the last moments before a crash (the next
+            // one, or the request's end, says more); waiting for the disk on each is a
+            // WAL flush per note, most of a warm request's time in PostgreSQL
+            diesel::sql_query("SET LOCAL synchronous_commit TO OFF")
+                .execute(conn)
+                .await?;
+        }
+        let bundle = update.bundle_sha256.clone();
+        let new_state = apply_patch(conn, id, update, attempt).await?;
+        if let Some(sha256_hex) = bundle {
+            crate::bundles::name(conn, state.objects.as_ref(), id, &sha256_hex).await?;
+        }
+        Ok(new_state)
+    }))?;
     // released first: the release of the bundle takes a pooled connection (SQLite's pool has
     // one)
     drop(conn);
@@ -596,9 +592,7 @@ pub async fn expire(
 ) -> ApiResult<bool> {
     let mut conn = pool.get().await?;
     let update = PatchBody::state(RequestState::Stale, EXPIRED.to_string(), None);
-    let changed = crate::on!(&mut conn, c => c
-        .transaction::<_, ApiError, _>(async |conn| apply_patch(conn, id, update, None).await)
-        .await)?;
+    let changed = crate::on!(&mut conn, c => crate::transaction!(c, ApiError, async |conn| apply_patch(conn, id, update, None).await))?;
     let expired = changed == Some(RequestState::Stale);
     drop(conn);
     if expired {
