@@ -55,7 +55,7 @@ async fn osbs_with_only_a_client_certificate_submits_downloads_and_reads_everyth
         assert!(done["configuration_files"]
             .as_str()
             .unwrap()
-            .starts_with("https://localhost:"));
+            .starts_with("https://127.0.0.1:"));
 
         let resp = osbs
             .get(url(&format!("/api/v1/requests/{id}/download")))

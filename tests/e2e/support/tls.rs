@@ -87,7 +87,9 @@ impl Larder {
             .next()
             .unwrap()
             .to_string();
-        self.url = format!("https://localhost:{port}");
+        // 127.0.0.1, not localhost: the api listens on IPv4 only, and where /etc/hosts maps
+        // localhost to ::1 too (stock Debian, containers) Debian's Node 18 tries ::1 alone
+        self.url = format!("https://127.0.0.1:{port}");
         for (name, value) in [
             ("LARDER_TLS_CERT", cert.to_string_lossy().into_owned()),
             ("LARDER_TLS_KEY", key.to_string_lossy().into_owned()),
