@@ -173,8 +173,11 @@ pub fn merge_spdx(
             let Some(id) = str_of(info, "licenseId") else {
                 continue;
             };
-            let same_text =
-                |kept: &Value| str_of(kept, "extractedText") == str_of(info, "extractedText");
+            // (a licence without its text is the same as no other)
+            let same_text = |kept: &Value| {
+                str_of(info, "extractedText").is_some()
+                    && str_of(kept, "extractedText") == str_of(info, "extractedText")
+            };
             if let Some(existing) = licenses
                 .iter()
                 .find(|(_, kept)| same_text(kept))
@@ -230,17 +233,36 @@ pub fn merge_spdx(
                     package[field] = Value::String(renamed);
                 }
             }
+            if let Some(Value::Array(found)) = package.get_mut("licenseInfoFromFiles") {
+                for expression in found.iter_mut() {
+                    if let Some(text) = expression.as_str() {
+                        *expression = Value::String(rename_license_refs(text, &renamed_licenses));
+                    }
+                }
+            }
             ids.insert(id.to_string(), new_id);
             by_key.insert(key, packages.len());
             packages.push(package);
         }
-        // NONE, NOASSERTION and another document's elements (`DocumentRef-…:…`) stay as named
-        let rename = |id: &str| ids.get(id).cloned().unwrap_or_else(|| id.to_string());
-        for relationship in array_of(doc, "relationships") {
+        // an element of this document takes its id in the merge; NONE, NOASSERTION and another
+        // document's elements (`DocumentRef-…:…`) stay as named; an id this document does not
+        // have is dropped with what names it (kept, it could name another document's package)
+        let rename = |id: &str| match ids.get(id) {
+            Some(merged) => Some(merged.clone()),
+            None if id == "NONE" || id == "NOASSERTION" || id.starts_with("DocumentRef-") => {
+                Some(id.to_string())
+            }
+            None => None,
+        };
+        'relationships: for relationship in array_of(doc, "relationships") {
             let mut relationship = relationship.clone();
             for end in ["spdxElementId", "relatedSpdxElement"] {
                 if let Some(id) = str_of(&relationship, end) {
-                    relationship[end] = Value::String(rename(id));
+                    let Some(merged) = rename(id) else {
+                        tracing::warn!(file = %label, element = %id, "a relationship names an element its document does not have; left out of the merge");
+                        continue 'relationships;
+                    };
+                    relationship[end] = Value::String(merged);
                 }
             }
             if !relationships.contains(&relationship) {
@@ -248,7 +270,10 @@ pub fn merge_spdx(
             }
         }
         for described in array_of(doc, "documentDescribes").filter_map(Value::as_str) {
-            let id = rename(described);
+            let Some(id) = rename(described) else {
+                tracing::warn!(file = %label, element = %described, "the document describes an element it does not have; left out of the merge");
+                continue;
+            };
             if !describes.contains(&id) {
                 describes.push(id);
             }
@@ -689,6 +714,52 @@ mod tests {
         assert_eq!(
             again["relationships"].as_array().unwrap().len(),
             merged["relationships"].as_array().unwrap().len()
+        );
+    }
+
+    /// A relationship naming an element its document lacks is left out (kept, it would name
+    /// another document's package); two licences without their text stay two.
+    #[test]
+    fn a_dangling_relationship_is_left_out_and_licences_without_text_stay_apart() {
+        let mut a = spdx_doc("a", &[("SPDXRef-Package-0", "pkg:npm/web@1")], &[]);
+        let mut b = spdx_doc(
+            "b",
+            &[
+                ("SPDXRef-Package-0", "pkg:pypi/py@1"),
+                ("SPDXRef-Package-1", "pkg:pypi/dep@1"),
+            ],
+            &[
+                ("SPDXRef-Package-0", "SPDXRef-Package-1"),
+                ("SPDXRef-Package-0", "SPDXRef-Package-9"),
+            ],
+        );
+        for doc in [&mut a, &mut b] {
+            doc["hasExtractedLicensingInfos"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("extractedText");
+        }
+        let merged = merge_spdx(&[a, b], &["a".into(), "b".into()], None).unwrap();
+        let rels = merged["relationships"].as_array().unwrap();
+        assert_eq!(rels.len(), 3, "{rels:?}");
+        let ids: BTreeSet<&str> = merged["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["SPDXID"].as_str().unwrap())
+            .chain(["SPDXRef-DOCUMENT"])
+            .collect();
+        for r in rels {
+            for end in ["spdxElementId", "relatedSpdxElement"] {
+                assert!(ids.contains(r[end].as_str().unwrap()), "{r}");
+            }
+        }
+        assert_eq!(
+            merged["hasExtractedLicensingInfos"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
         );
     }
 

@@ -300,10 +300,12 @@ fn link_inside_package(root: &Path, link: &Path) -> Result<PathBuf, &'static str
     let canonical = package_dir
         .canonicalize()
         .map_err(|_| "its package directory cannot be read")?;
-    let inner = rel
-        .strip_prefix(&package)
-        .map_err(|_| "not below its package")?;
-    if crate::sandbox::escapes(&canonical, &package_dir, inner) {
+    // what it leads to must be there, inside: a dangling link's target could be made in the
+    // build, and a link that goes nowhere is no use in a package
+    let target = link
+        .canonicalize()
+        .map_err(|_| "it leads nowhere (dangling, or a chain of links too long)")?;
+    if !target.starts_with(&canonical) {
         return Err("it leads outside its package directory");
     }
     let text = std::fs::read_link(link).map_err(|_| "it cannot be read")?;
@@ -464,6 +466,11 @@ mod tests {
         symlink("../../../outside", gem.join("outside")).unwrap();
         symlink(dir.path().join("outside"), gem.join("absolute")).unwrap();
         symlink("../../../../nowhere", gem.join("dangling")).unwrap();
+        // dangling through a link inside: its text reads as inside (`d/..` cancels), the kernel
+        // goes up from where `d` leads (the package root) and out
+        std::fs::create_dir_all(gem.join("a/b")).unwrap();
+        symlink("../..", gem.join("a/b/d")).unwrap();
+        symlink("d/../../../tmp-payload", gem.join("a/b/x")).unwrap();
         // a link that is a package directory itself: refused
         symlink("porta-0123456789ab", deps.join("bundler/alias")).unwrap();
         std::fs::create_dir_all(&out).unwrap();
@@ -481,7 +488,9 @@ mod tests {
             std::fs::read_link(copied.join("lib-dir")).unwrap(),
             Path::new("lib")
         );
-        for gone in ["via-link", "sibling", "outside", "absolute", "dangling"] {
+        for gone in [
+            "via-link", "sibling", "outside", "absolute", "dangling", "a/b/x",
+        ] {
             assert!(
                 std::fs::symlink_metadata(copied.join(gone)).is_err(),
                 "{gone} was copied"

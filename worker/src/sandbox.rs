@@ -58,35 +58,64 @@ pub(crate) fn escapes(canonical_root: &Path, root: &Path, rel: &Path) -> bool {
     match fs::canonicalize(root.join(rel)) {
         Ok(target) => !target.starts_with(canonical_root),
         Err(e) if e.raw_os_error() == Some(40) => false, // ELOOP: a loop leads nowhere
-        Err(_) => {
-            // Dangling: judge the link text itself, hop by hop.
-            let mut current = rel.to_path_buf();
-            for _ in 0..40 {
-                let Ok(target) = fs::read_link(root.join(&current)) else {
-                    return false;
-                };
-                match common::archive::resolve_link_target(&current, &target) {
-                    None => return true,
-                    Some(next) => {
-                        if fs::symlink_metadata(root.join(&next))
-                            .is_ok_and(|m| m.file_type().is_symlink())
-                        {
-                            current = next;
-                        } else {
-                            return false;
-                        }
-                    }
-                }
+        // Dangling: where the kernel would take it once its target exists
+        Err(_) => resolve_dangling(&root.join(rel), 40)
+            .is_none_or(|target| !target.starts_with(canonical_root)),
+    }
+}
+
+/// Where the dangling link `link` leads, resolved as the kernel resolves a path: what exists of
+/// it physically (a link on the way followed, and a `..` after it taken from where it led, not
+/// from the link's text), the part that does not exist yet by its names. `None`: more than
+/// `hops` links, or unreadable.
+fn resolve_dangling(link: &Path, hops: usize) -> Option<PathBuf> {
+    use std::path::Component;
+    let text = fs::read_link(link).ok()?;
+    let mut at = fs::canonicalize(link.parent()?).ok()?;
+    for component in text.components() {
+        match component {
+            Component::RootDir | Component::Prefix(_) => at = PathBuf::from("/"),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                at.pop();
             }
-            false
+            Component::Normal(name) => {
+                let next = at.join(name);
+                at = match fs::symlink_metadata(&next) {
+                    Ok(m) if m.file_type().is_symlink() => match fs::canonicalize(&next) {
+                        Ok(target) => target,
+                        Err(_) => resolve_dangling(&next, hops.checked_sub(1)?)?,
+                    },
+                    _ => next,
+                };
+            }
         }
     }
+    Some(at)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    /// A dangling link whose text goes through a link inside reads as inside (`d/..` cancels),
+    /// but the kernel goes up from where `d` leads.
+    #[test]
+    fn a_dangling_link_through_a_link_is_judged_where_the_kernel_takes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("app");
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        symlink("../..", root.join("a/b/d")).unwrap();
+        symlink("d/inside-later", root.join("a/b/fine")).unwrap();
+        check_symlinks(&root, false).unwrap();
+        symlink("d/../../payload", root.join("a/b/x")).unwrap();
+        let err = check_symlinks(&root, false).unwrap_err();
+        assert_eq!(
+            err.message,
+            "The destination of 'a/b/x' is outside of cloned repository"
+        );
+    }
 
     #[test]
     fn finds_escaping_links() {

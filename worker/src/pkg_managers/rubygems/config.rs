@@ -41,18 +41,10 @@ pub fn local_key(name: &str) -> String {
     )
 }
 
-/// A YAML double-quoted scalar.
+/// A value as Bundler writes one: between double quotes, as is (Bundler's reader takes what is
+/// between them and unescapes nothing).
 fn q(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    format!("\"{s}\"")
 }
 
 /// Where `larder fetch-deps` puts Bundler's cache, as Hermeto does: `deps/bundler/`.
@@ -64,16 +56,14 @@ pub const OUTPUT_DIR_APP_CONFIG: &str = "bundler/config_override";
 
 /// The repository's own `.bundle/config` settings kept in the output directory's
 /// configuration: those that choose what is installed and how, never where gems come from
-/// (mirrors, credentials, local overrides), where they go or are cached, or the offline
-/// settings Larder sets itself.
+/// (mirrors, credentials, local overrides), where they go or are cached (binstubs' directory
+/// and interpreter too), or the offline settings Larder sets itself.
 fn kept_repository_setting(key: &str) -> bool {
     const KEPT: &[&str] = &[
         "BUNDLE_WITHOUT",
         "BUNDLE_WITH",
         "BUNDLE_ONLY",
         "BUNDLE_JOBS",
-        "BUNDLE_BIN",
-        "BUNDLE_SHEBANG",
         "BUNDLE_CLEAN",
         "BUNDLE_SILENCE_ROOT_WARNING",
         "BUNDLE_SILENCE_DEPRECATIONS",
@@ -100,7 +90,7 @@ pub fn parse_settings(text: &str) -> Vec<(String, String)> {
         }
         let value = value.trim();
         let value = if let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-            inner.replace("\\\"", "\"").replace("\\\\", "\\")
+            inner.to_string()
         } else if let Some(inner) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
             inner.replace("''", "'")
         } else {
@@ -122,7 +112,11 @@ pub fn output_dir_config(repository_configs: &[(String, String)], platform_gems:
     let mut seen = std::collections::BTreeSet::new();
     for (file, config) in repository_configs {
         for (key, value) in parse_settings(config) {
-            if !kept_repository_setting(&key) || value.contains(['\n', '\r']) {
+            // (Bundler's reader splits a line at its last ": ")
+            if !kept_repository_setting(&key)
+                || value.contains(['\n', '\r', '"'])
+                || value.contains(": ")
+            {
                 tracing::info!(file = %file, setting = %key, "a repository Bundler setting left out of the offline configuration");
                 continue;
             }
@@ -231,14 +225,23 @@ mod tests {
     fn the_output_dir_configuration_keeps_only_harmless_repository_settings() {
         let repo = "---\nBUNDLE_PATH: \"/nonexistent/gems\"\nBUNDLE_MIRROR__HTTPS://RUBYGEMS__ORG/: \"http://mirror.invalid/\"\n\
                     BUNDLE_WITHOUT: 'development:test'\nBUNDLE_DEPLOYMENT: \"false\"\nBUNDLE_BUILD__NOKOGIRI: --use-system-libraries\n\
-                    BUNDLE_GEMS__EXAMPLE__COM: \"user:secret\"\n";
+                    BUNDLE_GEMS__EXAMPLE__COM: \"user:secret\"\nBUNDLE_BIN: \"/usr/local/bin\"\n\
+                    BUNDLE_SHEBANG: \"/tmp/evil\"\nBUNDLE_JOBS: \"4: BUNDLE_PATH\"\n";
         let text = output_dir_config(&[(".bundle/config".into(), repo.into())], false);
         assert!(
             text.starts_with("---\nBUNDLE_WITHOUT: \"development:test\"\n"),
             "{text}"
         );
         assert!(text.contains("BUNDLE_BUILD__NOKOGIRI: \"--use-system-libraries\"\n"));
-        for gone in ["BUNDLE_PATH", "MIRROR", "secret", "\"false\""] {
+        for gone in [
+            "BUNDLE_PATH",
+            "MIRROR",
+            "secret",
+            "\"false\"",
+            "BUNDLE_BIN",
+            "BUNDLE_SHEBANG",
+            "BUNDLE_JOBS",
+        ] {
             assert!(!text.contains(gone), "{gone} in {text}");
         }
         assert!(text.contains(&format!(
