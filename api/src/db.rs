@@ -376,14 +376,8 @@ pub async fn migrate(database: &Database) -> Result<Vec<String>, DbSetupError> {
                 // processes starting together migrate one after the other (diesel reads what
                 // is pending outside a transaction): a lock file beside the database, released
                 // when this returns
-                let lock_path = path.with_extension("migrate-lock");
-                let lock = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&lock_path)
-                    .and_then(|f| f.lock().map(|()| f))
-                    .map_err(|e| DbSetupError::Directory(lock_path, e))?;
+                let lock = lock_beside(&path, "migrate-lock", true)
+                    .map_err(|(lock_path, e)| DbSetupError::Directory(lock_path, e))?;
                 let mut conn =
                     <SqliteConnection as diesel::Connection>::establish(&sqlite_url(&path))?;
                 diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_PRAGMAS)?;
@@ -526,17 +520,35 @@ pub fn lock_server(database: &Database) -> Result<ServerLock, DbSetupError> {
     let Database::Sqlite(path) = database else {
         return Ok(ServerLock(None));
     };
-    let lock_path = path.with_extension("server-lock");
+    match lock_beside(path, "server-lock", false) {
+        Ok(Some(file)) => Ok(ServerLock(Some(file))),
+        Ok(None) => Err(DbSetupError::Taken(path.clone())),
+        Err((lock_path, e)) => Err(DbSetupError::Directory(lock_path, e)),
+    }
+}
+
+/// A `flock` on the file `what` beside the SQLite database `path` (created if missing), held
+/// until the returned file closes, however the process ends. `wait`: until it is free; else
+/// `None` while another holds it.
+pub fn lock_beside(
+    path: &Path,
+    what: &str,
+    wait: bool,
+) -> Result<Option<std::fs::File>, (PathBuf, std::io::Error)> {
+    let lock_path = path.with_extension(what);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|e| DbSetupError::Directory(lock_path.clone(), e))?;
+        .map_err(|e| (lock_path.clone(), e))?;
+    if wait {
+        return file.lock().map(|()| Some(file)).map_err(|e| (lock_path, e));
+    }
     match file.try_lock() {
-        Ok(()) => Ok(ServerLock(Some(file))),
-        Err(std::fs::TryLockError::WouldBlock) => Err(DbSetupError::Taken(path.clone())),
-        Err(std::fs::TryLockError::Error(e)) => Err(DbSetupError::Directory(lock_path, e)),
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err((lock_path, e)),
     }
 }
 

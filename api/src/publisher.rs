@@ -193,18 +193,8 @@ async fn try_queue_lock(conn: &mut AsyncPgConnection) -> Result<bool, diesel::re
 /// The file SQLite's in-process queue lock is taken on, beside the database (an advisory
 /// `flock`, released by the kernel when the process ends however it ends).
 fn sqlite_queue_lock_file(path: &std::path::Path) -> Result<Option<std::fs::File>, QueueLockError> {
-    let lock_path = path.with_extension("queue-lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| QueueLockError::File(lock_path.clone(), e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => Err(QueueLockError::File(lock_path, e)),
-    }
+    crate::db::lock_beside(path, "queue-lock", false)
+        .map_err(|(lock_path, e)| QueueLockError::File(lock_path, e))
 }
 
 /// The in-process queue's lock, held while this lives.

@@ -1210,10 +1210,8 @@ mod tests {
         use crate::schema::{request_dependencies, requests};
         use crate::v1::requests::{apply_patch, load_history, PatchBody};
         use common::RequestState;
-        let dir = tempfile::tempdir().unwrap();
-        let database = crate::db::Database::Sqlite(dir.path().join("larder.db"));
-        let pool = crate::db::setup(&database, 1).await.unwrap();
-        let mut conn = pool.get().await.unwrap();
+        let lite = crate::test_db::TestSqlite::new().await;
+        let mut conn = lite.pool.get().await.unwrap();
         let now = chrono::Utc::now().naive_utc();
         let (pms, flags) = (vec!["npm".to_string()], vec!["a-flag".to_string()]);
         let row: RequestRow = crate::on!(&mut conn, c => {

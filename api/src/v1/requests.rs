@@ -863,10 +863,8 @@ mod tests {
     /// (through the rows its trigger keeps).
     #[tokio::test(flavor = "multi_thread")]
     async fn list_filters_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let database = crate::db::Database::Sqlite(dir.path().join("larder.db"));
-        let pool = crate::db::setup(&database, 1).await.unwrap();
-        let mut conn = pool.get().await.unwrap();
+        let lite = crate::test_db::TestSqlite::new().await;
+        let mut conn = lite.pool.get().await.unwrap();
         let now = chrono::Utc::now().naive_utc();
         for pms in [vec!["npm".to_string()], vec!["npm".into(), "pip".into()]] {
             crate::on!(&mut conn, c => {
